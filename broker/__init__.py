@@ -1,0 +1,1 @@
+"""Raftka broker: partitions, replication and the broker gRPC service (see issue 3)."""

@@ -1,0 +1,1 @@
+"""Raftka client library and the ``raftka`` command line."""

@@ -1,0 +1,1 @@
+"""Raftka shared building blocks: ids, errors, config, logging, rpc helpers, records, storage."""

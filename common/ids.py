@@ -1,0 +1,30 @@
+"""Typed identifiers shared by every package.
+
+Raft speaks of log *index* and *term*; partitions speak of *offset* and *leader epoch*.
+They are distinct types so that the two vocabularies never mix by accident.
+"""
+
+from typing import NewType
+
+NodeId = NewType("NodeId", int)
+"""A controller voter's id (``node.id`` in its config)."""
+
+BrokerId = NewType("BrokerId", int)
+"""A broker's id; a combined node uses the same number for both roles."""
+
+Term = NewType("Term", int)
+"""A Raft term (KRaft calls it the epoch)."""
+
+Index = NewType("Index", int)
+"""A position in the Raft log; the first entry has index 1."""
+
+Offset = NewType("Offset", int)
+"""A position in a partition log; the first record has offset 0."""
+
+LeaderEpoch = NewType("LeaderEpoch", int)
+PartitionEpoch = NewType("PartitionEpoch", int)
+BrokerEpoch = NewType("BrokerEpoch", int)
+ProducerId = NewType("ProducerId", int)
+
+NO_NODE = -1
+"""Wire value for "no leader" / "no node"."""

@@ -1,0 +1,1 @@
+"""Raftka controller: the Raft core, the quorum runtime, the metadata image and the admin services."""
