@@ -1,0 +1,105 @@
+"""Raftka's one error hierarchy.
+
+Every error carries the Kafka error code it maps to and whether a client may retry it. The
+server maps these to gRPC status codes or per-item error codes in one place
+(``raftka.common.rpc``); the client maps them back in one place too.
+"""
+
+from __future__ import annotations
+
+from raftka.v1.common_pb2 import ErrorCode
+
+
+class RaftkaError(Exception):
+    """Base class. ``code`` is the wire ErrorCode; ``retriable`` tells clients to retry."""
+
+    code: ErrorCode.ValueType = ErrorCode.UNKNOWN_SERVER_ERROR
+    retriable: bool = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def code_name(self) -> str:
+        return ErrorCode.Name(self.code)
+
+
+class InvalidRequestError(RaftkaError):
+    """The request is malformed; the message names the field and what is allowed."""
+
+    code = ErrorCode.INVALID_REQUEST
+
+
+class InvalidTopicError(RaftkaError):
+    code = ErrorCode.INVALID_TOPIC_EXCEPTION
+
+
+class TopicAlreadyExistsError(RaftkaError):
+    code = ErrorCode.TOPIC_ALREADY_EXISTS
+
+
+class UnknownTopicOrPartitionError(RaftkaError):
+    code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    retriable = True
+
+
+class InvalidPartitionsError(RaftkaError):
+    code = ErrorCode.INVALID_PARTITIONS
+
+
+class InvalidReplicationFactorError(RaftkaError):
+    code = ErrorCode.INVALID_REPLICATION_FACTOR
+
+
+class InvalidConfigError(RaftkaError):
+    code = ErrorCode.INVALID_CONFIG
+
+
+class NotControllerError(RaftkaError):
+    """This controller is not the active one. ``leader_id``/``leader_address`` name the one that
+    is, when known."""
+
+    code = ErrorCode.NOT_CONTROLLER
+    retriable = True
+
+    def __init__(
+        self, message: str, leader_id: int | None = None, leader_address: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.leader_id = leader_id
+        self.leader_address = leader_address
+
+
+class RequestTimedOutError(RaftkaError):
+    code = ErrorCode.REQUEST_TIMED_OUT
+    retriable = True
+
+
+class StaleBrokerEpochError(RaftkaError):
+    code = ErrorCode.STALE_BROKER_EPOCH
+
+
+class DuplicateBrokerRegistrationError(RaftkaError):
+    code = ErrorCode.DUPLICATE_BROKER_REGISTRATION
+    retriable = True
+
+
+class BrokerIdNotRegisteredError(RaftkaError):
+    code = ErrorCode.BROKER_ID_NOT_REGISTERED
+
+
+class InconsistentClusterIdError(RaftkaError):
+    code = ErrorCode.INCONSISTENT_CLUSTER_ID
+
+
+class ConfigFileError(RaftkaError):
+    """A node's config file or command-line flags are invalid."""
+
+    code = ErrorCode.INVALID_CONFIG
+
+
+class DataDirectoryError(RaftkaError):
+    """A data directory is missing, unformatted, or belongs to another node or cluster."""
+
+    code = ErrorCode.KAFKA_STORAGE_ERROR

@@ -1,0 +1,1 @@
+"""The metadata image: cluster state rebuilt by replaying committed metadata records."""

@@ -1,0 +1,1 @@
+"""Control managers: validate admin and broker requests against the image and plan records."""
