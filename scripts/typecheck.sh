@@ -8,5 +8,5 @@ rm -rf "$tree" && mkdir -p "$tree/raftka"
 ln -s "$root/proto/raftka/v1" "$tree/raftka/v1"
 for pkg in common controller broker client; do ln -s "$root/$pkg" "$tree/raftka/$pkg"; done
 cd "$root"
-MYPYPATH="$tree" "$root/.venv/bin/python" -m mypy --strict -p raftka.common -p raftka.controller \
-    -p raftka.broker -p raftka.client tests scripts
+MYPYPATH="$tree" "$root/.venv/bin/python" -m mypy --strict --explicit-package-bases \
+    "$tree/raftka/common" "$tree/raftka/controller" "$tree/raftka/broker" "$tree/raftka/client" tests scripts

@@ -6,8 +6,8 @@ The controller service: admin RPCs for operators and the broker lifecycle.
 Every controller serves it. Writes (and reads that must be up to date) are handled by the
 active controller, the current Raft leader; the others fail them with UNAVAILABLE and the
 trailing metadata "raftka-error: NOT_CONTROLLER" and "raftka-leader: <id>@<host>:<port>",
-so a client retries against the named node. DescribeQuorum and WatchMetadata are answered by
-any controller. A write is answered only after its metadata records have committed, so an
+so a client retries against the named node. WatchMetadata (and DescribeQuorum with
+allow_follower) are answered by any controller. A write is answered only after its metadata records have committed, so an
 OK answer means the change survives the loss of any minority of controllers.
 """
 
@@ -550,12 +550,20 @@ Global___BrokerDescription: _TypeAlias = BrokerDescription  # noqa: Y015
 class DescribeQuorumRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    ALLOW_FOLLOWER_FIELD_NUMBER: _builtins.int
+    allow_follower: _builtins.bool
+    """By default only the leader answers (others answer NOT_CONTROLLER, naming the leader), as
+    only the leader knows every voter's progress. Set this to have any controller answer with
+    its own view (leader, term, its own last index), e.g. to see whether a node has stepped down.
+    """
     def __init__(
         self,
+        *,
+        allow_follower: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_follower", b"allow_follower"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

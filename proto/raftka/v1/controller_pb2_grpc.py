@@ -140,8 +140,7 @@ class ControllerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DescribeQuorum(self, request, context):
-        """Describes the Raft quorum: leader, term, and each voter's progress. Served by any
-        controller; only the leader knows the followers' progress (others report what they know).
+        """Describes the Raft quorum: leader, term, and each voter's progress (see allow_follower).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -6,8 +6,8 @@ The controller service: admin RPCs for operators and the broker lifecycle.
 Every controller serves it. Writes (and reads that must be up to date) are handled by the
 active controller, the current Raft leader; the others fail them with UNAVAILABLE and the
 trailing metadata "raftka-error: NOT_CONTROLLER" and "raftka-leader: <id>@<host>:<port>",
-so a client retries against the named node. DescribeQuorum and WatchMetadata are answered by
-any controller. A write is answered only after its metadata records have committed, so an
+so a client retries against the named node. WatchMetadata (and DescribeQuorum with
+allow_follower) are answered by any controller. A write is answered only after its metadata records have committed, so an
 OK answer means the change survives the loss of any minority of controllers.
 """
 
@@ -50,9 +50,7 @@ class ControllerServiceStub:
     DescribeCluster: _grpc.UnaryUnaryMultiCallable[_controller_pb2.DescribeClusterRequest, _controller_pb2.DescribeClusterResponse]
     """Describes the cluster: its id, the active controller, the controllers and the brokers."""
     DescribeQuorum: _grpc.UnaryUnaryMultiCallable[_controller_pb2.DescribeQuorumRequest, _controller_pb2.DescribeQuorumResponse]
-    """Describes the Raft quorum: leader, term, and each voter's progress. Served by any
-    controller; only the leader knows the followers' progress (others report what they know).
-    """
+    """Describes the Raft quorum: leader, term, and each voter's progress (see allow_follower)."""
     DescribeConfigs: _grpc.UnaryUnaryMultiCallable[_controller_pb2.DescribeConfigsRequest, _controller_pb2.DescribeConfigsResponse]
     """Reads configs of topics (defaults included)."""
     AlterConfigs: _grpc.UnaryUnaryMultiCallable[_controller_pb2.AlterConfigsRequest, _controller_pb2.AlterConfigsResponse]
@@ -88,9 +86,7 @@ class ControllerServiceAsyncStub(ControllerServiceStub):
     DescribeCluster: _aio.UnaryUnaryMultiCallable[_controller_pb2.DescribeClusterRequest, _controller_pb2.DescribeClusterResponse]  # type: ignore[assignment]
     """Describes the cluster: its id, the active controller, the controllers and the brokers."""
     DescribeQuorum: _aio.UnaryUnaryMultiCallable[_controller_pb2.DescribeQuorumRequest, _controller_pb2.DescribeQuorumResponse]  # type: ignore[assignment]
-    """Describes the Raft quorum: leader, term, and each voter's progress. Served by any
-    controller; only the leader knows the followers' progress (others report what they know).
-    """
+    """Describes the Raft quorum: leader, term, and each voter's progress (see allow_follower)."""
     DescribeConfigs: _aio.UnaryUnaryMultiCallable[_controller_pb2.DescribeConfigsRequest, _controller_pb2.DescribeConfigsResponse]  # type: ignore[assignment]
     """Reads configs of topics (defaults included)."""
     AlterConfigs: _aio.UnaryUnaryMultiCallable[_controller_pb2.AlterConfigsRequest, _controller_pb2.AlterConfigsResponse]  # type: ignore[assignment]
@@ -159,9 +155,7 @@ class ControllerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _controller_pb2.DescribeQuorumRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.DescribeQuorumResponse, _abc.Awaitable[_controller_pb2.DescribeQuorumResponse]]:
-        """Describes the Raft quorum: leader, term, and each voter's progress. Served by any
-        controller; only the leader knows the followers' progress (others report what they know).
-        """
+        """Describes the Raft quorum: leader, term, and each voter's progress (see allow_follower)."""
 
     @_abc_1.abstractmethod
     def DescribeConfigs(

@@ -211,16 +211,20 @@ class AppendEntriesResponse(_message.Message):
     CONFLICT_TERM_FIELD_NUMBER: _builtins.int
     CONFLICT_INDEX_FIELD_NUMBER: _builtins.int
     LAST_INDEX_FIELD_NUMBER: _builtins.int
+    PREV_INDEX_FIELD_NUMBER: _builtins.int
     success: _builtins.bool
     match_index: _builtins.int
-    """On success, the last index known to match the leader's log."""
+    """On success, the last index the follower now shares with the leader."""
     conflict_term: _builtins.int
-    """On rejection: the term of the follower's entry at prev_index (0 if it has none), the
-    first index the follower holds for that term, and the follower's last index. The leader
-    uses them to skip a whole conflicting term per round trip.
+    """On rejection: the follower's term at prev_index (0 when its log is shorter) and the first
+    index it holds of that term (its last index + 1 when shorter). The leader uses them to skip
+    a whole conflicting term per round trip instead of one entry.
     """
     conflict_index: _builtins.int
     last_index: _builtins.int
+    """The follower's last log index."""
+    prev_index: _builtins.int
+    """The prev_index of the AppendEntries this answers (lets the leader drop stale answers)."""
     def __init__(
         self,
         *,
@@ -229,10 +233,11 @@ class AppendEntriesResponse(_message.Message):
         conflict_term: _builtins.int = ...,
         conflict_index: _builtins.int = ...,
         last_index: _builtins.int = ...,
+        prev_index: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conflict_index", b"conflict_index", "conflict_term", b"conflict_term", "last_index", b"last_index", "match_index", b"match_index", "success", b"success"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conflict_index", b"conflict_index", "conflict_term", b"conflict_term", "last_index", b"last_index", "match_index", b"match_index", "prev_index", b"prev_index", "success", b"success"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -339,24 +344,22 @@ class InstallSnapshotResponse(_message.Message):
 
     SNAPSHOT_INDEX_FIELD_NUMBER: _builtins.int
     NEXT_OFFSET_FIELD_NUMBER: _builtins.int
-    SUCCESS_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
     snapshot_index: _builtins.int
     next_offset: _builtins.int
-    """The next byte offset the follower expects; equal to total_size once installed."""
-    success: _builtins.bool
-    """False when the follower could not use the chunk (e.g. out of order); the leader resends
-    from next_offset.
-    """
+    """The next byte offset the follower expects (0 = start over); the leader resends from here."""
+    done: _builtins.bool
+    """True once the follower holds everything the snapshot covers."""
     def __init__(
         self,
         *,
         snapshot_index: _builtins.int = ...,
         next_offset: _builtins.int = ...,
-        success: _builtins.bool = ...,
+        done: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_offset", b"next_offset", "snapshot_index", b"snapshot_index", "success", b"success"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["done", b"done", "next_offset", b"next_offset", "snapshot_index", b"snapshot_index"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,152 @@
+"""The broker side of the broker lifecycle: register with the controller quorum, follow the
+metadata log, and heartbeat.
+
+A broker registers with a fresh incarnation id and gets a broker epoch; it starts fenced and
+is unfenced by the active controller once its heartbeats report a metadata index at or past its
+own registration. ``shutdown()`` performs a controlled shutdown: heartbeats ask to shut down
+until the controller answers that the broker leads nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from contextlib import suppress
+
+import grpc
+import structlog
+
+from raftka.client.controller_client import ControllerClient
+from raftka.common import errors
+from raftka.v1 import common_pb2
+from raftka.v1 import controller_pb2 as pb
+
+log = structlog.get_logger(__name__)
+
+
+class BrokerLifecycle:
+    def __init__(
+        self,
+        controllers: Sequence[str],
+        *,
+        broker_id: int,
+        cluster_id: str,
+        listeners: Sequence[common_pb2.Endpoint],
+        rack: str = "",
+        heartbeat_interval_s: float = 0.5,
+    ) -> None:
+        self.broker_id = broker_id
+        self.cluster_id = cluster_id
+        self.incarnation_id = str(uuid.uuid4())
+        self.listeners = list(listeners)
+        self.rack = rack
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self.client = ControllerClient(controllers, timeout_s=max(5.0, heartbeat_interval_s * 4))
+        self.broker_epoch = -1
+        self.metadata_index = 0
+        self.fenced = True
+        self.caught_up = False
+        self._want_shutdown = False
+        self._shutdown_done = asyncio.Event()
+        self._unfenced = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self.register()
+        self._tasks = [
+            asyncio.create_task(self._follow_metadata(), name=f"broker-{self.broker_id}-watch"),
+            asyncio.create_task(self._heartbeat_loop(), name=f"broker-{self.broker_id}-heartbeat"),
+        ]
+
+    async def register(self) -> None:
+        request = pb.RegisterBrokerRequest(
+            broker_id=self.broker_id,
+            cluster_id=self.cluster_id,
+            incarnation_id=self.incarnation_id,
+            listeners=self.listeners,
+            rack=self.rack,
+            previous_broker_epoch=self.broker_epoch,
+        )
+        response: pb.RegisterBrokerResponse = await self.client.call(
+            lambda s, t: s.RegisterBroker(request, timeout=t)
+        )
+        self.broker_epoch = response.broker_epoch
+        log.info("broker_registered", broker_id=self.broker_id, broker_epoch=self.broker_epoch)
+
+    async def wait_unfenced(self) -> None:
+        await self._unfenced.wait()
+
+    async def _follow_metadata(self) -> None:
+        after = 0
+        attempt = 0
+        while True:
+            try:
+                async for event in self.client.watch_metadata(after, attempt):
+                    kind = event.WhichOneof("event")
+                    if kind == "delta":
+                        after = event.delta.index
+                    elif kind == "snapshot":
+                        if event.snapshot.last:
+                            after = event.snapshot.last_index
+                    elif kind == "progress":
+                        after = max(after, event.progress.commit_index)
+                    self.metadata_index = after
+            except (grpc.aio.AioRpcError, errors.RaftkaError):
+                attempt += 1
+                await asyncio.sleep(self.heartbeat_interval_s)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            try:
+                await self.heartbeat()
+            except errors.StaleBrokerEpochError:
+                log.warning("broker_epoch_stale_reregistering", broker_id=self.broker_id)
+                with suppress(errors.RaftkaError):
+                    await self.register()
+            except errors.RaftkaError as e:
+                log.warning("broker_heartbeat_failed", broker_id=self.broker_id, error=e.message)
+            if self._shutdown_done.is_set():
+                return
+            await asyncio.sleep(self.heartbeat_interval_s)
+
+    async def heartbeat(self) -> pb.BrokerHeartbeatResponse:
+        request = pb.BrokerHeartbeatRequest(
+            broker_id=self.broker_id,
+            broker_epoch=self.broker_epoch,
+            current_metadata_index=self.metadata_index,
+            want_shut_down=self._want_shutdown,
+        )
+        response: pb.BrokerHeartbeatResponse = await self.client.call(
+            lambda s, t: s.BrokerHeartbeat(request, timeout=t)
+        )
+        if response.is_fenced != self.fenced:
+            log.info("broker_fence_state", broker_id=self.broker_id, fenced=response.is_fenced)
+        self.fenced = response.is_fenced
+        self.caught_up = response.is_caught_up
+        if not self.fenced:
+            self._unfenced.set()
+        else:
+            self._unfenced.clear()
+        if response.should_shut_down:
+            self._shutdown_done.set()
+        return response
+
+    async def shutdown(self, timeout_s: float = 10.0) -> bool:
+        """Controlled shutdown; returns whether the controller confirmed it in time."""
+        self._want_shutdown = True
+        try:
+            await asyncio.wait_for(self._shutdown_done.wait(), timeout_s)
+            confirmed = True
+        except TimeoutError:
+            confirmed = False
+        await self.close()
+        return confirmed
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with suppress(asyncio.CancelledError):
+                await task
+        await self.client.close()

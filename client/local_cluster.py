@@ -1,0 +1,221 @@
+"""A local cluster of real node processes on 127.0.0.1, under one supervisor.
+
+Used by ``raftka up`` and by the integration tests and benchmarks, so all of them start, kill,
+pause and restart nodes the same way. Every node is a separate ``raftka server`` process with
+its own config file and data directory under ``base_dir``; its log goes to
+``base_dir/node-<id>/server.log``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from raftka.controller.quorum.data_dir import format_data_dir, new_cluster_id
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class NodeProcess:
+    node_id: int
+    host: str
+    port: int
+    directory: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.directory / "node.toml"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.directory / "data"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "server.log"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+class LocalCluster:
+    def __init__(
+        self,
+        base_dir: Path,
+        *,
+        controllers: int = 3,
+        host: str = "127.0.0.1",
+        controller_settings: Mapping[str, object] | None = None,
+        log_level: str = "info",
+    ) -> None:
+        if controllers not in (1, 3, 5):
+            raise ValueError("a local cluster has 1, 3 or 5 controllers")
+        self.base_dir = base_dir
+        self.host = host
+        self.log_level = log_level
+        self.controller_settings = dict(controller_settings or {})
+        self.cluster_id = new_cluster_id()
+        self.nodes: dict[int, NodeProcess] = {}
+        for node_id in range(1, controllers + 1):
+            directory = base_dir / f"node-{node_id}"
+            self.nodes[node_id] = NodeProcess(node_id, host, free_port(host), directory)
+
+    @property
+    def bootstrap(self) -> list[str]:
+        return [n.address for n in self.nodes.values()]
+
+    @property
+    def voters(self) -> str:
+        return ",".join(f"{n.node_id}@{n.address}" for n in self.nodes.values())
+
+    def prepare(self) -> None:
+        """Write every node's config file and format its data directory."""
+        for node in self.nodes.values():
+            node.directory.mkdir(parents=True, exist_ok=True)
+            node.config_path.write_text(self._config_text(node))
+            format_data_dir(node.data_dir, self.cluster_id, node.node_id, exist_ok=True)
+
+    def _config_text(self, node: NodeProcess) -> str:
+        lines = [
+            f"node_id = {node.node_id}",
+            f'data_dir = "{node.data_dir}"',
+            'roles = ["controller"]',
+            "",
+            "[controller]",
+            f'voters = "{self.voters}"',
+        ]
+        for key, value in self.controller_settings.items():
+            lines.append(f"{key} = {_toml_value(value)}")
+        lines += ["", "[log]", f'level = "{self.log_level}"', 'format = "json"', ""]
+        return "\n".join(lines)
+
+    def start(self, node_id: int | None = None) -> None:
+        """Start one node, or every node that is not running."""
+        targets = [self.nodes[node_id]] if node_id is not None else list(self.nodes.values())
+        for node in targets:
+            if node.running:
+                continue
+            log = open(node.log_path, "ab")  # noqa: SIM115 - handed to the child process
+            try:
+                node.process = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "raftka.client.cli",
+                        "server",
+                        "--config",
+                        str(node.config_path),
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            finally:
+                log.close()
+
+    def signal(self, node_id: int, sig: signal.Signals) -> None:
+        node = self.nodes[node_id]
+        if node.process is not None and node.process.poll() is None:
+            node.process.send_signal(sig)
+
+    def kill(self, node_id: int) -> None:
+        """kill -9, and reap the process."""
+        node = self.nodes[node_id]
+        if node.process is not None and node.process.poll() is None:
+            node.process.send_signal(signal.SIGCONT)
+            node.process.kill()
+            node.process.wait()
+
+    def pause(self, node_id: int) -> None:
+        self.signal(node_id, signal.SIGSTOP)
+
+    def resume(self, node_id: int) -> None:
+        self.signal(node_id, signal.SIGCONT)
+
+    def stop(self, node_id: int, timeout_s: float = 15.0) -> int | None:
+        """Graceful stop (SIGTERM); kill -9 if it does not exit in time. Returns the exit code."""
+        node = self.nodes[node_id]
+        if node.process is None:
+            return None
+        if node.process.poll() is None:
+            node.process.send_signal(signal.SIGCONT)
+            node.process.terminate()
+            try:
+                node.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                node.process.kill()
+                node.process.wait()
+        return node.process.returncode
+
+    def stop_all(self, timeout_s: float = 15.0) -> None:
+        for node in self.nodes.values():
+            if node.running:
+                assert node.process is not None
+                node.process.send_signal(signal.SIGCONT)
+                node.process.terminate()
+        end = time.monotonic() + timeout_s
+        for node in self.nodes.values():
+            if node.process is None:
+                continue
+            try:
+                node.process.wait(max(0.1, end - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                node.process.kill()
+                node.process.wait()
+
+    def log_tail(self, node_id: int, lines: int = 30) -> str:
+        path = self.nodes[node_id].log_path
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def __enter__(self) -> LocalCluster:
+        self.prepare()
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop_all()
+
+
+@contextlib.contextmanager
+def running_cluster(base_dir: Path, **kwargs: object) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(base_dir, **kwargs)  # type: ignore[arg-type]
+    with cluster:
+        yield cluster
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -1,0 +1,131 @@
+"""The one place where errors cross the wire.
+
+Servers wrap their handlers with :func:`rpc_errors`, which turns a :class:`RaftkaError` into a
+gRPC status with the ``raftka-error`` (and, where known, ``raftka-leader``) trailing metadata.
+Clients turn a failed call back into the same error class with :func:`error_from_rpc`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
+
+import grpc
+import structlog
+
+from raftka.common import errors
+from raftka.v1.common_pb2 import ErrorCode
+
+ERROR_KEY = "raftka-error"
+LEADER_KEY = "raftka-leader"
+
+log = structlog.get_logger(__name__)
+
+_STATUS_BY_ERROR: dict[type[errors.RaftkaError], grpc.StatusCode] = {
+    errors.InvalidRequestError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.InvalidTopicError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.InvalidPartitionsError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.InvalidReplicationFactorError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.InvalidConfigError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.TopicAlreadyExistsError: grpc.StatusCode.ALREADY_EXISTS,
+    errors.UnknownTopicOrPartitionError: grpc.StatusCode.NOT_FOUND,
+    errors.BrokerIdNotRegisteredError: grpc.StatusCode.NOT_FOUND,
+    errors.NotControllerError: grpc.StatusCode.UNAVAILABLE,
+    errors.RequestTimedOutError: grpc.StatusCode.DEADLINE_EXCEEDED,
+    errors.StaleBrokerEpochError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.DuplicateBrokerRegistrationError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.InconsistentClusterIdError: grpc.StatusCode.FAILED_PRECONDITION,
+}
+
+
+def status_for(error: errors.RaftkaError) -> grpc.StatusCode:
+    for cls in type(error).__mro__:
+        code = _STATUS_BY_ERROR.get(cls)
+        if code is not None:
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def trailing_metadata_for(error: errors.RaftkaError) -> tuple[tuple[str, str], ...]:
+    metadata: list[tuple[str, str]] = [(ERROR_KEY, error.code_name)]
+    if isinstance(error, errors.NotControllerError) and error.leader_id is not None:
+        metadata.append((LEADER_KEY, f"{error.leader_id}@{error.leader_address or ''}"))
+    return tuple(metadata)
+
+
+H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
+
+
+def rpc_errors(handler: H) -> H:
+    """Decorate an async unary servicer method ``(self, request, context)``: map RaftkaError
+    to a status with trailing metadata, and log anything unexpected as INTERNAL."""
+
+    @functools.wraps(handler)
+    async def wrapper(
+        self: object, request: object, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> Any:
+        try:
+            return await handler(self, request, context)
+        except errors.RaftkaError as e:
+            context.set_trailing_metadata(trailing_metadata_for(e))
+            await context.abort(status_for(e), e.message)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as e:
+            log.exception("rpc_handler_failed", method=handler.__name__)
+            context.set_trailing_metadata(((ERROR_KEY, "UNKNOWN_SERVER_ERROR"),))
+            await context.abort(
+                grpc.StatusCode.INTERNAL, f"{handler.__name__} failed on the server: {e!r}"
+            )
+
+    return cast(H, wrapper)
+
+
+_ERROR_BY_NAME: dict[str, type[errors.RaftkaError]] = {}
+for _cls in list(vars(errors).values()):
+    if isinstance(_cls, type) and issubclass(_cls, errors.RaftkaError):
+        _ERROR_BY_NAME.setdefault(ErrorCode.Name(_cls.code), _cls)
+_ERROR_BY_NAME["NOT_CONTROLLER"] = errors.NotControllerError
+
+
+def error_from_rpc(
+    error: grpc.aio.AioRpcError | grpc.RpcError, target: str = ""
+) -> errors.RaftkaError:
+    """Map a failed call back to the RaftkaError the server raised (or the closest one)."""
+    metadata = dict(_metadata_pairs(error))
+    name = metadata.get(ERROR_KEY)
+    details = _details(error)
+    if name == "NOT_CONTROLLER":
+        leader_id, leader_address = parse_leader(metadata.get(LEADER_KEY, ""))
+        return errors.NotControllerError(details, leader_id, leader_address)
+    if name is not None and name in _ERROR_BY_NAME:
+        return _ERROR_BY_NAME[name](details)
+    code = error.code() if hasattr(error, "code") else None
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        where = f" {target}" if target else ""
+        return errors.RequestTimedOutError(f"cannot reach{where}: {details}")
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return errors.InvalidRequestError(details)
+    return errors.RaftkaError(f"{code}: {details}")
+
+
+def parse_leader(value: str) -> tuple[int | None, str | None]:
+    """Parse the ``raftka-leader`` value ``"<id>@<host>:<port>"``."""
+    node, at, address = value.partition("@")
+    if not at or not node.lstrip("-").isdigit():
+        return None, None
+    return int(node), (address or None)
+
+
+def _metadata_pairs(error: grpc.RpcError) -> list[tuple[str, str]]:
+    trailing = getattr(error, "trailing_metadata", None)
+    if trailing is None:
+        return []
+    pairs = trailing() or ()
+    return [(str(k), v.decode() if isinstance(v, bytes) else str(v)) for k, v in pairs]
+
+
+def _details(error: grpc.RpcError) -> str:
+    details = getattr(error, "details", None)
+    return str(details() if callable(details) else error)

@@ -1,0 +1,32 @@
+"""The segmented log shared by the Raft metadata log and partition logs."""
+
+from raftka.common.storage.config import LogConfig
+from raftka.common.storage.errors import (
+    CorruptLogError,
+    LogClosedError,
+    OffsetOutOfRangeError,
+    StorageError,
+    UnexpectedAppendOffsetError,
+)
+from raftka.common.storage.index import OffsetIndex, TimeIndex
+from raftka.common.storage.log import Clock, SegmentedLog, wall_clock_ms
+from raftka.common.storage.results import AppendInfo, ReadResult, TimestampOffset
+from raftka.common.storage.segment import LogSegment
+
+__all__ = [
+    "AppendInfo",
+    "Clock",
+    "CorruptLogError",
+    "LogClosedError",
+    "LogConfig",
+    "LogSegment",
+    "OffsetIndex",
+    "OffsetOutOfRangeError",
+    "ReadResult",
+    "SegmentedLog",
+    "StorageError",
+    "TimeIndex",
+    "TimestampOffset",
+    "UnexpectedAppendOffsetError",
+    "wall_clock_ms",
+]

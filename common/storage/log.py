@@ -1,0 +1,648 @@
+"""A segmented log of v2 record batches in one directory.
+
+Shared by the Raft metadata log and partition logs. Appends validate every batch's header and
+CRC (O(1) Python work per batch), optionally assign offsets by rewriting 8 bytes per batch,
+and write all batches of a call with one ``pwrite``. Reads return stored bytes via ``pread``.
+
+Durability: :meth:`SegmentedLog.flush` fsyncs what was written and records a recovery point
+(``recovery-point`` checkpoint, written atomically). On open, segments that may hold data
+past the recovery point are rescanned; the first invalid or incomplete batch and everything
+after it is dropped. :meth:`SegmentedLog.close` leaves a ``clean-shutdown`` marker that lets
+the next open skip the scan.
+
+Methods are thread-safe (one lock); file I/O blocks, so asyncio callers run them off the loop.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from bisect import bisect_right
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import TracebackType
+
+import structlog
+
+from raftka.common.records.batch import (
+    HEADER_SIZE,
+    LOG_OVERHEAD,
+    BatchHeader,
+    Buffer,
+)
+from raftka.common.storage.checkpoint import (
+    CLEAN_SHUTDOWN_FILE,
+    Checkpoint,
+    read_checkpoint,
+    write_checkpoint,
+)
+from raftka.common.storage.config import LogConfig
+from raftka.common.storage.errors import (
+    CorruptLogError,
+    LogClosedError,
+    OffsetOutOfRangeError,
+)
+from raftka.common.storage.files import atomic_write, fsync_dir
+from raftka.common.storage.prepare import prepare_append
+from raftka.common.storage.recovery import load_segments, tidy_directory
+from raftka.common.storage.results import AppendInfo, ReadResult, TimestampOffset
+from raftka.common.storage.segment import INT32_MAX, LogSegment
+
+Clock = Callable[[], int]
+"""Returns the current time in milliseconds."""
+
+log = structlog.get_logger(__name__)
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class SegmentedLog:
+    """One directory of segments ``<20-digit base offset>.log/.index/.timeindex``.
+
+    Offsets are plain ints here: the Raft log calls them indexes, partitions call them
+    offsets, and each caller wraps them in its own NewType.
+    """
+
+    def __init__(self, directory: Path, config: LogConfig, clock: Clock) -> None:
+        """Use :meth:`open`."""
+        self._dir = directory
+        self._config = config
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._segments: list[LogSegment] = []
+        self._bases: list[int] = []
+        self._log_start = 0
+        self._leo = 0
+        self._recovery_point = 0
+        self._checkpointed: Checkpoint | None = None
+        self._unflushed: dict[int, LogSegment] = {}  # written since the last flush()
+        self._data_unsynced: dict[int, LogSegment] = {}  # log data written since last fsync
+        self._dir_dirty = False
+        self._closed = False
+        self._generation = 0  # bumped whenever segments are truncated or removed
+
+    # ================================================================== opening
+
+    @classmethod
+    def open(
+        cls,
+        directory: str | os.PathLike[str],
+        config: LogConfig | None = None,
+        *,
+        clock: Clock | None = None,
+    ) -> SegmentedLog:
+        """Opens (creating if needed) the log in ``directory``, recovering it if needed."""
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        instance = cls(path, config if config is not None else LogConfig(), clock or wall_clock_ms)
+        instance._load()
+        return instance
+
+    def _load(self) -> None:
+        directory = self._dir
+        now = self._clock()
+        bases, self._dir_dirty = tidy_directory(directory)
+        checkpoint = read_checkpoint(directory)
+        self._checkpointed = checkpoint
+        clean_marker = directory / CLEAN_SHUTDOWN_FILE
+        clean = clean_marker.exists()
+        if not bases:
+            start = (
+                checkpoint.log_start_offset
+                if checkpoint is not None
+                else self._config.initial_start_offset
+            )
+            self._start_empty(start, now)
+            self._finish_load(clean_marker, clean, recovered=0, created=True)
+            return
+        loaded = load_segments(
+            directory,
+            bases,
+            index_interval_bytes=self._config.index_interval_bytes,
+            checkpoint=checkpoint,
+            clean=clean,
+            now_ms=now,
+        )
+        self._dir_dirty = self._dir_dirty or loaded.directory_changed
+        self._set_segments(loaded.segments)
+        self._leo = self._segments[-1].next_offset
+        first_base = self._bases[0]
+        start = checkpoint.log_start_offset if checkpoint is not None else first_base
+        self._log_start = min(max(start, first_base), self._leo)
+        self._delete_leading_segments(self._log_start, reason="below_log_start")
+        # Recovered bytes may exist only in the page cache: make them durable before the
+        # recovery point claims them.
+        for segment in loaded.recovered:
+            if any(segment is live for live in self._segments):
+                segment.flush()
+        if self._dir_dirty:
+            fsync_dir(directory)
+            self._dir_dirty = False
+        self._recovery_point = self._leo
+        self._finish_load(clean_marker, clean, recovered=len(loaded.recovered), created=False)
+
+    def _finish_load(
+        self, clean_marker: Path, clean: bool, *, recovered: int, created: bool
+    ) -> None:
+        self._write_checkpoint()
+        if clean:
+            clean_marker.unlink(missing_ok=True)
+            fsync_dir(self._dir)
+        log.info(
+            "log_opened",
+            directory=str(self._dir),
+            segments=len(self._segments),
+            log_start_offset=self._log_start,
+            log_end_offset=self._leo,
+            recovered_segments=recovered,
+            clean_shutdown=clean,
+            created=created,
+        )
+
+    def _start_empty(self, start_offset: int, now: int) -> None:
+        segment = LogSegment.create(
+            self._dir,
+            start_offset,
+            index_interval_bytes=self._config.index_interval_bytes,
+            now_ms=now,
+        )
+        self._set_segments([segment])
+        self._leo = start_offset
+        self._log_start = start_offset
+        self._recovery_point = start_offset
+        fsync_dir(self._dir)
+        self._dir_dirty = False
+
+    # ================================================================== properties
+
+    @property
+    def directory(self) -> Path:
+        return self._dir
+
+    @property
+    def config(self) -> LogConfig:
+        return self._config
+
+    @property
+    def log_start_offset(self) -> int:
+        """First readable offset."""
+        return self._log_start
+
+    @property
+    def log_end_offset(self) -> int:
+        """Offset the next appended record gets."""
+        return self._leo
+
+    @property
+    def recovery_point(self) -> int:
+        """Offsets below this are durable (as of the last flush)."""
+        return self._recovery_point
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(segment.size for segment in self._segments)
+
+    @property
+    def segment_base_offsets(self) -> tuple[int, ...]:
+        return tuple(self._bases)
+
+    # ================================================================== appending
+
+    def append(
+        self,
+        batch: Buffer,
+        *,
+        assign_offsets: bool = True,
+        leader_epoch: int | None = None,
+    ) -> AppendInfo:
+        """Appends one or more concatenated batches; all or nothing.
+
+        Every batch is validated (length, magic, CRC, ``max_batch_bytes``) before anything is
+        written. With ``assign_offsets`` each batch's base offset is rewritten to the next
+        offset (batches must be dense: records_count == last_offset_delta + 1 >= 1); without
+        it the batches must already carry consecutive offsets starting at
+        :attr:`log_end_offset`, else UnexpectedAppendOffsetError. ``leader_epoch``, when
+        given, is stamped into every batch's partition leader epoch. The caller's buffer is
+        never modified.
+        """
+        with self._lock:
+            self._check_open()
+            prepared = prepare_append(
+                batch,
+                self._leo,
+                assign_offsets=assign_offsets,
+                leader_epoch=leader_epoch,
+                max_batch_bytes=self._config.max_batch_bytes,
+            )
+            data, entries, next_offset = prepared.data, prepared.entries, prepared.next_offset
+            base_offset = self._leo
+            last_offset = next_offset - 1
+            now = self._clock()
+            segment = self._segments[-1]
+            reason = self._roll_reason(segment, len(data), last_offset, now)
+            if reason is not None:
+                segment = self._roll(now, reason)
+            position = segment.append(data, entries, next_offset, now)
+            self._leo = next_offset
+            self._unflushed[segment.base_offset] = segment
+            self._data_unsynced[segment.base_offset] = segment
+            if self._config.flush_every_batch:
+                self._sync_data()
+            return AppendInfo(
+                base_offset=base_offset,
+                last_offset=last_offset,
+                position=position,
+                max_timestamp=prepared.max_timestamp,
+                batch_count=len(entries),
+                size=len(data),
+            )
+
+    def _roll_reason(
+        self, segment: LogSegment, incoming: int, last_offset: int, now: int
+    ) -> str | None:
+        if segment.is_empty:
+            return None
+        if segment.size + incoming > self._config.segment_bytes:
+            return "size"
+        if now - segment.created_ms > self._config.segment_ms:
+            return "age"
+        if last_offset - segment.base_offset > INT32_MAX:
+            return "relative_offset_overflow"
+        return None
+
+    def _roll(self, now: int, reason: str) -> LogSegment:
+        old = self._segments[-1]
+        old.on_roll()
+        new = LogSegment.create(
+            self._dir,
+            self._leo,
+            index_interval_bytes=self._config.index_interval_bytes,
+            now_ms=now,
+        )
+        self._segments.append(new)
+        self._bases.append(new.base_offset)
+        self._unflushed[old.base_offset] = old
+        self._dir_dirty = True
+        log.info(
+            "segment_rolled",
+            directory=str(self._dir),
+            base_offset=new.base_offset,
+            previous_base_offset=old.base_offset,
+            previous_size=old.size,
+            reason=reason,
+        )
+        return new
+
+    def _sync_data(self) -> None:
+        for segment in self._data_unsynced.values():
+            segment.sync_data()
+        self._data_unsynced.clear()
+        if self._dir_dirty:
+            fsync_dir(self._dir)
+            self._dir_dirty = False
+
+    def flush(self, *, checkpoint: bool = True) -> None:
+        """fsyncs every segment written since the last flush (data and indexes), advances the
+        recovery point to the log end offset as of the call and, if ``checkpoint``, writes it.
+
+        The fsyncs run without the lock, so appends (and reads) proceed meanwhile and the next
+        flush covers them: one fsync serves a whole group of appends.
+        """
+        with self._lock:
+            self._check_open()
+            segments = list(self._unflushed.values())
+            for segment in segments:
+                segment.write_indexes()
+            self._unflushed.clear()
+            self._data_unsynced.clear()
+            dir_dirty, self._dir_dirty = self._dir_dirty, False
+            target = self._leo
+            generation = self._generation
+        try:
+            for segment in segments:
+                segment.sync()
+            if dir_dirty:
+                fsync_dir(self._dir)
+        except OSError:
+            with self._lock:
+                # Whatever was not synced must be synced by a later flush.
+                for segment in segments:
+                    if any(segment is live for live in self._segments):
+                        self._unflushed.setdefault(segment.base_offset, segment)
+                self._dir_dirty = self._dir_dirty or dir_dirty
+                if self._generation != generation:
+                    return  # segments were removed meanwhile (closed fds): not an I/O error
+            raise
+        with self._lock:
+            if self._generation != generation or self._closed:
+                return  # truncated, reset or closed meanwhile: the recovery point stays
+            if target > self._recovery_point:
+                self._recovery_point = target
+            if checkpoint:
+                self._write_checkpoint()
+
+    def _flush_locked(self, *, checkpoint: bool) -> None:
+        for segment in self._unflushed.values():
+            segment.flush()
+        self._unflushed.clear()
+        self._data_unsynced.clear()
+        if self._dir_dirty:
+            fsync_dir(self._dir)
+            self._dir_dirty = False
+        self._recovery_point = self._leo
+        if checkpoint:
+            self._write_checkpoint()
+
+    def _write_checkpoint(self) -> None:
+        """Writes (recovery point, log start) unless the file already says exactly that."""
+        current = Checkpoint(self._recovery_point, self._log_start)
+        if current != self._checkpointed:
+            write_checkpoint(self._dir, current)
+            self._checkpointed = current
+
+    # ================================================================== reading
+
+    def read(self, offset: int, max_bytes: int) -> ReadResult:
+        """Whole batches from the one holding ``offset``, up to ``max_bytes`` (but at least
+        one batch), from a single segment. Raises OffsetOutOfRangeError unless
+        log_start_offset <= offset < log_end_offset."""
+        with self._lock:
+            self._check_open()
+            self._check_readable(offset)
+            segment, position, header = self._locate(offset)
+            want = min(max(max_bytes, header.size), segment.size - position)
+            chunk = segment.read(position, want)
+            # Cut after the last whole batch. Batch boundaries are known at the index entries,
+            # so only the batches after the last entry inside the chunk are walked.
+            walk_offset, walk_position = segment.offset_index.lookup_position(position + len(chunk))
+            if walk_position <= position:
+                walk_offset, walk_position = header.base_offset, position
+            end = walk_position - position
+            last_offset = walk_offset - 1
+            while len(chunk) - end >= HEADER_SIZE:
+                batch = BatchHeader.parse(chunk, end)
+                size = batch.batch_length + LOG_OVERHEAD
+                if size < HEADER_SIZE or end + size > len(chunk):
+                    break
+                last_offset = batch.base_offset + batch.last_offset_delta
+                end += size
+            if end == 0:
+                raise CorruptLogError(
+                    f"{segment.log_path.name}: cannot read the batch at byte {position}"
+                )
+            records = chunk if end == len(chunk) else chunk[:end]
+            return ReadResult(
+                records=records,
+                base_offset=header.base_offset,
+                last_offset=last_offset,
+                log_start_offset=self._log_start,
+                log_end_offset=self._leo,
+            )
+
+    def batch_header_at(self, offset: int) -> BatchHeader:
+        """Header of the stored batch that holds ``offset``."""
+        with self._lock:
+            self._check_open()
+            self._check_readable(offset)
+            return self._locate(offset)[2]
+
+    def iter_batches(self, from_offset: int) -> Iterator[tuple[int, int, memoryview]]:
+        """(base offset, last offset, view) of every batch from the one holding
+        ``from_offset`` to the current end, for sequential replay. Range errors are raised
+        here, not on the first ``next``. Do not truncate or delete while iterating."""
+        with self._lock:
+            self._check_open()
+            if from_offset == self._leo:
+                return iter(())
+            self._check_readable(from_offset)
+            segment, position, _ = self._locate(from_offset)
+            i = self._bases.index(segment.base_offset)
+            segments = self._segments[i:]
+        return self._iter_batches(segments, position)
+
+    @staticmethod
+    def _iter_batches(
+        segments: list[LogSegment], position: int
+    ) -> Iterator[tuple[int, int, memoryview]]:
+        for k, segment in enumerate(segments):
+            for _pos, view in segment.batches_from(position if k == 0 else 0):
+                header = BatchHeader.parse(view)
+                yield header.base_offset, header.last_offset, view
+
+    def offset_for_timestamp(self, timestamp: int) -> TimestampOffset | None:
+        """The first record at or after the log start whose timestamp is >= ``timestamp``
+        (found through the time indexes; only the matching batch is decoded), or None."""
+        with self._lock:
+            self._check_open()
+            start = self._log_start
+            for segment in self._segments:
+                found = segment.find_timestamp(timestamp, start)
+                if found is not None:
+                    return found
+            return None
+
+    def _check_readable(self, offset: int) -> None:
+        if not self._log_start <= offset < self._leo:
+            raise OffsetOutOfRangeError(offset, self._log_start, self._leo)
+
+    def _locate(self, offset: int) -> tuple[LogSegment, int, BatchHeader]:
+        segment = self._segments[bisect_right(self._bases, offset) - 1]
+        found = segment.find(offset)
+        if found is None:
+            raise CorruptLogError(
+                f"offset {offset} is missing from segment {segment.log_path.name}"
+            )
+        return segment, found[0], found[1]
+
+    # ================================================================== removing
+
+    def truncate_to(self, offset: int) -> int:
+        """Removes every batch holding an offset >= ``offset`` (a batch that straddles
+        ``offset`` goes whole) and returns the new log end offset. Truncating to or below
+        the log start empties the log, which then starts at ``offset``."""
+        with self._lock:
+            self._check_open()
+            if offset < 0:
+                raise ValueError(f"cannot truncate to negative offset {offset}")
+            if offset >= self._leo:
+                return self._leo
+            if offset <= self._log_start:
+                self._reset_locked(offset, reason="truncate_to_log_start")
+                return offset
+            i = bisect_right(self._bases, offset) - 1
+            segment, _, header = self._locate(offset)
+            self._generation += 1
+            new_leo = header.base_offset
+            old_leo = self._leo
+            self._recovery_point = min(self._recovery_point, new_leo)
+            self._log_start = min(self._log_start, new_leo)
+            self._write_checkpoint()
+            later = self._segments[i + 1 :]
+            for dropped in reversed(later):
+                self._forget(dropped)
+                dropped.delete()
+            if later:
+                del self._segments[i + 1 :]
+                del self._bases[i + 1 :]
+                fsync_dir(self._dir)
+            segment.truncate_to(offset)
+            segment.flush()
+            self._leo = new_leo
+            log.info(
+                "log_truncated",
+                directory=str(self._dir),
+                requested_offset=offset,
+                log_end_offset=new_leo,
+                previous_log_end_offset=old_leo,
+                deleted_segments=len(later),
+            )
+            return new_leo
+
+    def delete_before(self, offset: int) -> int:
+        """Advances the log start offset to ``offset`` (<= log end offset) and deletes the
+        segments wholly below it (rolling first if that includes the active segment).
+        Returns how many segments were deleted."""
+        with self._lock:
+            self._check_open()
+            if offset <= self._log_start:
+                return 0
+            if offset > self._leo:
+                raise OffsetOutOfRangeError(offset, self._log_start, self._leo)
+            if offset == self._leo and not self._segments[-1].is_empty:
+                self._roll(self._clock(), "delete_before")
+            self._log_start = offset
+            self._write_checkpoint()
+            return self._delete_leading_segments(offset, reason="delete_before")
+
+    def apply_retention(self, now_ms: int, retention_ms: int, retention_bytes: int) -> int:
+        """Deletes the oldest non-active segments whose largest timestamp is more than
+        ``retention_ms`` old, and while the log exceeds ``retention_bytes`` (a negative
+        limit disables either rule); advances the log start. Returns segments deleted."""
+        with self._lock:
+            self._check_open()
+            candidates = self._segments[:-1]
+            by_time = 0
+            if retention_ms >= 0:
+                for segment in candidates:
+                    if now_ms - segment.largest_timestamp <= retention_ms:
+                        break
+                    by_time += 1
+            by_size = 0
+            if retention_bytes >= 0:
+                excess = self.size_bytes - retention_bytes
+                for segment in candidates:
+                    if excess - segment.size < 0:
+                        break
+                    excess -= segment.size
+                    by_size += 1
+            count = max(by_time, by_size)
+            if count == 0:
+                return 0
+            new_start = self._bases[count]
+            if new_start > self._log_start:
+                self._log_start = new_start
+            self._write_checkpoint()
+            reason = "retention_ms" if by_time >= by_size else "retention_bytes"
+            return self._delete_leading_segments(self._log_start, reason=reason)
+
+    def reset(self, start_offset: int) -> None:
+        """Deletes every segment and restarts the log, empty, at ``start_offset`` (used when
+        a snapshot is installed)."""
+        with self._lock:
+            self._check_open()
+            if start_offset < 0:
+                raise ValueError(f"cannot reset to negative offset {start_offset}")
+            self._reset_locked(start_offset, reason="reset")
+
+    def _reset_locked(self, start_offset: int, *, reason: str) -> None:
+        old_start, old_end = self._log_start, self._leo
+        self._generation += 1
+        for segment in reversed(self._segments):
+            self._forget(segment)
+            segment.delete()
+        self._segments = []
+        self._bases = []
+        fsync_dir(self._dir)
+        self._start_empty(start_offset, self._clock())
+        self._write_checkpoint()
+        log.info(
+            "log_reset",
+            directory=str(self._dir),
+            start_offset=start_offset,
+            previous_log_start_offset=old_start,
+            previous_log_end_offset=old_end,
+            reason=reason,
+        )
+
+    def _delete_leading_segments(self, offset: int, *, reason: str) -> int:
+        """Deletes non-active segments whose offsets all lie below ``offset``, oldest first."""
+        count = 0
+        while count + 1 < len(self._segments) and self._bases[count + 1] <= offset:
+            count += 1
+        if count == 0:
+            return 0
+        doomed = self._segments[:count]
+        self._generation += 1
+        for segment in doomed:
+            self._forget(segment)
+            segment.delete()
+        del self._segments[:count]
+        del self._bases[:count]
+        self._dir_dirty = True
+        log.info(
+            "segments_deleted",
+            directory=str(self._dir),
+            base_offsets=[segment.base_offset for segment in doomed],
+            log_start_offset=self._log_start,
+            reason=reason,
+        )
+        return count
+
+    def _forget(self, segment: LogSegment) -> None:
+        self._unflushed.pop(segment.base_offset, None)
+        self._data_unsynced.pop(segment.base_offset, None)
+
+    def _set_segments(self, segments: list[LogSegment]) -> None:
+        self._segments = segments
+        self._bases = [segment.base_offset for segment in segments]
+
+    # ================================================================== closing
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogClosedError(f"log {self._dir} is closed")
+
+    def close(self) -> None:
+        """Flushes, closes every segment and marks the shutdown clean. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._generation += 1
+            try:
+                self._flush_locked(checkpoint=True)
+            finally:
+                for segment in self._segments:
+                    segment.close()
+            atomic_write(self._dir / CLEAN_SHUTDOWN_FILE, b"")
+            log.info("log_closed", directory=str(self._dir), log_end_offset=self._leo)
+
+    def __enter__(self) -> SegmentedLog:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"SegmentedLog({str(self._dir)!r}, log_start_offset={self._log_start}, "
+            f"log_end_offset={self._leo}, segments={len(self._segments)})"
+        )

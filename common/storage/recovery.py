@@ -1,0 +1,135 @@
+"""Opening a log directory: tidy leftover files, then load or recover each segment.
+
+A segment is trusted (indexes loaded, nothing rescanned) when the last shutdown was clean, or
+when it lies wholly below the checkpointed recovery point. Every other segment (always the
+last one after a crash, every one when there is no checkpoint) is rescanned: each batch is
+validated, indexes are rebuilt, and the file is cut at the first invalid or incomplete batch.
+A segment that was cut, or that does not end where the next one begins, ends the log: the
+segments after it are deleted. A trusted segment whose index files are missing or fail their
+checks is rescanned too.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from raftka.common.storage.checkpoint import Checkpoint
+from raftka.common.storage.files import SEGMENT_FILE_RE, TEMP_SUFFIXES
+from raftka.common.storage.segment import LogSegment
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class LoadedSegments:
+    segments: list[LogSegment]
+    recovered: list[LogSegment] = field(default_factory=list)
+    directory_changed: bool = False
+    """Files were created or removed: fsync the directory."""
+
+
+def tidy_directory(directory: Path) -> tuple[list[int], bool]:
+    """Removes temporary files and index files without a log; returns the sorted segment
+    base offsets and whether anything was removed."""
+    bases: list[int] = []
+    index_files: list[tuple[str, int]] = []
+    changed = False
+    for name in os.listdir(directory):
+        if name.endswith(TEMP_SUFFIXES):
+            (directory / name).unlink(missing_ok=True)
+            changed = True
+            continue
+        match = SEGMENT_FILE_RE.match(name)
+        if match is None:
+            continue
+        if match.group(2) == "log":
+            bases.append(int(match.group(1)))
+        else:
+            index_files.append((name, int(match.group(1))))
+    base_set = set(bases)
+    for name, base in index_files:
+        if base not in base_set:
+            (directory / name).unlink(missing_ok=True)
+            changed = True
+    bases.sort()
+    return bases, changed
+
+
+def load_segments(
+    directory: Path,
+    bases: list[int],
+    *,
+    index_interval_bytes: int,
+    checkpoint: Checkpoint | None,
+    clean: bool,
+    now_ms: int,
+) -> LoadedSegments:
+    """Opens the segments at ``bases`` (non-empty, sorted), recovering them as needed."""
+    segments: list[LogSegment] = []
+    try:
+        for base in bases:
+            segments.append(
+                LogSegment.open(
+                    directory, base, index_interval_bytes=index_interval_bytes, now_ms=now_ms
+                )
+            )
+        return _load_or_recover(directory, segments, checkpoint, clean, now_ms)
+    except BaseException:
+        for segment in segments:
+            segment.close()
+        raise
+
+
+def _load_or_recover(
+    directory: Path,
+    segments: list[LogSegment],
+    checkpoint: Checkpoint | None,
+    clean: bool,
+    now_ms: int,
+) -> LoadedSegments:
+    result = LoadedSegments(segments)
+    i = 0
+    while i < len(segments):
+        segment = segments[i]
+        next_base = segments[i + 1].base_offset if i + 1 < len(segments) else None
+        must_recover = not clean and (
+            checkpoint is None or next_base is None or next_base > checkpoint.recovery_point
+        )
+        if not must_recover:
+            problem = segment.load_indexes(next_base)
+            if problem is not None:
+                log.warning("index_rebuild_needed", path=str(segment.log_path), reason=problem)
+                must_recover = True
+            elif next_base is None:
+                if not segment.load_as_active(now_ms):
+                    log.warning("active_segment_tail_invalid", path=str(segment.log_path))
+                    must_recover = True
+            else:
+                segment.load_as_inactive(next_base)
+        if must_recover:
+            truncated = segment.recover(now_ms)
+            result.recovered.append(segment)
+            if next_base is not None and (truncated or segment.next_offset != next_base):
+                if not truncated:
+                    log.warning(
+                        "segment_gap",
+                        path=str(segment.log_path),
+                        next_offset=segment.next_offset,
+                        next_segment_base_offset=next_base,
+                    )
+                dropped = segments[i + 1 :]
+                for later in reversed(dropped):
+                    later.delete()
+                log.warning(
+                    "dropped_segments_after_corruption",
+                    directory=str(directory),
+                    base_offsets=[s.base_offset for s in dropped],
+                )
+                del segments[i + 1 :]
+                result.directory_changed = True
+        i += 1
+    return result

@@ -1,0 +1,478 @@
+"""One log segment: a ``.log`` file of record batches with its offset and time indexes.
+
+The segment trusts its caller to append only validated, contiguous batches; it keeps per-batch
+bookkeeping O(1) (index entries every ``index_interval_bytes``, running max timestamp). Reads
+use ``os.pread`` and never load the whole file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import structlog
+
+from raftka.common.records.batch import (
+    HEADER_SIZE,
+    LOG_OVERHEAD,
+    BatchHeader,
+    Buffer,
+    read_batch_size,
+    validate,
+)
+from raftka.common.records.decoder import decode_batch
+from raftka.common.records.errors import RecordError
+from raftka.common.storage.errors import CorruptLogError
+from raftka.common.storage.files import pread_exact, pwrite_all, segment_paths
+from raftka.common.storage.index import IndexCorruptError, OffsetIndex, TimeIndex
+from raftka.common.storage.results import TimestampOffset
+
+SCAN_CHUNK_BYTES = 1 << 20
+"""Read size of sequential scans (recovery, replay)."""
+_LOCATE_CHUNK_BYTES = 8192
+INT32_MAX = (1 << 31) - 1
+
+log = structlog.get_logger(__name__)
+
+
+class SegmentEntry(NamedTuple):
+    """One batch of an append: where it sits in the appended bytes, and what it holds."""
+
+    position: int
+    size: int
+    base_offset: int
+    max_timestamp: int
+
+
+class BatchScan:
+    """Iterates (position, view) of the batches stored in [start, end) of a file.
+
+    Reads in large chunks; a batch larger than a chunk is read on its own. Only the length
+    field is looked at: the caller validates. Iteration stops quietly at the first batch that
+    is incomplete or has an impossible length; ``position`` is then where that batch starts
+    (after a complete run it equals ``end``).
+    """
+
+    def __init__(self, fd: int, start: int, end: int, chunk_bytes: int = SCAN_CHUNK_BYTES) -> None:
+        self._fd = fd
+        self._end = end
+        self._chunk = chunk_bytes
+        self.position = start
+
+    def __iter__(self) -> Iterator[tuple[int, memoryview]]:
+        fd, end, chunk = self._fd, self._end, self._chunk
+        pos = self.position
+        buf = memoryview(b"")
+        buf_start = pos
+        while end - pos >= LOG_OVERHEAD:
+            off = pos - buf_start
+            if off + LOG_OVERHEAD > len(buf):
+                buf = memoryview(pread_exact(fd, min(chunk, end - pos), pos))
+                buf_start, off = pos, 0
+                if len(buf) < LOG_OVERHEAD:
+                    return
+            size = read_batch_size(buf, off)
+            if size < HEADER_SIZE or size > end - pos:
+                return
+            if off + size > len(buf):
+                buf = memoryview(pread_exact(fd, min(max(chunk, size), end - pos), pos))
+                buf_start, off = pos, 0
+                if len(buf) < size:
+                    return
+            yield pos, buf[off : off + size]
+            pos += size
+            self.position = pos
+
+
+class LogSegment:
+    """A segment named by its base offset; the last segment of a log is the active one."""
+
+    def __init__(
+        self,
+        directory: Path,
+        base_offset: int,
+        fd: int,
+        size: int,
+        *,
+        index_interval_bytes: int,
+        created_ms: int,
+        last_modified_ms: int,
+    ) -> None:
+        self.base_offset = base_offset
+        self.log_path, index_path, time_index_path = segment_paths(directory, base_offset)
+        self.offset_index = OffsetIndex(index_path, base_offset)
+        self.time_index = TimeIndex(time_index_path, base_offset)
+        self._fd = fd
+        self._size = size
+        self._interval = index_interval_bytes
+        self._next_offset = base_offset
+        self._max_timestamp = -1
+        self._offset_of_max_timestamp = base_offset
+        self._bytes_since_index = 0
+        self._created_ms = created_ms
+        self._last_modified_ms = last_modified_ms
+        self._closed = False
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def create(
+        cls, directory: Path, base_offset: int, *, index_interval_bytes: int, now_ms: int
+    ) -> LogSegment:
+        """Creates an empty segment (replacing any files of the same name)."""
+        log_path = segment_paths(directory, base_offset)[0]
+        fd = os.open(log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        segment = cls(
+            directory,
+            base_offset,
+            fd,
+            0,
+            index_interval_bytes=index_interval_bytes,
+            created_ms=now_ms,
+            last_modified_ms=now_ms,
+        )
+        segment.write_indexes()
+        return segment
+
+    @classmethod
+    def open(
+        cls, directory: Path, base_offset: int, *, index_interval_bytes: int, now_ms: int
+    ) -> LogSegment:
+        """Opens an existing segment's log file; call a ``load_*`` or :meth:`recover` next."""
+        log_path = segment_paths(directory, base_offset)[0]
+        fd = os.open(log_path, os.O_RDWR)
+        try:
+            stat = os.fstat(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return cls(
+            directory,
+            base_offset,
+            fd,
+            stat.st_size,
+            index_interval_bytes=index_interval_bytes,
+            created_ms=now_ms,
+            last_modified_ms=int(stat.st_mtime * 1000),
+        )
+
+    def load_indexes(self, end_offset: int | None) -> str | None:
+        """Loads both index files; returns why they cannot be used, or None when they can."""
+        try:
+            self.offset_index.load(log_size=self._size, end_offset=end_offset)
+            self.time_index.load(end_offset=end_offset)
+        except IndexCorruptError as exc:
+            self.offset_index.reset()
+            self.time_index.reset()
+            return str(exc)
+        return None
+
+    def load_as_inactive(self, end_offset: int) -> None:
+        """Finishes loading a trusted segment that is followed by another one."""
+        self._next_offset = end_offset
+        last = self.time_index.last_entry()
+        if last is not None:
+            self._max_timestamp, self._offset_of_max_timestamp = last
+
+    def load_as_active(self, now_ms: int) -> bool:
+        """Finishes loading a trusted last segment by validating the bytes after its last
+        index entry. Returns False when they are not clean (the caller then recovers)."""
+        last = self.time_index.last_entry()
+        if last is not None:
+            self._max_timestamp, self._offset_of_max_timestamp = last
+        ok = self._scan_tail(verify=True)
+        self._init_roll_base(now_ms)
+        return ok
+
+    def recover(self, now_ms: int) -> bool:
+        """Validates every batch, rebuilds both indexes, and truncates the file at the first
+        invalid or incomplete batch. Returns True if bytes were dropped."""
+        self.offset_index.reset()
+        self.time_index.reset()
+        self._max_timestamp = -1
+        self._offset_of_max_timestamp = self.base_offset
+        self._bytes_since_index = 0
+        file_size = os.fstat(self._fd).st_size
+        expected = self.base_offset
+        valid = 0
+        reason: str | None = None
+        scan = BatchScan(self._fd, 0, file_size)
+        for pos, view in scan:
+            try:
+                header = validate(view)
+            except RecordError as exc:
+                reason = f"at byte {pos}: {exc}"
+                break
+            if header.base_offset != expected:
+                reason = (
+                    f"batch at byte {pos} has base offset {header.base_offset}, expected {expected}"
+                )
+                break
+            self._track_batch(header.base_offset, pos, header.size, header.max_timestamp)
+            expected = header.next_offset
+            valid = pos + header.size
+        if reason is None and valid < file_size:
+            reason = f"incomplete batch at byte {valid}"
+        self._size = valid
+        self._next_offset = expected
+        truncated = valid < file_size
+        if truncated:
+            os.ftruncate(self._fd, valid)
+            log.warning(
+                "truncated_torn_tail",
+                path=str(self.log_path),
+                valid_bytes=valid,
+                dropped_bytes=file_size - valid,
+                next_offset=expected,
+                reason=reason,
+            )
+        self.time_index.maybe_append(self._max_timestamp, self._offset_of_max_timestamp)
+        self.write_indexes()
+        self._init_roll_base(now_ms)
+        return truncated
+
+    def _init_roll_base(self, now_ms: int) -> None:
+        """After a restart, age is measured from the first batch's max timestamp if it has
+        one (as Kafka does), so that restarts do not postpone time-based rolls."""
+        self._created_ms = now_ms
+        if self._size >= HEADER_SIZE:
+            first = BatchHeader.parse(pread_exact(self._fd, HEADER_SIZE, 0))
+            if first.max_timestamp >= 0:
+                self._created_ms = first.max_timestamp
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def next_offset(self) -> int:
+        """Offset after the last batch (the base offset when empty)."""
+        return self._next_offset
+
+    @property
+    def is_empty(self) -> bool:
+        return self._size == 0
+
+    @property
+    def max_timestamp(self) -> int:
+        """Largest batch max timestamp in the segment; -1 if none has a timestamp."""
+        return self._max_timestamp
+
+    @property
+    def offset_of_max_timestamp(self) -> int:
+        return self._offset_of_max_timestamp
+
+    @property
+    def created_ms(self) -> int:
+        """Time the segment's age is measured from: its first append in this process or,
+        after a restart, its first batch's max timestamp (see :meth:`_init_roll_base`)."""
+        return self._created_ms
+
+    @property
+    def last_modified_ms(self) -> int:
+        return self._last_modified_ms
+
+    @property
+    def largest_timestamp(self) -> int:
+        """What retention compares: the max timestamp, or the last-modified time if none."""
+        return self._max_timestamp if self._max_timestamp >= 0 else self._last_modified_ms
+
+    # ------------------------------------------------------------------ writing
+
+    def append(
+        self, data: Buffer, entries: Sequence[SegmentEntry], next_offset: int, now_ms: int
+    ) -> int:
+        """Writes validated batches at the end; returns the file position of the first.
+
+        On a write error the file is cut back to its previous size and the error re-raised.
+        """
+        start = self._size
+        try:
+            pwrite_all(self._fd, data, start)
+        except OSError:
+            os.ftruncate(self._fd, start)
+            raise
+        if start == 0:
+            self._created_ms = now_ms
+        for position, size, base_offset, max_timestamp in entries:
+            self._track_batch(base_offset, start + position, size, max_timestamp)
+        self._size = start + len(data)
+        self._next_offset = next_offset
+        self._last_modified_ms = now_ms
+        return start
+
+    def _track_batch(self, base_offset: int, position: int, size: int, max_timestamp: int) -> None:
+        if max_timestamp > self._max_timestamp:
+            self._max_timestamp = max_timestamp
+            self._offset_of_max_timestamp = base_offset
+        if self._bytes_since_index > self._interval:
+            self.offset_index.append(base_offset, position)
+            self.time_index.maybe_append(self._max_timestamp, self._offset_of_max_timestamp)
+            self._bytes_since_index = 0
+        self._bytes_since_index += size
+
+    def on_roll(self) -> None:
+        """The segment stops being active: record its final max timestamp, write indexes."""
+        self.time_index.maybe_append(self._max_timestamp, self._offset_of_max_timestamp)
+        self.write_indexes()
+
+    def truncate_to(self, offset: int) -> bool:
+        """Removes the batch containing ``offset`` and every later one. Returns whether
+        anything was removed; :attr:`next_offset` is then the removed batch's base offset."""
+        found = self.find(offset)
+        if found is None:
+            return False
+        position, header = found
+        os.ftruncate(self._fd, position)
+        self._size = position
+        self._next_offset = header.base_offset
+        self.offset_index.truncate_to(header.base_offset)
+        self.time_index.truncate_to(header.base_offset)
+        self._max_timestamp = -1
+        self._offset_of_max_timestamp = self.base_offset
+        last = self.time_index.last_entry()
+        if last is not None:
+            self._max_timestamp, self._offset_of_max_timestamp = last
+        if not self._scan_tail(verify=False):
+            raise CorruptLogError(f"{self.log_path.name}: unreadable batch before byte {position}")
+        return True
+
+    def _scan_tail(self, *, verify: bool) -> bool:
+        """Walks the batches after the last offset-index entry to restore next offset, max
+        timestamp and the bytes since that entry. Returns False if they are not clean."""
+        expected, start = self.offset_index.last_entry()
+        scan = BatchScan(self._fd, start, self._size)
+        for _pos, view in scan:
+            try:
+                header = validate(view) if verify else BatchHeader.parse(view)
+            except RecordError:
+                return False
+            if header.base_offset != expected:
+                return False
+            if header.max_timestamp > self._max_timestamp:
+                self._max_timestamp = header.max_timestamp
+                self._offset_of_max_timestamp = header.base_offset
+            expected = header.next_offset
+        if scan.position != self._size:
+            return False
+        self._next_offset = expected
+        self._bytes_since_index = self._size - start
+        return True
+
+    def flush(self) -> None:
+        """Makes the log data and indexes durable."""
+        self.write_indexes()
+        self.sync()
+
+    def write_indexes(self) -> None:
+        """Writes index entries not yet in their files (no fsync)."""
+        self.offset_index.write()
+        self.time_index.write()
+
+    def sync(self) -> None:
+        """fsyncs the log data and any index file written since its last sync. Safe to call
+        without the log's lock (it touches no in-memory state but the indexes' sync flags)."""
+        os.fdatasync(self._fd)
+        self.offset_index.sync()
+        self.time_index.sync()
+
+    def sync_data(self) -> None:
+        """Makes the log data durable (indexes are rebuilt after a crash if needed)."""
+        os.fdatasync(self._fd)
+
+    # ------------------------------------------------------------------ reading
+
+    def read(self, position: int, size: int) -> bytes:
+        return pread_exact(self._fd, min(size, self._size - position), position)
+
+    def find(self, offset: int) -> tuple[int, BatchHeader] | None:
+        """Position and header of the batch containing ``offset`` (the first batch whose last
+        offset is >= ``offset``), or None if the segment ends before it."""
+        if offset >= self._next_offset:
+            return None
+        _, pos = self.offset_index.lookup(offset)
+        end = self._size
+        buf = b""
+        buf_start = pos
+        while pos < end:
+            off = pos - buf_start
+            if off + HEADER_SIZE > len(buf):
+                buf = pread_exact(self._fd, min(_LOCATE_CHUNK_BYTES, end - pos), pos)
+                buf_start, off = pos, 0
+            try:
+                header = BatchHeader.parse(buf, off)
+            except RecordError as exc:
+                raise CorruptLogError(f"{self.log_path.name} at byte {pos}: {exc}") from exc
+            if header.batch_length < HEADER_SIZE - LOG_OVERHEAD:
+                raise CorruptLogError(
+                    f"{self.log_path.name} at byte {pos}: impossible batch length "
+                    f"{header.batch_length}"
+                )
+            if header.base_offset + header.last_offset_delta >= offset:
+                return pos, header
+            pos += header.batch_length + LOG_OVERHEAD
+        return None
+
+    def find_timestamp(self, timestamp: int, start_offset: int) -> TimestampOffset | None:
+        """The first record at or after ``start_offset`` with a timestamp >= ``timestamp``.
+
+        The time index gives where to start (every batch before its entry is older); batches
+        are then skipped by their max timestamp and only the matching one is decoded.
+        """
+        if self._max_timestamp < timestamp or self._next_offset <= start_offset:
+            return None
+        first = max(start_offset, self.base_offset)
+        entry = self.time_index.lookup(timestamp)
+        if entry is not None:
+            first = max(first, entry[1])
+        found = self.find(first)
+        if found is None:
+            return None
+        for _pos, view in self.batches_from(found[0]):
+            header = BatchHeader.parse(view)
+            if header.max_timestamp < timestamp or header.last_offset < start_offset:
+                continue
+            for record in decode_batch(view, verify=False).records:
+                if record.offset >= start_offset and record.timestamp >= timestamp:
+                    return TimestampOffset(
+                        record.timestamp, record.offset, header.partition_leader_epoch
+                    )
+        return None
+
+    def batches_from(self, position: int) -> Iterator[tuple[int, memoryview]]:
+        """(position, view) of each stored batch from ``position`` to the current end."""
+        end = self._size
+        scan = BatchScan(self._fd, position, end)
+        yield from scan
+        if scan.position != end:
+            raise CorruptLogError(f"{self.log_path.name}: unreadable batch at byte {scan.position}")
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.write_indexes()
+        finally:
+            os.close(self._fd)
+
+    def delete(self) -> None:
+        """Closes the segment and removes its files (log first, then indexes)."""
+        if not self._closed:
+            self._closed = True
+            os.close(self._fd)
+        self.log_path.unlink(missing_ok=True)
+        self.offset_index.delete()
+        self.time_index.delete()
+
+    def __repr__(self) -> str:
+        return (
+            f"LogSegment(base_offset={self.base_offset}, next_offset={self._next_offset}, "
+            f"size={self._size})"
+        )

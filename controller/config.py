@@ -1,0 +1,130 @@
+"""A controller node's configuration (the ``[controller]`` table of a node's TOML file)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from raftka.common.errors import ConfigFileError
+
+
+@dataclass(frozen=True, slots=True)
+class VoterAddress:
+    node_id: int
+    host: str
+    port: int
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def __str__(self) -> str:
+        return f"{self.node_id}@{self.host}:{self.port}"
+
+
+def parse_voters(text: str) -> tuple[VoterAddress, ...]:
+    """Parse ``"1@host:port,2@host:port,3@host:port"`` (Kafka's controller.quorum.voters)."""
+    voters: list[VoterAddress] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        node, at, address = item.partition("@")
+        host, colon, port = address.rpartition(":")
+        if not at or not colon or not node.isdigit() or not port.isdigit() or not host:
+            raise ConfigFileError(
+                f"controller.voters: {item!r} is not of the form <node id>@<host>:<port>"
+            )
+        voters.append(VoterAddress(int(node), host, int(port)))
+    ids = [v.node_id for v in voters]
+    if len(set(ids)) != len(ids):
+        raise ConfigFileError(f"controller.voters: node ids repeat in {text!r}")
+    if len(voters) not in (1, 3, 5):
+        raise ConfigFileError(
+            f"controller.voters: {len(voters)} voters given; use 3 or 5 (or 1 for a toy cluster)"
+        )
+    return tuple(voters)
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerConfig:
+    voters: str = ""
+    """Every voter as ``id@host:port``, comma-separated, identical on all voters."""
+    listen: str = ""
+    """Address to bind; defaults to this node's own entry in ``voters``."""
+    tick_ms: int = 50
+    """One Raft tick. Election and heartbeat intervals are whole numbers of ticks."""
+    election_timeout_ms: int = 500
+    """Base election timeout T; a follower waits a random time in [T, 2T) without a leader."""
+    heartbeat_interval_ms: int = 100
+    snapshot_after_bytes: int = 20 * 1024 * 1024
+    """Take a snapshot once this many bytes of log sit above the last one (KRaft's default)."""
+    broker_session_timeout_ms: int = 3000
+    """A broker with no heartbeat for this long is fenced (KRaft: 9000; smaller fails over faster)."""
+    request_timeout_ms: int = 10000
+    """How long an admin write waits for its records to commit."""
+
+    def __post_init__(self) -> None:
+        for name in ("tick_ms", "election_timeout_ms", "heartbeat_interval_ms"):
+            if getattr(self, name) <= 0:
+                raise ConfigFileError(f"controller.{name} must be positive")
+        if self.election_timeout_ms < 2 * self.heartbeat_interval_ms:
+            raise ConfigFileError(
+                "controller.election_timeout_ms must be at least twice heartbeat_interval_ms"
+            )
+        if self.heartbeat_interval_ms < self.tick_ms:
+            raise ConfigFileError("controller.heartbeat_interval_ms must be >= tick_ms")
+
+    @property
+    def voter_addresses(self) -> tuple[VoterAddress, ...]:
+        return parse_voters(self.voters)
+
+    @property
+    def election_ticks(self) -> int:
+        return max(2, self.election_timeout_ms // self.tick_ms)
+
+    @property
+    def heartbeat_ticks(self) -> int:
+        return max(1, self.heartbeat_interval_ms // self.tick_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    level: str = "info"
+    format: Literal["json", "console"] = "json"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """A whole node's config file."""
+
+    node_id: int = -1
+    data_dir: Path = Path("")
+    roles: tuple[str, ...] = ("controller",)
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def __post_init__(self) -> None:
+        if self.node_id < 0:
+            raise ConfigFileError("node_id is required (a non-negative integer)")
+        if not str(self.data_dir) or str(self.data_dir) == ".":
+            raise ConfigFileError("data_dir is required")
+        unknown = set(self.roles) - {"controller"}
+        if unknown:
+            raise ConfigFileError(
+                f"roles: unknown role(s) {sorted(unknown)}; this release supports 'controller'"
+            )
+        if "controller" in self.roles:
+            voters = self.controller.voter_addresses
+            if self.node_id not in {v.node_id for v in voters}:
+                raise ConfigFileError(
+                    f"node_id {self.node_id} is not among controller.voters ({self.controller.voters})"
+                )
+
+    @property
+    def self_voter(self) -> VoterAddress:
+        return next(v for v in self.controller.voter_addresses if v.node_id == self.node_id)
+
+    @property
+    def listen_address(self) -> str:
+        return self.controller.listen or self.self_voter.address

@@ -1,0 +1,164 @@
+"""Computing PartitionChangeRecords: ISR changes and leader elections (after Kafka's
+PartitionChangeBuilder), shared by fencing, controlled shutdown, unfencing and, later,
+AlterPartition and preferred-leader elections.
+
+Leader choice (digest 3.2). A broker is an *acceptable* leader when the caller's predicate says
+so (normally: registered, unfenced, not in controlled shutdown, not the broker being removed).
+1. Keep the current leader if it is in the target ISR and acceptable.
+2. Otherwise take the first replica, in replica order, that is in the target ISR and acceptable.
+3. Otherwise, only if the topic has unclean.leader.election.enable=true, take the first
+   acceptable replica even outside the ISR; the ISR becomes [leader] and the leader recovery
+   state RECOVERING.
+4. Otherwise the partition has no leader (-1).
+The ISR is never written empty: when the target ISR would be empty, the current ISR stays (so
+the last member stays listed while the leader is -1).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from raftka.common.ids import BrokerId
+from raftka.common.metadata.image import MetadataImage
+from raftka.common.metadata.model import NO_LEADER, LeaderRecoveryState, PartitionState
+from raftka.common.metadata.records import partition_change_record
+from raftka.common.metadata.topic_configs import topic_config_value
+from raftka.v1.metadata_pb2 import MetadataRecord
+
+AcceptableLeader = Callable[[BrokerId], bool]
+
+
+class ElectionType(enum.Enum):
+    ONLINE = "online"
+    """Keep a valid current leader, else elect the first valid replica."""
+    PREFERRED = "preferred"
+    """Elect the first replica if it is valid, else behave as ONLINE."""
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionChangeBuilder:
+    """Inputs of one partition change; ``build()`` returns the record, or None when the
+    partition would not change."""
+
+    topic_id: str
+    partition_id: int
+    state: PartitionState
+    is_acceptable: AcceptableLeader
+    target_isr: Sequence[BrokerId] | None = None
+    """The ISR wanted (None keeps the current one); the election may still override it."""
+    election: ElectionType = ElectionType.ONLINE
+    unclean_allowed: bool = False
+    target_recovery_state: LeaderRecoveryState | None = None
+
+    def build(self) -> MetadataRecord | None:
+        state = self.state
+        isr = list(state.isr if self.target_isr is None else self.target_isr)
+        recovery = (
+            state.leader_recovery_state
+            if self.target_recovery_state is None
+            else self.target_recovery_state
+        )
+        leader = self._clean_leader(isr)
+        if leader == NO_LEADER and self.unclean_allowed:
+            leader = next((r for r in state.replicas if self.is_acceptable(r)), NO_LEADER)
+            if leader != NO_LEADER:
+                isr = [leader]
+                recovery = LeaderRecoveryState.RECOVERING
+        if not isr:
+            isr = list(state.isr)
+        return self._record(tuple(isr), leader, recovery)
+
+    def _valid(self, broker: BrokerId, isr: Sequence[BrokerId]) -> bool:
+        return broker != NO_LEADER and broker in isr and self.is_acceptable(broker)
+
+    def _clean_leader(self, isr: Sequence[BrokerId]) -> BrokerId:
+        state = self.state
+        if self.election is ElectionType.PREFERRED and self._valid(state.preferred_leader, isr):
+            return state.preferred_leader
+        if self._valid(state.leader, isr):
+            return state.leader
+        return next((r for r in state.replicas if self._valid(r, isr)), NO_LEADER)
+
+    def _record(
+        self, isr: tuple[BrokerId, ...], leader: BrokerId, recovery: LeaderRecoveryState
+    ) -> MetadataRecord | None:
+        state = self.state
+        new_isr = isr if isr != state.isr else None
+        new_leader = leader if leader != state.leader else None
+        new_recovery = int(recovery) if recovery != state.leader_recovery_state else None
+        if new_isr is None and new_leader is None and new_recovery is None:
+            return None
+        return partition_change_record(
+            self.topic_id,
+            self.partition_id,
+            isr=new_isr,
+            leader=new_leader,
+            leader_recovery_state=new_recovery,
+        )
+
+
+def acceptable_leaders(
+    image: MetadataImage,
+    *,
+    excluding: Iterable[int] = (),
+    including: Iterable[int] = (),
+) -> AcceptableLeader:
+    """Active brokers of ``image``, minus ``excluding`` (being fenced or shut down), plus
+    ``including`` (being unfenced in the same batch)."""
+    excluded = frozenset(excluding)
+    included = frozenset(including) - excluded
+
+    def is_acceptable(broker: BrokerId) -> bool:
+        if broker in excluded:
+            return False
+        return broker in included or image.is_active(broker)
+
+    return is_acceptable
+
+
+def unclean_election_enabled(image: MetadataImage, topic_name: str) -> bool:
+    return (
+        topic_config_value(image.topic_configs(topic_name), "unclean.leader.election.enable")
+        is True
+    )
+
+
+def remove_from_isrs(image: MetadataImage, broker_id: BrokerId) -> list[MetadataRecord]:
+    """Changes that take ``broker_id`` out of every ISR and move its leaderships away, for
+    fencing, controlled shutdown or a new incarnation."""
+    is_acceptable = acceptable_leaders(image, excluding=[broker_id])
+    records = []
+    for view in image.partitions_with_isr_member(broker_id):
+        record = PartitionChangeBuilder(
+            view.topic_id,
+            view.partition_id,
+            view.state,
+            is_acceptable,
+            target_isr=[b for b in view.state.isr if b != broker_id],
+            unclean_allowed=unclean_election_enabled(image, view.topic_name),
+        ).build()
+        if record is not None:
+            records.append(record)
+    return records
+
+
+def elect_leaders_for(image: MetadataImage, broker_id: BrokerId) -> list[MetadataRecord]:
+    """Elections for leaderless partitions that ``broker_id`` (being unfenced in the same
+    batch) can now lead: those whose ISR holds it, or any it replicates when the topic allows
+    unclean election."""
+    is_acceptable = acceptable_leaders(image, including=[broker_id])
+    records = []
+    for view in image.leaderless_partitions():
+        if broker_id not in view.state.replicas:
+            continue
+        unclean = unclean_election_enabled(image, view.topic_name)
+        if broker_id not in view.state.isr and not unclean:
+            continue
+        record = PartitionChangeBuilder(
+            view.topic_id, view.partition_id, view.state, is_acceptable, unclean_allowed=unclean
+        ).build()
+        if record is not None:
+            records.append(record)
+    return records

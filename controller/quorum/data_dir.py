@@ -1,0 +1,103 @@
+"""A controller's data directory: formatting, identity checks and layout.
+
+``raftka format`` writes ``meta.properties`` (cluster id, node id); a node refuses to start on
+a directory that is missing, unformatted, or formatted for another node or cluster, because
+joining a quorum with the wrong identity could lose committed metadata.
+
+Layout::
+
+    <data_dir>/meta.properties
+    <data_dir>/__cluster_metadata-0/            the Raft log (segments of record batches)
+    <data_dir>/__cluster_metadata-0/quorum-state
+    <data_dir>/__cluster_metadata-0/<index>-<term>.checkpoint   snapshots
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from raftka.common.errors import DataDirectoryError
+from raftka.common.files import atomic_write
+
+META_FILE = "meta.properties"
+METADATA_LOG_DIR = "__cluster_metadata-0"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DataDirIdentity:
+    cluster_id: str
+    node_id: int
+
+
+def new_cluster_id() -> str:
+    """A random cluster id in Kafka's form: 22 characters of URL-safe base64."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
+def format_data_dir(
+    data_dir: Path, cluster_id: str, node_id: int, *, exist_ok: bool = False
+) -> None:
+    """Write meta.properties. Refuses a directory formatted for another identity."""
+    meta = data_dir / META_FILE
+    if meta.exists():
+        found = read_identity(data_dir)
+        if found == DataDirIdentity(cluster_id, node_id) and exist_ok:
+            return
+        raise DataDirectoryError(
+            f"{data_dir} is already formatted (cluster {found.cluster_id}, node {found.node_id}); "
+            "use an empty directory, or delete it if its data is not needed"
+        )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    text = f"version={FORMAT_VERSION}\ncluster.id={cluster_id}\nnode.id={node_id}\n"
+    atomic_write(meta, text.encode())
+    (data_dir / METADATA_LOG_DIR).mkdir(exist_ok=True)
+
+
+def read_identity(data_dir: Path) -> DataDirIdentity:
+    meta = data_dir / META_FILE
+    if not data_dir.is_dir():
+        raise DataDirectoryError(
+            f"data directory {data_dir} does not exist: run `raftka format --config <file>` first"
+        )
+    if not meta.is_file():
+        raise DataDirectoryError(
+            f"data directory {data_dir} is not formatted (no {META_FILE}): "
+            "run `raftka format --config <file>` first"
+        )
+    values: dict[str, str] = {}
+    for line in meta.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key.strip()] = value.strip()
+    try:
+        version = int(values["version"])
+        identity = DataDirIdentity(values["cluster.id"], int(values["node.id"]))
+    except (KeyError, ValueError):
+        raise DataDirectoryError(
+            f"{meta} is damaged: expected version, cluster.id and node.id"
+        ) from None
+    if version != FORMAT_VERSION:
+        raise DataDirectoryError(
+            f"{meta} has format version {version}; this release reads {FORMAT_VERSION}"
+        )
+    return identity
+
+
+def check_data_dir(data_dir: Path, node_id: int) -> DataDirIdentity:
+    """Return the directory's identity, or raise if it is not this node's."""
+    identity = read_identity(data_dir)
+    if identity.node_id != node_id:
+        raise DataDirectoryError(
+            f"data directory {data_dir} belongs to node {identity.node_id}, not node {node_id}: "
+            "check data_dir and node_id in the config"
+        )
+    log_dir = data_dir / METADATA_LOG_DIR
+    log_dir.mkdir(exist_ok=True)
+    if not os.access(log_dir, os.W_OK):
+        raise DataDirectoryError(f"{log_dir} is not writable")
+    return identity

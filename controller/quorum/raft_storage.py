@@ -1,0 +1,125 @@
+"""The durable side of one controller's Raft node: log, hard state and snapshots on disk.
+
+The Raft log uses the same segmented log of Kafka v2 record batches as partition logs
+(raftka.common.storage): entry ``i`` is one batch at offset ``i`` whose partition leader
+epoch is the entry's term and whose single record holds the entry's data; NOOP entries are
+control batches. Torn tails are found by CRC and cut when the log is opened.
+
+All methods block (disk I/O and fsync); the runtime calls them off the event loop.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import structlog
+
+from raftka.common.ids import Index, Term
+from raftka.common.records.builder import build_batch
+from raftka.common.records.decoder import decode_batch
+from raftka.common.storage.config import LogConfig
+from raftka.common.storage.log import SegmentedLog
+from raftka.controller.quorum.durable_state import HardStateFile, SnapshotStore
+from raftka.controller.raft.types import Entry, EntryKind, HardState, PersistedState, Snapshot
+
+log = structlog.get_logger(__name__)
+
+FIRST_INDEX = 1
+RAFT_SEGMENT_BYTES = 64 * 1024 * 1024
+MAX_ENTRY_BYTES = 64 * 1024 * 1024
+
+
+def encode_entry(entry: Entry) -> bytes:
+    return bytes(
+        build_batch(
+            [(int(time.time() * 1000), None, entry.data, ())],
+            base_offset=entry.index,
+            partition_leader_epoch=entry.term,
+            control=entry.kind is EntryKind.NOOP,
+        )
+    )
+
+
+def decode_entry(batch: bytes | memoryview) -> Entry:
+    decoded = decode_batch(batch, verify=False)
+    header = decoded.header
+    kind = EntryKind.NOOP if header.is_control else EntryKind.NORMAL
+    data = decoded.records[0].value if decoded.records else None
+    return Entry(Index(header.base_offset), Term(header.partition_leader_epoch), kind, data or b"")
+
+
+class RaftStorage:
+    def __init__(self, directory: Path, *, segment_bytes: int = RAFT_SEGMENT_BYTES) -> None:
+        self.directory = directory
+        self.hard_state_file = HardStateFile(directory)
+        self.snapshots = SnapshotStore(directory)
+        self.log = SegmentedLog.open(
+            directory,
+            LogConfig(
+                segment_bytes=segment_bytes,
+                initial_start_offset=FIRST_INDEX,
+                max_batch_bytes=MAX_ENTRY_BYTES,
+            ),
+        )
+        self.bytes_since_snapshot = 0
+
+    def load(self) -> PersistedState:
+        """Read everything back after a start (clean or after kill -9)."""
+        hard_state = self.hard_state_file.load()
+        snapshot = self.snapshots.load_latest()
+        first = Index(snapshot.meta.index + 1) if snapshot else Index(FIRST_INDEX)
+        if self.log.log_end_offset < first or self.log.log_start_offset > first:
+            # The log does not continue the snapshot (a crash between saving a received
+            # snapshot and resetting the log): the snapshot wins, the log starts after it.
+            self.log.reset(first)
+        entries: list[Entry] = []
+        for _base, _last, view in self.log.iter_batches(first):
+            entries.append(decode_entry(view))
+            self.bytes_since_snapshot += len(view)
+        log.info(
+            "raft_storage_loaded",
+            term=hard_state.term,
+            voted_for=hard_state.voted_for,
+            snapshot_index=snapshot.meta.index if snapshot else 0,
+            first_index=first,
+            last_index=entries[-1].index if entries else first - 1,
+        )
+        return PersistedState(hard_state, snapshot, tuple(entries))
+
+    def persist(
+        self,
+        hard_state: HardState | None,
+        snapshot: Snapshot | None,
+        truncate_from: Index | None,
+        entries: list[Entry] | tuple[Entry, ...],
+    ) -> None:
+        """Make a Ready's state durable before its messages go out: term and vote first (an
+        entry is never on disk with a term the node has not recorded), then a received
+        snapshot, truncation of a conflicting suffix, new entries, and one fsync of the log."""
+        if hard_state is not None:
+            self.hard_state_file.save(hard_state)
+        if snapshot is not None:
+            self.snapshots.save(snapshot)
+            self.log.reset(Index(snapshot.meta.index + 1))
+            self.bytes_since_snapshot = 0
+        if truncate_from is not None and truncate_from < self.log.log_end_offset:
+            self.log.truncate_to(max(truncate_from, self.log.log_start_offset))
+        if entries:
+            if entries[0].index != self.log.log_end_offset:
+                # A follower receiving entries that overwrite a suffix it already holds.
+                self.log.truncate_to(entries[0].index)
+            payload = b"".join(encode_entry(e) for e in entries)
+            self.log.append(payload, assign_offsets=False)
+            self.bytes_since_snapshot += len(payload)
+        if entries or truncate_from is not None or snapshot is not None:
+            self.log.flush()
+
+    def compact(self, snapshot: Snapshot) -> None:
+        """A snapshot of applied state was taken: save it and drop the log below it."""
+        self.snapshots.save(snapshot)
+        self.log.delete_before(Index(snapshot.meta.index + 1))
+        self.bytes_since_snapshot = 0
+
+    def close(self) -> None:
+        self.log.close()

@@ -1,0 +1,123 @@
+"""One controller process: storage, Raft runtime, active controller and gRPC services.
+
+Started by ``raftka server --config node.toml``. On SIGTERM or SIGINT it shuts down gracefully:
+a leader first hands leadership to the most caught-up voter (TimeoutNow) and waits briefly for
+the new leader, so a planned restart costs no election timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from contextlib import suppress
+
+import grpc
+import structlog
+
+from raftka.common.ids import NodeId
+from raftka.controller.active import ActiveController
+from raftka.controller.broker_sessions import BrokerSessionMonitor
+from raftka.controller.config import NodeConfig
+from raftka.controller.metadata_log import MetadataStateMachine
+from raftka.controller.quorum.data_dir import METADATA_LOG_DIR, check_data_dir
+from raftka.controller.quorum.raft_storage import RaftStorage
+from raftka.controller.quorum.runtime import QuorumRuntime
+from raftka.controller.quorum.transport import GRPC_OPTIONS, RaftServicer, RaftTransport
+from raftka.controller.raft.config import RaftConfig
+from raftka.controller.raft.status import Role
+from raftka.controller.service import ControllerServicer
+from raftka.v1 import controller_pb2_grpc, raft_pb2_grpc
+
+log = structlog.get_logger(__name__)
+
+SHUTDOWN_TRANSFER_WAIT_S = 2.0
+
+
+class ControllerServer:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        identity = check_data_dir(config.data_dir, config.node_id)
+        self.cluster_id = identity.cluster_id
+        ctrl = config.controller
+        voters = ctrl.voter_addresses
+        self.addresses = {NodeId(v.node_id): v.address for v in voters}
+        self.node_id = NodeId(config.node_id)
+        self.state = MetadataStateMachine()
+        self.runtime = QuorumRuntime(
+            node_id=self.node_id,
+            voters=list(self.addresses),
+            raft_config=RaftConfig(
+                election_timeout_ticks=ctrl.election_ticks,
+                heartbeat_ticks=ctrl.heartbeat_ticks,
+            ),
+            storage=RaftStorage(config.data_dir / METADATA_LOG_DIR),
+            transport=RaftTransport(self.cluster_id, self.node_id, self.addresses),
+            state_machine=self.state,
+            tick_s=ctrl.tick_ms / 1000,
+            snapshot_after_bytes=ctrl.snapshot_after_bytes,
+        )
+        self.active = ActiveController(
+            self.runtime, self.state, self.addresses, ctrl.request_timeout_ms / 1000
+        )
+        self.sessions = BrokerSessionMonitor(
+            self.active, self.cluster_id, ctrl.broker_session_timeout_ms
+        )
+        self.server = grpc.aio.server(options=GRPC_OPTIONS)
+        raft_pb2_grpc.add_RaftServiceServicer_to_server(
+            RaftServicer(self.cluster_id, self.node_id, self.runtime.deliver), self.server
+        )
+        controller_pb2_grpc.add_ControllerServiceServicer_to_server(
+            ControllerServicer(
+                cluster_id=self.cluster_id,
+                runtime=self.runtime,
+                active=self.active,
+                state=self.state,
+                sessions=self.sessions,
+                addresses=self.addresses,
+                tick_s=ctrl.tick_ms / 1000,
+            ),
+            self.server,
+        )
+        self.listen = config.listen_address
+        if self.server.add_insecure_port(self.listen) == 0:
+            raise OSError(f"cannot listen on {self.listen}: is another process using the port?")
+
+    async def run(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.server.start()
+        await self.runtime.start()
+        self.sessions.start()
+        log.info(
+            "controller_started",
+            node_id=self.node_id,
+            listen=self.listen,
+            cluster_id=self.cluster_id,
+            voters=self.config.controller.voters,
+        )
+        await stop.wait()
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        log.info("controller_stopping", node_id=self.node_id)
+        if self.runtime.status().role is Role.LEADER and len(self.addresses) > 1:
+            with suppress(Exception):
+                self.runtime.transfer_leadership(None)
+                deadline = asyncio.get_running_loop().time() + SHUTDOWN_TRANSFER_WAIT_S
+                while asyncio.get_running_loop().time() < deadline:
+                    status = self.runtime.status()
+                    if status.leader_id not in (None, self.node_id):
+                        log.info("leadership_handed_over", new_leader=status.leader_id)
+                        break
+                    await asyncio.sleep(self.config.controller.tick_ms / 1000)
+        await self.sessions.stop()
+        await self.server.stop(grace=0.5)
+        await self.runtime.stop()
+        log.info("controller_stopped", node_id=self.node_id)
+
+
+async def serve(config: NodeConfig) -> None:
+    server = ControllerServer(config)
+    await server.run()

@@ -1,0 +1,241 @@
+"""The gRPC ControllerService: admin RPCs, the broker lifecycle, and WatchMetadata.
+
+Handlers check the request as a whole, then hand a plan from a control manager to the active
+controller (writes) or read the committed image (reads). Errors become statuses in one place
+(``raftka.common.rpc.rpc_errors``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from typing import Any, TypeAlias
+
+import grpc
+
+from raftka.common.errors import InvalidRequestError, RequestTimedOutError
+from raftka.common.ids import NodeId
+from raftka.common.rpc import rpc_errors
+from raftka.controller.active import ActiveController
+from raftka.controller.broker_sessions import BrokerSessionMonitor, now_ms
+from raftka.controller.control.cluster import describe_brokers
+from raftka.controller.control.configs import alter_configs, describe_configs
+from raftka.controller.control.producer_ids import allocate_producer_ids
+from raftka.controller.control.topics import TopicManager, describe_topics
+from raftka.controller.metadata_log import MetadataStateMachine
+from raftka.controller.quorum.runtime import QuorumRuntime
+from raftka.controller.raft.errors import NotLeader
+from raftka.controller.raft.status import Role
+from raftka.v1 import common_pb2 as cpb
+from raftka.v1 import controller_pb2 as pb
+from raftka.v1.controller_pb2_grpc import ControllerServiceServicer
+
+Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+
+MAX_ITEMS_PER_REQUEST = 10_000
+
+
+def _require_items(items: int, field: str) -> None:
+    if items == 0:
+        raise InvalidRequestError(f"{field} is empty: name at least one")
+    if items > MAX_ITEMS_PER_REQUEST:
+        raise InvalidRequestError(
+            f"{field} has {items} items; at most {MAX_ITEMS_PER_REQUEST} per request"
+        )
+
+
+class ControllerServicer(ControllerServiceServicer):
+    def __init__(
+        self,
+        *,
+        cluster_id: str,
+        runtime: QuorumRuntime,
+        active: ActiveController,
+        state: MetadataStateMachine,
+        sessions: BrokerSessionMonitor,
+        addresses: dict[NodeId, str],
+        tick_s: float,
+    ) -> None:
+        self._cluster_id = cluster_id
+        self._runtime = runtime
+        self._active = active
+        self._state = state
+        self._sessions = sessions
+        self._addresses = addresses
+        self._tick_s = tick_s
+        self._topics = TopicManager(random.Random())
+
+    # ---- topics ----
+
+    @rpc_errors
+    async def CreateTopics(
+        self, request: pb.CreateTopicsRequest, context: Context
+    ) -> pb.CreateTopicsResponse:
+        _require_items(len(request.topics), "topics")
+        return await self._active.write(
+            lambda image, _i: self._topics.create_topics(image, request)
+        )
+
+    @rpc_errors
+    async def DeleteTopics(
+        self, request: pb.DeleteTopicsRequest, context: Context
+    ) -> pb.DeleteTopicsResponse:
+        _require_items(len(request.names), "names")
+        return await self._active.write(
+            lambda image, _i: self._topics.delete_topics(image, request)
+        )
+
+    @rpc_errors
+    async def CreatePartitions(
+        self, request: pb.CreatePartitionsRequest, context: Context
+    ) -> pb.CreatePartitionsResponse:
+        _require_items(len(request.topics), "topics")
+        return await self._active.write(
+            lambda image, _i: self._topics.create_partitions(image, request)
+        )
+
+    @rpc_errors
+    async def DescribeTopics(
+        self, request: pb.DescribeTopicsRequest, context: Context
+    ) -> pb.DescribeTopicsResponse:
+        return describe_topics(self._active.committed_image(), request)
+
+    # ---- configs ----
+
+    @rpc_errors
+    async def DescribeConfigs(
+        self, request: pb.DescribeConfigsRequest, context: Context
+    ) -> pb.DescribeConfigsResponse:
+        _require_items(len(request.resources), "resources")
+        return describe_configs(self._active.committed_image(), request)
+
+    @rpc_errors
+    async def AlterConfigs(
+        self, request: pb.AlterConfigsRequest, context: Context
+    ) -> pb.AlterConfigsResponse:
+        _require_items(len(request.resources), "resources")
+        return await self._active.write(lambda image, _i: alter_configs(image, request))
+
+    # ---- cluster and quorum ----
+
+    @rpc_errors
+    async def DescribeCluster(
+        self, request: pb.DescribeClusterRequest, context: Context
+    ) -> pb.DescribeClusterResponse:
+        image = self._active.committed_image()
+        return pb.DescribeClusterResponse(
+            cluster_id=self._cluster_id,
+            controller_id=self._runtime.node_id,
+            controllers=[self._controller_node(n) for n in sorted(self._addresses)],
+            brokers=describe_brokers(image),
+        )
+
+    def _controller_node(self, node_id: NodeId) -> pb.ControllerNode:
+        host, _, port = self._addresses[node_id].rpartition(":")
+        return pb.ControllerNode(
+            node_id=node_id, endpoint=cpb.Endpoint(name="CONTROLLER", host=host, port=int(port))
+        )
+
+    @rpc_errors
+    async def DescribeQuorum(
+        self, request: pb.DescribeQuorumRequest, context: Context
+    ) -> pb.DescribeQuorumResponse:
+        status = self._runtime.status()
+        is_leader = status.role is Role.LEADER
+        if not is_leader and not request.allow_follower:
+            raise self._active.not_controller()
+        response = pb.DescribeQuorumResponse(
+            leader_id=-1 if status.leader_id is None else status.leader_id,
+            term=status.term,
+            commit_index=status.commit_index,
+            answered_by=self._runtime.node_id,
+        )
+        progress = {p.node_id: p for p in status.progress}
+        for node_id in sorted(self._addresses):
+            voter = self._controller_node(node_id)
+            entry = pb.VoterStatus(
+                node_id=node_id, endpoint=voter.endpoint, last_index=-1, lag=-1, last_contact_ms=-1
+            )
+            if node_id == self._runtime.node_id:
+                entry.last_index, entry.lag, entry.last_contact_ms = status.last_index, 0, 0
+            elif is_leader and node_id in progress:
+                p = progress[node_id]
+                entry.last_index = p.match_index
+                entry.lag = max(0, status.last_index - p.match_index)
+                entry.last_contact_ms = int(p.ticks_since_contact * self._tick_s * 1000)
+            response.voters.append(entry)
+        return response
+
+    @rpc_errors
+    async def TransferLeadership(
+        self, request: pb.TransferLeadershipRequest, context: Context
+    ) -> pb.TransferLeadershipResponse:
+        target = request.target_node_id
+        if target != -1 and target not in self._addresses:
+            raise InvalidRequestError(
+                f"target_node_id {target} is not a voter (voters: {sorted(self._addresses)}); use -1 for any"
+            )
+        status = self._runtime.status()
+        if status.role is not Role.LEADER:
+            raise self._active.not_controller()
+        if target == self._runtime.node_id:
+            return pb.TransferLeadershipResponse(new_leader_id=target, term=status.term)
+        try:
+            self._runtime.transfer_leadership(None if target == -1 else NodeId(target))
+        except NotLeader:
+            raise self._active.not_controller() from None
+        timeout_s = max(2.0, 40 * self._tick_s)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            status = self._runtime.status()
+            if status.leader_id is not None and status.leader_id != self._runtime.node_id:
+                return pb.TransferLeadershipResponse(
+                    new_leader_id=status.leader_id, term=status.term
+                )
+            await asyncio.sleep(self._tick_s)
+        raise RequestTimedOutError(
+            f"leadership did not move within {timeout_s:g}s (is the target up and caught up?); "
+            f"node {self._runtime.node_id} still leads"
+        )
+
+    # ---- broker lifecycle ----
+
+    @rpc_errors
+    async def RegisterBroker(
+        self, request: pb.RegisterBrokerRequest, context: Context
+    ) -> pb.RegisterBrokerResponse:
+        manager = self._sessions.manager
+        return await self._active.write(
+            lambda image, index: manager.register_broker(
+                image, request, next_index=index, now_ms=now_ms()
+            )
+        )
+
+    @rpc_errors
+    async def BrokerHeartbeat(
+        self, request: pb.BrokerHeartbeatRequest, context: Context
+    ) -> pb.BrokerHeartbeatResponse:
+        manager = self._sessions.manager
+        return await self._active.write(
+            lambda image, index: manager.heartbeat(
+                image, request, next_index=index, now_ms=now_ms()
+            )
+        )
+
+    @rpc_errors
+    async def AllocateProducerIds(
+        self, request: pb.AllocateProducerIdsRequest, context: Context
+    ) -> pb.AllocateProducerIdsResponse:
+        return await self._active.write(lambda image, _i: allocate_producer_ids(image, request))
+
+    # ---- metadata stream ----
+
+    async def WatchMetadata(
+        self, request: pb.WatchMetadataRequest, context: Context
+    ) -> AsyncIterator[pb.MetadataEvent]:
+        if request.after_index < 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "after_index must be >= 0")
+        async for event in self._state.watch(request.after_index):
+            yield event

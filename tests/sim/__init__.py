@@ -1,0 +1,1 @@
+"""Deterministic simulation tests of the sans-I/O Raft core (controller/raft)."""
