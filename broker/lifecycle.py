@@ -52,8 +52,19 @@ class BrokerLifecycle:
         self._unfenced = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def start(self) -> None:
-        await self.register()
+    async def start(self, registration_timeout_s: float = 60.0) -> None:
+        """Register (retrying while an earlier incarnation's session is still live), then
+        follow the metadata log and heartbeat in the background."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + registration_timeout_s
+        while True:
+            try:
+                await self.register()
+                break
+            except errors.DuplicateBrokerRegistrationError:
+                if loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(self.heartbeat_interval_s)
         self._tasks = [
             asyncio.create_task(self._follow_metadata(), name=f"broker-{self.broker_id}-watch"),
             asyncio.create_task(self._heartbeat_loop(), name=f"broker-{self.broker_id}-heartbeat"),

@@ -122,6 +122,8 @@ def _server(args: argparse.Namespace) -> int:
 
 
 def _install_uvloop() -> None:
+    if os.environ.get("RAFTKA_NO_UVLOOP"):
+        return
     try:
         import uvloop
     except ImportError:

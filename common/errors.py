@@ -3,9 +3,15 @@
 Every error carries the Kafka error code it maps to and whether a client may retry it. The
 server maps these to gRPC status codes or per-item error codes in one place
 (``raftka.common.rpc``); the client maps them back in one place too.
+
+The errors of a subsystem that owns them live next to it and derive from :class:`RaftkaError`:
+``raftka.common.records.errors`` (RecordError), ``raftka.common.storage.errors`` (StorageError)
+and ``raftka.common.metadata.errors`` (MetadataReplayError). This module imports none of them.
 """
 
 from __future__ import annotations
+
+from typing import Self
 
 from raftka.v1.common_pb2 import ErrorCode
 
@@ -23,6 +29,12 @@ class RaftkaError(Exception):
     @property
     def code_name(self) -> str:
         return ErrorCode.Name(self.code)
+
+    @classmethod
+    def from_wire(cls, message: str) -> Self:
+        """Rebuild, on the client, an error a server sent: only the message crosses the wire.
+        Subclasses whose constructor takes more than a message override this."""
+        return cls(message)
 
 
 class InvalidRequestError(RaftkaError):
@@ -81,8 +93,10 @@ class StaleBrokerEpochError(RaftkaError):
 
 
 class DuplicateBrokerRegistrationError(RaftkaError):
+    """Another incarnation of this broker id still has a live session. A restarted broker
+    retries registration until the old session times out (BrokerLifecycle does)."""
+
     code = ErrorCode.DUPLICATE_BROKER_REGISTRATION
-    retriable = True
 
 
 class BrokerIdNotRegisteredError(RaftkaError):

@@ -15,6 +15,8 @@ import grpc
 import structlog
 
 from raftka.common import errors
+from raftka.common.records import errors as record_errors
+from raftka.common.storage import errors as storage_errors
 from raftka.v1.common_pb2 import ErrorCode
 
 ERROR_KEY = "raftka-error"
@@ -36,6 +38,13 @@ _STATUS_BY_ERROR: dict[type[errors.RaftkaError], grpc.StatusCode] = {
     errors.StaleBrokerEpochError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.DuplicateBrokerRegistrationError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.InconsistentClusterIdError: grpc.StatusCode.FAILED_PRECONDITION,
+    # Record batches: the bytes sent are at fault (a corrupt one may be resent: retriable).
+    record_errors.RecordError: grpc.StatusCode.INVALID_ARGUMENT,
+    # The segmented log: a disk or server-side fault unless named otherwise below.
+    storage_errors.StorageError: grpc.StatusCode.INTERNAL,
+    storage_errors.OffsetOutOfRangeError: grpc.StatusCode.OUT_OF_RANGE,
+    storage_errors.UnexpectedAppendOffsetError: grpc.StatusCode.FAILED_PRECONDITION,
+    storage_errors.LogClosedError: grpc.StatusCode.UNAVAILABLE,
 }
 
 
@@ -82,11 +91,15 @@ def rpc_errors(handler: H) -> H:
     return cast(H, wrapper)
 
 
+# The wire carries only the code's name: the first class defined with a code stands for it.
 _ERROR_BY_NAME: dict[str, type[errors.RaftkaError]] = {}
-for _cls in list(vars(errors).values()):
-    if isinstance(_cls, type) and issubclass(_cls, errors.RaftkaError):
-        _ERROR_BY_NAME.setdefault(ErrorCode.Name(_cls.code), _cls)
+for _module in (errors, record_errors, storage_errors):
+    for _cls in list(vars(_module).values()):
+        if isinstance(_cls, type) and issubclass(_cls, errors.RaftkaError):
+            _ERROR_BY_NAME.setdefault(ErrorCode.Name(_cls.code), _cls)
 _ERROR_BY_NAME["NOT_CONTROLLER"] = errors.NotControllerError
+# A node's own data directory never fails a request; a log on a failed disk does.
+_ERROR_BY_NAME["KAFKA_STORAGE_ERROR"] = storage_errors.StorageError
 
 
 def error_from_rpc(
@@ -100,7 +113,7 @@ def error_from_rpc(
         leader_id, leader_address = parse_leader(metadata.get(LEADER_KEY, ""))
         return errors.NotControllerError(details, leader_id, leader_address)
     if name is not None and name in _ERROR_BY_NAME:
-        return _ERROR_BY_NAME[name](details)
+        return _ERROR_BY_NAME[name].from_wire(details)
     code = error.code() if hasattr(error, "code") else None
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         where = f" {target}" if target else ""

@@ -57,6 +57,11 @@ class MetadataStateMachine:
         self.note_progress(snapshot.meta.index)
 
     def take_snapshot(self) -> bytes:
+        """Serialize the image. The log below it is about to be deleted, so the feed follows:
+        a watcher behind this point gets the image as a snapshot, as it would from the log."""
+        self._floor = Index(max(self._floor, self.image.last_applied_index))
+        while self._recent and self._recent[0].index <= self._floor:
+            self._recent.popleft()
         return mpb.MetadataSnapshot(
             last_index=self.image.last_applied_index,
             records=self.image.to_snapshot_records(),

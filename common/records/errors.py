@@ -7,26 +7,36 @@ client whether sending the same bytes again may succeed (corruption in transit m
 
 from __future__ import annotations
 
+from raftka.common.errors import RaftkaError
+from raftka.v1.common_pb2 import ErrorCode
 
-class RecordError(Exception):
+
+class RecordError(RaftkaError):
     """Base class for every record-batch error."""
 
-    retriable: bool = False
+    code = ErrorCode.INVALID_RECORD
 
 
 class CorruptRecordError(RecordError):
     """The bytes are damaged: CRC mismatch, truncated buffer, or an impossible length."""
 
+    code = ErrorCode.CORRUPT_MESSAGE
     retriable = True
 
 
 class InvalidRecordError(RecordError):
     """The bytes are intact but not a valid v2 batch: wrong magic, bad field values."""
 
+    code = ErrorCode.INVALID_RECORD
+
 
 class UnsupportedCompressionError(RecordError):
     """The batch uses a compression codec this build cannot read or write (snappy, unknown ids)."""
 
+    code = ErrorCode.UNSUPPORTED_COMPRESSION_TYPE
+
 
 class RecordTooLargeError(RecordError):
     """A batch is larger than the configured maximum batch size."""
+
+    code = ErrorCode.MESSAGE_TOO_LARGE

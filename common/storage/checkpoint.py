@@ -12,7 +12,7 @@ from pathlib import Path
 
 import structlog
 
-from raftka.common.storage.files import atomic_write
+from raftka.common.files import atomic_write
 
 CHECKPOINT_FILE = "recovery-point"
 CLEAN_SHUTDOWN_FILE = "clean-shutdown"

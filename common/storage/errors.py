@@ -2,36 +2,73 @@
 
 from __future__ import annotations
 
+from typing import Self
 
-class StorageError(Exception):
+from raftka.common.errors import RaftkaError
+from raftka.v1.common_pb2 import ErrorCode
+
+UNKNOWN_OFFSET = -1
+"""The value of an offset attribute on an error rebuilt from the wire (only its message crosses)."""
+
+
+class StorageError(RaftkaError):
     """Base class for segmented-log errors."""
 
-    retriable: bool = False
+    code = ErrorCode.KAFKA_STORAGE_ERROR
 
 
 class OffsetOutOfRangeError(StorageError):
     """An offset outside the log's readable range [log_start_offset, log_end_offset)."""
 
-    def __init__(self, offset: int, log_start_offset: int, log_end_offset: int) -> None:
+    code = ErrorCode.OFFSET_OUT_OF_RANGE
+
+    def __init__(
+        self,
+        offset: int,
+        log_start_offset: int,
+        log_end_offset: int,
+        *,
+        message: str | None = None,
+    ) -> None:
         super().__init__(
-            f"offset {offset} is outside the log range [{log_start_offset}, {log_end_offset})"
+            message
+            or f"offset {offset} is outside the log range [{log_start_offset}, {log_end_offset})"
         )
         self.offset = offset
         self.log_start_offset = log_start_offset
         self.log_end_offset = log_end_offset
 
+    @classmethod
+    def from_wire(cls, message: str) -> Self:
+        return cls(UNKNOWN_OFFSET, UNKNOWN_OFFSET, UNKNOWN_OFFSET, message=message)
+
 
 class UnexpectedAppendOffsetError(StorageError):
-    """A batch appended with its own offsets does not start at the offset the log expects."""
+    """A batch appended with its own offsets does not start at the offset the log expects.
 
-    def __init__(self, expected: int, actual: int, batch_index: int) -> None:
+    The caller's offsets do not fit the log (nothing was written), so the wire code is
+    INVALID_REQUEST: sending the same batches again fails the same way.
+    """
+
+    code = ErrorCode.INVALID_REQUEST
+
+    def __init__(
+        self, expected: int, actual: int, batch_index: int, *, message: str | None = None
+    ) -> None:
         super().__init__(
-            f"batch {batch_index} has base offset {actual}, the log expects {expected}; "
-            "nothing was written"
+            message
+            or (
+                f"batch {batch_index} has base offset {actual}, the log expects {expected}; "
+                "nothing was written"
+            )
         )
         self.expected = expected
         self.actual = actual
         self.batch_index = batch_index
+
+    @classmethod
+    def from_wire(cls, message: str) -> Self:
+        return cls(UNKNOWN_OFFSET, UNKNOWN_OFFSET, batch_index=-1, message=message)
 
 
 class LogClosedError(StorageError):

@@ -19,7 +19,7 @@ from array import array
 from bisect import bisect_right
 from pathlib import Path
 
-from raftka.common.storage.files import pwrite_all
+from raftka.common.files import pwrite_all
 
 _INT32_MAX = (1 << 31) - 1
 

@@ -25,6 +25,7 @@ from types import TracebackType
 
 import structlog
 
+from raftka.common.files import atomic_write, fsync_dir
 from raftka.common.records.batch import (
     HEADER_SIZE,
     LOG_OVERHEAD,
@@ -43,7 +44,6 @@ from raftka.common.storage.errors import (
     LogClosedError,
     OffsetOutOfRangeError,
 )
-from raftka.common.storage.files import atomic_write, fsync_dir
 from raftka.common.storage.prepare import prepare_append
 from raftka.common.storage.recovery import load_segments, tidy_directory
 from raftka.common.storage.results import AppendInfo, ReadResult, TimestampOffset

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import structlog
 
+from raftka.common.files import pread_exact, pwrite_all
 from raftka.common.records.batch import (
     HEADER_SIZE,
     LOG_OVERHEAD,
@@ -25,7 +26,7 @@ from raftka.common.records.batch import (
 from raftka.common.records.decoder import decode_batch
 from raftka.common.records.errors import RecordError
 from raftka.common.storage.errors import CorruptLogError
-from raftka.common.storage.files import pread_exact, pwrite_all, segment_paths
+from raftka.common.storage.files import segment_paths
 from raftka.common.storage.index import IndexCorruptError, OffsetIndex, TimeIndex
 from raftka.common.storage.results import TimestampOffset
 

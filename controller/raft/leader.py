@@ -26,6 +26,9 @@ from raftka.controller.raft.quorum import VoterSet
 from raftka.controller.raft.status import ProgressStatus
 from raftka.controller.raft.types import Entry
 
+_STALLED_HEARTBEATS = 2
+"""Heartbeat intervals without progress after which in-flight appends count as lost."""
+
 
 class LeaderState:
     __slots__ = (
@@ -131,14 +134,27 @@ class LeaderState:
                 pr.probe_sent = False
                 self.send_append(pr)
             elif pr.state is ReplicaState.REPLICATE:
-                # Empty, at next - 1: accepted if nothing in flight was lost, else rejected,
-                # which sends the follower back to probing. (If next - 1 was compacted since,
-                # probe at the snapshot index: a rejection then leads to a snapshot.)
-                self._send_append_at(pr, Index(max(pr.next - 1, log.snapshot_index)), ())
+                self._replicate_heartbeat(pr)
             else:
                 self._snapshot_heartbeat(pr)
             if self.transfer_target == pr.node_id and pr.match == log.last_index:
                 self._send(TimeoutNow(src=self._id, dst=pr.node_id, term=self._term))
+
+    def _replicate_heartbeat(self, pr: Progress) -> None:
+        """Heartbeat at the match index, which the follower holds, so that it is never refused
+        (probing at ``next - 1`` could overtake the appends in flight and be refused). If
+        entries are in flight but no answer moved ``match`` for a few heartbeats, they (or
+        their answers) were lost: probe again from ``match + 1``."""
+        log = self._log
+        if pr.match + 1 < pr.next:
+            pr.stalled_heartbeats += 1
+            if pr.stalled_heartbeats > _STALLED_HEARTBEATS:
+                pr.become_probe(Index(pr.match + 1))
+                self.send_append(pr)
+                return
+        # If ``match`` was compacted meanwhile, heartbeat at the snapshot index: a follower
+        # lacking it refuses, and the back-off then leads to a snapshot.
+        self._send_append_at(pr, max(pr.match, log.snapshot_index), ())
 
     # -- answers -------------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ class Progress:
         "snapshot",
         "snapshot_idle_ticks",
         "snapshot_offset",
+        "stalled_heartbeats",
         "state",
         "ticks_since_contact",
     )
@@ -51,6 +52,8 @@ class Progress:
         """PROBE: an AppendEntries is unanswered (cleared by an answer or the next heartbeat)."""
         self.inflight: deque[Index] = deque()
         """REPLICATE: last index of each unacknowledged AppendEntries, in send order."""
+        self.stalled_heartbeats = 0
+        """REPLICATE: heartbeats sent while entries were in flight and match did not move."""
         self.ticks_since_contact = 0
         self.snapshot: Snapshot | None = None
         """SNAPSHOT: the snapshot being sent (kept even if the leader compacts again)."""
@@ -64,6 +67,7 @@ class Progress:
         self.next = max(next_index, Index(self.match + 1))
         self.probe_sent = False
         self.inflight.clear()
+        self.stalled_heartbeats = 0
         self.snapshot = None
 
     def become_replicate(self) -> None:
@@ -71,6 +75,7 @@ class Progress:
         self.next = Index(self.match + 1)
         self.probe_sent = False
         self.inflight.clear()
+        self.stalled_heartbeats = 0
         self.snapshot = None
 
     def become_snapshot(self, snapshot: Snapshot) -> None:
@@ -88,6 +93,7 @@ class Progress:
         if index <= self.match:
             return False
         self.match = index
+        self.stalled_heartbeats = 0
         while self.inflight and self.inflight[0] <= index:
             self.inflight.popleft()
         return True

@@ -3,6 +3,8 @@ message by message against single nodes."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from raftka.common.ids import Index, Term
@@ -43,7 +45,7 @@ from .harness.script import (
         ({"snapshot_chunk_bytes": 0}, "snapshot_chunk_bytes"),
     ],
 )
-def test_config_is_validated(kwargs: dict[str, int], message: str) -> None:
+def test_config_is_validated(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RaftConfig(**kwargs)
 

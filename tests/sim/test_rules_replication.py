@@ -16,6 +16,7 @@ from raftka.controller.raft.messages import (
     RequestVote,
     TimeoutNow,
 )
+from raftka.controller.raft.node import RaftNode
 from raftka.controller.raft.progress import ReplicaState
 from raftka.controller.raft.status import Role
 from raftka.controller.raft.types import Snapshot, SnapshotMeta
@@ -188,24 +189,43 @@ def test_probing_sends_one_message_per_heartbeat() -> None:
         assert len(to2) == 1
 
 
-def test_reject_sends_replicating_follower_back_to_probe() -> None:
+def _replicating_leader() -> RaftNode:
     node = make_node()
     apps = of_type(elect(node), AppendEntries)
     node.step(ack(next(a for a in apps if a.dst == 2)))
     drain(node)
     assert node.status().progress[0].state is ReplicaState.REPLICATE
+    return node
+
+
+def test_heartbeats_go_at_match_and_lost_appends_are_resent() -> None:
+    node = _replicating_leader()
     node.propose(b"a")
     (lost,) = [m for m in of_type(sent(node), AppendEntries) if m.dst == 2]
-    node.tick()  # heartbeat at next - 1 = the lost entry's index
-    (hb,) = [m for m in of_type(sent(node), AppendEntries) if m.dst == 2]
-    assert hb.prev_index == lost.prev_index + 1 and not hb.entries
+    for _ in range(2):
+        node.tick()
+        (hb,) = [m for m in of_type(sent(node), AppendEntries) if m.dst == 2]
+        assert hb.prev_index == lost.prev_index and not hb.entries  # never refused
+    node.tick()  # no progress for a third heartbeat: the append counts as lost
+    (resend,) = [m for m in of_type(sent(node), AppendEntries) if m.dst == 2]
+    assert resend.entries == lost.entries
+    assert node.status().progress[0].state is ReplicaState.PROBE
+
+
+def test_reject_sends_replicating_follower_back_to_probe() -> None:
+    node = _replicating_leader()
+    node.propose(b"a")
+    (lost,) = [m for m in of_type(sent(node), AppendEntries) if m.dst == 2]
+    node.propose(b"b")
+    (later,) = [m for m in of_type(sent(node), AppendEntries) if m.dst == 2]
+    assert later.prev_index == lost.prev_index + 1
     node.step(
         AppendEntriesResponse(
             src=n(2),
             dst=n(1),
             term=node.term,
             success=False,
-            prev_index=hb.prev_index,
+            prev_index=later.prev_index,
             match_index=Index(0),
             conflict_term=Term(0),
             conflict_index=Index(lost.prev_index + 1),
@@ -213,7 +233,7 @@ def test_reject_sends_replicating_follower_back_to_probe() -> None:
         )
     )
     (resend,) = [m for m in of_type(sent(node), AppendEntries) if m.dst == 2]
-    assert resend.entries == lost.entries
+    assert resend.entries == lost.entries + later.entries
     assert node.status().progress[0].state is ReplicaState.PROBE
 
 
@@ -313,9 +333,7 @@ def test_follower_assembles_snapshot_in_order() -> None:
     node.step(chunk(0, b"ab", False))
     node.step(chunk(0, b"ab", False))  # duplicate: ask for what comes next
     node.step(chunk(2, b"cd", False))
-    answers = [
-        (r.next_offset, r.done) for r in of_type(sent(node), InstallSnapshotResponse)
-    ]
+    answers = [(r.next_offset, r.done) for r in of_type(sent(node), InstallSnapshotResponse)]
     assert answers == [(0, False), (2, False), (2, False), (4, False)]
     node.step(chunk(4, b"ef", True))
     rd = node.ready()

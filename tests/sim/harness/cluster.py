@@ -174,8 +174,8 @@ class Cluster:
         self.checker.observe(node.view(), f"{what} at t={self.now}")
 
     def _transmit(self, m: Message) -> None:
-        for delay in self.net.fates(m):
-            self.at(self.now + delay, partial(self._deliver, m))
+        for when in self.net.fates(m, self.now):
+            self.at(when, partial(self._deliver, m))
 
     def _deliver(self, m: Message) -> None:
         node = self.nodes[m.dst]
@@ -242,6 +242,22 @@ class Cluster:
         self._settle(self.nodes[target], f"propose {index}@{term}")
         return p
 
+    def propose_many(self, count: int, node_id: NodeId | None = None) -> list[Proposal]:
+        """Propose ``count`` entries back to back on one node, before its runtime loop runs
+        (as concurrent clients would), so they share messages."""
+        target = node_id if node_id is not None else self.leader()
+        raft = self.nodes[target].raft if target is not None else None
+        if target is None or raft is None:
+            return []
+        out = []
+        for _ in range(count):
+            data = self.next_data()
+            index, term = raft.propose(data)
+            out.append(Proposal(index, term, data, self.now))
+        self.proposals.extend(out)
+        self._settle(self.nodes[target], f"propose_many({count})")
+        return out
+
     def transfer_leadership(self, target: NodeId | None = None) -> NodeId | None:
         """Ask the current leader to hand over; returns that leader (None if there is none)."""
         lid = self.leader()
@@ -287,22 +303,23 @@ class Cluster:
         return max(self.terms().values(), default=Term(0))
 
     def stable_leader(self) -> NodeId | None:
-        """A leader that every live node it can reach follows in its term."""
+        """The highest-term live leader, if it can reach a majority and every live node it can
+        reach follows it in its term."""
         lid = self.leader()
         if lid is None:
             return None
         lead = self.nodes[lid].raft
         assert lead is not None
+        reach = 1
         for i in self.alive():
             r = self.nodes[i].raft
             assert r is not None
-            if (
-                i != lid
-                and self.net.connected(lid, i)
-                and (r.term != lead.term or r.leader_id != lid)
-            ):
+            if i == lid or not (self.net.connected(lid, i) and self.net.connected(i, lid)):
+                continue
+            if r.term != lead.term or r.leader_id != lid:
                 return None
-        return lid
+            reach += 1
+        return lid if reach > len(self.ids) // 2 else None
 
     def converged(self, nodes: Iterable[NodeId] | None = None) -> bool:
         """A leader exists and the given (default: all live) nodes applied its whole commit."""

@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass
 
 from raftka.common.ids import NodeId
+from raftka.controller.raft.config import RaftConfig
 
 from .cluster import Cluster
 from .network import LinkRule
@@ -42,15 +43,26 @@ def _random_rule(rng: random.Random) -> LinkRule:
         dup=rng.choice((0.0, 0.05, 0.2)),
         min_delay=1,
         max_delay=rng.randint(20, 60) if slow else rng.randint(2, 8),
+        reorder=rng.random() < 0.5,
     )
 
 
 def run_random(seed: int, *, fault_ticks: int = 120, settle_ticks: int = 200) -> RunSummary:
     rng = random.Random(seed * 7 + 3)
     size = rng.choice((3, 5))
+    config = RaftConfig(
+        election_timeout_ticks=10,
+        heartbeat_ticks=rng.choice((1, 1, 2, 3)),
+        max_inflight=rng.choice((1, 4, 64)),
+        max_append_bytes=rng.choice((1, 96, 4096)),
+        snapshot_chunk_bytes=rng.choice((64, 1024, 65536)),
+        check_quorum=rng.random() < 0.8,
+        pre_vote=rng.random() < 0.8,
+    )
     cluster = Cluster(
         size,
         seed=seed,
+        config=config,
         snapshot_every=rng.choice((None, 5, 12, 30)),
         fsync_delay=rng.choice((None, (1, 4), (1, 15))),
     )

@@ -114,6 +114,8 @@ class InvariantChecker:
                 f"{where}: voted twice in term {hs.term} ({tr.durable_vote}, then {hs.voted_for})"
             )
         tr.durable_term, tr.durable_vote = hs.term, hs.voted_for
+        if v.alive:
+            self._observe_live(v, tr, where)
         prefix = self._durable_prefix(v)
         if prefix < tr.durable_prefix:
             self._fail(
@@ -121,8 +123,9 @@ class InvariantChecker:
                 "(a committed entry was lost)"
             )
         tr.durable_prefix = prefix
-        if not v.alive:
-            return
+
+    def _observe_live(self, v: NodeView, tr: _Track, where: str) -> None:
+        hs = v.durable_hard
 
         if v.incarnation != tr.incarnation:
             tr.incarnation, tr.term, tr.commit = v.incarnation, v.term, v.commit

@@ -21,6 +21,9 @@ class LinkRule:
     min_delay: int = 1
     max_delay: int = 3
     """Delay in simulator time units, drawn uniformly (a tick is ``TICK`` units)."""
+    reorder: bool = False
+    """Let a message overtake earlier ones on the link (else the link is FIFO, like a TCP
+    stream: a message never arrives before one sent earlier)."""
 
     def __post_init__(self) -> None:
         if not (0 <= self.drop <= 1 and 0 <= self.dup <= 1):
@@ -40,6 +43,7 @@ class SimNetwork:
         self._group: dict[NodeId, int] = {}
         self._next_group = 1
         self.cut: set[tuple[NodeId, NodeId]] = set()
+        self._last_arrival: dict[tuple[NodeId, NodeId], int] = {}
         self.sent: Counter[str] = Counter()
         self.delivered: Counter[str] = Counter()
         self.dropped = 0
@@ -75,20 +79,28 @@ class SimNetwork:
 
     # -- traffic -------------------------------------------------------------------------------
 
-    def fates(self, m: Message) -> list[int]:
-        """Delays of the copies of ``m`` that will arrive (empty when lost)."""
+    def fates(self, m: Message, now: int) -> list[int]:
+        """Arrival times of the copies of ``m`` sent at ``now`` (empty when it is lost)."""
         kind = type(m).__name__
         self.sent[kind] += 1
         if not self.connected(m.src, m.dst):
             self.dropped += 1
             return []
-        rule = self.links.get((m.src, m.dst), self.default)
+        link = (m.src, m.dst)
+        rule = self.links.get(link, self.default)
         rng = self._rng
         if rule.drop and rng.random() < rule.drop:
             self.dropped += 1
             return []
         copies = 2 if rule.dup and rng.random() < rule.dup else 1
-        return [rng.randint(rule.min_delay, rule.max_delay) for _ in range(copies)]
+        out = []
+        for _ in range(copies):
+            at = now + rng.randint(rule.min_delay, rule.max_delay)
+            if not rule.reorder:
+                at = max(at, self._last_arrival.get(link, 0))
+                self._last_arrival[link] = at
+            out.append(at)
+        return out
 
     def count(self, *kinds: type) -> int:
         return sum(self.sent[k.__name__] for k in kinds)

@@ -156,4 +156,3 @@ def vote_request(
         pre_vote=pre_vote,
         transfer=transfer,
     )
-

@@ -1,0 +1,147 @@
+"""Every error in raftka.common is one RaftkaError tree with an intended wire code and status."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import grpc
+import pytest
+
+import raftka.common
+from raftka.common import errors
+from raftka.common.metadata.errors import MetadataReplayError
+from raftka.common.records import errors as record_errors
+from raftka.common.rpc import error_from_rpc, status_for, trailing_metadata_for
+from raftka.common.storage import errors as storage_errors
+from raftka.v1.common_pb2 import ErrorCode
+
+S = grpc.StatusCode
+
+# class -> (ErrorCode name, retriable, gRPC status). A new error must be added here on purpose.
+INTENDED: dict[type[errors.RaftkaError], tuple[str, bool, grpc.StatusCode]] = {
+    errors.RaftkaError: ("UNKNOWN_SERVER_ERROR", False, S.INTERNAL),
+    errors.InvalidRequestError: ("INVALID_REQUEST", False, S.INVALID_ARGUMENT),
+    errors.InvalidTopicError: ("INVALID_TOPIC_EXCEPTION", False, S.INVALID_ARGUMENT),
+    errors.TopicAlreadyExistsError: ("TOPIC_ALREADY_EXISTS", False, S.ALREADY_EXISTS),
+    errors.UnknownTopicOrPartitionError: ("UNKNOWN_TOPIC_OR_PARTITION", True, S.NOT_FOUND),
+    errors.InvalidPartitionsError: ("INVALID_PARTITIONS", False, S.INVALID_ARGUMENT),
+    errors.InvalidReplicationFactorError: ("INVALID_REPLICATION_FACTOR", False, S.INVALID_ARGUMENT),
+    errors.InvalidConfigError: ("INVALID_CONFIG", False, S.INVALID_ARGUMENT),
+    errors.NotControllerError: ("NOT_CONTROLLER", True, S.UNAVAILABLE),
+    errors.RequestTimedOutError: ("REQUEST_TIMED_OUT", True, S.DEADLINE_EXCEEDED),
+    errors.StaleBrokerEpochError: ("STALE_BROKER_EPOCH", False, S.FAILED_PRECONDITION),
+    errors.DuplicateBrokerRegistrationError: (
+        "DUPLICATE_BROKER_REGISTRATION",
+        False,
+        S.FAILED_PRECONDITION,
+    ),
+    errors.BrokerIdNotRegisteredError: ("BROKER_ID_NOT_REGISTERED", False, S.NOT_FOUND),
+    errors.InconsistentClusterIdError: ("INCONSISTENT_CLUSTER_ID", False, S.FAILED_PRECONDITION),
+    # A node's own startup problems: never a request's fault.
+    errors.ConfigFileError: ("INVALID_CONFIG", False, S.INTERNAL),
+    errors.DataDirectoryError: ("KAFKA_STORAGE_ERROR", False, S.INTERNAL),
+    MetadataReplayError: ("UNKNOWN_SERVER_ERROR", False, S.INTERNAL),
+    record_errors.RecordError: ("INVALID_RECORD", False, S.INVALID_ARGUMENT),
+    record_errors.CorruptRecordError: ("CORRUPT_MESSAGE", True, S.INVALID_ARGUMENT),
+    record_errors.InvalidRecordError: ("INVALID_RECORD", False, S.INVALID_ARGUMENT),
+    record_errors.UnsupportedCompressionError: (
+        "UNSUPPORTED_COMPRESSION_TYPE",
+        False,
+        S.INVALID_ARGUMENT,
+    ),
+    record_errors.RecordTooLargeError: ("MESSAGE_TOO_LARGE", False, S.INVALID_ARGUMENT),
+    storage_errors.StorageError: ("KAFKA_STORAGE_ERROR", False, S.INTERNAL),
+    storage_errors.OffsetOutOfRangeError: ("OFFSET_OUT_OF_RANGE", False, S.OUT_OF_RANGE),
+    storage_errors.UnexpectedAppendOffsetError: (
+        "INVALID_REQUEST",
+        False,
+        S.FAILED_PRECONDITION,
+    ),
+    storage_errors.LogClosedError: ("KAFKA_STORAGE_ERROR", False, S.UNAVAILABLE),
+    storage_errors.CorruptLogError: ("KAFKA_STORAGE_ERROR", False, S.INTERNAL),
+}
+
+
+def _common_errors() -> set[type[errors.RaftkaError]]:
+    """Every RaftkaError class defined anywhere in raftka.common (importing every module)."""
+    for module in pkgutil.walk_packages(raftka.common.__path__, "raftka.common."):
+        importlib.import_module(module.name)
+    found: set[type[errors.RaftkaError]] = set()
+    pending: list[type[errors.RaftkaError]] = [errors.RaftkaError]
+    while pending:
+        cls = pending.pop()
+        if cls.__module__.startswith("raftka.common.") and cls not in found:
+            found.add(cls)
+            pending.extend(cls.__subclasses__())
+    return found
+
+
+ALL = sorted(INTENDED, key=lambda cls: f"{cls.__module__}.{cls.__qualname__}")
+
+
+def test_every_common_error_is_listed() -> None:
+    assert _common_errors() == set(INTENDED)
+
+
+@pytest.mark.parametrize("cls", ALL, ids=lambda cls: cls.__name__)
+def test_intended_code_and_retriable(cls: type[errors.RaftkaError]) -> None:
+    name, retriable, _ = INTENDED[cls]
+    assert ErrorCode.Name(cls.code) == name
+    assert cls.retriable is retriable
+    error = cls.from_wire("what went wrong")
+    assert (error.code_name, error.message, str(error)) == (name, "what went wrong", error.message)
+
+
+@pytest.mark.parametrize("cls", ALL, ids=lambda cls: cls.__name__)
+def test_status_for(cls: type[errors.RaftkaError]) -> None:
+    assert status_for(cls.from_wire("x")) == INTENDED[cls][2]
+
+
+class _FailedCall:
+    """What error_from_rpc reads of a failed call: status, details and trailing metadata."""
+
+    def __init__(self, status: grpc.StatusCode, details: str, metadata: object) -> None:
+        self._status, self._details, self._metadata = status, details, metadata
+
+    def code(self) -> grpc.StatusCode:
+        return self._status
+
+    def details(self) -> str:
+        return self._details
+
+    def trailing_metadata(self) -> object:
+        return self._metadata
+
+
+def _received(sent: errors.RaftkaError) -> errors.RaftkaError:
+    """What a client makes of ``sent`` raised in an rpc_errors handler."""
+    return error_from_rpc(_FailedCall(status_for(sent), sent.message, trailing_metadata_for(sent)))
+
+
+@pytest.mark.parametrize("cls", ALL, ids=lambda cls: cls.__name__)
+def test_round_trip_keeps_code_and_message(cls: type[errors.RaftkaError]) -> None:
+    sent = cls.from_wire("what went wrong")
+    received = _received(sent)
+    assert (received.code, received.message) == (sent.code, sent.message)
+
+
+def test_round_trip_classes() -> None:
+    out_of_range = _received(storage_errors.OffsetOutOfRangeError(7, 1, 5))
+    assert isinstance(out_of_range, storage_errors.OffsetOutOfRangeError)
+    assert out_of_range.message == "offset 7 is outside the log range [1, 5)"
+    assert out_of_range.offset == storage_errors.UNKNOWN_OFFSET
+    corrupt = _received(record_errors.CorruptRecordError("CRC-32C mismatch"))
+    assert isinstance(corrupt, record_errors.CorruptRecordError) and corrupt.retriable
+    # Shared codes come back as the family's base class.
+    assert type(_received(storage_errors.LogClosedError("closed"))) is storage_errors.StorageError
+    assert type(_received(record_errors.InvalidRecordError("bad"))) is record_errors.RecordError
+    unexpected = storage_errors.UnexpectedAppendOffsetError(2, 5, 0)
+    assert type(_received(unexpected)) is errors.InvalidRequestError
+
+
+def test_storage_errors_keep_their_attributes() -> None:
+    error = storage_errors.UnexpectedAppendOffsetError(expected=2, actual=5, batch_index=1)
+    assert isinstance(error, errors.RaftkaError)
+    assert (error.expected, error.actual, error.batch_index) == (2, 5, 1)
+    assert error.message == "batch 1 has base offset 5, the log expects 2; nothing was written"
