@@ -81,7 +81,8 @@ def _run(
         from raftka.client.cli import resolve_bootstrap
 
         async def main() -> int:
-            async with ControllerClient(resolve_bootstrap(args.bootstrap_controller)) as client:
+            addresses = resolve_bootstrap(args.bootstrap_controller)
+            async with ControllerClient(addresses, timeout_s=args.timeout) as client:
                 result = command(client, args)
                 code = await result if asyncio.iscoroutine(result) else result
                 return int(code) if isinstance(code, int) else 0

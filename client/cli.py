@@ -85,6 +85,13 @@ def _bootstrap_argument(parser: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT[,HOST:PORT]",
         help=f"controller addresses (default: ${BOOTSTRAP_ENV}, or the cluster started by `raftka up`)",
     )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="give up after this long (default 15)",
+    )
 
 
 def resolve_bootstrap(value: str | None) -> list[str]:

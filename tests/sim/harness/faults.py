@@ -53,8 +53,8 @@ def run_random(seed: int, *, fault_ticks: int = 120, settle_ticks: int = 200) ->
     config = RaftConfig(
         election_timeout_ticks=10,
         heartbeat_ticks=rng.choice((1, 1, 2, 3)),
-        max_inflight=rng.choice((1, 4, 64)),
-        max_append_bytes=rng.choice((1, 96, 4096)),
+        max_inflight=rng.choice((2, 8, 64)),
+        max_append_bytes=rng.choice((32, 256, 4096)),
         snapshot_chunk_bytes=rng.choice((64, 1024, 65536)),
         check_quorum=rng.random() < 0.8,
         pre_vote=rng.random() < 0.8,

@@ -1,0 +1,58 @@
+"""The ``raftka`` command line against real processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def raftka(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "raftka.client.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_up_demo_runs_and_stops_cleanly(tmp_path: Path) -> None:
+    result = raftka(
+        "up", "--demo", "--exit-after-demo", "--dir", str(tmp_path / "rk"), cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "Raftka is up: 3 controllers" in out
+    assert "all 3 brokers registered and unfenced" in out
+    assert "created topic demo" in out and ": NONE" in out
+    assert out.count("demo-5: leader") == 2, (
+        "the topic must be described before and after the failover"
+    )
+    assert "kill -9 the controller leader" in out and "leads term" in out
+    assert "stopped." in out
+    leftover = subprocess.run(["pgrep", "-f", str(tmp_path / "rk")], capture_output=True, text=True)
+    assert leftover.stdout.strip() == "", "raftka up left processes behind"
+
+
+def test_admin_commands_without_a_cluster_say_what_to_do(tmp_path: Path) -> None:
+    result = raftka("topics", "list", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "--bootstrap-controller" in result.stderr and "raftka up" in result.stderr
+    unreachable = raftka(
+        "quorum",
+        "describe",
+        "--bootstrap-controller",
+        "127.0.0.1:1",
+        "--timeout",
+        "1",
+        cwd=tmp_path,
+    )
+    assert unreachable.returncode == 1
+    assert "127.0.0.1:1" in unreachable.stderr and "raftka up" in unreachable.stderr
+    assert "within 1s" in unreachable.stderr
