@@ -14,9 +14,9 @@ import uuid
 from collections.abc import Sequence
 from contextlib import suppress
 
-import grpc
 import structlog
 
+from raftka.broker.metadata_follower import MetadataFollower
 from raftka.client.controller_client import ControllerClient
 from raftka.common import errors
 from raftka.v1 import common_pb2
@@ -35,6 +35,7 @@ class BrokerLifecycle:
         listeners: Sequence[common_pb2.Endpoint],
         rack: str = "",
         heartbeat_interval_s: float = 0.5,
+        follower: MetadataFollower | None = None,
     ) -> None:
         self.broker_id = broker_id
         self.cluster_id = cluster_id
@@ -43,8 +44,9 @@ class BrokerLifecycle:
         self.rack = rack
         self.heartbeat_interval_s = heartbeat_interval_s
         self.client = ControllerClient(controllers, timeout_s=max(5.0, heartbeat_interval_s * 4))
+        self._own_follower = follower is None
+        self.follower = follower or MetadataFollower(self.client)
         self.broker_epoch = -1
-        self.metadata_index = 0
         self.fenced = True
         self.caught_up = False
         self._want_shutdown = False
@@ -66,9 +68,12 @@ class BrokerLifecycle:
                     raise
                 await asyncio.sleep(self.heartbeat_interval_s)
         self._tasks = [
-            asyncio.create_task(self._follow_metadata(), name=f"broker-{self.broker_id}-watch"),
-            asyncio.create_task(self._heartbeat_loop(), name=f"broker-{self.broker_id}-heartbeat"),
+            asyncio.create_task(self._heartbeat_loop(), name=f"broker-{self.broker_id}-heartbeat")
         ]
+        if self._own_follower:
+            self._tasks.append(
+                asyncio.create_task(self.follower.run(), name=f"broker-{self.broker_id}-watch")
+            )
 
     async def register(self) -> None:
         request = pb.RegisterBrokerRequest(
@@ -88,24 +93,9 @@ class BrokerLifecycle:
     async def wait_unfenced(self) -> None:
         await self._unfenced.wait()
 
-    async def _follow_metadata(self) -> None:
-        after = 0
-        attempt = 0
-        while True:
-            try:
-                async for event in self.client.watch_metadata(after, attempt):
-                    kind = event.WhichOneof("event")
-                    if kind == "delta":
-                        after = event.delta.index
-                    elif kind == "snapshot":
-                        if event.snapshot.last:
-                            after = event.snapshot.last_index
-                    elif kind == "progress":
-                        after = max(after, event.progress.commit_index)
-                    self.metadata_index = after
-            except (grpc.aio.AioRpcError, errors.RaftkaError):
-                attempt += 1
-                await asyncio.sleep(self.heartbeat_interval_s)
+    @property
+    def metadata_index(self) -> int:
+        return self.follower.index
 
     async def _heartbeat_loop(self) -> None:
         while True:

@@ -105,9 +105,9 @@ def resolve_bootstrap(value: str | None) -> list[str]:
 
 
 def _format(args: argparse.Namespace) -> int:
+    from raftka.client.node import NodeConfig
     from raftka.common.config import load_config
-    from raftka.controller.config import NodeConfig
-    from raftka.controller.quorum.data_dir import format_data_dir, new_cluster_id
+    from raftka.common.data_dir import format_data_dir, new_cluster_id
 
     config = load_config(NodeConfig, args.config)
     cluster_id = args.cluster_id or new_cluster_id()
@@ -117,14 +117,15 @@ def _format(args: argparse.Namespace) -> int:
 
 
 def _server(args: argparse.Namespace) -> int:
+    from raftka.client.node import NodeConfig, run_node
     from raftka.common.config import load_config
-    from raftka.controller.config import NodeConfig
-    from raftka.controller.server import serve
 
     config = load_config(NodeConfig, args.config, args.set)
-    configure_logging(config.log.level, config.log.format, node=f"controller-{config.node_id}")
+    configure_logging(
+        config.log.level, config.log.format, node=f"{'+'.join(config.roles)}-{config.node_id}"
+    )
     _install_uvloop()
-    asyncio.run(serve(config))
+    asyncio.run(run_node(config))
     return 0
 
 

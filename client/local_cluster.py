@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from raftka.controller.quorum.data_dir import format_data_dir, new_cluster_id
+from raftka.common.data_dir import format_data_dir, new_cluster_id
 
 
 def free_port(host: str = "127.0.0.1") -> int:

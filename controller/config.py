@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Literal
+from dataclasses import dataclass
 
 from raftka.common.errors import ConfigFileError
 
@@ -86,45 +84,3 @@ class ControllerConfig:
     @property
     def heartbeat_ticks(self) -> int:
         return max(1, self.heartbeat_interval_ms // self.tick_ms)
-
-
-@dataclass(frozen=True, slots=True)
-class LogConfig:
-    level: str = "info"
-    format: Literal["json", "console"] = "json"
-
-
-@dataclass(frozen=True, slots=True)
-class NodeConfig:
-    """A whole node's config file."""
-
-    node_id: int = -1
-    data_dir: Path = Path("")
-    roles: tuple[str, ...] = ("controller",)
-    controller: ControllerConfig = field(default_factory=ControllerConfig)
-    log: LogConfig = field(default_factory=LogConfig)
-
-    def __post_init__(self) -> None:
-        if self.node_id < 0:
-            raise ConfigFileError("node_id is required (a non-negative integer)")
-        if not str(self.data_dir) or str(self.data_dir) == ".":
-            raise ConfigFileError("data_dir is required")
-        unknown = set(self.roles) - {"controller"}
-        if unknown:
-            raise ConfigFileError(
-                f"roles: unknown role(s) {sorted(unknown)}; this release supports 'controller'"
-            )
-        if "controller" in self.roles:
-            voters = self.controller.voter_addresses
-            if self.node_id not in {v.node_id for v in voters}:
-                raise ConfigFileError(
-                    f"node_id {self.node_id} is not among controller.voters ({self.controller.voters})"
-                )
-
-    @property
-    def self_voter(self) -> VoterAddress:
-        return next(v for v in self.controller.voter_addresses if v.node_id == self.node_id)
-
-    @property
-    def listen_address(self) -> str:
-        return self.controller.listen or self.self_voter.address

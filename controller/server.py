@@ -1,25 +1,24 @@
 """One controller process: storage, Raft runtime, active controller and gRPC services.
 
-Started by ``raftka server --config node.toml``. On SIGTERM or SIGINT it shuts down gracefully:
-a leader first hands leadership to the most caught-up voter (TimeoutNow) and waits briefly for
-the new leader, so a planned restart costs no election timeout.
+Started by ``raftka server --config node.toml`` (raftka.client.node). ``shutdown()`` is
+graceful: a leader first hands leadership to the most caught-up voter (TimeoutNow) and waits
+briefly for the new leader, so a planned restart costs no election timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
-import signal
 from contextlib import suppress
+from typing import TYPE_CHECKING
 
 import grpc
 import structlog
 
+from raftka.common.data_dir import METADATA_LOG_DIR, check_data_dir
 from raftka.common.ids import NodeId
 from raftka.controller.active import ActiveController
 from raftka.controller.broker_sessions import BrokerSessionMonitor
-from raftka.controller.config import NodeConfig
 from raftka.controller.metadata_log import MetadataStateMachine
-from raftka.controller.quorum.data_dir import METADATA_LOG_DIR, check_data_dir
 from raftka.controller.quorum.raft_storage import RaftStorage
 from raftka.controller.quorum.runtime import QuorumRuntime
 from raftka.controller.quorum.transport import GRPC_OPTIONS, RaftServicer, RaftTransport
@@ -28,13 +27,16 @@ from raftka.controller.raft.status import Role
 from raftka.controller.service import ControllerServicer
 from raftka.v1 import controller_pb2_grpc, raft_pb2_grpc
 
+if TYPE_CHECKING:
+    from raftka.client.node import NodeConfig
+
 log = structlog.get_logger(__name__)
 
 SHUTDOWN_TRANSFER_WAIT_S = 2.0
 
 
 class ControllerServer:
-    def __init__(self, config: NodeConfig) -> None:
+    def __init__(self, config: NodeConfig) -> None:  # raftka.client.node.NodeConfig
         self.config = config
         identity = check_data_dir(config.data_dir, config.node_id)
         self.cluster_id = identity.cluster_id
@@ -50,7 +52,7 @@ class ControllerServer:
                 election_timeout_ticks=ctrl.election_ticks,
                 heartbeat_ticks=ctrl.heartbeat_ticks,
             ),
-            storage=RaftStorage(config.data_dir / METADATA_LOG_DIR),
+            storage=RaftStorage(config.data_dir / METADATA_LOG_DIR),  # created if absent
             transport=RaftTransport(self.cluster_id, self.node_id, self.addresses),
             state_machine=self.state,
             tick_s=ctrl.tick_ms / 1000,
@@ -82,11 +84,7 @@ class ControllerServer:
         if self.server.add_insecure_port(self.listen) == 0:
             raise OSError(f"cannot listen on {self.listen}: is another process using the port?")
 
-    async def run(self) -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+    async def start(self) -> None:
         await self.server.start()
         await self.runtime.start()
         self.sessions.start()
@@ -97,8 +95,6 @@ class ControllerServer:
             cluster_id=self.cluster_id,
             voters=self.config.controller.voters,
         )
-        await stop.wait()
-        await self.shutdown()
 
     async def shutdown(self) -> None:
         log.info("controller_stopping", node_id=self.node_id)
@@ -116,8 +112,3 @@ class ControllerServer:
         await self.server.stop(grace=0.5)
         await self.runtime.stop()
         log.info("controller_stopped", node_id=self.node_id)
-
-
-async def serve(config: NodeConfig) -> None:
-    server = ControllerServer(config)
-    await server.run()

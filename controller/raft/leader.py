@@ -179,8 +179,8 @@ class LeaderState:
             if pr.match < pr.snapshot.meta.index:
                 return
             pr.become_replicate()
-        if grew and self.maybe_commit():
-            pass  # followers learn the new commit index with the next message they get
+        if grew:
+            self.maybe_commit()  # followers learn a new commit index from the next message
         self._maybe_send_timeout_now(pr)
         self.send_append(pr)
 

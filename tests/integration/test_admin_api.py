@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from raftka.client.local_cluster import LocalCluster
-from raftka.controller.quorum.data_dir import format_data_dir
+from raftka.common.data_dir import format_data_dir
 from raftka.v1 import common_pb2 as cpb
 from raftka.v1 import controller_pb2 as pb
 from raftka.v1.controller_pb2_grpc import ControllerServiceStub

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -98,3 +99,8 @@ def test_wheel_holds_only_the_raftka_namespace_and_works_installed(tmp_path: Pat
         env=env,
     )
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True)
+    return path

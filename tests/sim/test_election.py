@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 
+from raftka.common.ids import NodeId
 from raftka.controller.raft.config import RaftConfig
 from raftka.controller.raft.errors import LeadershipTransferInProgress
 from raftka.controller.raft.messages import RequestVote
@@ -48,6 +51,10 @@ def test_reelection(size: int) -> None:
     c.wait_leader()
 
 
+def _leads_among(c: Cluster, nodes: list[NodeId]) -> bool:
+    return c.stable_leader() in nodes
+
+
 @SIZES
 def test_many_elections(size: int) -> None:
     c = Cluster(size, seed=3)
@@ -56,10 +63,7 @@ def test_many_elections(size: int) -> None:
         out = c.rng.sample(c.ids, size // 2)
         c.net.partition(out, [i for i in c.ids if i not in out])
         majority = [i for i in c.ids if i not in out]
-        assert c.run_until(
-            lambda majority=majority: c.stable_leader() in majority,  # type: ignore[misc]
-            6 * T,
-        )
+        assert c.run_until(partial(_leads_among, c, majority), 6 * T)
         c.net.heal()
         c.wait_leader()
     assert len(c.checker.leaders) >= 2
@@ -119,13 +123,13 @@ def test_without_check_quorum_a_cut_off_leader_stays() -> None:
 def test_leadership_transfer_is_quick(size: int) -> None:
     c = Cluster(size, seed=6)
     lid = c.wait_leader()
-    c.wait_committed(c.propose())  # type: ignore[arg-type]
+    c.wait_committed(c.must_propose())
     term = c.max_term()
     target = next(i for i in c.ids if i != lid)
     c.transfer_leadership(target)
     assert c.run_until(lambda: c.leader() == target, 3)  # well under an election timeout
     assert c.max_term() == term + 1
-    c.wait_committed(c.propose())  # type: ignore[arg-type]
+    c.wait_committed(c.must_propose())
 
 
 @SIZES
@@ -134,20 +138,16 @@ def test_leadership_transfer_waits_for_lagging_target(size: int) -> None:
     lid = c.wait_leader()
     target = next(i for i in c.ids if i != lid)
     c.net.isolate(target)
-    props = [c.propose() for _ in range(30)]
+    props = [c.must_propose() for _ in range(30)]
     for p in props:
-        assert p is not None
         c.wait_committed(p)
     c.net.rejoin(target)
     c.transfer_leadership(target)
-    lead = c.nodes[lid].raft
-    assert lead is not None
     with pytest.raises(LeadershipTransferInProgress):
-        lead.propose(b"refused")
+        c.raft(lid).propose(b"refused")
     assert c.run_until(lambda: c.leader() == target, T)
-    new = c.nodes[target].raft
-    assert new is not None and new.status().last_index > props[-1].index  # type: ignore[union-attr]
-    c.wait_committed(c.propose())  # type: ignore[arg-type]
+    assert c.raft(target).status().last_index > props[-1].index
+    c.wait_committed(c.must_propose())
 
 
 def test_leadership_transfer_aborts_when_target_unreachable() -> None:
@@ -159,4 +159,4 @@ def test_leadership_transfer_aborts_when_target_unreachable() -> None:
     assert c.propose() is None
     c.run_ticks(T + 1)
     assert c.leader() == lid
-    c.wait_committed(c.propose())  # type: ignore[arg-type]
+    c.wait_committed(c.must_propose())

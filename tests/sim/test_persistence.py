@@ -37,11 +37,11 @@ def test_persistence_across_follower_crash(size: int) -> None:
     lid = c.wait_leader()
     _commit(c)
     f = next(i for i in c.ids if i != lid)
-    term = c.nodes[f].raft.term  # type: ignore[union-attr]
+    term = c.raft(f).term
     c.crash(f)
     _commit(c)
     c.restart(f)
-    assert c.nodes[f].raft.term == term  # type: ignore[union-attr]
+    assert c.raft(f).term == term
     _commit(c)
     _converge(c)
 
@@ -71,8 +71,8 @@ def test_persistence_across_crash_of_all_nodes(size: int) -> None:
     c.run_ticks(3)
     for i in c.ids:
         c.restart(i)
-        assert c.nodes[i].raft.term == hard[i].term  # type: ignore[union-attr]
-        assert c.nodes[i].raft.status().voted_for == hard[i].voted_for  # type: ignore[union-attr]
+        assert c.raft(i).term == hard[i].term
+        assert c.raft(i).status().voted_for == hard[i].voted_for
     _commit(c)
     _converge(c)
     assert [p.data for p in committed] == c.applied_data(c.ids[0])[: len(committed)]

@@ -104,11 +104,6 @@ def test_truncation_of_entries_still_being_persisted() -> None:
 # -- leader side -------------------------------------------------------------------------------
 
 
-def _leader(config: RaftConfig = CONFIG, **kwargs: object) -> tuple[object, list[AppendEntries]]:
-    node = make_node(config=config, **kwargs)  # type: ignore[arg-type]
-    return node, of_type(elect(node), AppendEntries)
-
-
 def test_leader_commits_only_own_term_entries_by_counting() -> None:
     """Figure 8: an entry of an earlier term is not committed by counting replicas."""
     cfg = RaftConfig(max_append_bytes=1)  # one entry per message

@@ -23,7 +23,9 @@ def _commit_many(c: Cluster, count: int) -> None:
 
 def _caught_up(c: Cluster, node: NodeId, max_ticks: int = 10 * T) -> None:
     assert c.run_until(c.converged, max_ticks), f"node {node} did not catch up"
-    assert c.applied_data(node) == c.applied_data(c.leader())  # type: ignore[arg-type]
+    lid = c.leader()
+    assert lid is not None
+    assert c.applied_data(node) == c.applied_data(lid)
 
 
 def _behind_snapshot(c: Cluster, lid: NodeId, node: NodeId) -> bool:
@@ -42,7 +44,7 @@ def test_snapshot_installs_on_lagging_follower(size: int) -> None:
     c.net.isolate(f)
     _commit_many(c, 60)
     assert _behind_snapshot(c, lid, f)
-    leader_snapshot = c.nodes[lid].raft.status().snapshot_index  # type: ignore[union-attr]
+    leader_snapshot = c.raft(lid).status().snapshot_index
     c.net.rejoin(f)
     _caught_up(c, f)
     assert c.net.count(InstallSnapshot) > 2  # chunked (64-byte chunks)

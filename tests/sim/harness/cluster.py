@@ -18,6 +18,7 @@ from raftka.common.ids import Index, NodeId, Term
 from raftka.controller.raft.config import RaftConfig
 from raftka.controller.raft.errors import LeadershipTransferInProgress, NotLeader
 from raftka.controller.raft.messages import AppendEntriesResponse, Message
+from raftka.controller.raft.node import RaftNode
 from raftka.controller.raft.ready import Ready
 from raftka.controller.raft.status import Role
 from raftka.controller.raft.types import EntryKind
@@ -214,6 +215,12 @@ class Cluster:
         self.checker.observe(node.view(), f"restart at t={self.now}")
         self._start_ticking(node, self.rng.randrange(1, TICK + 1))
 
+    def raft(self, node_id: NodeId) -> RaftNode:
+        """The running RaftNode of ``node_id`` (which must be up)."""
+        raft = self.nodes[node_id].raft
+        assert raft is not None, f"node {node_id} is down"
+        return raft
+
     def alive(self) -> list[NodeId]:
         return [i for i, n in self.nodes.items() if n.alive]
 
@@ -267,6 +274,11 @@ class Cluster:
         raft.transfer_leadership(target)
         self._settle(self.nodes[lid], f"transfer_leadership({target})")
         return lid
+
+    def must_propose(self, node_id: NodeId | None = None) -> Proposal:
+        p = self.propose(node_id=node_id)
+        assert p is not None, "proposal refused"
+        return p
 
     def is_committed(self, p: Proposal) -> bool:
         return self.checker.committed.get(p.index) == (p.term, EntryKind.NORMAL, p.data)

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from raftka.common.data_dir import check_data_dir, format_data_dir, new_cluster_id
 from raftka.common.errors import DataDirectoryError
 from raftka.common.ids import Index, NodeId, Term
-from raftka.controller.quorum.data_dir import check_data_dir, format_data_dir, new_cluster_id
 from raftka.controller.quorum.durable_state import HardStateFile, SnapshotStore
 from raftka.controller.raft.types import HardState, Snapshot, SnapshotMeta
 

@@ -1,15 +1,15 @@
-"""A controller's data directory: formatting, identity checks and layout.
+"""A node's data directory: formatting, identity checks and layout.
 
 ``raftka format`` writes ``meta.properties`` (cluster id, node id); a node refuses to start on
 a directory that is missing, unformatted, or formatted for another node or cluster, because
-joining a quorum with the wrong identity could lose committed metadata.
+joining a cluster with the wrong identity could lose committed data.
 
 Layout::
 
     <data_dir>/meta.properties
-    <data_dir>/__cluster_metadata-0/            the Raft log (segments of record batches)
-    <data_dir>/__cluster_metadata-0/quorum-state
-    <data_dir>/__cluster_metadata-0/<index>-<term>.checkpoint   snapshots
+    <data_dir>/__cluster_metadata-0/            controller role: the Raft log, quorum-state,
+                                                <index>-<term>.checkpoint snapshots
+    <data_dir>/logs/<topic>-<partition>/        broker role: partition logs
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from raftka.common.files import atomic_write
 
 META_FILE = "meta.properties"
 METADATA_LOG_DIR = "__cluster_metadata-0"
+PARTITION_LOGS_DIR = "logs"
 FORMAT_VERSION = 1
 
 
@@ -55,7 +56,6 @@ def format_data_dir(
     data_dir.mkdir(parents=True, exist_ok=True)
     text = f"version={FORMAT_VERSION}\ncluster.id={cluster_id}\nnode.id={node_id}\n"
     atomic_write(meta, text.encode())
-    (data_dir / METADATA_LOG_DIR).mkdir(exist_ok=True)
 
 
 def read_identity(data_dir: Path) -> DataDirIdentity:
@@ -96,8 +96,6 @@ def check_data_dir(data_dir: Path, node_id: int) -> DataDirIdentity:
             f"data directory {data_dir} belongs to node {identity.node_id}, not node {node_id}: "
             "check data_dir and node_id in the config"
         )
-    log_dir = data_dir / METADATA_LOG_DIR
-    log_dir.mkdir(exist_ok=True)
-    if not os.access(log_dir, os.W_OK):
-        raise DataDirectoryError(f"{log_dir} is not writable")
+    if not os.access(data_dir, os.W_OK):
+        raise DataDirectoryError(f"data directory {data_dir} is not writable by this user")
     return identity

@@ -1,0 +1,49 @@
+"""A broker node's configuration (the ``[broker]`` table of a node's TOML file)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from raftka.common.errors import ConfigFileError
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerConfig:
+    listen: str = "127.0.0.1:9092"
+    """Address the broker service binds."""
+    advertised_host: str = ""
+    """Host clients should use; defaults to the host of ``listen``."""
+    rack: str = ""
+    """Rack name for rack-aware replica placement; empty for none."""
+    controllers: str = ""
+    """Controller addresses ``host:port,...`` to register with; defaults to the addresses in
+    ``controller.voters`` when that is set."""
+    heartbeat_interval_ms: int = 500
+    """How often the broker heartbeats to the active controller (Kafka: 2000)."""
+    fsync_every_batch: bool = False
+    """fsync every produced batch before acknowledging it (group commit when several wait).
+    Off by default: like Kafka, durability comes from replication."""
+    retention_check_interval_ms: int = 300_000
+    """How often old segments are deleted by retention.ms / retention.bytes (Kafka's default)."""
+    controlled_shutdown_timeout_ms: int = 30_000
+    """On SIGTERM, how long to wait for the controller to move leadership away."""
+
+    def __post_init__(self) -> None:
+        host, colon, port = self.listen.rpartition(":")
+        if not colon or not host or not port.isdigit():
+            raise ConfigFileError(f"broker.listen: {self.listen!r} is not host:port")
+        for name in (
+            "heartbeat_interval_ms",
+            "retention_check_interval_ms",
+            "controlled_shutdown_timeout_ms",
+        ):
+            if getattr(self, name) <= 0:
+                raise ConfigFileError(f"broker.{name} must be positive")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+    @property
+    def host(self) -> str:
+        return self.advertised_host or self.listen.rpartition(":")[0]
