@@ -18,6 +18,15 @@ pytestmark = pytest.mark.integration
 
 
 def test_wheel_holds_only_the_raftka_namespace_and_works_installed(tmp_path: Path) -> None:
+    source = tmp_path / "src"  # build from a copy: setuptools leaves build/ in the source tree
+    source.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for folder in ("common", "controller", "broker", "client", "proto"):
+        shutil.copytree(
+            ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    wheels = tmp_path / "wheels"
     subprocess.run(
         [
             sys.executable,
@@ -28,14 +37,14 @@ def test_wheel_holds_only_the_raftka_namespace_and_works_installed(tmp_path: Pat
             "--no-build-isolation",
             "-q",
             "-w",
-            str(tmp_path),
-            str(ROOT),
+            str(wheels),
+            str(source),
         ],
         check=True,
         capture_output=True,
         text=True,
     )
-    (wheel,) = tmp_path.glob("raftka-*.whl")
+    (wheel,) = wheels.glob("raftka-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     top_level = {n.split("/")[0] for n in names}
     assert top_level == {
@@ -99,8 +108,3 @@ def test_wheel_holds_only_the_raftka_namespace_and_works_installed(tmp_path: Pat
         env=env,
     )
     assert result.stdout.strip() == "ok", result.stderr
-
-
-def _mkdir(path: Path) -> Path:
-    path.mkdir(parents=True)
-    return path
