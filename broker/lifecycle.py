@@ -43,7 +43,13 @@ class BrokerLifecycle:
         self.listeners = list(listeners)
         self.rack = rack
         self.heartbeat_interval_s = heartbeat_interval_s
-        self.client = ControllerClient(controllers, timeout_s=max(5.0, heartbeat_interval_s * 4))
+        # A hung controller (paused, partitioned) must cost less than a session timeout, so each
+        # attempt is short and the client moves on to the next controller.
+        self.client = ControllerClient(
+            controllers,
+            timeout_s=max(5.0, heartbeat_interval_s * 4),
+            attempt_timeout_s=max(0.25, min(2.0, heartbeat_interval_s * 2)),
+        )
         self._own_follower = follower is None
         self.follower = follower or MetadataFollower(self.client)
         self.broker_epoch = -1
