@@ -8,6 +8,7 @@ the ones storage uses into one typed, frozen value. Only ``segment.bytes``, ``se
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -57,7 +58,12 @@ class PartitionLogConfig:
 
     @classmethod
     def from_overrides(cls, overrides: Mapping[str, str]) -> PartitionLogConfig:
-        """Typed settings from a topic's overrides; raises InvalidConfigError for a bad value."""
+        """Typed settings from a topic's overrides; raises InvalidConfigError for a bad value.
+        Cached: the partitions of a topic (and topics without overrides) share one parse."""
+        return _parse_cached(tuple(sorted(overrides.items())))
+
+    @classmethod
+    def _parse(cls, overrides: Mapping[str, str]) -> PartitionLogConfig:
         policy = topic_config_value(overrides, "cleanup.policy")
         policies = policy if isinstance(policy, tuple) else (str(policy),)
         return cls(
@@ -84,3 +90,8 @@ class PartitionLogConfig:
             initial_start_offset=initial_start_offset,
             flush_every_batch=False,
         )
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_cached(items: tuple[tuple[str, str], ...]) -> PartitionLogConfig:
+    return PartitionLogConfig._parse(dict(items))

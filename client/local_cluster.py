@@ -34,6 +34,7 @@ class NodeProcess:
     host: str
     port: int
     directory: Path
+    role: str = "controller"
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -63,21 +64,45 @@ class LocalCluster:
         base_dir: Path,
         *,
         controllers: int = 3,
+        brokers: int = 0,
         host: str = "127.0.0.1",
         controller_settings: Mapping[str, object] | None = None,
+        broker_settings: Mapping[str, object] | None = None,
         log_level: str = "info",
     ) -> None:
         if controllers not in (1, 3, 5):
             raise ValueError("a local cluster has 1, 3 or 5 controllers")
+        if brokers < 0:
+            raise ValueError("brokers must be >= 0")
         self.base_dir = base_dir
         self.host = host
         self.log_level = log_level
         self.controller_settings = dict(controller_settings or {})
+        self.broker_settings = dict(broker_settings or {})
         self.cluster_id = new_cluster_id()
         self.nodes: dict[int, NodeProcess] = {}
+        """The controllers, ids 1..controllers."""
+        self.brokers: dict[int, NodeProcess] = {}
+        """The brokers, ids following the controllers' (4, 5, 6 with 3 controllers)."""
         for node_id in range(1, controllers + 1):
             directory = base_dir / f"node-{node_id}"
             self.nodes[node_id] = NodeProcess(node_id, host, free_port(host), directory)
+        for node_id in range(controllers + 1, controllers + brokers + 1):
+            directory = base_dir / f"broker-{node_id}"
+            self.brokers[node_id] = NodeProcess(
+                node_id, host, free_port(host), directory, role="broker"
+            )
+
+    def _all(self) -> dict[int, NodeProcess]:
+        return {**self.nodes, **self.brokers}
+
+    def node(self, node_id: int) -> NodeProcess:
+        return self._all()[node_id]
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """The brokers' client addresses."""
+        return [n.address for n in self.brokers.values()]
 
     @property
     def bootstrap(self) -> list[str]:
@@ -89,7 +114,7 @@ class LocalCluster:
 
     def prepare(self) -> None:
         """Write every node's config file and format its data directory."""
-        for node in self.nodes.values():
+        for node in self._all().values():
             node.directory.mkdir(parents=True, exist_ok=True)
             node.config_path.write_text(self._config_text(node))
             format_data_dir(node.data_dir, self.cluster_id, node.node_id, exist_ok=True)
@@ -98,19 +123,27 @@ class LocalCluster:
         lines = [
             f"node_id = {node.node_id}",
             f'data_dir = "{node.data_dir}"',
-            'roles = ["controller"]',
+            f'roles = ["{node.role}"]',
             "",
             "[controller]",
             f'voters = "{self.voters}"',
         ]
-        for key, value in self.controller_settings.items():
-            lines.append(f"{key} = {_toml_value(value)}")
+        if node.role == "controller":
+            lines += [f"{k} = {_toml_value(v)}" for k, v in self.controller_settings.items()]
+        else:
+            lines += [
+                "",
+                "[broker]",
+                f'listen = "{node.address}"',
+                f'rack = "{"abc"[(node.node_id - 1) % 3]}"',
+            ]
+            lines += [f"{k} = {_toml_value(v)}" for k, v in self.broker_settings.items()]
         lines += ["", "[log]", f'level = "{self.log_level}"', 'format = "json"', ""]
         return "\n".join(lines)
 
     def start(self, node_id: int | None = None) -> None:
         """Start one node, or every node that is not running."""
-        targets = [self.nodes[node_id]] if node_id is not None else list(self.nodes.values())
+        targets = [self.node(node_id)] if node_id is not None else list(self._all().values())
         for node in targets:
             if node.running:
                 continue
@@ -134,13 +167,13 @@ class LocalCluster:
                 log.close()
 
     def signal(self, node_id: int, sig: signal.Signals) -> None:
-        node = self.nodes[node_id]
+        node = self.node(node_id)
         if node.process is not None and node.process.poll() is None:
             node.process.send_signal(sig)
 
     def kill(self, node_id: int) -> None:
         """kill -9, and reap the process."""
-        node = self.nodes[node_id]
+        node = self.node(node_id)
         if node.process is not None and node.process.poll() is None:
             node.process.send_signal(signal.SIGCONT)
             node.process.kill()
@@ -154,7 +187,7 @@ class LocalCluster:
 
     def stop(self, node_id: int, timeout_s: float = 15.0) -> int | None:
         """Graceful stop (SIGTERM); kill -9 if it does not exit in time. Returns the exit code."""
-        node = self.nodes[node_id]
+        node = self.node(node_id)
         if node.process is None:
             return None
         if node.process.poll() is None:
@@ -168,13 +201,18 @@ class LocalCluster:
         return node.process.returncode
 
     def stop_all(self, timeout_s: float = 15.0) -> None:
-        for node in self.nodes.values():
+        """Brokers first (their controlled shutdown needs the controllers), then controllers."""
+        for group in (self.brokers, self.nodes):
+            self._stop_group(list(group.values()), timeout_s)
+
+    def _stop_group(self, nodes: list[NodeProcess], timeout_s: float) -> None:
+        for node in nodes:
             if node.running:
                 assert node.process is not None
                 node.process.send_signal(signal.SIGCONT)
                 node.process.terminate()
         end = time.monotonic() + timeout_s
-        for node in self.nodes.values():
+        for node in nodes:
             if node.process is None:
                 continue
             try:
@@ -184,7 +222,7 @@ class LocalCluster:
                 node.process.wait()
 
     def log_tail(self, node_id: int, lines: int = 30) -> str:
-        path = self.nodes[node_id].log_path
+        path = self.node(node_id).log_path
         if not path.exists():
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -83,15 +83,15 @@ class NodeConfig:
 
 
 async def run_node(config: NodeConfig) -> None:
-    controller = None
+    controller = broker = None
     if "controller" in config.roles:
         from raftka.controller.server import ControllerServer
 
         controller = ControllerServer(config)
     if "broker" in config.roles:
-        raise ConfigFileError(
-            'roles: the broker role is not in this build yet; use roles = ["controller"]'
-        )
+        from raftka.broker.server import BrokerServer
+
+        broker = BrokerServer(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -99,7 +99,11 @@ async def run_node(config: NodeConfig) -> None:
     if controller is not None:
         await controller.start()
     try:
+        if broker is not None:
+            await broker.start()
         await stop.wait()
     finally:
+        if broker is not None:
+            await broker.shutdown()
         if controller is not None:
             await controller.shutdown()

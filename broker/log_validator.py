@@ -1,0 +1,110 @@
+"""Checks the batches a producer sent before a leader appends them (Kafka's LogValidator).
+
+Only batch headers are read: :func:`split_batches` checks each batch's length, magic and
+CRC-32C (one C call per batch), and the producer rules below are a few integer tests per
+batch. With ``message.timestamp.type=LogAppendTime`` each batch's timestamp-type bit and max
+timestamp are rewritten in a copy and its CRC recomputed (again one C call). Nothing here
+decodes or touches individual records.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from raftka.common.records import (
+    SUPPORTED_COMPRESSION,
+    Buffer,
+    Compression,
+    InvalidRecordError,
+    RecordTooLargeError,
+    UnsupportedCompressionError,
+    split_batches,
+)
+from raftka.common.records.batch import (
+    ATTRIBUTES_POS,
+    COMPRESSION_MASK,
+    CONTROL_FLAG,
+    MAX_TIMESTAMP_POS,
+    NO_PRODUCER_ID,
+    TIMESTAMP_TYPE_MASK,
+    TRANSACTIONAL_FLAG,
+    write_crc,
+)
+
+_INT16 = struct.Struct(">h")
+_INT64 = struct.Struct(">q")
+_SUPPORTED_CODEC_IDS = frozenset(int(codec) for codec in SUPPORTED_COMPRESSION)
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatedBatches:
+    """Batches ready for the log: the caller's bytes, or a rewritten copy."""
+
+    data: Buffer
+    batch_count: int
+    record_count: int
+
+
+def validate_produced_batches(
+    buf: Buffer, *, max_message_bytes: int, log_append_time_ms: int | None
+) -> ValidatedBatches:
+    """Validates every batch of a produce request's records for one partition.
+
+    Raises, naming the batch's byte position: CorruptRecordError (bad CRC, truncated or
+    impossible length), InvalidRecordError (no batches, magic other than 2, control or
+    transactional batch, records count not matching the offset delta, a producer id without
+    a sequence), RecordTooLargeError (a batch larger than ``max_message_bytes``, the topic's
+    ``max.message.bytes``), UnsupportedCompressionError (snappy or an unknown codec).
+
+    When ``log_append_time_ms`` is given, every batch is marked LogAppendTime with that max
+    timestamp (in a copy; the caller's buffer is never modified).
+    """
+    try:
+        spans = split_batches(buf, max_batch_bytes=max_message_bytes)
+    except RecordTooLargeError as exc:
+        raise RecordTooLargeError(
+            f"{exc.message} (the topic's max.message.bytes is {max_message_bytes})"
+        ) from None
+    if not spans:
+        raise InvalidRecordError("the produce request holds no record batch for this partition")
+    records = 0
+    for position, _size, header in spans:
+        attributes = header.attributes
+        codec = attributes & COMPRESSION_MASK
+        if codec not in _SUPPORTED_CODEC_IDS:
+            raise UnsupportedCompressionError(
+                f"batch at byte {position}: compression {Compression(codec).name.lower()} "
+                "is not supported; use none, gzip, lz4 or zstd"
+            )
+        if attributes & CONTROL_FLAG:
+            raise InvalidRecordError(
+                f"batch at byte {position}: clients may not write control batches"
+            )
+        if attributes & TRANSACTIONAL_FLAG:
+            raise InvalidRecordError(
+                f"batch at byte {position}: transactional batches are not supported yet"
+            )
+        count = header.records_count
+        if count < 1 or header.last_offset_delta != count - 1:
+            raise InvalidRecordError(
+                f"batch at byte {position}: records count {count} does not match last offset "
+                f"delta {header.last_offset_delta} (a batch needs at least one record)"
+            )
+        if header.producer_id != NO_PRODUCER_ID and header.base_sequence < 0:
+            raise InvalidRecordError(
+                f"batch at byte {position}: producer id {header.producer_id} with invalid "
+                f"base sequence {header.base_sequence}"
+            )
+        records += count
+    data: Buffer = buf
+    if log_append_time_ms is not None:
+        copy = bytearray(buf)
+        for position, size, header in spans:
+            _INT16.pack_into(
+                copy, position + ATTRIBUTES_POS, header.attributes | TIMESTAMP_TYPE_MASK
+            )
+            _INT64.pack_into(copy, position + MAX_TIMESTAMP_POS, log_append_time_ms)
+            write_crc(copy, position, size)
+        data = copy
+    return ValidatedBatches(data, len(spans), records)

@@ -1,0 +1,114 @@
+"""One broker role: partition logs, metadata following, lifecycle and the BrokerService.
+
+Start-up: open (and recover) the partition logs, follow the metadata log, register with the
+controllers, serve. The broker starts fenced and is unfenced once it has caught up with the
+metadata log. ``shutdown()`` is a controlled shutdown: the controller moves leadership away
+first, then the service stops and the logs are flushed and closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import suppress
+from typing import TYPE_CHECKING
+
+import grpc
+import structlog
+
+from raftka.broker.lifecycle import BrokerLifecycle
+from raftka.broker.log_manager import LogManager
+from raftka.broker.metadata_follower import MetadataFollower
+from raftka.broker.replica_manager import ReplicaManager
+from raftka.broker.service import BrokerServicer
+from raftka.client.controller_client import ControllerClient
+from raftka.common.data_dir import PARTITION_LOGS_DIR, check_data_dir
+from raftka.controller.quorum.transport import GRPC_OPTIONS
+from raftka.v1 import broker_pb2_grpc
+from raftka.v1.common_pb2 import Endpoint
+
+if TYPE_CHECKING:
+    from raftka.client.node import NodeConfig
+
+log = structlog.get_logger(__name__)
+
+
+class BrokerServer:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        bconf = config.broker
+        self.broker_id = config.node_id
+        self.cluster_id = check_data_dir(config.data_dir, config.node_id).cluster_id
+        self.client = ControllerClient(
+            config.controller_addresses, timeout_s=10.0, attempt_timeout_s=2.0
+        )
+        self.follower = MetadataFollower(self.client)
+        self.lifecycle = BrokerLifecycle(
+            config.controller_addresses,
+            broker_id=self.broker_id,
+            cluster_id=self.cluster_id,
+            listeners=[Endpoint(name="CLIENT", host=bconf.host, port=bconf.port)],
+            rack=bconf.rack,
+            heartbeat_interval_s=bconf.heartbeat_interval_ms / 1000,
+            follower=self.follower,
+        )
+        self.logs: LogManager | None = None
+        self.replicas: ReplicaManager | None = None
+        self.server = grpc.aio.server(options=GRPC_OPTIONS)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        bconf = self.config.broker
+        log_dir = self.config.data_dir / PARTITION_LOGS_DIR
+        self.logs = await asyncio.to_thread(
+            LogManager.open, [log_dir], fsync_every_batch=bconf.fsync_every_batch
+        )
+        self.replicas = ReplicaManager(self.broker_id, self.logs, self.follower)
+        broker_pb2_grpc.add_BrokerServiceServicer_to_server(
+            BrokerServicer(
+                cluster_id=self.cluster_id, replicas=self.replicas, follower=self.follower
+            ),
+            self.server,
+        )
+        if self.server.add_insecure_port(bconf.listen) == 0:
+            raise OSError(f"cannot listen on {bconf.listen}: is another process using the port?")
+        await self.server.start()
+        self._tasks = [
+            asyncio.create_task(self.follower.run(), name="metadata-follower"),
+            asyncio.create_task(self.replicas.run(), name="replica-manager"),
+            asyncio.create_task(self._retention_loop(), name="retention"),
+        ]
+        await self.lifecycle.start()
+        log.info(
+            "broker_started",
+            broker_id=self.broker_id,
+            listen=bconf.listen,
+            epoch=self.lifecycle.broker_epoch,
+        )
+
+    async def _retention_loop(self) -> None:
+        interval = self.config.broker.retention_check_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            if self.logs is not None:
+                await asyncio.to_thread(self.logs.apply_retention, _wall_ms())
+
+    async def shutdown(self) -> None:
+        log.info("broker_stopping", broker_id=self.broker_id)
+        timeout_s = self.config.broker.controlled_shutdown_timeout_ms / 1000
+        confirmed = await self.lifecycle.shutdown(timeout_s)
+        log.info("broker_controlled_shutdown", broker_id=self.broker_id, confirmed=confirmed)
+        await self.server.stop(grace=0.5)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with suppress(asyncio.CancelledError):
+                await task
+        await self.client.close()
+        if self.logs is not None:
+            await asyncio.to_thread(self.logs.close)
+        log.info("broker_stopped", broker_id=self.broker_id)
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)

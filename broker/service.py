@@ -1,0 +1,296 @@
+"""The gRPC BrokerService: Metadata, Produce, Fetch and ListOffsets.
+
+Per-partition problems go into that partition's result (error code + message); the others in
+the request still proceed. Disk work runs off the event loop; the bytes of produced batches are
+validated and stored as they are, and fetches return stored bytes as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, TypeAlias
+
+import grpc
+
+from raftka.broker.metadata_follower import MetadataFollower
+from raftka.broker.replica_manager import NotLeaderOrFollowerError, ReplicaManager
+from raftka.common.errors import InvalidRequestError, RaftkaError
+from raftka.common.records.batch import Compression
+from raftka.common.records.builder import build_batch
+from raftka.common.records.decoder import iter_records
+from raftka.common.records.errors import InvalidRecordError
+from raftka.common.rpc import rpc_errors
+from raftka.v1 import broker_pb2 as pb
+from raftka.v1.broker_pb2_grpc import BrokerServiceServicer
+from raftka.v1.common_pb2 import ErrorCode
+
+Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+
+VALID_ACKS = (0, 1, -1)
+EARLIEST, LATEST = -2, -1
+DEFAULT_FETCH_MAX_BYTES = 50 * 1024 * 1024
+DEFAULT_PARTITION_MAX_BYTES = 1024 * 1024
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _leader_hint(error: RaftkaError) -> pb.LeaderHint | None:
+    if isinstance(error, NotLeaderOrFollowerError):
+        return pb.LeaderHint(leader_id=error.leader_id, leader_epoch=error.leader_epoch)
+    return None
+
+
+class BrokerServicer(BrokerServiceServicer):
+    def __init__(
+        self, *, cluster_id: str, replicas: ReplicaManager, follower: MetadataFollower
+    ) -> None:
+        self._cluster_id = cluster_id
+        self._replicas = replicas
+        self._follower = follower
+
+    # ---- metadata ----
+
+    @rpc_errors
+    async def Metadata(self, request: pb.MetadataRequest, context: Context) -> pb.MetadataResponse:
+        image = self._follower.image
+        response = pb.MetadataResponse(
+            cluster_id=self._cluster_id, controller_id=-1, metadata_index=self._follower.index
+        )
+        for reg in image.unfenced_brokers():
+            endpoint = reg.endpoint("CLIENT") or (reg.endpoints[0] if reg.endpoints else None)
+            if endpoint is not None:
+                response.brokers.append(
+                    pb.BrokerNode(
+                        broker_id=reg.broker_id,
+                        host=endpoint.host,
+                        port=endpoint.port,
+                        rack=reg.rack,
+                    )
+                )
+        fenced = {b for b, reg in image.brokers.items() if reg.fenced}
+        names = list(request.topics) or image.topic_names()
+        for name in names:
+            topic = image.topic(name)
+            if topic is None:
+                response.topics.append(
+                    pb.TopicMetadata(name=name, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+                )
+                continue
+            meta = pb.TopicMetadata(name=name, topic_id=topic.topic_id)
+            for pid in sorted(topic.partitions):
+                state = topic.partitions[pid]
+                meta.partitions.append(
+                    pb.PartitionMetadata(
+                        partition=pid,
+                        error_code=ErrorCode.NONE
+                        if state.leader >= 0
+                        else ErrorCode.LEADER_NOT_AVAILABLE,
+                        leader_id=state.leader,
+                        leader_epoch=state.leader_epoch,
+                        replicas=state.replicas,
+                        isr=state.isr,
+                        offline_replicas=[
+                            r for r in state.replicas if r in fenced or r not in image.brokers
+                        ],
+                    )
+                )
+            response.topics.append(meta)
+        return response
+
+    # ---- produce ----
+
+    @rpc_errors
+    async def Produce(self, request: pb.ProduceRequest, context: Context) -> pb.ProduceResponse:
+        if request.acks not in VALID_ACKS:
+            response = pb.ProduceResponse()
+            for t in request.topics:
+                for p in t.partitions:
+                    response.results.append(
+                        pb.PartitionProduceResult(
+                            topic=t.topic,
+                            partition=p.partition,
+                            error_code=ErrorCode.INVALID_REQUIRED_ACKS,
+                            error_message=f"acks must be 0, 1 or -1 (all), not {request.acks}",
+                        )
+                    )
+            return response
+        jobs = [self._produce_one(t.topic, p) for t in request.topics for p in t.partitions]
+        results = await asyncio.gather(*jobs)
+        if request.acks == 0:
+            return pb.ProduceResponse()
+        return pb.ProduceResponse(results=results)
+
+    async def _produce_one(
+        self, topic: str, data: pb.PartitionProduceData
+    ) -> pb.PartitionProduceResult:
+        result = pb.PartitionProduceResult(
+            topic=topic, partition=data.partition, base_offset=-1, log_append_time_ms=-1
+        )
+        try:
+            hosted = self._replicas.leader_partition(topic, data.partition)
+            payload = self._batches_of(data)
+            async with hosted.append_lock:
+                appended = await asyncio.to_thread(
+                    hosted.log.append_as_leader,
+                    payload,
+                    leader_epoch=hosted.leader_epoch,
+                    now_ms=now_ms(),
+                )
+            hosted.notify_data()
+            result.base_offset = appended.base_offset
+            result.log_append_time_ms = appended.log_append_time_ms
+            result.log_start_offset = appended.log_start_offset
+        except RaftkaError as e:
+            result.error_code = e.code
+            result.error_message = e.message
+            hint = _leader_hint(e)
+            if hint is not None:
+                result.current_leader.CopyFrom(hint)
+        return result
+
+    @staticmethod
+    def _batches_of(data: pb.PartitionProduceData) -> bytes:
+        if data.batches and data.records:
+            raise InvalidRequestError("set either batches or records for a partition, not both")
+        if data.records:
+            if data.compression == pb.COMPRESSION_SNAPPY:
+                raise InvalidRecordError(
+                    "snappy compression is not supported; use gzip, lz4 or zstd"
+                )
+            stamp = now_ms()
+            records = [
+                (
+                    r.timestamp_ms or stamp,
+                    r.key if r.HasField("key") else None,
+                    r.value if r.HasField("value") else None,
+                    tuple((h.key, h.value if h.HasField("value") else None) for h in r.headers),
+                )
+                for r in data.records
+            ]
+            return bytes(build_batch(records, compression=Compression(int(data.compression))))
+        if not data.batches:
+            raise InvalidRecordError("no records: batches and records are both empty")
+        return data.batches
+
+    # ---- fetch ----
+
+    @rpc_errors
+    async def Fetch(self, request: pb.FetchRequest, context: Context) -> pb.FetchResponse:
+        wanted = [(t.topic, p) for t in request.topics for p in t.partitions]
+        if any(p.fetch_offset < 0 for _t, p in wanted):
+            bad = next(f"{t}-{p.partition}" for t, p in wanted if p.fetch_offset < 0)
+            raise InvalidRequestError(f"fetch_offset of {bad} is negative")
+        max_bytes = request.max_bytes if request.max_bytes > 0 else DEFAULT_FETCH_MAX_BYTES
+        deadline = asyncio.get_running_loop().time() + max(0, request.max_wait_ms) / 1000
+        while True:
+            waits: list[asyncio.Event] = []
+            results = []
+            total = 0
+            for topic, p in wanted:
+                result, wake = await self._fetch_one(topic, p, max(0, max_bytes - total))
+                total += len(result.batches)
+                results.append(result)
+                if wake is not None:
+                    waits.append(wake)
+            remaining = deadline - asyncio.get_running_loop().time()
+            errors = any(r.error_code != ErrorCode.NONE for r in results)
+            if total >= max(1, request.min_bytes) or errors or remaining <= 0 or not waits:
+                break
+            await _wait_any(waits, remaining)
+        response = pb.FetchResponse(results=results)
+        if request.decode_records:
+            for r in response.results:
+                for rec in iter_records(r.batches, verify=False):
+                    r.records.append(
+                        pb.Record(
+                            key=rec.key,
+                            value=rec.value,
+                            offset=rec.offset,
+                            timestamp_ms=rec.timestamp,
+                            headers=[pb.RecordHeader(key=k, value=v) for k, v in rec.headers],
+                        )
+                    )
+                r.batches = b""
+        return response
+
+    async def _fetch_one(
+        self, topic: str, p: pb.FetchPartition, budget: int
+    ) -> tuple[pb.FetchPartitionResult, asyncio.Event | None]:
+        """Read one partition; also return the event that fires on its next append (taken
+        before the read, so an append racing with the read still wakes the long poll)."""
+        result = pb.FetchPartitionResult(
+            topic=topic,
+            partition=p.partition,
+            high_watermark=-1,
+            last_stable_offset=-1,
+            log_start_offset=-1,
+        )
+        try:
+            hosted = self._replicas.leader_partition(topic, p.partition)
+            wait_on = hosted.data_arrived  # taken before reading, so no append is missed
+            limit = (
+                p.partition_max_bytes if p.partition_max_bytes > 0 else DEFAULT_PARTITION_MAX_BYTES
+            )
+            data = await asyncio.to_thread(
+                hosted.log.read, p.fetch_offset, min(limit, budget) if budget else 1
+            )
+            result.batches = data.records
+            result.high_watermark = data.high_watermark
+            result.last_stable_offset = data.high_watermark
+            result.log_start_offset = data.log_start_offset
+            return result, wait_on
+        except RaftkaError as e:
+            result.error_code = e.code
+            result.error_message = e.message
+            hint = _leader_hint(e)
+            if hint is not None:
+                result.current_leader.CopyFrom(hint)
+            return result, None
+
+    # ---- list offsets ----
+
+    @rpc_errors
+    async def ListOffsets(
+        self, request: pb.ListOffsetsRequest, context: Context
+    ) -> pb.ListOffsetsResponse:
+        response = pb.ListOffsetsResponse()
+        for t in request.topics:
+            for p in t.partitions:
+                result = pb.ListOffsetsResult(
+                    topic=t.topic, partition=p.partition, timestamp=-1, offset=-1, leader_epoch=-1
+                )
+                try:
+                    hosted = self._replicas.leader_partition(t.topic, p.partition)
+                    result.leader_epoch = hosted.leader_epoch
+                    if p.timestamp == EARLIEST:
+                        result.offset = hosted.log.earliest_offset
+                    elif p.timestamp == LATEST:
+                        result.offset = hosted.log.latest_offset
+                    elif p.timestamp < 0:
+                        raise InvalidRequestError(
+                            f"timestamp {p.timestamp}: use -1 (latest), -2 (earliest) or a time in ms"
+                        )
+                    else:
+                        found = await asyncio.to_thread(
+                            hosted.log.offset_for_timestamp, p.timestamp
+                        )
+                        if found is not None:
+                            result.offset, result.timestamp = found.offset, found.timestamp
+                except RaftkaError as e:
+                    result.error_code = e.code
+                    result.error_message = e.message
+                response.results.append(result)
+        return response
+
+
+async def _wait_any(events: list[asyncio.Event], seconds: float) -> None:
+    """Return when any event fires or ``seconds`` pass."""
+    tasks = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(tasks, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
