@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--controllers", type=int, default=3, choices=(1, 3, 5), help="number of controller voters"
     )
+    up.add_argument("--brokers", type=int, default=3, help="number of brokers (default 3)")
     up.add_argument(
         "--demo",
         action="store_true",

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from raftka.client.local_cluster import LocalCluster
-from tests.integration.helpers import FAST_CONTROLLER
+from tests.integration.helpers import FAST_CONTROLLER, start_broker_cluster, stop_broker_cluster
 
 
 @pytest.fixture
@@ -21,3 +21,14 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
         c.stop_all()
         for node_id in c.nodes:
             print(f"--- node {node_id} log tail ---\n{c.log_tail(node_id, 15)}")
+
+
+@pytest.fixture(scope="module")
+def broker_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """Three controllers and three brokers (ids 4, 5, 6) as real processes, all unfenced; shared
+    by the tests of one module, which must leave every node running."""
+    c = start_broker_cluster(tmp_path_factory.mktemp("brokers"), controllers=3, brokers=3)
+    try:
+        yield c
+    finally:
+        stop_broker_cluster(c)

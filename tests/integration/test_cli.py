@@ -28,13 +28,12 @@ def test_up_demo_runs_and_stops_cleanly(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert "Raftka is up: 3 controllers" in out
-    assert "all 3 brokers registered and unfenced" in out
-    assert "created topic demo" in out and ": NONE" in out
-    assert out.count("demo-5: leader") == 2, (
-        "the topic must be described before and after the failover"
-    )
+    assert "Raftka is up: 3 controllers" in out and "3 brokers" in out
+    assert "created topic demo" in out
     assert "kill -9 the controller leader" in out and "leads term" in out
+    consumed = [ln for ln in out.splitlines() if ln.strip().startswith("demo-") and "value=" in ln]
+    assert len(consumed) == 15, "every record produced (9 before, 6 after the failover) is consumed"
+    assert sum("value=second" in ln for ln in consumed) == 6
     assert "stopped." in out
     leftover = subprocess.run(["pgrep", "-f", str(tmp_path / "rk")], capture_output=True, text=True)
     assert leftover.stdout.strip() == "", "raftka up left processes behind"
