@@ -19,7 +19,7 @@ from raftka.common.errors import InvalidRequestError, RaftkaError
 from raftka.common.records.batch import Compression
 from raftka.common.records.builder import build_batch
 from raftka.common.records.decoder import iter_records
-from raftka.common.records.errors import InvalidRecordError
+from raftka.common.records.errors import InvalidRecordError, UnsupportedCompressionError
 from raftka.common.rpc import rpc_errors
 from raftka.common.storage.errors import OffsetOutOfRangeError
 from raftka.v1 import broker_pb2 as pb
@@ -158,7 +158,7 @@ class BrokerServicer(BrokerServiceServicer):
             raise InvalidRequestError("set either batches or records for a partition, not both")
         if data.records:
             if data.compression == pb.COMPRESSION_SNAPPY:
-                raise InvalidRecordError(
+                raise UnsupportedCompressionError(
                     "snappy compression is not supported; use gzip, lz4 or zstd"
                 )
             stamp = now_ms()
@@ -171,7 +171,16 @@ class BrokerServicer(BrokerServiceServicer):
                 )
                 for r in data.records
             ]
-            return bytes(build_batch(records, compression=Compression(int(data.compression))))
+            try:
+                codec = Compression(int(data.compression))
+            except ValueError:
+                raise UnsupportedCompressionError(
+                    f"compression {data.compression} is not one of none, gzip, lz4, zstd"
+                ) from None
+            try:
+                return bytes(build_batch(records, compression=codec))
+            except ValueError as e:
+                raise InvalidRecordError(f"the records cannot be encoded as a batch: {e}") from None
         if not data.batches:
             raise InvalidRecordError("no records: batches and records are both empty")
         return data.batches
@@ -191,7 +200,9 @@ class BrokerServicer(BrokerServiceServicer):
             results = []
             total = 0
             for topic, p in wanted:
-                result, wake = await self._fetch_one(topic, p, max(0, max_bytes - total))
+                result, wake = await self._fetch_one(
+                    topic, p, max(0, max_bytes - total), total == 0
+                )
                 total += len(result.batches)
                 results.append(result)
                 if wake is not None:
@@ -218,7 +229,7 @@ class BrokerServicer(BrokerServiceServicer):
         return response
 
     async def _fetch_one(
-        self, topic: str, p: pb.FetchPartition, budget: int
+        self, topic: str, p: pb.FetchPartition, budget: int, first: bool
     ) -> tuple[pb.FetchPartitionResult, asyncio.Event | None]:
         """Read one partition; also return the event that fires on its next append (taken
         before the read, so an append racing with the read still wakes the long poll)."""
@@ -235,8 +246,9 @@ class BrokerServicer(BrokerServiceServicer):
             limit = (
                 p.partition_max_bytes if p.partition_max_bytes > 0 else DEFAULT_PARTITION_MAX_BYTES
             )
+            # Only the first partition with data may exceed the budget (by one whole batch).
             data = await asyncio.to_thread(
-                hosted.log.read, p.fetch_offset, min(limit, budget) if budget else 1
+                hosted.log.read, p.fetch_offset, min(limit, budget), min_one_batch=first
             )
             result.batches = data.records
             result.high_watermark = data.high_watermark

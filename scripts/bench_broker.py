@@ -3,34 +3,27 @@
     .venv/bin/python scripts/bench_broker.py throughput --runs 3 --seconds 10 --in-flight 8
     .venv/bin/python scripts/bench_broker.py memory --partitions 1000 --megabytes 1000
 
-throughput: one broker, RF 1, 1 KiB records in batches of 64 (about 66 KB), acks=1. Each run
-            measures, one after the other with the same client, payloads and concurrency:
-            echo    - the raw gRPC ceiling: a separate process serving a generic unary method
-                      that takes the bytes of one produce request and answers a 2-byte ack;
-            parse   - the same echo, but the server parses the bytes as a ProduceRequest;
-            produce - Produce to the broker (one partition per request, round robin);
-            fetch   - reads back everything produced from offset 0, 1 MiB per request, with
-                      the same number of requests in flight (each on its own offset range).
-            Requests are serialized once up front, so client cost is the same for all three.
-memory:     1,000 single-partition topics on one broker; its RSS idle, sampled every 0.5 s
-            while ~1 GB is produced round robin over all partitions, and idle again.
-Numbers are printed, not asserted. Everything runs on 127.0.0.1 and is stopped at the end.
+Numbers are printed, not asserted. Everything runs on 127.0.0.1 and is stopped at the end;
+--profile DIR samples the servers during the first run with py-spy (pip install py-spy) or
+--profiler "perf record -F 499 -g -o {out}.perf -p {pid}".
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shlex
+import signal
 import statistics
 import struct
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,43 +36,52 @@ from raftka.common.records.builder import build_batch
 from raftka.controller.quorum.transport import GRPC_OPTIONS
 from raftka.v1 import broker_pb2 as bpb
 from raftka.v1 import controller_pb2 as cpb
+from raftka.v1.broker_pb2_grpc import BrokerServiceStub
 
+ABOUT = {
+    "throughput": """one broker, RF 1, 1 KiB records in batches of 64 (66 KB), acks=1,
+  N requests in flight from this process, the same payloads for every phase (serialized once,
+  so the client's work is the same). Per run, one phase after the other:
+  echo    the raw gRPC ceiling: a separate Python process (uvloop, same gRPC options) with a
+          generic unary method that takes the bytes of one produce request and answers b"ok";
+  parse   the same, but it also parses the bytes as a ProduceRequest;
+  hop     parse, plus one asyncio.to_thread call of a no-op (the broker appends in a thread);
+  produce Produce to the broker, one partition per request, round robin over the partitions;
+  fetch   read back all of it from offset 0, 1 MiB per request, N requests in flight, each on
+          its own offset range.
+  cpu: share of one core used by the server / this client meanwhile; us/call: server CPU time
+  per call. Other processes on the machine add noise: see the load averages.""",
+    "memory": """the broker's resident memory with 1,000 single-partition topics: idle,
+  sampled every 0.5 s while ~1 GB is produced round robin over all partitions in 64 KiB
+  batches, and idle again (anon = heap, file = mapped files).""",
+}
 RECORD_BYTES = 1024
 BATCH_RECORDS = 64
-ECHO_RAW = "/bench.Echo/Raw"
-ECHO_PARSE = "/bench.Echo/Parse"
-PRODUCE = "/raftka.v1.BrokerService/Produce"
-FETCH = "/raftka.v1.BrokerService/Fetch"
-LIST_OFFSETS = "/raftka.v1.BrokerService/ListOffsets"
-LAST_OFFSET_DELTA = struct.Struct(">i")
+LAST_OFFSET_DELTA = struct.Struct(">i")  # at byte 23 of a v2 batch header
+PY_SPY = f"{Path(sys.executable).parent}/py-spy record -r 200 -f raw -o {{out}}.txt -p {{pid}}"
 Call = Callable[[bytes], Awaitable[bytes]]
 
 
-def install_uvloop() -> bool:
-    try:
-        import uvloop
-    except ImportError:
-        return False
-    uvloop.install()
-    return True
-
-
-# ---- the echo server (a child process: `bench_broker.py echo-server --port N`) ----
-
-
 async def echo_server(port: int) -> None:
+    """The ceiling (a child process: ``bench_broker.py echo-server --port N``)."""
+
     async def raw(_request: bytes, _context: Any) -> bytes:
         return b"ok"
 
     async def parse(request: bytes, _context: Any) -> bytes:
         req = bpb.ProduceRequest.FromString(request)
-        p = req.topics[0].partitions[0]
-        result = bpb.PartitionProduceResult(topic=req.topics[0].topic, partition=p.partition)
+        result = bpb.PartitionProduceResult(topic=req.topics[0].topic)
         return bpb.ProduceResponse(results=[result]).SerializeToString()
+
+    async def hop(request: bytes, context: Any) -> bytes:
+        reply = await parse(request, context)
+        await asyncio.to_thread(len, request)
+        return reply
 
     handlers = {
         "Raw": grpc.unary_unary_rpc_method_handler(raw),
         "Parse": grpc.unary_unary_rpc_method_handler(parse),
+        "Hop": grpc.unary_unary_rpc_method_handler(hop),
     }
     server = grpc.aio.server(options=GRPC_OPTIONS)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("bench.Echo", handlers),))
@@ -107,58 +109,88 @@ def proc_rss_mb(pid: int) -> dict[str, float]:
     return out
 
 
+@contextlib.contextmanager
+def profiled(template: str, pid: int, out: Path | None) -> Iterator[None]:
+    """Run the profiler command ``template`` ({pid}, {out} filled in) on ``pid`` meanwhile;
+    it is stopped with SIGINT (py-spy and perf then write their output)."""
+    if out is None:
+        yield
+        return
+    command = shlex.split(template.format(pid=pid, out=out))
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+
+
 @dataclass
 class Figure:
-    calls: int
-    records: int
-    nbytes: int
-    elapsed: float
-    latencies: list[float]
-    server_cpu: float
-    client_cpu: float
+    records: int = 0
+    nbytes: int = 0
+    elapsed: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    server_cpu: float = 0.0
+    client_cpu: float = 0.0
 
-    def line(self, name: str, unit: str) -> str:
-        q = statistics.quantiles(self.latencies, n=100) if len(self.latencies) > 1 else [0.0] * 99
-        rate = f"{self.records / self.elapsed:9.0f} records/s" if self.records else " " * 19
+    def line(self, name: str) -> str:
+        calls = max(1, len(self.latencies))
+        q = statistics.quantiles(self.latencies, n=100) if calls > 1 else [0.0] * 99
+        rate = f"{self.records / self.elapsed:7.0f} records/s" if self.records else " " * 17
         return (
-            f"{name:8s} {self.calls / self.elapsed:7.0f} {unit}/s {rate} "
-            f"{self.nbytes / self.elapsed / 1e6:7.1f} MB/s  p50 {q[49] * 1e3:6.2f} ms "
-            f"p99 {q[98] * 1e3:6.2f} ms  cpu server {self.server_cpu:4.0%} "
+            f"{name:7s} {calls / self.elapsed:5.0f} calls/s {rate} "
+            f"{self.nbytes / self.elapsed / 1e6:6.1f} MB/s  p50 {q[49] * 1e3:5.2f} ms "
+            f"p99 {q[98] * 1e3:6.2f} ms  cpu: server {self.server_cpu:4.0%} "
+            f"{self.server_cpu * self.elapsed / calls * 1e6:5.0f} us/call, "
             f"client {self.client_cpu:4.0%}"
         )
 
 
 async def measure(
-    server_pid: int, in_flight: int, work: Callable[[int, list[float]], Awaitable[None]]
-) -> tuple[float, list[float], float, float]:
-    """Run ``work(worker, latencies)`` in ``in_flight`` workers; elapsed time, latencies and
-    the CPU share used by the server process and this process meanwhile."""
-    latencies: list[float] = []
+    server_pid: int,
+    in_flight: int,
+    work: Callable[[int, Figure], Awaitable[None]],
+    fig: Figure | None = None,
+) -> Figure:
+    """Run ``work(worker, fig)`` in ``in_flight`` workers; they append latencies and count
+    records and bytes. Adds the elapsed time and the CPU share used by the server process and
+    this one."""
+    fig = fig or Figure()
     server0, client0, start = proc_cpu_s(server_pid), time.process_time(), time.monotonic()
-    await asyncio.gather(*(work(w, latencies) for w in range(in_flight)))
-    elapsed = time.monotonic() - start
-    server_cpu = (proc_cpu_s(server_pid) - server0) / elapsed
-    return elapsed, latencies, server_cpu, (time.process_time() - client0) / elapsed
+    await asyncio.gather(*(work(w, fig) for w in range(in_flight)))
+    fig.elapsed = time.monotonic() - start
+    fig.server_cpu = (proc_cpu_s(server_pid) - server0) / fig.elapsed
+    fig.client_cpu = (time.process_time() - client0) / fig.elapsed
+    return fig
 
 
 async def drive(
-    call: Call, payloads: Sequence[bytes], in_flight: int, seconds: float, server_pid: int
+    call: Call,
+    payloads: Sequence[bytes],
+    in_flight: int,
+    seconds: float,
+    server_pid: int,
+    limit: int = sys.maxsize,
+    fig: Figure | None = None,
 ) -> Figure:
-    """Send ``payloads`` round robin for ``seconds`` with ``in_flight`` calls outstanding."""
+    """Send ``payloads`` round robin with ``in_flight`` calls outstanding, for ``seconds`` or
+    ``limit`` calls, whichever comes first."""
     deadline = time.monotonic() + seconds
-    sent = [0]
+    issued = [0]
 
-    async def work(w: int, latencies: list[float]) -> None:
+    async def work(w: int, fig: Figure) -> None:
         i = w
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and issued[0] < limit:
+            issued[0] += 1
+            payload = payloads[i % len(payloads)]
             t0 = time.perf_counter()
-            await call(payloads[i % len(payloads)])
-            latencies.append(time.perf_counter() - t0)
-            sent[0] += len(payloads[i % len(payloads)])
+            await call(payload)
+            fig.latencies.append(time.perf_counter() - t0)
+            fig.nbytes += len(payload)
             i += in_flight
 
-    elapsed, latencies, server_cpu, client_cpu = await measure(server_pid, in_flight, work)
-    return Figure(len(latencies), 0, sent[0], elapsed, latencies, server_cpu, client_cpu)
+    return await measure(server_pid, in_flight, work, fig)
 
 
 def produce_request(topic: str, partition: int, batch: bytes) -> bytes:
@@ -168,7 +200,8 @@ def produce_request(topic: str, partition: int, batch: bytes) -> bytes:
 
 
 def checked_produce(channel: Any) -> Call:
-    raw = channel.unary_unary(PRODUCE)
+    """Produce with an already serialized request; raises on any partition error."""
+    raw = channel.unary_unary("/raftka.v1.BrokerService/Produce")
 
     async def call(request: bytes) -> bytes:
         reply: bytes = await raw(request, timeout=30)
@@ -181,95 +214,80 @@ def checked_produce(channel: Any) -> Call:
 
 
 async def fetch_all(
-    channel: Any,
-    topic: str,
-    ends: dict[int, int],
-    in_flight: int,
-    max_bytes: int,
-    batch_bytes: int,
-    server_pid: int,
+    channel: Any, topic: str, ends: dict[int, int], args: argparse.Namespace, pid: int
 ) -> Figure:
-    """Read every partition from offset 0 to its end: the offsets are cut into ranges of about
-    ``max_bytes`` (all batches hold BATCH_RECORDS records) served by ``in_flight`` workers."""
-    call = channel.unary_unary(FETCH, response_deserializer=bpb.FetchResponse.FromString)
-    step = max(1, max_bytes // batch_bytes) * BATCH_RECORDS
+    """Read every partition from offset 0 to its end; the offsets are cut into ranges of about
+    ``--fetch-bytes`` (every batch holds BATCH_RECORDS records) that the workers take in turn."""
+    call = BrokerServiceStub(channel).Fetch
+    max_bytes = args.fetch_bytes
+    step = max(1, max_bytes // len(one_batch())) * BATCH_RECORDS
     ranges = [(p, o, min(o + step, end)) for p, end in ends.items() for o in range(0, end, step)]
-    got = {"records": 0, "bytes": 0}
 
-    async def work(_w: int, latencies: list[float]) -> None:
+    async def work(_w: int, fig: Figure) -> None:
         while ranges:
             partition, offset, end = ranges.pop()
             while offset < end:
-                part = bpb.FetchPartition(
+                request = bpb.FetchRequest(replica_id=-1, max_bytes=max_bytes)
+                request.topics.add(topic=topic).partitions.add(
                     partition=partition, fetch_offset=offset, partition_max_bytes=max_bytes
-                )
-                request = bpb.FetchRequest(
-                    replica_id=-1,
-                    max_bytes=max_bytes,
-                    topics=[bpb.FetchTopic(topic=topic, partitions=[part])],
                 )
                 t0 = time.perf_counter()
                 (result,) = (await call(request, timeout=30)).results
-                latencies.append(time.perf_counter() - t0)
+                fig.latencies.append(time.perf_counter() - t0)
                 data, pos, start = result.batches, 0, offset
                 if result.error_code != 0 or not data:
                     raise RuntimeError(f"fetch {topic}-{partition}@{offset}: {result!r:.200}")
                 while pos < len(data) and (base := read_base_offset(data, pos)) < end:
                     size = read_batch_size(data, pos)
-                    if base >= start:  # a batch starting before the range is the previous one's
+                    if base >= start:  # a batch that starts before the range is not ours
                         offset = base + LAST_OFFSET_DELTA.unpack_from(data, pos + 23)[0] + 1
-                        got["records"] += offset - base
-                        got["bytes"] += size
+                        fig.records += offset - base
+                        fig.nbytes += size
                     pos += size
 
-    elapsed, latencies, server_cpu, client_cpu = await measure(server_pid, in_flight, work)
-    return Figure(
-        len(latencies), got["records"], got["bytes"], elapsed, latencies, server_cpu, client_cpu
-    )
+    return await measure(pid, args.in_flight, work)
 
 
 # ---- cluster helpers ----
 
 
-async def wait_unfenced(client: ControllerClient, brokers: int, timeout_s: float = 60) -> None:
+async def wait_unfenced(client: ControllerClient, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        with_errors_ignored = await client.describe_cluster()
-        live = [b for b in with_errors_ignored.brokers if not b.fenced]
-        if len(live) >= brokers:
+        brokers = (await client.describe_cluster()).brokers
+        if brokers and not any(b.fenced for b in brokers):
             return
         await asyncio.sleep(0.2)
-    raise RuntimeError(f"{brokers} broker(s) not unfenced within {timeout_s}s")
+    raise RuntimeError(f"the broker was not unfenced within {timeout_s}s")
+
+
+async def latest_offsets(channel: Any, topics: dict[str, int]) -> dict[tuple[str, int], int]:
+    """ListOffsets(latest) of every partition of ``topics`` (name -> partitions); -1 where the
+    broker answered with an error (e.g. it does not host the partition yet)."""
+    request = bpb.ListOffsetsRequest()
+    for name, count in topics.items():
+        t = request.topics.add(topic=name)
+        t.partitions.extend(
+            bpb.ListOffsetsPartition(partition=p, timestamp=-1) for p in range(count)
+        )
+    response = await BrokerServiceStub(channel).ListOffsets(request, timeout=30)
+    return {(r.topic, r.partition): -1 if r.error_code else r.offset for r in response.results}
 
 
 async def create_and_wait(
     client: ControllerClient, channel: Any, topics: dict[str, int], timeout_s: float = 120
 ) -> None:
-    """Create ``topics`` (name -> partitions, RF 1) in groups of 100 and wait until the broker
-    answers ListOffsets for every partition (it then hosts them)."""
-    names = list(topics)
-    for i in range(0, len(names), 100):
-        new = [cpb.NewTopic(name=n, num_partitions=topics[n], replication_factor=1) for n in names]
+    """Create ``topics`` (RF 1) 100 at a time; wait until the broker hosts every partition."""
+    new = [cpb.NewTopic(name=n, num_partitions=c, replication_factor=1) for n, c in topics.items()]
+    for i in range(0, len(new), 100):
         for r in await client.create_topics(new[i : i + 100]):
             if r.error_code != 0:
                 raise RuntimeError(f"create {r.name}: {r.error_message}")
-    call = channel.unary_unary(
-        LIST_OFFSETS, response_deserializer=bpb.ListOffsetsResponse.FromString
-    )
-    wanted = [
-        bpb.ListOffsetsTopic(
-            topic=n, partitions=[bpb.ListOffsetsPartition(partition=p, timestamp=-1) for p in range(c)]
-        )
-        for n, c in topics.items()
-    ]
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        response = await call(bpb.ListOffsetsRequest(topics=wanted), timeout=30)
-        missing = sum(1 for r in response.results if r.error_code != 0)
-        if not missing:
-            return
+    while -1 in (await latest_offsets(channel, topics)).values():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"partitions not hosted within {timeout_s}s")
         await asyncio.sleep(0.2)
-    raise RuntimeError(f"{missing} partitions not hosted within {timeout_s}s")
 
 
 def one_batch() -> bytes:
@@ -284,10 +302,19 @@ def one_batch() -> bytes:
 async def throughput(cluster: LocalCluster, args: argparse.Namespace, echo_pid: int) -> None:
     broker = next(iter(cluster.brokers.values()))
     assert broker.process is not None
-    batch = one_batch()
-    median: dict[str, list[Figure]] = {"echo": [], "parse": [], "produce": [], "fetch": []}
+    pid, batch = broker.process.pid, one_batch()
+    figures: dict[str, list[Figure]] = {n: [] for n in ("echo", "parse", "hop", "produce", "fetch")}
+
+    def profile(run: int, name: str, target: int) -> contextlib.AbstractContextManager[None]:
+        out = args.profile / name if args.profile and run == 1 else None
+        return profiled(args.profiler, target, out)
+
+    def report(run: int, name: str, fig: Figure) -> None:
+        figures[name].append(fig)
+        print(f"run {run} {fig.line(name)}", flush=True)
+
     async with ControllerClient(cluster.bootstrap) as client:
-        await wait_unfenced(client, 1)
+        await wait_unfenced(client)
         echo = grpc.aio.insecure_channel(f"127.0.0.1:{args.echo_port}", options=GRPC_OPTIONS)
         channel = grpc.aio.insecure_channel(broker.address, options=GRPC_OPTIONS)
         try:
@@ -296,50 +323,172 @@ async def throughput(cluster: LocalCluster, args: argparse.Namespace, echo_pid: 
                 topic = f"bench-{run}"
                 await create_and_wait(client, channel, {topic: args.partitions})
                 payloads = [produce_request(topic, p, batch) for p in range(args.partitions)]
-                for name, path in (("echo", ECHO_RAW), ("parse", ECHO_PARSE)):
-                    fig = await drive(
-                        echo.unary_unary(path), payloads, args.in_flight, args.seconds, echo_pid
+                for name, call in (
+                    ("echo", echo.unary_unary("/bench.Echo/Raw")),
+                    ("parse", echo.unary_unary("/bench.Echo/Parse")),
+                    ("hop", echo.unary_unary("/bench.Echo/Hop")),
+                    ("produce", checked_produce(channel)),
+                ):
+                    server = pid if name == "produce" else echo_pid
+                    with profile(run, name, server):
+                        fig = await drive(call, payloads, args.in_flight, args.seconds, server)
+                    if name == "produce":
+                        fig.records = len(fig.latencies) * BATCH_RECORDS
+                    report(run, name, fig)
+                ends = await latest_offsets(channel, {topic: args.partitions})
+                with profile(run, "fetch", pid):
+                    fig = await fetch_all(
+                        channel, topic, {p: o for (_, p), o in ends.items()}, args, pid
                     )
-                    median[name].append(fig)
-                    print(f"run {run} {fig.line(name, 'calls')}", flush=True)
-                fig = await drive(
-                    checked_produce(channel),
-                    payloads,
-                    args.in_flight,
-                    args.seconds,
-                    broker.process.pid,
-                )
-                fig.records = fig.calls * BATCH_RECORDS
-                median["produce"].append(fig)
-                print(f"run {run} {fig.line('produce', 'calls')}", flush=True)
-                ends = await latest_offsets(channel, topic, args.partitions)
-                fig = await fetch_all(
-                    channel, topic, ends, args.in_flight, args.fetch_bytes, len(batch), broker.process.pid
-                )
-                median["fetch"].append(fig)
-                print(f"run {run} {fig.line('fetch', 'calls')}", flush=True)
+                report(run, "fetch", fig)
                 if fig.records != sum(ends.values()):
                     print(f"  !! fetched {fig.records} records of {sum(ends.values())} produced")
                 await client.delete_topics([topic])
         finally:
             await echo.close()
             await channel.close()
-    print(f"\nmedians of {args.runs} runs:")
-    for name, figs in median.items():
-        mid = sorted(figs, key=lambda f: f.nbytes / f.elapsed)[len(figs) // 2]
-        print(f"  {mid.line(name, 'calls')}")
-    mbps = {n: statistics.median(f.nbytes / f.elapsed for f in figs) for n, figs in median.items()}
+    print(f"\nmedians of {args.runs} run(s) (the run with the median MB/s of each phase):")
+    mbps = {}
+    for name, figs in figures.items():
+        figs.sort(key=lambda f: f.nbytes / f.elapsed)
+        mid = figs[len(figs) // 2]
+        mbps[name] = mid.nbytes / mid.elapsed
+        print(f"      {mid.line(name)}")
     print(
-        f"produce / echo ceiling: {mbps['produce'] / mbps['echo']:.2f}   "
-        f"produce / parse-echo: {mbps['produce'] / mbps['parse']:.2f}   "
-        f"fetch / echo ceiling: {mbps['fetch'] / mbps['echo']:.2f}"
+        f"produce / echo ceiling {mbps['produce'] / mbps['echo']:.2f}; "
+        f"produce / parse-echo {mbps['produce'] / mbps['parse']:.2f}; "
+        f"fetch / echo ceiling {mbps['fetch'] / mbps['echo']:.2f}; "
+        f"load average at the end {os.getloadavg()[0]:.2f}"
     )
 
 
-async def latest_offsets(channel: Any, topic: str, partitions: int) -> dict[int, int]:
-    call = channel.unary_unary(
-        LIST_OFFSETS, response_deserializer=bpb.ListOffsetsResponse.FromString
+async def memory(cluster: LocalCluster, args: argparse.Namespace) -> None:
+    broker = next(iter(cluster.brokers.values()))
+    assert broker.process is not None
+    pid = broker.process.pid
+    topics = {f"mem-{i:04d}": 1 for i in range(args.partitions)}
+    samples: list[tuple[float, float, dict[str, float]]] = []
+    fig = Figure()
+
+    async def sample() -> None:
+        t0 = time.monotonic()
+        while True:
+            samples.append((time.monotonic() - t0, fig.nbytes / 1e6, proc_rss_mb(pid)))
+            await asyncio.sleep(0.5)
+
+    async with ControllerClient(cluster.bootstrap, timeout_s=60) as client:
+        await wait_unfenced(client)
+        channel = grpc.aio.insecure_channel(broker.address, options=GRPC_OPTIONS)
+        try:
+            started = time.monotonic()
+            await create_and_wait(client, channel, topics)
+            print(
+                f"{len(topics)} partitions created and hosted in {time.monotonic() - started:.1f}s"
+            )
+            await asyncio.sleep(args.idle)
+            before = proc_rss_mb(pid)
+            batch = one_batch()
+            payloads = [produce_request(t, 0, batch) for t in topics]
+            limit = int(args.megabytes * 1e6 / len(payloads[0])) + 1
+            sampler = asyncio.create_task(sample())
+            await drive(checked_produce(channel), payloads, args.in_flight, 600, pid, limit, fig)
+            sampler.cancel()
+            samples.append((fig.elapsed, fig.nbytes / 1e6, proc_rss_mb(pid)))
+            await asyncio.sleep(args.idle)
+            after = proc_rss_mb(pid)
+        finally:
+            await channel.close()
+
+    def rss(r: dict[str, float]) -> str:
+        return f"VmRSS {r['VmRSS']:6.1f} MB (anon {r['RssAnon']:6.1f}, file {r['RssFile']:5.1f})"
+
+    fig.records = len(fig.latencies) * BATCH_RECORDS
+    print(f"idle before load : {rss(before)}")
+    print(f"under load       : {fig.line('produce')}")
+    stride = max(1, len(samples) // 20)
+    for t, mb, r in samples[::stride] + ([samples[-1]] if (len(samples) - 1) % stride else []):
+        print(f"  t {t:5.1f}s  produced {mb:7.1f} MB  {rss(r)}")
+    print(f"max under load   : {rss(max((s[2] for s in samples), key=lambda r: r['VmRSS']))}")
+    print(f"idle after load  : {rss(after)}; VmHWM {after['VmHWM']:.1f} MB")
+    files = [f for f in broker.data_dir.rglob("*") if f.is_file()]
+    size, disk = sum(f.stat().st_size for f in files), sum(f.stat().st_blocks for f in files)
+    print(
+        f"stored           : {size / 1e6:.1f} MB in {len(files)} files, {disk * 512 / 1e6:.1f} MB on disk"
     )
-    parts = [bpb.ListOffsetsPartition(partition=p, timestamp=-1) for p in range(partitions)]
-    request = bpb.ListOffsetsRequest(topics=[bpb.ListOffsetsTopic(topic=topic, partitions=parts)])
-    return {r.partition: r.offset for r in (await call(request, timeout=30)).results}
+
+
+def main() -> int:
+    argv = sys.argv[1:]
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["throughput", *argv]  # the default subcommand
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--controllers", type=int, default=1, choices=(1, 3))
+    common.add_argument("--in-flight", type=int, default=8)
+    common.add_argument("--timeout", type=float, default=900, help="bound on the whole run, s")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    t = sub.add_parser("throughput", parents=[common])
+    t.add_argument("--runs", type=int, default=3)
+    t.add_argument("--seconds", type=float, default=10)
+    t.add_argument("--partitions", type=int, default=4)
+    t.add_argument("--fetch-bytes", type=int, default=1 << 20)
+    t.add_argument("--profile", type=Path, help="profile the servers in run 1 into this dir")
+    t.add_argument("--profiler", default=PY_SPY, help="command; {pid} and {out} filled in")
+    m = sub.add_parser("memory", parents=[common])
+    m.add_argument("--partitions", type=int, default=1000)
+    m.add_argument("--megabytes", type=float, default=1000)
+    m.add_argument("--idle", type=float, default=5, help="seconds idle before each reading")
+    sub.add_parser("echo-server").add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    use_uvloop = False
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+        use_uvloop = True
+    if args.what == "echo-server":
+        asyncio.run(echo_server(args.port))
+        return 0
+    echo: subprocess.Popen[bytes] | None = None
+    with tempfile.TemporaryDirectory(prefix="raftka-bench-") as tmp:
+        cluster = LocalCluster(
+            Path(tmp), controllers=args.controllers, brokers=1, log_level="warning"
+        )
+        try:
+            cluster.prepare()
+            cluster.start()
+            broker = next(iter(cluster.brokers.values()))
+            assert broker.process is not None
+            print(f"== {args.what}: {ABOUT[args.what]}")
+            print(f"command: {shlex.join([os.path.relpath(sys.executable), *sys.argv])}")
+            print(
+                f"setup: {args.controllers} controller(s) + 1 broker (pid {broker.process.pid}) on "
+                f"127.0.0.1; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start; "
+                f"client uvloop {'yes' if use_uvloop else 'no'}; {RECORD_BYTES} B records, "
+                f"{BATCH_RECORDS} per batch; {args.in_flight} requests in flight"
+            )
+            if args.what == "throughput":
+                if args.profile:
+                    args.profile.mkdir(parents=True, exist_ok=True)
+                args.echo_port = free_port()
+                echo = subprocess.Popen(
+                    [sys.executable, __file__, "echo-server", "--port", str(args.echo_port)],
+                    start_new_session=True,
+                )
+                work = throughput(cluster, args, echo.pid)
+            else:
+                work = memory(cluster, args)
+            asyncio.run(asyncio.wait_for(work, args.timeout))
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+        finally:
+            if echo is not None:
+                echo.terminate()
+                echo.wait()
+            cluster.stop_all()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-import grpc
 import pytest
 
 from raftka.client.local_cluster import LocalCluster
@@ -141,7 +140,7 @@ def test_produce_then_fetch_returns_byte_identical_batches(broker_cluster: Local
         assert [r.offset for r in decoded.records] == list(range(offset))
         assert decoded.batches == b""
         assert decoded.records[0].key == b"k0" and decoded.records[0].value == b"v0"
-        assert not decoded.records[2].HasField("key")
+        assert not decoded.records[1].HasField("key")
         header_record = decoded.records[offset - 2]
         assert not header_record.HasField("value")
         assert [(h.key, h.HasField("value"), h.value) for h in header_record.headers] == [
@@ -177,7 +176,7 @@ def test_compressed_batches_round_trip(broker_cluster: LocalCluster, codec: Comp
         first, second = split(raw.batches)
         assert first == as_stored(batch, 0, epoch)  # compressed bytes stored as they came
         assert [(r.key, r.value) for r in iter_records(second)] == [(b"p", b"xyz" * 100)] * 3
-        assert iter_records is not None and second[22] & 0x07 == int(codec)  # attributes codec
+        assert second[22] & 0x07 == int(codec)  # the attributes' codec bits
         decoded = await fetch(address, topic, 0, 0, decode_records=True)
         assert [(r.offset, r.timestamp_ms, r.key, r.value) for r in decoded.records] == [
             (i, ts, k, v) for i, (ts, k, v, _h) in enumerate(records)
@@ -195,7 +194,9 @@ def test_convenience_records_round_trip(broker_cluster: LocalCluster) -> None:
             bpb.Record(value=b"no key"),  # timestamp 0: the broker stamps "now"
             bpb.Record(key=b"tombstone"),
             bpb.Record(
-                key=b"", value=b"", headers=[bpb.RecordHeader(key="h", value=b"v"), bpb.RecordHeader(key="n")]
+                key=b"",
+                value=b"",
+                headers=[bpb.RecordHeader(key="h", value=b"v"), bpb.RecordHeader(key="n")],
             ),
         ]
         before = int(time.time() * 1000)
@@ -256,9 +257,9 @@ def test_list_offsets_earliest_latest_and_by_timestamp(broker_cluster: LocalClus
             base + 22_000: (8, base + 22_000),
         }
         for ts, (offset, found_ts) in expectations.items():
-            result = await list_offset(address, "times", 0, ts)
-            assert result.error_code == cpb.NONE, result.error_message
-            assert (result.offset, result.timestamp) == (offset, found_ts), ts - base
+            found = await list_offset(address, "times", 0, ts)
+            assert found.error_code == cpb.NONE, found.error_message
+            assert (found.offset, found.timestamp) == (offset, found_ts), ts - base
         after_all = await list_offset(address, "times", 0, base + 22_001)
         assert after_all.error_code == cpb.NONE and after_all.offset == -1
         # any other negative timestamp is a bad request for that partition
@@ -417,7 +418,9 @@ def test_acks(broker_cluster: LocalCluster) -> None:
             assert result.error_code == cpb.INVALID_REQUIRED_ACKS, code(result.error_code)
             assert str(acks) in result.error_message
         assert await latest_offset(broker_cluster, leader, "acks", 0) == 6
-        values = [r.value for r in (await fetch(address, "acks", 0, 0, decode_records=True)).records]
+        values = [
+            r.value for r in (await fetch(address, "acks", 0, 0, decode_records=True)).records
+        ]
         assert values == [b"a", b"b"] * 3
 
     asyncio.run(main())
@@ -468,19 +471,36 @@ def test_fetch_long_poll_returns_when_data_arrives(broker_cluster: LocalCluster)
     asyncio.run(main())
 
 
-def test_fetch_unknown_request_level_errors_are_statuses(broker_cluster: LocalCluster) -> None:
-    """A fetch offset < 0 makes the whole request malformed: INVALID_ARGUMENT, naming it."""
-
+def test_fetch_max_bytes_caps_the_whole_response(broker_cluster: LocalCluster) -> None:
     async def main() -> None:
-        leaders = await new_topic(broker_cluster, "negative", partitions=1, rf=1)
-        address = broker_cluster.brokers[leaders[0]].address
-        with pytest.raises(grpc.aio.AioRpcError) as error:
-            await fetch(address, "negative", 0, -1)
-        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert "negative-0" in (error.value.details() or "")
-        metadata = dict(error.value.trailing_metadata() or ())
-        assert metadata.get("raftka-error") == "INVALID_REQUEST"
-        ok = await fetch(address, "negative", 0, 0)
-        assert ok.error_code == cpb.NONE
+        leaders = await new_topic(broker_cluster, "capped", partitions=9, rf=1)
+        broker = leaders[0]
+        mine = [p for p, b in sorted(leaders.items()) if b == broker]
+        assert len(mine) >= 2, leaders
+        address = broker_cluster.brokers[broker].address
+        sizes = []
+        for p in mine:
+            batch = build_batch([(NOW_MS, None, b"z" * 1000, ())])
+            sizes.append(len(batch))
+            result = await produce(address, "capped", p, batches=bytes(batch))
+            assert result.error_code == cpb.NONE, result.error_message
+        for max_bytes in (100, sizes[0] + sizes[1] // 2):
+            request = bpb.FetchRequest(
+                replica_id=-1,
+                max_bytes=max_bytes,
+                topics=[
+                    bpb.FetchTopic(
+                        topic="capped",
+                        partitions=[bpb.FetchPartition(partition=p, fetch_offset=0) for p in mine],
+                    )
+                ],
+            )
+            async with broker_stub(address) as stub:
+                response = await stub.Fetch(request, timeout=10)
+            assert all(r.error_code == cpb.NONE for r in response.results)
+            returned = [len(r.batches) for r in response.results]
+            # the first batch comes back even when larger than the cap; nothing else past it
+            assert returned[0] == sizes[0], returned
+            assert sum(returned) == sizes[0], f"max_bytes={max_bytes}: got {returned}"
 
     asyncio.run(main())
