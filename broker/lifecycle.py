@@ -19,6 +19,7 @@ import structlog
 from raftka.broker.metadata_follower import MetadataFollower
 from raftka.client.controller_client import ControllerClient
 from raftka.common import errors
+from raftka.common.tasks import cancel_and_wait
 from raftka.v1 import common_pb2
 from raftka.v1 import controller_pb2 as pb
 
@@ -151,9 +152,5 @@ class BrokerLifecycle:
         return confirmed
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         await self.client.close()

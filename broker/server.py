@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from contextlib import suppress
 from typing import TYPE_CHECKING
 
 import grpc
@@ -23,6 +22,7 @@ from raftka.broker.replica_manager import ReplicaManager
 from raftka.broker.service import BrokerServicer
 from raftka.client.controller_client import ControllerClient
 from raftka.common.data_dir import PARTITION_LOGS_DIR, check_data_dir
+from raftka.common.tasks import cancel_and_wait
 from raftka.controller.quorum.transport import GRPC_OPTIONS
 from raftka.v1 import broker_pb2_grpc
 from raftka.v1.common_pb2 import Endpoint
@@ -99,11 +99,7 @@ class BrokerServer:
         confirmed = await self.lifecycle.shutdown(timeout_s)
         log.info("broker_controlled_shutdown", broker_id=self.broker_id, confirmed=confirmed)
         await self.server.stop(grace=0.5)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         await self.client.close()
         if self.logs is not None:
             await asyncio.to_thread(self.logs.close)

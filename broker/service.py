@@ -38,10 +38,18 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _leader_hint(error: RaftkaError) -> pb.LeaderHint | None:
-    if isinstance(error, NotLeaderOrFollowerError):
-        return pb.LeaderHint(leader_id=error.leader_id, leader_epoch=error.leader_epoch)
-    return None
+def _set_error(
+    result: pb.PartitionProduceResult | pb.FetchPartitionResult | pb.ListOffsetsResult,
+    error: RaftkaError,
+) -> None:
+    """Record a per-partition error: its code, its message and, when this broker is not the
+    leader, the leader it knows."""
+    result.error_code = error.code
+    result.error_message = error.message
+    if isinstance(error, NotLeaderOrFollowerError) and not isinstance(result, pb.ListOffsetsResult):
+        result.current_leader.CopyFrom(
+            pb.LeaderHint(leader_id=error.leader_id, leader_epoch=error.leader_epoch)
+        )
 
 
 class BrokerServicer(BrokerServiceServicer):
@@ -145,11 +153,7 @@ class BrokerServicer(BrokerServiceServicer):
             result.log_append_time_ms = appended.log_append_time_ms
             result.log_start_offset = appended.log_start_offset
         except RaftkaError as e:
-            result.error_code = e.code
-            result.error_message = e.message
-            hint = _leader_hint(e)
-            if hint is not None:
-                result.current_leader.CopyFrom(hint)
+            _set_error(result, e)
         return result
 
     @staticmethod
@@ -264,11 +268,7 @@ class BrokerServicer(BrokerServiceServicer):
             result.high_watermark = hosted.log.high_watermark  # bound: only read() raises this
             return result, None
         except RaftkaError as e:
-            result.error_code = e.code
-            result.error_message = e.message
-            hint = _leader_hint(e)
-            if hint is not None:
-                result.current_leader.CopyFrom(hint)
+            _set_error(result, e)
             return result, None
 
     # ---- list offsets ----
@@ -301,8 +301,7 @@ class BrokerServicer(BrokerServiceServicer):
                         if found is not None:
                             result.offset, result.timestamp = found.offset, found.timestamp
                 except RaftkaError as e:
-                    result.error_code = e.code
-                    result.error_message = e.message
+                    _set_error(result, e)
                 response.results.append(result)
         return response
 

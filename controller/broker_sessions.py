@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from contextlib import suppress
 
 import structlog
 
 from raftka.common.errors import RaftkaError
 from raftka.common.ids import BrokerId, Index
 from raftka.common.metadata.image import MetadataImage
+from raftka.common.tasks import cancel_and_wait
 from raftka.controller.active import ActiveController
 from raftka.controller.control.cluster import ClusterManager
 from raftka.controller.control.result import ControllerResult
@@ -52,10 +52,7 @@ class BrokerSessionMonitor:
         self._task = asyncio.create_task(self._fence_loop(), name="broker-session-monitor")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait([self._task])
 
     def _fence_one(self, image: MetadataImage, _index: Index) -> ControllerResult[BrokerId | None]:
         if self._manager is None:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Sequence
-from contextlib import suppress
 from typing import Protocol
 
 import structlog
 
 from raftka.common.ids import Index, NodeId, Term
+from raftka.common.tasks import cancel_and_wait
 from raftka.controller.quorum.raft_storage import RaftStorage
 from raftka.controller.quorum.transport import RaftTransport
 from raftka.controller.raft.config import RaftConfig
@@ -108,11 +108,7 @@ class QuorumRuntime:
         self._wake.set()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._fail_pending(None)
         await self._transport.close()
         await asyncio.to_thread(self._storage.close)

@@ -16,6 +16,7 @@ import grpc
 import structlog
 
 from raftka.common.ids import NodeId
+from raftka.common.tasks import cancel_and_wait
 from raftka.controller.quorum.codec import message_from_pb, message_to_pb
 from raftka.controller.raft.messages import Message
 from raftka.v1 import raft_pb2 as pb
@@ -79,10 +80,7 @@ class PeerSender:
                     self.queue.get_nowait()
 
     async def close(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self.task
+        await cancel_and_wait([self.task])
         await self.channel.close()
 
 
