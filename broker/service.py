@@ -127,7 +127,8 @@ class BrokerServicer(BrokerServiceServicer):
                     )
             return response
         jobs = [self._produce_one(t.topic, p) for t in request.topics for p in t.partitions]
-        results = await asyncio.gather(*jobs)
+        # One partition (the common case for a batching producer) needs no task per partition.
+        results = [await jobs[0]] if len(jobs) == 1 else await asyncio.gather(*jobs)
         if request.acks == 0:
             return pb.ProduceResponse()
         return pb.ProduceResponse(results=results)
@@ -200,23 +201,23 @@ class BrokerServicer(BrokerServiceServicer):
         max_bytes = request.max_bytes if request.max_bytes > 0 else DEFAULT_FETCH_MAX_BYTES
         deadline = asyncio.get_running_loop().time() + max(0, request.max_wait_ms) / 1000
         while True:
+            # Results are filled in place: a batch payload is copied into the response once.
+            response = pb.FetchResponse()
             waits: list[asyncio.Event] = []
-            results = []
             total = 0
             for topic, p in wanted:
-                result, wake = await self._fetch_one(
-                    topic, p, max(0, max_bytes - total), total == 0
+                result = response.results.add()
+                nbytes, wake = await self._fetch_one(
+                    result, topic, p, max(0, max_bytes - total), total == 0
                 )
-                total += len(result.batches)
-                results.append(result)
+                total += nbytes
                 if wake is not None:
                     waits.append(wake)
             remaining = deadline - asyncio.get_running_loop().time()
-            errors = any(r.error_code != ErrorCode.NONE for r in results)
+            errors = any(r.error_code != ErrorCode.NONE for r in response.results)
             if total >= max(1, request.min_bytes) or errors or remaining <= 0 or not waits:
                 break
             await _wait_any(waits, remaining)
-        response = pb.FetchResponse(results=results)
         if request.decode_records:
             for r in response.results:
                 for rec in iter_records(r.batches, verify=False):
@@ -233,17 +234,18 @@ class BrokerServicer(BrokerServiceServicer):
         return response
 
     async def _fetch_one(
-        self, topic: str, p: pb.FetchPartition, budget: int, first: bool
-    ) -> tuple[pb.FetchPartitionResult, asyncio.Event | None]:
-        """Read one partition; also return the event that fires on its next append (taken
-        before the read, so an append racing with the read still wakes the long poll)."""
-        result = pb.FetchPartitionResult(
-            topic=topic,
-            partition=p.partition,
-            high_watermark=-1,
-            last_stable_offset=-1,
-            log_start_offset=-1,
-        )
+        self,
+        result: pb.FetchPartitionResult,
+        topic: str,
+        p: pb.FetchPartition,
+        budget: int,
+        first: bool,
+    ) -> tuple[int, asyncio.Event | None]:
+        """Read one partition into ``result``; return the bytes read and the event that fires
+        on its next append (taken before the read, so an append racing with the read still
+        wakes the long poll)."""
+        result.topic, result.partition = topic, p.partition
+        result.high_watermark = result.last_stable_offset = result.log_start_offset = -1
         try:
             hosted = self._replicas.leader_partition(topic, p.partition)
             wait_on = hosted.data_arrived  # taken before reading, so no append is missed
@@ -258,7 +260,7 @@ class BrokerServicer(BrokerServiceServicer):
             result.high_watermark = data.high_watermark
             result.last_stable_offset = data.high_watermark
             result.log_start_offset = data.log_start_offset
-            return result, wait_on
+            return len(data.records), wait_on
         except OffsetOutOfRangeError as e:
             result.error_code = e.code
             result.error_message = (
@@ -266,10 +268,10 @@ class BrokerServicer(BrokerServiceServicer):
             )
             result.log_start_offset = e.log_start_offset
             result.high_watermark = hosted.log.high_watermark  # bound: only read() raises this
-            return result, None
+            return 0, None
         except RaftkaError as e:
             _set_error(result, e)
-            return result, None
+            return 0, None
 
     # ---- list offsets ----
 

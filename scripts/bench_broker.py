@@ -15,15 +15,11 @@ import asyncio
 import contextlib
 import os
 import shlex
-import signal
-import statistics
 import struct
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +34,9 @@ from raftka.v1 import broker_pb2 as bpb
 from raftka.v1 import controller_pb2 as cpb
 from raftka.v1.broker_pb2_grpc import BrokerServiceStub
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for scripts.bench_support
+from scripts.bench_support import PY_SPY, Call, Figure, drive, measure, proc_rss_mb, profiled
+
 ABOUT = {
     "throughput": """one broker, RF 1, 1 KiB records in batches of 64 (66 KB), acks=1,
   N requests in flight from this process, the same payloads for every phase (serialized once,
@@ -51,15 +50,13 @@ ABOUT = {
           its own offset range.
   cpu: share of one core used by the server / this client meanwhile; us/call: server CPU time
   per call. Other processes on the machine add noise: see the load averages.""",
-    "memory": """the broker's resident memory with 1,000 single-partition topics: idle,
-  sampled every 0.5 s while ~1 GB is produced round robin over all partitions in 64 KiB
-  batches, and idle again (anon = heap, file = mapped files).""",
+    "memory": """the broker's resident memory with --partitions (1,000) single-partition
+  topics: idle, sampled every 0.5 s while --megabytes (1,000 MB) are produced round robin over
+  all partitions in 64 KiB batches, and idle again (anon = heap, file = mapped files).""",
 }
 RECORD_BYTES = 1024
 BATCH_RECORDS = 64
 LAST_OFFSET_DELTA = struct.Struct(">i")  # at byte 23 of a v2 batch header
-PY_SPY = f"{Path(sys.executable).parent}/py-spy record -r 200 -f raw -o {{out}}.txt -p {{pid}}"
-Call = Callable[[bytes], Awaitable[bytes]]
 
 
 async def echo_server(port: int) -> None:
@@ -88,109 +85,6 @@ async def echo_server(port: int) -> None:
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     await server.wait_for_termination()
-
-
-# ---- measuring ----
-
-
-def proc_cpu_s(pid: int) -> float:
-    """utime + stime of a process, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def proc_rss_mb(pid: int) -> dict[str, float]:
-    """VmRSS, RssAnon, RssFile and VmHWM of a process, in MB."""
-    out: dict[str, float] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
-            out[key] = int(value.split()[0]) / 1024
-    return out
-
-
-@contextlib.contextmanager
-def profiled(template: str, pid: int, out: Path | None) -> Iterator[None]:
-    """Run the profiler command ``template`` ({pid}, {out} filled in) on ``pid`` meanwhile;
-    it is stopped with SIGINT (py-spy and perf then write their output)."""
-    if out is None:
-        yield
-        return
-    command = shlex.split(template.format(pid=pid, out=out))
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(60)
-
-
-@dataclass
-class Figure:
-    records: int = 0
-    nbytes: int = 0
-    elapsed: float = 0.0
-    latencies: list[float] = field(default_factory=list)
-    server_cpu: float = 0.0
-    client_cpu: float = 0.0
-
-    def line(self, name: str) -> str:
-        calls = max(1, len(self.latencies))
-        q = statistics.quantiles(self.latencies, n=100) if calls > 1 else [0.0] * 99
-        rate = f"{self.records / self.elapsed:7.0f} records/s" if self.records else " " * 17
-        return (
-            f"{name:7s} {calls / self.elapsed:5.0f} calls/s {rate} "
-            f"{self.nbytes / self.elapsed / 1e6:6.1f} MB/s  p50 {q[49] * 1e3:5.2f} ms "
-            f"p99 {q[98] * 1e3:6.2f} ms  cpu: server {self.server_cpu:4.0%} "
-            f"{self.server_cpu * self.elapsed / calls * 1e6:5.0f} us/call, "
-            f"client {self.client_cpu:4.0%}"
-        )
-
-
-async def measure(
-    server_pid: int,
-    in_flight: int,
-    work: Callable[[int, Figure], Awaitable[None]],
-    fig: Figure | None = None,
-) -> Figure:
-    """Run ``work(worker, fig)`` in ``in_flight`` workers; they append latencies and count
-    records and bytes. Adds the elapsed time and the CPU share used by the server process and
-    this one."""
-    fig = fig or Figure()
-    server0, client0, start = proc_cpu_s(server_pid), time.process_time(), time.monotonic()
-    await asyncio.gather(*(work(w, fig) for w in range(in_flight)))
-    fig.elapsed = time.monotonic() - start
-    fig.server_cpu = (proc_cpu_s(server_pid) - server0) / fig.elapsed
-    fig.client_cpu = (time.process_time() - client0) / fig.elapsed
-    return fig
-
-
-async def drive(
-    call: Call,
-    payloads: Sequence[bytes],
-    in_flight: int,
-    seconds: float,
-    server_pid: int,
-    limit: int = sys.maxsize,
-    fig: Figure | None = None,
-) -> Figure:
-    """Send ``payloads`` round robin with ``in_flight`` calls outstanding, for ``seconds`` or
-    ``limit`` calls, whichever comes first."""
-    deadline = time.monotonic() + seconds
-    issued = [0]
-
-    async def work(w: int, fig: Figure) -> None:
-        i = w
-        while time.monotonic() < deadline and issued[0] < limit:
-            issued[0] += 1
-            payload = payloads[i % len(payloads)]
-            t0 = time.perf_counter()
-            await call(payload)
-            fig.latencies.append(time.perf_counter() - t0)
-            fig.nbytes += len(payload)
-            i += in_flight
-
-    return await measure(server_pid, in_flight, work, fig)
 
 
 def produce_request(topic: str, partition: int, batch: bytes) -> bytes:
@@ -271,7 +165,9 @@ async def latest_offsets(channel: Any, topics: dict[str, int]) -> dict[tuple[str
             bpb.ListOffsetsPartition(partition=p, timestamp=-1) for p in range(count)
         )
     response = await BrokerServiceStub(channel).ListOffsets(request, timeout=30)
-    return {(r.topic, r.partition): -1 if r.error_code else r.offset for r in response.results}
+    offsets = {(n, p): -1 for n, count in topics.items() for p in range(count)}
+    offsets.update({(r.topic, r.partition): r.offset for r in response.results if not r.error_code})
+    return offsets
 
 
 async def create_and_wait(
@@ -357,7 +253,7 @@ async def throughput(cluster: LocalCluster, args: argparse.Namespace, echo_pid: 
     print(
         f"produce / echo ceiling {mbps['produce'] / mbps['echo']:.2f}; "
         f"produce / parse-echo {mbps['produce'] / mbps['parse']:.2f}; "
-        f"fetch / echo ceiling {mbps['fetch'] / mbps['echo']:.2f}; "
+        f"fetch (1 MiB replies) / echo {mbps['fetch'] / mbps['echo']:.2f}; "
         f"load average at the end {os.getloadavg()[0]:.2f}"
     )
 
@@ -412,9 +308,8 @@ async def memory(cluster: LocalCluster, args: argparse.Namespace) -> None:
     print(f"idle after load  : {rss(after)}; VmHWM {after['VmHWM']:.1f} MB")
     files = [f for f in broker.data_dir.rglob("*") if f.is_file()]
     size, disk = sum(f.stat().st_size for f in files), sum(f.stat().st_blocks for f in files)
-    print(
-        f"stored           : {size / 1e6:.1f} MB in {len(files)} files, {disk * 512 / 1e6:.1f} MB on disk"
-    )
+    print(f"stored           : {size / 1e6:.1f} MB in {len(files)} files", end=", ")
+    print(f"{disk * 512 / 1e6:.1f} MB on disk")
 
 
 def main() -> int:
@@ -461,9 +356,10 @@ def main() -> int:
             assert broker.process is not None
             print(f"== {args.what}: {ABOUT[args.what]}")
             print(f"command: {shlex.join([os.path.relpath(sys.executable), *sys.argv])}")
+            load = os.getloadavg()[0]
             print(
-                f"setup: {args.controllers} controller(s) + 1 broker (pid {broker.process.pid}) on "
-                f"127.0.0.1; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start; "
+                f"setup: {args.controllers} controller(s) + 1 broker (pid {broker.process.pid}) "
+                f"on 127.0.0.1; {os.cpu_count()} CPUs, load average {load:.2f} at start; "
                 f"client uvloop {'yes' if use_uvloop else 'no'}; {RECORD_BYTES} B records, "
                 f"{BATCH_RECORDS} per batch; {args.in_flight} requests in flight"
             )
