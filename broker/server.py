@@ -54,6 +54,7 @@ class BrokerServer:
         )
         self.logs: LogManager | None = None
         self.replicas: ReplicaManager | None = None
+        self.servicer: BrokerServicer | None = None
         self.server = grpc.aio.server(options=GRPC_OPTIONS)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -64,12 +65,10 @@ class BrokerServer:
             LogManager.open, [log_dir], fsync_every_batch=bconf.fsync_every_batch
         )
         self.replicas = ReplicaManager(self.broker_id, self.logs, self.follower)
-        broker_pb2_grpc.add_BrokerServiceServicer_to_server(
-            BrokerServicer(
-                cluster_id=self.cluster_id, replicas=self.replicas, follower=self.follower
-            ),
-            self.server,
+        self.servicer = BrokerServicer(
+            cluster_id=self.cluster_id, replicas=self.replicas, follower=self.follower
         )
+        broker_pb2_grpc.add_BrokerServiceServicer_to_server(self.servicer, self.server)
         if self.server.add_insecure_port(bconf.listen) == 0:
             raise OSError(f"cannot listen on {bconf.listen}: is another process using the port?")
         await self.server.start()
@@ -99,6 +98,8 @@ class BrokerServer:
         confirmed = await self.lifecycle.shutdown(timeout_s)
         log.info("broker_controlled_shutdown", broker_id=self.broker_id, confirmed=confirmed)
         await self.server.stop(grace=0.5)
+        if self.servicer is not None:
+            await asyncio.to_thread(self.servicer.close)
         await cancel_and_wait(self._tasks)
         await self.client.close()
         if self.logs is not None:

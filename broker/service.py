@@ -8,8 +8,11 @@ validated and stored as they are, and fetches return stored bytes as they are.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from typing import Any, TypeAlias
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeAlias, TypeVar
 
 import grpc
 
@@ -28,6 +31,9 @@ from raftka.v1.common_pb2 import ErrorCode
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
+T = TypeVar("T")
+
+IO_THREADS = 4
 VALID_ACKS = (0, 1, -1)
 EARLIEST, LATEST = -2, -1
 DEFAULT_FETCH_MAX_BYTES = 50 * 1024 * 1024
@@ -59,6 +65,18 @@ class BrokerServicer(BrokerServiceServicer):
         self._cluster_id = cluster_id
         self._replicas = replicas
         self._follower = follower
+        self._io_pool = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="broker-io")
+
+    def close(self) -> None:
+        """Stop the I/O threads (after the server has stopped taking requests)."""
+        self._io_pool.shutdown(wait=True)
+
+    async def _io(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run blocking disk work on the broker's I/O threads, never on the event loop.
+        (A dedicated pool without contextvars copying: cheaper per call than to_thread.)"""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._io_pool, functools.partial(fn, *args, **kwargs)
+        )
 
     # ---- metadata ----
 
@@ -143,7 +161,7 @@ class BrokerServicer(BrokerServiceServicer):
             hosted = self._replicas.leader_partition(topic, data.partition)
             payload = self._batches_of(data)
             async with hosted.append_lock:
-                appended = await asyncio.to_thread(
+                appended = await self._io(
                     hosted.log.append_as_leader,
                     payload,
                     leader_epoch=hosted.leader_epoch,
@@ -253,7 +271,7 @@ class BrokerServicer(BrokerServiceServicer):
                 p.partition_max_bytes if p.partition_max_bytes > 0 else DEFAULT_PARTITION_MAX_BYTES
             )
             # Only the first partition with data may exceed the budget (by one whole batch).
-            data = await asyncio.to_thread(
+            data = await self._io(
                 hosted.log.read, p.fetch_offset, min(limit, budget), min_one_batch=first
             )
             result.batches = data.records
@@ -297,9 +315,7 @@ class BrokerServicer(BrokerServiceServicer):
                             f"timestamp {p.timestamp}: use -1 (latest), -2 (earliest) or a time in ms"
                         )
                     else:
-                        found = await asyncio.to_thread(
-                            hosted.log.offset_for_timestamp, p.timestamp
-                        )
+                        found = await self._io(hosted.log.offset_for_timestamp, p.timestamp)
                         if found is not None:
                             result.offset, result.timestamp = found.offset, found.timestamp
                 except RaftkaError as e:
