@@ -1,0 +1,157 @@
+"""A partition leader's view of its replicas: log end offsets, the ISR and the high watermark.
+
+Sans-I/O and deterministic (time is an argument), so it can be driven by tests and a seeded
+scheduler exactly as by the broker. The rules are Kafka's (KIP-497, KIP-903):
+
+- A follower's fetch offset is its log end offset (LEO). It is *caught up* when its LEO equals
+  the leader's LEO, or when it last reached the leader's LEO of an earlier fetch within
+  ``replica.lag.time.max.ms`` (``last_caught_up_ms``).
+- The high watermark is the smallest LEO over the *maximal* ISR (the committed ISR plus any
+  member a pending change would add). It never moves back, and it does not advance while the
+  ISR is smaller than ``min.insync.replicas``.
+- Shrink: members that are not caught up leave. Expand: a replica whose LEO is at or past the
+  high watermark and the start of the leader's epoch joins. Either is *proposed*; only one
+  change is in flight at a time, and it takes effect when the controller commits it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ReplicaProgress:
+    log_end_offset: int = -1
+    last_caught_up_ms: int = -1
+    last_fetch_ms: int = -1
+    leader_leo_at_last_fetch: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class IsrProposal:
+    """An ISR change to send to the controller as AlterPartition."""
+
+    new_isr: tuple[int, ...]
+    partition_epoch: int
+    leader_epoch: int
+
+
+@dataclass
+class LeaderReplicaState:
+    leader_id: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+    leader_epoch: int
+    partition_epoch: int
+    epoch_start_offset: int
+    """The leader's LEO when it became leader: an expanding replica must reach it."""
+    high_watermark: int
+    leader_log_end_offset: int
+    lag_time_max_ms: int
+    min_insync_replicas: int
+    pending: IsrProposal | None = None
+    progress: dict[int, ReplicaProgress] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for replica in self.replicas:
+            if replica != self.leader_id:
+                self.progress.setdefault(replica, ReplicaProgress())
+
+    # ---- views ----
+
+    @property
+    def maximal_isr(self) -> tuple[int, ...]:
+        """The committed ISR plus members a pending expansion adds (KIP-497)."""
+        if self.pending is None:
+            return self.isr
+        return tuple(dict.fromkeys((*self.isr, *self.pending.new_isr)))
+
+    def has_enough_replicas(self) -> bool:
+        """Whether acks=all may append (the committed ISR meets min.insync.replicas)."""
+        return len(self.isr) >= self.min_insync_replicas
+
+    def replica_leo(self, replica: int) -> int:
+        if replica == self.leader_id:
+            return self.leader_log_end_offset
+        return self.progress[replica].log_end_offset
+
+    # ---- inputs ----
+
+    def on_leader_append(self, log_end_offset: int) -> bool:
+        """The leader appended; with a single-member ISR the high watermark may move."""
+        self.leader_log_end_offset = log_end_offset
+        return self._maybe_advance_hw()
+
+    def on_follower_fetch(self, replica: int, fetch_offset: int, now_ms: int) -> bool:
+        """A follower fetched from ``fetch_offset`` (its LEO). Returns whether the high
+        watermark advanced (delayed acks=all produces may complete)."""
+        p = self.progress.get(replica)
+        if p is None:
+            return False  # not a replica of this partition (stale metadata on its side)
+        if fetch_offset >= self.leader_log_end_offset:
+            p.last_caught_up_ms = now_ms
+        elif p.leader_leo_at_last_fetch >= 0 and fetch_offset >= p.leader_leo_at_last_fetch:
+            p.last_caught_up_ms = max(p.last_caught_up_ms, p.last_fetch_ms)
+        p.log_end_offset = fetch_offset
+        p.last_fetch_ms = now_ms
+        p.leader_leo_at_last_fetch = self.leader_log_end_offset
+        return self._maybe_advance_hw()
+
+    def on_isr_committed(self, isr: Sequence[int], partition_epoch: int) -> bool:
+        """The controller committed an ISR (our proposal, or a change it made itself)."""
+        self.isr = tuple(isr)
+        self.partition_epoch = partition_epoch
+        self.pending = None
+        return self._maybe_advance_hw()
+
+    def on_isr_rejected(self) -> None:
+        self.pending = None
+
+    # ---- ISR changes ----
+
+    def is_caught_up(self, replica: int, now_ms: int) -> bool:
+        if replica == self.leader_id:
+            return True
+        p = self.progress[replica]
+        if p.log_end_offset >= self.leader_log_end_offset:
+            return True
+        return p.last_caught_up_ms >= 0 and now_ms - p.last_caught_up_ms <= self.lag_time_max_ms
+
+    def propose_shrink(self, now_ms: int) -> IsrProposal | None:
+        """Members that fell behind leave the ISR (the leader always stays)."""
+        if self.pending is not None:
+            return None
+        keep = tuple(r for r in self.isr if self.is_caught_up(r, now_ms))
+        if keep == self.isr:
+            return None
+        return self._propose(keep)
+
+    def propose_expand(self, eligible: Iterable[int]) -> IsrProposal | None:
+        """A caught-up replica (among ``eligible``: unfenced, not shutting down) joins."""
+        if self.pending is not None:
+            return None
+        allowed = set(eligible)
+        for replica in self.replicas:
+            if replica in self.isr or replica not in allowed or replica == self.leader_id:
+                continue
+            leo = self.progress[replica].log_end_offset
+            if leo >= self.high_watermark and leo >= self.epoch_start_offset:
+                return self._propose((*self.isr, replica))
+        return None
+
+    def _propose(self, new_isr: tuple[int, ...]) -> IsrProposal:
+        self.pending = IsrProposal(new_isr, self.partition_epoch, self.leader_epoch)
+        return self.pending
+
+    # ---- high watermark ----
+
+    def _maybe_advance_hw(self) -> bool:
+        members = self.maximal_isr
+        if len(self.isr) < self.min_insync_replicas:
+            return False
+        candidate = min(self.replica_leo(r) for r in members)
+        if candidate > self.high_watermark:
+            self.high_watermark = candidate
+            return True
+        return False
