@@ -27,6 +27,9 @@ class BrokerConfig:
     """How often old segments are deleted by retention.ms / retention.bytes (Kafka's default)."""
     controlled_shutdown_timeout_ms: int = 30_000
     """On SIGTERM, how long to wait for the controller to move leadership away."""
+    replica_lag_time_max_ms: int = 30_000
+    """A follower that has not caught up with the leader for this long leaves the ISR
+    (Kafka's replica.lag.time.max.ms)."""
 
     def __post_init__(self) -> None:
         host, colon, port = self.listen.rpartition(":")
@@ -36,6 +39,7 @@ class BrokerConfig:
             "heartbeat_interval_ms",
             "retention_check_interval_ms",
             "controlled_shutdown_timeout_ms",
+            "replica_lag_time_max_ms",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigFileError(f"broker.{name} must be positive")

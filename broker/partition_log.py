@@ -6,10 +6,18 @@ producer-batch validation (:mod:`raftka.broker.log_validator`), LogAppendTime, t
 watermark that bounds reads, the flush policy with group commit, retention, and the
 ``partition.metadata`` topic id.
 
+Storage for replication (the protocol itself lives elsewhere): a persisted leader-epoch cache
+(:mod:`raftka.broker.leader_epoch_cache`) kept in step with every append, truncation and
+retention; follower appends of the leader's batches as they are; the leader-side divergence
+check of a follower's fetch and the follower's truncation target (digest sections 1.6, 4.3);
+truncation that never goes below the high watermark; and a high-watermark checkpoint
+(:mod:`raftka.broker.high_watermark_checkpoint`) restored on open when replication drives the
+high watermark.
+
 Methods are synchronous and block on file I/O: asyncio callers run them with
-``asyncio.to_thread``. They are thread-safe, except that the caller serializes
-:meth:`PartitionLog.append_as_leader` per partition (appends are all-or-nothing but their
-order is the caller's to decide). Per batch the Python work is O(1): no record is decoded.
+``asyncio.to_thread``. They are thread-safe, except that the caller serializes the writes of
+a partition (:meth:`PartitionLog.append_as_leader`, :meth:`~PartitionLog.append_as_follower`,
+the truncations): each is all-or-nothing but their order is the caller's to decide. Per batch the Python work is O(1): no record is decoded.
 """
 
 from __future__ import annotations
@@ -18,10 +26,18 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Self, TypeVar
 
 import structlog
 
+from raftka.broker.high_watermark_checkpoint import read_high_watermark, write_high_watermark
+from raftka.broker.leader_epoch_cache import (
+    UNDEFINED_EPOCH,
+    EpochEndOffset,
+    LeaderEpochCache,
+    TruncationTarget,
+    follower_truncation_target,
+)
 from raftka.broker.log_config import PartitionLogConfig
 from raftka.broker.log_dirs import (
     InconsistentTopicIdError,
@@ -33,17 +49,27 @@ from raftka.broker.log_dirs import (
 )
 from raftka.broker.log_validator import validate_produced_batches
 from raftka.broker.retention import apply_retention
+from raftka.common.errors import InvalidRequestError
 from raftka.common.files import fsync_dir
 from raftka.common.metadata.topic_names import validate_topic_name
-from raftka.common.records import Buffer, read_base_offset, read_batch_size
+from raftka.common.records import (
+    Buffer,
+    InvalidRecordError,
+    read_base_offset,
+    read_batch_size,
+    split_batches,
+)
 from raftka.common.storage import (
     Clock,
     LogClosedError,
     OffsetOutOfRangeError,
     SegmentedLog,
+    StorageError,
     TimestampOffset,
+    UnexpectedAppendOffsetError,
     wall_clock_ms,
 )
+from raftka.v1.common_pb2 import ErrorCode
 
 NO_TIMESTAMP = -1
 """``log_append_time_ms`` of an append to a CreateTime topic."""
@@ -51,6 +77,42 @@ NO_TIMESTAMP = -1
 _T = TypeVar("_T")
 
 log = structlog.get_logger(__name__)
+
+
+class FencedLeaderEpochError(StorageError):
+    """A leader append (or epoch assignment) with an epoch older than the log's latest leader
+    epoch: a newer leader already wrote to this log. Nothing was written."""
+
+    code = ErrorCode.FENCED_LEADER_EPOCH
+
+
+class DivergentAppendError(StorageError):
+    """A follower append whose batches' leader epochs go backwards (within the append, or
+    below the epoch of the log's last batch): the log diverged from the leader's and must be
+    truncated first (:meth:`PartitionLog.divergence_check`). Nothing was written."""
+
+
+class TruncationBelowHighWatermarkError(StorageError):
+    """A truncation that would remove committed offsets (below the high watermark)."""
+
+    def __init__(
+        self, offset: int, high_watermark: int, new_end: int, *, message: str | None = None
+    ) -> None:
+        super().__init__(
+            message
+            or (
+                f"truncating to offset {offset} would end the log at {new_end}, below the high "
+                f"watermark {high_watermark}: committed records would be lost; nothing was "
+                "truncated"
+            )
+        )
+        self.offset = offset
+        self.high_watermark = high_watermark
+        self.new_end = new_end
+
+    @classmethod
+    def from_wire(cls, message: str) -> Self:
+        return cls(-1, -1, -1, message=message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +164,16 @@ class PartitionLog:
         self._flush_cond = threading.Condition()
         self._flushing = False
         self._closed = False
-        self._hw = (
-            segmented_log.log_end_offset if hw_follows_log_end else segmented_log.log_start_offset
-        )
+        self._epoch_cache = LeaderEpochCache.load(segmented_log.directory, segmented_log)
+        self._hw_checkpoint_lock = threading.Lock()
+        start, end = segmented_log.log_start_offset, segmented_log.log_end_offset
+        if hw_follows_log_end:
+            self._hw = end
+            self._checkpointed_hw: int | None = None
+        else:
+            restored = read_high_watermark(segmented_log.directory)
+            self._checkpointed_hw = restored
+            self._hw = start if restored is None else min(max(restored, start), end)
 
     # ================================================================== opening
 
@@ -130,8 +199,12 @@ class PartitionLog:
 
         ``hw_follows_log_end`` (until replication drives the high watermark): the high
         watermark starts at the log end offset and follows every append (every flush, when
-        appends are fsynced); otherwise it starts at the log start offset and only
+        appends are fsynced); otherwise it starts where ``high-watermark-checkpoint`` left it
+        (capped at the log end; the log start offset without a checkpoint) and only
         :meth:`set_high_watermark` moves it.
+
+        The leader-epoch cache is read from ``leader-epoch-checkpoint``, or rebuilt from the
+        batch headers when that is missing or stale.
         """
         validate_topic_name(topic)
         parent = Path(log_dir)
@@ -262,30 +335,104 @@ class PartitionLog:
         ``defer_flush``: the caller then calls ``flush(up_to=result.last_offset + 1)``, which
         lets appends waiting on one fsync share it (group commit). The high watermark
         (when it follows the log end) covers fsynced appends only in that mode.
+
+        A ``leader_epoch`` newer than the cache's latest is recorded as starting at the log
+        end offset (before the write, so the cache never lags the data); an older one raises
+        FencedLeaderEpochError and writes nothing.
         """
         config = self._config
         append_time = now_ms if config.log_append_time else None
         validated = validate_produced_batches(
             batches, max_message_bytes=config.max_message_bytes, log_append_time_ms=append_time
         )
+        if leader_epoch >= 0:  # a negative epoch is stamped but not recorded (as before)
+            self._assign_epoch(leader_epoch)
         info = self._call(
             lambda seg: seg.append(validated.data, assign_offsets=True, leader_epoch=leader_epoch)
         )
-        next_offset = info.last_offset + 1
-        if self.sync_appends:
-            if not defer_flush:
-                self.flush(up_to=next_offset)
-        else:
-            if self._hw_follows_log_end:
-                self._advance_hw(next_offset)
-            if next_offset - self._log.recovery_point >= config.flush_messages:
-                self.flush()
+        self._after_append(info.last_offset + 1, defer_flush=defer_flush)
         return AppendResult(
             base_offset=info.base_offset,
             last_offset=info.last_offset,
             log_append_time_ms=NO_TIMESTAMP if append_time is None else append_time,
             log_start_offset=self._log.log_start_offset,
         )
+
+    def append_as_follower(self, batches: Buffer, *, defer_flush: bool = False) -> AppendResult:
+        """Appends batches fetched from the leader exactly as they are (offsets, partition
+        leader epochs, timestamps: the stored bytes are the leader's), then records each newer
+        epoch in the leader-epoch cache (O(batches) header reads, one checkpoint write when
+        an epoch changed).
+
+        Checked before anything is written: every batch is valid (CRC, length, magic); the
+        first batch starts at the log end offset and the rest follow on
+        (UnexpectedAppendOffsetError); every batch carries a partition leader epoch
+        (InvalidRecordError) and epochs never go backwards, within the append or below the
+        epoch of the log's last batch (DivergentAppendError: truncate first). Flushing works
+        as in :meth:`append_as_leader`; the follower's high watermark is the caller's to set
+        (:meth:`set_high_watermark` with the leader's).
+        """
+        view = memoryview(batches)
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        spans = split_batches(view)
+        if not spans:
+            raise InvalidRecordError("append needs at least one record batch, got 0 bytes")
+        end = self._log.log_end_offset
+        first = spans[0].header.base_offset
+        if first != end:
+            raise UnexpectedAppendOffsetError(
+                end,
+                first,
+                0,
+                message=(
+                    f"follower append to {self._tp}: the first batch has base offset {first} "
+                    f"but the log ends at {end}; nothing was written"
+                ),
+            )
+        latest = self._last_batch_epoch(end)
+        new_epochs: list[tuple[int, int]] = []
+        for i, span in enumerate(spans):
+            epoch, base = span.header.partition_leader_epoch, span.header.base_offset
+            if epoch < 0:
+                raise InvalidRecordError(
+                    f"follower append to {self._tp}: batch {i} (offset {base}) has no partition "
+                    "leader epoch; nothing was written"
+                )
+            if epoch < latest:
+                raise DivergentAppendError(
+                    f"follower append to {self._tp}: batch {i} (offset {base}) has leader epoch "
+                    f"{epoch}, older than epoch {latest} before it; the log diverged from the "
+                    "leader's and must be truncated first; nothing was written"
+                )
+            if epoch > latest:
+                new_epochs.append((epoch, base))
+                latest = epoch
+        info = self._call(lambda seg: seg.append(view, assign_offsets=False))
+        cache = self._epoch_cache
+        # Entries at the old log end have no records: epochs this replica assigned as a
+        # leader before writing anything. The leader's batches replace them.
+        cache.truncate_from_end(info.base_offset, flush=False)
+        for epoch, base in new_epochs:
+            cache.assign(epoch, base, flush=False)
+        cache.flush()
+        self._after_append(info.last_offset + 1, defer_flush=defer_flush)
+        return AppendResult(
+            base_offset=info.base_offset,
+            last_offset=info.last_offset,
+            log_append_time_ms=NO_TIMESTAMP,
+            log_start_offset=self._log.log_start_offset,
+        )
+
+    def _after_append(self, next_offset: int, *, defer_flush: bool) -> None:
+        if self.sync_appends:
+            if not defer_flush:
+                self.flush(up_to=next_offset)
+        else:
+            if self._hw_follows_log_end:
+                self._advance_hw(next_offset)
+            if next_offset - self._log.recovery_point >= self._config.flush_messages:
+                self.flush()
 
     def flush(self, up_to: int | None = None, *, checkpoint: bool = False) -> None:
         """fsyncs what was appended. With ``up_to``, returns at once if every offset below it
@@ -321,6 +468,219 @@ class PartitionLog:
             if offset > self._hw:
                 self._hw = offset
             return self._hw
+
+    def checkpoint_high_watermark(self) -> int:
+        """Writes the high watermark to ``high-watermark-checkpoint`` (atomically; skipped
+        when the file already holds it) and returns it. Called periodically by the replica
+        manager, and by :meth:`close` when replication drives the high watermark."""
+        with self._hw_checkpoint_lock:
+            hw = self._hw
+            if hw != self._checkpointed_hw:
+                write_high_watermark(self._log.directory, hw)
+                self._checkpointed_hw = hw
+            return hw
+
+    # ================================================================== leader epochs
+
+    @property
+    def leader_epoch_cache(self) -> LeaderEpochCache:
+        """The partition's leader-epoch cache (PartitionLog keeps it in step with the log:
+        change it through this class's methods)."""
+        return self._epoch_cache
+
+    @property
+    def latest_epoch(self) -> int:
+        """The newest leader epoch of the cache (-1 if none), including one assigned by
+        :meth:`assign_leader_epoch` before anything was written in it."""
+        return self._epoch_cache.latest_epoch
+
+    @property
+    def last_fetched_epoch(self) -> int:
+        """The leader epoch of the log's last batch (-1 when the log holds none): a
+        follower's LastFetchedEpoch."""
+        return self._last_batch_epoch(self._log.log_end_offset)
+
+    def _last_batch_epoch(self, end: int) -> int:
+        if end <= self._log.log_start_offset:
+            return UNDEFINED_EPOCH
+        return self._epoch_cache.epoch_for_offset(end - 1)
+
+    def assign_leader_epoch(self, epoch: int) -> int:
+        """This replica becomes leader in ``epoch``: records (``epoch``, log end offset) in
+        the cache unless ``epoch`` is already the latest, and returns the epoch's start
+        offset. FencedLeaderEpochError if the log already knows a newer epoch."""
+        if epoch < 0:
+            raise ValueError(f"invalid leader epoch {epoch}")
+        self._assign_epoch(epoch)
+        entry = self._epoch_cache.latest_entry
+        assert entry is not None and entry.epoch == epoch
+        return entry.start_offset
+
+    def _assign_epoch(self, epoch: int) -> None:
+        cache = self._epoch_cache
+        latest = cache.latest_epoch
+        if epoch < latest:
+            raise FencedLeaderEpochError(
+                f"leader epoch {epoch} is older than the latest leader epoch {latest} of "
+                f"{self._tp}; nothing was written"
+            )
+        if epoch > latest:
+            cache.assign(epoch, self._log.log_end_offset)
+
+    def end_offset_for_epoch(self, epoch: int) -> EpochEndOffset:
+        """OffsetForLeaderEpoch on this log: see :meth:`LeaderEpochCache.end_offset_for`."""
+        return self._epoch_cache.end_offset_for(epoch, self._log.log_end_offset)
+
+    def divergence_check(self, fetch_offset: int, last_fetched_epoch: int) -> EpochEndOffset | None:
+        """The leader's check of a follower's fetch (digest 1.6, ``validateOffsetAndEpoch``):
+        None when the follower's log, ending at ``fetch_offset`` with a last batch in
+        ``last_fetched_epoch``, is a prefix of this one; otherwise the DivergingEpoch to
+        reply with (no records): the largest epoch <= ``last_fetched_epoch`` this log knows
+        and its end offset, when that epoch differs or ends before ``fetch_offset``.
+
+        - ``last_fetched_epoch`` -1 (the follower holds no batch): valid when
+          ``fetch_offset`` is within [log start, log end].
+        - An epoch newer than any this log knows: (latest epoch, log end offset), as KRaft.
+        - This log knows no epoch at all: valid up to the log end, else (-1, log end).
+
+        OffsetOutOfRangeError when ``fetch_offset`` is below the log start offset (the
+        follower must restart at it: :meth:`truncate_fully_and_start_at`) and, without an
+        epoch, past the log end. InvalidRequestError for negative offsets or epochs < -1.
+        """
+        if fetch_offset < 0 or last_fetched_epoch < UNDEFINED_EPOCH:
+            raise InvalidRequestError(
+                f"invalid fetch position: offset {fetch_offset}, last fetched epoch "
+                f"{last_fetched_epoch}"
+            )
+        start, end = self._log.log_start_offset, self._log.log_end_offset
+        if fetch_offset < start:
+            raise OffsetOutOfRangeError(
+                fetch_offset,
+                start,
+                end,
+                message=(
+                    f"fetch offset {fetch_offset} is below the log start offset {start} of "
+                    f"{self._tp} (log end {end})"
+                ),
+            )
+        if last_fetched_epoch == UNDEFINED_EPOCH:
+            if fetch_offset > end:
+                raise OffsetOutOfRangeError(
+                    fetch_offset,
+                    start,
+                    end,
+                    message=(
+                        f"fetch offset {fetch_offset} is past the log end offset {end} of "
+                        f"{self._tp} and carries no epoch"
+                    ),
+                )
+            return None
+        cache = self._epoch_cache
+        found = cache.end_offset_for(last_fetched_epoch, end)
+        if found.undefined:
+            latest = cache.latest_epoch
+            if latest == UNDEFINED_EPOCH:
+                return None if fetch_offset <= end else EpochEndOffset(UNDEFINED_EPOCH, end)
+            return EpochEndOffset(latest, end)
+        if found.epoch != last_fetched_epoch or found.end_offset < fetch_offset:
+            return found
+        return None
+
+    def truncation_target(self, diverging: EpochEndOffset) -> TruncationTarget:
+        """Where a follower truncates on the leader's DivergingEpoch (digest 4.3):
+        ``min(leader end, local end of that epoch, log end)``; see
+        :func:`~raftka.broker.leader_epoch_cache.follower_truncation_target`."""
+        return follower_truncation_target(
+            self._epoch_cache,
+            diverging,
+            log_end_offset=self._log.log_end_offset,
+            high_watermark=self._hw,
+        )
+
+    # ================================================================== truncation
+
+    def truncate_to(self, offset: int, *, allow_below_high_watermark: bool = False) -> int:
+        """A follower's divergence truncation: removes every batch holding an offset >=
+        ``offset`` (a batch straddling it goes whole) and the cache entries from the new log
+        end on; returns the new log end offset. Nothing happens when ``offset`` >= the log
+        end offset.
+
+        Refused (TruncationBelowHighWatermarkError, naming the offset and the high
+        watermark; nothing changes) if the new log end would be below the high watermark,
+        unless ``allow_below_high_watermark`` (a replica rejoining after an unclean leader
+        election): the high watermark then drops to the new log end and is checkpointed.
+        """
+        if offset < 0:
+            raise ValueError(f"cannot truncate to negative offset {offset}")
+        with self._hw_lock:
+            start, end = self._log.log_start_offset, self._log.log_end_offset
+            if offset >= end:
+                return end
+            new_end = (
+                offset
+                if offset <= start
+                else self._call(lambda seg: seg.batch_header_at(offset)).base_offset
+            )
+            hw = self._hw
+            if new_end < hw and not allow_below_high_watermark:
+                raise TruncationBelowHighWatermarkError(
+                    offset,
+                    hw,
+                    new_end,
+                    message=(
+                        f"{self._tp}: truncating to offset {offset} would end the log at "
+                        f"{new_end}, below the high watermark {hw}: committed records would be "
+                        "lost; nothing was truncated"
+                    ),
+                )
+            new_end = self._call(lambda seg: seg.truncate_to(offset))
+            self._epoch_cache.truncate_from_end(new_end)
+            lowered = new_end < self._hw
+            if lowered:
+                self._hw = new_end
+        if lowered:
+            log.warning(
+                "high_watermark_lowered_by_truncation",
+                topic=self.topic,
+                partition=self.partition,
+                previous_high_watermark=hw,
+                high_watermark=new_end,
+            )
+            self.checkpoint_high_watermark()
+        log.info(
+            "partition_log_truncated",
+            topic=self.topic,
+            partition=self.partition,
+            requested_offset=offset,
+            log_end_offset=new_end,
+            previous_log_end_offset=end,
+        )
+        return new_end
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Empties the log and restarts it at ``offset`` (a follower whose log ends below the
+        leader's log start offset): every segment and cache entry goes, and the high
+        watermark moves to ``offset``. Refused (TruncationBelowHighWatermarkError) when
+        ``offset`` is below the high watermark."""
+        if offset < 0:
+            raise ValueError(f"cannot restart at negative offset {offset}")
+        with self._hw_lock:
+            hw = self._hw
+            if offset < hw:
+                raise TruncationBelowHighWatermarkError(
+                    offset,
+                    hw,
+                    offset,
+                    message=(
+                        f"{self._tp}: restarting the log at offset {offset} would drop "
+                        f"committed records below the high watermark {hw}; nothing changed"
+                    ),
+                )
+            self._call(lambda seg: seg.reset(offset))
+            self._epoch_cache.clear()
+            self._hw = offset
+        if not self._hw_follows_log_end:
+            self.checkpoint_high_watermark()
 
     # ================================================================== reading
 
@@ -377,9 +737,12 @@ class PartitionLog:
         left alone (see :mod:`raftka.broker.retention`)."""
         config = self._config
         hw = self._hw
-        return self._call(
+        deleted = self._call(
             lambda seg: apply_retention(seg, config, high_watermark=hw, now_ms=now_ms)
         )
+        if deleted:
+            self._epoch_cache.truncate_from_start(self._log.log_start_offset)
+        return deleted
 
     def update_configs(self, overrides: Mapping[str, str]) -> None:
         """Applies the topic's new config overrides. A change of ``segment.bytes``,
@@ -420,13 +783,17 @@ class PartitionLog:
     # ================================================================== closing
 
     def close(self) -> None:
-        """Flushes and closes the log (a clean shutdown: the next open does not rescan).
-        Idempotent."""
+        """Flushes and closes the log (a clean shutdown: the next open does not rescan), and
+        checkpoints the high watermark when replication drives it. Idempotent."""
         with self._swap_lock:
             if self._closed:
                 return
             self._closed = True
-            self._log.close()
+            try:
+                if not self._hw_follows_log_end:
+                    self.checkpoint_high_watermark()
+            finally:
+                self._log.close()
 
     def delete(self) -> None:
         """Closes the log and removes its directory (renamed ``<dir>.<topic id>-delete``

@@ -1,23 +1,37 @@
-"""The partitions this broker hosts, kept in line with the metadata image.
+"""The partitions this broker hosts, kept in line with the metadata image, and their
+replication.
 
 After every metadata change the broker reconciles: a partition that lists this broker as a
 replica gets a log (created if new); one that no longer does, or whose topic was deleted, is
-closed and its log removed. Each hosted partition knows whether this broker leads it and in
-which leader epoch, serializes its appends, and wakes long-polling fetches when data arrives.
+closed and its log removed. A partition this broker leads gets a LeaderReplicaState (follower
+progress, ISR, high watermark) and stamps its leader epoch into the log; one it follows is
+fetched from its leader by a ReplicaFetcherManager. ISR changes the leader decides go to the
+controller as AlterPartition. Appends are serialized per partition; long-polling fetches and
+acks=all produces wait on per-partition events (new data, high watermark advanced).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
+from raftka.broker.io_threads import IoThreads
 from raftka.broker.log_manager import LogManager
 from raftka.broker.metadata_follower import MetadataFollower
 from raftka.broker.partition_log import PartitionLog
-from raftka.common.errors import RaftkaError, UnknownTopicOrPartitionError
+from raftka.broker.replication.fetcher import FollowedPartition, ReplicaFetcherManager, now_ms
+from raftka.broker.replication.leader_state import IsrProposal, LeaderReplicaState, ReplicaProgress
+from raftka.client.controller_client import ControllerClient
+from raftka.common.errors import RaftkaError, RequestTimedOutError, UnknownTopicOrPartitionError
 from raftka.common.metadata.model import PartitionState
+from raftka.common.metadata.topic_configs import topic_config_value
+from raftka.common.tasks import cancel_and_wait
+from raftka.v1 import controller_pb2 as cpb
 from raftka.v1.common_pb2 import ErrorCode
 
 log = structlog.get_logger(__name__)
@@ -44,24 +58,57 @@ class HostedPartition:
     leader_epoch: int
     is_leader: bool
     configs: dict[str, str]
+    leader_state: LeaderReplicaState | None = None
     append_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     data_arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    hw_advanced: asyncio.Event = field(default_factory=asyncio.Event)
+    alter_in_flight: bool = False
 
     def notify_data(self) -> None:
         """Wake every fetch waiting on this partition (they re-read and re-wait)."""
         event, self.data_arrived = self.data_arrived, asyncio.Event()
         event.set()
 
+    def notify_hw(self) -> None:
+        """Wake acks=all produces waiting for the high watermark (they re-check)."""
+        event, self.hw_advanced = self.hw_advanced, asyncio.Event()
+        event.set()
+
+    @property
+    def min_insync_replicas(self) -> int:
+        value = topic_config_value(self.configs, "min.insync.replicas")
+        return int(value) if isinstance(value, int) else 1
+
 
 class ReplicaManager:
-    def __init__(self, broker_id: int, logs: LogManager, follower: MetadataFollower) -> None:
+    def __init__(
+        self,
+        broker_id: int,
+        logs: LogManager,
+        follower: MetadataFollower,
+        *,
+        io: IoThreads,
+        controller: ControllerClient,
+        broker_epoch: Callable[[], int],
+        lag_time_max_ms: int,
+    ) -> None:
         self.broker_id = broker_id
         self._logs = logs
         self._follower = follower
+        self._io = io
+        self._controller = controller
+        self._broker_epoch = broker_epoch
+        self._lag_time_max_ms = lag_time_max_ms
         self._hosted: dict[tuple[str, int], HostedPartition] = {}
         self._reconcile_lock = asyncio.Lock()
         self._dirty = asyncio.Event()
+        self._fetchers = ReplicaFetcherManager(
+            broker_id=broker_id, broker_epoch=broker_epoch, io=io.run
+        )
+        self._background: set[asyncio.Task[None]] = set()
         follower.add_listener(self._dirty.set)
+
+    # ---- lookups ----
 
     def lookup(self, topic: str, partition: int) -> tuple[PartitionState, HostedPartition | None]:
         """The partition's metadata and its local replica (None if not hosted here yet)."""
@@ -76,7 +123,7 @@ class ReplicaManager:
     def leader_partition(self, topic: str, partition: int) -> HostedPartition:
         """The hosted partition if this broker leads it, else the error a client should see."""
         state, hosted = self.lookup(topic, partition)
-        if state.leader != self.broker_id or hosted is None or not hosted.is_leader:
+        if state.leader != self.broker_id or hosted is None or hosted.leader_state is None:
             raise NotLeaderOrFollowerError(
                 f"broker {self.broker_id} does not lead {topic}-{partition}; broker {state.leader} does",
                 leader_id=state.leader,
@@ -87,12 +134,145 @@ class ReplicaManager:
     def hosted(self) -> list[HostedPartition]:
         return list(self._hosted.values())
 
+    def broker_epoch_of(self, broker_id: int) -> int:
+        reg = self._follower.image.broker(broker_id)
+        return -1 if reg is None else int(reg.epoch)
+
+    # ---- the leader's side of replication ----
+
+    def on_leader_append(self, hosted: HostedPartition) -> None:
+        state = hosted.leader_state
+        if state is not None and state.on_leader_append(hosted.log.log_end_offset):
+            self._publish_hw(hosted)
+
+    def on_follower_fetch(self, hosted: HostedPartition, replica: int, fetch_offset: int) -> None:
+        state = hosted.leader_state
+        if state is None:
+            return
+        if state.on_follower_fetch(replica, fetch_offset, now_ms()):
+            self._publish_hw(hosted)
+        image = self._follower.image
+        proposal = state.propose_expand(b for b in state.replicas if image.is_active(b))
+        if proposal is not None:
+            self._spawn(self._alter_isr(hosted, proposal))
+
+    def _publish_hw(self, hosted: HostedPartition) -> None:
+        state = hosted.leader_state
+        if state is not None and state.high_watermark > hosted.log.high_watermark:
+            hosted.log.set_high_watermark(min(state.high_watermark, hosted.log.log_end_offset))
+            hosted.notify_hw()
+            hosted.notify_data()
+
+    async def wait_for_high_watermark(
+        self, hosted: HostedPartition, offset: int, timeout_s: float
+    ) -> None:
+        """Until the high watermark reaches ``offset`` (acks=all). Raises RequestTimedOutError,
+        or NotLeaderOrFollowerError if leadership moves while waiting."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while hosted.log.high_watermark < offset:
+            if hosted.leader_state is None:
+                raise NotLeaderOrFollowerError(
+                    f"broker {self.broker_id} stopped leading {hosted.topic}-{hosted.partition} before the "
+                    "write was replicated; it may or may not be kept"
+                )
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise RequestTimedOutError(
+                    f"{hosted.topic}-{hosted.partition}: the write was not replicated to the ISR within "
+                    f"{timeout_s:g}s (high watermark {hosted.log.high_watermark}, needed {offset})"
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(hosted.hw_advanced.wait(), remaining)
+
+    async def run_isr_checks(self) -> None:
+        """Shrink the ISR of led partitions whose followers fell behind, forever."""
+        interval = max(0.05, min(1.0, self._lag_time_max_ms / 2000))
+        while True:
+            await asyncio.sleep(interval)
+            for hosted in list(self._hosted.values()):
+                state = hosted.leader_state
+                if state is not None and not hosted.alter_in_flight:
+                    proposal = state.propose_shrink(now_ms())
+                    if proposal is not None:
+                        self._spawn(self._alter_isr(hosted, proposal))
+
+    async def _alter_isr(self, hosted: HostedPartition, proposal: IsrProposal) -> None:
+        state = hosted.leader_state
+        if state is None:
+            return
+        hosted.alter_in_flight = True
+        request = cpb.AlterPartitionRequest(
+            broker_id=self.broker_id,
+            broker_epoch=self._broker_epoch(),
+            topics=[
+                cpb.AlterPartitionTopic(
+                    topic_id=hosted.topic_id,
+                    partitions=[
+                        cpb.AlterPartitionData(
+                            partition_index=hosted.partition,
+                            leader_epoch=proposal.leader_epoch,
+                            partition_epoch=proposal.partition_epoch,
+                            new_isr_with_epochs=[
+                                cpb.BrokerEpochPair(
+                                    broker_id=b, broker_epoch=self.broker_epoch_of(b)
+                                )
+                                for b in proposal.new_isr
+                            ],
+                        )
+                    ],
+                )
+            ],
+        )
+        try:
+            response: cpb.AlterPartitionResponse = await self._controller.call(
+                lambda s, t: s.AlterPartition(request, timeout=t)
+            )
+            result = response.topics[0].partitions[0]
+            if result.error_code == ErrorCode.NONE and hosted.leader_state is state:
+                log.info(
+                    "isr_changed",
+                    topic=hosted.topic,
+                    partition=hosted.partition,
+                    isr=list(result.isr),
+                    partition_epoch=result.partition_epoch,
+                )
+                if state.on_isr_committed(tuple(result.isr), result.partition_epoch):
+                    self._publish_hw(hosted)
+            else:
+                log.info(
+                    "isr_change_refused",
+                    topic=hosted.topic,
+                    partition=hosted.partition,
+                    error=ErrorCode.Name(result.error_code),
+                    message=result.error_message,
+                )
+                state.on_isr_rejected()
+        except (RaftkaError, IndexError) as e:
+            log.warning(
+                "isr_change_failed", topic=hosted.topic, partition=hosted.partition, error=str(e)
+            )
+            state.on_isr_rejected()
+        finally:
+            hosted.alter_in_flight = False
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # ---- reconciling with the metadata image ----
+
     async def run(self) -> None:
         """Reconcile after every metadata change, forever."""
         while True:
             await self._dirty.wait()
             self._dirty.clear()
             await self.reconcile()
+
+    async def stop(self) -> None:
+        await self._fetchers.stop()
+        await cancel_and_wait(list(self._background))
 
     async def reconcile(self) -> None:
         async with self._reconcile_lock:
@@ -106,33 +286,43 @@ class ReplicaManager:
                 k for k, h in self._hosted.items() if wanted.get(k, ("",))[0] != h.topic_id
             ]:
                 await self._remove(self._hosted.pop(key))
+            followed: dict[int, tuple[str, dict[tuple[str, int], FollowedPartition]]] = {}
             for (name, pid), (topic_id, state) in wanted.items():
                 configs = dict(image.topic_configs(name))
-                existing = self._hosted.get((name, pid))
-                if existing is None:
-                    await self._add(name, pid, topic_id, state, configs)
-                else:
-                    await self._update(existing, state, configs)
+                hosted = self._hosted.get((name, pid))
+                if hosted is None:
+                    hosted = await self._add(name, pid, topic_id, state, configs)
+                await self._update(hosted, state, configs)
+                if not hosted.is_leader and state.leader >= 0:
+                    address = self._address_of(state.leader)
+                    if address is not None:
+                        parts = followed.setdefault(state.leader, (address, {}))[1]
+                        parts[(name, pid)] = FollowedPartition(
+                            name, pid, hosted.log, state.leader_epoch
+                        )
+            await self._fetchers.update(followed)
+
+    def _address_of(self, broker_id: int) -> str | None:
+        reg = self._follower.image.broker(broker_id)
+        if reg is None:
+            return None
+        endpoint = reg.endpoint("CLIENT") or (reg.endpoints[0] if reg.endpoints else None)
+        return None if endpoint is None else f"{endpoint.host}:{endpoint.port}"
 
     async def _add(
         self, name: str, pid: int, topic_id: str, state: PartitionState, configs: dict[str, str]
-    ) -> None:
-        plog = await asyncio.to_thread(self._logs.get_or_create, name, pid, topic_id, configs)
-        is_leader = state.leader == self.broker_id
-        self._hosted[(name, pid)] = HostedPartition(
-            name, pid, topic_id, plog, state.leader_epoch, is_leader, configs
-        )
-        log.info(
-            "partition_hosted",
-            topic=name,
-            partition=pid,
-            leader=is_leader,
-            epoch=state.leader_epoch,
-        )
+    ) -> HostedPartition:
+        plog = await self._io.run(self._logs.get_or_create, name, pid, topic_id, configs)
+        hosted = HostedPartition(name, pid, topic_id, plog, -1, False, configs)
+        self._hosted[(name, pid)] = hosted
+        log.info("partition_hosted", topic=name, partition=pid, replicas=list(state.replicas))
+        return hosted
 
     async def _remove(self, hosted: HostedPartition) -> None:
+        hosted.leader_state = None
         hosted.notify_data()
-        await asyncio.to_thread(self._logs.delete, hosted.topic, hosted.partition)
+        hosted.notify_hw()
+        await self._io.run(self._logs.delete, hosted.topic, hosted.partition)
         log.info("partition_removed", topic=hosted.topic, partition=hosted.partition)
 
     async def _update(
@@ -140,11 +330,31 @@ class ReplicaManager:
     ) -> None:
         if configs != hosted.configs:
             hosted.configs = configs
-            await asyncio.to_thread(hosted.log.update_configs, configs)
+            await self._io.run(hosted.log.update_configs, configs)
         is_leader = state.leader == self.broker_id
-        if hosted.is_leader != is_leader or hosted.leader_epoch != state.leader_epoch:
+        new_role = hosted.is_leader != is_leader or hosted.leader_epoch != state.leader_epoch
+        if new_role:
             hosted.is_leader, hosted.leader_epoch = is_leader, state.leader_epoch
+            hosted.leader_state = None
+            if is_leader:
+                epoch_start = await self._io.run(hosted.log.assign_leader_epoch, state.leader_epoch)
+                hosted.leader_state = LeaderReplicaState(
+                    leader_id=self.broker_id,
+                    replicas=tuple(state.replicas),
+                    isr=tuple(state.isr),
+                    leader_epoch=state.leader_epoch,
+                    partition_epoch=state.partition_epoch,
+                    epoch_start_offset=epoch_start,
+                    high_watermark=hosted.log.high_watermark,
+                    leader_log_end_offset=hosted.log.log_end_offset,
+                    lag_time_max_ms=self._lag_time_max_ms,
+                    min_insync_replicas=min(hosted.min_insync_replicas, len(state.replicas)),
+                )
+                self._publish_hw(hosted)
+                if hosted.leader_state.on_leader_append(hosted.log.log_end_offset):
+                    self._publish_hw(hosted)
             hosted.notify_data()
+            hosted.notify_hw()
             log.info(
                 "partition_role_changed",
                 topic=hosted.topic,
@@ -152,3 +362,19 @@ class ReplicaManager:
                 leader=is_leader,
                 epoch=state.leader_epoch,
             )
+            return
+        leader_state = hosted.leader_state
+        if leader_state is not None and (
+            tuple(state.isr) != leader_state.isr
+            or state.partition_epoch != leader_state.partition_epoch
+            or tuple(state.replicas) != leader_state.replicas
+        ):
+            leader_state.replicas = tuple(state.replicas)
+            for r in leader_state.replicas:
+                if r != self.broker_id:
+                    leader_state.progress.setdefault(r, ReplicaProgress())
+            if (
+                state.partition_epoch >= leader_state.partition_epoch
+                and leader_state.on_isr_committed(tuple(state.isr), state.partition_epoch)
+            ):
+                self._publish_hw(hosted)

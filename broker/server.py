@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import grpc
 import structlog
 
+from raftka.broker.io_threads import IoThreads
 from raftka.broker.lifecycle import BrokerLifecycle
 from raftka.broker.log_manager import LogManager
 from raftka.broker.metadata_follower import MetadataFollower
@@ -56,17 +57,30 @@ class BrokerServer:
         self.replicas: ReplicaManager | None = None
         self.servicer: BrokerServicer | None = None
         self.server = grpc.aio.server(options=GRPC_OPTIONS)
+        self.io = IoThreads()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         bconf = self.config.broker
         log_dir = self.config.data_dir / PARTITION_LOGS_DIR
-        self.logs = await asyncio.to_thread(
-            LogManager.open, [log_dir], fsync_every_batch=bconf.fsync_every_batch
+        # Replication drives the high watermark (the ISR's minimum log end offset).
+        self.logs = await self.io.run(
+            LogManager.open,
+            [log_dir],
+            fsync_every_batch=bconf.fsync_every_batch,
+            hw_follows_log_end=False,
         )
-        self.replicas = ReplicaManager(self.broker_id, self.logs, self.follower)
+        self.replicas = ReplicaManager(
+            self.broker_id,
+            self.logs,
+            self.follower,
+            io=self.io,
+            controller=self.client,
+            broker_epoch=lambda: self.lifecycle.broker_epoch,
+            lag_time_max_ms=bconf.replica_lag_time_max_ms,
+        )
         self.servicer = BrokerServicer(
-            cluster_id=self.cluster_id, replicas=self.replicas, follower=self.follower
+            cluster_id=self.cluster_id, replicas=self.replicas, follower=self.follower, io=self.io
         )
         broker_pb2_grpc.add_BrokerServiceServicer_to_server(self.servicer, self.server)
         if self.server.add_insecure_port(bconf.listen) == 0:
@@ -76,6 +90,7 @@ class BrokerServer:
             asyncio.create_task(self.follower.run(), name="metadata-follower"),
             asyncio.create_task(self.replicas.run(), name="replica-manager"),
             asyncio.create_task(self._retention_loop(), name="retention"),
+            asyncio.create_task(self.replicas.run_isr_checks(), name="isr-checks"),
         ]
         await self.lifecycle.start()
         log.info(
@@ -90,7 +105,7 @@ class BrokerServer:
         while True:
             await asyncio.sleep(interval)
             if self.logs is not None:
-                await asyncio.to_thread(self.logs.apply_retention, _wall_ms())
+                await self.io.run(self.logs.apply_retention, _wall_ms())
 
     async def shutdown(self) -> None:
         log.info("broker_stopping", broker_id=self.broker_id)
@@ -98,12 +113,13 @@ class BrokerServer:
         confirmed = await self.lifecycle.shutdown(timeout_s)
         log.info("broker_controlled_shutdown", broker_id=self.broker_id, confirmed=confirmed)
         await self.server.stop(grace=0.5)
-        if self.servicer is not None:
-            await asyncio.to_thread(self.servicer.close)
         await cancel_and_wait(self._tasks)
+        if self.replicas is not None:
+            await self.replicas.stop()
         await self.client.close()
         if self.logs is not None:
-            await asyncio.to_thread(self.logs.close)
+            await self.io.run(self.logs.close)
+        await asyncio.to_thread(self.io.close)
         log.info("broker_stopped", broker_id=self.broker_id)
 
 

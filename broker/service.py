@@ -8,17 +8,22 @@ validated and stored as they are, and fetches return stored bytes as they are.
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias
 
 import grpc
 
+from raftka.broker.io_threads import IoThreads
 from raftka.broker.metadata_follower import MetadataFollower
-from raftka.broker.replica_manager import NotLeaderOrFollowerError, ReplicaManager
-from raftka.common.errors import InvalidRequestError, RaftkaError
+from raftka.broker.partition_log import FencedLeaderEpochError
+from raftka.broker.replica_manager import HostedPartition, NotLeaderOrFollowerError, ReplicaManager
+from raftka.common.errors import (
+    InvalidRequestError,
+    NotEnoughReplicasAfterAppendError,
+    NotEnoughReplicasError,
+    RaftkaError,
+    UnknownLeaderEpochError,
+)
 from raftka.common.records.batch import Compression
 from raftka.common.records.builder import build_batch
 from raftka.common.records.decoder import iter_records
@@ -31,13 +36,11 @@ from raftka.v1.common_pb2 import ErrorCode
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
-T = TypeVar("T")
-
-IO_THREADS = 4
 VALID_ACKS = (0, 1, -1)
 EARLIEST, LATEST = -2, -1
 DEFAULT_FETCH_MAX_BYTES = 50 * 1024 * 1024
 DEFAULT_PARTITION_MAX_BYTES = 1024 * 1024
+DEFAULT_PRODUCE_TIMEOUT_MS = 30_000
 
 
 def now_ms() -> int:
@@ -60,23 +63,17 @@ def _set_error(
 
 class BrokerServicer(BrokerServiceServicer):
     def __init__(
-        self, *, cluster_id: str, replicas: ReplicaManager, follower: MetadataFollower
+        self,
+        *,
+        cluster_id: str,
+        replicas: ReplicaManager,
+        follower: MetadataFollower,
+        io: IoThreads,
     ) -> None:
+        self._io = io
         self._cluster_id = cluster_id
         self._replicas = replicas
         self._follower = follower
-        self._io_pool = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="broker-io")
-
-    def close(self) -> None:
-        """Stop the I/O threads (after the server has stopped taking requests)."""
-        self._io_pool.shutdown(wait=True)
-
-    async def _io(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Run blocking disk work on the broker's I/O threads, never on the event loop.
-        (A dedicated pool without contextvars copying: cheaper per call than to_thread.)"""
-        return await asyncio.get_running_loop().run_in_executor(
-            self._io_pool, functools.partial(fn, *args, **kwargs)
-        )
 
     # ---- metadata ----
 
@@ -144,7 +141,14 @@ class BrokerServicer(BrokerServiceServicer):
                         )
                     )
             return response
-        jobs = [self._produce_one(t.topic, p) for t in request.topics for p in t.partitions]
+        timeout_s = (
+            request.timeout_ms if request.timeout_ms > 0 else DEFAULT_PRODUCE_TIMEOUT_MS
+        ) / 1000
+        jobs = [
+            self._produce_one(t.topic, p, request.acks, timeout_s)
+            for t in request.topics
+            for p in t.partitions
+        ]
         # One partition (the common case for a batching producer) needs no task per partition.
         results = [await jobs[0]] if len(jobs) == 1 else await asyncio.gather(*jobs)
         if request.acks == 0:
@@ -152,7 +156,7 @@ class BrokerServicer(BrokerServiceServicer):
         return pb.ProduceResponse(results=results)
 
     async def _produce_one(
-        self, topic: str, data: pb.PartitionProduceData
+        self, topic: str, data: pb.PartitionProduceData, acks: int, timeout_s: float
     ) -> pb.PartitionProduceResult:
         result = pb.PartitionProduceResult(
             topic=topic, partition=data.partition, base_offset=-1, log_append_time_ms=-1
@@ -160,14 +164,32 @@ class BrokerServicer(BrokerServiceServicer):
         try:
             hosted = self._replicas.leader_partition(topic, data.partition)
             payload = self._batches_of(data)
+            state = hosted.leader_state
+            if acks == -1 and state is not None and not state.has_enough_replicas():
+                raise NotEnoughReplicasError(
+                    f"{topic}-{data.partition} has {len(state.isr)} in-sync replicas "
+                    f"{list(state.isr)}, fewer than min.insync.replicas={state.min_insync_replicas}; "
+                    "nothing was written"
+                )
             async with hosted.append_lock:
-                appended = await self._io(
+                appended = await self._io.run(
                     hosted.log.append_as_leader,
                     payload,
                     leader_epoch=hosted.leader_epoch,
                     now_ms=now_ms(),
                 )
+                self._replicas.on_leader_append(hosted)
             hosted.notify_data()
+            if acks == -1:
+                await self._replicas.wait_for_high_watermark(
+                    hosted, appended.last_offset + 1, timeout_s
+                )
+                if state is not None and len(state.maximal_isr) < state.min_insync_replicas:
+                    raise NotEnoughReplicasAfterAppendError(
+                        f"{topic}-{data.partition}: written at offset {appended.base_offset}, but the ISR "
+                        f"shrank to {list(state.maximal_isr)} (min.insync.replicas="
+                        f"{state.min_insync_replicas}) before it was replicated"
+                    )
             result.base_offset = appended.base_offset
             result.log_append_time_ms = appended.log_append_time_ms
             result.log_start_offset = appended.log_start_offset
@@ -226,7 +248,7 @@ class BrokerServicer(BrokerServiceServicer):
             for topic, p in wanted:
                 result = response.results.add()
                 nbytes, wake = await self._fetch_one(
-                    result, topic, p, max(0, max_bytes - total), total == 0
+                    result, topic, p, max(0, max_bytes - total), total == 0, request
                 )
                 total += nbytes
                 if wake is not None:
@@ -258,6 +280,7 @@ class BrokerServicer(BrokerServiceServicer):
         p: pb.FetchPartition,
         budget: int,
         first: bool,
+        request: pb.FetchRequest,
     ) -> tuple[int, asyncio.Event | None]:
         """Read one partition into ``result``; return the bytes read and the event that fires
         on its next append (taken before the read, so an append racing with the read still
@@ -270,9 +293,25 @@ class BrokerServicer(BrokerServiceServicer):
             limit = (
                 p.partition_max_bytes if p.partition_max_bytes > 0 else DEFAULT_PARTITION_MAX_BYTES
             )
+            max_offset: int | None = None  # consumers read up to the high watermark
+            if request.HasField("replica_id") and request.replica_id >= 0:
+                self._check_follower(hosted, request.replica_id, request.replica_epoch, p)
+                diverging = hosted.log.divergence_check(p.fetch_offset, p.last_fetched_epoch)
+                if diverging is not None:
+                    result.diverging_epoch.epoch = diverging.epoch
+                    result.diverging_epoch.end_offset = diverging.end_offset
+                    result.high_watermark = hosted.log.high_watermark
+                    result.log_start_offset = hosted.log.log_start_offset
+                    return 0, None
+                self._replicas.on_follower_fetch(hosted, request.replica_id, p.fetch_offset)
+                max_offset = hosted.log.log_end_offset  # followers read up to the log end
             # Only the first partition with data may exceed the budget (by one whole batch).
-            data = await self._io(
-                hosted.log.read, p.fetch_offset, min(limit, budget), min_one_batch=first
+            data = await self._io.run(
+                hosted.log.read,
+                p.fetch_offset,
+                min(limit, budget),
+                max_offset=max_offset,
+                min_one_batch=first,
             )
             result.batches = data.records
             result.high_watermark = data.high_watermark
@@ -290,6 +329,31 @@ class BrokerServicer(BrokerServiceServicer):
         except RaftkaError as e:
             _set_error(result, e)
             return 0, None
+
+    def _check_follower(
+        self, hosted: HostedPartition, replica: int, replica_epoch: int, p: pb.FetchPartition
+    ) -> None:
+        """A follower's fetch: it must be a replica with a current broker epoch (KIP-903) and
+        know the current leader epoch."""
+        state = hosted.leader_state
+        if state is None or replica not in state.replicas or replica == self._replicas.broker_id:
+            raise NotLeaderOrFollowerError(
+                f"broker {replica} is not a follower of {hosted.topic}-{hosted.partition}"
+            )
+        if replica_epoch != self._replicas.broker_epoch_of(replica):
+            raise NotLeaderOrFollowerError(
+                f"broker {replica} fetched with broker epoch {replica_epoch}, but its current "
+                f"epoch is {self._replicas.broker_epoch_of(replica)}"
+            )
+        if 0 <= p.current_leader_epoch < hosted.leader_epoch:
+            raise FencedLeaderEpochError(
+                f"leader epoch {p.current_leader_epoch} is older than {hosted.leader_epoch}"
+            )
+        if p.current_leader_epoch > hosted.leader_epoch:
+            raise UnknownLeaderEpochError(
+                f"leader epoch {p.current_leader_epoch} is newer than this leader's "
+                f"{hosted.leader_epoch}: metadata has not reached broker {self._replicas.broker_id} yet"
+            )
 
     # ---- list offsets ----
 
@@ -315,7 +379,7 @@ class BrokerServicer(BrokerServiceServicer):
                             f"timestamp {p.timestamp}: use -1 (latest), -2 (earliest) or a time in ms"
                         )
                     else:
-                        found = await self._io(hosted.log.offset_for_timestamp, p.timestamp)
+                        found = await self._io.run(hosted.log.offset_for_timestamp, p.timestamp)
                         if found is not None:
                             result.offset, result.timestamp = found.offset, found.timestamp
                 except RaftkaError as e:

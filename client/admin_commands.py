@@ -43,7 +43,7 @@ def add_commands(
     grow.add_argument("--total", type=int, required=True, help="the new total partition count")
     for p in (create, delete, describe, grow, tsub.choices["list"]):
         bootstrap(p)
-    topics.set_defaults(run=_run(_topics))
+    topics.set_defaults(run=with_client(_topics))
 
     configs = sub.add_parser("configs", help="describe and alter topic configs")
     csub = configs.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -56,7 +56,7 @@ def add_commands(
     alter.add_argument("--validate-only", action="store_true")
     for p in (cdescribe, alter):
         bootstrap(p)
-    configs.set_defaults(run=_run(_configs))
+    configs.set_defaults(run=with_client(_configs))
 
     quorum = sub.add_parser("quorum", help="the controller quorum: status and leadership transfer")
     qsub = quorum.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -66,15 +66,15 @@ def add_commands(
         "--to", type=int, default=-1, help="target node id (default: most caught-up)"
     )
     bootstrap(transfer)
-    quorum.set_defaults(run=_run(_quorum))
+    quorum.set_defaults(run=with_client(_quorum))
 
     cluster = sub.add_parser("cluster", help="cluster id, controllers and brokers")
     csub2 = cluster.add_subparsers(dest="action", required=True, metavar="ACTION")
     bootstrap(csub2.add_parser("describe"))
-    cluster.set_defaults(run=_run(_cluster))
+    cluster.set_defaults(run=with_client(_cluster))
 
 
-def _run(
+def with_client(
     command: Callable[[ControllerClient, argparse.Namespace], object],
 ) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@
     raftka configs describe|alter ...
     raftka quorum describe|transfer-leadership
     raftka cluster describe
+    raftka partitions elect|reassign|reassignments ...
 
 Admin commands find the controllers with --bootstrap-controller (or RAFTKA_BOOTSTRAP_CONTROLLER,
 or the cluster file ``raftka up`` writes into its directory).
@@ -21,7 +22,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from raftka.client import admin_commands, up_command
+from raftka.client import admin_commands, partition_commands, up_command
 from raftka.common.errors import RaftkaError
 from raftka.common.logging import configure_logging
 
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(run=up_command.run)
 
     admin_commands.add_commands(sub, _bootstrap_argument)
+    partition_commands.add_commands(sub, _bootstrap_argument)
     return parser
 
 

@@ -9,7 +9,7 @@ attempts (raftka.client.retry).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -174,6 +174,65 @@ class ControllerClient:
     async def transfer_leadership(self, target_node_id: int = -1) -> pb.TransferLeadershipResponse:
         request = pb.TransferLeadershipRequest(target_node_id=target_node_id)
         return await self.call(lambda s, t: s.TransferLeadership(request, timeout=t))
+
+    async def elect_leaders(
+        self,
+        election_type: pb.ElectionType.ValueType = pb.ELECTION_TYPE_PREFERRED,
+        partitions: Sequence[tuple[str, int]] = (),
+        *,
+        topics: Sequence[str] = (),
+    ) -> list[pb.TopicElectionResult]:
+        """Preferred or unclean elections for ``(topic, partition)`` pairs and every partition
+        of ``topics``; for every partition of the cluster when both are empty (results then
+        leave out the partitions that needed no election)."""
+        by_topic: dict[str, list[int]] = {t: [] for t in topics}
+        for topic, partition in partitions:
+            by_topic.setdefault(topic, []).append(partition)
+        request = pb.ElectLeadersRequest(
+            election_type=election_type,
+            topic_partitions=[
+                pb.TopicPartitions(topic=t, partitions=p) for t, p in by_topic.items()
+            ],
+        )
+        response = await self.call(lambda s, t: s.ElectLeaders(request, timeout=t))
+        return list(response.results)
+
+    async def alter_partition_reassignments(
+        self, targets: Mapping[tuple[str, int], Sequence[int] | None]
+    ) -> list[pb.ReassignableTopicResult]:
+        """Reassign each ``(topic, partition)`` to its target replicas, or cancel its
+        reassignment when the target is None."""
+        by_topic: dict[str, list[pb.ReassignablePartition]] = {}
+        for (topic, partition), replicas in targets.items():
+            by_topic.setdefault(topic, []).append(
+                pb.ReassignablePartition(
+                    partition=partition, replicas=list(replicas or ()), cancel=replicas is None
+                )
+            )
+        request = pb.AlterPartitionReassignmentsRequest(
+            topics=[pb.ReassignableTopic(name=n, partitions=p) for n, p in by_topic.items()]
+        )
+        response = await self.call(lambda s, t: s.AlterPartitionReassignments(request, timeout=t))
+        return list(response.results)
+
+    async def list_partition_reassignments(
+        self, topics: Sequence[str] = ()
+    ) -> list[pb.OngoingReassignment]:
+        """Reassignments in progress among ``topics`` (every topic when empty)."""
+        request = pb.ListPartitionReassignmentsRequest(
+            topics=[pb.TopicPartitions(topic=t) for t in topics]
+        )
+        response = await self.call(lambda s, t: s.ListPartitionReassignments(request, timeout=t))
+        return list(response.reassignments)
+
+    async def alter_partition(
+        self, request: pb.AlterPartitionRequest, *, timeout_s: float | None = None
+    ) -> pb.AlterPartitionResponse:
+        """Sent by a partition leader (see AlterPartitionRequest in controller.proto). A
+        partition answered with NOT_CONTROLLER should be retried after a backoff."""
+        return await self.call(
+            lambda s, t: s.AlterPartition(request, timeout=t), timeout_s=timeout_s
+        )
 
     def watch_metadata(self, after_index: int, attempt: int = 0) -> Any:
         """Open a WatchMetadata stream. Any controller serves it: the first attempt goes to the

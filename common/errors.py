@@ -64,6 +64,27 @@ class InvalidReplicationFactorError(RaftkaError):
     code = ErrorCode.INVALID_REPLICATION_FACTOR
 
 
+class NotEnoughReplicasError(RaftkaError):
+    """acks=all, but the ISR is smaller than min.insync.replicas: nothing was written."""
+
+    code = ErrorCode.NOT_ENOUGH_REPLICAS
+    retriable = True
+
+
+class NotEnoughReplicasAfterAppendError(RaftkaError):
+    """Written, but the ISR shrank below min.insync.replicas before the write was replicated."""
+
+    code = ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
+    retriable = True
+
+
+class UnknownLeaderEpochError(RaftkaError):
+    """The request's leader epoch is newer than this replica knows (its metadata lags)."""
+
+    code = ErrorCode.UNKNOWN_LEADER_EPOCH
+    retriable = True
+
+
 class InvalidConfigError(RaftkaError):
     code = ErrorCode.INVALID_CONFIG
 

@@ -61,11 +61,28 @@ class ControllerConfig:
     """A broker with no heartbeat for this long is fenced (KRaft: 9000; smaller fails over faster)."""
     request_timeout_ms: int = 10000
     """How long an admin write waits for its records to commit."""
+    auto_leader_rebalance_enable: bool = True
+    """Periodically give leadership back to preferred replicas (Kafka's
+    auto.leader.rebalance.enable)."""
+    leader_imbalance_check_interval_ms: int = 300000
+    """How often the active controller checks leader imbalance (Kafka: 300 s)."""
+    leader_imbalance_per_broker_percentage: int = 10
+    """Rebalance a broker's partitions once more than this share of those it prefers to lead
+    are led by others (Kafka's leader.imbalance.per.broker.percentage)."""
 
     def __post_init__(self) -> None:
-        for name in ("tick_ms", "election_timeout_ms", "heartbeat_interval_ms"):
+        for name in (
+            "tick_ms",
+            "election_timeout_ms",
+            "heartbeat_interval_ms",
+            "leader_imbalance_check_interval_ms",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigFileError(f"controller.{name} must be positive")
+        if not 0 <= self.leader_imbalance_per_broker_percentage <= 100:
+            raise ConfigFileError(
+                "controller.leader_imbalance_per_broker_percentage must be within 0..100"
+            )
         if self.election_timeout_ms < 2 * self.heartbeat_interval_ms:
             raise ConfigFileError(
                 "controller.election_timeout_ms must be at least twice heartbeat_interval_ms"

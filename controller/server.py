@@ -18,6 +18,7 @@ from raftka.common.data_dir import METADATA_LOG_DIR, check_data_dir
 from raftka.common.ids import NodeId
 from raftka.controller.active import ActiveController
 from raftka.controller.broker_sessions import BrokerSessionMonitor
+from raftka.controller.leader_rebalance import LeaderRebalancer
 from raftka.controller.metadata_log import MetadataStateMachine
 from raftka.controller.quorum.raft_storage import RaftStorage
 from raftka.controller.quorum.runtime import QuorumRuntime
@@ -64,6 +65,12 @@ class ControllerServer:
         self.sessions = BrokerSessionMonitor(
             self.active, self.cluster_id, ctrl.broker_session_timeout_ms
         )
+        self.rebalancer = LeaderRebalancer(
+            self.active,
+            enabled=ctrl.auto_leader_rebalance_enable,
+            interval_ms=ctrl.leader_imbalance_check_interval_ms,
+            imbalance_percentage=ctrl.leader_imbalance_per_broker_percentage,
+        )
         self.server = grpc.aio.server(options=GRPC_OPTIONS)
         raft_pb2_grpc.add_RaftServiceServicer_to_server(
             RaftServicer(self.cluster_id, self.node_id, self.runtime.deliver), self.server
@@ -88,6 +95,7 @@ class ControllerServer:
         await self.server.start()
         await self.runtime.start()
         self.sessions.start()
+        self.rebalancer.start()
         log.info(
             "controller_started",
             node_id=self.node_id,
@@ -108,6 +116,7 @@ class ControllerServer:
                         log.info("leadership_handed_over", new_leader=status.leader_id)
                         break
                     await asyncio.sleep(self.config.controller.tick_ms / 1000)
+        await self.rebalancer.stop()
         await self.sessions.stop()
         await self.server.stop(grace=0.5)
         await self.runtime.stop()

@@ -19,9 +19,15 @@ from raftka.common.ids import NodeId
 from raftka.common.rpc import rpc_errors
 from raftka.controller.active import ActiveController
 from raftka.controller.broker_sessions import BrokerSessionMonitor, now_ms
+from raftka.controller.control.alter_partition import alter_partition
 from raftka.controller.control.cluster import describe_brokers
 from raftka.controller.control.configs import alter_configs, describe_configs
+from raftka.controller.control.elections import elect_leaders
 from raftka.controller.control.producer_ids import allocate_producer_ids
+from raftka.controller.control.reassignments import (
+    alter_partition_reassignments,
+    list_partition_reassignments,
+)
 from raftka.controller.control.topics import TopicManager, describe_topics
 from raftka.controller.metadata_log import MetadataStateMachine
 from raftka.controller.quorum.runtime import QuorumRuntime
@@ -100,6 +106,31 @@ class ControllerServicer(ControllerServiceServicer):
         self, request: pb.DescribeTopicsRequest, context: Context
     ) -> pb.DescribeTopicsResponse:
         return describe_topics(self._active.committed_image(), request)
+
+    # ---- partition leadership and reassignment ----
+
+    @rpc_errors
+    async def ElectLeaders(
+        self, request: pb.ElectLeadersRequest, context: Context
+    ) -> pb.ElectLeadersResponse:
+        if request.topic_partitions:  # empty means every partition
+            _require_items(len(request.topic_partitions), "topic_partitions")
+        return await self._active.write(lambda image, _i: elect_leaders(image, request))
+
+    @rpc_errors
+    async def AlterPartitionReassignments(
+        self, request: pb.AlterPartitionReassignmentsRequest, context: Context
+    ) -> pb.AlterPartitionReassignmentsResponse:
+        _require_items(sum(len(t.partitions) for t in request.topics), "topics[].partitions")
+        return await self._active.write(
+            lambda image, _i: alter_partition_reassignments(image, request)
+        )
+
+    @rpc_errors
+    async def ListPartitionReassignments(
+        self, request: pb.ListPartitionReassignmentsRequest, context: Context
+    ) -> pb.ListPartitionReassignmentsResponse:
+        return list_partition_reassignments(self._active.committed_image(), request)
 
     # ---- configs ----
 
@@ -229,6 +260,13 @@ class ControllerServicer(ControllerServiceServicer):
         self, request: pb.AllocateProducerIdsRequest, context: Context
     ) -> pb.AllocateProducerIdsResponse:
         return await self._active.write(lambda image, _i: allocate_producer_ids(image, request))
+
+    @rpc_errors
+    async def AlterPartition(
+        self, request: pb.AlterPartitionRequest, context: Context
+    ) -> pb.AlterPartitionResponse:
+        _require_items(sum(len(t.partitions) for t in request.topics), "topics[].partitions")
+        return await self._active.write(lambda image, _i: alter_partition(image, request))
 
     # ---- metadata stream ----
 

@@ -310,26 +310,7 @@ class MetadataImage:
             raise MetadataReplayError(
                 f"PartitionChangeRecord for unknown partition {r.partition_id} of topic {topic.name!r}"
             )
-        new = replace(old, partition_epoch=PartitionEpoch(old.partition_epoch + 1))
-        if r.HasField("isr"):
-            new = replace(new, isr=_ids(r.isr.values))
-        if r.HasField("leader"):
-            new = replace(
-                new, leader=BrokerId(r.leader), leader_epoch=LeaderEpoch(old.leader_epoch + 1)
-            )
-        if r.HasField("replicas"):
-            new = replace(new, replicas=_ids(r.replicas.values))
-        if r.HasField("removing_replicas"):
-            new = replace(new, removing_replicas=_ids(r.removing_replicas.values))
-        if r.HasField("adding_replicas"):
-            new = replace(new, adding_replicas=_ids(r.adding_replicas.values))
-        if r.HasField("leader_recovery_state"):
-            new = replace(
-                new,
-                leader_recovery_state=_recovery_state(
-                    topic.name, r.partition_id, r.leader_recovery_state
-                ),
-            )
+        new = merge_partition_change(old, r, topic.name)
         _check_partition(topic.name, r.partition_id, new)
         topic.partitions[r.partition_id] = new
 
@@ -455,6 +436,36 @@ class MetadataImage:
             for topic in self._topics.values()
             for state in topic.partitions.values()
         )
+
+
+def merge_partition_change(
+    old: PartitionState, r: PartitionChangeRecord, topic_name: str = "?"
+) -> PartitionState:
+    """The state ``r`` turns ``old`` into (Kafka's PartitionRegistration.merge): fields set in
+    ``r`` replace the old ones, the partition epoch goes up by one, and the leader epoch by one
+    when ``leader`` is set (even to the same broker). Checks nothing beyond the recovery state
+    value; replay checks the result with the partition invariants."""
+    new = replace(old, partition_epoch=PartitionEpoch(old.partition_epoch + 1))
+    if r.HasField("isr"):
+        new = replace(new, isr=_ids(r.isr.values))
+    if r.HasField("leader"):
+        new = replace(
+            new, leader=BrokerId(r.leader), leader_epoch=LeaderEpoch(old.leader_epoch + 1)
+        )
+    if r.HasField("replicas"):
+        new = replace(new, replicas=_ids(r.replicas.values))
+    if r.HasField("removing_replicas"):
+        new = replace(new, removing_replicas=_ids(r.removing_replicas.values))
+    if r.HasField("adding_replicas"):
+        new = replace(new, adding_replicas=_ids(r.adding_replicas.values))
+    if r.HasField("leader_recovery_state"):
+        new = replace(
+            new,
+            leader_recovery_state=_recovery_state(
+                topic_name, r.partition_id, r.leader_recovery_state
+            ),
+        )
+    return new
 
 
 def _ids(values: Iterable[int]) -> tuple[BrokerId, ...]:

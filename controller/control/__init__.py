@@ -6,6 +6,7 @@ a ``ControllerResult`` with the records to propose (as one Raft entry) and the r
 once they commit.
 """
 
+from raftka.controller.control.alter_partition import alter_partition
 from raftka.controller.control.cluster import (
     BrokerControlState,
     ClusterManager,
@@ -14,9 +15,14 @@ from raftka.controller.control.cluster import (
     fence_broker_records,
 )
 from raftka.controller.control.configs import alter_configs, describe_configs
+from raftka.controller.control.elections import LeaderMove, elect_leaders, plan_leader_rebalance
 from raftka.controller.control.partition_change import ElectionType, PartitionChangeBuilder
 from raftka.controller.control.placement import PlacementBroker, StripedReplicaPlacer
 from raftka.controller.control.producer_ids import PRODUCER_ID_BLOCK_SIZE, allocate_producer_ids
+from raftka.controller.control.reassignments import (
+    alter_partition_reassignments,
+    list_partition_reassignments,
+)
 from raftka.controller.control.result import ControllerResult
 from raftka.controller.control.sessions import BrokerSessions
 from raftka.controller.control.topics import TopicManager, describe_topics
@@ -28,15 +34,21 @@ __all__ = [
     "ClusterManager",
     "ControllerResult",
     "ElectionType",
+    "LeaderMove",
     "PartitionChangeBuilder",
     "PlacementBroker",
     "StripedReplicaPlacer",
     "TopicManager",
     "allocate_producer_ids",
     "alter_configs",
+    "alter_partition",
+    "alter_partition_reassignments",
     "check_broker_epoch",
     "describe_brokers",
     "describe_configs",
     "describe_topics",
+    "elect_leaders",
     "fence_broker_records",
+    "list_partition_reassignments",
+    "plan_leader_rebalance",
 ]

@@ -12,6 +12,14 @@ so (normally: registered, unfenced, not in controlled shutdown, not the broker b
 4. Otherwise the partition has no leader (-1).
 The ISR is never written empty: when the target ISR would be empty, the current ISR stays (so
 the last member stays listed while the leader is -1).
+
+Reassignment (digest 3.4). The builder also takes target replicas and adding/removing lists.
+Whenever a reassignment is in progress and the ISR minus the removing replicas holds every
+target replica (Replicas - removing), it completes it in the same change: Replicas = target,
+ISR = ISR - removing, adding and removing cleared; a leader that was being removed loses its
+validity, so a new one is elected from the target in replica order. A change whose replica list
+drops any old replica also bumps the leader epoch (the record sets ``leader``, possibly to the
+same broker), so a removed replica can no longer fetch as a follower of the old epoch.
 """
 
 from __future__ import annotations
@@ -20,9 +28,15 @@ import enum
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from raftka.common.errors import UnknownTopicOrPartitionError
 from raftka.common.ids import BrokerId
 from raftka.common.metadata.image import MetadataImage
-from raftka.common.metadata.model import NO_LEADER, LeaderRecoveryState, PartitionState
+from raftka.common.metadata.model import (
+    NO_LEADER,
+    LeaderRecoveryState,
+    PartitionState,
+    PartitionView,
+)
 from raftka.common.metadata.records import partition_change_record
 from raftka.common.metadata.topic_configs import topic_config_value
 from raftka.v1.metadata_pb2 import MetadataRecord
@@ -51,50 +65,84 @@ class PartitionChangeBuilder:
     election: ElectionType = ElectionType.ONLINE
     unclean_allowed: bool = False
     target_recovery_state: LeaderRecoveryState | None = None
+    target_replicas: Sequence[BrokerId] | None = None
+    """The replica list wanted (None keeps the current one); must hold the target ISR."""
+    target_adding: Sequence[BrokerId] | None = None
+    target_removing: Sequence[BrokerId] | None = None
 
     def build(self) -> MetadataRecord | None:
         state = self.state
+        replicas = tuple(state.replicas if self.target_replicas is None else self.target_replicas)
+        adding = tuple(state.adding_replicas if self.target_adding is None else self.target_adding)
+        removing = tuple(
+            state.removing_replicas if self.target_removing is None else self.target_removing
+        )
         isr = list(state.isr if self.target_isr is None else self.target_isr)
         recovery = (
             state.leader_recovery_state
             if self.target_recovery_state is None
             else self.target_recovery_state
         )
-        leader = self._clean_leader(isr)
+        if adding or removing:
+            target = [r for r in replicas if r not in removing]
+            if set(target) <= set(isr) - set(removing):
+                replicas = tuple(target)
+                isr = [b for b in isr if b not in removing]
+                adding = removing = ()
+        leader = self._clean_leader(replicas, isr)
         if leader == NO_LEADER and self.unclean_allowed:
-            leader = next((r for r in state.replicas if self.is_acceptable(r)), NO_LEADER)
+            leader = next((r for r in replicas if self.is_acceptable(r)), NO_LEADER)
             if leader != NO_LEADER:
                 isr = [leader]
                 recovery = LeaderRecoveryState.RECOVERING
         if not isr:
-            isr = list(state.isr)
-        return self._record(tuple(isr), leader, recovery)
+            isr = [b for b in state.isr if b in replicas]
+        bump_leader_epoch = not set(state.replicas) <= set(replicas)
+        return self._record(
+            replicas, adding, removing, tuple(isr), leader, recovery, bump_leader_epoch
+        )
 
     def _valid(self, broker: BrokerId, isr: Sequence[BrokerId]) -> bool:
         return broker != NO_LEADER and broker in isr and self.is_acceptable(broker)
 
-    def _clean_leader(self, isr: Sequence[BrokerId]) -> BrokerId:
+    def _clean_leader(self, replicas: Sequence[BrokerId], isr: Sequence[BrokerId]) -> BrokerId:
         state = self.state
-        if self.election is ElectionType.PREFERRED and self._valid(state.preferred_leader, isr):
-            return state.preferred_leader
+        preferred = replicas[0] if replicas else NO_LEADER
+        if self.election is ElectionType.PREFERRED and self._valid(preferred, isr):
+            return preferred
         if self._valid(state.leader, isr):
             return state.leader
-        return next((r for r in state.replicas if self._valid(r, isr)), NO_LEADER)
+        return next((r for r in replicas if self._valid(r, isr)), NO_LEADER)
 
     def _record(
-        self, isr: tuple[BrokerId, ...], leader: BrokerId, recovery: LeaderRecoveryState
+        self,
+        replicas: tuple[BrokerId, ...],
+        adding: tuple[BrokerId, ...],
+        removing: tuple[BrokerId, ...],
+        isr: tuple[BrokerId, ...],
+        leader: BrokerId,
+        recovery: LeaderRecoveryState,
+        bump_leader_epoch: bool,
     ) -> MetadataRecord | None:
         state = self.state
-        new_isr = isr if isr != state.isr else None
-        new_leader = leader if leader != state.leader else None
+        changed = {
+            "replicas": replicas if replicas != state.replicas else None,
+            "adding_replicas": adding if adding != state.adding_replicas else None,
+            "removing_replicas": removing if removing != state.removing_replicas else None,
+            "isr": isr if isr != state.isr else None,
+        }
+        new_leader = leader if leader != state.leader or bump_leader_epoch else None
         new_recovery = int(recovery) if recovery != state.leader_recovery_state else None
-        if new_isr is None and new_leader is None and new_recovery is None:
+        if all(v is None for v in changed.values()) and new_leader is None and new_recovery is None:
             return None
         return partition_change_record(
             self.topic_id,
             self.partition_id,
-            isr=new_isr,
+            isr=changed["isr"],
             leader=new_leader,
+            replicas=changed["replicas"],
+            removing_replicas=changed["removing_replicas"],
+            adding_replicas=changed["adding_replicas"],
             leader_recovery_state=new_recovery,
         )
 
@@ -116,6 +164,17 @@ def acceptable_leaders(
         return broker in included or image.is_active(broker)
 
     return is_acceptable
+
+
+def find_partition(image: MetadataImage, topic_name: str, partition_id: int) -> PartitionView:
+    """The named partition; raises UnknownTopicOrPartitionError."""
+    topic = image.topic(topic_name)
+    if topic is None:
+        raise UnknownTopicOrPartitionError(f"topic {topic_name!r} does not exist")
+    state = topic.partitions.get(partition_id)
+    if state is None:
+        raise UnknownTopicOrPartitionError(f"topic {topic_name!r} has no partition {partition_id}")
+    return PartitionView(topic_name, topic.topic_id, partition_id, state)
 
 
 def unclean_election_enabled(image: MetadataImage, topic_name: str) -> bool:

@@ -483,9 +483,13 @@ class FetchRequest(_message.Message):
     TOPICS_FIELD_NUMBER: _builtins.int
     DECODE_RECORDS_FIELD_NUMBER: _builtins.int
     replica_id: _builtins.int
-    """-1 for consumers; a follower's broker id for replication."""
+    """Set only by follower replicas, to their broker id; consumers leave it unset (or set -1,
+    Kafka's consumer value). A follower's
+    fetch may read past the high watermark (up to the log end) and reports its log end offset
+    (fetch_offset) to the leader, which advances the high watermark.
+    """
     replica_epoch: _builtins.int
-    """The follower's broker epoch (stale followers are rejected)."""
+    """The follower's broker epoch (a follower with a stale epoch is refused, KIP-903)."""
     max_wait_ms: _builtins.int
     """Long poll: wait up to max_wait_ms for min_bytes to be available."""
     min_bytes: _builtins.int
@@ -502,7 +506,7 @@ class FetchRequest(_message.Message):
     def __init__(
         self,
         *,
-        replica_id: _builtins.int = ...,
+        replica_id: _builtins.int | None = ...,
         replica_epoch: _builtins.int = ...,
         max_wait_ms: _builtins.int = ...,
         min_bytes: _builtins.int = ...,
@@ -511,11 +515,13 @@ class FetchRequest(_message.Message):
         topics: _abc.Iterable[Global___FetchTopic] | None = ...,
         decode_records: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_replica_id", b"_replica_id", "replica_id", b"replica_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decode_records", b"decode_records", "isolation_level", b"isolation_level", "max_bytes", b"max_bytes", "max_wait_ms", b"max_wait_ms", "min_bytes", b"min_bytes", "replica_epoch", b"replica_epoch", "replica_id", b"replica_id", "topics", b"topics"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_replica_id", b"_replica_id", "decode_records", b"decode_records", "isolation_level", b"isolation_level", "max_bytes", b"max_bytes", "max_wait_ms", b"max_wait_ms", "min_bytes", b"min_bytes", "replica_epoch", b"replica_epoch", "replica_id", b"replica_id", "topics", b"topics"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__replica_id: _TypeAlias = _typing.Literal["replica_id"]  # noqa: Y015
+    _WhichOneofArgType__replica_id: _TypeAlias = _typing.Literal["_replica_id", b"_replica_id"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__replica_id) -> _WhichOneofReturnType__replica_id | None: ...
 
 Global___FetchRequest: _TypeAlias = FetchRequest  # noqa: Y015
 

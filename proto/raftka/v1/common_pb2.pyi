@@ -98,8 +98,20 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     """The batch uses a compression codec Raftka does not support (snappy)."""
     STALE_BROKER_EPOCH: _ErrorCode.ValueType  # 77
     """The broker epoch in the request is not the broker's current one."""
+    PREFERRED_LEADER_NOT_AVAILABLE: _ErrorCode.ValueType  # 80
+    """A preferred leader election could not elect the preferred replica (it is not in the ISR,
+    or it is fenced or shutting down); the current leader stays.
+    """
+    ELIGIBLE_LEADERS_NOT_AVAILABLE: _ErrorCode.ValueType  # 83
+    """No replica could be elected leader (none is in the ISR and active; for an unclean election,
+    none is active at all).
+    """
     ELECTION_NOT_NEEDED: _ErrorCode.ValueType  # 84
-    """The election was not needed (the preferred leader already leads)."""
+    """The election was not needed (the preferred leader already leads; for an unclean election,
+    the partition already has a leader).
+    """
+    NO_REASSIGNMENT_IN_PROGRESS: _ErrorCode.ValueType  # 85
+    """A reassignment was cancelled, but the partition has none in progress."""
     INVALID_RECORD: _ErrorCode.ValueType  # 87
     """A record inside a batch is invalid (bad varint, wrong count, ...)."""
     INVALID_UPDATE_VERSION: _ErrorCode.ValueType  # 95
@@ -183,8 +195,20 @@ UNSUPPORTED_COMPRESSION_TYPE: ErrorCode.ValueType  # 76
 """The batch uses a compression codec Raftka does not support (snappy)."""
 STALE_BROKER_EPOCH: ErrorCode.ValueType  # 77
 """The broker epoch in the request is not the broker's current one."""
+PREFERRED_LEADER_NOT_AVAILABLE: ErrorCode.ValueType  # 80
+"""A preferred leader election could not elect the preferred replica (it is not in the ISR,
+or it is fenced or shutting down); the current leader stays.
+"""
+ELIGIBLE_LEADERS_NOT_AVAILABLE: ErrorCode.ValueType  # 83
+"""No replica could be elected leader (none is in the ISR and active; for an unclean election,
+none is active at all).
+"""
 ELECTION_NOT_NEEDED: ErrorCode.ValueType  # 84
-"""The election was not needed (the preferred leader already leads)."""
+"""The election was not needed (the preferred leader already leads; for an unclean election,
+the partition already has a leader).
+"""
+NO_REASSIGNMENT_IN_PROGRESS: ErrorCode.ValueType  # 85
+"""A reassignment was cancelled, but the partition has none in progress."""
 INVALID_RECORD: ErrorCode.ValueType  # 87
 """A record inside a batch is invalid (bad varint, wrong count, ...)."""
 INVALID_UPDATE_VERSION: ErrorCode.ValueType  # 95

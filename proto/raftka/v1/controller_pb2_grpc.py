@@ -79,6 +79,21 @@ class ControllerServiceStub:
                 request_serializer=raftka_dot_v1_dot_controller__pb2.TransferLeadershipRequest.SerializeToString,
                 response_deserializer=raftka_dot_v1_dot_controller__pb2.TransferLeadershipResponse.FromString,
                 _registered_method=True)
+        self.ElectLeaders = channel.unary_unary(
+                '/raftka.v1.ControllerService/ElectLeaders',
+                request_serializer=raftka_dot_v1_dot_controller__pb2.ElectLeadersRequest.SerializeToString,
+                response_deserializer=raftka_dot_v1_dot_controller__pb2.ElectLeadersResponse.FromString,
+                _registered_method=True)
+        self.AlterPartitionReassignments = channel.unary_unary(
+                '/raftka.v1.ControllerService/AlterPartitionReassignments',
+                request_serializer=raftka_dot_v1_dot_controller__pb2.AlterPartitionReassignmentsRequest.SerializeToString,
+                response_deserializer=raftka_dot_v1_dot_controller__pb2.AlterPartitionReassignmentsResponse.FromString,
+                _registered_method=True)
+        self.ListPartitionReassignments = channel.unary_unary(
+                '/raftka.v1.ControllerService/ListPartitionReassignments',
+                request_serializer=raftka_dot_v1_dot_controller__pb2.ListPartitionReassignmentsRequest.SerializeToString,
+                response_deserializer=raftka_dot_v1_dot_controller__pb2.ListPartitionReassignmentsResponse.FromString,
+                _registered_method=True)
         self.RegisterBroker = channel.unary_unary(
                 '/raftka.v1.ControllerService/RegisterBroker',
                 request_serializer=raftka_dot_v1_dot_controller__pb2.RegisterBrokerRequest.SerializeToString,
@@ -93,6 +108,11 @@ class ControllerServiceStub:
                 '/raftka.v1.ControllerService/AllocateProducerIds',
                 request_serializer=raftka_dot_v1_dot_controller__pb2.AllocateProducerIdsRequest.SerializeToString,
                 response_deserializer=raftka_dot_v1_dot_controller__pb2.AllocateProducerIdsResponse.FromString,
+                _registered_method=True)
+        self.AlterPartition = channel.unary_unary(
+                '/raftka.v1.ControllerService/AlterPartition',
+                request_serializer=raftka_dot_v1_dot_controller__pb2.AlterPartitionRequest.SerializeToString,
+                response_deserializer=raftka_dot_v1_dot_controller__pb2.AlterPartitionResponse.FromString,
                 _registered_method=True)
         self.WatchMetadata = channel.unary_stream(
                 '/raftka.v1.ControllerService/WatchMetadata',
@@ -168,6 +188,31 @@ class ControllerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ElectLeaders(self, request, context):
+        """Partition leadership and placement (operators).
+        Elects leaders: the preferred replica (the first of the replica list) or, uncleanly, any
+        active replica of a partition that has no leader. Each partition gets its own result.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AlterPartitionReassignments(self, request, context):
+        """Starts (or replaces, or cancels) partition reassignments: moving a partition to a new
+        list of replicas, which may also change its replication factor. A reassignment completes
+        on its own once every target replica is in the ISR (see ReassignablePartition).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPartitionReassignments(self, request, context):
+        """Lists the reassignments in progress, with the ISR to show how far each has got.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RegisterBroker(self, request, context):
         """Broker lifecycle (called by brokers, not by operators).
         Registers a broker process and returns its broker epoch.
@@ -185,6 +230,14 @@ class ControllerServiceServicer:
 
     def AllocateProducerIds(self, request, context):
         """Hands a broker a block of producer ids for idempotent and transactional producers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AlterPartition(self, request, context):
+        """A partition leader asks to change the ISR (shrink or expand) or to mark itself recovered
+        after an unclean election (Kafka's AlterPartition v3, KIP-903). See AlterPartitionRequest.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -246,6 +299,21 @@ def add_ControllerServiceServicer_to_server(servicer, server):
                     request_deserializer=raftka_dot_v1_dot_controller__pb2.TransferLeadershipRequest.FromString,
                     response_serializer=raftka_dot_v1_dot_controller__pb2.TransferLeadershipResponse.SerializeToString,
             ),
+            'ElectLeaders': grpc.unary_unary_rpc_method_handler(
+                    servicer.ElectLeaders,
+                    request_deserializer=raftka_dot_v1_dot_controller__pb2.ElectLeadersRequest.FromString,
+                    response_serializer=raftka_dot_v1_dot_controller__pb2.ElectLeadersResponse.SerializeToString,
+            ),
+            'AlterPartitionReassignments': grpc.unary_unary_rpc_method_handler(
+                    servicer.AlterPartitionReassignments,
+                    request_deserializer=raftka_dot_v1_dot_controller__pb2.AlterPartitionReassignmentsRequest.FromString,
+                    response_serializer=raftka_dot_v1_dot_controller__pb2.AlterPartitionReassignmentsResponse.SerializeToString,
+            ),
+            'ListPartitionReassignments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPartitionReassignments,
+                    request_deserializer=raftka_dot_v1_dot_controller__pb2.ListPartitionReassignmentsRequest.FromString,
+                    response_serializer=raftka_dot_v1_dot_controller__pb2.ListPartitionReassignmentsResponse.SerializeToString,
+            ),
             'RegisterBroker': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterBroker,
                     request_deserializer=raftka_dot_v1_dot_controller__pb2.RegisterBrokerRequest.FromString,
@@ -260,6 +328,11 @@ def add_ControllerServiceServicer_to_server(servicer, server):
                     servicer.AllocateProducerIds,
                     request_deserializer=raftka_dot_v1_dot_controller__pb2.AllocateProducerIdsRequest.FromString,
                     response_serializer=raftka_dot_v1_dot_controller__pb2.AllocateProducerIdsResponse.SerializeToString,
+            ),
+            'AlterPartition': grpc.unary_unary_rpc_method_handler(
+                    servicer.AlterPartition,
+                    request_deserializer=raftka_dot_v1_dot_controller__pb2.AlterPartitionRequest.FromString,
+                    response_serializer=raftka_dot_v1_dot_controller__pb2.AlterPartitionResponse.SerializeToString,
             ),
             'WatchMetadata': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchMetadata,
@@ -521,6 +594,87 @@ class ControllerService:
             _registered_method=True)
 
     @staticmethod
+    def ElectLeaders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftka.v1.ControllerService/ElectLeaders',
+            raftka_dot_v1_dot_controller__pb2.ElectLeadersRequest.SerializeToString,
+            raftka_dot_v1_dot_controller__pb2.ElectLeadersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AlterPartitionReassignments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftka.v1.ControllerService/AlterPartitionReassignments',
+            raftka_dot_v1_dot_controller__pb2.AlterPartitionReassignmentsRequest.SerializeToString,
+            raftka_dot_v1_dot_controller__pb2.AlterPartitionReassignmentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPartitionReassignments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftka.v1.ControllerService/ListPartitionReassignments',
+            raftka_dot_v1_dot_controller__pb2.ListPartitionReassignmentsRequest.SerializeToString,
+            raftka_dot_v1_dot_controller__pb2.ListPartitionReassignmentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def RegisterBroker(request,
             target,
             options=(),
@@ -591,6 +745,33 @@ class ControllerService:
             '/raftka.v1.ControllerService/AllocateProducerIds',
             raftka_dot_v1_dot_controller__pb2.AllocateProducerIdsRequest.SerializeToString,
             raftka_dot_v1_dot_controller__pb2.AllocateProducerIdsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AlterPartition(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftka.v1.ControllerService/AlterPartition',
+            raftka_dot_v1_dot_controller__pb2.AlterPartitionRequest.SerializeToString,
+            raftka_dot_v1_dot_controller__pb2.AlterPartitionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -59,6 +59,18 @@ class ControllerServiceStub:
     """Moves Raft leadership to another voter (the most caught-up one when none is named) and
     returns once the new leader is known, or fails with DEADLINE_EXCEEDED.
     """
+    ElectLeaders: _grpc.UnaryUnaryMultiCallable[_controller_pb2.ElectLeadersRequest, _controller_pb2.ElectLeadersResponse]
+    """Partition leadership and placement (operators).
+    Elects leaders: the preferred replica (the first of the replica list) or, uncleanly, any
+    active replica of a partition that has no leader. Each partition gets its own result.
+    """
+    AlterPartitionReassignments: _grpc.UnaryUnaryMultiCallable[_controller_pb2.AlterPartitionReassignmentsRequest, _controller_pb2.AlterPartitionReassignmentsResponse]
+    """Starts (or replaces, or cancels) partition reassignments: moving a partition to a new
+    list of replicas, which may also change its replication factor. A reassignment completes
+    on its own once every target replica is in the ISR (see ReassignablePartition).
+    """
+    ListPartitionReassignments: _grpc.UnaryUnaryMultiCallable[_controller_pb2.ListPartitionReassignmentsRequest, _controller_pb2.ListPartitionReassignmentsResponse]
+    """Lists the reassignments in progress, with the ISR to show how far each has got."""
     RegisterBroker: _grpc.UnaryUnaryMultiCallable[_controller_pb2.RegisterBrokerRequest, _controller_pb2.RegisterBrokerResponse]
     """Broker lifecycle (called by brokers, not by operators).
     Registers a broker process and returns its broker epoch.
@@ -67,6 +79,10 @@ class ControllerServiceStub:
     """Keeps a broker's session alive and moves it between fenced, unfenced and shutdown."""
     AllocateProducerIds: _grpc.UnaryUnaryMultiCallable[_controller_pb2.AllocateProducerIdsRequest, _controller_pb2.AllocateProducerIdsResponse]
     """Hands a broker a block of producer ids for idempotent and transactional producers."""
+    AlterPartition: _grpc.UnaryUnaryMultiCallable[_controller_pb2.AlterPartitionRequest, _controller_pb2.AlterPartitionResponse]
+    """A partition leader asks to change the ISR (shrink or expand) or to mark itself recovered
+    after an unclean election (Kafka's AlterPartition v3, KIP-903). See AlterPartitionRequest.
+    """
     WatchMetadata: _grpc.UnaryStreamMultiCallable[_controller_pb2.WatchMetadataRequest, _controller_pb2.MetadataEvent]
     """Streams committed metadata from a Raft index on. Any controller serves it. When the
     requested index is below the log start (or 0), the stream starts with a snapshot.
@@ -95,6 +111,18 @@ class ControllerServiceAsyncStub(ControllerServiceStub):
     """Moves Raft leadership to another voter (the most caught-up one when none is named) and
     returns once the new leader is known, or fails with DEADLINE_EXCEEDED.
     """
+    ElectLeaders: _aio.UnaryUnaryMultiCallable[_controller_pb2.ElectLeadersRequest, _controller_pb2.ElectLeadersResponse]  # type: ignore[assignment]
+    """Partition leadership and placement (operators).
+    Elects leaders: the preferred replica (the first of the replica list) or, uncleanly, any
+    active replica of a partition that has no leader. Each partition gets its own result.
+    """
+    AlterPartitionReassignments: _aio.UnaryUnaryMultiCallable[_controller_pb2.AlterPartitionReassignmentsRequest, _controller_pb2.AlterPartitionReassignmentsResponse]  # type: ignore[assignment]
+    """Starts (or replaces, or cancels) partition reassignments: moving a partition to a new
+    list of replicas, which may also change its replication factor. A reassignment completes
+    on its own once every target replica is in the ISR (see ReassignablePartition).
+    """
+    ListPartitionReassignments: _aio.UnaryUnaryMultiCallable[_controller_pb2.ListPartitionReassignmentsRequest, _controller_pb2.ListPartitionReassignmentsResponse]  # type: ignore[assignment]
+    """Lists the reassignments in progress, with the ISR to show how far each has got."""
     RegisterBroker: _aio.UnaryUnaryMultiCallable[_controller_pb2.RegisterBrokerRequest, _controller_pb2.RegisterBrokerResponse]  # type: ignore[assignment]
     """Broker lifecycle (called by brokers, not by operators).
     Registers a broker process and returns its broker epoch.
@@ -103,6 +131,10 @@ class ControllerServiceAsyncStub(ControllerServiceStub):
     """Keeps a broker's session alive and moves it between fenced, unfenced and shutdown."""
     AllocateProducerIds: _aio.UnaryUnaryMultiCallable[_controller_pb2.AllocateProducerIdsRequest, _controller_pb2.AllocateProducerIdsResponse]  # type: ignore[assignment]
     """Hands a broker a block of producer ids for idempotent and transactional producers."""
+    AlterPartition: _aio.UnaryUnaryMultiCallable[_controller_pb2.AlterPartitionRequest, _controller_pb2.AlterPartitionResponse]  # type: ignore[assignment]
+    """A partition leader asks to change the ISR (shrink or expand) or to mark itself recovered
+    after an unclean election (Kafka's AlterPartition v3, KIP-903). See AlterPartitionRequest.
+    """
     WatchMetadata: _aio.UnaryStreamMultiCallable[_controller_pb2.WatchMetadataRequest, _controller_pb2.MetadataEvent]  # type: ignore[assignment]
     """Streams committed metadata from a Raft index on. Any controller serves it. When the
     requested index is below the log start (or 0), the stream starts with a snapshot.
@@ -184,6 +216,36 @@ class ControllerServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def ElectLeaders(
+        self,
+        request: _controller_pb2.ElectLeadersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.ElectLeadersResponse, _abc.Awaitable[_controller_pb2.ElectLeadersResponse]]:
+        """Partition leadership and placement (operators).
+        Elects leaders: the preferred replica (the first of the replica list) or, uncleanly, any
+        active replica of a partition that has no leader. Each partition gets its own result.
+        """
+
+    @_abc_1.abstractmethod
+    def AlterPartitionReassignments(
+        self,
+        request: _controller_pb2.AlterPartitionReassignmentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.AlterPartitionReassignmentsResponse, _abc.Awaitable[_controller_pb2.AlterPartitionReassignmentsResponse]]:
+        """Starts (or replaces, or cancels) partition reassignments: moving a partition to a new
+        list of replicas, which may also change its replication factor. A reassignment completes
+        on its own once every target replica is in the ISR (see ReassignablePartition).
+        """
+
+    @_abc_1.abstractmethod
+    def ListPartitionReassignments(
+        self,
+        request: _controller_pb2.ListPartitionReassignmentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.ListPartitionReassignmentsResponse, _abc.Awaitable[_controller_pb2.ListPartitionReassignmentsResponse]]:
+        """Lists the reassignments in progress, with the ISR to show how far each has got."""
+
+    @_abc_1.abstractmethod
     def RegisterBroker(
         self,
         request: _controller_pb2.RegisterBrokerRequest,
@@ -208,6 +270,16 @@ class ControllerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.AllocateProducerIdsResponse, _abc.Awaitable[_controller_pb2.AllocateProducerIdsResponse]]:
         """Hands a broker a block of producer ids for idempotent and transactional producers."""
+
+    @_abc_1.abstractmethod
+    def AlterPartition(
+        self,
+        request: _controller_pb2.AlterPartitionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.AlterPartitionResponse, _abc.Awaitable[_controller_pb2.AlterPartitionResponse]]:
+        """A partition leader asks to change the ISR (shrink or expand) or to mark itself recovered
+        after an unclean election (Kafka's AlterPartition v3, KIP-903). See AlterPartitionRequest.
+        """
 
     @_abc_1.abstractmethod
     def WatchMetadata(

@@ -38,6 +38,13 @@ INTENDED: dict[type[errors.RaftkaError], tuple[str, bool, grpc.StatusCode]] = {
     ),
     errors.BrokerIdNotRegisteredError: ("BROKER_ID_NOT_REGISTERED", False, S.NOT_FOUND),
     errors.InconsistentClusterIdError: ("INCONSISTENT_CLUSTER_ID", False, S.FAILED_PRECONDITION),
+    errors.NotEnoughReplicasError: ("NOT_ENOUGH_REPLICAS", True, S.UNAVAILABLE),
+    errors.NotEnoughReplicasAfterAppendError: (
+        "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+        True,
+        S.UNAVAILABLE,
+    ),
+    errors.UnknownLeaderEpochError: ("UNKNOWN_LEADER_EPOCH", True, S.UNAVAILABLE),
     # A node's own startup problems: never a request's fault.
     errors.ConfigFileError: ("INVALID_CONFIG", False, S.INTERNAL),
     errors.DataDirectoryError: ("KAFKA_STORAGE_ERROR", False, S.INTERNAL),

@@ -6,8 +6,10 @@ import random
 from collections.abc import Iterable
 from typing import TypeVar
 
-from raftka.common.ids import BrokerEpoch, BrokerId
+from raftka.common.ids import BrokerEpoch, BrokerId, LeaderEpoch
 from raftka.common.metadata.image import MetadataImage
+from raftka.common.metadata.model import NO_LEADER, PartitionState
+from raftka.common.metadata.records import partition_record, topic_record
 from raftka.controller.control.cluster import ClusterManager
 from raftka.controller.control.result import ControllerResult
 from raftka.controller.control.sessions import BrokerSessions
@@ -20,6 +22,7 @@ from raftka.v1.controller_pb2 import (
     NewTopic,
     RegisterBrokerRequest,
 )
+from raftka.v1.metadata_pb2 import MetadataBatch, MetadataRecord
 
 T = TypeVar("T")
 
@@ -120,3 +123,39 @@ class Harness:
         image_topic = self.image.topic(topic)
         assert image_topic is not None
         return [image_topic.partitions[p].leader for p in sorted(image_topic.partitions)]
+
+    def apply(self, *records: MetadataRecord) -> None:
+        """Applies ``records`` as the next entry."""
+        self.image.apply_batch(MetadataBatch(records=records), self.next_index)
+
+    def add_topic(
+        self,
+        name: str,
+        partitions: Iterable[tuple[Iterable[int], Iterable[int], int]],
+        *,
+        leader_epoch: int = 0,
+    ) -> str:
+        """A topic with hand-placed partitions, each ``(replicas, isr, leader)``; returns its
+        id (``"id-<name>"``)."""
+        topic_id = f"id-{name}"
+        records = [topic_record(name, topic_id)]
+        for partition_id, (replicas, isr, leader) in enumerate(partitions):
+            state = PartitionState(
+                replicas=tuple(BrokerId(b) for b in replicas),
+                isr=tuple(BrokerId(b) for b in isr),
+                leader=NO_LEADER if leader < 0 else BrokerId(leader),
+                leader_epoch=LeaderEpoch(leader_epoch),
+            )
+            records.append(partition_record(topic_id, partition_id, state))
+        self.apply(*records)
+        return topic_id
+
+    def partition(self, topic: str, partition_id: int = 0) -> PartitionState:
+        image_topic = self.image.topic(topic)
+        assert image_topic is not None
+        return image_topic.partitions[partition_id]
+
+    def epoch(self, broker_id: int) -> BrokerEpoch:
+        reg = self.image.broker(broker_id)
+        assert reg is not None
+        return reg.epoch

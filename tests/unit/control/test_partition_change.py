@@ -109,3 +109,69 @@ def test_preferred_election() -> None:
     assert _build(state, [2, 3], election=ElectionType.PREFERRED) is None
     # Online election does not move a valid leader to the preferred replica.
     assert _build(state, [1, 2, 3]) is None
+
+
+# ---- reassignment (digest 3.4) ----
+
+
+def _reassigning(
+    replicas: Iterable[int],
+    isr: Iterable[int],
+    leader: int,
+    adding: Iterable[int],
+    removing: Iterable[int],
+) -> PartitionState:
+    return PartitionState(
+        replicas=_ids(*replicas),
+        isr=_ids(*isr),
+        leader=BrokerId(leader),
+        leader_epoch=LeaderEpoch(3),
+        adding_replicas=_ids(*adding),
+        removing_replicas=_ids(*removing),
+    )
+
+
+def test_isr_covering_the_target_completes_the_reassignment() -> None:
+    state = _reassigning([4, 2, 1, 3], [1, 2, 3], 1, adding=[4], removing=[3])
+    change = _build(state, [1, 2, 3, 4], target_isr=[1, 2, 3, 4])
+    assert change is not None
+    assert list(change.replicas.values) == [4, 2, 1]
+    assert list(change.isr.values) == [1, 2, 4]
+    assert list(change.adding_replicas.values) == [] and list(change.removing_replicas.values) == []
+    assert change.leader == 1  # set although unchanged: 3 left, so the leader epoch is bumped
+
+
+def test_isr_short_of_the_target_keeps_the_reassignment_going() -> None:
+    state = _reassigning([4, 5, 1, 3], [1, 3], 1, adding=[4, 5], removing=[3])
+    change = _build(state, [1, 3, 4, 5], target_isr=[1, 3, 4])
+    assert change is not None
+    assert list(change.isr.values) == [1, 3, 4]
+    for name in ("replicas", "adding_replicas", "removing_replicas", "leader"):
+        assert not change.HasField(name)
+
+
+def test_completion_replaces_a_removed_leader_from_the_target_in_replica_order() -> None:
+    state = _reassigning([3, 2, 1], [1, 2], 1, adding=[3], removing=[1])
+    change = _build(state, [1, 2, 3], target_isr=[1, 2, 3])
+    assert change is not None
+    assert list(change.replicas.values) == [3, 2] and change.leader == 3
+    assert list(change.isr.values) == [2, 3]
+
+
+def test_target_replicas_adding_and_removing_are_written() -> None:
+    state = _state([1, 2, 3], [1, 2, 3], 1)
+    record = PartitionChangeBuilder(
+        "tid",
+        4,
+        state,
+        lambda b: True,
+        target_replicas=_ids(4, 1, 2, 3),
+        target_adding=_ids(4),
+        target_removing=_ids(3),
+    ).build()
+    assert record is not None
+    change = record.partition_change
+    assert list(change.replicas.values) == [4, 1, 2, 3]
+    assert list(change.adding_replicas.values) == [4]
+    assert list(change.removing_replicas.values) == [3]
+    assert not change.HasField("leader") and not change.HasField("isr")

@@ -1,0 +1,211 @@
+"""Followers pull from partition leaders: one long-polling fetch loop per leader broker.
+
+Each loop asks its leader for every partition this broker follows there, from each log's end
+offset and with the epoch of its last batch. The leader answers with batches (appended as they
+are), or a DivergingEpoch (the follower truncates to where its log and the leader's agree,
+never below its high watermark, and fetches again), or an error. The follower's high watermark
+is ``min(leader's high watermark, own log end)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import structlog
+
+from raftka.broker.leader_epoch_cache import EpochEndOffset
+from raftka.broker.partition_log import PartitionLog
+from raftka.common.errors import RaftkaError
+from raftka.common.tasks import cancel_and_wait
+from raftka.controller.quorum.transport import GRPC_OPTIONS
+from raftka.v1 import broker_pb2 as pb
+from raftka.v1.broker_pb2_grpc import BrokerServiceStub
+from raftka.v1.common_pb2 import ErrorCode
+
+log = structlog.get_logger(__name__)
+
+FETCH_WAIT_MS = 500
+FETCH_MAX_BYTES = 16 * 1024 * 1024
+PARTITION_MAX_BYTES = 1024 * 1024
+RETRY_BACKOFF_S = 0.1
+
+IoRunner = Callable[..., Awaitable[Any]]
+
+
+@dataclass
+class FollowedPartition:
+    topic: str
+    partition: int
+    log: PartitionLog
+    leader_epoch: int
+
+
+class LeaderFetcher:
+    """Fetches every followed partition led by one broker."""
+
+    def __init__(
+        self,
+        *,
+        broker_id: int,
+        broker_epoch: Callable[[], int],
+        leader_id: int,
+        address: str,
+        io: IoRunner,
+    ) -> None:
+        self.leader_id = leader_id
+        self.address = address
+        self._broker_id = broker_id
+        self._broker_epoch = broker_epoch
+        self._io = io
+        self.partitions: dict[tuple[str, int], FollowedPartition] = {}
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def set_partitions(self, partitions: dict[tuple[str, int], FollowedPartition]) -> None:
+        self.partitions = partitions
+        self._changed.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"fetch-from-{self.leader_id}")
+
+    async def stop(self) -> None:
+        await cancel_and_wait([self._task])
+
+    async def _run(self) -> None:
+        async with grpc.aio.insecure_channel(self.address, options=GRPC_OPTIONS) as channel:
+            stub = BrokerServiceStub(channel)
+            failing = False
+            while True:
+                if not self.partitions:
+                    self._changed.clear()
+                    await self._changed.wait()
+                    continue
+                try:
+                    response = await stub.Fetch(self._request(), timeout=FETCH_WAIT_MS / 1000 + 5)
+                    failing = False
+                except grpc.aio.AioRpcError as e:
+                    if not failing:
+                        log.warning(
+                            "replica_fetch_failed", leader=self.leader_id, code=e.code().name
+                        )
+                        failing = True
+                    await asyncio.sleep(RETRY_BACKOFF_S)
+                    continue
+                backoff = False
+                for result in response.results:
+                    followed = self.partitions.get((result.topic, result.partition))
+                    if followed is not None:
+                        backoff |= not await self._handle(followed, result)
+                if backoff:
+                    await asyncio.sleep(RETRY_BACKOFF_S)
+
+    def _request(self) -> pb.FetchRequest:
+        topics: dict[str, list[pb.FetchPartition]] = {}
+        for f in self.partitions.values():
+            topics.setdefault(f.topic, []).append(
+                pb.FetchPartition(
+                    partition=f.partition,
+                    fetch_offset=f.log.log_end_offset,
+                    partition_max_bytes=PARTITION_MAX_BYTES,
+                    current_leader_epoch=f.leader_epoch,
+                    last_fetched_epoch=f.log.last_fetched_epoch,
+                )
+            )
+        return pb.FetchRequest(
+            replica_id=self._broker_id,
+            replica_epoch=self._broker_epoch(),
+            max_wait_ms=FETCH_WAIT_MS,
+            min_bytes=1,
+            max_bytes=FETCH_MAX_BYTES,
+            topics=[pb.FetchTopic(topic=t, partitions=ps) for t, ps in topics.items()],
+        )
+
+    async def _handle(self, f: FollowedPartition, result: pb.FetchPartitionResult) -> bool:
+        """Apply one partition's answer; False when the fetcher should back off."""
+        plog = f.log
+        try:
+            if (
+                result.error_code == ErrorCode.OFFSET_OUT_OF_RANGE
+                and result.log_start_offset > plog.log_end_offset
+            ):
+                # The leader deleted what we would fetch next: restart at its log start.
+                await self._io(plog.truncate_fully_and_start_at, result.log_start_offset)
+                return True
+            if result.error_code != ErrorCode.NONE:
+                log.debug(
+                    "replica_fetch_partition_error",
+                    topic=f.topic,
+                    partition=f.partition,
+                    error=ErrorCode.Name(result.error_code),
+                    message=result.error_message,
+                )
+                return False
+            if result.HasField("diverging_epoch"):
+                diverging = EpochEndOffset(
+                    result.diverging_epoch.epoch, result.diverging_epoch.end_offset
+                )
+                target = plog.truncation_target(diverging)
+                await self._io(plog.truncate_to, target.offset)
+                log.info(
+                    "follower_truncated",
+                    topic=f.topic,
+                    partition=f.partition,
+                    offset=target.offset,
+                    leader_epoch=diverging.epoch,
+                    leader_end_offset=diverging.end_offset,
+                )
+                return True
+            if result.batches:
+                await self._io(plog.append_as_follower, result.batches)
+            plog.set_high_watermark(min(result.high_watermark, plog.log_end_offset))
+            return True
+        except RaftkaError as e:
+            log.warning(
+                "replica_fetch_apply_failed", topic=f.topic, partition=f.partition, error=e.message
+            )
+            return False
+
+
+class ReplicaFetcherManager:
+    """Keeps one LeaderFetcher per leader broker in line with what this broker follows."""
+
+    def __init__(self, *, broker_id: int, broker_epoch: Callable[[], int], io: IoRunner) -> None:
+        self._broker_id = broker_id
+        self._broker_epoch = broker_epoch
+        self._io = io
+        self._fetchers: dict[tuple[int, str], LeaderFetcher] = {}
+
+    async def update(
+        self, followed: dict[int, tuple[str, dict[tuple[str, int], FollowedPartition]]]
+    ) -> None:
+        """``followed``: leader id -> (its address, the partitions followed there)."""
+        wanted = {(leader, address) for leader, (address, _parts) in followed.items()}
+        for key in [k for k in self._fetchers if k not in wanted]:
+            await self._fetchers.pop(key).stop()
+        for leader, (address, parts) in followed.items():
+            fetcher = self._fetchers.get((leader, address))
+            if fetcher is None:
+                fetcher = LeaderFetcher(
+                    broker_id=self._broker_id,
+                    broker_epoch=self._broker_epoch,
+                    leader_id=leader,
+                    address=address,
+                    io=self._io,
+                )
+                self._fetchers[(leader, address)] = fetcher
+                fetcher.start()
+            fetcher.set_partitions(parts)
+
+    async def stop(self) -> None:
+        for fetcher in self._fetchers.values():
+            await fetcher.stop()
+        self._fetchers.clear()
+
+
+def now_ms() -> int:
+    return int(time.monotonic() * 1000)
