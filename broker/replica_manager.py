@@ -36,6 +36,8 @@ from raftka.v1.common_pb2 import ErrorCode
 
 log = structlog.get_logger(__name__)
 
+HW_CHECKPOINT_INTERVAL_MS = 5000
+
 
 class NotLeaderOrFollowerError(RaftkaError):
     """This broker does not lead the partition; ``leader_id``/``leader_epoch`` name who does."""
@@ -186,16 +188,28 @@ class ReplicaManager:
                 await asyncio.wait_for(hosted.hw_advanced.wait(), remaining)
 
     async def run_isr_checks(self) -> None:
-        """Shrink the ISR of led partitions whose followers fell behind, forever."""
+        """Shrink the ISR of led partitions whose followers fell behind, and checkpoint high
+        watermarks, forever."""
         interval = max(0.05, min(1.0, self._lag_time_max_ms / 2000))
+        last_checkpoint = now_ms()
         while True:
             await asyncio.sleep(interval)
+            if now_ms() - last_checkpoint >= HW_CHECKPOINT_INTERVAL_MS:
+                last_checkpoint = now_ms()
+                await self._checkpoint_high_watermarks()
             for hosted in list(self._hosted.values()):
                 state = hosted.leader_state
                 if state is not None and not hosted.alter_in_flight:
                     proposal = state.propose_shrink(now_ms())
                     if proposal is not None:
                         self._spawn(self._alter_isr(hosted, proposal))
+
+    async def _checkpoint_high_watermarks(self) -> None:
+        """Persist every partition's high watermark (Kafka: every 5 s), so a replica restarted
+        after kill -9 knows which of its records were committed."""
+        for hosted in list(self._hosted.values()):
+            with contextlib.suppress(RaftkaError):
+                await self._io.run(hosted.log.checkpoint_high_watermark)
 
     async def _alter_isr(self, hosted: HostedPartition, proposal: IsrProposal) -> None:
         state = hosted.leader_state

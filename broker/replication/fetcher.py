@@ -19,7 +19,7 @@ import grpc
 import structlog
 
 from raftka.broker.leader_epoch_cache import EpochEndOffset
-from raftka.broker.partition_log import PartitionLog
+from raftka.broker.partition_log import PartitionLog, TruncationBelowHighWatermarkError
 from raftka.common.errors import RaftkaError
 from raftka.common.tasks import cancel_and_wait
 from raftka.controller.quorum.transport import GRPC_OPTIONS
@@ -150,7 +150,20 @@ class LeaderFetcher:
                     result.diverging_epoch.epoch, result.diverging_epoch.end_offset
                 )
                 target = plog.truncation_target(diverging)
-                await self._io(plog.truncate_to, target.offset)
+                try:
+                    await self._io(plog.truncate_to, target.offset)
+                except TruncationBelowHighWatermarkError as e:
+                    # Only after an unclean election can the leader lack records this replica
+                    # saw committed; the leader's log wins, and the loss is reported.
+                    log.warning(
+                        "truncating_below_high_watermark",
+                        topic=f.topic,
+                        partition=f.partition,
+                        offset=target.offset,
+                        high_watermark=e.high_watermark,
+                        reason="the leader was elected uncleanly; records above this offset are lost",
+                    )
+                    await self._io(plog.truncate_to, target.offset, allow_below_high_watermark=True)
                 log.info(
                     "follower_truncated",
                     topic=f.topic,

@@ -188,7 +188,7 @@ def produce_request(
     batches: bytes = b"",
     records: Sequence[bpb.Record] = (),
     compression: int = bpb.COMPRESSION_NONE,
-    acks: int = 1,
+    acks: int = -1,
 ) -> bpb.ProduceRequest:
     data = bpb.PartitionProduceData(
         partition=partition,
@@ -211,7 +211,7 @@ async def produce(
     batches: bytes = b"",
     records: Sequence[bpb.Record] = (),
     compression: int = bpb.COMPRESSION_NONE,
-    acks: int = 1,
+    acks: int = -1,
 ) -> bpb.PartitionProduceResult:
     """Produce to one partition through ``address``; return its one result (whatever its
     error code: callers assert what they expect)."""

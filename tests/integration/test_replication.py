@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from raftka.client.local_cluster import LocalCluster
@@ -16,6 +17,7 @@ from raftka.common.records.decoder import iter_records
 from raftka.v1 import broker_pb2 as bpb
 from raftka.v1 import common_pb2 as cpb
 from raftka.v1 import controller_pb2 as pb
+from raftka.v1.broker_pb2_grpc import BrokerServiceStub
 from tests.integration.helpers import (
     LATEST,
     client_for,
@@ -25,6 +27,7 @@ from tests.integration.helpers import (
     produce,
     start_broker_cluster,
     stop_broker_cluster,
+    wait_unfenced,
 )
 
 pytestmark = pytest.mark.integration
@@ -211,6 +214,9 @@ def test_two_of_three_down_means_not_enough_replicas(rcluster: LocalCluster) -> 
         for follower in [b for b in p.replicas if b != p.leader]:
             rcluster.kill(follower)
         await wait_isr(rcluster, 1, timeout_s=LAG_MS / 1000 * 6)
+        await eventually(
+            lambda: _leader_sees_isr(leader, 1), what="the leader applying the ISR change"
+        )
         before = (await list_offset(leader, TOPIC, 0, LATEST)).offset
         refused = await produce(leader, TOPIC, 0, records=[cpb_record(b"refused")], acks=-1)
         assert refused.error_code == cpb.NOT_ENOUGH_REPLICAS, cpb.ErrorCode.Name(refused.error_code)
@@ -231,6 +237,135 @@ async def _at_least(acked: dict[bytes, int], n: int) -> bool | None:
     return True if len(acked) >= n else None
 
 
+async def _leader_sees_isr(address: str, size: int) -> bool | None:
+    async with grpc.aio.insecure_channel(address) as channel:
+        meta = await BrokerServiceStub(channel).Metadata(
+            bpb.MetadataRequest(topics=[TOPIC]), timeout=5
+        )
+    return True if len(meta.topics[0].partitions[0].isr) == size else None
+
+
 async def _replicas_agree(cluster: LocalCluster, brokers: list[int]) -> bool | None:
     contents = [records_on_disk(cluster, b) for b in brokers]
     return True if all(c == contents[0] for c in contents) else None
+
+
+def test_unclean_election_disabled_keeps_partition_offline_enabled_recovers(
+    rcluster: LocalCluster,
+) -> None:
+    async def main() -> None:
+        await create(rcluster, min_isr=1, rf=2)
+        p = await partition_state(rcluster)
+        leader, follower = p.leader, next(b for b in p.replicas if b != p.leader)
+        r = await produce(
+            rcluster.brokers[leader].address, TOPIC, 0, records=[cpb_record(b"both")], acks=-1
+        )
+        assert r.error_code == cpb.NONE
+        rcluster.kill(follower)
+        await wait_isr(rcluster, 1, timeout_s=LAG_MS / 1000 * 6)  # fenced: out of the ISR
+        r = await produce(
+            rcluster.brokers[leader].address,
+            TOPIC,
+            0,
+            records=[cpb_record(b"only-on-leader")],
+            acks=-1,
+        )
+        assert r.error_code == cpb.NONE  # min.insync.replicas=1: acknowledged by the leader alone
+        rcluster.kill(leader)
+        rcluster.start(follower)
+        await wait_unfenced(rcluster, [follower])
+
+        async def offline() -> pb.PartitionDescription | None:
+            s = await partition_state(rcluster)
+            return s if s.leader == -1 else None
+
+        # Unclean election disabled (the default): the out-of-sync replica is active, yet the
+        # partition stays offline; the controller's answer to a clean election confirms it.
+        state = await eventually(offline, what="the partition offline")
+        assert list(state.isr) == [leader], "the ISR keeps its last member"
+        async with client_for(rcluster) as client:
+            (preferred,) = await client.elect_leaders(pb.ELECTION_TYPE_PREFERRED, [(TOPIC, 0)])
+            assert preferred.partitions[0].error_code != cpb.NONE
+            assert (await partition_state(rcluster)).leader == -1
+            (unclean,) = await client.elect_leaders(pb.ELECTION_TYPE_UNCLEAN, [(TOPIC, 0)])
+        result = unclean.partitions[0]
+        assert result.error_code == cpb.NONE and result.unclean and result.leader == follower
+        new = await wait_leader(rcluster)
+        assert new.leader == follower and list(new.isr) == [follower]
+        r = await produce(
+            rcluster.brokers[follower].address, TOPIC, 0, records=[cpb_record(b"after")], acks=-1
+        )
+        assert r.error_code == cpb.NONE, r.error_message
+        values = [v for _o, v in records_on_disk(rcluster, follower)]
+        assert values == [b"both", b"after"], "the unclean election lost the leader-only record"
+        # The old leader comes back, truncates below its high watermark and follows.
+        rcluster.start(leader)
+        await wait_isr(rcluster, 2)
+        await eventually(
+            lambda: _replicas_agree(rcluster, [leader, follower]), what="the old leader converging"
+        )
+        truncations = events(rcluster, leader, "truncating_below_high_watermark") + events(
+            rcluster, leader, "follower_truncated"
+        )
+        assert truncations, "the old leader did not truncate its divergent record"
+
+    asyncio.run(main())
+
+
+def test_reassignment_under_load_loses_nothing(rcluster: LocalCluster) -> None:
+    async def main() -> None:
+        await create(rcluster, min_isr=1, rf=1)
+        p = await partition_state(rcluster)
+        acked: dict[bytes, int] = {}
+        stop = asyncio.Event()
+
+        async def producer() -> None:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                value = f"m{i}".encode()
+                try:
+                    s = await partition_state(rcluster)
+                    r = await produce(
+                        rcluster.brokers[s.leader].address,
+                        TOPIC,
+                        0,
+                        records=[cpb_record(value)],
+                        acks=-1,
+                    )
+                    if r.error_code == cpb.NONE:
+                        acked[value] = r.base_offset
+                except Exception:
+                    pass
+
+        task = asyncio.create_task(producer())
+        await eventually(lambda: _at_least(acked, 20), what="writes before the reassignment")
+        target = [b for b in rcluster.brokers if b != p.leader] + [p.leader]
+        async with client_for(rcluster) as client:
+            (res,) = await client.alter_partition_reassignments({(TOPIC, 0): target[:2]})
+            assert res.partitions[0].error_code == cpb.NONE, res.partitions[0].error_message
+
+            async def done() -> pb.PartitionDescription | None:
+                if await client.list_partition_reassignments([TOPIC]):
+                    return None
+                s = await partition_state(rcluster)
+                return s if sorted(s.replicas) == sorted(target[:2]) and s.leader >= 0 else None
+
+            moved = await eventually(done, timeout_s=60, what="the reassignment completing")
+        before = len(acked)
+        await eventually(
+            lambda: _at_least(acked, before + 10), what="writes after the reassignment"
+        )
+        stop.set()
+        await task
+        final = await wait_isr(rcluster, 2)
+        assert p.leader not in moved.replicas
+        await eventually(
+            lambda: _replicas_agree(rcluster, list(final.isr)), what="new replicas converging"
+        )
+        for broker in final.isr:
+            on_disk = records_on_disk(rcluster, broker)
+            for value, offset in acked.items():
+                assert on_disk[offset] == (offset, value), f"{value!r} missing on broker {broker}"
+
+    asyncio.run(main())
