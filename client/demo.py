@@ -70,11 +70,15 @@ async def _consume(address: str, partition: int) -> list[bpb.Record]:
             ],
         )
         (result,) = (await BrokerServiceStub(channel).Fetch(fetch, timeout=10)).results
+    if result.error_code != cpb.NONE:
+        raise RaftkaError(f"fetch {TOPIC}-{partition}: {cpb.ErrorCode.Name(result.error_code)}")
     return list(result.records)
 
 
-async def _produce_round(cluster: LocalCluster, round_name: str, count: int) -> None:
-    leaders = await _leaders(cluster.bootstrap_servers[0])
+async def _produce_round(
+    cluster: LocalCluster, round_name: str, count: int, via: str | None = None
+) -> None:
+    leaders = await _leaders(via or cluster.bootstrap_servers[0])
     by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
     for i in range(count):
         key = KEYS[i % len(KEYS)]
@@ -91,9 +95,18 @@ async def run_demo(
     client: ControllerClient,
     wait_for_leader: Callable[[ControllerClient], Awaitable[pb.DescribeQuorumResponse]],
 ) -> None:
-    print(f"\n== demo: topic '{TOPIC}', {PARTITIONS} partitions ==")
+    print(
+        f"\n== demo: topic '{TOPIC}', {PARTITIONS} partitions, 3 replicas, min.insync.replicas=2 =="
+    )
     (created,) = await client.create_topics(
-        [pb.NewTopic(name=TOPIC, num_partitions=PARTITIONS, replication_factor=1)]
+        [
+            pb.NewTopic(
+                name=TOPIC,
+                num_partitions=PARTITIONS,
+                replication_factor=3,
+                configs={"min.insync.replicas": "2"},
+            )
+        ]
     )
     if created.error_code != cpb.NONE:
         raise RaftkaError(
@@ -114,25 +127,41 @@ async def run_demo(
     )
     print("producing again (brokers keep serving through the controller failover) ...")
     await _produce_round(cluster, "second", 6)
+    print(f"restarting node {leader}; it rejoins the quorum as a follower")
+    cluster.start(leader)
 
-    print("\nconsuming everything back:")
     leaders = await _leaders(cluster.bootstrap_servers[0])
+    victim = next(b for b, n in cluster.brokers.items() if n.address == leaders[0])
+    print(f"\nkill -9 broker {victim}, the leader of {TOPIC}-0 ...")
+    started = time.monotonic()
+    cluster.kill(victim)
+    survivor = next(n.address for b, n in cluster.brokers.items() if b != victim)
+    await _wait_hosted(cluster, via=survivor, avoid=cluster.brokers[victim].address)
+    print(f"  every partition has a new in-sync leader after {time.monotonic() - started:.2f}s")
+    print("producing again (acks=all: each write is on at least 2 replicas) ...")
+    await _produce_round(cluster, "third", 3, via=survivor)
+
+    print("\nconsuming everything back (nothing acknowledged was lost):")
+    leaders = await _leaders(survivor)
     for partition in range(PARTITIONS):
         for record in await _consume(leaders[partition], partition):
             print(
                 f"  {TOPIC}-{partition} offset {record.offset}: key={record.key.decode()} value={record.value.decode()}"
             )
-    print(f"\nrestarting node {leader}; it rejoins the quorum as a follower")
-    cluster.start(leader)
+    print(f"\nrestarting broker {victim}; it catches up and rejoins the ISR")
+    cluster.start(victim)
 
 
-async def _wait_hosted(cluster: LocalCluster, timeout_s: float = 20.0) -> None:
-    """Until every partition has a leader that serves it (brokers apply metadata asynchronously)."""
+async def _wait_hosted(
+    cluster: LocalCluster, timeout_s: float = 30.0, via: str | None = None, avoid: str = ""
+) -> None:
+    """Until every partition has a leader (other than ``avoid``) that serves it: brokers apply
+    metadata asynchronously, and a dead leader is replaced once its session times out."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            leaders = await _leaders(cluster.bootstrap_servers[0])
-            if len(leaders) == PARTITIONS:
+            leaders = await _leaders(via or cluster.bootstrap_servers[0])
+            if len(leaders) == PARTITIONS and avoid not in leaders.values():
                 for partition, address in leaders.items():
                     await _consume(address, partition)  # NOT_LEADER until the broker hosts it
                 return

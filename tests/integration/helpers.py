@@ -28,7 +28,7 @@ FAST_CONTROLLER = {
     "tick_ms": 20,
     "election_timeout_ms": 300,
     "heartbeat_interval_ms": 60,
-    "broker_session_timeout_ms": 1500,
+    "broker_session_timeout_ms": 2500,
 }
 
 

@@ -32,8 +32,10 @@ def test_up_demo_runs_and_stops_cleanly(tmp_path: Path) -> None:
     assert "created topic demo" in out
     assert "kill -9 the controller leader" in out and "leads term" in out
     consumed = [ln for ln in out.splitlines() if ln.strip().startswith("demo-") and "value=" in ln]
-    assert len(consumed) == 15, "every record produced (9 before, 6 after the failover) is consumed"
+    assert len(consumed) == 18, "every record produced (9 + 6 + 3 around two failovers) is consumed"
     assert sum("value=second" in ln for ln in consumed) == 6
+    assert sum("value=third" in ln for ln in consumed) == 3
+    assert "every partition has a new in-sync leader" in out
     assert "stopped." in out
     leftover = subprocess.run(["pgrep", "-f", str(tmp_path / "rk")], capture_output=True, text=True)
     assert leftover.stdout.strip() == "", "raftka up left processes behind"

@@ -237,6 +237,15 @@ async def _at_least(acked: dict[bytes, int], n: int) -> bool | None:
     return True if len(acked) >= n else None
 
 
+async def _produce_when_leading(address: str, value: bytes) -> bool | None:
+    """Produce once the broker has applied its leadership (NOT_LEADER before: nothing written)."""
+    r = await produce(address, TOPIC, 0, records=[cpb_record(value)], acks=-1)
+    if r.error_code == cpb.NOT_LEADER_OR_FOLLOWER:
+        return None
+    assert r.error_code == cpb.NONE, r.error_message
+    return True
+
+
 async def _leader_sees_isr(address: str, size: int) -> bool | None:
     async with grpc.aio.insecure_channel(address) as channel:
         meta = await BrokerServiceStub(channel).Metadata(
@@ -292,10 +301,10 @@ def test_unclean_election_disabled_keeps_partition_offline_enabled_recovers(
         assert result.error_code == cpb.NONE and result.unclean and result.leader == follower
         new = await wait_leader(rcluster)
         assert new.leader == follower and list(new.isr) == [follower]
-        r = await produce(
-            rcluster.brokers[follower].address, TOPIC, 0, records=[cpb_record(b"after")], acks=-1
+        await eventually(
+            lambda: _produce_when_leading(rcluster.brokers[follower].address, b"after"),
+            what="the new leader accepting writes",
         )
-        assert r.error_code == cpb.NONE, r.error_message
         values = [v for _o, v in records_on_disk(rcluster, follower)]
         assert values == [b"both", b"after"], "the unclean election lost the leader-only record"
         # The old leader comes back, truncates below its high watermark and follows.
