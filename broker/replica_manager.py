@@ -23,7 +23,7 @@ import structlog
 from raftka.broker.io_threads import IoThreads
 from raftka.broker.log_manager import LogManager
 from raftka.broker.metadata_follower import MetadataFollower
-from raftka.broker.partition_log import PartitionLog
+from raftka.broker.partition_log import FencedLeaderEpochError, PartitionLog
 from raftka.broker.replication.fetcher import FollowedPartition, ReplicaFetcherManager, now_ms
 from raftka.broker.replication.leader_state import IsrProposal, LeaderReplicaState, ReplicaProgress
 from raftka.client.controller_client import ControllerClient
@@ -282,7 +282,12 @@ class ReplicaManager:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            await self.reconcile()
+            try:
+                await self.reconcile()
+            except Exception:
+                # One bad partition must not stop the broker from following metadata: log it
+                # and try again on the next change.
+                log.exception("reconcile_failed", metadata_index=self._follower.index)
 
     async def stop(self) -> None:
         await self._fetchers.stop()
@@ -351,7 +356,15 @@ class ReplicaManager:
             hosted.is_leader, hosted.leader_epoch = is_leader, state.leader_epoch
             hosted.leader_state = None
             if is_leader:
-                epoch_start = await self._io.run(hosted.log.assign_leader_epoch, state.leader_epoch)
+                try:
+                    epoch_start = await self._io.run(
+                        hosted.log.assign_leader_epoch, state.leader_epoch
+                    )
+                except FencedLeaderEpochError:
+                    # Metadata still being replayed after a restart: this epoch is older than
+                    # what the log holds, so a newer leadership record is on its way.
+                    hosted.leader_epoch = -1
+                    return
                 hosted.leader_state = LeaderReplicaState(
                     leader_id=self.broker_id,
                     replicas=tuple(state.replicas),

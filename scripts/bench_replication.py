@@ -174,10 +174,11 @@ def main() -> int:
     t = sub.add_parser("throughput")
     t.add_argument("--seconds", type=float, default=8)
     t.add_argument("--in-flight", type=int, default=8)
+    parser.add_argument("--log-level", default="warning", help="the nodes' log level")
     args = parser.parse_args()
     print(f"command: {' '.join(sys.argv)}", flush=True)
     with tempfile.TemporaryDirectory(prefix="raftka-bench-") as tmp:
-        cluster = LocalCluster(Path(tmp), controllers=3, brokers=3, log_level="warning")
+        cluster = LocalCluster(Path(tmp), controllers=3, brokers=3, log_level=args.log_level)
         cluster.prepare()
         cluster.start()
         try:
