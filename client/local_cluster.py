@@ -243,6 +243,17 @@ def running_cluster(base_dir: Path, **kwargs: object) -> Iterator[LocalCluster]:
         yield cluster
 
 
+def stop_clusters_on_sigterm() -> None:
+    """For scripts that own a LocalCluster: turn SIGTERM into KeyboardInterrupt so their
+    ``finally: cluster.stop_all()`` runs (the nodes run in sessions of their own and would
+    otherwise outlive a killed script)."""
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def _toml_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"

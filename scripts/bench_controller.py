@@ -23,7 +23,7 @@ from pathlib import Path
 
 from raftka.broker.lifecycle import BrokerLifecycle
 from raftka.client.controller_client import ControllerClient
-from raftka.client.local_cluster import LocalCluster
+from raftka.client.local_cluster import LocalCluster, stop_clusters_on_sigterm
 from raftka.client.retry import RetryPolicy
 from raftka.common.errors import RaftkaError
 from raftka.v1 import common_pb2 as cpb
@@ -154,6 +154,7 @@ def main() -> int:
     w.add_argument("--seconds", type=float, default=10)
     w.add_argument("--in-flight", default="1,8,32")
     args = parser.parse_args()
+    stop_clusters_on_sigterm()
     with tempfile.TemporaryDirectory(prefix="raftka-bench-") as tmp:
         cluster = LocalCluster(Path(tmp), controllers=3, log_level="warning")
         cluster.prepare()

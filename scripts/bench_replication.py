@@ -28,7 +28,7 @@ import grpc
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from raftka.client.controller_client import ControllerClient
-from raftka.client.local_cluster import LocalCluster
+from raftka.client.local_cluster import LocalCluster, stop_clusters_on_sigterm
 from raftka.common.errors import RaftkaError
 from raftka.controller.quorum.transport import GRPC_OPTIONS
 from raftka.v1 import broker_pb2 as bpb
@@ -176,6 +176,7 @@ def main() -> int:
     t.add_argument("--in-flight", type=int, default=8)
     parser.add_argument("--log-level", default="warning", help="the nodes' log level")
     args = parser.parse_args()
+    stop_clusters_on_sigterm()
     print(f"command: {' '.join(sys.argv)}", flush=True)
     with tempfile.TemporaryDirectory(prefix="raftka-bench-") as tmp:
         cluster = LocalCluster(Path(tmp), controllers=3, brokers=3, log_level=args.log_level)

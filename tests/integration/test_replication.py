@@ -378,3 +378,31 @@ def test_reassignment_under_load_loses_nothing(rcluster: LocalCluster) -> None:
                 assert on_disk[offset] == (offset, value), f"{value!r} missing on broker {broker}"
 
     asyncio.run(main())
+
+
+def test_repeated_leader_kills_and_restarts_rejoin_the_isr(rcluster: LocalCluster) -> None:
+    """Each restarted leader replays the metadata log from the start, passing through stale
+    leadership records of itself; it must still follow the current leader and rejoin the ISR."""
+
+    async def write(broker: int, value: bytes) -> None:
+        address = rcluster.brokers[broker].address
+        await eventually(lambda: _produce_when_leading(address, value), what=f"writing {value!r}")
+
+    async def main() -> None:
+        await create(rcluster, min_isr=2)
+        for round_ in range(3):
+            p = await partition_state(rcluster)
+            await write(p.leader, b"r%d" % round_)
+            rcluster.kill(p.leader)
+            new = await wait_leader(rcluster, exclude=p.leader)
+            await write(new.leader, b"s%d" % round_)
+            rcluster.start(p.leader)
+            final = await wait_isr(rcluster, 3)
+        await eventually(
+            lambda: _replicas_agree(rcluster, list(final.isr)), what="replicas converging"
+        )
+        values = [v for _o, v in records_on_disk(rcluster, final.leader)]
+        for round_ in range(3):
+            assert values.count(b"r%d" % round_) == 1 and values.count(b"s%d" % round_) == 1
+
+    asyncio.run(main())
