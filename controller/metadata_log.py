@@ -87,11 +87,18 @@ class MetadataStateMachine:
                 position = int(self.commit_index)
                 for event in self._snapshot_events():
                     yield event
-            for delta in [d for d in self._recent if d.index > position]:
-                position = delta.index
-                yield cpb.MetadataEvent(
-                    delta=cpb.MetadataDelta(index=delta.index, records=delta.records)
-                )
+            pending = [d for d in self._recent if d.index > position]
+            if pending:
+                for delta in pending:
+                    position = delta.index
+                    yield cpb.MetadataEvent(
+                        delta=cpb.MetadataDelta(index=delta.index, records=delta.records)
+                    )
+                # Entries may have committed while this generator was suspended at a yield:
+                # look again before moving past them.
+                continue
+            # No await since ``pending`` was found empty, so every delta up to the commit
+            # index has been sent: only NOOP entries lie between ``position`` and it.
             position = max(position, int(self.commit_index))
             try:
                 await asyncio.wait_for(changed.wait(), PROGRESS_INTERVAL_S)
