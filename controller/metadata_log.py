@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from raftka.common.ids import Index
@@ -76,7 +76,7 @@ class MetadataStateMachine:
 
     # ---- the WatchMetadata feed ----
 
-    async def watch(self, after_index: int) -> AsyncIterator[cpb.MetadataEvent]:
+    async def watch(self, after_index: int) -> AsyncGenerator[cpb.MetadataEvent, None]:
         """Yield committed metadata after ``after_index``, forever: a snapshot first when the
         deltas after it are no longer remembered, then each delta, and a Progress event when
         nothing happened for a while."""
