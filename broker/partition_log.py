@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Self, TypeVar
+from typing import TypeVar
 
 import structlog
 
+from raftka.broker.divergence import check_divergence
 from raftka.broker.high_watermark_checkpoint import read_high_watermark, write_high_watermark
 from raftka.broker.leader_epoch_cache import (
     UNDEFINED_EPOCH,
@@ -48,8 +48,15 @@ from raftka.broker.log_dirs import (
     write_topic_id,
 )
 from raftka.broker.log_validator import validate_produced_batches
+from raftka.broker.partition_log_types import (
+    NO_TIMESTAMP,
+    AppendResult,
+    DivergentAppendError,
+    FencedLeaderEpochError,
+    FetchData,
+    TruncationBelowHighWatermarkError,
+)
 from raftka.broker.retention import apply_retention
-from raftka.common.errors import InvalidRequestError
 from raftka.common.files import fsync_dir
 from raftka.common.metadata.topic_names import validate_topic_name
 from raftka.common.records import (
@@ -64,75 +71,14 @@ from raftka.common.storage import (
     LogClosedError,
     OffsetOutOfRangeError,
     SegmentedLog,
-    StorageError,
     TimestampOffset,
     UnexpectedAppendOffsetError,
     wall_clock_ms,
 )
-from raftka.v1.common_pb2 import ErrorCode
-
-NO_TIMESTAMP = -1
-"""``log_append_time_ms`` of an append to a CreateTime topic."""
 
 _T = TypeVar("_T")
 
 log = structlog.get_logger(__name__)
-
-
-class FencedLeaderEpochError(StorageError):
-    """A leader append (or epoch assignment) with an epoch older than the log's latest leader
-    epoch: a newer leader already wrote to this log. Nothing was written."""
-
-    code = ErrorCode.FENCED_LEADER_EPOCH
-
-
-class DivergentAppendError(StorageError):
-    """A follower append whose batches' leader epochs go backwards (within the append, or
-    below the epoch of the log's last batch): the log diverged from the leader's and must be
-    truncated first (:meth:`PartitionLog.divergence_check`). Nothing was written."""
-
-
-class TruncationBelowHighWatermarkError(StorageError):
-    """A truncation that would remove committed offsets (below the high watermark)."""
-
-    def __init__(
-        self, offset: int, high_watermark: int, new_end: int, *, message: str | None = None
-    ) -> None:
-        super().__init__(
-            message
-            or (
-                f"truncating to offset {offset} would end the log at {new_end}, below the high "
-                f"watermark {high_watermark}: committed records would be lost; nothing was "
-                "truncated"
-            )
-        )
-        self.offset = offset
-        self.high_watermark = high_watermark
-        self.new_end = new_end
-
-    @classmethod
-    def from_wire(cls, message: str) -> Self:
-        return cls(-1, -1, -1, message=message)
-
-
-@dataclass(frozen=True, slots=True)
-class AppendResult:
-    base_offset: int
-    """Offset of the first record appended."""
-    last_offset: int
-    """Offset of the last record appended."""
-    log_append_time_ms: int
-    """The time stamped into the batches (LogAppendTime topics), else -1."""
-    log_start_offset: int
-
-
-@dataclass(frozen=True, slots=True)
-class FetchData:
-    records: bytes
-    """Whole stored batches, byte-identical to what was appended (empty when none)."""
-    high_watermark: int
-    log_start_offset: int
-    log_end_offset: int
 
 
 class PartitionLog:
@@ -547,44 +493,14 @@ class PartitionLog:
         follower must restart at it: :meth:`truncate_fully_and_start_at`) and, without an
         epoch, past the log end. InvalidRequestError for negative offsets or epochs < -1.
         """
-        if fetch_offset < 0 or last_fetched_epoch < UNDEFINED_EPOCH:
-            raise InvalidRequestError(
-                f"invalid fetch position: offset {fetch_offset}, last fetched epoch "
-                f"{last_fetched_epoch}"
-            )
-        start, end = self._log.log_start_offset, self._log.log_end_offset
-        if fetch_offset < start:
-            raise OffsetOutOfRangeError(
-                fetch_offset,
-                start,
-                end,
-                message=(
-                    f"fetch offset {fetch_offset} is below the log start offset {start} of "
-                    f"{self._tp} (log end {end})"
-                ),
-            )
-        if last_fetched_epoch == UNDEFINED_EPOCH:
-            if fetch_offset > end:
-                raise OffsetOutOfRangeError(
-                    fetch_offset,
-                    start,
-                    end,
-                    message=(
-                        f"fetch offset {fetch_offset} is past the log end offset {end} of "
-                        f"{self._tp} and carries no epoch"
-                    ),
-                )
-            return None
-        cache = self._epoch_cache
-        found = cache.end_offset_for(last_fetched_epoch, end)
-        if found.undefined:
-            latest = cache.latest_epoch
-            if latest == UNDEFINED_EPOCH:
-                return None if fetch_offset <= end else EpochEndOffset(UNDEFINED_EPOCH, end)
-            return EpochEndOffset(latest, end)
-        if found.epoch != last_fetched_epoch or found.end_offset < fetch_offset:
-            return found
-        return None
+        return check_divergence(
+            self._epoch_cache,
+            self._tp,
+            self._log.log_start_offset,
+            self._log.log_end_offset,
+            fetch_offset,
+            last_fetched_epoch,
+        )
 
     def truncation_target(self, diverging: EpochEndOffset) -> TruncationTarget:
         """Where a follower truncates on the leader's DivergingEpoch (digest 4.3):

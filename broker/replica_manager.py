@@ -23,7 +23,8 @@ import structlog
 from raftka.broker.io_threads import IoThreads
 from raftka.broker.log_manager import LogManager
 from raftka.broker.metadata_follower import MetadataFollower
-from raftka.broker.partition_log import FencedLeaderEpochError, PartitionLog
+from raftka.broker.partition_log import PartitionLog
+from raftka.broker.partition_log_types import FencedLeaderEpochError
 from raftka.broker.replication.fetcher import FollowedPartition, ReplicaFetcherManager, now_ms
 from raftka.broker.replication.leader_state import IsrProposal, LeaderReplicaState, ReplicaProgress
 from raftka.client.controller_client import ControllerClient

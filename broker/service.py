@@ -15,7 +15,7 @@ import grpc
 
 from raftka.broker.io_threads import IoThreads
 from raftka.broker.metadata_follower import MetadataFollower
-from raftka.broker.partition_log import FencedLeaderEpochError
+from raftka.broker.partition_log_types import FencedLeaderEpochError
 from raftka.broker.replica_manager import HostedPartition, NotLeaderOrFollowerError, ReplicaManager
 from raftka.common.errors import (
     InvalidRequestError,

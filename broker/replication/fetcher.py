@@ -19,7 +19,8 @@ import grpc
 import structlog
 
 from raftka.broker.leader_epoch_cache import EpochEndOffset
-from raftka.broker.partition_log import PartitionLog, TruncationBelowHighWatermarkError
+from raftka.broker.partition_log import PartitionLog
+from raftka.broker.partition_log_types import TruncationBelowHighWatermarkError
 from raftka.common.errors import RaftkaError
 from raftka.common.tasks import cancel_and_wait
 from raftka.controller.quorum.transport import GRPC_OPTIONS

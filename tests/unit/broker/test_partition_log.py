@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from raftka.broker.log_dirs import PARTITION_METADATA_FILE, InconsistentTopicIdError
-from raftka.broker.partition_log import NO_TIMESTAMP, PartitionLog
+from raftka.broker.partition_log import PartitionLog
+from raftka.broker.partition_log_types import NO_TIMESTAMP
 from raftka.common.errors import InvalidTopicError
 from raftka.common.records import (
     CorruptRecordError,

@@ -21,10 +21,10 @@ from raftka.broker.leader_epoch_cache import (
     TruncationTarget,
     read_leader_epoch_checkpoint,
 )
-from raftka.broker.partition_log import (
+from raftka.broker.partition_log import PartitionLog
+from raftka.broker.partition_log_types import (
     DivergentAppendError,
     FencedLeaderEpochError,
-    PartitionLog,
     TruncationBelowHighWatermarkError,
 )
 from raftka.common.errors import InvalidRequestError

@@ -1,0 +1,68 @@
+"""What a partition log returns and raises: append and fetch results, and its errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Self
+
+from raftka.common.storage import StorageError
+from raftka.v1.common_pb2 import ErrorCode
+
+NO_TIMESTAMP = -1
+"""``log_append_time_ms`` of an append to a CreateTime topic."""
+
+
+class FencedLeaderEpochError(StorageError):
+    """A leader append (or epoch assignment) with an epoch older than the log's latest leader
+    epoch: a newer leader already wrote to this log. Nothing was written."""
+
+    code = ErrorCode.FENCED_LEADER_EPOCH
+
+
+class DivergentAppendError(StorageError):
+    """A follower append whose batches' leader epochs go backwards (within the append, or
+    below the epoch of the log's last batch): the log diverged from the leader's and must be
+    truncated first (:meth:`PartitionLog.divergence_check`). Nothing was written."""
+
+
+class TruncationBelowHighWatermarkError(StorageError):
+    """A truncation that would remove committed offsets (below the high watermark)."""
+
+    def __init__(
+        self, offset: int, high_watermark: int, new_end: int, *, message: str | None = None
+    ) -> None:
+        super().__init__(
+            message
+            or (
+                f"truncating to offset {offset} would end the log at {new_end}, below the high "
+                f"watermark {high_watermark}: committed records would be lost; nothing was "
+                "truncated"
+            )
+        )
+        self.offset = offset
+        self.high_watermark = high_watermark
+        self.new_end = new_end
+
+    @classmethod
+    def from_wire(cls, message: str) -> Self:
+        return cls(-1, -1, -1, message=message)
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    base_offset: int
+    """Offset of the first record appended."""
+    last_offset: int
+    """Offset of the last record appended."""
+    log_append_time_ms: int
+    """The time stamped into the batches (LogAppendTime topics), else -1."""
+    log_start_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class FetchData:
+    records: bytes
+    """Whole stored batches, byte-identical to what was appended (empty when none)."""
+    high_watermark: int
+    log_start_offset: int
+    log_end_offset: int
