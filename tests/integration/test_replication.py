@@ -179,11 +179,18 @@ def test_paused_follower_leaves_and_rejoins_the_isr(rcluster: LocalCluster) -> N
     async def main() -> None:
         await create(rcluster, min_isr=2)
         p = await partition_state(rcluster)
+        # An acks=all write completes only once every ISR member has fetched it, so both
+        # followers are known to be replicating before one is paused (a follower that never
+        # fetched would be dropped from the ISR too, on a loaded machine).
+        warm = await produce(
+            rcluster.brokers[p.leader].address, TOPIC, 0, records=[cpb_record(b"w")], acks=-1
+        )
+        assert warm.error_code == cpb.NONE, warm.error_message
         follower = next(b for b in p.isr if b != p.leader)
         rcluster.pause(follower)
         try:
             shrunk = await wait_isr(rcluster, 2, timeout_s=LAG_MS / 1000 * 6)
-            assert follower not in shrunk.isr
+            assert follower not in shrunk.isr, f"expected {follower} to leave {list(shrunk.isr)}"
             for i in range(5):  # 2 of 3 in sync still satisfies min.insync.replicas=2
                 r = await produce(
                     rcluster.brokers[shrunk.leader].address,
