@@ -19,6 +19,7 @@ import structlog
 from raftka.broker.metadata_follower import MetadataFollower
 from raftka.client.controller_client import ControllerClient
 from raftka.common import errors
+from raftka.common.faults import FAULTS, Direction, FaultPath
 from raftka.common.tasks import cancel_and_wait
 from raftka.v1 import common_pb2
 from raftka.v1 import controller_pb2 as pb
@@ -119,6 +120,8 @@ class BrokerLifecycle:
             await asyncio.sleep(self.heartbeat_interval_s)
 
     async def heartbeat(self) -> pb.BrokerHeartbeatResponse:
+        if not await FAULTS.admit(FaultPath.HEARTBEAT, None, Direction.OUTBOUND):
+            raise errors.NetworkError("heartbeat dropped by fault injection")
         request = pb.BrokerHeartbeatRequest(
             broker_id=self.broker_id,
             broker_epoch=self.broker_epoch,

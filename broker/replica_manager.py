@@ -28,7 +28,12 @@ from raftka.broker.partition_log_types import FencedLeaderEpochError
 from raftka.broker.replication.fetcher import FollowedPartition, ReplicaFetcherManager, now_ms
 from raftka.broker.replication.leader_state import IsrProposal, LeaderReplicaState, ReplicaProgress
 from raftka.client.controller_client import ControllerClient
-from raftka.common.errors import RaftkaError, RequestTimedOutError, UnknownTopicOrPartitionError
+from raftka.common.errors import (
+    NotEnoughReplicasAfterAppendError,
+    RaftkaError,
+    RequestTimedOutError,
+    UnknownTopicOrPartitionError,
+)
 from raftka.common.metadata.model import PartitionState
 from raftka.common.metadata.topic_configs import topic_config_value
 from raftka.common.tasks import cancel_and_wait
@@ -169,16 +174,27 @@ class ReplicaManager:
     async def wait_for_high_watermark(
         self, hosted: HostedPartition, offset: int, timeout_s: float
     ) -> None:
-        """Until the high watermark reaches ``offset`` (acks=all). Raises RequestTimedOutError,
-        or NotLeaderOrFollowerError if leadership moves while waiting."""
+        """Until the high watermark reaches ``offset`` (acks=all) with the ISR still at least
+        min.insync.replicas. Raises NotEnoughReplicasAfterAppendError when the ISR shrinks below
+        it (before or after the high watermark gets there), RequestTimedOutError, or
+        NotLeaderOrFollowerError if leadership moves while waiting."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        while hosted.log.high_watermark < offset:
-            if hosted.leader_state is None:
+        while True:
+            state = hosted.leader_state
+            if state is None:
                 raise NotLeaderOrFollowerError(
                     f"broker {self.broker_id} stopped leading {hosted.topic}-{hosted.partition} before the "
                     "write was replicated; it may or may not be kept"
                 )
+            if len(state.maximal_isr) < state.min_insync_replicas:
+                raise NotEnoughReplicasAfterAppendError(
+                    f"{hosted.topic}-{hosted.partition}: written (up to offset {offset - 1}), but the ISR "
+                    f"shrank to {list(state.maximal_isr)}, below min.insync.replicas="
+                    f"{state.min_insync_replicas}, before it was replicated; retry (the write may be kept)"
+                )
+            if hosted.log.high_watermark >= offset:
+                return
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise RequestTimedOutError(
@@ -254,6 +270,7 @@ class ReplicaManager:
                 )
                 if state.on_isr_committed(tuple(result.isr), result.partition_epoch):
                     self._publish_hw(hosted)
+                hosted.notify_hw()  # waiting acks=all writes re-check min.insync.replicas
             else:
                 log.info(
                     "isr_change_refused",
@@ -406,3 +423,4 @@ class ReplicaManager:
                 and leader_state.on_isr_committed(tuple(state.isr), state.partition_epoch)
             ):
                 self._publish_hw(hosted)
+            hosted.notify_hw()  # waiting acks=all writes re-check min.insync.replicas

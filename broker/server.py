@@ -23,6 +23,8 @@ from raftka.broker.replica_manager import ReplicaManager
 from raftka.broker.service import BrokerServicer
 from raftka.client.controller_client import ControllerClient
 from raftka.common.data_dir import PARTITION_LOGS_DIR, check_data_dir
+from raftka.common.fault_service import add_fault_service
+from raftka.common.faults import FAULTS
 from raftka.common.tasks import cancel_and_wait
 from raftka.controller.quorum.transport import GRPC_OPTIONS
 from raftka.v1 import broker_pb2_grpc
@@ -83,6 +85,7 @@ class BrokerServer:
             cluster_id=self.cluster_id, replicas=self.replicas, follower=self.follower, io=self.io
         )
         broker_pb2_grpc.add_BrokerServiceServicer_to_server(self.servicer, self.server)
+        add_fault_service(self.server, FAULTS)
         if self.server.add_insecure_port(bconf.listen) == 0:
             raise OSError(f"cannot listen on {bconf.listen}: is another process using the port?")
         await self.server.start()

@@ -19,11 +19,12 @@ from raftka.broker.partition_log_types import FencedLeaderEpochError
 from raftka.broker.replica_manager import HostedPartition, NotLeaderOrFollowerError, ReplicaManager
 from raftka.common.errors import (
     InvalidRequestError,
-    NotEnoughReplicasAfterAppendError,
+    NetworkError,
     NotEnoughReplicasError,
     RaftkaError,
     UnknownLeaderEpochError,
 )
+from raftka.common.faults import FAULTS, Direction, FaultPath
 from raftka.common.records.batch import Compression
 from raftka.common.records.builder import build_batch
 from raftka.common.records.decoder import iter_records
@@ -184,12 +185,6 @@ class BrokerServicer(BrokerServiceServicer):
                 await self._replicas.wait_for_high_watermark(
                     hosted, appended.last_offset + 1, timeout_s
                 )
-                if state is not None and len(state.maximal_isr) < state.min_insync_replicas:
-                    raise NotEnoughReplicasAfterAppendError(
-                        f"{topic}-{data.partition}: written at offset {appended.base_offset}, but the ISR "
-                        f"shrank to {list(state.maximal_isr)} (min.insync.replicas="
-                        f"{state.min_insync_replicas}) before it was replicated"
-                    )
             result.base_offset = appended.base_offset
             result.log_append_time_ms = appended.log_append_time_ms
             result.log_start_offset = appended.log_start_offset
@@ -238,6 +233,11 @@ class BrokerServicer(BrokerServiceServicer):
         if any(p.fetch_offset < 0 for _t, p in wanted):
             bad = next(f"{t}-{p.partition}" for t, p in wanted if p.fetch_offset < 0)
             raise InvalidRequestError(f"fetch_offset of {bad} is negative")
+        replica = request.replica_id if request.HasField("replica_id") else -1
+        if replica >= 0 and not await FAULTS.admit(
+            FaultPath.REPLICATION, replica, Direction.INBOUND
+        ):
+            raise NetworkError(f"fetch from replica {replica} dropped by fault injection")
         max_bytes = request.max_bytes if request.max_bytes > 0 else DEFAULT_FETCH_MAX_BYTES
         deadline = asyncio.get_running_loop().time() + max(0, request.max_wait_ms) / 1000
         while True:
@@ -258,6 +258,8 @@ class BrokerServicer(BrokerServiceServicer):
             if total >= max(1, request.min_bytes) or errors or remaining <= 0 or not waits:
                 break
             await _wait_any(waits, remaining)
+        if replica >= 0 and FAULTS.drops(FaultPath.REPLICATION, replica, Direction.INBOUND):
+            raise NetworkError(f"answer to replica {replica} dropped by fault injection")
         if request.decode_records:
             for r in response.results:
                 for rec in iter_records(r.batches, verify=False):

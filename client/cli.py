@@ -8,6 +8,7 @@
     raftka quorum describe|transfer-leadership
     raftka cluster describe
     raftka partitions elect|reassign|reassignments ...
+    raftka faults show|drop|delay|isolate|slow-fsync|clear --node HOST:PORT
 
 Admin commands find the controllers with --bootstrap-controller (or RAFTKA_BOOTSTRAP_CONTROLLER,
 or the cluster file ``raftka up`` writes into its directory).
@@ -22,7 +23,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from raftka.client import admin_commands, partition_commands, up_command
+from raftka.client import admin_commands, fault_commands, partition_commands, up_command
 from raftka.common.errors import RaftkaError
 from raftka.common.logging import configure_logging
 
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     admin_commands.add_commands(sub, _bootstrap_argument)
     partition_commands.add_commands(sub, _bootstrap_argument)
+    fault_commands.add_commands(sub)
     return parser
 
 

@@ -69,6 +69,7 @@ class LocalCluster:
         controller_settings: Mapping[str, object] | None = None,
         broker_settings: Mapping[str, object] | None = None,
         log_level: str = "info",
+        faults: bool = False,
     ) -> None:
         if controllers not in (1, 3, 5):
             raise ValueError("a local cluster has 1, 3 or 5 controllers")
@@ -77,6 +78,8 @@ class LocalCluster:
         self.base_dir = base_dir
         self.host = host
         self.log_level = log_level
+        self.faults = faults
+        """Start every node with fault injection enabled (for experiments and tests)."""
         self.controller_settings = dict(controller_settings or {})
         self.broker_settings = dict(broker_settings or {})
         self.cluster_id = new_cluster_id()
@@ -139,6 +142,8 @@ class LocalCluster:
             ]
             lines += [f"{k} = {_toml_value(v)}" for k, v in self.broker_settings.items()]
         lines += ["", "[log]", f'level = "{self.log_level}"', 'format = "json"', ""]
+        if self.faults:
+            lines += ["[faults]", "enabled = true", ""]
         return "\n".join(lines)
 
     def start(self, node_id: int | None = None) -> None:

@@ -17,6 +17,7 @@ import structlog
 
 from raftka.broker.config import BrokerConfig
 from raftka.common.errors import ConfigFileError
+from raftka.common.faults import FAULTS, FaultSettings
 from raftka.controller.config import ControllerConfig, VoterAddress
 
 log = structlog.get_logger(__name__)
@@ -40,6 +41,7 @@ class NodeConfig:
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     broker: BrokerConfig = field(default_factory=BrokerConfig)
     log: LogSettings = field(default_factory=LogSettings)
+    faults: FaultSettings = field(default_factory=FaultSettings)
 
     def __post_init__(self) -> None:
         if self.node_id < 0:
@@ -83,6 +85,9 @@ class NodeConfig:
 
 
 async def run_node(config: NodeConfig) -> None:
+    FAULTS.configure(config.faults, config.node_id)
+    if config.faults.enabled:
+        log.warning("fault_injection_enabled", node_id=config.node_id)
     controller = broker = None
     if "controller" in config.roles:
         from raftka.controller.server import ControllerServer

@@ -128,6 +128,19 @@ class InconsistentClusterIdError(RaftkaError):
     code = ErrorCode.INCONSISTENT_CLUSTER_ID
 
 
+class NetworkError(RaftkaError):
+    """The request (or its answer) was lost on the way; retry it."""
+
+    code = ErrorCode.NETWORK_EXCEPTION
+    retriable = True
+
+
+class FaultInjectionDisabledError(RaftkaError):
+    """A fault-injection call reached a node that was not started with faults enabled."""
+
+    code = ErrorCode.INVALID_REQUEST
+
+
 class ConfigFileError(RaftkaError):
     """A node's config file or command-line flags are invalid."""
 

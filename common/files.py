@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from raftka.common.faults import FAULTS
+
 
 def fsync_dir(path: Path) -> None:
     """Make a directory entry change (create, rename, delete) durable."""
@@ -22,6 +24,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
+        FAULTS.before_fsync()
         os.fsync(f.fileno())
     os.replace(tmp, path)
     fsync_dir(path.parent)

@@ -41,6 +41,8 @@ _STATUS_BY_ERROR: dict[type[errors.RaftkaError], grpc.StatusCode] = {
     errors.StaleBrokerEpochError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.DuplicateBrokerRegistrationError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.InconsistentClusterIdError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.FaultInjectionDisabledError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.NetworkError: grpc.StatusCode.UNAVAILABLE,
     # Record batches: the bytes sent are at fault (a corrupt one may be resent: retriable).
     record_errors.RecordError: grpc.StatusCode.INVALID_ARGUMENT,
     # The segmented log: a disk or server-side fault unless named otherwise below.

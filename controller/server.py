@@ -15,6 +15,8 @@ import grpc
 import structlog
 
 from raftka.common.data_dir import METADATA_LOG_DIR, check_data_dir
+from raftka.common.fault_service import add_fault_service
+from raftka.common.faults import FAULTS
 from raftka.common.ids import NodeId
 from raftka.controller.active import ActiveController
 from raftka.controller.broker_sessions import BrokerSessionMonitor
@@ -87,6 +89,7 @@ class ControllerServer:
             ),
             self.server,
         )
+        add_fault_service(self.server, FAULTS)
         self.listen = config.listen_address
         if self.server.add_insecure_port(self.listen) == 0:
             raise OSError(f"cannot listen on {self.listen}: is another process using the port?")

@@ -14,7 +14,8 @@ from typing import Any, TypeAlias
 
 import grpc
 
-from raftka.common.errors import InvalidRequestError, RequestTimedOutError
+from raftka.common.errors import InvalidRequestError, NetworkError, RequestTimedOutError
+from raftka.common.faults import FAULTS, Direction, FaultPath
 from raftka.common.ids import NodeId
 from raftka.common.rpc import rpc_errors
 from raftka.controller.active import ActiveController
@@ -248,6 +249,10 @@ class ControllerServicer(ControllerServiceServicer):
     async def BrokerHeartbeat(
         self, request: pb.BrokerHeartbeatRequest, context: Context
     ) -> pb.BrokerHeartbeatResponse:
+        if not await FAULTS.admit(FaultPath.HEARTBEAT, request.broker_id, Direction.INBOUND):
+            raise NetworkError(
+                f"heartbeat from broker {request.broker_id} dropped by fault injection"
+            )
         manager = self._sessions.manager
         return await self._active.write(
             lambda image, index: manager.heartbeat(

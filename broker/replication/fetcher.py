@@ -22,6 +22,7 @@ from raftka.broker.leader_epoch_cache import EpochEndOffset
 from raftka.broker.partition_log import PartitionLog
 from raftka.broker.partition_log_types import TruncationBelowHighWatermarkError
 from raftka.common.errors import RaftkaError
+from raftka.common.faults import FAULTS, Direction, FaultPath
 from raftka.common.tasks import cancel_and_wait
 from raftka.controller.quorum.transport import GRPC_OPTIONS
 from raftka.v1 import broker_pb2 as pb
@@ -86,6 +87,11 @@ class LeaderFetcher:
                     self._changed.clear()
                     await self._changed.wait()
                     continue
+                if not await FAULTS.admit(
+                    FaultPath.REPLICATION, self.leader_id, Direction.OUTBOUND
+                ):
+                    await asyncio.sleep(RETRY_BACKOFF_S)
+                    continue
                 try:
                     response = await stub.Fetch(self._request(), timeout=FETCH_WAIT_MS / 1000 + 5)
                     failing = False
@@ -97,6 +103,8 @@ class LeaderFetcher:
                         failing = True
                     await asyncio.sleep(RETRY_BACKOFF_S)
                     continue
+                if FAULTS.drops(FaultPath.REPLICATION, self.leader_id, Direction.OUTBOUND):
+                    continue  # the answer to a fetch sent before a drop rule is lost too
                 backoff = False
                 for result in response.results:
                     followed = self.partitions.get((result.topic, result.partition))

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import structlog
 
+from raftka.common.faults import FAULTS
 from raftka.common.files import pread_exact, pwrite_all
 from raftka.common.records.batch import (
     HEADER_SIZE,
@@ -377,12 +378,14 @@ class LogSegment:
     def sync(self) -> None:
         """fsyncs the log data and any index file written since its last sync. Safe to call
         without the log's lock (it touches no in-memory state but the indexes' sync flags)."""
+        FAULTS.before_fsync()
         os.fdatasync(self._fd)
         self.offset_index.sync()
         self.time_index.sync()
 
     def sync_data(self) -> None:
         """Makes the log data durable (indexes are rebuilt after a crash if needed)."""
+        FAULTS.before_fsync()
         os.fdatasync(self._fd)
 
     # ------------------------------------------------------------------ reading

@@ -15,6 +15,7 @@ from contextlib import suppress
 import grpc
 import structlog
 
+from raftka.common.faults import FAULTS, Direction, FaultPath
 from raftka.common.ids import NodeId
 from raftka.common.tasks import cancel_and_wait
 from raftka.controller.quorum.codec import message_from_pb, message_to_pb
@@ -55,6 +56,8 @@ class PeerSender:
             batch = [await self.queue.get()]
             while len(batch) < MAX_MESSAGES_PER_CALL and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
+            if not await FAULTS.admit(FaultPath.RAFT, self.dst, Direction.OUTBOUND):
+                continue  # Raft tolerates lost messages
             envelope = pb.RaftEnvelope(
                 cluster_id=self.cluster_id,
                 from_node=self.src,
@@ -135,6 +138,8 @@ class RaftServicer(RaftServiceServicer):
                 "controller.voters differs between nodes",
             )
         src = NodeId(request.from_node)
+        if not await FAULTS.admit(FaultPath.RAFT, src, Direction.INBOUND):
+            return pb.DeliverAck()
         for raw in request.messages:
             msg = message_from_pb(src, self._self_id, raw)
             if msg is not None:

@@ -129,6 +129,7 @@ def start_broker_cluster(
     brokers: int = 3,
     broker_settings: Mapping[str, object] | None = None,
     timeout_s: float = 30.0,
+    faults: bool = False,
 ) -> LocalCluster:
     """Start controllers and brokers as real processes; return once every broker is unfenced.
     Stop it with :func:`stop_broker_cluster` (which also prints the log tails)."""
@@ -138,6 +139,7 @@ def start_broker_cluster(
         brokers=brokers,
         controller_settings=FAST_CONTROLLER,
         broker_settings={**FAST_BROKER, **(broker_settings or {})},
+        faults=faults,
     )
     cluster.prepare()
     cluster.start()
@@ -189,6 +191,7 @@ def produce_request(
     records: Sequence[bpb.Record] = (),
     compression: int = bpb.COMPRESSION_NONE,
     acks: int = -1,
+    timeout_ms: int = 5000,
 ) -> bpb.ProduceRequest:
     data = bpb.PartitionProduceData(
         partition=partition,
@@ -198,7 +201,7 @@ def produce_request(
     )
     return bpb.ProduceRequest(
         acks=acks,
-        timeout_ms=5000,
+        timeout_ms=timeout_ms,
         topics=[bpb.TopicProduceData(topic=topic, partitions=[data])],
     )
 
@@ -212,14 +215,21 @@ async def produce(
     records: Sequence[bpb.Record] = (),
     compression: int = bpb.COMPRESSION_NONE,
     acks: int = -1,
+    timeout_ms: int = 5000,
 ) -> bpb.PartitionProduceResult:
     """Produce to one partition through ``address``; return its one result (whatever its
     error code: callers assert what they expect)."""
     request = produce_request(
-        topic, partition, batches=batches, records=records, compression=compression, acks=acks
+        topic,
+        partition,
+        batches=batches,
+        records=records,
+        compression=compression,
+        acks=acks,
+        timeout_ms=timeout_ms,
     )
     async with broker_stub(address) as stub:
-        response = await stub.Produce(request, timeout=10)
+        response = await stub.Produce(request, timeout=timeout_ms / 1000 + 5)
     (result,) = response.results
     return result  # type: ignore[no-any-return]
 

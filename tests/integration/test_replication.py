@@ -4,20 +4,14 @@ divergent tails truncated. Acknowledged records are checked on every replica's d
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 
 from raftka.client.local_cluster import LocalCluster
-from raftka.common.data_dir import PARTITION_LOGS_DIR
-from raftka.common.records.decoder import iter_records
-from raftka.v1 import broker_pb2 as bpb
 from raftka.v1 import common_pb2 as cpb
 from raftka.v1 import controller_pb2 as pb
-from raftka.v1.broker_pb2_grpc import BrokerServiceStub
 from tests.integration.helpers import (
     LATEST,
     client_for,
@@ -29,10 +23,23 @@ from tests.integration.helpers import (
     stop_broker_cluster,
     wait_unfenced,
 )
+from tests.integration.replication_support import (
+    TOPIC,
+    at_least,
+    cpb_record,
+    create,
+    events,
+    leader_sees_isr,
+    partition_state,
+    produce_when_leading,
+    records_on_disk,
+    replicas_agree,
+    wait_isr,
+    wait_leader,
+)
 
 pytestmark = pytest.mark.integration
 
-TOPIC = "rep"
 LAG_MS = 2000
 
 
@@ -45,66 +52,6 @@ def rcluster(tmp_path: Path) -> Iterator[LocalCluster]:
         yield cluster
     finally:
         stop_broker_cluster(cluster)
-
-
-async def create(cluster: LocalCluster, min_isr: int = 2, rf: int = 3) -> None:
-    async with client_for(cluster) as client:
-        (r,) = await client.create_topics(
-            [
-                pb.NewTopic(
-                    name=TOPIC,
-                    num_partitions=1,
-                    replication_factor=rf,
-                    configs={"min.insync.replicas": str(min_isr)},
-                )
-            ]
-        )
-        assert r.error_code == cpb.NONE, r.error_message
-    p = await wait_isr(cluster, rf)
-
-    async def leader_serves() -> bool | None:  # the leader broker has applied the metadata
-        result = await list_offset(cluster.brokers[p.leader].address, TOPIC, 0, LATEST)
-        return True if result.error_code == cpb.NONE else None
-
-    await eventually(leader_serves, what="the leader broker serving the new partition")
-
-
-async def partition_state(cluster: LocalCluster) -> pb.PartitionDescription:
-    async with client_for(cluster, timeout_s=3.0) as client:
-        (t,) = await client.describe_topics([TOPIC])
-    return t.partitions[0]
-
-
-async def wait_isr(
-    cluster: LocalCluster, size: int, timeout_s: float = 30.0
-) -> pb.PartitionDescription:
-    async def probe() -> pb.PartitionDescription | None:
-        p = await partition_state(cluster)
-        return p if len(p.isr) == size and p.leader >= 0 else None
-
-    return await eventually(probe, timeout_s=timeout_s, what=f"ISR of size {size}")
-
-
-async def wait_leader(cluster: LocalCluster, exclude: int = -1) -> pb.PartitionDescription:
-    async def probe() -> pb.PartitionDescription | None:
-        p = await partition_state(cluster)
-        return p if p.leader >= 0 and p.leader != exclude else None
-
-    return await eventually(probe, what="a partition leader")
-
-
-def records_on_disk(cluster: LocalCluster, broker: int) -> list[tuple[int, bytes]]:
-    """(offset, value) of every record in the broker's log files for rep-0."""
-    directory = cluster.brokers[broker].data_dir / PARTITION_LOGS_DIR / f"{TOPIC}-0"
-    data = b"".join(p.read_bytes() for p in sorted(directory.glob("*.log")))
-    return [(r.offset, r.value or b"") for r in iter_records(data)]
-
-
-def events(cluster: LocalCluster, broker: int, name: str) -> list[dict[str, object]]:
-    lines = cluster.brokers[broker].log_path.read_text().splitlines()
-    return [
-        e for e in (json.loads(x) for x in lines if x.startswith("{")) if e.get("event") == name
-    ]
 
 
 def test_kill_9_leader_under_acks_all_loses_nothing(rcluster: LocalCluster) -> None:
@@ -135,13 +82,13 @@ def test_kill_9_leader_under_acks_all_loses_nothing(rcluster: LocalCluster) -> N
                     pass
 
         task = asyncio.create_task(producer())
-        await eventually(lambda: _at_least(acked, 20), what="acknowledged writes before the kill")
+        await eventually(lambda: at_least(acked, 20), what="acknowledged writes before the kill")
         old = (await partition_state(rcluster)).leader
         rcluster.kill(old)
         before_kill = len(acked)
         await wait_leader(rcluster, exclude=old)
         await eventually(
-            lambda: _at_least(acked, before_kill + 20), what="acknowledged writes after failover"
+            lambda: at_least(acked, before_kill + 20), what="acknowledged writes after failover"
         )
         stop.set()
         await task
@@ -149,7 +96,7 @@ def test_kill_9_leader_under_acks_all_loses_nothing(rcluster: LocalCluster) -> N
         final = await wait_isr(rcluster, 3)
         # Every member of the ISR holds every acknowledged record exactly once, at its offset.
         await eventually(
-            lambda: _replicas_agree(rcluster, list(final.isr)), what="replicas converging"
+            lambda: replicas_agree(rcluster, list(final.isr)), what="replicas converging"
         )
         for broker in final.isr:
             on_disk = records_on_disk(rcluster, broker)
@@ -205,7 +152,7 @@ def test_paused_follower_leaves_and_rejoins_the_isr(rcluster: LocalCluster) -> N
         grown = await wait_isr(rcluster, 3)
         assert follower in grown.isr
         await eventually(
-            lambda: _replicas_agree(rcluster, list(grown.isr)), what="the follower catching up"
+            lambda: replicas_agree(rcluster, list(grown.isr)), what="the follower catching up"
         )
 
     asyncio.run(main())
@@ -222,7 +169,7 @@ def test_two_of_three_down_means_not_enough_replicas(rcluster: LocalCluster) -> 
             rcluster.kill(follower)
         await wait_isr(rcluster, 1, timeout_s=LAG_MS / 1000 * 6)
         await eventually(
-            lambda: _leader_sees_isr(leader, 1), what="the leader applying the ISR change"
+            lambda: leader_sees_isr(leader, 1), what="the leader applying the ISR change"
         )
         before = (await list_offset(leader, TOPIC, 0, LATEST)).offset
         refused = await produce(leader, TOPIC, 0, records=[cpb_record(b"refused")], acks=-1)
@@ -233,37 +180,6 @@ def test_two_of_three_down_means_not_enough_replicas(rcluster: LocalCluster) -> 
         assert (0, b"kept") in records_on_disk(rcluster, p.leader)
 
     asyncio.run(main())
-
-
-def cpb_record(value: bytes) -> bpb.Record:
-    return bpb.Record(value=value)
-
-
-async def _at_least(acked: dict[bytes, int], n: int) -> bool | None:
-    await asyncio.sleep(0)  # let the producer run between probes
-    return True if len(acked) >= n else None
-
-
-async def _produce_when_leading(address: str, value: bytes) -> bool | None:
-    """Produce once the broker has applied its leadership (NOT_LEADER before: nothing written)."""
-    r = await produce(address, TOPIC, 0, records=[cpb_record(value)], acks=-1)
-    if r.error_code == cpb.NOT_LEADER_OR_FOLLOWER:
-        return None
-    assert r.error_code == cpb.NONE, r.error_message
-    return True
-
-
-async def _leader_sees_isr(address: str, size: int) -> bool | None:
-    async with grpc.aio.insecure_channel(address) as channel:
-        meta = await BrokerServiceStub(channel).Metadata(
-            bpb.MetadataRequest(topics=[TOPIC]), timeout=5
-        )
-    return True if len(meta.topics[0].partitions[0].isr) == size else None
-
-
-async def _replicas_agree(cluster: LocalCluster, brokers: list[int]) -> bool | None:
-    contents = [records_on_disk(cluster, b) for b in brokers]
-    return True if all(c == contents[0] for c in contents) else None
 
 
 def test_unclean_election_disabled_keeps_partition_offline_enabled_recovers(
@@ -309,7 +225,7 @@ def test_unclean_election_disabled_keeps_partition_offline_enabled_recovers(
         new = await wait_leader(rcluster)
         assert new.leader == follower and list(new.isr) == [follower]
         await eventually(
-            lambda: _produce_when_leading(rcluster.brokers[follower].address, b"after"),
+            lambda: produce_when_leading(rcluster.brokers[follower].address, b"after"),
             what="the new leader accepting writes",
         )
         values = [v for _o, v in records_on_disk(rcluster, follower)]
@@ -318,7 +234,7 @@ def test_unclean_election_disabled_keeps_partition_offline_enabled_recovers(
         rcluster.start(leader)
         await wait_isr(rcluster, 2)
         await eventually(
-            lambda: _replicas_agree(rcluster, [leader, follower]), what="the old leader converging"
+            lambda: replicas_agree(rcluster, [leader, follower]), what="the old leader converging"
         )
         truncations = events(rcluster, leader, "truncating_below_high_watermark") + events(
             rcluster, leader, "follower_truncated"
@@ -355,7 +271,7 @@ def test_reassignment_under_load_loses_nothing(rcluster: LocalCluster) -> None:
                     pass
 
         task = asyncio.create_task(producer())
-        await eventually(lambda: _at_least(acked, 20), what="writes before the reassignment")
+        await eventually(lambda: at_least(acked, 20), what="writes before the reassignment")
         target = [b for b in rcluster.brokers if b != p.leader] + [p.leader]
         async with client_for(rcluster) as client:
             (res,) = await client.alter_partition_reassignments({(TOPIC, 0): target[:2]})
@@ -369,15 +285,13 @@ def test_reassignment_under_load_loses_nothing(rcluster: LocalCluster) -> None:
 
             moved = await eventually(done, timeout_s=60, what="the reassignment completing")
         before = len(acked)
-        await eventually(
-            lambda: _at_least(acked, before + 10), what="writes after the reassignment"
-        )
+        await eventually(lambda: at_least(acked, before + 10), what="writes after the reassignment")
         stop.set()
         await task
         final = await wait_isr(rcluster, 2)
         assert p.leader not in moved.replicas
         await eventually(
-            lambda: _replicas_agree(rcluster, list(final.isr)), what="new replicas converging"
+            lambda: replicas_agree(rcluster, list(final.isr)), what="new replicas converging"
         )
         for broker in final.isr:
             on_disk = records_on_disk(rcluster, broker)
@@ -393,7 +307,7 @@ def test_repeated_leader_kills_and_restarts_rejoin_the_isr(rcluster: LocalCluste
 
     async def write(broker: int, value: bytes) -> None:
         address = rcluster.brokers[broker].address
-        await eventually(lambda: _produce_when_leading(address, value), what=f"writing {value!r}")
+        await eventually(lambda: produce_when_leading(address, value), what=f"writing {value!r}")
 
     async def main() -> None:
         await create(rcluster, min_isr=2)
@@ -406,7 +320,7 @@ def test_repeated_leader_kills_and_restarts_rejoin_the_isr(rcluster: LocalCluste
             rcluster.start(p.leader)
             final = await wait_isr(rcluster, 3)
         await eventually(
-            lambda: _replicas_agree(rcluster, list(final.isr)), what="replicas converging"
+            lambda: replicas_agree(rcluster, list(final.isr)), what="replicas converging"
         )
         values = [v for _o, v in records_on_disk(rcluster, final.leader)]
         for round_ in range(3):

@@ -52,6 +52,8 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     """The request did not complete within its timeout."""
     BROKER_NOT_AVAILABLE: _ErrorCode.ValueType  # 8
     """The broker is not available (starting up or shutting down)."""
+    NETWORK_EXCEPTION: _ErrorCode.ValueType  # 13
+    """The request or its answer was lost on the network (for Raftka: dropped by fault injection)."""
     MESSAGE_TOO_LARGE: _ErrorCode.ValueType  # 10
     """A batch is larger than the topic's max.message.bytes."""
     INVALID_TOPIC_EXCEPTION: _ErrorCode.ValueType  # 17
@@ -149,6 +151,8 @@ REQUEST_TIMED_OUT: ErrorCode.ValueType  # 7
 """The request did not complete within its timeout."""
 BROKER_NOT_AVAILABLE: ErrorCode.ValueType  # 8
 """The broker is not available (starting up or shutting down)."""
+NETWORK_EXCEPTION: ErrorCode.ValueType  # 13
+"""The request or its answer was lost on the network (for Raftka: dropped by fault injection)."""
 MESSAGE_TOO_LARGE: ErrorCode.ValueType  # 10
 """A batch is larger than the topic's max.message.bytes."""
 INVALID_TOPIC_EXCEPTION: ErrorCode.ValueType  # 17

@@ -39,6 +39,8 @@ INTENDED: dict[type[errors.RaftkaError], tuple[str, bool, grpc.StatusCode]] = {
     errors.BrokerIdNotRegisteredError: ("BROKER_ID_NOT_REGISTERED", False, S.NOT_FOUND),
     errors.InconsistentClusterIdError: ("INCONSISTENT_CLUSTER_ID", False, S.FAILED_PRECONDITION),
     errors.NotEnoughReplicasError: ("NOT_ENOUGH_REPLICAS", True, S.UNAVAILABLE),
+    errors.NetworkError: ("NETWORK_EXCEPTION", True, S.UNAVAILABLE),
+    errors.FaultInjectionDisabledError: ("INVALID_REQUEST", False, S.FAILED_PRECONDITION),
     errors.NotEnoughReplicasAfterAppendError: (
         "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
         True,
