@@ -1,3 +1,6 @@
+"""The history checker: a clean history, one hand-made history per anomaly, seeded random valid
+histories and single corruptions of them, the JSON report and the command line."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -5,7 +8,6 @@ import json
 import random
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -18,46 +20,12 @@ from raftka.client.experiments.history import (
     OpKind,
     Outcome,
     Record,
-    TopicPartition,
 )
 from raftka.client.experiments.result import AnomalyKind, CheckResult
 from raftka.common.ids import Offset
 
 from .histories import random_history
-
-TP = TopicPartition("t", 0)
-OTHER = TopicPartition("t", 1)
-OK, FAIL, INFO = Outcome.OK, Outcome.FAIL, Outcome.INFO
-READER = 99
-
-
-def send(
-    process: int,
-    value: str,
-    at: float,
-    offset: int | None = None,
-    outcome: Outcome = OK,
-    *,
-    done: float | None = None,
-    tp: TopicPartition = TP,
-) -> Operation:
-    complete = at + 0.5 if done is None else done
-    return Operation.send(
-        process, tp, value, invoke=at, complete=complete, outcome=outcome, offset=offset
-    )
-
-
-def poll(process: int, start: int, records: Sequence[tuple[int, str]], at: float) -> Operation:
-    return Operation.poll(process, TP, start, records, invoke=at, complete=at + 0.5)
-
-
-def final(*values: str) -> Operation:
-    """The final read of TP holding ``values`` at offsets 0, 1, ..."""
-    return final_at(list(enumerate(values)))
-
-
-def final_at(records: Sequence[tuple[int, str]], tp: TopicPartition = TP) -> Operation:
-    return Operation.final_read(READER, tp, records, invoke=100.0, complete=101.0)
+from .support import FAIL, INFO, OK, OTHER, READER, TP, final, final_at, poll, send
 
 
 def kinds(result: CheckResult) -> list[AnomalyKind]:
@@ -237,75 +205,9 @@ def test_a_failed_value_read_then_gone_is_an_unacknowledged_read_not_a_vanished_
     assert kinds(check(history)) == [AnomalyKind.UNACKNOWLEDGED_READ]
 
 
-# The history model
-
-
 def test_a_value_sent_twice_is_a_bad_history() -> None:
     with pytest.raises(InvalidHistoryError, match="'a' is sent twice"):
         check([send(1, "a", 0.0, offset=0), send(2, "a", 1.0, offset=1)])
-
-
-@pytest.mark.parametrize(
-    "build",
-    [
-        lambda: send(1, "a", 0.0),  # OK without an offset
-        lambda: send(1, "a", 0.0, offset=3, outcome=INFO),
-        lambda: send(1, "a", 2.0, offset=0, done=1.0),  # completes before it starts
-        lambda: Operation.poll(1, TP, 0, [(0, "a")], invoke=0, complete=1, outcome=INFO),
-        lambda: Operation(1, OpKind.POLL, TP, 0.0, 1.0, OK),  # no from_offset
-        lambda: poll(1, 0, [(-1, "a")], 0.0),
-    ],
-)
-def test_operations_that_break_the_model_are_rejected(build: Callable[[], Operation]) -> None:
-    with pytest.raises(InvalidHistoryError):
-        build()
-
-
-def test_dump_and_load_round_trip(tmp_path: Path) -> None:
-    history = random_history(7)
-    path = tmp_path / "history.jsonl"
-    history.dump(path)
-    loaded = History.load(path)
-    assert loaded.operations == history.operations and len(loaded) > 100
-    assert {op.kind for op in loaded} == set(OpKind) and {op.outcome for op in loaded} == set(
-        Outcome
-    )
-
-
-def test_load_names_the_bad_line(tmp_path: Path) -> None:
-    path = tmp_path / "history.jsonl"
-    good = json.dumps(send(1, "a", 0.0, offset=0).to_json())
-    bad = good.replace('"offset": 0', '"offset": true')
-    assert bad != good
-    path.write_text(f"{good}\n\n{bad}\n")
-    with pytest.raises(InvalidHistoryError, match=r"history.jsonl:3: offset must be int"):
-        History.load(path)
-
-
-@pytest.mark.parametrize(
-    ("line", "error"),
-    [
-        ("not json", "Expecting value"),
-        ("[1, 2]", "a line must be a JSON object"),
-        ('{"process": 1}', "missing field 'kind'"),
-        ('{"process": 1, "kind": "write"}', "'write' is not a valid OpKind"),
-        (
-            '{"process": 1, "kind": "final_read", "topic": "t", "partition": 0, "invoke": "0",'
-            ' "complete": 1, "outcome": "ok"}',
-            "invoke must be a number of seconds",
-        ),
-        (
-            '{"process": 1, "kind": "final_read", "topic": "t", "partition": 0, "invoke": 0,'
-            ' "complete": 1, "outcome": "ok", "records": [7]}',
-            "a record is an \\[offset, value\\] pair, got 7",
-        ),
-    ],
-)
-def test_load_rejects_malformed_lines(tmp_path: Path, line: str, error: str) -> None:
-    path = tmp_path / "history.jsonl"
-    path.write_text(line + "\n")
-    with pytest.raises(InvalidHistoryError, match=f"history.jsonl:1: .*{error}"):
-        History.load(path)
 
 
 # Random valid histories, and one corruption at a time
