@@ -105,6 +105,38 @@ def write_topic_id(partition_dir: Path, topic_id: str) -> None:
     atomic_write(partition_dir / PARTITION_METADATA_FILE, text.encode("utf-8"))
 
 
+def prepare_partition_dir(
+    log_dir: Path, topic: str, partition: int, topic_id: str | None
+) -> tuple[Path, str | None, bool]:
+    """The partition's directory in ``log_dir``, its topic id, and whether it was created.
+
+    Creating needs ``topic_id``, written to ``partition.metadata`` before any data. An
+    existing directory whose stored topic id differs from ``topic_id`` raises
+    InconsistentTopicIdError (it belongs to a deleted topic of the same name); one without a
+    stored id adopts ``topic_id``.
+    """
+    directory = log_dir / partition_dir_name(topic, partition)
+    if not directory.is_dir():
+        if topic_id is None:
+            raise ValueError(f"creating the log of {topic}-{partition} needs its topic id")
+        directory.mkdir(parents=True)
+        write_topic_id(directory, topic_id)
+        fsync_dir(log_dir)
+        return directory, topic_id, True
+    stored = read_topic_id(directory)
+    if stored is None:
+        if topic_id is not None:
+            log.warning("partition_metadata_missing", directory=str(directory), topic_id=topic_id)
+            write_topic_id(directory, topic_id)
+        return directory, topic_id, False
+    if topic_id is not None and stored != topic_id:
+        raise InconsistentTopicIdError(
+            f"{directory} holds topic id {stored}, not {topic_id}: it was left by a "
+            f"deleted topic named {topic!r}"
+        )
+    return directory, stored, False
+
+
 def remove_partition_dir(partition_dir: Path, topic_id: str | None) -> None:
     """Deletes a (closed) partition directory: first renamed ``<dir>.<id>-delete`` durably,
     so that a crash part-way leaves a directory the next start removes, never a half-deleted

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from raftka.common.records import (
     SUPPORTED_COMPRESSION,
+    BatchHeader,
     Buffer,
     Compression,
     InvalidRecordError,
@@ -44,6 +45,10 @@ class ValidatedBatches:
     data: Buffer
     batch_count: int
     record_count: int
+    headers: tuple[BatchHeader, ...]
+    """Each batch's header as sent (before any LogAppendTime rewrite)."""
+    has_producer_ids: bool
+    """Whether any batch carries a producer id (idempotent producer state applies)."""
 
 
 def validate_produced_batches(
@@ -54,7 +59,7 @@ def validate_produced_batches(
     Raises, naming the batch's byte position: CorruptRecordError (bad CRC, truncated or
     impossible length), InvalidRecordError (no batches, magic other than 2, control or
     transactional batch, records count not matching the offset delta, a producer id without
-    a sequence), RecordTooLargeError (a batch larger than ``max_message_bytes``, the topic's
+    an epoch or a sequence), RecordTooLargeError (a batch larger than ``max_message_bytes``, the topic's
     ``max.message.bytes``), UnsupportedCompressionError (snappy or an unknown codec).
 
     When ``log_append_time_ms`` is given, every batch is marked LogAppendTime with that max
@@ -69,6 +74,7 @@ def validate_produced_batches(
     if not spans:
         raise InvalidRecordError("the produce request holds no record batch for this partition")
     records = 0
+    has_producer_ids = False
     for position, _size, header in spans:
         attributes = header.attributes
         codec = attributes & COMPRESSION_MASK
@@ -91,11 +97,13 @@ def validate_produced_batches(
                 f"batch at byte {position}: records count {count} does not match last offset "
                 f"delta {header.last_offset_delta} (a batch needs at least one record)"
             )
-        if header.producer_id != NO_PRODUCER_ID and header.base_sequence < 0:
-            raise InvalidRecordError(
-                f"batch at byte {position}: producer id {header.producer_id} with invalid "
-                f"base sequence {header.base_sequence}"
-            )
+        if header.producer_id != NO_PRODUCER_ID:
+            if header.producer_id < 0 or header.producer_epoch < 0 or header.base_sequence < 0:
+                raise InvalidRecordError(
+                    f"batch at byte {position}: producer id {header.producer_id} with invalid "
+                    f"epoch {header.producer_epoch} or base sequence {header.base_sequence}"
+                )
+            has_producer_ids = True
         records += count
     data: Buffer = buf
     if log_append_time_ms is not None:
@@ -107,4 +115,5 @@ def validate_produced_batches(
             _INT64.pack_into(copy, position + MAX_TIMESTAMP_POS, log_append_time_ms)
             write_crc(copy, position, size)
         data = copy
-    return ValidatedBatches(data, len(spans), records)
+    headers = tuple(span.header for span in spans)
+    return ValidatedBatches(data, len(spans), records, headers, has_producer_ids)

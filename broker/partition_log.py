@@ -2,7 +2,8 @@
 
 A thin layer over :class:`~raftka.common.storage.SegmentedLog` (which owns segments,
 indexes, recovery and the bytes on disk) adding what a partition needs: the topic's configs,
-producer-batch validation (:mod:`raftka.broker.log_validator`), LogAppendTime, the high
+producer-batch validation (:mod:`raftka.broker.log_validator`), idempotent-producer state
+and its snapshots (:mod:`raftka.broker.partition_producers`), LogAppendTime, the high
 watermark that bounds reads, the flush policy with group commit, retention, and the
 ``partition.metadata`` topic id.
 
@@ -14,10 +15,11 @@ truncation that never goes below the high watermark; and a high-watermark checkp
 (:mod:`raftka.broker.high_watermark_checkpoint`) restored on open when replication drives the
 high watermark.
 
-Methods are synchronous and block on file I/O: asyncio callers run them with
-``asyncio.to_thread``. They are thread-safe, except that the caller serializes the writes of
-a partition (:meth:`PartitionLog.append_as_leader`, :meth:`~PartitionLog.append_as_follower`,
-the truncations): each is all-or-nothing but their order is the caller's to decide. Per batch the Python work is O(1): no record is decoded.
+Methods are synchronous and block on file I/O: asyncio callers run them on I/O threads.
+They are thread-safe: the writes of a partition (appends, truncations, retention) take one
+lock, so a leader's producer-state check and its append are atomic; each write is
+all-or-nothing, but their order is the caller's to decide. Per batch the Python work is
+O(1): no record is decoded.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import TypeVar
 import structlog
 
 from raftka.broker.divergence import check_divergence
+from raftka.broker.follower_append import check_follower_batches
 from raftka.broker.high_watermark_checkpoint import read_high_watermark, write_high_watermark
 from raftka.broker.leader_epoch_cache import (
     UNDEFINED_EPOCH,
@@ -42,8 +45,7 @@ from raftka.broker.log_config import PartitionLogConfig
 from raftka.broker.log_dirs import (
     InconsistentTopicIdError,
     TopicPartition,
-    partition_dir_name,
-    read_topic_id,
+    prepare_partition_dir,
     remove_partition_dir,
     write_topic_id,
 )
@@ -51,13 +53,13 @@ from raftka.broker.log_validator import validate_produced_batches
 from raftka.broker.partition_log_types import (
     NO_TIMESTAMP,
     AppendResult,
-    DivergentAppendError,
     FencedLeaderEpochError,
     FetchData,
     TruncationBelowHighWatermarkError,
 )
+from raftka.broker.partition_producers import PartitionProducerState
+from raftka.broker.producer_state import ProducerStateTable
 from raftka.broker.retention import apply_retention
-from raftka.common.files import fsync_dir
 from raftka.common.metadata.topic_names import validate_topic_name
 from raftka.common.records import (
     Buffer,
@@ -72,7 +74,6 @@ from raftka.common.storage import (
     OffsetOutOfRangeError,
     SegmentedLog,
     TimestampOffset,
-    UnexpectedAppendOffsetError,
     wall_clock_ms,
 )
 
@@ -106,11 +107,13 @@ class PartitionLog:
         self._hw_follows_log_end = hw_follows_log_end
         self._clock = clock
         self._swap_lock = threading.Lock()  # held while the segmented log is closed or reopened
+        self._write_lock = threading.Lock()  # one append, truncation or retention at a time
         self._hw_lock = threading.Lock()
         self._flush_cond = threading.Condition()
         self._flushing = False
         self._closed = False
         self._epoch_cache = LeaderEpochCache.load(segmented_log.directory, segmented_log)
+        self._producers = PartitionProducerState.load(segmented_log.directory, segmented_log)
         self._hw_checkpoint_lock = threading.Lock()
         start, end = segmented_log.log_start_offset, segmented_log.log_end_offset
         if hw_follows_log_end:
@@ -153,33 +156,11 @@ class PartitionLog:
         batch headers when that is missing or stale.
         """
         validate_topic_name(topic)
-        parent = Path(log_dir)
-        directory = parent / partition_dir_name(topic, partition)
         overrides = dict(config_overrides or {})
         config = PartitionLogConfig.from_overrides(overrides)
-        created = False
-        if directory.is_dir():
-            stored = read_topic_id(directory)
-            if stored is None:
-                if topic_id is not None:
-                    log.warning(
-                        "partition_metadata_missing", directory=str(directory), topic_id=topic_id
-                    )
-                    write_topic_id(directory, topic_id)
-            elif topic_id is not None and stored != topic_id:
-                raise InconsistentTopicIdError(
-                    f"{directory} holds topic id {stored}, not {topic_id}: it was left by a "
-                    f"deleted topic named {topic!r}"
-                )
-            else:
-                topic_id = stored
-        else:
-            if topic_id is None:
-                raise ValueError(f"creating the log of {topic}-{partition} needs its topic id")
-            directory.mkdir(parents=True)
-            write_topic_id(directory, topic_id)
-            fsync_dir(parent)
-            created = True
+        directory, topic_id, created = prepare_partition_dir(
+            Path(log_dir), topic, partition, topic_id
+        )
         segmented = SegmentedLog.open(directory, config.log_config(), clock=clock or wall_clock_ms)
         if created:
             log.info("partition_log_created", directory=str(directory), topic_id=topic_id)
@@ -285,17 +266,38 @@ class PartitionLog:
         A ``leader_epoch`` newer than the cache's latest is recorded as starting at the log
         end offset (before the write, so the cache never lags the data); an older one raises
         FencedLeaderEpochError and writes nothing.
+
+        Batches with a producer id are checked against the producer state atomically with the
+        append (:mod:`raftka.broker.producer_state`: InvalidProducerEpochError,
+        OutOfOrderSequenceError, DuplicateSequenceError, nothing written); a retry of batches
+        already written is not written again and gets their original offsets.
         """
         config = self._config
         append_time = now_ms if config.log_append_time else None
         validated = validate_produced_batches(
             batches, max_message_bytes=config.max_message_bytes, log_append_time_ms=append_time
         )
-        if leader_epoch >= 0:  # a negative epoch is stamped but not recorded (as before)
-            self._assign_epoch(leader_epoch)
-        info = self._call(
-            lambda seg: seg.append(validated.data, assign_offsets=True, leader_epoch=leader_epoch)
-        )
+        producer_headers = validated.headers if validated.has_producer_ids else ()
+        with self._write_lock:
+            if leader_epoch >= 0:  # a negative epoch is stamped but not recorded (as before)
+                self._assign_epoch(leader_epoch)
+            if producer_headers:
+                duplicate = self._producers.check_leader_append(producer_headers)
+                if duplicate is not None:
+                    return AppendResult(
+                        base_offset=duplicate.first_offset,
+                        last_offset=duplicate.last_offset,
+                        log_append_time_ms=NO_TIMESTAMP
+                        if append_time is None
+                        else duplicate.timestamp,
+                        log_start_offset=self._log.log_start_offset,
+                    )
+            info = self._call(
+                lambda seg: seg.append(
+                    validated.data, assign_offsets=True, leader_epoch=leader_epoch
+                )
+            )
+            self._producers.on_leader_append(info, self._log, producer_headers, append_time)
         self._after_append(info.last_offset + 1, defer_flush=defer_flush)
         return AppendResult(
             base_offset=info.base_offset,
@@ -308,13 +310,12 @@ class PartitionLog:
         """Appends batches fetched from the leader exactly as they are (offsets, partition
         leader epochs, timestamps: the stored bytes are the leader's), then records each newer
         epoch in the leader-epoch cache (O(batches) header reads, one checkpoint write when
-        an epoch changed).
+        an epoch changed) and the batches' producers in the producer state (unchecked).
 
-        Checked before anything is written: every batch is valid (CRC, length, magic); the
-        first batch starts at the log end offset and the rest follow on
-        (UnexpectedAppendOffsetError); every batch carries a partition leader epoch
-        (InvalidRecordError) and epochs never go backwards, within the append or below the
-        epoch of the log's last batch (DivergentAppendError: truncate first). Flushing works
+        Checked before anything is written: every batch is valid (CRC, length, magic), and
+        :func:`~raftka.broker.follower_append.check_follower_batches` (the first batch starts
+        at the log end offset; partition leader epochs present and never going backwards:
+        DivergentAppendError means truncate first). Flushing works
         as in :meth:`append_as_leader`; the follower's high watermark is the caller's to set
         (:meth:`set_high_watermark` with the leader's).
         """
@@ -324,44 +325,18 @@ class PartitionLog:
         spans = split_batches(view)
         if not spans:
             raise InvalidRecordError("append needs at least one record batch, got 0 bytes")
-        end = self._log.log_end_offset
-        first = spans[0].header.base_offset
-        if first != end:
-            raise UnexpectedAppendOffsetError(
-                end,
-                first,
-                0,
-                message=(
-                    f"follower append to {self._tp}: the first batch has base offset {first} "
-                    f"but the log ends at {end}; nothing was written"
-                ),
-            )
-        latest = self._last_batch_epoch(end)
-        new_epochs: list[tuple[int, int]] = []
-        for i, span in enumerate(spans):
-            epoch, base = span.header.partition_leader_epoch, span.header.base_offset
-            if epoch < 0:
-                raise InvalidRecordError(
-                    f"follower append to {self._tp}: batch {i} (offset {base}) has no partition "
-                    "leader epoch; nothing was written"
-                )
-            if epoch < latest:
-                raise DivergentAppendError(
-                    f"follower append to {self._tp}: batch {i} (offset {base}) has leader epoch "
-                    f"{epoch}, older than epoch {latest} before it; the log diverged from the "
-                    "leader's and must be truncated first; nothing was written"
-                )
-            if epoch > latest:
-                new_epochs.append((epoch, base))
-                latest = epoch
-        info = self._call(lambda seg: seg.append(view, assign_offsets=False))
-        cache = self._epoch_cache
-        # Entries at the old log end have no records: epochs this replica assigned as a
-        # leader before writing anything. The leader's batches replace them.
-        cache.truncate_from_end(info.base_offset, flush=False)
-        for epoch, base in new_epochs:
-            cache.assign(epoch, base, flush=False)
-        cache.flush()
+        with self._write_lock:
+            end = self._log.log_end_offset
+            new_epochs = check_follower_batches(spans, self._tp, end, self._last_batch_epoch(end))
+            info = self._call(lambda seg: seg.append(view, assign_offsets=False))
+            cache = self._epoch_cache
+            # Entries at the old log end have no records: epochs this replica assigned as a
+            # leader before writing anything. The leader's batches replace them.
+            cache.truncate_from_end(info.base_offset, flush=False)
+            for epoch, base in new_epochs:
+                cache.assign(epoch, base, flush=False)
+            cache.flush()
+            self._producers.on_follower_append(info, self._log, spans)
         self._after_append(info.last_offset + 1, defer_flush=defer_flush)
         return AppendResult(
             base_offset=info.base_offset,
@@ -427,6 +402,11 @@ class PartitionLog:
             return hw
 
     # ================================================================== leader epochs
+
+    @property
+    def producer_state(self) -> ProducerStateTable:
+        """The idempotent producers' state (read-only: PartitionLog keeps it in step)."""
+        return self._producers.table
 
     @property
     def leader_epoch_cache(self) -> LeaderEpochCache:
@@ -528,7 +508,7 @@ class PartitionLog:
         """
         if offset < 0:
             raise ValueError(f"cannot truncate to negative offset {offset}")
-        with self._hw_lock:
+        with self._write_lock, self._hw_lock:
             start, end = self._log.log_start_offset, self._log.log_end_offset
             if offset >= end:
                 return end
@@ -549,8 +529,10 @@ class PartitionLog:
                         "lost; nothing was truncated"
                     ),
                 )
+            self._producers.before_truncation(new_end)
             new_end = self._call(lambda seg: seg.truncate_to(offset))
             self._epoch_cache.truncate_from_end(new_end)
+            self._call(self._producers.after_truncation)
             lowered = new_end < self._hw
             if lowered:
                 self._hw = new_end
@@ -580,7 +562,7 @@ class PartitionLog:
         ``offset`` is below the high watermark."""
         if offset < 0:
             raise ValueError(f"cannot restart at negative offset {offset}")
-        with self._hw_lock:
+        with self._write_lock, self._hw_lock:
             hw = self._hw
             if offset < hw:
                 raise TruncationBelowHighWatermarkError(
@@ -592,6 +574,7 @@ class PartitionLog:
                         f"committed records below the high watermark {hw}; nothing changed"
                     ),
                 )
+            self._producers.reset()
             self._call(lambda seg: seg.reset(offset))
             self._epoch_cache.clear()
             self._hw = offset
@@ -653,11 +636,13 @@ class PartitionLog:
         left alone (see :mod:`raftka.broker.retention`)."""
         config = self._config
         hw = self._hw
-        deleted = self._call(
-            lambda seg: apply_retention(seg, config, high_watermark=hw, now_ms=now_ms)
-        )
-        if deleted:
-            self._epoch_cache.truncate_from_start(self._log.log_start_offset)
+        with self._write_lock:
+            deleted = self._call(
+                lambda seg: apply_retention(seg, config, high_watermark=hw, now_ms=now_ms)
+            )
+            if deleted:
+                self._epoch_cache.truncate_from_start(self._log.log_start_offset)
+                self._call(self._producers.on_log_start_advanced)
         return deleted
 
     def update_configs(self, overrides: Mapping[str, str]) -> None:
@@ -700,12 +685,14 @@ class PartitionLog:
 
     def close(self) -> None:
         """Flushes and closes the log (a clean shutdown: the next open does not rescan), and
-        checkpoints the high watermark when replication drives it. Idempotent."""
-        with self._swap_lock:
+        snapshots the producer state and checkpoints the high watermark when replication
+        drives it (so neither is rebuilt on the next open). Idempotent."""
+        with self._write_lock, self._swap_lock:
             if self._closed:
                 return
             self._closed = True
             try:
+                self._producers.on_close(self._log)
                 if not self._hw_follows_log_end:
                     self.checkpoint_high_watermark()
             finally:

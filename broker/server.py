@@ -19,10 +19,12 @@ from raftka.broker.io_threads import IoThreads
 from raftka.broker.lifecycle import BrokerLifecycle
 from raftka.broker.log_manager import LogManager
 from raftka.broker.metadata_follower import MetadataFollower
+from raftka.broker.producer_ids import ProducerIdBlock, ProducerIdManager
 from raftka.broker.replica_manager import ReplicaManager
 from raftka.broker.service import BrokerServicer
 from raftka.client.controller_client import ControllerClient
 from raftka.common.data_dir import PARTITION_LOGS_DIR, check_data_dir
+from raftka.common.errors import CoordinatorLoadInProgressError
 from raftka.common.fault_service import add_fault_service
 from raftka.common.faults import FAULTS
 from raftka.common.tasks import cancel_and_wait
@@ -60,6 +62,7 @@ class BrokerServer:
         self.servicer: BrokerServicer | None = None
         self.server = grpc.aio.server(options=GRPC_OPTIONS)
         self.io = IoThreads()
+        self.producer_ids = ProducerIdManager(self._allocate_producer_ids, broker_id=self.broker_id)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -82,7 +85,11 @@ class BrokerServer:
             lag_time_max_ms=bconf.replica_lag_time_max_ms,
         )
         self.servicer = BrokerServicer(
-            cluster_id=self.cluster_id, replicas=self.replicas, follower=self.follower, io=self.io
+            cluster_id=self.cluster_id,
+            replicas=self.replicas,
+            follower=self.follower,
+            io=self.io,
+            producer_ids=self.producer_ids,
         )
         broker_pb2_grpc.add_BrokerServiceServicer_to_server(self.servicer, self.server)
         add_fault_service(self.server, FAULTS)
@@ -103,6 +110,15 @@ class BrokerServer:
             epoch=self.lifecycle.broker_epoch,
         )
 
+    async def _allocate_producer_ids(self) -> ProducerIdBlock:
+        epoch = self.lifecycle.broker_epoch
+        if epoch < 0:
+            raise CoordinatorLoadInProgressError(
+                f"broker {self.broker_id} has not registered with the controller yet"
+            )
+        response = await self.client.allocate_producer_ids(self.broker_id, epoch)
+        return ProducerIdBlock(response.first_producer_id, response.count)
+
     async def _retention_loop(self) -> None:
         interval = self.config.broker.retention_check_interval_ms / 1000
         while True:
@@ -117,6 +133,7 @@ class BrokerServer:
         log.info("broker_controlled_shutdown", broker_id=self.broker_id, confirmed=confirmed)
         await self.server.stop(grace=0.5)
         await cancel_and_wait(self._tasks)
+        await self.producer_ids.close()
         if self.replicas is not None:
             await self.replicas.stop()
         await self.client.close()

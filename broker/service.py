@@ -1,4 +1,4 @@
-"""The gRPC BrokerService: Metadata, Produce, Fetch and ListOffsets.
+"""The gRPC BrokerService: Metadata, Produce, Fetch, ListOffsets and InitProducerId.
 
 Per-partition problems go into that partition's result (error code + message); the others in
 the request still proceed. Disk work runs off the event loop; the bytes of produced batches are
@@ -16,6 +16,7 @@ import grpc
 from raftka.broker.io_threads import IoThreads
 from raftka.broker.metadata_follower import MetadataFollower
 from raftka.broker.partition_log_types import FencedLeaderEpochError
+from raftka.broker.producer_ids import ProducerIdManager
 from raftka.broker.replica_manager import HostedPartition, NotLeaderOrFollowerError, ReplicaManager
 from raftka.common.errors import (
     InvalidRequestError,
@@ -70,8 +71,10 @@ class BrokerServicer(BrokerServiceServicer):
         replicas: ReplicaManager,
         follower: MetadataFollower,
         io: IoThreads,
+        producer_ids: ProducerIdManager,
     ) -> None:
         self._io = io
+        self._producer_ids = producer_ids
         self._cluster_id = cluster_id
         self._replicas = replicas
         self._follower = follower
@@ -388,6 +391,20 @@ class BrokerServicer(BrokerServiceServicer):
                     _set_error(result, e)
                 response.results.append(result)
         return response
+
+    # ---- producer ids ----
+
+    @rpc_errors
+    async def InitProducerId(
+        self, request: pb.InitProducerIdRequest, context: Context
+    ) -> pb.InitProducerIdResponse:
+        if request.transactional_id:
+            raise InvalidRequestError(
+                "transactional_id: transactions are not supported yet; leave it empty to get "
+                "the producer id of an idempotent producer"
+            )
+        producer_id = await self._producer_ids.next_id()
+        return pb.InitProducerIdResponse(producer_id=producer_id, producer_epoch=0)
 
 
 async def _wait_any(events: list[asyncio.Event], seconds: float) -> None:

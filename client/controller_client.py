@@ -234,6 +234,14 @@ class ControllerClient:
             lambda s, t: s.AlterPartition(request, timeout=t), timeout_s=timeout_s
         )
 
+    async def allocate_producer_ids(
+        self, broker_id: int, broker_epoch: int
+    ) -> pb.AllocateProducerIdsResponse:
+        """Sent by a broker: a new block of producer ids, [first_producer_id,
+        first_producer_id + count)."""
+        request = pb.AllocateProducerIdsRequest(broker_id=broker_id, broker_epoch=broker_epoch)
+        return await self.call(lambda s, t: s.AllocateProducerIds(request, timeout=t))
+
     def watch_metadata(self, after_index: int, attempt: int = 0) -> Any:
         """Open a WatchMetadata stream. Any controller serves it: the first attempt goes to the
         preferred one, retries walk through the known addresses."""

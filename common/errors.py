@@ -85,6 +85,36 @@ class UnknownLeaderEpochError(RaftkaError):
     retriable = True
 
 
+class OutOfOrderSequenceError(RaftkaError):
+    """A producer's batch does not start at the sequence number the partition expects: the
+    next one after the producer's last batch, 0 for a new producer id or a new epoch. Nothing
+    was written."""
+
+    code = ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
+
+
+class DuplicateSequenceError(RaftkaError):
+    """A produce request mixes batches already written with new ones (a retry is sent as it
+    was first sent, so this is a client bug). Nothing was written."""
+
+    code = ErrorCode.DUPLICATE_SEQUENCE_NUMBER
+
+
+class InvalidProducerEpochError(RaftkaError):
+    """The producer epoch is older than the one the partition knows for the producer id: a
+    newer producer with this id fenced the sender. Nothing was written."""
+
+    code = ErrorCode.INVALID_PRODUCER_EPOCH
+
+
+class CoordinatorLoadInProgressError(RaftkaError):
+    """The broker cannot serve the request yet (InitProducerId: it has no block of producer
+    ids and could not get one from the controller). Retry."""
+
+    code = ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
+    retriable = True
+
+
 class InvalidConfigError(RaftkaError):
     code = ErrorCode.INVALID_CONFIG
 

@@ -13,7 +13,14 @@ DefaultRecordBatch): the broker validates a batch's header and CRC, assigns offs
 rewriting the base offset and stores the bytes unchanged; Fetch returns stored bytes as they
 are. Clients that do not build batches can send and receive plain records instead.
 
-Room for later capabilities: producer ids (InitProducerId), transactions
+Idempotent producers get a producer id and epoch from InitProducerId (any broker answers)
+and number their batches per partition (producer_id, producer_epoch and base_sequence in
+the batch header). A partition leader keeps, per producer id, its epoch and its last five
+batches: a retried batch is not written again (its original offset is returned), a
+sequence gap is refused with OUT_OF_ORDER_SEQUENCE_NUMBER, an older epoch with
+INVALID_PRODUCER_EPOCH. Followers keep the same state from the batches they replicate.
+
+Room for later capabilities: transactions
 (AddPartitionsToTxn, EndTxn, WriteTxnMarkers) and consumer groups (FindCoordinator,
 JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch) are added as new RPCs
 of this service with their own messages; the fields below reserve nothing they need.
@@ -680,6 +687,56 @@ class EpochEndOffset(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EpochEndOffset: _TypeAlias = EpochEndOffset  # noqa: Y015
+
+@_typing.final
+class InitProducerIdRequest(_message.Message):
+    """---- producer ids ----"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSACTIONAL_ID_FIELD_NUMBER: _builtins.int
+    transactional_id: _builtins.str
+    """Reserved for transactional producers; must be empty (idempotent producers only for now:
+    a non-empty value is refused with INVALID_REQUEST).
+    """
+    def __init__(
+        self,
+        *,
+        transactional_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["transactional_id", b"transactional_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InitProducerIdRequest: _TypeAlias = InitProducerIdRequest  # noqa: Y015
+
+@_typing.final
+class InitProducerIdResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRODUCER_ID_FIELD_NUMBER: _builtins.int
+    PRODUCER_EPOCH_FIELD_NUMBER: _builtins.int
+    producer_id: _builtins.int
+    """The new producer id (>= 0), unique in the cluster: no other InitProducerId call, on any
+    broker, returns it.
+    """
+    producer_epoch: _builtins.int
+    """The producer epoch to write in batch headers: 0 for a new producer id."""
+    def __init__(
+        self,
+        *,
+        producer_id: _builtins.int = ...,
+        producer_epoch: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["producer_epoch", b"producer_epoch", "producer_id", b"producer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InitProducerIdResponse: _TypeAlias = InitProducerIdResponse  # noqa: Y015
 
 @_typing.final
 class ListOffsetsRequest(_message.Message):

@@ -13,7 +13,14 @@ DefaultRecordBatch): the broker validates a batch's header and CRC, assigns offs
 rewriting the base offset and stores the bytes unchanged; Fetch returns stored bytes as they
 are. Clients that do not build batches can send and receive plain records instead.
 
-Room for later capabilities: producer ids (InitProducerId), transactions
+Idempotent producers get a producer id and epoch from InitProducerId (any broker answers)
+and number their batches per partition (producer_id, producer_epoch and base_sequence in
+the batch header). A partition leader keeps, per producer id, its epoch and its last five
+batches: a retried batch is not written again (its original offset is returned), a
+sequence gap is refused with OUT_OF_ORDER_SEQUENCE_NUMBER, an older epoch with
+INVALID_PRODUCER_EPOCH. Followers keep the same state from the batches they replicate.
+
+Room for later capabilities: transactions
 (AddPartitionsToTxn, EndTxn, WriteTxnMarkers) and consumer groups (FindCoordinator,
 JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch) are added as new RPCs
 of this service with their own messages; the fields below reserve nothing they need.
@@ -55,6 +62,11 @@ class BrokerServiceStub:
     """Reads records from partition leaders (consumers) or replicates them (followers)."""
     ListOffsets: _grpc.UnaryUnaryMultiCallable[_broker_pb2.ListOffsetsRequest, _broker_pb2.ListOffsetsResponse]
     """Looks up offsets: earliest, latest, or the first offset at or after a timestamp."""
+    InitProducerId: _grpc.UnaryUnaryMultiCallable[_broker_pb2.InitProducerIdRequest, _broker_pb2.InitProducerIdResponse]
+    """Gives an idempotent producer a new producer id, with epoch 0. Any broker answers, from a
+    block of ids it obtains from the active controller (AllocateProducerIds). Fails with
+    UNAVAILABLE / COORDINATOR_LOAD_IN_PROGRESS while the broker cannot get a block (retry).
+    """
 
 @_typing.type_check_only
 class BrokerServiceAsyncStub(BrokerServiceStub):
@@ -67,6 +79,11 @@ class BrokerServiceAsyncStub(BrokerServiceStub):
     """Reads records from partition leaders (consumers) or replicates them (followers)."""
     ListOffsets: _aio.UnaryUnaryMultiCallable[_broker_pb2.ListOffsetsRequest, _broker_pb2.ListOffsetsResponse]  # type: ignore[assignment]
     """Looks up offsets: earliest, latest, or the first offset at or after a timestamp."""
+    InitProducerId: _aio.UnaryUnaryMultiCallable[_broker_pb2.InitProducerIdRequest, _broker_pb2.InitProducerIdResponse]  # type: ignore[assignment]
+    """Gives an idempotent producer a new producer id, with epoch 0. Any broker answers, from a
+    block of ids it obtains from the active controller (AllocateProducerIds). Fails with
+    UNAVAILABLE / COORDINATOR_LOAD_IN_PROGRESS while the broker cannot get a block (retry).
+    """
 
 class BrokerServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -100,5 +117,16 @@ class BrokerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_broker_pb2.ListOffsetsResponse, _abc.Awaitable[_broker_pb2.ListOffsetsResponse]]:
         """Looks up offsets: earliest, latest, or the first offset at or after a timestamp."""
+
+    @_abc_1.abstractmethod
+    def InitProducerId(
+        self,
+        request: _broker_pb2.InitProducerIdRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_broker_pb2.InitProducerIdResponse, _abc.Awaitable[_broker_pb2.InitProducerIdResponse]]:
+        """Gives an idempotent producer a new producer id, with epoch 0. Any broker answers, from a
+        block of ids it obtains from the active controller (AllocateProducerIds). Fails with
+        UNAVAILABLE / COORDINATOR_LOAD_IN_PROGRESS while the broker cannot get a block (retry).
+        """
 
 def add_BrokerServiceServicer_to_server(servicer: BrokerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -52,10 +52,14 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     """The request did not complete within its timeout."""
     BROKER_NOT_AVAILABLE: _ErrorCode.ValueType  # 8
     """The broker is not available (starting up or shutting down)."""
-    NETWORK_EXCEPTION: _ErrorCode.ValueType  # 13
-    """The request or its answer was lost on the network (for Raftka: dropped by fault injection)."""
     MESSAGE_TOO_LARGE: _ErrorCode.ValueType  # 10
     """A batch is larger than the topic's max.message.bytes."""
+    NETWORK_EXCEPTION: _ErrorCode.ValueType  # 13
+    """The request or its answer was lost on the network (for Raftka: dropped by fault injection)."""
+    COORDINATOR_LOAD_IN_PROGRESS: _ErrorCode.ValueType  # 14
+    """The broker cannot serve this yet (InitProducerId: it has no block of producer ids and
+    could not get one from the controller in time). Retry.
+    """
     INVALID_TOPIC_EXCEPTION: _ErrorCode.ValueType  # 17
     """The topic name is not valid ([a-zA-Z0-9._-], 1..249 characters, not "." or "..")."""
     NOT_ENOUGH_REPLICAS: _ErrorCode.ValueType  # 19
@@ -81,11 +85,18 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     INVALID_REQUEST: _ErrorCode.ValueType  # 42
     """The request is malformed; the message says which field."""
     OUT_OF_ORDER_SEQUENCE_NUMBER: _ErrorCode.ValueType  # 45
-    """A producer sequence number is not the next one expected."""
+    """A producer's batch does not start at the sequence number the partition expects (the next
+    one after its last batch; 0 for a new producer id or a new epoch). Nothing was written.
+    """
     DUPLICATE_SEQUENCE_NUMBER: _ErrorCode.ValueType  # 46
-    """A batch was already written; the original offset is returned."""
+    """A produce request mixes a batch that was already written with new ones. Nothing was
+    written. (A request whose batches were all written before succeeds with the original
+    offset: retries are not errors.)
+    """
     INVALID_PRODUCER_EPOCH: _ErrorCode.ValueType  # 47
-    """The producer epoch is older than the broker's: this producer was fenced."""
+    """The producer epoch is older than the one the partition knows for this producer id: a
+    newer producer with the same id fenced this one. Nothing was written.
+    """
     OPERATION_NOT_ATTEMPTED: _ErrorCode.ValueType  # 55
     """The request was not attempted because another part of it failed."""
     KAFKA_STORAGE_ERROR: _ErrorCode.ValueType  # 56
@@ -151,10 +162,14 @@ REQUEST_TIMED_OUT: ErrorCode.ValueType  # 7
 """The request did not complete within its timeout."""
 BROKER_NOT_AVAILABLE: ErrorCode.ValueType  # 8
 """The broker is not available (starting up or shutting down)."""
-NETWORK_EXCEPTION: ErrorCode.ValueType  # 13
-"""The request or its answer was lost on the network (for Raftka: dropped by fault injection)."""
 MESSAGE_TOO_LARGE: ErrorCode.ValueType  # 10
 """A batch is larger than the topic's max.message.bytes."""
+NETWORK_EXCEPTION: ErrorCode.ValueType  # 13
+"""The request or its answer was lost on the network (for Raftka: dropped by fault injection)."""
+COORDINATOR_LOAD_IN_PROGRESS: ErrorCode.ValueType  # 14
+"""The broker cannot serve this yet (InitProducerId: it has no block of producer ids and
+could not get one from the controller in time). Retry.
+"""
 INVALID_TOPIC_EXCEPTION: ErrorCode.ValueType  # 17
 """The topic name is not valid ([a-zA-Z0-9._-], 1..249 characters, not "." or "..")."""
 NOT_ENOUGH_REPLICAS: ErrorCode.ValueType  # 19
@@ -180,11 +195,18 @@ NOT_CONTROLLER: ErrorCode.ValueType  # 41
 INVALID_REQUEST: ErrorCode.ValueType  # 42
 """The request is malformed; the message says which field."""
 OUT_OF_ORDER_SEQUENCE_NUMBER: ErrorCode.ValueType  # 45
-"""A producer sequence number is not the next one expected."""
+"""A producer's batch does not start at the sequence number the partition expects (the next
+one after its last batch; 0 for a new producer id or a new epoch). Nothing was written.
+"""
 DUPLICATE_SEQUENCE_NUMBER: ErrorCode.ValueType  # 46
-"""A batch was already written; the original offset is returned."""
+"""A produce request mixes a batch that was already written with new ones. Nothing was
+written. (A request whose batches were all written before succeeds with the original
+offset: retries are not errors.)
+"""
 INVALID_PRODUCER_EPOCH: ErrorCode.ValueType  # 47
-"""The producer epoch is older than the broker's: this producer was fenced."""
+"""The producer epoch is older than the one the partition knows for this producer id: a
+newer producer with the same id fenced this one. Nothing was written.
+"""
 OPERATION_NOT_ATTEMPTED: ErrorCode.ValueType  # 55
 """The request was not attempted because another part of it failed."""
 KAFKA_STORAGE_ERROR: ErrorCode.ValueType  # 56

@@ -13,6 +13,7 @@ from raftka.common.records import (
     RecordTooLargeError,
     TimestampType,
     UnsupportedCompressionError,
+    build_batch,
     iter_records,
     split_batches,
 )
@@ -80,6 +81,16 @@ BAD_INPUTS: list[tuple[str, bytes | bytearray, type[RecordError]]] = [
         InvalidRecordError,
     ),
     ("producer id without sequence", batch(1, producer_id=7, base_sequence=-1), InvalidRecordError),
+    (
+        "producer id without epoch",
+        build_batch([(T0, None, b"v", ())], producer_id=7, producer_epoch=-1, base_sequence=0),
+        InvalidRecordError,
+    ),
+    (
+        "negative producer id",
+        build_batch([(T0, None, b"v", ())], producer_id=-2, producer_epoch=0, base_sequence=0),
+        InvalidRecordError,
+    ),
 ]
 
 
@@ -115,6 +126,21 @@ def test_oversize_batch_names_the_limit() -> None:
 
 def test_idempotent_batch_with_sequence_is_accepted() -> None:
     check(batch(2, producer_id=7, base_sequence=0))
+
+
+def test_headers_are_returned_and_producer_ids_flagged() -> None:
+    plain, idempotent = batch(2), batch(3, tag=1, producer_id=7, base_sequence=4)
+    result = validate_produced_batches(
+        bytes(plain + idempotent), max_message_bytes=LIMIT, log_append_time_ms=T0 + 500
+    )
+    assert [(h.producer_id, h.base_sequence, h.last_offset_delta) for h in result.headers] == [
+        (-1, -1, 1),
+        (7, 4, 2),
+    ]
+    assert result.headers[0].max_timestamp == T0 + 1  # as sent, not as rewritten (T0 + 500)
+    assert result.has_producer_ids
+    only_plain = validate_produced_batches(plain, max_message_bytes=LIMIT, log_append_time_ms=None)
+    assert not only_plain.has_producer_ids
 
 
 def test_log_append_time_rewrites_max_timestamp_and_keeps_crc_valid() -> None:

@@ -47,6 +47,10 @@ INTENDED: dict[type[errors.RaftkaError], tuple[str, bool, grpc.StatusCode]] = {
         S.UNAVAILABLE,
     ),
     errors.UnknownLeaderEpochError: ("UNKNOWN_LEADER_EPOCH", True, S.UNAVAILABLE),
+    errors.OutOfOrderSequenceError: ("OUT_OF_ORDER_SEQUENCE_NUMBER", False, S.FAILED_PRECONDITION),
+    errors.DuplicateSequenceError: ("DUPLICATE_SEQUENCE_NUMBER", False, S.ALREADY_EXISTS),
+    errors.InvalidProducerEpochError: ("INVALID_PRODUCER_EPOCH", False, S.FAILED_PRECONDITION),
+    errors.CoordinatorLoadInProgressError: ("COORDINATOR_LOAD_IN_PROGRESS", True, S.UNAVAILABLE),
     # A node's own startup problems: never a request's fault.
     errors.ConfigFileError: ("INVALID_CONFIG", False, S.INTERNAL),
     errors.DataDirectoryError: ("KAFKA_STORAGE_ERROR", False, S.INTERNAL),
