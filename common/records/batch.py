@@ -313,3 +313,17 @@ def write_crc(buf: WritableBuffer, pos: int = 0, size: int | None = None) -> int
     crc = compute_crc(buf, pos, size)
     _UINT32.pack_into(buf, pos + CRC_POS, crc)
     return crc
+
+
+_PRODUCER_STATE = struct.Struct(">qhi")
+
+
+def set_producer_state(
+    buf: WritableBuffer, producer_id: int, producer_epoch: int, base_sequence: int, pos: int = 0
+) -> None:
+    """Rewrites the producer id, epoch and base sequence of the batch at ``pos`` and its CRC
+    (they are covered by it): how an idempotent producer stamps a batch when it is first sent."""
+    _PRODUCER_STATE.pack_into(
+        buf, pos + PRODUCER_ID_POS, producer_id, producer_epoch, base_sequence
+    )
+    write_crc(buf, pos)

@@ -1,0 +1,132 @@
+"""Producer settings: Kafka's names (with ``_`` for ``.``) and Kafka's defaults, checked once."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from raftka.common.errors import ConfigFileError
+from raftka.common.records.batch import Compression
+
+Partitioner = Callable[[str, bytes | None, bytes | None, int], int]
+"""A custom partitioner: (topic, key, value, partition count) -> partition."""
+
+INT32_MAX = 2**31 - 1
+ACKS = {"all": -1, "-1": -1, "1": 1, "0": 0}
+COMPRESSION = {
+    "none": Compression.NONE,
+    "gzip": Compression.GZIP,
+    "lz4": Compression.LZ4,
+    "zstd": Compression.ZSTD,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerConfig:
+    bootstrap_servers: Sequence[str] = ()
+    """Broker addresses ``host:port`` to learn the cluster from."""
+    client_id: str = ""
+    acks: int | str = "all"
+    """0 (do not wait), 1 (the leader wrote it), all / -1 (every in-sync replica has it)."""
+    enable_idempotence: bool | None = None
+    """Retries never duplicate or reorder records (needs acks=all, max_in_flight <= 5).
+    Unset: on, unless acks or max_in_flight_requests_per_connection rule it out (as in
+    Kafka); set to True with such settings, it is an error."""
+    retries: int = INT32_MAX
+    retry_backoff_ms: int = 100
+    retry_backoff_max_ms: int = 1000
+    batch_size: int = 16384
+    """Bytes of records per partition batch before it is sent without waiting for linger."""
+    linger_ms: int = 5
+    """How long a batch waits for more records (Kafka 4.0's default)."""
+    delivery_timeout_ms: int = 120_000
+    """Upper bound from send() to success or failure, retries included."""
+    request_timeout_ms: int = 30_000
+    max_in_flight_requests_per_connection: int = 5
+    buffer_memory: int = 32 * 1024 * 1024
+    """Bytes of unsent records the producer holds before send() blocks."""
+    max_block_ms: int = 60_000
+    """How long send() waits for buffer memory or topic metadata before failing."""
+    max_request_size: int = 1024 * 1024
+    compression_type: str = "none"
+    """none, gzip, lz4 or zstd, applied per batch."""
+    metadata_max_age_ms: int = 300_000
+    partitioner: Partitioner | None = field(default=None, compare=False)
+    """Overrides the default (murmur2 for keys, uniform sticky for null keys)."""
+
+    def __post_init__(self) -> None:
+        if str(self.acks) not in ACKS:
+            raise ConfigFileError(f"acks: expected all, -1, 1 or 0, got {self.acks!r}")
+        if self.compression_type not in COMPRESSION:
+            raise ConfigFileError(
+                f"compression_type: expected one of {', '.join(COMPRESSION)}, "
+                f"got {self.compression_type!r}"
+            )
+        for name in (
+            "batch_size",
+            "request_timeout_ms",
+            "delivery_timeout_ms",
+            "buffer_memory",
+            "max_request_size",
+            "max_in_flight_requests_per_connection",
+            "metadata_max_age_ms",
+        ):
+            if getattr(self, name) <= 0:
+                raise ConfigFileError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("linger_ms", "retries", "retry_backoff_ms", "max_block_ms"):
+            if getattr(self, name) < 0:
+                raise ConfigFileError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.retry_backoff_max_ms < self.retry_backoff_ms:
+            raise ConfigFileError("retry_backoff_max_ms must be >= retry_backoff_ms")
+        if self.delivery_timeout_ms < self.linger_ms + self.request_timeout_ms:
+            raise ConfigFileError(
+                f"delivery_timeout_ms ({self.delivery_timeout_ms}) must be at least "
+                f"linger_ms + request_timeout_ms ({self.linger_ms + self.request_timeout_ms})"
+            )
+        if self.enable_idempotence:
+            if self.acks_value != -1:
+                raise ConfigFileError(
+                    "enable_idempotence needs acks=all: set acks='all' or enable_idempotence=False"
+                )
+            if self.max_in_flight_requests_per_connection > 5:
+                raise ConfigFileError(
+                    "enable_idempotence allows at most 5 in-flight requests per connection"
+                )
+            if self.retries == 0:
+                raise ConfigFileError("enable_idempotence needs retries > 0")
+
+    @property
+    def idempotent(self) -> bool:
+        if self.enable_idempotence is not None:
+            return self.enable_idempotence
+        return (
+            self.acks_value == -1
+            and self.max_in_flight_requests_per_connection <= 5
+            and self.retries > 0
+        )
+
+    @property
+    def acks_value(self) -> int:
+        return ACKS[str(self.acks)]
+
+    @property
+    def compression(self) -> Compression:
+        return COMPRESSION[self.compression_type]
+
+    @classmethod
+    def from_properties(cls, props: Mapping[str, Any], **overrides: Any) -> ProducerConfig:
+        """Build from Kafka-style names (``{"linger.ms": 10, "acks": "1"}``); unknown names
+        are errors, so a typo never silently falls back to a default."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in props.items():
+            name = key.replace(".", "_")
+            if name == "bootstrap_servers" and isinstance(value, str):
+                value = [a.strip() for a in value.split(",") if a.strip()]
+            if name not in names:
+                raise ConfigFileError(f"unknown producer setting {key!r}")
+            values[name] = value
+        values.update(overrides)
+        return cls(**values)

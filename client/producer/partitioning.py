@@ -1,0 +1,72 @@
+"""Which partition a record goes to: an explicit partition wins, then a custom partitioner,
+then Kafka's default: murmur2 of the key for keyed records, and uniform sticky partitioning
+(KIP-794) for records without a key."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from raftka.client.partitioner import partition_for_key
+
+
+@dataclass
+class _Sticky:
+    partition: int
+    produced_bytes: int = 0
+
+
+class StickyPartitioner:
+    """Null-key records stay on one partition until ``batch_size`` bytes went there, then move
+    to another partition chosen at random among those with a leader, favouring partitions with
+    fewer queued batches (weights ``max_queue + 1 - queue``)."""
+
+    def __init__(self, batch_size: int, rng: random.Random | None = None) -> None:
+        self._batch_size = batch_size
+        self._rng = rng or random.Random()
+        self._current: dict[str, _Sticky] = {}
+
+    def partition(
+        self,
+        topic: str,
+        partitions: int,
+        available: Sequence[int],
+        queued: Callable[[int], int],
+    ) -> int:
+        sticky = self._current.get(topic)
+        if sticky is None or sticky.partition >= partitions:
+            sticky = self._current[topic] = _Sticky(self._choose(partitions, available, queued))
+        return sticky.partition
+
+    def on_append(
+        self,
+        topic: str,
+        partition: int,
+        nbytes: int,
+        partitions: int,
+        available: Sequence[int],
+        queued: Callable[[int], int],
+    ) -> None:
+        """Count bytes sent to the sticky partition; switch once a batch's worth went there."""
+        sticky = self._current.get(topic)
+        if sticky is None or sticky.partition != partition:
+            return
+        sticky.produced_bytes += nbytes
+        if sticky.produced_bytes >= self._batch_size:
+            self._current[topic] = _Sticky(self._choose(partitions, available, queued))
+
+    def _choose(
+        self, partitions: int, available: Sequence[int], queued: Callable[[int], int]
+    ) -> int:
+        candidates = list(available) or list(range(partitions))
+        if len(candidates) == 1:
+            return candidates[0]
+        queues = [queued(p) for p in candidates]
+        top = max(queues)
+        weights = [top + 1 - q for q in queues]
+        return self._rng.choices(candidates, weights=weights)[0]
+
+
+def keyed_partition(key: bytes, partitions: int) -> int:
+    return partition_for_key(key, partitions)

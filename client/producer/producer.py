@@ -1,0 +1,236 @@
+"""AsyncProducer: the asyncio producer API.
+
+    async with AsyncProducer(bootstrap_servers=["127.0.0.1:9092"]) as producer:
+        delivery = await producer.send("orders", b"value", key=b"customer-7")
+        metadata = await delivery            # RecordMetadata(topic, partition, offset, ...)
+        await producer.send_and_wait("orders", b"another")
+        await producer.flush()
+
+``send`` returns once the record is queued (it waits only for the topic's metadata and for
+buffer memory, at most max_block_ms); the returned future completes when the record is
+acknowledged per ``acks``, or fails with the error that stopped it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+from raftka.client.connections import BrokerConnections
+from raftka.client.metadata_cache import MetadataCache
+from raftka.client.producer.accumulator import RECORD_OVERHEAD, RecordAccumulator
+from raftka.client.producer.buffer_pool import BufferPool
+from raftka.client.producer.config import ProducerConfig
+from raftka.client.producer.partitioning import StickyPartitioner, keyed_partition
+from raftka.client.producer.producer_ids import init_producer_id
+from raftka.client.producer.sender import Sender
+from raftka.client.retry import Deadline
+from raftka.client.types import RecordMetadata, TopicPartition
+from raftka.common.errors import InvalidRequestError, RaftkaError
+from raftka.common.records.builder import RecordHeaders
+from raftka.common.records.errors import RecordTooLargeError
+from raftka.common.tasks import cancel_and_wait
+
+Value = bytes | str | None
+DeliveryCallback = Callable[[RecordMetadata | None, BaseException | None], object]
+
+
+class ProducerClosedError(RaftkaError):
+    """send() after close()."""
+
+
+class AsyncProducer:
+    def __init__(self, config: ProducerConfig | None = None, **settings: Any) -> None:
+        if config is None:
+            config = ProducerConfig(**settings)
+        elif settings:
+            config = dataclasses.replace(config, **settings)
+        self.config = config
+        self._connections = BrokerConnections()
+        self.metadata = MetadataCache(
+            list(config.bootstrap_servers),
+            self._connections,
+            request_timeout_s=min(config.request_timeout_ms / 1000, 10.0),
+            max_age_s=config.metadata_max_age_ms / 1000,
+        )
+        self._pool = BufferPool(config.buffer_memory)
+        self._accumulator = RecordAccumulator(config, self._pool)
+        self._sticky = StickyPartitioner(config.batch_size)
+        self._sender = Sender(
+            config,
+            self._accumulator,
+            self.metadata,
+            self._connections.stub,
+            (lambda: init_producer_id(self.metadata, self._connections))
+            if config.idempotent
+            else None,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
+        self._closed = False
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self._tasks = [
+            asyncio.create_task(self._sender.run(), name="producer-sender"),
+            asyncio.create_task(self.metadata.run_periodic_refresh(), name="producer-metadata"),
+        ]
+
+    async def __aenter__(self) -> AsyncProducer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ sending
+
+    async def send(
+        self,
+        topic: str,
+        value: Value = None,
+        key: Value = None,
+        *,
+        partition: int | None = None,
+        headers: RecordHeaders = (),
+        timestamp_ms: int | None = None,
+        on_delivery: DeliveryCallback | None = None,
+    ) -> asyncio.Future[RecordMetadata]:
+        """Queue one record; return the future of its acknowledgement."""
+        if self._closed:
+            raise ProducerClosedError("the producer is closed: create a new one to send")
+        if self._sender.fatal is not None:
+            raise self._sender.fatal
+        if not self._started:
+            await self.start()
+        key_bytes, value_bytes = _as_bytes(key, "key"), _as_bytes(value, "value")
+        size = (
+            len(key_bytes or b"")
+            + len(value_bytes or b"")
+            + RECORD_OVERHEAD
+            + sum(len(k) + len(v or b"") for k, v in headers)
+            + 61
+        )
+        if size > self.config.max_request_size:
+            raise RecordTooLargeError(
+                f"a record of about {size} bytes is larger than max_request_size="
+                f"{self.config.max_request_size}: raise it (and the topic's max.message.bytes) "
+                "or send smaller records"
+            )
+        deadline = Deadline(self.config.max_block_ms / 1000)
+        info = await self.metadata.topic(topic, deadline)
+        count = len(info.partitions)
+        sticky = False
+        if partition is not None:
+            if not 0 <= partition < count:
+                raise InvalidRequestError(
+                    f"partition {partition} of topic {topic!r} does not exist (it has {count}: "
+                    f"0..{count - 1})"
+                )
+            chosen = partition
+        elif self.config.partitioner is not None:
+            chosen = self.config.partitioner(topic, key_bytes, value_bytes, count)
+            if not 0 <= chosen < count:
+                raise InvalidRequestError(
+                    f"the custom partitioner chose partition {chosen} of {topic!r}, which has {count}"
+                )
+        elif key_bytes is not None:
+            chosen = keyed_partition(key_bytes, count)
+        else:
+            sticky = True
+            chosen = self._sticky.partition(topic, count, *self._availability(topic))
+        tp = TopicPartition(topic, chosen)
+        timestamp = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
+        future = await self._accumulator.append(tp, timestamp, key_bytes, value_bytes, headers)
+        if sticky:
+            self._sticky.on_append(topic, chosen, size, count, *self._availability(topic))
+        if on_delivery is not None:
+            future.add_done_callback(lambda f: _deliver(f, on_delivery))
+        return future
+
+    def _availability(self, topic: str) -> tuple[list[int], Callable[[int], int]]:
+        info = self.metadata.topics.get(topic)
+        available = [p.partition for p in info.partitions if p.leader_id >= 0] if info else []
+        return available, lambda p: self._accumulator.queued(TopicPartition(topic, p))
+
+    async def send_and_wait(
+        self,
+        topic: str,
+        value: Value = None,
+        key: Value = None,
+        *,
+        partition: int | None = None,
+        headers: RecordHeaders = (),
+        timestamp_ms: int | None = None,
+    ) -> RecordMetadata:
+        future = await self.send(
+            topic, value, key, partition=partition, headers=headers, timestamp_ms=timestamp_ms
+        )
+        return await future
+
+    async def flush(self) -> None:
+        """Send everything queued now, and wait until each of those records is acknowledged
+        or failed (failures are left in their futures)."""
+        futures = [f for b in list(self._accumulator.incomplete) for f in b.futures()]
+        if not futures:
+            return
+        self._accumulator.flushing += 1
+        self._accumulator.wakeup.set()
+        try:
+            await asyncio.gather(*futures, return_exceptions=True)
+        finally:
+            self._accumulator.flushing -= 1
+
+    async def partitions_for(self, topic: str) -> list[int]:
+        info = await self.metadata.topic(topic, Deadline(self.config.max_block_ms / 1000))
+        return [p.partition for p in info.partitions]
+
+    async def close(self, timeout_s: float | None = None) -> None:
+        """Send what is queued and wait for the answers (up to ``timeout_s``; None: as long as
+        delivery_timeout_ms allows), then release connections. Records still unsent at the
+        timeout fail with ProducerClosedError."""
+        if self._closed:
+            return
+        self._closed = True
+        self._accumulator.closing = True
+        self._accumulator.wakeup.set()
+        sender = self._tasks[0] if self._tasks else None
+        if sender is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(sender), timeout_s)
+            except TimeoutError:
+                self._accumulator.aborted = True
+                error = ProducerClosedError("the producer was closed before these were sent")
+                for batch in list(self._accumulator.drain_all()):
+                    batch.fail(error)
+                    self._accumulator.finished(batch)
+        await cancel_and_wait(self._tasks)
+        await self._sender.stop()
+        for batch in list(self._accumulator.incomplete):
+            batch.fail(ProducerClosedError("the producer was closed before an answer came"))
+            self._accumulator.finished(batch)
+        await self._connections.close()
+
+
+def _as_bytes(data: object, what: str) -> bytes | None:
+    if data is None or isinstance(data, bytes):
+        return data
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    raise InvalidRequestError(f"record {what} must be bytes or str, got {type(data).__name__}")
+
+
+def _deliver(future: asyncio.Future[RecordMetadata], callback: DeliveryCallback) -> None:
+    if future.cancelled():
+        callback(None, asyncio.CancelledError())
+    elif future.exception() is not None:
+        callback(None, future.exception())
+    else:
+        callback(future.result(), None)

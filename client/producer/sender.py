@@ -1,0 +1,337 @@
+"""The sender: one task that drains ready batches from the accumulator to partition leaders.
+
+Per broker it keeps up to max_in_flight_requests_per_connection Produce requests in flight, each
+carrying at most one batch per partition. Answers are handled per batch:
+
+- success (or DUPLICATE_SEQUENCE_NUMBER: the broker already had it) completes the records;
+- a retriable error puts the batch back at the front of its partition's queue after a backoff,
+  until delivery_timeout_ms; errors that mean stale metadata refresh it first;
+- anything else fails the batch's records.
+
+With idempotence a retried batch keeps its sequence and bytes. A partition whose head batch is a
+retry sends only that batch until it is answered, so later batches (refused meanwhile with
+OUT_OF_ORDER_SEQUENCE_NUMBER, which is retriable while an earlier batch is unacknowledged) go
+again in order: retries neither reorder nor duplicate records. When a batch fails for good, the
+producer waits for its requests in flight, takes a new producer id and renumbers what it has not
+sent; batches that may already have been written fail with an "outcome unknown" error instead
+of being written a second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+import grpc
+import structlog
+
+from raftka.client.errors import PartitionError
+from raftka.client.producer.accumulator import RecordAccumulator
+from raftka.client.producer.batch import ProducerBatch
+from raftka.client.producer.config import ProducerConfig
+from raftka.client.producer.sequences import InitProducerId, Sequences
+from raftka.client.retry import RetryPolicy
+from raftka.client.types import TopicPartition
+from raftka.common.errors import RaftkaError, RequestTimedOutError
+from raftka.common.rpc import error_from_rpc
+from raftka.v1 import broker_pb2 as pb
+from raftka.v1.common_pb2 import ErrorCode
+
+log = structlog.get_logger(__name__)
+
+MAYBE_WRITTEN = frozenset(
+    {
+        ErrorCode.REQUEST_TIMED_OUT,
+        ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+        ErrorCode.NETWORK_EXCEPTION,
+    }
+)
+"""Partition errors after which the batch may be in the log anyway."""
+
+SEQUENCE_ERRORS = frozenset({ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, ErrorCode.UNKNOWN_PRODUCER_ID})
+
+
+class ProducerFencedError(RaftkaError):
+    """Another producer took over this producer id with a newer epoch: this one must close."""
+
+    code = ErrorCode.INVALID_PRODUCER_EPOCH
+
+
+class Leaders(Protocol):
+    def leader_address(self, topic: str, partition: int) -> str | None: ...
+
+    async def refresh(self, topics: Iterable[str] = ()) -> None: ...
+
+
+class Sender:
+    def __init__(
+        self,
+        config: ProducerConfig,
+        accumulator: RecordAccumulator,
+        leaders: Leaders,
+        stub_for: Callable[[str], Any],
+        init_producer_id: InitProducerId | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._config = config
+        self._acc = accumulator
+        self._leaders = leaders
+        self._stub_for = stub_for
+        self._init_producer_id = init_producer_id
+        self.sequences = Sequences() if init_producer_id is not None else None
+        self._clock = clock
+        self._retry = RetryPolicy(
+            config.retry_backoff_ms / 1000, config.retry_backoff_max_ms / 1000
+        )
+        self._in_flight: dict[str, int] = {}
+        self._in_flight_tps: dict[TopicPartition, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._refreshing: asyncio.Task[None] | None = None
+        self._reset_needed = False
+        self.fatal: RaftkaError | None = None
+
+    @property
+    def requests_in_flight(self) -> int:
+        return sum(self._in_flight.values())
+
+    # ------------------------------------------------------------------ the loop
+
+    async def run(self) -> None:
+        """Until the producer closes and everything queued is answered."""
+        while True:
+            self._acc.wakeup.clear()
+            now = self._clock()
+            self._expire(now)
+            wait = 0.1
+            if self.fatal is not None:
+                self._fail_queued(self.fatal)
+            elif self.sequences is not None and (not self.sequences.has_id or self._reset_needed):
+                if self.requests_in_flight == 0:
+                    wait = await self._take_new_producer_id()
+            else:
+                ready, next_check = self._acc.ready(now)
+                self._send_ready(ready)
+                wait = min(next_check, 0.1 if self._acc.has_queued else 1.0)
+            if self._acc.closing and not self._acc.has_queued and not self.requests_in_flight:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._acc.wakeup.wait(), max(wait, 0.0005))
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._refreshing is not None:
+            self._refreshing.cancel()
+            await asyncio.gather(self._refreshing, return_exceptions=True)
+
+    def _send_ready(self, ready: list[TopicPartition]) -> None:
+        limit = self._config.max_in_flight_requests_per_connection
+        requests: dict[str, list[ProducerBatch]] = {}
+        sizes: dict[str, int] = {}
+        stale: set[str] = set()
+        for tp in ready:
+            address = self._leaders.leader_address(tp.topic, tp.partition)
+            if address is None:
+                stale.add(tp.topic)
+                continue
+            if self._in_flight.get(address, 0) >= limit:
+                continue
+            head = self._acc.head(tp)
+            if head is None:
+                continue
+            if head.attempts > 0 and self._in_flight_tps.get(tp, 0) > 0:
+                continue  # a retry goes alone, once the partition's earlier requests are answered
+            if sizes.get(address, 0) and sizes[address] + head.size > self._config.max_request_size:
+                continue
+            batch = self._acc.pop(tp)
+            if batch.payload is None:
+                batch.close()
+            if self.sequences is not None and batch.sequence < 0:
+                self.sequences.stamp(batch)
+            requests.setdefault(address, []).append(batch)
+            sizes[address] = sizes.get(address, 0) + len(batch.payload or b"")
+        for address, batches in requests.items():
+            self._in_flight[address] = self._in_flight.get(address, 0) + 1
+            for b in batches:
+                self._in_flight_tps[b.tp] = self._in_flight_tps.get(b.tp, 0) + 1
+                b.attempts += 1
+            task = asyncio.create_task(self._send(address, batches))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if stale:
+            self._refresh(stale)
+
+    async def _send(self, address: str, batches: list[ProducerBatch]) -> None:
+        topics: dict[str, list[pb.PartitionProduceData]] = {}
+        for b in batches:
+            topics.setdefault(b.tp.topic, []).append(
+                pb.PartitionProduceData(partition=b.tp.partition, batches=bytes(b.payload or b""))
+            )
+        request = pb.ProduceRequest(
+            acks=self._config.acks_value,
+            timeout_ms=self._config.request_timeout_ms,
+            topics=[pb.TopicProduceData(topic=t, partitions=ps) for t, ps in topics.items()],
+        )
+        try:
+            response: pb.ProduceResponse = await self._stub_for(address).Produce(
+                request, timeout=self._config.request_timeout_ms / 1000 + 5
+            )
+        except grpc.aio.AioRpcError as e:
+            error = error_from_rpc(e, address)
+            self._refresh({b.tp.topic for b in batches})
+            for b in batches:
+                self._attempt_failed(b, error, maybe_written=True)
+        else:
+            results = {(r.topic, r.partition): r for r in response.results}
+            for b in batches:
+                result = results.get(b.tp)
+                if result is None:
+                    self._attempt_failed(
+                        b, RaftkaError(f"{b.tp}: the broker's answer left it out"), True
+                    )
+                else:
+                    self._handle(b, result)
+        finally:
+            self._in_flight[address] -= 1
+            for b in batches:
+                self._in_flight_tps[b.tp] -= 1
+            self._acc.wakeup.set()
+
+    # ------------------------------------------------------------------ answers
+
+    def _handle(self, batch: ProducerBatch, result: pb.PartitionProduceResult) -> None:
+        code = result.error_code
+        if code == ErrorCode.NONE or (
+            code == ErrorCode.DUPLICATE_SEQUENCE_NUMBER and result.base_offset >= 0
+        ):
+            self._succeeded(batch, result.base_offset, result.log_append_time_ms)
+            return
+        error = PartitionError(code, result.error_message, batch.tp.topic, batch.tp.partition)
+        if code == ErrorCode.INVALID_PRODUCER_EPOCH:
+            self.fatal = ProducerFencedError(
+                f"producer id {batch.producer_id} was fenced by a newer epoch: {error.message}"
+            )
+            self._failed(batch, self.fatal)
+            return
+        if code in SEQUENCE_ERRORS and self.sequences is not None:
+            if not self.sequences.is_first_unacked(batch):
+                # An earlier batch of the partition is being retried: this one follows it.
+                self._attempt_failed(batch, error, maybe_written=False, force_retry=True)
+                return
+            self._failed(batch, error)
+            return
+        if error.refresh_metadata:
+            self._refresh({batch.tp.topic})
+        self._attempt_failed(batch, error, maybe_written=code in MAYBE_WRITTEN)
+
+    def _attempt_failed(
+        self,
+        batch: ProducerBatch,
+        error: RaftkaError,
+        maybe_written: bool,
+        *,
+        force_retry: bool = False,
+    ) -> None:
+        batch.maybe_written = batch.maybe_written or maybe_written
+        now = self._clock()
+        expired = now - batch.created >= self._config.delivery_timeout_ms / 1000
+        retriable = force_retry or error.retriable
+        if (
+            retriable
+            and not expired
+            and batch.attempts <= self._config.retries
+            and not self._acc.aborted
+        ):
+            batch.retry_at = now + self._retry.backoff(batch.attempts)
+            self._acc.requeue(batch)
+            log.debug(
+                "produce_retry",
+                partition=str(batch.tp),
+                attempt=batch.attempts,
+                error=error.message,
+            )
+            return
+        if expired:
+            error = RequestTimedOutError(
+                f"{batch.tp}: {batch.record_count} record(s) not acknowledged within "
+                f"delivery_timeout_ms={self._config.delivery_timeout_ms} (last error: {error.message})"
+            )
+        self._failed(batch, error)
+
+    def _succeeded(self, batch: ProducerBatch, base_offset: int, log_append_time_ms: int) -> None:
+        if self.sequences is not None:
+            self.sequences.acknowledged(batch)
+        batch.complete(base_offset, log_append_time_ms)
+        self._acc.finished(batch)
+
+    def _failed(self, batch: ProducerBatch, error: RaftkaError) -> None:
+        if self.sequences is not None and batch.sequence >= 0:
+            # The partition's numbering now has a hole: renumber under a new producer id.
+            self.sequences.acknowledged(batch)
+            self._reset_needed = True
+        batch.fail(error)
+        self._acc.finished(batch)
+
+    def _expire(self, now: float) -> None:
+        for batch in list(self._acc.expired(now)):
+            self._failed(
+                batch,
+                RequestTimedOutError(
+                    f"{batch.tp}: {batch.record_count} record(s) expired after "
+                    f"delivery_timeout_ms={self._config.delivery_timeout_ms} in the producer's "
+                    "queue (is the partition's leader reachable?)"
+                ),
+            )
+
+    def _fail_queued(self, error: RaftkaError) -> None:
+        for batch in list(self._acc.drain_all()):
+            batch.fail(error)
+            self._acc.finished(batch)
+
+    # ------------------------------------------------------------------ producer ids
+
+    async def _take_new_producer_id(self) -> float:
+        """Get a (new) producer id; renumber or fail what was numbered under the old one.
+        Returns how long to wait before the loop goes on."""
+        assert self.sequences is not None and self._init_producer_id is not None
+        try:
+            producer_id, epoch = await self._init_producer_id()
+        except RaftkaError as e:
+            log.warning("init_producer_id_failed", error=e.message)
+            return self._retry.backoff(2)
+        resetting = self.sequences.has_id
+        for batch in self._acc.queued_batches():
+            if batch.sequence < 0:
+                continue
+            if batch.maybe_written:
+                self._acc.remove(batch)
+                batch.fail(
+                    RequestTimedOutError(
+                        f"{batch.tp}: outcome unknown: an earlier attempt may have been written, "
+                        "and the producer had to renumber its batches after a failure"
+                    )
+                )
+                self._acc.finished(batch)
+            else:
+                batch.stamp(-1, -1, -1)
+                batch.sequence = -1
+        self.sequences.set_id(producer_id, epoch)
+        self._reset_needed = False
+        if resetting:
+            log.info("producer_id_reset", producer_id=producer_id, epoch=epoch)
+        return 0.0
+
+    def _refresh(self, topics: set[str]) -> None:
+        if self._refreshing is not None and not self._refreshing.done():
+            return
+
+        async def refresh() -> None:
+            with contextlib.suppress(RaftkaError):
+                await self._leaders.refresh(topics)
+            self._acc.wakeup.set()
+
+        self._refreshing = asyncio.create_task(refresh())

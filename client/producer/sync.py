@@ -1,0 +1,91 @@
+"""Producer: the blocking API, driving an AsyncProducer on a background event loop.
+
+with Producer(bootstrap_servers=["127.0.0.1:9092"]) as producer:
+    future = producer.send("orders", b"value", key=b"customer-7")
+    print(future.result())        # RecordMetadata
+    producer.flush()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from typing import Any
+
+from raftka.client.loop_thread import LoopThread
+from raftka.client.producer.config import ProducerConfig
+from raftka.client.producer.producer import AsyncProducer, DeliveryCallback, Value
+from raftka.client.types import RecordMetadata
+from raftka.common.records.builder import RecordHeaders
+
+
+class Producer:
+    def __init__(self, config: ProducerConfig | None = None, **settings: Any) -> None:
+        self._thread = LoopThread("raftka-producer")
+        try:
+            self._producer = AsyncProducer(config, **settings)
+            self._thread.run(self._producer.start())
+        except BaseException:
+            self._thread.stop()
+            raise
+        self.config = self._producer.config
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def send(
+        self,
+        topic: str,
+        value: Value = None,
+        key: Value = None,
+        *,
+        partition: int | None = None,
+        headers: RecordHeaders = (),
+        timestamp_ms: int | None = None,
+        on_delivery: DeliveryCallback | None = None,
+    ) -> concurrent.futures.Future[RecordMetadata]:
+        """Queue one record (blocking at most max_block_ms); the future completes when it is
+        acknowledged. ``on_delivery`` runs on the producer's thread: keep it short."""
+        delivery = self._thread.run(
+            self._producer.send(
+                topic,
+                value,
+                key,
+                partition=partition,
+                headers=headers,
+                timestamp_ms=timestamp_ms,
+                on_delivery=on_delivery,
+            )
+        )
+        result: concurrent.futures.Future[RecordMetadata] = concurrent.futures.Future()
+
+        def copy(done: asyncio.Future[RecordMetadata]) -> None:
+            if done.cancelled():
+                result.cancel()
+            elif done.exception() is not None:
+                result.set_exception(done.exception())
+            else:
+                result.set_result(done.result())
+
+        self._thread.loop.call_soon_threadsafe(delivery.add_done_callback, copy)
+        return result
+
+    def send_and_wait(
+        self, topic: str, value: Value = None, key: Value = None, **kw: Any
+    ) -> RecordMetadata:
+        return self._thread.run(self._producer.send_and_wait(topic, value, key, **kw))
+
+    def flush(self) -> None:
+        self._thread.run(self._producer.flush())
+
+    def partitions_for(self, topic: str) -> list[int]:
+        return self._thread.run(self._producer.partitions_for(topic))
+
+    def close(self, timeout_s: float | None = None) -> None:
+        try:
+            self._thread.run(self._producer.close(timeout_s))
+        finally:
+            self._thread.stop()

@@ -1,0 +1,29 @@
+"""Small value types shared by the producer and the consumer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+
+class TopicPartition(NamedTuple):
+    topic: str
+    partition: int
+
+    def __str__(self) -> str:
+        return f"{self.topic}-{self.partition}"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordMetadata:
+    """Where an acknowledged record was written. ``offset`` is -1 with acks=0 (the producer
+    does not wait to learn it)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    """The record's timestamp (create time), or the broker's append time for topics that use
+    LogAppendTime."""
+    serialized_key_size: int
+    serialized_value_size: int

@@ -1,0 +1,223 @@
+"""The producer's accumulator and sender against an in-process fake cluster: batching and
+linger, retries, and idempotent sequences that keep retries from duplicating or reordering."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from raftka.client.producer.accumulator import RecordAccumulator
+from raftka.client.producer.buffer_pool import BufferPool
+from raftka.client.producer.config import ProducerConfig
+from raftka.client.producer.sender import Sender
+from raftka.client.types import RecordMetadata, TopicPartition
+from raftka.common.errors import RaftkaError
+from raftka.v1.common_pb2 import ErrorCode
+from tests.unit.client.fake_cluster import FakeCluster
+
+TP = TopicPartition("t", 0)
+
+
+class Harness:
+    def __init__(self, cluster: FakeCluster, **settings: object) -> None:
+        self.config = ProducerConfig(bootstrap_servers=["x:1"], **settings)  # type: ignore[arg-type]
+        self.cluster = cluster
+        self.acc = RecordAccumulator(self.config, BufferPool(self.config.buffer_memory))
+        self.sender = Sender(
+            self.config,
+            self.acc,
+            cluster,
+            cluster.stub_for,
+            cluster.init_producer_id if self.config.idempotent else None,
+        )
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Harness:
+        self.task = asyncio.create_task(self.sender.run())
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self.acc.closing = True
+        self.acc.wakeup.set()
+        assert self.task is not None
+        await asyncio.wait_for(self.task, 30)
+        await self.sender.stop()
+
+    async def send(self, tp: TopicPartition, value: bytes) -> asyncio.Future[RecordMetadata]:
+        return await self.acc.append(tp, 0, None, value, ())
+
+
+def run(coro: object) -> None:
+    asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def test_records_are_acknowledged_with_their_offsets_in_few_requests() -> None:
+    cluster = FakeCluster()
+
+    async def main() -> None:
+        async with Harness(cluster, linger_ms=20) as h:
+            futures = [await h.send(TP, b"v%d" % i) for i in range(50)]
+            results = await asyncio.gather(*futures)
+        assert [r.offset for r in results] == list(range(50))
+        assert cluster.values("t", 0) == [b"v%d" % i for i in range(50)]
+        assert cluster.requests <= 3, f"{cluster.requests} requests for 50 small records"
+
+    run(main())
+
+
+def test_a_full_batch_goes_without_waiting_for_linger() -> None:
+    cluster = FakeCluster()
+
+    async def main() -> None:
+        async with Harness(
+            cluster, linger_ms=60_000, batch_size=1024, delivery_timeout_ms=120_000
+        ) as h:
+            futures = [await h.send(TP, bytes(100)) for _ in range(30)]
+            # Full batches are sent at once; the last, partial one waits for linger until close.
+            done, _ = await asyncio.wait(futures[:20], timeout=10)
+            assert len(done) == 20
+
+    run(main())
+
+
+def test_linger_holds_a_partial_batch_until_it_expires() -> None:
+    now = [0.0]
+    cluster = FakeCluster()
+    config = ProducerConfig(bootstrap_servers=["x:1"], linger_ms=100)
+    acc = RecordAccumulator(config, BufferPool(config.buffer_memory), clock=lambda: now[0])
+
+    async def main() -> None:
+        await acc.append(TP, 0, None, b"x", ())
+        assert acc.ready(0.05)[0] == [] and acc.ready(0.05)[1] == pytest.approx(0.05)
+        assert acc.ready(0.1)[0] == [TP]
+        acc.flushing = 1
+        assert acc.ready(0.0)[0] == [TP], "flush sends at once"
+
+    run(main())
+    assert cluster.requests == 0
+
+
+def test_retriable_refusals_are_retried_after_a_metadata_refresh() -> None:
+    cluster = FakeCluster(random.Random(3), refuse=0.5)
+
+    async def main() -> None:
+        async with Harness(cluster, linger_ms=0, retry_backoff_ms=1, retry_backoff_max_ms=5) as h:
+            results = await asyncio.gather(*[await h.send(TP, b"r%d" % i) for i in range(40)])
+        assert sorted(r.offset for r in results) == list(range(40))
+        assert cluster.refreshes > 0
+
+    run(main())
+
+
+def test_non_retriable_errors_fail_the_records_and_later_ones_still_go() -> None:
+    cluster = FakeCluster()
+
+    async def main() -> None:
+        async with Harness(cluster, enable_idempotence=False, acks=1, linger_ms=0) as h:
+            cluster.leaders[("gone", 0)] = "leader-a"
+            original = cluster.Produce
+
+            async def refuse_gone(request, **call):  # type: ignore[no-untyped-def]
+                if request.topics[0].topic == "gone":
+                    response = await original(request, **call)
+                    response.results[0].error_code = ErrorCode.MESSAGE_TOO_LARGE  # not retriable
+                    return response
+                return await original(request, **call)
+
+            cluster.Produce = refuse_gone  # type: ignore[method-assign]
+            bad = await h.send(TopicPartition("gone", 0), b"big")
+            with pytest.raises(RaftkaError, match="MESSAGE_TOO_LARGE"):
+                await bad
+            good = await h.send(TP, b"fine")
+            assert (await good).offset == 0
+
+    run(main())
+
+
+def test_delivery_timeout_fails_records_whose_partition_has_no_leader() -> None:
+    cluster = FakeCluster()
+    cluster.leaders[TP] = None
+
+    async def main() -> None:
+        async with Harness(
+            cluster, linger_ms=0, request_timeout_ms=50, delivery_timeout_ms=200
+        ) as h:
+            future = await h.send(TP, b"stuck")
+            with pytest.raises(RaftkaError, match="delivery_timeout_ms"):
+                await asyncio.wait_for(future, 10)
+
+    run(main())
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_idempotent_retries_never_duplicate_or_reorder(seed: int) -> None:
+    """Answers are lost after the write, requests are refused and answered out of order, with
+    five requests in flight: every record still lands exactly once, in send order."""
+    cluster = FakeCluster(random.Random(seed), refuse=0.15, lose_answer=0.2, max_delay_s=0.003)
+    tps = [TopicPartition("t", p) for p in range(3)]
+
+    async def main() -> None:
+        async with Harness(
+            cluster,
+            linger_ms=0,
+            batch_size=200,
+            retry_backoff_ms=1,
+            retry_backoff_max_ms=4,
+        ) as h:
+            futures = []
+            for i in range(300):
+                tp = tps[i % 3]
+                futures.append(await h.send(tp, b"%d:%05d" % (tp.partition, i)))
+                if i % 17 == 0:
+                    await asyncio.sleep(0)
+            results = await asyncio.gather(*futures)
+        for tp in tps:
+            sent = [b"%d:%05d" % (tp.partition, i) for i in range(300) if i % 3 == tp.partition]
+            assert cluster.values(tp.topic, tp.partition) == sent, f"{tp} differs (seed {seed})"
+        for i, r in enumerate(results):
+            assert cluster.values("t", r.partition)[r.offset] == b"%d:%05d" % (r.partition, i)
+
+    run(main())
+
+
+def test_without_idempotence_lost_answers_can_duplicate() -> None:
+    """The reason idempotence is on by default: the same faults, without it, write twice."""
+    cluster = FakeCluster(random.Random(1), lose_answer=0.3)
+
+    async def main() -> None:
+        async with Harness(
+            cluster,
+            enable_idempotence=False,
+            linger_ms=0,
+            batch_size=20,  # a batch, and so a request, per record
+            retry_backoff_ms=1,
+            retry_backoff_max_ms=2,
+        ) as h:
+            await asyncio.gather(*[await h.send(TP, b"d%d" % i) for i in range(100)])
+
+    run(main())
+    values = cluster.values("t", 0)
+    assert len(values) > len(set(values)) == 100
+
+
+def test_a_definite_failure_renumbers_under_a_new_producer_id() -> None:
+    cluster = FakeCluster()
+
+    async def main() -> None:
+        async with Harness(cluster, linger_ms=0) as h:
+            first = await h.send(TP, b"a")
+            await first
+            pid = h.sender.sequences.producer_id  # type: ignore[union-attr]
+            # The broker loses the producer's state (as after a leader change without it).
+            cluster.partitions[("t", 0)].producers.clear()
+            second = await h.send(TP, b"b")
+            with pytest.raises(RaftkaError, match="OUT_OF_ORDER_SEQUENCE_NUMBER"):
+                await second
+            third = await h.send(TP, b"c")
+            assert (await third).offset == 1
+            assert h.sender.sequences.producer_id != pid  # type: ignore[union-attr]
+
+    run(main())
+    assert cluster.values("t", 0) == [b"a", b"c"]
