@@ -1,0 +1,193 @@
+"""AsyncAdmin / Admin: cluster administration from Python, over the controllers' admin RPCs.
+
+    async with AsyncAdmin(["127.0.0.1:9093"]) as admin:
+        await admin.create_topic("orders", partitions=6, replication_factor=3,
+                                 configs={"min.insync.replicas": "2"})
+        print(await admin.list_topics())
+
+Calls go to the active controller (redirected and retried within ``timeout_s`` by
+ControllerClient). A refused item raises a RaftkaError with the controller's error code and
+message (e.g. TOPIC_ALREADY_EXISTS). Descriptions are the protobuf messages documented in
+proto/raftka/v1/controller.proto. ``Admin`` is the same API, blocking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from raftka.client.controller_client import ControllerClient
+from raftka.client.errors import PartitionError
+from raftka.client.loop_thread import LoopThread
+from raftka.client.types import TopicPartition
+from raftka.v1 import common_pb2 as cpb
+from raftka.v1 import controller_pb2 as pb
+
+
+def _check(code: int, message: str, topic: str = "", partition: int = -1) -> None:
+    if code != cpb.NONE:
+        raise PartitionError(code, message, topic, partition)
+
+
+class AsyncAdmin:
+    def __init__(self, bootstrap_controllers: Sequence[str], *, timeout_s: float = 15.0) -> None:
+        self._client = ControllerClient(list(bootstrap_controllers), timeout_s=timeout_s)
+
+    async def __aenter__(self) -> AsyncAdmin:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    # ---- topics ----
+
+    async def create_topic(
+        self,
+        name: str,
+        partitions: int = 0,
+        replication_factor: int = 0,
+        configs: Mapping[str, str] | None = None,
+        *,
+        validate_only: bool = False,
+    ) -> pb.CreateTopicResult:
+        """Create a topic (0 partitions / replication factor: the cluster defaults)."""
+        (result,) = await self._client.create_topics(
+            [
+                pb.NewTopic(
+                    name=name,
+                    num_partitions=partitions,
+                    replication_factor=replication_factor,
+                    configs=dict(configs or {}),
+                )
+            ],
+            validate_only=validate_only,
+        )
+        _check(result.error_code, result.error_message, name)
+        return result
+
+    async def delete_topics(self, *names: str) -> None:
+        for r in await self._client.delete_topics(names):
+            _check(r.error_code, r.error_message, r.name)
+
+    async def list_topics(self) -> list[str]:
+        return sorted(t.name for t in await self._client.describe_topics())
+
+    async def describe_topics(self, *names: str) -> list[pb.TopicDescription]:
+        topics = await self._client.describe_topics(names)
+        for t in topics:
+            _check(t.error_code, t.error_message, t.name)
+        return topics
+
+    async def add_partitions(self, name: str, total: int) -> None:
+        """Raise ``name``'s partition count to ``total``."""
+        (result,) = await self._client.create_partitions({name: total})
+        _check(result.error_code, result.error_message, name)
+
+    # ---- configs ----
+
+    async def describe_configs(self, topic: str) -> dict[str, cpb.ConfigEntry]:
+        resource = pb.ConfigResource(type=cpb.RESOURCE_TYPE_TOPIC, name=topic)
+        (result,) = await self._client.describe_configs([resource])
+        _check(result.error_code, result.error_message, topic)
+        return {e.name: e for e in result.entries}
+
+    async def alter_configs(
+        self,
+        topic: str,
+        set: Mapping[str, str] | None = None,
+        delete: Sequence[str] = (),
+        *,
+        validate_only: bool = False,
+    ) -> None:
+        ops = [
+            pb.AlterConfigOp(name=n, op=pb.AlterConfigOp.SET, value=v)
+            for n, v in (set or {}).items()
+        ]
+        ops += [pb.AlterConfigOp(name=n, op=pb.AlterConfigOp.DELETE) for n in delete]
+        resource = pb.AlterConfigResource(type=cpb.RESOURCE_TYPE_TOPIC, name=topic, ops=ops)
+        (result,) = await self._client.alter_configs([resource], validate_only=validate_only)
+        _check(result.error_code, result.error_message, topic)
+
+    # ---- cluster and quorum ----
+
+    async def describe_cluster(self) -> pb.DescribeClusterResponse:
+        return await self._client.describe_cluster()
+
+    async def describe_quorum(self) -> pb.DescribeQuorumResponse:
+        return await self._client.describe_quorum()
+
+    async def transfer_controller_leadership(self, to_node: int = -1) -> int:
+        """Hand Raft leadership to ``to_node`` (-1: the most caught-up voter); returns the new
+        leader's id."""
+        response = await self._client.transfer_leadership(to_node)
+        return int(response.new_leader_id)
+
+    # ---- partitions ----
+
+    async def elect_leaders(
+        self,
+        election: Literal["preferred", "unclean"] = "preferred",
+        partitions: Sequence[TopicPartition] = (),
+    ) -> dict[TopicPartition, int]:
+        """Elect leaders for ``partitions`` (every partition when empty); return the new leader
+        of each partition that changed. A partition that could not be elected raises."""
+        kind = pb.ELECTION_TYPE_UNCLEAN if election == "unclean" else pb.ELECTION_TYPE_PREFERRED
+        results = await self._client.elect_leaders(
+            kind, [(p.topic, p.partition) for p in partitions]
+        )
+        elected: dict[TopicPartition, int] = {}
+        for topic in results:
+            for p in topic.partitions:
+                if p.error_code == cpb.ELECTION_NOT_NEEDED:
+                    continue
+                _check(p.error_code, p.error_message, topic.topic, p.partition)
+                elected[TopicPartition(topic.topic, p.partition)] = p.leader
+        return elected
+
+    async def reassign_partitions(
+        self, targets: Mapping[TopicPartition, Sequence[int] | None]
+    ) -> None:
+        """Move each partition to its target replicas (None cancels its reassignment)."""
+        results = await self._client.alter_partition_reassignments(
+            {(tp.topic, tp.partition): r for tp, r in targets.items()}
+        )
+        for topic in results:
+            for p in topic.partitions:
+                _check(p.error_code, p.error_message, topic.name, p.partition)
+
+    async def list_reassignments(self, *topics: str) -> list[pb.OngoingReassignment]:
+        return await self._client.list_partition_reassignments(topics)
+
+
+class Admin:
+    """AsyncAdmin's methods, blocking: each call runs on a background event loop."""
+
+    def __init__(self, bootstrap_controllers: Sequence[str], *, timeout_s: float = 15.0) -> None:
+        self._thread = LoopThread("raftka-admin")
+        self._admin = AsyncAdmin(bootstrap_controllers, timeout_s=timeout_s)
+
+    def __enter__(self) -> Admin:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self._thread.run(self._admin.close())
+        finally:
+            self._thread.stop()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._admin, name)
+        if name.startswith("_") or not callable(method):
+            raise AttributeError(name)
+
+        def blocking(*args: Any, **kwargs: Any) -> Any:
+            return self._thread.run(method(*args, **kwargs))
+
+        blocking.__doc__ = method.__doc__
+        return blocking
