@@ -53,6 +53,9 @@ class ProducerConfig:
     compression_type: str = "none"
     """none, gzip, lz4 or zstd, applied per batch."""
     metadata_max_age_ms: int = 300_000
+    metadata_watch_controllers: Sequence[str] = ()
+    """Controller addresses: when given, metadata is refreshed as soon as the controllers
+    commit a change (WatchMetadata), not only on errors and every metadata_max_age_ms."""
     partitioner: Partitioner | None = field(default=None, compare=False)
     """Overrides the default (murmur2 for keys, uniform sticky for null keys)."""
 

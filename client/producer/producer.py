@@ -21,6 +21,7 @@ from typing import Any
 
 from raftka.client.connections import BrokerConnections
 from raftka.client.metadata_cache import MetadataCache
+from raftka.client.metadata_watch import follow_metadata_changes
 from raftka.client.producer.accumulator import RECORD_OVERHEAD, RecordAccumulator
 from raftka.client.producer.buffer_pool import BufferPool
 from raftka.client.producer.config import ProducerConfig
@@ -80,6 +81,15 @@ class AsyncProducer:
             asyncio.create_task(self._sender.run(), name="producer-sender"),
             asyncio.create_task(self.metadata.run_periodic_refresh(), name="producer-metadata"),
         ]
+        if self.config.metadata_watch_controllers:
+            self._tasks.append(
+                asyncio.create_task(
+                    follow_metadata_changes(
+                        self.config.metadata_watch_controllers, self.metadata.refresh
+                    ),
+                    name="producer-metadata-watch",
+                )
+            )
 
     async def __aenter__(self) -> AsyncProducer:
         await self.start()

@@ -280,3 +280,23 @@ async def _until(condition: Any, timeout_s: float = 30.0) -> None:
     while not condition():
         assert loop.time() < deadline, "condition not met in time"
         await asyncio.sleep(0.01)
+
+
+def test_watching_the_controllers_picks_up_new_partitions_without_errors(
+    pcluster: LocalCluster,
+) -> None:
+    async def main() -> None:
+        await new_topic(pcluster, "watched", partitions=1)
+        async with AsyncProducer(
+            bootstrap_servers=bootstrap(pcluster), metadata_watch_controllers=pcluster.bootstrap
+        ) as p:
+            await p.send_and_wait("watched", b"first")
+            assert p.metadata.partition_count("watched") == 1
+            async with client_for(pcluster) as admin:
+                (result,) = await admin.create_partitions({"watched": 3})
+                assert result.error_code == cpb.NONE
+            # No request failed and metadata_max_age_ms (5 min) is far off: only the watch
+            # can tell the producer.
+            await _until(lambda: p.metadata.partition_count("watched") == 3)
+
+    asyncio.run(main())
