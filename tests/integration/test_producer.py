@@ -136,6 +136,11 @@ def test_per_key_order_survives_a_leader_failover(pcluster: LocalCluster) -> Non
             victim = leaders[0]
             pcluster.kill(victim)
             before = sum(map(len, acked.values()))
+            survivors = [b for b in pcluster.brokers if b != victim]
+            moved = await wait_partition_leaders(
+                pcluster, topic, 3, brokers=survivors, timeout_s=30
+            )
+            assert victim not in moved.values()
             await _until(lambda: sum(map(len, acked.values())) >= before + 300, timeout_s=60)
             stop.set()
             await asyncio.gather(*tasks)
