@@ -98,11 +98,15 @@ async def stop_brokers(brokers: list[BrokerLifecycle]) -> None:
 
 
 async def create_topic(
-    client: ControllerClient, name: str, partitions: int = 3, rf: int = 3
+    client: ControllerClient, name: str, partitions: int = 3, rf: int = 3, *, exist_ok: bool = False
 ) -> pb.CreateTopicResult:
+    """Create a topic. ``exist_ok``: a TOPIC_ALREADY_EXISTS answer counts as success (the
+    client retries a create whose answer timed out, and the retry finds the topic there)."""
     (result,) = await client.create_topics(
         [pb.NewTopic(name=name, num_partitions=partitions, replication_factor=rf)]
     )
+    if exist_ok and result.error_code == cpb.TOPIC_ALREADY_EXISTS:
+        return result
     assert result.error_code == cpb.NONE, (
         f"{name}: {cpb.ErrorCode.Name(result.error_code)} {result.error_message}"
     )

@@ -69,7 +69,7 @@ def test_lagging_node_gets_snapshot_and_all_restart_from_snapshots(
             cluster.kill(lagging)
             async with client_for(cluster) as client:
                 for i in range(40):
-                    await create_topic(client, f"snap-{i}", partitions=2, rf=3)
+                    await create_topic(client, f"snap-{i}", partitions=2, rf=3, exist_ok=True)
             assert events(cluster, leader, "snapshot_taken"), "the leader took no snapshot"
             leader_dir = cluster.nodes[leader].data_dir / METADATA_LOG_DIR
             assert list(leader_dir.glob("*.checkpoint"))
