@@ -48,8 +48,8 @@ class Consumer:
     def assignment(self) -> set[TopicPartition]:
         return self._call(self._async.assignment)
 
-    def partitions_for(self, topic: str) -> list[TopicPartition]:
-        return self._thread.run(self._async.partitions_for(topic))
+    def partitions_for(self, topic: str, timeout_ms: float | None = None) -> list[TopicPartition]:
+        return self._thread.run(self._async.partitions_for(topic, timeout_ms))
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self._call(self._async.seek, tp, offset)

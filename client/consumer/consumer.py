@@ -28,7 +28,7 @@ from raftka.client.connections import BrokerConnections
 from raftka.client.consumer.config import ConsumerConfig
 from raftka.client.consumer.errors import IllegalStateError
 from raftka.client.consumer.fetch_buffer import FetchBuffer
-from raftka.client.consumer.fetcher import Fetcher
+from raftka.client.consumer.fetcher import Fetcher, FetchListener
 from raftka.client.consumer.offset_store import (
     OffsetAndMetadata,
     OffsetStore,
@@ -107,11 +107,14 @@ class AsyncConsumer:
     def assignment(self) -> set[TopicPartition]:
         return self._subscription.assignment
 
-    async def partitions_for(self, topic: str) -> list[TopicPartition]:
-        """Every partition of ``topic`` (raises UnknownTopicOrPartitionError if it does not
-        exist within ``request_timeout_ms``)."""
+    async def partitions_for(
+        self, topic: str, timeout_ms: float | None = None
+    ) -> list[TopicPartition]:
+        """Every partition of ``topic``. Raises UnknownTopicOrPartitionError if the brokers
+        do not know it within ``timeout_ms`` (default ``request_timeout_ms``), or the
+        connection error if none answers."""
         self._check_open()
-        info = await self._metadata.topic(topic, Deadline(self._request_timeout_s))
+        info = await self._metadata.topic(topic, Deadline(self._timeout_s(timeout_ms)))
         return [TopicPartition(topic, p.partition) for p in info.partitions]
 
     # ------------------------------------------------------------------ positions
@@ -234,7 +237,7 @@ class AsyncConsumer:
         deadline = Deadline(timeout_ms / 1000)
         while True:
             await self._init_positions()
-            error = self._subscription.first_error() or self._fetcher.connection_error()
+            error = self._subscription.first_error() or self._fetcher.refresher.connection_error()
             if error is not None:
                 raise error
             records = self._buffer.drain(limit, self._subscription)
@@ -273,6 +276,13 @@ class AsyncConsumer:
         if self._offset_store is None:
             raise no_group_error("committed()")
         return (await self._offset_store.fetch_committed([tp])).get(tp)
+
+    # ------------------------------------------------------------------ diagnostics
+
+    def add_fetch_listener(self, listener: FetchListener) -> None:
+        """Call ``listener(seconds, nbytes)`` after every fetch a broker answers (on the
+        consumer's event loop; keep it cheap). ``raftka perf consume`` measures with it."""
+        self._fetcher.fetch_listeners.append(listener)
 
     # ------------------------------------------------------------------ lifecycle
 

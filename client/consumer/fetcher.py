@@ -33,6 +33,7 @@ from raftka.client.consumer.errors import OffsetOutOfRangeError
 from raftka.client.consumer.fetch_buffer import FetchBuffer
 from raftka.client.consumer.offsets import OffsetLookup
 from raftka.client.consumer.records import CompletedFetch, batch_spans
+from raftka.client.consumer.refresher import MetadataRefresher
 from raftka.client.consumer.subscription import ResetStrategy, SubscriptionState
 from raftka.client.errors import PartitionError
 from raftka.client.metadata_cache import MetadataCache
@@ -48,6 +49,7 @@ from raftka.v1.common_pb2 import ErrorCode
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], float]
+FetchListener = Callable[[float, int], None]
 
 
 class Fetcher:
@@ -71,12 +73,13 @@ class Fetcher:
         self._clock = clock
         initial = config.retry_backoff_ms / 1000
         self._retry = RetryPolicy(initial, max(1.0, initial))
-        self._max_age_s = config.metadata_max_age_ms / 1000
         self._fetch_timeout_s = (config.fetch_max_wait_ms + config.request_timeout_ms) / 1000
         self._isolation = 1 if config.isolation_level == "read_committed" else 0
         self.data_ready = asyncio.Event()
         """Set when the buffer gains records or a partition fails: poll() waits on it."""
         self._wakeup = asyncio.Event()
+        self.fetch_listeners: list[FetchListener] = []
+        """Called after every answered fetch with (seconds it took, bytes of batches)."""
         self._manager: asyncio.Task[None] | None = None
         self._closed = False
         self._loops: dict[str, asyncio.Task[None]] = {}
@@ -84,13 +87,15 @@ class Fetcher:
         self._inflight: set[TopicPartition] = set()
         self._resetting: set[TopicPartition] = set()
         self._backoff: dict[TopicPartition, tuple[float, int]] = {}
-        self._refresh: asyncio.Task[None] | None = None
-        self._refresh_wanted = False
-        self._refresh_streak = 0
-        self._refresh_allowed_at = float("-inf")
-        self._refreshed_at = float("-inf")
-        self._unreachable_since: float | None = None
-        self._unreachable: RaftkaError | None = None
+        self.refresher = MetadataRefresher(
+            metadata,
+            lambda: {tp.topic for tp in subscription.partitions()},
+            retry=self._retry,
+            max_age_s=config.metadata_max_age_ms / 1000,
+            request_timeout_s=config.request_timeout_ms / 1000,
+            on_done=self._refreshed,
+            clock=clock,
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -107,23 +112,10 @@ class Fetcher:
 
     async def close(self) -> None:
         self._closed = True
-        await cancel_and_wait([self._manager, self._refresh, *self._loops.values(), *self._resets])
+        await self.refresher.close()
+        await cancel_and_wait([self._manager, *self._loops.values(), *self._resets])
         self._loops.clear()
         self._resets.clear()
-
-    def connection_error(self) -> RaftkaError | None:
-        """The last metadata error once no broker has answered for ``request_timeout_ms``
-        (poll() raises it; then the clock starts again, so it is raised once per timeout)."""
-        since, now = self._unreachable_since, self._clock()
-        if since is None or now - since < self._config.request_timeout_ms / 1000:
-            return None
-        self._unreachable_since = now
-        return self._unreachable
-
-    @property
-    def reachable(self) -> bool:
-        """False while metadata refreshes fail (no broker answers)."""
-        return self._unreachable_since is None
 
     def in_flight(self) -> set[TopicPartition]:
         return set(self._inflight)
@@ -137,8 +129,8 @@ class Fetcher:
             not self._wakeup.is_set()
             and not self._loops
             and not self._resets
-            and not self._refreshing
-            and not self._refresh_wanted
+            and not self.refresher.running
+            and not self.refresher.wanted
             and all(until <= now for until, _ in self._backoff.values())
         )
 
@@ -161,9 +153,7 @@ class Fetcher:
         assigned = self._subscription.partitions()
         if not assigned or self._closed:
             return
-        refresh = self._refresh_wanted or (
-            not self._refreshing and now - self._refreshed_at >= self._max_age_s
-        )
+        refresh = self.refresher.due(now)
         due = {
             tp: strategy
             for tp, strategy in self._subscription.awaiting_reset().items()
@@ -183,15 +173,14 @@ class Fetcher:
             elif address not in self._loops:
                 self._loops[address] = asyncio.ensure_future(self._leader_loop(address))
         if refresh:
-            self._request_refresh()
+            self.refresher.request()
 
     def _next_timer(self) -> float | None:
         now = self._clock()
         times = [until for until, _ in self._backoff.values() if until > now]
-        if self._refresh_wanted:
-            times.append(self._refresh_allowed_at)
-        if self._subscription.partitions() and not self._refreshing:
-            times.append(self._refreshed_at + self._max_age_s)
+        refresh_at = self.refresher.next_time()
+        if refresh_at is not None and self._subscription.partitions():
+            times.append(refresh_at)
         if not times:
             return None
         return max(0.001, min(times) - now)
@@ -218,41 +207,10 @@ class Fetcher:
         attempts = self._backoff.get(tp, (0.0, 0))[1] + 1
         self._backoff[tp] = (self._clock() + self._retry.backoff(attempts), attempts)
 
-    # ------------------------------------------------------------------ metadata
-
-    @property
-    def _refreshing(self) -> bool:
-        return self._refresh is not None and not self._refresh.done()
-
-    def _request_refresh(self) -> None:
-        """Refresh the metadata of every assigned topic, unless a refresh is in flight (its
-        answer may be stale: the partitions that still fail will ask again), at most once per
-        backoff."""
-        if self._refreshing or self._closed:
-            return
-        self._refresh_wanted = True
-        if self._clock() < self._refresh_allowed_at:
-            return  # the manager's timer comes back for it
-        self._refresh_wanted = False
-        self._refresh = asyncio.ensure_future(self._refresh_metadata())
-
-    async def _refresh_metadata(self) -> None:
-        topics = {tp.topic for tp in self._subscription.partitions()}
-        self._refresh_streak += 1
-        try:
-            await self._metadata.refresh(topics)
-            self._unreachable_since, self._unreachable = None, None
-        except RaftkaError as e:
-            if self._unreachable_since is None:
-                log.warning("consumer_metadata_refresh_failed", error=e.message)
-                self._unreachable_since = self._clock()
-            self._unreachable = e
-            self.data_ready.set()  # poll() reports it once it has lasted too long
-        finally:
-            now = self._clock()
-            self._refreshed_at = now
-            self._refresh_allowed_at = now + self._retry.backoff(self._refresh_streak)
-            self._wakeup.set()
+    def _refreshed(self, ok: bool) -> None:
+        if not ok:
+            self.data_ready.set()  # poll() reports it once no broker answered for too long
+        self._wakeup.set()
 
     # ------------------------------------------------------------------ resets
 
@@ -288,7 +246,7 @@ class Fetcher:
         for tp in outcome.retriable:
             self._back_off(tp)
         if outcome.refresh_metadata:
-            self._request_refresh()
+            self.refresher.request()
 
     def _current(self, tp: TopicPartition, version: int) -> bool:
         return (
@@ -308,6 +266,7 @@ class Fetcher:
                 self._inflight |= set(tps)
                 try:
                     request, started = self._request(tps)
+                    sent_at = self._clock()
                     try:
                         response = await self._connections.stub(address).Fetch(
                             request, timeout=self._fetch_timeout_s
@@ -317,10 +276,15 @@ class Fetcher:
                         log.info("consumer_fetch_failed", broker=address, error=error.message)
                         for tp in tps:
                             self._back_off(tp)
-                        self._request_refresh()
+                        self.refresher.request()
                         return
                 finally:
                     self._inflight -= set(tps)
+                if self.fetch_listeners:
+                    latency = self._clock() - sent_at
+                    nbytes = sum(len(r.batches) for r in response.results)
+                    for listener in self.fetch_listeners:
+                        listener(latency, nbytes)
                 self._handle(response, started)
         finally:
             if self._loops.get(address) is me:
@@ -375,7 +339,7 @@ class Fetcher:
                 continue
             if r.error_code == ErrorCode.NONE:
                 self._backoff.pop(tp, None)
-                self._refresh_streak = 0
+                self.refresher.progress()
                 state.high_watermark, state.log_start_offset = r.high_watermark, r.log_start_offset
                 self._add(tp, offset, r.batches)
             elif r.error_code == ErrorCode.OFFSET_OUT_OF_RANGE:
@@ -386,7 +350,7 @@ class Fetcher:
                     log.info("consumer_fetch_retry", partition=str(tp), error=error.message)
                     self._back_off(tp)
                     if error.refresh_metadata:
-                        self._request_refresh()
+                        self.refresher.request()
                 else:
                     self._fail(tp, error)
 

@@ -314,7 +314,9 @@ def test_unreachable_cluster_fails_with_a_clear_error() -> None:
             with pytest.raises(RequestTimedOutError, match="cannot reach any bootstrap server"):
                 await consumer.end_offsets([T0])
             cluster.down.clear()  # the brokers come back: it carries on
-            await until(lambda: consumer._fetcher.reachable, what="a metadata refresh succeeds")
+            await until(
+                lambda: consumer._fetcher.refresher.reachable, what="a metadata refresh succeeds"
+            )
             cluster.append("t", 0, [b"x"])
             assert [r.value for r in await poll_n(consumer, 1)] == [b"x"]
 
