@@ -144,7 +144,9 @@ async def _consume(args: argparse.Namespace, out: BinaryIO) -> int:
         last = time.monotonic()
         while args.max_messages is None or count < args.max_messages:
             wait_s = 1.0 if idle_s is None else max(0.0, min(1.0, last + idle_s - time.monotonic()))
-            limit = None if args.max_messages is None else args.max_messages - count
+            limit = consumer.config.max_poll_records
+            if args.max_messages is not None:
+                limit = min(limit, args.max_messages - count)
             records = await consumer.poll(timeout_ms=wait_s * 1000, max_records=limit)
             if records:
                 out.write(

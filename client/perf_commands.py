@@ -97,9 +97,8 @@ async def _consume(args: argparse.Namespace) -> int:
         last = time.monotonic()
         while progress.records < args.messages:
             wait_s = max(0.0, min(progress_interval(args), last + idle_s - time.monotonic()))
-            records = await consumer.poll(
-                timeout_ms=wait_s * 1000, max_records=args.messages - progress.records
-            )
+            limit = min(args.messages - progress.records, consumer.config.max_poll_records)
+            records = await consumer.poll(timeout_ms=wait_s * 1000, max_records=limit)
             if records:
                 progress.add(
                     len(records),

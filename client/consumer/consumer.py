@@ -235,6 +235,9 @@ class AsyncConsumer:
             raise IllegalStateError("poll() needs partitions to read: call assign() first")
         self._start()
         deadline = Deadline(timeout_ms / 1000)
+        # Let the fetcher run first: with records buffered, poll() would otherwise return
+        # without ever yielding, and responses and prefetches would wait until the buffer ran dry.
+        await asyncio.sleep(0)
         while True:
             await self._init_positions()
             error = self._subscription.first_error() or self._fetcher.refresher.connection_error()
