@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import base64
 import json
+import os
 import sys
 import time
 from typing import TYPE_CHECKING, BinaryIO
@@ -88,14 +89,17 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 0:
             raise RaftkaError(f"--{name.replace('_', '-')} must be >= 0, not {value}")
-    out = sys.stdout.buffer
+    counter = [0]
+    code = 0
     try:
-        count = asyncio.run(_consume(args, out))
-    except BrokenPipeError:  # `raftka consume ... | head`
-        sys.stderr.close()
+        asyncio.run(_consume(args, sys.stdout.buffer, counter))
+    except KeyboardInterrupt:
+        code = 130
+    except BrokenPipeError:  # `raftka consume ... | head`: the reader is gone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    print(f"processed {count} messages", file=sys.stderr)
-    return 0
+    print(f"processed {counter[0]} messages", file=sys.stderr)
+    return code
 
 
 async def open_consumer(
@@ -127,7 +131,8 @@ async def chosen_partitions(
     return [tp for tp in partitions if tp.partition in set(wanted)]
 
 
-async def _consume(args: argparse.Namespace, out: BinaryIO) -> int:
+async def _consume(args: argparse.Namespace, out: BinaryIO, counter: list[int]) -> None:
+    """Print records until done; ``counter[0]`` counts them (also when interrupted)."""
     consumer = await open_consumer(args, reset="earliest" if args.from_beginning else "latest")
     count = 0
     async with consumer:
@@ -154,10 +159,10 @@ async def _consume(args: argparse.Namespace, out: BinaryIO) -> int:
                 )
                 out.flush()
                 count += len(records)
+                counter[0] = count
                 last = time.monotonic()
             elif idle_s is not None and time.monotonic() - last >= idle_s:
                 break
-    return count
 
 
 def format_record(record: ConsumerRecord, fmt: str, key_separator: str = "\t") -> bytes:

@@ -66,7 +66,15 @@ class ConsumerConfig:
                     f"unknown consumer setting {raw_name!r}; the settings are: {known}"
                 )
             kwargs[name] = _coerce(raw_name, fields[name].default, raw_value)
-        return cls(**kwargs)
+        try:
+            return cls(**kwargs)
+        except InvalidConfigError as e:  # name the setting the way it was given
+            for name in kwargs:
+                if e.message.startswith(name):
+                    raise InvalidConfigError(
+                        name.replace("_", ".") + e.message[len(name) :]
+                    ) from None
+            raise
 
 
 def _coerce(name: str, default: object, value: object) -> object:

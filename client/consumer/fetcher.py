@@ -129,6 +129,7 @@ class Fetcher:
             not self._wakeup.is_set()
             and not self._loops
             and not self._resets
+            and not self._resetting
             and not self.refresher.running
             and not self.refresher.wanted
             and all(until <= now for until, _ in self._backoff.values())
@@ -151,6 +152,8 @@ class Fetcher:
     def _dispatch(self) -> None:
         now = self._clock()
         assigned = self._subscription.partitions()
+        for tp in [tp for tp in self._backoff if not self._subscription.is_assigned(tp)]:
+            del self._backoff[tp]
         if not assigned or self._closed:
             return
         refresh = self.refresher.due(now)
@@ -259,37 +262,46 @@ class Fetcher:
         me = asyncio.current_task()
         try:
             while not self._closed:
-                now = self._clock()
-                tps = [tp for tp in self._fetchable(now) if self._leader(tp) == address]
+                tps = [tp for tp in self._fetchable(self._clock()) if self._leader(tp) == address]
                 if not tps:
                     return
                 self._inflight |= set(tps)
                 try:
-                    request, started = self._request(tps)
-                    sent_at = self._clock()
-                    try:
-                        response = await self._connections.stub(address).Fetch(
-                            request, timeout=self._fetch_timeout_s
-                        )
-                    except grpc.aio.AioRpcError as e:
-                        error = error_from_rpc(e, address)
-                        log.info("consumer_fetch_failed", broker=address, error=error.message)
-                        for tp in tps:
-                            self._back_off(tp)
-                        self.refresher.request()
-                        return
+                    ok = await self._fetch_once(address, tps)
+                except Exception:  # a bug: log it, and retry later rather than stop for good
+                    log.exception("consumer_fetch_crashed", broker=address)
+                    ok = False
                 finally:
                     self._inflight -= set(tps)
-                if self.fetch_listeners:
-                    latency = self._clock() - sent_at
-                    nbytes = sum(len(r.batches) for r in response.results)
-                    for listener in self.fetch_listeners:
-                        listener(latency, nbytes)
-                self._handle(response, started)
+                if not ok:
+                    for tp in tps:
+                        self._back_off(tp)
+                    self.refresher.request()
+                    return
         finally:
             if self._loops.get(address) is me:
                 del self._loops[address]
             self._wakeup.set()
+
+    async def _fetch_once(self, address: str, tps: list[TopicPartition]) -> bool:
+        """One fetch from ``address``; False if the broker could not be reached."""
+        request, started = self._request(tps)
+        sent_at = self._clock()
+        try:
+            response = await self._connections.stub(address).Fetch(
+                request, timeout=self._fetch_timeout_s
+            )
+        except grpc.aio.AioRpcError as e:
+            error = error_from_rpc(e, address)
+            log.info("consumer_fetch_failed", broker=address, error=error.message)
+            return False
+        if self.fetch_listeners:
+            latency = self._clock() - sent_at
+            nbytes = sum(len(r.batches) for r in response.results)
+            for listener in self.fetch_listeners:
+                listener(latency, nbytes)
+        self._handle(response, started)
+        return True
 
     def _request(
         self, tps: list[TopicPartition]
@@ -364,8 +376,7 @@ class Fetcher:
                 tp,
                 CorruptRecordError(
                     f"{tp}: a fetched batch at or after offset {offset} is corrupt ({e.message}); "
-                    f"seek({tp.topic!r}, {tp.partition}) to offset {offset} to fetch it again, "
-                    "or past it to skip it"
+                    f"seek() {tp} to offset {offset} to fetch it again, or past it to skip it"
                 ),
             )
             return

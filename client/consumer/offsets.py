@@ -70,7 +70,7 @@ class OffsetLookup:
             if bad:
                 raise UnknownTopicOrPartitionError(
                     f"{', '.join(map(str, sorted(bad)))} does not exist: topic {topic!r} has "
-                    f"{len(info.partitions)} partitions"
+                    f"{len(info.partitions)} partition{'' if len(info.partitions) == 1 else 's'}"
                 )
         pending = dict(timestamps)
         results: dict[TopicPartition, OffsetAndTimestamp | None] = {}

@@ -26,10 +26,13 @@ from raftka.client.local_cluster import LocalCluster
 from raftka.common.errors import RequestTimedOutError
 from raftka.common.records.batch import Compression
 from raftka.common.records.builder import build_batch
+from raftka.v1 import broker_pb2 as bpb
 from raftka.v1 import common_pb2 as cpb
 from tests.integration.helpers import (
+    broker_stub,
     client_for,
     create_topic,
+    eventually,
     produce,
     wait_partition_leaders,
     wait_unfenced,
@@ -203,6 +206,7 @@ def test_poll_continues_across_a_leader_failover(broker_cluster: LocalCluster) -
                     sent[p] += values
 
         await send(0, leaders)
+        await eventually(lambda: full_isr("c-failover"), what="every replica in sync")
         victim = leaders[0]
         async with consumer_for(
             broker_cluster, auto_offset_reset="earliest", max_poll_records=7
@@ -210,19 +214,27 @@ def test_poll_continues_across_a_leader_failover(broker_cluster: LocalCluster) -
             consumer.assign(tps)
             got = await poll_n(consumer, 35)  # part way through
             broker_cluster.kill(victim)
-            alive = [b for b in broker_cluster.brokers if b != victim]
-            new_leaders = await wait_partition_leaders(
-                broker_cluster, "c-failover", 2, brokers=alive
-            )
-            assert victim not in new_leaders.values()
-            await send(1, new_leaders)
-            got += await poll_n(consumer, 120 - 35, timeout_s=60)
-            assert await consumer.poll(timeout_ms=500) == []
-            for p in range(2):
-                assert by_partition(got)[p] == list(enumerate(sent[p])), "no gap, no duplicate"
-                assert await consumer.position(tps[p]) == 60
-        broker_cluster.start(victim)
-        await wait_unfenced(broker_cluster, [victim])
+            try:
+                alive = [b for b in broker_cluster.brokers if b != victim]
+                new_leaders = await wait_partition_leaders(
+                    broker_cluster, "c-failover", 2, brokers=alive, timeout_s=40
+                )
+                assert victim not in new_leaders.values()
+                await send(1, new_leaders)
+                got += await poll_n(consumer, 120 - 35, timeout_s=60)
+                assert await consumer.poll(timeout_ms=500) == []
+                for p in range(2):
+                    assert by_partition(got)[p] == list(enumerate(sent[p])), "no gap or duplicate"
+                    assert await consumer.position(tps[p]) == 60
+            finally:  # the next tests need every broker
+                broker_cluster.start(victim)
+                await wait_unfenced(broker_cluster, [victim])
+
+    async def full_isr(topic: str) -> bool | None:
+        async with broker_stub(broker_cluster.bootstrap_servers[0]) as stub:
+            meta = await stub.Metadata(bpb.MetadataRequest(topics=[topic]), timeout=5)
+        parts = meta.topics[0].partitions
+        return True if all(len(p.isr) == len(p.replicas) for p in parts) else None
 
     asyncio.run(main())
 

@@ -101,7 +101,8 @@ def test_from_properties_takes_kafka_names_and_string_values() -> None:
         ({"enable.auto.commit": "true"}, "unknown consumer setting 'enable.auto.commit'"),
         ({"fetch.min.bytes": "1k"}, "fetch.min.bytes must be an integer, not '1k'"),
         ({"check.crcs": "maybe"}, "check.crcs must be true or false"),
-        ({"auto.offset.reset": "oldest"}, "auto_offset_reset must be one of"),
+        ({"auto.offset.reset": "oldest"}, "auto.offset.reset must be one of"),
+        ({"max.poll.records": "0"}, "max.poll.records must be at least 1, not 0"),
     ],
 )
 def test_from_properties_errors(properties: dict[str, str], message: str) -> None:
