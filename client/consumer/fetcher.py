@@ -28,6 +28,7 @@ import grpc
 import structlog
 
 from raftka.client.connections import BrokerConnections
+from raftka.client.consumer.backoff import PartitionBackoff
 from raftka.client.consumer.config import ConsumerConfig
 from raftka.client.consumer.errors import OffsetOutOfRangeError
 from raftka.client.consumer.fetch_buffer import FetchBuffer
@@ -86,7 +87,7 @@ class Fetcher:
         self._resets: set[asyncio.Task[None]] = set()
         self._inflight: set[TopicPartition] = set()
         self._resetting: set[TopicPartition] = set()
-        self._backoff: dict[TopicPartition, tuple[float, int]] = {}
+        self._backoff = PartitionBackoff(self._retry, clock)
         self.refresher = MetadataRefresher(
             metadata,
             lambda: {tp.topic for tp in subscription.partitions()},
@@ -132,7 +133,7 @@ class Fetcher:
             and not self._resetting
             and not self.refresher.running
             and not self.refresher.wanted
-            and all(until <= now for until, _ in self._backoff.values())
+            and self._backoff.next_expiry(now) is None
         )
 
     # ------------------------------------------------------------------ the manager
@@ -152,15 +153,14 @@ class Fetcher:
     def _dispatch(self) -> None:
         now = self._clock()
         assigned = self._subscription.partitions()
-        for tp in [tp for tp in self._backoff if not self._subscription.is_assigned(tp)]:
-            del self._backoff[tp]
+        self._backoff.retain(self._subscription.is_assigned)
         if not assigned or self._closed:
             return
         refresh = self.refresher.due(now)
         due = {
             tp: strategy
             for tp, strategy in self._subscription.awaiting_reset().items()
-            if tp not in self._resetting and not self._backing_off(tp, now)
+            if tp not in self._resetting and not self._backoff.waiting(tp, now)
         }
         if due:
             known = {tp: s for tp, s in due.items() if self._leader(tp) is not None}
@@ -180,7 +180,8 @@ class Fetcher:
 
     def _next_timer(self) -> float | None:
         now = self._clock()
-        times = [until for until, _ in self._backoff.values() if until > now]
+        expiry = self._backoff.next_expiry(now)
+        times = [] if expiry is None else [expiry]
         refresh_at = self.refresher.next_time()
         if refresh_at is not None and self._subscription.partitions():
             times.append(refresh_at)
@@ -193,22 +194,12 @@ class Fetcher:
             tp
             for tp in self._subscription.fetchable()
             if tp not in self._inflight
-            and not self._backing_off(tp, now)
+            and not self._backoff.waiting(tp, now)
             and self._buffer.has_room(tp)
         ]
 
     def _leader(self, tp: TopicPartition) -> str | None:
         return self._metadata.leader_address(tp.topic, tp.partition)
-
-    # ------------------------------------------------------------------ backoff
-
-    def _backing_off(self, tp: TopicPartition, now: float) -> bool:
-        entry = self._backoff.get(tp)
-        return entry is not None and entry[0] > now
-
-    def _back_off(self, tp: TopicPartition) -> None:
-        attempts = self._backoff.get(tp, (0.0, 0))[1] + 1
-        self._backoff[tp] = (self._clock() + self._retry.backoff(attempts), attempts)
 
     def _refreshed(self, ok: bool) -> None:
         if not ok:
@@ -227,7 +218,7 @@ class Fetcher:
                 if not self._current(tp, versions[tp]):
                     continue
                 if isinstance(e, PartitionError) and (e.topic, e.partition) != tp:
-                    self._back_off(tp)
+                    self._backoff.failed(tp)
                 else:
                     self._fail(tp, e)
             return
@@ -238,16 +229,16 @@ class Fetcher:
             if not self._current(tp, versions[tp]):
                 continue
             if found is None:
-                self._back_off(tp)
+                self._backoff.failed(tp)
                 continue
-            self._backoff.pop(tp, None)
+            self._backoff.succeeded(tp)
             self._subscription.seek(tp, found.offset)
             self._buffer.clear(tp)
             log.info(
                 "consumer_offset_reset", partition=str(tp), to=due[tp].name, offset=found.offset
             )
         for tp in outcome.retriable:
-            self._back_off(tp)
+            self._backoff.failed(tp)
         if outcome.refresh_metadata:
             self.refresher.request()
 
@@ -275,7 +266,7 @@ class Fetcher:
                     self._inflight -= set(tps)
                 if not ok:
                     for tp in tps:
-                        self._back_off(tp)
+                        self._backoff.failed(tp)
                     self.refresher.request()
                     return
         finally:
@@ -350,7 +341,7 @@ class Fetcher:
             ):
                 continue
             if r.error_code == ErrorCode.NONE:
-                self._backoff.pop(tp, None)
+                self._backoff.succeeded(tp)
                 self.refresher.progress()
                 state.high_watermark, state.log_start_offset = r.high_watermark, r.log_start_offset
                 self._add(tp, offset, r.batches)
@@ -360,7 +351,7 @@ class Fetcher:
                 error = PartitionError(r.error_code, r.error_message, r.topic, r.partition)
                 if error.retriable:
                     log.info("consumer_fetch_retry", partition=str(tp), error=error.message)
-                    self._back_off(tp)
+                    self._backoff.failed(tp)
                     if error.refresh_metadata:
                         self.refresher.request()
                 else:
@@ -387,10 +378,10 @@ class Fetcher:
     def _out_of_range(
         self, tp: TopicPartition, offset: int, position: int, r: pb.FetchPartitionResult
     ) -> None:
-        if offset != position:
-            self._back_off(tp)  # a prefetch past buffered data: decided once that is consumed
+        if offset != position:  # a prefetch past buffered data: decided once that is consumed
+            self._backoff.failed(tp)
             return
-        where = f"the log holds offsets [{r.log_start_offset}, {r.high_watermark}]"
+        where = f"valid positions are {r.log_start_offset} to {r.high_watermark}"
         if self._subscription.reset_policy == "none":
             self._fail(tp, OffsetOutOfRangeError({tp: offset}, where))
             return
