@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from raftka.client.consumer.backoff import PartitionBackoff
 from raftka.client.consumer.errors import IllegalStateError, NoOffsetForPartitionError
 from raftka.client.consumer.fetch_buffer import FetchBuffer
 from raftka.client.consumer.records import CompletedFetch, batch_spans
 from raftka.client.consumer.subscription import ResetStrategy, SubscriptionState
+from raftka.client.retry import RetryPolicy
 from raftka.client.types import TopicPartition
 from raftka.common.records.builder import build_batch
 
@@ -179,3 +181,24 @@ def test_stale_data_is_dropped_not_returned() -> None:
     records = buf.drain(100, s)
     assert [(r.partition, r.offset) for r in records] == [(1, o) for o in range(5)]
     assert s.state(B).position == 5 and buf.held_bytes == 0
+
+
+# ---------------------------------------------------------------- PartitionBackoff
+
+
+def test_backoff_doubles_per_failure_and_clears_on_success() -> None:
+    now = [100.0]
+    backoff = PartitionBackoff(RetryPolicy(0.1, 1.0), lambda: now[0])
+    assert not backoff.waiting(A, now[0]) and backoff.next_expiry(now[0]) is None
+    waits = []
+    for _ in range(6):
+        backoff.failed(A)
+        expiry = backoff.next_expiry(now[0])
+        assert expiry is not None and backoff.waiting(A, now[0])
+        waits.append(expiry - now[0])
+    assert 0.05 <= waits[0] <= 0.1 and 0.1 <= waits[1] <= 0.2 and 0.5 <= waits[-1] <= 1.0
+    assert not backoff.waiting(A, now[0] + 1.0)
+    backoff.failed(B)
+    backoff.succeeded(A)
+    backoff.retain(lambda tp: tp != B)
+    assert backoff.next_expiry(now[0]) is None
