@@ -9,9 +9,12 @@
     raftka cluster describe
     raftka partitions elect|reassign|reassignments ...
     raftka faults show|drop|delay|isolate|slow-fsync|clear --node HOST:PORT
+    raftka consume TOPIC [--from-beginning | --offset N] [--format value|kv|json] ...
+    raftka perf consume --topic T --messages N
 
 Admin commands find the controllers with --bootstrap-controller (or RAFTKA_BOOTSTRAP_CONTROLLER,
-or the cluster file ``raftka up`` writes into its directory).
+or the cluster file ``raftka up`` writes into its directory); client commands (consume, perf)
+find the brokers with --bootstrap-server (or RAFTKA_BOOTSTRAP_SERVER, or that same file).
 """
 
 from __future__ import annotations
@@ -23,7 +26,14 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from raftka.client import admin_commands, fault_commands, partition_commands, up_command
+from raftka.client import (
+    admin_commands,
+    consume_commands,
+    fault_commands,
+    partition_commands,
+    perf_commands,
+    up_command,
+)
 from raftka.common.errors import RaftkaError
 from raftka.common.logging import configure_logging
 
@@ -81,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     admin_commands.add_commands(sub, _bootstrap_argument)
     partition_commands.add_commands(sub, _bootstrap_argument)
     fault_commands.add_commands(sub)
+    consume_commands.add_commands(sub)
+    perf_commands.add_commands(sub)
     return parser
 
 

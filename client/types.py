@@ -1,4 +1,4 @@
-"""Small value types shared by the producer and the consumer."""
+"""Value types shared by the client classes (producer, consumer, admin)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from typing import NamedTuple
 
 
 class TopicPartition(NamedTuple):
+    """One partition of a topic. A NamedTuple: hashable, ordered by (topic, partition), and it
+    unpacks as ``topic, partition = tp``."""
+
     topic: str
     partition: int
 

@@ -15,13 +15,13 @@ from raftka.client.producer.sender import Sender
 from raftka.client.types import RecordMetadata, TopicPartition
 from raftka.common.errors import RaftkaError
 from raftka.v1.common_pb2 import ErrorCode
-from tests.unit.client.fake_cluster import FakeCluster
+from tests.unit.client.fake_leaders import FakeLeaders
 
 TP = TopicPartition("t", 0)
 
 
 class Harness:
-    def __init__(self, cluster: FakeCluster, **settings: object) -> None:
+    def __init__(self, cluster: FakeLeaders, **settings: object) -> None:
         self.config = ProducerConfig(bootstrap_servers=["x:1"], **settings)  # type: ignore[arg-type]
         self.cluster = cluster
         self.acc = RecordAccumulator(self.config, BufferPool(self.config.buffer_memory))
@@ -54,7 +54,7 @@ def run(coro: object) -> None:
 
 
 def test_records_are_acknowledged_with_their_offsets_in_few_requests() -> None:
-    cluster = FakeCluster()
+    cluster = FakeLeaders()
 
     async def main() -> None:
         async with Harness(cluster, linger_ms=20) as h:
@@ -68,7 +68,7 @@ def test_records_are_acknowledged_with_their_offsets_in_few_requests() -> None:
 
 
 def test_a_full_batch_goes_without_waiting_for_linger() -> None:
-    cluster = FakeCluster()
+    cluster = FakeLeaders()
 
     async def main() -> None:
         async with Harness(
@@ -84,7 +84,7 @@ def test_a_full_batch_goes_without_waiting_for_linger() -> None:
 
 def test_linger_holds_a_partial_batch_until_it_expires() -> None:
     now = [0.0]
-    cluster = FakeCluster()
+    cluster = FakeLeaders()
     config = ProducerConfig(bootstrap_servers=["x:1"], linger_ms=100)
     acc = RecordAccumulator(config, BufferPool(config.buffer_memory), clock=lambda: now[0])
 
@@ -100,7 +100,7 @@ def test_linger_holds_a_partial_batch_until_it_expires() -> None:
 
 
 def test_retriable_refusals_are_retried_after_a_metadata_refresh() -> None:
-    cluster = FakeCluster(random.Random(3), refuse=0.5)
+    cluster = FakeLeaders(random.Random(3), refuse=0.5)
 
     async def main() -> None:
         async with Harness(cluster, linger_ms=0, retry_backoff_ms=1, retry_backoff_max_ms=5) as h:
@@ -112,7 +112,7 @@ def test_retriable_refusals_are_retried_after_a_metadata_refresh() -> None:
 
 
 def test_non_retriable_errors_fail_the_records_and_later_ones_still_go() -> None:
-    cluster = FakeCluster()
+    cluster = FakeLeaders()
 
     async def main() -> None:
         async with Harness(cluster, enable_idempotence=False, acks=1, linger_ms=0) as h:
@@ -137,7 +137,7 @@ def test_non_retriable_errors_fail_the_records_and_later_ones_still_go() -> None
 
 
 def test_delivery_timeout_fails_records_whose_partition_has_no_leader() -> None:
-    cluster = FakeCluster()
+    cluster = FakeLeaders()
     cluster.leaders[TP] = None
 
     async def main() -> None:
@@ -155,7 +155,7 @@ def test_delivery_timeout_fails_records_whose_partition_has_no_leader() -> None:
 def test_idempotent_retries_never_duplicate_or_reorder(seed: int) -> None:
     """Answers are lost after the write, requests are refused and answered out of order, with
     five requests in flight: every record still lands exactly once, in send order."""
-    cluster = FakeCluster(random.Random(seed), refuse=0.15, lose_answer=0.2, max_delay_s=0.003)
+    cluster = FakeLeaders(random.Random(seed), refuse=0.15, lose_answer=0.2, max_delay_s=0.003)
     tps = [TopicPartition("t", p) for p in range(3)]
 
     async def main() -> None:
@@ -184,7 +184,7 @@ def test_idempotent_retries_never_duplicate_or_reorder(seed: int) -> None:
 
 def test_without_idempotence_lost_answers_can_duplicate() -> None:
     """The reason idempotence is on by default: the same faults, without it, write twice."""
-    cluster = FakeCluster(random.Random(1), lose_answer=0.3)
+    cluster = FakeLeaders(random.Random(1), lose_answer=0.3)
 
     async def main() -> None:
         async with Harness(
@@ -203,7 +203,7 @@ def test_without_idempotence_lost_answers_can_duplicate() -> None:
 
 
 def test_a_definite_failure_renumbers_under_a_new_producer_id() -> None:
-    cluster = FakeCluster()
+    cluster = FakeLeaders()
 
     async def main() -> None:
         async with Harness(cluster, linger_ms=0) as h:

@@ -1,0 +1,37 @@
+"""The consumer: AsyncConsumer (asyncio) and Consumer (blocking facade over it).
+
+Modules, one role each: ``config`` (settings), ``subscription`` (assignment and positions),
+``records`` (ConsumerRecord, decoding fetched batches), ``fetch_buffer`` (bounded prefetch
+buffer), ``fetcher`` (background fetch loops, resets, metadata refreshes), ``offsets``
+(ListOffsets lookups), ``offset_store`` (the seam for consumer groups), ``consumer``
+(AsyncConsumer), ``blocking`` (Consumer), ``errors``.
+"""
+
+from raftka.client.consumer.blocking import Consumer
+from raftka.client.consumer.config import ConsumerConfig
+from raftka.client.consumer.consumer import AsyncConsumer
+from raftka.client.consumer.errors import (
+    GroupRequiredError,
+    IllegalStateError,
+    NoOffsetForPartitionError,
+    OffsetOutOfRangeError,
+)
+from raftka.client.consumer.offset_store import OffsetAndMetadata, OffsetStore
+from raftka.client.consumer.offsets import OffsetAndTimestamp
+from raftka.client.consumer.records import ConsumerRecord
+from raftka.client.types import TopicPartition
+
+__all__ = [
+    "AsyncConsumer",
+    "Consumer",
+    "ConsumerConfig",
+    "ConsumerRecord",
+    "GroupRequiredError",
+    "IllegalStateError",
+    "NoOffsetForPartitionError",
+    "OffsetAndMetadata",
+    "OffsetAndTimestamp",
+    "OffsetOutOfRangeError",
+    "OffsetStore",
+    "TopicPartition",
+]

@@ -1,0 +1,161 @@
+"""The consumer's settings: Kafka's names and defaults (``ConsumerConfig.java``), validated once.
+
+Python code passes them as keyword arguments (``auto_offset_reset="earliest"``); properties
+files and command lines use Kafka's dotted names through :meth:`ConsumerConfig.from_properties`
+(``{"auto.offset.reset": "earliest"}``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from raftka.client.connections import MAX_MESSAGE_BYTES
+from raftka.common.errors import InvalidConfigError
+
+OffsetResetPolicy = Literal["earliest", "latest", "none"]
+IsolationLevel = Literal["read_uncommitted", "read_committed"]
+
+OFFSET_RESET_POLICIES: tuple[str, ...] = ("earliest", "latest", "none")
+ISOLATION_LEVELS: tuple[str, ...] = ("read_uncommitted", "read_committed")
+FETCH_MAX_BYTES_LIMIT = MAX_MESSAGE_BYTES - 4 * 1024 * 1024
+"""A fetch response must fit in one gRPC message (64 MiB) with room for one oversized batch."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerConfig:
+    bootstrap_servers: str | Sequence[str] = ()
+    """Broker addresses, ``"host:port,host:port"`` or a list; any one that answers will do."""
+    client_id: str = "raftka-consumer"
+    group_id: str | None = None
+    """Consumer groups are not available yet: leave unset and use ``assign()``."""
+    auto_offset_reset: OffsetResetPolicy = "latest"
+    """Where to start when there is no position or it is out of range: ``earliest``,
+    ``latest`` or ``none`` (raise an error instead)."""
+    fetch_min_bytes: int = 1
+    fetch_max_bytes: int = 52428800
+    fetch_max_wait_ms: int = 500
+    max_partition_fetch_bytes: int = 1048576
+    max_poll_records: int = 500
+    request_timeout_ms: int = 30000
+    metadata_max_age_ms: int = 300000
+    retry_backoff_ms: int = 100
+    isolation_level: IsolationLevel = "read_uncommitted"
+    check_crcs: bool = True
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @property
+    def bootstrap_addresses(self) -> tuple[str, ...]:
+        return _split_servers(self.bootstrap_servers)
+
+    @classmethod
+    def from_properties(cls, properties: Mapping[str, object]) -> ConsumerConfig:
+        """Build from Kafka's dotted names (``"fetch.max.wait.ms": "100"``); values may be
+        strings, as read from a properties file. Python names are accepted too."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for raw_name, raw_value in properties.items():
+            name = raw_name.strip().replace(".", "_")
+            if name not in fields:
+                known = ", ".join(sorted(n.replace("_", ".") for n in fields))
+                raise InvalidConfigError(
+                    f"unknown consumer setting {raw_name!r}; the settings are: {known}"
+                )
+            kwargs[name] = _coerce(raw_name, fields[name].default, raw_value)
+        try:
+            return cls(**kwargs)
+        except InvalidConfigError as e:  # name the setting the way it was given
+            for name in kwargs:
+                if e.message.startswith(name):
+                    raise InvalidConfigError(
+                        name.replace("_", ".") + e.message[len(name) :]
+                    ) from None
+            raise
+
+
+def _coerce(name: str, default: object, value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if isinstance(default, bool):
+        if text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        raise InvalidConfigError(f"{name} must be true or false, not {value!r}")
+    if isinstance(default, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise InvalidConfigError(f"{name} must be an integer, not {value!r}") from None
+    if name.replace(".", "_") == "group_id":
+        return text or None
+    return text
+
+
+def _split_servers(value: str | Sequence[str]) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(s.strip() for s in items if isinstance(s, str) and s.strip())
+
+
+def _validate(c: ConsumerConfig) -> None:
+    servers = c.bootstrap_servers
+    if not isinstance(servers, str) and not (
+        isinstance(servers, Sequence) and all(isinstance(s, str) for s in servers)
+    ):
+        raise InvalidConfigError(
+            f"bootstrap_servers must be 'host:port[,host:port]' or a list of them, not {servers!r}"
+        )
+    addresses = _split_servers(servers)
+    if not addresses:
+        raise InvalidConfigError(
+            "bootstrap_servers is required: one or more broker addresses, e.g. "
+            "bootstrap_servers='127.0.0.1:9092' (`raftka up` prints them)"
+        )
+    for address in addresses:
+        host, sep, port = address.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise InvalidConfigError(
+                f"bootstrap_servers: {address!r} is not host:port (e.g. 127.0.0.1:9092)"
+            )
+    _choice("auto_offset_reset", c.auto_offset_reset, OFFSET_RESET_POLICIES)
+    _choice("isolation_level", c.isolation_level, ISOLATION_LEVELS)
+    if not isinstance(c.client_id, str):
+        raise InvalidConfigError(f"client_id must be a string, not {c.client_id!r}")
+    if c.group_id is not None and (not isinstance(c.group_id, str) or not c.group_id):
+        raise InvalidConfigError(f"group_id must be a non-empty string or None, not {c.group_id!r}")
+    if not isinstance(c.check_crcs, bool):
+        raise InvalidConfigError(f"check_crcs must be True or False, not {c.check_crcs!r}")
+    _at_least("fetch_min_bytes", c.fetch_min_bytes, 0)
+    _at_least("fetch_max_bytes", c.fetch_max_bytes, 1)
+    _at_least("fetch_max_wait_ms", c.fetch_max_wait_ms, 0)
+    _at_least("max_partition_fetch_bytes", c.max_partition_fetch_bytes, 1)
+    _at_least("max_poll_records", c.max_poll_records, 1)
+    _at_least("request_timeout_ms", c.request_timeout_ms, 1)
+    _at_least("metadata_max_age_ms", c.metadata_max_age_ms, 0)
+    _at_least("retry_backoff_ms", c.retry_backoff_ms, 0)
+    for name, value in (
+        ("fetch_max_bytes", c.fetch_max_bytes),
+        ("max_partition_fetch_bytes", c.max_partition_fetch_bytes),
+    ):
+        if value > FETCH_MAX_BYTES_LIMIT:
+            raise InvalidConfigError(
+                f"{name} is {value}; at most {FETCH_MAX_BYTES_LIMIT} (a fetch response travels "
+                f"as one gRPC message of at most {MAX_MESSAGE_BYTES} bytes)"
+            )
+
+
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise InvalidConfigError(
+            f"{name} must be one of {', '.join(repr(a) for a in allowed)}, not {value!r}"
+        )
+
+
+def _at_least(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidConfigError(f"{name} must be an integer, not {value!r}")
+    if value < minimum:
+        raise InvalidConfigError(f"{name} must be at least {minimum}, not {value}")

@@ -1,0 +1,54 @@
+"""Errors the consumer raises to the application (all RaftkaErrors, each saying what to do)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from raftka.client.types import TopicPartition
+from raftka.common.errors import RaftkaError
+from raftka.v1.common_pb2 import ErrorCode
+
+
+class NoOffsetForPartitionError(RaftkaError):
+    """A partition has no position and ``auto_offset_reset`` is ``"none"``."""
+
+    code = ErrorCode.OFFSET_OUT_OF_RANGE
+
+    def __init__(self, partitions: list[TopicPartition]) -> None:
+        names = ", ".join(str(tp) for tp in sorted(partitions))
+        super().__init__(
+            f"no position for {names} and auto_offset_reset is 'none': call seek(), "
+            "seek_to_beginning() or seek_to_end() first, or set auto_offset_reset to "
+            "'earliest' or 'latest'"
+        )
+        self.partitions = sorted(partitions)
+
+
+class OffsetOutOfRangeError(RaftkaError):
+    """A fetch position is outside the partition's log and ``auto_offset_reset`` is
+    ``"none"``. ``offsets`` maps each partition to the out-of-range position."""
+
+    code = ErrorCode.OFFSET_OUT_OF_RANGE
+
+    def __init__(self, offsets: Mapping[TopicPartition, int], detail: str = "") -> None:
+        names = ", ".join(f"{tp} at offset {o}" for tp, o in sorted(offsets.items()))
+        super().__init__(
+            f"position out of range: {names}"
+            + (f" ({detail})" if detail else "")
+            + "; auto_offset_reset is 'none': seek() to a valid offset, or call "
+            "seek_to_beginning() or seek_to_end()"
+        )
+        self.offsets = dict(offsets)
+
+
+class IllegalStateError(RaftkaError):
+    """The call does not fit the consumer's state (a partition not assigned, a closed
+    consumer)."""
+
+    code = ErrorCode.INVALID_REQUEST
+
+
+class GroupRequiredError(RaftkaError):
+    """Committed offsets live in a consumer group, which this consumer does not have."""
+
+    code = ErrorCode.INVALID_REQUEST

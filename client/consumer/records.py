@@ -1,0 +1,139 @@
+"""What poll() returns, and the fetched bytes it is decoded from.
+
+A fetch returns whole stored batches from the one holding the fetch offset, so the first
+batch may start before it: records below the fetch offset are skipped. Control batches
+(transaction markers) are skipped too. Decoding is lazy, one batch at a time as poll() takes
+records, so records dropped by a seek are never decoded.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from raftka.client.types import TopicPartition
+from raftka.common.records.batch import (
+    HEADER_SIZE,
+    NO_PARTITION_LEADER_EPOCH,
+    BatchHeader,
+    validate,
+)
+from raftka.common.records.decoder import decode_batch
+
+Headers = tuple[tuple[str, bytes | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerRecord:
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    """Milliseconds since the epoch (create time, or log-append time if the topic says so)."""
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = ()
+    leader_epoch: int | None = None
+    """The leader epoch of the batch the record was written in, if known."""
+
+    @property
+    def topic_partition(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSpan:
+    position: int
+    header: BatchHeader
+
+
+def batch_spans(data: bytes, *, verify: bool) -> list[BatchSpan]:
+    """The whole batches of a fetched buffer (a partial batch at the end is ignored), each
+    checked (size, magic, CRC-32C) when ``verify``: O(1) Python work per batch."""
+    view = memoryview(data)
+    spans: list[BatchSpan] = []
+    pos, end = 0, len(data)
+    while end - pos >= HEADER_SIZE:
+        header = BatchHeader.parse(view, pos)
+        if header.size > end - pos or header.size < HEADER_SIZE:
+            break
+        if verify:
+            header = validate(view, pos)
+        spans.append(BatchSpan(pos, header))
+        pos += header.size
+    return spans
+
+
+class CompletedFetch:
+    """The batches one fetch returned for one partition, handed out record by record.
+
+    ``next_offset`` is the position after what has been taken (it moves past a batch once its
+    last record is taken, so gaps left by compaction and control batches are skipped);
+    ``end_offset`` is where the next fetch for the partition starts.
+    """
+
+    def __init__(
+        self, tp: TopicPartition, data: bytes, fetch_offset: int, spans: Sequence[BatchSpan]
+    ) -> None:
+        self.tp = tp
+        self.fetch_offset = fetch_offset
+        self.nbytes = len(data)
+        self.next_offset = fetch_offset
+        self.end_offset = max([fetch_offset, *(s.header.next_offset for s in spans)])
+        self.remaining_bytes = sum(s.header.size for s in spans)
+        """Bytes of the batches not decoded yet (what prefetching is bounded by)."""
+        self._data = data
+        self._batches: deque[BatchSpan] = deque(spans)
+        self._pending: deque[ConsumerRecord] = deque()
+        self._batch_end: int | None = None
+
+    @property
+    def exhausted(self) -> bool:
+        return not self._pending and not self._batches
+
+    def take(self, max_records: int) -> list[ConsumerRecord]:
+        out: list[ConsumerRecord] = []
+        while len(out) < max_records:
+            if self._pending:
+                record = self._pending.popleft()
+                out.append(record)
+                self.next_offset = record.offset + 1
+                continue
+            self._finish_batch()
+            if not self._batches:
+                break
+            self._open(self._batches.popleft())
+        if not self._pending:
+            self._finish_batch()
+        return out
+
+    def _finish_batch(self) -> None:
+        if self._batch_end is not None:
+            self.next_offset = max(self.next_offset, self._batch_end)
+            self._batch_end = None
+
+    def _open(self, span: BatchSpan) -> None:
+        header = span.header
+        self.remaining_bytes -= header.size
+        self._batch_end = header.next_offset
+        if header.is_control or header.next_offset <= self.next_offset:
+            return
+        epoch = header.partition_leader_epoch
+        leader_epoch = None if epoch == NO_PARTITION_LEADER_EPOCH else epoch
+        topic, partition = self.tp
+        start = self.next_offset
+        self._pending.extend(
+            ConsumerRecord(
+                topic,
+                partition,
+                r.offset,
+                r.timestamp,
+                r.key,
+                r.value,
+                r.headers,
+                leader_epoch,
+            )
+            for r in decode_batch(self._data, span.position, verify=False).records
+            if r.offset >= start
+        )
