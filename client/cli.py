@@ -10,10 +10,12 @@
     raftka partitions elect|reassign|reassignments ...
     raftka faults show|drop|delay|isolate|slow-fsync|clear --node HOST:PORT
     raftka consume TOPIC [--from-beginning | --offset N] [--format value|kv|json] ...
+    raftka produce TOPIC [--key-separator SEP] [--acks all|1|0] < lines
+    raftka perf produce --topic T --num-records N --record-size B [--throughput R]
     raftka perf consume --topic T --messages N
 
 Admin commands find the controllers with --bootstrap-controller (or RAFTKA_BOOTSTRAP_CONTROLLER,
-or the cluster file ``raftka up`` writes into its directory); client commands (consume, perf)
+or the cluster file ``raftka up`` writes into its directory); client commands (produce, consume, perf)
 find the brokers with --bootstrap-server (or RAFTKA_BOOTSTRAP_SERVER, or that same file).
 """
 
@@ -32,6 +34,7 @@ from raftka.client import (
     fault_commands,
     partition_commands,
     perf_commands,
+    produce_commands,
     up_command,
 )
 from raftka.common.errors import RaftkaError
@@ -91,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin_commands.add_commands(sub, _bootstrap_argument)
     partition_commands.add_commands(sub, _bootstrap_argument)
     fault_commands.add_commands(sub)
+    produce_commands.add_commands(sub)
     consume_commands.add_commands(sub)
     perf_commands.add_commands(sub)
     return parser

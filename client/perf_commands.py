@@ -1,6 +1,9 @@
 """``raftka perf``: throughput and latency tests against a running cluster (like Kafka's
 kafka-consumer-perf-test / kafka-producer-perf-test).
 
+    raftka perf produce --topic T --num-records N --record-size B [--throughput R]
+                                                   send N records, report records/s, MB/s and
+                                                   send-to-acknowledgement latency percentiles
     raftka perf consume --topic T --messages N     read N records, report records/s, MB/s and
                                                    fetch latency percentiles
 
@@ -13,6 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from collections.abc import Callable
+from typing import Any
 
 from raftka.client.bootstrap_servers import add_bootstrap_server_argument
 from raftka.common.errors import RaftkaError
@@ -21,14 +26,94 @@ from raftka.common.errors import RaftkaError
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     perf = sub.add_parser(
         "perf",
-        help="throughput and latency tests (consume; produce comes with the producer)",
+        help="throughput and latency tests (produce, consume)",
         description="Measure a running cluster: progress every second on stderr, the summary "
         "on stdout.",
     )
     actions = perf.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _add_produce(actions)
     _add_consume(actions)
-    # `raftka perf produce` is added here (an _add_produce(actions) next to _add_consume),
-    # reporting through perf_report.Progress like consume does.
+
+
+# ---------------------------------------------------------------------------- produce
+
+
+def _add_produce(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from raftka.client.produce_commands import add_producer_arguments
+
+    p = actions.add_parser(
+        "produce",
+        help="send N records of a given size, optionally at a capped rate",
+        description="Send --num-records records of --record-size random bytes to --topic "
+        "(null keys: sticky partitioning over every partition) and report records/s, MB/s and "
+        "the latency from send() to acknowledgement (p50, p99, max).",
+    )
+    p.add_argument("--topic", required=True)
+    p.add_argument("--num-records", type=int, required=True, metavar="N")
+    p.add_argument("--record-size", type=int, default=1024, metavar="BYTES")
+    p.add_argument(
+        "--throughput",
+        type=int,
+        default=-1,
+        metavar="RECORDS_PER_S",
+        help="cap the send rate (default -1: as fast as possible)",
+    )
+    p.add_argument(
+        "--reporting-interval-ms", type=int, default=1000, metavar="MS", help="progress interval"
+    )
+    add_producer_arguments(p)
+    p.set_defaults(run=_run_produce)
+
+
+def _run_produce(args: argparse.Namespace) -> int:
+    if args.num_records < 1 or args.record_size < 0:
+        raise RaftkaError("--num-records must be at least 1 and --record-size at least 0")
+    if args.throughput == 0 or args.reporting_interval_ms < 1:
+        raise RaftkaError("--throughput must be positive (or -1) and --reporting-interval-ms >= 1")
+    return asyncio.run(_produce(args))
+
+
+async def _produce(args: argparse.Namespace) -> int:
+    import os
+
+    from raftka.client.perf_report import Progress
+    from raftka.client.produce_commands import open_producer
+
+    payload = os.urandom(args.record_size)
+    latencies: list[float] = []
+    failures: list[BaseException] = []
+    progress = Progress("produce", interval_s=args.reporting_interval_ms / 1000)
+    size = len(payload)
+
+    def acknowledged(sent_at: float) -> Callable[[asyncio.Future[Any]], None]:
+        def done(future: asyncio.Future[Any]) -> None:
+            if future.cancelled() or future.exception() is not None:
+                failures.append(future.exception() or asyncio.CancelledError())
+                return
+            latencies.append(time.monotonic() - sent_at)
+            progress.add(1, size)
+
+        return done
+
+    async with open_producer(args) as producer:
+        await producer.partitions_for(args.topic)  # fail fast on a missing topic
+        start = time.monotonic()
+        for i in range(args.num_records):
+            if args.throughput > 0:
+                ahead = start + i / args.throughput - time.monotonic()
+                if ahead > 0:
+                    await asyncio.sleep(ahead)  # pacing to the requested rate
+            future = await producer.send(args.topic, payload)
+            future.add_done_callback(acknowledged(time.monotonic()))
+            progress.maybe_report()
+            if failures:
+                break
+        await producer.flush()
+        progress.maybe_report()
+    print(progress.summary(latencies, "latency"))
+    if failures:
+        raise RaftkaError(f"{len(failures)} records failed; first: {failures[0]}")
+    return 0
 
 
 # ---------------------------------------------------------------------------- consume

@@ -7,12 +7,12 @@ files and command lines use Kafka's dotted names through :meth:`ConsumerConfig.f
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from raftka.client.connections import MAX_MESSAGE_BYTES
+from raftka.client.properties import from_properties
 from raftka.common.errors import InvalidConfigError
 
 OffsetResetPolicy = Literal["earliest", "latest", "none"]
@@ -56,43 +56,7 @@ class ConsumerConfig:
     def from_properties(cls, properties: Mapping[str, object]) -> ConsumerConfig:
         """Build from Kafka's dotted names (``"fetch.max.wait.ms": "100"``); values may be
         strings, as read from a properties file. Python names are accepted too."""
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        kwargs: dict[str, Any] = {}
-        for raw_name, raw_value in properties.items():
-            name = raw_name.strip().replace(".", "_")
-            if name not in fields:
-                known = ", ".join(sorted(n.replace("_", ".") for n in fields))
-                raise InvalidConfigError(
-                    f"unknown consumer setting {raw_name!r}; the settings are: {known}"
-                )
-            kwargs[name] = _coerce(raw_name, fields[name].default, raw_value)
-        try:
-            return cls(**kwargs)
-        except InvalidConfigError as e:  # name the setting the way it was given
-            for name in kwargs:
-                if e.message.startswith(name):
-                    raise InvalidConfigError(
-                        name.replace("_", ".") + e.message[len(name) :]
-                    ) from None
-            raise
-
-
-def _coerce(name: str, default: object, value: object) -> object:
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if isinstance(default, bool):
-        if text.lower() in ("true", "false"):
-            return text.lower() == "true"
-        raise InvalidConfigError(f"{name} must be true or false, not {value!r}")
-    if isinstance(default, int):
-        try:
-            return int(text)
-        except ValueError:
-            raise InvalidConfigError(f"{name} must be an integer, not {value!r}") from None
-    if name.replace(".", "_") == "group_id":
-        return text or None
-    return text
+        return from_properties(cls, properties, "consumer")
 
 
 def _split_servers(value: str | Sequence[str]) -> tuple[str, ...]:

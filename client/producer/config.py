@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from raftka.common.errors import ConfigFileError
+from raftka.client.properties import from_properties
+from raftka.common.errors import InvalidConfigError
 from raftka.common.records.batch import Compression
 
 Partitioner = Callable[[str, bytes | None, bytes | None, int], int]
@@ -61,9 +61,9 @@ class ProducerConfig:
 
     def __post_init__(self) -> None:
         if str(self.acks) not in ACKS:
-            raise ConfigFileError(f"acks: expected all, -1, 1 or 0, got {self.acks!r}")
+            raise InvalidConfigError(f"acks: expected all, -1, 1 or 0, got {self.acks!r}")
         if self.compression_type not in COMPRESSION:
-            raise ConfigFileError(
+            raise InvalidConfigError(
                 f"compression_type: expected one of {', '.join(COMPRESSION)}, "
                 f"got {self.compression_type!r}"
             )
@@ -77,28 +77,28 @@ class ProducerConfig:
             "metadata_max_age_ms",
         ):
             if getattr(self, name) <= 0:
-                raise ConfigFileError(f"{name} must be positive, got {getattr(self, name)}")
+                raise InvalidConfigError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("linger_ms", "retries", "retry_backoff_ms", "max_block_ms"):
             if getattr(self, name) < 0:
-                raise ConfigFileError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise InvalidConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.retry_backoff_max_ms < self.retry_backoff_ms:
-            raise ConfigFileError("retry_backoff_max_ms must be >= retry_backoff_ms")
+            raise InvalidConfigError("retry_backoff_max_ms must be >= retry_backoff_ms")
         if self.delivery_timeout_ms < self.linger_ms + self.request_timeout_ms:
-            raise ConfigFileError(
+            raise InvalidConfigError(
                 f"delivery_timeout_ms ({self.delivery_timeout_ms}) must be at least "
                 f"linger_ms + request_timeout_ms ({self.linger_ms + self.request_timeout_ms})"
             )
         if self.enable_idempotence:
             if self.acks_value != -1:
-                raise ConfigFileError(
+                raise InvalidConfigError(
                     "enable_idempotence needs acks=all: set acks='all' or enable_idempotence=False"
                 )
             if self.max_in_flight_requests_per_connection > 5:
-                raise ConfigFileError(
+                raise InvalidConfigError(
                     "enable_idempotence allows at most 5 in-flight requests per connection"
                 )
             if self.retries == 0:
-                raise ConfigFileError("enable_idempotence needs retries > 0")
+                raise InvalidConfigError("enable_idempotence needs retries > 0")
 
     @property
     def idempotent(self) -> bool:
@@ -119,17 +119,7 @@ class ProducerConfig:
         return COMPRESSION[self.compression_type]
 
     @classmethod
-    def from_properties(cls, props: Mapping[str, Any], **overrides: Any) -> ProducerConfig:
-        """Build from Kafka-style names (``{"linger.ms": 10, "acks": "1"}``); unknown names
+    def from_properties(cls, props: Mapping[str, object], **overrides: Any) -> ProducerConfig:
+        """Build from Kafka-style names (``{"linger.ms": "10", "acks": "1"}``); unknown names
         are errors, so a typo never silently falls back to a default."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        values: dict[str, Any] = {}
-        for key, value in props.items():
-            name = key.replace(".", "_")
-            if name == "bootstrap_servers" and isinstance(value, str):
-                value = [a.strip() for a in value.split(",") if a.strip()]
-            if name not in names:
-                raise ConfigFileError(f"unknown producer setting {key!r}")
-            values[name] = value
-        values.update(overrides)
-        return cls(**values)
+        return from_properties(cls, props, "producer", **overrides)

@@ -11,7 +11,7 @@ import pytest
 from raftka.client.producer.buffer_pool import BufferExhaustedError, BufferPool
 from raftka.client.producer.config import ProducerConfig
 from raftka.client.producer.partitioning import StickyPartitioner
-from raftka.common.errors import ConfigFileError
+from raftka.common.errors import InvalidConfigError
 from raftka.common.records.batch import Compression
 from raftka.common.records.errors import RecordTooLargeError
 
@@ -32,9 +32,9 @@ def test_defaults_are_kafkas() -> None:
 def test_idempotence_follows_kafka_when_unset_and_is_strict_when_set() -> None:
     assert not ProducerConfig(acks=1).idempotent
     assert not ProducerConfig(max_in_flight_requests_per_connection=8).idempotent
-    with pytest.raises(ConfigFileError, match="needs acks=all"):
+    with pytest.raises(InvalidConfigError, match="needs acks=all"):
         ProducerConfig(acks=1, enable_idempotence=True)
-    with pytest.raises(ConfigFileError, match="at most 5"):
+    with pytest.raises(InvalidConfigError, match="at most 5"):
         ProducerConfig(enable_idempotence=True, max_in_flight_requests_per_connection=6)
     assert not ProducerConfig(enable_idempotence=False).idempotent
 
@@ -51,18 +51,25 @@ def test_idempotence_follows_kafka_when_unset_and_is_strict_when_set() -> None:
     ],
 )
 def test_bad_settings_name_the_setting(settings: dict[str, object], message: str) -> None:
-    with pytest.raises(ConfigFileError, match=message):
+    with pytest.raises(InvalidConfigError, match=message):
         ProducerConfig(**settings)  # type: ignore[arg-type]
 
 
 def test_kafka_property_names() -> None:
     c = ProducerConfig.from_properties(
-        {"bootstrap.servers": "a:1, b:2", "linger.ms": 20, "acks": "1", "compression.type": "zstd"}
+        {
+            "bootstrap.servers": "a:1, b:2",
+            "linger.ms": "20",
+            "acks": "1",
+            "compression.type": "zstd",
+        }
     )
     assert list(c.bootstrap_servers) == ["a:1", "b:2"]
     assert (c.linger_ms, c.acks_value, c.compression) == (20, 1, Compression.ZSTD)
     assert not c.idempotent
-    with pytest.raises(ConfigFileError, match="unknown producer setting 'lingerms'"):
+    with pytest.raises(
+        InvalidConfigError, match="unknown producer setting 'lingerms'; the settings are"
+    ):
         ProducerConfig.from_properties({"lingerms": 1})
 
 
