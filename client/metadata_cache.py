@@ -90,6 +90,12 @@ class MetadataCache:
         info = self.topics.get(topic)
         return len(info.partitions) if info is not None else None
 
+    def fresh_topic(self, name: str) -> TopicInfo | None:
+        """The topic's metadata if known and fresh (the send path's fast case), else None."""
+        if self.stale or name not in self._wanted:
+            return None
+        return self.topics.get(name)
+
     @property
     def stale(self) -> bool:
         return time.monotonic() - self._updated_at >= self.max_age_s

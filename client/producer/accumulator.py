@@ -58,21 +58,20 @@ class RecordAccumulator:
         value: bytes | None,
         headers: RecordHeaders,
     ) -> asyncio.Future[RecordMetadata]:
+        """Add a record to its partition's open batch (or a new one); return its future.
+        Waits (up to max_block_ms) while buffer memory is short: each record holds its size
+        until its batch completes, so memory follows what is queued, not batch_size."""
         future: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
-        if self._append_to_last(tp, timestamp, key, value, headers, future):
-            return future
-        estimate = (
-            len(key or b"")
-            + len(value or b"")
-            + RECORD_OVERHEAD
-            + sum(len(k) + len(v or b"") + 10 for k, v in headers)
-            + 61
-        )
-        size = max(self._config.batch_size, estimate)
-        await self._pool.reserve(size, self._config.max_block_ms / 1000)
-        # While we waited another send may have opened a batch with room.
-        if self._append_to_last(tp, timestamp, key, value, headers, future):
-            self._pool.release(size)
+        size = len(key or b"") + len(value or b"") + RECORD_OVERHEAD
+        if headers:
+            size += sum(len(k) + len(v or b"") + 10 for k, v in headers)
+        if not self._pool.try_reserve(size):
+            await self._pool.reserve(size, self._config.max_block_ms / 1000)
+        q = self._queues.get(tp)
+        if q and q[-1].try_append(timestamp, key, value, headers, future):
+            q[-1].reserved_bytes += size
+            if q[-1].is_full() or len(q) > 1:
+                self.wakeup.set()
             return future
         batch = ProducerBatch(
             tp,
@@ -86,22 +85,6 @@ class RecordAccumulator:
         self.incomplete.add(batch)
         self.wakeup.set()
         return future
-
-    def _append_to_last(
-        self,
-        tp: TopicPartition,
-        timestamp: int,
-        key: bytes | None,
-        value: bytes | None,
-        headers: RecordHeaders,
-        future: asyncio.Future[RecordMetadata],
-    ) -> bool:
-        q = self._queues.get(tp)
-        if not q or not q[-1].try_append(timestamp, key, value, headers, future):
-            return False
-        if q[-1].is_full() or len(q) > 1:
-            self.wakeup.set()
-        return True
 
     # ------------------------------------------------------------------ the sender's side
 

@@ -79,12 +79,9 @@ class ProducerBatch:
         always takes its first record, however large)."""
         if self.closed:
             return False
-        estimate = (
-            len(key or b"")
-            + len(value or b"")
-            + 21
-            + sum(len(k) + len(v or b"") + 10 for k, v in headers)
-        )
+        estimate = len(key or b"") + len(value or b"") + 21
+        if headers:
+            estimate += sum(len(k) + len(v or b"") + 10 for k, v in headers)
         if self.record_count and self.size + estimate > self.batch_size:
             return False
         delta = self._builder.append(timestamp, key, value, headers)

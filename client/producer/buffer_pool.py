@@ -1,6 +1,6 @@
-"""buffer.memory: the bytes of unsent records a producer may hold. A new batch reserves its
-size; send() waits (up to max.block.ms) while the pool is exhausted, so a producer faster than
-the cluster slows down instead of growing without bound."""
+"""buffer.memory: the bytes of unsent records a producer may hold. Each record reserves its
+size until its batch completes; send() waits (up to max.block.ms) while the pool is exhausted,
+so a producer faster than the cluster slows down instead of growing without bound."""
 
 from __future__ import annotations
 
@@ -29,10 +29,17 @@ class BufferPool:
         """Someone is waiting for memory: the sender should send what it has right away."""
         return bool(self._waiters)
 
+    def try_reserve(self, nbytes: int) -> bool:
+        """Take ``nbytes`` at once if they are free and nobody waits (the common case)."""
+        if self._waiters or nbytes > self.available:
+            return False
+        self.available -= nbytes
+        return True
+
     async def reserve(self, nbytes: int, timeout_s: float) -> None:
         if nbytes > self.total:
             raise RecordTooLargeError(
-                f"a batch of {nbytes} bytes does not fit in buffer_memory={self.total}: raise "
+                f"a record of {nbytes} bytes does not fit in buffer_memory={self.total}: raise "
                 "buffer_memory or send smaller records"
             )
         if not self._waiters and nbytes <= self.available:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from raftka.client.partitioner import partition_for_key
 
+Availability = Callable[[], tuple[Sequence[int], Callable[[int], int]]]
+
 
 @dataclass
 class _Sticky:
@@ -27,34 +29,24 @@ class StickyPartitioner:
         self._rng = rng or random.Random()
         self._current: dict[str, _Sticky] = {}
 
-    def partition(
-        self,
-        topic: str,
-        partitions: int,
-        available: Sequence[int],
-        queued: Callable[[int], int],
-    ) -> int:
+    def partition(self, topic: str, partitions: int, availability: Availability) -> int:
+        """The topic's sticky partition; ``availability()`` (partitions with a leader, and
+        each partition's queued batch count) is asked only when a new one is chosen."""
         sticky = self._current.get(topic)
         if sticky is None or sticky.partition >= partitions:
+            available, queued = availability()
             sticky = self._current[topic] = _Sticky(self._choose(partitions, available, queued))
         return sticky.partition
 
-    def on_append(
-        self,
-        topic: str,
-        partition: int,
-        nbytes: int,
-        partitions: int,
-        available: Sequence[int],
-        queued: Callable[[int], int],
-    ) -> None:
-        """Count bytes sent to the sticky partition; switch once a batch's worth went there."""
+    def on_append(self, topic: str, partition: int, nbytes: int) -> None:
+        """Count bytes sent to the sticky partition; once a batch's worth went there, the next
+        record chooses a new one."""
         sticky = self._current.get(topic)
         if sticky is None or sticky.partition != partition:
             return
         sticky.produced_bytes += nbytes
         if sticky.produced_bytes >= self._batch_size:
-            self._current[topic] = _Sticky(self._choose(partitions, available, queued))
+            del self._current[topic]
 
     def _choose(
         self, partitions: int, available: Sequence[int], queued: Callable[[int], int]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from raftka.client.connections import BrokerConnections
@@ -119,21 +119,18 @@ class AsyncProducer:
         if not self._started:
             await self.start()
         key_bytes, value_bytes = _as_bytes(key, "key"), _as_bytes(value, "value")
-        size = (
-            len(key_bytes or b"")
-            + len(value_bytes or b"")
-            + RECORD_OVERHEAD
-            + sum(len(k) + len(v or b"") for k, v in headers)
-            + 61
-        )
+        size = len(key_bytes or b"") + len(value_bytes or b"") + RECORD_OVERHEAD + 61
+        if headers:
+            size += sum(len(k) + len(v or b"") for k, v in headers)
         if size > self.config.max_request_size:
             raise RecordTooLargeError(
                 f"a record of about {size} bytes is larger than max_request_size="
                 f"{self.config.max_request_size}: raise it (and the topic's max.message.bytes) "
                 "or send smaller records"
             )
-        deadline = Deadline(self.config.max_block_ms / 1000)
-        info = await self.metadata.topic(topic, deadline)
+        info = self.metadata.fresh_topic(topic)
+        if info is None:
+            info = await self.metadata.topic(topic, Deadline(self.config.max_block_ms / 1000))
         count = len(info.partitions)
         sticky = False
         if partition is not None:
@@ -153,17 +150,17 @@ class AsyncProducer:
             chosen = keyed_partition(key_bytes, count)
         else:
             sticky = True
-            chosen = self._sticky.partition(topic, count, *self._availability(topic))
+            chosen = self._sticky.partition(topic, count, lambda: self._availability(topic))
         tp = TopicPartition(topic, chosen)
         timestamp = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
         future = await self._accumulator.append(tp, timestamp, key_bytes, value_bytes, headers)
         if sticky:
-            self._sticky.on_append(topic, chosen, size, count, *self._availability(topic))
+            self._sticky.on_append(topic, chosen, size)
         if on_delivery is not None:
             future.add_done_callback(lambda f: _deliver(f, on_delivery))
         return future
 
-    def _availability(self, topic: str) -> tuple[list[int], Callable[[int], int]]:
+    def _availability(self, topic: str) -> tuple[Sequence[int], Callable[[int], int]]:
         info = self.metadata.topics.get(topic)
         available = [p.partition for p in info.partitions if p.leader_id >= 0] if info else []
         return available, lambda p: self._accumulator.queued(TopicPartition(topic, p))
