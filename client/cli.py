@@ -9,6 +9,7 @@
     raftka cluster describe
     raftka partitions elect|reassign|reassignments ...
     raftka faults show|drop|delay|isolate|slow-fsync|clear --node HOST:PORT
+    raftka experiment --duration 60 --seed 7 --faults kill,pause,partition --out DIR
 
 Admin commands find the controllers with --bootstrap-controller (or RAFTKA_BOOTSTRAP_CONTROLLER,
 or the cluster file ``raftka up`` writes into its directory).
@@ -23,7 +24,13 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from raftka.client import admin_commands, fault_commands, partition_commands, up_command
+from raftka.client import (
+    admin_commands,
+    experiment_commands,
+    fault_commands,
+    partition_commands,
+    up_command,
+)
 from raftka.common.errors import RaftkaError
 from raftka.common.logging import configure_logging
 
@@ -81,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin_commands.add_commands(sub, _bootstrap_argument)
     partition_commands.add_commands(sub, _bootstrap_argument)
     fault_commands.add_commands(sub)
+    experiment_commands.add_commands(sub)
     return parser
 
 
