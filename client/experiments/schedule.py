@@ -238,7 +238,8 @@ def load_schedule(path: Path) -> Schedule:
     try:
         data: Any = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
-        raise ScheduleError(f"{path}: not valid {path.suffix.lstrip('.') or 'JSON'}: {e}") from None
+        kind = "TOML" if path.suffix == ".toml" else "JSON"
+        raise ScheduleError(f"{path}: not valid {kind}: {e}") from None
     entries = data
     if isinstance(data, dict):
         entries = data.get("fault", data.get("faults"))
