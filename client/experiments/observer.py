@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from raftka.client.controller_client import ControllerClient
@@ -23,6 +25,44 @@ class Sample:
     """None when no controller answered as leader."""
     partitions: Mapping[int, PartitionState] | None
     """None when the topic could not be described."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "time": round(self.time, 3),
+            "controller_leader": self.controller_leader,
+            "partitions": None
+            if self.partitions is None
+            else {
+                str(p): [s.leader, s.leader_epoch, list(s.replicas), list(s.isr)]
+                for p, s in self.partitions.items()
+            },
+        }
+
+    @classmethod
+    def from_json(cls, line: Mapping[str, Any]) -> Sample:
+        raw = line.get("partitions")
+        return cls(
+            float(line["time"]),
+            line.get("controller_leader"),
+            None
+            if raw is None
+            else {
+                int(p): PartitionState(int(v[0]), int(v[1]), tuple(v[2]), tuple(v[3]))
+                for p, v in raw.items()
+            },
+        )
+
+
+def dump_samples(samples: Sequence[Sample], path: Path) -> None:
+    """The observer's samples as JSON lines (for redrawing a timeline later)."""
+    with path.open("w", encoding="utf-8") as f:
+        for sample in samples:
+            f.write(json.dumps(sample.to_json(), separators=(",", ":")) + "\n")
+
+
+def load_samples(path: Path) -> list[Sample]:
+    with path.open(encoding="utf-8") as f:
+        return [Sample.from_json(json.loads(line)) for line in f if line.strip()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +108,8 @@ class MetadataObserver:
         self._stop = asyncio.Event()
 
     async def sample(self) -> Sample:
-        """Ask the controllers once; record and return the answer."""
-        time = self.clock()
+        """Ask the controllers once; record and return the answer, stamped with the time it
+        arrived (a leader found after a slow election counts from when it was found)."""
         leader: int | None = None
         term = -1
         try:
@@ -89,7 +129,7 @@ class MetadataObserver:
             }
         except (RaftkaError, ValueError):
             pass
-        sample = Sample(time, leader, partitions)
+        sample = Sample(self.clock(), leader, partitions)
         self._record(sample, term)
         return sample
 

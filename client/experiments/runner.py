@@ -27,7 +27,7 @@ from raftka.client.experiments import cluster_setup as setup
 from raftka.client.experiments.checker import check
 from raftka.client.experiments.nemesis import InProcessNetwork, Nemesis, NetworkFaults
 from raftka.client.experiments.netns import NetnsNetwork, host_ipv4_addresses
-from raftka.client.experiments.observer import MetadataObserver
+from raftka.client.experiments.observer import MetadataObserver, dump_samples
 from raftka.client.experiments.report import build_report, summary_lines, write_report
 from raftka.client.experiments.rpc_clients import RpcClients, RpcReader, RpcSender
 from raftka.client.experiments.schedule import (
@@ -334,6 +334,19 @@ async def _progress(
         )
 
 
+def _title(config: ExperimentConfig, schedule: Schedule) -> str:
+    faults = (
+        f"schedule {config.schedule_file.name}"
+        if config.schedule_file is not None
+        else f"seed {config.seed}: {','.join(k.value for k in config.faults)} every ~{config.fault_interval_s:g}s"
+    )
+    return (
+        f"{config.controllers} controllers, {config.brokers} brokers, {config.partitions} partitions, "
+        f"acks={'all' if config.acks == -1 else config.acks}{', unclean election' if config.unclean_election else ''}"
+        f"{', netns' if config.netns else ''}; {faults} ({len(schedule.faults)} faults)"
+    )
+
+
 def _finish(
     config: ExperimentConfig,
     schedule: Schedule,
@@ -349,6 +362,7 @@ def _finish(
     out = config.out_dir
     history_path, report_path = out / "history.jsonl", out / "report.json"
     workload.history.dump(history_path)
+    dump_samples(observer.samples, out / "metadata.jsonl")
     result = check(workload.history)
     report = build_report(
         history=workload.history,
@@ -363,6 +377,7 @@ def _finish(
         threshold_s=config.unavailability_threshold_s,
         extra={
             "command": command,
+            "title": _title(config, schedule),
             "config": config.to_json(),
             "schedule": schedule.to_json(),
             "recovery": {
@@ -380,7 +395,13 @@ def _finish(
     timeline_path: Path | None = out / "timeline.png"
     try:
         assert timeline_path is not None
-        draw_timeline(timeline_path, workload.history, report, observer.samples)
+        draw_timeline(
+            timeline_path,
+            workload.history,
+            report,
+            observer.samples,
+            title=_title(config, schedule),
+        )
     except TimelineUnavailableError as e:
         say(f"no timeline: {e}")
         timeline_path = None

@@ -49,7 +49,8 @@ def draw_timeline(
             "the timeline needs matplotlib: pip install 'raftka[experiments]'"
         ) from None
     end = max((op.complete_time for op in history), default=1.0)
-    fig = Figure(figsize=(15, 10), dpi=100, layout="constrained")
+    width = min(24.0, max(15.0, end / 30))  # a long run gets a wider picture
+    fig = Figure(figsize=(width, 10), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     ax_tp, ax_lat, ax_lead = fig.subplots(
         3, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2, 2]}
@@ -68,20 +69,20 @@ def draw_timeline(
         for w in windows:
             ax_tp.axvspan(w["start"], w["end"], ymin=0, ymax=0.03, color="red", alpha=0.9)
     ax_tp.set_ylabel("sends / s")
-    ax_tp.legend(loc="upper right", fontsize=8, ncol=3)
+    outside = {"loc": "upper left", "bbox_to_anchor": (1.005, 1.0), "fontsize": 8}
+    ax_tp.legend(**outside)
     ax_tp.axhline(0, color="grey", linewidth=0.5)
     figures = report.get("figures", {})
-    ax_tp.set_title(
-        title
-        or f"acknowledged {figures.get('acknowledged', 0):,}  lost {figures.get('lost', 0)}  "
-        f"duplicated {figures.get('duplicated', 0)}  (red bars: unavailability windows)",
-        fontsize=11,
+    headline = (
+        f"acknowledged {figures.get('acknowledged', 0):,}   lost {figures.get('lost', 0)}   "
+        f"duplicated {figures.get('duplicated', 0)}   (red bars: unavailability windows)"
     )
+    ax_tp.set_title(f"{title}\n{headline}" if title else headline, fontsize=11)
     ax_lat.plot(xs, lat_median, color="#2ca02c", linewidth=1, label="median")
     ax_lat.plot(xs, lat_max, color="#d62728", linewidth=0.8, alpha=0.7, label="max")
     ax_lat.set_yscale("log")
     ax_lat.set_ylabel("ack latency (ms)")
-    ax_lat.legend(loc="upper right", fontsize=8)
+    ax_lat.legend(**outside)
     lanes = _draw_leaders(ax_lead, samples, report, end)
     ax_lead.set_yticks(range(len(lanes)), lanes)
     ax_lead.set_ylim(-0.6, len(lanes) - 0.4)
@@ -90,9 +91,47 @@ def draw_timeline(
     kinds_seen = _shade_faults([ax_tp, ax_lat, ax_lead], report.get("faults", []), end)
     if kinds_seen:
         handles = [Patch(color=KIND_COLOURS.get(k, "grey"), alpha=0.3, label=k) for k in kinds_seen]
-        ax_lead.legend(handles=handles, loc="upper right", fontsize=8, title="faults")
+        ax_lead.legend(handles=handles, title="faults", **outside)
     ax_lead.set_xlim(0, end)
     fig.savefig(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Redraw the timeline of a finished experiment from the files in its output directory."""
+    import argparse
+    import json
+    import sys
+
+    from raftka.client.experiments.observer import load_samples
+
+    parser = argparse.ArgumentParser(
+        prog="python -m raftka.client.experiments.timeline",
+        description="Redraw an experiment's timeline.png from its history, report and samples.",
+    )
+    parser.add_argument("out_dir", type=Path, help="the experiment's --out directory")
+    parser.add_argument("--png", type=Path, default=None, help="where to write (default: out_dir/timeline.png)")  # fmt: skip
+    args = parser.parse_args(argv)
+    out: Path = args.out_dir
+    try:
+        history = History.load(out / "history.jsonl")
+        report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+        samples_path = out / "metadata.jsonl"
+        samples = load_samples(samples_path) if samples_path.exists() else []
+        draw_timeline(
+            args.png or out / "timeline.png",
+            history,
+            report,
+            samples,
+            title=report.get("title", ""),
+        )
+    except (OSError, ValueError, TimelineUnavailableError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
 
 
 def _per_second(
@@ -182,8 +221,8 @@ def _shade_faults(
         for ax in axes:
             ax.axvspan(start, stop, color=colour, alpha=0.15, linewidth=0)
         axes[0].text(
-            start, 1.0, f" {f['kind']} n{f['node']}", transform=axes[0].get_xaxis_transform(),
-            fontsize=7, rotation=90, va="top", ha="left", color=colour,
+            start, 0.99, f"{f['kind']} n{f['node']}", transform=axes[0].get_xaxis_transform(),
+            fontsize=7, rotation=90, va="top", ha="right", color=colour,
         )  # fmt: skip
         if f["kind"] not in kinds:
             kinds.append(f["kind"])

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib.image
 
 from raftka.client.experiments.checker import check
-from raftka.client.experiments.observer import Sample
+from raftka.client.experiments.observer import Sample, dump_samples, load_samples
 from raftka.client.experiments.report import build_report
 from raftka.client.experiments.targets import PartitionState
-from raftka.client.experiments.timeline import draw_timeline
+from raftka.client.experiments.timeline import draw_timeline, main
 from tests.unit.experiments.test_report import CHANGES, P0, P1, TOPIC, acked_history, struck
 
 
@@ -48,3 +49,20 @@ def test_a_timeline_without_faults_or_samples_still_draws(tmp_path: Path) -> Non
     path = tmp_path / "empty.png"
     draw_timeline(path, history, report)
     assert matplotlib.image.imread(str(path)).shape[:2] == (1000, 1500)
+
+
+def test_a_timeline_can_be_redrawn_from_an_experiments_files(tmp_path: Path) -> None:
+    history = acked_history(P0, P1)
+    samples = [Sample(t / 4, 1, {0: PartitionState(4, 1, (4, 5, 6), (4, 5))}) for t in range(8)]
+    report = build_report(
+        history=history, result=check(history), topic=TOPIC, partitions=2, struck=struck(),
+        samples=samples, changes=CHANGES, workload_start=0.0, workload_end=10.0,
+        extra={"title": "seed 1"},
+    )  # fmt: skip
+    history.dump(tmp_path / "history.jsonl")
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    dump_samples(samples, tmp_path / "metadata.jsonl")
+    assert load_samples(tmp_path / "metadata.jsonl") == samples
+    assert main([str(tmp_path)]) == 0
+    assert matplotlib.image.imread(str(tmp_path / "timeline.png")).shape[:2] == (1000, 1500)
+    assert main([str(tmp_path / "missing")]) == 2
