@@ -234,7 +234,7 @@ async def _run(
             await _drive(schedule, nemesis, observer, clock, config.duration_s)
             workload.stop()
             workload_end = clock()
-            await asyncio.wait_for(tasks[0], config.request_timeout_s * 3 + 5)
+            await asyncio.wait({tasks[0]}, timeout=config.request_timeout_s * 3 + 5)
             say(f"[{clock():7.1f}s] workload stopped; healing every fault")
             await nemesis.heal_all()
             await _heal_everything(cluster, network)
@@ -255,7 +255,7 @@ async def _run(
                 say(f"[{clock():7.1f}s] not recovered: {e.message}")
             recovered_at = clock()
             say(f"[{recovered_at:7.1f}s] recovered={recovered}; final reads")
-            failures = await workload.final_read()
+            failures = await workload.final_read(attempts=5)
             for failure in failures:
                 say(f"  {failure}")
         finally:

@@ -209,16 +209,18 @@ class Workload:
             self.tally.records_read += len(result.records)
             position = result.records[-1][0] + 1
 
-    async def final_read(self, partitions: Sequence[int] | None = None) -> list[str]:
-        """Read every partition in full and record it (after the cluster has healed). Returns
-        the failures: a partition that could not be read is recorded as a FAIL final read,
-        and the checker then lists it as unchecked."""
+    async def final_read(
+        self, partitions: Sequence[int] | None = None, *, attempts: int = 1, backoff_s: float = 1.0
+    ) -> list[str]:
+        """Read every partition in full and record it (after the cluster has healed), trying
+        each up to ``attempts`` times. Returns the failures: a partition that could not be read
+        is recorded as a FAIL final read, and the checker then lists it as unchecked."""
         failures: list[str] = []
         for partition in partitions if partitions is not None else range(self.partitions):
             tp = TopicPartition(self.topic, partition)
             invoke = self.clock()
             try:
-                records = await self.reader.read_all(partition)
+                records = await self._read_all(partition, attempts, backoff_s)
             except Exception as e:
                 failures.append(f"final read of {tp} failed: {e}")
                 self.history.add(
@@ -234,3 +236,15 @@ class Workload:
                 )
             )
         return failures
+
+    async def _read_all(
+        self, partition: int, attempts: int, backoff_s: float
+    ) -> list[tuple[int, str]]:
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self.reader.read_all(partition)
+            except Exception:
+                if attempt == attempts:
+                    raise
+                await asyncio.sleep(backoff_s)
+        raise AssertionError("unreachable")

@@ -148,3 +148,25 @@ def test_bad_workload_settings_are_refused() -> None:
     log = FakeLog(1)
     with pytest.raises(ValueError, match="positive"):
         Workload("t", 0, log, log, Clock())
+
+
+def test_the_final_read_tries_again_before_giving_up() -> None:
+    class Flaky(FakeLog):
+        calls = 0
+
+        async def read_all(self, partition: int) -> list[tuple[int, str]]:
+            self.calls += 1
+            if self.calls < 3:
+                raise RuntimeError("no leader yet")
+            return [(0, "x")]
+
+    log = Flaky(1)
+    workload = Workload("t", 1, log, log, Clock(), rate=1.0)
+    assert asyncio.run(workload.final_read(attempts=3, backoff_s=0)) == []
+    (final,) = [op for op in workload.history if op.kind is OpKind.FINAL_READ]
+    assert final.outcome is Outcome.OK and [r.value for r in final.records] == ["x"]
+    fresh = Flaky(1)
+    too_few = Workload("t", 1, fresh, fresh, Clock(), rate=1.0)
+    assert asyncio.run(too_few.final_read(attempts=2, backoff_s=0)) == [
+        "final read of t-0 failed: no leader yet"
+    ]
