@@ -81,11 +81,8 @@ def _settings(pairs: list[str], flag: str) -> dict[str, object]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from raftka.client.experiments.runner import (
-        ExperimentConfig,
-        ExperimentOutcome,
-        run_experiment,
-    )
+    from raftka.client.experiments.config import ExperimentConfig
+    from raftka.client.experiments.runner import ExperimentOutcome, run_experiment
 
     try:
         if args.netns:

@@ -17,92 +17,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from raftka.client.controller_client import ControllerClient
 from raftka.client.experiments import cluster_setup as setup
 from raftka.client.experiments.checker import check
+from raftka.client.experiments.config import ExperimentConfig
 from raftka.client.experiments.nemesis import InProcessNetwork, Nemesis, NetworkFaults
 from raftka.client.experiments.netns import NetnsNetwork, host_ipv4_addresses
 from raftka.client.experiments.observer import MetadataObserver, dump_samples
 from raftka.client.experiments.report import build_report, summary_lines, write_report
 from raftka.client.experiments.rpc_clients import RpcClients, RpcReader, RpcSender
-from raftka.client.experiments.schedule import (
-    DEFAULT_TARGETS,
-    FaultKind,
-    Schedule,
-    TargetRole,
-    load_schedule,
-    random_schedule,
-)
+from raftka.client.experiments.schedule import Schedule
 from raftka.client.experiments.timeline import TimelineUnavailableError, draw_timeline
 from raftka.client.experiments.workload import Workload
 from raftka.client.local_cluster import LocalCluster
 
 TOPIC = "experiment"
-
-
-@dataclass(frozen=True)
-class ExperimentConfig:
-    out_dir: Path
-    duration_s: float = 60.0
-    seed: int = 1
-    fault_interval_s: float = 10.0
-    fault_duration_s: float | None = None
-    faults: tuple[FaultKind, ...] = (FaultKind.KILL, FaultKind.PAUSE, FaultKind.PARTITION)
-    targets: tuple[TargetRole, ...] = DEFAULT_TARGETS
-    schedule_file: Path | None = None
-    acks: int = -1
-    unclean_election: bool = False
-    min_insync_replicas: int | None = None
-    """Default: 2 with acks=all, else 1."""
-    controllers: int = 3
-    brokers: int = 3
-    partitions: int = 3
-    replication_factor: int = 3
-    producers_per_partition: int = 2
-    rate: float = 200.0
-    request_timeout_s: float = 3.0
-    unavailability_threshold_s: float = 1.0
-    recovery_timeout_s: float = 120.0
-    progress_interval_s: float = 5.0
-    netns: bool = False
-    netns_subnet: str = "10.213.0.0/24"
-    controller_settings: Mapping[str, object] = field(default_factory=dict)
-    broker_settings: Mapping[str, object] = field(default_factory=dict)
-
-    @property
-    def min_isr(self) -> int:
-        if self.min_insync_replicas is not None:
-            return self.min_insync_replicas
-        return min(2, self.replication_factor) if self.acks == -1 else 1
-
-    def schedule(self) -> Schedule:
-        if self.schedule_file is not None:
-            return load_schedule(self.schedule_file)
-        return random_schedule(
-            self.seed,
-            duration=self.duration_s,
-            interval=self.fault_interval_s,
-            kinds=self.faults,
-            targets=self.targets,
-            partitions=self.partitions,
-            fault_duration=self.fault_duration_s,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["out_dir"] = str(self.out_dir)
-        out["schedule_file"] = None if self.schedule_file is None else str(self.schedule_file)
-        out["faults"] = [k.value for k in self.faults]
-        out["targets"] = [t.value for t in self.targets]
-        out["min_insync_replicas"] = self.min_isr
-        out["controller_settings"] = {**setup.EXPERIMENT_CONTROLLER, **self.controller_settings}
-        out["broker_settings"] = {**setup.EXPERIMENT_BROKER, **self.broker_settings}
-        return out
 
 
 @dataclass
@@ -334,19 +268,6 @@ async def _progress(
         )
 
 
-def _title(config: ExperimentConfig, schedule: Schedule) -> str:
-    faults = (
-        f"schedule {config.schedule_file.name}"
-        if config.schedule_file is not None
-        else f"seed {config.seed}: {','.join(k.value for k in config.faults)} every ~{config.fault_interval_s:g}s"
-    )
-    return (
-        f"{config.controllers} controllers, {config.brokers} brokers, {config.partitions} partitions, "
-        f"acks={'all' if config.acks == -1 else config.acks}{', unclean election' if config.unclean_election else ''}"
-        f"{', netns' if config.netns else ''}; {faults} ({len(schedule.faults)} faults)"
-    )
-
-
 def _finish(
     config: ExperimentConfig,
     schedule: Schedule,
@@ -377,7 +298,7 @@ def _finish(
         threshold_s=config.unavailability_threshold_s,
         extra={
             "command": command,
-            "title": _title(config, schedule),
+            "title": config.title(schedule),
             "config": config.to_json(),
             "schedule": schedule.to_json(),
             "recovery": {
@@ -400,7 +321,7 @@ def _finish(
             workload.history,
             report,
             observer.samples,
-            title=_title(config, schedule),
+            title=config.title(schedule),
         )
     except TimelineUnavailableError as e:
         say(f"no timeline: {e}")

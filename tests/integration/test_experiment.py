@@ -14,9 +14,10 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
+from raftka.client.experiments.config import ExperimentConfig
 from raftka.client.experiments.history import History, OpKind
 from raftka.client.experiments.netns import requirements_missing
-from raftka.client.experiments.runner import ExperimentConfig, ExperimentOutcome, run_experiment
+from raftka.client.experiments.runner import ExperimentOutcome, run_experiment
 from raftka.client.experiments.schedule import FaultKind
 
 pytestmark = pytest.mark.integration
