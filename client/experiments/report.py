@@ -7,8 +7,8 @@ JSON file at the end).
   ``slack_s`` after the window opened and healed no more than ``grace_s`` before it did
   (a leader moving back after a restart belongs to the fault that caused the restart);
   windows no fault explains are attributed to none.
-- *Controller unavailability*: runs of observer samples in which no controller answered as
-  leader, from the first such sample to the next that found one.
+- *Controller unavailability*: around each run of observer samples in which no controller
+  answered as leader, from the last sample that found one to the next.
 - *Time to a new leader* per fault: from the strike until the observer first saw another
   leader for a partition the target led (the slowest of them), or another controller leader
   when the target led the quorum. None when leadership never moved (a short pause, a follower).
@@ -74,17 +74,25 @@ def partition_windows(
 
 
 def controller_windows(samples: Sequence[Sample]) -> list[Window]:
+    """From the last sample that found a controller leader to the next one, around every run
+    of samples that did not (each sample is stamped when its answer came, so a sample that
+    failed after a slow timeout is covered from the last good answer)."""
     windows = []
-    opened: float | None = None
+    last_good: float | None = None
+    failing = False
     for sample in samples:
         if sample.controller_leader is None:
-            if opened is None:
-                opened = sample.time
-        elif opened is not None:
-            windows.append(Window(opened, sample.time, None))
-            opened = None
-    if opened is not None and samples:
-        windows.append(Window(opened, samples[-1].time, None))
+            failing = True
+            continue
+        if failing:
+            windows.append(
+                Window(last_good if last_good is not None else samples[0].time, sample.time, None)
+            )
+            failing = False
+        last_good = sample.time
+    if failing:
+        start = last_good if last_good is not None else samples[0].time
+        windows.append(Window(start, samples[-1].time, None))
     return windows
 
 

@@ -127,7 +127,7 @@ start = 16
 duration = 4
 """
     )
-    before = _namespaces()
+    before, links_before = _namespaces(), _links()
     subnet = f"10.213.{100 + os.getpid() % 100}.0/24"
     config = ExperimentConfig(
         out_dir=tmp_path / "out",
@@ -145,12 +145,16 @@ duration = 4
         "a leader cut off on the wire for 6 s is fenced and replaced"
     )
     assert _namespaces() == before, "every namespace the experiment made is gone"
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
-    assert "rkx" not in links or all("rkx" not in line for line in links.splitlines())
+    assert _links() == links_before, "every veth the experiment made is gone"
     addresses = subprocess.run(
         ["ip", "-4", "-o", "addr"], capture_output=True, text=True, check=True
     )
     assert subnet.rsplit(".", 1)[0] + "." not in addresses.stdout
+
+
+def _links() -> set[str]:
+    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+    return {line.split(":")[1].strip() for line in out.splitlines() if ":" in line}
 
 
 def _namespaces() -> set[str]:

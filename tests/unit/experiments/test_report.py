@@ -66,6 +66,7 @@ def struck() -> list[StruckFault]:
 
 
 SAMPLES = [Sample(t / 4, None if 28 <= t < 30 else (1 if t < 28 else 2), {}) for t in range(40)]
+"""A sample every 0.25 s; none finds a controller leader at 7.0 and 7.25."""
 CHANGES = [LeaderChange(4.2, 0, 5, 2), LeaderChange(7.5, None, 2, 3)]
 
 
@@ -81,9 +82,12 @@ def test_partition_windows_are_gaps_between_acknowledgements() -> None:
 
 
 def test_controller_windows_run_from_the_first_leaderless_sample_to_the_next_leader() -> None:
-    assert controller_windows(SAMPLES) == [Window(7.0, 7.5, None)]
-    still_down = [Sample(0.0, 1, None), Sample(0.25, None, None), Sample(0.5, None, None)]
-    assert controller_windows(still_down) == [Window(0.25, 0.5, None)]
+    assert controller_windows(SAMPLES) == [Window(6.75, 7.5, None)]
+    still_down = [Sample(0.0, 1, None), Sample(1.25, None, None), Sample(1.5, None, None)]
+    assert controller_windows(still_down) == [Window(0.0, 1.5, None)]
+    down_at_first = [Sample(1.0, None, None), Sample(1.25, 2, None), Sample(1.5, 2, None)]
+    assert controller_windows(down_at_first) == [Window(1.0, 1.25, None)]
+    assert controller_windows([]) == []
 
 
 def test_windows_go_to_the_latest_fault_that_struck_before_them() -> None:
@@ -120,7 +124,7 @@ def test_report_figures_per_fault_and_per_kind() -> None:
     assert kill["time_to_new_leader_s"] == 2.2
     assert kill["time_to_new_leader_by_partition"] == {"0": 2.2}
     assert pause["unavailability_s"] == 0.0
-    assert pause["controller_unavailability_s"] == 0.5
+    assert pause["controller_unavailability_s"] == 0.75
     assert pause["time_to_new_leader_by_partition"] == {"controller": 0.5}
     assert skipped["node"] is None and skipped["skipped"] == "not in the cluster"
     assert report["by_fault_kind"] == {
