@@ -195,7 +195,7 @@ def by_kind(figures: Sequence[Mapping[str, Any]], key: str = "kind") -> dict[str
             "faults": len(group),
             "unavailability_median_s": _median(unavailable),
             "unavailability_max_s": _max(unavailable),
-            "leader_changes": len(leaders),
+            "moved_a_leader": len(leaders),
             "time_to_new_leader_median_s": _median(leaders),
             "time_to_new_leader_max_s": _max(leaders),
         }
@@ -305,7 +305,7 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
             f"{kind:<10} faults {k['faults']:>3}  unavailability median "
             f"{_s(k['unavailability_median_s'])} max {_s(k['unavailability_max_s'])}  "
             f"new leader median {_s(k['time_to_new_leader_median_s'])} "
-            f"max {_s(k['time_to_new_leader_max_s'])} ({k['leader_changes']} moved)"
+            f"max {_s(k['time_to_new_leader_max_s'])} ({k['moved_a_leader']} moved)"
         )
     return lines
 

@@ -1,4 +1,7 @@
-"""`raftka experiment` refuses bad options before it starts anything (exit status 2)."""
+"""`raftka experiment` refuses bad options before it starts anything (exit status 2).
+
+The command runs in-process through its parser, not ``cli.main``, which would configure
+structlog for the whole test session."""
 
 from __future__ import annotations
 
@@ -6,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from raftka.client.cli import main
+from raftka.client.cli import build_parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.run(args)
+    return code
 
 
 @pytest.mark.parametrize(
