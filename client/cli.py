@@ -13,6 +13,7 @@
     raftka produce TOPIC [--key-separator SEP] [--acks all|1|0] < lines
     raftka perf produce --topic T --num-records N --record-size B [--throughput R]
     raftka perf consume --topic T --messages N
+    raftka experiment --duration 60 --seed 7 --faults kill,pause,partition --out DIR
 
 Admin commands find the controllers with --bootstrap-controller (or RAFTKA_BOOTSTRAP_CONTROLLER,
 or the cluster file ``raftka up`` writes into its directory); client commands (produce, consume, perf)
@@ -31,6 +32,7 @@ from pathlib import Path
 from raftka.client import (
     admin_commands,
     consume_commands,
+    experiment_commands,
     fault_commands,
     partition_commands,
     perf_commands,
@@ -97,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     produce_commands.add_commands(sub)
     consume_commands.add_commands(sub)
     perf_commands.add_commands(sub)
+    experiment_commands.add_commands(sub)
     return parser
 
 

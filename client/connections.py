@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import grpc
 
 from raftka.v1.broker_pb2_grpc import BrokerServiceStub
@@ -14,14 +16,16 @@ CHANNEL_OPTIONS = [
 
 
 class BrokerConnections:
-    def __init__(self) -> None:
+    def __init__(self, options: Sequence[tuple[str, int | str]] = ()) -> None:
+        """``options``: extra gRPC channel options (e.g. shorter reconnect backoff)."""
+        self._options = [*CHANNEL_OPTIONS, *options]
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, BrokerServiceStub] = {}
 
     def stub(self, address: str) -> BrokerServiceStub:
         stub = self._stubs.get(address)
         if stub is None:
-            channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            channel = grpc.aio.insecure_channel(address, options=self._options)
             self._channels[address] = channel
             stub = self._stubs[address] = BrokerServiceStub(channel)
         return stub

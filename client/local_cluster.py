@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,7 +70,13 @@ class LocalCluster:
         broker_settings: Mapping[str, object] | None = None,
         log_level: str = "info",
         faults: bool = False,
+        addresses: Mapping[int, tuple[str, int]] | None = None,
+        launch_prefix: Callable[[int], Sequence[str]] | None = None,
     ) -> None:
+        """``addresses`` gives chosen nodes their own (host, port) instead of ``host`` and a
+        free port, and ``launch_prefix(node_id)`` is put before a node's command line: together
+        they run each node elsewhere, e.g. in a network namespace of its own
+        (``["ip", "netns", "exec", NAME]``; see raftka.client.experiments.netns)."""
         if controllers not in (1, 3, 5):
             raise ValueError("a local cluster has 1, 3 or 5 controllers")
         if brokers < 0:
@@ -80,6 +86,7 @@ class LocalCluster:
         self.log_level = log_level
         self.faults = faults
         """Start every node with fault injection enabled (for experiments and tests)."""
+        self.launch_prefix = launch_prefix
         self.controller_settings = dict(controller_settings or {})
         self.broker_settings = dict(broker_settings or {})
         self.cluster_id = new_cluster_id()
@@ -87,14 +94,15 @@ class LocalCluster:
         """The controllers, ids 1..controllers."""
         self.brokers: dict[int, NodeProcess] = {}
         """The brokers, ids following the controllers' (4, 5, 6 with 3 controllers)."""
+        chosen = dict(addresses or {})
         for node_id in range(1, controllers + 1):
             directory = base_dir / f"node-{node_id}"
-            self.nodes[node_id] = NodeProcess(node_id, host, free_port(host), directory)
+            node_host, port = chosen.get(node_id) or (host, free_port(host))
+            self.nodes[node_id] = NodeProcess(node_id, node_host, port, directory)
         for node_id in range(controllers + 1, controllers + brokers + 1):
             directory = base_dir / f"broker-{node_id}"
-            self.brokers[node_id] = NodeProcess(
-                node_id, host, free_port(host), directory, role="broker"
-            )
+            node_host, port = chosen.get(node_id) or (host, free_port(host))
+            self.brokers[node_id] = NodeProcess(node_id, node_host, port, directory, role="broker")
 
     def _all(self) -> dict[int, NodeProcess]:
         return {**self.nodes, **self.brokers}
@@ -154,8 +162,10 @@ class LocalCluster:
                 continue
             log = open(node.log_path, "ab")  # noqa: SIM115 - handed to the child process
             try:
+                prefix = list(self.launch_prefix(node.node_id)) if self.launch_prefix else []
                 node.process = subprocess.Popen(
                     [
+                        *prefix,
                         sys.executable,
                         "-m",
                         "raftka.client.cli",

@@ -1,0 +1,177 @@
+"""`raftka experiment` end to end against real clusters: a short seeded run of kill, pause and
+partition faults under acks=all loses and duplicates nothing; acks=1 with unclean election and
+an isolated leader does lose acknowledged writes, and the checker says so; the same kind of run
+with every node in its own network namespace (as root on Linux); and a longer run (--long).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+
+from raftka.client.experiments.config import ExperimentConfig
+from raftka.client.experiments.history import History, OpKind
+from raftka.client.experiments.netns import requirements_missing
+from raftka.client.experiments.runner import ExperimentOutcome, run_experiment
+from raftka.client.experiments.schedule import FaultKind
+
+pytestmark = pytest.mark.integration
+
+MIXED = (FaultKind.KILL, FaultKind.PAUSE, FaultKind.PARTITION)
+
+
+def run(config: ExperimentConfig) -> ExperimentOutcome:
+    return asyncio.run(run_experiment(config, lambda line: print(line, flush=True)))
+
+
+def assert_nothing_lost(outcome: ExperimentOutcome) -> None:
+    report = outcome.report
+    figures = report["figures"]
+    assert figures["lost"] == 0, report["check"]["anomalies"]
+    assert figures["duplicated"] == 0, report["check"]["anomalies"]
+    assert report["valid"], report["check"]["anomalies"]
+    assert report["recovery"]["recovered"]
+    assert report["check"]["unchecked_partitions"] == []
+    assert outcome.clean
+
+
+def test_short_seeded_experiment_loses_no_acknowledged_write(tmp_path: Path) -> None:
+    config = ExperimentConfig(
+        out_dir=tmp_path / "out",
+        duration_s=75,
+        seed=2,
+        fault_interval_s=8,
+        faults=MIXED,
+        rate=150,
+        progress_interval_s=15,
+    )
+    assert config.schedule().kinds == set(MIXED), "seed 2 draws every kind"
+    outcome = run(config)
+    assert_nothing_lost(outcome)
+    report = outcome.report
+    assert report["figures"]["acknowledged"] > 3000
+    struck = [f for f in report["faults"] if f["node"] is not None]
+    assert {f["kind"] for f in struck} == {"kill", "pause", "partition"}
+    assert len(struck) >= 6, [f["skipped"] for f in report["faults"]]
+    assert any(f["time_to_new_leader_s"] is not None for f in struck), "some leader moved"
+    history = History.load(outcome.history_path)
+    kinds = {op.kind for op in history}
+    assert kinds == {OpKind.SEND, OpKind.POLL, OpKind.FINAL_READ}
+    assert outcome.timeline_path is not None
+    assert matplotlib.image.imread(str(outcome.timeline_path)).shape[:2] == (1000, 1500)
+
+
+def write_isolate_leader_schedule(path: Path) -> Path:
+    path.write_text(
+        """
+# Cut the leader of partition 0 off from every other node for 8 s. It keeps accepting
+# acks=1 writes it cannot replicate; it shrinks the ISR to itself (1 s lag), is fenced
+# (2.5 s session), and a stale follower is elected uncleanly.
+[[fault]]
+kind = "partition"
+target = "partition-leader"
+partition = 0
+start = 4
+duration = 8
+"""
+    )
+    return path
+
+
+def test_acks_1_with_unclean_election_loses_writes_and_the_checker_finds_them(
+    tmp_path: Path,
+) -> None:
+    config = ExperimentConfig(
+        out_dir=tmp_path / "out",
+        duration_s=20,
+        schedule_file=write_isolate_leader_schedule(tmp_path / "isolate.toml"),
+        acks=1,
+        unclean_election=True,
+        partitions=1,
+        rate=100,
+        broker_settings={"replica_lag_time_max_ms": 1000},
+    )
+    outcome = run(config)
+    report = outcome.report
+    assert report["config"]["min_insync_replicas"] == 1
+    assert report["figures"]["lost"] > 0, "the isolated leader's acks=1 writes must be lost"
+    assert report["check"]["anomaly_counts"]["lost_write"] > 0
+    assert not outcome.clean
+    (fault,) = report["faults"]
+    assert fault["kind"] == "partition" and fault["led_partitions"] == [0]
+    assert fault["time_to_new_leader_s"] is not None, "a stale follower took over"
+
+
+@pytest.mark.skipif(requirements_missing() is not None, reason=f"--netns: {requirements_missing()}")
+def test_netns_experiment_cuts_the_wire_and_loses_nothing(tmp_path: Path) -> None:
+    schedule = tmp_path / "netns.toml"
+    schedule.write_text(
+        """
+[[fault]]
+kind = "partition"
+target = "partition-leader"
+partition = 0
+start = 5
+duration = 6
+
+[[fault]]
+kind = "kill"
+target = "follower"
+partition = 1
+start = 16
+duration = 4
+"""
+    )
+    before, links_before = _namespaces(), _links()
+    subnet = f"10.213.{100 + os.getpid() % 100}.0/24"
+    config = ExperimentConfig(
+        out_dir=tmp_path / "out",
+        duration_s=26,
+        schedule_file=schedule,
+        netns=True,
+        netns_subnet=subnet,
+        rate=120,
+    )
+    outcome = run(config)
+    assert_nothing_lost(outcome)
+    partition, kill = outcome.report["faults"]
+    assert partition["node"] is not None and kill["node"] is not None
+    assert partition["time_to_new_leader_s"] is not None, (
+        "a leader cut off on the wire for 6 s is fenced and replaced"
+    )
+    assert _namespaces() == before, "every namespace the experiment made is gone"
+    assert _links() == links_before, "every veth the experiment made is gone"
+    addresses = subprocess.run(
+        ["ip", "-4", "-o", "addr"], capture_output=True, text=True, check=True
+    )
+    assert subnet.rsplit(".", 1)[0] + "." not in addresses.stdout
+
+
+def _links() -> set[str]:
+    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+    return {line.split(":")[1].strip() for line in out.splitlines() if ":" in line}
+
+
+def _namespaces() -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
+    return {line.split()[0] for line in out.stdout.splitlines() if line.strip()}
+
+
+@pytest.mark.slow
+def test_five_minute_mixed_fault_run_loses_nothing(tmp_path: Path) -> None:
+    config = ExperimentConfig(
+        out_dir=tmp_path / "out",
+        duration_s=300,
+        seed=11,
+        fault_interval_s=10,
+        faults=MIXED,
+        progress_interval_s=30,
+    )
+    outcome = run(config)
+    assert_nothing_lost(outcome)
+    assert len([f for f in outcome.report["faults"] if f["node"] is not None]) >= 20
