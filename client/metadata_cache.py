@@ -71,6 +71,7 @@ class MetadataCache:
         self._wanted: set[str] = set()
         self._inflight: asyncio.Task[None] | None = None
         self._updated_at = float("-inf")
+        self._rotation = 0
 
     # ------------------------------------------------------------------ views
 
@@ -126,26 +127,36 @@ class MetadataCache:
             if t.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
                 self.topics.pop(t.name, None)
                 continue
-            parts = sorted(t.partitions, key=lambda p: p.partition)
-            self.topics[t.name] = TopicInfo(
-                t.name,
-                t.topic_id,
-                tuple(
-                    PartitionInfo(
-                        t.name,
-                        p.partition,
-                        p.leader_id,
-                        p.leader_epoch,
-                        tuple(p.replicas),
-                        tuple(p.isr),
-                    )
-                    for p in parts
-                ),
-            )
+            known = self.topics.get(t.name)
+            same_topic = known is not None and known.topic_id == t.topic_id
+            partitions: list[PartitionInfo] = []
+            for p in sorted(t.partitions, key=lambda p: p.partition):
+                info = PartitionInfo(
+                    t.name,
+                    p.partition,
+                    p.leader_id,
+                    p.leader_epoch,
+                    tuple(p.replicas),
+                    tuple(p.isr),
+                )
+                if same_topic and known is not None and p.partition < len(known.partitions):
+                    old = known.partitions[p.partition]
+                    if old.leader_epoch > info.leader_epoch:
+                        # A broker behind on metadata (or cut off from the controllers) still
+                        # names an older leader: keep the newer view (Kafka's KIP-320).
+                        info = old
+                partitions.append(info)
+            self.topics[t.name] = TopicInfo(t.name, t.topic_id, tuple(partitions))
         self._updated_at = time.monotonic()
 
     async def _fetch(self, request: pb.MetadataRequest) -> pb.MetadataResponse:
-        candidates = list(dict.fromkeys([*self.brokers.values(), *self.bootstrap]))
+        # Start with a different broker each time, so one broker with a stale view (cut off
+        # from the controllers, say) cannot be the only one the client hears.
+        known = list(self.brokers.values())
+        if known:
+            self._rotation = (self._rotation + 1) % len(known)
+            known = known[self._rotation :] + known[: self._rotation]
+        candidates = list(dict.fromkeys([*known, *self.bootstrap]))
         errors: list[str] = []
         for address in candidates:
             try:

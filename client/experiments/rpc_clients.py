@@ -1,17 +1,9 @@
-"""The workload's sender and reader as plain BrokerService RPCs (Produce, Fetch, ListOffsets),
-until the client library's Producer and Consumer take their place (see ``workload``).
+"""The workload's reader as plain BrokerService RPCs (Fetch): each poll is one fetch from a
+given offset, recorded as it was answered (the sender is the client library's producer:
+``producer_sender``).
 
 Leaders come from the brokers' Metadata (``MetadataCache``), refreshed after any error that
-says the leader moved or the broker is gone. A send is one Produce RPC, never retried; how it
-ended is read from the error code:
-
-- OK: acknowledged, with its offset;
-- FAIL: the broker refused before appending (NOT_ENOUGH_REPLICAS, an unknown partition,
-  NOT_LEADER_OR_FOLLOWER with acks=0/1, an invalid request), or no leader was known so nothing
-  was sent;
-- INFO: anything else, since the write may have been appended: timeouts, lost connections,
-  NOT_ENOUGH_REPLICAS_AFTER_APPEND, and NOT_LEADER_OR_FOLLOWER under acks=all (a leader that
-  loses leadership while an appended write waits for the ISR answers it).
+says the leader moved or the broker is gone.
 """
 
 from __future__ import annotations
@@ -22,32 +14,13 @@ import grpc
 
 from raftka.client.connections import BrokerConnections
 from raftka.client.errors import REFRESH_METADATA
-from raftka.client.experiments.history import Outcome
-from raftka.client.experiments.workload import PollResult, SendResult
+from raftka.client.experiments.workload import PollResult
 from raftka.client.metadata_cache import MetadataCache
 from raftka.client.retry import Deadline
 from raftka.common.errors import RaftkaError
 from raftka.common.records.decoder import iter_records
 from raftka.v1 import broker_pb2 as pb
 from raftka.v1.common_pb2 import ErrorCode
-
-NOT_WRITTEN = frozenset(
-    {
-        ErrorCode.NOT_ENOUGH_REPLICAS,
-        ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-        ErrorCode.LEADER_NOT_AVAILABLE,
-        ErrorCode.INVALID_REQUEST,
-        ErrorCode.INVALID_REQUIRED_ACKS,
-        ErrorCode.INVALID_RECORD,
-        ErrorCode.INVALID_TIMESTAMP,
-        ErrorCode.CORRUPT_MESSAGE,
-        ErrorCode.MESSAGE_TOO_LARGE,
-        ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
-        ErrorCode.FENCED_LEADER_EPOCH,
-        ErrorCode.UNKNOWN_LEADER_EPOCH,
-    }
-)
-"""Produce error codes the broker returns only before it appends anything."""
 
 RECONNECT_OPTIONS: list[tuple[str, int | str]] = [
     ("grpc.initial_reconnect_backoff_ms", 100),
@@ -56,17 +29,6 @@ RECONNECT_OPTIONS: list[tuple[str, int | str]] = [
 ]
 """A restarted broker is reachable again within a second (gRPC's default backoff grows to
 two minutes, which would show up as unavailability that is the client's, not the cluster's)."""
-
-
-def send_outcome(code: int, acks: int) -> Outcome:
-    """How a Produce that answered with ``code`` ended."""
-    if code == ErrorCode.NONE:
-        return Outcome.OK
-    if code in NOT_WRITTEN:
-        return Outcome.FAIL
-    if code == ErrorCode.NOT_LEADER_OR_FOLLOWER and acks != -1:
-        return Outcome.FAIL
-    return Outcome.INFO
 
 
 class RpcClients:
@@ -90,42 +52,6 @@ class RpcClients:
 
     async def close(self) -> None:
         await self.connections.close()
-
-
-class RpcSender:
-    def __init__(self, clients: RpcClients, *, acks: int) -> None:
-        self._c = clients
-        self.acks = acks
-
-    async def send(self, partition: int, value: bytes) -> SendResult:
-        c = self._c
-        try:
-            address = await c.leader(partition, c.request_timeout_s)
-        except RaftkaError as e:
-            return SendResult(Outcome.FAIL, error=f"no leader: {e.code_name}")
-        data = pb.PartitionProduceData(partition=partition, records=[pb.Record(value=value)])
-        request = pb.ProduceRequest(
-            acks=self.acks,
-            timeout_ms=int(c.request_timeout_s * 1000),
-            topics=[pb.TopicProduceData(topic=c.topic, partitions=[data])],
-        )
-        try:
-            response = await c.connections.stub(address).Produce(
-                request, timeout=c.request_timeout_s + 1.0
-            )
-        except grpc.aio.AioRpcError as e:
-            await c.refresh()
-            return SendResult(Outcome.INFO, error=f"rpc {e.code().name}")
-        (result,) = response.results
-        outcome = send_outcome(result.error_code, self.acks)
-        if outcome is Outcome.OK:
-            return SendResult(Outcome.OK, offset=int(result.base_offset))
-        if result.error_code in REFRESH_METADATA or result.error_code in NOT_WRITTEN:
-            await c.refresh()
-        return SendResult(outcome, error=ErrorCode.Name(result.error_code))
-
-    async def close(self) -> None:
-        await self._c.close()
 
 
 class RpcReader:

@@ -29,8 +29,9 @@ from raftka.client.experiments.config import ExperimentConfig
 from raftka.client.experiments.nemesis import InProcessNetwork, Nemesis, NetworkFaults
 from raftka.client.experiments.netns import NetnsNetwork, host_ipv4_addresses
 from raftka.client.experiments.observer import MetadataObserver, dump_samples
+from raftka.client.experiments.producer_sender import ProducerSender
 from raftka.client.experiments.report import build_report, summary_lines, write_report
-from raftka.client.experiments.rpc_clients import RpcClients, RpcReader, RpcSender
+from raftka.client.experiments.rpc_clients import RpcClients, RpcReader
 from raftka.client.experiments.schedule import Schedule
 from raftka.client.experiments.timeline import TimelineUnavailableError, draw_timeline
 from raftka.client.experiments.workload import Workload
@@ -140,7 +141,12 @@ async def _run(
         workload = Workload(
             TOPIC,
             config.partitions,
-            RpcSender(clients, acks=config.acks),
+            ProducerSender(
+                cluster.bootstrap_servers,
+                TOPIC,
+                acks=config.acks,
+                request_timeout_s=config.request_timeout_s,
+            ),
             RpcReader(clients),
             clock,
             producers_per_partition=config.producers_per_partition,

@@ -1,15 +1,15 @@
 """The workload of an experiment: producers and consumers that record every operation.
 
 Each producer is a *process* of the history bound to one partition: it sends one record at a
-time, each value unique (``"p3-17"``) and sent exactly once: a failed attempt is recorded and
-the next attempt carries a new value, so no retry can duplicate anything behind the checker's
-back. Each consumer reads one partition sequentially from offset 0 up to the high watermark.
+time, each value unique (``"p3-17"``); a send that failed is recorded and the next one carries
+a new value. Inside one send the client library's producer retries as it would for any
+application (idempotent with acks=all), so the checker's duplicate and order rules test those
+retries. Each consumer reads one partition sequentially from offset 0 up to the high watermark.
 
 Sending and reading go through two small interfaces, :class:`RecordSender` and
-:class:`RecordReader`. Today they are plain Produce and Fetch RPCs
-(``rpc_clients.RpcSender`` / ``RpcReader``); the client library's Producer and Consumer can
-replace them with an adapter of a few lines each (map the producer's result or exception to a
-:class:`SendResult`).
+:class:`RecordReader`: the sender is ``producer_sender.ProducerSender`` (the AsyncProducer);
+the reader is plain Fetch RPCs (``rpc_clients.RpcReader``), so that every poll is one fetch
+from a given offset, recorded as it was answered.
 """
 
 from __future__ import annotations
