@@ -26,7 +26,12 @@ class LoopThread:
         if threading.current_thread() is self._thread:
             coro.close()
             raise RuntimeError("a blocking client call was made from its own event loop thread")
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except BaseException:
+            future.cancel()  # Ctrl-C or a timeout in the caller stops the coroutine too
+            raise
 
     def stop(self) -> None:
         if not self.loop.is_running():
