@@ -49,7 +49,7 @@ class PartitionError(RaftkaError):
 
     def __init__(self, code: int, message: str, topic: str = "", partition: int = -1) -> None:
         name = ErrorCode.Name(code) if code in ErrorCode.values() else str(code)  # type: ignore[arg-type]
-        where = f"{topic}-{partition}: " if topic else ""
+        where = (f"{topic}-{partition}: " if partition >= 0 else f"{topic}: ") if topic else ""
         super().__init__(f"{where}{name}" + (f": {message}" if message else ""))
         self.code = code  # type: ignore[assignment]
         self.retriable = code in RETRIABLE

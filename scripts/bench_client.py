@@ -112,6 +112,11 @@ def _line(figures: dict[str, float]) -> str:
 
 async def _topics(cluster: LocalCluster, count: int) -> None:
     async with AsyncAdmin(cluster.bootstrap, timeout_s=60) as admin:
+        for _ in range(600):  # every broker registered and unfenced, within a minute
+            brokers = (await admin.describe_cluster()).brokers
+            if len([b for b in brokers if not b.fenced]) == len(cluster.brokers):
+                break
+            await asyncio.sleep(0.1)
         for run in range(count // len(CASES)):
             for i in range(len(CASES)):
                 await admin.create_topic(
