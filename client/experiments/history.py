@@ -29,6 +29,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
+from raftka.client.types import TopicPartition
 from raftka.common.ids import Offset
 
 _T = TypeVar("_T")
@@ -52,15 +53,6 @@ class Outcome(Enum):
     """Definitely had no effect."""
     INFO = "info"
     """Unknown: a send may or may not have been written."""
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class TopicPartition:
-    topic: str
-    partition: int
-
-    def __str__(self) -> str:
-        return f"{self.topic}-{self.partition}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import Any
 
-from raftka.client.experiments.history import TopicPartition
+from raftka.client.types import TopicPartition
 from raftka.common.ids import Offset
 
 

@@ -11,8 +11,8 @@ from raftka.client.experiments.history import (
     Operation,
     OpKind,
     Outcome,
-    TopicPartition,
 )
+from raftka.client.types import TopicPartition
 from raftka.common.ids import Offset
 
 

@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from raftka.client.experiments.history import History, Operation, Outcome, TopicPartition
+from raftka.client.experiments.history import History, Operation, Outcome
+from raftka.client.types import TopicPartition
 
 
 @dataclass(frozen=True, slots=True)

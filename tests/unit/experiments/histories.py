@@ -17,7 +17,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from raftka.client.experiments.history import History, Operation, Outcome, TopicPartition
+from raftka.client.experiments.history import History, Operation, Outcome
+from raftka.client.types import TopicPartition
 
 TOPIC = "events"
 

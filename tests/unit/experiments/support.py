@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from raftka.client.experiments.history import Operation, Outcome, TopicPartition
+from raftka.client.experiments.history import Operation, Outcome
+from raftka.client.types import TopicPartition
 
 TP = TopicPartition("t", 0)
 OTHER = TopicPartition("t", 1)

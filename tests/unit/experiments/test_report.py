@@ -4,7 +4,7 @@ are attributed to, times to a new leader, and the per-kind medians and maxima.""
 from __future__ import annotations
 
 from raftka.client.experiments.checker import check
-from raftka.client.experiments.history import History, Operation, Outcome, TopicPartition
+from raftka.client.experiments.history import History, Operation, Outcome
 from raftka.client.experiments.nemesis import StruckFault
 from raftka.client.experiments.observer import LeaderChange, Sample
 from raftka.client.experiments.report import (
@@ -16,6 +16,7 @@ from raftka.client.experiments.report import (
     summary_lines,
 )
 from raftka.client.experiments.schedule import Fault, FaultKind, TargetRole
+from raftka.client.types import TopicPartition
 
 TOPIC = "t"
 
