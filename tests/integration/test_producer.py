@@ -18,6 +18,7 @@ from raftka.client.partitioner import partition_for_key
 from raftka.client.producer import AsyncProducer, Producer
 from raftka.client.producer.buffer_pool import BufferExhaustedError
 from raftka.v1 import common_pb2 as cpb
+from tests.conditions import until
 from tests.integration.helpers import (
     client_for,
     create_topic,
@@ -132,7 +133,7 @@ def test_per_key_order_survives_a_leader_failover(pcluster: LocalCluster) -> Non
 
             keys = [b"k%d" % i for i in range(6)]
             tasks = [asyncio.create_task(writer(k)) for k in keys]
-            await _until(lambda: sum(map(len, acked.values())) >= 300)
+            await until(lambda: sum(map(len, acked.values())) >= 300)
             victim = leaders[0]
             pcluster.kill(victim)
             before = sum(map(len, acked.values()))
@@ -141,7 +142,7 @@ def test_per_key_order_survives_a_leader_failover(pcluster: LocalCluster) -> Non
                 pcluster, topic, 3, brokers=survivors, timeout_s=30
             )
             assert victim not in moved.values()
-            await _until(lambda: sum(map(len, acked.values())) >= before + 300, timeout_s=60)
+            await until(lambda: sum(map(len, acked.values())) >= before + 300, timeout_s=60)
             stop.set()
             await asyncio.gather(*tasks)
         pcluster.start(victim)
@@ -275,33 +276,5 @@ def test_unknown_topic_and_unreachable_cluster_say_what_to_do(
         async with AsyncProducer(bootstrap_servers=["127.0.0.1:1"], max_block_ms=500) as p:
             with pytest.raises(Exception, match="Is the cluster running"):
                 await p.send("t", b"x")
-
-    asyncio.run(main())
-
-
-async def _until(condition: Any, timeout_s: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not condition():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
-def test_watching_the_controllers_picks_up_new_partitions_without_errors(
-    pcluster: LocalCluster,
-) -> None:
-    async def main() -> None:
-        await new_topic(pcluster, "watched", partitions=1)
-        async with AsyncProducer(
-            bootstrap_servers=bootstrap(pcluster), metadata_watch_controllers=pcluster.bootstrap
-        ) as p:
-            await p.send_and_wait("watched", b"first")
-            assert p.metadata.partition_count("watched") == 1
-            async with client_for(pcluster) as admin:
-                (result,) = await admin.create_partitions({"watched": 3})
-                assert result.error_code == cpb.NONE
-            # No request failed and metadata_max_age_ms (5 min) is far off: only the watch
-            # can tell the producer.
-            await _until(lambda: p.metadata.partition_count("watched") == 3)
 
     asyncio.run(main())

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable
 from typing import Any
 
 from raftka.client.consumer.consumer import AsyncConsumer
@@ -18,15 +16,6 @@ def make_consumer(cluster: FakeCluster, **settings: Any) -> AsyncConsumer:
     return AsyncConsumer(
         bootstrap_servers=cluster.bootstrap, connections=cluster, **{**FAST, **settings}
     )
-
-
-async def until(condition: Callable[[], bool], *, timeout_s: float = 5.0, what: str = "") -> None:
-    """Await a condition with a deadline (yielding to the consumer's tasks meanwhile)."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what or 'condition'} did not happen within {timeout_s}s")
-        await asyncio.sleep(0.001)
 
 
 async def poll_n(

@@ -17,8 +17,9 @@ from raftka.client.consumer.offsets import OffsetAndTimestamp
 from raftka.client.types import TopicPartition
 from raftka.common.errors import RequestTimedOutError, UnknownTopicOrPartitionError
 from raftka.common.records.errors import CorruptRecordError
+from tests.conditions import until
 from tests.unit.client.fake_cluster import FakeCluster
-from tests.unit.client.support import make_consumer, offsets_by_partition, poll_n, until
+from tests.unit.client.support import make_consumer, offsets_by_partition, poll_n
 
 T0, T1, T2 = (TopicPartition("t", p) for p in range(3))
 

@@ -5,13 +5,13 @@ final read is recorded (or recorded as failed)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import pytest
 
 from raftka.client.experiments.checker import check
 from raftka.client.experiments.history import OpKind, Outcome
 from raftka.client.experiments.workload import PollResult, SendResult, Workload
+from tests.conditions import until
 
 
 class FakeLog:
@@ -58,15 +58,6 @@ class Clock:
     def __call__(self) -> float:
         self.now += 0.001
         return self.now
-
-
-async def until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Let the workload run until ``condition`` holds (fails after ``timeout_s``)."""
-    for _ in range(int(timeout_s / 0.001)):
-        if condition():
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError("the workload never got there")
 
 
 def run_workload(log: FakeLog, partitions: int, sends: int) -> Workload:
