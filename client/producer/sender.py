@@ -51,6 +51,11 @@ MAYBE_WRITTEN = frozenset(
 )
 """Partition errors after which the batch may be in the log anyway."""
 
+ANSWER_MARGIN_S = 0.5
+"""How much longer than request_timeout_ms (the broker's own wait for acks) the producer waits
+for an answer before it counts the attempt as lost: a frozen leader costs little more than the
+request timeout, as in Kafka, where request.timeout.ms bounds the wait for a response."""
+
 SEQUENCE_ERRORS = frozenset({ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, ErrorCode.UNKNOWN_PRODUCER_ID})
 
 
@@ -178,7 +183,7 @@ class Sender:
         )
         try:
             response: pb.ProduceResponse = await self._stub_for(address).Produce(
-                request, timeout=self._config.request_timeout_ms / 1000 + 5
+                request, timeout=self._config.request_timeout_ms / 1000 + ANSWER_MARGIN_S
             )
         except grpc.aio.AioRpcError as e:
             error = error_from_rpc(e, address)
