@@ -17,6 +17,8 @@ stamp="$venv/.raftka-installed"
 if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ] || [ "$root/setup.py" -nt "$stamp" ]; then
     # This machine's pip config names optional local mirrors; hide its "is ignored" chatter.
     "$venv/bin/python" -m pip install --quiet --upgrade pip 2>&1 | { grep -v 'is ignored' || true; }
-    "$venv/bin/python" -m pip install --quiet -e "$root[dev,fast]" 2>&1 | { grep -v 'is ignored' || true; }
+    # setuptools warns about every editable install of a mapped package layout: not news here.
+    PYTHONWARNINGS=ignore "$venv/bin/python" -m pip install --quiet -e "$root[dev,fast]" 2>&1 \
+        | { grep -v 'is ignored' || true; }
     touch "$stamp"
 fi
