@@ -38,7 +38,11 @@ def generate(out_dir: Path) -> list[Path]:
         f"--mypy_grpc_out={out_dir}",
         *(str(p.relative_to(PROTO_ROOT)) for p in protos),
     ]
-    subprocess.run(command, check=True)
+    # The mypy plugins announce every file they write on stderr: show that only on failure.
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout + result.stderr)
+        raise SystemExit(f"protoc failed (exit {result.returncode})")
     produced = out_dir / "raftka" / "v1"
     return sorted(p for p in produced.iterdir() if p.name.endswith(GENERATED_SUFFIXES))
 
