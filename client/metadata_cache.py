@@ -26,6 +26,9 @@ from raftka.v1.common_pb2 import ErrorCode
 
 log = structlog.get_logger(__name__)
 
+UNREACHABLE_FOR_S = 10.0
+"""How long a broker that did not answer is asked for metadata only after the others."""
+
 
 @dataclass(frozen=True, slots=True)
 class PartitionInfo:
@@ -72,6 +75,7 @@ class MetadataCache:
         self._inflight: asyncio.Task[None] | None = None
         self._updated_at = float("-inf")
         self._rotation = 0
+        self._unreachable: dict[str, float] = {}
 
     # ------------------------------------------------------------------ views
 
@@ -90,6 +94,11 @@ class MetadataCache:
     def partition_count(self, topic: str) -> int | None:
         info = self.topics.get(topic)
         return len(info.partitions) if info is not None else None
+
+    def note_unreachable(self, address: str) -> None:
+        """A request to ``address`` got no answer: ask the other brokers for metadata first for
+        a while (a frozen broker would hold every refresh for a whole request timeout)."""
+        self._unreachable[address] = time.monotonic() + UNREACHABLE_FOR_S
 
     def fresh_topic(self, name: str) -> TopicInfo | None:
         """The topic's metadata if known and fresh (the send path's fast case), else None."""
@@ -156,7 +165,11 @@ class MetadataCache:
         if known:
             self._rotation = (self._rotation + 1) % len(known)
             known = known[self._rotation :] + known[: self._rotation]
-        candidates = list(dict.fromkeys([*known, *self.bootstrap]))
+        now = time.monotonic()
+        candidates = sorted(
+            dict.fromkeys([*known, *self.bootstrap]),
+            key=lambda a: self._unreachable.get(a, 0.0) > now,  # stable: just moves them last
+        )
         errors: list[str] = []
         for address in candidates:
             try:
@@ -165,6 +178,7 @@ class MetadataCache:
                 )
                 return response
             except grpc.aio.AioRpcError as e:
+                self.note_unreachable(address)
                 errors.append(f"{address} ({error_from_rpc(e, address).message})")
         raise RequestTimedOutError(
             f"cannot reach any bootstrap server or broker: {'; '.join(errors)}. "

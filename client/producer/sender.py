@@ -70,6 +70,8 @@ class Leaders(Protocol):
 
     async def refresh(self, topics: Iterable[str] = ()) -> None: ...
 
+    def note_unreachable(self, address: str) -> None: ...
+
 
 class Sender:
     def __init__(
@@ -187,6 +189,7 @@ class Sender:
             )
         except grpc.aio.AioRpcError as e:
             error = error_from_rpc(e, address)
+            self._leaders.note_unreachable(address)
             self._refresh({b.tp.topic for b in batches})
             for b in batches:
                 self._attempt_failed(b, error, maybe_written=True)

@@ -76,6 +76,7 @@ class FakeLeaders:
         self.refreshes = 0
         self.next_producer_id = 1000
         self.leaders: dict[tuple[str, int], str | None] = {}
+        self.unreachable: list[str] = []
 
     # -- what the sender sees as metadata and stubs --
 
@@ -84,6 +85,9 @@ class FakeLeaders:
 
     async def refresh(self, topics: Iterable[str] = ()) -> None:
         self.refreshes += 1
+
+    def note_unreachable(self, address: str) -> None:
+        self.unreachable.append(address)
 
     def stub_for(self, address: str) -> FakeLeaders:
         return self

@@ -61,3 +61,19 @@ def test_an_older_leader_epoch_never_replaces_a_newer_one() -> None:
         assert cache.leader_address("t", 0) == "h:3"
 
     asyncio.run(main())
+
+
+def test_a_broker_that_did_not_answer_is_asked_last() -> None:
+    views = Views({"h:1": (1, 5, "id-a"), "h:2": (1, 5, "id-a"), "h:3": (1, 5, "id-a")})
+    cache = MetadataCache(["h:1"], views)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        await cache.refresh(["t"])
+        cache.note_unreachable("h:2")
+        cache.note_unreachable("h:3")
+        for _ in range(4):
+            views.asked.clear()
+            await cache.refresh(["t"])
+            assert views.asked == ["h:1"], "the brokers that answered nothing come last"
+
+    asyncio.run(main())
