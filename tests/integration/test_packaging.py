@@ -108,3 +108,22 @@ def test_wheel_holds_only_the_raftka_namespace_and_works_installed(tmp_path: Pat
         env=env,
     )
     assert result.stdout.strip() == "ok", result.stderr
+    # And the README's main job runs from that install: a local cluster with the demo (the node
+    # processes it starts import the installed package too: no source tree in sight).
+    demo = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            f"import sys; sys.path[:0] = {str(target)!r}, {deps!r}; "
+            "from raftka.client.cli import main; "
+            "sys.exit(main(['up', '--demo', '--exit-after-demo', '--dir', 'rk']))",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=240,
+    )
+    assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
+    assert "consuming everything back" in demo.stdout and "stopped." in demo.stdout
