@@ -77,6 +77,7 @@ class FakeLeaders:
         self.next_producer_id = 1000
         self.leaders: dict[tuple[str, int], str | None] = {}
         self.unreachable: list[str] = []
+        self.lost_answers = 0
 
     # -- what the sender sees as metadata and stubs --
 
@@ -114,6 +115,7 @@ class FakeLeaders:
                 result.base_offset = offset
                 result.log_append_time_ms = -1
         if self.rng.random() < self.lose_answer:
+            self.lost_answers += 1
             raise grpc.aio.AioRpcError(
                 grpc.StatusCode.UNAVAILABLE,
                 grpc.aio.Metadata(),
