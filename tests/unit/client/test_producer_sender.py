@@ -103,7 +103,9 @@ def test_retriable_refusals_are_retried_after_a_metadata_refresh() -> None:
     cluster = FakeLeaders(random.Random(3), refuse=0.5)
 
     async def main() -> None:
-        async with Harness(cluster, linger_ms=0, retry_backoff_ms=1, retry_backoff_max_ms=5) as h:
+        async with Harness(
+            cluster, linger_ms=0, batch_size=64, retry_backoff_ms=1, retry_backoff_max_ms=5
+        ) as h:  # small batches: many requests, so many chances to be refused
             results = await asyncio.gather(*[await h.send(TP, b"r%d" % i) for i in range(40)])
         assert sorted(r.offset for r in results) == list(range(40))
         assert cluster.refreshes > 0
