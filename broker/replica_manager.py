@@ -394,6 +394,7 @@ class ReplicaManager:
                     leader_log_end_offset=hosted.log.log_end_offset,
                     lag_time_max_ms=self._lag_time_max_ms,
                     min_insync_replicas=min(hosted.min_insync_replicas, len(state.replicas)),
+                    became_leader_ms=now_ms(),
                 )
                 self._publish_hw(hosted)
                 if hosted.leader_state.on_leader_append(hosted.log.log_end_offset):

@@ -52,11 +52,16 @@ class LeaderReplicaState:
     min_insync_replicas: int
     pending: IsrProposal | None = None
     progress: dict[int, ReplicaProgress] = field(default_factory=dict)
+    became_leader_ms: int = -1
+    """When this replica became leader. Followers in the ISR count as caught up at that moment
+    (Kafka does the same), so each gets a full replica.lag.time.max.ms to send its first
+    fetch to the new leader before it can be dropped from the ISR."""
 
     def __post_init__(self) -> None:
         for replica in self.replicas:
             if replica != self.leader_id:
-                self.progress.setdefault(replica, ReplicaProgress())
+                caught_up = self.became_leader_ms if replica in self.isr else -1
+                self.progress.setdefault(replica, ReplicaProgress(last_caught_up_ms=caught_up))
 
     # ---- views ----
 

@@ -134,3 +134,26 @@ def test_random_schedules_keep_the_high_watermark_safe(seed: int) -> None:
             assert len(s.isr) >= s.min_insync_replicas
             assert all(s.replica_leo(r) >= s.high_watermark for r in s.maximal_isr)
         assert 1 in s.isr
+
+
+def test_a_new_leader_gives_isr_followers_a_full_lag_time_for_their_first_fetch() -> None:
+    """A follower that has not fetched from the new leader yet is not dropped at once: it
+    counts as caught up when the leadership began (else a partition created or failed over
+    on a busy machine loses its followers from the ISR within a second)."""
+    s = LeaderReplicaState(
+        leader_id=1,
+        replicas=(1, 2, 3),
+        isr=(1, 2),
+        leader_epoch=5,
+        partition_epoch=7,
+        epoch_start_offset=0,
+        high_watermark=0,
+        leader_log_end_offset=10,
+        lag_time_max_ms=LAG_MS,
+        min_insync_replicas=1,
+        became_leader_ms=1_000,
+    )
+    assert s.propose_shrink(now_ms=1_000 + LAG_MS) is None, "still within the lag time"
+    proposal = s.propose_shrink(now_ms=1_000 + LAG_MS + 1)
+    assert proposal is not None and proposal.new_isr == (1,), "then it goes"
+    assert s.progress[3].last_caught_up_ms == -1, "a replica outside the ISR gets no grace"
