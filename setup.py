@@ -1,7 +1,7 @@
 """Maps the top-level source folders into the ``raftka`` import namespace.
 
-The design card keeps common/, controller/, broker/, client/ and proto/ at the top of the
-tree; users import them as raftka.common, raftka.controller, ... . Subpackages are found
+The design card keeps common/, controller/, broker/, client/, ops/ and proto/ at the top of
+the tree; users import them as raftka.common, raftka.controller, ... . Subpackages are found
 automatically, so adding a folder with an ``__init__.py`` needs no edit here.
 """
 
@@ -13,6 +13,7 @@ ROOTS = {
     "raftka.controller": "controller",
     "raftka.broker": "broker",
     "raftka.client": "client",
+    "raftka.ops": "ops",
 }
 
 packages: list[str] = []

@@ -17,9 +17,9 @@ from contextlib import suppress
 import structlog
 
 from raftka.broker.metadata_follower import MetadataFollower
-from raftka.client.controller_client import ControllerClient
 from raftka.common import errors
 from raftka.common.faults import FAULTS, Direction, FaultPath
+from raftka.common.rpc.controller_client import ControllerClient
 from raftka.common.tasks import cancel_and_wait
 from raftka.v1 import common_pb2
 from raftka.v1 import controller_pb2 as pb

@@ -13,9 +13,9 @@ from collections.abc import Callable
 import grpc
 import structlog
 
-from raftka.client.controller_client import ControllerClient
 from raftka.common.errors import RaftkaError
 from raftka.common.metadata.image import MetadataImage
+from raftka.common.rpc.controller_client import ControllerClient
 from raftka.v1 import controller_pb2 as pb
 from raftka.v1 import metadata_pb2 as mpb
 

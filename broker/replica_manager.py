@@ -21,13 +21,12 @@ from typing import Any
 import structlog
 
 from raftka.broker.io_threads import IoThreads
-from raftka.broker.log_manager import LogManager
+from raftka.broker.log.manager import LogManager
+from raftka.broker.log.partition_log import PartitionLog
+from raftka.broker.log.types import FencedLeaderEpochError
 from raftka.broker.metadata_follower import MetadataFollower
-from raftka.broker.partition_log import PartitionLog
-from raftka.broker.partition_log_types import FencedLeaderEpochError
 from raftka.broker.replication.fetcher import FollowedPartition, ReplicaFetcherManager, now_ms
 from raftka.broker.replication.leader_state import IsrProposal, LeaderReplicaState, ReplicaProgress
-from raftka.client.controller_client import ControllerClient
 from raftka.common.errors import (
     NotEnoughReplicasAfterAppendError,
     RaftkaError,
@@ -36,6 +35,7 @@ from raftka.common.errors import (
 )
 from raftka.common.metadata.model import PartitionState
 from raftka.common.metadata.topic_configs import topic_config_value
+from raftka.common.rpc.controller_client import ControllerClient
 from raftka.common.tasks import cancel_and_wait
 from raftka.v1 import controller_pb2 as cpb
 from raftka.v1.common_pb2 import ErrorCode

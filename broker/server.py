@@ -10,64 +10,69 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from pathlib import Path
 
-import grpc
 import structlog
 
+from raftka.broker.config import BrokerConfig
 from raftka.broker.io_threads import IoThreads
 from raftka.broker.lifecycle import BrokerLifecycle
-from raftka.broker.log_manager import LogManager
+from raftka.broker.log.manager import LogManager
 from raftka.broker.metadata_follower import MetadataFollower
-from raftka.broker.producer_ids import ProducerIdBlock, ProducerIdManager
+from raftka.broker.producers.id_blocks import ProducerIdBlock, ProducerIdManager
 from raftka.broker.replica_manager import ReplicaManager
 from raftka.broker.service import BrokerServicer
-from raftka.client.controller_client import ControllerClient
 from raftka.common.data_dir import PARTITION_LOGS_DIR, check_data_dir
 from raftka.common.errors import CoordinatorLoadInProgressError
 from raftka.common.fault_service import add_fault_service
 from raftka.common.faults import FAULTS
+from raftka.common.rpc.channels import new_server
+from raftka.common.rpc.controller_client import ControllerClient
 from raftka.common.tasks import cancel_and_wait
-from raftka.controller.quorum.transport import GRPC_OPTIONS
 from raftka.v1 import broker_pb2_grpc
 from raftka.v1.common_pb2 import Endpoint
-
-if TYPE_CHECKING:
-    from raftka.client.node import NodeConfig
 
 log = structlog.get_logger(__name__)
 
 
 class BrokerServer:
-    def __init__(self, config: NodeConfig) -> None:
+    """The broker role of node ``node_id``: partition logs under ``data_dir``, and the
+    controllers it registers with at ``controller_addresses``."""
+
+    def __init__(
+        self,
+        node_id: int,
+        data_dir: Path,
+        config: BrokerConfig,
+        controller_addresses: Sequence[str],
+    ) -> None:
         self.config = config
-        bconf = config.broker
-        self.broker_id = config.node_id
-        self.cluster_id = check_data_dir(config.data_dir, config.node_id).cluster_id
-        self.client = ControllerClient(
-            config.controller_addresses, timeout_s=10.0, attempt_timeout_s=2.0
-        )
+        self.data_dir = data_dir
+        self.broker_id = node_id
+        self.cluster_id = check_data_dir(data_dir, node_id).cluster_id
+        self.client = ControllerClient(controller_addresses, timeout_s=10.0, attempt_timeout_s=2.0)
         self.follower = MetadataFollower(self.client)
         self.lifecycle = BrokerLifecycle(
-            config.controller_addresses,
+            controller_addresses,
             broker_id=self.broker_id,
             cluster_id=self.cluster_id,
-            listeners=[Endpoint(name="CLIENT", host=bconf.host, port=bconf.port)],
-            rack=bconf.rack,
-            heartbeat_interval_s=bconf.heartbeat_interval_ms / 1000,
+            listeners=[Endpoint(name="CLIENT", host=config.host, port=config.port)],
+            rack=config.rack,
+            heartbeat_interval_s=config.heartbeat_interval_ms / 1000,
             follower=self.follower,
         )
         self.logs: LogManager | None = None
         self.replicas: ReplicaManager | None = None
         self.servicer: BrokerServicer | None = None
-        self.server = grpc.aio.server(options=GRPC_OPTIONS)
+        self.server = new_server()
         self.io = IoThreads()
         self.producer_ids = ProducerIdManager(self._allocate_producer_ids, broker_id=self.broker_id)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        bconf = self.config.broker
-        log_dir = self.config.data_dir / PARTITION_LOGS_DIR
+        bconf = self.config
+        log_dir = self.data_dir / PARTITION_LOGS_DIR
         # Replication drives the high watermark (the ISR's minimum log end offset).
         self.logs = await self.io.run(
             LogManager.open,
@@ -120,7 +125,7 @@ class BrokerServer:
         return ProducerIdBlock(response.first_producer_id, response.count)
 
     async def _retention_loop(self) -> None:
-        interval = self.config.broker.retention_check_interval_ms / 1000
+        interval = self.config.retention_check_interval_ms / 1000
         while True:
             await asyncio.sleep(interval)
             if self.logs is not None:
@@ -128,7 +133,7 @@ class BrokerServer:
 
     async def shutdown(self) -> None:
         log.info("broker_stopping", broker_id=self.broker_id)
-        timeout_s = self.config.broker.controlled_shutdown_timeout_ms / 1000
+        timeout_s = self.config.controlled_shutdown_timeout_ms / 1000
         confirmed = await self.lifecycle.shutdown(timeout_s)
         log.info("broker_controlled_shutdown", broker_id=self.broker_id, confirmed=confirmed)
         await self.server.stop(grace=0.5)

@@ -14,9 +14,9 @@ from typing import Any, TypeAlias
 import grpc
 
 from raftka.broker.io_threads import IoThreads
+from raftka.broker.log.types import FencedLeaderEpochError
 from raftka.broker.metadata_follower import MetadataFollower
-from raftka.broker.partition_log_types import FencedLeaderEpochError
-from raftka.broker.producer_ids import ProducerIdManager
+from raftka.broker.producers.id_blocks import ProducerIdManager
 from raftka.broker.replica_manager import HostedPartition, NotLeaderOrFollowerError, ReplicaManager
 from raftka.common.errors import (
     InvalidRequestError,
@@ -30,7 +30,7 @@ from raftka.common.records.batch import Compression
 from raftka.common.records.builder import build_batch
 from raftka.common.records.decoder import iter_records
 from raftka.common.records.errors import InvalidRecordError, UnsupportedCompressionError
-from raftka.common.rpc import rpc_errors
+from raftka.common.rpc.status import rpc_errors
 from raftka.common.storage.errors import OffsetOutOfRangeError
 from raftka.v1 import broker_pb2 as pb
 from raftka.v1.broker_pb2_grpc import BrokerServiceServicer

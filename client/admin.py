@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from raftka.client.controller_client import ControllerClient
 from raftka.client.errors import PartitionError
 from raftka.client.loop_thread import LoopThread
 from raftka.client.types import TopicPartition
+from raftka.common.rpc.controller_client import ControllerClient
 from raftka.v1 import common_pb2 as cpb
 from raftka.v1 import controller_pb2 as pb
 

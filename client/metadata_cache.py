@@ -18,9 +18,9 @@ import grpc
 import structlog
 
 from raftka.client.connections import BrokerConnections
-from raftka.client.retry import Deadline, RetryPolicy
 from raftka.common.errors import RaftkaError, RequestTimedOutError, UnknownTopicOrPartitionError
-from raftka.common.rpc import error_from_rpc
+from raftka.common.rpc.retry import Deadline, RetryPolicy
+from raftka.common.rpc.status import error_from_rpc
 from raftka.v1 import broker_pb2 as pb
 from raftka.v1.common_pb2 import ErrorCode
 

@@ -12,9 +12,9 @@ from collections.abc import Awaitable, Callable, Sequence
 import grpc
 import structlog
 
-from raftka.client.controller_client import ControllerClient
-from raftka.client.retry import RetryPolicy
 from raftka.common.errors import RaftkaError
+from raftka.common.rpc.controller_client import ControllerClient
+from raftka.common.rpc.retry import RetryPolicy
 
 log = structlog.get_logger(__name__)
 

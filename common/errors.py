@@ -2,7 +2,7 @@
 
 Every error carries the Kafka error code it maps to and whether a client may retry it. The
 server maps these to gRPC status codes or per-item error codes in one place
-(``raftka.common.rpc``); the client maps them back in one place too.
+(``raftka.common.rpc.status``); the client maps them back in one place too.
 
 The errors of a subsystem that owns them live next to it and derive from :class:`RaftkaError`:
 ``raftka.common.records.errors`` (RecordError), ``raftka.common.storage.errors`` (StorageError)

@@ -8,7 +8,7 @@ import grpc
 
 from raftka.common.errors import InvalidRequestError
 from raftka.common.faults import Action, Direction, FaultInjector, FaultPath, FaultRule
-from raftka.common.rpc import rpc_errors
+from raftka.common.rpc.status import rpc_errors
 from raftka.v1 import faults_pb2 as pb
 from raftka.v1.faults_pb2_grpc import FaultServiceServicer, add_FaultServiceServicer_to_server
 

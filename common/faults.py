@@ -2,7 +2,7 @@
 peers, per path, and slow its fsyncs.
 
 Off unless the node's config enables it (``[faults] enabled = true``). Each process has one
-injector, :data:`FAULTS`, configured at start-up by ``raftka.client.node.run_node`` and driven
+injector, :data:`FAULTS`, configured at start-up by ``raftka.ops.node.run_node`` and driven
 through the FaultService RPCs (``raftka.common.fault_service``) or ``raftka faults``. The
 transport code asks it at a few fixed points:
 

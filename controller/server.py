@@ -1,6 +1,6 @@
 """One controller process: storage, Raft runtime, active controller and gRPC services.
 
-Started by ``raftka server --config node.toml`` (raftka.client.node). ``shutdown()`` is
+Started by ``raftka server --config node.toml`` (raftka.ops.node). ``shutdown()`` is
 graceful: a leader first hands leadership to the most caught-up voter (TimeoutNow) and waits
 briefly for the new leader, so a planned restart costs no election timeout.
 """
@@ -9,29 +9,27 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import suppress
-from typing import TYPE_CHECKING
+from pathlib import Path
 
-import grpc
 import structlog
 
 from raftka.common.data_dir import METADATA_LOG_DIR, check_data_dir
 from raftka.common.fault_service import add_fault_service
 from raftka.common.faults import FAULTS
 from raftka.common.ids import NodeId
+from raftka.common.rpc.channels import new_server
 from raftka.controller.active import ActiveController
 from raftka.controller.broker_sessions import BrokerSessionMonitor
+from raftka.controller.config import ControllerConfig
 from raftka.controller.leader_rebalance import LeaderRebalancer
 from raftka.controller.metadata_log import MetadataStateMachine
 from raftka.controller.quorum.raft_storage import RaftStorage
 from raftka.controller.quorum.runtime import QuorumRuntime
-from raftka.controller.quorum.transport import GRPC_OPTIONS, RaftServicer, RaftTransport
+from raftka.controller.quorum.transport import RaftServicer, RaftTransport
 from raftka.controller.raft.config import RaftConfig
 from raftka.controller.raft.status import Role
 from raftka.controller.service import ControllerServicer
 from raftka.v1 import controller_pb2_grpc, raft_pb2_grpc
-
-if TYPE_CHECKING:
-    from raftka.client.node import NodeConfig
 
 log = structlog.get_logger(__name__)
 
@@ -39,41 +37,42 @@ SHUTDOWN_TRANSFER_WAIT_S = 2.0
 
 
 class ControllerServer:
-    def __init__(self, config: NodeConfig) -> None:  # raftka.client.node.NodeConfig
+    """The controller role of node ``node_id``, keeping its Raft log under ``data_dir``."""
+
+    def __init__(self, node_id: int, data_dir: Path, config: ControllerConfig) -> None:
         self.config = config
-        identity = check_data_dir(config.data_dir, config.node_id)
+        identity = check_data_dir(data_dir, node_id)
         self.cluster_id = identity.cluster_id
-        ctrl = config.controller
-        voters = ctrl.voter_addresses
+        voters = config.voter_addresses
         self.addresses = {NodeId(v.node_id): v.address for v in voters}
-        self.node_id = NodeId(config.node_id)
+        self.node_id = NodeId(node_id)
         self.state = MetadataStateMachine()
         self.runtime = QuorumRuntime(
             node_id=self.node_id,
             voters=list(self.addresses),
             raft_config=RaftConfig(
-                election_timeout_ticks=ctrl.election_ticks,
-                heartbeat_ticks=ctrl.heartbeat_ticks,
+                election_timeout_ticks=config.election_ticks,
+                heartbeat_ticks=config.heartbeat_ticks,
             ),
-            storage=RaftStorage(config.data_dir / METADATA_LOG_DIR),  # created if absent
+            storage=RaftStorage(data_dir / METADATA_LOG_DIR),  # created if absent
             transport=RaftTransport(self.cluster_id, self.node_id, self.addresses),
             state_machine=self.state,
-            tick_s=ctrl.tick_ms / 1000,
-            snapshot_after_bytes=ctrl.snapshot_after_bytes,
+            tick_s=config.tick_ms / 1000,
+            snapshot_after_bytes=config.snapshot_after_bytes,
         )
         self.active = ActiveController(
-            self.runtime, self.state, self.addresses, ctrl.request_timeout_ms / 1000
+            self.runtime, self.state, self.addresses, config.request_timeout_ms / 1000
         )
         self.sessions = BrokerSessionMonitor(
-            self.active, self.cluster_id, ctrl.broker_session_timeout_ms
+            self.active, self.cluster_id, config.broker_session_timeout_ms
         )
         self.rebalancer = LeaderRebalancer(
             self.active,
-            enabled=ctrl.auto_leader_rebalance_enable,
-            interval_ms=ctrl.leader_imbalance_check_interval_ms,
-            imbalance_percentage=ctrl.leader_imbalance_per_broker_percentage,
+            enabled=config.auto_leader_rebalance_enable,
+            interval_ms=config.leader_imbalance_check_interval_ms,
+            imbalance_percentage=config.leader_imbalance_per_broker_percentage,
         )
-        self.server = grpc.aio.server(options=GRPC_OPTIONS)
+        self.server = new_server()
         raft_pb2_grpc.add_RaftServiceServicer_to_server(
             RaftServicer(self.cluster_id, self.node_id, self.runtime.deliver), self.server
         )
@@ -85,12 +84,12 @@ class ControllerServer:
                 state=self.state,
                 sessions=self.sessions,
                 addresses=self.addresses,
-                tick_s=ctrl.tick_ms / 1000,
+                tick_s=config.tick_ms / 1000,
             ),
             self.server,
         )
         add_fault_service(self.server, FAULTS)
-        self.listen = config.listen_address
+        self.listen = config.listen or self.addresses[self.node_id]
         if self.server.add_insecure_port(self.listen) == 0:
             raise OSError(f"cannot listen on {self.listen}: is another process using the port?")
 
@@ -104,7 +103,7 @@ class ControllerServer:
             node_id=self.node_id,
             listen=self.listen,
             cluster_id=self.cluster_id,
-            voters=self.config.controller.voters,
+            voters=self.config.voters,
         )
 
     async def shutdown(self) -> None:
@@ -118,7 +117,7 @@ class ControllerServer:
                     if status.leader_id not in (None, self.node_id):
                         log.info("leadership_handed_over", new_leader=status.leader_id)
                         break
-                    await asyncio.sleep(self.config.controller.tick_ms / 1000)
+                    await asyncio.sleep(self.config.tick_ms / 1000)
         await self.rebalancer.stop()
         await self.sessions.stop()
         await self.server.stop(grace=0.5)

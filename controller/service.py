@@ -17,7 +17,7 @@ import grpc
 from raftka.common.errors import InvalidRequestError, NetworkError, RequestTimedOutError
 from raftka.common.faults import FAULTS, Direction, FaultPath
 from raftka.common.ids import NodeId
-from raftka.common.rpc import rpc_errors
+from raftka.common.rpc.status import rpc_errors
 from raftka.controller.active import ActiveController
 from raftka.controller.broker_sessions import BrokerSessionMonitor, now_ms
 from raftka.controller.control.alter_partition import alter_partition

@@ -25,11 +25,11 @@ from typing import Any
 
 import grpc
 
-from raftka.client.controller_client import ControllerClient
-from raftka.client.local_cluster import LocalCluster, free_port
 from raftka.common.records import read_base_offset, read_batch_size
 from raftka.common.records.builder import build_batch
-from raftka.controller.quorum.transport import GRPC_OPTIONS
+from raftka.common.rpc.channels import new_server, open_channel
+from raftka.common.rpc.controller_client import ControllerClient
+from raftka.ops.local_cluster import LocalCluster, free_port
 from raftka.v1 import broker_pb2 as bpb
 from raftka.v1 import controller_pb2 as cpb
 from raftka.v1.broker_pb2_grpc import BrokerServiceStub
@@ -80,7 +80,7 @@ async def echo_server(port: int) -> None:
         "Parse": grpc.unary_unary_rpc_method_handler(parse),
         "Hop": grpc.unary_unary_rpc_method_handler(hop),
     }
-    server = grpc.aio.server(options=GRPC_OPTIONS)
+    server = new_server()
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("bench.Echo", handlers),))
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
@@ -211,8 +211,8 @@ async def throughput(cluster: LocalCluster, args: argparse.Namespace, echo_pid: 
 
     async with ControllerClient(cluster.bootstrap) as client:
         await wait_unfenced(client)
-        echo = grpc.aio.insecure_channel(f"127.0.0.1:{args.echo_port}", options=GRPC_OPTIONS)
-        channel = grpc.aio.insecure_channel(broker.address, options=GRPC_OPTIONS)
+        echo = open_channel(f"127.0.0.1:{args.echo_port}")
+        channel = open_channel(broker.address)
         try:
             await asyncio.wait_for(echo.channel_ready(), 30)
             for run in range(1, args.runs + 1):
@@ -274,7 +274,7 @@ async def memory(cluster: LocalCluster, args: argparse.Namespace) -> None:
 
     async with ControllerClient(cluster.bootstrap, timeout_s=60) as client:
         await wait_unfenced(client)
-        channel = grpc.aio.insecure_channel(broker.address, options=GRPC_OPTIONS)
+        channel = open_channel(broker.address)
         try:
             started = time.monotonic()
             await create_and_wait(client, channel, topics)

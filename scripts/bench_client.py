@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from raftka.client.admin import AsyncAdmin
-from raftka.client.local_cluster import LocalCluster, stop_clusters_on_sigterm
+from raftka.ops.local_cluster import LocalCluster, stop_clusters_on_sigterm
 
 CASES = {
     "acks=all": ["--acks", "all"],

@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 
 from raftka.broker.lifecycle import BrokerLifecycle
-from raftka.client.controller_client import ControllerClient
-from raftka.client.local_cluster import LocalCluster, stop_clusters_on_sigterm
-from raftka.client.retry import RetryPolicy
 from raftka.common.errors import RaftkaError
+from raftka.common.rpc.controller_client import ControllerClient
+from raftka.common.rpc.retry import RetryPolicy
+from raftka.ops.local_cluster import LocalCluster, stop_clusters_on_sigterm
 from raftka.v1 import common_pb2 as cpb
 from raftka.v1 import controller_pb2 as pb
 

@@ -27,10 +27,10 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from raftka.client.controller_client import ControllerClient
-from raftka.client.local_cluster import LocalCluster, stop_clusters_on_sigterm
 from raftka.common.errors import RaftkaError
-from raftka.controller.quorum.transport import GRPC_OPTIONS
+from raftka.common.rpc.channels import open_channel
+from raftka.common.rpc.controller_client import ControllerClient
+from raftka.ops.local_cluster import LocalCluster, stop_clusters_on_sigterm
 from raftka.v1 import broker_pb2 as bpb
 from raftka.v1 import controller_pb2 as cpb
 from raftka.v1.broker_pb2_grpc import BrokerServiceStub
@@ -69,7 +69,7 @@ async def create(
         p = await partition(client, name)
         if len(p.isr) != rf or p.leader < 0:
             return False
-        async with grpc.aio.insecure_channel(cluster.brokers[p.leader].address) as ch:
+        async with open_channel(cluster.brokers[p.leader].address) as ch:
             req = bpb.ListOffsetsRequest(
                 topics=[
                     bpb.ListOffsetsTopic(
@@ -84,7 +84,7 @@ async def create(
 
 
 async def acks_all_once(address: str, topic: str) -> bool:
-    async with grpc.aio.insecure_channel(address) as ch:
+    async with open_channel(address) as ch:
         data = bpb.PartitionProduceData(partition=0, records=[bpb.Record(value=b"x")])
         req = bpb.ProduceRequest(
             acks=-1, timeout_ms=2000, topics=[bpb.TopicProduceData(topic=topic, partitions=[data])]
@@ -153,7 +153,7 @@ async def throughput(cluster: LocalCluster, seconds: float, in_flight: int) -> N
             broker = cluster.brokers[p.leader]
             request = bpb.ProduceRequest.FromString(produce_request(name, 0, batch))
             request.acks = acks
-            async with grpc.aio.insecure_channel(broker.address, options=GRPC_OPTIONS) as channel:
+            async with open_channel(broker.address) as channel:
                 assert broker.process is not None
                 fig = await drive(
                     checked_produce(channel),

@@ -18,13 +18,13 @@ from typing import Any
 import grpc
 import structlog
 
-from raftka.broker.leader_epoch_cache import EpochEndOffset
-from raftka.broker.partition_log import PartitionLog
-from raftka.broker.partition_log_types import TruncationBelowHighWatermarkError
+from raftka.broker.log.leader_epoch_cache import EpochEndOffset
+from raftka.broker.log.partition_log import PartitionLog
+from raftka.broker.log.types import TruncationBelowHighWatermarkError
 from raftka.common.errors import RaftkaError
 from raftka.common.faults import FAULTS, Direction, FaultPath
+from raftka.common.rpc.channels import open_channel
 from raftka.common.tasks import cancel_and_wait
-from raftka.controller.quorum.transport import GRPC_OPTIONS
 from raftka.v1 import broker_pb2 as pb
 from raftka.v1.broker_pb2_grpc import BrokerServiceStub
 from raftka.v1.common_pb2 import ErrorCode
@@ -79,7 +79,7 @@ class LeaderFetcher:
         await cancel_and_wait([self._task])
 
     async def _run(self) -> None:
-        async with grpc.aio.insecure_channel(self.address, options=GRPC_OPTIONS) as channel:
+        async with open_channel(self.address) as channel:
             stub = BrokerServiceStub(channel)
             failing = False
             while True:

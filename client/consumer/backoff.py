@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from raftka.client.retry import RetryPolicy
 from raftka.client.types import TopicPartition
+from raftka.common.rpc.retry import RetryPolicy
 
 
 class PartitionBackoff:

@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from raftka.client.connections import MAX_MESSAGE_BYTES
 from raftka.client.properties import from_properties
 from raftka.common.errors import InvalidConfigError
+from raftka.common.rpc.channels import MAX_MESSAGE_BYTES
 
 OffsetResetPolicy = Literal["earliest", "latest", "none"]
 IsolationLevel = Literal["read_uncommitted", "read_committed"]

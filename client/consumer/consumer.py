@@ -39,8 +39,8 @@ from raftka.client.consumer.offsets import EARLIEST, LATEST, OffsetAndTimestamp,
 from raftka.client.consumer.records import ConsumerRecord
 from raftka.client.consumer.subscription import ResetStrategy, SubscriptionState
 from raftka.client.metadata_cache import MetadataCache
-from raftka.client.retry import Deadline, RetryPolicy
 from raftka.client.types import TopicPartition
+from raftka.common.rpc.retry import Deadline, RetryPolicy
 
 
 class AsyncConsumer:

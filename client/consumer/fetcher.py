@@ -38,11 +38,11 @@ from raftka.client.consumer.refresher import MetadataRefresher
 from raftka.client.consumer.subscription import ResetStrategy, SubscriptionState
 from raftka.client.errors import PartitionError
 from raftka.client.metadata_cache import MetadataCache
-from raftka.client.retry import RetryPolicy
 from raftka.client.types import TopicPartition
 from raftka.common.errors import RaftkaError
 from raftka.common.records.errors import CorruptRecordError, RecordError
-from raftka.common.rpc import error_from_rpc
+from raftka.common.rpc.retry import RetryPolicy
+from raftka.common.rpc.status import error_from_rpc
 from raftka.common.tasks import cancel_and_wait
 from raftka.v1 import broker_pb2 as pb
 from raftka.v1.common_pb2 import ErrorCode

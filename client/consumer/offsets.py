@@ -13,10 +13,10 @@ import grpc
 from raftka.client.connections import BrokerConnections
 from raftka.client.errors import PartitionError
 from raftka.client.metadata_cache import MetadataCache
-from raftka.client.retry import Deadline, RetryPolicy
 from raftka.client.types import TopicPartition
 from raftka.common.errors import RaftkaError, RequestTimedOutError, UnknownTopicOrPartitionError
-from raftka.common.rpc import error_from_rpc
+from raftka.common.rpc.retry import Deadline, RetryPolicy
+from raftka.common.rpc.status import error_from_rpc
 from raftka.v1 import broker_pb2 as pb
 from raftka.v1.common_pb2 import ErrorCode
 

@@ -10,8 +10,8 @@ from collections.abc import Callable
 import structlog
 
 from raftka.client.metadata_cache import MetadataCache
-from raftka.client.retry import RetryPolicy
 from raftka.common.errors import RaftkaError
+from raftka.common.rpc.retry import RetryPolicy
 from raftka.common.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)

@@ -8,7 +8,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from raftka.client.partitioner import partition_for_key
+from raftka.client.producer.partitioner import partition_for_key
 
 Availability = Callable[[], tuple[Sequence[int], Callable[[int], int]]]
 

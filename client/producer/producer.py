@@ -28,11 +28,11 @@ from raftka.client.producer.config import ProducerConfig
 from raftka.client.producer.partitioning import StickyPartitioner, keyed_partition
 from raftka.client.producer.producer_ids import init_producer_id
 from raftka.client.producer.sender import Sender
-from raftka.client.retry import Deadline
 from raftka.client.types import RecordMetadata, TopicPartition
 from raftka.common.errors import InvalidRequestError, RaftkaError
 from raftka.common.records.builder import RecordHeaders
 from raftka.common.records.errors import RecordTooLargeError
+from raftka.common.rpc.retry import Deadline
 from raftka.common.tasks import cancel_and_wait
 
 Value = bytes | str | None

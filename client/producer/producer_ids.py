@@ -6,9 +6,9 @@ import grpc
 
 from raftka.client.connections import BrokerConnections
 from raftka.client.metadata_cache import MetadataCache
-from raftka.client.retry import Deadline
 from raftka.common.errors import RaftkaError, RequestTimedOutError
-from raftka.common.rpc import error_from_rpc
+from raftka.common.rpc.retry import Deadline
+from raftka.common.rpc.status import error_from_rpc
 from raftka.v1 import broker_pb2 as pb
 
 INIT_TIMEOUT_S = 10.0

@@ -33,10 +33,10 @@ from raftka.client.producer.accumulator import RecordAccumulator
 from raftka.client.producer.batch import ProducerBatch
 from raftka.client.producer.config import ProducerConfig
 from raftka.client.producer.sequences import InitProducerId, Sequences
-from raftka.client.retry import RetryPolicy
 from raftka.client.types import TopicPartition
 from raftka.common.errors import RaftkaError, RequestTimedOutError
-from raftka.common.rpc import error_from_rpc
+from raftka.common.rpc.retry import RetryPolicy
+from raftka.common.rpc.status import error_from_rpc
 from raftka.v1 import broker_pb2 as pb
 from raftka.v1.common_pb2 import ErrorCode
 

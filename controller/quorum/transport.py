@@ -17,6 +17,7 @@ import structlog
 
 from raftka.common.faults import FAULTS, Direction, FaultPath
 from raftka.common.ids import NodeId
+from raftka.common.rpc.channels import open_channel
 from raftka.common.tasks import cancel_and_wait
 from raftka.controller.quorum.codec import message_from_pb, message_to_pb
 from raftka.controller.raft.messages import Message
@@ -28,11 +29,6 @@ log = structlog.get_logger(__name__)
 MAX_MESSAGES_PER_CALL = 512
 MAX_QUEUED_MESSAGES = 8192
 CALL_TIMEOUT_S = 5.0
-GRPC_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-GRPC_OPTIONS = [
-    ("grpc.max_send_message_length", GRPC_MAX_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", GRPC_MAX_MESSAGE_BYTES),
-]
 
 
 class PeerSender:
@@ -42,7 +38,7 @@ class PeerSender:
         self.dst = dst
         self.address = address
         self.queue: asyncio.Queue[Message] = asyncio.Queue(MAX_QUEUED_MESSAGES)
-        self.channel = grpc.aio.insecure_channel(address, options=GRPC_OPTIONS)
+        self.channel = open_channel(address)
         self.stub = RaftServiceStub(self.channel)
         self.failing = False
         self.task: asyncio.Task[None] | None = None

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from raftka.client.local_cluster import LocalCluster
+from raftka.ops.local_cluster import LocalCluster
 from tests.integration.helpers import FAST_CONTROLLER, start_broker_cluster, stop_broker_cluster
 
 

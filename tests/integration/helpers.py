@@ -13,9 +13,9 @@ from typing import TypeVar
 import grpc
 
 from raftka.broker.lifecycle import BrokerLifecycle
-from raftka.client.controller_client import ControllerClient
-from raftka.client.local_cluster import LocalCluster
 from raftka.common.errors import RaftkaError
+from raftka.common.rpc.controller_client import ControllerClient
+from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import broker_pb2 as bpb
 from raftka.v1 import broker_pb2_grpc as bpb_grpc
 from raftka.v1 import common_pb2 as cpb

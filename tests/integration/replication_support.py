@@ -8,9 +8,9 @@ import json
 
 import grpc
 
-from raftka.client.local_cluster import LocalCluster
 from raftka.common.data_dir import PARTITION_LOGS_DIR
 from raftka.common.records.decoder import iter_records
+from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import broker_pb2 as bpb
 from raftka.v1 import common_pb2 as cpb
 from raftka.v1 import controller_pb2 as pb

@@ -10,8 +10,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from raftka.client.local_cluster import LocalCluster
 from raftka.common.data_dir import format_data_dir
+from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import common_pb2 as cpb
 from raftka.v1 import controller_pb2 as pb
 from raftka.v1.controller_pb2_grpc import ControllerServiceStub

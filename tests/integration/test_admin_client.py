@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from raftka.client.admin import Admin, AsyncAdmin
-from raftka.client.local_cluster import LocalCluster
 from raftka.client.types import TopicPartition
 from raftka.common.errors import RaftkaError
+from raftka.ops.local_cluster import LocalCluster
 
 pytestmark = pytest.mark.integration
 

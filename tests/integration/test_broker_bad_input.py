@@ -14,7 +14,6 @@ from collections.abc import Collection, Iterator
 import grpc
 import pytest
 
-from raftka.client.local_cluster import LocalCluster
 from raftka.common.records.batch import (
     ATTRIBUTES_POS,
     BATCH_LENGTH_POS,
@@ -25,6 +24,7 @@ from raftka.common.records.batch import (
     write_crc,
 )
 from raftka.common.records.builder import build_batch
+from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import broker_pb2 as bpb
 from raftka.v1 import common_pb2 as cpb
 from raftka.v1 import controller_pb2 as pb

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from raftka.client.local_cluster import LocalCluster
 from raftka.common.records.builder import build_batch
+from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import broker_pb2 as bpb
 from raftka.v1 import common_pb2 as cpb
 from tests.integration.helpers import (

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from raftka.broker.lifecycle import BrokerLifecycle
-from raftka.client.local_cluster import LocalCluster
 from raftka.common.errors import DuplicateBrokerRegistrationError, StaleBrokerEpochError
+from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import common_pb2 as cpb
 from raftka.v1 import controller_pb2 as pb
 from tests.integration.helpers import (

@@ -11,7 +11,6 @@ import time
 
 import pytest
 
-from raftka.client.local_cluster import LocalCluster
 from raftka.common.records.batch import (
     Compression,
     read_base_offset,
@@ -21,6 +20,7 @@ from raftka.common.records.batch import (
 )
 from raftka.common.records.builder import build_batch
 from raftka.common.records.decoder import iter_records
+from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import broker_pb2 as bpb
 from raftka.v1 import common_pb2 as cpb
 from tests.integration.helpers import (

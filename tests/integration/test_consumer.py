@@ -22,10 +22,10 @@ import pytest
 
 from raftka.client import AsyncConsumer, Consumer, ConsumerRecord, TopicPartition
 from raftka.client.consumer import NoOffsetForPartitionError, OffsetOutOfRangeError
-from raftka.client.local_cluster import LocalCluster
 from raftka.common.errors import RequestTimedOutError
 from raftka.common.records.batch import Compression
 from raftka.common.records.builder import build_batch
+from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import broker_pb2 as bpb
 from raftka.v1 import common_pb2 as cpb
 from tests.integration.helpers import (

@@ -8,10 +8,10 @@ import json
 import grpc
 import pytest
 
-from raftka.client.local_cluster import LocalCluster
 from raftka.common.data_dir import METADATA_LOG_DIR
 from raftka.common.errors import NotControllerError
-from raftka.common.rpc import error_from_rpc
+from raftka.common.rpc.status import error_from_rpc
+from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import controller_pb2 as pb
 from raftka.v1.controller_pb2_grpc import ControllerServiceStub
 from tests.integration.helpers import (

@@ -14,11 +14,11 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
-from raftka.client.experiments.config import ExperimentConfig
-from raftka.client.experiments.history import History, OpKind
-from raftka.client.experiments.netns import requirements_missing
-from raftka.client.experiments.runner import ExperimentOutcome, run_experiment
-from raftka.client.experiments.schedule import FaultKind
+from raftka.ops.experiments.config import ExperimentConfig
+from raftka.ops.experiments.history import History, OpKind
+from raftka.ops.experiments.netns import requirements_missing
+from raftka.ops.experiments.runner import ExperimentOutcome, run_experiment
+from raftka.ops.experiments.schedule import FaultKind
 
 pytestmark = pytest.mark.integration
 

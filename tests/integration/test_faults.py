@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from raftka.client.fault_client import FaultClient
-from raftka.client.local_cluster import LocalCluster
 from raftka.common.errors import RaftkaError
 from raftka.common.faults import Action, Direction, FaultPath, FaultRule
+from raftka.ops.fault_client import FaultClient
+from raftka.ops.local_cluster import LocalCluster
 from tests.integration.helpers import (
     FAST_CONTROLLER,
     broker_states,

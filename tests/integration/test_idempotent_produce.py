@@ -11,10 +11,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from raftka.broker.producer_snapshots import snapshot_offsets
-from raftka.client.local_cluster import LocalCluster
+from raftka.broker.producers.snapshots import snapshot_offsets
 from raftka.common.data_dir import PARTITION_LOGS_DIR
 from raftka.common.records.builder import build_batch
+from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import broker_pb2 as bpb
 from raftka.v1 import common_pb2 as cpb
 from raftka.v1 import controller_pb2 as pb

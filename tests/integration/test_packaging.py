@@ -22,7 +22,7 @@ def test_wheel_holds_only_the_raftka_namespace_and_works_installed(tmp_path: Pat
     source.mkdir()
     for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    for folder in ("common", "controller", "broker", "client", "proto"):
+    for folder in ("common", "controller", "broker", "client", "ops", "proto"):
         shutil.copytree(
             ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__")
         )
@@ -58,6 +58,9 @@ def test_wheel_holds_only_the_raftka_namespace_and_works_installed(tmp_path: Pat
         "controller/quorum",
         "broker",
         "client",
+        "client/cli",
+        "ops",
+        "ops/experiments",
         "v1",
     ):
         assert f"raftka/{package}/__init__.py" in names, package
@@ -90,8 +93,9 @@ def test_wheel_holds_only_the_raftka_namespace_and_works_installed(tmp_path: Pat
     deps = sysconfig.get_paths()["purelib"]
     env = {**os.environ, "PYTHONPATH": f"{target}{os.pathsep}{deps}"}
     probe = (
-        "import importlib.util, raftka.client.cli as c, raftka.controller.raft.node as n;"
-        "assert 'site' in c.__file__, c.__file__;"
+        "import importlib.util, raftka.client.cli.main as c, raftka.controller.raft.node as n;"
+        "import raftka.ops.experiments.runner as r;"
+        "assert 'site' in c.__file__ and 'site' in r.__file__, (c.__file__, r.__file__);"
         "assert importlib.util.find_spec('client') is None and importlib.util.find_spec('broker') is None;"
         "print('ok')"
     )

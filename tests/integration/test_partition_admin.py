@@ -16,9 +16,9 @@ from typing import Protocol
 import pytest
 
 from raftka.broker.lifecycle import BrokerLifecycle
-from raftka.client.controller_client import ControllerClient
-from raftka.client.local_cluster import LocalCluster
 from raftka.common.errors import StaleBrokerEpochError
+from raftka.common.rpc.controller_client import ControllerClient
+from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import common_pb2 as cpb
 from raftka.v1 import controller_pb2 as pb
 from tests.integration.helpers import (

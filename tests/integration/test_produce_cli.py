@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from raftka.client.local_cluster import LocalCluster
-from raftka.client.partitioner import partition_for_key
+from raftka.client.producer.partitioner import partition_for_key
+from raftka.ops.local_cluster import LocalCluster
 from tests.integration.helpers import client_for, create_topic, wait_partition_leaders
 
 pytestmark = pytest.mark.integration

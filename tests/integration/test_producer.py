@@ -13,10 +13,10 @@ from typing import Any
 import grpc
 import pytest
 
-from raftka.client.local_cluster import LocalCluster
-from raftka.client.partitioner import partition_for_key
 from raftka.client.producer import AsyncProducer, Producer
 from raftka.client.producer.buffer_pool import BufferExhaustedError
+from raftka.client.producer.partitioner import partition_for_key
+from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import common_pb2 as cpb
 from tests.conditions import until
 from tests.integration.helpers import (

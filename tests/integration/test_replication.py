@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from raftka.client.local_cluster import LocalCluster
+from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import common_pb2 as cpb
 from raftka.v1 import controller_pb2 as pb
 from tests.integration.helpers import (

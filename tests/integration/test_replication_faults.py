@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from raftka.client.fault_client import FaultClient
-from raftka.client.local_cluster import LocalCluster
 from raftka.common.faults import Action, Direction, FaultPath, FaultRule
+from raftka.ops.fault_client import FaultClient
+from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import common_pb2 as cpb
 from tests.integration.helpers import (
     broker_states,

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from raftka.client.local_cluster import LocalCluster
 from raftka.common.data_dir import METADATA_LOG_DIR
 from raftka.common.metadata.image import MetadataImage
+from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import controller_pb2 as pb
 from raftka.v1 import metadata_pb2 as mpb
 from tests.integration.helpers import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from raftka.broker.partition_log import PartitionLog
+from raftka.broker.log.partition_log import PartitionLog
 from raftka.common.records import Compression, build_batch
 
 TOPIC_ID = "AAAAAAAAAAAAAAAAAAAAAA"

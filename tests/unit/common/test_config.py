@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from raftka.client.node import NodeConfig
 from raftka.common.config import load_config
 from raftka.common.errors import ConfigFileError
 from raftka.controller.config import parse_voters
+from raftka.ops.node import NodeConfig
 
 VOTERS = "1@127.0.0.1:9101,2@127.0.0.1:9102,3@127.0.0.1:9103"
 

@@ -12,7 +12,7 @@ import raftka.common
 from raftka.common import errors
 from raftka.common.metadata.errors import MetadataReplayError
 from raftka.common.records import errors as record_errors
-from raftka.common.rpc import error_from_rpc, status_for, trailing_metadata_for
+from raftka.common.rpc.status import error_from_rpc, status_for, trailing_metadata_for
 from raftka.common.storage import errors as storage_errors
 from raftka.v1.common_pb2 import ErrorCode
 

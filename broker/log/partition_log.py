@@ -1,0 +1,752 @@
+"""One partition's log on a broker: leader appends, bounded reads, retention, flush policy.
+
+A thin layer over :class:`~raftka.common.storage.SegmentedLog` (which owns segments,
+indexes, recovery and the bytes on disk) adding what a partition needs: the topic's configs,
+producer-batch validation (:mod:`raftka.broker.log.validator`), idempotent-producer state
+and its snapshots (:mod:`raftka.broker.producers.partition_state`), LogAppendTime, the high
+watermark that bounds reads, the flush policy with group commit, retention, and the
+``partition.metadata`` topic id.
+
+Storage for replication (the protocol itself lives elsewhere): a persisted leader-epoch cache
+(:mod:`raftka.broker.log.leader_epoch_cache`) kept in step with every append, truncation and
+retention; follower appends of the leader's batches as they are; the leader-side divergence
+check of a follower's fetch and the follower's truncation target (digest sections 1.6, 4.3);
+truncation that never goes below the high watermark; and a high-watermark checkpoint
+(:mod:`raftka.broker.log.high_watermark_checkpoint`) restored on open when replication drives the
+high watermark.
+
+Methods are synchronous and block on file I/O: asyncio callers run them on I/O threads.
+They are thread-safe: the writes of a partition (appends, truncations, retention) take one
+lock, so a leader's producer-state check and its append are atomic; each write is
+all-or-nothing, but their order is the caller's to decide. Per batch the Python work is
+O(1): no record is decoded.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+import structlog
+
+from raftka.broker.log.config import PartitionLogConfig
+from raftka.broker.log.dirs import (
+    InconsistentTopicIdError,
+    TopicPartition,
+    prepare_partition_dir,
+    remove_partition_dir,
+    write_topic_id,
+)
+from raftka.broker.log.divergence import check_divergence
+from raftka.broker.log.follower_append import check_follower_batches
+from raftka.broker.log.high_watermark_checkpoint import read_high_watermark, write_high_watermark
+from raftka.broker.log.leader_epoch_cache import (
+    UNDEFINED_EPOCH,
+    EpochEndOffset,
+    LeaderEpochCache,
+    TruncationTarget,
+    follower_truncation_target,
+)
+from raftka.broker.log.retention import apply_retention
+from raftka.broker.log.types import (
+    NO_TIMESTAMP,
+    AppendResult,
+    FencedLeaderEpochError,
+    FetchData,
+    TruncationBelowHighWatermarkError,
+)
+from raftka.broker.log.validator import validate_produced_batches
+from raftka.broker.producers.partition_state import PartitionProducerState
+from raftka.broker.producers.state import ProducerStateTable
+from raftka.common.metadata.topic_names import validate_topic_name
+from raftka.common.records import (
+    Buffer,
+    InvalidRecordError,
+    read_base_offset,
+    read_batch_size,
+    split_batches,
+)
+from raftka.common.storage import (
+    Clock,
+    LogClosedError,
+    OffsetOutOfRangeError,
+    SegmentedLog,
+    TimestampOffset,
+    wall_clock_ms,
+)
+
+_T = TypeVar("_T")
+
+log = structlog.get_logger(__name__)
+
+
+class PartitionLog:
+    """The log of one partition replica, in ``<log_dir>/<topic>-<partition>/``."""
+
+    def __init__(
+        self,
+        topic_partition: TopicPartition,
+        topic_id: str | None,
+        segmented_log: SegmentedLog,
+        config_overrides: Mapping[str, str],
+        config: PartitionLogConfig,
+        *,
+        fsync_every_batch: bool,
+        hw_follows_log_end: bool,
+        clock: Clock,
+    ) -> None:
+        """Use :meth:`open`."""
+        self._tp = topic_partition
+        self._topic_id = topic_id
+        self._log = segmented_log
+        self._overrides = dict(config_overrides)
+        self._config = config
+        self._fsync_every_batch = fsync_every_batch
+        self._hw_follows_log_end = hw_follows_log_end
+        self._clock = clock
+        self._swap_lock = threading.Lock()  # held while the segmented log is closed or reopened
+        self._write_lock = threading.Lock()  # one append, truncation or retention at a time
+        self._hw_lock = threading.Lock()
+        self._flush_cond = threading.Condition()
+        self._flushing = False
+        self._closed = False
+        self._epoch_cache = LeaderEpochCache.load(segmented_log.directory, segmented_log)
+        self._producers = PartitionProducerState.load(segmented_log.directory, segmented_log)
+        self._hw_checkpoint_lock = threading.Lock()
+        start, end = segmented_log.log_start_offset, segmented_log.log_end_offset
+        if hw_follows_log_end:
+            self._hw = end
+            self._checkpointed_hw: int | None = None
+        else:
+            restored = read_high_watermark(segmented_log.directory)
+            self._checkpointed_hw = restored
+            self._hw = start if restored is None else min(max(restored, start), end)
+
+    # ================================================================== opening
+
+    @classmethod
+    def open(
+        cls,
+        log_dir: str | Path,
+        topic: str,
+        partition: int,
+        *,
+        topic_id: str | None,
+        config_overrides: Mapping[str, str] | None = None,
+        fsync_every_batch: bool = False,
+        hw_follows_log_end: bool = True,
+        clock: Clock | None = None,
+    ) -> PartitionLog:
+        """Opens (recovering it if needed) or creates the partition's directory in ``log_dir``.
+
+        Creating needs ``topic_id``, written to ``partition.metadata`` before any data. An
+        existing directory whose stored topic id differs from ``topic_id`` raises
+        InconsistentTopicIdError (it belongs to a deleted topic of the same name); one without
+        a stored id adopts ``topic_id``. ``config_overrides`` are the topic's config overrides.
+
+        ``hw_follows_log_end`` (until replication drives the high watermark): the high
+        watermark starts at the log end offset and follows every append (every flush, when
+        appends are fsynced); otherwise it starts where ``high-watermark-checkpoint`` left it
+        (capped at the log end; the log start offset without a checkpoint) and only
+        :meth:`set_high_watermark` moves it.
+
+        The leader-epoch cache is read from ``leader-epoch-checkpoint``, or rebuilt from the
+        batch headers when that is missing or stale.
+        """
+        validate_topic_name(topic)
+        overrides = dict(config_overrides or {})
+        config = PartitionLogConfig.from_overrides(overrides)
+        directory, topic_id, created = prepare_partition_dir(
+            Path(log_dir), topic, partition, topic_id
+        )
+        segmented = SegmentedLog.open(directory, config.log_config(), clock=clock or wall_clock_ms)
+        if created:
+            log.info("partition_log_created", directory=str(directory), topic_id=topic_id)
+        return cls(
+            TopicPartition(topic, partition),
+            topic_id,
+            segmented,
+            overrides,
+            config,
+            fsync_every_batch=fsync_every_batch,
+            hw_follows_log_end=hw_follows_log_end,
+            clock=clock or wall_clock_ms,
+        )
+
+    # ================================================================== properties
+
+    @property
+    def topic(self) -> str:
+        return self._tp.topic
+
+    @property
+    def partition(self) -> int:
+        return self._tp.partition
+
+    @property
+    def topic_partition(self) -> TopicPartition:
+        return self._tp
+
+    @property
+    def topic_id(self) -> str | None:
+        """The id in ``partition.metadata`` (None only for a directory found without one)."""
+        return self._topic_id
+
+    @property
+    def directory(self) -> Path:
+        return self._log.directory
+
+    @property
+    def config(self) -> PartitionLogConfig:
+        return self._config
+
+    @property
+    def config_overrides(self) -> Mapping[str, str]:
+        return dict(self._overrides)
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._log.log_start_offset
+
+    @property
+    def log_end_offset(self) -> int:
+        return self._log.log_end_offset
+
+    @property
+    def high_watermark(self) -> int:
+        """Reads (and ListOffsets latest) stop here: offsets below it are committed."""
+        return self._hw
+
+    @property
+    def earliest_offset(self) -> int:
+        """ListOffsets EARLIEST: the log start offset."""
+        return self._log.log_start_offset
+
+    @property
+    def latest_offset(self) -> int:
+        """ListOffsets LATEST for consumers: the high watermark."""
+        return self._hw
+
+    @property
+    def durable_offset(self) -> int:
+        """Offsets below this are fsynced (as of the last flush)."""
+        return self._log.recovery_point
+
+    @property
+    def size_bytes(self) -> int:
+        return self._log.size_bytes
+
+    @property
+    def segment_count(self) -> int:
+        return len(self._log.segment_base_offsets)
+
+    @property
+    def sync_appends(self) -> bool:
+        """Whether every append must be fsynced before it is acknowledged (the broker's
+        ``fsync_every_batch``, or the topic's ``flush.messages=1``)."""
+        return self._fsync_every_batch or self._config.flush_messages <= 1
+
+    # ================================================================== appending
+
+    def append_as_leader(
+        self, batches: Buffer, *, leader_epoch: int, now_ms: int, defer_flush: bool = False
+    ) -> AppendResult:
+        """Validates a producer's batches (all before anything is written: see
+        :func:`~raftka.broker.log.validator.validate_produced_batches` for the errors), then
+        appends them, assigning consecutive offsets and stamping ``leader_epoch``.
+
+        LogAppendTime topics get ``now_ms`` as every batch's max timestamp. When
+        :attr:`sync_appends`, the append is fsynced before this returns, unless
+        ``defer_flush``: the caller then calls ``flush(up_to=result.last_offset + 1)``, which
+        lets appends waiting on one fsync share it (group commit). The high watermark
+        (when it follows the log end) covers fsynced appends only in that mode.
+
+        A ``leader_epoch`` newer than the cache's latest is recorded as starting at the log
+        end offset (before the write, so the cache never lags the data); an older one raises
+        FencedLeaderEpochError and writes nothing.
+
+        Batches with a producer id are checked against the producer state atomically with the
+        append (:mod:`raftka.broker.producers.state`: InvalidProducerEpochError,
+        OutOfOrderSequenceError, DuplicateSequenceError, nothing written); a retry of batches
+        already written is not written again and gets their original offsets.
+        """
+        config = self._config
+        append_time = now_ms if config.log_append_time else None
+        validated = validate_produced_batches(
+            batches, max_message_bytes=config.max_message_bytes, log_append_time_ms=append_time
+        )
+        producer_headers = validated.headers if validated.has_producer_ids else ()
+        with self._write_lock:
+            if leader_epoch >= 0:  # a negative epoch is stamped but not recorded (as before)
+                self._assign_epoch(leader_epoch)
+            if producer_headers:
+                duplicate = self._producers.check_leader_append(producer_headers)
+                if duplicate is not None:
+                    return AppendResult(
+                        base_offset=duplicate.first_offset,
+                        last_offset=duplicate.last_offset,
+                        log_append_time_ms=NO_TIMESTAMP
+                        if append_time is None
+                        else duplicate.timestamp,
+                        log_start_offset=self._log.log_start_offset,
+                    )
+            info = self._call(
+                lambda seg: seg.append(
+                    validated.data, assign_offsets=True, leader_epoch=leader_epoch
+                )
+            )
+            self._producers.on_leader_append(info, self._log, producer_headers, append_time)
+        self._after_append(info.last_offset + 1, defer_flush=defer_flush)
+        return AppendResult(
+            base_offset=info.base_offset,
+            last_offset=info.last_offset,
+            log_append_time_ms=NO_TIMESTAMP if append_time is None else append_time,
+            log_start_offset=self._log.log_start_offset,
+        )
+
+    def append_as_follower(self, batches: Buffer, *, defer_flush: bool = False) -> AppendResult:
+        """Appends batches fetched from the leader exactly as they are (offsets, partition
+        leader epochs, timestamps: the stored bytes are the leader's), then records each newer
+        epoch in the leader-epoch cache (O(batches) header reads, one checkpoint write when
+        an epoch changed) and the batches' producers in the producer state (unchecked).
+
+        Checked before anything is written: every batch is valid (CRC, length, magic), and
+        :func:`~raftka.broker.log.follower_append.check_follower_batches` (the first batch starts
+        at the log end offset; partition leader epochs present and never going backwards:
+        DivergentAppendError means truncate first). Flushing works
+        as in :meth:`append_as_leader`; the follower's high watermark is the caller's to set
+        (:meth:`set_high_watermark` with the leader's).
+        """
+        view = memoryview(batches)
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        spans = split_batches(view)
+        if not spans:
+            raise InvalidRecordError("append needs at least one record batch, got 0 bytes")
+        with self._write_lock:
+            end = self._log.log_end_offset
+            new_epochs = check_follower_batches(spans, self._tp, end, self._last_batch_epoch(end))
+            info = self._call(lambda seg: seg.append(view, assign_offsets=False))
+            cache = self._epoch_cache
+            # Entries at the old log end have no records: epochs this replica assigned as a
+            # leader before writing anything. The leader's batches replace them.
+            cache.truncate_from_end(info.base_offset, flush=False)
+            for epoch, base in new_epochs:
+                cache.assign(epoch, base, flush=False)
+            cache.flush()
+            self._producers.on_follower_append(info, self._log, spans)
+        self._after_append(info.last_offset + 1, defer_flush=defer_flush)
+        return AppendResult(
+            base_offset=info.base_offset,
+            last_offset=info.last_offset,
+            log_append_time_ms=NO_TIMESTAMP,
+            log_start_offset=self._log.log_start_offset,
+        )
+
+    def _after_append(self, next_offset: int, *, defer_flush: bool) -> None:
+        if self.sync_appends:
+            if not defer_flush:
+                self.flush(up_to=next_offset)
+        else:
+            if self._hw_follows_log_end:
+                self._advance_hw(next_offset)
+            if next_offset - self._log.recovery_point >= self._config.flush_messages:
+                self.flush()
+
+    def flush(self, up_to: int | None = None, *, checkpoint: bool = False) -> None:
+        """fsyncs what was appended. With ``up_to``, returns at once if every offset below it
+        is already durable; a call that finds another flush in progress waits for it first,
+        so that concurrent callers share fsyncs (group commit). ``checkpoint`` also writes
+        the recovery point (fewer segments to rescan after a crash)."""
+        with self._flush_cond:
+            while True:
+                if up_to is not None and self._log.recovery_point >= up_to:
+                    return
+                if not self._flushing:
+                    break
+                self._flush_cond.wait()
+            self._flushing = True
+        try:
+            self._call(lambda seg: seg.flush(checkpoint=checkpoint))
+        finally:
+            with self._flush_cond:
+                if self._hw_follows_log_end:
+                    self._advance_hw(self._log.recovery_point)
+                self._flushing = False
+                self._flush_cond.notify_all()
+
+    # ================================================================== high watermark
+
+    def set_high_watermark(self, offset: int) -> int:
+        """Moves the high watermark forward to ``offset`` (capped at the log end offset);
+        it never moves backwards. Returns the high watermark."""
+        return self._advance_hw(min(offset, self._log.log_end_offset))
+
+    def _advance_hw(self, offset: int) -> int:
+        with self._hw_lock:
+            if offset > self._hw:
+                self._hw = offset
+            return self._hw
+
+    def checkpoint_high_watermark(self) -> int:
+        """Writes the high watermark to ``high-watermark-checkpoint`` (atomically; skipped
+        when the file already holds it) and returns it. Called periodically by the replica
+        manager, and by :meth:`close` when replication drives the high watermark."""
+        with self._hw_checkpoint_lock:
+            hw = self._hw
+            if hw != self._checkpointed_hw:
+                write_high_watermark(self._log.directory, hw)
+                self._checkpointed_hw = hw
+            return hw
+
+    # ================================================================== leader epochs
+
+    @property
+    def producer_state(self) -> ProducerStateTable:
+        """The idempotent producers' state (read-only: PartitionLog keeps it in step)."""
+        return self._producers.table
+
+    @property
+    def leader_epoch_cache(self) -> LeaderEpochCache:
+        """The partition's leader-epoch cache (PartitionLog keeps it in step with the log:
+        change it through this class's methods)."""
+        return self._epoch_cache
+
+    @property
+    def latest_epoch(self) -> int:
+        """The newest leader epoch of the cache (-1 if none), including one assigned by
+        :meth:`assign_leader_epoch` before anything was written in it."""
+        return self._epoch_cache.latest_epoch
+
+    @property
+    def last_fetched_epoch(self) -> int:
+        """The leader epoch of the log's last batch (-1 when the log holds none): a
+        follower's LastFetchedEpoch."""
+        return self._last_batch_epoch(self._log.log_end_offset)
+
+    def _last_batch_epoch(self, end: int) -> int:
+        if end <= self._log.log_start_offset:
+            return UNDEFINED_EPOCH
+        return self._epoch_cache.epoch_for_offset(end - 1)
+
+    def assign_leader_epoch(self, epoch: int) -> int:
+        """This replica becomes leader in ``epoch``: records (``epoch``, log end offset) in
+        the cache unless ``epoch`` is already the latest, and returns the epoch's start
+        offset. FencedLeaderEpochError if the log already knows a newer epoch."""
+        if epoch < 0:
+            raise ValueError(f"invalid leader epoch {epoch}")
+        self._assign_epoch(epoch)
+        entry = self._epoch_cache.latest_entry
+        assert entry is not None and entry.epoch == epoch
+        return entry.start_offset
+
+    def _assign_epoch(self, epoch: int) -> None:
+        cache = self._epoch_cache
+        latest = cache.latest_epoch
+        if epoch < latest:
+            raise FencedLeaderEpochError(
+                f"leader epoch {epoch} is older than the latest leader epoch {latest} of "
+                f"{self._tp}; nothing was written"
+            )
+        if epoch > latest:
+            cache.assign(epoch, self._log.log_end_offset)
+
+    def end_offset_for_epoch(self, epoch: int) -> EpochEndOffset:
+        """OffsetForLeaderEpoch on this log: see :meth:`LeaderEpochCache.end_offset_for`."""
+        return self._epoch_cache.end_offset_for(epoch, self._log.log_end_offset)
+
+    def divergence_check(self, fetch_offset: int, last_fetched_epoch: int) -> EpochEndOffset | None:
+        """The leader's check of a follower's fetch (digest 1.6, ``validateOffsetAndEpoch``):
+        None when the follower's log, ending at ``fetch_offset`` with a last batch in
+        ``last_fetched_epoch``, is a prefix of this one; otherwise the DivergingEpoch to
+        reply with (no records): the largest epoch <= ``last_fetched_epoch`` this log knows
+        and its end offset, when that epoch differs or ends before ``fetch_offset``.
+
+        - ``last_fetched_epoch`` -1 (the follower holds no batch): valid when
+          ``fetch_offset`` is within [log start, log end].
+        - An epoch newer than any this log knows: (latest epoch, log end offset), as KRaft.
+        - This log knows no epoch at all: valid up to the log end, else (-1, log end).
+
+        OffsetOutOfRangeError when ``fetch_offset`` is below the log start offset (the
+        follower must restart at it: :meth:`truncate_fully_and_start_at`) and, without an
+        epoch, past the log end. InvalidRequestError for negative offsets or epochs < -1.
+        """
+        return check_divergence(
+            self._epoch_cache,
+            self._tp,
+            self._log.log_start_offset,
+            self._log.log_end_offset,
+            fetch_offset,
+            last_fetched_epoch,
+        )
+
+    def truncation_target(self, diverging: EpochEndOffset) -> TruncationTarget:
+        """Where a follower truncates on the leader's DivergingEpoch (digest 4.3):
+        ``min(leader end, local end of that epoch, log end)``; see
+        :func:`~raftka.broker.log.leader_epoch_cache.follower_truncation_target`."""
+        return follower_truncation_target(
+            self._epoch_cache,
+            diverging,
+            log_end_offset=self._log.log_end_offset,
+            high_watermark=self._hw,
+        )
+
+    # ================================================================== truncation
+
+    def truncate_to(self, offset: int, *, allow_below_high_watermark: bool = False) -> int:
+        """A follower's divergence truncation: removes every batch holding an offset >=
+        ``offset`` (a batch straddling it goes whole) and the cache entries from the new log
+        end on; returns the new log end offset. Nothing happens when ``offset`` >= the log
+        end offset.
+
+        Refused (TruncationBelowHighWatermarkError, naming the offset and the high
+        watermark; nothing changes) if the new log end would be below the high watermark,
+        unless ``allow_below_high_watermark`` (a replica rejoining after an unclean leader
+        election): the high watermark then drops to the new log end and is checkpointed.
+        """
+        if offset < 0:
+            raise ValueError(f"cannot truncate to negative offset {offset}")
+        with self._write_lock, self._hw_lock:
+            start, end = self._log.log_start_offset, self._log.log_end_offset
+            if offset >= end:
+                return end
+            new_end = (
+                offset
+                if offset <= start
+                else self._call(lambda seg: seg.batch_header_at(offset)).base_offset
+            )
+            hw = self._hw
+            if new_end < hw and not allow_below_high_watermark:
+                raise TruncationBelowHighWatermarkError(
+                    offset,
+                    hw,
+                    new_end,
+                    message=(
+                        f"{self._tp}: truncating to offset {offset} would end the log at "
+                        f"{new_end}, below the high watermark {hw}: committed records would be "
+                        "lost; nothing was truncated"
+                    ),
+                )
+            self._producers.before_truncation(new_end)
+            new_end = self._call(lambda seg: seg.truncate_to(offset))
+            self._epoch_cache.truncate_from_end(new_end)
+            self._call(self._producers.after_truncation)
+            lowered = new_end < self._hw
+            if lowered:
+                self._hw = new_end
+        if lowered:
+            log.warning(
+                "high_watermark_lowered_by_truncation",
+                topic=self.topic,
+                partition=self.partition,
+                previous_high_watermark=hw,
+                high_watermark=new_end,
+            )
+            self.checkpoint_high_watermark()
+        log.info(
+            "partition_log_truncated",
+            topic=self.topic,
+            partition=self.partition,
+            requested_offset=offset,
+            log_end_offset=new_end,
+            previous_log_end_offset=end,
+        )
+        return new_end
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Empties the log and restarts it at ``offset`` (a follower whose log ends below the
+        leader's log start offset): every segment and cache entry goes, and the high
+        watermark moves to ``offset``. Refused (TruncationBelowHighWatermarkError) when
+        ``offset`` is below the high watermark."""
+        if offset < 0:
+            raise ValueError(f"cannot restart at negative offset {offset}")
+        with self._write_lock, self._hw_lock:
+            hw = self._hw
+            if offset < hw:
+                raise TruncationBelowHighWatermarkError(
+                    offset,
+                    hw,
+                    offset,
+                    message=(
+                        f"{self._tp}: restarting the log at offset {offset} would drop "
+                        f"committed records below the high watermark {hw}; nothing changed"
+                    ),
+                )
+            self._producers.reset()
+            self._call(lambda seg: seg.reset(offset))
+            self._epoch_cache.clear()
+            self._hw = offset
+        if not self._hw_follows_log_end:
+            self.checkpoint_high_watermark()
+
+    # ================================================================== reading
+
+    def read(
+        self,
+        fetch_offset: int,
+        max_bytes: int,
+        *,
+        max_offset: int | None = None,
+        min_one_batch: bool = True,
+    ) -> FetchData:
+        """Whole stored batches from the one holding ``fetch_offset``, up to ``max_bytes``
+        (at least one batch, however large, if ``min_one_batch``), from one segment. No batch
+        starting at or after ``max_offset`` (default: the high watermark) is returned.
+
+        Empty records when ``fetch_offset`` is at or past that bound but not past the log
+        end; OffsetOutOfRangeError (with the log start and end) when ``fetch_offset`` is
+        below the log start or above the log end.
+        """
+        hw = self._hw
+        bound = hw if max_offset is None else max_offset
+
+        def attempt(seg: SegmentedLog) -> FetchData:
+            start, end = seg.log_start_offset, seg.log_end_offset
+            if not start <= fetch_offset <= end:
+                raise OffsetOutOfRangeError(fetch_offset, start, end)
+            if fetch_offset >= min(bound, end):
+                return FetchData(b"", hw, start, end)
+            result = seg.read(fetch_offset, max(max_bytes, 0))
+            records = result.records
+            if result.last_offset >= bound:
+                records = _cut_before(records, bound)
+            if not min_one_batch and len(records) > max_bytes:
+                records = b""  # the first batch alone is larger than max_bytes
+            return FetchData(records, hw, result.log_start_offset, result.log_end_offset)
+
+        return self._call(attempt)
+
+    def offset_for_timestamp(self, timestamp: int) -> TimestampOffset | None:
+        """ListOffsets by timestamp: the first record below the high watermark whose
+        timestamp is >= ``timestamp`` (found through the time index), or None."""
+        hw = self._hw
+        found = self._call(lambda seg: seg.offset_for_timestamp(timestamp))
+        if found is None or found.offset >= hw:
+            return None
+        return found
+
+    # ================================================================== retention, configs
+
+    def apply_retention(self, now_ms: int) -> int:
+        """Deletes whole old segments by ``retention.ms`` / ``retention.bytes`` and advances
+        the log start offset; returns how many segments went. Delete policy only:
+        ``cleanup.policy=compact`` is not implemented, so a compact-only topic's segments are
+        left alone (see :mod:`raftka.broker.log.retention`)."""
+        config = self._config
+        hw = self._hw
+        with self._write_lock:
+            deleted = self._call(
+                lambda seg: apply_retention(seg, config, high_watermark=hw, now_ms=now_ms)
+            )
+            if deleted:
+                self._epoch_cache.truncate_from_start(self._log.log_start_offset)
+                self._call(self._producers.on_log_start_advanced)
+        return deleted
+
+    def update_configs(self, overrides: Mapping[str, str]) -> None:
+        """Applies the topic's new config overrides. A change of ``segment.bytes``,
+        ``segment.ms`` or ``index.interval.bytes`` reopens the segmented log (a clean close
+        and open: no rescan); concurrent calls retry on the reopened log."""
+        new = PartitionLogConfig.from_overrides(overrides)
+        with self._swap_lock:
+            self._check_open()
+            old = self._config
+            if new.log_config() != old.log_config():
+                self._log.close()
+                self._log = SegmentedLog.open(
+                    self._log.directory, new.log_config(), clock=self._clock
+                )
+            self._overrides = dict(overrides)
+            self._config = new
+        if new != old:
+            log.info(
+                "partition_log_reconfigured",
+                topic=self.topic,
+                partition=self.partition,
+                overrides=dict(overrides),
+            )
+
+    def assign_topic_id(self, topic_id: str) -> None:
+        """Records the topic id of a directory found without one; raises
+        InconsistentTopicIdError if a different id is already recorded."""
+        with self._swap_lock:
+            if self._topic_id == topic_id:
+                return
+            if self._topic_id is not None:
+                raise InconsistentTopicIdError(
+                    f"{self.directory} holds topic id {self._topic_id}, not {topic_id}"
+                )
+            write_topic_id(self.directory, topic_id)
+            self._topic_id = topic_id
+
+    # ================================================================== closing
+
+    def close(self) -> None:
+        """Flushes and closes the log (a clean shutdown: the next open does not rescan), and
+        snapshots the producer state and checkpoints the high watermark when replication
+        drives it (so neither is rebuilt on the next open). Idempotent."""
+        with self._write_lock, self._swap_lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self._producers.on_close(self._log)
+                if not self._hw_follows_log_end:
+                    self.checkpoint_high_watermark()
+            finally:
+                self._log.close()
+
+    def delete(self) -> None:
+        """Closes the log and removes its directory (renamed ``<dir>.<topic id>-delete``
+        first, so that a crash part-way is cleaned up on the next start)."""
+        self.close()
+        directory = self.directory
+        if directory.exists():
+            remove_partition_dir(directory, self._topic_id)
+        log.info(
+            "partition_log_deleted",
+            topic=self.topic,
+            partition=self.partition,
+            topic_id=self._topic_id,
+        )
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogClosedError(f"partition log {self._tp} is closed")
+
+    def _call(self, action: Callable[[SegmentedLog], _T]) -> _T:
+        """Runs ``action`` on the segmented log, again on the new one if it was reopened
+        (by :meth:`update_configs`) meanwhile. Nothing is written by a call that fails with
+        LogClosedError, so running it again is safe."""
+        while True:
+            current = self._log
+            try:
+                return action(current)
+            except LogClosedError:
+                with self._swap_lock:
+                    if self._closed or self._log is current:
+                        raise
+
+    def __repr__(self) -> str:
+        return (
+            f"PartitionLog({self._tp}, topic_id={self._topic_id!r}, "
+            f"log_start_offset={self.log_start_offset}, log_end_offset={self.log_end_offset}, "
+            f"high_watermark={self._hw})"
+        )
+
+
+def _cut_before(records: bytes, bound: int) -> bytes:
+    """The batches of ``records`` up to (not including) the first one, after the first,
+    whose base offset is >= ``bound``."""
+    position, end = 0, len(records)
+    while position < end:
+        if position and read_base_offset(records, position) >= bound:
+            return records[:position]
+        position += read_batch_size(records, position)
+    return records

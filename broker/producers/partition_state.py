@@ -1,0 +1,186 @@
+"""The producer state of one partition replica, kept in step with its log and made durable
+by snapshot files (:mod:`raftka.broker.producers.snapshots`), as Kafka does:
+
+- **open**: snapshots past the log end are deleted (their batches did not survive a crash);
+  the newest readable snapshot at or below the log end is loaded and the batches after it
+  are replayed (headers only), or every batch from the log start when there is none;
+- **segment roll**: the state as of the new segment's base offset is written before the
+  batches that open the segment are recorded, so a crash replays at most one segment;
+- **clean shutdown**: the state at the log end is written, so the next open replays nothing;
+- **truncation**: snapshots past the new end go first, then the state is rebuilt from the
+  newest snapshot at or below it; a full truncation (a follower restarting at the leader's
+  log start) forgets everything;
+- **retention**: once segments are deleted, snapshots below the new log start offset go
+  (after writing one at the log end if none would be left at or above the log start:
+  producer entries outlive the segments that hold their batches, as in Kafka since
+  KIP-360).
+
+A snapshot that cannot be written is logged and skipped (the next open replays more); one
+that cannot be read is logged, deleted, and an older one (or a full replay) used instead.
+Not thread-safe: :class:`~raftka.broker.log.partition_log.PartitionLog` calls it under its write
+lock, and from its I/O threads only (every method may touch the disk).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+
+from raftka.broker.producers.snapshots import (
+    delete_snapshots,
+    load_latest_snapshot,
+    snapshot_offsets,
+    write_snapshot,
+)
+from raftka.broker.producers.state import DuplicateAppend, ProducerStateTable
+from raftka.common.records import BatchHeader, BatchSpan
+from raftka.common.storage import SegmentedLog
+from raftka.common.storage.results import AppendInfo
+
+log = structlog.get_logger(__name__)
+
+
+class PartitionProducerState:
+    """One replica's :class:`ProducerStateTable` and its snapshot files."""
+
+    def __init__(self, directory: Path, table: ProducerStateTable) -> None:
+        """Use :meth:`load`."""
+        self._dir = directory
+        self._table = table
+        self._saved_at: int | None = None  # a snapshot on disk holds the state at this log end
+
+    @classmethod
+    def load(cls, directory: Path, segmented_log: SegmentedLog) -> PartitionProducerState:
+        """The state of the (just opened and recovered) log in ``directory``."""
+        end = segmented_log.log_end_offset
+        stray = delete_snapshots(directory, lambda offset: offset > end)
+        if stray:
+            log.info(
+                "producer_snapshots_past_log_end_deleted", directory=str(directory), count=stray
+            )
+        state = cls(directory, ProducerStateTable())
+        state._rebuild(segmented_log, reason="open")
+        return state
+
+    @property
+    def table(self) -> ProducerStateTable:
+        return self._table
+
+    # ================================================================== appends
+
+    def check_leader_append(self, headers: Sequence[BatchHeader]) -> DuplicateAppend | None:
+        """See :meth:`ProducerStateTable.check_append`."""
+        return self._table.check_append(headers)
+
+    def on_leader_append(
+        self,
+        info: AppendInfo,
+        segmented_log: SegmentedLog,
+        headers: Sequence[BatchHeader],
+        append_time: int | None,
+    ) -> None:
+        """After a leader append: ``headers`` are its batches (empty when none carries a
+        producer id), ``append_time`` the LogAppendTime stamped into them, if any."""
+        self._snapshot_at_roll(info, segmented_log)
+        if headers:
+            self._table.record_appended(headers, info.base_offset, append_time)
+
+    def on_follower_append(
+        self, info: AppendInfo, segmented_log: SegmentedLog, spans: Sequence[BatchSpan]
+    ) -> None:
+        """After a follower appended the leader's batches (recorded as they are: no check)."""
+        self._snapshot_at_roll(info, segmented_log)
+        table = self._table
+        for span in spans:
+            table.record_stored(span.header)
+
+    def _snapshot_at_roll(self, info: AppendInfo, segmented_log: SegmentedLog) -> None:
+        """An append that opens a segment: snapshot the state as of its base offset (the
+        state before the append). Nothing to remember at an empty log's start."""
+        if info.position != 0:
+            return
+        if info.base_offset == segmented_log.log_start_offset and not len(self._table):
+            return
+        self.take_snapshot(info.base_offset, segmented_log)
+
+    # ================================================================== snapshots
+
+    def take_snapshot(self, offset: int, segmented_log: SegmentedLog) -> bool:
+        """Writes the current state (which must be the state at ``offset``) as the snapshot
+        at ``offset``, and deletes the snapshots between the active segment's base offset
+        and ``offset`` (superseded: one per segment base, plus the newest, is kept). A
+        failure is logged; returns whether the snapshot was written."""
+        try:
+            write_snapshot(self._dir, offset, self._table)
+            self._saved_at = offset
+            base = segmented_log.segment_base_offsets[-1]
+            delete_snapshots(self._dir, lambda o: base < o < offset)
+        except OSError as exc:
+            log.warning(
+                "producer_snapshot_write_failed",
+                directory=str(self._dir),
+                offset=offset,
+                error=str(exc),
+            )
+            return False
+        return True
+
+    def on_close(self, segmented_log: SegmentedLog) -> None:
+        """A clean shutdown: the state at the log end, so that the next open replays nothing
+        (skipped when the snapshot on disk already holds it: nothing was written since)."""
+        end = segmented_log.log_end_offset
+        if self._saved_at != end:
+            self.take_snapshot(end, segmented_log)
+
+    # ================================================================== truncation, retention
+
+    def before_truncation(self, new_end: int) -> None:
+        """Before the log is cut to end at ``new_end``: its snapshots past ``new_end`` describe
+        batches about to go, and must not outlive them if the truncation is interrupted."""
+        delete_snapshots(self._dir, lambda offset: offset > new_end)
+        self._saved_at = None
+
+    def after_truncation(self, segmented_log: SegmentedLog) -> None:
+        """The log was truncated: rebuild from the newest snapshot at or below its end."""
+        self._rebuild(segmented_log, reason="truncation")
+
+    def reset(self) -> None:
+        """The log was emptied (restarted at another offset): forget every producer."""
+        delete_snapshots(self._dir, lambda _offset: True)
+        self._table = ProducerStateTable()
+        self._saved_at = None
+
+    def on_log_start_advanced(self, segmented_log: SegmentedLog) -> None:
+        """Retention deleted segments: delete the snapshots below the new log start offset,
+        keeping one at or above it (written now, at the log end, if there is none)."""
+        start = segmented_log.log_start_offset
+        none_left = all(offset < start for offset in snapshot_offsets(self._dir))
+        if none_left and not self.take_snapshot(segmented_log.log_end_offset, segmented_log):
+            return  # keep the old ones: a replay from the log start would forget more
+        delete_snapshots(self._dir, lambda offset: offset < start)
+
+    # ================================================================== rebuilding
+
+    def _rebuild(self, segmented_log: SegmentedLog, *, reason: str) -> None:
+        start, end = segmented_log.log_start_offset, segmented_log.log_end_offset
+        found = load_latest_snapshot(self._dir, at_most=end)
+        snapshot_offset, table = found if found is not None else (None, ProducerStateTable())
+        replay_from = start if snapshot_offset is None else max(snapshot_offset, start)
+        replayed = 0
+        if replay_from < end:
+            for base_offset, _last, view in segmented_log.iter_batches(replay_from):
+                if base_offset >= replay_from:
+                    table.record_stored(BatchHeader.parse(view))
+                    replayed += 1
+        self._table = table
+        self._saved_at = end if snapshot_offset == end else None
+        log.info(
+            "producer_state_loaded",
+            directory=str(self._dir),
+            reason=reason,
+            snapshot_offset=-1 if snapshot_offset is None else snapshot_offset,
+            replayed_batches=replayed,
+            producers=len(table),
+        )

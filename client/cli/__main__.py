@@ -1,0 +1,7 @@
+"""``python -m raftka.client.cli``: the same as the ``raftka`` command."""
+
+import sys
+
+from raftka.client.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,69 @@
+"""The ``raftka`` command line.
+
+    raftka up [--demo]                 a local cluster (3 controllers) under one supervisor
+    raftka format --config node.toml   prepare a node's data directory
+    raftka server --config node.toml   run one node
+    raftka topics create|delete|list|describe|add-partitions ...
+    raftka configs describe|alter ...
+    raftka quorum describe|transfer-leadership
+    raftka cluster describe
+    raftka partitions elect|reassign|reassignments ...
+    raftka faults show|drop|delay|isolate|slow-fsync|clear --node HOST:PORT
+    raftka consume TOPIC [--from-beginning | --offset N] [--format value|kv|json] ...
+    raftka produce TOPIC [--key-separator SEP] [--acks all|1|0] < lines
+    raftka perf produce --topic T --num-records N --record-size B [--throughput R]
+    raftka perf consume --topic T --messages N
+    raftka experiment --duration 60 --seed 7 --faults kill,pause,partition --out DIR
+
+Admin commands find the controllers with --bootstrap-controller (or RAFTKA_BOOTSTRAP_CONTROLLER,
+or the cluster file ``raftka up`` writes into its directory, $RAFTKA_CLUSTER_DIR or ./raftka-data);
+client commands (produce, consume, perf) find the brokers with --bootstrap-server (or
+RAFTKA_BOOTSTRAP_SERVER, or that same file): see bootstrap.py.
+
+Each command group is one module here with an ``add_commands(sub)``; none imports this one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from raftka.client.cli import (
+    admin,
+    consume,
+    experiment,
+    faults,
+    partitions,
+    perf,
+    produce,
+    server,
+    up,
+)
+from raftka.common.errors import RaftkaError
+from raftka.common.logging import configure_logging
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="raftka", description="Raftka: a Raft-coordinated streaming log."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in (server, up, admin, partitions, faults, produce, consume, perf, experiment):
+        group.add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command != "server":
+        configure_logging("warning", "console")
+    try:
+        code: int = args.run(args)
+    except RaftkaError as e:
+        print(f"raftka {args.command}: {e.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code

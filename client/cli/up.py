@@ -1,0 +1,45 @@
+"""``raftka up``: run a local cluster on 127.0.0.1 (the work is raftka.ops.up)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from raftka.client.cli.bootstrap import CLUSTER_DIR_ENV, cluster_dir
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    up = sub.add_parser("up", help="run a local cluster on 127.0.0.1 until Ctrl-C")
+    up.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help=f"where nodes keep data and logs (default ${CLUSTER_DIR_ENV}, else ./raftka-data)",
+    )
+    up.add_argument(
+        "--controllers", type=int, default=3, choices=(1, 3, 5), help="number of controller voters"
+    )
+    up.add_argument("--brokers", type=int, default=3, help="number of brokers (default 3)")
+    up.add_argument(
+        "--demo",
+        action="store_true",
+        help="run a short demo against the cluster, then keep it running",
+    )
+    up.add_argument(
+        "--exit-after-demo", action="store_true", help="stop the cluster once the demo is done"
+    )
+    up.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from raftka.ops.up import UpOptions, run_local_cluster
+
+    return run_local_cluster(
+        UpOptions(
+            directory=args.dir or cluster_dir(),
+            controllers=args.controllers,
+            brokers=args.brokers,
+            demo=args.demo,
+            exit_after_demo=args.exit_after_demo,
+        )
+    )

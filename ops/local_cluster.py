@@ -1,0 +1,285 @@
+"""A local cluster of real node processes on 127.0.0.1, under one supervisor.
+
+Used by ``raftka up`` and by the integration tests and benchmarks, so all of them start, kill,
+pause and restart nodes the same way. Every node is a separate ``raftka server`` process with
+its own config file and data directory under ``base_dir``; its log goes to
+``base_dir/node-<id>/server.log``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from raftka.common.data_dir import format_data_dir, new_cluster_id
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class NodeProcess:
+    node_id: int
+    host: str
+    port: int
+    directory: Path
+    role: str = "controller"
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.directory / "node.toml"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.directory / "data"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "server.log"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+class LocalCluster:
+    def __init__(
+        self,
+        base_dir: Path,
+        *,
+        controllers: int = 3,
+        brokers: int = 0,
+        host: str = "127.0.0.1",
+        controller_settings: Mapping[str, object] | None = None,
+        broker_settings: Mapping[str, object] | None = None,
+        log_level: str = "info",
+        faults: bool = False,
+        addresses: Mapping[int, tuple[str, int]] | None = None,
+        launch_prefix: Callable[[int], Sequence[str]] | None = None,
+    ) -> None:
+        """``addresses`` gives chosen nodes their own (host, port) instead of ``host`` and a
+        free port, and ``launch_prefix(node_id)`` is put before a node's command line: together
+        they run each node elsewhere, e.g. in a network namespace of its own
+        (``["ip", "netns", "exec", NAME]``; see raftka.ops.experiments.netns)."""
+        if controllers not in (1, 3, 5):
+            raise ValueError("a local cluster has 1, 3 or 5 controllers")
+        if brokers < 0:
+            raise ValueError("brokers must be >= 0")
+        self.base_dir = base_dir
+        self.host = host
+        self.log_level = log_level
+        self.faults = faults
+        """Start every node with fault injection enabled (for experiments and tests)."""
+        self.launch_prefix = launch_prefix
+        self.controller_settings = dict(controller_settings or {})
+        self.broker_settings = dict(broker_settings or {})
+        self.cluster_id = new_cluster_id()
+        self.nodes: dict[int, NodeProcess] = {}
+        """The controllers, ids 1..controllers."""
+        self.brokers: dict[int, NodeProcess] = {}
+        """The brokers, ids following the controllers' (4, 5, 6 with 3 controllers)."""
+        chosen = dict(addresses or {})
+        for node_id in range(1, controllers + 1):
+            directory = base_dir / f"node-{node_id}"
+            node_host, port = chosen.get(node_id) or (host, free_port(host))
+            self.nodes[node_id] = NodeProcess(node_id, node_host, port, directory)
+        for node_id in range(controllers + 1, controllers + brokers + 1):
+            directory = base_dir / f"broker-{node_id}"
+            node_host, port = chosen.get(node_id) or (host, free_port(host))
+            self.brokers[node_id] = NodeProcess(node_id, node_host, port, directory, role="broker")
+
+    def _all(self) -> dict[int, NodeProcess]:
+        return {**self.nodes, **self.brokers}
+
+    def node(self, node_id: int) -> NodeProcess:
+        return self._all()[node_id]
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """The brokers' client addresses."""
+        return [n.address for n in self.brokers.values()]
+
+    @property
+    def bootstrap(self) -> list[str]:
+        return [n.address for n in self.nodes.values()]
+
+    @property
+    def voters(self) -> str:
+        return ",".join(f"{n.node_id}@{n.address}" for n in self.nodes.values())
+
+    def prepare(self) -> None:
+        """Write every node's config file and format its data directory."""
+        for node in self._all().values():
+            node.directory.mkdir(parents=True, exist_ok=True)
+            node.config_path.write_text(self._config_text(node))
+            format_data_dir(node.data_dir, self.cluster_id, node.node_id, exist_ok=True)
+
+    def _config_text(self, node: NodeProcess) -> str:
+        lines = [
+            f"node_id = {node.node_id}",
+            f'data_dir = "{node.data_dir}"',
+            f'roles = ["{node.role}"]',
+            "",
+            "[controller]",
+            f'voters = "{self.voters}"',
+        ]
+        if node.role == "controller":
+            lines += [f"{k} = {_toml_value(v)}" for k, v in self.controller_settings.items()]
+        else:
+            lines += [
+                "",
+                "[broker]",
+                f'listen = "{node.address}"',
+                f'rack = "{"abc"[(node.node_id - 1) % 3]}"',
+            ]
+            lines += [f"{k} = {_toml_value(v)}" for k, v in self.broker_settings.items()]
+        lines += ["", "[log]", f'level = "{self.log_level}"', 'format = "json"', ""]
+        if self.faults:
+            lines += ["[faults]", "enabled = true", ""]
+        return "\n".join(lines)
+
+    def start(self, node_id: int | None = None) -> None:
+        """Start one node, or every node that is not running."""
+        targets = [self.node(node_id)] if node_id is not None else list(self._all().values())
+        for node in targets:
+            if node.running:
+                continue
+            log = open(node.log_path, "ab")  # noqa: SIM115 - handed to the child process
+            try:
+                prefix = list(self.launch_prefix(node.node_id)) if self.launch_prefix else []
+                node.process = subprocess.Popen(
+                    [
+                        *prefix,
+                        sys.executable,
+                        "-m",
+                        "raftka.client.cli",
+                        "server",
+                        "--config",
+                        str(node.config_path),
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            finally:
+                log.close()
+
+    def signal(self, node_id: int, sig: signal.Signals) -> None:
+        node = self.node(node_id)
+        if node.process is not None and node.process.poll() is None:
+            node.process.send_signal(sig)
+
+    def kill(self, node_id: int) -> None:
+        """kill -9, and reap the process."""
+        node = self.node(node_id)
+        if node.process is not None and node.process.poll() is None:
+            node.process.send_signal(signal.SIGCONT)
+            node.process.kill()
+            node.process.wait()
+
+    def pause(self, node_id: int) -> None:
+        self.signal(node_id, signal.SIGSTOP)
+
+    def resume(self, node_id: int) -> None:
+        self.signal(node_id, signal.SIGCONT)
+
+    def stop(self, node_id: int, timeout_s: float = 15.0) -> int | None:
+        """Graceful stop (SIGTERM); kill -9 if it does not exit in time. Returns the exit code."""
+        node = self.node(node_id)
+        if node.process is None:
+            return None
+        if node.process.poll() is None:
+            node.process.send_signal(signal.SIGCONT)
+            node.process.terminate()
+            try:
+                node.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                node.process.kill()
+                node.process.wait()
+        return node.process.returncode
+
+    def stop_all(self, timeout_s: float = 15.0) -> None:
+        """Brokers first (their controlled shutdown needs the controllers), then controllers."""
+        for group in (self.brokers, self.nodes):
+            self._stop_group(list(group.values()), timeout_s)
+
+    def _stop_group(self, nodes: list[NodeProcess], timeout_s: float) -> None:
+        for node in nodes:
+            if node.running:
+                assert node.process is not None
+                node.process.send_signal(signal.SIGCONT)
+                node.process.terminate()
+        end = time.monotonic() + timeout_s
+        for node in nodes:
+            if node.process is None:
+                continue
+            try:
+                node.process.wait(max(0.1, end - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                node.process.kill()
+                node.process.wait()
+
+    def log_tail(self, node_id: int, lines: int = 30) -> str:
+        path = self.node(node_id).log_path
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def __enter__(self) -> LocalCluster:
+        self.prepare()
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop_all()
+
+
+@contextlib.contextmanager
+def running_cluster(base_dir: Path, **kwargs: object) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(base_dir, **kwargs)  # type: ignore[arg-type]
+    with cluster:
+        yield cluster
+
+
+def stop_clusters_on_sigterm() -> None:
+    """For scripts that own a LocalCluster: turn SIGTERM into KeyboardInterrupt so their
+    ``finally: cluster.stop_all()`` runs (the nodes run in sessions of their own and would
+    otherwise outlive a killed script)."""
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -1,0 +1,116 @@
+"""One node process: its config file and the roles it runs (``raftka server``).
+
+A node runs the controller role, the broker role, or both ("combined"). On SIGTERM/SIGINT the
+broker role shuts down first (controlled shutdown: leadership moves away), then the controller
+role (a leader hands Raft leadership over).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import structlog
+
+from raftka.broker.config import BrokerConfig
+from raftka.common.errors import ConfigFileError
+from raftka.common.faults import FAULTS, FaultSettings
+from raftka.controller.config import ControllerConfig, VoterAddress
+
+log = structlog.get_logger(__name__)
+
+ROLES = ("controller", "broker")
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    level: str = "info"
+    format: Literal["json", "console"] = "json"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """A whole node's config file."""
+
+    node_id: int = -1
+    data_dir: Path = Path("")
+    roles: tuple[str, ...] = ("controller",)
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+    broker: BrokerConfig = field(default_factory=BrokerConfig)
+    log: LogSettings = field(default_factory=LogSettings)
+    faults: FaultSettings = field(default_factory=FaultSettings)
+
+    def __post_init__(self) -> None:
+        if self.node_id < 0:
+            raise ConfigFileError("node_id is required (a non-negative integer)")
+        if not str(self.data_dir) or str(self.data_dir) == ".":
+            raise ConfigFileError("data_dir is required")
+        if not self.roles:
+            raise ConfigFileError("roles: name at least one of 'controller', 'broker'")
+        unknown = set(self.roles) - set(ROLES)
+        if unknown:
+            raise ConfigFileError(
+                f"roles: unknown role(s) {sorted(unknown)}; use 'controller' and/or 'broker'"
+            )
+        if "controller" in self.roles:
+            voters = self.controller.voter_addresses
+            if self.node_id not in {v.node_id for v in voters}:
+                raise ConfigFileError(
+                    f"node_id {self.node_id} is not among controller.voters ({self.controller.voters})"
+                )
+        if "broker" in self.roles and not self.controller_addresses:
+            raise ConfigFileError(
+                "a broker needs broker.controllers (or controller.voters) to find the controllers"
+            )
+
+    @property
+    def self_voter(self) -> VoterAddress:
+        return next(v for v in self.controller.voter_addresses if v.node_id == self.node_id)
+
+    @property
+    def listen_address(self) -> str:
+        """The controller role's listen address."""
+        return self.controller.listen or self.self_voter.address
+
+    @property
+    def controller_addresses(self) -> list[str]:
+        if self.broker.controllers:
+            return [a.strip() for a in self.broker.controllers.split(",") if a.strip()]
+        if self.controller.voters:
+            return [v.address for v in self.controller.voter_addresses]
+        return []
+
+
+async def run_node(config: NodeConfig) -> None:
+    FAULTS.configure(config.faults, config.node_id)
+    if config.faults.enabled:
+        log.warning("fault_injection_enabled", node_id=config.node_id)
+    controller = broker = None
+    if "controller" in config.roles:
+        from raftka.controller.server import ControllerServer
+
+        controller = ControllerServer(config.node_id, config.data_dir, config.controller)
+    if "broker" in config.roles:
+        from raftka.broker.server import BrokerServer
+
+        broker = BrokerServer(
+            config.node_id, config.data_dir, config.broker, config.controller_addresses
+        )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if controller is not None:
+        await controller.start()
+    try:
+        if broker is not None:
+            await broker.start()
+        await stop.wait()
+    finally:
+        if broker is not None:
+            await broker.shutdown()
+        if controller is not None:
+            await controller.shutdown()
