@@ -25,8 +25,9 @@ from raftka.broker.log.manager import LogManager
 from raftka.broker.log.partition_log import PartitionLog
 from raftka.broker.log.types import FencedLeaderEpochError
 from raftka.broker.metadata_follower import MetadataFollower
-from raftka.broker.replication.fetcher import FollowedPartition, ReplicaFetcherManager, now_ms
+from raftka.broker.replication.fetcher import FollowedPartition, ReplicaFetcherManager
 from raftka.broker.replication.leader_state import IsrProposal, LeaderReplicaState, ReplicaProgress
+from raftka.common.clock import monotonic_ms
 from raftka.common.errors import (
     NotEnoughReplicasAfterAppendError,
     RaftkaError,
@@ -157,7 +158,7 @@ class ReplicaManager:
         state = hosted.leader_state
         if state is None:
             return
-        if state.on_follower_fetch(replica, fetch_offset, now_ms()):
+        if state.on_follower_fetch(replica, fetch_offset, monotonic_ms()):
             self._publish_hw(hosted)
         image = self._follower.image
         proposal = state.propose_expand(b for b in state.replicas if image.is_active(b))
@@ -208,16 +209,16 @@ class ReplicaManager:
         """Shrink the ISR of led partitions whose followers fell behind, and checkpoint high
         watermarks, forever."""
         interval = max(0.05, min(1.0, self._lag_time_max_ms / 2000))
-        last_checkpoint = now_ms()
+        last_checkpoint = monotonic_ms()
         while True:
             await asyncio.sleep(interval)
-            if now_ms() - last_checkpoint >= HW_CHECKPOINT_INTERVAL_MS:
-                last_checkpoint = now_ms()
+            if monotonic_ms() - last_checkpoint >= HW_CHECKPOINT_INTERVAL_MS:
+                last_checkpoint = monotonic_ms()
                 await self._checkpoint_high_watermarks()
             for hosted in list(self._hosted.values()):
                 state = hosted.leader_state
                 if state is not None and not hosted.alter_in_flight:
-                    proposal = state.propose_shrink(now_ms())
+                    proposal = state.propose_shrink(monotonic_ms())
                     if proposal is not None:
                         self._spawn(self._alter_isr(hosted, proposal))
 
@@ -394,7 +395,7 @@ class ReplicaManager:
                     leader_log_end_offset=hosted.log.log_end_offset,
                     lag_time_max_ms=self._lag_time_max_ms,
                     min_insync_replicas=min(hosted.min_insync_replicas, len(state.replicas)),
-                    became_leader_ms=now_ms(),
+                    became_leader_ms=monotonic_ms(),
                 )
                 self._publish_hw(hosted)
                 if hosted.leader_state.on_leader_append(hosted.log.log_end_offset):

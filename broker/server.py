@@ -9,7 +9,6 @@ first, then the service stops and the logs are flushed and closed.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from raftka.broker.metadata_follower import MetadataFollower
 from raftka.broker.producers.id_blocks import ProducerIdBlock, ProducerIdManager
 from raftka.broker.replica_manager import ReplicaManager
 from raftka.broker.service import BrokerServicer
+from raftka.common.clock import wall_clock_ms
 from raftka.common.data_dir import PARTITION_LOGS_DIR, check_data_dir
 from raftka.common.errors import CoordinatorLoadInProgressError
 from raftka.common.fault_service import add_fault_service
@@ -129,7 +129,7 @@ class BrokerServer:
         while True:
             await asyncio.sleep(interval)
             if self.logs is not None:
-                await self.io.run(self.logs.apply_retention, _wall_ms())
+                await self.io.run(self.logs.apply_retention, wall_clock_ms())
 
     async def shutdown(self) -> None:
         log.info("broker_stopping", broker_id=self.broker_id)
@@ -147,6 +147,3 @@ class BrokerServer:
         await asyncio.to_thread(self.io.close)
         log.info("broker_stopped", broker_id=self.broker_id)
 
-
-def _wall_ms() -> int:
-    return int(time.time() * 1000)

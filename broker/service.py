@@ -8,7 +8,6 @@ validated and stored as they are, and fetches return stored bytes as they are.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any, TypeAlias
 
 import grpc
@@ -18,6 +17,7 @@ from raftka.broker.log.types import FencedLeaderEpochError
 from raftka.broker.metadata_follower import MetadataFollower
 from raftka.broker.producers.id_blocks import ProducerIdManager
 from raftka.broker.replica_manager import HostedPartition, NotLeaderOrFollowerError, ReplicaManager
+from raftka.common.clock import wall_clock_ms
 from raftka.common.errors import (
     InvalidRequestError,
     NetworkError,
@@ -43,10 +43,6 @@ EARLIEST, LATEST = -2, -1
 DEFAULT_FETCH_MAX_BYTES = 50 * 1024 * 1024
 DEFAULT_PARTITION_MAX_BYTES = 1024 * 1024
 DEFAULT_PRODUCE_TIMEOUT_MS = 30_000
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _set_error(
@@ -180,7 +176,7 @@ class BrokerServicer(BrokerServiceServicer):
                     hosted.log.append_as_leader,
                     payload,
                     leader_epoch=hosted.leader_epoch,
-                    now_ms=now_ms(),
+                    now_ms=wall_clock_ms(),
                 )
                 self._replicas.on_leader_append(hosted)
             hosted.notify_data()
@@ -204,7 +200,7 @@ class BrokerServicer(BrokerServiceServicer):
                 raise UnsupportedCompressionError(
                     "snappy compression is not supported; use gzip, lz4 or zstd"
                 )
-            stamp = now_ms()
+            stamp = wall_clock_ms()
             records = [
                 (
                     r.timestamp_ms or stamp,

@@ -8,10 +8,10 @@ it can be fenced. A background task fences expired brokers one at a time.
 from __future__ import annotations
 
 import asyncio
-import time
 
 import structlog
 
+from raftka.common.clock import monotonic_ms
 from raftka.common.errors import RaftkaError
 from raftka.common.ids import BrokerId, Index
 from raftka.common.metadata.image import MetadataImage
@@ -26,10 +26,6 @@ log = structlog.get_logger(__name__)
 CHECK_INTERVAL_S = 0.1
 
 
-def now_ms() -> int:
-    return int(time.monotonic() * 1000)
-
-
 class BrokerSessionMonitor:
     def __init__(self, active: ActiveController, cluster_id: str, session_timeout_ms: int) -> None:
         self._active = active
@@ -40,7 +36,7 @@ class BrokerSessionMonitor:
         active.on_became_active(self._reset)
 
     def _reset(self) -> None:
-        self._manager = ClusterManager(self._cluster_id, BrokerSessions(self._timeout_ms, now_ms()))
+        self._manager = ClusterManager(self._cluster_id, BrokerSessions(self._timeout_ms, monotonic_ms()))
 
     @property
     def manager(self) -> ClusterManager:
@@ -57,7 +53,7 @@ class BrokerSessionMonitor:
     def _fence_one(self, image: MetadataImage, _index: Index) -> ControllerResult[BrokerId | None]:
         if self._manager is None:
             return ControllerResult((), None)
-        return self._manager.fence_one_expired_broker(image, now_ms())
+        return self._manager.fence_one_expired_broker(image, monotonic_ms())
 
     async def _fence_loop(self) -> None:
         while True:

@@ -14,12 +14,13 @@ from typing import Any, TypeAlias
 
 import grpc
 
+from raftka.common.clock import monotonic_ms
 from raftka.common.errors import InvalidRequestError, NetworkError, RequestTimedOutError
 from raftka.common.faults import FAULTS, Direction, FaultPath
 from raftka.common.ids import NodeId
 from raftka.common.rpc.status import rpc_errors
 from raftka.controller.active import ActiveController
-from raftka.controller.broker_sessions import BrokerSessionMonitor, now_ms
+from raftka.controller.broker_sessions import BrokerSessionMonitor
 from raftka.controller.control.alter_partition import alter_partition
 from raftka.controller.control.cluster import describe_brokers
 from raftka.controller.control.configs import alter_configs, describe_configs
@@ -241,7 +242,7 @@ class ControllerServicer(ControllerServiceServicer):
         manager = self._sessions.manager
         return await self._active.write(
             lambda image, index: manager.register_broker(
-                image, request, next_index=index, now_ms=now_ms()
+                image, request, next_index=index, now_ms=monotonic_ms()
             )
         )
 
@@ -256,7 +257,7 @@ class ControllerServicer(ControllerServiceServicer):
         manager = self._sessions.manager
         return await self._active.write(
             lambda image, index: manager.heartbeat(
-                image, request, next_index=index, now_ms=now_ms()
+                image, request, next_index=index, now_ms=monotonic_ms()
             )
         )
 

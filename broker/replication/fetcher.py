@@ -10,7 +10,6 @@ is ``min(leader's high watermark, own log end)``.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -228,6 +227,3 @@ class ReplicaFetcherManager:
             await fetcher.stop()
         self._fetchers.clear()
 
-
-def now_ms() -> int:
-    return int(time.monotonic() * 1000)

@@ -1,5 +1,6 @@
 """The segmented log shared by the Raft metadata log and partition logs."""
 
+from raftka.common.clock import Clock, wall_clock_ms
 from raftka.common.storage.config import LogConfig
 from raftka.common.storage.errors import (
     CorruptLogError,
@@ -9,7 +10,7 @@ from raftka.common.storage.errors import (
     UnexpectedAppendOffsetError,
 )
 from raftka.common.storage.index import OffsetIndex, TimeIndex
-from raftka.common.storage.log import Clock, SegmentedLog, wall_clock_ms
+from raftka.common.storage.log import SegmentedLog
 from raftka.common.storage.results import AppendInfo, ReadResult, TimestampOffset
 from raftka.common.storage.segment import LogSegment
 

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from bisect import bisect_right
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
 import structlog
 
+from raftka.common.clock import Clock, wall_clock_ms
 from raftka.common.files import atomic_write, fsync_dir
 from raftka.common.records.batch import (
     HEADER_SIZE,
@@ -49,14 +49,7 @@ from raftka.common.storage.recovery import load_segments, tidy_directory
 from raftka.common.storage.results import AppendInfo, ReadResult, TimestampOffset
 from raftka.common.storage.segment import INT32_MAX, LogSegment
 
-Clock = Callable[[], int]
-"""Returns the current time in milliseconds."""
-
 log = structlog.get_logger(__name__)
-
-
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class SegmentedLog:

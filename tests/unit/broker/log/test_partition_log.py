@@ -23,6 +23,7 @@ from raftka.common.records import (
     split_batches,
 )
 from raftka.common.storage import LogClosedError, OffsetOutOfRangeError, SegmentedLog
+from tests.unit.broker.log.test_validator import BAD_INPUTS
 from tests.unit.broker.support import (
     OTHER_TOPIC_ID,
     T0,
@@ -31,7 +32,6 @@ from tests.unit.broker.support import (
     batch,
     open_partition,
 )
-from tests.unit.broker.log.test_validator import BAD_INPUTS
 
 NOW = T0 + 5_000
 
