@@ -1,7 +1,7 @@
 """Raftka client library and the ``raftka`` command line.
 
 ``from raftka.client import AsyncProducer, Producer, AsyncConsumer, Consumer, Admin``. The
-names are imported on first use, so ``import raftka.client.cli.main`` stays fast.
+names are imported on first use, so ``import raftka.client.cli.app`` stays fast.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The ``raftka`` command line: ``main`` is the console script's entry point."""
 
-from raftka.client.cli.main import build_parser, main
+from raftka.client.cli.app import build_parser, main
 
 __all__ = ["build_parser", "main"]

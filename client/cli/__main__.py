@@ -2,6 +2,6 @@
 
 import sys
 
-from raftka.client.cli.main import main
+from raftka.client.cli.app import main
 
 sys.exit(main())

@@ -43,16 +43,16 @@ class ConsumerRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class BatchSpan:
+class FetchedBatch:
     position: int
     header: BatchHeader
 
 
-def batch_spans(data: bytes, *, verify: bool) -> list[BatchSpan]:
+def batch_spans(data: bytes, *, verify: bool) -> list[FetchedBatch]:
     """The whole batches of a fetched buffer (a partial batch at the end is ignored), each
     checked (size, magic, CRC-32C) when ``verify``: O(1) Python work per batch."""
     view = memoryview(data)
-    spans: list[BatchSpan] = []
+    spans: list[FetchedBatch] = []
     pos, end = 0, len(data)
     while end - pos >= HEADER_SIZE:
         header = BatchHeader.parse(view, pos)
@@ -60,7 +60,7 @@ def batch_spans(data: bytes, *, verify: bool) -> list[BatchSpan]:
             break
         if verify:
             header = validate(view, pos)
-        spans.append(BatchSpan(pos, header))
+        spans.append(FetchedBatch(pos, header))
         pos += header.size
     return spans
 
@@ -74,7 +74,7 @@ class CompletedFetch:
     """
 
     def __init__(
-        self, tp: TopicPartition, data: bytes, fetch_offset: int, spans: Sequence[BatchSpan]
+        self, tp: TopicPartition, data: bytes, fetch_offset: int, spans: Sequence[FetchedBatch]
     ) -> None:
         self.tp = tp
         self.fetch_offset = fetch_offset
@@ -84,7 +84,7 @@ class CompletedFetch:
         self.remaining_bytes = sum(s.header.size for s in spans)
         """Bytes of the batches not decoded yet (what prefetching is bounded by)."""
         self._data = data
-        self._batches: deque[BatchSpan] = deque(spans)
+        self._batches: deque[FetchedBatch] = deque(spans)
         self._pending: deque[ConsumerRecord] = deque()
         self._batch_end: int | None = None
 
@@ -113,7 +113,7 @@ class CompletedFetch:
             self.next_offset = max(self.next_offset, self._batch_end)
             self._batch_end = None
 
-    def _open(self, span: BatchSpan) -> None:
+    def _open(self, span: FetchedBatch) -> None:
         header = span.header
         self.remaining_bytes -= header.size
         self._batch_end = header.next_offset

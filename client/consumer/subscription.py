@@ -27,7 +27,7 @@ class ResetStrategy(enum.IntEnum):
 
 
 @dataclass(slots=True)
-class PartitionState:
+class AssignedPartition:
     position: int | None = None
     reset: ResetStrategy | None = None
     initializing: bool = True
@@ -47,7 +47,7 @@ class PartitionState:
 class SubscriptionState:
     def __init__(self, reset_policy: OffsetResetPolicy) -> None:
         self.reset_policy = reset_policy
-        self._partitions: dict[TopicPartition, PartitionState] = {}
+        self._partitions: dict[TopicPartition, AssignedPartition] = {}
 
     # ------------------------------------------------------------------ assignment
 
@@ -67,7 +67,7 @@ class SubscriptionState:
                 raise IllegalStateError(f"{tp!r}: the partition must be an integer >= 0")
         keep = {TopicPartition(*tp) for tp in wanted}
         removed = set(self._partitions) - keep
-        self._partitions = {tp: self._partitions.get(tp) or PartitionState() for tp in sorted(keep)}
+        self._partitions = {tp: self._partitions.get(tp) or AssignedPartition() for tp in sorted(keep)}
         return removed
 
     @property
@@ -80,7 +80,7 @@ class SubscriptionState:
     def is_assigned(self, tp: TopicPartition) -> bool:
         return tp in self._partitions
 
-    def state(self, tp: TopicPartition) -> PartitionState:
+    def state(self, tp: TopicPartition) -> AssignedPartition:
         state = self._partitions.get(tp)
         if state is None:
             raise IllegalStateError(

@@ -1,6 +1,6 @@
 """The v2 (magic 2) record-batch header: parse, validate, rewrite in place, split a buffer.
 
-Byte layout (big-endian; see the digest, section 4.5)::
+Byte layout (big-endian; Kafka's v2 RecordBatch, KIP-98)::
 
     0  BaseOffset int64          27 BaseTimestamp int64
     8  BatchLength int32         35 MaxTimestamp int64

@@ -1,4 +1,5 @@
-"""AlterPartition on the active controller: a partition leader changes its ISR (digest 3.3).
+"""AlterPartition on the active controller: a partition leader changes its ISR (KIP-497;
+broker epochs as in KIP-903).
 
 The request as a whole must come from a registered broker at its current broker epoch
 (STALE_BROKER_EPOCH / BROKER_ID_NOT_REGISTERED otherwise). Each partition is then validated on

@@ -1,4 +1,4 @@
-"""Broker lifecycle on the active controller: registration, heartbeats, fencing (digest 3.1).
+"""Broker lifecycle on the active controller: registration, heartbeats, fencing (KIP-631).
 
 Broker states (Kafka's BrokerHeartbeatManager): FENCED, UNFENCED, CONTROLLED_SHUTDOWN and
 SHUTDOWN_NOW, derived from the registration in the image. A heartbeat computes the next state;

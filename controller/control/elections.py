@@ -1,5 +1,5 @@
 """Leader elections asked for by operators (ElectLeaders) and the periodic preferred-leader
-rebalance (digest 3.2), on the active controller.
+rebalance, on the active controller.
 
 PREFERRED elects ``Replicas[0]`` when it is in the ISR and active; the ISR is untouched.
 UNCLEAN elects a leader for a partition that has none: the first in-sync active replica, else

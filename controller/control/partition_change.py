@@ -2,7 +2,7 @@
 PartitionChangeBuilder), shared by fencing, controlled shutdown, unfencing and, later,
 AlterPartition and preferred-leader elections.
 
-Leader choice (digest 3.2). A broker is an *acceptable* leader when the caller's predicate says
+Leader choice. A broker is an *acceptable* leader when the caller's predicate says
 so (normally: registered, unfenced, not in controlled shutdown, not the broker being removed).
 1. Keep the current leader if it is in the target ISR and acceptable.
 2. Otherwise take the first replica, in replica order, that is in the target ISR and acceptable.
@@ -13,7 +13,7 @@ so (normally: registered, unfenced, not in controlled shutdown, not the broker b
 The ISR is never written empty: when the target ISR would be empty, the current ISR stays (so
 the last member stays listed while the leader is -1).
 
-Reassignment (digest 3.4). The builder also takes target replicas and adding/removing lists.
+Reassignment (KIP-455). The builder also takes target replicas and adding/removing lists.
 Whenever a reassignment is in progress and the ISR minus the removing replicas holds every
 target replica (Replicas - removing), it completes it in the same change: Replicas = target,
 ISR = ISR - removing, adding and removing cleared; a leader that was being removed loses its

@@ -1,4 +1,4 @@
-"""Producer-id blocks handed to brokers (digest 3.6).
+"""Producer-id blocks handed to brokers (KIP-730).
 
 Blocks are taken from the image's ``next_producer_id``, so two allocations never overlap as
 long as each one's record is applied (to the working image) before the next is computed.

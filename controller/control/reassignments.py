@@ -1,4 +1,4 @@
-"""Partition reassignment on the active controller (digest 3.4; Kafka's
+"""Partition reassignment on the active controller (KIP-455; Kafka's
 PartitionReassignmentReplicas and PartitionReassignmentRevert).
 
 Starting: with current replicas C (the original ones, ``Replicas - adding``, when a

@@ -15,7 +15,7 @@ from typing import Any
 
 from raftka.common.errors import RaftkaError
 from raftka.common.rpc.controller_client import ControllerClient
-from raftka.ops.experiments.targets import PartitionState, Topology
+from raftka.ops.experiments.targets import ObservedPartition, Topology
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +23,7 @@ class Sample:
     time: float
     controller_leader: int | None
     """None when no controller answered as leader."""
-    partitions: Mapping[int, PartitionState] | None
+    partitions: Mapping[int, ObservedPartition] | None
     """None when the topic could not be described."""
 
     def to_json(self) -> dict[str, Any]:
@@ -47,7 +47,7 @@ class Sample:
             None
             if raw is None
             else {
-                int(p): PartitionState(int(v[0]), int(v[1]), tuple(v[2]), tuple(v[3]))
+                int(p): ObservedPartition(int(v[0]), int(v[1]), tuple(v[2]), tuple(v[3]))
                 for p, v in raw.items()
             },
         )
@@ -118,11 +118,11 @@ class MetadataObserver:
                 leader, term = int(quorum.leader_id), int(quorum.term)
         except RaftkaError:
             pass
-        partitions: dict[int, PartitionState] | None = None
+        partitions: dict[int, ObservedPartition] | None = None
         try:
             (described,) = await self._client.describe_topics([self.topic])
             partitions = {
-                p.partition: PartitionState(
+                p.partition: ObservedPartition(
                     int(p.leader), int(p.leader_epoch), tuple(p.replicas), tuple(p.isr)
                 )
                 for p in described.partitions

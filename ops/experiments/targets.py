@@ -15,7 +15,7 @@ from raftka.ops.experiments.schedule import Fault, TargetRole
 
 
 @dataclass(frozen=True, slots=True)
-class PartitionState:
+class ObservedPartition:
     leader: int
     """-1 when the partition has no leader."""
     leader_epoch: int
@@ -28,7 +28,7 @@ class Topology:
     controllers: tuple[int, ...]
     brokers: tuple[int, ...]
     controller_leader: int | None = None
-    partitions: Mapping[int, PartitionState] = field(default_factory=dict)
+    partitions: Mapping[int, ObservedPartition] = field(default_factory=dict)
 
     def led_by(self, node: int) -> tuple[int, ...]:
         """The partitions ``node`` leads."""

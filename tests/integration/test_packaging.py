@@ -93,7 +93,7 @@ def test_wheel_holds_only_the_raftka_namespace_and_works_installed(tmp_path: Pat
     deps = sysconfig.get_paths()["purelib"]
     env = {**os.environ, "PYTHONPATH": f"{target}{os.pathsep}{deps}"}
     probe = (
-        "import importlib.util, raftka.client.cli.main as c, raftka.controller.raft.node as n;"
+        "import importlib.util, raftka.client.cli.app as c, raftka.controller.raft.node as n;"
         "import raftka.ops.experiments.runner as r;"
         "assert 'site' in c.__file__ and 'site' in r.__file__, (c.__file__, r.__file__);"
         "assert importlib.util.find_spec('client') is None and importlib.util.find_spec('broker') is None;"

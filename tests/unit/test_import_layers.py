@@ -53,7 +53,7 @@ def test_the_tree_keeps_its_layers() -> None:
         ("controller", "planted.py", "import raftka.client.admin", "controller imports neither"),
         ("broker", "planted.py", "import raftka.controller.raft", "broker imports neither"),
         ("client", "producer/planted.py", "import raftka.ops.node", "the client library"),
-        ("client", "consumer/planted.py", "import raftka.client.cli.main", "inside client/"),
+        ("client", "consumer/planted.py", "import raftka.client.cli.app", "inside client/"),
         ("ops", "planted.py", "import raftka.client.cli", "ops imports nothing of"),
     ],
 )

@@ -1,4 +1,4 @@
-"""AlterPartition: validation order and outcomes of digest 3.3 (KIP-903 broker epochs)."""
+"""AlterPartition: validation order and outcomes (KIP-497, with KIP-903 broker epochs)."""
 
 from __future__ import annotations
 
@@ -161,7 +161,7 @@ def test_stale_broker_epoch_fails_the_whole_request() -> None:
         alter_partition(h.image, AlterPartitionRequest(broker_id=99, broker_epoch=1))
 
 
-# ---- per-partition errors, in the digest's order ----
+# ---- per-partition errors, in the order the controller checks them ----
 
 
 def test_newer_epochs_than_the_controller_give_not_controller() -> None:

@@ -1,4 +1,4 @@
-"""Broker registration, heartbeats and fencing (digest 3.1)."""
+"""Broker registration, heartbeats and fencing (KIP-631's broker lifecycle)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The partition change builder: leader choice rules of digest 3.2."""
+"""The partition change builder: its leader choice rules (ISR first, preferred replica first)."""
 
 from __future__ import annotations
 
@@ -111,7 +111,7 @@ def test_preferred_election() -> None:
     assert _build(state, [1, 2, 3]) is None
 
 
-# ---- reassignment (digest 3.4) ----
+# ---- reassignment (KIP-455) ----
 
 
 def _reassigning(

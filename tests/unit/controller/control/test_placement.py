@@ -1,4 +1,4 @@
-"""Striped rack-aware placement properties (digest 3.5)."""
+"""Striped rack-aware placement properties (Kafka's StripedReplicaPlacer)."""
 
 from __future__ import annotations
 

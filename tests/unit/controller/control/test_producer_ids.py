@@ -1,4 +1,4 @@
-"""Producer-id blocks (digest 3.6)."""
+"""Producer-id blocks (KIP-730)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Partition reassignment: start, completion, replacement, cancel, validation, listing
-(digest 3.4)."""
+(KIP-455)."""
 
 from __future__ import annotations
 

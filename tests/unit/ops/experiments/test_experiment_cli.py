@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from raftka.client.cli.main import build_parser
+from raftka.client.cli.app import build_parser
 
 
 def main(argv: list[str]) -> int:

@@ -10,15 +10,15 @@ import pytest
 from raftka.common.errors import RaftkaError
 from raftka.ops.experiments.nemesis import Nemesis, StruckFault
 from raftka.ops.experiments.schedule import Fault, FaultKind, TargetRole
-from raftka.ops.experiments.targets import PartitionState, Topology
+from raftka.ops.experiments.targets import ObservedPartition, Topology
 
 TOPOLOGY = Topology(
     controllers=(1, 2, 3),
     brokers=(4, 5, 6),
     controller_leader=1,
     partitions={
-        0: PartitionState(5, 2, (5, 6, 4), (5, 6, 4)),
-        1: PartitionState(5, 1, (6, 4, 5), (6, 4, 5)),
+        0: ObservedPartition(5, 2, (5, 6, 4), (5, 6, 4)),
+        1: ObservedPartition(5, 1, (6, 4, 5), (6, 4, 5)),
     },
 )
 

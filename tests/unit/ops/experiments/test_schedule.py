@@ -19,7 +19,7 @@ from raftka.ops.experiments.schedule import (
     parse_targets,
     random_schedule,
 )
-from raftka.ops.experiments.targets import NoTarget, PartitionState, Topology, resolve_target
+from raftka.ops.experiments.targets import NoTarget, ObservedPartition, Topology, resolve_target
 
 KINDS = (FaultKind.KILL, FaultKind.PAUSE, FaultKind.PARTITION)
 
@@ -147,8 +147,8 @@ TOPOLOGY = Topology(
     brokers=(4, 5, 6),
     controller_leader=2,
     partitions={
-        0: PartitionState(leader=4, leader_epoch=1, replicas=(4, 5, 6), isr=(4, 5, 6)),
-        1: PartitionState(leader=-1, leader_epoch=3, replicas=(5, 6, 4), isr=()),
+        0: ObservedPartition(leader=4, leader_epoch=1, replicas=(4, 5, 6), isr=(4, 5, 6)),
+        1: ObservedPartition(leader=-1, leader_epoch=3, replicas=(5, 6, 4), isr=()),
     },
 )
 

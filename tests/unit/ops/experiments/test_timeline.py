@@ -10,7 +10,7 @@ import matplotlib.image
 from raftka.ops.experiments.checker import check
 from raftka.ops.experiments.observer import Sample, dump_samples, load_samples
 from raftka.ops.experiments.report import build_report
-from raftka.ops.experiments.targets import PartitionState
+from raftka.ops.experiments.targets import ObservedPartition
 from raftka.ops.experiments.timeline import draw_timeline, main
 from tests.unit.ops.experiments.test_report import CHANGES, P0, P1, TOPIC, acked_history, struck
 
@@ -22,8 +22,8 @@ def test_the_timeline_is_a_png_that_decodes(tmp_path: Path) -> None:
             t / 4,
             1 if t < 30 else 2,
             {
-                0: PartitionState(4 if t < 17 else 5, 1, (4, 5, 6), (4, 5, 6)),
-                1: PartitionState(6, 1, (6, 4, 5), (6, 4, 5)),
+                0: ObservedPartition(4 if t < 17 else 5, 1, (4, 5, 6), (4, 5, 6)),
+                1: ObservedPartition(6, 1, (6, 4, 5), (6, 4, 5)),
             },
         )
         for t in range(40)
@@ -53,7 +53,7 @@ def test_a_timeline_without_faults_or_samples_still_draws(tmp_path: Path) -> Non
 
 def test_a_timeline_can_be_redrawn_from_an_experiments_files(tmp_path: Path) -> None:
     history = acked_history(P0, P1)
-    samples = [Sample(t / 4, 1, {0: PartitionState(4, 1, (4, 5, 6), (4, 5))}) for t in range(8)]
+    samples = [Sample(t / 4, 1, {0: ObservedPartition(4, 1, (4, 5, 6), (4, 5))}) for t in range(8)]
     report = build_report(
         history=history, result=check(history), topic=TOPIC, partitions=2, struck=struck(),
         samples=samples, changes=CHANGES, workload_start=0.0, workload_end=10.0,
