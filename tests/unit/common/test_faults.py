@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from raftka.client.cli.faults import rule_from_args
 from raftka.client.cli.app import build_parser
+from raftka.client.cli.faults import rule_from_args
 from raftka.common.errors import FaultInjectionDisabledError, InvalidRequestError
 from raftka.common.fault_service import rule_from_pb, rule_to_pb
 from raftka.common.faults import (
