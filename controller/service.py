@@ -44,8 +44,9 @@ Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 MAX_ITEMS_PER_REQUEST = 10_000
 
 
-def _require_items(items: int, field: str) -> None:
-    if items == 0:
+def _require_items(items: int, field: str, *, empty_means_all: bool = False) -> None:
+    """Every list in a request is bounded; most must also name something."""
+    if items == 0 and not empty_means_all:
         raise InvalidRequestError(f"{field} is empty: name at least one")
     if items > MAX_ITEMS_PER_REQUEST:
         raise InvalidRequestError(
@@ -107,6 +108,7 @@ class ControllerServicer(ControllerServiceServicer):
     async def DescribeTopics(
         self, request: pb.DescribeTopicsRequest, context: Context
     ) -> pb.DescribeTopicsResponse:
+        _require_items(len(request.names), "names", empty_means_all=True)
         return describe_topics(self._active.committed_image(), request)
 
     # ---- partition leadership and reassignment ----
@@ -115,8 +117,7 @@ class ControllerServicer(ControllerServiceServicer):
     async def ElectLeaders(
         self, request: pb.ElectLeadersRequest, context: Context
     ) -> pb.ElectLeadersResponse:
-        if request.topic_partitions:  # empty means every partition
-            _require_items(len(request.topic_partitions), "topic_partitions")
+        _require_items(len(request.topic_partitions), "topic_partitions", empty_means_all=True)
         return await self._active.write(lambda image, _i: elect_leaders(image, request))
 
     @rpc_errors
@@ -132,6 +133,11 @@ class ControllerServicer(ControllerServiceServicer):
     async def ListPartitionReassignments(
         self, request: pb.ListPartitionReassignmentsRequest, context: Context
     ) -> pb.ListPartitionReassignmentsResponse:
+        _require_items(
+            len(request.topics) + sum(len(t.partitions) for t in request.topics),
+            "topics and partitions",
+            empty_means_all=True,
+        )
         return list_partition_reassignments(self._active.committed_image(), request)
 
     # ---- configs ----

@@ -251,6 +251,19 @@ def validate_topic_configs(configs: Mapping[str, str]) -> dict[str, str]:
     return {name: config_def(name).normalize(configs[name]) for name in sorted(configs)}
 
 
+def check_min_insync_replicas(configs: Mapping[str, str], replication_factor: int) -> None:
+    """Refuses ``min.insync.replicas`` above the replication factor: no acks=all write to
+    such a topic could ever succeed (Kafka would accept it and fail every such write with
+    NOT_ENOUGH_REPLICAS; Raftka says so when the topic is created or configured)."""
+    min_isr = topic_config_value(configs, "min.insync.replicas")
+    if isinstance(min_isr, int) and 0 < replication_factor < min_isr:
+        raise InvalidConfigError(
+            f"min.insync.replicas {min_isr} is larger than the replication factor "
+            f"{replication_factor}: no acks=all write could succeed; use at most "
+            f"{replication_factor}, or add replicas first"
+        )
+
+
 def resolved_topic_configs(overrides: Mapping[str, str]) -> dict[str, str]:
     """Every supported config with the override if set, else the default."""
     return {name: overrides.get(name, d.default) for name, d in TOPIC_CONFIGS.items()}

@@ -17,6 +17,7 @@ from raftka.common.metadata.image import MetadataImage
 from raftka.common.metadata.records import topic_config_record
 from raftka.common.metadata.topic_configs import (
     TOPIC_CONFIGS,
+    check_min_insync_replicas,
     config_def,
     validate_topic_configs,
 )
@@ -120,6 +121,9 @@ def _plan_changes(image: MetadataImage, resource: AlterConfigResource) -> list[M
                 f"config {op.name!r} has unknown op {op.op}; allowed: SET (0), DELETE (1)"
             )
     validated = validate_topic_configs(wanted)
+    topic = image.topic(resource.name)
+    if topic is not None and "min.insync.replicas" in seen:
+        check_min_insync_replicas(validated, topic.replication_factor)
     return [
         topic_config_record(resource.name, name, validated.get(name))
         for name in sorted(set(current) | set(validated))

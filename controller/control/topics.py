@@ -29,7 +29,10 @@ from raftka.common.metadata.records import (
     topic_config_record,
     topic_record,
 )
-from raftka.common.metadata.topic_configs import validate_topic_configs
+from raftka.common.metadata.topic_configs import (
+    check_min_insync_replicas,
+    validate_topic_configs,
+)
 from raftka.common.metadata.topic_names import collision_key, validate_topic_name
 from raftka.controller.control.placement import StripedReplicaPlacer, usable_brokers
 from raftka.controller.control.result import ControllerResult
@@ -102,6 +105,7 @@ class TopicManager:
                 num_partitions = self._partition_count(new.num_partitions)
                 rf = self._replication_factor(image, new.replication_factor)
                 configs = validate_topic_configs(dict(new.configs))
+                check_min_insync_replicas(configs, rf)
                 assignments = placer.place(usable_brokers(image), num_partitions, rf)
                 topic_id = self._new_topic_id(image, new_ids)
             except RaftkaError as e:

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from raftka.ops.local_cluster import LocalCluster
-from tests.integration.helpers import FAST_CONTROLLER, start_broker_cluster, stop_broker_cluster
+from tests.integration.support.brokers import start_broker_cluster, stop_broker_cluster
+from tests.integration.support.quorum import FAST_CONTROLLER
 
 
 @pytest.fixture

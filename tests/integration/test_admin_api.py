@@ -11,11 +11,12 @@ import grpc
 import pytest
 
 from raftka.common.data_dir import format_data_dir
+from raftka.common.errors import InvalidRequestError
 from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import common_pb2 as cpb
 from raftka.v1 import controller_pb2 as pb
 from raftka.v1.controller_pb2_grpc import ControllerServiceStub
-from tests.integration.helpers import (
+from tests.integration.support.quorum import (
     client_for,
     create_topic,
     leader_of,
@@ -175,12 +176,32 @@ def test_admin_rpcs_and_bad_input(cluster: LocalCluster) -> None:
                 empty = pb.CreateTopicsRequest()
                 with pytest.raises(grpc.aio.AioRpcError) as e:
                     await ControllerServiceStub(channel).CreateTopics(empty, timeout=10)
-                assert e.value.code() in (
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    grpc.StatusCode.UNAVAILABLE,
-                )
+                # the request's shape is checked first, on any controller, leader or not
+                assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+                assert "topics is empty" in (e.value.details() or "")
         finally:
             await stop_brokers(brokers)
+
+    asyncio.run(main())
+
+
+def test_requests_naming_too_many_items_are_refused_and_the_quorum_keeps_its_leader(
+    cluster: LocalCluster,
+) -> None:
+    """One request naming a million topics once blocked the active controller for seconds and
+    cost a failover: every list in a request is capped (10,000 items)."""
+
+    async def main() -> None:
+        leader = await leader_of(cluster)
+        async with client_for(cluster) as client:
+            at_cap = await client.describe_topics([f"t{i}" for i in range(10_000)])
+            assert len(at_cap) == 10_000
+            assert all(t.error_code == cpb.UNKNOWN_TOPIC_OR_PARTITION for t in at_cap)
+            with pytest.raises(InvalidRequestError, match="10001 items; at most 10000"):
+                await client.describe_topics([f"t{i}" for i in range(10_001)])
+            with pytest.raises(InvalidRequestError, match="at most 10000"):
+                await client.list_partition_reassignments([f"t{i}" for i in range(10_001)])
+        assert await leader_of(cluster) == leader
 
     asyncio.run(main())
 

@@ -28,17 +28,13 @@ from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import broker_pb2 as bpb
 from raftka.v1 import common_pb2 as cpb
 from raftka.v1 import controller_pb2 as pb
-from tests.integration.helpers import (
-    broker_stub,
-    client_for,
-    create_topic,
-    fetch,
-    latest_offset,
-    produce,
+from tests.integration.support.broker_rpc import broker_stub, fetch, latest_offset, produce
+from tests.integration.support.brokers import (
     start_broker_cluster,
     stop_broker_cluster,
     wait_partition_leaders,
 )
+from tests.integration.support.quorum import client_for, create_topic
 
 pytestmark = pytest.mark.integration
 

@@ -14,22 +14,17 @@ from raftka.common.records.builder import build_batch
 from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import broker_pb2 as bpb
 from raftka.v1 import common_pb2 as cpb
-from tests.integration.helpers import (
-    FAST_CONTROLLER,
+from tests.conditions import eventually
+from tests.integration.support.broker_rpc import broker_stub, fetch, latest_offset, produce
+from tests.integration.support.brokers import (
     broker_states,
-    broker_stub,
-    client_for,
-    create_topic,
-    eventually,
-    fetch,
-    latest_offset,
     log_events,
-    produce,
     start_broker_cluster,
     stop_broker_cluster,
     wait_partition_leaders,
     wait_unfenced,
 )
+from tests.integration.support.quorum import FAST_CONTROLLER, client_for, create_topic
 
 pytestmark = pytest.mark.integration
 

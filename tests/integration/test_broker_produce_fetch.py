@@ -23,20 +23,19 @@ from raftka.common.records.decoder import iter_records
 from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import broker_pb2 as bpb
 from raftka.v1 import common_pb2 as cpb
-from tests.integration.helpers import (
+from tests.conditions import eventually
+from tests.integration.support.broker_rpc import (
     EARLIEST,
     LATEST,
     broker_stub,
-    client_for,
-    create_topic,
-    eventually,
     fetch,
     latest_offset,
     list_offset,
     produce,
     produce_request,
-    wait_partition_leaders,
 )
+from tests.integration.support.brokers import wait_partition_leaders
+from tests.integration.support.quorum import client_for, create_topic
 
 pytestmark = pytest.mark.integration
 

@@ -28,15 +28,10 @@ from raftka.common.records.builder import build_batch
 from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import broker_pb2 as bpb
 from raftka.v1 import common_pb2 as cpb
-from tests.integration.helpers import (
-    broker_stub,
-    client_for,
-    create_topic,
-    eventually,
-    produce,
-    wait_partition_leaders,
-    wait_unfenced,
-)
+from tests.conditions import eventually
+from tests.integration.support.broker_rpc import broker_stub, produce
+from tests.integration.support.brokers import wait_partition_leaders, wait_unfenced
+from tests.integration.support.quorum import client_for, create_topic
 
 pytestmark = pytest.mark.integration
 

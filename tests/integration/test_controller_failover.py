@@ -14,10 +14,10 @@ from raftka.common.rpc.status import error_from_rpc
 from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import controller_pb2 as pb
 from raftka.v1.controller_pb2_grpc import ControllerServiceStub
-from tests.integration.helpers import (
+from tests.conditions import eventually
+from tests.integration.support.quorum import (
     client_for,
     create_topic,
-    eventually,
     leader_of,
     start_brokers,
     stop_brokers,

@@ -18,19 +18,16 @@ from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import broker_pb2 as bpb
 from raftka.v1 import common_pb2 as cpb
 from raftka.v1 import controller_pb2 as pb
-from tests.integration.helpers import (
-    broker_stub,
-    client_for,
-    eventually,
-    fetch,
-    leader_of,
+from tests.conditions import eventually
+from tests.integration.support.broker_rpc import broker_stub, fetch, produce
+from tests.integration.support.brokers import (
     log_events,
-    produce,
     start_broker_cluster,
     stop_broker_cluster,
     wait_partition_leaders,
     wait_unfenced,
 )
+from tests.integration.support.quorum import client_for, leader_of
 
 pytestmark = pytest.mark.integration
 

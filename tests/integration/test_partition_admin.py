@@ -21,13 +21,13 @@ from raftka.common.rpc.controller_client import ControllerClient
 from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import common_pb2 as cpb
 from raftka.v1 import controller_pb2 as pb
-from tests.integration.helpers import (
+from tests.conditions import eventually
+from tests.integration.support.brokers import log_events
+from tests.integration.support.quorum import (
     FAST_CONTROLLER,
     client_for,
     create_topic,
-    eventually,
     leader_of,
-    log_events,
     start_brokers,
     stop_brokers,
 )

@@ -12,7 +12,8 @@ import pytest
 
 from raftka.client.producer.partitioner import partition_for_key
 from raftka.ops.local_cluster import LocalCluster
-from tests.integration.helpers import client_for, create_topic, wait_partition_leaders
+from tests.integration.support.brokers import wait_partition_leaders
+from tests.integration.support.quorum import client_for, create_topic
 
 pytestmark = pytest.mark.integration
 

@@ -19,15 +19,14 @@ from raftka.client.producer.partitioner import partition_for_key
 from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import common_pb2 as cpb
 from tests.conditions import until
-from tests.integration.helpers import (
-    client_for,
-    create_topic,
-    fetch,
+from tests.integration.support.broker_rpc import fetch
+from tests.integration.support.brokers import (
     start_broker_cluster,
     stop_broker_cluster,
     wait_partition_leaders,
     wait_unfenced,
 )
+from tests.integration.support.quorum import client_for, create_topic
 
 pytestmark = pytest.mark.integration
 

@@ -12,23 +12,20 @@ import pytest
 from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import common_pb2 as cpb
 from raftka.v1 import controller_pb2 as pb
-from tests.integration.helpers import (
-    LATEST,
-    client_for,
-    eventually,
-    fetch,
-    list_offset,
-    produce,
+from tests.conditions import eventually
+from tests.integration.support.broker_rpc import LATEST, fetch, list_offset, produce
+from tests.integration.support.brokers import (
+    log_events,
     start_broker_cluster,
     stop_broker_cluster,
     wait_unfenced,
 )
-from tests.integration.replication_support import (
+from tests.integration.support.quorum import client_for
+from tests.integration.support.replication import (
     TOPIC,
-    at_least,
+    AckedWrites,
     cpb_record,
     create,
-    events,
     leader_sees_isr,
     partition_state,
     produce_when_leading,
@@ -57,41 +54,18 @@ def rcluster(tmp_path: Path) -> Iterator[LocalCluster]:
 def test_kill_9_leader_under_acks_all_loses_nothing(rcluster: LocalCluster) -> None:
     async def main() -> None:
         await create(rcluster)
-        acked: dict[bytes, int] = {}
-        stop = asyncio.Event()
-
-        async def producer() -> None:
-            i = 0
-            while not stop.is_set():
-                i += 1
-                value = f"v{i}".encode()  # never retried: a failed attempt gets a new value
-                try:
-                    p = await partition_state(rcluster)
-                    if p.leader < 0:
-                        continue
-                    r = await produce(
-                        rcluster.brokers[p.leader].address,
-                        TOPIC,
-                        0,
-                        records=[cpb_record(value)],
-                        acks=-1,
-                    )
-                    if r.error_code == cpb.NONE:
-                        acked[value] = r.base_offset
-                except Exception:
-                    pass
-
-        task = asyncio.create_task(producer())
-        await eventually(lambda: at_least(acked, 20), what="acknowledged writes before the kill")
+        writes = AckedWrites(rcluster, "v")
+        writes.start()
+        acked = writes.acked
+        await eventually(lambda: writes.at_least(20), what="acknowledged writes before the kill")
         old = (await partition_state(rcluster)).leader
         rcluster.kill(old)
         before_kill = len(acked)
         await wait_leader(rcluster, exclude=old)
         await eventually(
-            lambda: at_least(acked, before_kill + 20), what="acknowledged writes after failover"
+            lambda: writes.at_least(before_kill + 20), what="acknowledged writes after failover"
         )
-        stop.set()
-        await task
+        await writes.stop()
         rcluster.start(old)
         final = await wait_isr(rcluster, 3)
         # Every member of the ISR holds every acknowledged record exactly once, at its offset.
@@ -236,7 +210,7 @@ def test_unclean_election_disabled_keeps_partition_offline_enabled_recovers(
         await eventually(
             lambda: replicas_agree(rcluster, [leader, follower]), what="the old leader converging"
         )
-        truncations = events(rcluster, leader, "truncating_below_high_watermark") + events(
+        truncations = log_events(rcluster, leader, "truncating_below_high_watermark") + log_events(
             rcluster, leader, "follower_truncated"
         )
         assert truncations, "the old leader did not truncate its divergent record"
@@ -248,30 +222,10 @@ def test_reassignment_under_load_loses_nothing(rcluster: LocalCluster) -> None:
     async def main() -> None:
         await create(rcluster, min_isr=1, rf=1)
         p = await partition_state(rcluster)
-        acked: dict[bytes, int] = {}
-        stop = asyncio.Event()
-
-        async def producer() -> None:
-            i = 0
-            while not stop.is_set():
-                i += 1
-                value = f"m{i}".encode()
-                try:
-                    s = await partition_state(rcluster)
-                    r = await produce(
-                        rcluster.brokers[s.leader].address,
-                        TOPIC,
-                        0,
-                        records=[cpb_record(value)],
-                        acks=-1,
-                    )
-                    if r.error_code == cpb.NONE:
-                        acked[value] = r.base_offset
-                except Exception:
-                    pass
-
-        task = asyncio.create_task(producer())
-        await eventually(lambda: at_least(acked, 20), what="writes before the reassignment")
+        writes = AckedWrites(rcluster, "m")
+        writes.start()
+        acked = writes.acked
+        await eventually(lambda: writes.at_least(20), what="writes before the reassignment")
         target = [b for b in rcluster.brokers if b != p.leader] + [p.leader]
         async with client_for(rcluster) as client:
             (res,) = await client.alter_partition_reassignments({(TOPIC, 0): target[:2]})
@@ -285,9 +239,8 @@ def test_reassignment_under_load_loses_nothing(rcluster: LocalCluster) -> None:
 
             moved = await eventually(done, timeout_s=60, what="the reassignment completing")
         before = len(acked)
-        await eventually(lambda: at_least(acked, before + 10), what="writes after the reassignment")
-        stop.set()
-        await task
+        await eventually(lambda: writes.at_least(before + 10), what="writes after the reassignment")
+        await writes.stop()
         final = await wait_isr(rcluster, 2)
         assert p.leader not in moved.replicas
         await eventually(

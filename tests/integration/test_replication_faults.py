@@ -16,19 +16,19 @@ from raftka.common.faults import Action, Direction, FaultPath, FaultRule
 from raftka.ops.fault_client import FaultClient
 from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import common_pb2 as cpb
-from tests.integration.helpers import (
+from tests.conditions import eventually
+from tests.integration.support.broker_rpc import produce
+from tests.integration.support.brokers import (
     broker_states,
-    eventually,
-    produce,
+    log_events,
     start_broker_cluster,
     stop_broker_cluster,
     wait_unfenced,
 )
-from tests.integration.replication_support import (
+from tests.integration.support.replication import (
     TOPIC,
     cpb_record,
     create,
-    events,
     partition_state,
     records_on_disk,
     replicas_agree,
@@ -151,9 +151,9 @@ def test_follower_truncates_a_divergent_uncommitted_tail(slow_lag_cluster: Local
         for broker in (a, leader, b):
             assert records_on_disk(cluster, broker) == expected, f"broker {broker}"
         for broker in (a, leader):
-            (cut,) = [e for e in events(cluster, broker, "follower_truncated")]
+            (cut,) = [e for e in log_events(cluster, broker, "follower_truncated")]
             assert cut["offset"] == committed + 1, f"broker {broker} truncated at {cut['offset']}"
-            assert not events(cluster, broker, "truncating_below_high_watermark")
+            assert not log_events(cluster, broker, "truncating_below_high_watermark")
 
     asyncio.run(main())
 

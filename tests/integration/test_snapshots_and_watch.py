@@ -4,7 +4,6 @@ a snapshot), WatchMetadata, and leadership transfer."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +15,12 @@ from raftka.common.metadata.image import MetadataImage
 from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import controller_pb2 as pb
 from raftka.v1 import metadata_pb2 as mpb
-from tests.integration.helpers import (
+from tests.conditions import eventually
+from tests.integration.support.brokers import log_events
+from tests.integration.support.quorum import (
     FAST_CONTROLLER,
     client_for,
     create_topic,
-    eventually,
     leader_of,
     start_brokers,
     stop_brokers,
@@ -42,14 +42,6 @@ def snapshotting_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
         c.stop_all()
 
 
-def events(cluster: LocalCluster, node_id: int, name: str) -> list[dict[str, object]]:
-    lines = cluster.nodes[node_id].log_path.read_text().splitlines()
-    return [
-        e
-        for e in (json.loads(line) for line in lines if line.startswith("{"))
-        if e.get("event") == name
-    ]
-
 
 async def describe(cluster: LocalCluster) -> dict[str, tuple[str, int]]:
     async with client_for(cluster) as client:
@@ -70,7 +62,7 @@ def test_lagging_node_gets_snapshot_and_all_restart_from_snapshots(
             async with client_for(cluster) as client:
                 for i in range(40):
                     await create_topic(client, f"snap-{i}", partitions=2, rf=3, exist_ok=True)
-            assert events(cluster, leader, "snapshot_taken"), "the leader took no snapshot"
+            assert log_events(cluster, leader, "snapshot_taken"), "the leader took no snapshot"
             leader_dir = cluster.nodes[leader].data_dir / METADATA_LOG_DIR
             assert list(leader_dir.glob("*.checkpoint"))
             cluster.start(lagging)
@@ -180,7 +172,7 @@ def test_transfer_leadership_and_graceful_leader_shutdown(cluster: LocalCluster)
             after = await eventually(lambda: client.describe_quorum(), what="quorum after shutdown")
             assert after.term == term_before + 1, "graceful shutdown went through an election"
             assert time.monotonic() - started < 10
-            assert events(cluster, target, "leadership_handed_over")
+            assert log_events(cluster, target, "leadership_handed_over")
 
     asyncio.run(main())
 

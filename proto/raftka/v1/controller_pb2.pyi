@@ -343,7 +343,7 @@ class DescribeTopicsRequest(_message.Message):
     NAMES_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Topic names; empty means every topic."""
+        """Topic names; empty means every topic. At most 10,000 names (more: INVALID_REQUEST)."""
 
     def __init__(
         self,
@@ -1037,7 +1037,7 @@ class ListPartitionReassignmentsRequest(_message.Message):
     @_builtins.property
     def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___TopicPartitions]:
         """Partitions to look at; empty means every partition. An unknown topic or partition fails
-        the request with UNKNOWN_TOPIC_OR_PARTITION.
+        the request with UNKNOWN_TOPIC_OR_PARTITION. At most 10,000 partitions.
         """
 
     def __init__(

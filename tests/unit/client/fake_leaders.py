@@ -42,7 +42,9 @@ class FakePartition:
                     return ErrorCode.INVALID_PRODUCER_EPOCH, -1
                 for first_seq, last_seq, offset in entry.batches:
                     if (first_seq, last_seq) == (first, last):
-                        return ErrorCode.DUPLICATE_SEQUENCE_NUMBER, offset
+                        # As the real broker does: a retry of one of the last five batches is
+                        # answered like the first attempt, with its original offset.
+                        return ErrorCode.NONE, offset
                 expected = entry.batches[-1][1] + 1 if entry.batches else 0
                 if first != expected:
                     return ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, -1

@@ -203,10 +203,29 @@ def test_flush_writes_the_recovery_point_atomically(tmp_path: Path) -> None:
     assert (tmp_path / "recovery-point").read_text() == "0\n4\n1\n"
 
 
-def test_flush_every_batch(tmp_path: Path) -> None:
-    log = open_log(tmp_path, flush_every_batch=True, segment_bytes=300)
-    for _ in range(5):
+@pytest.mark.parametrize("every_batch", [True, False])
+def test_flush_every_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, every_batch: bool
+) -> None:
+    """With flush_every_batch, each append fsyncs the segment data it wrote before it returns;
+    without it, appends fsync no segment data at all (a flush does)."""
+    synced: list[str] = []
+
+    def record_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+
+    monkeypatch.setattr(os, "fsync", record_fsync)
+    monkeypatch.setattr(os, "fdatasync", record_fsync)
+    log = open_log(tmp_path, flush_every_batch=every_batch, segment_bytes=300)
+    synced.clear()
+    for i in range(5):
+        before = len([p for p in synced if p.endswith(".log")])
         log.append(batch(2))
+        data_syncs = len([p for p in synced if p.endswith(".log")]) - before
+        if every_batch:
+            assert data_syncs >= 1, f"append {i} returned before its data was fsynced"
+        else:
+            assert data_syncs == 0
     log.close()
     assert SegmentedLog.open(tmp_path).log_end_offset == 10
 

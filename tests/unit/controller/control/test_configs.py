@@ -158,6 +158,11 @@ def test_alter_errors_write_nothing_for_that_resource() -> None:
             "unknown op 7",
         ),
         (
+            AlterConfigResource(type=TOPIC, name="t", ops=[_op("min.insync.replicas", "2")]),
+            ErrorCode.INVALID_CONFIG,
+            "min.insync.replicas 2 is larger than the replication factor 1",
+        ),
+        (
             AlterConfigResource(
                 type=ResourceType.RESOURCE_TYPE_BROKER, name="1", ops=[_op("x", "1")]
             ),

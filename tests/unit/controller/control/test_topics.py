@@ -114,6 +114,11 @@ BAD_TOPICS = [
     ),
     (NewTopic(name="t", configs={"retention.hours": "1"}), ErrorCode.INVALID_CONFIG, "unknown"),
     (NewTopic(name="t", configs={"segment.bytes": "1"}), ErrorCode.INVALID_CONFIG, ">= 14"),
+    (
+        NewTopic(name="t", replication_factor=2, configs={"min.insync.replicas": "3"}),
+        ErrorCode.INVALID_CONFIG,
+        "min.insync.replicas 3 is larger than the replication factor 2",
+    ),
 ]
 
 

@@ -4,18 +4,20 @@ its state and to read what each broker holds on disk."""
 from __future__ import annotations
 
 import asyncio
-import json
 
 import grpc
 
 from raftka.common.data_dir import PARTITION_LOGS_DIR
+from raftka.common.errors import RaftkaError
 from raftka.common.records.decoder import iter_records
 from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import broker_pb2 as bpb
 from raftka.v1 import common_pb2 as cpb
 from raftka.v1 import controller_pb2 as pb
 from raftka.v1.broker_pb2_grpc import BrokerServiceStub
-from tests.integration.helpers import LATEST, client_for, eventually, list_offset, produce
+from tests.conditions import eventually
+from tests.integration.support.broker_rpc import LATEST, list_offset, produce
+from tests.integration.support.quorum import client_for
 
 TOPIC = "rep"
 
@@ -73,20 +75,11 @@ def records_on_disk(cluster: LocalCluster, broker: int) -> list[tuple[int, bytes
     return [(r.offset, r.value or b"") for r in iter_records(data)]
 
 
-def events(cluster: LocalCluster, broker: int, name: str) -> list[dict[str, object]]:
-    lines = cluster.brokers[broker].log_path.read_text().splitlines()
-    return [
-        e for e in (json.loads(x) for x in lines if x.startswith("{")) if e.get("event") == name
-    ]
-
 
 def cpb_record(value: bytes) -> bpb.Record:
     return bpb.Record(value=value)
 
 
-async def at_least(acked: dict[bytes, int], n: int) -> bool | None:
-    await asyncio.sleep(0)  # let the producer run between probes
-    return True if len(acked) >= n else None
 
 
 async def produce_when_leading(address: str, value: bytes) -> bool | None:
@@ -109,3 +102,76 @@ async def leader_sees_isr(address: str, size: int) -> bool | None:
 async def replicas_agree(cluster: LocalCluster, brokers: list[int]) -> bool | None:
     contents = [records_on_disk(cluster, b) for b in brokers]
     return True if all(c == contents[0] for c in contents) else None
+
+
+class AckedWrites:
+    """Writes unique values (``<prefix><n>``, never retried) to ``rep-0`` with acks=all through
+    whichever broker the controller names as leader, one at a time, until stopped; keeps the
+    acknowledged ones with their offsets. Failures expected while leadership moves (a broker
+    that does not answer, no leader yet, a refused write) are counted and the last one kept, so
+    a test that times out says why; anything else fails the writer and the test."""
+
+    def __init__(self, cluster: LocalCluster, prefix: str) -> None:
+        self.cluster = cluster
+        self.prefix = prefix
+        self.acked: dict[bytes, int] = {}
+        self.failures = 0
+        self.last_failure = "none"
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+
+    async def at_least(self, n: int) -> bool:
+        """A probe for ``eventually``: True once ``n`` writes are acknowledged. Until then it
+        raises RaftkaError saying how far it got (``eventually`` shows the last such message
+        when it gives up); a writer that died re-raises its error."""
+        if self._task is not None and self._task.done():
+            self._task.result()
+            raise AssertionError("the writer stopped before it was asked to")
+        await asyncio.sleep(0)  # let the writer run between probes
+        if len(self.acked) >= n:
+            return True
+        raise RaftkaError(
+            f"{len(self.acked)} of {n} writes acknowledged; {self.failures} failed, the last "
+            f"with: {self.last_failure}"
+        )
+
+    async def _run(self) -> None:
+        i = 0
+        while not self._stop.is_set():
+            i += 1
+            value = f"{self.prefix}{i}".encode()
+            try:
+                p = await partition_state(self.cluster)
+                if p.leader < 0:
+                    self._failed("no leader")
+                    continue
+                r = await produce(
+                    self.cluster.brokers[p.leader].address,
+                    TOPIC,
+                    0,
+                    records=[cpb_record(value)],
+                    acks=-1,
+                )
+            except grpc.aio.AioRpcError as e:
+                self._failed(f"{e.code().name}: {e.details()}")
+                continue
+            except RaftkaError as e:
+                self._failed(e.message)
+                continue
+            if r.error_code == cpb.NONE:
+                self.acked[value] = r.base_offset
+            else:
+                self._failed(f"{cpb.ErrorCode.Name(r.error_code)}: {r.error_message}")
+
+    def _failed(self, why: str) -> None:
+        self.failures += 1
+        self.last_failure = why
+
