@@ -7,7 +7,6 @@ import uuid
 
 import pytest
 
-from raftka.common import data_dir
 from raftka.common.data_dir import new_cluster_id
 
 
@@ -24,5 +23,5 @@ def test_a_draw_that_would_start_with_a_dash_is_drawn_again(
 ) -> None:
     # 0xF8 = 0b111110_00: the first base64 digit is 62, which URL-safe base64 writes as '-'.
     draws = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x04" + bytes(15))])
-    monkeypatch.setattr(data_dir.uuid, "uuid4", lambda: next(draws))
+    monkeypatch.setattr(uuid, "uuid4", lambda: next(draws))
     assert new_cluster_id() == "BAAAAAAAAAAAAAAAAAAAAA"
