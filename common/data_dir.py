@@ -36,8 +36,13 @@ class DataDirIdentity:
 
 
 def new_cluster_id() -> str:
-    """A random cluster id in Kafka's form: 22 characters of URL-safe base64."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A random cluster id in Kafka's form: 22 characters of URL-safe base64, never starting
+    with ``-`` (such an id would read as an option: ``raftka format --cluster-id -x...``).
+    Like Kafka's Uuid.randomUuid, it draws again instead: one draw in 64 starts with ``-``."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def format_data_dir(

@@ -1,15 +1,33 @@
 """``cluster.json``: what ``raftka up`` tells other commands about the cluster it runs.
 
-It lives in the cluster's directory and holds the bootstrap addresses and the cluster id (and,
-once nodes start, each node's id, roles, addresses, PID and incarnation). A missing or damaged
-file reads as empty: commands then ask the user for addresses.
+It lives in the cluster's directory and holds the bootstrap addresses, the cluster id, the
+supervisor's PID and, for every node, its id, roles, addresses, config and log files, PID (with
+the process's start time, so a reused PID is never taken for the node) and incarnation (1 at
+the first start, +1 at every restart). Only the supervisor writes it, atomically, whenever a
+node starts, restarts or exits; ``raftka node`` and the client commands read it. A missing or
+damaged file reads as empty: commands then ask the user for addresses.
+
+    {
+      "bootstrap_controller": "127.0.0.1:40001",
+      "bootstrap_servers": "127.0.0.1:40002,127.0.0.1:40003",
+      "cluster_id": "...",
+      "supervisor": {"pid": 4100, "started": 912345},
+      "nodes": [
+        {"id": 2, "roles": ["broker"], "addresses": {"broker": "127.0.0.1:40002"},
+         "config": "/abs/broker-2/node.toml", "log": "/abs/broker-2/server.log",
+         "pid": 4123, "started": 912399, "incarnation": 1, "exit": null},
+        ...
+      ]
+    }
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from raftka.common.files import atomic_write
 
@@ -29,3 +47,95 @@ def write_cluster_file(directory: Path, data: dict[str, Any]) -> None:
     atomic_write(
         directory / CLUSTER_FILE, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessEntry:
+    """A process as recorded: its PID and when it started (/proc clock ticks since boot)."""
+
+    pid: int
+    started: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pid": self.pid, "started": self.started}
+
+    @classmethod
+    def from_json(cls, data: object) -> ProcessEntry | None:
+        if not isinstance(data, Mapping):
+            return None
+        pid, started = data.get("pid"), data.get("started")
+        if not _is_int(pid) or not (started is None or _is_int(started)):
+            return None
+        return cls(pid, started)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEntry:
+    """One node of the local cluster, as ``cluster.json`` records it."""
+
+    node_id: int
+    roles: tuple[str, ...]
+    addresses: Mapping[str, str] = field(hash=False)
+    """Listen address per role, e.g. ``{"broker": "127.0.0.1:40002"}``."""
+    config: str
+    """Absolute path of the node's config file (its process runs ``server --config`` it)."""
+    log: str
+    process: ProcessEntry | None
+    """The latest incarnation's process; None before the first start."""
+    incarnation: int
+    exit: str | None = None
+    """How the latest incarnation ended (``killed by signal 9 (SIGKILL)``), once the
+    supervisor saw it; None while it runs."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.node_id,
+            "roles": list(self.roles),
+            "addresses": dict(self.addresses),
+            "config": self.config,
+            "log": self.log,
+            "pid": self.process.pid if self.process else None,
+            "started": self.process.started if self.process else None,
+            "incarnation": self.incarnation,
+            "exit": self.exit,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> NodeEntry | None:
+        """None for an entry that is not well formed (a hand-edited or foreign file)."""
+        if not isinstance(data, Mapping):
+            return None
+        node_id, roles, addresses = data.get("id"), data.get("roles"), data.get("addresses")
+        config, log, incarnation = data.get("config"), data.get("log"), data.get("incarnation")
+        exit_ = data.get("exit")
+        if not (
+            _is_int(node_id)
+            and isinstance(roles, list)
+            and all(isinstance(r, str) for r in roles)
+            and isinstance(addresses, Mapping)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in addresses.items())
+            and isinstance(config, str)
+            and isinstance(log, str)
+            and _is_int(incarnation)
+            and (exit_ is None or isinstance(exit_, str))
+        ):
+            return None
+        process = ProcessEntry.from_json(data) if data.get("pid") is not None else None
+        if data.get("pid") is not None and process is None:
+            return None
+        return cls(node_id, tuple(roles), dict(addresses), config, log, process, incarnation, exit_)
+
+
+def read_nodes(directory: Path) -> list[NodeEntry]:
+    """The nodes ``cluster.json`` lists, by id; malformed entries are left out."""
+    raw = read_cluster_file(directory).get("nodes")
+    entries = [NodeEntry.from_json(n) for n in raw] if isinstance(raw, list) else []
+    return sorted((e for e in entries if e is not None), key=lambda e: e.node_id)
+
+
+def read_supervisor(directory: Path) -> ProcessEntry | None:
+    return ProcessEntry.from_json(read_cluster_file(directory).get("supervisor"))
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from raftka.common.data_dir import format_data_dir, new_cluster_id
+from raftka.ops.proc import start_time
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -36,6 +37,11 @@ class NodeProcess:
     directory: Path
     role: str = "controller"
     process: subprocess.Popen[bytes] | None = None
+    incarnation: int = 0
+    """How many times the node was started (1 after the first start)."""
+    started: int | None = None
+    """When the latest process started (/proc clock ticks since boot), to tell it from a
+    later process that reuses its PID."""
 
     @property
     def address(self) -> str:
@@ -178,6 +184,8 @@ class LocalCluster:
                     stdin=subprocess.DEVNULL,
                     start_new_session=True,
                 )
+                node.incarnation += 1
+                node.started = start_time(node.process.pid)
             finally:
                 log.close()
 

@@ -1,4 +1,8 @@
-"""``raftka up``: a local cluster (controllers and brokers) under one supervisor, with a demo."""
+"""``raftka up``: a local cluster (controllers and brokers) under one supervisor, with a demo.
+
+The supervisor (supervisor.py) keeps running when a node dies, and starts nodes again when
+``raftka node restart`` asks; ``cluster.json`` in the directory says which processes are the
+nodes (cluster_file.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +16,9 @@ from pathlib import Path
 
 from raftka.common.errors import RaftkaError
 from raftka.common.rpc.controller_client import ControllerClient
-from raftka.ops.cluster_file import write_cluster_file
 from raftka.ops.demo import run_demo
 from raftka.ops.local_cluster import LocalCluster
+from raftka.ops.supervisor import Supervisor
 from raftka.v1 import controller_pb2 as pb
 
 
@@ -54,27 +58,33 @@ class UpOptions:
     brokers: int = 3
     demo: bool = False
     exit_after_demo: bool = False
+    directory_hint: str | None = None
+    """A line telling how other commands find this cluster (``export RAFTKA_CLUSTER_DIR=...``),
+    printed once it is up; None when they find it by default."""
 
 
 def run_local_cluster(args: UpOptions) -> int:
-    """Start a local cluster in ``args.directory`` and supervise it until Ctrl-C."""
-    directory = args.directory
+    """Start a local cluster in ``args.directory`` and supervise it until Ctrl-C. Paths are
+    absolute, so ``raftka node`` can tell the nodes' processes by their command lines."""
+    directory = args.directory.resolve()
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
     cluster = LocalCluster(directory, controllers=args.controllers, brokers=args.brokers)
     cluster.prepare()
-    write_cluster_file(
-        directory,
+    supervisor = Supervisor(
+        cluster,
         {
             "bootstrap_controller": ",".join(cluster.bootstrap),
             "bootstrap_servers": ",".join(cluster.bootstrap_servers),
             "cluster_id": cluster.cluster_id,
         },
     )
-    cluster.start()
+    supervisor.write()
     try:
-        return asyncio.run(_supervise(cluster, args))
+        cluster.start()
+        supervisor.write()
+        return asyncio.run(_supervise(supervisor, args))
     except KeyboardInterrupt:
         return 0
     finally:
@@ -83,7 +93,8 @@ def run_local_cluster(args: UpOptions) -> int:
         print("stopped.", flush=True)
 
 
-async def _supervise(cluster: LocalCluster, args: UpOptions) -> int:
+async def _supervise(supervisor: Supervisor, args: UpOptions) -> int:
+    cluster = supervisor.cluster
     async with ControllerClient(cluster.bootstrap) as client:
         try:
             quorum = await wait_for_leader(client)
@@ -99,20 +110,20 @@ async def _supervise(cluster: LocalCluster, args: UpOptions) -> int:
         print(f"bootstrap servers (brokers): {','.join(cluster.bootstrap_servers)}")
         print(f"bootstrap controllers:       {','.join(cluster.bootstrap)}")
         print(f"data and logs: {cluster.base_dir}/{{node,broker}}-*/")
+        if args.directory_hint:
+            print(args.directory_hint)
         if args.demo:
             await run_demo(cluster, client, wait_for_leader)
         if args.exit_after_demo:
             return 0
-        print("Press Ctrl-C to stop.", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGINT, stop.set)
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        while not stop.is_set():
-            for node in [*cluster.nodes.values(), *cluster.brokers.values()]:
-                if not node.running:
-                    print(f"node {node.node_id} exited; see {node.log_path}")
-                    return 1
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 1.0)
-        return 0
+    print(
+        "A node that exits is reported and the others keep running; "
+        "try `raftka node list|kill|pause|resume|restart ID`.",
+    )
+    print("Press Ctrl-C to stop.", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    await supervisor.run(stop)
+    return 0

@@ -1,6 +1,7 @@
 """The ``raftka`` command line.
 
     raftka up [--demo]                 a local cluster (3 controllers) under one supervisor
+    raftka node list|kill|pause|resume|restart ID   the nodes of that cluster, by hand
     raftka format --config node.toml   prepare a node's data directory
     raftka server --config node.toml   run one node
     raftka topics create|delete|list|describe|add-partitions ...
@@ -34,6 +35,7 @@ from raftka.client.cli import (
     consume,
     experiment,
     faults,
+    node,
     partitions,
     perf,
     produce,
@@ -49,7 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="raftka", description="Raftka: a Raft-coordinated streaming log."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (server, up, admin, partitions, faults, produce, consume, perf, experiment):
+    for group in (
+        server,
+        up,
+        node,
+        admin,
+        partitions,
+        faults,
+        produce,
+        consume,
+        perf,
+        experiment,
+    ):
         group.add_commands(sub)
     return parser
 

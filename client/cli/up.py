@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from raftka.client.cli.bootstrap import CLUSTER_DIR_ENV, cluster_dir
+from raftka.client.cli.bootstrap import CLUSTER_DIR_ENV, DEFAULT_UP_DIR, cluster_dir
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,11 +32,18 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def _run(args: argparse.Namespace) -> int:
+    import shlex
+
     from raftka.ops.up import UpOptions, run_local_cluster
 
+    directory: Path = (args.dir or cluster_dir()).resolve()
+    hint = None
+    if directory != DEFAULT_UP_DIR.resolve():
+        hint = f"export {CLUSTER_DIR_ENV}={shlex.quote(str(directory))}"
     return run_local_cluster(
         UpOptions(
-            directory=args.dir or cluster_dir(),
+            directory=directory,
+            directory_hint=hint,
             controllers=args.controllers,
             brokers=args.brokers,
             demo=args.demo,

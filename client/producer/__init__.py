@@ -5,6 +5,7 @@ ready batches to partition leaders, retrying in order (sequences.py)."""
 
 from raftka.client.producer.config import ProducerConfig
 from raftka.client.producer.producer import AsyncProducer
+from raftka.client.producer.sender import DeliveryTimeoutError
 from raftka.client.producer.sync import Producer
 
-__all__ = ["AsyncProducer", "Producer", "ProducerConfig"]
+__all__ = ["AsyncProducer", "DeliveryTimeoutError", "Producer", "ProducerConfig"]

@@ -36,6 +36,8 @@ class ProducerBatch:
     producer_epoch: int = -1
     maybe_written: bool = False
     """An attempt ended without a clear answer (lost response, timeout): the broker may hold it."""
+    last_error: str = ""
+    """Why the latest attempt failed (for the error the records finally fail with)."""
     payload: bytearray | None = None
     """The encoded batch, built when the batch is first sent and resent unchanged."""
     _builder: RecordBatchBuilder = field(init=False)

@@ -65,6 +65,53 @@ class ProducerFencedError(RaftkaError):
     code = ErrorCode.INVALID_PRODUCER_EPOCH
 
 
+class DeliveryTimeoutError(RequestTimedOutError):
+    """Records not acknowledged within delivery_timeout_ms. What happened to them differs, and
+    the message and attributes say which:
+
+    - never sent (``attempts == 0``): they expired in the producer's queue, not written;
+    - sent, and every attempt refused with a clear answer (``maybe_written`` false): not written;
+    - sent, and some attempt ended without a clear answer (``maybe_written`` true: a lost
+      answer, a timeout): the outcome is unknown, the records may be in the log.
+    """
+
+    def __init__(self, message: str, *, attempts: int, maybe_written: bool) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        """How many times the records' batch was sent."""
+        self.maybe_written = maybe_written
+        """The broker may hold the records: do not take this failure as "not written"."""
+
+    @property
+    def sent(self) -> bool:
+        return self.attempts > 0
+
+
+def delivery_timeout_error(batch: ProducerBatch, delivery_timeout_ms: int) -> DeliveryTimeoutError:
+    """The error a batch fails with once delivery_timeout_ms has passed, saying whether it was
+    sent and whether it may have been written."""
+    head = (
+        f"{batch.tp}: {batch.record_count} record(s) not acknowledged within "
+        f"delivery_timeout_ms={delivery_timeout_ms}"
+    )
+    last = f" (last error: {batch.last_error})" if batch.last_error else ""
+    if batch.attempts == 0:
+        message = (
+            f"{head}: they expired in the producer's queue, never sent, so not written "
+            "(is the partition's leader reachable?)"
+        )
+    elif batch.maybe_written:
+        message = (
+            f"{head}: outcome unknown, they may have been written: sent {batch.attempts} "
+            f"time(s), and an attempt ended without a clear answer{last}"
+        )
+    else:
+        message = (
+            f"{head}: sent {batch.attempts} time(s) and refused each time, so not written{last}"
+        )
+    return DeliveryTimeoutError(message, attempts=batch.attempts, maybe_written=batch.maybe_written)
+
+
 class Leaders(Protocol):
     def leader_address(self, topic: str, partition: int) -> str | None: ...
 
@@ -245,6 +292,7 @@ class Sender:
         force_retry: bool = False,
     ) -> None:
         batch.maybe_written = batch.maybe_written or maybe_written
+        batch.last_error = error.message
         now = self._clock()
         expired = now - batch.created >= self._config.delivery_timeout_ms / 1000
         retriable = force_retry or error.retriable
@@ -264,10 +312,7 @@ class Sender:
             )
             return
         if expired:
-            error = RequestTimedOutError(
-                f"{batch.tp}: {batch.record_count} record(s) not acknowledged within "
-                f"delivery_timeout_ms={self._config.delivery_timeout_ms} (last error: {error.message})"
-            )
+            error = delivery_timeout_error(batch, self._config.delivery_timeout_ms)
         self._failed(batch, error)
 
     def _succeeded(self, batch: ProducerBatch, base_offset: int, log_append_time_ms: int) -> None:
@@ -285,15 +330,10 @@ class Sender:
         self._acc.finished(batch)
 
     def _expire(self, now: float) -> None:
+        """Fail queued batches past delivery_timeout_ms: never sent, or waiting for a retry
+        after attempts that may have been written (the error says which)."""
         for batch in list(self._acc.expired(now)):
-            self._failed(
-                batch,
-                RequestTimedOutError(
-                    f"{batch.tp}: {batch.record_count} record(s) expired after "
-                    f"delivery_timeout_ms={self._config.delivery_timeout_ms} in the producer's "
-                    "queue (is the partition's leader reachable?)"
-                ),
-            )
+            self._failed(batch, delivery_timeout_error(batch, self._config.delivery_timeout_ms))
 
     def _fail_queued(self, error: RaftkaError) -> None:
         for batch in list(self._acc.drain_all()):

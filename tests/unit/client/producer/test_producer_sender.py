@@ -6,15 +6,17 @@ from __future__ import annotations
 import asyncio
 import random
 
+import grpc
 import pytest
 
 from raftka.client.producer.accumulator import RecordAccumulator
 from raftka.client.producer.buffer_pool import BufferPool
 from raftka.client.producer.config import ProducerConfig
-from raftka.client.producer.sender import Sender
+from raftka.client.producer.sender import DeliveryTimeoutError, Sender
 from raftka.client.types import RecordMetadata, TopicPartition
 from raftka.common.errors import RaftkaError
 from raftka.v1.common_pb2 import ErrorCode
+from tests.conditions import until
 from tests.unit.client.fake_leaders import FakeLeaders
 
 TP = TopicPartition("t", 0)
@@ -147,10 +149,98 @@ def test_delivery_timeout_fails_records_whose_partition_has_no_leader() -> None:
             cluster, linger_ms=0, request_timeout_ms=50, delivery_timeout_ms=200
         ) as h:
             future = await h.send(TP, b"stuck")
-            with pytest.raises(RaftkaError, match="delivery_timeout_ms"):
+            with pytest.raises(DeliveryTimeoutError, match="delivery_timeout_ms") as failed:
                 await asyncio.wait_for(future, 10)
+        assert "never sent, so not written" in failed.value.message
+        assert not failed.value.sent and not failed.value.maybe_written
+        assert failed.value.attempts == 0
 
     run(main())
+
+
+# A backoff longer than the delivery timeout: after its first attempt the batch waits in the
+# queue for a retry that never comes, and expires there (the sender's _expire).
+WAITS_FOR_A_RETRY = {
+    "linger_ms": 0,
+    "request_timeout_ms": 50,
+    "delivery_timeout_ms": 200,
+    "retry_backoff_ms": 60_000,
+    "retry_backoff_max_ms": 60_000,
+}
+
+
+def test_records_that_expire_in_the_queue_after_a_lost_answer_may_have_been_written() -> None:
+    """The answer to the one attempt is lost after the broker wrote the records: they expire in
+    the queue, waiting for a retry, and the error must not say they were never sent."""
+    cluster = FakeLeaders(lose_answer=1.0)
+
+    async def main() -> None:
+        async with Harness(cluster, **WAITS_FOR_A_RETRY) as h:
+            future = await h.send(TP, b"written")
+            with pytest.raises(DeliveryTimeoutError) as failed:
+                await asyncio.wait_for(future, 10)
+        error = failed.value
+        assert error.sent and error.attempts == 1 and error.maybe_written
+        assert "outcome unknown, they may have been written" in error.message
+        assert "sent 1 time(s)" in error.message and "connection reset" in error.message
+        assert "never sent" not in error.message and "expired in the producer's queue" not in (
+            error.message
+        )
+        assert error.retriable and isinstance(error, RaftkaError)
+
+    run(main())
+    assert cluster.values("t", 0) == [b"written"], "the broker does hold the record"
+
+
+def test_records_refused_at_every_attempt_expire_as_not_written() -> None:
+    cluster = FakeLeaders(refuse=1.0)  # NOT_LEADER_OR_FOLLOWER: a clear refusal, nothing written
+
+    async def main() -> None:
+        async with Harness(cluster, **WAITS_FOR_A_RETRY) as h:
+            future = await h.send(TP, b"refused")
+            with pytest.raises(DeliveryTimeoutError) as failed:
+                await asyncio.wait_for(future, 10)
+        error = failed.value
+        assert error.sent and not error.maybe_written
+        assert "refused each time, so not written" in error.message
+        assert "NOT_LEADER_OR_FOLLOWER" in error.message
+
+    run(main())
+    assert cluster.values("t", 0) == []
+
+
+def test_an_answer_lost_after_the_delivery_timeout_fails_the_records_as_maybe_written() -> None:
+    """The attempt itself outlives delivery_timeout_ms (the sender's _attempt_failed path)."""
+    cluster = FakeLeaders()
+    original = cluster.Produce
+    answer = asyncio.Event()
+
+    async def slow_then_lost(request, **call):  # type: ignore[no-untyped-def]
+        await original(request, **call)  # written ...
+        await answer.wait()  # ... and the answer is held until the records expired
+        raise grpc.aio.AioRpcError(
+            grpc.StatusCode.DEADLINE_EXCEEDED, grpc.aio.Metadata(), grpc.aio.Metadata(), "late"
+        )
+
+    cluster.Produce = slow_then_lost  # type: ignore[method-assign]
+    now = [0.0]
+
+    async def main() -> None:
+        h = Harness(cluster, linger_ms=0, request_timeout_ms=50, delivery_timeout_ms=200)
+        h.sender._clock = lambda: now[0]
+        h.acc._clock = lambda: now[0]
+        async with h:
+            future = await h.send(TP, b"late")
+            await until(lambda: cluster.requests == 1, what="the first attempt")
+            now[0] = 1.0  # past delivery_timeout_ms while the attempt is in flight
+            answer.set()
+            with pytest.raises(DeliveryTimeoutError) as failed:
+                await asyncio.wait_for(future, 10)
+        assert failed.value.maybe_written and failed.value.attempts == 1
+        assert "may have been written" in failed.value.message
+
+    run(main())
+    assert cluster.values("t", 0) == [b"late"]
 
 
 @pytest.mark.parametrize("seed", range(25))
