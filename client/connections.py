@@ -11,16 +11,20 @@ from raftka.v1.broker_pb2_grpc import BrokerServiceStub
 
 
 class BrokerConnections:
-    def __init__(self, options: Sequence[tuple[str, int | str]] = ()) -> None:
-        """``options``: extra gRPC channel options (e.g. shorter reconnect backoff)."""
+    def __init__(
+        self, options: Sequence[tuple[str, int | str]] = (), *, client_id: str = ""
+    ) -> None:
+        """``options``: extra gRPC channel options (e.g. shorter reconnect backoff);
+        ``client_id``: sent with every request, so brokers can say whose requests they see."""
         self._options = list(options)
+        self._client_id = client_id
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, BrokerServiceStub] = {}
 
     def stub(self, address: str) -> BrokerServiceStub:
         stub = self._stubs.get(address)
         if stub is None:
-            channel = open_channel(address, self._options)
+            channel = open_channel(address, self._options, client_id=self._client_id)
             self._channels[address] = channel
             stub = self._stubs[address] = BrokerServiceStub(channel)
         return stub

@@ -62,7 +62,7 @@ class AsyncConsumer:
             raise unavailable_group_error(config.group_id)
         self.config = config
         self._offset_store = offset_store
-        self._connections = connections or BrokerConnections()
+        self._connections = connections or BrokerConnections(client_id=config.client_id)
         retry = RetryPolicy(
             config.retry_backoff_ms / 1000, max(1.0, config.retry_backoff_ms / 1000)
         )

@@ -50,7 +50,7 @@ class AsyncProducer:
         elif settings:
             config = dataclasses.replace(config, **settings)
         self.config = config
-        self._connections = BrokerConnections()
+        self._connections = BrokerConnections(client_id=config.client_id)
         self.metadata = MetadataCache(
             list(config.bootstrap_servers),
             self._connections,
