@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ META_FILE = "meta.properties"
 METADATA_LOG_DIR = "__cluster_metadata-0"
 PARTITION_LOGS_DIR = "logs"
 FORMAT_VERSION = 1
+_CLUSTER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +50,13 @@ def new_cluster_id() -> str:
 def format_data_dir(
     data_dir: Path, cluster_id: str, node_id: int, *, exist_ok: bool = False
 ) -> None:
-    """Write meta.properties. Refuses a directory formatted for another identity."""
+    """Write meta.properties. Refuses a directory formatted for another identity, and a
+    cluster id that is not 1-64 characters of A-Z, a-z, 0-9, '_' and '-'."""
+    if not _CLUSTER_ID.fullmatch(cluster_id):
+        raise DataDirectoryError(
+            f"cluster id {cluster_id!r} is not valid: use 1-64 characters of A-Z, a-z, 0-9, "
+            "'_' and '-' (or leave it out for a new random one)"
+        )
     meta = data_dir / META_FILE
     if meta.exists():
         found = read_identity(data_dir)
@@ -74,8 +82,17 @@ def read_identity(data_dir: Path) -> DataDirIdentity:
             f"data directory {data_dir} is not formatted (no {META_FILE}): "
             "run `raftka format --config <file>` first"
         )
+    damaged = (
+        f"{meta} is damaged: it must hold the lines version=, cluster.id= and node.id= that "
+        "`raftka format` wrote. Restore it from a backup, or, if this node's data is not "
+        "needed, empty the directory and format it again (it will catch up from its replicas)"
+    )
+    try:
+        text = meta.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataDirectoryError(f"{damaged} ({e})") from None
     values: dict[str, str] = {}
-    for line in meta.read_text().splitlines():
+    for line in text.splitlines():
         key, sep, value = line.partition("=")
         if sep:
             values[key.strip()] = value.strip()
@@ -83,9 +100,11 @@ def read_identity(data_dir: Path) -> DataDirIdentity:
         version = int(values["version"])
         identity = DataDirIdentity(values["cluster.id"], int(values["node.id"]))
     except (KeyError, ValueError):
+        raise DataDirectoryError(damaged) from None
+    if not _CLUSTER_ID.fullmatch(identity.cluster_id) or identity.node_id < 0:
         raise DataDirectoryError(
-            f"{meta} is damaged: expected version, cluster.id and node.id"
-        ) from None
+            f"{damaged} (found cluster.id {identity.cluster_id!r}, node.id {identity.node_id})"
+        )
     if version != FORMAT_VERSION:
         raise DataDirectoryError(
             f"{meta} has format version {version}; this release reads {FORMAT_VERSION}"

@@ -258,3 +258,13 @@ def test_bad_config_gives_clear_error(tmp_path: Path) -> None:
     result = _server(path)
     assert result.returncode == 1
     assert "controller.election_timeout_ms: expected an integer" in result.stderr
+
+
+def test_damaged_meta_properties_gives_clear_error(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    format_data_dir(data, "AAAAAAAAAAAAAAAAAAAAAA", node_id=1)
+    (data / "meta.properties").write_bytes(bytes(range(256)))
+    result = _server(_config(tmp_path, data, node_id=1))
+    assert result.returncode == 1
+    assert "meta.properties is damaged" in result.stderr
+    assert "Traceback" not in result.stderr
