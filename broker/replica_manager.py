@@ -23,7 +23,7 @@ import structlog
 from raftka.broker.io_threads import IoThreads
 from raftka.broker.log.manager import LogManager
 from raftka.broker.log.partition_log import PartitionLog
-from raftka.broker.log.types import FencedLeaderEpochError
+from raftka.broker.log.types import StaleLeaderEpochError
 from raftka.broker.metadata_follower import MetadataFollower
 from raftka.broker.replication.fetcher import FollowedPartition, ReplicaFetcherManager
 from raftka.broker.replication.leader_state import IsrProposal, LeaderReplicaState, ReplicaProgress
@@ -179,8 +179,7 @@ class ReplicaManager:
         min.insync.replicas. Raises NotEnoughReplicasAfterAppendError when the ISR shrinks below
         it (before or after the high watermark gets there), RequestTimedOutError, or
         NotLeaderOrFollowerError if leadership moves while waiting."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
+        deadline_ms = monotonic_ms() + int(timeout_s * 1000)
         while True:
             state = hosted.leader_state
             if state is None:
@@ -196,14 +195,14 @@ class ReplicaManager:
                 )
             if hosted.log.high_watermark >= offset:
                 return
-            remaining = deadline - loop.time()
-            if remaining <= 0:
+            remaining_ms = deadline_ms - monotonic_ms()
+            if remaining_ms <= 0:
                 raise RequestTimedOutError(
                     f"{hosted.topic}-{hosted.partition}: the write was not replicated to the ISR within "
                     f"{timeout_s:g}s (high watermark {hosted.log.high_watermark}, needed {offset})"
                 )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(hosted.hw_advanced.wait(), remaining)
+                await asyncio.wait_for(hosted.hw_advanced.wait(), remaining_ms / 1000)
 
     async def run_isr_checks(self) -> None:
         """Shrink the ISR of led partitions whose followers fell behind, and checkpoint high
@@ -379,7 +378,7 @@ class ReplicaManager:
                     epoch_start = await self._io.run(
                         hosted.log.assign_leader_epoch, state.leader_epoch
                     )
-                except FencedLeaderEpochError:
+                except StaleLeaderEpochError:
                     # Metadata still being replayed after a restart: this epoch is older than
                     # what the log holds, so a newer leadership record is on its way.
                     hosted.leader_epoch = -1

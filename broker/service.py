@@ -13,11 +13,11 @@ from typing import Any, TypeAlias
 import grpc
 
 from raftka.broker.io_threads import IoThreads
-from raftka.broker.log.types import FencedLeaderEpochError
+from raftka.broker.log.types import StaleLeaderEpochError
 from raftka.broker.metadata_follower import MetadataFollower
 from raftka.broker.producers.id_blocks import ProducerIdManager
 from raftka.broker.replica_manager import HostedPartition, NotLeaderOrFollowerError, ReplicaManager
-from raftka.common.clock import wall_clock_ms
+from raftka.common.clock import monotonic_ms, wall_clock_ms
 from raftka.common.errors import (
     InvalidRequestError,
     NetworkError,
@@ -238,7 +238,7 @@ class BrokerServicer(BrokerServiceServicer):
         ):
             raise NetworkError(f"fetch from replica {replica} dropped by fault injection")
         max_bytes = request.max_bytes if request.max_bytes > 0 else DEFAULT_FETCH_MAX_BYTES
-        deadline = asyncio.get_running_loop().time() + max(0, request.max_wait_ms) / 1000
+        deadline_ms = monotonic_ms() + max(0, request.max_wait_ms)
         while True:
             # Results are filled in place: a batch payload is copied into the response once.
             response = pb.FetchResponse()
@@ -252,11 +252,11 @@ class BrokerServicer(BrokerServiceServicer):
                 total += nbytes
                 if wake is not None:
                     waits.append(wake)
-            remaining = deadline - asyncio.get_running_loop().time()
+            remaining_ms = deadline_ms - monotonic_ms()
             errors = any(r.error_code != ErrorCode.NONE for r in response.results)
-            if total >= max(1, request.min_bytes) or errors or remaining <= 0 or not waits:
+            if total >= max(1, request.min_bytes) or errors or remaining_ms <= 0 or not waits:
                 break
-            await _wait_any(waits, remaining)
+            await _wait_any(waits, remaining_ms / 1000)
         if replica >= 0 and FAULTS.drops(FaultPath.REPLICATION, replica, Direction.INBOUND):
             raise NetworkError(f"answer to replica {replica} dropped by fault injection")
         if request.decode_records:
@@ -347,7 +347,7 @@ class BrokerServicer(BrokerServiceServicer):
                 f"epoch is {self._replicas.broker_epoch_of(replica)}"
             )
         if 0 <= p.current_leader_epoch < hosted.leader_epoch:
-            raise FencedLeaderEpochError(
+            raise StaleLeaderEpochError(
                 f"leader epoch {p.current_leader_epoch} is older than {hosted.leader_epoch}"
             )
         if p.current_leader_epoch > hosted.leader_epoch:

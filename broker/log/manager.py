@@ -21,15 +21,16 @@ from types import TracebackType
 import structlog
 
 from raftka.broker.log.dirs import (
-    TopicPartition,
     lock_log_dir,
     parse_partition_dir_name,
     remove_leftover_delete_dirs,
     unlock_log_dir,
 )
 from raftka.broker.log.partition_log import PartitionLog
+from raftka.common.clock import Clock, wall_clock_ms
 from raftka.common.errors import InvalidTopicError
-from raftka.common.storage import Clock, LogClosedError, StorageError, wall_clock_ms
+from raftka.common.ids import TopicPartition
+from raftka.common.storage import LogClosedError, StorageError
 
 TopicConfigsLookup = Callable[[str], Mapping[str, str] | None]
 """A topic's config overrides by topic name (None: not known, use the defaults)."""

@@ -10,7 +10,7 @@ watermark that bounds reads, the flush policy with group commit, retention, and 
 Storage for replication (the protocol itself lives elsewhere): a persisted leader-epoch cache
 (:mod:`raftka.broker.log.leader_epoch_cache`) kept in step with every append, truncation and
 retention; follower appends of the leader's batches as they are; the leader-side divergence
-check of a follower's fetch and the follower's truncation target (digest sections 1.6, 4.3);
+check of a follower's fetch and the follower's truncation target (KIP-101, KIP-279, KIP-595);
 truncation that never goes below the high watermark; and a high-watermark checkpoint
 (:mod:`raftka.broker.log.high_watermark_checkpoint`) restored on open when replication drives the
 high watermark.
@@ -34,7 +34,6 @@ import structlog
 from raftka.broker.log.config import PartitionLogConfig
 from raftka.broker.log.dirs import (
     InconsistentTopicIdError,
-    TopicPartition,
     prepare_partition_dir,
     remove_partition_dir,
     write_topic_id,
@@ -53,13 +52,15 @@ from raftka.broker.log.retention import apply_retention
 from raftka.broker.log.types import (
     NO_TIMESTAMP,
     AppendResult,
-    FencedLeaderEpochError,
     FetchData,
+    StaleLeaderEpochError,
     TruncationBelowHighWatermarkError,
 )
 from raftka.broker.log.validator import validate_produced_batches
 from raftka.broker.producers.partition_state import PartitionProducerState
 from raftka.broker.producers.state import ProducerStateTable
+from raftka.common.clock import Clock, wall_clock_ms
+from raftka.common.ids import TopicPartition
 from raftka.common.metadata.topic_names import validate_topic_name
 from raftka.common.records import (
     Buffer,
@@ -69,12 +70,10 @@ from raftka.common.records import (
     split_batches,
 )
 from raftka.common.storage import (
-    Clock,
     LogClosedError,
     OffsetOutOfRangeError,
     SegmentedLog,
     TimestampOffset,
-    wall_clock_ms,
 )
 
 _T = TypeVar("_T")
@@ -265,7 +264,7 @@ class PartitionLog:
 
         A ``leader_epoch`` newer than the cache's latest is recorded as starting at the log
         end offset (before the write, so the cache never lags the data); an older one raises
-        FencedLeaderEpochError and writes nothing.
+        StaleLeaderEpochError and writes nothing.
 
         Batches with a producer id are checked against the producer state atomically with the
         append (:mod:`raftka.broker.producers.state`: InvalidProducerEpochError,
@@ -434,7 +433,7 @@ class PartitionLog:
     def assign_leader_epoch(self, epoch: int) -> int:
         """This replica becomes leader in ``epoch``: records (``epoch``, log end offset) in
         the cache unless ``epoch`` is already the latest, and returns the epoch's start
-        offset. FencedLeaderEpochError if the log already knows a newer epoch."""
+        offset. StaleLeaderEpochError if the log already knows a newer epoch."""
         if epoch < 0:
             raise ValueError(f"invalid leader epoch {epoch}")
         self._assign_epoch(epoch)
@@ -446,7 +445,7 @@ class PartitionLog:
         cache = self._epoch_cache
         latest = cache.latest_epoch
         if epoch < latest:
-            raise FencedLeaderEpochError(
+            raise StaleLeaderEpochError(
                 f"leader epoch {epoch} is older than the latest leader epoch {latest} of "
                 f"{self._tp}; nothing was written"
             )
@@ -458,7 +457,7 @@ class PartitionLog:
         return self._epoch_cache.end_offset_for(epoch, self._log.log_end_offset)
 
     def divergence_check(self, fetch_offset: int, last_fetched_epoch: int) -> EpochEndOffset | None:
-        """The leader's check of a follower's fetch (digest 1.6, ``validateOffsetAndEpoch``):
+        """The leader's check of a follower's fetch (Kafka's ``validateOffsetAndEpoch``):
         None when the follower's log, ending at ``fetch_offset`` with a last batch in
         ``last_fetched_epoch``, is a prefix of this one; otherwise the DivergingEpoch to
         reply with (no records): the largest epoch <= ``last_fetched_epoch`` this log knows
@@ -483,7 +482,7 @@ class PartitionLog:
         )
 
     def truncation_target(self, diverging: EpochEndOffset) -> TruncationTarget:
-        """Where a follower truncates on the leader's DivergingEpoch (digest 4.3):
+        """Where a follower truncates on the leader's DivergingEpoch (KIP-101/KIP-279):
         ``min(leader end, local end of that epoch, log end)``; see
         :func:`~raftka.broker.log.leader_epoch_cache.follower_truncation_target`."""
         return follower_truncation_target(

@@ -24,7 +24,7 @@ from raftka.broker.log.leader_epoch_cache import (
 from raftka.broker.log.partition_log import PartitionLog
 from raftka.broker.log.types import (
     DivergentAppendError,
-    FencedLeaderEpochError,
+    StaleLeaderEpochError,
     TruncationBelowHighWatermarkError,
 )
 from raftka.common.errors import InvalidRequestError
@@ -95,7 +95,7 @@ def test_leader_appends_record_each_new_epoch_and_persist_it(tmp_path: Path) -> 
 def test_leader_append_in_an_older_epoch_is_fenced_and_writes_nothing(tmp_path: Path) -> None:
     plog = replica(tmp_path, "a")
     write(plog, 5, 2)
-    with pytest.raises(FencedLeaderEpochError, match=r"epoch 4 is older than .* 5") as info:
+    with pytest.raises(StaleLeaderEpochError, match=r"epoch 4 is older than .* 5") as info:
         write(plog, 4, 1)
     assert info.value.code_name == "FENCED_LEADER_EPOCH"
     assert plog.log_end_offset == 2
@@ -112,7 +112,7 @@ def test_assign_leader_epoch_before_writing(tmp_path: Path) -> None:
     write(plog, 2, 2)
     assert pairs(plog) == [(1, 0), (2, 3)]
     assert plog.last_fetched_epoch == 2
-    with pytest.raises(FencedLeaderEpochError):
+    with pytest.raises(StaleLeaderEpochError):
         plog.assign_leader_epoch(1)
     plog.close()
 
