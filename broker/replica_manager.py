@@ -376,7 +376,7 @@ class ReplicaManager:
             if is_leader:
                 try:
                     epoch_start = await self._io.run(
-                        hosted.log.assign_leader_epoch, state.leader_epoch
+                        hosted.log.start_leader_epoch, state.leader_epoch
                     )
                 except StaleLeaderEpochError:
                     # Metadata still being replayed after a restart: this epoch is older than

@@ -13,6 +13,7 @@ from typing import Any, TypeAlias
 import grpc
 
 from raftka.broker.io_threads import IoThreads
+from raftka.broker.log.divergence import check_divergence
 from raftka.broker.log.types import StaleLeaderEpochError
 from raftka.broker.metadata_follower import MetadataFollower
 from raftka.broker.producers.id_blocks import ProducerIdManager
@@ -297,7 +298,15 @@ class BrokerServicer(BrokerServiceServicer):
             max_offset: int | None = None  # consumers read up to the high watermark
             if request.HasField("replica_id") and request.replica_id >= 0:
                 self._check_follower(hosted, request.replica_id, request.replica_epoch, p)
-                diverging = hosted.log.divergence_check(p.fetch_offset, p.last_fetched_epoch)
+                plog = hosted.log
+                diverging = check_divergence(
+                    plog.leader_epoch_cache,
+                    plog.topic_partition,
+                    plog.log_start_offset,
+                    plog.log_end_offset,
+                    p.fetch_offset,
+                    p.last_fetched_epoch,
+                )
                 if diverging is not None:
                     result.diverging_epoch.epoch = diverging.epoch
                     result.diverging_epoch.end_offset = diverging.end_offset

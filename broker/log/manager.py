@@ -251,24 +251,6 @@ class LogManager:
 
     # ================================================================== maintenance
 
-    def apply_retention(self, now_ms: int) -> int:
-        """Applies every partition's retention rules; returns the segments deleted. A
-        partition that fails is logged and skipped."""
-        deleted = 0
-        for plog in list(self._logs.values()):
-            try:
-                deleted += plog.apply_retention(now_ms)
-            except LogClosedError:
-                continue  # deleted meanwhile
-            except (StorageError, OSError) as exc:
-                log.error(
-                    "retention_failed",
-                    topic=plog.topic,
-                    partition=plog.partition,
-                    error=str(exc),
-                )
-        return deleted
-
     def flush_all(self) -> None:
         """fsyncs every partition and writes its recovery point. Every partition is tried;
         the first failure is raised afterwards."""
