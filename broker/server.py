@@ -94,7 +94,6 @@ class BrokerServer:
             cluster_id=self.cluster_id,
             replicas=self.replicas,
             follower=self.follower,
-            io=self.io,
             producer_ids=self.producer_ids,
         )
         broker_pb2_grpc.add_BrokerServiceServicer_to_server(self.servicer, self.server)
