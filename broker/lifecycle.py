@@ -18,6 +18,7 @@ import structlog
 
 from raftka.broker.metadata_follower import MetadataFollower
 from raftka.common import errors
+from raftka.common.clock import monotonic_ms
 from raftka.common.faults import FAULTS, Direction, FaultPath
 from raftka.common.rpc.controller_client import ControllerClient
 from raftka.common.tasks import cancel_and_wait
@@ -65,14 +66,13 @@ class BrokerLifecycle:
     async def start(self, registration_timeout_s: float = 60.0) -> None:
         """Register (retrying while an earlier incarnation's session is still live), then
         follow the metadata log and heartbeat in the background."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + registration_timeout_s
+        deadline_ms = monotonic_ms() + int(registration_timeout_s * 1000)
         while True:
             try:
                 await self.register()
                 break
             except errors.DuplicateBrokerRegistrationError:
-                if loop.time() >= deadline:
+                if monotonic_ms() >= deadline_ms:
                     raise
                 await asyncio.sleep(self.heartbeat_interval_s)
         self._tasks = [

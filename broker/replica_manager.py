@@ -1,13 +1,13 @@
-"""The partitions this broker hosts, kept in line with the metadata image, and their
-replication.
+"""The partitions this broker hosts, kept in line with the metadata image, and their ISR.
 
 After every metadata change the broker reconciles: a partition that lists this broker as a
-replica gets a log (created if new); one that no longer does, or whose topic was deleted, is
-closed and its log removed. A partition this broker leads gets a LeaderReplicaState (follower
-progress, ISR, high watermark) and stamps its leader epoch into the log; one it follows is
-fetched from its leader by a ReplicaFetcherManager. ISR changes the leader decides go to the
-controller as AlterPartition. Appends are serialized per partition; long-polling fetches and
-acks=all produces wait on per-partition events (new data, high watermark advanced).
+replica gets a log (created if new) and a :class:`~raftka.broker.partition.Partition`; one
+that no longer does, or whose topic was deleted, is closed and its log removed. A partition
+this broker leads gets a LeaderReplicaState (follower progress, ISR, high watermark) and
+stamps its leader epoch into the log; one it follows is fetched from its leader by a
+ReplicaFetcherManager. ISR changes the leader decides (expansions on a follower's fetch,
+shrinks by the periodic check here) go to the controller as AlterPartition. What a produce or
+fetch does with one partition is the Partition's.
 """
 
 from __future__ import annotations
@@ -15,27 +15,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
 from raftka.broker.io_threads import IoThreads
 from raftka.broker.log.manager import LogManager
-from raftka.broker.log.partition_log import PartitionLog
-from raftka.broker.log.types import FencedLeaderEpochError
+from raftka.broker.log.types import StaleLeaderEpochError
 from raftka.broker.metadata_follower import MetadataFollower
+from raftka.broker.partition import NotLeaderOrFollowerError, Partition
 from raftka.broker.replication.fetcher import FollowedPartition, ReplicaFetcherManager
 from raftka.broker.replication.leader_state import IsrProposal, LeaderReplicaState, ReplicaProgress
 from raftka.common.clock import monotonic_ms
 from raftka.common.errors import (
-    NotEnoughReplicasAfterAppendError,
     RaftkaError,
-    RequestTimedOutError,
     UnknownTopicOrPartitionError,
 )
 from raftka.common.metadata.model import PartitionState
-from raftka.common.metadata.topic_configs import topic_config_value
 from raftka.common.rpc.controller_client import ControllerClient
 from raftka.common.tasks import cancel_and_wait
 from raftka.v1 import controller_pb2 as cpb
@@ -44,49 +40,6 @@ from raftka.v1.common_pb2 import ErrorCode
 log = structlog.get_logger(__name__)
 
 HW_CHECKPOINT_INTERVAL_MS = 5000
-
-
-class NotLeaderOrFollowerError(RaftkaError):
-    """This broker does not lead the partition; ``leader_id``/``leader_epoch`` name who does."""
-
-    code = ErrorCode.NOT_LEADER_OR_FOLLOWER
-    retriable = True
-
-    def __init__(self, message: str, leader_id: int = -1, leader_epoch: int = -1) -> None:
-        super().__init__(message)
-        self.leader_id = leader_id
-        self.leader_epoch = leader_epoch
-
-
-@dataclass
-class HostedPartition:
-    topic: str
-    partition: int
-    topic_id: str
-    log: PartitionLog
-    leader_epoch: int
-    is_leader: bool
-    configs: dict[str, str]
-    leader_state: LeaderReplicaState | None = None
-    append_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    data_arrived: asyncio.Event = field(default_factory=asyncio.Event)
-    hw_advanced: asyncio.Event = field(default_factory=asyncio.Event)
-    alter_in_flight: bool = False
-
-    def notify_data(self) -> None:
-        """Wake every fetch waiting on this partition (they re-read and re-wait)."""
-        event, self.data_arrived = self.data_arrived, asyncio.Event()
-        event.set()
-
-    def notify_hw(self) -> None:
-        """Wake acks=all produces waiting for the high watermark (they re-check)."""
-        event, self.hw_advanced = self.hw_advanced, asyncio.Event()
-        event.set()
-
-    @property
-    def min_insync_replicas(self) -> int:
-        value = topic_config_value(self.configs, "min.insync.replicas")
-        return int(value) if isinstance(value, int) else 1
 
 
 class ReplicaManager:
@@ -108,7 +61,7 @@ class ReplicaManager:
         self._controller = controller
         self._broker_epoch = broker_epoch
         self._lag_time_max_ms = lag_time_max_ms
-        self._hosted: dict[tuple[str, int], HostedPartition] = {}
+        self._hosted: dict[tuple[str, int], Partition] = {}
         self._reconcile_lock = asyncio.Lock()
         self._dirty = asyncio.Event()
         self._fetchers = ReplicaFetcherManager(
@@ -119,7 +72,7 @@ class ReplicaManager:
 
     # ---- lookups ----
 
-    def lookup(self, topic: str, partition: int) -> tuple[PartitionState, HostedPartition | None]:
+    def lookup(self, topic: str, partition: int) -> tuple[PartitionState, Partition | None]:
         """The partition's metadata and its local replica (None if not hosted here yet)."""
         image = self._follower.image
         t = image.topic(topic)
@@ -129,7 +82,7 @@ class ReplicaManager:
             )
         return t.partitions[partition], self._hosted.get((topic, partition))
 
-    def leader_partition(self, topic: str, partition: int) -> HostedPartition:
+    def leader_partition(self, topic: str, partition: int) -> Partition:
         """The hosted partition if this broker leads it, else the error a client should see."""
         state, hosted = self.lookup(topic, partition)
         if state.leader != self.broker_id or hosted is None or hosted.leader_state is None:
@@ -140,7 +93,7 @@ class ReplicaManager:
             )
         return hosted
 
-    def hosted(self) -> list[HostedPartition]:
+    def hosted(self) -> list[Partition]:
         return list(self._hosted.values())
 
     def broker_epoch_of(self, broker_id: int) -> int:
@@ -149,61 +102,12 @@ class ReplicaManager:
 
     # ---- the leader's side of replication ----
 
-    def on_leader_append(self, hosted: HostedPartition) -> None:
-        state = hosted.leader_state
-        if state is not None and state.on_leader_append(hosted.log.log_end_offset):
-            self._publish_hw(hosted)
+    def is_active(self, broker_id: int) -> bool:
+        return self._follower.image.is_active(broker_id)
 
-    def on_follower_fetch(self, hosted: HostedPartition, replica: int, fetch_offset: int) -> None:
-        state = hosted.leader_state
-        if state is None:
-            return
-        if state.on_follower_fetch(replica, fetch_offset, monotonic_ms()):
-            self._publish_hw(hosted)
-        image = self._follower.image
-        proposal = state.propose_expand(b for b in state.replicas if image.is_active(b))
-        if proposal is not None:
-            self._spawn(self._alter_isr(hosted, proposal))
-
-    def _publish_hw(self, hosted: HostedPartition) -> None:
-        state = hosted.leader_state
-        if state is not None and state.high_watermark > hosted.log.high_watermark:
-            hosted.log.set_high_watermark(min(state.high_watermark, hosted.log.log_end_offset))
-            hosted.notify_hw()
-            hosted.notify_data()
-
-    async def wait_for_high_watermark(
-        self, hosted: HostedPartition, offset: int, timeout_s: float
-    ) -> None:
-        """Until the high watermark reaches ``offset`` (acks=all) with the ISR still at least
-        min.insync.replicas. Raises NotEnoughReplicasAfterAppendError when the ISR shrinks below
-        it (before or after the high watermark gets there), RequestTimedOutError, or
-        NotLeaderOrFollowerError if leadership moves while waiting."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while True:
-            state = hosted.leader_state
-            if state is None:
-                raise NotLeaderOrFollowerError(
-                    f"broker {self.broker_id} stopped leading {hosted.topic}-{hosted.partition} before the "
-                    "write was replicated; it may or may not be kept"
-                )
-            if len(state.maximal_isr) < state.min_insync_replicas:
-                raise NotEnoughReplicasAfterAppendError(
-                    f"{hosted.topic}-{hosted.partition}: written (up to offset {offset - 1}), but the ISR "
-                    f"shrank to {list(state.maximal_isr)}, below min.insync.replicas="
-                    f"{state.min_insync_replicas}, before it was replicated; retry (the write may be kept)"
-                )
-            if hosted.log.high_watermark >= offset:
-                return
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise RequestTimedOutError(
-                    f"{hosted.topic}-{hosted.partition}: the write was not replicated to the ISR within "
-                    f"{timeout_s:g}s (high watermark {hosted.log.high_watermark}, needed {offset})"
-                )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(hosted.hw_advanced.wait(), remaining)
+    def propose_isr(self, partition: Partition, proposal: IsrProposal) -> None:
+        """Sends a leader's ISR change to the controller (AlterPartition), in the background."""
+        self._spawn(self._alter_isr(partition, proposal))
 
     async def run_isr_checks(self) -> None:
         """Shrink the ISR of led partitions whose followers fell behind, and checkpoint high
@@ -220,7 +124,7 @@ class ReplicaManager:
                 if state is not None and not hosted.alter_in_flight:
                     proposal = state.propose_shrink(monotonic_ms())
                     if proposal is not None:
-                        self._spawn(self._alter_isr(hosted, proposal))
+                        self.propose_isr(hosted, proposal)
 
     async def _checkpoint_high_watermarks(self) -> None:
         """Persist every partition's high watermark (Kafka: every 5 s), so a replica restarted
@@ -229,7 +133,7 @@ class ReplicaManager:
             with contextlib.suppress(RaftkaError):
                 await self._io.run(hosted.log.checkpoint_high_watermark)
 
-    async def _alter_isr(self, hosted: HostedPartition, proposal: IsrProposal) -> None:
+    async def _alter_isr(self, hosted: Partition, proposal: IsrProposal) -> None:
         state = hosted.leader_state
         if state is None:
             return
@@ -270,7 +174,7 @@ class ReplicaManager:
                     partition_epoch=result.partition_epoch,
                 )
                 if state.on_isr_committed(tuple(result.isr), result.partition_epoch):
-                    self._publish_hw(hosted)
+                    hosted.publish_high_watermark()
                 hosted.notify_hw()  # waiting acks=all writes re-check min.insync.replicas
             else:
                 log.info(
@@ -349,14 +253,16 @@ class ReplicaManager:
 
     async def _add(
         self, name: str, pid: int, topic_id: str, state: PartitionState, configs: dict[str, str]
-    ) -> HostedPartition:
+    ) -> Partition:
         plog = await self._io.run(self._logs.get_or_create, name, pid, topic_id, configs)
-        hosted = HostedPartition(name, pid, topic_id, plog, -1, False, configs)
+        hosted = Partition(
+            name, pid, topic_id, plog, configs, broker_id=self.broker_id, io=self._io.run, cluster=self
+        )
         self._hosted[(name, pid)] = hosted
         log.info("partition_hosted", topic=name, partition=pid, replicas=list(state.replicas))
         return hosted
 
-    async def _remove(self, hosted: HostedPartition) -> None:
+    async def _remove(self, hosted: Partition) -> None:
         hosted.leader_state = None
         hosted.notify_data()
         hosted.notify_hw()
@@ -364,7 +270,7 @@ class ReplicaManager:
         log.info("partition_removed", topic=hosted.topic, partition=hosted.partition)
 
     async def _update(
-        self, hosted: HostedPartition, state: PartitionState, configs: dict[str, str]
+        self, hosted: Partition, state: PartitionState, configs: dict[str, str]
     ) -> None:
         if configs != hosted.configs:
             hosted.configs = configs
@@ -377,9 +283,9 @@ class ReplicaManager:
             if is_leader:
                 try:
                     epoch_start = await self._io.run(
-                        hosted.log.assign_leader_epoch, state.leader_epoch
+                        hosted.log.start_leader_epoch, state.leader_epoch
                     )
-                except FencedLeaderEpochError:
+                except StaleLeaderEpochError:
                     # Metadata still being replayed after a restart: this epoch is older than
                     # what the log holds, so a newer leadership record is on its way.
                     hosted.leader_epoch = -1
@@ -397,9 +303,9 @@ class ReplicaManager:
                     min_insync_replicas=min(hosted.min_insync_replicas, len(state.replicas)),
                     became_leader_ms=monotonic_ms(),
                 )
-                self._publish_hw(hosted)
+                hosted.publish_high_watermark()
                 if hosted.leader_state.on_leader_append(hosted.log.log_end_offset):
-                    self._publish_hw(hosted)
+                    hosted.publish_high_watermark()
             hosted.notify_data()
             hosted.notify_hw()
             log.info(
@@ -424,5 +330,5 @@ class ReplicaManager:
                 state.partition_epoch >= leader_state.partition_epoch
                 and leader_state.on_isr_committed(tuple(state.isr), state.partition_epoch)
             ):
-                self._publish_hw(hosted)
+                hosted.publish_high_watermark()
             hosted.notify_hw()  # waiting acks=all writes re-check min.insync.replicas

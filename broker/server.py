@@ -18,6 +18,7 @@ from raftka.broker.config import BrokerConfig
 from raftka.broker.io_threads import IoThreads
 from raftka.broker.lifecycle import BrokerLifecycle
 from raftka.broker.log.manager import LogManager
+from raftka.broker.log.retention import apply_retention
 from raftka.broker.metadata_follower import MetadataFollower
 from raftka.broker.producers.id_blocks import ProducerIdBlock, ProducerIdManager
 from raftka.broker.replica_manager import ReplicaManager
@@ -93,7 +94,6 @@ class BrokerServer:
             cluster_id=self.cluster_id,
             replicas=self.replicas,
             follower=self.follower,
-            io=self.io,
             producer_ids=self.producer_ids,
         )
         broker_pb2_grpc.add_BrokerServiceServicer_to_server(self.servicer, self.server)
@@ -129,7 +129,7 @@ class BrokerServer:
         while True:
             await asyncio.sleep(interval)
             if self.logs is not None:
-                await self.io.run(self.logs.apply_retention, wall_clock_ms())
+                await self.io.run(apply_retention, self.logs.partitions(), wall_clock_ms())
 
     async def shutdown(self) -> None:
         log.info("broker_stopping", broker_id=self.broker_id)

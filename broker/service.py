@@ -1,8 +1,10 @@
 """The gRPC BrokerService: Metadata, Produce, Fetch, ListOffsets and InitProducerId.
 
-Per-partition problems go into that partition's result (error code + message); the others in
-the request still proceed. Disk work runs off the event loop; the bytes of produced batches are
-validated and stored as they are, and fetches return stored bytes as they are.
+Transport only: requests are translated into calls on the hosted
+:class:`~raftka.broker.partition.Partition` (found through the ReplicaManager) and results
+and errors back into protobuf. Per-partition problems go into that partition's result (error
+code + message); the others in the request still proceed. The bytes of produced batches are
+stored as they are, and fetches return stored bytes as they are.
 """
 
 from __future__ import annotations
@@ -12,18 +14,16 @@ from typing import Any, TypeAlias
 
 import grpc
 
-from raftka.broker.io_threads import IoThreads
-from raftka.broker.log.types import FencedLeaderEpochError
+from raftka.broker.log.leader_epoch_cache import EpochEndOffset
 from raftka.broker.metadata_follower import MetadataFollower
+from raftka.broker.partition import NotLeaderOrFollowerError, Partition
 from raftka.broker.producers.id_blocks import ProducerIdManager
-from raftka.broker.replica_manager import HostedPartition, NotLeaderOrFollowerError, ReplicaManager
-from raftka.common.clock import wall_clock_ms
+from raftka.broker.replica_manager import ReplicaManager
+from raftka.common.clock import monotonic_ms, wall_clock_ms
 from raftka.common.errors import (
     InvalidRequestError,
     NetworkError,
-    NotEnoughReplicasError,
     RaftkaError,
-    UnknownLeaderEpochError,
 )
 from raftka.common.faults import FAULTS, Direction, FaultPath
 from raftka.common.records.batch import Compression
@@ -39,7 +39,6 @@ from raftka.v1.common_pb2 import ErrorCode
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 VALID_ACKS = (0, 1, -1)
-EARLIEST, LATEST = -2, -1
 DEFAULT_FETCH_MAX_BYTES = 50 * 1024 * 1024
 DEFAULT_PARTITION_MAX_BYTES = 1024 * 1024
 DEFAULT_PRODUCE_TIMEOUT_MS = 30_000
@@ -66,10 +65,8 @@ class BrokerServicer(BrokerServiceServicer):
         cluster_id: str,
         replicas: ReplicaManager,
         follower: MetadataFollower,
-        io: IoThreads,
         producer_ids: ProducerIdManager,
     ) -> None:
-        self._io = io
         self._producer_ids = producer_ids
         self._cluster_id = cluster_id
         self._replicas = replicas
@@ -162,28 +159,10 @@ class BrokerServicer(BrokerServiceServicer):
             topic=topic, partition=data.partition, base_offset=-1, log_append_time_ms=-1
         )
         try:
-            hosted = self._replicas.leader_partition(topic, data.partition)
-            payload = self._batches_of(data)
-            state = hosted.leader_state
-            if acks == -1 and state is not None and not state.has_enough_replicas():
-                raise NotEnoughReplicasError(
-                    f"{topic}-{data.partition} has {len(state.isr)} in-sync replicas "
-                    f"{list(state.isr)}, fewer than min.insync.replicas={state.min_insync_replicas}; "
-                    "nothing was written"
-                )
-            async with hosted.append_lock:
-                appended = await self._io.run(
-                    hosted.log.append_as_leader,
-                    payload,
-                    leader_epoch=hosted.leader_epoch,
-                    now_ms=wall_clock_ms(),
-                )
-                self._replicas.on_leader_append(hosted)
-            hosted.notify_data()
-            if acks == -1:
-                await self._replicas.wait_for_high_watermark(
-                    hosted, appended.last_offset + 1, timeout_s
-                )
+            partition = self._replicas.leader_partition(topic, data.partition)
+            appended = await partition.append(
+                self._batches_of(data), acks=acks, timeout_s=timeout_s
+            )
             result.base_offset = appended.base_offset
             result.log_append_time_ms = appended.log_append_time_ms
             result.log_start_offset = appended.log_start_offset
@@ -238,7 +217,7 @@ class BrokerServicer(BrokerServiceServicer):
         ):
             raise NetworkError(f"fetch from replica {replica} dropped by fault injection")
         max_bytes = request.max_bytes if request.max_bytes > 0 else DEFAULT_FETCH_MAX_BYTES
-        deadline = asyncio.get_running_loop().time() + max(0, request.max_wait_ms) / 1000
+        deadline_ms = monotonic_ms() + max(0, request.max_wait_ms)
         while True:
             # Results are filled in place: a batch payload is copied into the response once.
             response = pb.FetchResponse()
@@ -252,11 +231,11 @@ class BrokerServicer(BrokerServiceServicer):
                 total += nbytes
                 if wake is not None:
                     waits.append(wake)
-            remaining = deadline - asyncio.get_running_loop().time()
+            remaining_ms = deadline_ms - monotonic_ms()
             errors = any(r.error_code != ErrorCode.NONE for r in response.results)
-            if total >= max(1, request.min_bytes) or errors or remaining <= 0 or not waits:
+            if total >= max(1, request.min_bytes) or errors or remaining_ms <= 0 or not waits:
                 break
-            await _wait_any(waits, remaining)
+            await _wait_any(waits, remaining_ms / 1000)
         if replica >= 0 and FAULTS.drops(FaultPath.REPLICATION, replica, Direction.INBOUND):
             raise NetworkError(f"answer to replica {replica} dropped by fault injection")
         if request.decode_records:
@@ -288,32 +267,34 @@ class BrokerServicer(BrokerServiceServicer):
         wakes the long poll)."""
         result.topic, result.partition = topic, p.partition
         result.high_watermark = result.last_stable_offset = result.log_start_offset = -1
+        partition: Partition | None = None
         try:
-            hosted = self._replicas.leader_partition(topic, p.partition)
-            wait_on = hosted.data_arrived  # taken before reading, so no append is missed
+            partition = self._replicas.leader_partition(topic, p.partition)
+            wait_on = partition.data_arrived  # taken before reading, so no append is missed
             limit = (
                 p.partition_max_bytes if p.partition_max_bytes > 0 else DEFAULT_PARTITION_MAX_BYTES
             )
-            max_offset: int | None = None  # consumers read up to the high watermark
-            if request.HasField("replica_id") and request.replica_id >= 0:
-                self._check_follower(hosted, request.replica_id, request.replica_epoch, p)
-                diverging = hosted.log.divergence_check(p.fetch_offset, p.last_fetched_epoch)
-                if diverging is not None:
-                    result.diverging_epoch.epoch = diverging.epoch
-                    result.diverging_epoch.end_offset = diverging.end_offset
-                    result.high_watermark = hosted.log.high_watermark
-                    result.log_start_offset = hosted.log.log_start_offset
-                    return 0, None
-                self._replicas.on_follower_fetch(hosted, request.replica_id, p.fetch_offset)
-                max_offset = hosted.log.log_end_offset  # followers read up to the log end
             # Only the first partition with data may exceed the budget (by one whole batch).
-            data = await self._io.run(
-                hosted.log.read,
-                p.fetch_offset,
-                min(limit, budget),
-                max_offset=max_offset,
-                min_one_batch=first,
-            )
+            max_bytes = min(limit, budget)
+            if request.HasField("replica_id") and request.replica_id >= 0:
+                outcome = await partition.read_for_follower(
+                    request.replica_id,
+                    request.replica_epoch,
+                    p.current_leader_epoch,
+                    p.fetch_offset,
+                    p.last_fetched_epoch,
+                    max_bytes,
+                    min_one_batch=first,
+                )
+                if isinstance(outcome, EpochEndOffset):
+                    result.diverging_epoch.epoch = outcome.epoch
+                    result.diverging_epoch.end_offset = outcome.end_offset
+                    result.high_watermark = partition.high_watermark
+                    result.log_start_offset = partition.log.log_start_offset
+                    return 0, None
+                data = outcome
+            else:
+                data = await partition.read(p.fetch_offset, max_bytes, min_one_batch=first)
             result.batches = data.records
             result.high_watermark = data.high_watermark
             result.last_stable_offset = data.high_watermark
@@ -325,36 +306,12 @@ class BrokerServicer(BrokerServiceServicer):
                 f"{e.message}: seek to an offset in [log start, high watermark] and fetch again"
             )
             result.log_start_offset = e.log_start_offset
-            result.high_watermark = hosted.log.high_watermark  # bound: only read() raises this
+            if partition is not None:
+                result.high_watermark = partition.high_watermark
             return 0, None
         except RaftkaError as e:
             _set_error(result, e)
             return 0, None
-
-    def _check_follower(
-        self, hosted: HostedPartition, replica: int, replica_epoch: int, p: pb.FetchPartition
-    ) -> None:
-        """A follower's fetch: it must be a replica with a current broker epoch (KIP-903) and
-        know the current leader epoch."""
-        state = hosted.leader_state
-        if state is None or replica not in state.replicas or replica == self._replicas.broker_id:
-            raise NotLeaderOrFollowerError(
-                f"broker {replica} is not a follower of {hosted.topic}-{hosted.partition}"
-            )
-        if replica_epoch != self._replicas.broker_epoch_of(replica):
-            raise NotLeaderOrFollowerError(
-                f"broker {replica} fetched with broker epoch {replica_epoch}, but its current "
-                f"epoch is {self._replicas.broker_epoch_of(replica)}"
-            )
-        if 0 <= p.current_leader_epoch < hosted.leader_epoch:
-            raise FencedLeaderEpochError(
-                f"leader epoch {p.current_leader_epoch} is older than {hosted.leader_epoch}"
-            )
-        if p.current_leader_epoch > hosted.leader_epoch:
-            raise UnknownLeaderEpochError(
-                f"leader epoch {p.current_leader_epoch} is newer than this leader's "
-                f"{hosted.leader_epoch}: metadata has not reached broker {self._replicas.broker_id} yet"
-            )
 
     # ---- list offsets ----
 
@@ -369,20 +326,11 @@ class BrokerServicer(BrokerServiceServicer):
                     topic=t.topic, partition=p.partition, timestamp=-1, offset=-1, leader_epoch=-1
                 )
                 try:
-                    hosted = self._replicas.leader_partition(t.topic, p.partition)
-                    result.leader_epoch = hosted.leader_epoch
-                    if p.timestamp == EARLIEST:
-                        result.offset = hosted.log.earliest_offset
-                    elif p.timestamp == LATEST:
-                        result.offset = hosted.log.latest_offset
-                    elif p.timestamp < 0:
-                        raise InvalidRequestError(
-                            f"timestamp {p.timestamp}: use -1 (latest), -2 (earliest) or a time in ms"
-                        )
-                    else:
-                        found = await self._io.run(hosted.log.offset_for_timestamp, p.timestamp)
-                        if found is not None:
-                            result.offset, result.timestamp = found.offset, found.timestamp
+                    partition = self._replicas.leader_partition(t.topic, p.partition)
+                    result.leader_epoch = partition.leader_epoch
+                    found = await partition.list_offset(p.timestamp)
+                    if found is not None:
+                        result.offset, result.timestamp = found
                 except RaftkaError as e:
                     _set_error(result, e)
                 response.results.append(result)

@@ -4,7 +4,7 @@ Raft speaks of log *index* and *term*; partitions speak of *offset* and *leader 
 They are distinct types so that the two vocabularies never mix by accident.
 """
 
-from typing import NewType
+from typing import NamedTuple, NewType
 
 NodeId = NewType("NodeId", int)
 """A controller voter's id (``node.id`` in its config)."""
@@ -28,3 +28,14 @@ ProducerId = NewType("ProducerId", int)
 
 NO_NODE = -1
 """Wire value for "no leader" / "no node"."""
+
+
+class TopicPartition(NamedTuple):
+    """One partition of a topic. A NamedTuple: hashable, ordered by (topic, partition), and it
+    unpacks as ``topic, partition = tp``. Printed as Kafka prints it: ``topic-partition``."""
+
+    topic: str
+    partition: int
+
+    def __str__(self) -> str:
+        return f"{self.topic}-{self.partition}"

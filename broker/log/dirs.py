@@ -21,11 +21,11 @@ import re
 import shutil
 import uuid
 from pathlib import Path
-from typing import NamedTuple
 
 import structlog
 
 from raftka.common.files import atomic_write, fsync_dir
+from raftka.common.ids import TopicPartition
 from raftka.common.storage import StorageError
 
 PARTITION_METADATA_FILE = "partition.metadata"
@@ -38,14 +38,6 @@ _PARTITION_DIR_RE = re.compile(r"^(.+)-(0|[1-9][0-9]*)$")
 _METADATA_VERSION = 0
 
 log = structlog.get_logger(__name__)
-
-
-class TopicPartition(NamedTuple):
-    topic: str
-    partition: int
-
-    def __str__(self) -> str:
-        return f"{self.topic}-{self.partition}"
 
 
 class InconsistentTopicIdError(StorageError):

@@ -1,11 +1,12 @@
-"""The leader's check of a follower's fetch position against its leader-epoch cache
-(digest sections 1.6 and 4.3): is the follower's log a prefix of the leader's?"""
+"""The leader's check of a follower's fetch position against its leader-epoch cache (KIP-595's
+DivergingEpoch in Fetch, Kafka's ``Partition.validateOffsetAndEpoch``; truncation rules of
+KIP-101/KIP-279): is the follower's log a prefix of the leader's?"""
 
 from __future__ import annotations
 
-from raftka.broker.log.dirs import TopicPartition
 from raftka.broker.log.leader_epoch_cache import UNDEFINED_EPOCH, EpochEndOffset, LeaderEpochCache
 from raftka.common.errors import InvalidRequestError
+from raftka.common.ids import TopicPartition
 from raftka.common.storage import OffsetOutOfRangeError
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from raftka.broker.log.dirs import TopicPartition
 from raftka.broker.log.types import DivergentAppendError
+from raftka.common.ids import TopicPartition
 from raftka.common.records import BatchSpan, InvalidRecordError
 from raftka.common.storage import UnexpectedAppendOffsetError
 

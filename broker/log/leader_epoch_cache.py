@@ -4,7 +4,8 @@ A sorted list of (epoch, start offset): the first offset written under each lead
 leader assigns (its epoch, its log end offset); a follower assigns an entry whenever a batch
 from the leader carries a newer partition leader epoch. Both epochs and start offsets are
 strictly increasing. The cache answers OffsetForLeaderEpoch (:meth:`LeaderEpochCache.end_offset_for`)
-and so drives the divergence check and follower truncation (digest sections 1.6 and 4.3).
+and so drives the leader's divergence check of a follower's fetch (KIP-595's DivergingEpoch,
+Kafka's ``validateOffsetAndEpoch``) and the follower's truncation (KIP-101, KIP-279).
 
 Persisted in ``leader-epoch-checkpoint`` in the partition directory, in Kafka's text format::
 
@@ -159,7 +160,7 @@ class LeaderEpochCache:
             return self._epochs[i] if i >= 0 else UNDEFINED_EPOCH
 
     def end_offset_for(self, requested_epoch: int, log_end_offset: int) -> EpochEndOffset:
-        """OffsetForLeaderEpoch (digest 4.3, Kafka's ``endOffsetFor``):
+        """OffsetForLeaderEpoch (KIP-101; Kafka's ``LeaderEpochFileCache.endOffsetFor``):
 
         - the latest epoch -> (it, ``log_end_offset``);
         - otherwise the largest epoch <= ``requested_epoch`` with, as end offset, the start
@@ -287,8 +288,8 @@ def follower_truncation_target(
     log_end_offset: int,
     high_watermark: int,
 ) -> TruncationTarget:
-    """Where a follower truncates on the leader's (epoch, end offset) (digest 4.3; Kafka's
-    ``AbstractFetcherThread.getOffsetTruncationState``):
+    """Where a follower truncates on the leader's (epoch, end offset) (KIP-101, KIP-279;
+    Kafka's ``AbstractFetcherThread.getOffsetTruncationState``):
 
     - the local cache knows ``diverging.epoch`` (its largest epoch <= it is that epoch):
       ``min(leader end, local end of the epoch, log end)``, complete;

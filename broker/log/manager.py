@@ -21,15 +21,16 @@ from types import TracebackType
 import structlog
 
 from raftka.broker.log.dirs import (
-    TopicPartition,
     lock_log_dir,
     parse_partition_dir_name,
     remove_leftover_delete_dirs,
     unlock_log_dir,
 )
 from raftka.broker.log.partition_log import PartitionLog
+from raftka.common.clock import Clock, wall_clock_ms
 from raftka.common.errors import InvalidTopicError
-from raftka.common.storage import Clock, LogClosedError, StorageError, wall_clock_ms
+from raftka.common.ids import TopicPartition
+from raftka.common.storage import LogClosedError, StorageError
 
 TopicConfigsLookup = Callable[[str], Mapping[str, str] | None]
 """A topic's config overrides by topic name (None: not known, use the defaults)."""
@@ -249,24 +250,6 @@ class LogManager:
         return min(self._log_dirs, key=lambda d: counts[d])  # first listed wins ties
 
     # ================================================================== maintenance
-
-    def apply_retention(self, now_ms: int) -> int:
-        """Applies every partition's retention rules; returns the segments deleted. A
-        partition that fails is logged and skipped."""
-        deleted = 0
-        for plog in list(self._logs.values()):
-            try:
-                deleted += plog.apply_retention(now_ms)
-            except LogClosedError:
-                continue  # deleted meanwhile
-            except (StorageError, OSError) as exc:
-                log.error(
-                    "retention_failed",
-                    topic=plog.topic,
-                    partition=plog.partition,
-                    error=str(exc),
-                )
-        return deleted
 
     def flush_all(self) -> None:
         """fsyncs every partition and writes its recovery point. Every partition is tried;

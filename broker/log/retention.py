@@ -1,26 +1,29 @@
-"""Retention of a partition log: delete policy only (Kafka's ``cleanup.policy=delete``).
+"""Retention of partition logs: delete policy only (Kafka's ``cleanup.policy=delete``).
 
-Whole non-active segments are deleted, oldest first, while the oldest one's largest
-timestamp is more than ``retention.ms`` old, or while the partition is larger than
-``retention.bytes`` by at least that segment; the log start offset then advances to the first
-remaining segment (:meth:`SegmentedLog.apply_retention` does the deleting).
+The one place that decides what retention deletes. Whole non-active segments are deleted,
+oldest first, while the oldest one's largest timestamp is more than ``retention.ms`` old, or
+while the partition is larger than ``retention.bytes`` by at least that segment; the log start
+offset then advances to the first remaining segment (:meth:`PartitionLog.advance_log_start`
+does the deleting, keeping the leader-epoch cache and producer state in step).
 
 ``cleanup.policy=compact`` is not implemented: a compact-only topic keeps every segment (no
 cleaner runs), and ``compact,delete`` applies the delete rules only.
 
 Retention never deletes offsets at or above the high watermark (as Kafka's
-``deletableSegments``): consumers could not have read them yet. The segmented log deletes
-segments as a unit and does not expose per-segment timestamps, so when the high watermark
-lies below the active segment (a lagging ISR, once replication exists) retention waits for it
-to catch up instead of deleting a partial set.
+``deletableSegments``): consumers could not have read them yet. Segments go as a unit, so when
+the high watermark lies below the active segment (a lagging ISR) retention waits for it to
+catch up instead of deleting a partial set.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 import structlog
 
 from raftka.broker.log.config import PartitionLogConfig
-from raftka.common.storage import SegmentedLog
+from raftka.broker.log.partition_log import PartitionLog
+from raftka.common.storage import LogClosedError, SegmentInfo, StorageError
 
 log = structlog.get_logger(__name__)
 
@@ -30,25 +33,59 @@ def retention_applies(config: PartitionLogConfig) -> bool:
     return config.delete_enabled and (config.retention_ms >= 0 or config.retention_bytes >= 0)
 
 
-def apply_retention(
-    segmented_log: SegmentedLog,
+def retention_start_offset(
+    segments: Sequence[SegmentInfo],
     config: PartitionLogConfig,
     *,
     high_watermark: int,
     now_ms: int,
-) -> int:
-    """Deletes the segments the topic's retention rules expire; returns how many."""
-    if not retention_applies(config):
-        return 0
-    bases = segmented_log.segment_base_offsets
-    if len(bases) < 2:
-        return 0  # only the active segment, which is never deleted
-    if high_watermark < bases[-1]:
-        log.debug(
-            "retention_waits_for_high_watermark",
-            directory=str(segmented_log.directory),
-            high_watermark=high_watermark,
-            active_segment_base_offset=bases[-1],
-        )
-        return 0
-    return segmented_log.apply_retention(now_ms, config.retention_ms, config.retention_bytes)
+) -> tuple[int, str] | None:
+    """The new log start offset the topic's retention rules give a log of ``segments`` (the
+    last one active), and the rule that gave it (``retention_ms`` or ``retention_bytes``);
+    None when nothing expires."""
+    if not retention_applies(config) or len(segments) < 2:
+        return None  # only the active segment, which is never deleted
+    if high_watermark < segments[-1].base_offset:
+        return None
+    candidates = segments[:-1]
+    by_time = 0
+    if config.retention_ms >= 0:
+        for segment in candidates:
+            if now_ms - segment.largest_timestamp <= config.retention_ms:
+                break
+            by_time += 1
+    by_size = 0
+    if config.retention_bytes >= 0:
+        excess = sum(segment.size for segment in segments) - config.retention_bytes
+        for segment in candidates:
+            if excess - segment.size < 0:
+                break
+            excess -= segment.size
+            by_size += 1
+    count = max(by_time, by_size)
+    if count == 0:
+        return None
+    reason = "retention_ms" if by_time >= by_size else "retention_bytes"
+    return segments[count].base_offset, reason
+
+
+def apply_retention(partition_logs: Iterable[PartitionLog], now_ms: int) -> int:
+    """Applies every partition's retention rules; returns the segments deleted. A partition
+    that fails is logged and skipped; one closed meanwhile (deleted) is skipped."""
+    deleted = 0
+    for plog in partition_logs:
+        try:
+            decided = retention_start_offset(
+                plog.segments(), plog.config, high_watermark=plog.high_watermark, now_ms=now_ms
+            )
+            if decided is None:
+                continue
+            offset, reason = decided
+            deleted += plog.advance_log_start(offset, reason=reason)
+        except LogClosedError:
+            continue
+        except (StorageError, OSError) as exc:
+            log.error(
+                "retention_failed", topic=plog.topic, partition=plog.partition, error=str(exc)
+            )
+    return deleted

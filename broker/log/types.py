@@ -12,9 +12,12 @@ NO_TIMESTAMP = -1
 """``log_append_time_ms`` of an append to a CreateTime topic."""
 
 
-class FencedLeaderEpochError(StorageError):
-    """A leader append (or epoch assignment) with an epoch older than the log's latest leader
-    epoch: a newer leader already wrote to this log. Nothing was written."""
+class StaleLeaderEpochError(StorageError):
+    """A leader epoch older than the newest one this replica knows: a leader append or epoch
+    assignment below the log's latest leader epoch (a newer leader already wrote to this log;
+    nothing was written), or a follower's fetch from an older epoch than its leader's. On the
+    wire it is Kafka's FENCED_LEADER_EPOCH. (Not the controller's AlterPartition error of the
+    same code: this one is about a partition replica's log, not a metadata request.)"""
 
     code = ErrorCode.FENCED_LEADER_EPOCH
 

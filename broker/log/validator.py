@@ -5,6 +5,10 @@ CRC-32C (one C call per batch), and the producer rules below are a few integer t
 batch. With ``message.timestamp.type=LogAppendTime`` each batch's timestamp-type bit and max
 timestamp are rewritten in a copy and its CRC recomputed (again one C call). Nothing here
 decodes or touches individual records.
+
+This is the only CRC check of a produced batch: the result carries the checked spans
+(:class:`~raftka.common.records.batch.CheckedBatches`), which the segmented log appends
+without checking them again.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from dataclasses import dataclass
 from raftka.common.records import (
     SUPPORTED_COMPRESSION,
     BatchHeader,
+    BatchSpan,
     Buffer,
+    CheckedBatches,
     Compression,
     InvalidRecordError,
     RecordTooLargeError,
@@ -42,13 +48,21 @@ _SUPPORTED_CODEC_IDS = frozenset(int(codec) for codec in SUPPORTED_COMPRESSION)
 class ValidatedBatches:
     """Batches ready for the log: the caller's bytes, or a rewritten copy."""
 
-    data: Buffer
-    batch_count: int
+    checked: CheckedBatches
+    """The bytes to append with their checked spans (headers as rewritten, if they were)."""
     record_count: int
     headers: tuple[BatchHeader, ...]
     """Each batch's header as sent (before any LogAppendTime rewrite)."""
     has_producer_ids: bool
     """Whether any batch carries a producer id (idempotent producer state applies)."""
+
+    @property
+    def data(self) -> Buffer:
+        return self.checked.data
+
+    @property
+    def batch_count(self) -> int:
+        return len(self.checked.spans)
 
 
 def validate_produced_batches(
@@ -105,15 +119,24 @@ def validate_produced_batches(
                 )
             has_producer_ids = True
         records += count
-    data: Buffer = buf
+    headers = tuple(span.header for span in spans)
+    checked = CheckedBatches(buf, spans)
     if log_append_time_ms is not None:
         copy = bytearray(buf)
+        stamped: list[BatchSpan] = []
         for position, size, header in spans:
-            _INT16.pack_into(
-                copy, position + ATTRIBUTES_POS, header.attributes | TIMESTAMP_TYPE_MASK
-            )
+            attributes = header.attributes | TIMESTAMP_TYPE_MASK
+            _INT16.pack_into(copy, position + ATTRIBUTES_POS, attributes)
             _INT64.pack_into(copy, position + MAX_TIMESTAMP_POS, log_append_time_ms)
-            write_crc(copy, position, size)
-        data = copy
-    headers = tuple(span.header for span in spans)
-    return ValidatedBatches(data, len(spans), records, headers, has_producer_ids)
+            crc = write_crc(copy, position, size)
+            stamped.append(
+                BatchSpan(
+                    position,
+                    size,
+                    header._replace(
+                        attributes=attributes, max_timestamp=log_append_time_ms, crc=crc
+                    ),
+                )
+            )
+        checked = CheckedBatches(copy, stamped)
+    return ValidatedBatches(checked, records, headers, has_producer_ids)

@@ -1,5 +1,5 @@
 """Producer ids for InitProducerId, handed out from blocks the active controller allocates
-(AllocateProducerIds; digest 3.6: blocks of 1000, recorded in the metadata log, so no two
+(AllocateProducerIds, KIP-730: blocks of 1000, recorded in the metadata log, so no two
 blocks overlap, across brokers and controller failovers).
 
 The broker asks for a block when it has none left. Concurrent callers that find the block

@@ -1,5 +1,5 @@
 """Idempotent-producer state of one partition (Kafka's ``ProducerStateManager`` and
-``ProducerAppendInfo``; digest section 5.4). Sans-I/O: no files, no clock, no locks.
+``ProducerAppendInfo``, KIP-98's idempotence rules). Sans-I/O: no files, no clock, no locks.
 
 For each producer id the table keeps its epoch and the metadata of its last
 :data:`NUM_BATCHES_TO_RETAIN` batches (first and last sequence, first and last offset,

@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 import structlog
 
-from raftka.broker.log.leader_epoch_cache import EpochEndOffset
+from raftka.broker.log.leader_epoch_cache import EpochEndOffset, follower_truncation_target
 from raftka.broker.log.partition_log import PartitionLog
 from raftka.broker.log.types import TruncationBelowHighWatermarkError
 from raftka.common.errors import RaftkaError
@@ -157,7 +157,12 @@ class LeaderFetcher:
                 diverging = EpochEndOffset(
                     result.diverging_epoch.epoch, result.diverging_epoch.end_offset
                 )
-                target = plog.truncation_target(diverging)
+                target = follower_truncation_target(
+                    plog.leader_epoch_cache,
+                    diverging,
+                    log_end_offset=plog.log_end_offset,
+                    high_watermark=plog.high_watermark,
+                )
                 try:
                     await self._io(plog.truncate_to, target.offset)
                 except TruncationBelowHighWatermarkError as e:

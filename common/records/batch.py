@@ -289,6 +289,24 @@ def split_batches(buf: Buffer, *, max_batch_bytes: int | None = None) -> list[Ba
     return spans
 
 
+class CheckedBatches(NamedTuple):
+    """Concatenated batches whose framing and CRC-32C were checked once (by
+    :func:`check_batches`, or by a validator that built it from such spans), with the span of
+    each: what an append takes so that it does not check every CRC again.
+
+    ``spans`` must describe ``data`` as it is (a caller that rewrites a batch after checking it
+    updates its span's header to match).
+    """
+
+    data: Buffer
+    spans: list[BatchSpan]
+
+
+def check_batches(buf: Buffer, *, max_batch_bytes: int | None = None) -> CheckedBatches:
+    """:func:`split_batches` (every batch validated: length, magic, CRC) kept with its buffer."""
+    return CheckedBatches(buf, split_batches(buf, max_batch_bytes=max_batch_bytes))
+
+
 def set_base_offset(buf: WritableBuffer, base_offset: int, pos: int = 0) -> None:
     """Rewrites the batch's base offset in place; the CRC stays valid."""
     _INT64.pack_into(buf, pos + BASE_OFFSET_POS, base_offset)

@@ -11,7 +11,7 @@ from raftka.common.storage.errors import (
 )
 from raftka.common.storage.index import OffsetIndex, TimeIndex
 from raftka.common.storage.log import SegmentedLog
-from raftka.common.storage.results import AppendInfo, ReadResult, TimestampOffset
+from raftka.common.storage.results import AppendInfo, ReadResult, SegmentInfo, TimestampOffset
 from raftka.common.storage.segment import LogSegment
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "OffsetIndex",
     "OffsetOutOfRangeError",
     "ReadResult",
+    "SegmentInfo",
     "SegmentedLog",
     "StorageError",
     "TimeIndex",

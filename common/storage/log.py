@@ -31,6 +31,7 @@ from raftka.common.records.batch import (
     LOG_OVERHEAD,
     BatchHeader,
     Buffer,
+    CheckedBatches,
 )
 from raftka.common.storage.checkpoint import (
     CLEAN_SHUTDOWN_FILE,
@@ -46,7 +47,7 @@ from raftka.common.storage.errors import (
 )
 from raftka.common.storage.prepare import prepare_append
 from raftka.common.storage.recovery import load_segments, tidy_directory
-from raftka.common.storage.results import AppendInfo, ReadResult, TimestampOffset
+from raftka.common.storage.results import AppendInfo, ReadResult, SegmentInfo, TimestampOffset
 from raftka.common.storage.segment import INT32_MAX, LogSegment
 
 log = structlog.get_logger(__name__)
@@ -202,11 +203,31 @@ class SegmentedLog:
     def segment_base_offsets(self) -> tuple[int, ...]:
         return tuple(self._bases)
 
+    def segments(self) -> tuple[SegmentInfo, ...]:
+        """Base offset, size and largest timestamp of every segment, oldest first (the last
+        one is the active segment): what a retention policy decides on."""
+        with self._lock:
+            return tuple(
+                SegmentInfo(segment.base_offset, segment.size, segment.largest_timestamp)
+                for segment in self._segments
+            )
+
+    # ================================================================== configuration
+
+    def update_config(self, config: LogConfig) -> None:
+        """Takes a new configuration without reopening (as Kafka's ``UnifiedLog.updateConfig``):
+        rolling, batch-size limits and fsync policy follow it from the next append; segments
+        already open keep their index interval (new segments get the new one).
+        ``initial_start_offset`` only matters when a log is created, so it is ignored."""
+        with self._lock:
+            self._check_open()
+            self._config = config
+
     # ================================================================== appending
 
     def append(
         self,
-        batch: Buffer,
+        batch: Buffer | CheckedBatches,
         *,
         assign_offsets: bool = True,
         leader_epoch: int | None = None,
@@ -214,7 +235,8 @@ class SegmentedLog:
         """Appends one or more concatenated batches; all or nothing.
 
         Every batch is validated (length, magic, CRC, ``max_batch_bytes``) before anything is
-        written. With ``assign_offsets`` each batch's base offset is rewritten to the next
+        written; :class:`~raftka.common.records.batch.CheckedBatches` were validated by the
+        caller, so only their sizes are checked again. With ``assign_offsets`` each batch's base offset is rewritten to the next
         offset (batches must be dense: records_count == last_offset_delta + 1 >= 1); without
         it the batches must already carry consecutive offsets starting at
         :attr:`log_end_offset`, else UnexpectedAppendOffsetError. ``leader_epoch``, when
@@ -494,10 +516,10 @@ class SegmentedLog:
             )
             return new_leo
 
-    def delete_before(self, offset: int) -> int:
+    def delete_before(self, offset: int, *, reason: str = "delete_before") -> int:
         """Advances the log start offset to ``offset`` (<= log end offset) and deletes the
         segments wholly below it (rolling first if that includes the active segment).
-        Returns how many segments were deleted."""
+        Returns how many segments were deleted; ``reason`` is logged."""
         with self._lock:
             self._check_open()
             if offset <= self._log_start:
@@ -508,38 +530,7 @@ class SegmentedLog:
                 self._roll(self._clock(), "delete_before")
             self._log_start = offset
             self._write_checkpoint()
-            return self._delete_leading_segments(offset, reason="delete_before")
-
-    def apply_retention(self, now_ms: int, retention_ms: int, retention_bytes: int) -> int:
-        """Deletes the oldest non-active segments whose largest timestamp is more than
-        ``retention_ms`` old, and while the log exceeds ``retention_bytes`` (a negative
-        limit disables either rule); advances the log start. Returns segments deleted."""
-        with self._lock:
-            self._check_open()
-            candidates = self._segments[:-1]
-            by_time = 0
-            if retention_ms >= 0:
-                for segment in candidates:
-                    if now_ms - segment.largest_timestamp <= retention_ms:
-                        break
-                    by_time += 1
-            by_size = 0
-            if retention_bytes >= 0:
-                excess = self.size_bytes - retention_bytes
-                for segment in candidates:
-                    if excess - segment.size < 0:
-                        break
-                    excess -= segment.size
-                    by_size += 1
-            count = max(by_time, by_size)
-            if count == 0:
-                return 0
-            new_start = self._bases[count]
-            if new_start > self._log_start:
-                self._log_start = new_start
-            self._write_checkpoint()
-            reason = "retention_ms" if by_time >= by_size else "retention_bytes"
-            return self._delete_leading_segments(self._log_start, reason=reason)
+            return self._delete_leading_segments(offset, reason=reason)
 
     def reset(self, start_offset: int) -> None:
         """Deletes every segment and restarts the log, empty, at ``start_offset`` (used when

@@ -2,6 +2,8 @@
 
 All checks happen here, before anything is written: every batch is validated (length, magic,
 CRC, size limit), and its offsets are either assigned or checked. Only headers are touched.
+Batches handed over as :class:`~raftka.common.records.batch.CheckedBatches` were validated by
+the caller: their CRCs are not computed again (only the size limit is checked).
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ from dataclasses import dataclass
 
 from raftka.common.records.batch import (
     Buffer,
+    CheckedBatches,
     set_base_offset,
     set_partition_leader_epoch,
     split_batches,
 )
-from raftka.common.records.errors import InvalidRecordError
+from raftka.common.records.errors import InvalidRecordError, RecordTooLargeError
 from raftka.common.storage.errors import UnexpectedAppendOffsetError
 from raftka.common.storage.segment import SegmentEntry
 
@@ -33,7 +36,7 @@ class PreparedAppend:
 
 
 def prepare_append(
-    batch: Buffer,
+    batch: Buffer | CheckedBatches,
     next_offset: int,
     *,
     assign_offsets: bool,
@@ -46,11 +49,22 @@ def prepare_append(
     >= 1) and their base offsets are rewritten in a copy; otherwise they must carry
     consecutive offsets from ``next_offset`` (UnexpectedAppendOffsetError). ``leader_epoch``,
     when given, is stamped into a copy. The caller's buffer is never modified.
+    ``CheckedBatches`` are trusted to be valid and to match their spans (no CRC is computed).
     """
-    view = memoryview(batch)
+    if isinstance(batch, CheckedBatches):
+        view = memoryview(batch.data)
+        spans = batch.spans
+        for position, size, _header in spans:
+            if size > max_batch_bytes:
+                raise RecordTooLargeError(
+                    f"batch at byte {position}: {size} bytes exceeds the maximum batch size "
+                    f"{max_batch_bytes}"
+                )
+    else:
+        view = memoryview(batch)
+        spans = split_batches(view, max_batch_bytes=max_batch_bytes)
     if view.format != "B" or view.ndim != 1:
         view = view.cast("B")
-    spans = split_batches(view, max_batch_bytes=max_batch_bytes)
     if not spans:
         raise InvalidRecordError("append needs at least one record batch, got 0 bytes")
     if leader_epoch is not None and not _INT32_MIN <= leader_epoch <= _INT32_MAX:

@@ -47,3 +47,14 @@ class TimestampOffset:
     timestamp: int
     offset: int
     leader_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentInfo:
+    """One segment of a log, as :meth:`SegmentedLog.segments` describes it."""
+
+    base_offset: int
+    size: int
+    """Bytes of batches in the segment."""
+    largest_timestamp: int
+    """Largest batch max timestamp in the segment (its last-modified time when it holds none)."""

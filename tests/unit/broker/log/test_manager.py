@@ -12,6 +12,7 @@ from raftka.broker.log.dirs import (
     read_topic_id,
 )
 from raftka.broker.log.manager import LogManager
+from raftka.broker.log.retention import apply_retention
 from raftka.common.storage import LogClosedError, StorageError
 from tests.unit.broker.support import OTHER_TOPIC_ID, T0, TOPIC_ID, FakeClock, batch
 
@@ -204,7 +205,7 @@ def test_retention_and_flush_over_all_partitions(tmp_path: Path) -> None:
         assert plog.durable_offset == 0
     manager.flush_all()
     assert [p.durable_offset for p in manager.partitions()] == [3, 3, 3]
-    assert manager.apply_retention(T0 + 10_000) == 6
+    assert apply_retention(manager.partitions(), T0 + 10_000) == 6
     assert [p.log_start_offset for p in manager.partitions()] == [2, 2, 2]
     manager.close()
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 import pytest
@@ -321,61 +320,6 @@ def test_deferred_flush_holds_the_high_watermark_until_flushed(tmp_path: Path) -
     plog.close()
 
 
-class CountingCondition(threading.Condition):
-    """Signals ``all_waiting`` once ``expected`` threads wait on it."""
-
-    def __init__(self, expected: int) -> None:
-        super().__init__()
-        self.waiting = 0
-        self.expected = expected
-        self.all_waiting = threading.Event()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        self.waiting += 1
-        if self.waiting >= self.expected:
-            self.all_waiting.set()
-        try:
-            return super().wait(timeout)
-        finally:
-            self.waiting -= 1
-
-
-def test_concurrent_flushes_share_one_fsync(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    plog = open_partition(tmp_path, fsync_every_batch=True)
-    calls: list[int] = []
-    release = threading.Event()
-    real_flush = SegmentedLog.flush
-
-    def slow_flush(self: SegmentedLog, *, checkpoint: bool = True) -> None:
-        calls.append(self.log_end_offset)
-        real_flush(self, checkpoint=checkpoint)
-        if len(calls) == 1:  # a slow fsync: it covers offset 0 only
-            assert release.wait(10)
-
-    monkeypatch.setattr(SegmentedLog, "flush", slow_flush)
-    cond = CountingCondition(expected=3)
-    plog._flush_cond = cond
-    first = plog.append_as_leader(batch(1), leader_epoch=1, now_ms=NOW, defer_flush=True)
-    t1 = threading.Thread(target=plog.flush, kwargs={"up_to": first.last_offset + 1})
-    t1.start()
-    waiters = []
-    for _ in range(3):  # appended while the first fsync is in progress
-        result = plog.append_as_leader(batch(1), leader_epoch=1, now_ms=NOW, defer_flush=True)
-        waiter = threading.Thread(target=plog.flush, kwargs={"up_to": result.last_offset + 1})
-        waiter.start()
-        waiters.append(waiter)
-    assert cond.all_waiting.wait(10)
-    release.set()
-    for thread in [t1, *waiters]:
-        thread.join(10)
-        assert not thread.is_alive()
-    assert calls == [1, 4]  # the three later appends shared the second fsync
-    assert (plog.durable_offset, plog.high_watermark) == (4, 4)
-    plog.close()
-
-
 # ====================================================================== reopening
 
 
@@ -472,7 +416,7 @@ def test_update_configs_applies_segment_settings(tmp_path: Path) -> None:
     plog.close()
 
 
-def test_a_read_racing_a_reopen_retries_on_the_new_log(
+def test_a_config_change_swaps_the_config_without_reopening_the_log(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     plog = open_partition(tmp_path)
@@ -483,13 +427,17 @@ def test_a_read_racing_a_reopen_retries_on_the_new_log(
 
     def racing_read(self: SegmentedLog, offset: int, max_bytes: int) -> object:
         seen.append(self)
-        if len(seen) == 1:  # the topic's configs change while this read is on its way
-            plog.update_configs({"segment.bytes": "1000"})
+        plog.update_configs({"segment.bytes": "1000"})  # changes while this read is on its way
         return real_read(self, offset, max_bytes)
 
+    def no_reopen(*args: object, **kwargs: object) -> SegmentedLog:
+        raise AssertionError("a config change must not reopen the segmented log")
+
     monkeypatch.setattr(SegmentedLog, "read", racing_read)
+    monkeypatch.setattr(SegmentedLog, "open", no_reopen)
     assert plog.read(0, 1 << 20).records == expected
-    assert len(seen) == 2 and seen[0] is not seen[1]
+    assert len(seen) == 1 and seen[0].config.segment_bytes == 1000
+    assert plog.config.segment_bytes == 1000
     plog.close()
     with pytest.raises(LogClosedError):
         plog.read(0, 1 << 20)

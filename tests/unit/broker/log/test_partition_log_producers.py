@@ -11,6 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from raftka.broker.log.partition_log import PartitionLog
+from raftka.broker.log.retention import apply_retention
 from raftka.broker.producers.snapshots import snapshot_offsets, snapshot_path
 from raftka.common.errors import InvalidProducerEpochError, OutOfOrderSequenceError
 from raftka.common.records import build_batch, iter_records
@@ -305,7 +306,7 @@ def test_retention_deletes_snapshots_below_the_log_start_but_keeps_the_producers
         produce(plog, pbatch(i, producer_id=2))
     assert snapshot_offsets(plog.directory) == [1, 2, 3]
     clock.advance(10_000)
-    assert plog.apply_retention(clock.now_ms) == 3
+    assert apply_retention([plog], clock.now_ms) == 3
     assert plog.log_start_offset == 3
     assert snapshot_offsets(plog.directory) == [3]
     assert last_batches(plog, 1) == [(0, 0, 0, 0)]
@@ -326,7 +327,7 @@ def test_retention_writes_a_snapshot_when_none_would_be_left(tmp_path: Path) -> 
     for offset in snapshot_offsets(plog.directory):  # e.g. written by a version without them
         snapshot_path(plog.directory, offset).unlink()
     clock.advance(10_000)
-    assert plog.apply_retention(clock.now_ms) == 2
+    assert apply_retention([plog], clock.now_ms) == 2
     assert snapshot_offsets(plog.directory) == [3]  # the state at the log end
     plog.flush(checkpoint=True)
     again, event = reopen(tmp_path, overrides)

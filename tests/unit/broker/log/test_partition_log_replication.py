@@ -4,27 +4,25 @@ checkpoint."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
-from raftka.broker.log.high_watermark_checkpoint import (
-    HIGH_WATERMARK_CHECKPOINT_FILE,
-    read_high_watermark,
-    write_high_watermark,
-)
+from raftka.broker.log.divergence import check_divergence
+from raftka.broker.log.high_watermark import HIGH_WATERMARK_CHECKPOINT_FILE, read_high_watermark
 from raftka.broker.log.leader_epoch_cache import (
     LEADER_EPOCH_CHECKPOINT_FILE,
     EpochEndOffset,
     TruncationTarget,
+    follower_truncation_target,
     read_leader_epoch_checkpoint,
 )
 from raftka.broker.log.partition_log import PartitionLog
+from raftka.broker.log.retention import apply_retention
 from raftka.broker.log.types import (
     DivergentAppendError,
-    FencedLeaderEpochError,
+    StaleLeaderEpochError,
     TruncationBelowHighWatermarkError,
 )
 from raftka.common.errors import InvalidRequestError
@@ -58,13 +56,37 @@ def everything(plog: PartitionLog, from_offset: int = 0) -> bytes:
     return plog.read(from_offset, 1 << 24, max_offset=plog.log_end_offset).records
 
 
+def divergence_check(
+    leader: PartitionLog, fetch_offset: int, last_fetched_epoch: int
+) -> EpochEndOffset | None:
+    """The leader's check of a follower's fetch position, as the broker makes it."""
+    return check_divergence(
+        leader.leader_epoch_cache,
+        leader.topic_partition,
+        leader.log_start_offset,
+        leader.log_end_offset,
+        fetch_offset,
+        last_fetched_epoch,
+    )
+
+
+def truncation_target(follower: PartitionLog, diverging: EpochEndOffset) -> TruncationTarget:
+    """Where the follower truncates on the leader's DivergingEpoch, as its fetcher decides."""
+    return follower_truncation_target(
+        follower.leader_epoch_cache,
+        diverging,
+        log_end_offset=follower.log_end_offset,
+        high_watermark=follower.high_watermark,
+    )
+
+
 def pairs(plog: PartitionLog) -> list[tuple[int, int]]:
     return [(e.epoch, e.start_offset) for e in plog.leader_epoch_cache.entries]
 
 
 def replicate(leader: PartitionLog, follower: PartitionLog) -> None:
     """One follower fetch: the divergence check must pass; then append what is missing."""
-    assert leader.divergence_check(follower.log_end_offset, follower.last_fetched_epoch) is None
+    assert divergence_check(leader, follower.log_end_offset, follower.last_fetched_epoch) is None
     data = everything(leader, follower.log_end_offset)
     if data:
         follower.append_as_follower(data)
@@ -75,27 +97,27 @@ def replicate(leader: PartitionLog, follower: PartitionLog) -> None:
 
 def test_leader_appends_record_each_new_epoch_and_persist_it(tmp_path: Path) -> None:
     plog = replica(tmp_path, "a")
-    assert pairs(plog) == [] and plog.latest_epoch == -1 and plog.last_fetched_epoch == -1
+    assert pairs(plog) == [] and plog.leader_epoch_cache.latest_epoch == -1 and plog.last_fetched_epoch == -1
     write(plog, 1, 2, 3)  # offsets 0..4
     write(plog, 4, 1)  # offset 5
     write(plog, 4, 2)  # 6..7: same epoch, no new entry
     write(plog, 6, 1)  # 8
     assert pairs(plog) == [(1, 0), (4, 5), (6, 8)]
-    assert (plog.latest_epoch, plog.last_fetched_epoch) == (6, 6)
+    assert (plog.leader_epoch_cache.latest_epoch, plog.last_fetched_epoch) == (6, 6)
     path = plog.directory / LEADER_EPOCH_CHECKPOINT_FILE
     assert read_leader_epoch_checkpoint(path) == [(1, 0), (4, 5), (6, 8)]
     plog.close()
     again = replica(tmp_path, "a")
     assert pairs(again) == [(1, 0), (4, 5), (6, 8)]
-    assert again.end_offset_for_epoch(4) == EpochEndOffset(4, 8)
-    assert again.end_offset_for_epoch(6) == EpochEndOffset(6, 9)
+    assert again.leader_epoch_cache.end_offset_for(4, again.log_end_offset) == EpochEndOffset(4, 8)
+    assert again.leader_epoch_cache.end_offset_for(6, again.log_end_offset) == EpochEndOffset(6, 9)
     again.close()
 
 
 def test_leader_append_in_an_older_epoch_is_fenced_and_writes_nothing(tmp_path: Path) -> None:
     plog = replica(tmp_path, "a")
     write(plog, 5, 2)
-    with pytest.raises(FencedLeaderEpochError, match=r"epoch 4 is older than .* 5") as info:
+    with pytest.raises(StaleLeaderEpochError, match=r"epoch 4 is older than .* 5") as info:
         write(plog, 4, 1)
     assert info.value.code_name == "FENCED_LEADER_EPOCH"
     assert plog.log_end_offset == 2
@@ -106,14 +128,14 @@ def test_leader_append_in_an_older_epoch_is_fenced_and_writes_nothing(tmp_path: 
 def test_assign_leader_epoch_before_writing(tmp_path: Path) -> None:
     plog = replica(tmp_path, "a")
     write(plog, 1, 3)
-    assert plog.assign_leader_epoch(2) == 3  # the epoch start offset is the log end
-    assert plog.assign_leader_epoch(2) == 3  # idempotent
-    assert (plog.latest_epoch, plog.last_fetched_epoch) == (2, 1)
+    assert plog.start_leader_epoch(2) == 3  # the epoch start offset is the log end
+    assert plog.start_leader_epoch(2) == 3  # idempotent
+    assert (plog.leader_epoch_cache.latest_epoch, plog.last_fetched_epoch) == (2, 1)
     write(plog, 2, 2)
     assert pairs(plog) == [(1, 0), (2, 3)]
     assert plog.last_fetched_epoch == 2
-    with pytest.raises(FencedLeaderEpochError):
-        plog.assign_leader_epoch(1)
+    with pytest.raises(StaleLeaderEpochError):
+        plog.start_leader_epoch(1)
     plog.close()
 
 
@@ -169,7 +191,7 @@ def test_stale_or_corrupt_checkpoint_is_rebuilt(tmp_path: Path) -> None:
 def test_checkpoint_entries_past_the_log_end_are_dropped_on_open(tmp_path: Path) -> None:
     plog = replica(tmp_path, "a")
     write(plog, 1, 2)
-    assert plog.assign_leader_epoch(5) == 2  # no record written in epoch 5
+    assert plog.start_leader_epoch(5) == 2  # no record written in epoch 5
     plog.close()
     assert read_leader_epoch_checkpoint(plog.directory / LEADER_EPOCH_CHECKPOINT_FILE) == [
         (1, 0),
@@ -188,7 +210,7 @@ def test_retention_collapses_entries_below_the_new_log_start(tmp_path: Path) -> 
     assert plog.segment_count == 4
     assert pairs(plog) == [(1, 0), (2, 1), (3, 2), (4, 3)]
     plog.update_configs({**overrides, "retention.bytes": "1"})
-    assert plog.apply_retention(NOW) == 3
+    assert apply_retention([plog], NOW) == 3
     assert plog.log_start_offset == 3
     assert pairs(plog) == [(4, 3)]
     plog.close()
@@ -282,9 +304,9 @@ def test_follower_append_drops_an_epoch_it_assigned_without_records(tmp_path: Pa
     replicate(leader, follower)
     # The follower briefly led in epoch 2 (wrote nothing); then the leader of epoch 3 sends
     # more epoch-1 records followed by its own.
-    assert follower.assign_leader_epoch(2) == 2
+    assert follower.start_leader_epoch(2) == 2
     write(leader, 1, 1)
-    leader.assign_leader_epoch(3)
+    leader.start_leader_epoch(3)
     write(leader, 3, 1)
     assert pairs(leader) == [(1, 0), (3, 3)]
     replicate(leader, follower)
@@ -303,12 +325,12 @@ def test_consistent_follower_passes_the_divergence_check(tmp_path: Path) -> None
     write(leader, 3, 3)  # 4..6
     # Fetch positions of followers holding a prefix of the leader's log.
     for fetch_offset, epoch in [(0, -1), (2, 1), (4, 1), (5, 3), (7, 3)]:
-        assert leader.divergence_check(fetch_offset, epoch) is None, (fetch_offset, epoch)
+        assert divergence_check(leader, fetch_offset, epoch) is None, (fetch_offset, epoch)
     # A follower that is a real prefix, step by step.
     follower = replica(tmp_path, "follower")
     replicate(leader, follower)
     assert follower.log_end_offset == 7
-    assert leader.divergence_check(follower.log_end_offset, follower.last_fetched_epoch) is None
+    assert divergence_check(leader, follower.log_end_offset, follower.last_fetched_epoch) is None
     for plog in (leader, follower):
         plog.close()
 
@@ -325,15 +347,15 @@ def test_follower_with_a_longer_tail_of_an_old_epoch_truncates_to_the_epoch_end(
     old.set_high_watermark(10)
     new.set_high_watermark(10)
     # Epoch 2: the new leader writes 10..12.
-    assert new.assign_leader_epoch(2) == 10
+    assert new.start_leader_epoch(2) == 10
     write(new, 2, 3)
     assert pairs(new) == [(1, 0), (2, 10)]
 
     # The old leader, now a follower, fetches from its log end with its last epoch.
     assert (old.log_end_offset, old.last_fetched_epoch) == (15, 1)
-    diverging = new.divergence_check(old.log_end_offset, old.last_fetched_epoch)
+    diverging = divergence_check(new, old.log_end_offset, old.last_fetched_epoch)
     assert diverging == EpochEndOffset(1, 10)
-    target = old.truncation_target(diverging)
+    target = truncation_target(old, diverging)
     assert target == TruncationTarget(10, True)
     assert old.truncate_to(target.offset) == 10
     assert (old.log_end_offset, old.last_fetched_epoch, pairs(old)) == (10, 1, [(1, 0)])
@@ -362,9 +384,9 @@ def test_divergence_over_an_epoch_the_follower_never_saw_takes_two_rounds(
 
     rounds = []
     while (
-        diverging := leader.divergence_check(follower.log_end_offset, follower.last_fetched_epoch)
+        diverging := divergence_check(leader, follower.log_end_offset, follower.last_fetched_epoch)
     ) is not None:
-        target = follower.truncation_target(diverging)
+        target = truncation_target(follower, diverging)
         rounds.append((diverging, target))
         follower.truncate_to(target.offset)
         assert len(rounds) < 5
@@ -385,36 +407,36 @@ def test_divergence_over_an_epoch_the_follower_never_saw_takes_two_rounds(
 def test_divergence_check_edges(tmp_path: Path) -> None:
     leader = replica(tmp_path, "leader")
     # No epochs at all (empty log): valid up to the log end, else diverging at the log end.
-    assert leader.divergence_check(0, 3) is None
-    assert leader.divergence_check(4, 3) == EpochEndOffset(-1, 0)
+    assert divergence_check(leader, 0, 3) is None
+    assert divergence_check(leader, 4, 3) == EpochEndOffset(-1, 0)
     write(leader, 2, 3)  # 0..2
     write(leader, 5, 3)  # 3..5
     # Past the end in the latest epoch: diverging at the log end.
-    assert leader.divergence_check(9, 5) == EpochEndOffset(5, 6)
+    assert divergence_check(leader, 9, 5) == EpochEndOffset(5, 6)
     # An epoch newer than the leader knows: (latest epoch, log end).
-    assert leader.divergence_check(6, 7) == EpochEndOffset(5, 6)
+    assert divergence_check(leader, 6, 7) == EpochEndOffset(5, 6)
     # An epoch between known ones ends where the next known one starts.
-    assert leader.divergence_check(3, 4) == EpochEndOffset(2, 3)
+    assert divergence_check(leader, 3, 4) == EpochEndOffset(2, 3)
     # Below every known epoch: fine up to the first epoch's start.
-    assert leader.divergence_check(0, 1) is None
-    assert leader.divergence_check(2, 1) == EpochEndOffset(1, 0)
+    assert divergence_check(leader, 0, 1) is None
+    assert divergence_check(leader, 2, 1) == EpochEndOffset(1, 0)
     # No epoch: offsets inside [log start, log end] only.
-    assert leader.divergence_check(6, -1) is None
+    assert divergence_check(leader, 6, -1) is None
     with pytest.raises(OffsetOutOfRangeError, match="past the log end offset 6"):
-        leader.divergence_check(7, -1)
+        divergence_check(leader, 7, -1)
     with pytest.raises(InvalidRequestError):
-        leader.divergence_check(-1, 2)
+        divergence_check(leader, -1, 2)
     with pytest.raises(InvalidRequestError):
-        leader.divergence_check(0, -2)
+        divergence_check(leader, 0, -2)
     # A fetch below the log start is out of range, whatever its epoch.
     leader.set_high_watermark(6)
     leader.truncate_fully_and_start_at(50)
     write(leader, 6, 2)  # 50..51
     with pytest.raises(OffsetOutOfRangeError, match="below the log start offset 50") as info:
-        leader.divergence_check(6, 5)
+        divergence_check(leader, 6, 5)
     assert (info.value.log_start_offset, info.value.log_end_offset) == (50, 52)
-    assert leader.divergence_check(50, -1) is None
-    assert leader.divergence_check(50, 5) is None  # older than every epoch, ends at 50
+    assert divergence_check(leader, 50, -1) is None
+    assert divergence_check(leader, 50, 5) is None  # older than every epoch, ends at 50
     leader.close()
 
 
@@ -475,48 +497,3 @@ def test_truncate_fully_and_start_at(tmp_path: Path) -> None:
     assert (again.log_start_offset, again.log_end_offset, again.high_watermark) == (100, 101, 100)
     assert pairs(again) == [(3, 100)]
     again.close()
-
-
-# ====================================================================== high watermark checkpoint
-
-
-def test_high_watermark_checkpoint_round_trip(tmp_path: Path) -> None:
-    plog = replica(tmp_path, "a")
-    write(plog, 1, 4, 4)
-    assert plog.high_watermark == 0
-    plog.set_high_watermark(4)
-    assert plog.checkpoint_high_watermark() == 4
-    assert read_high_watermark(plog.directory) == 4
-    plog.set_high_watermark(6)
-    # A crash now (a copy of the directory, reopened): the last explicit checkpoint counts.
-    shutil.copytree(plog.directory, tmp_path / "crash" / plog.directory.name)
-    crashed = replica(tmp_path, "crash")
-    assert (crashed.log_end_offset, crashed.high_watermark) == (8, 4)
-    crashed.close()
-    plog.close()  # a clean close writes the current high watermark
-    assert read_high_watermark(plog.directory) == 6
-    again = replica(tmp_path, "a")
-    assert again.high_watermark == 6
-    assert again.read(0, 1 << 20).high_watermark == 6
-    again.close()
-
-
-def test_restored_high_watermark_is_capped_and_optional(tmp_path: Path) -> None:
-    plog = replica(tmp_path, "a")
-    write(plog, 1, 3)
-    plog.close()
-    directory = plog.directory
-    assert read_high_watermark(directory) == 0
-    write_high_watermark(directory, 99)
-    capped = replica(tmp_path, "a")
-    assert capped.high_watermark == 3
-    capped.close()
-    (directory / HIGH_WATERMARK_CHECKPOINT_FILE).write_text("junk")
-    unknown = replica(tmp_path, "a")
-    assert unknown.high_watermark == 0  # the log start offset
-    unknown.close()
-    # With the high watermark following the log end, the checkpoint is not used.
-    write_high_watermark(directory, 1)
-    following = open_partition(tmp_path / "a")
-    assert following.high_watermark == 3
-    following.close()

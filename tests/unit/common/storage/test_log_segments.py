@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from raftka.common.records import BatchHeader, build_batch, iter_records
-from raftka.common.storage import OffsetOutOfRangeError, SegmentedLog
+from raftka.common.records import BatchHeader, RecordTooLargeError, build_batch, iter_records
+from raftka.common.storage import LogClosedError, LogConfig, OffsetOutOfRangeError, SegmentedLog
 from raftka.common.storage.files import segment_paths
 from tests.unit.common.storage.support import FakeClock, batch, open_log
 
@@ -171,36 +171,44 @@ def test_reset(tmp_path: Path) -> None:
     assert (reopened.log_start_offset, reopened.log_end_offset) == (10, 10)
 
 
-def test_retention_by_time(tmp_path: Path) -> None:
+def test_segments_describe_what_retention_decides_on(tmp_path: Path) -> None:
     log = open_log(tmp_path, segment_bytes=300)
-    for tag in range(5):
+    for tag in range(3):
         log.append(batch(3, tag=tag, timestamp=10_000 * (tag + 1)))
-    assert list(log.segment_base_offsets) == [0, 3, 6, 9, 12]
-    # Segment max timestamps: 10002, 20002, 30002, 40002 (and the active 50002).
-    assert log.apply_retention(now_ms=30_003, retention_ms=10_000, retention_bytes=-1) == 2
-    assert log.log_start_offset == 6
-    assert list(log.segment_base_offsets) == [6, 9, 12]
-    # The active segment is never deleted.
-    assert log.apply_retention(now_ms=10**9, retention_ms=0, retention_bytes=-1) == 2
-    assert list(log.segment_base_offsets) == [12]
-    assert log.log_start_offset == 12
-    assert log.apply_retention(now_ms=10**9, retention_ms=-1, retention_bytes=-1) == 0
+    infos = log.segments()
+    assert [(s.base_offset, s.largest_timestamp) for s in infos] == [
+        (0, 10_002),
+        (3, 20_002),
+        (6, 30_002),
+    ]
+    assert sum(s.size for s in infos) == log.size_bytes
 
 
-def test_retention_by_size(tmp_path: Path) -> None:
+def test_delete_before_logs_its_reason_and_survives_a_reopen(tmp_path: Path) -> None:
     log = open_log(tmp_path, segment_bytes=300)
     for tag in range(5):
         log.append(batch(3, tag=tag))
-    size = log.size_bytes // 5
-    # Whole segments go while what remains is still at least retention_bytes.
-    assert log.apply_retention(now_ms=0, retention_ms=-1, retention_bytes=size * 3 + 1) == 1
-    assert log.apply_retention(now_ms=0, retention_ms=-1, retention_bytes=size * 3) == 1
+    assert log.delete_before(6, reason="retention_ms") == 2
     assert list(log.segment_base_offsets) == [6, 9, 12]
-    assert log.apply_retention(now_ms=0, retention_ms=-1, retention_bytes=size * 3) == 0
-    assert log.apply_retention(now_ms=0, retention_ms=-1, retention_bytes=0) == 2
-    assert list(log.segment_base_offsets) == [12]
     log.close()
-    assert SegmentedLog.open(tmp_path).log_start_offset == 12
+    assert SegmentedLog.open(tmp_path).log_start_offset == 6
+
+
+def test_update_config_takes_effect_without_a_reopen(tmp_path: Path) -> None:
+    log = open_log(tmp_path, segment_bytes=10_000)
+    for _ in range(4):
+        log.append(batch(3))
+    assert list(log.segment_base_offsets) == [0]
+    log.update_config(LogConfig(segment_bytes=300))
+    assert log.config.segment_bytes == 300
+    log.append(batch(3))
+    assert list(log.segment_base_offsets) == [0, 12]  # the next append rolls by the new size
+    log.update_config(LogConfig(segment_bytes=300, max_batch_bytes=100))
+    with pytest.raises(RecordTooLargeError):
+        log.append(batch(3))
+    log.close()
+    with pytest.raises(LogClosedError):
+        log.update_config(LogConfig())
 
 
 def test_offset_for_timestamp(tmp_path: Path) -> None:

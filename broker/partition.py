@@ -1,0 +1,303 @@
+"""One partition replica hosted by this broker: its log, its role, and what the BrokerService
+asks of it (Kafka's ``Partition``).
+
+A leader appends produced batches (serialized per partition; acks=all waits for the high
+watermark with the ISR at least ``min.insync.replicas``), serves reads up to the high
+watermark, and serves its followers' fetches: it checks the follower (a replica with a current
+broker epoch, KIP-903, in the current leader epoch), answers a DivergingEpoch when the
+follower's log is not a prefix of its own (KIP-595; the follower truncates, KIP-101/KIP-279),
+and otherwise records the follower's progress, which may advance the high watermark or call
+for an ISR expansion. Long-polling fetches and acks=all produces wait on per-partition events.
+
+Which partitions this broker hosts and in which role, and the ISR changes it proposes to the
+controller, are the :class:`~raftka.broker.replica_manager.ReplicaManager`'s: it sets
+:attr:`Partition.leader_state` and receives ISR proposals through :class:`ClusterView`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from raftka.broker.log.divergence import check_divergence
+from raftka.broker.log.leader_epoch_cache import EpochEndOffset
+from raftka.broker.log.partition_log import PartitionLog
+from raftka.broker.log.types import AppendResult, FetchData, StaleLeaderEpochError
+from raftka.broker.replication.leader_state import IsrProposal, LeaderReplicaState
+from raftka.common.clock import monotonic_ms, wall_clock_ms
+from raftka.common.errors import (
+    InvalidRequestError,
+    NotEnoughReplicasAfterAppendError,
+    NotEnoughReplicasError,
+    RaftkaError,
+    RequestTimedOutError,
+    UnknownLeaderEpochError,
+)
+from raftka.common.metadata.topic_configs import topic_config_value
+from raftka.common.records import Buffer
+from raftka.v1.common_pb2 import ErrorCode
+
+IoRunner = Callable[..., Awaitable[Any]]
+"""Runs a blocking call off the event loop (:meth:`IoThreads.run`)."""
+
+EARLIEST_TIMESTAMP, LATEST_TIMESTAMP = -2, -1
+"""ListOffsets' special timestamps."""
+
+
+class NotLeaderOrFollowerError(RaftkaError):
+    """This broker does not lead the partition; ``leader_id``/``leader_epoch`` name who does."""
+
+    code = ErrorCode.NOT_LEADER_OR_FOLLOWER
+    retriable = True
+
+    def __init__(self, message: str, leader_id: int = -1, leader_epoch: int = -1) -> None:
+        super().__init__(message)
+        self.leader_id = leader_id
+        self.leader_epoch = leader_epoch
+
+
+class ClusterView(Protocol):
+    """What a partition needs to know of the cluster, and whom it tells of ISR changes."""
+
+    def broker_epoch_of(self, broker_id: int) -> int:
+        """The broker's current epoch in the metadata image (-1 if not registered)."""
+        ...
+
+    def is_active(self, broker_id: int) -> bool:
+        """Whether the broker is registered and unfenced (may join an ISR)."""
+        ...
+
+    def propose_isr(self, partition: Partition, proposal: IsrProposal) -> None:
+        """Send an ISR change the leader decided to the controller (AlterPartition)."""
+        ...
+
+
+class Partition:
+    """One partition replica on this broker."""
+
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        topic_id: str,
+        log: PartitionLog,
+        configs: dict[str, str],
+        *,
+        broker_id: int,
+        io: IoRunner,
+        cluster: ClusterView,
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.topic_id = topic_id
+        self.log = log
+        self.configs = configs
+        self.broker_id = broker_id
+        self._io = io
+        self._cluster = cluster
+        self.leader_epoch = -1
+        self.is_leader = False
+        self.leader_state: LeaderReplicaState | None = None
+        """Set while this broker leads the partition (by the replica manager)."""
+        self.append_lock = asyncio.Lock()
+        self.data_arrived = asyncio.Event()
+        self.hw_advanced = asyncio.Event()
+        self.alter_in_flight = False
+
+    def __str__(self) -> str:
+        return f"{self.topic}-{self.partition}"
+
+    @property
+    def min_insync_replicas(self) -> int:
+        value = topic_config_value(self.configs, "min.insync.replicas")
+        return int(value) if isinstance(value, int) else 1
+
+    @property
+    def high_watermark(self) -> int:
+        return self.log.high_watermark
+
+    # ================================================================== events
+
+    def notify_data(self) -> None:
+        """Wake every fetch waiting on this partition (they re-read and re-wait)."""
+        event, self.data_arrived = self.data_arrived, asyncio.Event()
+        event.set()
+
+    def notify_hw(self) -> None:
+        """Wake acks=all produces waiting for the high watermark (they re-check)."""
+        event, self.hw_advanced = self.hw_advanced, asyncio.Event()
+        event.set()
+
+    def publish_high_watermark(self) -> None:
+        """Moves the log's high watermark to the leader state's, waking whoever waits on it."""
+        state = self.leader_state
+        if state is not None and state.high_watermark > self.log.high_watermark:
+            self.log.set_high_watermark(min(state.high_watermark, self.log.log_end_offset))
+            self.notify_hw()
+            self.notify_data()
+
+    # ================================================================== produce
+
+    async def append(self, payload: Buffer, *, acks: int, timeout_s: float) -> AppendResult:
+        """Appends a producer's batches as leader. With ``acks=-1`` (all): refused up front
+        (NotEnoughReplicasError, nothing written) when the ISR is below
+        ``min.insync.replicas``, then waits for the high watermark to cover the batches
+        (see :meth:`wait_for_high_watermark`)."""
+        state = self.leader_state
+        if acks == -1 and state is not None and not state.has_enough_replicas():
+            raise NotEnoughReplicasError(
+                f"{self} has {len(state.isr)} in-sync replicas {list(state.isr)}, fewer than "
+                f"min.insync.replicas={state.min_insync_replicas}; nothing was written"
+            )
+        async with self.append_lock:
+            appended: AppendResult = await self._io(
+                self.log.append_as_leader,
+                payload,
+                leader_epoch=self.leader_epoch,
+                now_ms=wall_clock_ms(),
+            )
+            self.on_leader_append()
+        self.notify_data()
+        if acks == -1:
+            await self.wait_for_high_watermark(appended.last_offset + 1, timeout_s)
+        return appended
+
+    def on_leader_append(self) -> None:
+        state = self.leader_state
+        if state is not None and state.on_leader_append(self.log.log_end_offset):
+            self.publish_high_watermark()
+
+    async def wait_for_high_watermark(self, offset: int, timeout_s: float) -> None:
+        """Until the high watermark reaches ``offset`` (acks=all) with the ISR still at least
+        min.insync.replicas. Raises NotEnoughReplicasAfterAppendError when the ISR shrinks below
+        it (before or after the high watermark gets there), RequestTimedOutError, or
+        NotLeaderOrFollowerError if leadership moves while waiting."""
+        deadline_ms = monotonic_ms() + int(timeout_s * 1000)
+        while True:
+            state = self.leader_state
+            if state is None:
+                raise NotLeaderOrFollowerError(
+                    f"broker {self.broker_id} stopped leading {self} before the write was "
+                    "replicated; it may or may not be kept"
+                )
+            if len(state.maximal_isr) < state.min_insync_replicas:
+                raise NotEnoughReplicasAfterAppendError(
+                    f"{self}: written (up to offset {offset - 1}), but the ISR shrank to "
+                    f"{list(state.maximal_isr)}, below min.insync.replicas="
+                    f"{state.min_insync_replicas}, before it was replicated; retry (the write "
+                    "may be kept)"
+                )
+            if self.log.high_watermark >= offset:
+                return
+            remaining_ms = deadline_ms - monotonic_ms()
+            if remaining_ms <= 0:
+                raise RequestTimedOutError(
+                    f"{self}: the write was not replicated to the ISR within {timeout_s:g}s "
+                    f"(high watermark {self.log.high_watermark}, needed {offset})"
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.hw_advanced.wait(), remaining_ms / 1000)
+
+    # ================================================================== fetch
+
+    async def read(self, fetch_offset: int, max_bytes: int, *, min_one_batch: bool) -> FetchData:
+        """A consumer's read: whole batches up to the high watermark."""
+        data: FetchData = await self._io(
+            self.log.read, fetch_offset, max_bytes, min_one_batch=min_one_batch
+        )
+        return data
+
+    async def read_for_follower(
+        self,
+        replica: int,
+        replica_epoch: int,
+        current_leader_epoch: int,
+        fetch_offset: int,
+        last_fetched_epoch: int,
+        max_bytes: int,
+        *,
+        min_one_batch: bool,
+    ) -> FetchData | EpochEndOffset:
+        """A follower's fetch: checked (:meth:`check_follower`), then either the
+        DivergingEpoch to answer with (nothing read, no progress recorded) or, with the
+        follower's progress recorded, whole batches up to the log end."""
+        self.check_follower(replica, replica_epoch, current_leader_epoch)
+        plog = self.log
+        diverging = check_divergence(
+            plog.leader_epoch_cache,
+            plog.topic_partition,
+            plog.log_start_offset,
+            plog.log_end_offset,
+            fetch_offset,
+            last_fetched_epoch,
+        )
+        if diverging is not None:
+            return diverging
+        self.on_follower_fetch(replica, fetch_offset)
+        data: FetchData = await self._io(
+            plog.read,
+            fetch_offset,
+            max_bytes,
+            max_offset=plog.log_end_offset,
+            min_one_batch=min_one_batch,
+        )
+        return data
+
+    def check_follower(self, replica: int, replica_epoch: int, current_leader_epoch: int) -> None:
+        """A follower's fetch must come from a replica with a current broker epoch (KIP-903)
+        that knows the current leader epoch."""
+        state = self.leader_state
+        if state is None or replica not in state.replicas or replica == self.broker_id:
+            raise NotLeaderOrFollowerError(f"broker {replica} is not a follower of {self}")
+        current = self._cluster.broker_epoch_of(replica)
+        if replica_epoch != current:
+            raise NotLeaderOrFollowerError(
+                f"broker {replica} fetched with broker epoch {replica_epoch}, but its current "
+                f"epoch is {current}"
+            )
+        if 0 <= current_leader_epoch < self.leader_epoch:
+            raise StaleLeaderEpochError(
+                f"leader epoch {current_leader_epoch} is older than {self.leader_epoch}"
+            )
+        if current_leader_epoch > self.leader_epoch:
+            raise UnknownLeaderEpochError(
+                f"leader epoch {current_leader_epoch} is newer than this leader's "
+                f"{self.leader_epoch}: metadata has not reached broker {self.broker_id} yet"
+            )
+
+    def on_follower_fetch(self, replica: int, fetch_offset: int) -> None:
+        """Records a follower's log end offset: the high watermark may advance, and a caught-up
+        follower outside the ISR is proposed for it."""
+        state = self.leader_state
+        if state is None:
+            return
+        if state.on_follower_fetch(replica, fetch_offset, monotonic_ms()):
+            self.publish_high_watermark()
+        proposal = state.propose_expand(b for b in state.replicas if self._cluster.is_active(b))
+        if proposal is not None:
+            self._cluster.propose_isr(self, proposal)
+
+    # ================================================================== list offsets
+
+    async def list_offset(self, timestamp: int) -> tuple[int, int] | None:
+        """ListOffsets: (offset, timestamp) for EARLIEST (-2: the log start), LATEST (-1: the
+        high watermark; timestamp -1) or the first record at or after ``timestamp`` below the
+        high watermark (None when there is none)."""
+        if timestamp == EARLIEST_TIMESTAMP:
+            return self.log.log_start_offset, -1
+        if timestamp == LATEST_TIMESTAMP:
+            return self.log.high_watermark, -1
+        if timestamp < 0:
+            raise InvalidRequestError(
+                f"timestamp {timestamp}: use -1 (latest), -2 (earliest) or a time in ms"
+            )
+        found = await self._io(self.log.offset_for_timestamp, timestamp)
+        return None if found is None else (found.offset, found.timestamp)
+
+    def __repr__(self) -> str:
+        return (
+            f"Partition({self}, leader={self.is_leader}, leader_epoch={self.leader_epoch}, "
+            f"log={self.log!r})"
+        )
