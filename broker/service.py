@@ -31,7 +31,7 @@ from raftka.common.records.builder import build_batch
 from raftka.common.records.decoder import iter_records
 from raftka.common.records.errors import InvalidRecordError, UnsupportedCompressionError
 from raftka.common.rpc.status import rpc_errors
-from raftka.common.storage.errors import OffsetOutOfRangeError
+from raftka.common.storage.errors import LogOffsetOutOfRangeError
 from raftka.v1 import broker_pb2 as pb
 from raftka.v1.broker_pb2_grpc import BrokerServiceServicer
 from raftka.v1.common_pb2 import ErrorCode
@@ -300,7 +300,7 @@ class BrokerServicer(BrokerServiceServicer):
             result.last_stable_offset = data.high_watermark
             result.log_start_offset = data.log_start_offset
             return len(data.records), wait_on
-        except OffsetOutOfRangeError as e:
+        except LogOffsetOutOfRangeError as e:
             result.error_code = e.code
             result.error_message = (
                 f"{e.message}: seek to an offset in [log start, high watermark] and fetch again"

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+
+from raftka.common.ids import TopicPartition
+
+__all__ = ["RecordMetadata", "TopicPartition"]
 
 
-class TopicPartition(NamedTuple):
-    """One partition of a topic. A NamedTuple: hashable, ordered by (topic, partition), and it
-    unpacks as ``topic, partition = tp``."""
-
-    topic: str
-    partition: int
-
-    def __str__(self) -> str:
-        return f"{self.topic}-{self.partition}"
 
 
 @dataclass(frozen=True, slots=True)

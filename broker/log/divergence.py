@@ -7,7 +7,7 @@ from __future__ import annotations
 from raftka.broker.log.leader_epoch_cache import UNDEFINED_EPOCH, EpochEndOffset, LeaderEpochCache
 from raftka.common.errors import InvalidRequestError
 from raftka.common.ids import TopicPartition
-from raftka.common.storage import OffsetOutOfRangeError
+from raftka.common.storage import LogOffsetOutOfRangeError
 
 
 def check_divergence(
@@ -28,7 +28,7 @@ def check_divergence(
             f"{last_fetched_epoch}"
         )
     if fetch_offset < start:
-        raise OffsetOutOfRangeError(
+        raise LogOffsetOutOfRangeError(
             fetch_offset,
             start,
             end,
@@ -39,7 +39,7 @@ def check_divergence(
         )
     if last_fetched_epoch == UNDEFINED_EPOCH:
         if fetch_offset > end:
-            raise OffsetOutOfRangeError(
+            raise LogOffsetOutOfRangeError(
                 fetch_offset,
                 start,
                 end,

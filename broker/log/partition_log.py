@@ -60,7 +60,7 @@ from raftka.common.records import (
     read_batch_size,
 )
 from raftka.common.storage import (
-    OffsetOutOfRangeError,
+    LogOffsetOutOfRangeError,
     SegmentedLog,
     SegmentInfo,
     TimestampOffset,
@@ -511,7 +511,7 @@ class PartitionLog:
         starting at or after ``max_offset`` (default: the high watermark) is returned.
 
         Empty records when ``fetch_offset`` is at or past that bound but not past the log
-        end; OffsetOutOfRangeError (with the log start and end) when ``fetch_offset`` is
+        end; LogOffsetOutOfRangeError (with the log start and end) when ``fetch_offset`` is
         below the log start or above the log end.
         """
         hw = self._hw.value
@@ -519,7 +519,7 @@ class PartitionLog:
         seg = self._log
         start, end = seg.log_start_offset, seg.log_end_offset
         if not start <= fetch_offset <= end:
-            raise OffsetOutOfRangeError(fetch_offset, start, end)
+            raise LogOffsetOutOfRangeError(fetch_offset, start, end)
         if fetch_offset >= min(bound, end):
             return FetchData(b"", hw, start, end)
         result = seg.read(fetch_offset, max(max_bytes, 0))

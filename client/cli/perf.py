@@ -76,13 +76,13 @@ def _run_produce(args: argparse.Namespace) -> int:
 async def _produce(args: argparse.Namespace) -> int:
     import os
 
-    from raftka.client.cli.perf_report import Progress
+    from raftka.client.cli.perf_report import PerfProgress
     from raftka.client.cli.produce import open_producer
 
     payload = os.urandom(args.record_size)
     latencies: list[float] = []
     failures: list[BaseException] = []
-    progress = Progress("produce", interval_s=args.reporting_interval_ms / 1000)
+    progress = PerfProgress("produce", interval_s=args.reporting_interval_ms / 1000)
     size = len(payload)
 
     def acknowledged(sent_at: float) -> Callable[[asyncio.Future[Any]], None]:
@@ -164,7 +164,7 @@ def _run_consume(args: argparse.Namespace) -> int:
 
 async def _consume(args: argparse.Namespace) -> int:
     from raftka.client.cli.consume import chosen_partitions, open_consumer
-    from raftka.client.cli.perf_report import Progress
+    from raftka.client.cli.perf_report import PerfProgress
 
     latencies: list[float] = []
 
@@ -177,7 +177,7 @@ async def _consume(args: argparse.Namespace) -> int:
         consumer.assign(await chosen_partitions(consumer, args.topic, None))
         consumer.seek_to_beginning()
         consumer.add_fetch_listener(on_fetch)
-        progress = Progress("consume", interval_s=args.reporting_interval_ms / 1000)
+        progress = PerfProgress("consume", interval_s=args.reporting_interval_ms / 1000)
         idle_s = args.timeout_ms / 1000
         last = time.monotonic()
         while progress.records < args.messages:

@@ -27,7 +27,7 @@ def format_ms(seconds: float) -> str:
     return "n/a" if math.isnan(seconds) else f"{seconds * 1000:.1f} ms"
 
 
-class Progress:
+class PerfProgress:
     """Running totals of records and bytes, with a line to ``stream`` every ``interval_s``
     (call :meth:`maybe_report` often: after every poll or send)."""
 

@@ -5,7 +5,7 @@ from raftka.common.storage.config import LogConfig
 from raftka.common.storage.errors import (
     CorruptLogError,
     LogClosedError,
-    OffsetOutOfRangeError,
+    LogOffsetOutOfRangeError,
     StorageError,
     UnexpectedAppendOffsetError,
 )
@@ -20,9 +20,9 @@ __all__ = [
     "CorruptLogError",
     "LogClosedError",
     "LogConfig",
+    "LogOffsetOutOfRangeError",
     "LogSegment",
     "OffsetIndex",
-    "OffsetOutOfRangeError",
     "ReadResult",
     "SegmentInfo",
     "SegmentedLog",

@@ -17,7 +17,7 @@ class StorageError(RaftkaError):
     code = ErrorCode.KAFKA_STORAGE_ERROR
 
 
-class OffsetOutOfRangeError(StorageError):
+class LogOffsetOutOfRangeError(StorageError):
     """An offset outside the log's readable range [log_start_offset, log_end_offset)."""
 
     code = ErrorCode.OFFSET_OUT_OF_RANGE

@@ -43,7 +43,7 @@ from raftka.common.storage.config import LogConfig
 from raftka.common.storage.errors import (
     CorruptLogError,
     LogClosedError,
-    OffsetOutOfRangeError,
+    LogOffsetOutOfRangeError,
 )
 from raftka.common.storage.prepare import prepare_append
 from raftka.common.storage.recovery import load_segments, tidy_directory
@@ -382,7 +382,7 @@ class SegmentedLog:
 
     def read(self, offset: int, max_bytes: int) -> ReadResult:
         """Whole batches from the one holding ``offset``, up to ``max_bytes`` (but at least
-        one batch), from a single segment. Raises OffsetOutOfRangeError unless
+        one batch), from a single segment. Raises LogOffsetOutOfRangeError unless
         log_start_offset <= offset < log_end_offset."""
         with self._lock:
             self._check_open()
@@ -461,7 +461,7 @@ class SegmentedLog:
 
     def _check_readable(self, offset: int) -> None:
         if not self._log_start <= offset < self._leo:
-            raise OffsetOutOfRangeError(offset, self._log_start, self._leo)
+            raise LogOffsetOutOfRangeError(offset, self._log_start, self._leo)
 
     def _locate(self, offset: int) -> tuple[LogSegment, int, BatchHeader]:
         segment = self._segments[bisect_right(self._bases, offset) - 1]
@@ -525,7 +525,7 @@ class SegmentedLog:
             if offset <= self._log_start:
                 return 0
             if offset > self._leo:
-                raise OffsetOutOfRangeError(offset, self._log_start, self._leo)
+                raise LogOffsetOutOfRangeError(offset, self._log_start, self._leo)
             if offset == self._leo and not self._segments[-1].is_empty:
                 self._roll(self._clock(), "delete_before")
             self._log_start = offset

@@ -21,7 +21,7 @@ from pathlib import Path
 from raftka.ops.experiments import order_rules, value_rules
 from raftka.ops.experiments.history import History, InvalidHistoryError, Operation, Outcome
 from raftka.ops.experiments.result import Anomaly, AnomalyKind, CheckResult, Counts
-from raftka.ops.experiments.views import HistoryIndex, PartitionView, index_history
+from raftka.ops.experiments.views import HistoryIndex, PartitionHistory, index_history
 
 _KIND_ORDER = {kind: i for i, kind in enumerate(AnomalyKind)}
 
@@ -44,7 +44,7 @@ def check(history: Iterable[Operation]) -> CheckResult:
     return CheckResult(tuple(anomalies), _counts(index, anomalies), tuple(unchecked))
 
 
-def _check_partition(view: PartitionView, index: HistoryIndex) -> list[Anomaly]:
+def _check_partition(view: PartitionHistory, index: HistoryIndex) -> list[Anomaly]:
     return [
         *value_rules.lost_writes(view),
         *value_rules.vanished(view, index.sends),

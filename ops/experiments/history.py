@@ -56,7 +56,7 @@ class Outcome(Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class Record:
+class ReadRecord:
     """One record a read returned."""
 
     offset: Offset
@@ -80,7 +80,7 @@ class Operation:
     """The offset an OK SEND was acknowledged at."""
     from_offset: Offset | None = None
     """The offset a POLL fetched from."""
-    records: tuple[Record, ...] = ()
+    records: tuple[ReadRecord, ...] = ()
     """What an OK POLL or FINAL_READ returned, in the order it returned them."""
     error: str = ""
     """Why a SEND failed or is indeterminate (an error code name, "timeout"); informational."""
@@ -288,13 +288,13 @@ class History:
         return history
 
 
-def _records(pairs: Iterable[object]) -> tuple[Record, ...]:
+def _records(pairs: Iterable[object]) -> tuple[ReadRecord, ...]:
     records = []
     for pair in pairs:
         if not isinstance(pair, list | tuple) or len(pair) != 2:
             raise InvalidHistoryError(f"a record is an [offset, value] pair, got {pair!r}")
         offset, value = pair
-        records.append(Record(Offset(_typed(offset, int, "offset")), _typed(value, str, "value")))
+        records.append(ReadRecord(Offset(_typed(offset, int, "offset")), _typed(value, str, "value")))
     return tuple(records)
 
 

@@ -19,10 +19,10 @@ from itertools import pairwise
 from raftka.common.ids import Offset
 from raftka.ops.experiments.history import Operation, OpKind, Outcome
 from raftka.ops.experiments.result import Anomaly, AnomalyKind
-from raftka.ops.experiments.views import PartitionView
+from raftka.ops.experiments.views import PartitionHistory
 
 
-def producer_order(view: PartitionView) -> list[Anomaly]:
+def producer_order(view: PartitionHistory) -> list[Anomaly]:
     """One anomaly per acknowledged send ``b`` that the log places before some earlier
     acknowledged send ``a`` of the same producer. O(n log n): sweeping ``b`` in invoke order
     while folding in every ``a`` that completed before it, keeping the one placed last."""
@@ -63,7 +63,7 @@ def producer_order(view: PartitionView) -> list[Anomaly]:
     return found
 
 
-def nonmonotonic_reads(view: PartitionView) -> list[Anomaly]:
+def nonmonotonic_reads(view: PartitionHistory) -> list[Anomaly]:
     """One anomaly per poll or final read whose offsets do not strictly increase from where it
     started (a poll's ``from_offset``, a final read's 0), naming the first offending pair."""
     found = []
@@ -87,7 +87,7 @@ def nonmonotonic_reads(view: PartitionView) -> list[Anomaly]:
     return found
 
 
-def poll_skips(view: PartitionView) -> list[Anomaly]:
+def poll_skips(view: PartitionHistory) -> list[Anomaly]:
     """One anomaly per poll that skips offsets the final read holds and the same consumer never
     reads. Counting by bisection keeps a clean poll O(log n)."""
     if view.final is None:
@@ -125,7 +125,7 @@ def poll_skips(view: PartitionView) -> list[Anomaly]:
     return found
 
 
-def _skip(view: PartitionView, poll: Operation, start: int, skipped: Sequence[Offset]) -> Anomaly:
+def _skip(view: PartitionHistory, poll: Operation, start: int, skipped: Sequence[Offset]) -> Anomaly:
     values = tuple(view.final_values[o] for o in skipped)
     got = (
         f"offsets {poll.records[0].offset}..{poll.records[-1].offset}"

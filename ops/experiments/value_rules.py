@@ -1,7 +1,7 @@
 """The rules about which values a partition holds and where: lost writes, vanished values,
 duplicates, offset mismatches and reads of values that were never (successfully) sent.
 
-Each rule looks at one :class:`PartitionView` and reports one anomaly per value (or, for offset
+Each rule looks at one :class:`PartitionHistory` and reports one anomaly per value (or, for offset
 mismatches, per offset), so a fault that spoils many records shows as many anomalies. The rules
 are independent: one fault can break several (an acknowledged value missing from the final read
 that a poll had returned is both a lost write and a vanished value).
@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping
 from raftka.common.ids import Offset
 from raftka.ops.experiments.history import Operation, Outcome
 from raftka.ops.experiments.result import Anomaly, AnomalyKind
-from raftka.ops.experiments.views import PartitionView
+from raftka.ops.experiments.views import PartitionHistory
 
 
-def lost_writes(view: PartitionView) -> list[Anomaly]:
+def lost_writes(view: PartitionHistory) -> list[Anomaly]:
     """Acknowledged sends whose value the final read does not hold. Without a final read
     nothing can be called lost (the partition is reported as unchecked instead)."""
     final = view.final
@@ -45,7 +45,7 @@ def lost_writes(view: PartitionView) -> list[Anomaly]:
     return found
 
 
-def vanished(view: PartitionView, sends: Mapping[str, Operation]) -> list[Anomaly]:
+def vanished(view: PartitionHistory, sends: Mapping[str, Operation]) -> list[Anomaly]:
     """Values a read returned that the final read no longer holds. Values whose send failed or
     never reached this partition are left to :func:`unacknowledged_reads`: their absence from
     the final read is right, the earlier read was the anomaly."""
@@ -74,7 +74,7 @@ def vanished(view: PartitionView, sends: Mapping[str, Operation]) -> list[Anomal
     return found
 
 
-def duplicates(view: PartitionView) -> list[Anomaly]:
+def duplicates(view: PartitionHistory) -> list[Anomaly]:
     """Values read at more than one offset (in the final read or across any reads)."""
     return [
         Anomaly(
@@ -89,7 +89,7 @@ def duplicates(view: PartitionView) -> list[Anomaly]:
     ]
 
 
-def offset_mismatches(view: PartitionView) -> list[Anomaly]:
+def offset_mismatches(view: PartitionHistory) -> list[Anomaly]:
     """Offsets that reads and acknowledgements give different values (Jepsen's inconsistent
     offsets), and acknowledged values that are read only at offsets other than their own."""
     acked: dict[Offset, list[str]] = {}
@@ -133,7 +133,7 @@ def offset_mismatches(view: PartitionView) -> list[Anomaly]:
     return found
 
 
-def unacknowledged_reads(view: PartitionView, sends: Mapping[str, Operation]) -> list[Anomaly]:
+def unacknowledged_reads(view: PartitionHistory, sends: Mapping[str, Operation]) -> list[Anomaly]:
     """Reads of a value that was never sent to this partition, whose send failed definitely, or
     that a read returned before its send was even invoked."""
     found = []

@@ -17,7 +17,7 @@ from raftka.ops.experiments.history import (
 
 
 @dataclass(slots=True)
-class PartitionView:
+class PartitionHistory:
     """Everything the rules need about one partition. Only reads that returned (outcome OK)
     are indexed: a failed or timed-out read says nothing about the log."""
 
@@ -64,9 +64,9 @@ class HistoryIndex:
     operations: int
     sends: dict[str, Operation]
     """Value -> the send that wrote it."""
-    partitions: dict[TopicPartition, PartitionView]
+    partitions: dict[TopicPartition, PartitionHistory]
 
-    def view(self, partition: TopicPartition) -> PartitionView:
+    def view(self, partition: TopicPartition) -> PartitionHistory:
         return self.partitions[partition]
 
 
@@ -74,13 +74,13 @@ def index_history(ops: Iterable[Operation]) -> HistoryIndex:
     """Groups ``ops`` by partition. Raises :class:`InvalidHistoryError` when a value is sent
     twice: values must be unique for the checker to tell records apart."""
     sends: dict[str, Operation] = {}
-    partitions: dict[TopicPartition, PartitionView] = {}
+    partitions: dict[TopicPartition, PartitionHistory] = {}
     count = 0
     for op in ops:
         count += 1
         view = partitions.get(op.partition)
         if view is None:
-            view = partitions[op.partition] = PartitionView(op.partition)
+            view = partitions[op.partition] = PartitionHistory(op.partition)
         if op.kind is OpKind.SEND:
             assert op.value is not None  # Operation enforces it
             earlier = sends.get(op.value)

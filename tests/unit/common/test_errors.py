@@ -65,7 +65,7 @@ INTENDED: dict[type[errors.RaftkaError], tuple[str, bool, grpc.StatusCode]] = {
     ),
     record_errors.RecordTooLargeError: ("MESSAGE_TOO_LARGE", False, S.INVALID_ARGUMENT),
     storage_errors.StorageError: ("KAFKA_STORAGE_ERROR", False, S.INTERNAL),
-    storage_errors.OffsetOutOfRangeError: ("OFFSET_OUT_OF_RANGE", False, S.OUT_OF_RANGE),
+    storage_errors.LogOffsetOutOfRangeError: ("OFFSET_OUT_OF_RANGE", False, S.OUT_OF_RANGE),
     storage_errors.UnexpectedAppendOffsetError: (
         "INVALID_REQUEST",
         False,
@@ -140,8 +140,8 @@ def test_round_trip_keeps_code_and_message(cls: type[errors.RaftkaError]) -> Non
 
 
 def test_round_trip_classes() -> None:
-    out_of_range = _received(storage_errors.OffsetOutOfRangeError(7, 1, 5))
-    assert isinstance(out_of_range, storage_errors.OffsetOutOfRangeError)
+    out_of_range = _received(storage_errors.LogOffsetOutOfRangeError(7, 1, 5))
+    assert isinstance(out_of_range, storage_errors.LogOffsetOutOfRangeError)
     assert out_of_range.message == "offset 7 is outside the log range [1, 5)"
     assert out_of_range.offset == storage_errors.UNKNOWN_OFFSET
     corrupt = _received(record_errors.CorruptRecordError("CRC-32C mismatch"))

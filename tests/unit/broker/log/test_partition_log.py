@@ -21,7 +21,7 @@ from raftka.common.records import (
     set_partition_leader_epoch,
     split_batches,
 )
-from raftka.common.storage import LogClosedError, OffsetOutOfRangeError, SegmentedLog
+from raftka.common.storage import LogClosedError, LogOffsetOutOfRangeError, SegmentedLog
 from tests.unit.broker.log.test_validator import BAD_INPUTS
 from tests.unit.broker.support import (
     OTHER_TOPIC_ID,
@@ -213,7 +213,7 @@ def test_out_of_range_fetch_offsets(tmp_path: Path) -> None:
     plog.append_as_leader(batch(3), leader_epoch=1, now_ms=NOW)
     assert plog.read(3, 1 << 20).records == b""  # at the log end: nothing yet
     for offset in (4, 100, -1):
-        with pytest.raises(OffsetOutOfRangeError) as info:
+        with pytest.raises(LogOffsetOutOfRangeError) as info:
             plog.read(offset, 1 << 20)
         assert (info.value.offset, info.value.log_start_offset, info.value.log_end_offset) == (
             offset,
@@ -229,7 +229,7 @@ def test_empty_log(tmp_path: Path) -> None:
     assert (plog.earliest_offset, plog.latest_offset, plog.log_end_offset) == (0, 0, 0)
     fetched = plog.read(0, 100)
     assert (fetched.records, fetched.high_watermark, fetched.log_end_offset) == (b"", 0, 0)
-    with pytest.raises(OffsetOutOfRangeError):
+    with pytest.raises(LogOffsetOutOfRangeError):
         plog.read(1, 100)
     assert plog.offset_for_timestamp(0) is None
     plog.close()

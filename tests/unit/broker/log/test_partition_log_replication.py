@@ -32,7 +32,7 @@ from raftka.common.records import (
     set_partition_leader_epoch,
     split_batches,
 )
-from raftka.common.storage import OffsetOutOfRangeError, UnexpectedAppendOffsetError
+from raftka.common.storage import LogOffsetOutOfRangeError, UnexpectedAppendOffsetError
 from tests.unit.broker.support import T0, batch, open_partition
 
 NOW = T0 + 5_000
@@ -422,7 +422,7 @@ def test_divergence_check_edges(tmp_path: Path) -> None:
     assert divergence_check(leader, 2, 1) == EpochEndOffset(1, 0)
     # No epoch: offsets inside [log start, log end] only.
     assert divergence_check(leader, 6, -1) is None
-    with pytest.raises(OffsetOutOfRangeError, match="past the log end offset 6"):
+    with pytest.raises(LogOffsetOutOfRangeError, match="past the log end offset 6"):
         divergence_check(leader, 7, -1)
     with pytest.raises(InvalidRequestError):
         divergence_check(leader, -1, 2)
@@ -432,7 +432,7 @@ def test_divergence_check_edges(tmp_path: Path) -> None:
     leader.set_high_watermark(6)
     leader.truncate_fully_and_start_at(50)
     write(leader, 6, 2)  # 50..51
-    with pytest.raises(OffsetOutOfRangeError, match="below the log start offset 50") as info:
+    with pytest.raises(LogOffsetOutOfRangeError, match="below the log start offset 50") as info:
         divergence_check(leader, 6, 5)
     assert (info.value.log_start_offset, info.value.log_end_offset) == (50, 52)
     assert divergence_check(leader, 50, -1) is None

@@ -7,7 +7,7 @@ import pytest
 from raftka.broker.log.config import PartitionLogConfig
 from raftka.broker.log.partition_log import PartitionLog
 from raftka.broker.log.retention import apply_retention, retention_start_offset
-from raftka.common.storage import OffsetOutOfRangeError, SegmentInfo
+from raftka.common.storage import LogOffsetOutOfRangeError, SegmentInfo
 from tests.unit.broker.support import T0, FakeClock, batch, open_partition
 
 # Each batch is about 180 bytes, so with segment.bytes=200 every batch gets its own segment.
@@ -32,7 +32,7 @@ def test_retention_by_time_deletes_old_segments(tmp_path: Path) -> None:
     # Segments whose largest timestamp is more than 7.5 s older than now: T0, T0+1s, T0+2s.
     assert apply_retention([plog], T0 + 10_000) == 3
     assert (plog.log_start_offset, plog.earliest_offset, plog.log_end_offset) == (3, 3, 5)
-    with pytest.raises(OffsetOutOfRangeError) as info:
+    with pytest.raises(LogOffsetOutOfRangeError) as info:
         plog.read(0, 1 << 20)
     assert (info.value.log_start_offset, info.value.log_end_offset) == (3, 5)
     assert plog.read(3, 1 << 20).records != b""

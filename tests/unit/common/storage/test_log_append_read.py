@@ -21,7 +21,7 @@ from raftka.common.records import (
 from raftka.common.records.batch import write_crc
 from raftka.common.storage import (
     LogClosedError,
-    OffsetOutOfRangeError,
+    LogOffsetOutOfRangeError,
     SegmentedLog,
     UnexpectedAppendOffsetError,
 )
@@ -94,13 +94,13 @@ def test_read_returns_whole_batches_up_to_max_bytes_but_at_least_one(tmp_path: P
 
 def test_read_outside_the_log_raises(tmp_path: Path) -> None:
     log = open_log(tmp_path, initial_start_offset=1)
-    with pytest.raises(OffsetOutOfRangeError) as info:
+    with pytest.raises(LogOffsetOutOfRangeError) as info:
         log.read(1, 100)
     assert (info.value.log_start_offset, info.value.log_end_offset) == (1, 1)
     log.append(batch(2))
-    with pytest.raises(OffsetOutOfRangeError, match=r"offset 0 is outside the log range \[1, 3\)"):
+    with pytest.raises(LogOffsetOutOfRangeError, match=r"offset 0 is outside the log range \[1, 3\)"):
         log.read(0, 100)
-    with pytest.raises(OffsetOutOfRangeError):
+    with pytest.raises(LogOffsetOutOfRangeError):
         log.read(3, 100)
     assert log.read(2, 100).base_offset == 1
 
@@ -183,7 +183,7 @@ def test_iter_batches_and_header_at(tmp_path: Path) -> None:
     for base, _, view in log.iter_batches(0):
         assert validate(view).base_offset == base
     assert list(log.iter_batches(20)) == []
-    with pytest.raises(OffsetOutOfRangeError):
+    with pytest.raises(LogOffsetOutOfRangeError):
         log.iter_batches(21)
     assert log.batch_header_at(13).base_offset == 12
 

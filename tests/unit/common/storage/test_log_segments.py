@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from raftka.common.records import BatchHeader, RecordTooLargeError, build_batch, iter_records
-from raftka.common.storage import LogClosedError, LogConfig, OffsetOutOfRangeError, SegmentedLog
+from raftka.common.storage import LogClosedError, LogConfig, LogOffsetOutOfRangeError, SegmentedLog
 from raftka.common.storage.files import segment_paths
 from tests.unit.common.storage.support import FakeClock, batch, open_log
 
@@ -93,7 +93,7 @@ def test_truncate_to_across_segments(tmp_path: Path) -> None:
     assert list(log.segment_base_offsets) == [0, 3, 6, 9, 12]
     assert log_files(tmp_path) == [f"{b:020d}.log" for b in (0, 3, 6, 9, 12)]
     assert log.recovery_point == 12
-    with pytest.raises(OffsetOutOfRangeError):
+    with pytest.raises(LogOffsetOutOfRangeError):
         log.read(12, 100)
     info = log.append(batch(2, tag=99))
     assert (info.base_offset, info.last_offset) == (12, 13)
@@ -138,12 +138,12 @@ def test_delete_before(tmp_path: Path) -> None:
     assert log.delete_before(7) == 2
     assert log.log_start_offset == 7
     assert list(log.segment_base_offsets) == [6, 9, 12, 15]
-    with pytest.raises(OffsetOutOfRangeError):
+    with pytest.raises(LogOffsetOutOfRangeError):
         log.read(6, 100)
     result = log.read(7, 1)
     assert result.base_offset == 6  # the stored batch that holds offset 7
     assert log.delete_before(5) == 0
-    with pytest.raises(OffsetOutOfRangeError):
+    with pytest.raises(LogOffsetOutOfRangeError):
         log.delete_before(19)
     log.close()
     reopened = SegmentedLog.open(tmp_path)

@@ -20,7 +20,7 @@ from raftka.ops.experiments.history import (
     Operation,
     OpKind,
     Outcome,
-    Record,
+    ReadRecord,
 )
 from raftka.ops.experiments.result import AnomalyKind, CheckResult
 
@@ -223,7 +223,7 @@ def test_random_valid_histories_check_clean(seed: int) -> None:
     assert result.counts.acknowledged > 0 and result.counts.polls > 0
 
 
-def corrupt_final(history: History, seed: int, change: str) -> tuple[History, list[Record]]:
+def corrupt_final(history: History, seed: int, change: str) -> tuple[History, list[ReadRecord]]:
     """Rewrites one final read of ``history``: drops, duplicates or swaps acknowledged values.
     Returns the new history and the records the change touched."""
     rng = random.Random(seed)
@@ -236,12 +236,12 @@ def corrupt_final(history: History, seed: int, change: str) -> tuple[History, li
     if change == "drop":
         del records[picks[0]]
     elif change == "duplicate":
-        records.append(Record(Offset(records[-1].offset + 1), touched[0].value))
+        records.append(ReadRecord(Offset(records[-1].offset + 1), touched[0].value))
     else:
         a, b = picks
         records[a], records[b] = (
-            Record(records[a].offset, records[b].value),
-            Record(records[b].offset, records[a].value),
+            ReadRecord(records[a].offset, records[b].value),
+            ReadRecord(records[b].offset, records[a].value),
         )
     changed = dataclasses.replace(target, records=tuple(records))
     return History([changed if op is target else op for op in history]), touched
@@ -270,7 +270,7 @@ def test_an_injected_phantom_is_detected() -> None:
     history = random_history(3)
     last = history.operations[-1]
     end = last.records[-1].offset + 1 if last.records else 0
-    phantom = dataclasses.replace(last, records=(*last.records, Record(Offset(end), "ghost")))
+    phantom = dataclasses.replace(last, records=(*last.records, ReadRecord(Offset(end), "ghost")))
     result = check(History([*history.operations[:-1], phantom]))
     assert [(a.kind, a.values) for a in result.anomalies] == [
         (AnomalyKind.UNACKNOWLEDGED_READ, ("ghost",))
