@@ -14,6 +14,7 @@ from typing import Any, TypeAlias
 
 import grpc
 
+from raftka.broker.clients import ClientLog
 from raftka.broker.log.leader_epoch_cache import EpochEndOffset
 from raftka.broker.metadata_follower import MetadataFollower
 from raftka.broker.partition import NotLeaderOrFollowerError, Partition
@@ -71,11 +72,13 @@ class BrokerServicer(BrokerServiceServicer):
         self._cluster_id = cluster_id
         self._replicas = replicas
         self._follower = follower
+        self._clients = ClientLog()
 
     # ---- metadata ----
 
     @rpc_errors
     async def Metadata(self, request: pb.MetadataRequest, context: Context) -> pb.MetadataResponse:
+        self._clients.saw(context, "Metadata")
         image = self._follower.image
         response = pb.MetadataResponse(
             cluster_id=self._cluster_id, controller_id=-1, metadata_index=self._follower.index
@@ -125,6 +128,7 @@ class BrokerServicer(BrokerServiceServicer):
 
     @rpc_errors
     async def Produce(self, request: pb.ProduceRequest, context: Context) -> pb.ProduceResponse:
+        self._clients.saw(context, "Produce")
         if request.acks not in VALID_ACKS:
             response = pb.ProduceResponse()
             for t in request.topics:
@@ -212,6 +216,8 @@ class BrokerServicer(BrokerServiceServicer):
             bad = next(f"{t}-{p.partition}" for t, p in wanted if p.fetch_offset < 0)
             raise InvalidRequestError(f"fetch_offset of {bad} is negative")
         replica = request.replica_id if request.HasField("replica_id") else -1
+        if replica < 0:
+            self._clients.saw(context, "Fetch")
         if replica >= 0 and not await FAULTS.admit(
             FaultPath.REPLICATION, replica, Direction.INBOUND
         ):
