@@ -53,6 +53,8 @@ class NodeView:
     snapshot_term: Term = _NO_TERM
     entries: Sequence[Entry] = ()
     sm: ListStateMachine | None = None
+    applied: Index = _NO_INDEX
+    """The runtime's applied index (NOOPs included)."""
 
 
 CommittedRecord = tuple[Term, EntryKind, bytes]
@@ -185,8 +187,8 @@ class InvariantChecker:
             for it in items[tr.sm_checked :]:
                 self._record(it.index, (it.term, EntryKind.NORMAL, it.data), where + " (applied)")
             tr.sm_checked = len(items)
-            if sm.applied_index > v.commit:
-                self._fail(f"{where}: applied {sm.applied_index} past commit {v.commit}")
+        if v.applied > v.commit:
+            self._fail(f"{where}: applied {v.applied} past commit {v.commit}")
 
     def _record(self, index: int, rec: CommittedRecord, where: str) -> None:
         held = self.committed.get(index)
