@@ -180,6 +180,9 @@ class Cluster:
         self.checker.observe(node.view(), f"{what} at t={self.now}")
 
     def _transmit(self, m: Message) -> None:
+        st = self.nodes[m.src].storage
+        durable_meta = st.snapshot.meta if st.snapshot is not None else None
+        self.checker.observe_send(m, st.hard_state, durable_meta, st.entries, f"at t={self.now}")
         for when in self.net.fates(m, self.now):
             self.at(when, partial(self._deliver, m))
 

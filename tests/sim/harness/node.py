@@ -167,6 +167,8 @@ class SimNode:
         except _Crashed:
             self.crash(rng)
             return False
+        finally:
+            self.outbox.crash_after = None
         if point is CrashPoint.BEFORE_APPLY and (rd.committed or rd.snapshot is not None):
             self.crash(rng)
             return False
