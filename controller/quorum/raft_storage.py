@@ -5,12 +5,14 @@ The Raft log uses the same segmented log of Kafka v2 record batches as partition
 epoch is the entry's term and whose single record holds the entry's data; NOOP entries are
 control batches. Torn tails are found by CRC and cut when the log is opened.
 
-All methods block (disk I/O and fsync); the runtime calls them off the event loop.
+All methods block (disk I/O and fsync); the runtime calls them off the event loop. RaftStorage
+is the production ``RaftLogStore`` (raftka.controller.quorum.ports).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
@@ -63,6 +65,7 @@ class RaftStorage:
             ),
         )
         self.bytes_since_snapshot = 0
+        self._log_dirty = False
 
     def load(self) -> PersistedState:
         """Read everything back after a start (clean or after kill -9)."""
@@ -92,11 +95,23 @@ class RaftStorage:
         hard_state: HardState | None,
         snapshot: Snapshot | None,
         truncate_from: Index | None,
-        entries: list[Entry] | tuple[Entry, ...],
+        entries: Sequence[Entry],
     ) -> None:
-        """Make a Ready's state durable before its messages go out: term and vote first (an
-        entry is never on disk with a term the node has not recorded), then a received
-        snapshot, truncation of a conflicting suffix, new entries, and one fsync of the log."""
+        """Make a Ready's state durable before its messages go out: ``write``, then ``sync``."""
+        self.write(hard_state, snapshot, truncate_from, entries)
+        self.sync()
+
+    def write(
+        self,
+        hard_state: HardState | None,
+        snapshot: Snapshot | None,
+        truncate_from: Index | None,
+        entries: Sequence[Entry],
+    ) -> None:
+        """Term and vote first (an entry is never on disk with a term the node has not
+        recorded; the hard state file is replaced atomically and fsynced), then a received
+        snapshot, truncation of a conflicting suffix, and new entries, which ``sync`` makes
+        durable."""
         if hard_state is not None:
             self.hard_state_file.save(hard_state)
         if snapshot is not None:
@@ -113,9 +128,15 @@ class RaftStorage:
             self.log.append(payload, assign_offsets=False)
             self.bytes_since_snapshot += len(payload)
         if entries or truncate_from is not None or snapshot is not None:
+            self._log_dirty = True
+
+    def sync(self) -> None:
+        """fsync the log if ``write`` changed it."""
+        if self._log_dirty:
             # fsync the data only: the recovery-point checkpoint would cost a file write,
             # rename and directory fsync per entry, and recovery rescans a short tail anyway.
             self.log.flush(checkpoint=False)
+            self._log_dirty = False
 
     def compact(self, snapshot: Snapshot) -> None:
         """A snapshot of applied state was taken: save it and drop the log below it."""

@@ -1,8 +1,10 @@
 """Drives one sans-I/O Raft node with a real clock, disk and network, on one asyncio loop.
 
-Every Ready is handled in the order Raft needs: persist (fsync, off the event loop), then send,
-then apply committed entries to the state machine. A proposal's future resolves once its entry
-commits and is applied, or fails if leadership is lost first.
+Each Ready is handled by the shared ``ReadyProcessor`` (ready_processor.py), in the order Raft
+needs: persist (write and fsync, off the event loop), then send, then apply committed entries
+to the state machine. This module only adds the asyncio around it: a tick timer, a wake-up
+event, threads for blocking disk calls, and futures for proposals. A proposal's future
+resolves once its entry commits and is applied, or fails if leadership is lost first.
 """
 
 from __future__ import annotations
@@ -10,47 +12,25 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Sequence
-from typing import Protocol
 
 import structlog
 
-from raftka.common.ids import Index, NodeId, Term
+from raftka.common.ids import Index, NodeId
 from raftka.common.tasks import cancel_and_wait
-from raftka.controller.quorum.raft_storage import RaftStorage
-from raftka.controller.quorum.transport import RaftTransport
+from raftka.controller.quorum.ports import PeerTransport, RaftLogStore
+from raftka.controller.quorum.ready_processor import (
+    LeaderListener,
+    LeadershipLost,
+    ReadyProcessor,
+    StateMachine,
+)
 from raftka.controller.raft.config import RaftConfig
 from raftka.controller.raft.errors import NotLeader
 from raftka.controller.raft.messages import Message
 from raftka.controller.raft.node import RaftNode
-from raftka.controller.raft.ready import Ready
-from raftka.controller.raft.status import Role, Status
-from raftka.controller.raft.types import Entry, EntryKind, Snapshot, SnapshotMeta
+from raftka.controller.raft.status import Status
 
 log = structlog.get_logger(__name__)
-
-
-class StateMachine(Protocol):
-    def apply(self, entry: Entry) -> None:
-        """Apply one committed NORMAL entry."""
-
-    def restore(self, snapshot: Snapshot) -> None:
-        """Replace all state with a snapshot's."""
-
-    def take_snapshot(self) -> bytes:
-        """Serialize the state as of the last applied entry."""
-
-
-class LeadershipLost(Exception):
-    """The proposal's fate is unknown: this node stopped leading before it committed."""
-
-    def __init__(self, leader_id: NodeId | None) -> None:
-        super().__init__("leadership changed before the proposal committed")
-        self.leader_id = leader_id
-
-
-LeaderListener = Callable[[Term | None], None]
-"""Called with the term when this node becomes a leader whose earlier entries are all applied,
-and with None when it stops leading."""
 
 
 class QuorumRuntime:
@@ -60,46 +40,36 @@ class QuorumRuntime:
         node_id: NodeId,
         voters: Sequence[NodeId],
         raft_config: RaftConfig,
-        storage: RaftStorage,
-        transport: RaftTransport,
+        storage: RaftLogStore,
+        transport: PeerTransport,
         state_machine: StateMachine,
         tick_s: float,
         snapshot_after_bytes: int,
         rng: random.Random | None = None,
     ) -> None:
         self.node_id = node_id
-        self._voters = tuple(voters)
-        self._raft_config = raft_config
         self._storage = storage
         self._transport = transport
-        self._sm = state_machine
         self._tick_s = tick_s
-        self._snapshot_after_bytes = snapshot_after_bytes
         self._rng = rng or random.Random()
-        self._node: RaftNode | None = None
+        self._processor = ReadyProcessor(
+            node_id=node_id,
+            voters=voters,
+            raft_config=raft_config,
+            storage=storage,
+            outbox=transport,
+            state_machine=state_machine,
+            snapshot_due=lambda: storage.bytes_since_snapshot >= snapshot_after_bytes,
+        )
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._pending: dict[Index, tuple[Term, asyncio.Future[Index]]] = {}
-        self._leader_listeners: list[LeaderListener] = []
-        self._commit_listeners: list[Callable[[], None]] = []
-        self._role = Role.FOLLOWER
-        self._term = Term(0)
-        self._leader_id: NodeId | None = None
-        self._leader_ready_term: Term | None = None
-        self._applied = Index(0)
-        self._applied_term = Term(0)
         self.last_contact: dict[NodeId, float] = {}
 
     # ---- lifecycle ----
 
     async def start(self) -> None:
         persisted = await asyncio.to_thread(self._storage.load)
-        if persisted.snapshot is not None:
-            self._sm.restore(persisted.snapshot)
-            self._applied = persisted.snapshot.meta.index
-            self._applied_term = persisted.snapshot.meta.term
-        self._node = RaftNode(self.node_id, self._voters, self._raft_config, persisted, self._rng)
-        self._term = persisted.hard_state.term
+        self._processor.open(persisted, self._rng)
         self._transport.start()
         self._tasks = [
             asyncio.create_task(self._tick_loop(), name="raft-tick"),
@@ -109,7 +79,7 @@ class QuorumRuntime:
 
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
-        self._fail_pending(None)
+        self._processor.fail_pending(None)
         await self._transport.close()
         await asyncio.to_thread(self._storage.close)
 
@@ -117,9 +87,12 @@ class QuorumRuntime:
 
     @property
     def node(self) -> RaftNode:
-        if self._node is None:
-            raise RuntimeError("the quorum runtime has not started")
-        return self._node
+        return self._processor.node
+
+    @property
+    def processor(self) -> ReadyProcessor:
+        """The shared Ready handling this runtime drives."""
+        return self._processor
 
     def deliver(self, msg: Message) -> None:
         self.node.step(msg)
@@ -131,7 +104,7 @@ class QuorumRuntime:
         (outcome unknown). Raises NotLeader / LeadershipTransferInProgress synchronously."""
         index, term = self.node.propose(data)
         future: asyncio.Future[Index] = asyncio.get_running_loop().create_future()
-        self._pending[index] = (term, future)
+        self._processor.track(index, term, future)
         self._wake.set()
         return index, future
 
@@ -140,11 +113,11 @@ class QuorumRuntime:
         self._wake.set()
 
     def add_leader_listener(self, listener: LeaderListener) -> None:
-        self._leader_listeners.append(listener)
+        self._processor.leader_listeners.append(listener)
 
     def add_commit_listener(self, listener: Callable[[], None]) -> None:
         """Called after each batch of committed entries is applied."""
-        self._commit_listeners.append(listener)
+        self._processor.commit_listeners.append(listener)
 
     # ---- queries ----
 
@@ -153,16 +126,16 @@ class QuorumRuntime:
 
     @property
     def leader_id(self) -> NodeId | None:
-        return self._leader_id
+        return self._processor.leader_id
 
     @property
     def is_ready_leader(self) -> bool:
         """Leader, with every entry of earlier terms applied (safe to serve writes)."""
-        return self._role is Role.LEADER and self._leader_ready_term == self._term
+        return self._processor.is_leader_ready
 
     @property
     def applied_index(self) -> Index:
-        return self._applied
+        return self._processor.applied_index
 
     # ---- loops ----
 
@@ -179,99 +152,34 @@ class QuorumRuntime:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self.node.has_ready():
-                ready = self.node.ready()
-                await self._handle(ready)
+            await self._drain()
 
-    async def _handle(self, ready: Ready) -> None:
-        if ready.must_sync:
-            await asyncio.to_thread(
-                self._storage.persist,
-                ready.hard_state,
-                ready.snapshot,
-                ready.truncate_from,
-                ready.entries,
-            )
-        if ready.messages:
-            self._transport.send(list(ready.messages))
-        if ready.soft_state is not None:
-            self._on_soft_state(
-                ready.soft_state.role, ready.soft_state.leader_id, ready.soft_state.term
-            )
-        if ready.snapshot is not None:
-            self._sm.restore(ready.snapshot)
-            self._applied = ready.snapshot.meta.index
-            self._applied_term = ready.snapshot.meta.term
-            self._fail_pending_through(self._applied)
-        for entry in ready.committed:
-            self._apply(entry)
-        self.node.advance(ready)
-        if ready.committed or ready.snapshot is not None:
-            for listener in self._commit_listeners:
-                listener()
-        if self._storage.bytes_since_snapshot >= self._snapshot_after_bytes:
-            await self._take_snapshot()
-
-    def _apply(self, entry: Entry) -> None:
-        if entry.kind is EntryKind.NORMAL:
-            self._sm.apply(entry)
-        self._applied = entry.index
-        self._applied_term = entry.term
-        pending = self._pending.pop(entry.index, None)
-        if pending is not None:
-            term, future = pending
-            if not future.done():
-                if term == entry.term:
-                    future.set_result(entry.index)
-                else:
-                    future.set_exception(LeadershipLost(self._leader_id))
-        if (
-            self._role is Role.LEADER
-            and entry.term == self._term
-            and self._leader_ready_term != self._term
-        ):
-            self._leader_ready_term = self._term
-            log.info("leader_ready", term=self._term, applied_index=entry.index)
-            for listener in self._leader_listeners:
-                listener(self._term)
-
-    def _on_soft_state(self, role: Role, leader_id: NodeId | None, term: Term) -> None:
-        was_leader = self._role is Role.LEADER
-        if role != self._role or leader_id != self._leader_id or term != self._term:
-            log.info("raft_state_changed", role=role.value, leader=leader_id, term=term)
-        self._role, self._leader_id, self._term = role, leader_id, term
-        if was_leader and (role is not Role.LEADER):
-            self._leader_ready_term = None
-            self._fail_pending(leader_id)
-            for listener in self._leader_listeners:
-                listener(None)
-
-    def _fail_pending(self, leader_id: NodeId | None) -> None:
-        pending, self._pending = self._pending, {}
-        for _term, future in pending.values():
-            if not future.done():
-                future.set_exception(LeadershipLost(leader_id))
-
-    def _fail_pending_through(self, index: Index) -> None:
-        for pending_index in [i for i in self._pending if i <= index]:
-            _term, future = self._pending.pop(pending_index)
-            if not future.done():
-                future.set_exception(LeadershipLost(self._leader_id))
+    async def _drain(self) -> None:
+        """Handle every Ready the core has: persist (off the event loop when there is anything
+        to fsync), then send and apply, then snapshot if due."""
+        processor = self._processor
+        while (ready := processor.take()) is not None:
+            if ready.must_sync:
+                await asyncio.to_thread(processor.persist)
+            else:
+                processor.persist()  # nothing to write: no thread hop
+            processor.complete()
+            if processor.snapshot_due():
+                await self._take_snapshot()
 
     async def _take_snapshot(self) -> None:
-        if self._applied <= self.node.status().snapshot_index:
+        processor = self._processor
+        snapshot = processor.prepare_snapshot()
+        if snapshot is None:
             return
-        snapshot = Snapshot(
-            SnapshotMeta(self._applied, self._applied_term), self._sm.take_snapshot()
-        )
-        await asyncio.to_thread(self._storage.compact, snapshot)
-        self.node.compact(snapshot)
-        log.info(
-            "snapshot_taken",
-            index=snapshot.meta.index,
-            term=snapshot.meta.term,
-            bytes=len(snapshot.data),
-        )
+        await asyncio.to_thread(processor.save_snapshot, snapshot)
+        processor.snapshot_saved(snapshot)
 
 
-__all__ = ["LeadershipLost", "NotLeader", "QuorumRuntime", "StateMachine"]
+__all__ = [
+    "LeaderListener",
+    "LeadershipLost",
+    "NotLeader",
+    "QuorumRuntime",
+    "StateMachine",
+]

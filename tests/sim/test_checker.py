@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from raftka.common.ids import Index, NodeId, Term
+from raftka.controller.quorum.ready_processor import ReadyProcessor, _Phase
 from raftka.controller.raft.leader import LeaderState
 from raftka.controller.raft.messages import RequestVote
 from raftka.controller.raft.node import RaftNode
@@ -15,7 +16,7 @@ from raftka.controller.raft.types import Entry, EntryKind, HardState, SnapshotMe
 from .harness.faults import run_random
 from .harness.invariants import InvariantChecker, InvariantViolation, NodeView
 from .harness.state_machine import ListStateMachine
-from .test_persistence import run_figure8
+from .test_persistence import run_ack_then_crash, run_figure8
 
 
 def e(index: int, term: int, data: bytes = b"") -> Entry:
@@ -153,3 +154,40 @@ def test_catches_a_core_that_breaks_the_figure8_rule(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(LeaderState, "maybe_commit", commit_by_counting)
     with pytest.raises(InvariantViolation, match=r"committed entry .* changed"):
         run_figure8(0, unreliable=True)
+
+
+def _send_at_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Break the shared Ready handling: messages leave when the Ready is written, before its
+    fsync (and ``send`` then sends nothing)."""
+    real_write = ReadyProcessor.write
+
+    def write_and_send(self: ReadyProcessor) -> None:
+        real_write(self)
+        ready = self.in_flight
+        assert ready is not None
+        if ready.messages:
+            self._outbox.send(list(ready.messages))
+
+    def send_nothing(self: ReadyProcessor) -> None:
+        self._phase = _Phase.SENT
+
+    monkeypatch.setattr(ReadyProcessor, "write", write_and_send)
+    monkeypatch.setattr(ReadyProcessor, "send", send_nothing)
+
+
+def test_catches_a_runtime_that_sends_before_fsync(monkeypatch: pytest.MonkeyPatch) -> None:
+    _send_at_write(monkeypatch)
+    with pytest.raises(InvariantViolation, match=r"before it was durable|durable only to"):
+        run_random(0)
+
+
+def test_a_crash_between_send_and_fsync_breaks_safety(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the send-time check, the history checks still catch a runtime that sends before
+    its fsync: a follower acknowledges an entry, crashes before the fsync and loses it (on the
+    seeds where the crash keeps none of the unflushed writes), and the next leader lacks a
+    committed entry."""
+    _send_at_write(monkeypatch)
+    monkeypatch.setattr(InvariantChecker, "observe_send", lambda *args, **kwargs: None)
+    with pytest.raises(InvariantViolation, match=r"leader completeness|committed entry"):
+        for seed in range(10):
+            run_ack_then_crash(seed)

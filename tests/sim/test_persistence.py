@@ -188,3 +188,37 @@ def test_churn(size: int, unreliable: bool) -> None:
     assert len(committed) > 20
     assert all(c.is_resolved(p) for p in c.proposals if p.index <= final.index)
     assert c.stats.crashes > 5
+
+
+def run_ack_then_crash(seed: int) -> bool:
+    """A follower's acknowledgement makes an entry committed, then that follower crashes at
+    its next fsync and the leader goes down too: the entry must survive on the follower,
+    because Raft sends an acknowledgement only once what it acknowledges is durable. (A
+    runtime that sent before its fsync would lose it, and the next leader would lack a
+    committed entry.) Returns whether the entry committed (it does only if the ack left)."""
+    c = Cluster(3, seed=seed, fsync_delay=(2, 6))
+    lid = c.wait_leader()
+    _commit(c)
+    _converge(c)
+    acker, down = (i for i in c.ids if i != lid)
+    c.crash(down)
+    c.arm_crash(acker, CrashPoint.BEFORE_SYNC)
+    p = c.propose()
+    assert p is not None
+    c.run_ticks(3)
+    assert not c.nodes[acker].alive, "the armed crash never struck"
+    committed = c.is_committed(p)
+    c.crash(lid)
+    c.restart(down)
+    c.restart(acker)
+    c.wait_leader(20 * T)
+    _commit(c)
+    _converge(c)
+    return committed
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_follower_crash_between_its_writes_and_fsync_loses_nothing_acknowledged(
+    seed: int,
+) -> None:
+    assert not run_ack_then_crash(seed), "the entry committed without the acker's fsync"

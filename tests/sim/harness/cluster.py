@@ -78,7 +78,9 @@ class Cluster:
         self._queue: list[tuple[int, int, Callable[[], None]]] = []
         self._seq = 0
         self.ids = tuple(NodeId(i) for i in range(1, size + 1))
-        self.nodes = {i: SimNode(i, self.ids, config, seed, snapshot_every) for i in self.ids}
+        self.nodes = {
+            i: SimNode(i, self.ids, config, seed, snapshot_every, self._transmit) for i in self.ids
+        }
         self.checker = InvariantChecker()
         self.proposals: list[Proposal] = []
         self.stats = Stats()
@@ -147,9 +149,12 @@ class Cluster:
 
     def _drain(self, node: SimNode) -> bool:
         rng = self._crash_rng
-        while (raft := node.raft) is not None and node.pending is None and raft.has_ready():
-            rd = raft.ready()
-            if not node.persist(rd, rng):
+        while (
+            (p := node.processor) is not None
+            and node.pending is None
+            and (rd := p.take()) is not None
+        ):
+            if not node.write(rng):
                 return False
             if self.fsync_delay is not None and rd.must_sync:
                 node.pending = rd
@@ -159,7 +164,7 @@ class Cluster:
                     partial(self._fsync_done, node, node.incarnation, rd),
                 )
                 return True
-            if not node.finish(rd, self._transmit, rng):
+            if not node.finish(rng):
                 return False
         return True
 
@@ -167,7 +172,7 @@ class Cluster:
         if node.incarnation != incarnation or node.pending is not rd:
             return  # crashed meanwhile: the buffered writes are gone
         node.pending = None
-        ok = node.finish(rd, self._transmit, self._crash_rng) and self._drain(node)
+        ok = node.finish(self._crash_rng) and self._drain(node)
         what = "fsync done"
         if not ok:
             self.stats.crashes += 1
@@ -175,6 +180,9 @@ class Cluster:
         self.checker.observe(node.view(), f"{what} at t={self.now}")
 
     def _transmit(self, m: Message) -> None:
+        st = self.nodes[m.src].storage
+        durable_meta = st.snapshot.meta if st.snapshot is not None else None
+        self.checker.observe_send(m, st.hard_state, durable_meta, st.entries, f"at t={self.now}")
         for when in self.net.fates(m, self.now):
             self.at(when, partial(self._deliver, m))
 
@@ -290,7 +298,7 @@ class Cluster:
         that the record lacks held a NOOP."""
         if p.index in self.checker.committed:
             return True
-        return any(n.alive and n.sm.applied_index >= p.index for n in self.nodes.values())
+        return any(n.alive and n.applied_index >= p.index for n in self.nodes.values())
 
     # -- observations --------------------------------------------------------------------------
 
@@ -343,7 +351,7 @@ class Cluster:
         target = lead.commit_index
         for i in self.alive() if nodes is None else nodes:
             n = self.nodes[i]
-            if n.raft is None or n.raft.commit_index != target or n.sm.applied_index != target:
+            if n.raft is None or n.raft.commit_index != target or n.applied_index != target:
                 return False
         return True
 

@@ -141,7 +141,7 @@ def run_random(seed: int, *, fault_ticks: int = 120, settle_ticks: int = 200) ->
         if remaining <= 0:
             unresolved = [p for p in cluster.proposals if not cluster.is_resolved(p)]
             states = {
-                i: (n.raft.role.value, n.raft.term, n.raft.commit_index, n.sm.applied_index)
+                i: (n.raft.role.value, n.raft.term, n.raft.commit_index, n.applied_index)
                 for i, n in cluster.nodes.items()
                 if n.raft is not None
             }

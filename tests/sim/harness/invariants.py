@@ -14,7 +14,10 @@ Checked (over the whole history of a run, across crashes and restarts):
   snapshot plus matching durable entries) never shrinks, even across crashes;
 * leader completeness: a leader of term T holds every entry seen committed in terms < T;
 * state machine safety: what a node applied agrees with the committed record, so applied
-  sequences are prefixes of one another.
+  sequences are prefixes of one another;
+* persist before send (checked on every message as it leaves, ``observe_send``): what a
+  message promises is already durable at its sender: its term (pre-votes aside), a granted
+  vote, and the log entries a success acknowledges.
 """
 
 from __future__ import annotations
@@ -23,6 +26,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from raftka.common.ids import Index, NodeId, Term
+from raftka.controller.raft.messages import (
+    AppendEntriesResponse,
+    InstallSnapshotResponse,
+    Message,
+    RequestVote,
+    RequestVoteResponse,
+)
 from raftka.controller.raft.status import Role
 from raftka.controller.raft.types import Entry, EntryKind, HardState, SnapshotMeta
 
@@ -53,6 +63,8 @@ class NodeView:
     snapshot_term: Term = _NO_TERM
     entries: Sequence[Entry] = ()
     sm: ListStateMachine | None = None
+    applied: Index = _NO_INDEX
+    """The runtime's applied index (NOOPs included)."""
 
 
 CommittedRecord = tuple[Term, EntryKind, bytes]
@@ -185,8 +197,40 @@ class InvariantChecker:
             for it in items[tr.sm_checked :]:
                 self._record(it.index, (it.term, EntryKind.NORMAL, it.data), where + " (applied)")
             tr.sm_checked = len(items)
-            if sm.applied_index > v.commit:
-                self._fail(f"{where}: applied {sm.applied_index} past commit {v.commit}")
+        if v.applied > v.commit:
+            self._fail(f"{where}: applied {v.applied} past commit {v.commit}")
+
+    def observe_send(
+        self,
+        m: Message,
+        durable_hard: HardState,
+        durable_snapshot: SnapshotMeta | None,
+        durable_entries: Sequence[Entry],
+        what: str = "",
+    ) -> None:
+        """Check that what ``m`` promises is durable at its sender as it leaves."""
+        where = f"node {m.src} sending {type(m).__name__} to {m.dst}" + (f" {what}" if what else "")
+        pre_vote = isinstance(m, RequestVote | RequestVoteResponse) and m.pre_vote
+        if not pre_vote and m.term > durable_hard.term:
+            self._fail(f"{where}: term {m.term} sent before it was durable ({durable_hard.term})")
+        if (
+            isinstance(m, RequestVoteResponse)
+            and m.granted
+            and not m.pre_vote
+            and (durable_hard.term, durable_hard.voted_for) != (m.term, m.dst)
+        ):
+            self._fail(f"{where}: vote granted in term {m.term} before it was durable")
+        acked = _NO_INDEX
+        if isinstance(m, AppendEntriesResponse) and m.success:
+            acked = m.match_index
+        elif isinstance(m, InstallSnapshotResponse) and m.done:
+            acked = m.snapshot_index
+        if acked:
+            last = (durable_snapshot.index if durable_snapshot is not None else 0) + len(
+                durable_entries
+            )
+            if last < acked:
+                self._fail(f"{where}: acknowledges the log up to {acked}, durable only to {last}")
 
     def _record(self, index: int, rec: CommittedRecord, where: str) -> None:
         held = self.committed.get(index)

@@ -1,12 +1,14 @@
-"""ListStateMachine: the applied NORMAL entries, in order, with binary snapshots."""
+"""ListStateMachine: the applied NORMAL entries, in order, with binary snapshots (a
+``StateMachine`` of raftka.controller.quorum.ready_processor)."""
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from raftka.common.ids import Index, Term
-from raftka.controller.raft.types import Entry, EntryKind, Snapshot, SnapshotMeta
+from raftka.controller.raft.types import Entry, EntryKind, Snapshot
 
 _ITEM = struct.Struct(">QQI")
 
@@ -23,29 +25,34 @@ class ApplyOrderError(AssertionError):
 
 
 class ListStateMachine:
-    __slots__ = ("applied_index", "applied_term", "items", "version")
+    __slots__ = ("_applied", "items", "version")
 
-    def __init__(self) -> None:
+    def __init__(self, applied: Callable[[], Index] | None = None) -> None:
         self.items: list[Applied] = []
-        self.applied_index = Index(0)
-        self.applied_term = Term(0)
+        self._applied = applied
+        """The runtime's applied index (NOOPs included), to check that no entry is skipped."""
         self.version = 0
         """Bumped whenever the list is replaced (restore), so checkers re-read it whole."""
 
-    def apply(self, entry: Entry) -> None:
-        if entry.index != self.applied_index + 1:
-            raise ApplyOrderError(f"applying {entry.index} after {self.applied_index}")
-        if entry.kind is EntryKind.NORMAL:
-            self.items.append(Applied(entry.index, entry.term, entry.data))
-        self.applied_index = entry.index
-        self.applied_term = entry.term
+    @property
+    def last_index(self) -> Index:
+        return self.items[-1].index if self.items else Index(0)
 
-    def take_snapshot(self) -> Snapshot:
+    def apply(self, entry: Entry) -> None:
+        if entry.kind is not EntryKind.NORMAL:
+            raise ApplyOrderError(f"a {entry.kind.name} entry reached the state machine")
+        if entry.index <= self.last_index:
+            raise ApplyOrderError(f"applying {entry.index} after {self.last_index}")
+        if self._applied is not None and entry.index != self._applied() + 1:
+            raise ApplyOrderError(f"applying {entry.index} after {self._applied()}")
+        self.items.append(Applied(entry.index, entry.term, entry.data))
+
+    def take_snapshot(self) -> bytes:
         parts = [struct.pack(">I", len(self.items))]
         for it in self.items:
             parts.append(_ITEM.pack(it.index, it.term, len(it.data)))
             parts.append(it.data)
-        return Snapshot(SnapshotMeta(self.applied_index, self.applied_term), b"".join(parts))
+        return b"".join(parts)
 
     def restore(self, snapshot: Snapshot) -> None:
         data = snapshot.data
@@ -60,6 +67,4 @@ class ListStateMachine:
         if pos != len(data):
             raise ApplyOrderError("snapshot has trailing bytes")
         self.items = items
-        self.applied_index = snapshot.meta.index
-        self.applied_term = snapshot.meta.term
         self.version += 1

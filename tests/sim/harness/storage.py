@@ -1,9 +1,11 @@
-"""SimStorage: one node's disk. Writes go to a buffer; only ``flush()`` (fsync) makes them
-durable, and a crash keeps just a random prefix of the unflushed writes (ordered, like a WAL)."""
+"""SimStorage: one node's disk, a ``RaftLogStore`` (raftka.controller.quorum.ports). Writes go
+to a buffer; only ``sync()`` (fsync) makes them durable, and a crash keeps just a random prefix
+of the unflushed writes (ordered, like a WAL)."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from raftka.common.ids import Index, Term
@@ -58,10 +60,27 @@ class SimStorage:
     def pending_writes(self) -> int:
         return len(self._buffer)
 
-    def write(self, w: Write) -> None:
-        self._buffer.append(w)
+    @property
+    def bytes_since_snapshot(self) -> int:
+        return sum(len(e.data) for e in self.entries)
 
-    def flush(self) -> None:
+    def write(
+        self,
+        hard_state: HardState | None,
+        snapshot: Snapshot | None,
+        truncate_from: Index | None,
+        entries: Sequence[Entry],
+    ) -> None:
+        buffer = self._buffer
+        if hard_state is not None:
+            buffer.append(SetHardState(hard_state))
+        if snapshot is not None:
+            buffer.append(ReplaceWithSnapshot(snapshot))
+        if truncate_from is not None:
+            buffer.append(TruncateFrom(truncate_from))
+        buffer.extend(Append(e) for e in entries)
+
+    def sync(self) -> None:
         for w in self._buffer:
             self._apply(w)
         self._buffer.clear()
@@ -76,7 +95,7 @@ class SimStorage:
         self._buffer.clear()
         return lost
 
-    def save_snapshot(self, snapshot: Snapshot) -> None:
+    def compact(self, snapshot: Snapshot) -> None:
         """The runtime's own state-machine snapshot: written and fsynced atomically (tmp file +
         rename), then the entries it covers are dropped."""
         if self._buffer:
@@ -88,6 +107,9 @@ class SimStorage:
             raise StorageError(f"snapshot {snapshot.meta.index} is past the durable log")
         del self.entries[:drop]
         self.snapshot = snapshot
+
+    def close(self) -> None:
+        pass
 
     def load(self) -> PersistedState:
         if self._buffer:

@@ -1,0 +1,81 @@
+"""QuorumRuntime, the asyncio driver of the shared ReadyProcessor, on recording fakes: it
+elects itself with willing peers, persists off the event loop before anything is sent,
+resolves proposals once applied, and snapshots when the log grows."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+
+from raftka.common.ids import Term
+from raftka.controller.quorum.runtime import QuorumRuntime
+from raftka.controller.raft.config import RaftConfig
+from raftka.controller.raft.messages import AppendEntries, Message
+
+from .fakes import RecordingOutbox, RecordingStateMachine, RecordingStore, n
+
+WAIT_S = 10.0
+
+
+def test_runtime_persists_off_the_loop_before_sending_and_applies_proposals() -> None:
+    async def scenario() -> None:
+        store = RecordingStore()
+        transport = RecordingOutbox(store)
+        sm = RecordingStateMachine()
+        runtime = QuorumRuntime(
+            node_id=n(1),
+            voters=[n(1), n(2), n(3)],
+            raft_config=RaftConfig(election_timeout_ticks=5, heartbeat_ticks=1),
+            storage=store,
+            transport=transport,
+            state_machine=sm,
+            tick_s=0.002,
+            snapshot_after_bytes=12,
+            rng=random.Random(3),
+        )
+        loop = asyncio.get_running_loop()
+
+        # Peers grant every vote and accept every append; their answers arrive as the gRPC
+        # servicer would deliver them, on the loop after the send.
+        def answer(reply: Message) -> None:
+            loop.call_soon(runtime.deliver, reply)
+
+        transport.answer = answer
+        leading = asyncio.Event()
+        terms: list[Term | None] = []
+
+        def on_leader(term: Term | None) -> None:
+            terms.append(term)
+            if term is not None:
+                leading.set()
+
+        runtime.add_leader_listener(on_leader)
+        await runtime.start()
+        try:
+            assert transport.started
+            await asyncio.wait_for(leading.wait(), WAIT_S)
+            assert runtime.is_ready_leader and runtime.leader_id == n(1)
+            results = []
+            for data in (b"alpha", b"bravo", b"charlie"):
+                index, future = runtime.submit(data)
+                results.append((index, await asyncio.wait_for(future, WAIT_S)))
+            assert all(index == done for index, done in results)
+            assert runtime.applied_index == results[-1][0]
+        finally:
+            await runtime.stop()
+        assert transport.closed
+        assert [e.data for e in sm.applied] == [b"alpha", b"bravo", b"charlie"]
+        assert terms and terms[0] is not None
+        # Every message was checked against durable state as it left (RecordingOutbox);
+        # the writes, fsyncs and snapshot saves ran on worker threads, sends on the loop.
+        loop_thread = threading.get_ident()
+        for call in store.calls:
+            on_loop = call.thread == loop_thread
+            assert on_loop == (call.what == "send"), call
+        # The log outgrew snapshot_after_bytes: a snapshot of applied state was saved and the
+        # core compacted up to it.
+        assert store.snapshots and runtime.status().snapshot_index == store.snapshots[-1].meta.index
+        assert any(isinstance(m, AppendEntries) and m.entries for m in transport.sent)
+
+    asyncio.run(scenario())
