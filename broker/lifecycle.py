@@ -56,6 +56,8 @@ class BrokerLifecycle:
         self._own_follower = follower is None
         self.follower = follower or MetadataFollower(self.client)
         self.broker_epoch = -1
+        self.active_controller_id = -1
+        """The active controller that answered the last heartbeat (-1 before the first)."""
         self.fenced = True
         self.caught_up = False
         self._want_shutdown = False
@@ -135,6 +137,7 @@ class BrokerLifecycle:
             log.info("broker_fence_state", broker_id=self.broker_id, fenced=response.is_fenced)
         self.fenced = response.is_fenced
         self.caught_up = response.is_caught_up
+        self.active_controller_id = response.controller_id
         if not self.fenced:
             self._unfenced.set()
         else:

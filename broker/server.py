@@ -52,6 +52,7 @@ class BrokerServer:
         self.data_dir = data_dir
         self.broker_id = node_id
         self.cluster_id = check_data_dir(data_dir, node_id).cluster_id
+        self.controller_addresses = list(controller_addresses)
         self.client = ControllerClient(controller_addresses, timeout_s=10.0, attempt_timeout_s=2.0)
         self.follower = MetadataFollower(self.client)
         self.lifecycle = BrokerLifecycle(
@@ -95,6 +96,8 @@ class BrokerServer:
             replicas=self.replicas,
             follower=self.follower,
             producer_ids=self.producer_ids,
+            controller_addresses=self.controller_addresses,
+            active_controller=lambda: self.lifecycle.active_controller_id,
         )
         broker_pb2_grpc.add_BrokerServiceServicer_to_server(self.servicer, self.server)
         add_fault_service(self.server, FAULTS)

@@ -10,6 +10,7 @@ stored as they are, and fetches return stored bytes as they are.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
 
 import grpc
@@ -67,7 +68,13 @@ class BrokerServicer(BrokerServiceServicer):
         replicas: ReplicaManager,
         follower: MetadataFollower,
         producer_ids: ProducerIdManager,
+        controller_addresses: Sequence[str] = (),
+        active_controller: Callable[[], int] = lambda: -1,
     ) -> None:
+        """``controller_addresses``: where this broker reaches the controllers, told to
+        clients; ``active_controller``: the id of the controller that last answered it."""
+        self._controller_addresses = list(controller_addresses)
+        self._active_controller = active_controller
         self._producer_ids = producer_ids
         self._cluster_id = cluster_id
         self._replicas = replicas
@@ -81,7 +88,10 @@ class BrokerServicer(BrokerServiceServicer):
         self._clients.saw(context, "Metadata")
         image = self._follower.image
         response = pb.MetadataResponse(
-            cluster_id=self._cluster_id, controller_id=-1, metadata_index=self._follower.index
+            cluster_id=self._cluster_id,
+            controller_id=self._active_controller(),
+            metadata_index=self._follower.index,
+            controller_addresses=self._controller_addresses,
         )
         for reg in image.unfenced_brokers():
             endpoint = reg.endpoint("CLIENT") or (reg.endpoints[0] if reg.endpoints else None)
@@ -94,6 +104,8 @@ class BrokerServicer(BrokerServiceServicer):
                         rack=reg.rack,
                     )
                 )
+        if request.brokers_only:
+            return response
         fenced = {b for b, reg in image.brokers.items() if reg.fenced}
         names = list(request.topics) or image.topic_names()
         for name in names:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from raftka.client.discovery import controllers_from_brokers
 from raftka.client.errors import PartitionError
 from raftka.client.loop_thread import LoopThread
 from raftka.client.types import TopicPartition
@@ -30,8 +31,23 @@ def _check(code: int, message: str, topic: str = "", partition: int = -1) -> Non
 
 
 class AsyncAdmin:
-    def __init__(self, bootstrap_controllers: Sequence[str], *, timeout_s: float = 15.0) -> None:
-        self._client = ControllerClient(list(bootstrap_controllers), timeout_s=timeout_s)
+    def __init__(
+        self,
+        bootstrap_controllers: Sequence[str] = (),
+        *,
+        bootstrap_servers: Sequence[str] = (),
+        timeout_s: float = 15.0,
+    ) -> None:
+        """Give the controllers' addresses, or only brokers' (``bootstrap_servers``): the
+        first call then asks a broker where the controllers are."""
+        if not bootstrap_controllers and not bootstrap_servers:
+            raise ValueError("give bootstrap_controllers or bootstrap_servers (host:port)")
+        servers = list(bootstrap_servers)
+        self._client = ControllerClient(
+            list(bootstrap_controllers),
+            timeout_s=timeout_s,
+            discover=(lambda: controllers_from_brokers(servers)) if servers else None,
+        )
 
     async def __aenter__(self) -> AsyncAdmin:
         return self
@@ -165,9 +181,17 @@ class AsyncAdmin:
 class Admin:
     """AsyncAdmin's methods, blocking: each call runs on a background event loop."""
 
-    def __init__(self, bootstrap_controllers: Sequence[str], *, timeout_s: float = 15.0) -> None:
+    def __init__(
+        self,
+        bootstrap_controllers: Sequence[str] = (),
+        *,
+        bootstrap_servers: Sequence[str] = (),
+        timeout_s: float = 15.0,
+    ) -> None:
         self._thread = LoopThread("raftka-admin")
-        self._admin = AsyncAdmin(bootstrap_controllers, timeout_s=timeout_s)
+        self._admin = AsyncAdmin(
+            bootstrap_controllers, bootstrap_servers=bootstrap_servers, timeout_s=timeout_s
+        )
 
     def __enter__(self) -> Admin:
         return self

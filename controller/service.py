@@ -261,11 +261,13 @@ class ControllerServicer(ControllerServiceServicer):
                 f"heartbeat from broker {request.broker_id} dropped by fault injection"
             )
         manager = self._sessions.manager
-        return await self._active.write(
+        response: pb.BrokerHeartbeatResponse = await self._active.write(
             lambda image, index: manager.heartbeat(
                 image, request, next_index=index, now_ms=monotonic_ms()
             )
         )
+        response.controller_id = self._runtime.node_id
+        return response
 
     @rpc_errors
     async def AllocateProducerIds(

@@ -8,8 +8,9 @@ from collections.abc import Callable, Sequence
 
 from raftka.client.cli.bootstrap import (
     add_bootstrap_controller_argument,
-    resolve_bootstrap_controllers,
+    controller_sources,
 )
+from raftka.client.discovery import controllers_from_brokers
 from raftka.common.errors import InvalidRequestError
 from raftka.common.rpc.controller_client import ControllerClient
 from raftka.v1 import common_pb2 as cpb
@@ -80,8 +81,13 @@ def with_client(
 ) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         async def main() -> int:
-            addresses = resolve_bootstrap_controllers(args.bootstrap_controller)
-            async with ControllerClient(addresses, timeout_s=args.timeout) as client:
+            controllers, servers = controller_sources(
+                args.bootstrap_controller, args.bootstrap_server
+            )
+            discover = (lambda: controllers_from_brokers(servers)) if servers else None
+            async with ControllerClient(
+                controllers, timeout_s=args.timeout, discover=discover
+            ) as client:
                 result = command(client, args)
                 code = await result if asyncio.iscoroutine(result) else result
                 return int(code) if isinstance(code, int) else 0

@@ -29,8 +29,15 @@ def add_bootstrap_controller_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bootstrap-controller",
         metavar="HOST:PORT[,HOST:PORT]",
-        help=f"controller addresses (default: ${BOOTSTRAP_CONTROLLER_ENV}, or the cluster "
-        f"started by `raftka up` in ${CLUSTER_DIR_ENV} or ./{DEFAULT_UP_DIR})",
+        help=f"controller addresses (default: ${BOOTSTRAP_CONTROLLER_ENV}, else ask the brokers "
+        f"of --bootstrap-server, else the cluster started by `raftka up` in "
+        f"${CLUSTER_DIR_ENV} or ./{DEFAULT_UP_DIR})",
+    )
+    parser.add_argument(
+        "--bootstrap-server",
+        metavar="HOST:PORT[,HOST:PORT]",
+        help=f"broker addresses to ask where the controllers are (default: "
+        f"${BOOTSTRAP_SERVER_ENV})",
     )
     parser.add_argument(
         "--timeout",
@@ -54,6 +61,29 @@ def resolve_bootstrap_controllers(value: str | None, up_dir: Path | None = None)
     return _resolve(
         value, BOOTSTRAP_CONTROLLER_ENV, "bootstrap_controller", "controller", up_dir
     )
+
+
+def controller_sources(
+    controllers: str | None, servers: str | None, up_dir: Path | None = None
+) -> tuple[list[str], list[str]]:
+    """Where an admin command finds the controllers: ``(controller addresses, [])``, or
+    ``([], broker addresses)`` to ask the brokers. In order: --bootstrap-controller,
+    $RAFTKA_BOOTSTRAP_CONTROLLER, --bootstrap-server, $RAFTKA_BOOTSTRAP_SERVER, and the
+    controllers of the local cluster."""
+    for text in (controllers, os.environ.get(BOOTSTRAP_CONTROLLER_ENV)):
+        if text:
+            return _split(text), []
+    for text in (servers, os.environ.get(BOOTSTRAP_SERVER_ENV)):
+        if text:
+            return [], _split(text)
+    return resolve_bootstrap_controllers(None, up_dir), []
+
+
+def _split(text: str) -> list[str]:
+    addresses = [a.strip() for a in text.split(",") if a.strip()]
+    if not addresses:
+        raise RaftkaError(f"{text!r} names no address: use HOST:PORT[,HOST:PORT]")
+    return addresses
 
 
 def resolve_bootstrap_servers(value: str | None, up_dir: Path | None = None) -> list[str]:

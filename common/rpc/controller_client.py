@@ -35,15 +35,20 @@ class ControllerClient:
         timeout_s: float = 15.0,
         attempt_timeout_s: float = 5.0,
         retry: RetryPolicy | None = None,
+        discover: Callable[[], Awaitable[Sequence[str]]] | None = None,
     ) -> None:
-        if not bootstrap:
+        """``bootstrap``: controller addresses (host:port). Without them, ``discover`` is
+        called once, before the first request, to find them (e.g. by asking a broker)."""
+        if not bootstrap and discover is None:
             raise ValueError("at least one controller address is needed (host:port)")
         self._addresses = list(dict.fromkeys(bootstrap))
+        self._discover = discover
+        self._discovering = asyncio.Lock()
         self._timeout_s = timeout_s
         self._attempt_timeout_s = attempt_timeout_s
         self._retry = retry or RetryPolicy()
         self._channels: dict[str, grpc.aio.Channel] = {}
-        self._preferred = self._addresses[0]
+        self._preferred = self._addresses[0] if self._addresses else ""
 
     async def __aenter__(self) -> ControllerClient:
         return self
@@ -74,6 +79,8 @@ class ControllerClient:
         ``any_controller``, the first that answers), redirecting and retrying until the deadline.
         Each attempt gets at most ``attempt_timeout_s``, so a hung (e.g. paused) controller
         costs one attempt, not the whole deadline."""
+        if not self._addresses:
+            await self._find_controllers()
         deadline = Deadline(timeout_s if timeout_s is not None else self._timeout_s)
         attempt = 0
         last_error: errors.RaftkaError | None = None
@@ -114,6 +121,19 @@ class ControllerClient:
             f"(tried {', '.join(self._addresses)}); last error: {last_error.message}. "
             "Is the cluster running? Try `raftka up`."
         )
+
+    async def _find_controllers(self) -> None:
+        async with self._discovering:
+            if self._addresses or self._discover is None:
+                return
+            found = list(dict.fromkeys(await self._discover()))
+            if not found:
+                raise errors.RaftkaError(
+                    "no controller address was found: pass the controllers' addresses"
+                )
+            self._addresses = found
+            self._preferred = found[0]
+            log.info("controllers_discovered", addresses=found)
 
     def _next_address(self, current: str) -> str:
         index = self._addresses.index(current) if current in self._addresses else -1

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -10,6 +13,8 @@ from raftka.client.admin import Admin, AsyncAdmin
 from raftka.client.types import TopicPartition
 from raftka.common.errors import RaftkaError
 from raftka.ops.local_cluster import LocalCluster
+from raftka.v1 import broker_pb2 as bpb
+from tests.integration.support.broker_rpc import broker_stub
 
 pytestmark = pytest.mark.integration
 
@@ -61,3 +66,36 @@ def test_blocking_admin_is_the_same_api(broker_cluster: LocalCluster) -> None:
         with pytest.raises(AttributeError):
             admin._client  # noqa: B018 (private names are not forwarded)
         admin.delete_topics("admin-sync")
+
+
+def test_a_client_that_knows_only_brokers_finds_the_controllers(
+    broker_cluster: LocalCluster,
+) -> None:
+    """Brokers say where the controllers are (Metadata.controller_addresses) and which one is
+    active: admin calls and the CLI need nothing but a broker's address."""
+    servers = [broker_cluster.brokers[b].address for b in sorted(broker_cluster.brokers)][:1]
+
+    async def main() -> None:
+        async with broker_stub(servers[0]) as stub:
+            meta = await stub.Metadata(bpb.MetadataRequest(brokers_only=True), timeout=5)
+        assert sorted(meta.controller_addresses) == sorted(broker_cluster.bootstrap)
+        assert meta.controller_id in broker_cluster.nodes and not meta.topics
+        async with AsyncAdmin(bootstrap_servers=servers) as admin:
+            await admin.create_topic("via-broker", partitions=1, replication_factor=1)
+            assert "via-broker" in await admin.list_topics()
+            assert (await admin.describe_cluster()).controller_id == meta.controller_id
+
+    asyncio.run(main())
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("RAFTKA_BOOTSTRAP")
+    } | {"RAFTKA_CLUSTER_DIR": "/nonexistent"}
+    listed = subprocess.run(
+        [sys.executable, "-m", "raftka.client.cli", "topics", "list", "--bootstrap-server", servers[0]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "via-broker" in listed.stdout

@@ -71,18 +71,24 @@ class MetadataRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TOPICS_FIELD_NUMBER: _builtins.int
+    BROKERS_ONLY_FIELD_NUMBER: _builtins.int
+    brokers_only: _builtins.bool
+    """Leave topics out: answer only the cluster id, the brokers and the controllers. How a
+    client that knows only brokers finds the controllers for admin RPCs.
+    """
     @_builtins.property
     def topics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Topic names; empty means every topic."""
+        """Topic names; empty means every topic (unless brokers_only is set)."""
 
     def __init__(
         self,
         *,
         topics: _abc.Iterable[_builtins.str] | None = ...,
+        brokers_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["topics", b"topics"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["brokers_only", b"brokers_only", "topics", b"topics"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -97,9 +103,12 @@ class MetadataResponse(_message.Message):
     BROKERS_FIELD_NUMBER: _builtins.int
     TOPICS_FIELD_NUMBER: _builtins.int
     METADATA_INDEX_FIELD_NUMBER: _builtins.int
+    CONTROLLER_ADDRESSES_FIELD_NUMBER: _builtins.int
     cluster_id: _builtins.str
     controller_id: _builtins.int
-    """The active controller, -1 when unknown."""
+    """The active controller as this broker last heard from it (every heartbeat is answered by
+    the active controller); -1 until the broker has heartbeated once.
+    """
     metadata_index: _builtins.int
     """The metadata index this answer reflects."""
     @_builtins.property
@@ -108,6 +117,13 @@ class MetadataResponse(_message.Message):
 
     @_builtins.property
     def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___TopicMetadata]: ...
+    @_builtins.property
+    def controller_addresses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Where the controller quorum listens (host:port), as this broker is configured to reach
+        it: admin RPCs (CreateTopics, DescribeCluster, ...) go there. A client that knows only
+        brokers asks one of them (brokers_only) and then talks to the controllers.
+        """
+
     def __init__(
         self,
         *,
@@ -116,10 +132,11 @@ class MetadataResponse(_message.Message):
         brokers: _abc.Iterable[Global___BrokerNode] | None = ...,
         topics: _abc.Iterable[Global___TopicMetadata] | None = ...,
         metadata_index: _builtins.int = ...,
+        controller_addresses: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["brokers", b"brokers", "cluster_id", b"cluster_id", "controller_id", b"controller_id", "metadata_index", b"metadata_index", "topics", b"topics"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["brokers", b"brokers", "cluster_id", b"cluster_id", "controller_addresses", b"controller_addresses", "controller_id", b"controller_id", "metadata_index", b"metadata_index", "topics", b"topics"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1432,21 +1432,27 @@ class BrokerHeartbeatResponse(_message.Message):
     IS_CAUGHT_UP_FIELD_NUMBER: _builtins.int
     IS_FENCED_FIELD_NUMBER: _builtins.int
     SHOULD_SHUT_DOWN_FIELD_NUMBER: _builtins.int
+    CONTROLLER_ID_FIELD_NUMBER: _builtins.int
     is_caught_up: _builtins.bool
     """The broker has applied metadata at least up to its own registration."""
     is_fenced: _builtins.bool
     should_shut_down: _builtins.bool
     """Controlled shutdown is complete: the broker may exit."""
+    controller_id: _builtins.int
+    """The node id of the active controller that answered (only the active controller answers
+    heartbeats). Brokers report it as MetadataResponse.controller_id.
+    """
     def __init__(
         self,
         *,
         is_caught_up: _builtins.bool = ...,
         is_fenced: _builtins.bool = ...,
         should_shut_down: _builtins.bool = ...,
+        controller_id: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["is_caught_up", b"is_caught_up", "is_fenced", b"is_fenced", "should_shut_down", b"should_shut_down"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["controller_id", b"controller_id", "is_caught_up", b"is_caught_up", "is_fenced", b"is_fenced", "should_shut_down", b"should_shut_down"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
