@@ -50,23 +50,37 @@ class _CompressionType:
 class _CompressionTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CompressionType.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     COMPRESSION_NONE: _CompressionType.ValueType  # 0
+    """Uncompressed."""
     COMPRESSION_GZIP: _CompressionType.ValueType  # 1
+    """gzip."""
     COMPRESSION_SNAPPY: _CompressionType.ValueType  # 2
+    """snappy: not supported; refused with UNSUPPORTED_COMPRESSION_TYPE."""
     COMPRESSION_LZ4: _CompressionType.ValueType  # 3
+    """LZ4 (frame format, as Kafka writes it)."""
     COMPRESSION_ZSTD: _CompressionType.ValueType  # 4
+    """zstd."""
 
-class CompressionType(_CompressionType, metaclass=_CompressionTypeEnumTypeWrapper): ...
+class CompressionType(_CompressionType, metaclass=_CompressionTypeEnumTypeWrapper):
+    """Batch compression codecs, numbered as the codec bits of a v2 batch's attributes."""
 
 COMPRESSION_NONE: CompressionType.ValueType  # 0
+"""Uncompressed."""
 COMPRESSION_GZIP: CompressionType.ValueType  # 1
+"""gzip."""
 COMPRESSION_SNAPPY: CompressionType.ValueType  # 2
+"""snappy: not supported; refused with UNSUPPORTED_COMPRESSION_TYPE."""
 COMPRESSION_LZ4: CompressionType.ValueType  # 3
+"""LZ4 (frame format, as Kafka writes it)."""
 COMPRESSION_ZSTD: CompressionType.ValueType  # 4
+"""zstd."""
 Global___CompressionType: _TypeAlias = CompressionType  # noqa: Y015
 
 @_typing.final
 class MetadataRequest(_message.Message):
-    """---- metadata ----"""
+    """---- metadata ----
+
+    Asks a broker for cluster metadata. Topics are not created by asking for them.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -78,7 +92,9 @@ class MetadataRequest(_message.Message):
     """
     @_builtins.property
     def topics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Topic names; empty means every topic (unless brokers_only is set)."""
+        """Topic names; empty means every topic (unless brokers_only is set). A name that does not
+        exist gets a TopicMetadata with UNKNOWN_TOPIC_OR_PARTITION.
+        """
 
     def __init__(
         self,
@@ -96,6 +112,8 @@ Global___MetadataRequest: _TypeAlias = MetadataRequest  # noqa: Y015
 
 @_typing.final
 class MetadataResponse(_message.Message):
+    """The answering broker's view of the cluster."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CLUSTER_ID_FIELD_NUMBER: _builtins.int
@@ -105,18 +123,30 @@ class MetadataResponse(_message.Message):
     METADATA_INDEX_FIELD_NUMBER: _builtins.int
     CONTROLLER_ADDRESSES_FIELD_NUMBER: _builtins.int
     cluster_id: _builtins.str
+    """The cluster id (from the broker's data directory)."""
     controller_id: _builtins.int
     """The active controller as this broker last heard from it (every heartbeat is answered by
     the active controller); -1 until the broker has heartbeated once.
     """
     metadata_index: _builtins.int
-    """The metadata index this answer reflects."""
+    """The Raft log index of the controller quorum up to which this broker's image is complete:
+    the highest committed index it has seen on its WatchMetadata stream (delta index, snapshot
+    last_index or Progress commit_index; Raft entries without records count too). The same
+    numbering as WatchMetadataRequest.after_index and MetadataDelta.index; 0 before the broker
+    has received anything. Never decreases while the broker runs.
+    """
     @_builtins.property
     def brokers(self) -> _containers.RepeatedCompositeFieldContainer[Global___BrokerNode]:
-        """Unfenced brokers with their client endpoint."""
+        """The unfenced brokers, with their CLIENT endpoint (or their first endpoint when they have
+        no CLIENT listener). Fenced brokers are left out; so is a broker with no endpoint.
+        """
 
     @_builtins.property
-    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___TopicMetadata]: ...
+    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___TopicMetadata]:
+        """One entry per requested topic (in request order), or every topic by name when none was
+        requested.
+        """
+
     @_builtins.property
     def controller_addresses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Where the controller quorum listens (host:port), as this broker is configured to reach
@@ -144,6 +174,8 @@ Global___MetadataResponse: _TypeAlias = MetadataResponse  # noqa: Y015
 
 @_typing.final
 class BrokerNode(_message.Message):
+    """A broker clients can connect to."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BROKER_ID_FIELD_NUMBER: _builtins.int
@@ -151,9 +183,13 @@ class BrokerNode(_message.Message):
     PORT_FIELD_NUMBER: _builtins.int
     RACK_FIELD_NUMBER: _builtins.int
     broker_id: _builtins.int
+    """The broker's node id (>= 0)."""
     host: _builtins.str
+    """Host name or IP address of its client listener."""
     port: _builtins.int
+    """TCP port of its client listener, 1..65535."""
     rack: _builtins.str
+    """Rack name; empty when the broker has none."""
     def __init__(
         self,
         *,
@@ -172,6 +208,8 @@ Global___BrokerNode: _TypeAlias = BrokerNode  # noqa: Y015
 
 @_typing.final
 class TopicMetadata(_message.Message):
+    """One topic of a MetadataResponse."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
@@ -179,11 +217,17 @@ class TopicMetadata(_message.Message):
     ERROR_CODE_FIELD_NUMBER: _builtins.int
     PARTITIONS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The topic name."""
     topic_id: _builtins.str
+    """The topic id (22-character URL-safe base64); empty with an error."""
     error_code: _common_pb2.ErrorCode.ValueType
-    """UNKNOWN_TOPIC_OR_PARTITION for a requested topic that does not exist."""
+    """NONE, or UNKNOWN_TOPIC_OR_PARTITION for a requested topic that does not exist (or is not
+    yet in this broker's image): then topic_id is empty and partitions is empty.
+    """
     @_builtins.property
-    def partitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___PartitionMetadata]: ...
+    def partitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___PartitionMetadata]:
+        """Every partition of the topic, by partition id (0..count-1)."""
+
     def __init__(
         self,
         *,
@@ -202,6 +246,8 @@ Global___TopicMetadata: _TypeAlias = TopicMetadata  # noqa: Y015
 
 @_typing.final
 class PartitionMetadata(_message.Message):
+    """One partition of a TopicMetadata."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PARTITION_FIELD_NUMBER: _builtins.int
@@ -212,17 +258,28 @@ class PartitionMetadata(_message.Message):
     ISR_FIELD_NUMBER: _builtins.int
     OFFLINE_REPLICAS_FIELD_NUMBER: _builtins.int
     partition: _builtins.int
+    """Partition id, 0..(partition count - 1)."""
     error_code: _common_pb2.ErrorCode.ValueType
-    """LEADER_NOT_AVAILABLE when the partition is offline."""
+    """NONE when the partition has a leader; LEADER_NOT_AVAILABLE when it has none (offline);
+    the other fields are filled in either way.
+    """
     leader_id: _builtins.int
+    """The leader's broker id; -1 when the partition has no leader."""
     leader_epoch: _builtins.int
+    """The leader epoch, raised on every leader change (starts at 0). Pass it back as
+    current_leader_epoch in Fetch and ListOffsets.
+    """
     @_builtins.property
-    def replicas(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def replicas(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Every replica's broker id, preferred leader first."""
+
     @_builtins.property
-    def isr(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def isr(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The in-sync replicas (a subset of replicas), as last committed by the controller."""
+
     @_builtins.property
     def offline_replicas(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """Replicas on brokers that are fenced."""
+        """Replicas whose broker is fenced or no longer registered."""
 
     def __init__(
         self,
@@ -245,7 +302,45 @@ Global___PartitionMetadata: _TypeAlias = PartitionMetadata  # noqa: Y015
 
 @_typing.final
 class ProduceRequest(_message.Message):
-    """---- produce ----"""
+    """---- produce ----
+
+    Records to append, per topic and partition. Each partition must go to its leader; the
+    partitions of one request are appended independently and each gets its own result.
+
+    Partitioning (part of the contract, so that every client puts a key where Kafka's and
+    Raftka's own clients do; the broker itself stores whatever partition it is sent):
+    - A record with a key (Record.key set, including an empty key) goes to partition
+      (murmur2(key bytes) & 0x7fffffff) % (partition count of the topic), where murmur2 is
+      Kafka's Utils.murmur2: seed 0x9747b28c, m 0x5bd1e995, r 24, little-endian 4-byte words,
+      32-bit wrap-around arithmetic, result read as a signed 32-bit int. The count is every
+      partition of the topic, whether or not it has a leader.
+    - A record without a key (Record.key unset) is not hashed. The Python client uses Kafka's
+      uniform sticky partitioning (KIP-794): it keeps sending to one partition until batch.size
+      bytes went there, then picks another at random among the partitions with a leader,
+      favouring those with fewer queued batches. Other clients may spread null keys as they
+      like.
+    - Vectors (key as UTF-8 bytes; murmur2 as a signed int; the partition for 3 and for 6
+      partitions), computed with client/producer/partitioner.py and checked against it by
+      tests/unit/client/producer/test_partitioner_contract.py:
+
+    | key | murmur2 | 3 partitions | 6 partitions |
+    |---|---|---|---|
+    | "" | 275646681 | 0 | 3 |
+    | "a" | -1563381124 | 1 | 4 |
+    | "orders-42" | 479277457 | 1 | 1 |
+    | "user-1" | 1404122828 | 2 | 2 |
+    | "21" | -973932308 | 0 | 0 |
+    | "foobar" | -790332482 | 0 | 0 |
+    | "abc" | 479470107 | 0 | 3 |
+
+    Retries: only record batches from an idempotent producer are safe to resend. Such a batch
+    carries a producer id and epoch (from InitProducerId) and a base sequence in its header; the
+    leader remembers each producer id's last five batches per partition and answers a resent
+    one with its original base_offset instead of writing it again. Batches without a producer
+    id (producer id -1), and every `records` request (the convenience form has no producer id,
+    epoch or sequence yet; a later version will add them), are written again when resent: a
+    client that retries after a timeout or a lost answer may duplicate records.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -254,15 +349,25 @@ class ProduceRequest(_message.Message):
     TOPICS_FIELD_NUMBER: _builtins.int
     TRANSACTIONAL_ID_FIELD_NUMBER: _builtins.int
     acks: _builtins.int
-    """0: no acknowledgement wanted (the response is empty); 1: the leader wrote it;
-    -1: every in-sync replica has it (subject to the topic's min.insync.replicas).
+    """0: no acknowledgement wanted: the broker writes and the response has no results (errors
+    are not reported); 1: answered once the leader has written the records; -1: answered
+    once every in-sync replica has them (the high watermark passed them), and refused with
+    NOT_ENOUGH_REPLICAS before writing when the ISR is smaller than the topic's
+    min.insync.replicas (capped at the replica count). Any other value: every partition gets
+    INVALID_REQUIRED_ACKS and nothing is written. Note that 0 (unset) means "no acks".
     """
     timeout_ms: _builtins.int
-    """How long the broker may wait for replication when acks = -1."""
+    """With acks = -1: how long each partition's answer waits for replication after the local
+    write, in milliseconds. 0 or negative means the default, 30000; there is no upper clamp.
+    When it runs out the partition gets REQUEST_TIMED_OUT, and the records stay written (they
+    may still be replicated). Ignored with acks 0 and 1 (the local write is not bounded).
+    """
     transactional_id: _builtins.str
-    """Set by transactional producers (reserved for transactions)."""
+    """Reserved for transactional producers; ignored by the current broker (leave it empty)."""
     @_builtins.property
-    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___TopicProduceData]: ...
+    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___TopicProduceData]:
+        """The records, per topic."""
+
     def __init__(
         self,
         *,
@@ -281,13 +386,18 @@ Global___ProduceRequest: _TypeAlias = ProduceRequest  # noqa: Y015
 
 @_typing.final
 class TopicProduceData(_message.Message):
+    """The records for the partitions of one topic."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TOPIC_FIELD_NUMBER: _builtins.int
     PARTITIONS_FIELD_NUMBER: _builtins.int
     topic: _builtins.str
+    """Topic name."""
     @_builtins.property
-    def partitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___PartitionProduceData]: ...
+    def partitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___PartitionProduceData]:
+        """The records, per partition. A partition should appear once per request."""
+
     def __init__(
         self,
         *,
@@ -304,6 +414,10 @@ Global___TopicProduceData: _TypeAlias = TopicProduceData  # noqa: Y015
 
 @_typing.final
 class PartitionProduceData(_message.Message):
+    """The records for one partition: exactly one of `batches` and `records` must be non-empty
+    (both: INVALID_REQUEST; neither: INVALID_RECORD, both per partition).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PARTITION_FIELD_NUMBER: _builtins.int
@@ -311,15 +425,23 @@ class PartitionProduceData(_message.Message):
     RECORDS_FIELD_NUMBER: _builtins.int
     COMPRESSION_FIELD_NUMBER: _builtins.int
     partition: _builtins.int
+    """Partition id, 0..(partition count - 1); an unknown one gets UNKNOWN_TOPIC_OR_PARTITION."""
     batches: _builtins.bytes
-    """One or more concatenated v2 record batches. Base offsets are ignored and assigned by the
-    leader.
+    """One or more concatenated v2 record batches, each at most the topic's max.message.bytes
+    (else MESSAGE_TOO_LARGE). Base offsets are ignored and assigned by the leader. Codecs:
+    none, gzip, lz4, zstd (snappy: UNSUPPORTED_COMPRESSION_TYPE); the batches are stored as
+    sent (the topic's compression.type is not applied). Control and transactional batches are
+    refused with INVALID_RECORD. All batches are validated before any is written.
     """
     compression: Global___CompressionType.ValueType
+    """The codec for the `records` form (ignored with `batches`): NONE (0, the default), GZIP,
+    LZ4 or ZSTD. SNAPPY or an unknown value: UNSUPPORTED_COMPRESSION_TYPE.
+    """
     @_builtins.property
     def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___Record]:
         """Convenience form for clients that do not build batches: the broker encodes these into one
-        batch (with `compression`). Use either `batches` or `records`, not both.
+        batch (with `compression`), without producer id or sequence (so not retry-safe: see
+        ProduceRequest). Use either `batches` or `records`, not both.
         """
 
     def __init__(
@@ -350,13 +472,22 @@ class Record(_message.Message):
     TIMESTAMP_MS_FIELD_NUMBER: _builtins.int
     OFFSET_FIELD_NUMBER: _builtins.int
     key: _builtins.bytes
+    """The key; unset means a null key (no key), which is not the same as an empty key (see
+    ProduceRequest for how each is partitioned).
+    """
     value: _builtins.bytes
+    """The value; unset means a null value (a tombstone)."""
     timestamp_ms: _builtins.int
-    """Milliseconds since the epoch; 0 in Produce means "now"."""
+    """Milliseconds since the Unix epoch. In Produce, 0 means "now" (the broker's clock when it
+    encodes the batch); on LogAppendTime topics the broker's append time replaces it. In
+    Fetch: the stored timestamp (the append time on LogAppendTime topics).
+    """
     offset: _builtins.int
-    """Set in Fetch responses."""
+    """Fetch: the record's offset. Ignored in Produce."""
     @_builtins.property
-    def headers(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecordHeader]: ...
+    def headers(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecordHeader]:
+        """Headers, in order; keys may repeat."""
+
     def __init__(
         self,
         *,
@@ -383,12 +514,16 @@ Global___Record: _TypeAlias = Record  # noqa: Y015
 
 @_typing.final
 class RecordHeader(_message.Message):
+    """One record header."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     KEY_FIELD_NUMBER: _builtins.int
     VALUE_FIELD_NUMBER: _builtins.int
     key: _builtins.str
+    """Header name (UTF-8)."""
     value: _builtins.bytes
+    """Header value; unset means null."""
     def __init__(
         self,
         *,
@@ -407,11 +542,15 @@ Global___RecordHeader: _TypeAlias = RecordHeader  # noqa: Y015
 
 @_typing.final
 class ProduceResponse(_message.Message):
+    """The outcome of a Produce."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___PartitionProduceResult]: ...
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___PartitionProduceResult]:
+        """One result per partition of the request, in request order. Empty when acks = 0."""
+
     def __init__(
         self,
         *,
@@ -427,6 +566,8 @@ Global___ProduceResponse: _TypeAlias = ProduceResponse  # noqa: Y015
 
 @_typing.final
 class PartitionProduceResult(_message.Message):
+    """The outcome for one partition."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TOPIC_FIELD_NUMBER: _builtins.int
@@ -438,17 +579,32 @@ class PartitionProduceResult(_message.Message):
     LOG_START_OFFSET_FIELD_NUMBER: _builtins.int
     CURRENT_LEADER_FIELD_NUMBER: _builtins.int
     topic: _builtins.str
+    """Topic name, as sent."""
     partition: _builtins.int
+    """Partition id, as sent."""
     error_code: _common_pb2.ErrorCode.ValueType
+    """NONE when the records were written (and, with acks = -1, replicated to the ISR). With
+    REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS_AFTER_APPEND, or NOT_LEADER_OR_FOLLOWER while
+    waiting for acks = -1, the records were written by the leader and may be kept; with every
+    other code nothing was written.
+    """
     error_message: _builtins.str
+    """What went wrong, for humans; empty on success."""
     base_offset: _builtins.int
-    """Offset of the first record written."""
+    """Offset of the first record written (for a resent idempotent batch: its original offset).
+    -1 on error, even when the records were written.
+    """
     log_append_time_ms: _builtins.int
-    """Set when the topic uses LogAppendTime, else -1."""
+    """The append time stamped into the batches, in ms since the epoch, when the topic uses
+    message.timestamp.type=LogAppendTime; otherwise -1. -1 on error.
+    """
     log_start_offset: _builtins.int
+    """The partition's log start offset after the write. 0 (unset) on error."""
     @_builtins.property
     def current_leader(self) -> Global___LeaderHint:
-        """With NOT_LEADER_OR_FOLLOWER: the leader this broker knows."""
+        """Set only with NOT_LEADER_OR_FOLLOWER: the leader this broker knows (-1 / -1 when it
+        knows none, e.g. leadership moved while waiting for acks = -1).
+        """
 
     def __init__(
         self,
@@ -472,12 +628,16 @@ Global___PartitionProduceResult: _TypeAlias = PartitionProduceResult  # noqa: Y0
 
 @_typing.final
 class LeaderHint(_message.Message):
+    """The leader of a partition as the answering broker knows it."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LEADER_ID_FIELD_NUMBER: _builtins.int
     LEADER_EPOCH_FIELD_NUMBER: _builtins.int
     leader_id: _builtins.int
+    """The leader's broker id; -1 when the partition has no leader or it is unknown."""
     leader_epoch: _builtins.int
+    """The leader epoch of that leadership; -1 when unknown."""
     def __init__(
         self,
         *,
@@ -494,7 +654,12 @@ Global___LeaderHint: _TypeAlias = LeaderHint  # noqa: Y015
 
 @_typing.final
 class FetchRequest(_message.Message):
-    """---- fetch ----"""
+    """---- fetch ----
+
+    Reads records from partition leaders. The broker answers when the response holds at least
+    min_bytes, when a partition has an error, or when max_wait_ms has passed since the request
+    arrived, whichever comes first; new data on any fetched partition wakes it to look again.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -508,25 +673,41 @@ class FetchRequest(_message.Message):
     DECODE_RECORDS_FIELD_NUMBER: _builtins.int
     replica_id: _builtins.int
     """Set only by follower replicas, to their broker id; consumers leave it unset (or set -1,
-    Kafka's consumer value). A follower's
-    fetch may read past the high watermark (up to the log end) and reports its log end offset
-    (fetch_offset) to the leader, which advances the high watermark.
+    Kafka's consumer value; any negative value means a consumer). A follower's fetch may read
+    past the high watermark (up to the log end) and reports its log end offset (fetch_offset)
+    to the leader, which advances the high watermark. A follower must be a replica of the
+    partition other than the leader, else NOT_LEADER_OR_FOLLOWER.
     """
     replica_epoch: _builtins.int
-    """The follower's broker epoch (a follower with a stale epoch is refused, KIP-903)."""
+    """Followers only (ignored for consumers): the follower's broker epoch. It must equal the
+    epoch of the follower's current registration, else NOT_LEADER_OR_FOLLOWER (KIP-903).
+    """
     max_wait_ms: _builtins.int
-    """Long poll: wait up to max_wait_ms for min_bytes to be available."""
+    """Long poll: the longest the broker waits for min_bytes, in milliseconds, counted from the
+    request's arrival. 0 or negative: no wait (answer with what is there). No upper clamp:
+    keep it below the call's gRPC deadline.
+    """
     min_bytes: _builtins.int
+    """Bytes of record batches to wait for (summed over the partitions). 0 or negative means 1:
+    answer as soon as any partition has data (or max_wait_ms passes).
+    """
     max_bytes: _builtins.int
-    """Cap on the whole response (at least one batch is always returned)."""
+    """Cap on the record batch bytes of the whole response; 0 or negative means the default,
+    52428800 (50 MiB). The first partition that returns data always gets at least its first
+    whole batch, even if that batch is larger than this or than partition_max_bytes, so that
+    a consumer never gets stuck; later partitions get only what still fits.
+    """
     isolation_level: _builtins.int
-    """0: read_uncommitted (up to the high watermark); 1: read_committed (up to the last stable
-    offset; reserved for transactions).
+    """Ignored by the current broker: 0 (read_uncommitted) and 1 (read_committed) both read up
+    to the high watermark, since there are no transactions yet (the last stable offset is the
+    high watermark).
     """
     decode_records: _builtins.bool
     """Return decoded records (FetchPartitionResult.records) instead of batch bytes."""
     @_builtins.property
-    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___FetchTopic]: ...
+    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___FetchTopic]:
+        """The partitions to read, per topic. Results come back in the same order."""
+
     def __init__(
         self,
         *,
@@ -551,13 +732,18 @@ Global___FetchRequest: _TypeAlias = FetchRequest  # noqa: Y015
 
 @_typing.final
 class FetchTopic(_message.Message):
+    """The partitions of one topic to read."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TOPIC_FIELD_NUMBER: _builtins.int
     PARTITIONS_FIELD_NUMBER: _builtins.int
     topic: _builtins.str
+    """Topic name."""
     @_builtins.property
-    def partitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___FetchPartition]: ...
+    def partitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___FetchPartition]:
+        """The partitions to read."""
+
     def __init__(
         self,
         *,
@@ -574,6 +760,8 @@ Global___FetchTopic: _TypeAlias = FetchTopic  # noqa: Y015
 
 @_typing.final
 class FetchPartition(_message.Message):
+    """One partition to read."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PARTITION_FIELD_NUMBER: _builtins.int
@@ -582,13 +770,27 @@ class FetchPartition(_message.Message):
     CURRENT_LEADER_EPOCH_FIELD_NUMBER: _builtins.int
     LAST_FETCHED_EPOCH_FIELD_NUMBER: _builtins.int
     partition: _builtins.int
+    """Partition id."""
     fetch_offset: _builtins.int
+    """The offset to read from (>= 0; a negative one fails the whole request with
+    INVALID_REQUEST). The answer starts with the whole batch holding this offset, so it may
+    begin with records below it: skip them. Outside [log start offset, log end offset]:
+    OFFSET_OUT_OF_RANGE. Consumers get records below the high watermark only; followers up
+    to the log end.
+    """
     partition_max_bytes: _builtins.int
-    """Cap for this partition (at least one batch is always returned)."""
+    """Cap on this partition's record batch bytes; 0 or negative means the default, 1048576
+    (1 MiB). See FetchRequest.max_bytes for when one larger batch is returned anyway.
+    """
     current_leader_epoch: _builtins.int
-    """The leader epoch the fetcher believes current, -1 to skip the check."""
+    """Followers: the leader epoch the follower believes current; an older one gets
+    FENCED_LEADER_EPOCH, a newer one UNKNOWN_LEADER_EPOCH, -1 skips the check (0 is epoch 0).
+    Ignored for consumers.
+    """
     last_fetched_epoch: _builtins.int
-    """Followers: the epoch of the last batch they hold, for divergence detection."""
+    """Followers: the epoch of the last batch they hold (-1 when they hold none), for divergence
+    detection. Ignored for consumers.
+    """
     def __init__(
         self,
         *,
@@ -608,11 +810,15 @@ Global___FetchPartition: _TypeAlias = FetchPartition  # noqa: Y015
 
 @_typing.final
 class FetchResponse(_message.Message):
+    """The records read."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___FetchPartitionResult]: ...
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___FetchPartitionResult]:
+        """One result per requested partition, in request order."""
+
     def __init__(
         self,
         *,
@@ -628,6 +834,8 @@ Global___FetchResponse: _TypeAlias = FetchResponse  # noqa: Y015
 
 @_typing.final
 class FetchPartitionResult(_message.Message):
+    """The outcome for one partition."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TOPIC_FIELD_NUMBER: _builtins.int
@@ -642,24 +850,47 @@ class FetchPartitionResult(_message.Message):
     DIVERGING_EPOCH_FIELD_NUMBER: _builtins.int
     CURRENT_LEADER_FIELD_NUMBER: _builtins.int
     topic: _builtins.str
+    """Topic name, as sent."""
     partition: _builtins.int
+    """Partition id, as sent."""
     error_code: _common_pb2.ErrorCode.ValueType
+    """NONE, or why nothing was read: NOT_LEADER_OR_FOLLOWER (see current_leader),
+    UNKNOWN_TOPIC_OR_PARTITION, OFFSET_OUT_OF_RANGE, FENCED_LEADER_EPOCH,
+    UNKNOWN_LEADER_EPOCH, KAFKA_STORAGE_ERROR. An error ends the long poll at once.
+    """
     error_message: _builtins.str
+    """What went wrong, for humans; empty on success."""
     high_watermark: _builtins.int
+    """The partition's high watermark when it was read: the offset after the last committed
+    record (every in-sync replica has the records below it). Consumers never get records at or
+    above it. -1 on error, except with OFFSET_OUT_OF_RANGE and diverging_epoch, which set it.
+    """
     last_stable_offset: _builtins.int
+    """The last stable offset. Without transactions it always equals high_watermark; -1 on any
+    error (also OFFSET_OUT_OF_RANGE) and with diverging_epoch.
+    """
     log_start_offset: _builtins.int
+    """The partition's log start offset (the first offset still stored). -1 on error, except
+    with OFFSET_OUT_OF_RANGE and diverging_epoch, which set it.
+    """
     batches: _builtins.bytes
-    """Stored v2 record batches, exactly as written."""
+    """Stored v2 record batches, exactly as written (whole batches; possibly starting below
+    fetch_offset). Empty when there is nothing new, on error, and with decode_records.
+    """
     @_builtins.property
     def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___Record]:
-        """Decoded records when decode_records was set."""
+        """Decoded records when decode_records was set, with their offsets (including any below
+        fetch_offset in the first batch).
+        """
 
     @_builtins.property
     def diverging_epoch(self) -> Global___EpochEndOffset:
         """Followers: set when their log diverged; truncate to end_offset of this epoch."""
 
     @_builtins.property
-    def current_leader(self) -> Global___LeaderHint: ...
+    def current_leader(self) -> Global___LeaderHint:
+        """Set only with NOT_LEADER_OR_FOLLOWER: the leader this broker knows."""
+
     def __init__(
         self,
         *,
@@ -685,12 +916,20 @@ Global___FetchPartitionResult: _TypeAlias = FetchPartitionResult  # noqa: Y015
 
 @_typing.final
 class EpochEndOffset(_message.Message):
+    """Where a leader epoch ends in the leader's log."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EPOCH_FIELD_NUMBER: _builtins.int
     END_OFFSET_FIELD_NUMBER: _builtins.int
     epoch: _builtins.int
+    """The largest leader epoch, at most the follower's last_fetched_epoch, that the leader's log
+    knows (-1 when it knows none).
+    """
     end_offset: _builtins.int
+    """The offset after the epoch's last record in the leader's log (the leader's log end
+    offset for its latest epoch).
+    """
     def __init__(
         self,
         *,
@@ -707,7 +946,10 @@ Global___EpochEndOffset: _TypeAlias = EpochEndOffset  # noqa: Y015
 
 @_typing.final
 class InitProducerIdRequest(_message.Message):
-    """---- producer ids ----"""
+    """---- producer ids ----
+
+    Asks for a producer id for an idempotent producer.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -731,6 +973,8 @@ Global___InitProducerIdRequest: _TypeAlias = InitProducerIdRequest  # noqa: Y015
 
 @_typing.final
 class InitProducerIdResponse(_message.Message):
+    """A fresh producer id and its epoch."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PRODUCER_ID_FIELD_NUMBER: _builtins.int
@@ -757,15 +1001,25 @@ Global___InitProducerIdResponse: _TypeAlias = InitProducerIdResponse  # noqa: Y0
 
 @_typing.final
 class ListOffsetsRequest(_message.Message):
-    """---- list offsets ----"""
+    """---- list offsets ----
+
+    Looks up offsets on partition leaders (a broker that does not lead a partition answers it
+    with NOT_LEADER_OR_FOLLOWER).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     ISOLATION_LEVEL_FIELD_NUMBER: _builtins.int
     TOPICS_FIELD_NUMBER: _builtins.int
     isolation_level: _builtins.int
+    """Ignored by the current broker: 0 (read_uncommitted) and 1 (read_committed) give the same
+    answers. Latest is the high watermark either way (without transactions the last stable
+    offset equals it).
+    """
     @_builtins.property
-    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___ListOffsetsTopic]: ...
+    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___ListOffsetsTopic]:
+        """The partitions to look up, per topic."""
+
     def __init__(
         self,
         *,
@@ -782,13 +1036,18 @@ Global___ListOffsetsRequest: _TypeAlias = ListOffsetsRequest  # noqa: Y015
 
 @_typing.final
 class ListOffsetsTopic(_message.Message):
+    """The partitions of one topic to look up."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TOPIC_FIELD_NUMBER: _builtins.int
     PARTITIONS_FIELD_NUMBER: _builtins.int
     topic: _builtins.str
+    """Topic name."""
     @_builtins.property
-    def partitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ListOffsetsPartition]: ...
+    def partitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ListOffsetsPartition]:
+        """The partitions to look up."""
+
     def __init__(
         self,
         *,
@@ -805,17 +1064,23 @@ Global___ListOffsetsTopic: _TypeAlias = ListOffsetsTopic  # noqa: Y015
 
 @_typing.final
 class ListOffsetsPartition(_message.Message):
+    """One lookup."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PARTITION_FIELD_NUMBER: _builtins.int
     TIMESTAMP_FIELD_NUMBER: _builtins.int
     CURRENT_LEADER_EPOCH_FIELD_NUMBER: _builtins.int
     partition: _builtins.int
+    """Partition id."""
     timestamp: _builtins.int
-    """-1: latest (the high watermark); -2: earliest (the log start offset); otherwise a
-    timestamp in milliseconds: the first offset whose timestamp is at or after it.
+    """-1: latest (the high watermark); -2: earliest (the log start offset); >= 0: a timestamp
+    in milliseconds: the first offset below the high watermark whose record timestamp is at
+    or after it. Other negative values get INVALID_REQUEST. Note that 0 (unset) is the
+    timestamp 0, which finds the first record with a non-negative timestamp.
     """
     current_leader_epoch: _builtins.int
+    """Ignored by the current broker (no leader epoch check for ListOffsets)."""
     def __init__(
         self,
         *,
@@ -833,11 +1098,15 @@ Global___ListOffsetsPartition: _TypeAlias = ListOffsetsPartition  # noqa: Y015
 
 @_typing.final
 class ListOffsetsResponse(_message.Message):
+    """The offsets found."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___ListOffsetsResult]: ...
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___ListOffsetsResult]:
+        """One result per requested partition, in request order."""
+
     def __init__(
         self,
         *,
@@ -853,6 +1122,8 @@ Global___ListOffsetsResponse: _TypeAlias = ListOffsetsResponse  # noqa: Y015
 
 @_typing.final
 class ListOffsetsResult(_message.Message):
+    """The outcome of one lookup."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TOPIC_FIELD_NUMBER: _builtins.int
@@ -863,13 +1134,28 @@ class ListOffsetsResult(_message.Message):
     OFFSET_FIELD_NUMBER: _builtins.int
     LEADER_EPOCH_FIELD_NUMBER: _builtins.int
     topic: _builtins.str
+    """Topic name, as sent."""
     partition: _builtins.int
+    """Partition id, as sent."""
     error_code: _common_pb2.ErrorCode.ValueType
+    """NONE, NOT_LEADER_OR_FOLLOWER (this result has no leader hint: refresh metadata),
+    UNKNOWN_TOPIC_OR_PARTITION, INVALID_REQUEST (a negative timestamp other than -1 and -2),
+    KAFKA_STORAGE_ERROR.
+    """
     error_message: _builtins.str
+    """What went wrong, for humans; empty on success."""
     timestamp: _builtins.int
+    """For a timestamp lookup that found a record: that record's timestamp (ms since the
+    epoch). -1 for earliest and latest, when nothing was found, and on error.
+    """
     offset: _builtins.int
-    """-1 when no record has a timestamp at or after the requested one."""
+    """The offset found. -1 when no record below the high watermark has a timestamp at or after
+    the requested one, and on error.
+    """
     leader_epoch: _builtins.int
+    """The partition's current leader epoch on the answering leader (not the epoch of the record
+    at `offset`); -1 on error.
+    """
     def __init__(
         self,
         *,

@@ -26,7 +26,10 @@ if _version_not_supported:
 
 
 class BrokerServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Served by every broker on its CLIENT listener. Per-partition problems are reported in that
+    partition's result; a call fails as a whole only for the request-level errors each method
+    names (see the table in common.proto).
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -62,31 +65,40 @@ class BrokerServiceStub:
 
 
 class BrokerServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Served by every broker on its CLIENT listener. Per-partition problems are reported in that
+    partition's result; a call fails as a whole only for the request-level errors each method
+    names (see the table in common.proto).
+    """
 
     def Metadata(self, request, context):
-        """Brokers, topics, partitions, leaders and ISRs, from this broker's metadata image.
+        """Brokers, topics, partitions, leaders and ISRs, from this broker's metadata image. Any
+        broker answers; the image may lag the controllers slightly (see metadata_index).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Produce(self, request, context):
-        """Appends records to partition leaders.
+        """Appends records to partition leaders. Send each partition to its leader; any other broker
+        answers that partition with NOT_LEADER_OR_FOLLOWER. How keyed records are placed on
+        partitions, and which form is safe to retry, is described at ProduceRequest.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Fetch(self, request, context):
-        """Reads records from partition leaders (consumers) or replicates them (followers).
+        """Reads records from partition leaders (consumers) or replicates them (followers); a long
+        poll (max_wait_ms, min_bytes). Fails as a whole with INVALID_ARGUMENT / INVALID_REQUEST
+        when a fetch_offset is negative.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListOffsets(self, request, context):
-        """Looks up offsets: earliest, latest, or the first offset at or after a timestamp.
+        """Looks up offsets on partition leaders: earliest, latest, or the first offset at or after
+        a timestamp.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -138,7 +150,10 @@ def add_BrokerServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class BrokerService:
-    """Missing associated documentation comment in .proto file."""
+    """Served by every broker on its CLIENT listener. Per-partition problems are reported in that
+    partition's result; a call fails as a whole only for the request-level errors each method
+    names (see the table in common.proto).
+    """
 
     @staticmethod
     def Metadata(request,

@@ -50,18 +50,33 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class BrokerServiceStub:
+    """Served by every broker on its CLIENT listener. Per-partition problems are reported in that
+    partition's result; a call fails as a whole only for the request-level errors each method
+    names (see the table in common.proto).
+    """
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> BrokerServiceAsyncStub: ...
     Metadata: _grpc.UnaryUnaryMultiCallable[_broker_pb2.MetadataRequest, _broker_pb2.MetadataResponse]
-    """Brokers, topics, partitions, leaders and ISRs, from this broker's metadata image."""
+    """Brokers, topics, partitions, leaders and ISRs, from this broker's metadata image. Any
+    broker answers; the image may lag the controllers slightly (see metadata_index).
+    """
     Produce: _grpc.UnaryUnaryMultiCallable[_broker_pb2.ProduceRequest, _broker_pb2.ProduceResponse]
-    """Appends records to partition leaders."""
+    """Appends records to partition leaders. Send each partition to its leader; any other broker
+    answers that partition with NOT_LEADER_OR_FOLLOWER. How keyed records are placed on
+    partitions, and which form is safe to retry, is described at ProduceRequest.
+    """
     Fetch: _grpc.UnaryUnaryMultiCallable[_broker_pb2.FetchRequest, _broker_pb2.FetchResponse]
-    """Reads records from partition leaders (consumers) or replicates them (followers)."""
+    """Reads records from partition leaders (consumers) or replicates them (followers); a long
+    poll (max_wait_ms, min_bytes). Fails as a whole with INVALID_ARGUMENT / INVALID_REQUEST
+    when a fetch_offset is negative.
+    """
     ListOffsets: _grpc.UnaryUnaryMultiCallable[_broker_pb2.ListOffsetsRequest, _broker_pb2.ListOffsetsResponse]
-    """Looks up offsets: earliest, latest, or the first offset at or after a timestamp."""
+    """Looks up offsets on partition leaders: earliest, latest, or the first offset at or after
+    a timestamp.
+    """
     InitProducerId: _grpc.UnaryUnaryMultiCallable[_broker_pb2.InitProducerIdRequest, _broker_pb2.InitProducerIdResponse]
     """Gives an idempotent producer a new producer id, with epoch 0. Any broker answers, from a
     block of ids it obtains from the active controller (AllocateProducerIds). Fails with
@@ -70,15 +85,30 @@ class BrokerServiceStub:
 
 @_typing.type_check_only
 class BrokerServiceAsyncStub(BrokerServiceStub):
+    """Served by every broker on its CLIENT listener. Per-partition problems are reported in that
+    partition's result; a call fails as a whole only for the request-level errors each method
+    names (see the table in common.proto).
+    """
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     Metadata: _aio.UnaryUnaryMultiCallable[_broker_pb2.MetadataRequest, _broker_pb2.MetadataResponse]  # type: ignore[assignment]
-    """Brokers, topics, partitions, leaders and ISRs, from this broker's metadata image."""
+    """Brokers, topics, partitions, leaders and ISRs, from this broker's metadata image. Any
+    broker answers; the image may lag the controllers slightly (see metadata_index).
+    """
     Produce: _aio.UnaryUnaryMultiCallable[_broker_pb2.ProduceRequest, _broker_pb2.ProduceResponse]  # type: ignore[assignment]
-    """Appends records to partition leaders."""
+    """Appends records to partition leaders. Send each partition to its leader; any other broker
+    answers that partition with NOT_LEADER_OR_FOLLOWER. How keyed records are placed on
+    partitions, and which form is safe to retry, is described at ProduceRequest.
+    """
     Fetch: _aio.UnaryUnaryMultiCallable[_broker_pb2.FetchRequest, _broker_pb2.FetchResponse]  # type: ignore[assignment]
-    """Reads records from partition leaders (consumers) or replicates them (followers)."""
+    """Reads records from partition leaders (consumers) or replicates them (followers); a long
+    poll (max_wait_ms, min_bytes). Fails as a whole with INVALID_ARGUMENT / INVALID_REQUEST
+    when a fetch_offset is negative.
+    """
     ListOffsets: _aio.UnaryUnaryMultiCallable[_broker_pb2.ListOffsetsRequest, _broker_pb2.ListOffsetsResponse]  # type: ignore[assignment]
-    """Looks up offsets: earliest, latest, or the first offset at or after a timestamp."""
+    """Looks up offsets on partition leaders: earliest, latest, or the first offset at or after
+    a timestamp.
+    """
     InitProducerId: _aio.UnaryUnaryMultiCallable[_broker_pb2.InitProducerIdRequest, _broker_pb2.InitProducerIdResponse]  # type: ignore[assignment]
     """Gives an idempotent producer a new producer id, with epoch 0. Any broker answers, from a
     block of ids it obtains from the active controller (AllocateProducerIds). Fails with
@@ -86,13 +116,20 @@ class BrokerServiceAsyncStub(BrokerServiceStub):
     """
 
 class BrokerServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Served by every broker on its CLIENT listener. Per-partition problems are reported in that
+    partition's result; a call fails as a whole only for the request-level errors each method
+    names (see the table in common.proto).
+    """
+
     @_abc_1.abstractmethod
     def Metadata(
         self,
         request: _broker_pb2.MetadataRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_broker_pb2.MetadataResponse, _abc.Awaitable[_broker_pb2.MetadataResponse]]:
-        """Brokers, topics, partitions, leaders and ISRs, from this broker's metadata image."""
+        """Brokers, topics, partitions, leaders and ISRs, from this broker's metadata image. Any
+        broker answers; the image may lag the controllers slightly (see metadata_index).
+        """
 
     @_abc_1.abstractmethod
     def Produce(
@@ -100,7 +137,10 @@ class BrokerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _broker_pb2.ProduceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_broker_pb2.ProduceResponse, _abc.Awaitable[_broker_pb2.ProduceResponse]]:
-        """Appends records to partition leaders."""
+        """Appends records to partition leaders. Send each partition to its leader; any other broker
+        answers that partition with NOT_LEADER_OR_FOLLOWER. How keyed records are placed on
+        partitions, and which form is safe to retry, is described at ProduceRequest.
+        """
 
     @_abc_1.abstractmethod
     def Fetch(
@@ -108,7 +148,10 @@ class BrokerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _broker_pb2.FetchRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_broker_pb2.FetchResponse, _abc.Awaitable[_broker_pb2.FetchResponse]]:
-        """Reads records from partition leaders (consumers) or replicates them (followers)."""
+        """Reads records from partition leaders (consumers) or replicates them (followers); a long
+        poll (max_wait_ms, min_bytes). Fails as a whole with INVALID_ARGUMENT / INVALID_REQUEST
+        when a fetch_offset is negative.
+        """
 
     @_abc_1.abstractmethod
     def ListOffsets(
@@ -116,7 +159,9 @@ class BrokerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _broker_pb2.ListOffsetsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_broker_pb2.ListOffsetsResponse, _abc.Awaitable[_broker_pb2.ListOffsetsResponse]]:
-        """Looks up offsets: earliest, latest, or the first offset at or after a timestamp."""
+        """Looks up offsets on partition leaders: earliest, latest, or the first offset at or after
+        a timestamp.
+        """
 
     @_abc_1.abstractmethod
     def InitProducerId(

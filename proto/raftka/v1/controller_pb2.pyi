@@ -3,12 +3,27 @@
 isort:skip_file
 The controller service: admin RPCs for operators and the broker lifecycle.
 
-Every controller serves it. Writes (and reads that must be up to date) are handled by the
-active controller, the current Raft leader; the others fail them with UNAVAILABLE and the
-trailing metadata "raftka-error: NOT_CONTROLLER" and "raftka-leader: <id>@<host>:<port>",
-so a client retries against the named node. WatchMetadata (and DescribeQuorum with
-allow_follower) are answered by any controller. A write is answered only after its metadata records have committed, so an
-OK answer means the change survives the loss of any minority of controllers.
+Every controller (every voter of the Raft quorum) serves it on its CONTROLLER listener.
+
+Who answers:
+- Only the active controller (the current Raft leader) answers CreateTopics, DeleteTopics,
+  CreatePartitions, DescribeTopics, DescribeCluster, DescribeConfigs, AlterConfigs,
+  ElectLeaders, AlterPartitionReassignments, ListPartitionReassignments,
+  TransferLeadership, RegisterBroker, BrokerHeartbeat, AllocateProducerIds, AlterPartition,
+  and DescribeQuorum without allow_follower. Reads are answered from its committed image. Any other controller fails these with UNAVAILABLE and the trailing
+  metadata "raftka-error: NOT_CONTROLLER" plus, when it knows the leader,
+  "raftka-leader: <id>@<host>:<port>"; without raftka-leader (an election is in progress)
+  retry shortly against any controller. A leader that has not yet applied its earlier
+  entries answers the same way.
+- Any controller answers WatchMetadata and DescribeQuorum with allow_follower set, from its
+  own state (which may lag the leader's by the entries it has not yet learnt are committed).
+
+A write is answered only after its metadata records have committed, so an OK answer means
+the change survives the loss of any minority of controllers. A write that does not commit
+within the controller's request timeout (controller.request_timeout_ms, default 10000 ms)
+fails with DEADLINE_EXCEEDED / REQUEST_TIMED_OUT: it may still commit, so check before
+retrying. A write that changes nothing (every item failed, validate_only, nothing to do)
+writes nothing and is answered at once.
 """
 
 from collections import abc as _abc
@@ -68,7 +83,10 @@ Global___ElectionType: _TypeAlias = ElectionType  # noqa: Y015
 
 @_typing.final
 class CreateTopicsRequest(_message.Message):
-    """---- topics ----"""
+    """---- topics ----
+
+    Creates topics.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -77,7 +95,11 @@ class CreateTopicsRequest(_message.Message):
     validate_only: _builtins.bool
     """Validate everything and report what would happen, but create nothing."""
     @_builtins.property
-    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___NewTopic]: ...
+    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___NewTopic]:
+        """The topics to create: 1..10,000 (empty or more: INVALID_REQUEST). A name given twice gets
+        INVALID_REQUEST in both results.
+        """
+
     def __init__(
         self,
         *,
@@ -94,6 +116,11 @@ Global___CreateTopicsRequest: _TypeAlias = CreateTopicsRequest  # noqa: Y015
 
 @_typing.final
 class NewTopic(_message.Message):
+    """One topic to create. Its partitions are placed on the active brokers (registered, unfenced,
+    not shutting down), spread over racks; each partition's ISR is its active replicas and its
+    leader the first of them.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     @_typing.final
@@ -123,14 +150,20 @@ class NewTopic(_message.Message):
     name: _builtins.str
     """[a-zA-Z0-9._-], 1..249 characters, not "." or "..". Unique within the request."""
     num_partitions: _builtins.int
-    """Number of partitions, >= 1. 0 means the cluster default (num.partitions, 1)."""
+    """Number of partitions, 1..10,000. 0 means the default, 1. Negative or above 10,000:
+    INVALID_PARTITIONS.
+    """
     replication_factor: _builtins.int
-    """Replicas per partition, 1..(number of unfenced brokers). 0 means the cluster default
-    (default.replication.factor, 1).
+    """Replicas per partition, 1..(number of active brokers: registered, unfenced and not in
+    controlled shutdown). 0 means the default, 1. Negative or too large:
+    INVALID_REPLICATION_FACTOR.
     """
     @_builtins.property
     def configs(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Topic configs (e.g. "retention.ms": "86400000"); validated, unknown names rejected."""
+        """Topic configs (e.g. "retention.ms": "86400000"); validated, unknown names and invalid
+        values rejected with INVALID_CONFIG (also a min.insync.replicas above the replication
+        factor). Empty: every config has its default.
+        """
 
     def __init__(
         self,
@@ -150,11 +183,15 @@ Global___NewTopic: _TypeAlias = NewTopic  # noqa: Y015
 
 @_typing.final
 class CreateTopicsResponse(_message.Message):
+    """The outcome of CreateTopics."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___CreateTopicResult]: ...
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___CreateTopicResult]:
+        """One result per requested topic, in request order."""
+
     def __init__(
         self,
         *,
@@ -170,6 +207,8 @@ Global___CreateTopicsResponse: _TypeAlias = CreateTopicsResponse  # noqa: Y015
 
 @_typing.final
 class CreateTopicResult(_message.Message):
+    """The outcome for one topic."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
@@ -179,12 +218,23 @@ class CreateTopicResult(_message.Message):
     NUM_PARTITIONS_FIELD_NUMBER: _builtins.int
     REPLICATION_FACTOR_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The topic name, as sent."""
     topic_id: _builtins.str
-    """Set when the topic was (or, with validate_only, would be) created."""
+    """Set when the topic was (or, with validate_only, would be) created: 22-character URL-safe
+    base64 of 16 random bytes. With validate_only the id is not kept: the real creation gets
+    another.
+    """
     error_code: _common_pb2.ErrorCode.ValueType
+    """NONE, INVALID_REQUEST (name given twice), INVALID_TOPIC_EXCEPTION (bad name, or it
+    collides with an existing name when '.' and '_' are treated alike), TOPIC_ALREADY_EXISTS,
+    INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR, INVALID_CONFIG.
+    """
     error_message: _builtins.str
+    """What went wrong, for humans; empty on success."""
     num_partitions: _builtins.int
+    """The partition count used (the default applied); 0 on error."""
     replication_factor: _builtins.int
+    """The replication factor used (the default applied); 0 on error."""
     def __init__(
         self,
         *,
@@ -205,11 +255,17 @@ Global___CreateTopicResult: _TypeAlias = CreateTopicResult  # noqa: Y015
 
 @_typing.final
 class DeleteTopicsRequest(_message.Message):
+    """Deletes topics."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMES_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Topic names: 1..10,000 (empty or more: INVALID_REQUEST). A name given twice gets
+        INVALID_REQUEST.
+        """
+
     def __init__(
         self,
         *,
@@ -225,11 +281,17 @@ Global___DeleteTopicsRequest: _TypeAlias = DeleteTopicsRequest  # noqa: Y015
 
 @_typing.final
 class DeleteTopicsResponse(_message.Message):
+    """The outcome of DeleteTopics."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___TopicResult]: ...
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___TopicResult]:
+        """One result per requested name, in request order: NONE or UNKNOWN_TOPIC_OR_PARTITION (or
+        INVALID_REQUEST for a duplicate).
+        """
+
     def __init__(
         self,
         *,
@@ -253,8 +315,11 @@ class TopicResult(_message.Message):
     ERROR_CODE_FIELD_NUMBER: _builtins.int
     ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The topic name, as sent."""
     error_code: _common_pb2.ErrorCode.ValueType
+    """NONE on success; otherwise why this topic was not changed."""
     error_message: _builtins.str
+    """What went wrong, for humans; empty on success."""
     def __init__(
         self,
         *,
@@ -272,13 +337,18 @@ Global___TopicResult: _TypeAlias = TopicResult  # noqa: Y015
 
 @_typing.final
 class CreatePartitionsRequest(_message.Message):
+    """Adds partitions to topics."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TOPICS_FIELD_NUMBER: _builtins.int
     VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     validate_only: _builtins.bool
+    """Validate and report, but add nothing."""
     @_builtins.property
-    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___PartitionCountUpdate]: ...
+    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___PartitionCountUpdate]:
+        """The topics to grow: 1..10,000 (empty or more: INVALID_REQUEST)."""
+
     def __init__(
         self,
         *,
@@ -295,13 +365,20 @@ Global___CreatePartitionsRequest: _TypeAlias = CreatePartitionsRequest  # noqa: 
 
 @_typing.final
 class PartitionCountUpdate(_message.Message):
+    """A new partition count for one topic. The new partitions get the topic's replication factor
+    and are placed on the active brokers.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
     TOTAL_COUNT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The topic name; given twice: INVALID_REQUEST; unknown: UNKNOWN_TOPIC_OR_PARTITION."""
     total_count: _builtins.int
-    """The new total partition count; must be larger than the current one."""
+    """The new total partition count; must be larger than the current one (else
+    INVALID_PARTITIONS), adding at most 10,000 partitions per request.
+    """
     def __init__(
         self,
         *,
@@ -318,11 +395,17 @@ Global___PartitionCountUpdate: _TypeAlias = PartitionCountUpdate  # noqa: Y015
 
 @_typing.final
 class CreatePartitionsResponse(_message.Message):
+    """The outcome of CreatePartitions."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___TopicResult]: ...
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___TopicResult]:
+        """One result per requested topic, in request order: NONE, UNKNOWN_TOPIC_OR_PARTITION,
+        INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR (too few active brokers), INVALID_REQUEST.
+        """
+
     def __init__(
         self,
         *,
@@ -338,6 +421,8 @@ Global___CreatePartitionsResponse: _TypeAlias = CreatePartitionsResponse  # noqa
 
 @_typing.final
 class DescribeTopicsRequest(_message.Message):
+    """Describes topics from the active controller's committed image."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMES_FIELD_NUMBER: _builtins.int
@@ -360,11 +445,15 @@ Global___DescribeTopicsRequest: _TypeAlias = DescribeTopicsRequest  # noqa: Y015
 
 @_typing.final
 class DescribeTopicsResponse(_message.Message):
+    """The topics described."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TOPICS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___TopicDescription]: ...
+    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___TopicDescription]:
+        """One entry per requested name in request order, or every topic by name."""
+
     def __init__(
         self,
         *,
@@ -380,6 +469,8 @@ Global___DescribeTopicsResponse: _TypeAlias = DescribeTopicsResponse  # noqa: Y0
 
 @_typing.final
 class TopicDescription(_message.Message):
+    """One topic."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     @_typing.final
@@ -409,12 +500,17 @@ class TopicDescription(_message.Message):
     PARTITIONS_FIELD_NUMBER: _builtins.int
     CONFIGS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The topic name."""
     topic_id: _builtins.str
+    """The topic id; empty with an error."""
     error_code: _common_pb2.ErrorCode.ValueType
     """NONE, or UNKNOWN_TOPIC_OR_PARTITION for a name that does not exist."""
     error_message: _builtins.str
+    """What went wrong, for humans; empty on success."""
     @_builtins.property
-    def partitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___PartitionDescription]: ...
+    def partitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___PartitionDescription]:
+        """Every partition, by partition id; empty with an error."""
+
     @_builtins.property
     def configs(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Configs set on this topic (defaults are left out; see DescribeConfigs)."""
@@ -439,6 +535,8 @@ Global___TopicDescription: _TypeAlias = TopicDescription  # noqa: Y015
 
 @_typing.final
 class PartitionDescription(_message.Message):
+    """One partition of a topic."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PARTITION_FIELD_NUMBER: _builtins.int
@@ -448,14 +546,23 @@ class PartitionDescription(_message.Message):
     REPLICAS_FIELD_NUMBER: _builtins.int
     ISR_FIELD_NUMBER: _builtins.int
     partition: _builtins.int
+    """Partition id."""
     leader: _builtins.int
-    """-1 when offline."""
+    """The leader's broker id; -1 when offline (no leader)."""
     leader_epoch: _builtins.int
+    """Raised by one on every leader change; starts at 0."""
     partition_epoch: _builtins.int
+    """Raised by one on every change to the partition (leader, ISR, replicas); starts at 0."""
     @_builtins.property
-    def replicas(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def replicas(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Every replica, preferred leader first (during a reassignment: the target replicas
+        followed by those being removed).
+        """
+
     @_builtins.property
-    def isr(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def isr(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The in-sync replicas."""
+
     def __init__(
         self,
         *,
@@ -476,7 +583,10 @@ Global___PartitionDescription: _TypeAlias = PartitionDescription  # noqa: Y015
 
 @_typing.final
 class DescribeClusterRequest(_message.Message):
-    """---- cluster and quorum ----"""
+    """---- cluster and quorum ----
+
+    Describes the cluster. No fields.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -493,6 +603,8 @@ Global___DescribeClusterRequest: _TypeAlias = DescribeClusterRequest  # noqa: Y0
 
 @_typing.final
 class DescribeClusterResponse(_message.Message):
+    """The cluster as the active controller sees it."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CLUSTER_ID_FIELD_NUMBER: _builtins.int
@@ -500,12 +612,19 @@ class DescribeClusterResponse(_message.Message):
     CONTROLLERS_FIELD_NUMBER: _builtins.int
     BROKERS_FIELD_NUMBER: _builtins.int
     cluster_id: _builtins.str
+    """The cluster id."""
     controller_id: _builtins.int
-    """The active controller's node id, -1 when none is known."""
+    """The active controller's node id. Only the active controller answers, so this is always
+    the answering node's id (never -1).
+    """
     @_builtins.property
-    def controllers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ControllerNode]: ...
+    def controllers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ControllerNode]:
+        """Every voter of the controller quorum (from controller.voters), by node id."""
+
     @_builtins.property
-    def brokers(self) -> _containers.RepeatedCompositeFieldContainer[Global___BrokerDescription]: ...
+    def brokers(self) -> _containers.RepeatedCompositeFieldContainer[Global___BrokerDescription]:
+        """Every registered broker, fenced ones included, by broker id."""
+
     def __init__(
         self,
         *,
@@ -524,13 +643,18 @@ Global___DescribeClusterResponse: _TypeAlias = DescribeClusterResponse  # noqa: 
 
 @_typing.final
 class ControllerNode(_message.Message):
+    """A controller (Raft voter)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NODE_ID_FIELD_NUMBER: _builtins.int
     ENDPOINT_FIELD_NUMBER: _builtins.int
     node_id: _builtins.int
+    """The voter's node id."""
     @_builtins.property
-    def endpoint(self) -> _common_pb2.Endpoint: ...
+    def endpoint(self) -> _common_pb2.Endpoint:
+        """Its CONTROLLER listener (name "CONTROLLER")."""
+
     def __init__(
         self,
         *,
@@ -547,6 +671,8 @@ Global___ControllerNode: _TypeAlias = ControllerNode  # noqa: Y015
 
 @_typing.final
 class BrokerDescription(_message.Message):
+    """A registered broker."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BROKER_ID_FIELD_NUMBER: _builtins.int
@@ -557,13 +683,21 @@ class BrokerDescription(_message.Message):
     FENCED_FIELD_NUMBER: _builtins.int
     IN_CONTROLLED_SHUTDOWN_FIELD_NUMBER: _builtins.int
     broker_id: _builtins.int
+    """The broker's node id."""
     broker_epoch: _builtins.int
+    """Its broker epoch: the Raft index of its current registration."""
     incarnation_id: _builtins.str
+    """The id its current process chose at start."""
     rack: _builtins.str
+    """Rack name; empty when none."""
     fenced: _builtins.bool
+    """True while fenced: it may not lead or be in an ISR (new registrations start fenced)."""
     in_controlled_shutdown: _builtins.bool
+    """True once it asked to shut down and is moving its leaderships away."""
     @_builtins.property
-    def endpoints(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Endpoint]: ...
+    def endpoints(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Endpoint]:
+        """Every listener it registered."""
+
     def __init__(
         self,
         *,
@@ -585,6 +719,8 @@ Global___BrokerDescription: _TypeAlias = BrokerDescription  # noqa: Y015
 
 @_typing.final
 class DescribeQuorumRequest(_message.Message):
+    """Describes the Raft quorum of the controllers."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ALLOW_FOLLOWER_FIELD_NUMBER: _builtins.int
@@ -608,6 +744,8 @@ Global___DescribeQuorumRequest: _TypeAlias = DescribeQuorumRequest  # noqa: Y015
 
 @_typing.final
 class DescribeQuorumResponse(_message.Message):
+    """The quorum as the answering controller sees it."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LEADER_ID_FIELD_NUMBER: _builtins.int
@@ -618,12 +756,15 @@ class DescribeQuorumResponse(_message.Message):
     leader_id: _builtins.int
     """The leader this controller knows, -1 when none."""
     term: _builtins.int
+    """The answering controller's current Raft term."""
     commit_index: _builtins.int
     """The highest committed Raft index known to this controller."""
     answered_by: _builtins.int
     """The node that answered."""
     @_builtins.property
-    def voters(self) -> _containers.RepeatedCompositeFieldContainer[Global___VoterStatus]: ...
+    def voters(self) -> _containers.RepeatedCompositeFieldContainer[Global___VoterStatus]:
+        """Every voter, by node id."""
+
     def __init__(
         self,
         *,
@@ -643,6 +784,8 @@ Global___DescribeQuorumResponse: _TypeAlias = DescribeQuorumResponse  # noqa: Y0
 
 @_typing.final
 class VoterStatus(_message.Message):
+    """One voter's progress."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NODE_ID_FIELD_NUMBER: _builtins.int
@@ -651,16 +794,24 @@ class VoterStatus(_message.Message):
     LAST_CONTACT_MS_FIELD_NUMBER: _builtins.int
     ENDPOINT_FIELD_NUMBER: _builtins.int
     node_id: _builtins.int
+    """The voter's node id."""
     last_index: _builtins.int
     """The voter's last log index as the leader knows it (its match index), or, for the
-    answering node itself, its own last index.
+    answering node itself, its own last index. -1 when unknown (a follower answering about
+    other voters).
     """
     lag: _builtins.int
-    """How many entries it is behind the leader's last index."""
+    """How many entries it is behind the leader's last index; 0 for the answering node itself;
+    -1 when unknown.
+    """
     last_contact_ms: _builtins.int
-    """Milliseconds since the leader last heard from it; -1 when unknown."""
+    """Milliseconds since the leader last heard from it (in Raft ticks, so a multiple of the
+    tick); 0 for the answering node itself; -1 when unknown.
+    """
     @_builtins.property
-    def endpoint(self) -> _common_pb2.Endpoint: ...
+    def endpoint(self) -> _common_pb2.Endpoint:
+        """Its CONTROLLER listener."""
+
     def __init__(
         self,
         *,
@@ -680,11 +831,15 @@ Global___VoterStatus: _TypeAlias = VoterStatus  # noqa: Y015
 
 @_typing.final
 class TransferLeadershipRequest(_message.Message):
+    """Asks the leader to hand Raft leadership (and so the active controller role) to a voter."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TARGET_NODE_ID_FIELD_NUMBER: _builtins.int
     target_node_id: _builtins.int
-    """The voter to hand leadership to; -1 picks the most caught-up follower."""
+    """The voter to hand leadership to; -1 picks the most caught-up follower. 0 (unset) is node
+    0, not "any". The leader itself as target: answered at once, nothing changes.
+    """
     def __init__(
         self,
         *,
@@ -700,12 +855,16 @@ Global___TransferLeadershipRequest: _TypeAlias = TransferLeadershipRequest  # no
 
 @_typing.final
 class TransferLeadershipResponse(_message.Message):
+    """The leadership after the transfer."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NEW_LEADER_ID_FIELD_NUMBER: _builtins.int
     TERM_FIELD_NUMBER: _builtins.int
     new_leader_id: _builtins.int
+    """The new leader's node id (the answering node when it was the target)."""
     term: _builtins.int
+    """The Raft term the answering node saw the new leader in."""
     def __init__(
         self,
         *,
@@ -729,6 +888,7 @@ class TopicPartitions(_message.Message):
     TOPIC_FIELD_NUMBER: _builtins.int
     PARTITIONS_FIELD_NUMBER: _builtins.int
     topic: _builtins.str
+    """Topic name."""
     @_builtins.property
     def partitions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Partition ids; empty means every partition of the topic."""
@@ -749,11 +909,16 @@ Global___TopicPartitions: _TypeAlias = TopicPartitions  # noqa: Y015
 
 @_typing.final
 class ElectLeadersRequest(_message.Message):
+    """Elects partition leaders."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ELECTION_TYPE_FIELD_NUMBER: _builtins.int
     TOPIC_PARTITIONS_FIELD_NUMBER: _builtins.int
     election_type: Global___ElectionType.ValueType
+    """PREFERRED (0, the default) or UNCLEAN (1); another value fails the request with
+    INVALID_REQUEST.
+    """
     @_builtins.property
     def topic_partitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___TopicPartitions]:
         """The partitions to elect for. Empty means every partition of every topic; results then
@@ -777,11 +942,15 @@ Global___ElectLeadersRequest: _TypeAlias = ElectLeadersRequest  # noqa: Y015
 
 @_typing.final
 class ElectLeadersResponse(_message.Message):
+    """The outcome of ElectLeaders."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___TopicElectionResult]: ...
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___TopicElectionResult]:
+        """Results grouped by topic, topics in the order first named."""
+
     def __init__(
         self,
         *,
@@ -797,13 +966,18 @@ Global___ElectLeadersResponse: _TypeAlias = ElectLeadersResponse  # noqa: Y015
 
 @_typing.final
 class TopicElectionResult(_message.Message):
+    """The election results of one topic."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TOPIC_FIELD_NUMBER: _builtins.int
     PARTITIONS_FIELD_NUMBER: _builtins.int
     topic: _builtins.str
+    """Topic name."""
     @_builtins.property
-    def partitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___PartitionElectionResult]: ...
+    def partitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___PartitionElectionResult]:
+        """One result per partition, in request order."""
+
     def __init__(
         self,
         *,
@@ -820,6 +994,8 @@ Global___TopicElectionResult: _TypeAlias = TopicElectionResult  # noqa: Y015
 
 @_typing.final
 class PartitionElectionResult(_message.Message):
+    """The election result of one partition."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PARTITION_FIELD_NUMBER: _builtins.int
@@ -829,6 +1005,7 @@ class PartitionElectionResult(_message.Message):
     LEADER_EPOCH_FIELD_NUMBER: _builtins.int
     UNCLEAN_FIELD_NUMBER: _builtins.int
     partition: _builtins.int
+    """Partition id (-1 for a topic that does not exist, named without partitions)."""
     error_code: _common_pb2.ErrorCode.ValueType
     """NONE: the leader changed as asked (leader, leader_epoch are the new ones).
     ELECTION_NOT_NEEDED: the preferred replica already leads (PREFERRED) or the partition has
@@ -838,11 +1015,13 @@ class PartitionElectionResult(_message.Message):
     UNKNOWN_TOPIC_OR_PARTITION, INVALID_REQUEST (a duplicate).
     """
     error_message: _builtins.str
+    """What went wrong, for humans; empty on success."""
     leader: _builtins.int
     """The leader and leader epoch after the election (the current ones when nothing changed;
     -1 when unknown).
     """
     leader_epoch: _builtins.int
+    """The leader epoch after the election (see leader); -1 when unknown."""
     unclean: _builtins.bool
     """The leader was elected from outside the ISR: records acknowledged by the old ISR may be
     lost. The ISR is now [leader] and the leader recovery state RECOVERING.
@@ -867,11 +1046,17 @@ Global___PartitionElectionResult: _TypeAlias = PartitionElectionResult  # noqa: 
 
 @_typing.final
 class AlterPartitionReassignmentsRequest(_message.Message):
+    """Starts, replaces or cancels partition reassignments."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TOPICS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReassignableTopic]: ...
+    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReassignableTopic]:
+        """The partitions to reassign, per topic: 1..10,000 partitions in all (empty or more:
+        INVALID_REQUEST).
+        """
+
     def __init__(
         self,
         *,
@@ -887,13 +1072,18 @@ Global___AlterPartitionReassignmentsRequest: _TypeAlias = AlterPartitionReassign
 
 @_typing.final
 class ReassignableTopic(_message.Message):
+    """The partitions of one topic to reassign."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
     PARTITIONS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """Topic name."""
     @_builtins.property
-    def partitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReassignablePartition]: ...
+    def partitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReassignablePartition]:
+        """The partitions and their targets."""
+
     def __init__(
         self,
         *,
@@ -934,6 +1124,7 @@ class ReassignablePartition(_message.Message):
     REPLICAS_FIELD_NUMBER: _builtins.int
     CANCEL_FIELD_NUMBER: _builtins.int
     partition: _builtins.int
+    """Partition id."""
     cancel: _builtins.bool
     """Cancel the reassignment in progress instead (NO_REASSIGNMENT_IN_PROGRESS if none is)."""
     @_builtins.property
@@ -959,11 +1150,15 @@ Global___ReassignablePartition: _TypeAlias = ReassignablePartition  # noqa: Y015
 
 @_typing.final
 class AlterPartitionReassignmentsResponse(_message.Message):
+    """The outcome of AlterPartitionReassignments."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReassignableTopicResult]: ...
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReassignableTopicResult]:
+        """One entry per requested topic, in request order."""
+
     def __init__(
         self,
         *,
@@ -979,13 +1174,18 @@ Global___AlterPartitionReassignmentsResponse: _TypeAlias = AlterPartitionReassig
 
 @_typing.final
 class ReassignableTopicResult(_message.Message):
+    """The results for one topic."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
     PARTITIONS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """Topic name, as sent."""
     @_builtins.property
-    def partitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReassignablePartitionResult]: ...
+    def partitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReassignablePartitionResult]:
+        """One result per requested partition, in request order."""
+
     def __init__(
         self,
         *,
@@ -1002,18 +1202,24 @@ Global___ReassignableTopicResult: _TypeAlias = ReassignableTopicResult  # noqa: 
 
 @_typing.final
 class ReassignablePartitionResult(_message.Message):
+    """The result for one partition. NONE means the reassignment was started, replaced,
+    completed at once or cancelled; it does not mean the data has moved.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PARTITION_FIELD_NUMBER: _builtins.int
     ERROR_CODE_FIELD_NUMBER: _builtins.int
     ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
     partition: _builtins.int
+    """Partition id, as sent."""
     error_code: _common_pb2.ErrorCode.ValueType
     """NONE, UNKNOWN_TOPIC_OR_PARTITION, INVALID_REPLICA_ASSIGNMENT (empty target, duplicate,
     negative or unregistered broker; a cancel that would need an unclean election),
     NO_REASSIGNMENT_IN_PROGRESS, INVALID_REQUEST (the partition named twice).
     """
     error_message: _builtins.str
+    """What went wrong, for humans; empty on success."""
     def __init__(
         self,
         *,
@@ -1031,13 +1237,16 @@ Global___ReassignablePartitionResult: _TypeAlias = ReassignablePartitionResult  
 
 @_typing.final
 class ListPartitionReassignmentsRequest(_message.Message):
+    """Lists reassignments in progress."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TOPICS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___TopicPartitions]:
-        """Partitions to look at; empty means every partition. An unknown topic or partition fails
-        the request with UNKNOWN_TOPIC_OR_PARTITION. At most 10,000 partitions.
+        """Partitions to look at; empty means every partition (and a topic with no partitions listed
+        means all of its partitions). An unknown topic or partition fails the whole request with
+        NOT_FOUND / UNKNOWN_TOPIC_OR_PARTITION. At most 10,000 topics and partitions together.
         """
 
     def __init__(
@@ -1055,6 +1264,8 @@ Global___ListPartitionReassignmentsRequest: _TypeAlias = ListPartitionReassignme
 
 @_typing.final
 class ListPartitionReassignmentsResponse(_message.Message):
+    """The reassignments in progress."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REASSIGNMENTS_FIELD_NUMBER: _builtins.int
@@ -1077,6 +1288,8 @@ Global___ListPartitionReassignmentsResponse: _TypeAlias = ListPartitionReassignm
 
 @_typing.final
 class OngoingReassignment(_message.Message):
+    """One partition being reassigned."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TOPIC_FIELD_NUMBER: _builtins.int
@@ -1087,16 +1300,23 @@ class OngoingReassignment(_message.Message):
     ISR_FIELD_NUMBER: _builtins.int
     LEADER_FIELD_NUMBER: _builtins.int
     topic: _builtins.str
+    """Topic name."""
     partition: _builtins.int
+    """Partition id."""
     leader: _builtins.int
+    """The current leader's broker id; -1 when none."""
     @_builtins.property
     def replicas(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """The current replica list: the target followed by the replicas being removed."""
 
     @_builtins.property
-    def adding_replicas(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def adding_replicas(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Target replicas that were not replicas before (they are catching up)."""
+
     @_builtins.property
-    def removing_replicas(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def removing_replicas(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Original replicas that are not targets (dropped when the reassignment completes)."""
+
     @_builtins.property
     def isr(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """The ISR: the reassignment completes once it holds every target replica."""
@@ -1122,13 +1342,18 @@ Global___OngoingReassignment: _TypeAlias = OngoingReassignment  # noqa: Y015
 
 @_typing.final
 class DescribeConfigsRequest(_message.Message):
-    """---- configs ----"""
+    """---- configs ----
+
+    Reads configs.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     RESOURCES_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def resources(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConfigResource]: ...
+    def resources(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConfigResource]:
+        """The resources to describe: 1..10,000 (empty or more: INVALID_REQUEST)."""
+
     def __init__(
         self,
         *,
@@ -1144,16 +1369,22 @@ Global___DescribeConfigsRequest: _TypeAlias = DescribeConfigsRequest  # noqa: Y0
 
 @_typing.final
 class ConfigResource(_message.Message):
+    """A resource whose configs to read."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TYPE_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     NAMES_FIELD_NUMBER: _builtins.int
     type: _common_pb2.ResourceType.ValueType
+    """RESOURCE_TYPE_TOPIC; any other type gets INVALID_REQUEST in its result."""
     name: _builtins.str
+    """The topic name; unknown: UNKNOWN_TOPIC_OR_PARTITION in its result."""
     @_builtins.property
     def names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Config names to return; empty means all."""
+        """Config names to return; empty means every supported topic config. An unknown name gets
+        INVALID_CONFIG for the whole resource.
+        """
 
     def __init__(
         self,
@@ -1172,11 +1403,15 @@ Global___ConfigResource: _TypeAlias = ConfigResource  # noqa: Y015
 
 @_typing.final
 class DescribeConfigsResponse(_message.Message):
+    """The configs read."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConfigResourceResult]: ...
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConfigResourceResult]:
+        """One result per requested resource, in request order."""
+
     def __init__(
         self,
         *,
@@ -1192,6 +1427,8 @@ Global___DescribeConfigsResponse: _TypeAlias = DescribeConfigsResponse  # noqa: 
 
 @_typing.final
 class ConfigResourceResult(_message.Message):
+    """The outcome for one config resource (DescribeConfigs and AlterConfigs)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TYPE_FIELD_NUMBER: _builtins.int
@@ -1200,11 +1437,21 @@ class ConfigResourceResult(_message.Message):
     ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
     ENTRIES_FIELD_NUMBER: _builtins.int
     type: _common_pb2.ResourceType.ValueType
+    """The resource type, as sent."""
     name: _builtins.str
+    """The resource name, as sent."""
     error_code: _common_pb2.ErrorCode.ValueType
+    """NONE, INVALID_REQUEST (unsupported resource type, resource named twice, a config with two
+    ops, an unknown op), UNKNOWN_TOPIC_OR_PARTITION, INVALID_CONFIG.
+    """
     error_message: _builtins.str
+    """What went wrong, for humans; empty on success."""
     @_builtins.property
-    def entries(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ConfigEntry]: ...
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ConfigEntry]:
+        """DescribeConfigs: the configs by name, each with its effective value and source; empty on
+        error. AlterConfigs: always empty.
+        """
+
     def __init__(
         self,
         *,
@@ -1224,13 +1471,18 @@ Global___ConfigResourceResult: _TypeAlias = ConfigResourceResult  # noqa: Y015
 
 @_typing.final
 class AlterConfigsRequest(_message.Message):
+    """Changes configs. The resources are independent: each gets its own result."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESOURCES_FIELD_NUMBER: _builtins.int
     VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     validate_only: _builtins.bool
+    """Validate and report, but change nothing."""
     @_builtins.property
-    def resources(self) -> _containers.RepeatedCompositeFieldContainer[Global___AlterConfigResource]: ...
+    def resources(self) -> _containers.RepeatedCompositeFieldContainer[Global___AlterConfigResource]:
+        """The resources to change: 1..10,000 (empty or more: INVALID_REQUEST)."""
+
     def __init__(
         self,
         *,
@@ -1247,15 +1499,25 @@ Global___AlterConfigsRequest: _TypeAlias = AlterConfigsRequest  # noqa: Y015
 
 @_typing.final
 class AlterConfigResource(_message.Message):
+    """The changes to one resource, applied together: the resulting set of configs is validated as
+    a whole, and either all of them are written or none.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TYPE_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     OPS_FIELD_NUMBER: _builtins.int
     type: _common_pb2.ResourceType.ValueType
+    """RESOURCE_TYPE_TOPIC; any other type gets INVALID_REQUEST in its result."""
     name: _builtins.str
+    """The topic name; unknown: UNKNOWN_TOPIC_OR_PARTITION."""
     @_builtins.property
-    def ops(self) -> _containers.RepeatedCompositeFieldContainer[Global___AlterConfigOp]: ...
+    def ops(self) -> _containers.RepeatedCompositeFieldContainer[Global___AlterConfigOp]:
+        """The changes; at most one per config name (else INVALID_REQUEST). Configs not named keep
+        their values. Empty changes nothing.
+        """
+
     def __init__(
         self,
         *,
@@ -1273,6 +1535,8 @@ Global___AlterConfigResource: _TypeAlias = AlterConfigResource  # noqa: Y015
 
 @_typing.final
 class AlterConfigOp(_message.Message):
+    """One config change."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     class _Op:
@@ -1286,7 +1550,9 @@ class AlterConfigOp(_message.Message):
         DELETE: AlterConfigOp._Op.ValueType  # 1
         """Remove the topic's value so that the default applies again."""
 
-    class Op(_Op, metaclass=_OpEnumTypeWrapper): ...
+    class Op(_Op, metaclass=_OpEnumTypeWrapper):
+        """What to do with the config. Note that 0 (unset) is SET."""
+
     SET: AlterConfigOp.Op.ValueType  # 0
     """Set the config to `value`."""
     DELETE: AlterConfigOp.Op.ValueType  # 1
@@ -1296,8 +1562,13 @@ class AlterConfigOp(_message.Message):
     OP_FIELD_NUMBER: _builtins.int
     VALUE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The config name; unknown: INVALID_CONFIG."""
     op: Global___AlterConfigOp.Op.ValueType
+    """SET (0) or DELETE (1); another value: INVALID_REQUEST."""
     value: _builtins.str
+    """SET: the new value as text, validated for the config (invalid: INVALID_CONFIG). Ignored
+    with DELETE.
+    """
     def __init__(
         self,
         *,
@@ -1315,11 +1586,15 @@ Global___AlterConfigOp: _TypeAlias = AlterConfigOp  # noqa: Y015
 
 @_typing.final
 class AlterConfigsResponse(_message.Message):
+    """The outcome of AlterConfigs."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConfigResourceResult]: ...
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConfigResourceResult]:
+        """One result per requested resource, in request order (entries are empty)."""
+
     def __init__(
         self,
         *,
@@ -1335,7 +1610,14 @@ Global___AlterConfigsResponse: _TypeAlias = AlterConfigsResponse  # noqa: Y015
 
 @_typing.final
 class RegisterBrokerRequest(_message.Message):
-    """---- broker lifecycle ----"""
+    """---- broker lifecycle ----
+
+    Registers a broker process. Registering again with the same incarnation_id (a retry) returns
+    the same broker epoch and writes nothing. A new incarnation of a broker id that still has a
+    live session (unfenced and heard from within the session timeout) is refused with
+    DUPLICATE_BROKER_REGISTRATION; otherwise it replaces the old registration, leaves every ISR,
+    and starts fenced.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1346,14 +1628,28 @@ class RegisterBrokerRequest(_message.Message):
     RACK_FIELD_NUMBER: _builtins.int
     PREVIOUS_BROKER_EPOCH_FIELD_NUMBER: _builtins.int
     broker_id: _builtins.int
+    """The broker's node id, >= 0 (negative: INVALID_REQUEST)."""
     cluster_id: _builtins.str
+    """The cluster id from the broker's data directory; another cluster's:
+    INCONSISTENT_CLUSTER_ID.
+    """
     incarnation_id: _builtins.str
-    """A random id the broker process picks at start (a new one after every restart)."""
+    """A random id the broker process picks at start (a new one after every restart); must not
+    be empty.
+    """
     rack: _builtins.str
+    """Rack name; empty means none. Replica placement spreads partitions over racks."""
     previous_broker_epoch: _builtins.int
-    """The broker epoch the broker had before, -1 if none."""
+    """The broker epoch the broker had before, -1 if none. Informational: the controller does
+    not read it today.
+    """
     @_builtins.property
-    def listeners(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Endpoint]: ...
+    def listeners(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Endpoint]:
+        """The broker's listeners: unique non-empty names, non-empty hosts, ports 1..65535 (else
+        INVALID_REQUEST). Clients are given the one named "CLIENT". A retry of the same
+        incarnation must send the same listeners and rack (else INVALID_REQUEST).
+        """
+
     def __init__(
         self,
         *,
@@ -1374,10 +1670,15 @@ Global___RegisterBrokerRequest: _TypeAlias = RegisterBrokerRequest  # noqa: Y015
 
 @_typing.final
 class RegisterBrokerResponse(_message.Message):
+    """A registration."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BROKER_EPOCH_FIELD_NUMBER: _builtins.int
     broker_epoch: _builtins.int
+    """The broker epoch: the Raft index of the registration record. Send it with every
+    heartbeat, AllocateProducerIds and AlterPartition.
+    """
     def __init__(
         self,
         *,
@@ -1393,6 +1694,8 @@ Global___RegisterBrokerResponse: _TypeAlias = RegisterBrokerResponse  # noqa: Y0
 
 @_typing.final
 class BrokerHeartbeatRequest(_message.Message):
+    """A broker's periodic heartbeat (the broker sends one every 500 ms by default)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BROKER_ID_FIELD_NUMBER: _builtins.int
@@ -1401,9 +1704,15 @@ class BrokerHeartbeatRequest(_message.Message):
     WANT_FENCE_FIELD_NUMBER: _builtins.int
     WANT_SHUT_DOWN_FIELD_NUMBER: _builtins.int
     broker_id: _builtins.int
+    """The broker's id; unregistered: NOT_FOUND / BROKER_ID_NOT_REGISTERED."""
     broker_epoch: _builtins.int
+    """Its current broker epoch; another one: FAILED_PRECONDITION / STALE_BROKER_EPOCH (register
+    again).
+    """
     current_metadata_index: _builtins.int
-    """The highest metadata index the broker has applied."""
+    """The highest metadata index the broker has applied (MetadataResponse.metadata_index's
+    numbering). A fenced broker is unfenced once this reaches its broker epoch.
+    """
     want_fence: _builtins.bool
     """The broker asks to be fenced (e.g. it found a disk problem)."""
     want_shut_down: _builtins.bool
@@ -1427,6 +1736,8 @@ Global___BrokerHeartbeatRequest: _TypeAlias = BrokerHeartbeatRequest  # noqa: Y0
 
 @_typing.final
 class BrokerHeartbeatResponse(_message.Message):
+    """The broker's state after the heartbeat."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     IS_CAUGHT_UP_FIELD_NUMBER: _builtins.int
@@ -1436,8 +1747,11 @@ class BrokerHeartbeatResponse(_message.Message):
     is_caught_up: _builtins.bool
     """The broker has applied metadata at least up to its own registration."""
     is_fenced: _builtins.bool
+    """The broker is fenced after this heartbeat: it may not lead or be in an ISR."""
     should_shut_down: _builtins.bool
-    """Controlled shutdown is complete: the broker may exit."""
+    """Controlled shutdown is complete (it leads nothing and the other active brokers have
+    applied the change that moved its leaderships away): the broker may exit.
+    """
     controller_id: _builtins.int
     """The node id of the active controller that answered (only the active controller answers
     heartbeats). Brokers report it as MetadataResponse.controller_id.
@@ -1460,12 +1774,16 @@ Global___BrokerHeartbeatResponse: _TypeAlias = BrokerHeartbeatResponse  # noqa: 
 
 @_typing.final
 class AllocateProducerIdsRequest(_message.Message):
+    """Asks for a block of producer ids (a broker, for InitProducerId)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BROKER_ID_FIELD_NUMBER: _builtins.int
     BROKER_EPOCH_FIELD_NUMBER: _builtins.int
     broker_id: _builtins.int
+    """The broker's id; unregistered: BROKER_ID_NOT_REGISTERED."""
     broker_epoch: _builtins.int
+    """Its current broker epoch; another one: STALE_BROKER_EPOCH."""
     def __init__(
         self,
         *,
@@ -1482,6 +1800,8 @@ Global___AllocateProducerIdsRequest: _TypeAlias = AllocateProducerIdsRequest  # 
 
 @_typing.final
 class AllocateProducerIdsResponse(_message.Message):
+    """A block of producer ids, recorded in the metadata log so no two blocks overlap."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     FIRST_PRODUCER_ID_FIELD_NUMBER: _builtins.int
@@ -1489,6 +1809,7 @@ class AllocateProducerIdsResponse(_message.Message):
     first_producer_id: _builtins.int
     """The block is [first_producer_id, first_producer_id + count)."""
     count: _builtins.int
+    """The block size: 1000."""
     def __init__(
         self,
         *,
@@ -1536,9 +1857,13 @@ class AlterPartitionRequest(_message.Message):
     BROKER_EPOCH_FIELD_NUMBER: _builtins.int
     TOPICS_FIELD_NUMBER: _builtins.int
     broker_id: _builtins.int
+    """The sending leader's broker id."""
     broker_epoch: _builtins.int
+    """The sender's current broker epoch."""
     @_builtins.property
-    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___AlterPartitionTopic]: ...
+    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___AlterPartitionTopic]:
+        """The changes, per topic: 1..10,000 partitions in all (empty or more: INVALID_REQUEST)."""
+
     def __init__(
         self,
         *,
@@ -1556,13 +1881,18 @@ Global___AlterPartitionRequest: _TypeAlias = AlterPartitionRequest  # noqa: Y015
 
 @_typing.final
 class AlterPartitionTopic(_message.Message):
+    """The changes for one topic."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TOPIC_ID_FIELD_NUMBER: _builtins.int
     PARTITIONS_FIELD_NUMBER: _builtins.int
     topic_id: _builtins.str
+    """The topic id (not the name)."""
     @_builtins.property
-    def partitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___AlterPartitionData]: ...
+    def partitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___AlterPartitionData]:
+        """One entry per partition; a partition named twice gets INVALID_REQUEST."""
+
     def __init__(
         self,
         *,
@@ -1579,6 +1909,8 @@ Global___AlterPartitionTopic: _TypeAlias = AlterPartitionTopic  # noqa: Y015
 
 @_typing.final
 class AlterPartitionData(_message.Message):
+    """The requested state of one partition."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PARTITION_INDEX_FIELD_NUMBER: _builtins.int
@@ -1587,6 +1919,7 @@ class AlterPartitionData(_message.Message):
     LEADER_RECOVERY_STATE_FIELD_NUMBER: _builtins.int
     PARTITION_EPOCH_FIELD_NUMBER: _builtins.int
     partition_index: _builtins.int
+    """Partition id."""
     leader_epoch: _builtins.int
     """The leader epoch and partition epoch of the state the leader bases the change on."""
     leader_recovery_state: _builtins.int
@@ -1594,8 +1927,11 @@ class AlterPartitionData(_message.Message):
     [itself]) once its log is consistent, before it expands the ISR.
     """
     partition_epoch: _builtins.int
+    """The partition epoch of the state the change is based on (see leader_epoch)."""
     @_builtins.property
-    def new_isr_with_epochs(self) -> _containers.RepeatedCompositeFieldContainer[Global___BrokerEpochPair]: ...
+    def new_isr_with_epochs(self) -> _containers.RepeatedCompositeFieldContainer[Global___BrokerEpochPair]:
+        """The proposed ISR, each member with its broker epoch. Must contain the leader."""
+
     def __init__(
         self,
         *,
@@ -1615,11 +1951,14 @@ Global___AlterPartitionData: _TypeAlias = AlterPartitionData  # noqa: Y015
 
 @_typing.final
 class BrokerEpochPair(_message.Message):
+    """An ISR member with its broker epoch."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BROKER_ID_FIELD_NUMBER: _builtins.int
     BROKER_EPOCH_FIELD_NUMBER: _builtins.int
     broker_id: _builtins.int
+    """The member's broker id."""
     broker_epoch: _builtins.int
     """The member's broker epoch as the leader knows it; -1 skips the check."""
     def __init__(
@@ -1638,11 +1977,15 @@ Global___BrokerEpochPair: _TypeAlias = BrokerEpochPair  # noqa: Y015
 
 @_typing.final
 class AlterPartitionResponse(_message.Message):
+    """The outcome of AlterPartition."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TOPICS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___AlterPartitionTopicResult]: ...
+    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___AlterPartitionTopicResult]:
+        """One entry per requested topic, in request order."""
+
     def __init__(
         self,
         *,
@@ -1658,13 +2001,18 @@ Global___AlterPartitionResponse: _TypeAlias = AlterPartitionResponse  # noqa: Y0
 
 @_typing.final
 class AlterPartitionTopicResult(_message.Message):
+    """The results for one topic."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TOPIC_ID_FIELD_NUMBER: _builtins.int
     PARTITIONS_FIELD_NUMBER: _builtins.int
     topic_id: _builtins.str
+    """The topic id, as sent."""
     @_builtins.property
-    def partitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___AlterPartitionResult]: ...
+    def partitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___AlterPartitionResult]:
+        """One result per requested partition, in request order."""
+
     def __init__(
         self,
         *,
@@ -1681,6 +2029,10 @@ Global___AlterPartitionTopicResult: _TypeAlias = AlterPartitionTopicResult  # no
 
 @_typing.final
 class AlterPartitionResult(_message.Message):
+    """The result for one partition. With an error, only partition_index, error_code and
+    error_message are set (the state fields read 0).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PARTITION_INDEX_FIELD_NUMBER: _builtins.int
@@ -1692,15 +2044,25 @@ class AlterPartitionResult(_message.Message):
     LEADER_RECOVERY_STATE_FIELD_NUMBER: _builtins.int
     PARTITION_EPOCH_FIELD_NUMBER: _builtins.int
     partition_index: _builtins.int
+    """Partition id, as sent."""
     error_code: _common_pb2.ErrorCode.ValueType
+    """NONE or one of the codes listed at AlterPartitionRequest."""
     error_message: _builtins.str
+    """What went wrong, for humans; empty on success."""
     leader_id: _builtins.int
-    """The partition's state after the change (only when error_code is NONE)."""
+    """The partition's state after the change (only when error_code is NONE): the leader's
+    broker id (-1 when none).
+    """
     leader_epoch: _builtins.int
+    """The leader epoch after the change."""
     leader_recovery_state: _builtins.int
+    """0: RECOVERED, 1: RECOVERING, after the change."""
     partition_epoch: _builtins.int
+    """The partition epoch after the change; base the next AlterPartition on it."""
     @_builtins.property
-    def isr(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def isr(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The ISR after the change."""
+
     def __init__(
         self,
         *,
@@ -1723,14 +2085,20 @@ Global___AlterPartitionResult: _TypeAlias = AlterPartitionResult  # noqa: Y015
 
 @_typing.final
 class WatchMetadataRequest(_message.Message):
-    """---- metadata stream ----"""
+    """---- metadata stream ----
+
+    Subscribes to the committed metadata log.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     AFTER_INDEX_FIELD_NUMBER: _builtins.int
     after_index: _builtins.int
-    """Send committed entries with index > after_index. 0 starts from the beginning (snapshot
-    first when the log has been truncated).
+    """Send committed entries with a Raft index > after_index: the numbering of
+    MetadataDelta.index, SnapshotChunk.last_index, Progress.commit_index and
+    MetadataResponse.metadata_index, so a broker resumes with the last index it has. 0 starts
+    from the beginning (snapshot first when the controller no longer holds every entry from
+    index 1). Must be >= 0.
     """
     def __init__(
         self,
@@ -1747,6 +2115,10 @@ Global___WatchMetadataRequest: _TypeAlias = WatchMetadataRequest  # noqa: Y015
 
 @_typing.final
 class MetadataEvent(_message.Message):
+    """One event of the metadata stream. The stream never ends on its own; a receiver that loses
+    it reconnects (to any controller) with after_index = the last index it has.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     DELTA_FIELD_NUMBER: _builtins.int
@@ -1787,13 +2159,22 @@ Global___MetadataEvent: _TypeAlias = MetadataEvent  # noqa: Y015
 
 @_typing.final
 class MetadataDelta(_message.Message):
+    """The records of one committed Raft entry, applied together in order. Entries without
+    records (a new leader's Raft NOOP) are not sent; their indexes show up in Progress.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     INDEX_FIELD_NUMBER: _builtins.int
     RECORDS_FIELD_NUMBER: _builtins.int
     index: _builtins.int
+    """The Raft log index of the entry; increases strictly along the stream. A receiver that
+    already has this index ignores the delta.
+    """
     @_builtins.property
-    def records(self) -> _containers.RepeatedCompositeFieldContainer[_metadata_pb2.MetadataRecord]: ...
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[_metadata_pb2.MetadataRecord]:
+        """The entry's records (one MetadataBatch)."""
+
     def __init__(
         self,
         *,
@@ -1810,6 +2191,8 @@ Global___MetadataDelta: _TypeAlias = MetadataDelta  # noqa: Y015
 
 @_typing.final
 class SnapshotChunk(_message.Message):
+    """Part of a snapshot of the whole metadata image."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LAST_INDEX_FIELD_NUMBER: _builtins.int
@@ -1817,11 +2200,19 @@ class SnapshotChunk(_message.Message):
     FIRST_FIELD_NUMBER: _builtins.int
     LAST_FIELD_NUMBER: _builtins.int
     last_index: _builtins.int
-    """The snapshot contains every entry up to this index."""
+    """The snapshot contains every entry up to this index (the controller's commit index when it
+    was taken); the stream continues with deltas after it.
+    """
     first: _builtins.bool
+    """The first chunk of a snapshot: discard the current image."""
     last: _builtins.bool
+    """The last chunk: the new image is complete at last_index. A snapshot may be one chunk with
+    both set (and no records, for an empty image).
+    """
     @_builtins.property
-    def records(self) -> _containers.RepeatedCompositeFieldContainer[_metadata_pb2.MetadataRecord]: ...
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[_metadata_pb2.MetadataRecord]:
+        """Records that rebuild the image from empty; up to 2000 per chunk."""
+
     def __init__(
         self,
         *,
@@ -1840,10 +2231,16 @@ Global___SnapshotChunk: _TypeAlias = SnapshotChunk  # noqa: Y015
 
 @_typing.final
 class Progress(_message.Message):
+    """A keep-alive, sent after one second without anything to send."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     COMMIT_INDEX_FIELD_NUMBER: _builtins.int
     commit_index: _builtins.int
+    """Everything up to this Raft index has been sent: the receiver is caught up to it (the
+    entries between its last delta and this index carried no records). At least the
+    after_index the stream was opened with.
+    """
     def __init__(
         self,
         *,

@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class ControllerServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Admin RPCs, the broker lifecycle and the metadata stream. See the file comment for which
+    controller answers which method.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -122,59 +124,65 @@ class ControllerServiceStub:
 
 
 class ControllerServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Admin RPCs, the broker lifecycle and the metadata stream. See the file comment for which
+    controller answers which method.
+    """
 
     def CreateTopics(self, request, context):
-        """Creates topics. Each topic gets its own result; one bad topic does not fail the others.
+        """Creates topics (active controller). Each topic gets its own result; one bad topic does not
+        fail the others. An empty list fails with INVALID_REQUEST.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteTopics(self, request, context):
-        """Deletes topics by name.
+        """Deletes topics by name, with all their partitions and configs (active controller).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CreatePartitions(self, request, context):
-        """Raises the partition count of topics (it can never be lowered).
+        """Raises the partition count of topics (it can never be lowered) (active controller).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DescribeTopics(self, request, context):
-        """Describes topics: partitions, replicas, ISR, leaders, epochs and configs.
+        """Describes topics: partitions, replicas, ISR, leaders, epochs and configs (active
+        controller).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DescribeCluster(self, request, context):
-        """Describes the cluster: its id, the active controller, the controllers and the brokers.
+        """Describes the cluster: its id, the active controller, the controllers and the brokers
+        (active controller).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DescribeQuorum(self, request, context):
-        """Describes the Raft quorum: leader, term, and each voter's progress (see allow_follower).
+        """Describes the Raft quorum: leader, term, and each voter's progress. Only the leader
+        answers, unless allow_follower is set: then any controller answers with its own view.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DescribeConfigs(self, request, context):
-        """Reads configs of topics (defaults included).
+        """Reads configs of topics, defaults included (active controller).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def AlterConfigs(self, request, context):
-        """Sets or deletes configs of topics; every value is validated first.
+        """Sets or deletes configs of topics; every value is validated first (active controller).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -182,7 +190,9 @@ class ControllerServiceServicer:
 
     def TransferLeadership(self, request, context):
         """Moves Raft leadership to another voter (the most caught-up one when none is named) and
-        returns once the new leader is known, or fails with DEADLINE_EXCEEDED.
+        returns once the new leader is known, or fails with DEADLINE_EXCEEDED after
+        max(2 s, 40 Raft ticks) while this node still leads. Only the leader answers; a target
+        that is not a voter fails with INVALID_REQUEST on any controller.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -191,7 +201,8 @@ class ControllerServiceServicer:
     def ElectLeaders(self, request, context):
         """Partition leadership and placement (operators).
         Elects leaders: the preferred replica (the first of the replica list) or, uncleanly, any
-        active replica of a partition that has no leader. Each partition gets its own result.
+        active replica of a partition that has no leader. Each partition gets its own result
+        (active controller).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -200,29 +211,33 @@ class ControllerServiceServicer:
     def AlterPartitionReassignments(self, request, context):
         """Starts (or replaces, or cancels) partition reassignments: moving a partition to a new
         list of replicas, which may also change its replication factor. A reassignment completes
-        on its own once every target replica is in the ISR (see ReassignablePartition).
+        on its own once every target replica is in the ISR (see ReassignablePartition). Active
+        controller; an empty request fails with INVALID_REQUEST.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListPartitionReassignments(self, request, context):
-        """Lists the reassignments in progress, with the ISR to show how far each has got.
+        """Lists the reassignments in progress, with the ISR to show how far each has got (active
+        controller).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RegisterBroker(self, request, context):
-        """Broker lifecycle (called by brokers, not by operators).
-        Registers a broker process and returns its broker epoch.
+        """Broker lifecycle (called by brokers, not by operators; active controller only).
+        Registers a broker process and returns its broker epoch. A new incarnation starts fenced.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def BrokerHeartbeat(self, request, context):
-        """Keeps a broker's session alive and moves it between fenced, unfenced and shutdown.
+        """Keeps a broker's session alive and moves it between fenced, unfenced and shutdown. A
+        broker that misses heartbeats for controller.broker_session_timeout_ms (default 3000)
+        is fenced.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -244,8 +259,11 @@ class ControllerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchMetadata(self, request, context):
-        """Streams committed metadata from a Raft index on. Any controller serves it. When the
-        requested index is below the log start (or 0), the stream starts with a snapshot.
+        """Streams committed metadata after a Raft index, forever. Any controller serves it, from its
+        own committed state. When the controller no longer holds every entry after the requested
+        index (it keeps the last 4096 in memory, and none below its latest snapshot), the stream
+        starts with a snapshot of the whole image. A negative after_index fails with
+        INVALID_ARGUMENT (without raftka-error).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -348,7 +366,9 @@ def add_ControllerServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ControllerService:
-    """Missing associated documentation comment in .proto file."""
+    """Admin RPCs, the broker lifecycle and the metadata stream. See the file comment for which
+    controller answers which method.
+    """
 
     @staticmethod
     def CreateTopics(request,

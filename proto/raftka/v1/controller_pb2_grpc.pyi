@@ -3,12 +3,27 @@
 isort:skip_file
 The controller service: admin RPCs for operators and the broker lifecycle.
 
-Every controller serves it. Writes (and reads that must be up to date) are handled by the
-active controller, the current Raft leader; the others fail them with UNAVAILABLE and the
-trailing metadata "raftka-error: NOT_CONTROLLER" and "raftka-leader: <id>@<host>:<port>",
-so a client retries against the named node. WatchMetadata (and DescribeQuorum with
-allow_follower) are answered by any controller. A write is answered only after its metadata records have committed, so an
-OK answer means the change survives the loss of any minority of controllers.
+Every controller (every voter of the Raft quorum) serves it on its CONTROLLER listener.
+
+Who answers:
+- Only the active controller (the current Raft leader) answers CreateTopics, DeleteTopics,
+  CreatePartitions, DescribeTopics, DescribeCluster, DescribeConfigs, AlterConfigs,
+  ElectLeaders, AlterPartitionReassignments, ListPartitionReassignments,
+  TransferLeadership, RegisterBroker, BrokerHeartbeat, AllocateProducerIds, AlterPartition,
+  and DescribeQuorum without allow_follower. Reads are answered from its committed image. Any other controller fails these with UNAVAILABLE and the trailing
+  metadata "raftka-error: NOT_CONTROLLER" plus, when it knows the leader,
+  "raftka-leader: <id>@<host>:<port>"; without raftka-leader (an election is in progress)
+  retry shortly against any controller. A leader that has not yet applied its earlier
+  entries answers the same way.
+- Any controller answers WatchMetadata and DescribeQuorum with allow_follower set, from its
+  own state (which may lag the leader's by the entries it has not yet learnt are committed).
+
+A write is answered only after its metadata records have committed, so an OK answer means
+the change survives the loss of any minority of controllers. A write that does not commit
+within the controller's request timeout (controller.request_timeout_ms, default 10000 ms)
+fails with DEADLINE_EXCEEDED / REQUEST_TIMED_OUT: it may still commit, so check before
+retrying. A write that changes nothing (every item failed, validate_only, nothing to do)
+writes nothing and is answered at once.
 """
 
 from collections import abc as _abc
@@ -35,48 +50,69 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class ControllerServiceStub:
+    """Admin RPCs, the broker lifecycle and the metadata stream. See the file comment for which
+    controller answers which method.
+    """
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ControllerServiceAsyncStub: ...
     CreateTopics: _grpc.UnaryUnaryMultiCallable[_controller_pb2.CreateTopicsRequest, _controller_pb2.CreateTopicsResponse]
-    """Creates topics. Each topic gets its own result; one bad topic does not fail the others."""
+    """Creates topics (active controller). Each topic gets its own result; one bad topic does not
+    fail the others. An empty list fails with INVALID_REQUEST.
+    """
     DeleteTopics: _grpc.UnaryUnaryMultiCallable[_controller_pb2.DeleteTopicsRequest, _controller_pb2.DeleteTopicsResponse]
-    """Deletes topics by name."""
+    """Deletes topics by name, with all their partitions and configs (active controller)."""
     CreatePartitions: _grpc.UnaryUnaryMultiCallable[_controller_pb2.CreatePartitionsRequest, _controller_pb2.CreatePartitionsResponse]
-    """Raises the partition count of topics (it can never be lowered)."""
+    """Raises the partition count of topics (it can never be lowered) (active controller)."""
     DescribeTopics: _grpc.UnaryUnaryMultiCallable[_controller_pb2.DescribeTopicsRequest, _controller_pb2.DescribeTopicsResponse]
-    """Describes topics: partitions, replicas, ISR, leaders, epochs and configs."""
+    """Describes topics: partitions, replicas, ISR, leaders, epochs and configs (active
+    controller).
+    """
     DescribeCluster: _grpc.UnaryUnaryMultiCallable[_controller_pb2.DescribeClusterRequest, _controller_pb2.DescribeClusterResponse]
-    """Describes the cluster: its id, the active controller, the controllers and the brokers."""
+    """Describes the cluster: its id, the active controller, the controllers and the brokers
+    (active controller).
+    """
     DescribeQuorum: _grpc.UnaryUnaryMultiCallable[_controller_pb2.DescribeQuorumRequest, _controller_pb2.DescribeQuorumResponse]
-    """Describes the Raft quorum: leader, term, and each voter's progress (see allow_follower)."""
+    """Describes the Raft quorum: leader, term, and each voter's progress. Only the leader
+    answers, unless allow_follower is set: then any controller answers with its own view.
+    """
     DescribeConfigs: _grpc.UnaryUnaryMultiCallable[_controller_pb2.DescribeConfigsRequest, _controller_pb2.DescribeConfigsResponse]
-    """Reads configs of topics (defaults included)."""
+    """Reads configs of topics, defaults included (active controller)."""
     AlterConfigs: _grpc.UnaryUnaryMultiCallable[_controller_pb2.AlterConfigsRequest, _controller_pb2.AlterConfigsResponse]
-    """Sets or deletes configs of topics; every value is validated first."""
+    """Sets or deletes configs of topics; every value is validated first (active controller)."""
     TransferLeadership: _grpc.UnaryUnaryMultiCallable[_controller_pb2.TransferLeadershipRequest, _controller_pb2.TransferLeadershipResponse]
     """Moves Raft leadership to another voter (the most caught-up one when none is named) and
-    returns once the new leader is known, or fails with DEADLINE_EXCEEDED.
+    returns once the new leader is known, or fails with DEADLINE_EXCEEDED after
+    max(2 s, 40 Raft ticks) while this node still leads. Only the leader answers; a target
+    that is not a voter fails with INVALID_REQUEST on any controller.
     """
     ElectLeaders: _grpc.UnaryUnaryMultiCallable[_controller_pb2.ElectLeadersRequest, _controller_pb2.ElectLeadersResponse]
     """Partition leadership and placement (operators).
     Elects leaders: the preferred replica (the first of the replica list) or, uncleanly, any
-    active replica of a partition that has no leader. Each partition gets its own result.
+    active replica of a partition that has no leader. Each partition gets its own result
+    (active controller).
     """
     AlterPartitionReassignments: _grpc.UnaryUnaryMultiCallable[_controller_pb2.AlterPartitionReassignmentsRequest, _controller_pb2.AlterPartitionReassignmentsResponse]
     """Starts (or replaces, or cancels) partition reassignments: moving a partition to a new
     list of replicas, which may also change its replication factor. A reassignment completes
-    on its own once every target replica is in the ISR (see ReassignablePartition).
+    on its own once every target replica is in the ISR (see ReassignablePartition). Active
+    controller; an empty request fails with INVALID_REQUEST.
     """
     ListPartitionReassignments: _grpc.UnaryUnaryMultiCallable[_controller_pb2.ListPartitionReassignmentsRequest, _controller_pb2.ListPartitionReassignmentsResponse]
-    """Lists the reassignments in progress, with the ISR to show how far each has got."""
+    """Lists the reassignments in progress, with the ISR to show how far each has got (active
+    controller).
+    """
     RegisterBroker: _grpc.UnaryUnaryMultiCallable[_controller_pb2.RegisterBrokerRequest, _controller_pb2.RegisterBrokerResponse]
-    """Broker lifecycle (called by brokers, not by operators).
-    Registers a broker process and returns its broker epoch.
+    """Broker lifecycle (called by brokers, not by operators; active controller only).
+    Registers a broker process and returns its broker epoch. A new incarnation starts fenced.
     """
     BrokerHeartbeat: _grpc.UnaryUnaryMultiCallable[_controller_pb2.BrokerHeartbeatRequest, _controller_pb2.BrokerHeartbeatResponse]
-    """Keeps a broker's session alive and moves it between fenced, unfenced and shutdown."""
+    """Keeps a broker's session alive and moves it between fenced, unfenced and shutdown. A
+    broker that misses heartbeats for controller.broker_session_timeout_ms (default 3000)
+    is fenced.
+    """
     AllocateProducerIds: _grpc.UnaryUnaryMultiCallable[_controller_pb2.AllocateProducerIdsRequest, _controller_pb2.AllocateProducerIdsResponse]
     """Hands a broker a block of producer ids for idempotent and transactional producers."""
     AlterPartition: _grpc.UnaryUnaryMultiCallable[_controller_pb2.AlterPartitionRequest, _controller_pb2.AlterPartitionResponse]
@@ -84,51 +120,75 @@ class ControllerServiceStub:
     after an unclean election (Kafka's AlterPartition v3, KIP-903). See AlterPartitionRequest.
     """
     WatchMetadata: _grpc.UnaryStreamMultiCallable[_controller_pb2.WatchMetadataRequest, _controller_pb2.MetadataEvent]
-    """Streams committed metadata from a Raft index on. Any controller serves it. When the
-    requested index is below the log start (or 0), the stream starts with a snapshot.
+    """Streams committed metadata after a Raft index, forever. Any controller serves it, from its
+    own committed state. When the controller no longer holds every entry after the requested
+    index (it keeps the last 4096 in memory, and none below its latest snapshot), the stream
+    starts with a snapshot of the whole image. A negative after_index fails with
+    INVALID_ARGUMENT (without raftka-error).
     """
 
 @_typing.type_check_only
 class ControllerServiceAsyncStub(ControllerServiceStub):
+    """Admin RPCs, the broker lifecycle and the metadata stream. See the file comment for which
+    controller answers which method.
+    """
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateTopics: _aio.UnaryUnaryMultiCallable[_controller_pb2.CreateTopicsRequest, _controller_pb2.CreateTopicsResponse]  # type: ignore[assignment]
-    """Creates topics. Each topic gets its own result; one bad topic does not fail the others."""
+    """Creates topics (active controller). Each topic gets its own result; one bad topic does not
+    fail the others. An empty list fails with INVALID_REQUEST.
+    """
     DeleteTopics: _aio.UnaryUnaryMultiCallable[_controller_pb2.DeleteTopicsRequest, _controller_pb2.DeleteTopicsResponse]  # type: ignore[assignment]
-    """Deletes topics by name."""
+    """Deletes topics by name, with all their partitions and configs (active controller)."""
     CreatePartitions: _aio.UnaryUnaryMultiCallable[_controller_pb2.CreatePartitionsRequest, _controller_pb2.CreatePartitionsResponse]  # type: ignore[assignment]
-    """Raises the partition count of topics (it can never be lowered)."""
+    """Raises the partition count of topics (it can never be lowered) (active controller)."""
     DescribeTopics: _aio.UnaryUnaryMultiCallable[_controller_pb2.DescribeTopicsRequest, _controller_pb2.DescribeTopicsResponse]  # type: ignore[assignment]
-    """Describes topics: partitions, replicas, ISR, leaders, epochs and configs."""
+    """Describes topics: partitions, replicas, ISR, leaders, epochs and configs (active
+    controller).
+    """
     DescribeCluster: _aio.UnaryUnaryMultiCallable[_controller_pb2.DescribeClusterRequest, _controller_pb2.DescribeClusterResponse]  # type: ignore[assignment]
-    """Describes the cluster: its id, the active controller, the controllers and the brokers."""
+    """Describes the cluster: its id, the active controller, the controllers and the brokers
+    (active controller).
+    """
     DescribeQuorum: _aio.UnaryUnaryMultiCallable[_controller_pb2.DescribeQuorumRequest, _controller_pb2.DescribeQuorumResponse]  # type: ignore[assignment]
-    """Describes the Raft quorum: leader, term, and each voter's progress (see allow_follower)."""
+    """Describes the Raft quorum: leader, term, and each voter's progress. Only the leader
+    answers, unless allow_follower is set: then any controller answers with its own view.
+    """
     DescribeConfigs: _aio.UnaryUnaryMultiCallable[_controller_pb2.DescribeConfigsRequest, _controller_pb2.DescribeConfigsResponse]  # type: ignore[assignment]
-    """Reads configs of topics (defaults included)."""
+    """Reads configs of topics, defaults included (active controller)."""
     AlterConfigs: _aio.UnaryUnaryMultiCallable[_controller_pb2.AlterConfigsRequest, _controller_pb2.AlterConfigsResponse]  # type: ignore[assignment]
-    """Sets or deletes configs of topics; every value is validated first."""
+    """Sets or deletes configs of topics; every value is validated first (active controller)."""
     TransferLeadership: _aio.UnaryUnaryMultiCallable[_controller_pb2.TransferLeadershipRequest, _controller_pb2.TransferLeadershipResponse]  # type: ignore[assignment]
     """Moves Raft leadership to another voter (the most caught-up one when none is named) and
-    returns once the new leader is known, or fails with DEADLINE_EXCEEDED.
+    returns once the new leader is known, or fails with DEADLINE_EXCEEDED after
+    max(2 s, 40 Raft ticks) while this node still leads. Only the leader answers; a target
+    that is not a voter fails with INVALID_REQUEST on any controller.
     """
     ElectLeaders: _aio.UnaryUnaryMultiCallable[_controller_pb2.ElectLeadersRequest, _controller_pb2.ElectLeadersResponse]  # type: ignore[assignment]
     """Partition leadership and placement (operators).
     Elects leaders: the preferred replica (the first of the replica list) or, uncleanly, any
-    active replica of a partition that has no leader. Each partition gets its own result.
+    active replica of a partition that has no leader. Each partition gets its own result
+    (active controller).
     """
     AlterPartitionReassignments: _aio.UnaryUnaryMultiCallable[_controller_pb2.AlterPartitionReassignmentsRequest, _controller_pb2.AlterPartitionReassignmentsResponse]  # type: ignore[assignment]
     """Starts (or replaces, or cancels) partition reassignments: moving a partition to a new
     list of replicas, which may also change its replication factor. A reassignment completes
-    on its own once every target replica is in the ISR (see ReassignablePartition).
+    on its own once every target replica is in the ISR (see ReassignablePartition). Active
+    controller; an empty request fails with INVALID_REQUEST.
     """
     ListPartitionReassignments: _aio.UnaryUnaryMultiCallable[_controller_pb2.ListPartitionReassignmentsRequest, _controller_pb2.ListPartitionReassignmentsResponse]  # type: ignore[assignment]
-    """Lists the reassignments in progress, with the ISR to show how far each has got."""
+    """Lists the reassignments in progress, with the ISR to show how far each has got (active
+    controller).
+    """
     RegisterBroker: _aio.UnaryUnaryMultiCallable[_controller_pb2.RegisterBrokerRequest, _controller_pb2.RegisterBrokerResponse]  # type: ignore[assignment]
-    """Broker lifecycle (called by brokers, not by operators).
-    Registers a broker process and returns its broker epoch.
+    """Broker lifecycle (called by brokers, not by operators; active controller only).
+    Registers a broker process and returns its broker epoch. A new incarnation starts fenced.
     """
     BrokerHeartbeat: _aio.UnaryUnaryMultiCallable[_controller_pb2.BrokerHeartbeatRequest, _controller_pb2.BrokerHeartbeatResponse]  # type: ignore[assignment]
-    """Keeps a broker's session alive and moves it between fenced, unfenced and shutdown."""
+    """Keeps a broker's session alive and moves it between fenced, unfenced and shutdown. A
+    broker that misses heartbeats for controller.broker_session_timeout_ms (default 3000)
+    is fenced.
+    """
     AllocateProducerIds: _aio.UnaryUnaryMultiCallable[_controller_pb2.AllocateProducerIdsRequest, _controller_pb2.AllocateProducerIdsResponse]  # type: ignore[assignment]
     """Hands a broker a block of producer ids for idempotent and transactional producers."""
     AlterPartition: _aio.UnaryUnaryMultiCallable[_controller_pb2.AlterPartitionRequest, _controller_pb2.AlterPartitionResponse]  # type: ignore[assignment]
@@ -136,18 +196,27 @@ class ControllerServiceAsyncStub(ControllerServiceStub):
     after an unclean election (Kafka's AlterPartition v3, KIP-903). See AlterPartitionRequest.
     """
     WatchMetadata: _aio.UnaryStreamMultiCallable[_controller_pb2.WatchMetadataRequest, _controller_pb2.MetadataEvent]  # type: ignore[assignment]
-    """Streams committed metadata from a Raft index on. Any controller serves it. When the
-    requested index is below the log start (or 0), the stream starts with a snapshot.
+    """Streams committed metadata after a Raft index, forever. Any controller serves it, from its
+    own committed state. When the controller no longer holds every entry after the requested
+    index (it keeps the last 4096 in memory, and none below its latest snapshot), the stream
+    starts with a snapshot of the whole image. A negative after_index fails with
+    INVALID_ARGUMENT (without raftka-error).
     """
 
 class ControllerServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Admin RPCs, the broker lifecycle and the metadata stream. See the file comment for which
+    controller answers which method.
+    """
+
     @_abc_1.abstractmethod
     def CreateTopics(
         self,
         request: _controller_pb2.CreateTopicsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.CreateTopicsResponse, _abc.Awaitable[_controller_pb2.CreateTopicsResponse]]:
-        """Creates topics. Each topic gets its own result; one bad topic does not fail the others."""
+        """Creates topics (active controller). Each topic gets its own result; one bad topic does not
+        fail the others. An empty list fails with INVALID_REQUEST.
+        """
 
     @_abc_1.abstractmethod
     def DeleteTopics(
@@ -155,7 +224,7 @@ class ControllerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _controller_pb2.DeleteTopicsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.DeleteTopicsResponse, _abc.Awaitable[_controller_pb2.DeleteTopicsResponse]]:
-        """Deletes topics by name."""
+        """Deletes topics by name, with all their partitions and configs (active controller)."""
 
     @_abc_1.abstractmethod
     def CreatePartitions(
@@ -163,7 +232,7 @@ class ControllerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _controller_pb2.CreatePartitionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.CreatePartitionsResponse, _abc.Awaitable[_controller_pb2.CreatePartitionsResponse]]:
-        """Raises the partition count of topics (it can never be lowered)."""
+        """Raises the partition count of topics (it can never be lowered) (active controller)."""
 
     @_abc_1.abstractmethod
     def DescribeTopics(
@@ -171,7 +240,9 @@ class ControllerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _controller_pb2.DescribeTopicsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.DescribeTopicsResponse, _abc.Awaitable[_controller_pb2.DescribeTopicsResponse]]:
-        """Describes topics: partitions, replicas, ISR, leaders, epochs and configs."""
+        """Describes topics: partitions, replicas, ISR, leaders, epochs and configs (active
+        controller).
+        """
 
     @_abc_1.abstractmethod
     def DescribeCluster(
@@ -179,7 +250,9 @@ class ControllerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _controller_pb2.DescribeClusterRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.DescribeClusterResponse, _abc.Awaitable[_controller_pb2.DescribeClusterResponse]]:
-        """Describes the cluster: its id, the active controller, the controllers and the brokers."""
+        """Describes the cluster: its id, the active controller, the controllers and the brokers
+        (active controller).
+        """
 
     @_abc_1.abstractmethod
     def DescribeQuorum(
@@ -187,7 +260,9 @@ class ControllerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _controller_pb2.DescribeQuorumRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.DescribeQuorumResponse, _abc.Awaitable[_controller_pb2.DescribeQuorumResponse]]:
-        """Describes the Raft quorum: leader, term, and each voter's progress (see allow_follower)."""
+        """Describes the Raft quorum: leader, term, and each voter's progress. Only the leader
+        answers, unless allow_follower is set: then any controller answers with its own view.
+        """
 
     @_abc_1.abstractmethod
     def DescribeConfigs(
@@ -195,7 +270,7 @@ class ControllerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _controller_pb2.DescribeConfigsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.DescribeConfigsResponse, _abc.Awaitable[_controller_pb2.DescribeConfigsResponse]]:
-        """Reads configs of topics (defaults included)."""
+        """Reads configs of topics, defaults included (active controller)."""
 
     @_abc_1.abstractmethod
     def AlterConfigs(
@@ -203,7 +278,7 @@ class ControllerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _controller_pb2.AlterConfigsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.AlterConfigsResponse, _abc.Awaitable[_controller_pb2.AlterConfigsResponse]]:
-        """Sets or deletes configs of topics; every value is validated first."""
+        """Sets or deletes configs of topics; every value is validated first (active controller)."""
 
     @_abc_1.abstractmethod
     def TransferLeadership(
@@ -212,7 +287,9 @@ class ControllerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.TransferLeadershipResponse, _abc.Awaitable[_controller_pb2.TransferLeadershipResponse]]:
         """Moves Raft leadership to another voter (the most caught-up one when none is named) and
-        returns once the new leader is known, or fails with DEADLINE_EXCEEDED.
+        returns once the new leader is known, or fails with DEADLINE_EXCEEDED after
+        max(2 s, 40 Raft ticks) while this node still leads. Only the leader answers; a target
+        that is not a voter fails with INVALID_REQUEST on any controller.
         """
 
     @_abc_1.abstractmethod
@@ -223,7 +300,8 @@ class ControllerServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_controller_pb2.ElectLeadersResponse, _abc.Awaitable[_controller_pb2.ElectLeadersResponse]]:
         """Partition leadership and placement (operators).
         Elects leaders: the preferred replica (the first of the replica list) or, uncleanly, any
-        active replica of a partition that has no leader. Each partition gets its own result.
+        active replica of a partition that has no leader. Each partition gets its own result
+        (active controller).
         """
 
     @_abc_1.abstractmethod
@@ -234,7 +312,8 @@ class ControllerServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_controller_pb2.AlterPartitionReassignmentsResponse, _abc.Awaitable[_controller_pb2.AlterPartitionReassignmentsResponse]]:
         """Starts (or replaces, or cancels) partition reassignments: moving a partition to a new
         list of replicas, which may also change its replication factor. A reassignment completes
-        on its own once every target replica is in the ISR (see ReassignablePartition).
+        on its own once every target replica is in the ISR (see ReassignablePartition). Active
+        controller; an empty request fails with INVALID_REQUEST.
         """
 
     @_abc_1.abstractmethod
@@ -243,7 +322,9 @@ class ControllerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _controller_pb2.ListPartitionReassignmentsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.ListPartitionReassignmentsResponse, _abc.Awaitable[_controller_pb2.ListPartitionReassignmentsResponse]]:
-        """Lists the reassignments in progress, with the ISR to show how far each has got."""
+        """Lists the reassignments in progress, with the ISR to show how far each has got (active
+        controller).
+        """
 
     @_abc_1.abstractmethod
     def RegisterBroker(
@@ -251,8 +332,8 @@ class ControllerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _controller_pb2.RegisterBrokerRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.RegisterBrokerResponse, _abc.Awaitable[_controller_pb2.RegisterBrokerResponse]]:
-        """Broker lifecycle (called by brokers, not by operators).
-        Registers a broker process and returns its broker epoch.
+        """Broker lifecycle (called by brokers, not by operators; active controller only).
+        Registers a broker process and returns its broker epoch. A new incarnation starts fenced.
         """
 
     @_abc_1.abstractmethod
@@ -261,7 +342,10 @@ class ControllerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _controller_pb2.BrokerHeartbeatRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.BrokerHeartbeatResponse, _abc.Awaitable[_controller_pb2.BrokerHeartbeatResponse]]:
-        """Keeps a broker's session alive and moves it between fenced, unfenced and shutdown."""
+        """Keeps a broker's session alive and moves it between fenced, unfenced and shutdown. A
+        broker that misses heartbeats for controller.broker_session_timeout_ms (default 3000)
+        is fenced.
+        """
 
     @_abc_1.abstractmethod
     def AllocateProducerIds(
@@ -287,8 +371,11 @@ class ControllerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _controller_pb2.WatchMetadataRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_controller_pb2.MetadataEvent], _abc.AsyncIterator[_controller_pb2.MetadataEvent]]:
-        """Streams committed metadata from a Raft index on. Any controller serves it. When the
-        requested index is below the log start (or 0), the stream starts with a snapshot.
+        """Streams committed metadata after a Raft index, forever. Any controller serves it, from its
+        own committed state. When the controller no longer holds every entry after the requested
+        index (it keeps the last 4096 in memory, and none below its latest snapshot), the stream
+        starts with a snapshot of the whole image. A negative after_index fails with
+        INVALID_ARGUMENT (without raftka-error).
         """
 
 def add_ControllerServiceServicer_to_server(servicer: ControllerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -4,9 +4,10 @@ isort:skip_file
 Fault injection for failover experiments: served by every node (controllers and brokers) on
 the same port as its main service.
 
-Off by default. A node accepts these calls only when its config sets `faults.enabled = true`
-(or it was started with `--set faults.enabled=true`); otherwise every call fails with
-FAILED_PRECONDITION and a message saying how to enable it. Rules live in the node's memory
+Off by default. A node accepts InjectFaults and ClearFaults only when its config sets
+`faults.enabled = true` (or it was started with `--set faults.enabled=true`); otherwise they
+fail with FAILED_PRECONDITION (raftka-error INVALID_REQUEST) and a message saying how to
+enable it. DescribeFaults answers either way (FaultState.enabled tells which). Rules live in the node's memory
 only: a restarted node starts with none.
 
 A rule acts on one node's traffic with its peers on three paths:
@@ -44,16 +45,25 @@ class _FaultPath:
 class _FaultPathEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FaultPath.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     FAULT_PATH_UNSPECIFIED: _FaultPath.ValueType  # 0
+    """Not a path: refused with INVALID_REQUEST when listed in FaultRule.paths."""
     FAULT_PATH_RAFT: _FaultPath.ValueType  # 1
+    """Controller to controller Raft messages."""
     FAULT_PATH_REPLICATION: _FaultPath.ValueType  # 2
+    """Follower fetches from partition leaders, and the answers."""
     FAULT_PATH_HEARTBEAT: _FaultPath.ValueType  # 3
+    """Broker heartbeats to the active controller."""
 
-class FaultPath(_FaultPath, metaclass=_FaultPathEnumTypeWrapper): ...
+class FaultPath(_FaultPath, metaclass=_FaultPathEnumTypeWrapper):
+    """The traffic a rule acts on (see the file comment)."""
 
 FAULT_PATH_UNSPECIFIED: FaultPath.ValueType  # 0
+"""Not a path: refused with INVALID_REQUEST when listed in FaultRule.paths."""
 FAULT_PATH_RAFT: FaultPath.ValueType  # 1
+"""Controller to controller Raft messages."""
 FAULT_PATH_REPLICATION: FaultPath.ValueType  # 2
+"""Follower fetches from partition leaders, and the answers."""
 FAULT_PATH_HEARTBEAT: FaultPath.ValueType  # 3
+"""Broker heartbeats to the active controller."""
 Global___FaultPath: _TypeAlias = FaultPath  # noqa: Y015
 
 class _FaultDirection:
@@ -69,7 +79,8 @@ class _FaultDirectionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FaultD
     FAULT_DIRECTION_INBOUND: _FaultDirection.ValueType  # 2
     """Only requests this node receives."""
 
-class FaultDirection(_FaultDirection, metaclass=_FaultDirectionEnumTypeWrapper): ...
+class FaultDirection(_FaultDirection, metaclass=_FaultDirectionEnumTypeWrapper):
+    """Which way of a node's traffic a rule acts on."""
 
 FAULT_DIRECTION_BOTH: FaultDirection.ValueType  # 0
 """Messages to the peers and requests from them."""
@@ -90,7 +101,8 @@ class _FaultActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FaultActi
     FAULT_ACTION_DELAY: _FaultAction.ValueType  # 1
     """Hold the message for delay_ms before it goes on."""
 
-class FaultAction(_FaultAction, metaclass=_FaultActionEnumTypeWrapper): ...
+class FaultAction(_FaultAction, metaclass=_FaultActionEnumTypeWrapper):
+    """What a rule does to a matching message."""
 
 FAULT_ACTION_DROP: FaultAction.ValueType  # 0
 """Discard the message (the sender sees a failed call or, for Raft, silence)."""
@@ -100,6 +112,10 @@ Global___FaultAction: _TypeAlias = FaultAction  # noqa: Y015
 
 @_typing.final
 class FaultRule(_message.Message):
+    """One rule. A message is affected when it matches a rule's path, peer and direction; the
+    delays of several matching rules add up, and any matching drop rule drops it.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACTION_FIELD_NUMBER: _builtins.int
@@ -109,11 +125,17 @@ class FaultRule(_message.Message):
     DELAY_MS_FIELD_NUMBER: _builtins.int
     PROBABILITY_FIELD_NUMBER: _builtins.int
     action: Global___FaultAction.ValueType
+    """DROP (0, the default) or DELAY (1)."""
     direction: Global___FaultDirection.ValueType
+    """BOTH (0, the default), OUTBOUND or INBOUND."""
     delay_ms: _builtins.int
-    """For FAULT_ACTION_DELAY: how long each message is held."""
+    """For FAULT_ACTION_DELAY: how long each message is held, in ms; must be > 0 for a delay
+    rule (0: INVALID_REQUEST). Ignored for drops.
+    """
     probability: _builtins.float
-    """The chance a matching message is affected, in (0, 1]; 0 (unset) means 1."""
+    """The chance a matching message is affected, in (0, 1]; 0 (unset) means 1. Outside that
+    range: INVALID_REQUEST.
+    """
     @_builtins.property
     def paths(self) -> _containers.RepeatedScalarFieldContainer[Global___FaultPath.ValueType]:
         """The paths it applies to; empty means all of them."""
@@ -142,6 +164,8 @@ Global___FaultRule: _TypeAlias = FaultRule  # noqa: Y015
 
 @_typing.final
 class InjectFaultsRequest(_message.Message):
+    """Rules to add to the node's rules."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RULES_FIELD_NUMBER: _builtins.int
@@ -151,7 +175,9 @@ class InjectFaultsRequest(_message.Message):
     (0 turns the slowdown off).
     """
     @_builtins.property
-    def rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___FaultRule]: ...
+    def rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___FaultRule]:
+        """The rules to add (to those already there); may be empty to only set fsync_delay_ms."""
+
     def __init__(
         self,
         *,
@@ -170,6 +196,8 @@ Global___InjectFaultsRequest: _TypeAlias = InjectFaultsRequest  # noqa: Y015
 
 @_typing.final
 class ClearFaultsRequest(_message.Message):
+    """Clears every rule. No fields."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -185,6 +213,8 @@ Global___ClearFaultsRequest: _TypeAlias = ClearFaultsRequest  # noqa: Y015
 
 @_typing.final
 class DescribeFaultsRequest(_message.Message):
+    """Reads the rules. No fields."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -200,6 +230,8 @@ Global___DescribeFaultsRequest: _TypeAlias = DescribeFaultsRequest  # noqa: Y015
 
 @_typing.final
 class FaultState(_message.Message):
+    """A node's fault-injection state."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NODE_ID_FIELD_NUMBER: _builtins.int
@@ -207,10 +239,15 @@ class FaultState(_message.Message):
     RULES_FIELD_NUMBER: _builtins.int
     FSYNC_DELAY_MS_FIELD_NUMBER: _builtins.int
     node_id: _builtins.int
+    """The answering node's id."""
     enabled: _builtins.bool
+    """Whether the node was started with faults.enabled (otherwise rules cannot be added)."""
     fsync_delay_ms: _builtins.int
+    """The current fsync delay in ms; 0 when off."""
     @_builtins.property
-    def rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___FaultRule]: ...
+    def rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___FaultRule]:
+        """Every active rule, oldest first (probability 1 where it was sent as 0)."""
+
     def __init__(
         self,
         *,

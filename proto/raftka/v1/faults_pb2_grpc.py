@@ -26,7 +26,10 @@ if _version_not_supported:
 
 
 class FaultServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Fault injection on one node; every node serves it. InjectFaults and ClearFaults fail with
+    FAILED_PRECONDITION (raftka-error INVALID_REQUEST) on a node without faults.enabled;
+    DescribeFaults always answers.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -52,10 +55,14 @@ class FaultServiceStub:
 
 
 class FaultServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Fault injection on one node; every node serves it. InjectFaults and ClearFaults fail with
+    FAILED_PRECONDITION (raftka-error INVALID_REQUEST) on a node without faults.enabled;
+    DescribeFaults always answers.
+    """
 
     def InjectFaults(self, request, context):
-        """Adds rules (and optionally sets the fsync delay); answers with the node's whole state.
+        """Adds rules (and optionally sets the fsync delay); answers with the node's whole state. A
+        bad rule fails the whole call with INVALID_ARGUMENT / INVALID_REQUEST and adds nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -102,7 +109,10 @@ def add_FaultServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class FaultService:
-    """Missing associated documentation comment in .proto file."""
+    """Fault injection on one node; every node serves it. InjectFaults and ClearFaults fail with
+    FAILED_PRECONDITION (raftka-error INVALID_REQUEST) on a node without faults.enabled;
+    DescribeFaults always answers.
+    """
 
     @staticmethod
     def InjectFaults(request,

@@ -4,9 +4,10 @@ isort:skip_file
 Fault injection for failover experiments: served by every node (controllers and brokers) on
 the same port as its main service.
 
-Off by default. A node accepts these calls only when its config sets `faults.enabled = true`
-(or it was started with `--set faults.enabled=true`); otherwise every call fails with
-FAILED_PRECONDITION and a message saying how to enable it. Rules live in the node's memory
+Off by default. A node accepts InjectFaults and ClearFaults only when its config sets
+`faults.enabled = true` (or it was started with `--set faults.enabled=true`); otherwise they
+fail with FAILED_PRECONDITION (raftka-error INVALID_REQUEST) and a message saying how to
+enable it. DescribeFaults answers either way (FaultState.enabled tells which). Rules live in the node's memory
 only: a restarted node starts with none.
 
 A rule acts on one node's traffic with its peers on three paths:
@@ -45,12 +46,19 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class FaultServiceStub:
+    """Fault injection on one node; every node serves it. InjectFaults and ClearFaults fail with
+    FAILED_PRECONDITION (raftka-error INVALID_REQUEST) on a node without faults.enabled;
+    DescribeFaults always answers.
+    """
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> FaultServiceAsyncStub: ...
     InjectFaults: _grpc.UnaryUnaryMultiCallable[_faults_pb2.InjectFaultsRequest, _faults_pb2.FaultState]
-    """Adds rules (and optionally sets the fsync delay); answers with the node's whole state."""
+    """Adds rules (and optionally sets the fsync delay); answers with the node's whole state. A
+    bad rule fails the whole call with INVALID_ARGUMENT / INVALID_REQUEST and adds nothing.
+    """
     ClearFaults: _grpc.UnaryUnaryMultiCallable[_faults_pb2.ClearFaultsRequest, _faults_pb2.FaultState]
     """Removes every rule and the fsync delay."""
     DescribeFaults: _grpc.UnaryUnaryMultiCallable[_faults_pb2.DescribeFaultsRequest, _faults_pb2.FaultState]
@@ -58,22 +66,36 @@ class FaultServiceStub:
 
 @_typing.type_check_only
 class FaultServiceAsyncStub(FaultServiceStub):
+    """Fault injection on one node; every node serves it. InjectFaults and ClearFaults fail with
+    FAILED_PRECONDITION (raftka-error INVALID_REQUEST) on a node without faults.enabled;
+    DescribeFaults always answers.
+    """
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     InjectFaults: _aio.UnaryUnaryMultiCallable[_faults_pb2.InjectFaultsRequest, _faults_pb2.FaultState]  # type: ignore[assignment]
-    """Adds rules (and optionally sets the fsync delay); answers with the node's whole state."""
+    """Adds rules (and optionally sets the fsync delay); answers with the node's whole state. A
+    bad rule fails the whole call with INVALID_ARGUMENT / INVALID_REQUEST and adds nothing.
+    """
     ClearFaults: _aio.UnaryUnaryMultiCallable[_faults_pb2.ClearFaultsRequest, _faults_pb2.FaultState]  # type: ignore[assignment]
     """Removes every rule and the fsync delay."""
     DescribeFaults: _aio.UnaryUnaryMultiCallable[_faults_pb2.DescribeFaultsRequest, _faults_pb2.FaultState]  # type: ignore[assignment]
     """The node's current rules."""
 
 class FaultServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Fault injection on one node; every node serves it. InjectFaults and ClearFaults fail with
+    FAILED_PRECONDITION (raftka-error INVALID_REQUEST) on a node without faults.enabled;
+    DescribeFaults always answers.
+    """
+
     @_abc_1.abstractmethod
     def InjectFaults(
         self,
         request: _faults_pb2.InjectFaultsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_faults_pb2.FaultState, _abc.Awaitable[_faults_pb2.FaultState]]:
-        """Adds rules (and optionally sets the fsync delay); answers with the node's whole state."""
+        """Adds rules (and optionally sets the fsync delay); answers with the node's whole state. A
+        bad rule fails the whole call with INVALID_ARGUMENT / INVALID_REQUEST and adds nothing.
+        """
 
     @_abc_1.abstractmethod
     def ClearFaults(

@@ -42,6 +42,7 @@ class RegisterBrokerRecord(_message.Message):
     RACK_FIELD_NUMBER: _builtins.int
     FENCED_FIELD_NUMBER: _builtins.int
     broker_id: _builtins.int
+    """The broker's node id (>= 0)."""
     incarnation_id: _builtins.str
     """Random id chosen by the broker process at start; a restart gets a new one."""
     broker_epoch: _builtins.int
@@ -55,7 +56,9 @@ class RegisterBrokerRecord(_message.Message):
     unfenced (after it has caught up with the metadata log).
     """
     @_builtins.property
-    def endpoints(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Endpoint]: ...
+    def endpoints(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Endpoint]:
+        """The broker's listeners, as it registered them."""
+
     def __init__(
         self,
         *,
@@ -76,14 +79,18 @@ Global___RegisterBrokerRecord: _TypeAlias = RegisterBrokerRecord  # noqa: Y015
 
 @_typing.final
 class UnregisterBrokerRecord(_message.Message):
-    """A broker was removed from the cluster."""
+    """A broker was removed from the cluster. Replay support only: the current controller has no
+    RPC that writes it.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     BROKER_ID_FIELD_NUMBER: _builtins.int
     BROKER_EPOCH_FIELD_NUMBER: _builtins.int
     broker_id: _builtins.int
+    """The broker's id; it must be registered."""
     broker_epoch: _builtins.int
+    """Its broker epoch; must match the registration's (replay fails otherwise)."""
     def __init__(
         self,
         *,
@@ -109,11 +116,15 @@ class BrokerRegistrationChangeRecord(_message.Message):
     FENCED_FIELD_NUMBER: _builtins.int
     IN_CONTROLLED_SHUTDOWN_FIELD_NUMBER: _builtins.int
     broker_id: _builtins.int
+    """The broker's id; it must be registered."""
     broker_epoch: _builtins.int
+    """The broker epoch of the registration it changes; must match."""
     fenced: _builtins.int
     """-1: unfence, 0: no change, 1: fence (KRaft's encoding)."""
     in_controlled_shutdown: _builtins.int
-    """0: no change, 1: the broker entered controlled shutdown."""
+    """0: no change, 1: the broker entered controlled shutdown (it stays there until it
+    registers again).
+    """
     def __init__(
         self,
         *,
@@ -139,6 +150,7 @@ class TopicRecord(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     TOPIC_ID_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """The topic name."""
     topic_id: _builtins.str
     """Topic id: 22-character URL-safe base64 of 16 random bytes, as Kafka prints Uuids."""
     def __init__(
@@ -172,7 +184,9 @@ class PartitionRecord(_message.Message):
     PARTITION_EPOCH_FIELD_NUMBER: _builtins.int
     LEADER_RECOVERY_STATE_FIELD_NUMBER: _builtins.int
     partition_id: _builtins.int
+    """Partition id, 0..(partition count - 1)."""
     topic_id: _builtins.str
+    """The id of the topic it belongs to (a TopicRecord earlier in the log)."""
     leader: _builtins.int
     """Leader broker id, -1 when the partition has none (offline)."""
     leader_epoch: _builtins.int
@@ -191,10 +205,12 @@ class PartitionRecord(_message.Message):
 
     @_builtins.property
     def removing_replicas(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """Replicas being removed / added by a reassignment in progress."""
+        """Replicas being removed by a reassignment in progress; empty when none is."""
 
     @_builtins.property
-    def adding_replicas(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def adding_replicas(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Replicas being added by a reassignment in progress; empty when none is."""
+
     def __init__(
         self,
         *,
@@ -234,20 +250,29 @@ class PartitionChangeRecord(_message.Message):
     ADDING_REPLICAS_FIELD_NUMBER: _builtins.int
     LEADER_RECOVERY_STATE_FIELD_NUMBER: _builtins.int
     partition_id: _builtins.int
+    """Partition id."""
     topic_id: _builtins.str
+    """The topic id."""
     leader: _builtins.int
     """New leader (-1 = none), when set."""
     leader_recovery_state: _builtins.int
+    """New leader recovery state (0: recovered, 1: recovering), when set."""
     @_builtins.property
     def isr(self) -> Global___IntList:
         """New ISR, when set."""
 
     @_builtins.property
-    def replicas(self) -> Global___IntList: ...
+    def replicas(self) -> Global___IntList:
+        """New replica list, when set."""
+
     @_builtins.property
-    def removing_replicas(self) -> Global___IntList: ...
+    def removing_replicas(self) -> Global___IntList:
+        """New removing replicas, when set (set and empty: the reassignment is over)."""
+
     @_builtins.property
-    def adding_replicas(self) -> Global___IntList: ...
+    def adding_replicas(self) -> Global___IntList:
+        """New adding replicas, when set (set and empty: the reassignment is over)."""
+
     def __init__(
         self,
         *,
@@ -299,7 +324,9 @@ class IntList(_message.Message):
 
     VALUES_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The broker ids, in order."""
+
     def __init__(
         self,
         *,
@@ -321,6 +348,7 @@ class RemoveTopicRecord(_message.Message):
 
     TOPIC_ID_FIELD_NUMBER: _builtins.int
     topic_id: _builtins.str
+    """The removed topic's id."""
     def __init__(
         self,
         *,
@@ -345,10 +373,15 @@ class ConfigRecord(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     VALUE_FIELD_NUMBER: _builtins.int
     resource_type: _common_pb2.ResourceType.ValueType
+    """RESOURCE_TYPE_TOPIC (the only type the controller writes) or RESOURCE_TYPE_BROKER."""
     resource_name: _builtins.str
     """Topic name for topic configs; broker id as text for broker configs."""
     name: _builtins.str
+    """The config name, e.g. "retention.ms"."""
     value: _builtins.str
+    """The new value as text (normalized by the controller); unset removes the override so the
+    default applies.
+    """
     def __init__(
         self,
         *,
@@ -377,8 +410,13 @@ class ProducerIdsRecord(_message.Message):
     BROKER_EPOCH_FIELD_NUMBER: _builtins.int
     NEXT_PRODUCER_ID_FIELD_NUMBER: _builtins.int
     broker_id: _builtins.int
+    """The broker the block went to; -1 in snapshots."""
     broker_epoch: _builtins.int
+    """That broker's epoch when it asked; -1 in snapshots."""
     next_producer_id: _builtins.int
+    """The first id of the next block: the block handed out ends just below it. Only ever
+    increases.
+    """
     def __init__(
         self,
         *,
@@ -396,8 +434,8 @@ Global___ProducerIdsRecord: _TypeAlias = ProducerIdsRecord  # noqa: Y015
 
 @_typing.final
 class NoOpRecord(_message.Message):
-    """Written by the active controller when nothing else happens, so that brokers watching the
-    log can tell that they are caught up with a live controller.
+    """A record that changes nothing. Replay support only: the current controller does not write
+    it (watchers learn that they are caught up from WatchMetadata's Progress events instead).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -415,7 +453,7 @@ Global___NoOpRecord: _TypeAlias = NoOpRecord  # noqa: Y015
 
 @_typing.final
 class MetadataRecord(_message.Message):
-    """One metadata record."""
+    """One metadata record: exactly one field of the oneof is set (none set fails replay)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -430,25 +468,45 @@ class MetadataRecord(_message.Message):
     PRODUCER_IDS_FIELD_NUMBER: _builtins.int
     NO_OP_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def register_broker(self) -> Global___RegisterBrokerRecord: ...
+    def register_broker(self) -> Global___RegisterBrokerRecord:
+        """A broker (re-)registered."""
+
     @_builtins.property
-    def unregister_broker(self) -> Global___UnregisterBrokerRecord: ...
+    def unregister_broker(self) -> Global___UnregisterBrokerRecord:
+        """A broker was removed."""
+
     @_builtins.property
-    def broker_registration_change(self) -> Global___BrokerRegistrationChangeRecord: ...
+    def broker_registration_change(self) -> Global___BrokerRegistrationChangeRecord:
+        """A broker was fenced, unfenced or entered controlled shutdown."""
+
     @_builtins.property
-    def topic(self) -> Global___TopicRecord: ...
+    def topic(self) -> Global___TopicRecord:
+        """A topic was created."""
+
     @_builtins.property
-    def partition(self) -> Global___PartitionRecord: ...
+    def partition(self) -> Global___PartitionRecord:
+        """A partition was created."""
+
     @_builtins.property
-    def partition_change(self) -> Global___PartitionChangeRecord: ...
+    def partition_change(self) -> Global___PartitionChangeRecord:
+        """A partition changed (leader, ISR, replicas, recovery state)."""
+
     @_builtins.property
-    def remove_topic(self) -> Global___RemoveTopicRecord: ...
+    def remove_topic(self) -> Global___RemoveTopicRecord:
+        """A topic was deleted."""
+
     @_builtins.property
-    def config(self) -> Global___ConfigRecord: ...
+    def config(self) -> Global___ConfigRecord:
+        """A config was set or removed."""
+
     @_builtins.property
-    def producer_ids(self) -> Global___ProducerIdsRecord: ...
+    def producer_ids(self) -> Global___ProducerIdsRecord:
+        """A block of producer ids was handed out."""
+
     @_builtins.property
-    def no_op(self) -> Global___NoOpRecord: ...
+    def no_op(self) -> Global___NoOpRecord:
+        """Nothing (see NoOpRecord)."""
+
     def __init__(
         self,
         *,
@@ -481,7 +539,9 @@ class MetadataBatch(_message.Message):
 
     RECORDS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___MetadataRecord]: ...
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___MetadataRecord]:
+        """The records, applied in order; all of them take the entry's Raft index as their index."""
+
     def __init__(
         self,
         *,
@@ -508,10 +568,17 @@ class MetadataSnapshot(_message.Message):
     LAST_TERM_FIELD_NUMBER: _builtins.int
     RECORDS_FIELD_NUMBER: _builtins.int
     last_index: _builtins.int
-    """The last Raft index and its term that the snapshot contains."""
+    """The last Raft index that the snapshot contains."""
     last_term: _builtins.int
+    """The term of that entry. The controller does not fill it in today (it reads 0): the term
+    is in the file name (<index>-<term>.checkpoint) and in InstallSnapshot.snapshot_term.
+    """
     @_builtins.property
-    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___MetadataRecord]: ...
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___MetadataRecord]:
+        """Records that rebuild the image from empty: brokers, topics with their partitions and
+        configs, the next producer id.
+        """
+
     def __init__(
         self,
         *,

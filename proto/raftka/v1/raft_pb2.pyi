@@ -28,6 +28,8 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class RaftEnvelope(_message.Message):
+    """Messages from one voter to another, in the order the sender produced them."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CLUSTER_ID_FIELD_NUMBER: _builtins.int
@@ -37,9 +39,13 @@ class RaftEnvelope(_message.Message):
     cluster_id: _builtins.str
     """The cluster id from the sender's data directory; receivers reject other clusters."""
     from_node: _builtins.int
+    """The sending voter's node id."""
     to_node: _builtins.int
+    """The receiving voter's node id; another node's id is rejected (FAILED_PRECONDITION)."""
     @_builtins.property
-    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___RaftMessage]: ...
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___RaftMessage]:
+        """The messages, oldest first: up to 512 per call."""
+
     def __init__(
         self,
         *,
@@ -58,6 +64,10 @@ Global___RaftEnvelope: _TypeAlias = RaftEnvelope  # noqa: Y015
 
 @_typing.final
 class DeliverAck(_message.Message):
+    """The messages were queued for the receiver's Raft core (or dropped by fault injection). No
+    fields: answers travel as messages of their own.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -73,6 +83,8 @@ Global___DeliverAck: _TypeAlias = DeliverAck  # noqa: Y015
 
 @_typing.final
 class RaftMessage(_message.Message):
+    """One Raft message: exactly one body is set (a message without one is ignored)."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TERM_FIELD_NUMBER: _builtins.int
@@ -84,21 +96,37 @@ class RaftMessage(_message.Message):
     INSTALL_SNAPSHOT_RESPONSE_FIELD_NUMBER: _builtins.int
     TIMEOUT_NOW_FIELD_NUMBER: _builtins.int
     term: _builtins.int
-    """The sender's current term."""
+    """The sender's current term; in a pre-vote RequestVote, the term it would campaign in (its
+    term + 1); in a RequestVoteResponse, the requested term when granted, else the voter's.
+    """
     @_builtins.property
-    def append_entries(self) -> Global___AppendEntries: ...
+    def append_entries(self) -> Global___AppendEntries:
+        """Leader -> follower: entries or a heartbeat."""
+
     @_builtins.property
-    def append_entries_response(self) -> Global___AppendEntriesResponse: ...
+    def append_entries_response(self) -> Global___AppendEntriesResponse:
+        """Follower -> leader: the answer to an AppendEntries."""
+
     @_builtins.property
-    def request_vote(self) -> Global___RequestVote: ...
+    def request_vote(self) -> Global___RequestVote:
+        """Candidate -> voter: a (pre-)vote request."""
+
     @_builtins.property
-    def request_vote_response(self) -> Global___RequestVoteResponse: ...
+    def request_vote_response(self) -> Global___RequestVoteResponse:
+        """Voter -> candidate: the answer to a RequestVote."""
+
     @_builtins.property
-    def install_snapshot(self) -> Global___InstallSnapshot: ...
+    def install_snapshot(self) -> Global___InstallSnapshot:
+        """Leader -> follower: a snapshot chunk."""
+
     @_builtins.property
-    def install_snapshot_response(self) -> Global___InstallSnapshotResponse: ...
+    def install_snapshot_response(self) -> Global___InstallSnapshotResponse:
+        """Follower -> leader: the answer to an InstallSnapshot."""
+
     @_builtins.property
-    def timeout_now(self) -> Global___TimeoutNow: ...
+    def timeout_now(self) -> Global___TimeoutNow:
+        """Leader -> transfer target: campaign now."""
+
     def __init__(
         self,
         *,
@@ -138,7 +166,9 @@ class RaftEntry(_message.Message):
         NOOP: RaftEntry._Kind.ValueType  # 1
         """Appended by a new leader at the start of its term; carries no data."""
 
-    class Kind(_Kind, metaclass=_KindEnumTypeWrapper): ...
+    class Kind(_Kind, metaclass=_KindEnumTypeWrapper):
+        """What the entry holds."""
+
     NORMAL: RaftEntry.Kind.ValueType  # 0
     """Opaque state-machine data (a serialized MetadataBatch for the controller)."""
     NOOP: RaftEntry.Kind.ValueType  # 1
@@ -149,9 +179,13 @@ class RaftEntry(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     DATA_FIELD_NUMBER: _builtins.int
     index: _builtins.int
+    """The entry's log index (>= 1)."""
     term: _builtins.int
+    """The term of the leader that created it."""
     kind: Global___RaftEntry.Kind.ValueType
+    """NORMAL (0) or NOOP (1)."""
     data: _builtins.bytes
+    """NORMAL: the state-machine payload (a serialized MetadataBatch); NOOP: empty."""
     def __init__(
         self,
         *,
@@ -179,11 +213,15 @@ class AppendEntries(_message.Message):
     ENTRIES_FIELD_NUMBER: _builtins.int
     LEADER_COMMIT_FIELD_NUMBER: _builtins.int
     prev_index: _builtins.int
+    """The index just before the first entry sent (0 for the start of the log)."""
     prev_term: _builtins.int
+    """The term of the entry at prev_index (0 with prev_index 0)."""
     leader_commit: _builtins.int
     """The leader's commit index."""
     @_builtins.property
-    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___RaftEntry]: ...
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___RaftEntry]:
+        """The entries from prev_index + 1 on; empty for a heartbeat or probe."""
+
     def __init__(
         self,
         *,
@@ -213,6 +251,7 @@ class AppendEntriesResponse(_message.Message):
     LAST_INDEX_FIELD_NUMBER: _builtins.int
     PREV_INDEX_FIELD_NUMBER: _builtins.int
     success: _builtins.bool
+    """True when the follower's log holds (prev_index, prev_term) and now holds the entries."""
     match_index: _builtins.int
     """On success, the last index the follower now shares with the leader."""
     conflict_term: _builtins.int
@@ -221,6 +260,7 @@ class AppendEntriesResponse(_message.Message):
     a whole conflicting term per round trip instead of one entry.
     """
     conflict_index: _builtins.int
+    """On rejection: the first index the follower holds of conflict_term (see conflict_term)."""
     last_index: _builtins.int
     """The follower's last log index."""
     prev_index: _builtins.int
@@ -254,7 +294,9 @@ class RequestVote(_message.Message):
     PRE_VOTE_FIELD_NUMBER: _builtins.int
     TRANSFER_FIELD_NUMBER: _builtins.int
     last_index: _builtins.int
+    """The candidate's last log index (voters grant only to logs at least as up to date)."""
     last_term: _builtins.int
+    """The term of the candidate's last log entry (0 for an empty log)."""
     pre_vote: _builtins.bool
     """A pre-vote asks "would you vote for me in term+1?" without anyone changing term."""
     transfer: _builtins.bool
@@ -279,12 +321,16 @@ Global___RequestVote: _TypeAlias = RequestVote  # noqa: Y015
 
 @_typing.final
 class RequestVoteResponse(_message.Message):
+    """Voter -> candidate."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     GRANTED_FIELD_NUMBER: _builtins.int
     PRE_VOTE_FIELD_NUMBER: _builtins.int
     granted: _builtins.bool
+    """Whether the voter grants the (pre-)vote."""
     pre_vote: _builtins.bool
+    """True when this answers a pre-vote request."""
     def __init__(
         self,
         *,
@@ -312,10 +358,13 @@ class InstallSnapshot(_message.Message):
     TOTAL_SIZE_FIELD_NUMBER: _builtins.int
     DONE_FIELD_NUMBER: _builtins.int
     snapshot_index: _builtins.int
+    """The last log index the snapshot covers."""
     snapshot_term: _builtins.int
+    """The term of the entry at snapshot_index."""
     offset: _builtins.int
     """Byte offset of this chunk within the snapshot."""
     data: _builtins.bytes
+    """The chunk: bytes [offset, offset + len(data)) of the serialized MetadataSnapshot."""
     total_size: _builtins.int
     """Total snapshot size in bytes."""
     done: _builtins.bool
@@ -340,12 +389,15 @@ Global___InstallSnapshot: _TypeAlias = InstallSnapshot  # noqa: Y015
 
 @_typing.final
 class InstallSnapshotResponse(_message.Message):
+    """Follower -> leader."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SNAPSHOT_INDEX_FIELD_NUMBER: _builtins.int
     NEXT_OFFSET_FIELD_NUMBER: _builtins.int
     DONE_FIELD_NUMBER: _builtins.int
     snapshot_index: _builtins.int
+    """The snapshot_index of the snapshot this answers."""
     next_offset: _builtins.int
     """The next byte offset the follower expects (0 = start over); the leader resends from here."""
     done: _builtins.bool

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class RaftServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """Served by every controller on its CONTROLLER listener; called only by the other voters.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -42,7 +43,8 @@ class RaftServiceStub:
 
 
 class RaftServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Served by every controller on its CONTROLLER listener; called only by the other voters.
+    """
 
     def Deliver(self, request, context):
         """Delivers messages from one voter to another. Returns once they are queued for the
@@ -71,7 +73,8 @@ def add_RaftServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class RaftService:
-    """Missing associated documentation comment in .proto file."""
+    """Served by every controller on its CONTROLLER listener; called only by the other voters.
+    """
 
     @staticmethod
     def Deliver(request,

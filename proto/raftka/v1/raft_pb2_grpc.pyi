@@ -34,6 +34,8 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class RaftServiceStub:
+    """Served by every controller on its CONTROLLER listener; called only by the other voters."""
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
@@ -47,6 +49,8 @@ class RaftServiceStub:
 
 @_typing.type_check_only
 class RaftServiceAsyncStub(RaftServiceStub):
+    """Served by every controller on its CONTROLLER listener; called only by the other voters."""
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     Deliver: _aio.UnaryUnaryMultiCallable[_raft_pb2.RaftEnvelope, _raft_pb2.DeliverAck]  # type: ignore[assignment]
     """Delivers messages from one voter to another. Returns once they are queued for the
@@ -56,6 +60,8 @@ class RaftServiceAsyncStub(RaftServiceStub):
     """
 
 class RaftServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Served by every controller on its CONTROLLER listener; called only by the other voters."""
+
     @_abc_1.abstractmethod
     def Deliver(
         self,
