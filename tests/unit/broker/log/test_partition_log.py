@@ -287,15 +287,33 @@ def test_by_default_appends_are_not_fsynced(tmp_path: Path) -> None:
     plog.close()
 
 
-@pytest.mark.parametrize("how", ["broker", "topic"])
-def test_fsync_every_batch(tmp_path: Path, how: str) -> None:
+@pytest.mark.parametrize("how", ["broker", "topic", "neither"])
+def test_fsync_every_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """Each append fsyncs its segment data before it returns when the broker says
+    fsync_every_batch or the topic flush.messages=1; otherwise an append fsyncs nothing."""
+    synced: list[str] = []
+
+    def record_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+
+    monkeypatch.setattr(os, "fsync", record_fsync)
+    monkeypatch.setattr(os, "fdatasync", record_fsync)
     if how == "broker":
         plog = open_partition(tmp_path, fsync_every_batch=True)
-    else:
+    elif how == "topic":
         plog = open_partition(tmp_path, overrides={"flush.messages": "1"})
-    assert plog.sync_appends
-    plog.append_as_leader(batch(3), leader_epoch=1, now_ms=NOW)
-    assert (plog.durable_offset, plog.high_watermark) == (3, 3)
+    else:
+        plog = open_partition(tmp_path)
+    assert plog.sync_appends == (how != "neither")
+    for appended in (3, 6):
+        synced.clear()
+        plog.append_as_leader(batch(3), leader_epoch=1, now_ms=NOW)
+        data_syncs = [path for path in synced if path.endswith(".log")]
+        if how == "neither":
+            assert data_syncs == [] and plog.durable_offset == 0
+        else:
+            assert data_syncs, "the append returned before its data was fsynced"
+            assert (plog.durable_offset, plog.high_watermark) == (appended, appended)
     plog.close()
 
 
