@@ -8,6 +8,16 @@ ListOffsets go to the partition's leader; a broker that does not lead a partitio
 that partition with NOT_LEADER_OR_FOLLOWER and the leader it knows, so a client refreshes its
 metadata and retries there.
 
+Leader epochs (KIP-320): Fetch and ListOffsets may name the leader epoch the client believes
+current (current_leader_epoch, from Metadata). The leader compares it with its own: an older
+epoch gets FENCED_LEADER_EPOCH (the client's metadata is stale: refresh it), a newer one
+UNKNOWN_LEADER_EPOCH (this broker has not caught up with the metadata yet: retry); left
+unset (or -1), nothing is checked.
+
+Bounds: a request names at most 10,000 items (topics in Metadata, partitions in Produce,
+Fetch and ListOffsets); more fails the whole request with INVALID_REQUEST, and so does a
+partition named twice in one Produce, Fetch or ListOffsets request.
+
 Records travel as Kafka v2 record batches (magic 2, CRC-32C; byte layout in Kafka's
 DefaultRecordBatch): the broker validates a batch's header and CRC, assigns offsets by
 rewriting the base offset and stores the bytes unchanged; Fetch returns stored bytes as they
@@ -73,7 +83,9 @@ class MetadataRequest(_message.Message):
     TOPICS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def topics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Topic names; empty means every topic."""
+        """Topic names; empty means every topic. At most 10,000 names (more: INVALID_REQUEST); a name
+        given twice is answered once.
+        """
 
     def __init__(
         self,
@@ -238,14 +250,17 @@ class ProduceRequest(_message.Message):
     TRANSACTIONAL_ID_FIELD_NUMBER: _builtins.int
     acks: _builtins.int
     """0: no acknowledgement wanted (the response is empty); 1: the leader wrote it;
-    -1: every in-sync replica has it (subject to the topic's min.insync.replicas).
+    -1: every in-sync replica has it (subject to the topic's min.insync.replicas). Any other
+    value: every partition's result is INVALID_REQUIRED_ACKS and nothing is written.
     """
     timeout_ms: _builtins.int
     """How long the broker may wait for replication when acks = -1."""
     transactional_id: _builtins.str
     """Set by transactional producers (reserved for transactions)."""
     @_builtins.property
-    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___TopicProduceData]: ...
+    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___TopicProduceData]:
+        """At most 10,000 partitions in all, each named once (else INVALID_REQUEST for the request)."""
+
     def __init__(
         self,
         *,
@@ -335,7 +350,11 @@ class Record(_message.Message):
     key: _builtins.bytes
     value: _builtins.bytes
     timestamp_ms: _builtins.int
-    """Milliseconds since the epoch; 0 in Produce means "now"."""
+    """Milliseconds since the epoch; 0 in Produce means "now" and -1 "no timestamp". Other
+    negative values, and (CreateTime topics) times outside the topic's
+    message.timestamp.before.max.ms / message.timestamp.after.max.ms of the broker's clock, are
+    refused with INVALID_TIMESTAMP.
+    """
     offset: _builtins.int
     """Set in Fetch responses."""
     @_builtins.property
@@ -425,7 +444,7 @@ class PartitionProduceResult(_message.Message):
     error_code: _common_pb2.ErrorCode.ValueType
     error_message: _builtins.str
     base_offset: _builtins.int
-    """Offset of the first record written."""
+    """Offset of the first record written; -1 when error_code is not NONE."""
     log_append_time_ms: _builtins.int
     """Set when the topic uses LogAppendTime, else -1."""
     log_start_offset: _builtins.int
@@ -501,15 +520,21 @@ class FetchRequest(_message.Message):
     """Long poll: wait up to max_wait_ms for min_bytes to be available."""
     min_bytes: _builtins.int
     max_bytes: _builtins.int
-    """Cap on the whole response (at least one batch is always returned)."""
+    """Cap on the batch bytes of the whole response: 0 (unset) means 50 MiB, and larger values
+    are lowered to 55 MiB. The first partition with data may exceed it by one whole batch,
+    so a batch larger than the cap can still be read; the others then return nothing.
+    """
     isolation_level: _builtins.int
     """0: read_uncommitted (up to the high watermark); 1: read_committed (up to the last stable
-    offset; reserved for transactions).
+    offset, which is the high watermark until transactions exist). Any other value fails the
+    request with INVALID_REQUEST.
     """
     decode_records: _builtins.bool
     """Return decoded records (FetchPartitionResult.records) instead of batch bytes."""
     @_builtins.property
-    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___FetchTopic]: ...
+    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___FetchTopic]:
+        """At most 10,000 partitions in all, each named once (else INVALID_REQUEST for the request)."""
+
     def __init__(
         self,
         *,
@@ -566,26 +591,45 @@ class FetchPartition(_message.Message):
     LAST_FETCHED_EPOCH_FIELD_NUMBER: _builtins.int
     partition: _builtins.int
     fetch_offset: _builtins.int
+    """The first offset wanted. Below the log start (negative included) or past the log end:
+    this partition's result is OFFSET_OUT_OF_RANGE, with log_start_offset and high_watermark
+    set to the readable range.
+    """
     partition_max_bytes: _builtins.int
-    """Cap for this partition (at least one batch is always returned)."""
+    """Cap on this partition's batch bytes: 0 (unset) means 1 MiB. The first partition with data
+    may exceed it (and max_bytes) by one whole batch.
+    """
     current_leader_epoch: _builtins.int
-    """The leader epoch the fetcher believes current, -1 to skip the check."""
+    """The leader epoch the fetcher believes current (from Metadata). Older than the leader's:
+    FENCED_LEADER_EPOCH; newer: UNKNOWN_LEADER_EPOCH. Unset or -1: not checked.
+    """
     last_fetched_epoch: _builtins.int
-    """Followers: the epoch of the last batch they hold, for divergence detection."""
+    """The leader epoch of the record just before fetch_offset (followers: of their last batch;
+    consumers: of the last record they consumed), to detect a log that diverged from the
+    leader's (after an unclean election, say): the leader then answers diverging_epoch instead
+    of records. Unset or -1: consumers get no divergence check; a follower's empty log.
+    """
     def __init__(
         self,
         *,
         partition: _builtins.int = ...,
         fetch_offset: _builtins.int = ...,
         partition_max_bytes: _builtins.int = ...,
-        current_leader_epoch: _builtins.int = ...,
-        last_fetched_epoch: _builtins.int = ...,
+        current_leader_epoch: _builtins.int | None = ...,
+        last_fetched_epoch: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_current_leader_epoch", b"_current_leader_epoch", "_last_fetched_epoch", b"_last_fetched_epoch", "current_leader_epoch", b"current_leader_epoch", "last_fetched_epoch", b"last_fetched_epoch"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_leader_epoch", b"current_leader_epoch", "fetch_offset", b"fetch_offset", "last_fetched_epoch", b"last_fetched_epoch", "partition", b"partition", "partition_max_bytes", b"partition_max_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_current_leader_epoch", b"_current_leader_epoch", "_last_fetched_epoch", b"_last_fetched_epoch", "current_leader_epoch", b"current_leader_epoch", "fetch_offset", b"fetch_offset", "last_fetched_epoch", b"last_fetched_epoch", "partition", b"partition", "partition_max_bytes", b"partition_max_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__current_leader_epoch: _TypeAlias = _typing.Literal["current_leader_epoch"]  # noqa: Y015
+    _WhichOneofArgType__current_leader_epoch: _TypeAlias = _typing.Literal["_current_leader_epoch", b"_current_leader_epoch"]  # noqa: Y015
+    _WhichOneofReturnType__last_fetched_epoch: _TypeAlias = _typing.Literal["last_fetched_epoch"]  # noqa: Y015
+    _WhichOneofArgType__last_fetched_epoch: _TypeAlias = _typing.Literal["_last_fetched_epoch", b"_last_fetched_epoch"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__current_leader_epoch) -> _WhichOneofReturnType__current_leader_epoch | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__last_fetched_epoch) -> _WhichOneofReturnType__last_fetched_epoch | None: ...
 
 Global___FetchPartition: _TypeAlias = FetchPartition  # noqa: Y015
 
@@ -639,7 +683,11 @@ class FetchPartitionResult(_message.Message):
 
     @_builtins.property
     def diverging_epoch(self) -> Global___EpochEndOffset:
-        """Followers: set when their log diverged; truncate to end_offset of this epoch."""
+        """Set (and no batches returned) when the fetcher's last_fetched_epoch does not end where the
+        leader's log says: the largest epoch <= last_fetched_epoch the leader has and the offset
+        where it ends. Followers truncate to end_offset; consumers that read past it read records
+        that no longer exist (an unclean election truncated them) and continue from end_offset.
+        """
 
     @_builtins.property
     def current_leader(self) -> Global___LeaderHint: ...
@@ -747,8 +795,11 @@ class ListOffsetsRequest(_message.Message):
     ISOLATION_LEVEL_FIELD_NUMBER: _builtins.int
     TOPICS_FIELD_NUMBER: _builtins.int
     isolation_level: _builtins.int
+    """As in FetchRequest: 0 read_uncommitted, 1 read_committed; else INVALID_REQUEST."""
     @_builtins.property
-    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___ListOffsetsTopic]: ...
+    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___ListOffsetsTopic]:
+        """At most 10,000 partitions in all, each named once (else INVALID_REQUEST for the request)."""
+
     def __init__(
         self,
         *,
@@ -796,21 +847,27 @@ class ListOffsetsPartition(_message.Message):
     partition: _builtins.int
     timestamp: _builtins.int
     """-1: latest (the high watermark); -2: earliest (the log start offset); otherwise a
-    timestamp in milliseconds: the first offset whose timestamp is at or after it.
+    timestamp in milliseconds: the first offset whose timestamp is at or after it. Other
+    negative values: INVALID_REQUEST in this partition's result.
     """
     current_leader_epoch: _builtins.int
+    """The leader epoch the client believes current, checked as in FetchPartition: older is
+    FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH; unset or -1: not checked.
+    """
     def __init__(
         self,
         *,
         partition: _builtins.int = ...,
         timestamp: _builtins.int = ...,
-        current_leader_epoch: _builtins.int = ...,
+        current_leader_epoch: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_current_leader_epoch", b"_current_leader_epoch", "current_leader_epoch", b"current_leader_epoch"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_leader_epoch", b"current_leader_epoch", "partition", b"partition", "timestamp", b"timestamp"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_current_leader_epoch", b"_current_leader_epoch", "current_leader_epoch", b"current_leader_epoch", "partition", b"partition", "timestamp", b"timestamp"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__current_leader_epoch: _TypeAlias = _typing.Literal["current_leader_epoch"]  # noqa: Y015
+    _WhichOneofArgType__current_leader_epoch: _TypeAlias = _typing.Literal["_current_leader_epoch", b"_current_leader_epoch"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__current_leader_epoch) -> _WhichOneofReturnType__current_leader_epoch | None: ...
 
 Global___ListOffsetsPartition: _TypeAlias = ListOffsetsPartition  # noqa: Y015
 
@@ -851,8 +908,9 @@ class ListOffsetsResult(_message.Message):
     error_message: _builtins.str
     timestamp: _builtins.int
     offset: _builtins.int
-    """-1 when no record has a timestamp at or after the requested one."""
+    """-1 when no record has a timestamp at or after the requested one, or on error."""
     leader_epoch: _builtins.int
+    """The leader's current leader epoch; -1 on error."""
     def __init__(
         self,
         *,
