@@ -17,6 +17,7 @@ import grpc
 
 from raftka.broker.clients import ClientLog
 from raftka.broker.log.leader_epoch_cache import EpochEndOffset
+from raftka.broker.log.validator import NO_TIMESTAMP
 from raftka.broker.metadata_follower import MetadataFollower
 from raftka.broker.partition import (
     FencedLeaderEpochError,
@@ -37,7 +38,11 @@ from raftka.common.limits import require_items
 from raftka.common.records.batch import Compression
 from raftka.common.records.builder import build_batch
 from raftka.common.records.decoder import iter_records
-from raftka.common.records.errors import InvalidRecordError, UnsupportedCompressionError
+from raftka.common.records.errors import (
+    InvalidRecordError,
+    InvalidTimestampError,
+    UnsupportedCompressionError,
+)
 from raftka.common.rpc.status import rpc_errors
 from raftka.common.storage.errors import LogOffsetOutOfRangeError
 from raftka.v1 import broker_pb2 as pb
@@ -254,6 +259,12 @@ class BrokerServicer(BrokerServiceServicer):
                     "snappy compression is not supported; use gzip, lz4 or zstd"
                 )
             stamp = wall_clock_ms()
+            for r in data.records:
+                if r.timestamp_ms < NO_TIMESTAMP:
+                    raise InvalidTimestampError(
+                        f"record timestamp {r.timestamp_ms} is negative: use milliseconds since "
+                        "the epoch, 0 for now, or -1 for no timestamp"
+                    )
             records = [
                 (
                     r.timestamp_ms or stamp,

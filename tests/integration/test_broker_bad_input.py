@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Collection, Iterator
 from typing import Any
 
@@ -569,13 +570,34 @@ def test_record_timestamps_too_far_apart(single: LocalCluster) -> None:
             ],
         )
         results = await produce_two(single, bad)
-        assert results[0].error_code in {
-            cpb.INVALID_TIMESTAMP,
-            cpb.INVALID_RECORD,
-            cpb.INVALID_REQUEST,
-        }, name(results[0].error_code)
+        assert results[0].error_code == cpb.INVALID_TIMESTAMP, name(results[0].error_code)
+        assert "negative" in results[0].error_message
         assert results[1].error_code == cpb.NONE
         assert await latest_offset(single, BROKER, "bad", 0) == before[0]
         assert await latest_offset(single, BROKER, "bad", 1) == before[1] + 1
+
+    asyncio.run(main())
+
+
+def test_negative_and_far_future_timestamps_are_refused(single: LocalCluster) -> None:
+    """CreateTime topics refuse batches stamped more than message.timestamp.after.max.ms (one
+    hour by default) after the broker's clock, and negative timestamps other than -1."""
+
+    async def main() -> None:
+        now = int(time.time() * 1000)
+        for timestamp, words in (
+            (now + 2 * 3_600_000, ("bad-0", "message.timestamp.after.max.ms=3600000")),
+            (-2, ("bad-0", "negative")),
+        ):
+            payload = build_batch([(timestamp, b"k", b"v", ())])
+            await expect_rejected(single, bytes(payload), {cpb.INVALID_TIMESTAMP}, *words)
+        end = await latest_offset(single, BROKER, "bad", 0)
+        no_timestamp = await produce(
+            single.brokers[BROKER].address,
+            "bad",
+            0,
+            batches=bytes(build_batch([(-1, b"k", b"v", ())])),
+        )
+        assert no_timestamp.error_code == cpb.NONE and no_timestamp.base_offset == end
 
     asyncio.run(main())
