@@ -9,6 +9,11 @@ follower's log is not a prefix of its own (KIP-595; the follower truncates, KIP-
 and otherwise records the follower's progress, which may advance the high watermark or call
 for an ISR expansion. Long-polling fetches and acks=all produces wait on per-partition events.
 
+Every read (a consumer's fetch, a follower's fetch, ListOffsets) that names a current leader
+epoch is checked against this leader's (KIP-320, :func:`check_current_leader_epoch`). A
+consumer's fetch that names the epoch of its last consumed record is checked for divergence
+like a follower's, so a consumer finds out that an unclean election truncated records it read.
+
 Which partitions this broker hosts and in which role, and the ISR changes it proposes to the
 controller, are the :class:`~raftka.broker.replica_manager.ReplicaManager`'s: it sets
 :attr:`Partition.leader_state` and receives ISR proposals through :class:`ClusterView`.
@@ -22,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from raftka.broker.log.divergence import check_divergence
-from raftka.broker.log.leader_epoch_cache import EpochEndOffset
+from raftka.broker.log.leader_epoch_cache import UNDEFINED_EPOCH, EpochEndOffset
 from raftka.broker.log.partition_log import PartitionLog
 from raftka.broker.log.types import AppendResult, FetchData, StaleLeaderEpochError
 from raftka.broker.replication.leader_state import IsrProposal, LeaderReplicaState
@@ -56,6 +61,42 @@ class NotLeaderOrFollowerError(RaftkaError):
         super().__init__(message)
         self.leader_id = leader_id
         self.leader_epoch = leader_epoch
+
+
+class FencedLeaderEpochError(StaleLeaderEpochError):
+    """A read named a leader epoch older than the partition's current one (KIP-320): the
+    reader's metadata is stale. ``leader_id``/``leader_epoch`` name the current leader."""
+
+    retriable = True
+
+    def __init__(self, message: str, leader_id: int = -1, leader_epoch: int = -1) -> None:
+        super().__init__(message)
+        self.leader_id = leader_id
+        self.leader_epoch = leader_epoch
+
+
+def check_current_leader_epoch(
+    requested: int | None, current: int, where: str, *, leader_id: int
+) -> None:
+    """KIP-320's check of the leader epoch a read names (``requested``) against the one this
+    broker knows for the partition (``current``, led by ``leader_id``): older raises
+    FencedLeaderEpochError (FENCED_LEADER_EPOCH: refresh metadata), newer raises
+    UnknownLeaderEpochError (UNKNOWN_LEADER_EPOCH: this broker is behind, retry). None or a
+    negative epoch (-1, Kafka's "no epoch") is not checked."""
+    if requested is None or requested < 0:
+        return
+    if requested < current:
+        raise FencedLeaderEpochError(
+            f"{where}: leader epoch {requested} is older than the current leader epoch "
+            f"{current} (leader {leader_id}): refresh metadata and retry at that leader",
+            leader_id,
+            current,
+        )
+    if requested > current:
+        raise UnknownLeaderEpochError(
+            f"{where}: leader epoch {requested} is newer than the leader epoch {current} this "
+            "broker knows: it has not caught up with the metadata yet; retry"
+        )
 
 
 class ClusterView(Protocol):
@@ -209,21 +250,60 @@ class Partition:
         )
         return data
 
+    async def read_for_consumer(
+        self,
+        fetch_offset: int,
+        max_bytes: int,
+        *,
+        current_leader_epoch: int | None,
+        last_fetched_epoch: int | None,
+        min_one_batch: bool,
+    ) -> FetchData | EpochEndOffset:
+        """A consumer's fetch: the leader epoch it names is checked
+        (:func:`check_current_leader_epoch`); with the epoch of its last consumed record
+        (``last_fetched_epoch``, None or -1 for none) its position is checked for divergence as
+        a follower's is, and the DivergingEpoch returned when an unclean election truncated
+        records it read; otherwise whole batches up to the high watermark (:meth:`read`)."""
+        self.check_leader_epoch(current_leader_epoch)
+        # A negative offset is left to the read, which answers it with the readable range.
+        if last_fetched_epoch is not None and last_fetched_epoch >= 0 and fetch_offset >= 0:
+            plog = self.log
+            diverging = check_divergence(
+                plog.leader_epoch_cache,
+                plog.topic_partition,
+                plog.log_start_offset,
+                plog.log_end_offset,
+                fetch_offset,
+                last_fetched_epoch,
+            )
+            if diverging is not None:
+                return diverging
+        return await self.read(fetch_offset, max_bytes, min_one_batch=min_one_batch)
+
+    def check_leader_epoch(self, requested: int | None) -> None:
+        """A read's current leader epoch against this leader's (KIP-320)."""
+        check_current_leader_epoch(
+            requested, self.leader_epoch, str(self), leader_id=self.broker_id
+        )
+
     async def read_for_follower(
         self,
         replica: int,
         replica_epoch: int,
-        current_leader_epoch: int,
+        current_leader_epoch: int | None,
         fetch_offset: int,
-        last_fetched_epoch: int,
+        last_fetched_epoch: int | None,
         max_bytes: int,
         *,
         min_one_batch: bool,
     ) -> FetchData | EpochEndOffset:
         """A follower's fetch: checked (:meth:`check_follower`), then either the
         DivergingEpoch to answer with (nothing read, no progress recorded) or, with the
-        follower's progress recorded, whole batches up to the log end."""
+        follower's progress recorded, whole batches up to the log end. A ``last_fetched_epoch``
+        of None is an empty log's (-1)."""
         self.check_follower(replica, replica_epoch, current_leader_epoch)
+        if last_fetched_epoch is None:
+            last_fetched_epoch = UNDEFINED_EPOCH
         plog = self.log
         diverging = check_divergence(
             plog.leader_epoch_cache,
@@ -245,9 +325,11 @@ class Partition:
         )
         return data
 
-    def check_follower(self, replica: int, replica_epoch: int, current_leader_epoch: int) -> None:
+    def check_follower(
+        self, replica: int, replica_epoch: int, current_leader_epoch: int | None
+    ) -> None:
         """A follower's fetch must come from a replica with a current broker epoch (KIP-903)
-        that knows the current leader epoch."""
+        that knows the current leader epoch (:meth:`check_leader_epoch`)."""
         state = self.leader_state
         if state is None or replica not in state.replicas or replica == self.broker_id:
             raise NotLeaderOrFollowerError(f"broker {replica} is not a follower of {self}")
@@ -257,15 +339,7 @@ class Partition:
                 f"broker {replica} fetched with broker epoch {replica_epoch}, but its current "
                 f"epoch is {current}"
             )
-        if 0 <= current_leader_epoch < self.leader_epoch:
-            raise StaleLeaderEpochError(
-                f"leader epoch {current_leader_epoch} is older than {self.leader_epoch}"
-            )
-        if current_leader_epoch > self.leader_epoch:
-            raise UnknownLeaderEpochError(
-                f"leader epoch {current_leader_epoch} is newer than this leader's "
-                f"{self.leader_epoch}: metadata has not reached broker {self.broker_id} yet"
-            )
+        self.check_leader_epoch(current_leader_epoch)
 
     def on_follower_fetch(self, replica: int, fetch_offset: int) -> None:
         """Records a follower's log end offset: the high watermark may advance, and a caught-up
@@ -281,10 +355,14 @@ class Partition:
 
     # ================================================================== list offsets
 
-    async def list_offset(self, timestamp: int) -> tuple[int, int] | None:
+    async def list_offset(
+        self, timestamp: int, *, current_leader_epoch: int | None = None
+    ) -> tuple[int, int] | None:
         """ListOffsets: (offset, timestamp) for EARLIEST (-2: the log start), LATEST (-1: the
         high watermark; timestamp -1) or the first record at or after ``timestamp`` below the
-        high watermark (None when there is none)."""
+        high watermark (None when there is none). The leader epoch the client names is checked
+        first (:meth:`check_leader_epoch`)."""
+        self.check_leader_epoch(current_leader_epoch)
         if timestamp == EARLIEST_TIMESTAMP:
             return self.log.log_start_offset, -1
         if timestamp == LATEST_TIMESTAMP:

@@ -10,15 +10,21 @@ stored as they are, and fetches return stored bytes as they are.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeAlias
 
 import grpc
 
 from raftka.broker.clients import ClientLog
 from raftka.broker.log.leader_epoch_cache import EpochEndOffset
+from raftka.broker.log.validator import NO_TIMESTAMP
 from raftka.broker.metadata_follower import MetadataFollower
-from raftka.broker.partition import NotLeaderOrFollowerError, Partition
+from raftka.broker.partition import (
+    FencedLeaderEpochError,
+    NotLeaderOrFollowerError,
+    Partition,
+    check_current_leader_epoch,
+)
 from raftka.broker.producers.id_blocks import ProducerIdManager
 from raftka.broker.replica_manager import ReplicaManager
 from raftka.common.clock import monotonic_ms, wall_clock_ms
@@ -28,10 +34,15 @@ from raftka.common.errors import (
     RaftkaError,
 )
 from raftka.common.faults import FAULTS, Direction, FaultPath
+from raftka.common.limits import require_items
 from raftka.common.records.batch import Compression
 from raftka.common.records.builder import build_batch
 from raftka.common.records.decoder import iter_records
-from raftka.common.records.errors import InvalidRecordError, UnsupportedCompressionError
+from raftka.common.records.errors import (
+    InvalidRecordError,
+    InvalidTimestampError,
+    UnsupportedCompressionError,
+)
 from raftka.common.rpc.status import rpc_errors
 from raftka.common.storage.errors import LogOffsetOutOfRangeError
 from raftka.v1 import broker_pb2 as pb
@@ -41,7 +52,12 @@ from raftka.v1.common_pb2 import ErrorCode
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 VALID_ACKS = (0, 1, -1)
+VALID_ISOLATION_LEVELS = (0, 1)
+"""read_uncommitted, read_committed."""
 DEFAULT_FETCH_MAX_BYTES = 50 * 1024 * 1024
+MAX_FETCH_RESPONSE_BYTES = 55 * 1024 * 1024
+"""The most batch bytes one Fetch answer holds, whatever its max_bytes says (Kafka's broker
+``fetch.max.bytes``; below the 64 MiB gRPC message limit), plus at most one batch."""
 DEFAULT_PARTITION_MAX_BYTES = 1024 * 1024
 DEFAULT_PRODUCE_TIMEOUT_MS = 30_000
 
@@ -54,10 +70,43 @@ def _set_error(
     leader, the leader it knows."""
     result.error_code = error.code
     result.error_message = error.message
-    if isinstance(error, NotLeaderOrFollowerError) and not isinstance(result, pb.ListOffsetsResult):
+    if isinstance(error, NotLeaderOrFollowerError | FencedLeaderEpochError) and not isinstance(
+        result, pb.ListOffsetsResult
+    ):
         result.current_leader.CopyFrom(
             pb.LeaderHint(leader_id=error.leader_id, leader_epoch=error.leader_epoch)
         )
+
+
+def fetch_response_budget(max_bytes: int) -> int:
+    """The batch bytes a Fetch answer may hold: the request's ``max_bytes``, 50 MiB when
+    unset (0 or negative), never more than MAX_FETCH_RESPONSE_BYTES."""
+    return min(max_bytes, MAX_FETCH_RESPONSE_BYTES) if max_bytes > 0 else DEFAULT_FETCH_MAX_BYTES
+
+
+def _require_distinct(partitions: Iterable[tuple[str, int]], request: str) -> None:
+    """A request names each partition at most once (one answer per partition, and no way to
+    make the broker read or write the same partition many times for one request)."""
+    seen: set[tuple[str, int]] = set()
+    for tp in partitions:
+        if tp in seen:
+            raise InvalidRequestError(
+                f"{request} names {tp[0]}-{tp[1]} more than once: name each partition once"
+            )
+        seen.add(tp)
+
+
+def _require_isolation_level(level: int) -> None:
+    if level not in VALID_ISOLATION_LEVELS:
+        raise InvalidRequestError(
+            f"isolation_level {level} does not exist: use 0 (read_uncommitted) or 1 "
+            "(read_committed)"
+        )
+
+
+def _epoch(message: pb.FetchPartition | pb.ListOffsetsPartition, field: str) -> int | None:
+    """An optional epoch field: None when unset."""
+    return getattr(message, field) if message.HasField(field) else None  # type: ignore[arg-type]
 
 
 class BrokerServicer(BrokerServiceServicer):
@@ -81,11 +130,26 @@ class BrokerServicer(BrokerServiceServicer):
         self._follower = follower
         self._clients = ClientLog()
 
+    def _leader_partition(self, topic: str, partition: int, epoch: int | None) -> Partition:
+        """The partition if this broker leads it. Otherwise, as Kafka checks the leader epoch
+        first (KIP-320): FENCED_LEADER_EPOCH for an ``epoch`` older than the one this broker
+        knows, UNKNOWN_LEADER_EPOCH for a newer one (this broker is behind), else
+        NOT_LEADER_OR_FOLLOWER."""
+        try:
+            return self._replicas.leader_partition(topic, partition)
+        except NotLeaderOrFollowerError as e:
+            if e.leader_epoch >= 0:
+                check_current_leader_epoch(
+                    epoch, e.leader_epoch, f"{topic}-{partition}", leader_id=e.leader_id
+                )
+            raise
+
     # ---- metadata ----
 
     @rpc_errors
     async def Metadata(self, request: pb.MetadataRequest, context: Context) -> pb.MetadataResponse:
         self._clients.saw(context, "Metadata")
+        require_items(len(request.topics), "topics", empty_means_all=True)
         image = self._follower.image
         response = pb.MetadataResponse(
             cluster_id=self._cluster_id,
@@ -107,7 +171,7 @@ class BrokerServicer(BrokerServiceServicer):
         if request.brokers_only:
             return response
         fenced = {b for b, reg in image.brokers.items() if reg.fenced}
-        names = list(request.topics) or image.topic_names()
+        names = list(dict.fromkeys(request.topics)) or image.topic_names()
         for name in names:
             topic = image.topic(name)
             if topic is None:
@@ -141,18 +205,24 @@ class BrokerServicer(BrokerServiceServicer):
     @rpc_errors
     async def Produce(self, request: pb.ProduceRequest, context: Context) -> pb.ProduceResponse:
         self._clients.saw(context, "Produce")
+        named = [(t.topic, p.partition) for t in request.topics for p in t.partitions]
+        require_items(len(named), "topics[].partitions", empty_means_all=True)
+        _require_distinct(named, "the Produce request")
         if request.acks not in VALID_ACKS:
             response = pb.ProduceResponse()
-            for t in request.topics:
-                for p in t.partitions:
-                    response.results.append(
-                        pb.PartitionProduceResult(
-                            topic=t.topic,
-                            partition=p.partition,
-                            error_code=ErrorCode.INVALID_REQUIRED_ACKS,
-                            error_message=f"acks must be 0, 1 or -1 (all), not {request.acks}",
-                        )
+            for topic, partition in named:
+                response.results.append(
+                    pb.PartitionProduceResult(
+                        topic=topic,
+                        partition=partition,
+                        error_code=ErrorCode.INVALID_REQUIRED_ACKS,
+                        error_message=f"acks must be 0, 1 or -1 (all), not {request.acks}; "
+                        "nothing was written",
+                        base_offset=-1,
+                        log_append_time_ms=-1,
+                        log_start_offset=-1,
                     )
+                )
             return response
         timeout_s = (
             request.timeout_ms if request.timeout_ms > 0 else DEFAULT_PRODUCE_TIMEOUT_MS
@@ -172,7 +242,11 @@ class BrokerServicer(BrokerServiceServicer):
         self, topic: str, data: pb.PartitionProduceData, acks: int, timeout_s: float
     ) -> pb.PartitionProduceResult:
         result = pb.PartitionProduceResult(
-            topic=topic, partition=data.partition, base_offset=-1, log_append_time_ms=-1
+            topic=topic,
+            partition=data.partition,
+            base_offset=-1,
+            log_append_time_ms=-1,
+            log_start_offset=-1,
         )
         try:
             partition = self._replicas.leader_partition(topic, data.partition)
@@ -196,6 +270,12 @@ class BrokerServicer(BrokerServiceServicer):
                     "snappy compression is not supported; use gzip, lz4 or zstd"
                 )
             stamp = wall_clock_ms()
+            for r in data.records:
+                if r.timestamp_ms < NO_TIMESTAMP:
+                    raise InvalidTimestampError(
+                        f"record timestamp {r.timestamp_ms} is negative: use milliseconds since "
+                        "the epoch, 0 for now, or -1 for no timestamp"
+                    )
             records = [
                 (
                     r.timestamp_ms or stamp,
@@ -224,9 +304,9 @@ class BrokerServicer(BrokerServiceServicer):
     @rpc_errors
     async def Fetch(self, request: pb.FetchRequest, context: Context) -> pb.FetchResponse:
         wanted = [(t.topic, p) for t in request.topics for p in t.partitions]
-        if any(p.fetch_offset < 0 for _t, p in wanted):
-            bad = next(f"{t}-{p.partition}" for t, p in wanted if p.fetch_offset < 0)
-            raise InvalidRequestError(f"fetch_offset of {bad} is negative")
+        require_items(len(wanted), "topics[].partitions", empty_means_all=True)
+        _require_distinct(((t, p.partition) for t, p in wanted), "the Fetch request")
+        _require_isolation_level(request.isolation_level)
         replica = request.replica_id if request.HasField("replica_id") else -1
         if replica < 0:
             self._clients.saw(context, "Fetch")
@@ -234,7 +314,7 @@ class BrokerServicer(BrokerServiceServicer):
             FaultPath.REPLICATION, replica, Direction.INBOUND
         ):
             raise NetworkError(f"fetch from replica {replica} dropped by fault injection")
-        max_bytes = request.max_bytes if request.max_bytes > 0 else DEFAULT_FETCH_MAX_BYTES
+        max_bytes = fetch_response_budget(request.max_bytes)
         deadline_ms = monotonic_ms() + max(0, request.max_wait_ms)
         while True:
             # Results are filled in place: a batch payload is copied into the response once.
@@ -250,7 +330,11 @@ class BrokerServicer(BrokerServiceServicer):
                 if wake is not None:
                     waits.append(wake)
             remaining_ms = deadline_ms - monotonic_ms()
-            errors = any(r.error_code != ErrorCode.NONE for r in response.results)
+            # An error or a divergence is answered at once: waiting would not change it.
+            errors = any(
+                r.error_code != ErrorCode.NONE or r.HasField("diverging_epoch")
+                for r in response.results
+            )
             if total >= max(1, request.min_bytes) or errors or remaining_ms <= 0 or not waits:
                 break
             await _wait_any(waits, remaining_ms / 1000)
@@ -286,8 +370,10 @@ class BrokerServicer(BrokerServiceServicer):
         result.topic, result.partition = topic, p.partition
         result.high_watermark = result.last_stable_offset = result.log_start_offset = -1
         partition: Partition | None = None
+        current_leader_epoch = _epoch(p, "current_leader_epoch")
+        last_fetched_epoch = _epoch(p, "last_fetched_epoch")
         try:
-            partition = self._replicas.leader_partition(topic, p.partition)
+            partition = self._leader_partition(topic, p.partition, current_leader_epoch)
             wait_on = partition.data_arrived  # taken before reading, so no append is missed
             limit = (
                 p.partition_max_bytes if p.partition_max_bytes > 0 else DEFAULT_PARTITION_MAX_BYTES
@@ -298,21 +384,27 @@ class BrokerServicer(BrokerServiceServicer):
                 outcome = await partition.read_for_follower(
                     request.replica_id,
                     request.replica_epoch,
-                    p.current_leader_epoch,
+                    current_leader_epoch,
                     p.fetch_offset,
-                    p.last_fetched_epoch,
+                    last_fetched_epoch,
                     max_bytes,
                     min_one_batch=first,
                 )
-                if isinstance(outcome, EpochEndOffset):
-                    result.diverging_epoch.epoch = outcome.epoch
-                    result.diverging_epoch.end_offset = outcome.end_offset
-                    result.high_watermark = partition.high_watermark
-                    result.log_start_offset = partition.log.log_start_offset
-                    return 0, None
-                data = outcome
             else:
-                data = await partition.read(p.fetch_offset, max_bytes, min_one_batch=first)
+                outcome = await partition.read_for_consumer(
+                    p.fetch_offset,
+                    max_bytes,
+                    current_leader_epoch=current_leader_epoch,
+                    last_fetched_epoch=last_fetched_epoch,
+                    min_one_batch=first,
+                )
+            if isinstance(outcome, EpochEndOffset):
+                result.diverging_epoch.epoch = outcome.epoch
+                result.diverging_epoch.end_offset = outcome.end_offset
+                result.high_watermark = partition.high_watermark
+                result.log_start_offset = partition.log.log_start_offset
+                return 0, None
+            data = outcome
             result.batches = data.records
             result.high_watermark = data.high_watermark
             result.last_stable_offset = data.high_watermark
@@ -337,16 +429,21 @@ class BrokerServicer(BrokerServiceServicer):
     async def ListOffsets(
         self, request: pb.ListOffsetsRequest, context: Context
     ) -> pb.ListOffsetsResponse:
+        named = [(t.topic, p.partition) for t in request.topics for p in t.partitions]
+        require_items(len(named), "topics[].partitions", empty_means_all=True)
+        _require_distinct(named, "the ListOffsets request")
+        _require_isolation_level(request.isolation_level)
         response = pb.ListOffsetsResponse()
         for t in request.topics:
             for p in t.partitions:
                 result = pb.ListOffsetsResult(
                     topic=t.topic, partition=p.partition, timestamp=-1, offset=-1, leader_epoch=-1
                 )
+                epoch = _epoch(p, "current_leader_epoch")
                 try:
-                    partition = self._replicas.leader_partition(t.topic, p.partition)
+                    partition = self._leader_partition(t.topic, p.partition, epoch)
+                    found = await partition.list_offset(p.timestamp, current_leader_epoch=epoch)
                     result.leader_epoch = partition.leader_epoch
-                    found = await partition.list_offset(p.timestamp)
                     if found is not None:
                         result.offset, result.timestamp = found
                 except RaftkaError as e:

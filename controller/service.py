@@ -18,6 +18,7 @@ from raftka.common.clock import monotonic_ms
 from raftka.common.errors import InvalidRequestError, NetworkError, RequestTimedOutError
 from raftka.common.faults import FAULTS, Direction, FaultPath
 from raftka.common.ids import NodeId
+from raftka.common.limits import require_items
 from raftka.common.rpc.status import rpc_errors
 from raftka.controller.active import ActiveController
 from raftka.controller.broker_sessions import BrokerSessionMonitor
@@ -40,18 +41,6 @@ from raftka.v1 import controller_pb2 as pb
 from raftka.v1.controller_pb2_grpc import ControllerServiceServicer
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
-
-MAX_ITEMS_PER_REQUEST = 10_000
-
-
-def _require_items(items: int, field: str, *, empty_means_all: bool = False) -> None:
-    """Every list in a request is bounded; most must also name something."""
-    if items == 0 and not empty_means_all:
-        raise InvalidRequestError(f"{field} is empty: name at least one")
-    if items > MAX_ITEMS_PER_REQUEST:
-        raise InvalidRequestError(
-            f"{field} has {items} items; at most {MAX_ITEMS_PER_REQUEST} per request"
-        )
 
 
 class ControllerServicer(ControllerServiceServicer):
@@ -81,7 +70,7 @@ class ControllerServicer(ControllerServiceServicer):
     async def CreateTopics(
         self, request: pb.CreateTopicsRequest, context: Context
     ) -> pb.CreateTopicsResponse:
-        _require_items(len(request.topics), "topics")
+        require_items(len(request.topics), "topics")
         return await self._active.write(
             lambda image, _i: self._topics.create_topics(image, request)
         )
@@ -90,7 +79,7 @@ class ControllerServicer(ControllerServiceServicer):
     async def DeleteTopics(
         self, request: pb.DeleteTopicsRequest, context: Context
     ) -> pb.DeleteTopicsResponse:
-        _require_items(len(request.names), "names")
+        require_items(len(request.names), "names")
         return await self._active.write(
             lambda image, _i: self._topics.delete_topics(image, request)
         )
@@ -99,7 +88,7 @@ class ControllerServicer(ControllerServiceServicer):
     async def CreatePartitions(
         self, request: pb.CreatePartitionsRequest, context: Context
     ) -> pb.CreatePartitionsResponse:
-        _require_items(len(request.topics), "topics")
+        require_items(len(request.topics), "topics")
         return await self._active.write(
             lambda image, _i: self._topics.create_partitions(image, request)
         )
@@ -108,7 +97,7 @@ class ControllerServicer(ControllerServiceServicer):
     async def DescribeTopics(
         self, request: pb.DescribeTopicsRequest, context: Context
     ) -> pb.DescribeTopicsResponse:
-        _require_items(len(request.names), "names", empty_means_all=True)
+        require_items(len(request.names), "names", empty_means_all=True)
         return describe_topics(self._active.committed_image(), request)
 
     # ---- partition leadership and reassignment ----
@@ -117,14 +106,14 @@ class ControllerServicer(ControllerServiceServicer):
     async def ElectLeaders(
         self, request: pb.ElectLeadersRequest, context: Context
     ) -> pb.ElectLeadersResponse:
-        _require_items(len(request.topic_partitions), "topic_partitions", empty_means_all=True)
+        require_items(len(request.topic_partitions), "topic_partitions", empty_means_all=True)
         return await self._active.write(lambda image, _i: elect_leaders(image, request))
 
     @rpc_errors
     async def AlterPartitionReassignments(
         self, request: pb.AlterPartitionReassignmentsRequest, context: Context
     ) -> pb.AlterPartitionReassignmentsResponse:
-        _require_items(sum(len(t.partitions) for t in request.topics), "topics[].partitions")
+        require_items(sum(len(t.partitions) for t in request.topics), "topics[].partitions")
         return await self._active.write(
             lambda image, _i: alter_partition_reassignments(image, request)
         )
@@ -133,7 +122,7 @@ class ControllerServicer(ControllerServiceServicer):
     async def ListPartitionReassignments(
         self, request: pb.ListPartitionReassignmentsRequest, context: Context
     ) -> pb.ListPartitionReassignmentsResponse:
-        _require_items(
+        require_items(
             len(request.topics) + sum(len(t.partitions) for t in request.topics),
             "topics and partitions",
             empty_means_all=True,
@@ -146,14 +135,14 @@ class ControllerServicer(ControllerServiceServicer):
     async def DescribeConfigs(
         self, request: pb.DescribeConfigsRequest, context: Context
     ) -> pb.DescribeConfigsResponse:
-        _require_items(len(request.resources), "resources")
+        require_items(len(request.resources), "resources")
         return describe_configs(self._active.committed_image(), request)
 
     @rpc_errors
     async def AlterConfigs(
         self, request: pb.AlterConfigsRequest, context: Context
     ) -> pb.AlterConfigsResponse:
-        _require_items(len(request.resources), "resources")
+        require_items(len(request.resources), "resources")
         return await self._active.write(lambda image, _i: alter_configs(image, request))
 
     # ---- cluster and quorum ----
@@ -279,7 +268,7 @@ class ControllerServicer(ControllerServiceServicer):
     async def AlterPartition(
         self, request: pb.AlterPartitionRequest, context: Context
     ) -> pb.AlterPartitionResponse:
-        _require_items(sum(len(t.partitions) for t in request.topics), "topics[].partitions")
+        require_items(sum(len(t.partitions) for t in request.topics), "topics[].partitions")
         return await self._active.write(lambda image, _i: alter_partition(image, request))
 
     # ---- metadata stream ----

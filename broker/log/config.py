@@ -45,6 +45,10 @@ class PartitionLogConfig:
     """Largest accepted batch, its 12-byte log overhead included (Kafka's check)."""
     log_append_time: bool = False
     """``message.timestamp.type=LogAppendTime``: the broker stamps each batch's max timestamp."""
+    timestamp_before_max_ms: int = (1 << 63) - 1
+    """``message.timestamp.before.max.ms``: how far a CreateTime timestamp may be in the past."""
+    timestamp_after_max_ms: int = 3_600_000
+    """``message.timestamp.after.max.ms``: how far a CreateTime timestamp may be in the future."""
     flush_messages: int = (1 << 63) - 1
     """fsync once this many records are unflushed; 1 means before acknowledging each append."""
     retention_ms: int = 7 * 24 * 60 * 60 * 1000
@@ -72,6 +76,8 @@ class PartitionLogConfig:
             index_interval_bytes=_int(overrides, "index.interval.bytes"),
             max_message_bytes=_int(overrides, "max.message.bytes"),
             log_append_time=_str(overrides, "message.timestamp.type") == "LogAppendTime",
+            timestamp_before_max_ms=_int(overrides, "message.timestamp.before.max.ms"),
+            timestamp_after_max_ms=_int(overrides, "message.timestamp.after.max.ms"),
             flush_messages=_int(overrides, "flush.messages"),
             retention_ms=_int(overrides, "retention.ms"),
             retention_bytes=_int(overrides, "retention.bytes"),

@@ -46,7 +46,7 @@ from raftka.broker.log.types import (
     StaleLeaderEpochError,
     TruncationBelowHighWatermarkError,
 )
-from raftka.broker.log.validator import validate_produced_batches
+from raftka.broker.log.validator import TimestampBounds, validate_produced_batches
 from raftka.broker.producers.partition_state import PartitionProducerState
 from raftka.broker.producers.state import ProducerStateTable
 from raftka.common.clock import Clock, wall_clock_ms
@@ -281,7 +281,13 @@ class PartitionLog:
         config = self._config
         append_time = now_ms if config.log_append_time else None
         validated = validate_produced_batches(
-            batches, max_message_bytes=config.max_message_bytes, log_append_time_ms=append_time
+            batches,
+            max_message_bytes=config.max_message_bytes,
+            log_append_time_ms=append_time,
+            timestamps=TimestampBounds(
+                now_ms, config.timestamp_before_max_ms, config.timestamp_after_max_ms
+            ),
+            where=str(self.topic_partition),
         )
         producer_headers = validated.headers if validated.has_producer_ids else ()
         with self._write_lock:

@@ -6,6 +6,12 @@ batch. With ``message.timestamp.type=LogAppendTime`` each batch's timestamp-type
 timestamp are rewritten in a copy and its CRC recomputed (again one C call). Nothing here
 decodes or touches individual records.
 
+CreateTime timestamps are checked from the header alone (Kafka's LogValidator checks every
+record; Raftka checks a batch's first and max timestamps, O(1) per batch): neither may be
+negative other than -1 ("no timestamp"), the first may lie at most
+``message.timestamp.before.max.ms`` before the broker's clock and the max at most
+``message.timestamp.after.max.ms`` after it (KIP-937).
+
 This is the only CRC check of a produced batch: the result carries the checked spans
 (:class:`~raftka.common.records.batch.CheckedBatches`), which the segmented log appends
 without checking them again.
@@ -38,10 +44,48 @@ from raftka.common.records.batch import (
     TRANSACTIONAL_FLAG,
     write_crc,
 )
+from raftka.common.records.errors import InvalidTimestampError
 
 _INT16 = struct.Struct(">h")
 _INT64 = struct.Struct(">q")
 _SUPPORTED_CODEC_IDS = frozenset(int(codec) for codec in SUPPORTED_COMPRESSION)
+
+
+NO_TIMESTAMP = -1
+"""A record timestamp meaning "none"."""
+
+
+@dataclass(frozen=True, slots=True)
+class TimestampBounds:
+    """The CreateTime timestamps a leader accepts at ``now_ms`` (KIP-937's topic configs)."""
+
+    now_ms: int
+    before_max_ms: int
+    """``message.timestamp.before.max.ms``."""
+    after_max_ms: int
+    """``message.timestamp.after.max.ms``."""
+
+    def check(self, header: BatchHeader, where: str) -> None:
+        """Raises InvalidTimestampError, naming ``where`` and the bound, for a batch whose
+        first or max timestamp is negative (other than -1) or out of bounds."""
+        first, last = header.base_timestamp, header.max_timestamp
+        if first < NO_TIMESTAMP or last < NO_TIMESTAMP:
+            raise InvalidTimestampError(
+                f"{where}: timestamp {min(first, last)} is negative; use milliseconds since "
+                "the epoch, or -1 for no timestamp"
+            )
+        if last != NO_TIMESTAMP and last - self.now_ms > self.after_max_ms:
+            raise InvalidTimestampError(
+                f"{where}: timestamp {last} is {last - self.now_ms} ms after the broker's "
+                f"clock ({self.now_ms}), more than the topic's message.timestamp.after.max.ms="
+                f"{self.after_max_ms}; fix the producer's clock or raise the topic config"
+            )
+        if first != NO_TIMESTAMP and self.now_ms - first > self.before_max_ms:
+            raise InvalidTimestampError(
+                f"{where}: timestamp {first} is {self.now_ms - first} ms before the broker's "
+                f"clock ({self.now_ms}), more than the topic's message.timestamp.before.max.ms="
+                f"{self.before_max_ms}; fix the producer's clock or raise the topic config"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +110,12 @@ class ValidatedBatches:
 
 
 def validate_produced_batches(
-    buf: Buffer, *, max_message_bytes: int, log_append_time_ms: int | None
+    buf: Buffer,
+    *,
+    max_message_bytes: int,
+    log_append_time_ms: int | None,
+    timestamps: TimestampBounds | None = None,
+    where: str = "the partition",
 ) -> ValidatedBatches:
     """Validates every batch of a produce request's records for one partition.
 
@@ -74,7 +123,8 @@ def validate_produced_batches(
     impossible length), InvalidRecordError (no batches, magic other than 2, control or
     transactional batch, records count not matching the offset delta, a producer id without
     an epoch or a sequence), RecordTooLargeError (a batch larger than ``max_message_bytes``, the topic's
-    ``max.message.bytes``), UnsupportedCompressionError (snappy or an unknown codec).
+    ``max.message.bytes``), UnsupportedCompressionError (snappy or an unknown codec),
+    InvalidTimestampError (CreateTime topics, with ``timestamps``: see :class:`TimestampBounds`).
 
     When ``log_append_time_ms`` is given, every batch is marked LogAppendTime with that max
     timestamp (in a copy; the caller's buffer is never modified).
@@ -89,6 +139,7 @@ def validate_produced_batches(
         raise InvalidRecordError("the produce request holds no record batch for this partition")
     records = 0
     has_producer_ids = False
+    check_timestamps = timestamps if log_append_time_ms is None else None
     for position, _size, header in spans:
         attributes = header.attributes
         codec = attributes & COMPRESSION_MASK
@@ -118,6 +169,8 @@ def validate_produced_batches(
                     f"epoch {header.producer_epoch} or base sequence {header.base_sequence}"
                 )
             has_producer_ids = True
+        if check_timestamps is not None:
+            check_timestamps.check(header, f"{where}, batch at byte {position}")
         records += count
     headers = tuple(span.header for span in spans)
     checked = CheckedBatches(buf, spans)

@@ -13,6 +13,7 @@ from raftka.client.consumer.consumer import AsyncConsumer
 from raftka.client.consumer.errors import (
     GroupRequiredError,
     IllegalStateError,
+    LogTruncationError,
     NoOffsetForPartitionError,
     OffsetOutOfRangeError,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "ConsumerRecord",
     "GroupRequiredError",
     "IllegalStateError",
+    "LogTruncationError",
     "NoOffsetForPartitionError",
     "OffsetAndMetadata",
     "OffsetAndTimestamp",

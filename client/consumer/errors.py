@@ -41,6 +41,28 @@ class OffsetOutOfRangeError(RaftkaError):
         self.offsets = dict(offsets)
 
 
+class LogTruncationError(RaftkaError):
+    """The leader's log no longer holds records this consumer already returned: an unclean
+    leader election truncated them (KIP-320). ``divergent_offsets`` maps each partition to
+    the offset where the leader's log diverges from what was read. Raised by poll() when
+    ``auto_offset_reset`` is ``"none"``; otherwise the consumer logs
+    ``consumer_log_truncated`` and continues from that offset."""
+
+    code = ErrorCode.OFFSET_OUT_OF_RANGE
+
+    def __init__(self, divergent_offsets: Mapping[TopicPartition, tuple[int, int]]) -> None:
+        names = ", ".join(
+            f"{tp} (position {position}, leader's log ends at {end})"
+            for tp, (position, end) in sorted(divergent_offsets.items())
+        )
+        super().__init__(
+            f"log truncated by an unclean leader election: {names}; records before the "
+            "position were returned but are gone. seek() to the divergence point to continue "
+            "from there, or set auto_offset_reset to continue from it automatically"
+        )
+        self.divergent_offsets = {tp: end for tp, (_position, end) in divergent_offsets.items()}
+
+
 class IllegalStateError(RaftkaError):
     """The call does not fit the consumer's state (a partition not assigned, a closed
     consumer)."""

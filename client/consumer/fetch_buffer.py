@@ -41,6 +41,12 @@ class FetchBuffer:
         queue = self._queues.get(tp)
         return queue[-1].end_offset if queue else position
 
+    def next_fetch_epoch(self, tp: TopicPartition, epoch: int | None) -> int | None:
+        """The leader epoch of the record just before :meth:`next_fetch_offset`: the last
+        buffered batch's, else ``epoch`` (the last consumed record's); None if unknown."""
+        queue = self._queues.get(tp)
+        return queue[-1].end_epoch if queue else epoch
+
     def buffered(self, tp: TopicPartition) -> int:
         """How many responses are queued for ``tp``."""
         return len(self._queues.get(tp, ()))

@@ -9,7 +9,16 @@ a request finished, a backoff expired) and starts what is due:
   to fetch; the manager starts it again when there is.
 * ListOffsets for partitions awaiting a reset (seek_to_beginning/end, auto_offset_reset).
 * a coalesced metadata refresh when a leader is unknown or moved (NOT_LEADER_OR_FOLLOWER,
-  FENCED_LEADER_EPOCH, an unreachable broker...), and every ``metadata_max_age_ms``.
+  FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH, an unreachable broker...), and every
+  ``metadata_max_age_ms``.
+
+Each fetch names the leader epoch the metadata gives (current_leader_epoch: a broker whose
+epoch differs answers FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH, KIP-320) and the epoch of
+the record before its fetch offset (last_fetched_epoch). A leader whose log does not hold that
+record in that epoch (an unclean election truncated it) answers a diverging epoch: the
+consumer continues from the divergence point, reporting the truncation
+(``consumer_log_truncated``, or LogTruncationError from poll() with auto_offset_reset="none"),
+rather than applying the reset policy.
 
 A partition whose request failed backs off (``retry_backoff_ms`` doubling to 1 s) before it is
 tried again, at whatever leader the metadata then names. A response is used only if the
@@ -30,7 +39,7 @@ import structlog
 from raftka.client.connections import BrokerConnections
 from raftka.client.consumer.backoff import PartitionBackoff
 from raftka.client.consumer.config import ConsumerConfig
-from raftka.client.consumer.errors import OffsetOutOfRangeError
+from raftka.client.consumer.errors import LogTruncationError, OffsetOutOfRangeError
 from raftka.client.consumer.fetch_buffer import FetchBuffer
 from raftka.client.consumer.offsets import OffsetLookup
 from raftka.client.consumer.records import CompletedFetch, batch_spans
@@ -315,12 +324,16 @@ class Fetcher:
                 assert state.position is not None  # fetchable
                 offset = self._buffer.next_fetch_offset(tp, state.position)
                 info = self._metadata.partition(tp.topic, tp.partition)
-                entry.partitions.add(
+                wanted = entry.partitions.add(
                     partition=tp.partition,
                     fetch_offset=offset,
                     partition_max_bytes=c.max_partition_fetch_bytes,
-                    current_leader_epoch=info.leader_epoch if info is not None else -1,
                 )
+                if info is not None and info.leader_epoch >= 0:
+                    wanted.current_leader_epoch = info.leader_epoch
+                last_epoch = self._buffer.next_fetch_epoch(tp, state.leader_epoch)
+                if last_epoch is not None:
+                    wanted.last_fetched_epoch = last_epoch
                 started[tp] = (offset, state.version)
         return request, started
 
@@ -340,7 +353,9 @@ class Fetcher:
                 or self._buffer.next_fetch_offset(tp, state.position) != offset
             ):
                 continue
-            if r.error_code == ErrorCode.NONE:
+            if r.error_code == ErrorCode.NONE and r.HasField("diverging_epoch"):
+                self._diverged(tp, state.position, r.diverging_epoch)
+            elif r.error_code == ErrorCode.NONE:
                 self._backoff.succeeded(tp)
                 self.refresher.progress()
                 state.high_watermark, state.log_start_offset = r.high_watermark, r.log_start_offset
@@ -388,6 +403,32 @@ class Fetcher:
         log.info("consumer_offset_out_of_range", partition=str(tp), offset=offset, detail=where)
         self._subscription.apply_reset_policy(tp)
         self._buffer.clear(tp)
+
+    def _diverged(self, tp: TopicPartition, position: int, diverging: pb.EpochEndOffset) -> None:
+        """The leader's log diverges from what this consumer fetched: it holds ``tp`` in
+        epoch ``diverging.epoch`` only up to ``diverging.end_offset``. Buffered records past
+        that point are dropped; a position past it means records already returned are gone
+        (LogTruncationError with auto_offset_reset="none", else continue from there)."""
+        self._buffer.clear(tp)
+        end = diverging.end_offset
+        if diverging.epoch < 0 or end < 0:  # the leader knows no epoch that old: no anchor
+            log.warning("consumer_log_truncated", partition=str(tp), position=position, to=None)
+            self._subscription.apply_reset_policy(tp)
+            return
+        if end >= position:  # only prefetched, not yet returned, records were truncated
+            self._subscription.seek(tp, position, self._subscription.state(tp).leader_epoch)
+            return
+        if self._subscription.reset_policy == "none":
+            self._fail(tp, LogTruncationError({tp: (position, end)}))
+            return
+        log.warning(
+            "consumer_log_truncated",
+            partition=str(tp),
+            position=position,
+            to=end,
+            epoch=diverging.epoch,
+        )
+        self._subscription.seek(tp, end, diverging.epoch)
 
     def _fail(self, tp: TopicPartition, error: RaftkaError) -> None:
         self._subscription.fail(tp, error)

@@ -81,6 +81,8 @@ class CompletedFetch:
         self.nbytes = len(data)
         self.next_offset = fetch_offset
         self.end_offset = max([fetch_offset, *(s.header.next_offset for s in spans)])
+        self.end_epoch = _epoch(spans[-1].header.partition_leader_epoch) if spans else None
+        """The leader epoch of the last batch (of the record before ``end_offset``)."""
         self.remaining_bytes = sum(s.header.size for s in spans)
         """Bytes of the batches not decoded yet (what prefetching is bounded by)."""
         self._data = data
@@ -137,3 +139,7 @@ class CompletedFetch:
             for r in decode_batch(self._data, span.position, verify=False).records
             if r.offset >= start
         )
+
+
+def _epoch(value: int) -> int | None:
+    return value if value >= 0 else None

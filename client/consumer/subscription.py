@@ -35,7 +35,9 @@ class AssignedPartition:
     version: int = 0
     """Bumped on every seek, reset and error: a lookup or fetch started before is stale."""
     leader_epoch: int | None = None
-    """The leader epoch of the last record returned."""
+    """The leader epoch of the record just before the position (the last one returned); None
+    when unknown (after a seek or reset). Sent as the fetch's last_fetched_epoch, so the leader
+    can tell the consumer that an unclean election truncated records it read."""
     high_watermark: int = -1
     log_start_offset: int = -1
 
@@ -91,17 +93,21 @@ class SubscriptionState:
 
     # ------------------------------------------------------------------ positions
 
-    def seek(self, tp: TopicPartition, offset: int) -> None:
+    def seek(self, tp: TopicPartition, offset: int, leader_epoch: int | None = None) -> None:
+        """Move the position to ``offset``; ``leader_epoch`` is that of the record before it,
+        when known."""
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
             raise IllegalStateError(f"seek({tp}, {offset!r}): the offset must be an integer >= 0")
         state = self.state(tp)
         state.position, state.reset, state.error = offset, None, None
+        state.leader_epoch = leader_epoch
         state.initializing = False
         state.version += 1
 
     def request_reset(self, tp: TopicPartition, strategy: ResetStrategy) -> None:
         state = self.state(tp)
         state.position, state.reset, state.error = None, strategy, None
+        state.leader_epoch = None
         state.initializing = False
         state.version += 1
 

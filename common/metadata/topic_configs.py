@@ -209,6 +209,22 @@ TOPIC_CONFIGS: Mapping[str, ConfigDef] = MappingProxyType(
                     OneOf(("CreateTime", "LogAppendTime")),
                 ),
                 _def(
+                    "message.timestamp.before.max.ms",
+                    _L,
+                    "9223372036854775807",
+                    "How far (ms) a CreateTime record's timestamp may lie before the broker's "
+                    "clock; older batches are refused with INVALID_TIMESTAMP.",
+                    AtLeast(0),
+                ),
+                _def(
+                    "message.timestamp.after.max.ms",
+                    _L,
+                    "3600000",
+                    "How far (ms) a CreateTime record's timestamp may lie after the broker's "
+                    "clock; later batches are refused with INVALID_TIMESTAMP.",
+                    AtLeast(0),
+                ),
+                _def(
                     "flush.messages",
                     _L,
                     "9223372036854775807",

@@ -31,6 +31,7 @@ from raftka.common.records.decoder import DecodedBatch, Record, decode_batch, it
 from raftka.common.records.errors import (
     CorruptRecordError,
     InvalidRecordError,
+    InvalidTimestampError,
     RecordError,
     RecordTooLargeError,
     UnsupportedCompressionError,
@@ -49,6 +50,7 @@ __all__ = [
     "CorruptRecordError",
     "DecodedBatch",
     "InvalidRecordError",
+    "InvalidTimestampError",
     "Record",
     "RecordBatchBuilder",
     "RecordError",

@@ -30,6 +30,14 @@ class InvalidRecordError(RecordError):
     code = ErrorCode.INVALID_RECORD
 
 
+class InvalidTimestampError(RecordError):
+    """A record timestamp is negative (other than -1, "no timestamp") or outside the topic's
+    ``message.timestamp.before.max.ms`` / ``message.timestamp.after.max.ms`` of the broker's
+    clock."""
+
+    code = ErrorCode.INVALID_TIMESTAMP
+
+
 class UnsupportedCompressionError(RecordError):
     """The batch uses a compression codec this build cannot read or write (snappy, unknown ids)."""
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Collection, Iterator
+import time
+from collections.abc import Awaitable, Collection, Iterator
+from typing import Any
 
 import grpc
 import pytest
 
+from raftka.common.limits import MAX_ITEMS_PER_REQUEST
 from raftka.common.records.batch import (
     ATTRIBUTES_POS,
     BATCH_LENGTH_POS,
@@ -292,21 +295,211 @@ def test_one_bad_partition_does_not_fail_the_others(single: LocalCluster) -> Non
     asyncio.run(main())
 
 
-def test_negative_fetch_offset_is_an_invalid_request(single: LocalCluster) -> None:
-    """A negative fetch offset makes the whole request malformed: INVALID_ARGUMENT."""
+def test_negative_fetch_offset_is_out_of_range_for_that_partition_only(
+    single: LocalCluster,
+) -> None:
+    """A negative fetch offset is a problem of one item: OFFSET_OUT_OF_RANGE in its result,
+    with the readable range; the other partitions of the request are served."""
 
     async def main() -> None:
         address = single.brokers[BROKER].address
+        end = await latest_offset(single, BROKER, "bad", 1)
         for offset in (-1, -2, -(2**63)):
-            with pytest.raises(grpc.aio.AioRpcError) as error:
-                await fetch(address, "bad", 0, offset)
-            assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-            details = error.value.details() or ""
-            assert "fetch_offset" in details and "bad-0" in details, details
-            metadata = dict(error.value.trailing_metadata() or ())
-            assert metadata.get("raftka-error") == "INVALID_REQUEST"
+            request = bpb.FetchRequest(
+                topics=[
+                    bpb.FetchTopic(
+                        topic="bad",
+                        partitions=[
+                            bpb.FetchPartition(partition=0, fetch_offset=offset),
+                            bpb.FetchPartition(partition=1, fetch_offset=0),
+                        ],
+                    )
+                ]
+            )
+            async with broker_stub(address) as stub:
+                response = await stub.Fetch(request, timeout=10)
+            results = {r.partition: r for r in response.results}
+            assert results[0].error_code == cpb.OFFSET_OUT_OF_RANGE, name(results[0].error_code)
+            assert str(offset) in results[0].error_message
+            assert results[0].log_start_offset == 0 and results[0].batches == b""
+            assert results[1].error_code == cpb.NONE
+            assert (results[1].batches != b"") == (end > 0)
+
+    asyncio.run(main())
+
+
+async def expect_invalid_request(call: Awaitable[object], *words: str) -> None:
+    """The whole request is refused: INVALID_ARGUMENT with raftka-error INVALID_REQUEST."""
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await call
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, error.value
+    details = error.value.details() or ""
+    for word in words:
+        assert word in details, details
+    assert dict(error.value.trailing_metadata() or ()).get("raftka-error") == "INVALID_REQUEST"
+
+
+def fetch_request(*partitions: bpb.FetchPartition, **fields: Any) -> bpb.FetchRequest:
+    return bpb.FetchRequest(topics=[bpb.FetchTopic(topic="bad", partitions=partitions)], **fields)
+
+
+def list_offsets_request(
+    *partitions: bpb.ListOffsetsPartition, **fields: Any
+) -> bpb.ListOffsetsRequest:
+    return bpb.ListOffsetsRequest(
+        topics=[bpb.ListOffsetsTopic(topic="bad", partitions=partitions)], **fields
+    )
+
+
+def test_a_partition_named_twice_is_refused(single: LocalCluster) -> None:
+    """One partition 500 times in a 9.5 KB Fetch once built a 500 MiB answer: a partition named
+    twice in Fetch, ListOffsets or Produce refuses the whole request, and nothing is written."""
+
+    async def main() -> None:
+        before = await latest_offset(single, BROKER, "bad", 0)
+        async with broker_stub(single.brokers[BROKER].address) as stub:
+            twice = [bpb.FetchPartition(partition=0, fetch_offset=0)] * 500
+            await expect_invalid_request(
+                stub.Fetch(fetch_request(*twice), timeout=10), "bad-0", "more than once"
+            )
+            await expect_invalid_request(
+                stub.ListOffsets(
+                    list_offsets_request(*[bpb.ListOffsetsPartition(partition=0)] * 2),
+                    timeout=10,
+                ),
+                "bad-0",
+            )
+            data = bpb.PartitionProduceData(partition=0, batches=bytes(good_batch(1)))
+            produce_twice = bpb.ProduceRequest(
+                acks=1, topics=[bpb.TopicProduceData(topic="bad", partitions=[data, data])]
+            )
+            await expect_invalid_request(stub.Produce(produce_twice, timeout=10), "bad-0")
+        assert await latest_offset(single, BROKER, "bad", 0) == before
+
+    asyncio.run(main())
+
+
+def test_item_counts_are_bounded(single: LocalCluster) -> None:
+    async def main() -> None:
+        many = MAX_ITEMS_PER_REQUEST + 1
+        async with broker_stub(single.brokers[BROKER].address) as stub:
+            await expect_invalid_request(
+                stub.Metadata(bpb.MetadataRequest(topics=[f"t{i}" for i in range(many)])),
+                str(MAX_ITEMS_PER_REQUEST),
+            )
+            fetches = [bpb.FetchPartition(partition=i) for i in range(many)]
+            await expect_invalid_request(
+                stub.Fetch(fetch_request(*fetches), timeout=10), str(MAX_ITEMS_PER_REQUEST)
+            )
+            lookups = [bpb.ListOffsetsPartition(partition=i) for i in range(many)]
+            await expect_invalid_request(
+                stub.ListOffsets(list_offsets_request(*lookups), timeout=10),
+                str(MAX_ITEMS_PER_REQUEST),
+            )
+            writes = [bpb.PartitionProduceData(partition=i) for i in range(many)]
+            await expect_invalid_request(
+                stub.Produce(
+                    bpb.ProduceRequest(
+                        acks=1, topics=[bpb.TopicProduceData(topic="bad", partitions=writes)]
+                    ),
+                    timeout=10,
+                ),
+                str(MAX_ITEMS_PER_REQUEST),
+            )
+            # a name given twice is answered once
+            twice = await stub.Metadata(bpb.MetadataRequest(topics=["bad", "bad"]), timeout=10)
+            assert [t.name for t in twice.topics] == ["bad"]
+
+    asyncio.run(main())
+
+
+def test_unknown_isolation_levels_are_refused(single: LocalCluster) -> None:
+    async def main() -> None:
+        async with broker_stub(single.brokers[BROKER].address) as stub:
+            for level in (2, -1, 7):
+                await expect_invalid_request(
+                    stub.Fetch(
+                        fetch_request(bpb.FetchPartition(partition=0), isolation_level=level),
+                        timeout=10,
+                    ),
+                    "isolation_level",
+                    str(level),
+                )
+                await expect_invalid_request(
+                    stub.ListOffsets(
+                        list_offsets_request(
+                            bpb.ListOffsetsPartition(partition=0, timestamp=-1),
+                            isolation_level=level,
+                        ),
+                        timeout=10,
+                    ),
+                    "isolation_level",
+                )
+            for level in (0, 1):  # read_uncommitted, read_committed
+                response = await stub.Fetch(
+                    fetch_request(bpb.FetchPartition(partition=0), isolation_level=level),
+                    timeout=10,
+                )
+                assert response.results[0].error_code == cpb.NONE
+
+    asyncio.run(main())
+
+
+def test_reads_check_the_leader_epoch(single: LocalCluster) -> None:
+    """KIP-320 over the wire: a newer epoch than the leader's is UNKNOWN_LEADER_EPOCH on Fetch
+    and ListOffsets; the leader's own epoch (0 included: explicitly set, not the proto3
+    default) and no epoch are served. (An older epoch, FENCED_LEADER_EPOCH, is in the unit
+    tests of Partition: this partition's epoch has never moved.)"""
+
+    async def main() -> None:
+        address = single.brokers[BROKER].address
         end = await latest_offset(single, BROKER, "bad", 0)
-        await expect_serving(single, "bad", end)
+        async with broker_stub(address) as stub:
+            listed = await stub.ListOffsets(
+                list_offsets_request(bpb.ListOffsetsPartition(partition=0, timestamp=-1)),
+                timeout=10,
+            )
+            current = listed.results[0].leader_epoch
+            assert current >= 0
+            for epoch, code in (
+                (current + 1, cpb.UNKNOWN_LEADER_EPOCH),
+                (current, cpb.NONE),
+                (-1, cpb.NONE),
+                (None, cpb.NONE),
+            ):
+                fetched = await stub.Fetch(
+                    fetch_request(bpb.FetchPartition(partition=0, current_leader_epoch=epoch)),
+                    timeout=10,
+                )
+                (f,) = fetched.results
+                assert f.error_code == code, (epoch, name(f.error_code), f.error_message)
+                assert (f.batches != b"") == (code == cpb.NONE and end > 0)
+                looked_up = await stub.ListOffsets(
+                    list_offsets_request(
+                        bpb.ListOffsetsPartition(
+                            partition=0, timestamp=-1, current_leader_epoch=epoch
+                        )
+                    ),
+                    timeout=10,
+                )
+                (lo,) = looked_up.results
+                assert lo.error_code == code, (epoch, name(lo.error_code), lo.error_message)
+                if code != cpb.NONE:
+                    assert "newer" in lo.error_message and "retry" in lo.error_message
+                    assert (lo.offset, lo.leader_epoch) == (-1, -1)
+
+    asyncio.run(main())
+
+
+def test_refused_acks_answer_base_offset_minus_one(single: LocalCluster) -> None:
+    async def main() -> None:
+        address = single.brokers[BROKER].address
+        before = await latest_offset(single, BROKER, "bad", 0)
+        for acks in (2, -2):
+            result = await produce(address, "bad", 0, batches=bytes(good_batch(1)), acks=acks)
+            assert result.error_code == cpb.INVALID_REQUIRED_ACKS, name(result.error_code)
+            assert (result.base_offset, result.log_append_time_ms) == (-1, -1)
+        assert await latest_offset(single, BROKER, "bad", 0) == before
 
     asyncio.run(main())
 
@@ -377,13 +570,34 @@ def test_record_timestamps_too_far_apart(single: LocalCluster) -> None:
             ],
         )
         results = await produce_two(single, bad)
-        assert results[0].error_code in {
-            cpb.INVALID_TIMESTAMP,
-            cpb.INVALID_RECORD,
-            cpb.INVALID_REQUEST,
-        }, name(results[0].error_code)
+        assert results[0].error_code == cpb.INVALID_TIMESTAMP, name(results[0].error_code)
+        assert "negative" in results[0].error_message
         assert results[1].error_code == cpb.NONE
         assert await latest_offset(single, BROKER, "bad", 0) == before[0]
         assert await latest_offset(single, BROKER, "bad", 1) == before[1] + 1
+
+    asyncio.run(main())
+
+
+def test_negative_and_far_future_timestamps_are_refused(single: LocalCluster) -> None:
+    """CreateTime topics refuse batches stamped more than message.timestamp.after.max.ms (one
+    hour by default) after the broker's clock, and negative timestamps other than -1."""
+
+    async def main() -> None:
+        now = int(time.time() * 1000)
+        for timestamp, words in (
+            (now + 2 * 3_600_000, ("bad-0", "message.timestamp.after.max.ms=3600000")),
+            (-2, ("bad-0", "negative")),
+        ):
+            payload = build_batch([(timestamp, b"k", b"v", ())])
+            await expect_rejected(single, bytes(payload), {cpb.INVALID_TIMESTAMP}, *words)
+        end = await latest_offset(single, BROKER, "bad", 0)
+        no_timestamp = await produce(
+            single.brokers[BROKER].address,
+            "bad",
+            0,
+            batches=bytes(build_batch([(-1, b"k", b"v", ())])),
+        )
+        assert no_timestamp.error_code == cpb.NONE and no_timestamp.base_offset == end
 
     asyncio.run(main())

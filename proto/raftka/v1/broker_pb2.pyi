@@ -8,6 +8,16 @@ ListOffsets go to the partition's leader; a broker that does not lead a partitio
 that partition with NOT_LEADER_OR_FOLLOWER and the leader it knows, so a client refreshes its
 metadata and retries there.
 
+Leader epochs (KIP-320): Fetch and ListOffsets may name the leader epoch the client believes
+current (current_leader_epoch, from Metadata). The leader compares it with its own: an older
+epoch gets FENCED_LEADER_EPOCH (the client's metadata is stale: refresh it), a newer one
+UNKNOWN_LEADER_EPOCH (this broker has not caught up with the metadata yet: retry); left
+unset (or -1), nothing is checked.
+
+Bounds: a request names at most 10,000 items (topics in Metadata, partitions in Produce,
+Fetch and ListOffsets); more fails the whole request with INVALID_REQUEST, and so does a
+partition named twice in one Produce, Fetch or ListOffsets request.
+
 Records travel as Kafka v2 record batches (magic 2, CRC-32C; byte layout in Kafka's
 DefaultRecordBatch): the broker validates a batch's header and CRC, assigns offsets by
 rewriting the base offset and stores the bytes unchanged; Fetch returns stored bytes as they
@@ -93,7 +103,8 @@ class MetadataRequest(_message.Message):
     @_builtins.property
     def topics(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Topic names; empty means every topic (unless brokers_only is set). A name that does not
-        exist gets a TopicMetadata with UNKNOWN_TOPIC_OR_PARTITION.
+        exist gets a TopicMetadata with UNKNOWN_TOPIC_OR_PARTITION. At most 10,000 names (more:
+        INVALID_REQUEST); a name given twice is answered once.
         """
 
     def __init__(
@@ -353,8 +364,8 @@ class ProduceRequest(_message.Message):
     are not reported); 1: answered once the leader has written the records; -1: answered
     once every in-sync replica has them (the high watermark passed them), and refused with
     NOT_ENOUGH_REPLICAS before writing when the ISR is smaller than the topic's
-    min.insync.replicas (capped at the replica count). Any other value: every partition gets
-    INVALID_REQUIRED_ACKS and nothing is written. Note that 0 (unset) means "no acks".
+    min.insync.replicas. Any other value: every partition gets INVALID_REQUIRED_ACKS and
+    nothing is written. Note that 0 (unset) means "no acks".
     """
     timeout_ms: _builtins.int
     """With acks = -1: how long each partition's answer waits for replication after the local
@@ -366,7 +377,9 @@ class ProduceRequest(_message.Message):
     """Reserved for transactional producers; ignored by the current broker (leave it empty)."""
     @_builtins.property
     def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___TopicProduceData]:
-        """The records, per topic."""
+        """The records, per topic. At most 10,000 partitions in all, each named once (else
+        INVALID_REQUEST for the request).
+        """
 
     def __init__(
         self,
@@ -479,8 +492,11 @@ class Record(_message.Message):
     """The value; unset means a null value (a tombstone)."""
     timestamp_ms: _builtins.int
     """Milliseconds since the Unix epoch. In Produce, 0 means "now" (the broker's clock when it
-    encodes the batch); on LogAppendTime topics the broker's append time replaces it. In
-    Fetch: the stored timestamp (the append time on LogAppendTime topics).
+    encodes the batch) and -1 "no timestamp"; other negative values, and (CreateTime topics)
+    times outside the topic's message.timestamp.before.max.ms / message.timestamp.after.max.ms
+    of the broker's clock, are refused with INVALID_TIMESTAMP. On LogAppendTime topics the
+    broker's append time replaces it. In Fetch: the stored timestamp (the append time on
+    LogAppendTime topics).
     """
     offset: _builtins.int
     """Fetch: the record's offset. Ignored in Produce."""
@@ -592,7 +608,7 @@ class PartitionProduceResult(_message.Message):
     """What went wrong, for humans; empty on success."""
     base_offset: _builtins.int
     """Offset of the first record written (for a resent idempotent batch: its original offset).
-    -1 on error, even when the records were written.
+    -1 when error_code is not NONE, even when the records were written.
     """
     log_append_time_ms: _builtins.int
     """The append time stamped into the batches, in ms since the epoch, when the topic uses
@@ -692,21 +708,24 @@ class FetchRequest(_message.Message):
     answer as soon as any partition has data (or max_wait_ms passes).
     """
     max_bytes: _builtins.int
-    """Cap on the record batch bytes of the whole response; 0 or negative means the default,
-    52428800 (50 MiB). The first partition that returns data always gets at least its first
-    whole batch, even if that batch is larger than this or than partition_max_bytes, so that
-    a consumer never gets stuck; later partitions get only what still fits.
+    """Cap on the record batch bytes of the whole response: 0 or negative means the default,
+    52428800 (50 MiB), and larger values are lowered to 55 MiB. The first partition that
+    returns data always gets at least its first whole batch, even if that batch is larger
+    than this or than partition_max_bytes, so that a consumer never gets stuck; later
+    partitions get only what still fits.
     """
     isolation_level: _builtins.int
-    """Ignored by the current broker: 0 (read_uncommitted) and 1 (read_committed) both read up
-    to the high watermark, since there are no transactions yet (the last stable offset is the
-    high watermark).
+    """0: read_uncommitted (up to the high watermark); 1: read_committed (up to the last stable
+    offset, which is the high watermark until transactions exist). Any other value fails the
+    request with INVALID_REQUEST.
     """
     decode_records: _builtins.bool
     """Return decoded records (FetchPartitionResult.records) instead of batch bytes."""
     @_builtins.property
     def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___FetchTopic]:
-        """The partitions to read, per topic. Results come back in the same order."""
+        """The partitions to read, per topic; results come back in the same order. At most 10,000
+        partitions in all, each named once (else INVALID_REQUEST for the request).
+        """
 
     def __init__(
         self,
@@ -772,24 +791,25 @@ class FetchPartition(_message.Message):
     partition: _builtins.int
     """Partition id."""
     fetch_offset: _builtins.int
-    """The offset to read from (>= 0; a negative one fails the whole request with
-    INVALID_REQUEST). The answer starts with the whole batch holding this offset, so it may
-    begin with records below it: skip them. Outside [log start offset, log end offset]:
-    OFFSET_OUT_OF_RANGE. Consumers get records below the high watermark only; followers up
-    to the log end.
+    """The first offset wanted. The answer starts with the whole batch holding this offset, so it
+    may begin with records below it: skip them. Below the log start (negative included) or
+    past the log end: this partition's result is OFFSET_OUT_OF_RANGE, with log_start_offset
+    and high_watermark set to the readable range. Consumers get records below the high
+    watermark only; followers up to the log end.
     """
     partition_max_bytes: _builtins.int
     """Cap on this partition's record batch bytes; 0 or negative means the default, 1048576
     (1 MiB). See FetchRequest.max_bytes for when one larger batch is returned anyway.
     """
     current_leader_epoch: _builtins.int
-    """Followers: the leader epoch the follower believes current; an older one gets
-    FENCED_LEADER_EPOCH, a newer one UNKNOWN_LEADER_EPOCH, -1 skips the check (0 is epoch 0).
-    Ignored for consumers.
+    """The leader epoch the fetcher believes current (from Metadata). Older than the leader's:
+    FENCED_LEADER_EPOCH; newer: UNKNOWN_LEADER_EPOCH. Unset or -1: not checked (0 is epoch 0).
     """
     last_fetched_epoch: _builtins.int
-    """Followers: the epoch of the last batch they hold (-1 when they hold none), for divergence
-    detection. Ignored for consumers.
+    """The leader epoch of the record just before fetch_offset (followers: of their last batch;
+    consumers: of the last record they consumed), to detect a log that diverged from the
+    leader's (after an unclean election, say): the leader then answers diverging_epoch instead
+    of records. Unset or -1: consumers get no divergence check; a follower's empty log.
     """
     def __init__(
         self,
@@ -797,14 +817,21 @@ class FetchPartition(_message.Message):
         partition: _builtins.int = ...,
         fetch_offset: _builtins.int = ...,
         partition_max_bytes: _builtins.int = ...,
-        current_leader_epoch: _builtins.int = ...,
-        last_fetched_epoch: _builtins.int = ...,
+        current_leader_epoch: _builtins.int | None = ...,
+        last_fetched_epoch: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_current_leader_epoch", b"_current_leader_epoch", "_last_fetched_epoch", b"_last_fetched_epoch", "current_leader_epoch", b"current_leader_epoch", "last_fetched_epoch", b"last_fetched_epoch"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_leader_epoch", b"current_leader_epoch", "fetch_offset", b"fetch_offset", "last_fetched_epoch", b"last_fetched_epoch", "partition", b"partition", "partition_max_bytes", b"partition_max_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_current_leader_epoch", b"_current_leader_epoch", "_last_fetched_epoch", b"_last_fetched_epoch", "current_leader_epoch", b"current_leader_epoch", "fetch_offset", b"fetch_offset", "last_fetched_epoch", b"last_fetched_epoch", "partition", b"partition", "partition_max_bytes", b"partition_max_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__current_leader_epoch: _TypeAlias = _typing.Literal["current_leader_epoch"]  # noqa: Y015
+    _WhichOneofArgType__current_leader_epoch: _TypeAlias = _typing.Literal["_current_leader_epoch", b"_current_leader_epoch"]  # noqa: Y015
+    _WhichOneofReturnType__last_fetched_epoch: _TypeAlias = _typing.Literal["last_fetched_epoch"]  # noqa: Y015
+    _WhichOneofArgType__last_fetched_epoch: _TypeAlias = _typing.Literal["_last_fetched_epoch", b"_last_fetched_epoch"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__current_leader_epoch) -> _WhichOneofReturnType__current_leader_epoch | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__last_fetched_epoch) -> _WhichOneofReturnType__last_fetched_epoch | None: ...
 
 Global___FetchPartition: _TypeAlias = FetchPartition  # noqa: Y015
 
@@ -885,7 +912,11 @@ class FetchPartitionResult(_message.Message):
 
     @_builtins.property
     def diverging_epoch(self) -> Global___EpochEndOffset:
-        """Followers: set when their log diverged; truncate to end_offset of this epoch."""
+        """Set (and no batches returned) when the fetcher's last_fetched_epoch does not end where the
+        leader's log says: the largest epoch <= last_fetched_epoch the leader has and the offset
+        where it ends. Followers truncate to end_offset; consumers that read past it read records
+        that no longer exist (an unclean election truncated them) and continue from end_offset.
+        """
 
     @_builtins.property
     def current_leader(self) -> Global___LeaderHint:
@@ -1012,13 +1043,14 @@ class ListOffsetsRequest(_message.Message):
     ISOLATION_LEVEL_FIELD_NUMBER: _builtins.int
     TOPICS_FIELD_NUMBER: _builtins.int
     isolation_level: _builtins.int
-    """Ignored by the current broker: 0 (read_uncommitted) and 1 (read_committed) give the same
-    answers. Latest is the high watermark either way (without transactions the last stable
-    offset equals it).
+    """As in FetchRequest: 0 read_uncommitted, 1 read_committed (the same answers until
+    transactions exist: latest is the high watermark); else INVALID_REQUEST.
     """
     @_builtins.property
     def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___ListOffsetsTopic]:
-        """The partitions to look up, per topic."""
+        """The partitions to look up, per topic. At most 10,000 partitions in all, each named once
+        (else INVALID_REQUEST for the request).
+        """
 
     def __init__(
         self,
@@ -1076,23 +1108,28 @@ class ListOffsetsPartition(_message.Message):
     timestamp: _builtins.int
     """-1: latest (the high watermark); -2: earliest (the log start offset); >= 0: a timestamp
     in milliseconds: the first offset below the high watermark whose record timestamp is at
-    or after it. Other negative values get INVALID_REQUEST. Note that 0 (unset) is the
-    timestamp 0, which finds the first record with a non-negative timestamp.
+    or after it. Other negative values: INVALID_REQUEST in this partition's result. Note
+    that 0 (unset) is the timestamp 0, which finds the first record with a non-negative
+    timestamp.
     """
     current_leader_epoch: _builtins.int
-    """Ignored by the current broker (no leader epoch check for ListOffsets)."""
+    """The leader epoch the client believes current, checked as in FetchPartition: older is
+    FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH; unset or -1: not checked.
+    """
     def __init__(
         self,
         *,
         partition: _builtins.int = ...,
         timestamp: _builtins.int = ...,
-        current_leader_epoch: _builtins.int = ...,
+        current_leader_epoch: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_current_leader_epoch", b"_current_leader_epoch", "current_leader_epoch", b"current_leader_epoch"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_leader_epoch", b"current_leader_epoch", "partition", b"partition", "timestamp", b"timestamp"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_current_leader_epoch", b"_current_leader_epoch", "current_leader_epoch", b"current_leader_epoch", "partition", b"partition", "timestamp", b"timestamp"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__current_leader_epoch: _TypeAlias = _typing.Literal["current_leader_epoch"]  # noqa: Y015
+    _WhichOneofArgType__current_leader_epoch: _TypeAlias = _typing.Literal["_current_leader_epoch", b"_current_leader_epoch"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__current_leader_epoch) -> _WhichOneofReturnType__current_leader_epoch | None: ...
 
 Global___ListOffsetsPartition: _TypeAlias = ListOffsetsPartition  # noqa: Y015
 

@@ -8,6 +8,16 @@ ListOffsets go to the partition's leader; a broker that does not lead a partitio
 that partition with NOT_LEADER_OR_FOLLOWER and the leader it knows, so a client refreshes its
 metadata and retries there.
 
+Leader epochs (KIP-320): Fetch and ListOffsets may name the leader epoch the client believes
+current (current_leader_epoch, from Metadata). The leader compares it with its own: an older
+epoch gets FENCED_LEADER_EPOCH (the client's metadata is stale: refresh it), a newer one
+UNKNOWN_LEADER_EPOCH (this broker has not caught up with the metadata yet: retry); left
+unset (or -1), nothing is checked.
+
+Bounds: a request names at most 10,000 items (topics in Metadata, partitions in Produce,
+Fetch and ListOffsets); more fails the whole request with INVALID_REQUEST, and so does a
+partition named twice in one Produce, Fetch or ListOffsets request.
+
 Records travel as Kafka v2 record batches (magic 2, CRC-32C; byte layout in Kafka's
 DefaultRecordBatch): the broker validates a batch's header and CRC, assigns offsets by
 rewriting the base offset and stores the bytes unchanged; Fetch returns stored bytes as they

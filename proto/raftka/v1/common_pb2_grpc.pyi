@@ -36,6 +36,7 @@ per item. tests/unit/common/test_status_table.py keeps this table equal to the c
 | CORRUPT_MESSAGE | INVALID_ARGUMENT | A record batch fails its CRC or length check (may be resent). |
 | UNSUPPORTED_COMPRESSION_TYPE | INVALID_ARGUMENT | snappy or an unknown codec. |
 | MESSAGE_TOO_LARGE | INVALID_ARGUMENT | A batch exceeds the topic's max.message.bytes. |
+| INVALID_TIMESTAMP | INVALID_ARGUMENT | A record timestamp is negative (not -1) or outside the topic's message.timestamp.before/after.max.ms. |
 | TOPIC_ALREADY_EXISTS | ALREADY_EXISTS | The topic exists. |
 | DUPLICATE_SEQUENCE_NUMBER | ALREADY_EXISTS | An idempotent produce mixes written and new batches. |
 | UNKNOWN_TOPIC_OR_PARTITION | NOT_FOUND | No such topic or partition (e.g. ListPartitionReassignments). |

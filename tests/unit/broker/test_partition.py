@@ -13,7 +13,12 @@ import pytest
 from raftka.broker.log.leader_epoch_cache import EpochEndOffset
 from raftka.broker.log.partition_log import PartitionLog
 from raftka.broker.log.types import FetchData, StaleLeaderEpochError
-from raftka.broker.partition import NotLeaderOrFollowerError, Partition
+from raftka.broker.partition import (
+    FencedLeaderEpochError,
+    NotLeaderOrFollowerError,
+    Partition,
+    check_current_leader_epoch,
+)
 from raftka.broker.replication.leader_state import IsrProposal, LeaderReplicaState
 from raftka.common.errors import (
     InvalidRequestError,
@@ -22,6 +27,7 @@ from raftka.common.errors import (
     RequestTimedOutError,
     UnknownLeaderEpochError,
 )
+from raftka.common.storage.errors import LogOffsetOutOfRangeError
 from tests.unit.broker.support import T0, batch, open_partition
 
 _T = TypeVar("_T")
@@ -228,6 +234,104 @@ def test_list_offset(tmp_path: Path) -> None:
         assert await partition.list_offset(T0 + 5000) is None
         with pytest.raises(InvalidRequestError):
             await partition.list_offset(-3)
+
+    run(main())
+    partition.log.close()
+
+
+def test_reads_naming_another_leader_epoch_are_refused(tmp_path: Path) -> None:
+    """KIP-320 on every read path: older is FENCED_LEADER_EPOCH (naming the current leader),
+    newer UNKNOWN_LEADER_EPOCH, None or -1 unchecked. Epoch 0 is an epoch like any other (the
+    proto3 default is no longer taken for "not set")."""
+    partition, _ = leader_partition(tmp_path, replicas=(LEADER,))
+
+    async def main() -> None:
+        await partition.append(batch(2), acks=1, timeout_s=1)
+
+        async def consumer_fetch(epoch: int | None) -> object:
+            return await partition.read_for_consumer(
+                0, 1 << 20, current_leader_epoch=epoch, last_fetched_epoch=None, min_one_batch=True
+            )
+
+        for read in (consumer_fetch, lambda e: partition.list_offset(-1, current_leader_epoch=e)):
+            for older in (0, LEADER_EPOCH - 1):
+                with pytest.raises(FencedLeaderEpochError) as fenced:
+                    await read(older)
+                assert fenced.value.code_name == "FENCED_LEADER_EPOCH"
+                assert (fenced.value.leader_id, fenced.value.leader_epoch) == (LEADER, LEADER_EPOCH)
+                assert f"older than the current leader epoch {LEADER_EPOCH}" in fenced.value.message
+            with pytest.raises(UnknownLeaderEpochError, match="newer"):
+                await read(LEADER_EPOCH + 1)
+            for unchecked in (None, -1, LEADER_EPOCH):
+                assert await read(unchecked)
+
+    run(main())
+    partition.log.close()
+
+
+def test_leader_epoch_check_outside_a_partition() -> None:
+    """The service's check for a broker that does not lead the partition (Kafka checks the
+    epoch before leadership)."""
+    with pytest.raises(FencedLeaderEpochError):
+        check_current_leader_epoch(2, 3, "events-0", leader_id=7)
+    with pytest.raises(UnknownLeaderEpochError):
+        check_current_leader_epoch(4, 3, "events-0", leader_id=7)
+    check_current_leader_epoch(3, 3, "events-0", leader_id=7)
+    check_current_leader_epoch(None, 3, "events-0", leader_id=7)
+
+
+def test_a_consumer_that_read_truncated_records_gets_the_diverging_epoch(tmp_path: Path) -> None:
+    """After an unclean election: the leader holds 0..2 of epoch 1 and then epoch 4 from
+    offset 3; a consumer read 3..4 in epoch 2 from the deposed leader. Its fetch at 5 with
+    last_fetched_epoch=2 gets epoch 1's end (3), not records and not OFFSET_OUT_OF_RANGE."""
+    plog = open_partition(tmp_path, hw_follows_log_end=False)
+    plog.start_leader_epoch(1)
+    plog.append_as_leader(batch(3), leader_epoch=1, now_ms=T0)
+    plog.close()
+    partition, _ = leader_partition(tmp_path, replicas=(LEADER,))
+
+    async def main() -> None:
+        await partition.append(batch(3), acks=1, timeout_s=1)  # 3..5 in epoch 4
+
+        async def fetch(offset: int, last: int | None) -> FetchData | EpochEndOffset:
+            return await partition.read_for_consumer(
+                offset,
+                1 << 20,
+                current_leader_epoch=None,
+                last_fetched_epoch=last,
+                min_one_batch=True,
+            )
+
+        assert await fetch(5, 2) == EpochEndOffset(1, 3)
+        # past the log end with an epoch it never had: still the divergence point
+        assert await fetch(8, 2) == EpochEndOffset(1, 3)
+        # a consistent position reads on
+        consistent = await fetch(3, 1)
+        assert isinstance(consistent, FetchData) and consistent.records
+        for unchecked in (None, -1):  # no epoch: the old behaviour (records, or out of range)
+            assert isinstance(await fetch(5, unchecked), FetchData)
+            with pytest.raises(LogOffsetOutOfRangeError):
+                await fetch(8, unchecked)
+
+    run(main())
+    partition.log.close()
+
+
+def test_a_negative_consumer_fetch_offset_is_out_of_range(tmp_path: Path) -> None:
+    partition, _ = leader_partition(tmp_path, replicas=(LEADER,))
+
+    async def main() -> None:
+        await partition.append(batch(2), acks=1, timeout_s=1)
+        for last in (None, LEADER_EPOCH):
+            with pytest.raises(LogOffsetOutOfRangeError) as error:
+                await partition.read_for_consumer(
+                    -1,
+                    1 << 20,
+                    current_leader_epoch=None,
+                    last_fetched_epoch=last,
+                    min_one_batch=True,
+                )
+            assert error.value.log_start_offset == 0
 
     run(main())
     partition.log.close()

@@ -29,6 +29,7 @@ class FakeBatch:
     next_offset: int
     data: bytes
     max_timestamp: int
+    leader_epoch: int = 0
 
 
 @dataclass
@@ -66,6 +67,8 @@ class FakeCluster(BrokerConnections):
         self.down: set[int] = set()
         self.metadata_leaders: dict[tuple[str, int], int] = {}
         """Overrides what Metadata says leads a partition (stale metadata)."""
+        self.metadata_epochs: dict[tuple[str, int], int] = {}
+        """Leader epochs Metadata names instead of the current ones (a broker behind)."""
         self.fetches: list[tuple[str, pb.FetchRequest]] = []
         self.list_offsets: list[tuple[str, pb.ListOffsetsRequest]] = []
         self._appended = asyncio.Event()
@@ -102,7 +105,9 @@ class FakeCluster(BrokerConnections):
         )
         set_partition_leader_epoch(data, p.leader_epoch)
         p.batches.append(
-            FakeBatch(base, base + len(values), bytes(data), timestamp + len(values) - 1)
+            FakeBatch(
+                base, base + len(values), bytes(data), timestamp + len(values) - 1, p.leader_epoch
+            )
         )
         self._notify()
         return base
@@ -111,6 +116,23 @@ class FakeCluster(BrokerConnections):
         p = self.partitions[(topic, partition)]
         p.leader, p.leader_epoch = leader, p.leader_epoch + 1
         self._notify()
+
+    def unclean_election(self, topic: str, partition: int, leader: int, keep: int) -> None:
+        """A replica that held only offsets below ``keep`` becomes leader in a new epoch: the
+        log past ``keep`` is gone (batches are cut at batch boundaries)."""
+        p = self.partitions[(topic, partition)]
+        p.batches = [b for b in p.batches if b.next_offset <= keep]
+        assert p.log_end == keep, "cut at a batch boundary"
+        self.move_leader(topic, partition, leader)
+
+    def epoch_end(self, p: FakePartition, epoch: int) -> tuple[int, int]:
+        """The largest epoch <= ``epoch`` in the log and the offset where it ends."""
+        older = [b for b in p.batches if b.leader_epoch <= epoch]
+        if not older:
+            return -1, -1
+        found = max(b.leader_epoch for b in older)
+        later = [b.base_offset for b in p.batches if b.leader_epoch > found]
+        return found, min(later) if later else p.log_end
 
     def set_high_watermark(self, topic: str, partition: int, hw: int | None) -> None:
         self.partitions[(topic, partition)].high_watermark = hw
@@ -168,9 +190,8 @@ class FakeCluster(BrokerConnections):
             for (t, pid), p in sorted(self.partitions.items()):
                 if t == name:
                     leader = self.metadata_leaders.get((t, pid), p.leader)
-                    entry.partitions.add(
-                        partition=pid, leader_id=leader, leader_epoch=p.leader_epoch
-                    )
+                    epoch = self.metadata_epochs.get((t, pid), p.leader_epoch)
+                    entry.partitions.add(partition=pid, leader_id=leader, leader_epoch=epoch)
         return response
 
     def read(self, address: str, topic: str, fp: pb.FetchPartition) -> pb.FetchPartitionResult:
@@ -183,6 +204,18 @@ class FakeCluster(BrokerConnections):
             result.error_code = ErrorCode.NOT_LEADER_OR_FOLLOWER
             return result
         result.high_watermark, result.log_start_offset = p.hw, p.log_start
+        if fp.HasField("current_leader_epoch") and fp.current_leader_epoch >= 0:
+            if fp.current_leader_epoch < p.leader_epoch:
+                result.error_code = ErrorCode.FENCED_LEADER_EPOCH
+                return result
+            if fp.current_leader_epoch > p.leader_epoch:
+                result.error_code = ErrorCode.UNKNOWN_LEADER_EPOCH
+                return result
+        if fp.HasField("last_fetched_epoch") and fp.last_fetched_epoch >= 0:
+            epoch, end = self.epoch_end(p, fp.last_fetched_epoch)
+            if epoch != fp.last_fetched_epoch or end < fp.fetch_offset:
+                result.diverging_epoch.epoch, result.diverging_epoch.end_offset = epoch, end
+                return result
         if not p.log_start <= fp.fetch_offset <= p.log_end:
             result.error_code = ErrorCode.OFFSET_OUT_OF_RANGE
             return result

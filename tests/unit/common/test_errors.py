@@ -63,6 +63,7 @@ INTENDED: dict[type[errors.RaftkaError], tuple[str, bool, grpc.StatusCode]] = {
         False,
         S.INVALID_ARGUMENT,
     ),
+    record_errors.InvalidTimestampError: ("INVALID_TIMESTAMP", False, S.INVALID_ARGUMENT),
     record_errors.RecordTooLargeError: ("MESSAGE_TOO_LARGE", False, S.INVALID_ARGUMENT),
     storage_errors.StorageError: ("KAFKA_STORAGE_ERROR", False, S.INTERNAL),
     storage_errors.LogOffsetOutOfRangeError: ("OFFSET_OUT_OF_RANGE", False, S.OUT_OF_RANGE),

@@ -4,11 +4,12 @@ import struct
 
 import pytest
 
-from raftka.broker.log.validator import validate_produced_batches
+from raftka.broker.log.validator import TimestampBounds, validate_produced_batches
 from raftka.common.records import (
     Compression,
     CorruptRecordError,
     InvalidRecordError,
+    InvalidTimestampError,
     RecordError,
     RecordTooLargeError,
     TimestampType,
@@ -160,3 +161,41 @@ def test_log_append_time_rewrites_max_timestamp_and_keeps_crc_valid() -> None:
             assert after[position + lo : position + hi] == original[position + lo : position + hi]
     assert spans[1].header.compression is Compression.LZ4
     assert [r.timestamp for r in iter_records(after)] == [now] * 5
+
+
+HOUR = 3_600_000
+
+
+def check_times(buf: bytes | bytearray, *, before: int = 2**63 - 1, after: int = HOUR) -> None:
+    validate_produced_batches(
+        buf,
+        max_message_bytes=LIMIT,
+        log_append_time_ms=None,
+        timestamps=TimestampBounds(T0, before, after),
+        where="events-0",
+    )
+
+
+def test_create_time_timestamps_are_bounded() -> None:
+    """KIP-937: message.timestamp.after.max.ms (default one hour) and .before.max.ms bound a
+    CreateTime batch's max and first timestamps; negative ones other than -1 are refused."""
+    check_times(batch(3, timestamp=T0 + HOUR - 2))  # last record exactly at the bound
+    check_times(batch(2, timestamp=0))  # 1970 is fine while before.max.ms is unlimited
+    check_times(build_batch([(-1, None, b"v", ())]))  # -1: no timestamp
+    with pytest.raises(InvalidTimestampError) as future:
+        check_times(batch(3, timestamp=T0 + HOUR - 1))
+    assert future.value.code_name == "INVALID_TIMESTAMP"
+    assert "events-0" in future.value.message
+    assert f"message.timestamp.after.max.ms={HOUR}" in future.value.message
+    with pytest.raises(InvalidTimestampError, match=r"before\.max\.ms=1000"):
+        check_times(batch(1, timestamp=T0 - 1001), before=1000)
+    check_times(batch(1, timestamp=T0 - 1000), before=1000)
+    with pytest.raises(InvalidTimestampError, match="negative"):
+        check_times(batch(1, timestamp=-5))
+    # LogAppendTime topics stamp their own time: the producer's is not checked
+    validate_produced_batches(
+        batch(1, timestamp=T0 + 10 * HOUR),
+        max_message_bytes=LIMIT,
+        log_append_time_ms=T0,
+        timestamps=TimestampBounds(T0, 0, 0),
+    )

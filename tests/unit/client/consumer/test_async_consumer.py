@@ -10,6 +10,7 @@ import pytest
 from raftka.client.consumer.errors import (
     GroupRequiredError,
     IllegalStateError,
+    LogTruncationError,
     NoOffsetForPartitionError,
     OffsetOutOfRangeError,
 )
@@ -339,5 +340,78 @@ def test_a_response_in_flight_during_a_seek_is_dropped() -> None:
             records = await poll_n(consumer, 5)
             assert [r.offset for r in records] == [2, 3, 4, 5, 6]
             assert cluster.fetched_offsets("t", 0)[-1] in (2, 7)
+
+    asyncio.run(main())
+
+
+def test_fetches_name_the_leader_epoch_and_retry_when_fenced() -> None:
+    """KIP-320: each fetch names the leader epoch from metadata; while the metadata lags the
+    leader (FENCED_LEADER_EPOCH) the consumer refreshes and retries, then goes on without a
+    gap or a repeat."""
+
+    async def main() -> None:
+        cluster = FakeCluster()
+        cluster.create("t", 1)
+        cluster.append("t", 0, values("a", 3))
+        async with make_consumer(cluster, auto_offset_reset="earliest") as consumer:
+            consumer.assign([T0])
+            assert [r.offset for r in await poll_n(consumer, 3)] == [0, 1, 2]
+            first = cluster.fetches[0][1].topics[0].partitions[0]
+            assert first.HasField("current_leader_epoch") and first.current_leader_epoch == 0
+            cluster.metadata_epochs[("t", 0)] = 0
+            cluster.move_leader("t", 0, cluster.partitions[("t", 0)].leader)  # epoch 1
+            cluster.append("t", 0, values("b", 2))
+            seen = len(cluster.fetches)
+            await until(lambda: len(cluster.fetches) >= seen + 2)  # fenced, refreshed, again
+            assert await consumer.poll(timeout_ms=0) == []
+            del cluster.metadata_epochs[("t", 0)]
+            records = await poll_n(consumer, 2)
+            assert [(r.offset, r.value) for r in records] == [(3, b"b0"), (4, b"b1")]
+            assert records[0].leader_epoch == 1
+            epochs = [
+                fp.current_leader_epoch
+                for _a, req in cluster.fetches[seen:]
+                for t in req.topics
+                for fp in t.partitions
+            ]
+            assert epochs[0] == 0 and epochs[-1] == 1
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("policy", ["earliest", "none"])
+def test_records_truncated_by_an_unclean_election_are_detected(policy: str) -> None:
+    """The consumer read 0..5 in epoch 0; a replica that held only 0..2 becomes leader in
+    epoch 1 and writes 3..4. The consumer's fetch at 6 names epoch 0 as its last, so the
+    leader answers a diverging epoch (0 ends at 3): the consumer continues at 3 (and does not
+    apply auto_offset_reset), or, with "none", poll() raises LogTruncationError."""
+
+    async def main() -> None:
+        cluster = FakeCluster()
+        cluster.create("t", 1, leaders=[1])
+        cluster.append("t", 0, values("a", 3))
+        cluster.append("t", 0, values("lost", 3))
+        async with make_consumer(cluster, auto_offset_reset=policy) as consumer:
+            consumer.assign([T0])
+            consumer.seek(T0, 0)
+            assert [r.offset for r in await poll_n(consumer, 6)] == list(range(6))
+            cluster.unclean_election("t", 0, leader=2, keep=3)
+            cluster.append("t", 0, values("new", 2))
+            if policy == "none":
+                with pytest.raises(LogTruncationError) as error:
+                    await consumer.poll(timeout_ms=5000)
+                assert error.value.divergent_offsets == {T0: 3}
+                assert "t-0 (position 6, leader's log ends at 3)" in error.value.message
+                consumer.seek(T0, 3)
+            records = await poll_n(consumer, 2)
+            assert [(r.offset, r.value) for r in records] == [(3, b"new0"), (4, b"new1")]
+            sent = [
+                fp.last_fetched_epoch
+                for _a, req in cluster.fetches
+                for t in req.topics
+                for fp in t.partitions
+                if fp.fetch_offset == 6 and fp.HasField("last_fetched_epoch")
+            ]
+            assert sent and set(sent) == {0}
 
     asyncio.run(main())

@@ -22,6 +22,8 @@ EXPECTED_DEFAULTS = {
     "unclean.leader.election.enable": "false",
     "compression.type": "producer",
     "message.timestamp.type": "CreateTime",
+    "message.timestamp.before.max.ms": "9223372036854775807",
+    "message.timestamp.after.max.ms": "3600000",
     "flush.messages": "9223372036854775807",
     "index.interval.bytes": "4096",
     "file.delete.delay.ms": "60000",
