@@ -147,6 +147,9 @@ class ReplicaManager:
         if state is None:
             return
         hosted.alter_in_flight = True
+        # KIP-903: each member with the broker epoch its fetches came with, so that a new
+        # incarnation is not counted on its predecessor's progress.
+        fetched_with = dict(proposal.broker_epochs)
         request = cpb.AlterPartitionRequest(
             broker_id=self.broker_id,
             broker_epoch=self._broker_epoch(),
@@ -160,7 +163,8 @@ class ReplicaManager:
                             partition_epoch=proposal.partition_epoch,
                             new_isr_with_epochs=[
                                 cpb.BrokerEpochPair(
-                                    broker_id=b, broker_epoch=self.broker_epoch_of(b)
+                                    broker_id=b,
+                                    broker_epoch=fetched_with.get(b, self.broker_epoch_of(b)),
                                 )
                                 for b in proposal.new_isr
                             ],
