@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 
 import structlog
@@ -63,6 +63,7 @@ class BrokerLifecycle:
         self._want_shutdown = False
         self._shutdown_done = asyncio.Event()
         self._unfenced = asyncio.Event()
+        self._registration_listeners: list[Callable[[], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self, registration_timeout_s: float = 60.0) -> None:
@@ -99,6 +100,12 @@ class BrokerLifecycle:
         )
         self.broker_epoch = response.broker_epoch
         log.info("broker_registered", broker_id=self.broker_id, broker_epoch=self.broker_epoch)
+        for listener in self._registration_listeners:
+            listener()
+
+    def add_registration_listener(self, listener: Callable[[], None]) -> None:
+        """``listener`` runs (on the event loop) after every successful registration."""
+        self._registration_listeners.append(listener)
 
     async def wait_unfenced(self) -> None:
         await self._unfenced.wait()

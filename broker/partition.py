@@ -315,7 +315,7 @@ class Partition:
         )
         if diverging is not None:
             return diverging
-        self.on_follower_fetch(replica, fetch_offset)
+        self.on_follower_fetch(replica, fetch_offset, replica_epoch)
         data: FetchData = await self._io(
             plog.read,
             fetch_offset,
@@ -341,13 +341,13 @@ class Partition:
             )
         self.check_leader_epoch(current_leader_epoch)
 
-    def on_follower_fetch(self, replica: int, fetch_offset: int) -> None:
+    def on_follower_fetch(self, replica: int, fetch_offset: int, broker_epoch: int = -1) -> None:
         """Records a follower's log end offset: the high watermark may advance, and a caught-up
         follower outside the ISR is proposed for it."""
         state = self.leader_state
         if state is None:
             return
-        if state.on_follower_fetch(replica, fetch_offset, monotonic_ms()):
+        if state.on_follower_fetch(replica, fetch_offset, monotonic_ms(), broker_epoch):
             self.publish_high_watermark()
         proposal = state.propose_expand(b for b in state.replicas if self._cluster.is_active(b))
         if proposal is not None:

@@ -8,6 +8,14 @@ stamps its leader epoch into the log; one it follows is fetched from its leader 
 ReplicaFetcherManager. ISR changes the leader decides (expansions on a follower's fetch,
 shrinks by the periodic check here) go to the controller as AlterPartition. What a produce or
 fetch does with one partition is the Partition's.
+
+No roles before this incarnation is confirmed (KIP-966). A broker restarted after a crash
+replays the metadata log from the start, and until the controller has taken in its new
+incarnation that log still names it leader and ISR member of what its previous incarnation led,
+while the restart may have cost it its unflushed tail. So reconciliation does nothing (no log
+opened, none deleted, no leadership, no fetching) until the broker has registered and its image
+holds its own registration: the registration record, and the ISR removals and leader moves the
+controller commits in the same batch, are then part of what it reconciles from.
 """
 
 from __future__ import annotations
@@ -68,6 +76,7 @@ class ReplicaManager:
             broker_id=broker_id, broker_epoch=broker_epoch, io=io.run
         )
         self._background: set[asyncio.Task[None]] = set()
+        self._waiting_logged = False
         follower.add_listener(self._dirty.set)
 
     # ---- lookups ----
@@ -138,6 +147,9 @@ class ReplicaManager:
         if state is None:
             return
         hosted.alter_in_flight = True
+        # KIP-903: each member with the broker epoch its fetches came with, so that a new
+        # incarnation is not counted on its predecessor's progress.
+        fetched_with = dict(proposal.broker_epochs)
         request = cpb.AlterPartitionRequest(
             broker_id=self.broker_id,
             broker_epoch=self._broker_epoch(),
@@ -151,7 +163,8 @@ class ReplicaManager:
                             partition_epoch=proposal.partition_epoch,
                             new_isr_with_epochs=[
                                 cpb.BrokerEpochPair(
-                                    broker_id=b, broker_epoch=self.broker_epoch_of(b)
+                                    broker_id=b,
+                                    broker_epoch=fetched_with.get(b, self.broker_epoch_of(b)),
                                 )
                                 for b in proposal.new_isr
                             ],
@@ -212,12 +225,36 @@ class ReplicaManager:
                 # and try again on the next change.
                 log.exception("reconcile_failed", metadata_index=self._follower.index)
 
+    def wake(self) -> None:
+        """Reconcile again (the broker registered: roles may be taken now)."""
+        self._dirty.set()
+
+    def registration_applied(self) -> bool:
+        """Whether this incarnation is registered and the local image has applied its
+        registration record (the broker epoch is that record's metadata index): only then does
+        the image reflect what the controller decided about this incarnation."""
+        epoch = self._broker_epoch()
+        if epoch < 0 or self._follower.index < epoch:
+            return False
+        reg = self._follower.image.broker(self.broker_id)
+        return reg is not None and reg.epoch == epoch
+
     async def stop(self) -> None:
         await self._fetchers.stop()
         await cancel_and_wait(list(self._background))
 
     async def reconcile(self) -> None:
         async with self._reconcile_lock:
+            if not self.registration_applied():
+                if not self._waiting_logged:
+                    self._waiting_logged = True
+                    log.info(
+                        "replica_roles_waiting_for_registration",
+                        broker_id=self.broker_id,
+                        broker_epoch=self._broker_epoch(),
+                        metadata_index=self._follower.index,
+                    )
+                return
             image = self._follower.image
             wanted: dict[tuple[str, int], tuple[str, PartitionState]] = {}
             for name, topic in image.topics.items():
@@ -240,7 +277,7 @@ class ReplicaManager:
                     if address is not None:
                         parts = followed.setdefault(state.leader, (address, {}))[1]
                         parts[(name, pid)] = FollowedPartition(
-                            name, pid, hosted.log, state.leader_epoch
+                            name, pid, hosted.log, state.leader_epoch, state.leader_recovery_state
                         )
             await self._fetchers.update(followed)
 

@@ -91,6 +91,8 @@ class BrokerServer:
             broker_epoch=lambda: self.lifecycle.broker_epoch,
             lag_time_max_ms=bconf.replica_lag_time_max_ms,
         )
+        # No leading or following before this incarnation's registration is in the image.
+        self.lifecycle.add_registration_listener(self.replicas.wake)
         self.servicer = BrokerServicer(
             cluster_id=self.cluster_id,
             replicas=self.replicas,

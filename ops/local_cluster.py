@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from raftka.common.data_dir import format_data_dir, new_cluster_id
+from raftka.ops.power_loss import CutTail, cut_unflushed_tails
 from raftka.ops.proc import start_time
 
 
@@ -201,6 +202,15 @@ class LocalCluster:
             node.process.send_signal(signal.SIGCONT)
             node.process.kill()
             node.process.wait()
+
+    def lose_unflushed_writes(self, node_id: int) -> list[CutTail]:
+        """A power loss for a node that is not running (kill it first): each of its partition
+        logs loses half of what its active segment holds past the recovery point
+        (:func:`~raftka.ops.power_loss.cut_unflushed_tails`)."""
+        node = self.node(node_id)
+        if node.process is not None and node.process.poll() is None:
+            raise RuntimeError(f"node {node_id} is running; kill it before cutting its logs")
+        return cut_unflushed_tails(node.data_dir)
 
     def pause(self, node_id: int) -> None:
         self.signal(node_id, signal.SIGSTOP)

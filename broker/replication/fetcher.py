@@ -3,8 +3,16 @@
 Each loop asks its leader for every partition this broker follows there, from each log's end
 offset and with the epoch of its last batch. The leader answers with batches (appended as they
 are), or a DivergingEpoch (the follower truncates to where its log and the leader's agree,
-never below its high watermark, and fetches again), or an error. The follower's high watermark
-is ``min(leader's high watermark, own log end)``.
+and fetches again), or an error. The follower's high watermark is ``min(leader's high
+watermark, own log end)``.
+
+Below the high watermark a follower holds committed records: every leader elected from the ISR
+has them, so only an unclean election (the partition's leader recovery state RECOVERING, which
+the controller sets when it elects a leader from outside the ISR) can ask a follower to cut
+them. Any other request to truncate below the high watermark (a leader that lost its tail and
+led anyway, a bug) is refused: the follower logs ``refused_truncation_below_high_watermark``,
+keeps its records and stops fetching that partition until its leader epoch changes, so that no
+bug can silently delete committed data.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from raftka.broker.log.partition_log import PartitionLog
 from raftka.broker.log.types import TruncationBelowHighWatermarkError
 from raftka.common.errors import RaftkaError
 from raftka.common.faults import FAULTS, Direction, FaultPath
+from raftka.common.metadata.model import LeaderRecoveryState
 from raftka.common.rpc.channels import open_channel
 from raftka.common.tasks import cancel_and_wait
 from raftka.v1 import broker_pb2 as pb
@@ -44,6 +53,8 @@ class FollowedPartition:
     partition: int
     log: PartitionLog
     leader_epoch: int
+    leader_recovery_state: LeaderRecoveryState = LeaderRecoveryState.RECOVERED
+    """RECOVERING after an unclean election: only then may a truncation cut committed data."""
 
 
 class LeaderFetcher:
@@ -64,6 +75,9 @@ class LeaderFetcher:
         self._broker_epoch = broker_epoch
         self._io = io
         self.partitions: dict[tuple[str, int], FollowedPartition] = {}
+        self.refused: dict[tuple[str, int], int] = {}
+        """Partitions not fetched after a refused truncation, with the leader epoch it was
+        refused at: fetching resumes when the partition's leader epoch changes."""
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -82,7 +96,8 @@ class LeaderFetcher:
             stub = BrokerServiceStub(channel)
             failing = False
             while True:
-                if not self.partitions:
+                request = self._request()
+                if not request.topics:
                     self._changed.clear()
                     await self._changed.wait()
                     continue
@@ -92,7 +107,7 @@ class LeaderFetcher:
                     await asyncio.sleep(RETRY_BACKOFF_S)
                     continue
                 try:
-                    response = await stub.Fetch(self._request(), timeout=FETCH_WAIT_MS / 1000 + 5)
+                    response = await stub.Fetch(request, timeout=FETCH_WAIT_MS / 1000 + 5)
                     failing = False
                 except grpc.aio.AioRpcError as e:
                     if not failing:
@@ -114,7 +129,9 @@ class LeaderFetcher:
 
     def _request(self) -> pb.FetchRequest:
         topics: dict[str, list[pb.FetchPartition]] = {}
-        for f in self.partitions.values():
+        for key, f in self.partitions.items():
+            if self.refused.get(key) == f.leader_epoch:
+                continue
             topics.setdefault(f.topic, []).append(
                 pb.FetchPartition(
                     partition=f.partition,
@@ -166,15 +183,19 @@ class LeaderFetcher:
                 try:
                     await self._io(plog.truncate_to, target.offset)
                 except TruncationBelowHighWatermarkError as e:
-                    # Only after an unclean election can the leader lack records this replica
-                    # saw committed; the leader's log wins, and the loss is reported.
+                    if f.leader_recovery_state is not LeaderRecoveryState.RECOVERING:
+                        self._refuse_truncation(f, target.offset, e.high_watermark, diverging)
+                        return False
+                    # The controller elected this leader from outside the ISR: its log wins,
+                    # and the loss of records this replica saw committed is reported.
                     log.warning(
                         "truncating_below_high_watermark",
                         topic=f.topic,
                         partition=f.partition,
                         offset=target.offset,
                         high_watermark=e.high_watermark,
-                        reason="the leader was elected uncleanly; records above this offset are lost",
+                        reason="the leader was elected uncleanly (leader recovery state "
+                        "RECOVERING); records above this offset are lost",
                     )
                     await self._io(plog.truncate_to, target.offset, allow_below_high_watermark=True)
                 log.info(
@@ -195,6 +216,28 @@ class LeaderFetcher:
                 "replica_fetch_apply_failed", topic=f.topic, partition=f.partition, error=e.message
             )
             return False
+
+
+    def _refuse_truncation(
+        self, f: FollowedPartition, offset: int, high_watermark: int, diverging: EpochEndOffset
+    ) -> None:
+        self.refused[(f.topic, f.partition)] = f.leader_epoch
+        log.error(
+            "refused_truncation_below_high_watermark",
+            topic=f.topic,
+            partition=f.partition,
+            leader=self.leader_id,
+            leader_epoch=f.leader_epoch,
+            offset=offset,
+            high_watermark=high_watermark,
+            log_end_offset=f.log.log_end_offset,
+            leader_diverging_epoch=diverging.epoch,
+            leader_diverging_end_offset=diverging.end_offset,
+            reason="the leader lacks records this replica holds as committed, and the "
+            "partition had no unclean election (leader recovery state RECOVERED): "
+            "keeping them and no longer fetching this partition until its leader epoch "
+            "changes; check the leader's log and metadata",
+        )
 
 
 class ReplicaFetcherManager:

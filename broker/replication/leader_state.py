@@ -12,6 +12,11 @@ scheduler exactly as by the broker. The rules are Kafka's (KIP-497, KIP-903):
 - Shrink: members that are not caught up leave. Expand: a replica whose LEO is at or past the
   high watermark and the start of the leader's epoch joins. Either is *proposed*; only one
   change is in flight at a time, and it takes effect when the controller commits it.
+- KIP-903: each follower's progress belongs to the broker epoch it fetched with. A fetch under
+  a new epoch (a new incarnation, which may have lost its unflushed tail) starts its progress
+  afresh, and a proposal names for every member the epoch its progress was recorded under, so
+  the controller refuses to count a new incarnation on the strength of its predecessor's
+  fetches.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ class ReplicaProgress:
     last_caught_up_ms: int = -1
     last_fetch_ms: int = -1
     leader_leo_at_last_fetch: int = -1
+    broker_epoch: int = -1
+    """The broker epoch of the fetches this progress comes from (-1: none yet)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +42,9 @@ class IsrProposal:
     new_isr: tuple[int, ...]
     partition_epoch: int
     leader_epoch: int
+    broker_epochs: tuple[tuple[int, int], ...] = ()
+    """(member, broker epoch of its recorded fetches) for the followers that have fetched from
+    this leader; the others are sent with their epoch in the metadata image."""
 
 
 @dataclass
@@ -88,12 +98,19 @@ class LeaderReplicaState:
         self.leader_log_end_offset = log_end_offset
         return self._maybe_advance_hw()
 
-    def on_follower_fetch(self, replica: int, fetch_offset: int, now_ms: int) -> bool:
-        """A follower fetched from ``fetch_offset`` (its LEO). Returns whether the high
-        watermark advanced (delayed acks=all produces may complete)."""
+    def on_follower_fetch(
+        self, replica: int, fetch_offset: int, now_ms: int, broker_epoch: int = -1
+    ) -> bool:
+        """A follower fetched from ``fetch_offset`` (its LEO) with ``broker_epoch``. Returns
+        whether the high watermark advanced (delayed acks=all produces may complete)."""
         p = self.progress.get(replica)
         if p is None:
             return False  # not a replica of this partition (stale metadata on its side)
+        if broker_epoch >= 0 and broker_epoch != p.broker_epoch:
+            # A new incarnation: nothing its predecessor fetched counts for it.
+            p.log_end_offset = p.last_caught_up_ms = p.last_fetch_ms = -1
+            p.leader_leo_at_last_fetch = -1
+            p.broker_epoch = broker_epoch
         if fetch_offset >= self.leader_log_end_offset:
             p.last_caught_up_ms = now_ms
         elif p.leader_leo_at_last_fetch >= 0 and fetch_offset >= p.leader_leo_at_last_fetch:
@@ -146,7 +163,12 @@ class LeaderReplicaState:
         return None
 
     def _propose(self, new_isr: tuple[int, ...]) -> IsrProposal:
-        self.pending = IsrProposal(new_isr, self.partition_epoch, self.leader_epoch)
+        epochs = tuple(
+            (r, self.progress[r].broker_epoch)
+            for r in new_isr
+            if r in self.progress and self.progress[r].broker_epoch >= 0
+        )
+        self.pending = IsrProposal(new_isr, self.partition_epoch, self.leader_epoch, epochs)
         return self.pending
 
     # ---- high watermark ----

@@ -39,7 +39,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--seed", type=int, default=1, help="seed of the random fault schedule (default 1)")  # fmt: skip
     p.add_argument("--fault-interval", type=float, default=10.0, metavar="SECONDS", help="one fault about every this many seconds (default 10)")  # fmt: skip
     p.add_argument("--fault-duration", type=float, default=None, metavar="SECONDS", help="how long each fault lasts (default: 20-70%% of the interval, drawn per fault)")  # fmt: skip
-    p.add_argument("--faults", default="kill,pause,partition", metavar="KINDS", help="fault kinds to draw from: kill, pause, partition, delay, loss (default kill,pause,partition)")  # fmt: skip
+    p.add_argument("--faults", default="kill,pause,partition", metavar="KINDS", help="fault kinds to draw from: kill, power-loss (kill -9 and the loss of what the partition logs had not fsynced), pause, partition, delay, loss (default kill,pause,partition)")  # fmt: skip
     p.add_argument("--targets", default=",".join(t.value for t in DEFAULT_TARGETS), metavar="ROLES", help="roles to strike: partition-leader, follower, controller-leader, controller-follower, random-broker (default: all but controller-follower)")  # fmt: skip
     p.add_argument("--schedule", type=Path, default=None, metavar="FILE", help="a scripted schedule (.json or .toml) instead of the random one")  # fmt: skip
     p.add_argument("--acks", choices=("all", "1"), default="all", help="producer acks (default all)")  # fmt: skip

@@ -1,7 +1,8 @@
 """The nemesis: strikes a schedule's faults on a cluster and heals them.
 
 Process faults go through a :class:`ProcessControl` (``LocalCluster``: kill -9 and restart,
-SIGSTOP and SIGCONT). Network faults go through a :class:`NetworkFaults` backend: the nodes'
+kill -9 then the loss of the unflushed tails of the partition logs (power-loss), SIGSTOP and
+SIGCONT). Network faults go through a :class:`NetworkFaults` backend: the nodes'
 own fault injection (:class:`InProcessNetwork`, any OS, no root: "partition" isolates the node
 on every path, both ways) or real network namespaces (``netns.NetnsNetwork``, Linux as root).
 Both leave client traffic alone, so an isolated leader can still be written to.
@@ -10,7 +11,7 @@ Both leave client traffic alone, so an isolated leader can still be written to.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,6 +26,10 @@ class ProcessControl(Protocol):
     """What the nemesis needs of a cluster supervisor (``LocalCluster`` has it)."""
 
     def kill(self, node_id: int) -> None: ...
+
+    def lose_unflushed_writes(self, node_id: int) -> Sequence[object]:
+        """Cut what the (killed) node had not fsynced; returns what was cut."""
+        ...
 
     def start(self, node_id: int | None = None) -> None: ...
 
@@ -162,6 +167,10 @@ class Nemesis:
         kind = fault.kind
         if kind is FaultKind.KILL:
             await asyncio.to_thread(self._processes.kill, node)
+        elif kind is FaultKind.POWER_LOSS:
+            await asyncio.to_thread(self._processes.kill, node)
+            cut = await asyncio.to_thread(self._processes.lose_unflushed_writes, node)
+            self._log(f"fault {fault.index}: node {node} lost the unflushed tails of {len(cut)} logs")
         elif kind is FaultKind.PAUSE:
             self._processes.pause(node)
         elif kind is FaultKind.PARTITION:
@@ -177,7 +186,7 @@ class Nemesis:
             return
         node, kind = record.node, record.fault.kind
         try:
-            if kind is FaultKind.KILL:
+            if kind in (FaultKind.KILL, FaultKind.POWER_LOSS):
                 self._processes.start(node)
             elif kind is FaultKind.PAUSE:
                 self._processes.resume(node)

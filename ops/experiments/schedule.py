@@ -1,6 +1,6 @@
 """The fault schedule of an experiment: which fault strikes when, for how long, and at what.
 
-A :class:`Fault` names a *kind* (kill, pause, partition, delay, loss), a *target role* (the
+A :class:`Fault` names a *kind* (kill, power-loss, pause, partition, delay, loss), a *target role* (the
 leader of a partition, one of its followers, the controller leader, ...) and its start and
 duration in seconds from the start of the workload. Which node the role means is decided only
 when the fault strikes, from the cluster's answers at that moment (``resolve_target``), with a
@@ -12,7 +12,7 @@ Schedules are either seeded random (:func:`random_schedule`: one fault about eve
 (:func:`load_schedule`)::
 
     [[fault]]
-    kind = "partition"          # kill | pause | partition | delay | loss
+    kind = "partition"          # kill | power-loss | pause | partition | delay | loss
     target = "partition-leader" # see TargetRole; "node" with node = <id> for a fixed node
     partition = 0
     start = 5.0                 # seconds after the workload starts
@@ -38,6 +38,9 @@ class ScheduleError(ValueError):
 class FaultKind(Enum):
     KILL = "kill"
     """kill -9 the node, restart it when the fault ends."""
+    POWER_LOSS = "power-loss"
+    """kill -9 the node and cut what its partition logs had not fsynced (half of each active
+    segment past its recovery point), as a power loss would; restart it when the fault ends."""
     PAUSE = "pause"
     """SIGSTOP the node, SIGCONT when the fault ends."""
     PARTITION = "partition"

@@ -21,6 +21,7 @@ from raftka.ops.experiments.observer import Sample
 
 KIND_COLOURS = {
     "kill": "#d62728",
+    "power-loss": "#e377c2",
     "pause": "#1f77b4",
     "partition": "#9467bd",
     "delay": "#ff7f0e",

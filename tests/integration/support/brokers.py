@@ -35,6 +35,7 @@ def start_broker_cluster(
     controllers: int = 3,
     brokers: int = 3,
     broker_settings: Mapping[str, object] | None = None,
+    controller_settings: Mapping[str, object] | None = None,
     timeout_s: float = 30.0,
     faults: bool = False,
 ) -> LocalCluster:
@@ -44,7 +45,7 @@ def start_broker_cluster(
         base_dir,
         controllers=controllers,
         brokers=brokers,
-        controller_settings=FAST_CONTROLLER,
+        controller_settings={**FAST_CONTROLLER, **(controller_settings or {})},
         broker_settings={**FAST_BROKER, **(broker_settings or {})},
         faults=faults,
     )

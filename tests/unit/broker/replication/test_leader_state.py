@@ -157,3 +157,22 @@ def test_a_new_leader_gives_isr_followers_a_full_lag_time_for_their_first_fetch(
     proposal = s.propose_shrink(now_ms=1_000 + LAG_MS + 1)
     assert proposal is not None and proposal.new_isr == (1,), "then it goes"
     assert s.progress[3].last_caught_up_ms == -1, "a replica outside the ISR gets no grace"
+
+
+def test_a_new_incarnation_is_not_counted_on_its_predecessors_fetches() -> None:
+    """KIP-903: replica 3 caught up under broker epoch 20, then restarted (epoch 30) and may
+    have lost its tail. A proposal made before it fetches again names epoch 20, which the
+    controller refuses; its first fetch under epoch 30 starts its progress afresh."""
+    s = state(isr=(1, 2))
+    s.on_leader_append(10)
+    s.on_follower_fetch(2, 10, now_ms=1, broker_epoch=15)
+    s.on_follower_fetch(3, 10, now_ms=1, broker_epoch=20)
+    proposal = s.propose_expand({2, 3})
+    assert proposal is not None and dict(proposal.broker_epochs) == {2: 15, 3: 20}
+    s.on_isr_rejected()  # the controller: 3's current epoch is 30, not 20
+    s.on_follower_fetch(3, 4, now_ms=2, broker_epoch=30)
+    assert s.progress[3].broker_epoch == 30 and s.progress[3].last_caught_up_ms == -1
+    assert s.propose_expand({2, 3}) is None, "the new incarnation is behind the high watermark"
+    s.on_follower_fetch(3, 10, now_ms=3, broker_epoch=30)
+    proposal = s.propose_expand({2, 3})
+    assert proposal is not None and dict(proposal.broker_epochs)[3] == 30

@@ -33,6 +33,10 @@ class FakeCluster:
     def start(self, node_id: int | None = None) -> None:
         self.calls.append(("start", node_id))
 
+    def lose_unflushed_writes(self, node_id: int) -> list[str]:
+        self.calls.append(("lose_unflushed_writes", node_id))
+        return ["00000000000000000000.log"]
+
     def pause(self, node_id: int) -> None:
         self.calls.append(("pause", node_id))
 
@@ -92,6 +96,18 @@ def test_kill_then_restart_the_partition_leader() -> None:
     assert record.led_partitions == (0, 1)
     assert (record.started_at, record.healed_at) == (1.0, 2.0)
     assert record.to_json()["node_role"] == "broker"
+
+
+def test_power_loss_kills_cuts_the_unflushed_tails_then_restarts() -> None:
+    cluster, network = FakeCluster(), FakeNetwork()
+    lines: list[str] = []
+    nemesis = Nemesis(cluster, network, Clock(), log=lines.append)
+    record = run(nemesis, fault(FaultKind.POWER_LOSS))
+    assert cluster.calls == [("kill", 5), ("lose_unflushed_writes", 5), ("start", 5)]
+    assert network.calls == []
+    assert record.node == 5 and record.led_partitions == (0, 1)
+    assert any("lost the unflushed tails of 1 logs" in line for line in lines)
+    assert record.to_json()["kind"] == "power-loss"
 
 
 def test_pause_then_resume_the_controller_leader() -> None:

@@ -63,6 +63,7 @@ def test_a_run_shorter_than_one_interval_has_no_fault() -> None:
 
 def test_kind_and_target_lists_parse_or_name_the_bad_entry() -> None:
     assert parse_kinds("kill, pause") == (FaultKind.KILL, FaultKind.PAUSE)
+    assert parse_kinds("power-loss") == (FaultKind.POWER_LOSS,)
     with pytest.raises(ScheduleError, match="unknown fault kind 'crash'"):
         parse_kinds("kill,crash")
     assert parse_targets("controller-leader") == (TargetRole.CONTROLLER_LEADER,)
