@@ -13,6 +13,8 @@ from collections import deque
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
+from google.protobuf.message import DecodeError
+
 from raftka.common.ids import Index
 from raftka.common.metadata.image import MetadataImage
 from raftka.controller.raft.types import Entry, Snapshot
@@ -40,6 +42,14 @@ class MetadataStateMachine:
         self.commit_index = Index(0)
 
     # ---- the Raft state machine ----
+
+    def check(self, data: bytes) -> str | None:
+        """Why ``data`` is not an entry this state machine can apply, or None."""
+        try:
+            mpb.MetadataBatch.FromString(data)
+        except DecodeError as e:
+            return f"{len(data)} bytes that do not decode as a MetadataBatch ({e})"
+        return None
 
     def apply(self, entry: Entry) -> None:
         batch = mpb.MetadataBatch.FromString(entry.data)

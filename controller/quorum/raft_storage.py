@@ -3,7 +3,9 @@
 The Raft log uses the same segmented log of Kafka v2 record batches as partition logs
 (raftka.common.storage): entry ``i`` is one batch at offset ``i`` whose partition leader
 epoch is the entry's term and whose single record holds the entry's data; NOOP entries are
-control batches. Torn tails are found by CRC and cut when the log is opened.
+control batches. Before the log is opened, every batch is checked by CRC (segment_check.py): a torn tail left by a crash is cut as the log opens, any other damage
+stops the node. So does a damaged newest snapshot (durable_state.py), and a missing
+quorum-state beside a log that holds entries (the node would forget its term and vote).
 
 All methods block (disk I/O and fsync); the runtime calls them off the event loop. RaftStorage
 is the production ``RaftLogStore`` (raftka.controller.quorum.ports).
@@ -17,12 +19,14 @@ from pathlib import Path
 
 import structlog
 
+from raftka.common.errors import DataDirectoryError
 from raftka.common.ids import Index, Term
 from raftka.common.records.builder import build_batch
 from raftka.common.records.decoder import decode_batch
 from raftka.common.storage.config import LogConfig
 from raftka.common.storage.log import SegmentedLog
-from raftka.controller.quorum.durable_state import HardStateFile, SnapshotStore
+from raftka.controller.quorum.durable_state import STATE_FILE, HardStateFile, SnapshotStore
+from raftka.controller.quorum.segment_check import check_segments, raft_segments
 from raftka.controller.raft.types import Entry, EntryKind, HardState, PersistedState, Snapshot
 
 log = structlog.get_logger(__name__)
@@ -56,6 +60,11 @@ class RaftStorage:
         self.directory = directory
         self.hard_state_file = HardStateFile(directory)
         self.snapshots = SnapshotStore(directory)
+        self._had_segments = bool(raft_segments(directory))
+        # Before the log opens (and cuts what looks torn): the newest snapshot must be whole,
+        # and every entry too, but for a tail a crash tore.
+        self._snapshot = self.snapshots.load_latest()
+        check_segments(directory)
         self.log = SegmentedLog.open(
             directory,
             LogConfig(
@@ -70,7 +79,9 @@ class RaftStorage:
     def load(self) -> PersistedState:
         """Read everything back after a start (clean or after kill -9)."""
         hard_state = self.hard_state_file.load()
-        snapshot = self.snapshots.load_latest()
+        snapshot = self._snapshot
+        if not self.hard_state_file.exists():
+            self._check_fresh(snapshot)
         first = Index(snapshot.meta.index + 1) if snapshot else Index(FIRST_INDEX)
         if self.log.log_end_offset < first or self.log.log_start_offset > first:
             # The log does not continue the snapshot (a crash between saving a received
@@ -89,6 +100,29 @@ class RaftStorage:
             last_index=entries[-1].index if entries else first - 1,
         )
         return PersistedState(hard_state, snapshot, tuple(entries))
+
+    def _check_fresh(self, snapshot: Snapshot | None) -> None:
+        """No quorum-state: fine for a node that never ran; refused when the log holds entries
+        (the node voted in some term and would forget it, so it could vote twice)."""
+        log_holds = self.log.log_end_offset > max(self.log.log_start_offset, FIRST_INDEX - 1)
+        if snapshot is not None or log_holds or self.log.log_start_offset > FIRST_INDEX:
+            last = max(snapshot.meta.index if snapshot else 0, self.log.log_end_offset - 1)
+            raise DataDirectoryError(
+                f"{self.directory / STATE_FILE} is missing, but the Raft log beside it holds "
+                f"entries up to index {last}: this node took part in the quorum and lost the "
+                "record of its term and vote, so it could vote twice in one term. Restore the "
+                "file from a backup of this node, or: stop it, make the quorum move to a new "
+                "term without it (`raftka quorum transfer-leadership`), delete everything in "
+                f"{self.directory}, and start it again (docs/operations.md, 'A controller "
+                "refuses to start')"
+            )
+        if self._had_segments:
+            log.warning(
+                "quorum_state_missing",
+                path=str(self.directory / STATE_FILE),
+                detail="the Raft log is empty, so this node starts as a new one; if it voted "
+                "before, it may vote again in the same term",
+            )
 
     def persist(
         self,

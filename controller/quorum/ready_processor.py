@@ -29,6 +29,7 @@ from typing import Protocol
 
 import structlog
 
+from raftka.common.errors import DataDirectoryError
 from raftka.common.ids import Index, NodeId, Term
 from raftka.controller.quorum.ports import MessageOutbox, RaftLogStore
 from raftka.controller.raft.config import RaftConfig
@@ -47,6 +48,10 @@ log = structlog.get_logger(__name__)
 
 
 class StateMachine(Protocol):
+    def check(self, data: bytes) -> str | None:
+        """Why ``data`` could not be applied as a NORMAL entry, or None if it could. The core
+        asks before an entry enters its log (a proposal, or one received from a leader)."""
+
     def apply(self, entry: Entry) -> None:
         """Apply one committed NORMAL entry."""
 
@@ -73,6 +78,18 @@ class LeadershipLost(Exception):
     def __init__(self, leader_id: NodeId | None) -> None:
         super().__init__("leadership changed before the proposal committed")
         self.leader_id = leader_id
+
+
+class ApplyFailed(RuntimeError):
+    """A committed entry could not be applied: the state machine cannot go on, so neither can
+    the node (the runtime stops the process; see QuorumRuntime)."""
+
+    def __init__(self, entry: Entry, cause: BaseException) -> None:
+        super().__init__(
+            f"committed entry {entry.index} (term {entry.term}, {len(entry.data)} bytes) cannot "
+            f"be applied: {type(cause).__name__}: {cause}"
+        )
+        self.entry = entry
 
 
 class ReadyOrderError(RuntimeError):
@@ -126,16 +143,36 @@ class ReadyProcessor:
 
     # ---- lifecycle ----
 
-    def open(self, persisted: PersistedState, rng: random.Random) -> RaftNode:
+    def open(
+        self, persisted: PersistedState, rng: random.Random, *, incarnation: int = 0
+    ) -> RaftNode:
         """Restore the state machine from the durable snapshot and build the core on what
-        ``storage.load()`` returned."""
+        ``storage.load()`` returned. ``incarnation``: this start of the process, larger than
+        the previous start's (stamped on the node's AppendEntriesResponses)."""
         if self._node is not None:
             raise RuntimeError(f"node {self.node_id} is already open")
+        vote = persisted.hard_state.voted_for
+        if vote is not None and vote not in self._voters:
+            raise DataDirectoryError(
+                f"node {self.node_id}'s quorum-state records a vote for node {vote} in term "
+                f"{persisted.hard_state.term}, which is not one of the voters "
+                f"{sorted(self._voters)} in controller.voters: the voter set must be the same on "
+                "every node and cannot be changed by editing the config; restore the "
+                "controller.voters this node ran with"
+            )
         if persisted.snapshot is not None:
             self._sm.restore(persisted.snapshot)
             self.applied_index = persisted.snapshot.meta.index
             self.applied_term = persisted.snapshot.meta.term
-        self._node = RaftNode(self.node_id, self._voters, self._raft_config, persisted, rng)
+        self._node = RaftNode(
+            self.node_id,
+            self._voters,
+            self._raft_config,
+            persisted,
+            rng,
+            entry_check=self._sm.check,
+            incarnation=incarnation,
+        )
         self.term = persisted.hard_state.term
         return self._node
 
@@ -286,7 +323,10 @@ class ReadyProcessor:
 
     def _apply(self, entry: Entry) -> None:
         if entry.kind is EntryKind.NORMAL:
-            self._sm.apply(entry)
+            try:
+                self._sm.apply(entry)
+            except Exception as e:
+                raise ApplyFailed(entry, e) from e
         self.applied_index = entry.index
         self.applied_term = entry.term
         pending = self._pending.pop(entry.index, None)
@@ -326,6 +366,7 @@ class ReadyProcessor:
 
 
 __all__ = [
+    "ApplyFailed",
     "LeaderListener",
     "LeadershipLost",
     "ProposalWaiter",

@@ -5,12 +5,21 @@ needs: persist (write and fsync, off the event loop), then send, then apply comm
 to the state machine. This module only adds the asyncio around it: a tick timer, a wake-up
 event, threads for blocking disk calls, and futures for proposals. A proposal's future
 resolves once its entry commits and is applied, or fails if leadership is lost first.
+
+The runtime never dies silently: if its tick or Ready loop fails (a committed entry that the
+state machine cannot apply, a disk error), it logs ``raft_runtime_failed`` at once and calls
+``on_fatal``, which by default ends the process with exit status 1 so that a supervisor
+restarts it. Serving on with a dead Raft loop (answering DescribeQuorum, never committing)
+would only hide the failure.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import sys
+import time
 from collections.abc import Callable, Sequence
 
 import structlog
@@ -32,6 +41,16 @@ from raftka.controller.raft.status import Status
 
 log = structlog.get_logger(__name__)
 
+FATAL_EXIT_STATUS = 1
+
+
+def exit_process(error: BaseException) -> None:
+    """The default ``on_fatal``: end the process at once (exit status 1). Nothing is left to
+    flush: everything Raft promised is already fsynced."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(FATAL_EXIT_STATUS)
+
 
 class QuorumRuntime:
     def __init__(
@@ -46,8 +65,16 @@ class QuorumRuntime:
         tick_s: float,
         snapshot_after_bytes: int,
         rng: random.Random | None = None,
+        on_fatal: Callable[[BaseException], None] = exit_process,
+        incarnation: int | None = None,
     ) -> None:
+        """``incarnation`` (default: the start time in nanoseconds) identifies this run to the
+        leader, which resets what it knows of this node when it grows."""
         self.node_id = node_id
+        self._on_fatal = on_fatal
+        self.incarnation = incarnation if incarnation is not None else time.time_ns()
+        self.failure: BaseException | None = None
+        """What stopped the runtime's loops, if anything did."""
         self._storage = storage
         self._transport = transport
         self._tick_s = tick_s
@@ -69,16 +96,37 @@ class QuorumRuntime:
 
     async def start(self) -> None:
         persisted = await asyncio.to_thread(self._storage.load)
-        self._processor.open(persisted, self._rng)
+        self._processor.open(persisted, self._rng, incarnation=self.incarnation)
         self._transport.start()
         self._tasks = [
             asyncio.create_task(self._tick_loop(), name="raft-tick"),
             asyncio.create_task(self._ready_loop(), name="raft-ready"),
         ]
+        for task in self._tasks:
+            task.add_done_callback(self._loop_ended)
         self._wake.set()
 
+    def _loop_ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is None or self.failure is not None:
+            return
+        self.failure = error
+        log.critical(
+            "raft_runtime_failed",
+            node_id=self.node_id,
+            loop=task.get_name(),
+            error=f"{type(error).__name__}: {error}",
+            action="the controller stops (exit status 1); a supervisor restarts it",
+            exc_info=error,
+        )
+        self._processor.fail_pending(None)
+        self._on_fatal(error)
+
     async def stop(self) -> None:
-        await cancel_and_wait(self._tasks)
+        # A loop that already failed was reported by _loop_ended; do not raise it again here.
+        await cancel_and_wait([t for t in self._tasks if not t.done()])
         self._processor.fail_pending(None)
         await self._transport.close()
         await asyncio.to_thread(self._storage.close)

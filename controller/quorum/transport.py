@@ -19,7 +19,7 @@ from raftka.common.faults import FAULTS, Direction, FaultPath
 from raftka.common.ids import NodeId
 from raftka.common.rpc.channels import open_channel
 from raftka.common.tasks import cancel_and_wait
-from raftka.controller.quorum.codec import message_from_pb, message_to_pb
+from raftka.controller.quorum.codec import InvalidRaftMessage, message_from_pb, message_to_pb
 from raftka.controller.raft.messages import Message
 from raftka.v1 import raft_pb2 as pb
 from raftka.v1.raft_pb2_grpc import RaftServiceServicer, RaftServiceStub
@@ -28,6 +28,8 @@ log = structlog.get_logger(__name__)
 
 MAX_MESSAGES_PER_CALL = 512
 MAX_QUEUED_MESSAGES = 8192
+MAX_MESSAGES_PER_ENVELOPE = 4096
+"""What a receiver accepts in one Deliver call (senders put at most MAX_MESSAGES_PER_CALL)."""
 CALL_TIMEOUT_S = 5.0
 
 
@@ -136,8 +138,28 @@ class RaftServicer(RaftServiceServicer):
         src = NodeId(request.from_node)
         if not await FAULTS.admit(FaultPath.RAFT, src, Direction.INBOUND):
             return pb.DeliverAck()
-        for raw in request.messages:
-            msg = message_from_pb(src, self._self_id, raw)
+        if len(request.messages) > MAX_MESSAGES_PER_ENVELOPE:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"envelope from node {src} holds {len(request.messages)} messages, more than "
+                f"the {MAX_MESSAGES_PER_ENVELOPE} a receiver takes: none was delivered",
+            )
+        # Decode and check every message before delivering any: a malformed one means the
+        # sender is broken, and half an envelope must not reach the core.
+        messages: list[Message] = []
+        for i, raw in enumerate(request.messages):
+            try:
+                msg = message_from_pb(src, self._self_id, raw)
+            except InvalidRaftMessage as e:
+                log.warning("raft_envelope_refused", peer=src, message=i, reason=str(e))
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"message {i} of the envelope from node {src} is malformed ({e}): none of "
+                    f"its {len(request.messages)} messages was delivered; the sender is "
+                    "broken or not a Raftka controller of this version",
+                )
             if msg is not None:
-                self._deliver(msg)
+                messages.append(msg)
+        for msg in messages:
+            self._deliver(msg)
         return pb.DeliverAck()

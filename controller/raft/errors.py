@@ -38,3 +38,11 @@ class LeadershipTransferInProgress(RaftError):
     def __init__(self, target: NodeId) -> None:
         self.target = target
         super().__init__(f"leadership is being transferred to node {target}")
+
+
+class InvalidEntryData(RaftError):
+    """Proposed data that the state machine could not apply: it is refused, never logged."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"refused to propose an entry the state machine cannot apply: {reason}")

@@ -162,6 +162,20 @@ class LeaderState:
         pr = self.progress.get(m.src)
         if pr is None:
             return
+        if m.incarnation != pr.incarnation:
+            if m.incarnation < pr.incarnation:
+                return  # from an earlier run of the follower: says nothing about it now
+            restarted = pr.incarnation != 0
+            pr.incarnation = m.incarnation
+            if restarted:
+                # A new run may hold less than the old one acknowledged: forget its match
+                # (so it counts towards no commit it may no longer hold) and probe from its
+                # real end. This answer, from the new run, is then taken as it is.
+                pr.forget(Index(min(m.last_index + 1, self._log.last_index + 1)))
+                if not m.success:
+                    pr.ticks_since_contact = 0
+                    self.send_append(pr)
+                    return
         pr.ticks_since_contact = 0
         if m.success:
             self._on_append_success(pr, m)

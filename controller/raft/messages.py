@@ -46,6 +46,10 @@ class AppendEntriesResponse:
     conflict_index: Index
     last_index: Index
     """The follower's last log index."""
+    incarnation: int = 0
+    """The follower's run: set at each start of its process, larger than the previous run's.
+    A leader that sees it grow forgets what it recorded of that follower (it may have lost
+    entries it acknowledged) and probes again; a smaller one is an earlier run's, stale."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,11 +12,15 @@ and its persistence bookkeeping in ``log.py``.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from raftka.common.ids import Index, NodeId, Term
 from raftka.controller.raft.config import RaftConfig
-from raftka.controller.raft.errors import LeadershipTransferInProgress, NotLeader
+from raftka.controller.raft.errors import (
+    InvalidEntryData,
+    LeadershipTransferInProgress,
+    NotLeader,
+)
 from raftka.controller.raft.leader import LeaderState
 from raftka.controller.raft.log import RaftLog
 from raftka.controller.raft.messages import (
@@ -38,6 +42,13 @@ from raftka.controller.raft.types import Entry, EntryKind, HardState, PersistedS
 _NO_TERM = Term(0)
 _NO_INDEX = Index(0)
 
+EntryCheck = Callable[[bytes], str | None]
+"""Why the data of a NORMAL entry could not be applied by the state machine, or None."""
+
+
+def _accept_any(_data: bytes) -> str | None:
+    return None
+
 
 class RaftNode:
     """One Raft participant. Not thread-safe: one caller drives it."""
@@ -49,13 +60,23 @@ class RaftNode:
         config: RaftConfig,
         persisted: PersistedState,
         rng: random.Random,
+        *,
+        entry_check: EntryCheck = _accept_any,
+        incarnation: int = 0,
     ) -> None:
+        """``entry_check`` vets the data of every NORMAL entry before it enters the log: a
+        proposal that fails is refused, an AppendEntries carrying one is dropped (so bytes the
+        state machine cannot apply never reach a majority, never commit). ``incarnation``
+        identifies this start of the process (larger at each start) and is stamped on every
+        AppendEntriesResponse."""
         self._voters = VoterSet(voters)
         if node_id not in self._voters:
             raise ValueError(f"node {node_id} is not one of the voters {self._voters.ids}")
         self._id = node_id
         self._config = config
         self._rng = rng
+        self._entry_check = entry_check
+        self._incarnation = incarnation
         self._log = RaftLog(persisted.snapshot, persisted.entries)
         hs = persisted.hard_state
         if hs.voted_for is not None and hs.voted_for not in self._voters:
@@ -74,6 +95,8 @@ class RaftNode:
         self._handed_hard = hs
         self._handed_soft = SoftState(Role.FOLLOWER, None, hs.term)
         self._in_flight: Ready | None = None
+        self.refused_appends = 0
+        """AppendEntries dropped because an entry failed ``entry_check`` (for diagnostics)."""
 
     # -- read-only views -----------------------------------------------------------------------
 
@@ -149,6 +172,9 @@ class RaftNode:
             raise NotLeader(self._leader_id)
         if leader.transfer_target is not None:
             raise LeadershipTransferInProgress(leader.transfer_target)
+        problem = self._entry_check(data)
+        if problem is not None:
+            raise InvalidEntryData(problem)
         index = Index(self._log.last_index + 1)
         self._log.append(Entry(index, self._term, EntryKind.NORMAL, bytes(data)))
         leader.broadcast_pending = True
@@ -422,6 +448,11 @@ class RaftNode:
             matched = True
         else:
             matched = log.matches(prev, m.prev_term)
+        if any(e.kind is EntryKind.NORMAL and self._entry_check(e.data) for e in entries):
+            # A leader sending what no state machine can apply is broken or forged: keep it
+            # out of this log, unacknowledged, so that it can never commit.
+            self.refused_appends += 1
+            return
         if matched:
             log.accept(entries)
             last_new = Index(prev + len(entries))
@@ -462,6 +493,7 @@ class RaftNode:
                 conflict_term=conflict_term,
                 conflict_index=conflict_index,
                 last_index=self._log.last_index,
+                incarnation=self._incarnation,
             )
         )
 
@@ -516,6 +548,7 @@ class RaftNode:
                     conflict_term=_NO_TERM,
                     conflict_index=_NO_INDEX,
                     last_index=self._log.last_index,
+                    incarnation=self._incarnation,
                 )
             )
         elif isinstance(m, InstallSnapshot):

@@ -28,6 +28,7 @@ class ReplicaState(enum.Enum):
 
 class Progress:
     __slots__ = (
+        "incarnation",
         "inflight",
         "match",
         "next",
@@ -61,6 +62,8 @@ class Progress:
         """SNAPSHOT: byte offset of the chunk in flight."""
         self.snapshot_idle_ticks = 0
         """SNAPSHOT: ticks since a chunk was last sent."""
+        self.incarnation = 0
+        """The follower's run the leader last heard from (0: none yet)."""
 
     def become_probe(self, next_index: Index) -> None:
         self.state = ReplicaState.PROBE
@@ -69,6 +72,12 @@ class Progress:
         self.inflight.clear()
         self.stalled_heartbeats = 0
         self.snapshot = None
+
+    def forget(self, next_index: Index) -> None:
+        """The follower restarted and may hold less than it acknowledged (a wiped log, a cut
+        tail): nothing it said before counts any more. Probe again from ``next_index``."""
+        self.match = Index(0)
+        self.become_probe(next_index)
 
     def become_replicate(self) -> None:
         self.state = ReplicaState.REPLICATE

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14raftka/v1/raft.proto\x12\traftka.v1\"p\n\x0cRaftEnvelope\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x11\n\tfrom_node\x18\x02 \x01(\x05\x12\x0f\n\x07to_node\x18\x03 \x01(\x05\x12(\n\x08messages\x18\x04 \x03(\x0b\x32\x16.raftka.v1.RaftMessage\"\x0c\n\nDeliverAck\"\xbc\x03\n\x0bRaftMessage\x12\x0c\n\x04term\x18\x01 \x01(\x03\x12\x32\n\x0e\x61ppend_entries\x18\x02 \x01(\x0b\x32\x18.raftka.v1.AppendEntriesH\x00\x12\x43\n\x17\x61ppend_entries_response\x18\x03 \x01(\x0b\x32 .raftka.v1.AppendEntriesResponseH\x00\x12.\n\x0crequest_vote\x18\x04 \x01(\x0b\x32\x16.raftka.v1.RequestVoteH\x00\x12?\n\x15request_vote_response\x18\x05 \x01(\x0b\x32\x1e.raftka.v1.RequestVoteResponseH\x00\x12\x36\n\x10install_snapshot\x18\x06 \x01(\x0b\x32\x1a.raftka.v1.InstallSnapshotH\x00\x12G\n\x19install_snapshot_response\x18\x07 \x01(\x0b\x32\".raftka.v1.InstallSnapshotResponseH\x00\x12,\n\x0btimeout_now\x18\x08 \x01(\x0b\x32\x15.raftka.v1.TimeoutNowH\x00\x42\x06\n\x04\x62ody\"}\n\tRaftEntry\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x0c\n\x04term\x18\x02 \x01(\x03\x12\'\n\x04kind\x18\x03 \x01(\x0e\x32\x19.raftka.v1.RaftEntry.Kind\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"\x1c\n\x04Kind\x12\n\n\x06NORMAL\x10\x00\x12\x08\n\x04NOOP\x10\x01\"t\n\rAppendEntries\x12\x12\n\nprev_index\x18\x01 \x01(\x03\x12\x11\n\tprev_term\x18\x02 \x01(\x03\x12%\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x14.raftka.v1.RaftEntry\x12\x15\n\rleader_commit\x18\x04 \x01(\x03\"\x94\x01\n\x15\x41ppendEntriesResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x13\n\x0bmatch_index\x18\x02 \x01(\x03\x12\x15\n\rconflict_term\x18\x03 \x01(\x03\x12\x16\n\x0e\x63onflict_index\x18\x04 \x01(\x03\x12\x12\n\nlast_index\x18\x05 \x01(\x03\x12\x12\n\nprev_index\x18\x06 \x01(\x03\"X\n\x0bRequestVote\x12\x12\n\nlast_index\x18\x01 \x01(\x03\x12\x11\n\tlast_term\x18\x02 \x01(\x03\x12\x10\n\x08pre_vote\x18\x03 \x01(\x08\x12\x10\n\x08transfer\x18\x04 \x01(\x08\"8\n\x13RequestVoteResponse\x12\x0f\n\x07granted\x18\x01 \x01(\x08\x12\x10\n\x08pre_vote\x18\x02 \x01(\x08\"\x80\x01\n\x0fInstallSnapshot\x12\x16\n\x0esnapshot_index\x18\x01 \x01(\x03\x12\x15\n\rsnapshot_term\x18\x02 \x01(\x03\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x12\n\ntotal_size\x18\x05 \x01(\x03\x12\x0c\n\x04\x64one\x18\x06 \x01(\x08\"T\n\x17InstallSnapshotResponse\x12\x16\n\x0esnapshot_index\x18\x01 \x01(\x03\x12\x13\n\x0bnext_offset\x18\x02 \x01(\x03\x12\x0c\n\x04\x64one\x18\x03 \x01(\x08\"\x0c\n\nTimeoutNow2H\n\x0bRaftService\x12\x39\n\x07\x44\x65liver\x12\x17.raftka.v1.RaftEnvelope\x1a\x15.raftka.v1.DeliverAckb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14raftka/v1/raft.proto\x12\traftka.v1\"p\n\x0cRaftEnvelope\x12\x12\n\ncluster_id\x18\x01 \x01(\t\x12\x11\n\tfrom_node\x18\x02 \x01(\x05\x12\x0f\n\x07to_node\x18\x03 \x01(\x05\x12(\n\x08messages\x18\x04 \x03(\x0b\x32\x16.raftka.v1.RaftMessage\"\x0c\n\nDeliverAck\"\xbc\x03\n\x0bRaftMessage\x12\x0c\n\x04term\x18\x01 \x01(\x03\x12\x32\n\x0e\x61ppend_entries\x18\x02 \x01(\x0b\x32\x18.raftka.v1.AppendEntriesH\x00\x12\x43\n\x17\x61ppend_entries_response\x18\x03 \x01(\x0b\x32 .raftka.v1.AppendEntriesResponseH\x00\x12.\n\x0crequest_vote\x18\x04 \x01(\x0b\x32\x16.raftka.v1.RequestVoteH\x00\x12?\n\x15request_vote_response\x18\x05 \x01(\x0b\x32\x1e.raftka.v1.RequestVoteResponseH\x00\x12\x36\n\x10install_snapshot\x18\x06 \x01(\x0b\x32\x1a.raftka.v1.InstallSnapshotH\x00\x12G\n\x19install_snapshot_response\x18\x07 \x01(\x0b\x32\".raftka.v1.InstallSnapshotResponseH\x00\x12,\n\x0btimeout_now\x18\x08 \x01(\x0b\x32\x15.raftka.v1.TimeoutNowH\x00\x42\x06\n\x04\x62ody\"}\n\tRaftEntry\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x0c\n\x04term\x18\x02 \x01(\x03\x12\'\n\x04kind\x18\x03 \x01(\x0e\x32\x19.raftka.v1.RaftEntry.Kind\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"\x1c\n\x04Kind\x12\n\n\x06NORMAL\x10\x00\x12\x08\n\x04NOOP\x10\x01\"t\n\rAppendEntries\x12\x12\n\nprev_index\x18\x01 \x01(\x03\x12\x11\n\tprev_term\x18\x02 \x01(\x03\x12%\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x14.raftka.v1.RaftEntry\x12\x15\n\rleader_commit\x18\x04 \x01(\x03\"\xa9\x01\n\x15\x41ppendEntriesResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x13\n\x0bmatch_index\x18\x02 \x01(\x03\x12\x15\n\rconflict_term\x18\x03 \x01(\x03\x12\x16\n\x0e\x63onflict_index\x18\x04 \x01(\x03\x12\x12\n\nlast_index\x18\x05 \x01(\x03\x12\x12\n\nprev_index\x18\x06 \x01(\x03\x12\x13\n\x0bincarnation\x18\x07 \x01(\x04\"X\n\x0bRequestVote\x12\x12\n\nlast_index\x18\x01 \x01(\x03\x12\x11\n\tlast_term\x18\x02 \x01(\x03\x12\x10\n\x08pre_vote\x18\x03 \x01(\x08\x12\x10\n\x08transfer\x18\x04 \x01(\x08\"8\n\x13RequestVoteResponse\x12\x0f\n\x07granted\x18\x01 \x01(\x08\x12\x10\n\x08pre_vote\x18\x02 \x01(\x08\"\x80\x01\n\x0fInstallSnapshot\x12\x16\n\x0esnapshot_index\x18\x01 \x01(\x03\x12\x15\n\rsnapshot_term\x18\x02 \x01(\x03\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x12\n\ntotal_size\x18\x05 \x01(\x03\x12\x0c\n\x04\x64one\x18\x06 \x01(\x08\"T\n\x17InstallSnapshotResponse\x12\x16\n\x0esnapshot_index\x18\x01 \x01(\x03\x12\x13\n\x0bnext_offset\x18\x02 \x01(\x03\x12\x0c\n\x04\x64one\x18\x03 \x01(\x08\"\x0c\n\nTimeoutNow2H\n\x0bRaftService\x12\x39\n\x07\x44\x65liver\x12\x17.raftka.v1.RaftEnvelope\x1a\x15.raftka.v1.DeliverAckb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,17 +44,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APPENDENTRIES']._serialized_start=737
   _globals['_APPENDENTRIES']._serialized_end=853
   _globals['_APPENDENTRIESRESPONSE']._serialized_start=856
-  _globals['_APPENDENTRIESRESPONSE']._serialized_end=1004
-  _globals['_REQUESTVOTE']._serialized_start=1006
-  _globals['_REQUESTVOTE']._serialized_end=1094
-  _globals['_REQUESTVOTERESPONSE']._serialized_start=1096
-  _globals['_REQUESTVOTERESPONSE']._serialized_end=1152
-  _globals['_INSTALLSNAPSHOT']._serialized_start=1155
-  _globals['_INSTALLSNAPSHOT']._serialized_end=1283
-  _globals['_INSTALLSNAPSHOTRESPONSE']._serialized_start=1285
-  _globals['_INSTALLSNAPSHOTRESPONSE']._serialized_end=1369
-  _globals['_TIMEOUTNOW']._serialized_start=1371
-  _globals['_TIMEOUTNOW']._serialized_end=1383
-  _globals['_RAFTSERVICE']._serialized_start=1385
-  _globals['_RAFTSERVICE']._serialized_end=1457
+  _globals['_APPENDENTRIESRESPONSE']._serialized_end=1025
+  _globals['_REQUESTVOTE']._serialized_start=1027
+  _globals['_REQUESTVOTE']._serialized_end=1115
+  _globals['_REQUESTVOTERESPONSE']._serialized_start=1117
+  _globals['_REQUESTVOTERESPONSE']._serialized_end=1173
+  _globals['_INSTALLSNAPSHOT']._serialized_start=1176
+  _globals['_INSTALLSNAPSHOT']._serialized_end=1304
+  _globals['_INSTALLSNAPSHOTRESPONSE']._serialized_start=1306
+  _globals['_INSTALLSNAPSHOTRESPONSE']._serialized_end=1390
+  _globals['_TIMEOUTNOW']._serialized_start=1392
+  _globals['_TIMEOUTNOW']._serialized_end=1404
+  _globals['_RAFTSERVICE']._serialized_start=1406
+  _globals['_RAFTSERVICE']._serialized_end=1478
 # @@protoc_insertion_point(module_scope)

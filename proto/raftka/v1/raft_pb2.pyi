@@ -28,7 +28,11 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
 class RaftEnvelope(_message.Message):
-    """Messages from one voter to another, in the order the sender produced them."""
+    """Messages from one voter to another, in the order the sender produced them. Receivers decode
+    and check every message of an envelope before delivering any of them: an envelope holding
+    one malformed message (an unknown entry kind, entries that do not follow prev_index, a chunk
+    outside its snapshot, ...) is refused whole with INVALID_ARGUMENT.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -250,6 +254,7 @@ class AppendEntriesResponse(_message.Message):
     CONFLICT_INDEX_FIELD_NUMBER: _builtins.int
     LAST_INDEX_FIELD_NUMBER: _builtins.int
     PREV_INDEX_FIELD_NUMBER: _builtins.int
+    INCARNATION_FIELD_NUMBER: _builtins.int
     success: _builtins.bool
     """True when the follower's log holds (prev_index, prev_term) and now holds the entries."""
     match_index: _builtins.int
@@ -265,6 +270,13 @@ class AppendEntriesResponse(_message.Message):
     """The follower's last log index."""
     prev_index: _builtins.int
     """The prev_index of the AppendEntries this answers (lets the leader drop stale answers)."""
+    incarnation: _builtins.int
+    """Identifies this run of the follower's process: chosen at each start, larger than the
+    previous run's (its start time in nanoseconds). A leader that sees it grow knows the
+    follower restarted and may hold less than it acknowledged before (its log was wiped or
+    its tail cut): it forgets the follower's match index and probes from last_index. Answers
+    with a smaller value come from an earlier run and are dropped. 0: not stamped.
+    """
     def __init__(
         self,
         *,
@@ -274,10 +286,11 @@ class AppendEntriesResponse(_message.Message):
         conflict_index: _builtins.int = ...,
         last_index: _builtins.int = ...,
         prev_index: _builtins.int = ...,
+        incarnation: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conflict_index", b"conflict_index", "conflict_term", b"conflict_term", "last_index", b"last_index", "match_index", b"match_index", "prev_index", b"prev_index", "success", b"success"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conflict_index", b"conflict_index", "conflict_term", b"conflict_term", "incarnation", b"incarnation", "last_index", b"last_index", "match_index", b"match_index", "prev_index", b"prev_index", "success", b"success"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -50,7 +50,8 @@ class RaftServiceServicer:
         """Delivers messages from one voter to another. Returns once they are queued for the
         receiver's Raft core; the answer to each message comes back later as a message of its own.
         Fails with FAILED_PRECONDITION when the cluster id or the destination node id is not the
-        receiver's (a misconfigured voter list).
+        receiver's (a misconfigured voter list), and with INVALID_ARGUMENT when any message of the
+        envelope is malformed or there are more than 4096 of them (then none is delivered).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -44,7 +44,8 @@ class RaftServiceStub:
     """Delivers messages from one voter to another. Returns once they are queued for the
     receiver's Raft core; the answer to each message comes back later as a message of its own.
     Fails with FAILED_PRECONDITION when the cluster id or the destination node id is not the
-    receiver's (a misconfigured voter list).
+    receiver's (a misconfigured voter list), and with INVALID_ARGUMENT when any message of the
+    envelope is malformed or there are more than 4096 of them (then none is delivered).
     """
 
 @_typing.type_check_only
@@ -56,7 +57,8 @@ class RaftServiceAsyncStub(RaftServiceStub):
     """Delivers messages from one voter to another. Returns once they are queued for the
     receiver's Raft core; the answer to each message comes back later as a message of its own.
     Fails with FAILED_PRECONDITION when the cluster id or the destination node id is not the
-    receiver's (a misconfigured voter list).
+    receiver's (a misconfigured voter list), and with INVALID_ARGUMENT when any message of the
+    envelope is malformed or there are more than 4096 of them (then none is delivered).
     """
 
 class RaftServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -71,7 +73,8 @@ class RaftServiceServicer(metaclass=_abc_1.ABCMeta):
         """Delivers messages from one voter to another. Returns once they are queued for the
         receiver's Raft core; the answer to each message comes back later as a message of its own.
         Fails with FAILED_PRECONDITION when the cluster id or the destination node id is not the
-        receiver's (a misconfigured voter list).
+        receiver's (a misconfigured voter list), and with INVALID_ARGUMENT when any message of the
+        envelope is malformed or there are more than 4096 of them (then none is delivered).
         """
 
 def add_RaftServiceServicer_to_server(servicer: RaftServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

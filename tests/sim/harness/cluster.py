@@ -208,6 +208,15 @@ class Cluster:
         self.stats.crashes += 1
         self.checker.observe(node.view(), f"crash at t={self.now}")
 
+    def wipe_log(self, node_id: NodeId) -> None:
+        """Crash ``node_id`` and delete its log and snapshot, keeping its term and vote (what
+        an operator does to a voter whose log is damaged); ``restart`` brings it back."""
+        self.crash(node_id)
+        storage = self.nodes[node_id].storage
+        storage.entries = []
+        storage.snapshot = None
+        self.checker.log_wiped(node_id)
+
     def arm_crash(self, node_id: NodeId, point: CrashPoint) -> None:
         """Crash ``node_id`` at ``point`` while it handles its next Ready."""
         node = self.nodes[node_id]

@@ -107,6 +107,13 @@ class InvariantChecker:
     def max_committed(self) -> int:
         return max(self.committed, default=0)
 
+    def log_wiped(self, node_id: NodeId) -> None:
+        """An operator deliberately deleted ``node_id``'s log and snapshots, keeping its term
+        and vote (the way out for a damaged log): its durable prefix starts again from 0."""
+        tr = self._tracks.get(node_id)
+        if tr is not None:
+            tr.durable_prefix = 0
+
     def observe(self, v: NodeView, what: str = "") -> None:
         self.observations += 1
         tr = self._tracks.get(v.node_id)

@@ -123,7 +123,7 @@ class SimNode:
             snapshot_due=self._snapshot_due,
         )
         rng = random.Random(self._seed * 1_000_003 + self.id * 10_007 + self.incarnation)
-        processor.open(persisted, rng)
+        processor.open(persisted, rng, incarnation=self.incarnation)
         self.processor = processor
         self.crash_at = None
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from raftka.common.ids import Index, NodeId, Term
@@ -43,6 +43,8 @@ def make_node(
     snapshot: Snapshot | None = None,
     config: RaftConfig = CONFIG,
     seed: int = 0,
+    entry_check: Callable[[bytes], str | None] | None = None,
+    incarnation: int = 0,
 ) -> RaftNode:
     hs = HardState(Term(term), n(voted_for) if voted_for is not None else None)
     return RaftNode(
@@ -51,6 +53,8 @@ def make_node(
         config,
         PersistedState(hs, snapshot, tuple(entries)),
         random.Random(seed),
+        entry_check=entry_check or (lambda _data: None),
+        incarnation=incarnation,
     )
 
 

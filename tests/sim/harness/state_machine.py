@@ -11,6 +11,8 @@ from raftka.common.ids import Index, Term
 from raftka.controller.raft.types import Entry, EntryKind, Snapshot
 
 _ITEM = struct.Struct(">QQI")
+POISON = b"poison:"
+"""Data starting with this fails ``check``: what a state machine cannot apply."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,9 @@ class ListStateMachine:
     @property
     def last_index(self) -> Index:
         return self.items[-1].index if self.items else Index(0)
+
+    def check(self, data: bytes) -> str | None:
+        return "poison" if data.startswith(POISON) else None
 
     def apply(self, entry: Entry) -> None:
         if entry.kind is not EntryKind.NORMAL:

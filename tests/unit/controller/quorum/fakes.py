@@ -174,6 +174,9 @@ class RecordingStateMachine:
         self.applied: list[Entry] = []
         self.restored: list[Snapshot] = []
 
+    def check(self, data: bytes) -> str | None:
+        return "not UTF-8" if not _is_utf8(data) else None
+
     def apply(self, entry: Entry) -> None:
         self.applied.append(entry)
 
@@ -182,6 +185,14 @@ class RecordingStateMachine:
 
     def take_snapshot(self) -> bytes:
         return b"|".join(e.data for e in self.applied)
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def n(i: int) -> NodeId:

@@ -42,7 +42,7 @@ def test_hard_state_round_trip_and_damage(tmp_path: Path) -> None:
         f.load()
 
 
-def test_snapshot_store_keeps_latest_valid(tmp_path: Path) -> None:
+def test_snapshot_store_keeps_the_two_newest_and_refuses_a_damaged_newest(tmp_path: Path) -> None:
     store = SnapshotStore(tmp_path)
     assert store.load_latest() is None
     store.save(Snapshot(SnapshotMeta(Index(10), Term(1)), b"ten"))
@@ -55,10 +55,10 @@ def test_snapshot_store_keeps_latest_valid(tmp_path: Path) -> None:
         and latest.meta == SnapshotMeta(Index(30), Term(2))
         and latest.data == b"thirty"
     )
-    # damage the newest: the older valid one is used
+    # damage the newest: refused (an older one would forget what the newest covers)
     newest = sorted(tmp_path.glob("*.checkpoint"))[-1]
     raw = bytearray(newest.read_bytes())
     raw[-1] ^= 0xFF
     newest.write_bytes(bytes(raw))
-    fallback = store.load_latest()
-    assert fallback is not None and fallback.meta.index == 20
+    with pytest.raises(DataDirectoryError, match=r"newest Raft snapshot .* is damaged"):
+        store.load_latest()

@@ -7,7 +7,9 @@ import random
 
 import pytest
 
+from raftka.common.errors import DataDirectoryError
 from raftka.common.ids import Index, Term
+from raftka.controller.metadata_log import MetadataStateMachine
 from raftka.controller.quorum.ports import PeerTransport, RaftLogStore
 from raftka.controller.quorum.raft_storage import RaftStorage
 from raftka.controller.quorum.ready_processor import ReadyOrderError, ReadyProcessor
@@ -20,7 +22,7 @@ from raftka.controller.raft.messages import (
     RequestVoteResponse,
 )
 from raftka.controller.raft.status import Role
-from raftka.controller.raft.types import Entry, EntryKind
+from raftka.controller.raft.types import Entry, EntryKind, HardState
 
 from .fakes import RecordingOutbox, RecordingStateMachine, RecordingStore, n
 
@@ -179,3 +181,29 @@ def test_snapshots_when_due_and_compacts_the_core() -> None:
     assert snap.meta.index == 2 and snap.data == b"e1|e2"
     assert p.node.status().snapshot_index == 2
     assert calls(store) == ["write", "sync", "send", "compact"]
+
+
+def test_a_quorum_state_voting_for_a_non_voter_is_refused_with_a_clear_message() -> None:
+    store = RecordingStore()
+    store.durable_hard = HardState(Term(4), n(9))
+    p = ReadyProcessor(
+        node_id=n(1),
+        voters=[n(1), n(2), n(3)],
+        raft_config=CONFIG,
+        storage=store,
+        outbox=RecordingOutbox(store),
+        state_machine=RecordingStateMachine(),
+        snapshot_due=lambda: False,
+    )
+    with pytest.raises(DataDirectoryError) as caught:
+        p.open(store.load(), random.Random(1))
+    message = caught.value.message
+    assert "vote for node 9 in term 4" in message and "[1, 2, 3]" in message
+    assert "controller.voters" in message
+
+
+def test_metadata_state_machine_vets_entry_data() -> None:
+    sm = MetadataStateMachine()
+    assert sm.check(b"") is None
+    problem = sm.check(b"\xff\xff\xff")
+    assert problem is not None and "do not decode as a MetadataBatch" in problem

@@ -8,10 +8,16 @@ import asyncio
 import random
 import threading
 
+import pytest
+
 from raftka.common.ids import Term
-from raftka.controller.quorum.runtime import QuorumRuntime
+from raftka.controller.quorum.ready_processor import ApplyFailed
+from raftka.controller.quorum.runtime import LeadershipLost, QuorumRuntime
 from raftka.controller.raft.config import RaftConfig
+from raftka.controller.raft.errors import InvalidEntryData
 from raftka.controller.raft.messages import AppendEntries, Message
+from raftka.controller.raft.types import Entry
+from tests.conditions import until
 
 from .fakes import RecordingOutbox, RecordingStateMachine, RecordingStore, n
 
@@ -77,5 +83,61 @@ def test_runtime_persists_off_the_loop_before_sending_and_applies_proposals() ->
         # core compacted up to it.
         assert store.snapshots and runtime.status().snapshot_index == store.snapshots[-1].meta.index
         assert any(isinstance(m, AppendEntries) and m.entries for m in transport.sent)
+
+    asyncio.run(scenario())
+
+
+class FailingStateMachine(RecordingStateMachine):
+    def apply(self, entry: Entry) -> None:
+        if entry.data == b"boom":
+            raise ValueError("cannot apply boom")
+        super().apply(entry)
+
+
+def test_a_failing_apply_is_reported_at_once_and_stops_the_process() -> None:
+    async def scenario() -> None:
+        store = RecordingStore()
+        transport = RecordingOutbox(store)
+        fatal: list[BaseException] = []
+        stopped = asyncio.Event()
+
+        def on_fatal(error: BaseException) -> None:
+            fatal.append(error)
+            stopped.set()
+
+        runtime = QuorumRuntime(
+            node_id=n(1),
+            voters=[n(1), n(2), n(3)],
+            raft_config=RaftConfig(election_timeout_ticks=5, heartbeat_ticks=1),
+            storage=store,
+            transport=transport,
+            state_machine=FailingStateMachine(),
+            tick_s=0.002,
+            snapshot_after_bytes=1 << 20,
+            rng=random.Random(3),
+            on_fatal=on_fatal,
+        )
+        loop = asyncio.get_running_loop()
+
+        def answer(reply: Message) -> None:
+            loop.call_soon(runtime.deliver, reply)
+
+        transport.answer = answer
+        await runtime.start()
+        try:
+            await until(lambda: runtime.is_ready_leader, timeout_s=WAIT_S, what="leadership")
+            with pytest.raises(InvalidEntryData, match="not UTF-8"):
+                runtime.submit(b"\xff\xfe")  # refused before it enters the log
+            _, fine = runtime.submit(b"fine")
+            await asyncio.wait_for(fine, WAIT_S)
+            _, doomed = runtime.submit(b"boom")
+            await asyncio.wait_for(stopped.wait(), WAIT_S)
+            with pytest.raises(LeadershipLost):
+                await doomed
+        finally:
+            await runtime.stop()
+        (error,) = fatal
+        assert isinstance(error, ApplyFailed) and runtime.failure is error
+        assert "committed entry 3 (term" in str(error) and "cannot apply boom" in str(error)
 
     asyncio.run(scenario())
