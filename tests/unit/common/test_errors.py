@@ -73,6 +73,7 @@ INTENDED: dict[type[errors.RaftkaError], tuple[str, bool, grpc.StatusCode]] = {
     ),
     storage_errors.LogClosedError: ("KAFKA_STORAGE_ERROR", False, S.UNAVAILABLE),
     storage_errors.CorruptLogError: ("KAFKA_STORAGE_ERROR", False, S.INTERNAL),
+    storage_errors.DamagedBatchError: ("CORRUPT_MESSAGE", True, S.INTERNAL),
 }
 
 
