@@ -30,6 +30,10 @@ class BrokerConfig:
     replica_lag_time_max_ms: int = 30_000
     """A follower that has not caught up with the leader for this long leaves the ISR
     (Kafka's replica.lag.time.max.ms)."""
+    scrub_bytes_per_second: int = 1 << 20
+    """How fast the background scrubber re-reads the partition logs to verify every batch
+    (CRC-32C, framing, no missing offsets); 0 turns it off. Damage it finds is reported and
+    repaired from an in-sync replica, like damage a read meets."""
 
     def __post_init__(self) -> None:
         host, colon, port = self.listen.rpartition(":")
@@ -43,6 +47,11 @@ class BrokerConfig:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigFileError(f"broker.{name} must be positive")
+        if self.scrub_bytes_per_second < 0:
+            raise ConfigFileError(
+                "broker.scrub_bytes_per_second must be 0 (scrubber off) or positive, not "
+                f"{self.scrub_bytes_per_second}"
+            )
 
     @property
     def port(self) -> int:

@@ -29,7 +29,12 @@ from typing import Any, Protocol
 from raftka.broker.log.divergence import check_divergence
 from raftka.broker.log.leader_epoch_cache import UNDEFINED_EPOCH, EpochEndOffset
 from raftka.broker.log.partition_log import PartitionLog
-from raftka.broker.log.types import AppendResult, FetchData, StaleLeaderEpochError
+from raftka.broker.log.types import (
+    AppendResult,
+    DamagedLogError,
+    FetchData,
+    StaleLeaderEpochError,
+)
 from raftka.broker.replication.leader_state import IsrProposal, LeaderReplicaState
 from raftka.common.clock import monotonic_ms, wall_clock_ms
 from raftka.common.errors import (
@@ -112,6 +117,10 @@ class ClusterView(Protocol):
 
     def propose_isr(self, partition: Partition, proposal: IsrProposal) -> None:
         """Send an ISR change the leader decided to the controller (AlterPartition)."""
+        ...
+
+    def report_damage(self, partition: Partition) -> None:
+        """The partition's log holds damaged data (``partition.log.damage``): repair it."""
         ...
 
 
@@ -244,10 +253,15 @@ class Partition:
     # ================================================================== fetch
 
     async def read(self, fetch_offset: int, max_bytes: int, *, min_one_batch: bool) -> FetchData:
-        """A consumer's read: whole batches up to the high watermark."""
-        data: FetchData = await self._io(
-            self.log.read, fetch_offset, max_bytes, min_one_batch=min_one_batch
-        )
+        """A consumer's read: whole batches up to the high watermark, every one verified
+        (DamagedLogError, reported for repair, when the read meets damage)."""
+        try:
+            data: FetchData = await self._io(
+                self.log.read, fetch_offset, max_bytes, min_one_batch=min_one_batch
+            )
+        except DamagedLogError:
+            self._cluster.report_damage(self)
+            raise
         return data
 
     async def read_for_consumer(
@@ -316,13 +330,17 @@ class Partition:
         if diverging is not None:
             return diverging
         self.on_follower_fetch(replica, fetch_offset, replica_epoch)
-        data: FetchData = await self._io(
-            plog.read,
-            fetch_offset,
-            max_bytes,
-            max_offset=plog.log_end_offset,
-            min_one_batch=min_one_batch,
-        )
+        try:
+            data: FetchData = await self._io(
+                plog.read,
+                fetch_offset,
+                max_bytes,
+                max_offset=plog.log_end_offset,
+                min_one_batch=min_one_batch,
+            )
+        except DamagedLogError:
+            self._cluster.report_damage(self)
+            raise
         return data
 
     def check_follower(

@@ -29,6 +29,7 @@ import structlog
 
 from raftka.broker.io_threads import IoThreads
 from raftka.broker.log.manager import LogManager
+from raftka.broker.log.scrubber import FoundDamage
 from raftka.broker.log.types import StaleLeaderEpochError
 from raftka.broker.metadata_follower import MetadataFollower
 from raftka.broker.partition import NotLeaderOrFollowerError, Partition
@@ -77,6 +78,7 @@ class ReplicaManager:
         )
         self._background: set[asyncio.Task[None]] = set()
         self._waiting_logged = False
+        self._repairing: set[tuple[str, int]] = set()
         follower.add_listener(self._dirty.set)
 
     # ---- lookups ----
@@ -206,6 +208,114 @@ class ReplicaManager:
         finally:
             hosted.alter_in_flight = False
 
+    # ---- damaged logs ----
+
+    def report_damage(self, partition: Partition) -> None:
+        """``partition``'s log holds damage (found by a read, the scrubber, or on open):
+        a follower truncates it away and fetches it again from its leader; a leader gives up
+        leadership to a healthy in-sync replica (AlterPartition with ``leader_resigns``) and
+        is then repaired as a follower. A leader with no other in-sync replica keeps serving
+        the intact offsets below the damage and refuses the rest (reported)."""
+        key = (partition.topic, partition.partition)
+        if partition.log.damage is None or key in self._repairing:
+            return
+        self._repairing.add(key)
+        self._spawn(self._repair(partition, key))
+
+    def on_scrub_damage(self, found: FoundDamage) -> None:
+        """The scrubber's callback."""
+        hosted = self._hosted.get((found.log.topic, found.log.partition))
+        if hosted is not None and hosted.log is found.log:
+            self.report_damage(hosted)
+
+    async def _repair(self, hosted: Partition, key: tuple[str, int]) -> None:
+        try:
+            if hosted.is_leader:
+                await self._resign(hosted)
+            else:
+                await self._truncate_damage(hosted)
+        except RaftkaError as e:
+            log.warning(
+                "log_damage_repair_failed",
+                topic=hosted.topic,
+                partition=hosted.partition,
+                error=e.message,
+            )
+        finally:
+            self._repairing.discard(key)
+
+    async def _truncate_damage(self, hosted: Partition) -> None:
+        damage = hosted.log.damage
+        if damage is None:
+            return
+        new_end = await self._io.run(hosted.log.truncate_damage)
+        log.warning(
+            "log_damage_repairing",
+            topic=hosted.topic,
+            partition=hosted.partition,
+            offset=damage.offset,
+            log_end_offset=new_end,
+            action="fetch_again_from_leader",
+        )
+
+    async def _resign(self, hosted: Partition) -> None:
+        state, damage = hosted.leader_state, hosted.log.damage
+        if state is None or damage is None:
+            return
+        others = [b for b in state.isr if b != self.broker_id and self.is_active(b)]
+        if not others:
+            log.error(
+                "log_damage_not_repairable",
+                topic=hosted.topic,
+                partition=hosted.partition,
+                offset=damage.offset,
+                isr=list(state.isr),
+                reason=(
+                    "no other in-sync replica holds the data: offsets below the damage are "
+                    "served, the rest are refused until one does"
+                ),
+            )
+            return
+        request = cpb.AlterPartitionRequest(
+            broker_id=self.broker_id,
+            broker_epoch=self._broker_epoch(),
+            topics=[
+                cpb.AlterPartitionTopic(
+                    topic_id=hosted.topic_id,
+                    partitions=[
+                        cpb.AlterPartitionData(
+                            partition_index=hosted.partition,
+                            leader_epoch=state.leader_epoch,
+                            partition_epoch=state.partition_epoch,
+                            new_isr_with_epochs=[
+                                cpb.BrokerEpochPair(
+                                    broker_id=b, broker_epoch=self.broker_epoch_of(b)
+                                )
+                                for b in others
+                            ],
+                            leader_resigns=True,
+                        )
+                    ],
+                )
+            ],
+        )
+        response: cpb.AlterPartitionResponse = await self._controller.call(
+            lambda s, t: s.AlterPartition(request, timeout=t)
+        )
+        result = response.topics[0].partitions[0]
+        log.warning(
+            "leader_resigned_for_damage"
+            if result.error_code == ErrorCode.NONE
+            else "leader_resignation_refused",
+            topic=hosted.topic,
+            partition=hosted.partition,
+            offset=damage.offset,
+            new_leader=result.leader_id,
+            isr=list(result.isr),
+            error=ErrorCode.Name(result.error_code),
+            message=result.error_message,
+        )
+
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
         self._background.add(task)
@@ -272,6 +382,11 @@ class ReplicaManager:
                 if hosted is None:
                     hosted = await self._add(name, pid, topic_id, state, configs)
                 await self._update(hosted, state, configs)
+                if hosted.log.damage is not None:
+                    if hosted.is_leader:
+                        self.report_damage(hosted)
+                    else:  # before its fetcher asks from past the damage
+                        await self._truncate_damage(hosted)
                 if not hosted.is_leader and state.leader >= 0:
                     address = self._address_of(state.leader)
                     if address is not None:
@@ -293,7 +408,14 @@ class ReplicaManager:
     ) -> Partition:
         plog = await self._io.run(self._logs.get_or_create, name, pid, topic_id, configs)
         hosted = Partition(
-            name, pid, topic_id, plog, configs, broker_id=self.broker_id, io=self._io.run, cluster=self
+            name,
+            pid,
+            topic_id,
+            plog,
+            configs,
+            broker_id=self.broker_id,
+            io=self._io.run,
+            cluster=self,
         )
         self._hosted[(name, pid)] = hosted
         log.info("partition_hosted", topic=name, partition=pid, replicas=list(state.replicas))

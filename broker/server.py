@@ -19,6 +19,7 @@ from raftka.broker.io_threads import IoThreads
 from raftka.broker.lifecycle import BrokerLifecycle
 from raftka.broker.log.manager import LogManager
 from raftka.broker.log.retention import apply_retention
+from raftka.broker.log.scrubber import Scrubber, run_scrubber
 from raftka.broker.metadata_follower import MetadataFollower
 from raftka.broker.producers.id_blocks import ProducerIdBlock, ProducerIdManager
 from raftka.broker.replica_manager import ReplicaManager
@@ -71,6 +72,7 @@ class BrokerServer:
         self.io = IoThreads()
         self.producer_ids = ProducerIdManager(self._allocate_producer_ids, broker_id=self.broker_id)
         self._tasks: list[asyncio.Task[None]] = []
+        self.scrubber: Scrubber | None = None
 
     async def start(self) -> None:
         bconf = self.config
@@ -112,6 +114,20 @@ class BrokerServer:
             asyncio.create_task(self._retention_loop(), name="retention"),
             asyncio.create_task(self.replicas.run_isr_checks(), name="isr-checks"),
         ]
+        if bconf.scrub_bytes_per_second > 0:
+            logs = self.logs
+            self.scrubber = Scrubber(logs.partitions)
+            self._tasks.append(
+                asyncio.create_task(
+                    run_scrubber(
+                        self.scrubber,
+                        bytes_per_second=bconf.scrub_bytes_per_second,
+                        io=self.io.run,
+                        on_damage=self.replicas.on_scrub_damage,
+                    ),
+                    name="scrubber",
+                )
+            )
         await self.lifecycle.start()
         log.info(
             "broker_started",
@@ -151,4 +167,3 @@ class BrokerServer:
             await self.io.run(self.logs.close)
         await asyncio.to_thread(self.io.close)
         log.info("broker_stopped", broker_id=self.broker_id)
-

@@ -42,6 +42,7 @@ from raftka.broker.log.leader_epoch_cache import UNDEFINED_EPOCH, LeaderEpochCac
 from raftka.broker.log.types import (
     NO_TIMESTAMP,
     AppendResult,
+    DamagedLogError,
     FetchData,
     StaleLeaderEpochError,
     TruncationBelowHighWatermarkError,
@@ -65,6 +66,8 @@ from raftka.common.storage import (
     SegmentInfo,
     TimestampOffset,
 )
+from raftka.common.storage.errors import DamagedBatchError
+from raftka.common.storage.results import DamageReport, ScrubProgress
 
 log = structlog.get_logger(__name__)
 
@@ -101,6 +104,11 @@ class PartitionLog:
             follows_log_end=hw_follows_log_end,
         )
         self._flusher = GroupFlusher(segmented_log, self._hw)
+        self._damage_lock = threading.Lock()
+        self._damage: DamageReport | None = None
+        found = segmented_log.damage_found_on_open
+        if found is not None:
+            self.mark_damaged(found, source="open")
 
     # ================================================================== opening
 
@@ -444,6 +452,7 @@ class PartitionLog:
             self._epoch_cache.truncate_from_end(new_end)
             self._producers.after_truncation(self._log)
             lowered = high_watermark.lower_to(new_end)
+            self._clear_damage_below(new_end)
         if lowered:
             log.warning(
                 "high_watermark_lowered_by_truncation",
@@ -485,6 +494,7 @@ class PartitionLog:
             self._log.reset(offset)
             self._epoch_cache.clear()
             high_watermark.restart_at(offset)
+            self._damage = None
 
     def advance_log_start(self, offset: int, *, reason: str) -> int:
         """Moves the log start offset up to ``offset`` and deletes the segments wholly below
@@ -526,15 +536,108 @@ class PartitionLog:
         start, end = seg.log_start_offset, seg.log_end_offset
         if not start <= fetch_offset <= end:
             raise LogOffsetOutOfRangeError(fetch_offset, start, end)
+        damage = self._damage
+        if damage is not None:
+            if fetch_offset >= damage.offset and fetch_offset < end:
+                raise DamagedLogError.of(self._tp, fetch_offset, damage)
+            bound = min(bound, damage.offset)
         if fetch_offset >= min(bound, end):
             return FetchData(b"", hw, start, end)
-        result = seg.read(fetch_offset, max(max_bytes, 0))
+        try:
+            result = seg.read(fetch_offset, max(max_bytes, 0))
+        except DamagedBatchError as e:
+            self.mark_damaged(e.report, source="read")
+            raise DamagedLogError.of(self._tp, fetch_offset, e.report) from e
         records = result.records
         if result.last_offset >= bound:
             records = _cut_before(records, bound)
         if not min_one_batch and len(records) > max_bytes:
             records = b""  # the first batch alone is larger than max_bytes
         return FetchData(records, hw, result.log_start_offset, result.log_end_offset)
+
+    # ================================================================== damage
+
+    @property
+    def damage(self) -> DamageReport | None:
+        """The lowest damage known in this replica's log (found by a read, the scrubber, or
+        on open), or None. Reads at or past its offset raise DamagedLogError; reads below it
+        stop before it. Cleared when a truncation removes it (:meth:`truncate_damage`)."""
+        return self._damage
+
+    def mark_damaged(self, report: DamageReport, *, source: str) -> bool:
+        """Records damage found by ``source`` (``read``, ``scrub``, ``open``); returns
+        whether it is new (no damage was known at or below its offset). Logged as
+        ``log_damage_found``."""
+        with self._damage_lock:
+            known = self._damage
+            if known is not None and known.offset <= report.offset:
+                return False
+            self._damage = report
+        log.error(
+            "log_damage_found",
+            topic=self.topic,
+            partition=self.partition,
+            segment=f"{report.segment_base_offset:020d}.log",
+            offset=report.offset,
+            position=report.position,
+            reason=report.reason,
+            source=source,
+        )
+        return True
+
+    def scrub(
+        self, base_offset: int, position: int, next_offset: int, max_bytes: int, generation: int
+    ) -> ScrubProgress:
+        """One bounded step of a verification pass over a segment (see
+        :meth:`SegmentedLog.scrub <raftka.common.storage.SegmentedLog.scrub>`)."""
+        return self._log.scrub(base_offset, position, next_offset, max_bytes, generation)
+
+    @property
+    def segment_base_offsets(self) -> tuple[int, ...]:
+        return self._log.segment_base_offsets
+
+    @property
+    def generation(self) -> int:
+        """Changes whenever segments are truncated or removed."""
+        return self._log.generation
+
+    def truncate_damage(self) -> int:
+        """Repairs a follower: removes the damaged batch and everything after it (the
+        segment is cut at the damage's byte position, so no damaged header is trusted),
+        even below the high watermark (which drops to the new log end: the records are
+        fetched again from the leader), and clears the damage. Returns the new log end."""
+        damage = self._damage
+        if damage is None:
+            return self._log.log_end_offset
+        with self._write_lock, self._hw.frozen() as high_watermark:
+            end = self._log.log_end_offset
+            if damage.offset <= self._log.log_start_offset:
+                self._producers.reset()
+                self._log.reset(damage.offset)
+                self._epoch_cache.clear()
+                high_watermark.restart_at(damage.offset)
+                new_end = damage.offset
+            else:
+                self._producers.before_truncation(damage.offset)
+                new_end = self._log.truncate_at_damage(damage)
+                self._epoch_cache.truncate_from_end(new_end)
+                self._producers.after_truncation(self._log)
+                high_watermark.lower_to(new_end)
+            self._clear_damage_below(new_end)
+        log.warning(
+            "log_damage_truncated",
+            topic=self.topic,
+            partition=self.partition,
+            offset=damage.offset,
+            log_end_offset=new_end,
+            previous_log_end_offset=end,
+        )
+        return new_end
+
+    def _clear_damage_below(self, new_end: int) -> None:
+        with self._damage_lock:
+            if self._damage is not None and self._damage.offset >= new_end:
+                self._damage = None
 
     def offset_for_timestamp(self, timestamp: int) -> TimestampOffset | None:
         """ListOffsets by timestamp: the first record below the high watermark whose

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Self
 
+from raftka.common.ids import TopicPartition
 from raftka.common.storage import StorageError
+from raftka.common.storage.errors import CorruptLogError
+from raftka.common.storage.results import DamageReport
 from raftka.v1.common_pb2 import ErrorCode
 
 NO_TIMESTAMP = -1
@@ -49,6 +52,50 @@ class TruncationBelowHighWatermarkError(StorageError):
     @classmethod
     def from_wire(cls, message: str) -> Self:
         return cls(-1, -1, -1, message=message)
+
+
+class DamagedLogError(CorruptLogError):
+    """A read met this replica's damaged data (a stored batch that fails its CRC or framing
+    check, or offsets missing from the log) at or before ``offset``: nothing at or past the
+    damage is served. ``reason`` says what and where.
+
+    On the wire CORRUPT_MESSAGE (as Kafka answers a fetch that meets a corrupt stored batch),
+    retriable: a leader with damage gives up leadership to a healthy in-sync replica, and a
+    follower truncates and fetches the range again.
+    """
+
+    code = ErrorCode.CORRUPT_MESSAGE
+    retriable = True
+
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        reason: str,
+        *,
+        message: str | None = None,
+    ) -> None:
+        super().__init__(
+            message
+            or (
+                f"{topic}-{partition}: cannot serve offset {offset}: this replica's data is "
+                f"damaged at {reason}; it gives up leadership to a healthy in-sync replica "
+                "when there is one: refresh metadata and fetch again (or seek past the damage)"
+            )
+        )
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.reason = reason
+
+    @classmethod
+    def of(cls, tp: TopicPartition, offset: int, report: DamageReport) -> DamagedLogError:
+        return cls(tp.topic, tp.partition, offset, report.describe())
+
+    @classmethod
+    def from_wire(cls, message: str) -> Self:
+        return cls("", -1, -1, "", message=message)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from raftka.client.consumer.blocking import Consumer
 from raftka.client.consumer.config import ConsumerConfig
 from raftka.client.consumer.consumer import AsyncConsumer
 from raftka.client.consumer.errors import (
+    CorruptDataError,
     GroupRequiredError,
     IllegalStateError,
     LogTruncationError,
@@ -27,6 +28,7 @@ __all__ = [
     "Consumer",
     "ConsumerConfig",
     "ConsumerRecord",
+    "CorruptDataError",
     "GroupRequiredError",
     "IllegalStateError",
     "LogTruncationError",

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from raftka.client.types import TopicPartition
 from raftka.common.errors import RaftkaError
+from raftka.common.records.errors import CorruptRecordError
 from raftka.v1.common_pb2 import ErrorCode
 
 
@@ -61,6 +62,21 @@ class LogTruncationError(RaftkaError):
             "from there, or set auto_offset_reset to continue from it automatically"
         )
         self.divergent_offsets = {tp: end for tp, (_position, end) in divergent_offsets.items()}
+
+
+class CorruptDataError(CorruptRecordError):
+    """Records of ``topic_partition`` at or after ``offset`` came back damaged (the
+    consumer's CRC check failed) or the broker refused to serve them because its copy is
+    damaged (CORRUPT_MESSAGE). poll() raises it until the partition is sought."""
+
+    def __init__(self, topic_partition: TopicPartition, offset: int, detail: str) -> None:
+        super().__init__(
+            f"{topic_partition} at offset {offset}: damaged data ({detail}); seek() "
+            f"{topic_partition} to offset {offset} to fetch it again (a broker with a damaged "
+            "copy hands leadership to a healthy replica), or past it to skip it"
+        )
+        self.topic_partition = topic_partition
+        self.offset = offset
 
 
 class IllegalStateError(RaftkaError):

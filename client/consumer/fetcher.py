@@ -39,7 +39,11 @@ import structlog
 from raftka.client.connections import BrokerConnections
 from raftka.client.consumer.backoff import PartitionBackoff
 from raftka.client.consumer.config import ConsumerConfig
-from raftka.client.consumer.errors import LogTruncationError, OffsetOutOfRangeError
+from raftka.client.consumer.errors import (
+    CorruptDataError,
+    LogTruncationError,
+    OffsetOutOfRangeError,
+)
 from raftka.client.consumer.fetch_buffer import FetchBuffer
 from raftka.client.consumer.offsets import OffsetLookup
 from raftka.client.consumer.records import CompletedFetch, batch_spans
@@ -49,7 +53,7 @@ from raftka.client.errors import PartitionError
 from raftka.client.metadata_cache import MetadataCache
 from raftka.client.types import TopicPartition
 from raftka.common.errors import RaftkaError
-from raftka.common.records.errors import CorruptRecordError, RecordError
+from raftka.common.records.errors import RecordError
 from raftka.common.rpc.retry import RetryPolicy
 from raftka.common.rpc.status import error_from_rpc
 from raftka.common.tasks import cancel_and_wait
@@ -362,6 +366,15 @@ class Fetcher:
                 self._add(tp, offset, r.batches)
             elif r.error_code == ErrorCode.OFFSET_OUT_OF_RANGE:
                 self._out_of_range(tp, offset, state.position, r)
+            elif r.error_code == ErrorCode.CORRUPT_MESSAGE:
+                # The broker's copy is damaged (as Kafka's consumer does, tell the application
+                # where); its leadership moves to a healthy replica, so a seek() retries there.
+                self.refresher.request()
+                if offset != state.position:  # a prefetch: records before it are still due
+                    self._backoff.failed(tp)
+                else:
+                    detail = r.error_message or "CORRUPT_MESSAGE"
+                    self._fail(tp, CorruptDataError(tp, offset, detail))
             else:
                 error = PartitionError(r.error_code, r.error_message, r.topic, r.partition)
                 if error.retriable:
@@ -378,13 +391,7 @@ class Fetcher:
         try:
             spans = batch_spans(data, verify=self._config.check_crcs)
         except RecordError as e:
-            self._fail(
-                tp,
-                CorruptRecordError(
-                    f"{tp}: a fetched batch at or after offset {offset} is corrupt ({e.message}); "
-                    f"seek() {tp} to offset {offset} to fetch it again, or past it to skip it"
-                ),
-            )
+            self._fail(tp, CorruptDataError(tp, offset, f"a fetched batch is corrupt: {e.message}"))
             return
         if spans:
             self._buffer.add(CompletedFetch(tp, data, offset, spans))

@@ -69,7 +69,9 @@ class SubscriptionState:
                 raise IllegalStateError(f"{tp!r}: the partition must be an integer >= 0")
         keep = {TopicPartition(*tp) for tp in wanted}
         removed = set(self._partitions) - keep
-        self._partitions = {tp: self._partitions.get(tp) or AssignedPartition() for tp in sorted(keep)}
+        self._partitions = {
+            tp: self._partitions.get(tp) or AssignedPartition() for tp in sorted(keep)
+        }
         return removed
 
     @property

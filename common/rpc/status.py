@@ -51,6 +51,7 @@ _STATUS_BY_ERROR: dict[type[errors.RaftkaError], grpc.StatusCode] = {
     record_errors.RecordError: grpc.StatusCode.INVALID_ARGUMENT,
     # The segmented log: a disk or server-side fault unless named otherwise below.
     storage_errors.StorageError: grpc.StatusCode.INTERNAL,
+    storage_errors.CorruptLogError: grpc.StatusCode.DATA_LOSS,
     storage_errors.LogOffsetOutOfRangeError: grpc.StatusCode.OUT_OF_RANGE,
     storage_errors.UnexpectedAppendOffsetError: grpc.StatusCode.FAILED_PRECONDITION,
     storage_errors.LogClosedError: grpc.StatusCode.UNAVAILABLE,

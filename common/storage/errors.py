@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Self
 
 from raftka.common.errors import RaftkaError
+from raftka.common.storage.results import DamageReport
 from raftka.v1.common_pb2 import ErrorCode
 
 UNKNOWN_OFFSET = -1
@@ -77,3 +78,29 @@ class LogClosedError(StorageError):
 
 class CorruptLogError(StorageError):
     """Stored data that was trusted turned out to be unreadable (found outside recovery)."""
+
+
+class DamagedBatchError(CorruptLogError):
+    """A stored batch failed its CRC or framing check when read, or the offsets it should
+    hold are missing (a hole): ``report`` says where. The bytes are never served.
+
+    CORRUPT_MESSAGE, as Kafka answers a fetch that meets a corrupt stored batch (its
+    KAFKA_STORAGE_ERROR means a whole log directory went offline). Retriable: the damaged
+    replica gives up leadership or is repaired from an in-sync one.
+    """
+
+    code = ErrorCode.CORRUPT_MESSAGE
+    retriable = True
+
+    def __init__(
+        self, report: DamageReport, *, where: str = "", message: str | None = None
+    ) -> None:
+        prefix = f"{where}: " if where else ""
+        super().__init__(message or f"{prefix}damaged data at {report.describe()}")
+        self.report = report
+
+    @classmethod
+    def from_wire(cls, message: str) -> Self:
+        return cls(
+            DamageReport(UNKNOWN_OFFSET, UNKNOWN_OFFSET, UNKNOWN_OFFSET, message), message=message
+        )

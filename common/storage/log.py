@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import threading
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -32,7 +32,10 @@ from raftka.common.records.batch import (
     BatchHeader,
     Buffer,
     CheckedBatches,
+    read_batch_size,
+    validate,
 )
+from raftka.common.records.errors import RecordError
 from raftka.common.storage.checkpoint import (
     CLEAN_SHUTDOWN_FILE,
     Checkpoint,
@@ -42,12 +45,20 @@ from raftka.common.storage.checkpoint import (
 from raftka.common.storage.config import LogConfig
 from raftka.common.storage.errors import (
     CorruptLogError,
+    DamagedBatchError,
     LogClosedError,
     LogOffsetOutOfRangeError,
 )
 from raftka.common.storage.prepare import prepare_append
 from raftka.common.storage.recovery import load_segments, tidy_directory
-from raftka.common.storage.results import AppendInfo, ReadResult, SegmentInfo, TimestampOffset
+from raftka.common.storage.results import (
+    AppendInfo,
+    DamageReport,
+    ReadResult,
+    ScrubProgress,
+    SegmentInfo,
+    TimestampOffset,
+)
 from raftka.common.storage.segment import INT32_MAX, LogSegment
 
 log = structlog.get_logger(__name__)
@@ -77,6 +88,7 @@ class SegmentedLog:
         self._dir_dirty = False
         self._closed = False
         self._generation = 0  # bumped whenever segments are truncated or removed
+        self._damage_on_open: DamageReport | None = None
 
     # ================================================================== opening
 
@@ -121,11 +133,26 @@ class SegmentedLog:
             now_ms=now,
         )
         self._dir_dirty = self._dir_dirty or loaded.directory_changed
+        self._damage_on_open = loaded.damage
         self._set_segments(loaded.segments)
         self._leo = self._segments[-1].next_offset
         first_base = self._bases[0]
         start = checkpoint.log_start_offset if checkpoint is not None else first_base
         self._log_start = min(max(start, first_base), self._leo)
+        if checkpoint is not None and checkpoint.log_start_offset < first_base:
+            # Retention moves the checkpointed log start before it deletes: segments below
+            # the first one were lost some other way. What remains is served; the loss is told.
+            log.error(
+                "log_damage_found",
+                directory=str(self._dir),
+                offset=checkpoint.log_start_offset,
+                reason=(
+                    f"offsets {checkpoint.log_start_offset}..{first_base - 1} are missing: "
+                    "the segments holding them were deleted outside the broker"
+                ),
+                action="log_start_moved",
+                log_start_offset=self._log_start,
+            )
         self._delete_leading_segments(self._log_start, reason="below_log_start")
         # Recovered bytes may exist only in the page cache: make them durable before the
         # recovery point claims them.
@@ -202,6 +229,19 @@ class SegmentedLog:
     @property
     def segment_base_offsets(self) -> tuple[int, ...]:
         return tuple(self._bases)
+
+    @property
+    def generation(self) -> int:
+        """Changes whenever segments are truncated or removed (positions may then be stale)."""
+        return self._generation
+
+    @property
+    def damage_found_on_open(self) -> DamageReport | None:
+        """Damage found while opening a cleanly closed log: a segment that does not end where
+        the next one starts (a segment deleted from the middle) or whose tail is unreadable.
+        The segments are kept (what is intact stays readable); the caller decides the repair
+        (:meth:`truncate_at_damage`)."""
+        return self._damage_on_open
 
     def segments(self) -> tuple[SegmentInfo, ...]:
         """Base offset, size and largest timestamp of every segment, oldest first (the last
@@ -380,16 +420,31 @@ class SegmentedLog:
 
     # ================================================================== reading
 
-    def read(self, offset: int, max_bytes: int) -> ReadResult:
+    def read(self, offset: int, max_bytes: int, *, verify: bool = True) -> ReadResult:
         """Whole batches from the one holding ``offset``, up to ``max_bytes`` (but at least
         one batch), from a single segment. Raises LogOffsetOutOfRangeError unless
-        log_start_offset <= offset < log_end_offset."""
+        log_start_offset <= offset < log_end_offset.
+
+        With ``verify`` (the default) every returned batch was checked (framing, CRC-32C,
+        contiguous offsets) as it was read: damaged data is never returned. When the first
+        batch is damaged (or its offsets are missing) DamagedBatchError says where; when a
+        later one is, the intact batches before it are returned, and the next read meets it.
+        """
         with self._lock:
             self._check_open()
             self._check_readable(offset)
-            segment, position, header = self._locate(offset)
+            segment, position, header = self._locate_or_damage(offset)
             want = min(max(max_bytes, header.size), segment.size - position)
             chunk = segment.read(position, want)
+            if verify:
+                end, last_offset = self._verified_prefix(segment, position, chunk, header, offset)
+                return ReadResult(
+                    records=chunk if end == len(chunk) else chunk[:end],
+                    base_offset=header.base_offset,
+                    last_offset=last_offset,
+                    log_start_offset=self._log_start,
+                    log_end_offset=self._leo,
+                )
             # Cut after the last whole batch. Batch boundaries are known at the index entries,
             # so only the batches after the last entry inside the chunk are walked.
             walk_offset, walk_position = segment.offset_index.lookup_position(position + len(chunk))
@@ -416,6 +471,78 @@ class SegmentedLog:
                 log_start_offset=self._log_start,
                 log_end_offset=self._leo,
             )
+
+    def _locate_or_damage(self, offset: int) -> tuple[LogSegment, int, BatchHeader]:
+        segment = self._segments[bisect_right(self._bases, offset) - 1]
+        found = segment.find(offset)
+        if found is None:  # the segment ends before ``offset``: a hole
+            known = self._damage_on_open
+            if known is not None and known.segment_base_offset == segment.base_offset:
+                raise DamagedBatchError(known, where=self._dir.name)
+            raise DamagedBatchError(
+                DamageReport(
+                    segment.next_offset,
+                    segment.base_offset,
+                    segment.size,
+                    f"offsets from {segment.next_offset} up to at least {offset} are missing",
+                ),
+                where=self._dir.name,
+            )
+        return segment, found[0], found[1]
+
+    def _verified_prefix(
+        self, segment: LogSegment, position: int, chunk: bytes, first: BatchHeader, offset: int
+    ) -> tuple[int, int]:
+        """(bytes, last offset) of the whole, valid, contiguous batches at the start of
+        ``chunk``; DamagedBatchError when there are none. O(1) Python work per batch."""
+        view = memoryview(chunk)
+        size = len(chunk)
+        end = 0
+        expected = first.base_offset
+        last_offset = expected - 1
+        while size - end >= LOG_OVERHEAD:
+            if end and end + read_batch_size(view, end) > size:
+                break  # cut after the last whole batch
+            try:
+                batch = validate(view, end)
+                if batch.base_offset != expected:
+                    raise CorruptLogError(
+                        f"batch has base offset {batch.base_offset}, expected {expected}"
+                    )
+            except (RecordError, CorruptLogError) as exc:
+                if end:
+                    break  # serve the intact batches; the next read meets the damage
+                damaged_at = expected if segment.base_offset <= expected <= offset else offset
+                raise DamagedBatchError(
+                    DamageReport(damaged_at, segment.base_offset, position, exc.message),
+                    where=self._dir.name,
+                ) from exc
+            end += batch.size
+            expected = batch.next_offset
+            last_offset = expected - 1
+        if end == 0:
+            raise DamagedBatchError(
+                DamageReport(offset, segment.base_offset, position, "incomplete batch"),
+                where=self._dir.name,
+            )
+        return end, last_offset
+
+    def scrub(
+        self, base_offset: int, position: int, next_offset: int, max_bytes: int, generation: int
+    ) -> ScrubProgress:
+        """Verifies about ``max_bytes`` of the segment at ``base_offset`` from ``position``
+        (a batch boundary whose batch must start at ``next_offset``; 0 and the base offset to
+        begin), as :meth:`LogSegment.verify` does, for a background scrubber. A segment that
+        is gone, or a log whose :attr:`generation` is no longer ``generation`` (truncated
+        meanwhile: positions may be stale), answers done without reading."""
+        with self._lock:
+            self._check_open()
+            i = bisect_right(self._bases, base_offset) - 1
+            if generation != self._generation or i < 0 or self._bases[i] != base_offset:
+                return ScrubProgress(position, next_offset, 0, True)
+            segment = self._segments[i]
+            end_offset = self._bases[i + 1] if i + 1 < len(self._bases) else None
+            return segment.verify(position, next_offset, max_bytes, end_offset=end_offset)
 
     def batch_header_at(self, offset: int) -> BatchHeader:
         """Header of the stored batch that holds ``offset``."""
@@ -489,32 +616,69 @@ class SegmentedLog:
                 return offset
             i = bisect_right(self._bases, offset) - 1
             segment, _, header = self._locate(offset)
-            self._generation += 1
-            new_leo = header.base_offset
-            old_leo = self._leo
-            self._recovery_point = min(self._recovery_point, new_leo)
-            self._log_start = min(self._log_start, new_leo)
-            self._write_checkpoint()
-            later = self._segments[i + 1 :]
-            for dropped in reversed(later):
-                self._forget(dropped)
-                dropped.delete()
-            if later:
-                del self._segments[i + 1 :]
-                del self._bases[i + 1 :]
-                fsync_dir(self._dir)
-            segment.truncate_to(offset)
-            segment.flush()
-            self._leo = new_leo
-            log.info(
-                "log_truncated",
-                directory=str(self._dir),
-                requested_offset=offset,
-                log_end_offset=new_leo,
-                previous_log_end_offset=old_leo,
-                deleted_segments=len(later),
+            self._cut_after(
+                i, lambda: segment.truncate_to(offset), header.base_offset, requested=offset
             )
-            return new_leo
+            return header.base_offset
+
+    def _cut_after(
+        self, i: int, cut_segment: Callable[[], object], new_leo: int, *, requested: int
+    ) -> None:
+        """Deletes the segments after the ``i``-th, cuts that one (``cut_segment``) and ends
+        the log at ``new_leo``."""
+        segment = self._segments[i]
+        self._generation += 1
+        old_leo = self._leo
+        self._recovery_point = min(self._recovery_point, new_leo)
+        self._log_start = min(self._log_start, new_leo)
+        self._write_checkpoint()
+        later = self._segments[i + 1 :]
+        for dropped in reversed(later):
+            self._forget(dropped)
+            dropped.delete()
+        if later:
+            del self._segments[i + 1 :]
+            del self._bases[i + 1 :]
+            fsync_dir(self._dir)
+        cut_segment()
+        segment.flush()
+        self._leo = new_leo
+        log.info(
+            "log_truncated",
+            directory=str(self._dir),
+            requested_offset=requested,
+            log_end_offset=new_leo,
+            previous_log_end_offset=old_leo,
+            deleted_segments=len(later),
+        )
+
+    def truncate_at_damage(self, report: DamageReport) -> int:
+        """Removes the damaged data ``report`` describes and everything after it, keeping
+        the intact batches before ``report.offset``; returns the new log end offset. Unlike
+        :meth:`truncate_to`, no batch header at or after the damage is read: the segment is
+        cut at ``report.position``."""
+        with self._lock:
+            self._check_open()
+            if report.offset >= self._leo:
+                return self._leo
+            if report.offset <= self._log_start:
+                self._reset_locked(report.offset, reason="damage_at_log_start")
+                return report.offset
+            i = bisect_right(self._bases, report.segment_base_offset) - 1
+            if i < 0 or self._bases[i] != report.segment_base_offset:
+                raise CorruptLogError(
+                    f"{self._dir.name}: segment {report.segment_base_offset} of the damage at "
+                    f"offset {report.offset} is gone; nothing was truncated"
+                )
+            segment = self._segments[i]
+            self._cut_after(
+                i,
+                lambda: segment.truncate_at(report.position, report.offset),
+                report.offset,
+                requested=report.offset,
+            )
+            self._damage_on_open = None
+            return report.offset
 
     def delete_before(self, offset: int, *, reason: str = "delete_before") -> int:
         """Advances the log start offset to ``offset`` (<= log end offset) and deletes the

@@ -19,6 +19,7 @@ import structlog
 
 from raftka.common.storage.checkpoint import Checkpoint
 from raftka.common.storage.files import SEGMENT_FILE_RE, TEMP_SUFFIXES
+from raftka.common.storage.results import DamageReport
 from raftka.common.storage.segment import LogSegment
 
 log = structlog.get_logger(__name__)
@@ -28,6 +29,8 @@ log = structlog.get_logger(__name__)
 class LoadedSegments:
     segments: list[LogSegment]
     recovered: list[LogSegment] = field(default_factory=list)
+    damage: DamageReport | None = None
+    """The first damage found in a trusted segment (kept: see SegmentedLog.damage_found_on_open)."""
     directory_changed: bool = False
     """Files were created or removed: fsync the directory."""
 
@@ -109,7 +112,17 @@ def _load_or_recover(
                     log.warning("active_segment_tail_invalid", path=str(segment.log_path))
                     must_recover = True
             else:
-                segment.load_as_inactive(next_base)
+                damage = segment.load_as_inactive(next_base)
+                if damage is not None:
+                    log.error(
+                        "log_damage_found",
+                        path=str(segment.log_path),
+                        offset=damage.offset,
+                        position=damage.position,
+                        reason=damage.reason,
+                    )
+                    if result.damage is None:
+                        result.damage = damage
         if must_recover:
             truncated = segment.recover(now_ms)
             result.recovered.append(segment)

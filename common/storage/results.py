@@ -58,3 +58,41 @@ class SegmentInfo:
     """Bytes of batches in the segment."""
     largest_timestamp: int
     """Largest batch max timestamp in the segment (its last-modified time when it holds none)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DamageReport:
+    """Where a log's stored data stops being trustworthy: the batch that should hold
+    ``offset`` failed its CRC or framing check, or is missing (a hole)."""
+
+    offset: int
+    """The first offset that cannot be served: the base offset the damaged batch should have
+    (the end of the last intact batch before it)."""
+    segment_base_offset: int
+    """Base offset of the segment holding the damage."""
+    position: int
+    """Byte position in that segment where the damaged (or missing) data begins: truncating
+    the segment there keeps exactly the intact batches before ``offset``."""
+    reason: str
+    """What was wrong, e.g. ``CRC-32C mismatch`` or ``offsets 100..199 are missing``."""
+
+    def describe(self) -> str:
+        return (
+            f"offset {self.offset} (segment {self.segment_base_offset:020d}.log, byte "
+            f"{self.position}): {self.reason}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ScrubProgress:
+    """Answer of :meth:`SegmentedLog.scrub`: how far a verification pass over one segment
+    got."""
+
+    next_position: int
+    """Where the next call should continue (a batch boundary)."""
+    next_offset: int
+    """The base offset the batch at ``next_position`` must have."""
+    bytes_read: int
+    done: bool
+    """The segment was verified to its end (or is gone / changed: start over)."""
+    damage: DamageReport | None = None

@@ -26,10 +26,10 @@ from raftka.common.records.batch import (
 )
 from raftka.common.records.decoder import decode_batch
 from raftka.common.records.errors import RecordError
-from raftka.common.storage.errors import CorruptLogError
+from raftka.common.storage.errors import CorruptLogError, DamagedBatchError
 from raftka.common.storage.files import segment_paths
 from raftka.common.storage.index import IndexCorruptError, OffsetIndex, TimeIndex
-from raftka.common.storage.results import TimestampOffset
+from raftka.common.storage.results import DamageReport, ScrubProgress, TimestampOffset
 
 SCAN_CHUNK_BYTES = 1 << 20
 """Read size of sequential scans (recovery, replay)."""
@@ -171,12 +171,41 @@ class LogSegment:
             return str(exc)
         return None
 
-    def load_as_inactive(self, end_offset: int) -> None:
-        """Finishes loading a trusted segment that is followed by another one."""
-        self._next_offset = end_offset
+    def load_as_inactive(self, end_offset: int) -> DamageReport | None:
+        """Finishes loading a trusted segment that is followed by another one, whose base
+        offset is ``end_offset``. The batches after the last offset-index entry are walked
+        (headers only: at most an index interval and one batch) to find where the segment
+        really ends: a segment that does not end at ``end_offset`` (the next segment's
+        predecessor was deleted, or its tail is unreadable) is reported as damage, and its
+        next offset is where its data ends."""
         last = self.time_index.last_entry()
         if last is not None:
             self._max_timestamp, self._offset_of_max_timestamp = last
+        expected, start = self.offset_index.last_entry()
+        scan = BatchScan(self._fd, start, self._size)
+        reason: str | None = None
+        position = start
+        for pos, view in scan:
+            header = BatchHeader.parse(view)
+            if header.base_offset != expected:
+                reason = f"batch has base offset {header.base_offset}, expected {expected}"
+                position = pos
+                break
+            expected = header.next_offset
+            position = pos + header.size
+        else:
+            if scan.position != self._size:
+                reason = f"unreadable batch ({self._size - scan.position} bytes to the end)"
+                position = scan.position
+        self._next_offset = expected
+        if reason is None and expected != end_offset:
+            reason = (
+                f"offsets {expected}..{end_offset - 1} are missing: the segment ends at "
+                f"{expected} but the next one starts at {end_offset}"
+            )
+        if reason is None:
+            return None
+        return DamageReport(expected, self.base_offset, position, reason)
 
     def load_as_active(self, now_ms: int) -> bool:
         """Finishes loading a trusted last segment by validating the bytes after its last
@@ -343,6 +372,25 @@ class LogSegment:
             raise CorruptLogError(f"{self.log_path.name}: unreadable batch before byte {position}")
         return True
 
+    def truncate_at(self, position: int, next_offset: int) -> None:
+        """Cuts the file at ``position`` (a batch boundary: the end of the last batch to
+        keep, whose next offset is ``next_offset``), e.g. where damage begins."""
+        os.ftruncate(self._fd, position)
+        self._size = position
+        self._next_offset = next_offset
+        self.offset_index.truncate_to(next_offset)
+        self.time_index.truncate_to(next_offset)
+        self._max_timestamp = -1
+        self._offset_of_max_timestamp = self.base_offset
+        last = self.time_index.last_entry()
+        if last is not None:
+            self._max_timestamp, self._offset_of_max_timestamp = last
+        if not self._scan_tail(verify=False) or self._next_offset != next_offset:
+            raise CorruptLogError(
+                f"{self.log_path.name}: the batches before byte {position} do not end at "
+                f"offset {next_offset}"
+            )
+
     def _scan_tail(self, *, verify: bool) -> bool:
         """Walks the batches after the last offset-index entry to restore next offset, max
         timestamp and the bytes since that entry. Returns False if they are not clean."""
@@ -398,7 +446,7 @@ class LogSegment:
         offset is >= ``offset``), or None if the segment ends before it."""
         if offset >= self._next_offset:
             return None
-        _, pos = self.offset_index.lookup(offset)
+        expected, pos = self.offset_index.lookup(offset)
         end = self._size
         buf = b""
         buf_start = pos
@@ -410,16 +458,78 @@ class LogSegment:
             try:
                 header = BatchHeader.parse(buf, off)
             except RecordError as exc:
-                raise CorruptLogError(f"{self.log_path.name} at byte {pos}: {exc}") from exc
-            if header.batch_length < HEADER_SIZE - LOG_OVERHEAD:
-                raise CorruptLogError(
-                    f"{self.log_path.name} at byte {pos}: impossible batch length "
-                    f"{header.batch_length}"
+                raise self._damage(expected, pos, str(exc)) from exc
+            if header.batch_length < HEADER_SIZE - LOG_OVERHEAD or header.size > end - pos:
+                raise self._damage(expected, pos, f"impossible batch length {header.batch_length}")
+            if header.base_offset != expected:
+                raise self._damage(
+                    expected,
+                    pos,
+                    f"batch has base offset {header.base_offset}, expected {expected}",
                 )
             if header.base_offset + header.last_offset_delta >= offset:
                 return pos, header
             pos += header.batch_length + LOG_OVERHEAD
+            expected = header.next_offset
         return None
+
+    def _damage(self, offset: int, position: int, reason: str) -> DamagedBatchError:
+        return DamagedBatchError(
+            DamageReport(offset, self.base_offset, position, reason),
+            where=self.log_path.parent.name,
+        )
+
+    def verify(
+        self, position: int, next_offset: int, max_bytes: int, *, end_offset: int | None
+    ) -> ScrubProgress:
+        """Re-reads and validates (framing, CRC-32C, contiguous offsets) the batches from
+        ``position``, whose first must have base offset ``next_offset``, reading about
+        ``max_bytes`` (at least one batch). At the end of the segment, ``end_offset`` (the
+        next segment's base offset; None for the last segment) must be where it ends.
+        Damage is returned, not raised."""
+        end = self._size
+        if position >= end:
+            damage = None
+            if end_offset is not None and next_offset != end_offset:
+                damage = self._damage(
+                    next_offset,
+                    end,
+                    f"offsets {next_offset}..{end_offset - 1} are missing: the segment ends "
+                    f"at {next_offset} but the next one starts at {end_offset}",
+                ).report
+            return ScrubProgress(end, next_offset, 0, True, damage)
+        want = min(max(max_bytes, HEADER_SIZE), end - position)
+        chunk = memoryview(pread_exact(self._fd, want, position))
+        first = read_batch_size(chunk) if len(chunk) >= LOG_OVERHEAD else 0
+        if first > len(chunk) and HEADER_SIZE <= first <= end - position:
+            chunk = memoryview(pread_exact(self._fd, first, position))
+        done = 0
+        expected = next_offset
+        while len(chunk) - done >= LOG_OVERHEAD:
+            size = read_batch_size(chunk, done)
+            if done and size > len(chunk) - done and size <= end - position - done:
+                break  # the rest of this batch is read by the next call
+            try:
+                header = validate(chunk, done)
+            except RecordError as exc:
+                return ScrubProgress(
+                    position + done,
+                    expected,
+                    len(chunk),
+                    True,
+                    self._damage(expected, position + done, str(exc)).report,
+                )
+            if header.base_offset != expected:
+                reason = f"batch has base offset {header.base_offset}, expected {expected}"
+                report = self._damage(expected, position + done, reason).report
+                return ScrubProgress(position + done, expected, len(chunk), True, report)
+            expected = header.next_offset
+            done += header.size
+        if done == 0:
+            reason = f"incomplete batch ({end - position} bytes to the end of the segment)"
+            report = self._damage(expected, position, reason).report
+            return ScrubProgress(position, expected, len(chunk), True, report)
+        return ScrubProgress(position + done, expected, len(chunk), False)
 
     def find_timestamp(self, timestamp: int, start_offset: int) -> TimestampOffset | None:
         """The first record at or after ``start_offset`` with a timestamp >= ``timestamp``.

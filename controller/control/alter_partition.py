@@ -9,6 +9,8 @@ its own, in Kafka's order (``validateAlterPartitionData``), and gets an error or
   3. sender is not the leader -> INVALID_REQUEST
   4. partition epoch below -> INVALID_UPDATE_VERSION
   5. ISR empty, with duplicates, not within the replicas, or without the leader -> INVALID_REQUEST
+     (a leader that resigns, ``leader_resigns``, because its copy is damaged, must leave itself
+     out instead; the new leader is elected from the rest)
   6. RECOVERING with ISR > 1, or RECOVERED -> RECOVERING (or an unknown state) -> INVALID_REQUEST
   7. a member unregistered, fenced, in controlled shutdown, or at another broker epoch (-1
      skips the epoch check) -> INELIGIBLE_REPLICA
@@ -125,13 +127,15 @@ def validate_alter_partition(
             f"{state.partition_epoch}; apply the newer metadata and retry if still needed"
         )
     isr = tuple(BrokerId(m.broker_id) for m in data.new_isr_with_epochs)
-    _check_isr_shape(where, state, isr)
+    _check_isr_shape(where, state, isr, leader_resigns=data.leader_resigns)
     _check_recovery_state(where, state, data.leader_recovery_state, len(isr))
     _check_members_eligible(where, image, data.new_isr_with_epochs)
     return isr
 
 
-def _check_isr_shape(where: str, state: PartitionState, isr: Sequence[BrokerId]) -> None:
+def _check_isr_shape(
+    where: str, state: PartitionState, isr: Sequence[BrokerId], *, leader_resigns: bool = False
+) -> None:
     if len(set(isr)) != len(isr):
         raise InvalidRequestError(f"{where}: the new ISR {list(isr)} has duplicates")
     outside = [b for b in isr if b not in state.replicas]
@@ -140,6 +144,13 @@ def _check_isr_shape(where: str, state: PartitionState, isr: Sequence[BrokerId])
             f"{where}: the new ISR {list(isr)} has brokers {outside} that are not replicas "
             f"{list(state.replicas)}"
         )
+    if leader_resigns:
+        if state.leader in isr or not isr:
+            raise InvalidRequestError(
+                f"{where}: a resigning leader {state.leader} must leave itself out of the new "
+                f"ISR and name at least one other in-sync replica, not {list(isr)}"
+            )
+        return
     if state.leader not in isr:
         raise InvalidRequestError(
             f"{where}: the new ISR {list(isr)} does not contain the leader {state.leader}"

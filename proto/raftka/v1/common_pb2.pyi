@@ -49,6 +49,8 @@ per item. tests/unit/common/test_status_table.py keeps this table equal to the c
 | NETWORK_EXCEPTION | UNAVAILABLE | Dropped by fault injection. |
 | KAFKA_STORAGE_ERROR | UNAVAILABLE | The partition's log is closed (being removed, or the broker is stopping). |
 | KAFKA_STORAGE_ERROR | INTERNAL | A disk or log error on the node. |
+| KAFKA_STORAGE_ERROR | DATA_LOSS | Stored data that was trusted turned out unreadable. |
+| CORRUPT_MESSAGE | DATA_LOSS | This replica's stored copy is damaged (retriable: it hands leadership to a healthy replica or is repaired from one). |
 | REQUEST_TIMED_OUT | DEADLINE_EXCEEDED | The server gave up waiting (e.g. for a metadata commit); the outcome is unknown. |
 | OUT_OF_ORDER_SEQUENCE_NUMBER | FAILED_PRECONDITION | An idempotent batch's sequence is not the next one. |
 | INVALID_PRODUCER_EPOCH | FAILED_PRECONDITION | An idempotent producer was fenced by a newer epoch. |

@@ -1918,6 +1918,7 @@ class AlterPartitionData(_message.Message):
     NEW_ISR_WITH_EPOCHS_FIELD_NUMBER: _builtins.int
     LEADER_RECOVERY_STATE_FIELD_NUMBER: _builtins.int
     PARTITION_EPOCH_FIELD_NUMBER: _builtins.int
+    LEADER_RESIGNS_FIELD_NUMBER: _builtins.int
     partition_index: _builtins.int
     """Partition id."""
     leader_epoch: _builtins.int
@@ -1928,6 +1929,12 @@ class AlterPartitionData(_message.Message):
     """
     partition_epoch: _builtins.int
     """The partition epoch of the state the change is based on (see leader_epoch)."""
+    leader_resigns: _builtins.bool
+    """The leader gives up leadership: its stored copy is damaged (a batch failed its CRC, or
+    offsets are missing). new_isr_with_epochs then omits the leader and must name at least one
+    other in-sync replica; the controller elects the new leader from it. Without this flag an
+    ISR without the leader is refused.
+    """
     @_builtins.property
     def new_isr_with_epochs(self) -> _containers.RepeatedCompositeFieldContainer[Global___BrokerEpochPair]:
         """The proposed ISR, each member with its broker epoch. Must contain the leader."""
@@ -1940,10 +1947,11 @@ class AlterPartitionData(_message.Message):
         new_isr_with_epochs: _abc.Iterable[Global___BrokerEpochPair] | None = ...,
         leader_recovery_state: _builtins.int = ...,
         partition_epoch: _builtins.int = ...,
+        leader_resigns: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["leader_epoch", b"leader_epoch", "leader_recovery_state", b"leader_recovery_state", "new_isr_with_epochs", b"new_isr_with_epochs", "partition_epoch", b"partition_epoch", "partition_index", b"partition_index"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["leader_epoch", b"leader_epoch", "leader_recovery_state", b"leader_recovery_state", "leader_resigns", b"leader_resigns", "new_isr_with_epochs", b"new_isr_with_epochs", "partition_epoch", b"partition_epoch", "partition_index", b"partition_index"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

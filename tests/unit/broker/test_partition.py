@@ -41,6 +41,7 @@ class FakeCluster:
 
     def __init__(self) -> None:
         self.proposals: list[IsrProposal] = []
+        self.damaged: list[Partition] = []
         self.active = {LEADER, FOLLOWER, OUTSIDER}
 
     def broker_epoch_of(self, broker_id: int) -> int:
@@ -51,6 +52,9 @@ class FakeCluster:
 
     def propose_isr(self, partition: Partition, proposal: IsrProposal) -> None:
         self.proposals.append(proposal)
+
+    def report_damage(self, partition: Partition) -> None:
+        self.damaged.append(partition)
 
 
 async def inline_io(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:

@@ -40,6 +40,8 @@ class FakePartition:
     log_start: int = 0
     high_watermark: int | None = None
     """None: everything appended is committed."""
+    damaged_from: int | None = None
+    """Fetches at or past this offset answer CORRUPT_MESSAGE (a broker's damaged copy)."""
 
     @property
     def log_end(self) -> int:
@@ -219,12 +221,18 @@ class FakeCluster(BrokerConnections):
         if not p.log_start <= fp.fetch_offset <= p.log_end:
             result.error_code = ErrorCode.OFFSET_OUT_OF_RANGE
             return result
+        if p.damaged_from is not None and fp.fetch_offset >= p.damaged_from:
+            result.error_code = ErrorCode.CORRUPT_MESSAGE
+            result.error_message = f"{topic}-{fp.partition}: cannot serve offset {fp.fetch_offset}"
+            return result
         out = bytearray()
         limit = fp.partition_max_bytes or 1 << 20
         for b in p.batches:
             if b.next_offset <= fp.fetch_offset or b.base_offset >= p.hw:
                 continue
             if out and len(out) + len(b.data) > limit:
+                break
+            if p.damaged_from is not None and b.base_offset >= p.damaged_from:
                 break
             out += b.data
         result.batches = bytes(out)

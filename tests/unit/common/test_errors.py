@@ -73,7 +73,8 @@ INTENDED: dict[type[errors.RaftkaError], tuple[str, bool, grpc.StatusCode]] = {
         S.FAILED_PRECONDITION,
     ),
     storage_errors.LogClosedError: ("KAFKA_STORAGE_ERROR", False, S.UNAVAILABLE),
-    storage_errors.CorruptLogError: ("KAFKA_STORAGE_ERROR", False, S.INTERNAL),
+    storage_errors.CorruptLogError: ("KAFKA_STORAGE_ERROR", False, S.DATA_LOSS),
+    storage_errors.DamagedBatchError: ("CORRUPT_MESSAGE", True, S.DATA_LOSS),
 }
 
 

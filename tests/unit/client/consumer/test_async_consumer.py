@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from raftka.client.consumer.errors import (
+    CorruptDataError,
     GroupRequiredError,
     IllegalStateError,
     LogTruncationError,
@@ -250,13 +251,33 @@ def test_corrupt_batch_is_reported_until_seek() -> None:
         stored.data = stored.data[:-1] + bytes([stored.data[-1] ^ 0xFF])
         async with make_consumer(cluster, auto_offset_reset="earliest") as consumer:
             consumer.assign([T0])
-            with pytest.raises(
-                CorruptRecordError, match="t-0: a fetched batch at or after offset 0"
-            ):
+            with pytest.raises(CorruptRecordError, match="t-0 at offset 0: damaged data"):
                 await consumer.poll(timeout_ms=2000)
             consumer.seek(T0, 3)
             cluster.append("t", 0, [b"ok"])
             assert [r.value for r in await poll_n(consumer, 1)] == [b"ok"]
+
+    asyncio.run(main())
+
+
+def test_a_broker_with_a_damaged_copy_gets_an_error_naming_the_offset() -> None:
+    async def main() -> None:
+        cluster = FakeCluster()
+        cluster.create("t", 1)
+        cluster.append("t", 0, values("v", 3))
+        cluster.append("t", 0, values("w", 2))
+        cluster.partitions[("t", 0)].damaged_from = 3
+        async with make_consumer(cluster, auto_offset_reset="earliest") as consumer:
+            consumer.assign([T0])
+            got: list[int] = []
+            with pytest.raises(CorruptDataError, match="t-0 at offset 3: damaged data") as caught:
+                for _ in range(50):
+                    got += [r.offset for r in await consumer.poll(timeout_ms=2000)]
+            assert got == [0, 1, 2]
+            assert (caught.value.topic_partition, caught.value.offset) == (T0, 3)
+            cluster.partitions[("t", 0)].damaged_from = None  # a healthy replica leads now
+            consumer.seek(T0, 3)
+            assert [r.offset for r in await poll_n(consumer, 2)] == [3, 4]
 
     asyncio.run(main())
 

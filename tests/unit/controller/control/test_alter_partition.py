@@ -334,3 +334,26 @@ def test_partial_catch_up_leaves_the_reassignment_in_progress() -> None:
     after = h.partition("t", 0)
     assert after.replicas == (1, 4, 5, 2, 3) and after.adding_replicas == (4, 5)
     assert after.isr == (1, 2, 3, 4)
+
+
+# ---- a leader with a damaged copy resigns ----
+
+
+def test_a_resigning_leader_leaves_the_isr_and_another_member_leads() -> None:
+    h = _setup()
+    before = h.partition("t", 0)
+    data = _data(h, [2, 3])
+    data.leader_resigns = True
+    result = _one(_send(h, data))
+    after = h.partition("t", 0)
+    assert result.error_code == ErrorCode.NONE
+    assert after.isr == (2, 3) and after.leader == 2
+    assert after.leader_epoch == before.leader_epoch + 1
+
+
+@pytest.mark.parametrize("isr", [[1, 2], [], [2, 2]])
+def test_a_resigning_leader_must_name_another_member_and_not_itself(isr: list[int]) -> None:
+    h = _setup()
+    data = _data(h, isr)
+    data.leader_resigns = True
+    assert _error(h, data) == ErrorCode.INVALID_REQUEST
