@@ -35,7 +35,12 @@ from raftka.common.errors import (
 )
 from raftka.common.faults import FAULTS, Direction, FaultPath
 from raftka.common.limits import require_items
-from raftka.common.records.batch import Compression
+from raftka.common.records.batch import (
+    NO_PRODUCER_EPOCH,
+    NO_PRODUCER_ID,
+    NO_SEQUENCE,
+    Compression,
+)
 from raftka.common.records.builder import build_batch
 from raftka.common.records.decoder import iter_records
 from raftka.common.records.errors import (
@@ -50,6 +55,8 @@ from raftka.v1.broker_pb2_grpc import BrokerServiceServicer
 from raftka.v1.common_pb2 import ErrorCode
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+
+INT16_MAX = 32767
 
 VALID_ACKS = (0, 1, -1)
 VALID_ISOLATION_LEVELS = (0, 1)
@@ -264,6 +271,10 @@ class BrokerServicer(BrokerServiceServicer):
     def _batches_of(data: pb.PartitionProduceData) -> bytes:
         if data.batches and data.records:
             raise InvalidRequestError("set either batches or records for a partition, not both")
+        if data.batches and data.HasField("producer_id"):
+            raise InvalidRequestError(
+                "producer_id is for the records form: a batch carries its own producer id"
+            )
         if data.records:
             if data.compression == pb.COMPRESSION_SNAPPY:
                 raise UnsupportedCompressionError(
@@ -291,8 +302,17 @@ class BrokerServicer(BrokerServiceServicer):
                 raise UnsupportedCompressionError(
                     f"compression {data.compression} is not one of none, gzip, lz4, zstd"
                 ) from None
+            producer_id, producer_epoch, base_sequence = _idempotence_of(data)
             try:
-                return bytes(build_batch(records, compression=codec))
+                return bytes(
+                    build_batch(
+                        records,
+                        compression=codec,
+                        producer_id=producer_id,
+                        producer_epoch=producer_epoch,
+                        base_sequence=base_sequence,
+                    )
+                )
             except ValueError as e:
                 raise InvalidRecordError(f"the records cannot be encoded as a batch: {e}") from None
         if not data.batches:
@@ -474,3 +494,23 @@ async def _wait_any(events: list[asyncio.Event], seconds: float) -> None:
     finally:
         for task in tasks:
             task.cancel()
+
+
+def _idempotence_of(data: pb.PartitionProduceData) -> tuple[int, int, int]:
+    """The producer id, epoch and first sequence a plain-records produce asks the broker to
+    stamp into the batch it builds (unset: -1 for each, a batch without a producer id)."""
+    if not data.HasField("producer_id"):
+        return NO_PRODUCER_ID, NO_PRODUCER_EPOCH, NO_SEQUENCE
+    if data.producer_id < 0:
+        raise InvalidRequestError(
+            f"producer_id {data.producer_id} is negative: use the id InitProducerId returned, "
+            "or leave it unset"
+        )
+    if not 0 <= data.producer_epoch <= INT16_MAX:
+        raise InvalidRequestError(f"producer_epoch {data.producer_epoch} is not in 0..{INT16_MAX}")
+    if data.base_sequence < 0:
+        raise InvalidRequestError(
+            f"base_sequence {data.base_sequence} is negative: sequences run 0..2147483647"
+        )
+    return data.producer_id, data.producer_epoch, data.base_sequence
+

@@ -232,6 +232,48 @@ def test_a_retried_batch_is_stored_once_with_its_original_offset(
     asyncio.run(main())
 
 
+def test_plain_records_with_a_producer_id_are_retry_safe(broker_cluster: LocalCluster) -> None:
+    """A client that does not build batches sends plain records with the producer id, epoch
+    and base sequence: a resend after a lost answer is stored once."""
+    cluster = broker_cluster
+
+    def values(*names: str) -> list[bpb.Record]:
+        return [bpb.Record(value=n.encode()) for n in names]
+
+    async def main() -> None:
+        leader = await create(cluster, "idem-plain", rf=3)
+        address = cluster.brokers[leader].address
+        init = await init_producer_id(address)
+        pid, epoch = init.producer_id, init.producer_epoch
+        first = await produce(
+            address, "idem-plain", 0, records=values("a", "b"), idempotence=(pid, epoch, 0)
+        )
+        assert (code(first.error_code), first.base_offset) == ("NONE", 0)
+        resent = await produce(
+            address, "idem-plain", 0, records=values("a", "b"), idempotence=(pid, epoch, 0)
+        )
+        assert (code(resent.error_code), resent.base_offset) == ("NONE", 0)
+        nxt = await produce(
+            address, "idem-plain", 0, records=values("c"), idempotence=(pid, epoch, 2)
+        )
+        assert (code(nxt.error_code), nxt.base_offset) == ("NONE", 2)
+        gap = await produce(
+            address, "idem-plain", 0, records=values("x"), idempotence=(pid, epoch, 9)
+        )
+        assert code(gap.error_code) == "OUT_OF_ORDER_SEQUENCE_NUMBER" and gap.base_offset == -1
+        # Without a producer id the same resend is stored twice: that form is not retry-safe.
+        for _ in range(2):
+            plain = await produce(address, "idem-plain", 0, records=values("d"))
+            assert code(plain.error_code) == "NONE"
+        assert await stored_values(address, "idem-plain", 5) == [b"a", b"b", b"c", b"d", b"d"]
+        bad = await produce(
+            address, "idem-plain", 0, records=values("y"), idempotence=(pid, 40_000, 3)
+        )
+        assert code(bad.error_code) == "INVALID_REQUEST" and "producer_epoch" in bad.error_message
+
+    asyncio.run(main())
+
+
 def test_producer_state_survives_broker_restarts(icluster: LocalCluster) -> None:
     cluster = icluster
     topic = "idem-restart"

@@ -344,13 +344,14 @@ class ProduceRequest(_message.Message):
     | "foobar" | -790332482 | 0 | 0 |
     | "abc" | 479470107 | 0 | 3 |
 
-    Retries: only record batches from an idempotent producer are safe to resend. Such a batch
-    carries a producer id and epoch (from InitProducerId) and a base sequence in its header; the
-    leader remembers each producer id's last five batches per partition and answers a resent
-    one with its original base_offset instead of writing it again. Batches without a producer
-    id (producer id -1), and every `records` request (the convenience form has no producer id,
-    epoch or sequence yet; a later version will add them), are written again when resent: a
-    client that retries after a timeout or a lost answer may duplicate records.
+    Retries: only writes that name an idempotent producer are safe to resend. A record batch
+    carries a producer id and epoch (from InitProducerId) and a base sequence in its header; a
+    `records` request carries them in PartitionProduceData (producer_id, producer_epoch,
+    base_sequence), and the broker stamps them into the batch it builds. The leader remembers
+    each producer id's last five batches per partition and answers a resent one with its
+    original base_offset instead of writing it again. Batches without a producer id (producer
+    id -1), and `records` requests without producer_id, are written again when resent: a
+    client that retries them after a timeout or a lost answer may duplicate records.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -437,6 +438,9 @@ class PartitionProduceData(_message.Message):
     BATCHES_FIELD_NUMBER: _builtins.int
     RECORDS_FIELD_NUMBER: _builtins.int
     COMPRESSION_FIELD_NUMBER: _builtins.int
+    PRODUCER_ID_FIELD_NUMBER: _builtins.int
+    PRODUCER_EPOCH_FIELD_NUMBER: _builtins.int
+    BASE_SEQUENCE_FIELD_NUMBER: _builtins.int
     partition: _builtins.int
     """Partition id, 0..(partition count - 1); an unknown one gets UNKNOWN_TOPIC_OR_PARTITION."""
     batches: _builtins.bytes
@@ -450,11 +454,28 @@ class PartitionProduceData(_message.Message):
     """The codec for the `records` form (ignored with `batches`): NONE (0, the default), GZIP,
     LZ4 or ZSTD. SNAPPY or an unknown value: UNSUPPORTED_COMPRESSION_TYPE.
     """
+    producer_id: _builtins.int
+    """For the `records` form (with `batches` set: INVALID_REQUEST): the idempotent producer id
+    from InitProducerId. With it, the broker stamps producer_id, producer_epoch and
+    base_sequence into the batch it builds, and the partition leader checks them as it checks
+    an idempotent producer's batch: a resend of the same records with the same three values
+    (one of the producer's last five on this partition) is answered with its original offset
+    and not written again; a gap is OUT_OF_ORDER_SEQUENCE_NUMBER; an older epoch
+    INVALID_PRODUCER_EPOCH. The rules a client follows: call InitProducerId once; per
+    partition, start base_sequence at 0 and add the number of records of each acknowledged
+    request (wrapping from 2147483647 to 0); resend a request whose answer was lost with the
+    same records and the same three values. Unset: no producer id (not retry-safe).
+    """
+    producer_epoch: _builtins.int
+    """The producer's epoch from InitProducerId (0..32767); used only with producer_id."""
+    base_sequence: _builtins.int
+    """The sequence number of the first record (0..2147483647); used only with producer_id."""
     @_builtins.property
     def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___Record]:
         """Convenience form for clients that do not build batches: the broker encodes these into one
-        batch (with `compression`), without producer id or sequence (so not retry-safe: see
-        ProduceRequest). Use either `batches` or `records`, not both.
+        batch (with `compression`). Retry-safe only with producer_id, producer_epoch and
+        base_sequence set (below); without them a resend after a lost answer may store the
+        records twice. Use either `batches` or `records`, not both.
         """
 
     def __init__(
@@ -464,12 +485,17 @@ class PartitionProduceData(_message.Message):
         batches: _builtins.bytes = ...,
         records: _abc.Iterable[Global___Record] | None = ...,
         compression: Global___CompressionType.ValueType = ...,
+        producer_id: _builtins.int | None = ...,
+        producer_epoch: _builtins.int = ...,
+        base_sequence: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_producer_id", b"_producer_id", "producer_id", b"producer_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches", b"batches", "compression", b"compression", "partition", b"partition", "records", b"records"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_producer_id", b"_producer_id", "base_sequence", b"base_sequence", "batches", b"batches", "compression", b"compression", "partition", b"partition", "producer_epoch", b"producer_epoch", "producer_id", b"producer_id", "records", b"records"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__producer_id: _TypeAlias = _typing.Literal["producer_id"]  # noqa: Y015
+    _WhichOneofArgType__producer_id: _TypeAlias = _typing.Literal["_producer_id", b"_producer_id"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__producer_id) -> _WhichOneofReturnType__producer_id | None: ...
 
 Global___PartitionProduceData: _TypeAlias = PartitionProduceData  # noqa: Y015
 

@@ -32,13 +32,17 @@ def produce_request(
     compression: int = bpb.COMPRESSION_NONE,
     acks: int = -1,
     timeout_ms: int = 5000,
+    idempotence: tuple[int, int, int] | None = None,
 ) -> bpb.ProduceRequest:
+    """``idempotence``: (producer id, epoch, base sequence) for the plain-records form."""
     data = bpb.PartitionProduceData(
         partition=partition,
         batches=batches,
         records=list(records),
         compression=compression,  # type: ignore[arg-type]
     )
+    if idempotence is not None:
+        data.producer_id, data.producer_epoch, data.base_sequence = idempotence
     return bpb.ProduceRequest(
         acks=acks,
         timeout_ms=timeout_ms,
@@ -56,6 +60,7 @@ async def produce(
     compression: int = bpb.COMPRESSION_NONE,
     acks: int = -1,
     timeout_ms: int = 5000,
+    idempotence: tuple[int, int, int] | None = None,
 ) -> bpb.PartitionProduceResult:
     """Produce to one partition through ``address``; return its one result (whatever its
     error code: callers assert what they expect)."""
@@ -67,6 +72,7 @@ async def produce(
         compression=compression,
         acks=acks,
         timeout_ms=timeout_ms,
+        idempotence=idempotence,
     )
     async with broker_stub(address) as stub:
         response = await stub.Produce(request, timeout=timeout_ms / 1000 + 5)
