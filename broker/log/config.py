@@ -1,9 +1,10 @@
 """A partition log's settings, read from its topic's config overrides.
 
 Topic configs travel as strings (``raftka.common.metadata.topic_configs``); this module turns
-the ones storage uses into one typed, frozen value. Only ``segment.bytes``, ``segment.ms`` and
-``index.interval.bytes`` shape the underlying :class:`~raftka.common.storage.SegmentedLog`
-(:meth:`PartitionLogConfig.log_config`); the rest are applied by the partition log itself.
+the ones storage uses into one typed, frozen value. ``segment.bytes``, ``segment.ms``,
+``index.interval.bytes`` and ``file.delete.delay.ms`` shape the underlying
+:class:`~raftka.common.storage.SegmentedLog` (:meth:`PartitionLogConfig.log_config`); the rest
+are applied by the partition log itself.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class PartitionLogConfig:
     """``cleanup.policy`` includes ``delete`` (retention by time and size applies)."""
     compact_enabled: bool = False
     """``cleanup.policy`` includes ``compact`` (not implemented: nothing is compacted)."""
+    file_delete_delay_ms: int = 60_000
+    """How long a deleted segment's files stay (renamed ``*.deleted``) before removal."""
 
     @classmethod
     def from_overrides(cls, overrides: Mapping[str, str]) -> PartitionLogConfig:
@@ -77,6 +80,7 @@ class PartitionLogConfig:
             retention_bytes=_int(overrides, "retention.bytes"),
             delete_enabled="delete" in policies,
             compact_enabled="compact" in policies,
+            file_delete_delay_ms=_int(overrides, "file.delete.delay.ms"),
         )
 
     def log_config(self, *, initial_start_offset: int = 0) -> LogConfig:
@@ -89,6 +93,7 @@ class PartitionLogConfig:
             max_batch_bytes=STORAGE_MAX_BATCH_BYTES,
             initial_start_offset=initial_start_offset,
             flush_every_batch=False,
+            file_delete_delay_ms=self.file_delete_delay_ms,
         )
 
 

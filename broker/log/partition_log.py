@@ -496,6 +496,12 @@ class PartitionLog:
             self._producers.on_log_start_advanced(self._log)
         return deleted
 
+    def remove_deleted_segments(self, now_ms: int) -> int:
+        """Removes the files of segments deleted (by retention or truncation) at least
+        ``file.delete.delay.ms`` before ``now_ms``; until then they stay, renamed
+        ``*.deleted``, so that a read holding one finishes. Returns how many went."""
+        return self._log.remove_deleted_segments(now_ms)
+
     # ================================================================== reading
 
     def read(
