@@ -179,10 +179,6 @@ class BrokerServicer(BrokerServiceServicer):
         if data.batches and data.records:
             raise InvalidRequestError("set either batches or records for a partition, not both")
         if data.records:
-            if data.compression == pb.COMPRESSION_SNAPPY:
-                raise UnsupportedCompressionError(
-                    "snappy compression is not supported; use gzip, lz4 or zstd"
-                )
             stamp = wall_clock_ms()
             records = [
                 (

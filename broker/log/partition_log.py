@@ -263,7 +263,9 @@ class PartitionLog:
         appends them, assigning consecutive offsets and stamping ``leader_epoch``. The
         validator's CRC check is the only one: the checked batches go to the segmented log.
 
-        LogAppendTime topics get ``now_ms`` as every batch's max timestamp. When
+        LogAppendTime topics get ``now_ms`` as every batch's max timestamp; a topic whose
+        ``compression.type`` names a codec gets every batch in that codec (recompressed if the
+        producer used another: the only per-record work of the append, in C codecs). When
         :attr:`sync_appends`, the append is fsynced before this returns, unless
         ``defer_flush``: the caller then calls ``flush(up_to=result.last_offset + 1)``, which
         lets appends waiting on one fsync share it (group commit). The high watermark
@@ -281,7 +283,10 @@ class PartitionLog:
         config = self._config
         append_time = now_ms if config.log_append_time else None
         validated = validate_produced_batches(
-            batches, max_message_bytes=config.max_message_bytes, log_append_time_ms=append_time
+            batches,
+            max_message_bytes=config.max_message_bytes,
+            log_append_time_ms=append_time,
+            compression=config.compression,
         )
         producer_headers = validated.headers if validated.has_producer_ids else ()
         with self._write_lock:
