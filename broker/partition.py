@@ -161,8 +161,22 @@ class Partition:
 
     @property
     def min_insync_replicas(self) -> int:
+        """The topic's ``min.insync.replicas`` as configured: never capped at the replica
+        count (with fewer replicas than that, acks=all is refused, as in Kafka)."""
         value = topic_config_value(self.configs, "min.insync.replicas")
         return int(value) if isinstance(value, int) else 1
+
+    async def update_configs(self, configs: dict[str, str]) -> None:
+        """Applies the topic's new config overrides at once: the log's (swapped in place) and,
+        while leading, ``min.insync.replicas`` for the next acks=all produce, the high
+        watermark rule and acks=all writes already waiting (they re-check)."""
+        self.configs = configs
+        await self._io(self.log.update_configs, configs)
+        state = self.leader_state
+        if state is not None and state.min_insync_replicas != self.min_insync_replicas:
+            if state.set_min_insync_replicas(self.min_insync_replicas):
+                self.publish_high_watermark()
+            self.notify_hw()
 
     @property
     def high_watermark(self) -> int:

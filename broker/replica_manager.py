@@ -432,8 +432,7 @@ class ReplicaManager:
         self, hosted: Partition, state: PartitionState, configs: dict[str, str]
     ) -> None:
         if configs != hosted.configs:
-            hosted.configs = configs
-            await self._io.run(hosted.log.update_configs, configs)
+            await hosted.update_configs(configs)
         is_leader = state.leader == self.broker_id
         new_role = hosted.is_leader != is_leader or hosted.leader_epoch != state.leader_epoch
         if new_role:
@@ -459,7 +458,7 @@ class ReplicaManager:
                     high_watermark=hosted.log.high_watermark,
                     leader_log_end_offset=hosted.log.log_end_offset,
                     lag_time_max_ms=self._lag_time_max_ms,
-                    min_insync_replicas=min(hosted.min_insync_replicas, len(state.replicas)),
+                    min_insync_replicas=hosted.min_insync_replicas,
                     became_leader_ms=monotonic_ms(),
                 )
                 hosted.publish_high_watermark()

@@ -18,7 +18,11 @@ from raftka.broker.config import BrokerConfig
 from raftka.broker.io_threads import IoThreads
 from raftka.broker.lifecycle import BrokerLifecycle
 from raftka.broker.log.manager import LogManager
-from raftka.broker.log.retention import apply_retention
+from raftka.broker.log.retention import (
+    DELETED_FILES_CHECK_INTERVAL_MS,
+    apply_retention,
+    remove_deleted_segments,
+)
 from raftka.broker.log.scrubber import Scrubber, run_scrubber
 from raftka.broker.metadata_follower import MetadataFollower
 from raftka.broker.producers.id_blocks import ProducerIdBlock, ProducerIdManager
@@ -112,6 +116,7 @@ class BrokerServer:
             asyncio.create_task(self.follower.run(), name="metadata-follower"),
             asyncio.create_task(self.replicas.run(), name="replica-manager"),
             asyncio.create_task(self._retention_loop(), name="retention"),
+            asyncio.create_task(self._deleted_files_loop(), name="deleted-files"),
             asyncio.create_task(self.replicas.run_isr_checks(), name="isr-checks"),
         ]
         if bconf.scrub_bytes_per_second > 0:
@@ -151,6 +156,13 @@ class BrokerServer:
             await asyncio.sleep(interval)
             if self.logs is not None:
                 await self.io.run(apply_retention, self.logs.partitions(), wall_clock_ms())
+
+    async def _deleted_files_loop(self) -> None:
+        """Removes deleted segments' files once their file.delete.delay.ms has passed."""
+        while True:
+            await asyncio.sleep(DELETED_FILES_CHECK_INTERVAL_MS / 1000)
+            if self.logs is not None:
+                await self.io.run(remove_deleted_segments, self.logs.partitions(), wall_clock_ms())
 
     async def shutdown(self) -> None:
         log.info("broker_stopping", broker_id=self.broker_id)

@@ -276,10 +276,6 @@ class BrokerServicer(BrokerServiceServicer):
                 "producer_id is for the records form: a batch carries its own producer id"
             )
         if data.records:
-            if data.compression == pb.COMPRESSION_SNAPPY:
-                raise UnsupportedCompressionError(
-                    "snappy compression is not supported; use gzip, lz4 or zstd"
-                )
             stamp = wall_clock_ms()
             for r in data.records:
                 if r.timestamp_ms < NO_TIMESTAMP:

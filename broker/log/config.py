@@ -1,9 +1,10 @@
 """A partition log's settings, read from its topic's config overrides.
 
 Topic configs travel as strings (``raftka.common.metadata.topic_configs``); this module turns
-the ones storage uses into one typed, frozen value. Only ``segment.bytes``, ``segment.ms`` and
-``index.interval.bytes`` shape the underlying :class:`~raftka.common.storage.SegmentedLog`
-(:meth:`PartitionLogConfig.log_config`); the rest are applied by the partition log itself.
+the ones storage uses into one typed, frozen value. ``segment.bytes``, ``segment.ms``,
+``index.interval.bytes`` and ``file.delete.delay.ms`` shape the underlying
+:class:`~raftka.common.storage.SegmentedLog` (:meth:`PartitionLogConfig.log_config`); the rest
+are applied by the partition log itself.
 """
 
 from __future__ import annotations
@@ -13,11 +14,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from raftka.common.metadata.topic_configs import topic_config_value
+from raftka.common.records import Compression
 from raftka.common.storage import LogConfig
 
 STORAGE_MAX_BATCH_BYTES = (1 << 31) - 1
 """The segmented log's own batch-size limit. ``max.message.bytes`` is enforced before the log
 is called (with an error naming that config), so that changing it needs no reopen."""
+
+_COMPRESSION_TYPES: dict[str, Compression | None] = {
+    "producer": None,
+    "uncompressed": Compression.NONE,
+    "gzip": Compression.GZIP,
+    "snappy": Compression.SNAPPY,
+    "lz4": Compression.LZ4,
+    "zstd": Compression.ZSTD,
+}
+"""``compression.type`` values (the topic-config rules allow exactly these) to codecs."""
 
 
 def _int(overrides: Mapping[str, str], name: str) -> int:
@@ -59,6 +71,11 @@ class PartitionLogConfig:
     """``cleanup.policy`` includes ``delete`` (retention by time and size applies)."""
     compact_enabled: bool = False
     """``cleanup.policy`` includes ``compact`` (not implemented: nothing is compacted)."""
+    compression: Compression | None = None
+    """``compression.type``: the codec stored batches must have (None: ``producer``, keep the
+    producer's); the leader recompresses batches in another."""
+    file_delete_delay_ms: int = 60_000
+    """How long a deleted segment's files stay (renamed ``*.deleted``) before removal."""
 
     @classmethod
     def from_overrides(cls, overrides: Mapping[str, str]) -> PartitionLogConfig:
@@ -83,6 +100,8 @@ class PartitionLogConfig:
             retention_bytes=_int(overrides, "retention.bytes"),
             delete_enabled="delete" in policies,
             compact_enabled="compact" in policies,
+            compression=_COMPRESSION_TYPES[_str(overrides, "compression.type")],
+            file_delete_delay_ms=_int(overrides, "file.delete.delay.ms"),
         )
 
     def log_config(self, *, initial_start_offset: int = 0) -> LogConfig:
@@ -95,6 +114,7 @@ class PartitionLogConfig:
             max_batch_bytes=STORAGE_MAX_BATCH_BYTES,
             initial_start_offset=initial_start_offset,
             flush_every_batch=False,
+            file_delete_delay_ms=self.file_delete_delay_ms,
         )
 
 

@@ -271,7 +271,9 @@ class PartitionLog:
         appends them, assigning consecutive offsets and stamping ``leader_epoch``. The
         validator's CRC check is the only one: the checked batches go to the segmented log.
 
-        LogAppendTime topics get ``now_ms`` as every batch's max timestamp. When
+        LogAppendTime topics get ``now_ms`` as every batch's max timestamp; a topic whose
+        ``compression.type`` names a codec gets every batch in that codec (recompressed if the
+        producer used another: the only per-record work of the append, in C codecs). When
         :attr:`sync_appends`, the append is fsynced before this returns, unless
         ``defer_flush``: the caller then calls ``flush(up_to=result.last_offset + 1)``, which
         lets appends waiting on one fsync share it (group commit). The high watermark
@@ -296,6 +298,7 @@ class PartitionLog:
                 now_ms, config.timestamp_before_max_ms, config.timestamp_after_max_ms
             ),
             where=str(self.topic_partition),
+            compression=config.compression,
         )
         producer_headers = validated.headers if validated.has_producer_ids else ()
         with self._write_lock:
@@ -511,6 +514,12 @@ class PartitionLog:
             self._epoch_cache.truncate_from_start(self._log.log_start_offset)
             self._producers.on_log_start_advanced(self._log)
         return deleted
+
+    def remove_deleted_segments(self, now_ms: int) -> int:
+        """Removes the files of segments deleted (by retention or truncation) at least
+        ``file.delete.delay.ms`` before ``now_ms``; until then they stay, renamed
+        ``*.deleted``, so that a read holding one finishes. Returns how many went."""
+        return self._log.remove_deleted_segments(now_ms)
 
     # ================================================================== reading
 

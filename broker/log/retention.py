@@ -9,6 +9,10 @@ does the deleting, keeping the leader-epoch cache and producer state in step).
 ``cleanup.policy=compact`` is not implemented: a compact-only topic keeps every segment (no
 cleaner runs), and ``compact,delete`` applies the delete rules only.
 
+A deleted segment's files are renamed ``*.deleted`` and removed ``file.delete.delay.ms``
+later (:func:`remove_deleted_segments`, from the broker's background loop), as in Kafka: a
+read already holding the segment finishes.
+
 Retention never deletes offsets at or above the high watermark (as Kafka's
 ``deletableSegments``): consumers could not have read them yet. Segments go as a unit, so when
 the high watermark lies below the active segment (a lagging ISR) retention waits for it to
@@ -26,6 +30,10 @@ from raftka.broker.log.partition_log import PartitionLog
 from raftka.common.storage import LogClosedError, SegmentInfo, StorageError
 
 log = structlog.get_logger(__name__)
+
+DELETED_FILES_CHECK_INTERVAL_MS = 1000
+"""How often the broker removes deleted segments' files whose ``file.delete.delay.ms`` has
+passed (so they go within a second of it)."""
 
 
 def retention_applies(config: PartitionLogConfig) -> bool:
@@ -89,3 +97,23 @@ def apply_retention(partition_logs: Iterable[PartitionLog], now_ms: int) -> int:
                 "retention_failed", topic=plog.topic, partition=plog.partition, error=str(exc)
             )
     return deleted
+
+
+def remove_deleted_segments(partition_logs: Iterable[PartitionLog], now_ms: int) -> int:
+    """Removes the files of deleted segments whose ``file.delete.delay.ms`` has passed (see
+    :meth:`PartitionLog.remove_deleted_segments`); returns how many segments went. A
+    partition that fails is logged and skipped; one closed meanwhile is skipped."""
+    removed = 0
+    for plog in partition_logs:
+        try:
+            removed += plog.remove_deleted_segments(now_ms)
+        except LogClosedError:
+            continue
+        except (StorageError, OSError) as exc:
+            log.error(
+                "deleted_segments_removal_failed",
+                topic=plog.topic,
+                partition=plog.partition,
+                error=str(exc),
+            )
+    return removed

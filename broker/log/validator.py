@@ -30,14 +30,20 @@ from raftka.common.records import (
     CheckedBatches,
     Compression,
     InvalidRecordError,
+    RecordError,
     RecordTooLargeError,
     UnsupportedCompressionError,
+    compress,
+    decompress,
     split_batches,
 )
 from raftka.common.records.batch import (
     ATTRIBUTES_POS,
+    BATCH_LENGTH_POS,
     COMPRESSION_MASK,
     CONTROL_FLAG,
+    HEADER_SIZE,
+    LOG_OVERHEAD,
     MAX_TIMESTAMP_POS,
     NO_PRODUCER_ID,
     TIMESTAMP_TYPE_MASK,
@@ -47,6 +53,7 @@ from raftka.common.records.batch import (
 from raftka.common.records.errors import InvalidTimestampError
 
 _INT16 = struct.Struct(">h")
+_INT32 = struct.Struct(">i")
 _INT64 = struct.Struct(">q")
 _SUPPORTED_CODEC_IDS = frozenset(int(codec) for codec in SUPPORTED_COMPRESSION)
 
@@ -109,6 +116,10 @@ class ValidatedBatches:
         return len(self.checked.spans)
 
 
+MAX_DECOMPRESSED_BATCH_BYTES = 64 << 20
+"""The hard limit on what one batch may decompress to when the leader recompresses it."""
+
+
 def validate_produced_batches(
     buf: Buffer,
     *,
@@ -116,6 +127,7 @@ def validate_produced_batches(
     log_append_time_ms: int | None,
     timestamps: TimestampBounds | None = None,
     where: str = "the partition",
+    compression: Compression | None = None,
 ) -> ValidatedBatches:
     """Validates every batch of a produce request's records for one partition.
 
@@ -123,11 +135,15 @@ def validate_produced_batches(
     impossible length), InvalidRecordError (no batches, magic other than 2, control or
     transactional batch, records count not matching the offset delta, a producer id without
     an epoch or a sequence), RecordTooLargeError (a batch larger than ``max_message_bytes``, the topic's
-    ``max.message.bytes``), UnsupportedCompressionError (snappy or an unknown codec),
+    ``max.message.bytes``), UnsupportedCompressionError (an unknown codec id),
     InvalidTimestampError (CreateTime topics, with ``timestamps``: see :class:`TimestampBounds`).
 
     When ``log_append_time_ms`` is given, every batch is marked LogAppendTime with that max
     timestamp (in a copy; the caller's buffer is never modified).
+
+    ``compression`` is the topic's ``compression.type`` as a codec (None for ``producer``:
+    batches keep the producer's). A batch with another codec is recompressed
+    (:func:`recompress_batches`), the one place the broker touches records.
     """
     try:
         spans = split_batches(buf, max_batch_bytes=max_message_bytes)
@@ -146,7 +162,7 @@ def validate_produced_batches(
         if codec not in _SUPPORTED_CODEC_IDS:
             raise UnsupportedCompressionError(
                 f"batch at byte {position}: compression {Compression(codec).name.lower()} "
-                "is not supported; use none, gzip, lz4 or zstd"
+                "is not supported; use none, gzip, snappy, lz4 or zstd"
             )
         if attributes & CONTROL_FLAG:
             raise InvalidRecordError(
@@ -174,6 +190,11 @@ def validate_produced_batches(
         records += count
     headers = tuple(span.header for span in spans)
     checked = CheckedBatches(buf, spans)
+    if compression is not None and any(
+        span.header.attributes & COMPRESSION_MASK != compression for span in spans
+    ):
+        checked = recompress_batches(checked, compression, max_message_bytes=max_message_bytes)
+        buf, spans = checked
     if log_append_time_ms is not None:
         copy = bytearray(buf)
         stamped: list[BatchSpan] = []
@@ -193,3 +214,50 @@ def validate_produced_batches(
             )
         checked = CheckedBatches(copy, stamped)
     return ValidatedBatches(checked, records, headers, has_producer_ids)
+
+
+def recompress_batches(
+    checked: CheckedBatches, codec: Compression, *, max_message_bytes: int
+) -> CheckedBatches:
+    """The batches with every one not already in ``codec`` recompressed with it (a topic's
+    ``compression.type``), in a new buffer. Only the record stream is decompressed (up to
+    MAX_DECOMPRESSED_BATCH_BYTES) and compressed again: the records inside, and every header
+    field but the codec bits, the length and the CRC (offset deltas, timestamps, producer id,
+    epoch and sequence) stay as the producer sent them. Raises CorruptRecordError for a
+    stream that does not decompress, RecordTooLargeError when it decompresses past the limit
+    or the rebuilt batch exceeds ``max_message_bytes``."""
+    data = checked.data
+    view = data if isinstance(data, memoryview) else memoryview(data)
+    out = bytearray()
+    spans: list[BatchSpan] = []
+    for position, size, header in checked.spans:
+        start = len(out)
+        source = header.attributes & COMPRESSION_MASK
+        if source == codec:
+            out += view[position : position + size]
+            spans.append(BatchSpan(start, size, header))
+            continue
+        payload = view[position + HEADER_SIZE : position + size]
+        try:
+            records = decompress(
+                Compression(source), payload, max_output=MAX_DECOMPRESSED_BATCH_BYTES
+            )
+        except RecordError as exc:
+            raise type(exc)(f"batch at byte {position}: {exc.message}") from None
+        body = compress(codec, records)
+        new_size = HEADER_SIZE + len(body)
+        if new_size > max_message_bytes:
+            raise RecordTooLargeError(
+                f"batch at byte {position}: {new_size} bytes once recompressed with "
+                f"{codec.name.lower()} (the topic's compression.type), above the topic's "
+                f"max.message.bytes {max_message_bytes}; send smaller batches"
+            )
+        attributes = (header.attributes & ~COMPRESSION_MASK) | int(codec)
+        rebuilt = header._replace(batch_length=new_size - LOG_OVERHEAD, attributes=attributes)
+        out += view[position : position + HEADER_SIZE]
+        out += body
+        _INT32.pack_into(out, start + BATCH_LENGTH_POS, rebuilt.batch_length)
+        _INT16.pack_into(out, start + ATTRIBUTES_POS, attributes)
+        crc = write_crc(out, start, new_size)
+        spans.append(BatchSpan(start, new_size, rebuilt._replace(crc=crc)))
+    return CheckedBatches(out, spans)

@@ -127,6 +127,12 @@ class LeaderReplicaState:
         self.pending = None
         return self._maybe_advance_hw()
 
+    def set_min_insync_replicas(self, min_insync_replicas: int) -> bool:
+        """The topic's ``min.insync.replicas`` changed. Returns whether the high watermark
+        advanced (a lower minimum may let it)."""
+        self.min_insync_replicas = min_insync_replicas
+        return self._maybe_advance_hw()
+
     def on_isr_rejected(self) -> None:
         self.pending = None
 

@@ -18,6 +18,7 @@ ACKS = {"all": -1, "-1": -1, "1": 1, "0": 0}
 COMPRESSION = {
     "none": Compression.NONE,
     "gzip": Compression.GZIP,
+    "snappy": Compression.SNAPPY,
     "lz4": Compression.LZ4,
     "zstd": Compression.ZSTD,
 }

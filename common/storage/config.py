@@ -23,6 +23,10 @@ class LogConfig:
     """Log start offset of a new, empty log (the Raft log starts at 1, partitions at 0)."""
     flush_every_batch: bool = False
     """fsync the log data after every append (otherwise only on :meth:`flush`)."""
+    file_delete_delay_ms: int = 0
+    """How long a segment removed by retention, truncation or a reset keeps its files, renamed
+    ``*.deleted`` and still open, before they are removed (Kafka's ``file.delete.delay.ms``):
+    a reader holding the segment finishes undisturbed. 0 removes them at once."""
 
     def __post_init__(self) -> None:
         if not 0 < self.segment_bytes <= _INT32_MAX:
@@ -37,6 +41,10 @@ class LogConfig:
             )
         if self.max_batch_bytes < 61:
             raise ValueError(f"max_batch_bytes must be at least 61, got {self.max_batch_bytes}")
+        if self.file_delete_delay_ms < 0:
+            raise ValueError(
+                f"file_delete_delay_ms must be non-negative, got {self.file_delete_delay_ms}"
+            )
         if self.initial_start_offset < 0:
             raise ValueError(
                 f"initial_start_offset must be non-negative, got {self.initial_start_offset}"

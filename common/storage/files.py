@@ -9,7 +9,9 @@ LOG_SUFFIX = ".log"
 INDEX_SUFFIX = ".index"
 TIME_INDEX_SUFFIX = ".timeindex"
 SEGMENT_FILE_RE = re.compile(r"^(\d{20})\.(log|index|timeindex)$")
-TEMP_SUFFIXES = (".deleted", ".cleaned", ".swap", ".tmp")
+DELETED_SUFFIX = ".deleted"
+"""Files of a segment waiting for ``file.delete.delay.ms`` to pass before they are removed."""
+TEMP_SUFFIXES = (DELETED_SUFFIX, ".cleaned", ".swap", ".tmp")
 
 
 def segment_file_stem(base_offset: int) -> str:

@@ -89,6 +89,7 @@ class SegmentedLog:
         self._closed = False
         self._generation = 0  # bumped whenever segments are truncated or removed
         self._damage_on_open: DamageReport | None = None
+        self._deleted: list[tuple[int, LogSegment]] = []  # (remove at ms, renamed segment)
 
     # ================================================================== opening
 
@@ -635,7 +636,7 @@ class SegmentedLog:
         later = self._segments[i + 1 :]
         for dropped in reversed(later):
             self._forget(dropped)
-            dropped.delete()
+            self._discard(dropped)
         if later:
             del self._segments[i + 1 :]
             del self._bases[i + 1 :]
@@ -710,7 +711,7 @@ class SegmentedLog:
         self._generation += 1
         for segment in reversed(self._segments):
             self._forget(segment)
-            segment.delete()
+            self._discard(segment)
         self._segments = []
         self._bases = []
         fsync_dir(self._dir)
@@ -736,7 +737,7 @@ class SegmentedLog:
         self._generation += 1
         for segment in doomed:
             self._forget(segment)
-            segment.delete()
+            self._discard(segment)
         del self._segments[:count]
         del self._bases[:count]
         self._dir_dirty = True
@@ -748,6 +749,42 @@ class SegmentedLog:
             reason=reason,
         )
         return count
+
+    def _discard(self, segment: LogSegment) -> None:
+        """Removes a segment's files, at once or, with ``file_delete_delay_ms``, after that
+        delay (:meth:`remove_deleted_segments`): renamed ``*.deleted`` meanwhile, the log
+        file still open for readers that hold the segment."""
+        delay = self._config.file_delete_delay_ms
+        if delay <= 0:
+            segment.delete()
+            return
+        segment.rename_for_deletion()
+        self._deleted.append((self._clock() + delay, segment))
+
+    def remove_deleted_segments(self, now_ms: int | None = None) -> int:
+        """Removes the files of segments deleted at least ``file_delete_delay_ms`` before
+        ``now_ms`` (default: this log's clock); returns how many segments went."""
+        with self._lock:
+            if not self._deleted:
+                return 0
+            now = self._clock() if now_ms is None else now_ms
+            due = [segment for at, segment in self._deleted if at <= now]
+            if not due:
+                return 0
+            self._deleted = [(at, segment) for at, segment in self._deleted if at > now]
+            for segment in due:
+                segment.delete()
+            log.info(
+                "deleted_segment_files_removed",
+                directory=str(self._dir),
+                base_offsets=[segment.base_offset for segment in due],
+            )
+            return len(due)
+
+    @property
+    def pending_deletions(self) -> int:
+        """Segments deleted whose files wait for ``file_delete_delay_ms``."""
+        return len(self._deleted)
 
     def _forget(self, segment: LogSegment) -> None:
         self._unflushed.pop(segment.base_offset, None)
@@ -775,6 +812,10 @@ class SegmentedLog:
             finally:
                 for segment in self._segments:
                     segment.close()
+                # A closed log has no readers left: waiting files go now.
+                for _at, segment in self._deleted:
+                    segment.delete()
+                self._deleted = []
             atomic_write(self._dir / CLEAN_SHUTDOWN_FILE, b"")
             log.info("log_closed", directory=str(self._dir), log_end_offset=self._leo)
 

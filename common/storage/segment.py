@@ -7,6 +7,7 @@ use ``os.pread`` and never load the whole file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -27,7 +28,7 @@ from raftka.common.records.batch import (
 from raftka.common.records.decoder import decode_batch
 from raftka.common.records.errors import RecordError
 from raftka.common.storage.errors import CorruptLogError, DamagedBatchError
-from raftka.common.storage.files import segment_paths
+from raftka.common.storage.files import DELETED_SUFFIX, segment_paths
 from raftka.common.storage.index import IndexCorruptError, OffsetIndex, TimeIndex
 from raftka.common.storage.results import DamageReport, ScrubProgress, TimestampOffset
 
@@ -577,13 +578,36 @@ class LogSegment:
             os.close(self._fd)
 
     def delete(self) -> None:
-        """Closes the segment and removes its files (log first, then indexes)."""
+        """Closes the segment and removes its files (log first, then indexes). After
+        :meth:`rename_for_deletion` these are the ``*.deleted`` files; a log file that is no
+        longer this segment's (a later segment of the same base offset renamed over it) is
+        left to that segment."""
+        ino = -1
         if not self._closed:
             self._closed = True
+            ino = os.fstat(self._fd).st_ino
             os.close(self._fd)
-        self.log_path.unlink(missing_ok=True)
+        try:
+            if ino < 0 or os.stat(self.log_path).st_ino == ino:
+                self.log_path.unlink()
+        except FileNotFoundError:
+            pass
         self.offset_index.delete()
         self.time_index.delete()
+
+    def rename_for_deletion(self) -> None:
+        """Renames the segment's files ``<name>.deleted`` and keeps the log file open, so that
+        a reader already holding the segment keeps reading it; :meth:`delete` removes them
+        later. The segment takes no more writes. ``*.deleted`` files left by a crash are
+        removed when the log is next opened."""
+        for index in (self.offset_index, self.time_index):
+            target = index.path.with_name(index.path.name + DELETED_SUFFIX)
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(index.path, target)
+            index.path = target
+        target = self.log_path.with_name(self.log_path.name + DELETED_SUFFIX)
+        os.replace(self.log_path, target)
+        self.log_path = target
 
     def __repr__(self) -> str:
         return (

@@ -194,7 +194,7 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     UNKNOWN_LEADER_EPOCH: _ErrorCode.ValueType  # 75
     """The request's leader epoch is newer than this replica knows (its metadata lags): retry."""
     UNSUPPORTED_COMPRESSION_TYPE: _ErrorCode.ValueType  # 76
-    """The batch uses a compression codec Raftka does not support (snappy)."""
+    """The batch names a compression codec id that does not exist (5-7)."""
     STALE_BROKER_EPOCH: _ErrorCode.ValueType  # 77
     """The broker epoch in the request is not the broker's current one."""
     PREFERRED_LEADER_NOT_AVAILABLE: _ErrorCode.ValueType  # 80
@@ -330,7 +330,7 @@ AlterPartition from a deposed leader).
 UNKNOWN_LEADER_EPOCH: ErrorCode.ValueType  # 75
 """The request's leader epoch is newer than this replica knows (its metadata lags): retry."""
 UNSUPPORTED_COMPRESSION_TYPE: ErrorCode.ValueType  # 76
-"""The batch uses a compression codec Raftka does not support (snappy)."""
+"""The batch names a compression codec id that does not exist (5-7)."""
 STALE_BROKER_EPOCH: ErrorCode.ValueType  # 77
 """The broker epoch in the request is not the broker's current one."""
 PREFERRED_LEADER_NOT_AVAILABLE: ErrorCode.ValueType  # 80

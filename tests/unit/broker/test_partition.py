@@ -91,7 +91,7 @@ def leader_partition(
         high_watermark=plog.high_watermark,
         leader_log_end_offset=plog.log_end_offset,
         lag_time_max_ms=30_000,
-        min_insync_replicas=min(min_insync, len(replicas)),
+        min_insync_replicas=min_insync,
         became_leader_ms=0,
     )
     return partition, cluster

@@ -152,7 +152,7 @@ def test_error_classes_map_to_kafka_codes(tmp_path: Path) -> None:
             codes[name] = exc.code_name
     assert codes["wrong crc"] == "CORRUPT_MESSAGE"
     assert codes["wrong magic"] == "INVALID_RECORD"
-    assert codes["snappy"] == "UNSUPPORTED_COMPRESSION_TYPE"
+    assert codes["unknown codec"] == "UNSUPPORTED_COMPRESSION_TYPE"
     assert issubclass(UnsupportedCompressionError, RecordError)
     assert issubclass(CorruptRecordError, RecordError)
     assert issubclass(InvalidRecordError, RecordError)

@@ -6,7 +6,11 @@ import pytest
 
 from raftka.broker.log.config import PartitionLogConfig
 from raftka.broker.log.partition_log import PartitionLog
-from raftka.broker.log.retention import apply_retention, retention_start_offset
+from raftka.broker.log.retention import (
+    apply_retention,
+    remove_deleted_segments,
+    retention_start_offset,
+)
 from raftka.common.storage import LogOffsetOutOfRangeError, SegmentInfo
 from tests.unit.broker.support import T0, FakeClock, batch, open_partition
 
@@ -162,4 +166,32 @@ def test_advance_log_start_never_passes_the_high_watermark(tmp_path: Path) -> No
     assert plog.advance_log_start(0, reason="test") == 0
     assert plog.advance_log_start(2, reason="test") == 2
     assert (plog.log_start_offset, plog.segment_count) == (2, 3)
+    plog.close()
+
+
+def test_retention_keeps_deleted_files_for_file_delete_delay_ms(tmp_path: Path) -> None:
+    clock = FakeClock()
+    overrides = {**SEGMENTED, "retention.ms": "7500", "file.delete.delay.ms": "30000"}
+    plog = open_partition(tmp_path, overrides=overrides, clock=clock)
+    fill(plog)
+    reader = plog._log.iter_batches(0)  # a read already holding the oldest segment
+    assert apply_retention([plog], T0 + 10_000) == 3
+    assert plog.log_start_offset == 3
+    waiting = sorted(p.name for p in plog.directory.glob("*.log.deleted"))
+    assert waiting == [f"{base:020d}.log.deleted" for base in (0, 1, 2)]
+    assert [base for base, _last, _view in reader] == [0, 1, 2, 3, 4]
+    clock.advance(29_999)
+    assert remove_deleted_segments([plog], clock()) == 0
+    clock.advance(1)
+    assert remove_deleted_segments([plog], clock()) == 3
+    assert not list(plog.directory.glob("*.deleted"))
+    plog.close()
+
+
+def test_file_delete_delay_ms_change_applies_without_a_reopen(tmp_path: Path) -> None:
+    plog = open_partition(tmp_path, overrides={**SEGMENTED, "retention.ms": "7500"})
+    fill(plog)
+    plog.update_configs({**SEGMENTED, "retention.ms": "7500", "file.delete.delay.ms": "0"})
+    assert apply_retention([plog], T0 + 10_000) == 3
+    assert not list(plog.directory.glob("*.deleted"))
     plog.close()

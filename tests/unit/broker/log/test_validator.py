@@ -69,11 +69,6 @@ BAD_INPUTS: list[tuple[str, bytes | bytearray, type[RecordError]]] = [
     ("truncated header", batch(2)[:40], CorruptRecordError),
     ("trailing bytes", batch(2) + b"\x00" * 10, CorruptRecordError),
     ("good then bad crc", batch(1) + corrupt_crc(batch(1)), CorruptRecordError),
-    (
-        "snappy",
-        with_attributes(batch(1), int(Compression.SNAPPY)),
-        UnsupportedCompressionError,
-    ),
     ("unknown codec", with_attributes(batch(1), 6), UnsupportedCompressionError),
     ("control", batch(1, control=True), InvalidRecordError),
     (

@@ -45,7 +45,7 @@ def test_idempotence_follows_kafka_when_unset_and_is_strict_when_set() -> None:
     ("settings", "message"),
     [
         ({"acks": 2}, "acks"),
-        ({"compression_type": "snappy"}, "compression_type"),
+        ({"compression_type": "brotli"}, "compression_type"),
         ({"batch_size": 0}, "batch_size"),
         ({"linger_ms": -1}, "linger_ms"),
         ({"delivery_timeout_ms": 1000}, "delivery_timeout_ms"),

@@ -2,16 +2,19 @@ from __future__ import annotations
 
 import struct
 
+import cramjam
 import lz4.frame
 import pytest
 import zstandard
 
 from raftka.common.records import (
+    SUPPORTED_COMPRESSION,
     Compression,
     CorruptRecordError,
     InvalidRecordError,
     Record,
     RecordBatchBuilder,
+    RecordTooLargeError,
     TimestampType,
     UnsupportedCompressionError,
     build_batch,
@@ -23,7 +26,7 @@ from raftka.common.records import (
 )
 from raftka.common.records.batch import write_crc
 
-CODECS = [Compression.NONE, Compression.GZIP, Compression.LZ4, Compression.ZSTD]
+CODECS = [Compression.NONE, Compression.GZIP, Compression.SNAPPY, Compression.LZ4, Compression.ZSTD]
 
 RECORDS: list[tuple[int, bytes | None, bytes | None, tuple[tuple[str, bytes | None], ...]]] = [
     (1_700_000_000_000, b"key-0", b"value-0" * 50, ()),
@@ -51,15 +54,35 @@ def test_round_trip_with_each_codec(codec: Compression) -> None:
         assert len(batch) < len(build_batch(RECORDS))
 
 
-def test_snappy_is_unsupported() -> None:
-    with pytest.raises(UnsupportedCompressionError, match="snappy"):
-        RecordBatchBuilder(compression=Compression.SNAPPY)
-    batch = build_batch(RECORDS[:1])
-    batch[22] |= int(Compression.SNAPPY)
-    write_crc(batch)
+def test_snappy_is_xerial_framed_and_raw_blocks_are_read_too() -> None:
+    data = b"record stream " * 10_000  # several 32 KiB xerial blocks
+    framed = compress(Compression.SNAPPY, data)
+    assert framed.startswith(b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01")
+    assert decompress(Compression.SNAPPY, framed) == data
+    raw = bytes(cramjam.snappy.compress_raw(data))  # librdkafka's way: one raw block
+    assert decompress(Compression.SNAPPY, raw) == data
+    batch = build_batch(RECORDS, compression=Compression.SNAPPY)
     assert validate(batch).compression is Compression.SNAPPY
-    with pytest.raises(UnsupportedCompressionError, match="snappy"):
-        decode_batch(batch)
+    assert [r.value for r in decode_batch(batch).records] == [r[2] for r in RECORDS]
+    with pytest.raises(CorruptRecordError, match="snappy"):
+        decompress(Compression.SNAPPY, framed[:-3])
+    with pytest.raises(UnsupportedCompressionError, match="codec id 6"):
+        batch[22] |= 6
+        write_crc(batch)
+        validate(batch)
+
+
+@pytest.mark.parametrize(
+    "codec", [Compression.GZIP, Compression.SNAPPY, Compression.LZ4, Compression.ZSTD]
+)
+def test_decompress_stops_at_its_output_limit(codec: Compression) -> None:
+    data = bytes(range(256)) * 4096  # 1 MiB
+    packed = compress(codec, data)
+    assert decompress(codec, packed, max_output=len(data)) == data
+    with pytest.raises(RecordTooLargeError, match=f"more than {len(data) - 1} bytes"):
+        decompress(codec, packed, max_output=len(data) - 1)
+    with pytest.raises(CorruptRecordError):
+        decompress(codec, packed[: len(packed) // 2], max_output=len(data))
 
 
 def test_explicit_offset_deltas_and_builder_properties() -> None:
@@ -101,7 +124,9 @@ def test_iter_records_over_concatenated_batches() -> None:
     ]
 
 
-@pytest.mark.parametrize("codec", [Compression.GZIP, Compression.LZ4, Compression.ZSTD])
+@pytest.mark.parametrize(
+    "codec", [Compression.GZIP, Compression.SNAPPY, Compression.LZ4, Compression.ZSTD]
+)
 def test_damaged_compressed_stream_is_corrupt(codec: Compression) -> None:
     batch = build_batch(RECORDS, compression=codec)
     damaged = batch[:61] + bytes(b ^ 0x5A for b in batch[61:])
@@ -128,5 +153,5 @@ def test_decoder_reads_frames_other_producers_write() -> None:
     assert decompress(Compression.ZSTD, zstandard.ZstdCompressor().compress(data)) == data
     linked = lz4.frame.compress(data, block_linked=True, content_checksum=True, store_size=True)
     assert decompress(Compression.LZ4, linked) == data
-    for codec in (Compression.NONE, Compression.GZIP, Compression.LZ4, Compression.ZSTD):
+    for codec in SUPPORTED_COMPRESSION:
         assert decompress(codec, compress(codec, data)) == data

@@ -248,3 +248,65 @@ def test_retention_and_deletes_survive_a_crash_style_reopen(tmp_path: Path) -> N
     reopened = SegmentedLog.open(tmp_path)
     assert reopened.log_start_offset == 4
     assert reopened.log_end_offset == 12
+
+
+def _names(directory: Path) -> list[str]:
+    return sorted(name for name in os.listdir(directory) if name.startswith("000"))
+
+
+def test_deleted_segments_wait_for_file_delete_delay_and_readers_finish(tmp_path: Path) -> None:
+    clock = FakeClock()
+    log = open_log(tmp_path, clock=clock, segment_bytes=300, file_delete_delay_ms=60_000)
+    for tag in range(4):
+        log.append(batch(3, tag=tag))
+    assert list(log.segment_base_offsets) == [0, 3, 6, 9]
+    reader = log.iter_batches(0)  # a reader holding segments 0 and 3
+    assert next(reader)[0] == 0
+    assert log.delete_before(6) == 2
+    assert list(log.segment_base_offsets) == [6, 9]
+    names = _names(tmp_path)
+    for base in (0, 3):
+        stem = f"{base:020d}"
+        assert f"{stem}.log" not in names
+        assert {f"{stem}.log.deleted", f"{stem}.index.deleted"} <= set(names)
+    # The reader goes on through the deleted segments, then the live ones.
+    assert [base for base, _last, _view in reader] == [3, 6, 9]
+    clock.advance(59_999)
+    assert log.remove_deleted_segments() == 0
+    assert f"{0:020d}.log.deleted" in _names(tmp_path)
+    clock.advance(1)
+    assert log.remove_deleted_segments() == 2
+    assert not [name for name in _names(tmp_path) if name.endswith(".deleted")]
+    assert log.pending_deletions == 0
+    log.close()
+
+
+def test_truncated_segments_wait_too_and_a_close_removes_what_waits(tmp_path: Path) -> None:
+    clock = FakeClock()
+    log = open_log(tmp_path, clock=clock, segment_bytes=300, file_delete_delay_ms=1000)
+    for tag in range(4):
+        log.append(batch(3, tag=tag))
+    assert log.truncate_to(6) == 6
+    assert f"{9:020d}.log.deleted" in _names(tmp_path)
+    assert list(log.segment_base_offsets) == [0, 3, 6]
+    # A new segment of a deleted one's base offset does not disturb the waiting files.
+    log.append(batch(3, tag=7))
+    log.append(batch(3, tag=8))
+    assert list(log.segment_base_offsets) == [0, 3, 6, 9]
+    assert {f"{9:020d}.log", f"{9:020d}.log.deleted"} <= set(_names(tmp_path))
+    assert log.pending_deletions == 1
+    log.close()
+    assert not [name for name in _names(tmp_path) if name.endswith(".deleted")]
+    reopened = SegmentedLog.open(tmp_path)
+    assert reopened.log_end_offset == 12
+    reopened.close()
+
+
+def test_without_a_delay_segments_go_at_once(tmp_path: Path) -> None:
+    log = open_log(tmp_path, segment_bytes=300)
+    for tag in range(3):
+        log.append(batch(3, tag=tag))
+    assert log.delete_before(6) == 2
+    assert _names(tmp_path)[0].startswith(f"{6:020d}")
+    assert log.pending_deletions == 0
+    log.close()

@@ -43,7 +43,7 @@ def test_create_topic_records_and_result() -> None:
             name="orders",
             num_partitions=3,
             replication_factor=2,
-            configs={"retention.ms": " 1000", "cleanup.policy": "compact"},
+            configs={"retention.ms": " 1000", "cleanup.policy": "delete"},
         ),
     )
     (topic_result,) = result.response.results
@@ -65,7 +65,7 @@ def test_create_topic_records_and_result() -> None:
         assert (p.leader_epoch, p.partition_epoch, p.leader_recovery_state) == (0, 0, 0)
     assert [r.partition.partition_id for r in result.records[1:4]] == [0, 1, 2]
     configs = {r.config.name: r.config.value for r in result.records[4:]}
-    assert configs == {"retention.ms": "1000", "cleanup.policy": "compact"}
+    assert configs == {"retention.ms": "1000", "cleanup.policy": "delete"}
     h.commit(result)
     assert h.image.topic_configs("orders") == configs
     assert h.image.topic("orders") is not None
