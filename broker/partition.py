@@ -26,6 +26,8 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+import structlog
+
 from raftka.broker.log.divergence import check_divergence
 from raftka.broker.log.leader_epoch_cache import UNDEFINED_EPOCH, EpochEndOffset
 from raftka.broker.log.partition_log import PartitionLog
@@ -48,6 +50,8 @@ from raftka.common.errors import (
 from raftka.common.metadata.topic_configs import topic_config_value
 from raftka.common.records import Buffer
 from raftka.v1.common_pb2 import ErrorCode
+
+log = structlog.get_logger(__name__)
 
 IoRunner = Callable[..., Awaitable[Any]]
 """Runs a blocking call off the event loop (:meth:`IoThreads.run`)."""
@@ -374,13 +378,30 @@ class Partition:
         self.check_leader_epoch(current_leader_epoch)
 
     def on_follower_fetch(self, replica: int, fetch_offset: int, broker_epoch: int = -1) -> None:
-        """Records a follower's log end offset: the high watermark may advance, and a caught-up
-        follower outside the ISR is proposed for it."""
+        """Records a follower's log end offset: the high watermark may advance, an ISR member
+        whose log is shorter than the high watermark (it truncated a damaged log, or lost
+        acknowledged records) is proposed out of the ISR at once, and a caught-up follower
+        outside the ISR is proposed for it."""
         state = self.leader_state
         if state is None:
             return
-        if state.on_follower_fetch(replica, fetch_offset, monotonic_ms(), broker_epoch):
+        now = monotonic_ms()
+        if state.on_follower_fetch(replica, fetch_offset, now, broker_epoch):
             self.publish_high_watermark()
+        if replica in state.maximal_isr and state.is_short(replica):
+            shrink = state.propose_shrink(now)
+            if shrink is not None:
+                log.warning(
+                    "isr_member_below_high_watermark",
+                    topic=self.topic,
+                    partition=self.partition,
+                    replica=replica,
+                    fetch_offset=fetch_offset,
+                    high_watermark=state.high_watermark,
+                    new_isr=list(shrink.new_isr),
+                )
+                self._cluster.propose_isr(self, shrink)
+            return  # (while a change is in flight, the periodic ISR check retries)
         proposal = state.propose_expand(b for b in state.replicas if self._cluster.is_active(b))
         if proposal is not None:
             self._cluster.propose_isr(self, proposal)

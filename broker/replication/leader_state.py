@@ -9,7 +9,10 @@ scheduler exactly as by the broker. The rules are Kafka's (KIP-497, KIP-903):
 - The high watermark is the smallest LEO over the *maximal* ISR (the committed ISR plus any
   member a pending change would add). It never moves back, and it does not advance while the
   ISR is smaller than ``min.insync.replicas``.
-- Shrink: members that are not caught up leave. Expand: a replica whose LEO is at or past the
+- Shrink: members that are not caught up leave, and so does at once a member whose log is
+  shorter than the high watermark (it fetched from below it: it truncated a damaged log for
+  repair, or lost what it acknowledged), so that it is never elected with less than was
+  committed. Expand: a replica whose LEO is at or past the
   high watermark and the start of the leader's epoch joins. Either is *proposed*; only one
   change is in flight at a time, and it takes effect when the controller commits it.
 - KIP-903: each follower's progress belongs to the broker epoch it fetched with. A fetch under
@@ -138,6 +141,20 @@ class LeaderReplicaState:
 
     # ---- ISR changes ----
 
+    def is_short(self, replica: int) -> bool:
+        """Whether ``replica`` fetched, under this leadership, from below the high watermark:
+        its log lacks records that were committed (an ISR member's LEO never drops below the
+        high watermark unless it lost or truncated acknowledged records, e.g. repairing a
+        damaged log). Such a member must leave the ISR at once, whatever its lag time."""
+        if replica == self.leader_id:
+            return False
+        p = self.progress[replica]
+        return p.last_fetch_ms >= 0 and p.log_end_offset < self.high_watermark
+
+    def has_short_isr_member(self) -> bool:
+        """Whether a member of the (maximal) ISR is short (:meth:`is_short`)."""
+        return any(self.is_short(r) for r in self.maximal_isr)
+
     def is_caught_up(self, replica: int, now_ms: int) -> bool:
         if replica == self.leader_id:
             return True
@@ -147,10 +164,11 @@ class LeaderReplicaState:
         return p.last_caught_up_ms >= 0 and now_ms - p.last_caught_up_ms <= self.lag_time_max_ms
 
     def propose_shrink(self, now_ms: int) -> IsrProposal | None:
-        """Members that fell behind leave the ISR (the leader always stays)."""
+        """Members that fell behind, or whose log is shorter than the high watermark
+        (:meth:`is_short`), leave the ISR (the leader always stays)."""
         if self.pending is not None:
             return None
-        keep = tuple(r for r in self.isr if self.is_caught_up(r, now_ms))
+        keep = tuple(r for r in self.isr if self.is_caught_up(r, now_ms) and not self.is_short(r))
         if keep == self.isr:
             return None
         return self._propose(keep)

@@ -339,3 +339,28 @@ def test_a_negative_consumer_fetch_offset_is_out_of_range(tmp_path: Path) -> Non
 
     run(main())
     partition.log.close()
+
+
+def test_an_isr_member_fetching_below_the_high_watermark_is_proposed_out(
+    tmp_path: Path,
+) -> None:
+    """A follower that truncated below what it acknowledged (a damaged log cut for repair)
+    fetches from below the high watermark: the leader proposes it out of the ISR on that
+    fetch (not a lag time later), and back in once it has caught up."""
+    partition, cluster = leader_partition(tmp_path, replicas=(LEADER, FOLLOWER, OUTSIDER))
+
+    async def main() -> None:
+        await partition.append(batch(4), acks=1, timeout_s=1)
+        await follower_fetch(partition, 4, replica=FOLLOWER)
+        await follower_fetch(partition, 4, replica=OUTSIDER)
+        assert partition.high_watermark == 4 and cluster.proposals == []
+        await follower_fetch(partition, 1, replica=OUTSIDER)
+        assert [p.new_isr for p in cluster.proposals] == [(LEADER, FOLLOWER)]
+        state = partition.leader_state
+        assert state is not None
+        state.on_isr_committed((LEADER, FOLLOWER), partition_epoch=1)
+        await follower_fetch(partition, 4, replica=OUTSIDER)
+        assert [p.new_isr for p in cluster.proposals][1:] == [(LEADER, FOLLOWER, OUTSIDER)]
+
+    run(main())
+    partition.log.close()

@@ -176,3 +176,38 @@ def test_a_new_incarnation_is_not_counted_on_its_predecessors_fetches() -> None:
     s.on_follower_fetch(3, 10, now_ms=3, broker_epoch=30)
     proposal = s.propose_expand({2, 3})
     assert proposal is not None and dict(proposal.broker_epochs)[3] == 30
+
+
+def test_an_isr_member_fetching_below_the_high_watermark_is_proposed_out_at_once() -> None:
+    """Replica 3 acknowledged up to 10 (the high watermark), then truncated its log at 6 to
+    repair damage and fetches from there. Well within its lag time, it still leaves the ISR
+    at once: were the leader to die before it caught up, it could be elected without records
+    that were committed. It rejoins the normal way once it has caught up."""
+    s = state()
+    s.on_leader_append(10)
+    s.on_follower_fetch(2, 10, now_ms=1)
+    s.on_follower_fetch(3, 10, now_ms=1)
+    assert s.high_watermark == 10 and not s.has_short_isr_member()
+    assert s.propose_shrink(now_ms=2) is None
+    s.on_follower_fetch(3, 6, now_ms=3)
+    assert s.is_caught_up(3, 3), "within its lag time: the lag rule alone keeps it"
+    assert s.is_short(3) and s.has_short_isr_member()
+    proposal = s.propose_shrink(now_ms=3)
+    assert proposal is not None and proposal.new_isr == (1, 2)
+    s.on_isr_committed(proposal.new_isr, partition_epoch=8)
+    assert s.propose_expand({2, 3}) is None, "still below the high watermark"
+    s.on_follower_fetch(3, 10, now_ms=4)
+    assert not s.is_short(3)
+    proposal = s.propose_expand({2, 3})
+    assert proposal is not None and proposal.new_isr == (1, 2, 3)
+
+
+def test_isr_members_that_have_not_fetched_yet_are_not_short() -> None:
+    """A new leader's ISR members have no recorded offset until their first fetch: that is
+    not a short log (they keep the lag-time grace), and neither is the leader itself."""
+    s = state(leo=10)
+    s.high_watermark = 10
+    for replica in (2, 3):
+        s.progress[replica].last_caught_up_ms = 0  # as became_leader_ms sets it
+    assert not s.is_short(1) and not s.is_short(2) and not s.has_short_isr_member()
+    assert s.propose_shrink(now_ms=1) is None
