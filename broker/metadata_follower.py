@@ -2,7 +2,13 @@
 
 The stream (WatchMetadata) starts with a snapshot when this follower is new or too far behind,
 then carries one delta per committed entry; any controller serves it, so the follower moves to
-another when its stream breaks. Listeners run after every change, on the event loop.
+another when its stream breaks, asking from the last index it has (so nothing is applied
+twice). Listeners run after every change, on the event loop.
+
+A stream that breaks its order (a delta at or below an index this follower already has, a
+delta in the middle of a snapshot, a snapshot chunk without its first) is not trusted: nothing
+more of it is applied, ``metadata_stream_out_of_order`` is logged, and the follower reconnects
+(to the next controller) from its last index.
 """
 
 from __future__ import annotations
@@ -20,6 +26,10 @@ from raftka.v1 import controller_pb2 as pb
 from raftka.v1 import metadata_pb2 as mpb
 
 log = structlog.get_logger(__name__)
+
+
+class MetadataStreamOrderError(RaftkaError):
+    """The WatchMetadata stream broke its order: nothing more of it is applied."""
 
 
 class MetadataFollower:
@@ -44,29 +54,49 @@ class MetadataFollower:
     async def run(self) -> None:
         attempt = 0
         while True:
+            self._pending = None  # a snapshot cut off with its stream is never finished
+            stream = self._client.watch_metadata(self.index, attempt)
             try:
-                async for event in self._client.watch_metadata(self.index, attempt):
+                async for event in stream:
                     self._handle(event)
                     attempt = 0
+            except MetadataStreamOrderError as e:
+                attempt += 1  # the next controller
+                log.warning("metadata_stream_out_of_order", error=e.message, index=self.index)
             except (grpc.aio.AioRpcError, RaftkaError) as e:
                 attempt += 1
                 if attempt == 1:
                     log.info("metadata_stream_broken", error=str(e)[:200], index=self.index)
+            finally:
+                cancel = getattr(stream, "cancel", None)
+                if cancel is not None:
+                    cancel()
             await asyncio.sleep(self._retry_interval_s)
 
     def _handle(self, event: pb.MetadataEvent) -> None:
         kind = event.WhichOneof("event")
         if kind == "delta":
-            if event.delta.index <= self.image.last_applied_index:
-                return
+            if self._pending is not None:
+                raise MetadataStreamOrderError(
+                    f"delta at index {event.delta.index} in the middle of a snapshot"
+                )
+            if event.delta.index <= self.index:
+                raise MetadataStreamOrderError(
+                    f"delta at index {event.delta.index}, but this follower already has "
+                    f"everything up to index {self.index}"
+                )
             self.image.apply_batch(
                 mpb.MetadataBatch(records=event.delta.records), event.delta.index
             )
             self._advance(event.delta.index)
         elif kind == "snapshot":
             chunk = event.snapshot
-            if chunk.first or self._pending is None:
+            if chunk.first:
                 self._pending = MetadataImage()
+            elif self._pending is None:
+                raise MetadataStreamOrderError(
+                    f"a snapshot chunk (last index {chunk.last_index}) without its first chunk"
+                )
             for record in chunk.records:
                 self._pending.apply(record, chunk.last_index)
             if chunk.last:
