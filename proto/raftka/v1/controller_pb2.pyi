@@ -2176,8 +2176,9 @@ class MetadataDelta(_message.Message):
     INDEX_FIELD_NUMBER: _builtins.int
     RECORDS_FIELD_NUMBER: _builtins.int
     index: _builtins.int
-    """The Raft log index of the entry; increases strictly along the stream. A receiver that
-    already has this index ignores the delta.
+    """The Raft log index of the entry; increases strictly along the stream. A delta at or
+    below an index the receiver already has (or inside a snapshot being sent) breaks that
+    order: the Python broker drops the stream and resumes from its last index elsewhere.
     """
     @_builtins.property
     def records(self) -> _containers.RepeatedCompositeFieldContainer[_metadata_pb2.MetadataRecord]:
