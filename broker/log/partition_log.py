@@ -11,7 +11,10 @@ append, truncation and log-start change: the high watermark that bounds reads
 (:mod:`raftka.broker.log.high_watermark`) and the persisted leader-epoch cache
 (:mod:`raftka.broker.log.leader_epoch_cache`, KIP-101/KIP-279), which callers query directly
 (:attr:`PartitionLog.leader_epoch_cache`). What retention deletes is decided in
-:mod:`raftka.broker.log.retention`.
+:mod:`raftka.broker.log.retention`. The read path (:mod:`raftka.broker.log.reads`), the
+truncations (:mod:`raftka.broker.log.truncation`) and the known damage
+(:mod:`raftka.broker.log.damage`) live in their own modules; this class holds the write lock
+and the companions and hands them to those.
 
 Methods are synchronous and block on file I/O: asyncio callers run them on I/O threads.
 They are thread-safe: the writes of a partition (appends, truncations, log-start changes) take
