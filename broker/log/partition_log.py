@@ -11,7 +11,10 @@ append, truncation and log-start change: the high watermark that bounds reads
 (:mod:`raftka.broker.log.high_watermark`) and the persisted leader-epoch cache
 (:mod:`raftka.broker.log.leader_epoch_cache`, KIP-101/KIP-279), which callers query directly
 (:attr:`PartitionLog.leader_epoch_cache`). What retention deletes is decided in
-:mod:`raftka.broker.log.retention`.
+:mod:`raftka.broker.log.retention`. The read path (:mod:`raftka.broker.log.reads`), the
+truncations (:mod:`raftka.broker.log.truncation`) and the known damage
+(:mod:`raftka.broker.log.damage`) live in their own modules; this class holds the write lock
+and the companions and hands them to those.
 
 Methods are synchronous and block on file I/O: asyncio callers run them on I/O threads.
 They are thread-safe: the writes of a partition (appends, truncations, log-start changes) take
@@ -29,6 +32,7 @@ from pathlib import Path
 import structlog
 
 from raftka.broker.log.config import PartitionLogConfig
+from raftka.broker.log.damage import DamageTracker
 from raftka.broker.log.dirs import (
     InconsistentTopicIdError,
     prepare_partition_dir,
@@ -39,13 +43,13 @@ from raftka.broker.log.flusher import GroupFlusher
 from raftka.broker.log.follower_append import check_follower_batches
 from raftka.broker.log.high_watermark import HighWatermark
 from raftka.broker.log.leader_epoch_cache import UNDEFINED_EPOCH, LeaderEpochCache
+from raftka.broker.log.reads import read_batches
+from raftka.broker.log.truncation import LogTruncator
 from raftka.broker.log.types import (
     NO_TIMESTAMP,
     AppendResult,
-    DamagedLogError,
     FetchData,
     StaleLeaderEpochError,
-    TruncationBelowHighWatermarkError,
 )
 from raftka.broker.log.validator import TimestampBounds, validate_produced_batches
 from raftka.broker.producers.partition_state import PartitionProducerState
@@ -57,16 +61,12 @@ from raftka.common.records import (
     Buffer,
     InvalidRecordError,
     check_batches,
-    read_base_offset,
-    read_batch_size,
 )
 from raftka.common.storage import (
-    LogOffsetOutOfRangeError,
     SegmentedLog,
     SegmentInfo,
     TimestampOffset,
 )
-from raftka.common.storage.errors import DamagedBatchError
 from raftka.common.storage.results import DamageReport, ScrubProgress
 
 log = structlog.get_logger(__name__)
@@ -104,8 +104,16 @@ class PartitionLog:
             follows_log_end=hw_follows_log_end,
         )
         self._flusher = GroupFlusher(segmented_log, self._hw)
-        self._damage_lock = threading.Lock()
-        self._damage: DamageReport | None = None
+        self._damage = DamageTracker(topic_partition)
+        self._truncator = LogTruncator(
+            topic_partition,
+            segmented_log,
+            self._write_lock,
+            self._hw,
+            self._epoch_cache,
+            self._producers,
+            self._damage,
+        )
         found = segmented_log.damage_found_on_open
         if found is not None:
             self.mark_damaged(found, source="open")
@@ -431,73 +439,16 @@ class PartitionLog:
         unless ``allow_below_high_watermark`` (a replica rejoining after an unclean leader
         election): the high watermark then drops to the new log end and is checkpointed.
         """
-        if offset < 0:
-            raise ValueError(f"cannot truncate to negative offset {offset}")
-        with self._write_lock, self._hw.frozen() as high_watermark:
-            start, end = self._log.log_start_offset, self._log.log_end_offset
-            if offset >= end:
-                return end
-            new_end = offset if offset <= start else self._log.batch_header_at(offset).base_offset
-            hw = high_watermark.value
-            if new_end < hw and not allow_below_high_watermark:
-                raise TruncationBelowHighWatermarkError(
-                    offset,
-                    hw,
-                    new_end,
-                    message=(
-                        f"{self._tp}: truncating to offset {offset} would end the log at "
-                        f"{new_end}, below the high watermark {hw}: committed records would be "
-                        "lost; nothing was truncated"
-                    ),
-                )
-            self._producers.before_truncation(new_end)
-            new_end = self._log.truncate_to(offset)
-            self._epoch_cache.truncate_from_end(new_end)
-            self._producers.after_truncation(self._log)
-            lowered = high_watermark.lower_to(new_end)
-            self._clear_damage_below(new_end)
-        if lowered:
-            log.warning(
-                "high_watermark_lowered_by_truncation",
-                topic=self.topic,
-                partition=self.partition,
-                previous_high_watermark=hw,
-                high_watermark=new_end,
-            )
-        log.info(
-            "partition_log_truncated",
-            topic=self.topic,
-            partition=self.partition,
-            requested_offset=offset,
-            log_end_offset=new_end,
-            previous_log_end_offset=end,
+        return self._truncator.truncate_to(
+            offset, allow_below_high_watermark=allow_below_high_watermark
         )
-        return new_end
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
         """Empties the log and restarts it at ``offset`` (a follower whose log ends below the
         leader's log start offset): every segment and cache entry goes, and the high
         watermark moves to ``offset``. Refused (TruncationBelowHighWatermarkError) when
         ``offset`` is below the high watermark."""
-        if offset < 0:
-            raise ValueError(f"cannot restart at negative offset {offset}")
-        with self._write_lock, self._hw.frozen() as high_watermark:
-            hw = high_watermark.value
-            if offset < hw:
-                raise TruncationBelowHighWatermarkError(
-                    offset,
-                    hw,
-                    offset,
-                    message=(
-                        f"{self._tp}: restarting the log at offset {offset} would drop "
-                        f"committed records below the high watermark {hw}; nothing changed"
-                    ),
-                )
-            self._producers.reset()
-            self._log.reset(offset)
-            self._epoch_cache.clear()
-            high_watermark.restart_at(offset)
-            self._damage = None
+        self._truncator.truncate_fully_and_start_at(offset)
 
     def advance_log_start(self, offset: int, *, reason: str) -> int:
         """Moves the log start offset up to ``offset`` and deletes the segments wholly below
@@ -539,30 +490,16 @@ class PartitionLog:
         end; LogOffsetOutOfRangeError (with the log start and end) when ``fetch_offset`` is
         below the log start or above the log end.
         """
-        hw = self._hw.value
-        bound = hw if max_offset is None else max_offset
-        seg = self._log
-        start, end = seg.log_start_offset, seg.log_end_offset
-        if not start <= fetch_offset <= end:
-            raise LogOffsetOutOfRangeError(fetch_offset, start, end)
-        damage = self._damage
-        if damage is not None:
-            if fetch_offset >= damage.offset and fetch_offset < end:
-                raise DamagedLogError.of(self._tp, fetch_offset, damage)
-            bound = min(bound, damage.offset)
-        if fetch_offset >= min(bound, end):
-            return FetchData(b"", hw, start, end)
-        try:
-            result = seg.read(fetch_offset, max(max_bytes, 0))
-        except DamagedBatchError as e:
-            self.mark_damaged(e.report, source="read")
-            raise DamagedLogError.of(self._tp, fetch_offset, e.report) from e
-        records = result.records
-        if result.last_offset >= bound:
-            records = _cut_before(records, bound)
-        if not min_one_batch and len(records) > max_bytes:
-            records = b""  # the first batch alone is larger than max_bytes
-        return FetchData(records, hw, result.log_start_offset, result.log_end_offset)
+        return read_batches(
+            self._log,
+            self._damage,
+            self._tp,
+            self._hw.value,
+            fetch_offset,
+            max_bytes,
+            max_offset=max_offset,
+            min_one_batch=min_one_batch,
+        )
 
     # ================================================================== damage
 
@@ -571,28 +508,13 @@ class PartitionLog:
         """The lowest damage known in this replica's log (found by a read, the scrubber, or
         on open), or None. Reads at or past its offset raise DamagedLogError; reads below it
         stop before it. Cleared when a truncation removes it (:meth:`truncate_damage`)."""
-        return self._damage
+        return self._damage.report
 
     def mark_damaged(self, report: DamageReport, *, source: str) -> bool:
         """Records damage found by ``source`` (``read``, ``scrub``, ``open``); returns
         whether it is new (no damage was known at or below its offset). Logged as
         ``log_damage_found``."""
-        with self._damage_lock:
-            known = self._damage
-            if known is not None and known.offset <= report.offset:
-                return False
-            self._damage = report
-        log.error(
-            "log_damage_found",
-            topic=self.topic,
-            partition=self.partition,
-            segment=f"{report.segment_base_offset:020d}.log",
-            offset=report.offset,
-            position=report.position,
-            reason=report.reason,
-            source=source,
-        )
-        return True
+        return self._damage.mark(report, source=source)
 
     def scrub(
         self, base_offset: int, position: int, next_offset: int, max_bytes: int, generation: int
@@ -615,38 +537,7 @@ class PartitionLog:
         segment is cut at the damage's byte position, so no damaged header is trusted),
         even below the high watermark (which drops to the new log end: the records are
         fetched again from the leader), and clears the damage. Returns the new log end."""
-        damage = self._damage
-        if damage is None:
-            return self._log.log_end_offset
-        with self._write_lock, self._hw.frozen() as high_watermark:
-            end = self._log.log_end_offset
-            if damage.offset <= self._log.log_start_offset:
-                self._producers.reset()
-                self._log.reset(damage.offset)
-                self._epoch_cache.clear()
-                high_watermark.restart_at(damage.offset)
-                new_end = damage.offset
-            else:
-                self._producers.before_truncation(damage.offset)
-                new_end = self._log.truncate_at_damage(damage)
-                self._epoch_cache.truncate_from_end(new_end)
-                self._producers.after_truncation(self._log)
-                high_watermark.lower_to(new_end)
-            self._clear_damage_below(new_end)
-        log.warning(
-            "log_damage_truncated",
-            topic=self.topic,
-            partition=self.partition,
-            offset=damage.offset,
-            log_end_offset=new_end,
-            previous_log_end_offset=end,
-        )
-        return new_end
-
-    def _clear_damage_below(self, new_end: int) -> None:
-        with self._damage_lock:
-            if self._damage is not None and self._damage.offset >= new_end:
-                self._damage = None
+        return self._truncator.truncate_damage()
 
     def offset_for_timestamp(self, timestamp: int) -> TimestampOffset | None:
         """ListOffsets by timestamp: the first record below the high watermark whose
@@ -731,14 +622,3 @@ class PartitionLog:
             f"log_start_offset={self.log_start_offset}, log_end_offset={self.log_end_offset}, "
             f"high_watermark={self._hw.value})"
         )
-
-
-def _cut_before(records: bytes, bound: int) -> bytes:
-    """The batches of ``records`` up to (not including) the first one, after the first,
-    whose base offset is >= ``bound``."""
-    position, end = 0, len(records)
-    while position < end:
-        if position and read_base_offset(records, position) >= bound:
-            return records[:position]
-        position += read_batch_size(records, position)
-    return records

@@ -27,15 +27,10 @@ import structlog
 from raftka.common.clock import Clock, wall_clock_ms
 from raftka.common.files import atomic_write, fsync_dir
 from raftka.common.records.batch import (
-    HEADER_SIZE,
-    LOG_OVERHEAD,
     BatchHeader,
     Buffer,
     CheckedBatches,
-    read_batch_size,
-    validate,
 )
-from raftka.common.records.errors import RecordError
 from raftka.common.storage.checkpoint import (
     CLEAN_SHUTDOWN_FILE,
     Checkpoint,
@@ -43,14 +38,15 @@ from raftka.common.storage.checkpoint import (
     write_checkpoint,
 )
 from raftka.common.storage.config import LogConfig
+from raftka.common.storage.deletion import DelayedDeletions
 from raftka.common.storage.errors import (
     CorruptLogError,
-    DamagedBatchError,
     LogClosedError,
     LogOffsetOutOfRangeError,
 )
 from raftka.common.storage.prepare import prepare_append
-from raftka.common.storage.recovery import load_segments, tidy_directory
+from raftka.common.storage.read_checks import find_or_hole, verified_prefix, whole_batches_prefix
+from raftka.common.storage.recovery import load_segments, log_start_on_open, tidy_directory
 from raftka.common.storage.results import (
     AppendInfo,
     DamageReport,
@@ -60,6 +56,7 @@ from raftka.common.storage.results import (
     TimestampOffset,
 )
 from raftka.common.storage.segment import INT32_MAX, LogSegment
+from raftka.common.storage.unsynced import UnsyncedWrites
 
 log = structlog.get_logger(__name__)
 
@@ -83,13 +80,11 @@ class SegmentedLog:
         self._leo = 0
         self._recovery_point = 0
         self._checkpointed: Checkpoint | None = None
-        self._unflushed: dict[int, LogSegment] = {}  # written since the last flush()
-        self._data_unsynced: dict[int, LogSegment] = {}  # log data written since last fsync
-        self._dir_dirty = False
+        self._unsynced = UnsyncedWrites(directory)
         self._closed = False
         self._generation = 0  # bumped whenever segments are truncated or removed
         self._damage_on_open: DamageReport | None = None
-        self._deleted: list[tuple[int, LogSegment]] = []  # (remove at ms, renamed segment)
+        self._deletions = DelayedDeletions(directory, clock)
 
     # ================================================================== opening
 
@@ -111,7 +106,7 @@ class SegmentedLog:
     def _load(self) -> None:
         directory = self._dir
         now = self._clock()
-        bases, self._dir_dirty = tidy_directory(directory)
+        bases, self._unsynced.dir_dirty = tidy_directory(directory)
         checkpoint = read_checkpoint(directory)
         self._checkpointed = checkpoint
         clean_marker = directory / CLEAN_SHUTDOWN_FILE
@@ -133,36 +128,18 @@ class SegmentedLog:
             clean=clean,
             now_ms=now,
         )
-        self._dir_dirty = self._dir_dirty or loaded.directory_changed
+        self._unsynced.dir_dirty = self._unsynced.dir_dirty or loaded.directory_changed
         self._damage_on_open = loaded.damage
         self._set_segments(loaded.segments)
         self._leo = self._segments[-1].next_offset
-        first_base = self._bases[0]
-        start = checkpoint.log_start_offset if checkpoint is not None else first_base
-        self._log_start = min(max(start, first_base), self._leo)
-        if checkpoint is not None and checkpoint.log_start_offset < first_base:
-            # Retention moves the checkpointed log start before it deletes: segments below
-            # the first one were lost some other way. What remains is served; the loss is told.
-            log.error(
-                "log_damage_found",
-                directory=str(self._dir),
-                offset=checkpoint.log_start_offset,
-                reason=(
-                    f"offsets {checkpoint.log_start_offset}..{first_base - 1} are missing: "
-                    "the segments holding them were deleted outside the broker"
-                ),
-                action="log_start_moved",
-                log_start_offset=self._log_start,
-            )
+        self._log_start = log_start_on_open(directory, checkpoint, self._bases[0], self._leo)
         self._delete_leading_segments(self._log_start, reason="below_log_start")
         # Recovered bytes may exist only in the page cache: make them durable before the
         # recovery point claims them.
         for segment in loaded.recovered:
             if any(segment is live for live in self._segments):
                 segment.flush()
-        if self._dir_dirty:
-            fsync_dir(directory)
-            self._dir_dirty = False
+        self._unsynced.sync_dir()
         self._recovery_point = self._leo
         self._finish_load(clean_marker, clean, recovered=len(loaded.recovered), created=False)
 
@@ -196,7 +173,7 @@ class SegmentedLog:
         self._log_start = start_offset
         self._recovery_point = start_offset
         fsync_dir(self._dir)
-        self._dir_dirty = False
+        self._unsynced.dir_dirty = False
 
     # ================================================================== properties
 
@@ -303,10 +280,9 @@ class SegmentedLog:
                 segment = self._roll(now, reason)
             position = segment.append(data, entries, next_offset, now)
             self._leo = next_offset
-            self._unflushed[segment.base_offset] = segment
-            self._data_unsynced[segment.base_offset] = segment
+            self._unsynced.wrote(segment)
             if self._config.flush_every_batch:
-                self._sync_data()
+                self._unsynced.sync_data()
             return AppendInfo(
                 base_offset=base_offset,
                 last_offset=last_offset,
@@ -340,8 +316,7 @@ class SegmentedLog:
         )
         self._segments.append(new)
         self._bases.append(new.base_offset)
-        self._unflushed[old.base_offset] = old
-        self._dir_dirty = True
+        self._unsynced.rolled(old)
         log.info(
             "segment_rolled",
             directory=str(self._dir),
@@ -352,14 +327,6 @@ class SegmentedLog:
         )
         return new
 
-    def _sync_data(self) -> None:
-        for segment in self._data_unsynced.values():
-            segment.sync_data()
-        self._data_unsynced.clear()
-        if self._dir_dirty:
-            fsync_dir(self._dir)
-            self._dir_dirty = False
-
     def flush(self, *, checkpoint: bool = True) -> None:
         """fsyncs every segment written since the last flush (data and indexes), advances the
         recovery point to the log end offset as of the call and, if ``checkpoint``, writes it.
@@ -369,12 +336,7 @@ class SegmentedLog:
         """
         with self._lock:
             self._check_open()
-            segments = list(self._unflushed.values())
-            for segment in segments:
-                segment.write_indexes()
-            self._unflushed.clear()
-            self._data_unsynced.clear()
-            dir_dirty, self._dir_dirty = self._dir_dirty, False
+            segments, dir_dirty = self._unsynced.take()
             target = self._leo
             generation = self._generation
         try:
@@ -385,10 +347,7 @@ class SegmentedLog:
         except OSError:
             with self._lock:
                 # Whatever was not synced must be synced by a later flush.
-                for segment in segments:
-                    if any(segment is live for live in self._segments):
-                        self._unflushed.setdefault(segment.base_offset, segment)
-                self._dir_dirty = self._dir_dirty or dir_dirty
+                self._unsynced.give_back(segments, dir_dirty, self._segments)
                 if self._generation != generation:
                     return  # segments were removed meanwhile (closed fds): not an I/O error
             raise
@@ -401,13 +360,7 @@ class SegmentedLog:
                 self._write_checkpoint()
 
     def _flush_locked(self, *, checkpoint: bool) -> None:
-        for segment in self._unflushed.values():
-            segment.flush()
-        self._unflushed.clear()
-        self._data_unsynced.clear()
-        if self._dir_dirty:
-            fsync_dir(self._dir)
-            self._dir_dirty = False
+        self._unsynced.flush_all()
         self._recovery_point = self._leo
         if checkpoint:
             self._write_checkpoint()
@@ -434,99 +387,22 @@ class SegmentedLog:
         with self._lock:
             self._check_open()
             self._check_readable(offset)
-            segment, position, header = self._locate_or_damage(offset)
+            segment = self._segments[bisect_right(self._bases, offset) - 1]
+            where = self._dir.name
+            position, header = find_or_hole(segment, offset, self._damage_on_open, where)
             want = min(max(max_bytes, header.size), segment.size - position)
             chunk = segment.read(position, want)
             if verify:
-                end, last_offset = self._verified_prefix(segment, position, chunk, header, offset)
-                return ReadResult(
-                    records=chunk if end == len(chunk) else chunk[:end],
-                    base_offset=header.base_offset,
-                    last_offset=last_offset,
-                    log_start_offset=self._log_start,
-                    log_end_offset=self._leo,
-                )
-            # Cut after the last whole batch. Batch boundaries are known at the index entries,
-            # so only the batches after the last entry inside the chunk are walked.
-            walk_offset, walk_position = segment.offset_index.lookup_position(position + len(chunk))
-            if walk_position <= position:
-                walk_offset, walk_position = header.base_offset, position
-            end = walk_position - position
-            last_offset = walk_offset - 1
-            while len(chunk) - end >= HEADER_SIZE:
-                batch = BatchHeader.parse(chunk, end)
-                size = batch.batch_length + LOG_OVERHEAD
-                if size < HEADER_SIZE or end + size > len(chunk):
-                    break
-                last_offset = batch.base_offset + batch.last_offset_delta
-                end += size
-            if end == 0:
-                raise CorruptLogError(
-                    f"{segment.log_path.name}: cannot read the batch at byte {position}"
-                )
-            records = chunk if end == len(chunk) else chunk[:end]
+                end, last_offset = verified_prefix(segment, position, chunk, header, offset, where)
+            else:
+                end, last_offset = whole_batches_prefix(segment, position, chunk, header)
             return ReadResult(
-                records=records,
+                records=chunk if end == len(chunk) else chunk[:end],
                 base_offset=header.base_offset,
                 last_offset=last_offset,
                 log_start_offset=self._log_start,
                 log_end_offset=self._leo,
             )
-
-    def _locate_or_damage(self, offset: int) -> tuple[LogSegment, int, BatchHeader]:
-        segment = self._segments[bisect_right(self._bases, offset) - 1]
-        found = segment.find(offset)
-        if found is None:  # the segment ends before ``offset``: a hole
-            known = self._damage_on_open
-            if known is not None and known.segment_base_offset == segment.base_offset:
-                raise DamagedBatchError(known, where=self._dir.name)
-            raise DamagedBatchError(
-                DamageReport(
-                    segment.next_offset,
-                    segment.base_offset,
-                    segment.size,
-                    f"offsets from {segment.next_offset} up to at least {offset} are missing",
-                ),
-                where=self._dir.name,
-            )
-        return segment, found[0], found[1]
-
-    def _verified_prefix(
-        self, segment: LogSegment, position: int, chunk: bytes, first: BatchHeader, offset: int
-    ) -> tuple[int, int]:
-        """(bytes, last offset) of the whole, valid, contiguous batches at the start of
-        ``chunk``; DamagedBatchError when there are none. O(1) Python work per batch."""
-        view = memoryview(chunk)
-        size = len(chunk)
-        end = 0
-        expected = first.base_offset
-        last_offset = expected - 1
-        while size - end >= LOG_OVERHEAD:
-            if end and end + read_batch_size(view, end) > size:
-                break  # cut after the last whole batch
-            try:
-                batch = validate(view, end)
-                if batch.base_offset != expected:
-                    raise CorruptLogError(
-                        f"batch has base offset {batch.base_offset}, expected {expected}"
-                    )
-            except (RecordError, CorruptLogError) as exc:
-                if end:
-                    break  # serve the intact batches; the next read meets the damage
-                damaged_at = expected if segment.base_offset <= expected <= offset else offset
-                raise DamagedBatchError(
-                    DamageReport(damaged_at, segment.base_offset, position, exc.message),
-                    where=self._dir.name,
-                ) from exc
-            end += batch.size
-            expected = batch.next_offset
-            last_offset = expected - 1
-        if end == 0:
-            raise DamagedBatchError(
-                DamageReport(offset, segment.base_offset, position, "incomplete batch"),
-                where=self._dir.name,
-            )
-        return end, last_offset
 
     def scrub(
         self, base_offset: int, position: int, next_offset: int, max_bytes: int, generation: int
@@ -635,7 +511,7 @@ class SegmentedLog:
         self._write_checkpoint()
         later = self._segments[i + 1 :]
         for dropped in reversed(later):
-            self._forget(dropped)
+            self._unsynced.forget(dropped)
             self._discard(dropped)
         if later:
             del self._segments[i + 1 :]
@@ -710,7 +586,7 @@ class SegmentedLog:
         old_start, old_end = self._log_start, self._leo
         self._generation += 1
         for segment in reversed(self._segments):
-            self._forget(segment)
+            self._unsynced.forget(segment)
             self._discard(segment)
         self._segments = []
         self._bases = []
@@ -736,11 +612,11 @@ class SegmentedLog:
         doomed = self._segments[:count]
         self._generation += 1
         for segment in doomed:
-            self._forget(segment)
+            self._unsynced.forget(segment)
             self._discard(segment)
         del self._segments[:count]
         del self._bases[:count]
-        self._dir_dirty = True
+        self._unsynced.dir_dirty = True
         log.info(
             "segments_deleted",
             directory=str(self._dir),
@@ -754,41 +630,20 @@ class SegmentedLog:
         """Removes a segment's files, at once or, with ``file_delete_delay_ms``, after that
         delay (:meth:`remove_deleted_segments`): renamed ``*.deleted`` meanwhile, the log
         file still open for readers that hold the segment."""
-        delay = self._config.file_delete_delay_ms
-        if delay <= 0:
-            segment.delete()
-            return
-        segment.rename_for_deletion()
-        self._deleted.append((self._clock() + delay, segment))
+        self._deletions.discard(segment, self._config.file_delete_delay_ms)
 
     def remove_deleted_segments(self, now_ms: int | None = None) -> int:
         """Removes the files of segments deleted at least ``file_delete_delay_ms`` before
         ``now_ms`` (default: this log's clock); returns how many segments went."""
         with self._lock:
-            if not self._deleted:
+            if not self._deletions:
                 return 0
-            now = self._clock() if now_ms is None else now_ms
-            due = [segment for at, segment in self._deleted if at <= now]
-            if not due:
-                return 0
-            self._deleted = [(at, segment) for at, segment in self._deleted if at > now]
-            for segment in due:
-                segment.delete()
-            log.info(
-                "deleted_segment_files_removed",
-                directory=str(self._dir),
-                base_offsets=[segment.base_offset for segment in due],
-            )
-            return len(due)
+            return self._deletions.remove_due(self._clock() if now_ms is None else now_ms)
 
     @property
     def pending_deletions(self) -> int:
         """Segments deleted whose files wait for ``file_delete_delay_ms``."""
-        return len(self._deleted)
-
-    def _forget(self, segment: LogSegment) -> None:
-        self._unflushed.pop(segment.base_offset, None)
-        self._data_unsynced.pop(segment.base_offset, None)
+        return len(self._deletions)
 
     def _set_segments(self, segments: list[LogSegment]) -> None:
         self._segments = segments
@@ -813,9 +668,7 @@ class SegmentedLog:
                 for segment in self._segments:
                     segment.close()
                 # A closed log has no readers left: waiting files go now.
-                for _at, segment in self._deleted:
-                    segment.delete()
-                self._deleted = []
+                self._deletions.remove_all()
             atomic_write(self._dir / CLEAN_SHUTDOWN_FILE, b"")
             log.info("log_closed", directory=str(self._dir), log_end_offset=self._leo)
 

@@ -146,3 +146,28 @@ def _load_or_recover(
                 result.directory_changed = True
         i += 1
     return result
+
+
+def log_start_on_open(
+    directory: Path, checkpoint: Checkpoint | None, first_base: int, log_end: int
+) -> int:
+    """The log start offset of a loaded log whose first segment starts at ``first_base``:
+    the checkpointed one, within the segments. A checkpointed start below the first segment
+    is damage, logged as ``log_damage_found``."""
+    start = checkpoint.log_start_offset if checkpoint is not None else first_base
+    log_start = min(max(start, first_base), log_end)
+    if checkpoint is not None and checkpoint.log_start_offset < first_base:
+        # Retention moves the checkpointed log start before it deletes: segments below
+        # the first one were lost some other way. What remains is served; the loss is told.
+        log.error(
+            "log_damage_found",
+            directory=str(directory),
+            offset=checkpoint.log_start_offset,
+            reason=(
+                f"offsets {checkpoint.log_start_offset}..{first_base - 1} are missing: "
+                "the segments holding them were deleted outside the broker"
+            ),
+            action="log_start_moved",
+            log_start_offset=log_start,
+        )
+    return log_start
