@@ -186,6 +186,97 @@ def test_producer_ids_are_distinct_across_brokers_and_after_a_controller_failove
 # ====================================================================== produce
 
 
+def test_producer_state_survives_broker_restarts(icluster: LocalCluster) -> None:
+    cluster = icluster
+    topic = "idem-restart"
+
+    async def main() -> None:
+        # one replica, small segments: the state comes back from snapshots and the log
+        leader = await create(cluster, topic, rf=1, configs={"segment.bytes": "200"})
+        address = cluster.brokers[leader].address
+        partition_dir = cluster.brokers[leader].data_dir / PARTITION_LOGS_DIR / f"{topic}-0"
+        pid = (await init_producer_id(address)).producer_id
+        batches = [idempotent_batch(pid, i) for i in range(8)]
+        for i, batch in enumerate(batches[:7]):
+            r = await produce(address, topic, 0, batches=batch)
+            assert (code(r.error_code), r.base_offset) == ("NONE", i)
+        assert snapshot_offsets(partition_dir), "no segment rolled"
+
+        async def restarted(how: str) -> dict[str, object]:
+            loads = len(producer_state_loads(cluster, leader, f"{topic}-0"))
+            if how == "kill":
+                cluster.kill(leader)
+            else:
+                assert await asyncio.to_thread(cluster.stop, leader, 20.0) == 0
+            cluster.start(leader)
+            await wait_unfenced(cluster, [leader], timeout_s=30)
+            assert await wait_partition_leaders(cluster, topic, 1) == {0: leader}
+            (loaded,) = producer_state_loads(cluster, leader, f"{topic}-0")[loads:]
+            return loaded
+
+        loaded = await restarted("kill")
+        assert loaded["producers"] == 1
+        assert 0 < int(str(loaded["replayed_batches"])) < 7  # from a roll's snapshot on
+        for i in range(2, 7):  # each of the last five batches, retried
+            r = await produce(address, topic, 0, batches=batches[i])
+            assert (code(r.error_code), r.base_offset) == ("NONE", i)
+        stale = await produce(address, topic, 0, batches=batches[1])  # the sixth oldest
+        assert code(stale.error_code) == "OUT_OF_ORDER_SEQUENCE_NUMBER"
+        r = await produce(address, topic, 0, batches=batches[7])
+        assert (code(r.error_code), r.base_offset) == ("NONE", 7)
+
+        loaded = await restarted("clean")
+        assert snapshot_offsets(partition_dir)[-1] == 8  # written at shutdown, at the log end
+        assert (loaded["snapshot_offset"], loaded["replayed_batches"]) == (8, 0)
+        r = await produce(address, topic, 0, batches=batches[7])
+        assert (code(r.error_code), r.base_offset) == ("NONE", 7)
+        r = await produce(address, topic, 0, batches=idempotent_batch(pid, 8))
+        assert (code(r.error_code), r.base_offset) == ("NONE", 8)
+        values = await stored_values(address, topic, 9)
+        assert values == [f"v{i}".encode() for i in range(9)]
+
+    asyncio.run(main())
+
+
+def test_the_new_leader_deduplicates_a_retry_acknowledged_by_the_old_one(
+    icluster: LocalCluster,
+) -> None:
+    cluster = icluster
+    topic = "idem-failover"
+
+    async def main() -> None:
+        old = await create(cluster, topic, rf=3, configs={"min.insync.replicas": "2"})
+        pid = (await init_producer_id(cluster.brokers[old].address)).producer_id
+        batches = [idempotent_batch(pid, 2 * i, 2) for i in range(4)]
+        for i, batch in enumerate(batches[:3]):  # acks=all: every in-sync replica has them
+            r = await produce(cluster.brokers[old].address, topic, 0, batches=batch, acks=-1)
+            assert (code(r.error_code), r.base_offset) == ("NONE", 2 * i)
+
+        cluster.kill(old)
+        survivors = [b for b in cluster.brokers if b != old]
+
+        # a survivor serves the partition once the controller has fenced the old leader
+        new = (await wait_partition_leaders(cluster, topic, 1, brokers=survivors))[0]
+        assert new != old
+        address = cluster.brokers[new].address
+        # the producer never saw the acknowledgement of its last batch, and retries it
+        r = await produce(address, topic, 0, batches=batches[2], acks=-1)
+        assert (code(r.error_code), r.base_offset) == ("NONE", 4)
+        r = await produce(address, topic, 0, batches=batches[0], acks=-1)
+        assert (code(r.error_code), r.base_offset) == ("NONE", 0)
+        r = await produce(address, topic, 0, batches=batches[3], acks=-1)
+        assert (code(r.error_code), r.base_offset) == ("NONE", 6)
+        values = await stored_values(address, topic, 8)
+        assert values == [f"v{i}".encode() for i in range(8)]
+
+    asyncio.run(main())
+
+
+# ===================================================== on the module's shared cluster
+# These come last: the shared cluster starts with the first of them, so it never runs beside
+# the per-test clusters above (two clusters at once on two cores made elections thrash).
+
+
 def test_a_retried_batch_is_stored_once_with_its_original_offset(
     broker_cluster: LocalCluster,
 ) -> None:
@@ -270,91 +361,5 @@ def test_plain_records_with_a_producer_id_are_retry_safe(broker_cluster: LocalCl
             address, "idem-plain", 0, records=values("y"), idempotence=(pid, 40_000, 3)
         )
         assert code(bad.error_code) == "INVALID_REQUEST" and "producer_epoch" in bad.error_message
-
-    asyncio.run(main())
-
-
-def test_producer_state_survives_broker_restarts(icluster: LocalCluster) -> None:
-    cluster = icluster
-    topic = "idem-restart"
-
-    async def main() -> None:
-        # one replica, small segments: the state comes back from snapshots and the log
-        leader = await create(cluster, topic, rf=1, configs={"segment.bytes": "200"})
-        address = cluster.brokers[leader].address
-        partition_dir = cluster.brokers[leader].data_dir / PARTITION_LOGS_DIR / f"{topic}-0"
-        pid = (await init_producer_id(address)).producer_id
-        batches = [idempotent_batch(pid, i) for i in range(8)]
-        for i, batch in enumerate(batches[:7]):
-            r = await produce(address, topic, 0, batches=batch)
-            assert (code(r.error_code), r.base_offset) == ("NONE", i)
-        assert snapshot_offsets(partition_dir), "no segment rolled"
-
-        async def restarted(how: str) -> dict[str, object]:
-            loads = len(producer_state_loads(cluster, leader, f"{topic}-0"))
-            if how == "kill":
-                cluster.kill(leader)
-            else:
-                assert await asyncio.to_thread(cluster.stop, leader, 20.0) == 0
-            cluster.start(leader)
-            await wait_unfenced(cluster, [leader], timeout_s=30)
-            assert await wait_partition_leaders(cluster, topic, 1) == {0: leader}
-            (loaded,) = producer_state_loads(cluster, leader, f"{topic}-0")[loads:]
-            return loaded
-
-        loaded = await restarted("kill")
-        assert loaded["producers"] == 1
-        assert 0 < int(str(loaded["replayed_batches"])) < 7  # from a roll's snapshot on
-        for i in range(2, 7):  # each of the last five batches, retried
-            r = await produce(address, topic, 0, batches=batches[i])
-            assert (code(r.error_code), r.base_offset) == ("NONE", i)
-        stale = await produce(address, topic, 0, batches=batches[1])  # the sixth oldest
-        assert code(stale.error_code) == "OUT_OF_ORDER_SEQUENCE_NUMBER"
-        r = await produce(address, topic, 0, batches=batches[7])
-        assert (code(r.error_code), r.base_offset) == ("NONE", 7)
-
-        loaded = await restarted("clean")
-        assert snapshot_offsets(partition_dir)[-1] == 8  # written at shutdown, at the log end
-        assert (loaded["snapshot_offset"], loaded["replayed_batches"]) == (8, 0)
-        r = await produce(address, topic, 0, batches=batches[7])
-        assert (code(r.error_code), r.base_offset) == ("NONE", 7)
-        r = await produce(address, topic, 0, batches=idempotent_batch(pid, 8))
-        assert (code(r.error_code), r.base_offset) == ("NONE", 8)
-        values = await stored_values(address, topic, 9)
-        assert values == [f"v{i}".encode() for i in range(9)]
-
-    asyncio.run(main())
-
-
-def test_the_new_leader_deduplicates_a_retry_acknowledged_by_the_old_one(
-    icluster: LocalCluster,
-) -> None:
-    cluster = icluster
-    topic = "idem-failover"
-
-    async def main() -> None:
-        old = await create(cluster, topic, rf=3, configs={"min.insync.replicas": "2"})
-        pid = (await init_producer_id(cluster.brokers[old].address)).producer_id
-        batches = [idempotent_batch(pid, 2 * i, 2) for i in range(4)]
-        for i, batch in enumerate(batches[:3]):  # acks=all: every in-sync replica has them
-            r = await produce(cluster.brokers[old].address, topic, 0, batches=batch, acks=-1)
-            assert (code(r.error_code), r.base_offset) == ("NONE", 2 * i)
-
-        cluster.kill(old)
-        survivors = [b for b in cluster.brokers if b != old]
-
-        # a survivor serves the partition once the controller has fenced the old leader
-        new = (await wait_partition_leaders(cluster, topic, 1, brokers=survivors))[0]
-        assert new != old
-        address = cluster.brokers[new].address
-        # the producer never saw the acknowledgement of its last batch, and retries it
-        r = await produce(address, topic, 0, batches=batches[2], acks=-1)
-        assert (code(r.error_code), r.base_offset) == ("NONE", 4)
-        r = await produce(address, topic, 0, batches=batches[0], acks=-1)
-        assert (code(r.error_code), r.base_offset) == ("NONE", 0)
-        r = await produce(address, topic, 0, batches=batches[3], acks=-1)
-        assert (code(r.error_code), r.base_offset) == ("NONE", 6)
-        values = await stored_values(address, topic, 8)
-        assert values == [f"v{i}".encode() for i in range(8)]
 
     asyncio.run(main())
