@@ -97,6 +97,14 @@ async def create_topic(
             )
         ]
     )
+    if result.error_code == ErrorCode.TOPIC_ALREADY_EXISTS:
+        # The controller client retries a create whose answer timed out (a busy machine); the
+        # retry then finds the topic its first attempt made. The cluster is new: nothing else
+        # made it, but check it is the topic asked for.
+        (existing,) = await admin.describe_topics([topic])
+        sizes = {len(p.replicas) for p in existing.partitions}
+        if len(existing.partitions) == partitions and sizes == {replication_factor}:
+            return
     if result.error_code != ErrorCode.NONE:
         raise ExperimentSetupError(
             f"creating topic {topic}: {ErrorCode.Name(result.error_code)} {result.error_message}"
