@@ -299,18 +299,23 @@ class Partition:
         self.check_leader_epoch(current_leader_epoch)
         # A negative offset is left to the read, which answers it with the readable range.
         if last_fetched_epoch is not None and last_fetched_epoch >= 0 and fetch_offset >= 0:
-            plog = self.log
-            diverging = check_divergence(
-                plog.leader_epoch_cache,
-                plog.topic_partition,
-                plog.log_start_offset,
-                plog.log_end_offset,
-                fetch_offset,
-                last_fetched_epoch,
-            )
+            diverging = self._divergence(fetch_offset, last_fetched_epoch)
             if diverging is not None:
                 return diverging
         return await self.read(fetch_offset, max_bytes, min_one_batch=min_one_batch)
+
+    def _divergence(self, fetch_offset: int, last_fetched_epoch: int) -> EpochEndOffset | None:
+        """Where a reader's log (ending at ``fetch_offset`` in ``last_fetched_epoch``) leaves
+        this leader's, or None when it is a prefix of it (KIP-101/279)."""
+        plog = self.log
+        return check_divergence(
+            plog.leader_epoch_cache,
+            plog.topic_partition,
+            plog.log_start_offset,
+            plog.log_end_offset,
+            fetch_offset,
+            last_fetched_epoch,
+        )
 
     def check_leader_epoch(self, requested: int | None) -> None:
         """A read's current leader epoch against this leader's (KIP-320)."""
@@ -336,17 +341,10 @@ class Partition:
         self.check_follower(replica, replica_epoch, current_leader_epoch)
         if last_fetched_epoch is None:
             last_fetched_epoch = UNDEFINED_EPOCH
-        plog = self.log
-        diverging = check_divergence(
-            plog.leader_epoch_cache,
-            plog.topic_partition,
-            plog.log_start_offset,
-            plog.log_end_offset,
-            fetch_offset,
-            last_fetched_epoch,
-        )
+        diverging = self._divergence(fetch_offset, last_fetched_epoch)
         if diverging is not None:
             return diverging
+        plog = self.log
         self.on_follower_fetch(replica, fetch_offset, replica_epoch)
         try:
             data: FetchData = await self._io(

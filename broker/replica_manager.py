@@ -107,6 +107,39 @@ class ReplicaManager:
     def hosted(self) -> list[Partition]:
         return list(self._hosted.values())
 
+    def _alter_partition_request(
+        self,
+        hosted: Partition,
+        leader_epoch: int,
+        partition_epoch: int,
+        isr_with_epochs: dict[int, int],
+        *,
+        leader_resigns: bool = False,
+    ) -> cpb.AlterPartitionRequest:
+        """An AlterPartition for one partition this broker leads: the new ISR, each member
+        with the broker epoch it is counted under (KIP-903)."""
+        return cpb.AlterPartitionRequest(
+            broker_id=self.broker_id,
+            broker_epoch=self._broker_epoch(),
+            topics=[
+                cpb.AlterPartitionTopic(
+                    topic_id=hosted.topic_id,
+                    partitions=[
+                        cpb.AlterPartitionData(
+                            partition_index=hosted.partition,
+                            leader_epoch=leader_epoch,
+                            partition_epoch=partition_epoch,
+                            new_isr_with_epochs=[
+                                cpb.BrokerEpochPair(broker_id=b, broker_epoch=e)
+                                for b, e in isr_with_epochs.items()
+                            ],
+                            leader_resigns=leader_resigns,
+                        )
+                    ],
+                )
+            ],
+        )
+
     def broker_epoch_of(self, broker_id: int) -> int:
         reg = self._follower.image.broker(broker_id)
         return -1 if reg is None else int(reg.epoch)
@@ -152,28 +185,11 @@ class ReplicaManager:
         # KIP-903: each member with the broker epoch its fetches came with, so that a new
         # incarnation is not counted on its predecessor's progress.
         fetched_with = dict(proposal.broker_epochs)
-        request = cpb.AlterPartitionRequest(
-            broker_id=self.broker_id,
-            broker_epoch=self._broker_epoch(),
-            topics=[
-                cpb.AlterPartitionTopic(
-                    topic_id=hosted.topic_id,
-                    partitions=[
-                        cpb.AlterPartitionData(
-                            partition_index=hosted.partition,
-                            leader_epoch=proposal.leader_epoch,
-                            partition_epoch=proposal.partition_epoch,
-                            new_isr_with_epochs=[
-                                cpb.BrokerEpochPair(
-                                    broker_id=b,
-                                    broker_epoch=fetched_with.get(b, self.broker_epoch_of(b)),
-                                )
-                                for b in proposal.new_isr
-                            ],
-                        )
-                    ],
-                )
-            ],
+        request = self._alter_partition_request(
+            hosted,
+            proposal.leader_epoch,
+            proposal.partition_epoch,
+            {b: fetched_with.get(b, self.broker_epoch_of(b)) for b in proposal.new_isr},
         )
         try:
             response: cpb.AlterPartitionResponse = await self._controller.call(
@@ -276,28 +292,12 @@ class ReplicaManager:
                 ),
             )
             return
-        request = cpb.AlterPartitionRequest(
-            broker_id=self.broker_id,
-            broker_epoch=self._broker_epoch(),
-            topics=[
-                cpb.AlterPartitionTopic(
-                    topic_id=hosted.topic_id,
-                    partitions=[
-                        cpb.AlterPartitionData(
-                            partition_index=hosted.partition,
-                            leader_epoch=state.leader_epoch,
-                            partition_epoch=state.partition_epoch,
-                            new_isr_with_epochs=[
-                                cpb.BrokerEpochPair(
-                                    broker_id=b, broker_epoch=self.broker_epoch_of(b)
-                                )
-                                for b in others
-                            ],
-                            leader_resigns=True,
-                        )
-                    ],
-                )
-            ],
+        request = self._alter_partition_request(
+            hosted,
+            state.leader_epoch,
+            state.partition_epoch,
+            {b: self.broker_epoch_of(b) for b in others},
+            leader_resigns=True,
         )
         response: cpb.AlterPartitionResponse = await self._controller.call(
             lambda s, t: s.AlterPartition(request, timeout=t)

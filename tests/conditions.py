@@ -1,5 +1,5 @@
 """Waiting on a condition with a deadline: the one way tests synchronise with work running in
-the same event loop (no test sleeps for a fixed time)."""
+the same event loop, or (``wait_until``) in other processes (no test sleeps for a fixed time)."""
 
 from __future__ import annotations
 
@@ -63,4 +63,16 @@ async def holds_for(
         if time.monotonic() >= deadline:
             return checks
         await asyncio.sleep(poll_s)
+
+
+def wait_until(
+    condition: Callable[[], bool], what: str, *, timeout_s: float = 20.0, poll_s: float = 0.01
+) -> None:
+    """Block until ``condition()`` holds (work in another process, e.g. a node's state);
+    fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout_s}s")
+        time.sleep(poll_s)
 

@@ -10,8 +10,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +20,11 @@ from raftka.common.errors import RaftkaError
 from raftka.common.rpc.controller_client import ControllerClient
 from raftka.ops.cluster_file import read_cluster_file, read_nodes
 from raftka.ops.proc import is_node_process, stat_state
+from tests.conditions import wait_until
 
 pytestmark = pytest.mark.integration
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout_s}s")
-        time.sleep(0.05)
 
 
 class Up:

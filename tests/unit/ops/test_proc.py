@@ -6,7 +6,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from raftka.ops.proc import (
     start_time,
     stat_state,
 )
+from tests.conditions import wait_until
 
 CONFIG = "/c/broker-5/node.toml"
 SERVER_ARGS = ["/venv/bin/python", "-m", "raftka.client.cli", "server", "--config", CONFIG]
@@ -82,10 +82,11 @@ def server_lookalike(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], 
 
 
 def until_state(pid: int, config: str, started: int | None, state: ProcessState) -> None:
-    deadline = time.monotonic() + 10
-    while node_process_state(pid, config, started) is not state:
-        assert time.monotonic() < deadline, f"process {pid} did not become {state.value}"
-        time.sleep(0.01)
+    wait_until(
+        lambda: node_process_state(pid, config, started) is state,
+        f"process {pid} becoming {state.value}",
+        timeout_s=10,
+    )
 
 
 def test_against_a_real_process(server_lookalike: tuple[subprocess.Popen[bytes], str]) -> None:
@@ -103,9 +104,8 @@ def test_against_a_real_process(server_lookalike: tuple[subprocess.Popen[bytes],
     process.kill()
     until_state(process.pid, config, started, ProcessState.EXITED)  # a zombie until reaped
     # The command line goes first while the process dies; it is a zombie a moment later.
-    deadline = time.monotonic() + 10
-    while is_same_process(process.pid, started):
-        assert time.monotonic() < deadline, "the killed process never became a zombie"
-        time.sleep(0.01)
+    wait_until(
+        lambda: not is_same_process(process.pid, started), "the killed process a zombie", timeout_s=10
+    )
     process.wait()
     assert not is_node_process(process.pid, config, started)
