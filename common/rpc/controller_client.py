@@ -19,6 +19,7 @@ from raftka.common import errors
 from raftka.common.rpc.channels import open_channel
 from raftka.common.rpc.retry import Deadline, RetryPolicy
 from raftka.common.rpc.status import error_from_rpc
+from raftka.v1 import common_pb2 as cpb
 from raftka.v1 import controller_pb2 as pb
 from raftka.v1.controller_pb2_grpc import ControllerServiceStub
 
@@ -144,9 +145,51 @@ class ControllerClient:
     async def create_topics(
         self, topics: Sequence[pb.NewTopic], *, validate_only: bool = False
     ) -> list[pb.CreateTopicResult]:
+        """Creates ``topics``. A create whose answer was lost (a timeout) is sent again; when
+        the retry finds a topic of the shape asked for, the first attempt made it, and it is
+        reported as created (Kafka's clients report TopicExistsException there instead)."""
         request = pb.CreateTopicsRequest(topics=list(topics), validate_only=validate_only)
-        response = await self.call(lambda s, t: s.CreateTopics(request, timeout=t))
-        return list(response.results)
+        attempts = 0
+
+        def invoke(stub: ControllerServiceStub, timeout: float) -> Awaitable[Any]:
+            nonlocal attempts
+            attempts += 1
+            return stub.CreateTopics(request, timeout=timeout)  # type: ignore[no-any-return]
+
+        response: pb.CreateTopicsResponse = await self.call(invoke)
+        results = list(response.results)
+        if attempts > 1 and not validate_only:
+            results = await self._settle_retried_creates(list(topics), results)
+        return results
+
+    async def _settle_retried_creates(
+        self, asked: list[pb.NewTopic], results: list[pb.CreateTopicResult]
+    ) -> list[pb.CreateTopicResult]:
+        exists = [r.name for r in results if r.error_code == cpb.TOPIC_ALREADY_EXISTS]
+        if not exists:
+            return results
+        found = {d.name: d for d in await self.describe_topics(exists)}
+        by_name = {n.name: n for n in asked}
+        settled = []
+        for result in results:
+            topic = found.get(result.name)
+            if topic is not None and result.error_code == cpb.TOPIC_ALREADY_EXISTS:
+                want = by_name[result.name]
+                partitions = len(topic.partitions)
+                replicas = {len(p.replicas) for p in topic.partitions}
+                if (want.num_partitions in (0, partitions)) and (
+                    want.replication_factor == 0 or replicas == {want.replication_factor}
+                ):
+                    log.info("retried_create_found_its_topic", topic=result.name)
+                    result = pb.CreateTopicResult(
+                        name=result.name,
+                        topic_id=topic.topic_id,
+                        error_code=cpb.NONE,
+                        num_partitions=partitions,
+                        replication_factor=min(replicas) if replicas else 0,
+                    )
+            settled.append(result)
+        return settled
 
     async def delete_topics(self, names: Sequence[str]) -> list[pb.TopicResult]:
         request = pb.DeleteTopicsRequest(names=list(names))
