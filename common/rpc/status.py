@@ -14,7 +14,7 @@ from typing import Any, TypeVar, cast
 import grpc
 import structlog
 
-from raftka.common import errors
+from raftka.common import errors, group_errors
 from raftka.common.records import errors as record_errors
 from raftka.common.storage import errors as storage_errors
 from raftka.v1.common_pb2 import ErrorCode
@@ -47,6 +47,21 @@ _STATUS_BY_ERROR: dict[type[errors.RaftkaError], grpc.StatusCode] = {
     errors.InconsistentClusterIdError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.FaultInjectionDisabledError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.NetworkError: grpc.StatusCode.UNAVAILABLE,
+    group_errors.NotCoordinatorError: grpc.StatusCode.UNAVAILABLE,
+    group_errors.CoordinatorNotAvailableError: grpc.StatusCode.UNAVAILABLE,
+    group_errors.InvalidGroupIdError: grpc.StatusCode.INVALID_ARGUMENT,
+    group_errors.UnsupportedAssignorError: grpc.StatusCode.INVALID_ARGUMENT,
+    group_errors.InvalidRegularExpressionError: grpc.StatusCode.INVALID_ARGUMENT,
+    group_errors.OffsetMetadataTooLargeError: grpc.StatusCode.INVALID_ARGUMENT,
+    group_errors.GroupIdNotFoundError: grpc.StatusCode.NOT_FOUND,
+    group_errors.UnknownMemberIdError: grpc.StatusCode.FAILED_PRECONDITION,
+    group_errors.FencedMemberEpochError: grpc.StatusCode.FAILED_PRECONDITION,
+    group_errors.StaleMemberEpochError: grpc.StatusCode.FAILED_PRECONDITION,
+    group_errors.UnreleasedInstanceIdError: grpc.StatusCode.FAILED_PRECONDITION,
+    group_errors.FencedInstanceIdError: grpc.StatusCode.FAILED_PRECONDITION,
+    group_errors.NonEmptyGroupError: grpc.StatusCode.FAILED_PRECONDITION,
+    group_errors.GroupSubscribedToTopicError: grpc.StatusCode.FAILED_PRECONDITION,
+    group_errors.GroupMaxSizeReachedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     # Record batches: the bytes sent are at fault (a corrupt one may be resent: retriable).
     record_errors.RecordError: grpc.StatusCode.INVALID_ARGUMENT,
     # The segmented log: a disk or server-side fault unless named otherwise below.
@@ -103,7 +118,7 @@ def rpc_errors(handler: H) -> H:
 
 # The wire carries only the code's name: the first class defined with a code stands for it.
 _ERROR_BY_NAME: dict[str, type[errors.RaftkaError]] = {}
-for _module in (errors, record_errors, storage_errors):
+for _module in (errors, group_errors, record_errors, storage_errors):
     for _cls in list(vars(_module).values()):
         if isinstance(_cls, type) and issubclass(_cls, errors.RaftkaError):
             _ERROR_BY_NAME.setdefault(ErrorCode.Name(_cls.code), _cls)

@@ -45,7 +45,22 @@ per item. tests/unit/common/test_status_table.py keeps this table equal to the c
 | NOT_ENOUGH_REPLICAS | UNAVAILABLE | The ISR is below min.insync.replicas. |
 | NOT_ENOUGH_REPLICAS_AFTER_APPEND | UNAVAILABLE | Written, but the ISR shrank below min.insync.replicas. |
 | UNKNOWN_LEADER_EPOCH | UNAVAILABLE | The request's leader epoch is newer than this node knows. |
-| COORDINATOR_LOAD_IN_PROGRESS | UNAVAILABLE | InitProducerId: the broker has no producer-id block yet. |
+| COORDINATOR_LOAD_IN_PROGRESS | UNAVAILABLE | InitProducerId: the broker has no producer-id block yet; GroupService: the coordinator is still loading the group's partition. |
+| NOT_COORDINATOR | UNAVAILABLE | GroupService: this broker does not coordinate the group; find the coordinator again. |
+| COORDINATOR_NOT_AVAILABLE | UNAVAILABLE | GroupService: __consumer_offsets is being created or the group's partition has no leader. |
+| INVALID_GROUP_ID | INVALID_ARGUMENT | GroupService: the group id is empty or too long. |
+| UNSUPPORTED_ASSIGNOR | INVALID_ARGUMENT | GroupService: an assignor other than uniform or range. |
+| INVALID_REGULAR_EXPRESSION | INVALID_ARGUMENT | GroupService: a subscription regex that does not compile. |
+| OFFSET_METADATA_TOO_LARGE | INVALID_ARGUMENT | GroupService: offset metadata over 4096 bytes. |
+| GROUP_ID_NOT_FOUND | NOT_FOUND | GroupService: no such group. |
+| UNKNOWN_MEMBER_ID | FAILED_PRECONDITION | GroupService: not a member of the group; rejoin with epoch 0. |
+| FENCED_MEMBER_EPOCH | FAILED_PRECONDITION | GroupService: the member's epoch is not accepted; rejoin with epoch 0. |
+| STALE_MEMBER_EPOCH | FAILED_PRECONDITION | GroupService: an offset commit or fetch with an old member epoch. |
+| UNRELEASED_INSTANCE_ID | FAILED_PRECONDITION | GroupService: the static instance id is held by a live member. |
+| FENCED_INSTANCE_ID | FAILED_PRECONDITION | GroupService: another member holds this static instance id. |
+| NON_EMPTY_GROUP | FAILED_PRECONDITION | GroupService: the group still has members. |
+| GROUP_SUBSCRIBED_TO_TOPIC | FAILED_PRECONDITION | GroupService: a member subscribes to the topic. |
+| GROUP_MAX_SIZE_REACHED | RESOURCE_EXHAUSTED | GroupService: the group is full. |
 | NETWORK_EXCEPTION | UNAVAILABLE | Dropped by fault injection. |
 | KAFKA_STORAGE_ERROR | UNAVAILABLE | The partition's log is closed (being removed, or the broker is stopping). |
 | KAFKA_STORAGE_ERROR | INTERNAL | A disk or log error on the node. |
@@ -129,12 +144,21 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     """
     MESSAGE_TOO_LARGE: _ErrorCode.ValueType  # 10
     """A batch is larger than the topic's max.message.bytes (bytes, default 1048588)."""
+    OFFSET_METADATA_TOO_LARGE: _ErrorCode.ValueType  # 12
+    """A committed offset's metadata is longer than 4096 bytes."""
     NETWORK_EXCEPTION: _ErrorCode.ValueType  # 13
     """The request or its answer was lost on the network (for Raftka: dropped by fault injection)."""
     COORDINATOR_LOAD_IN_PROGRESS: _ErrorCode.ValueType  # 14
     """The broker cannot serve this yet (InitProducerId: it has no block of producer ids and
-    could not get one from the controller in time). Retry.
+    could not get one from the controller in time; a group coordinator: it is still replaying
+    the group's partition). Retry.
     """
+    COORDINATOR_NOT_AVAILABLE: _ErrorCode.ValueType  # 15
+    """The coordinator's internal topic is being created or its partition has no leader: find the
+    coordinator again.
+    """
+    NOT_COORDINATOR: _ErrorCode.ValueType  # 16
+    """This broker is not the coordinator of the group: find the coordinator again."""
     INVALID_TOPIC_EXCEPTION: _ErrorCode.ValueType  # 17
     """The topic name is not valid ([a-zA-Z0-9._-], 1..249 characters, not "." or "..")."""
     NOT_ENOUGH_REPLICAS: _ErrorCode.ValueType  # 19
@@ -143,6 +167,12 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     """Written, but the ISR shrank below min.insync.replicas before the write was replicated."""
     INVALID_REQUIRED_ACKS: _ErrorCode.ValueType  # 21
     """acks is not one of 0, 1, -1 (every partition of the Produce gets it; nothing is written)."""
+    INVALID_GROUP_ID: _ErrorCode.ValueType  # 24
+    """The group id is empty or longer than 249 bytes."""
+    UNKNOWN_MEMBER_ID: _ErrorCode.ValueType  # 25
+    """The member id is not a member of the group (removed after its session timeout, or never
+    joined): rejoin with epoch 0.
+    """
     INVALID_TIMESTAMP: _ErrorCode.ValueType  # 32
     """A record timestamp is outside the allowed range. Listed for Kafka parity; the current
     servers do not check timestamps and do not send it.
@@ -187,6 +217,10 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     it (a batch of a producer id the partition does not know must start at sequence 0, else
     OUT_OF_ORDER_SEQUENCE_NUMBER).
     """
+    NON_EMPTY_GROUP: _ErrorCode.ValueType  # 68
+    """The group still has members."""
+    GROUP_ID_NOT_FOUND: _ErrorCode.ValueType  # 69
+    """No such group."""
     FENCED_LEADER_EPOCH: _ErrorCode.ValueType  # 74
     """The request's leader epoch is older than the partition's current one (follower fetches;
     AlterPartition from a deposed leader).
@@ -201,6 +235,10 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     """A preferred leader election could not elect the preferred replica (it is not in the ISR,
     or it is fenced or shutting down); the current leader stays.
     """
+    GROUP_MAX_SIZE_REACHED: _ErrorCode.ValueType  # 81
+    """The group has as many members as it may have."""
+    FENCED_INSTANCE_ID: _ErrorCode.ValueType  # 82
+    """Another member now uses this static instance id."""
     ELIGIBLE_LEADERS_NOT_AVAILABLE: _ErrorCode.ValueType  # 83
     """No replica could be elected leader (none is in the ISR and active; for an unclean election,
     none is active at all).
@@ -211,6 +249,8 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     """
     NO_REASSIGNMENT_IN_PROGRESS: _ErrorCode.ValueType  # 85
     """A reassignment was cancelled, but the partition has none in progress."""
+    GROUP_SUBSCRIBED_TO_TOPIC: _ErrorCode.ValueType  # 86
+    """A member of the group subscribes to the topic whose offsets were to be deleted."""
     INVALID_RECORD: _ErrorCode.ValueType  # 87
     """A record inside a batch is invalid (bad varint, wrong count, ...)."""
     INVALID_UPDATE_VERSION: _ErrorCode.ValueType  # 95
@@ -225,6 +265,18 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     """The cluster id in the request is not this cluster's."""
     INELIGIBLE_REPLICA: _ErrorCode.ValueType  # 107
     """A proposed ISR member is fenced, shutting down or has a stale epoch."""
+    FENCED_MEMBER_EPOCH: _ErrorCode.ValueType  # 110
+    """The member's epoch is not one the coordinator accepts: drop every partition and rejoin
+    with epoch 0.
+    """
+    UNRELEASED_INSTANCE_ID: _ErrorCode.ValueType  # 111
+    """The static instance id is still held by a live member."""
+    UNSUPPORTED_ASSIGNOR: _ErrorCode.ValueType  # 112
+    """The requested server assignor is not one of uniform, range."""
+    STALE_MEMBER_EPOCH: _ErrorCode.ValueType  # 113
+    """An offset commit or fetch from a member with an epoch other than its current one."""
+    INVALID_REGULAR_EXPRESSION: _ErrorCode.ValueType  # 128
+    """The subscription's regular expression does not compile."""
 
 class ErrorCode(_ErrorCode, metaclass=_ErrorCodeEnumTypeWrapper):
     """Error codes, in item results and (by name) in the "raftka-error" trailing metadata of a
@@ -265,12 +317,21 @@ current servers do not send it.
 """
 MESSAGE_TOO_LARGE: ErrorCode.ValueType  # 10
 """A batch is larger than the topic's max.message.bytes (bytes, default 1048588)."""
+OFFSET_METADATA_TOO_LARGE: ErrorCode.ValueType  # 12
+"""A committed offset's metadata is longer than 4096 bytes."""
 NETWORK_EXCEPTION: ErrorCode.ValueType  # 13
 """The request or its answer was lost on the network (for Raftka: dropped by fault injection)."""
 COORDINATOR_LOAD_IN_PROGRESS: ErrorCode.ValueType  # 14
 """The broker cannot serve this yet (InitProducerId: it has no block of producer ids and
-could not get one from the controller in time). Retry.
+could not get one from the controller in time; a group coordinator: it is still replaying
+the group's partition). Retry.
 """
+COORDINATOR_NOT_AVAILABLE: ErrorCode.ValueType  # 15
+"""The coordinator's internal topic is being created or its partition has no leader: find the
+coordinator again.
+"""
+NOT_COORDINATOR: ErrorCode.ValueType  # 16
+"""This broker is not the coordinator of the group: find the coordinator again."""
 INVALID_TOPIC_EXCEPTION: ErrorCode.ValueType  # 17
 """The topic name is not valid ([a-zA-Z0-9._-], 1..249 characters, not "." or "..")."""
 NOT_ENOUGH_REPLICAS: ErrorCode.ValueType  # 19
@@ -279,6 +340,12 @@ NOT_ENOUGH_REPLICAS_AFTER_APPEND: ErrorCode.ValueType  # 20
 """Written, but the ISR shrank below min.insync.replicas before the write was replicated."""
 INVALID_REQUIRED_ACKS: ErrorCode.ValueType  # 21
 """acks is not one of 0, 1, -1 (every partition of the Produce gets it; nothing is written)."""
+INVALID_GROUP_ID: ErrorCode.ValueType  # 24
+"""The group id is empty or longer than 249 bytes."""
+UNKNOWN_MEMBER_ID: ErrorCode.ValueType  # 25
+"""The member id is not a member of the group (removed after its session timeout, or never
+joined): rejoin with epoch 0.
+"""
 INVALID_TIMESTAMP: ErrorCode.ValueType  # 32
 """A record timestamp is outside the allowed range. Listed for Kafka parity; the current
 servers do not check timestamps and do not send it.
@@ -323,6 +390,10 @@ UNKNOWN_PRODUCER_ID: ErrorCode.ValueType  # 59
 it (a batch of a producer id the partition does not know must start at sequence 0, else
 OUT_OF_ORDER_SEQUENCE_NUMBER).
 """
+NON_EMPTY_GROUP: ErrorCode.ValueType  # 68
+"""The group still has members."""
+GROUP_ID_NOT_FOUND: ErrorCode.ValueType  # 69
+"""No such group."""
 FENCED_LEADER_EPOCH: ErrorCode.ValueType  # 74
 """The request's leader epoch is older than the partition's current one (follower fetches;
 AlterPartition from a deposed leader).
@@ -337,6 +408,10 @@ PREFERRED_LEADER_NOT_AVAILABLE: ErrorCode.ValueType  # 80
 """A preferred leader election could not elect the preferred replica (it is not in the ISR,
 or it is fenced or shutting down); the current leader stays.
 """
+GROUP_MAX_SIZE_REACHED: ErrorCode.ValueType  # 81
+"""The group has as many members as it may have."""
+FENCED_INSTANCE_ID: ErrorCode.ValueType  # 82
+"""Another member now uses this static instance id."""
 ELIGIBLE_LEADERS_NOT_AVAILABLE: ErrorCode.ValueType  # 83
 """No replica could be elected leader (none is in the ISR and active; for an unclean election,
 none is active at all).
@@ -347,6 +422,8 @@ the partition already has a leader).
 """
 NO_REASSIGNMENT_IN_PROGRESS: ErrorCode.ValueType  # 85
 """A reassignment was cancelled, but the partition has none in progress."""
+GROUP_SUBSCRIBED_TO_TOPIC: ErrorCode.ValueType  # 86
+"""A member of the group subscribes to the topic whose offsets were to be deleted."""
 INVALID_RECORD: ErrorCode.ValueType  # 87
 """A record inside a batch is invalid (bad varint, wrong count, ...)."""
 INVALID_UPDATE_VERSION: ErrorCode.ValueType  # 95
@@ -361,6 +438,18 @@ INCONSISTENT_CLUSTER_ID: ErrorCode.ValueType  # 104
 """The cluster id in the request is not this cluster's."""
 INELIGIBLE_REPLICA: ErrorCode.ValueType  # 107
 """A proposed ISR member is fenced, shutting down or has a stale epoch."""
+FENCED_MEMBER_EPOCH: ErrorCode.ValueType  # 110
+"""The member's epoch is not one the coordinator accepts: drop every partition and rejoin
+with epoch 0.
+"""
+UNRELEASED_INSTANCE_ID: ErrorCode.ValueType  # 111
+"""The static instance id is still held by a live member."""
+UNSUPPORTED_ASSIGNOR: ErrorCode.ValueType  # 112
+"""The requested server assignor is not one of uniform, range."""
+STALE_MEMBER_EPOCH: ErrorCode.ValueType  # 113
+"""An offset commit or fetch from a member with an epoch other than its current one."""
+INVALID_REGULAR_EXPRESSION: ErrorCode.ValueType  # 128
+"""The subscription's regular expression does not compile."""
 Global___ErrorCode: _TypeAlias = ErrorCode  # noqa: Y015
 
 class _ConfigSource:

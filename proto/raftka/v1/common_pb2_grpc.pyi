@@ -45,7 +45,22 @@ per item. tests/unit/common/test_status_table.py keeps this table equal to the c
 | NOT_ENOUGH_REPLICAS | UNAVAILABLE | The ISR is below min.insync.replicas. |
 | NOT_ENOUGH_REPLICAS_AFTER_APPEND | UNAVAILABLE | Written, but the ISR shrank below min.insync.replicas. |
 | UNKNOWN_LEADER_EPOCH | UNAVAILABLE | The request's leader epoch is newer than this node knows. |
-| COORDINATOR_LOAD_IN_PROGRESS | UNAVAILABLE | InitProducerId: the broker has no producer-id block yet. |
+| COORDINATOR_LOAD_IN_PROGRESS | UNAVAILABLE | InitProducerId: the broker has no producer-id block yet; GroupService: the coordinator is still loading the group's partition. |
+| NOT_COORDINATOR | UNAVAILABLE | GroupService: this broker does not coordinate the group; find the coordinator again. |
+| COORDINATOR_NOT_AVAILABLE | UNAVAILABLE | GroupService: __consumer_offsets is being created or the group's partition has no leader. |
+| INVALID_GROUP_ID | INVALID_ARGUMENT | GroupService: the group id is empty or too long. |
+| UNSUPPORTED_ASSIGNOR | INVALID_ARGUMENT | GroupService: an assignor other than uniform or range. |
+| INVALID_REGULAR_EXPRESSION | INVALID_ARGUMENT | GroupService: a subscription regex that does not compile. |
+| OFFSET_METADATA_TOO_LARGE | INVALID_ARGUMENT | GroupService: offset metadata over 4096 bytes. |
+| GROUP_ID_NOT_FOUND | NOT_FOUND | GroupService: no such group. |
+| UNKNOWN_MEMBER_ID | FAILED_PRECONDITION | GroupService: not a member of the group; rejoin with epoch 0. |
+| FENCED_MEMBER_EPOCH | FAILED_PRECONDITION | GroupService: the member's epoch is not accepted; rejoin with epoch 0. |
+| STALE_MEMBER_EPOCH | FAILED_PRECONDITION | GroupService: an offset commit or fetch with an old member epoch. |
+| UNRELEASED_INSTANCE_ID | FAILED_PRECONDITION | GroupService: the static instance id is held by a live member. |
+| FENCED_INSTANCE_ID | FAILED_PRECONDITION | GroupService: another member holds this static instance id. |
+| NON_EMPTY_GROUP | FAILED_PRECONDITION | GroupService: the group still has members. |
+| GROUP_SUBSCRIBED_TO_TOPIC | FAILED_PRECONDITION | GroupService: a member subscribes to the topic. |
+| GROUP_MAX_SIZE_REACHED | RESOURCE_EXHAUSTED | GroupService: the group is full. |
 | NETWORK_EXCEPTION | UNAVAILABLE | Dropped by fault injection. |
 | KAFKA_STORAGE_ERROR | UNAVAILABLE | The partition's log is closed (being removed, or the broker is stopping). |
 | KAFKA_STORAGE_ERROR | INTERNAL | A disk or log error on the node. |

@@ -10,6 +10,7 @@ import pytest
 
 import raftka.common
 from raftka.common import errors
+from raftka.common import group_errors as ge
 from raftka.common.metadata.errors import MetadataReplayError
 from raftka.common.records import errors as record_errors
 from raftka.common.rpc.status import error_from_rpc, status_for, trailing_metadata_for
@@ -51,6 +52,21 @@ INTENDED: dict[type[errors.RaftkaError], tuple[str, bool, grpc.StatusCode]] = {
     errors.DuplicateSequenceError: ("DUPLICATE_SEQUENCE_NUMBER", False, S.ALREADY_EXISTS),
     errors.InvalidProducerEpochError: ("INVALID_PRODUCER_EPOCH", False, S.FAILED_PRECONDITION),
     errors.CoordinatorLoadInProgressError: ("COORDINATOR_LOAD_IN_PROGRESS", True, S.UNAVAILABLE),
+    ge.NotCoordinatorError: ("NOT_COORDINATOR", True, S.UNAVAILABLE),
+    ge.CoordinatorNotAvailableError: ("COORDINATOR_NOT_AVAILABLE", True, S.UNAVAILABLE),
+    ge.InvalidGroupIdError: ("INVALID_GROUP_ID", False, S.INVALID_ARGUMENT),
+    ge.UnsupportedAssignorError: ("UNSUPPORTED_ASSIGNOR", False, S.INVALID_ARGUMENT),
+    ge.InvalidRegularExpressionError: ("INVALID_REGULAR_EXPRESSION", False, S.INVALID_ARGUMENT),
+    ge.OffsetMetadataTooLargeError: ("OFFSET_METADATA_TOO_LARGE", False, S.INVALID_ARGUMENT),
+    ge.GroupIdNotFoundError: ("GROUP_ID_NOT_FOUND", False, S.NOT_FOUND),
+    ge.UnknownMemberIdError: ("UNKNOWN_MEMBER_ID", False, S.FAILED_PRECONDITION),
+    ge.FencedMemberEpochError: ("FENCED_MEMBER_EPOCH", False, S.FAILED_PRECONDITION),
+    ge.StaleMemberEpochError: ("STALE_MEMBER_EPOCH", False, S.FAILED_PRECONDITION),
+    ge.UnreleasedInstanceIdError: ("UNRELEASED_INSTANCE_ID", False, S.FAILED_PRECONDITION),
+    ge.FencedInstanceIdError: ("FENCED_INSTANCE_ID", False, S.FAILED_PRECONDITION),
+    ge.NonEmptyGroupError: ("NON_EMPTY_GROUP", False, S.FAILED_PRECONDITION),
+    ge.GroupSubscribedToTopicError: ("GROUP_SUBSCRIBED_TO_TOPIC", False, S.FAILED_PRECONDITION),
+    ge.GroupMaxSizeReachedError: ("GROUP_MAX_SIZE_REACHED", False, S.RESOURCE_EXHAUSTED),
     # A node's own startup problems: never a request's fault.
     errors.ConfigFileError: ("INVALID_CONFIG", False, S.INTERNAL),
     errors.DataDirectoryError: ("KAFKA_STORAGE_ERROR", False, S.INTERNAL),
