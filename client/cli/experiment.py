@@ -59,6 +59,10 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--netns-subnet", default=DEFAULT_SUBNET, metavar="CIDR", help=f"the /24 the namespaces use; must be unused on this machine (default {DEFAULT_SUBNET})")  # fmt: skip
     p.add_argument("--controller-setting", action="append", default=[], metavar="KEY=VALUE", help="a controller config override, e.g. election_timeout_ms=500 (repeatable)")  # fmt: skip
     p.add_argument("--broker-setting", action="append", default=[], metavar="KEY=VALUE", help="a broker config override, e.g. replica_lag_time_max_ms=10000 (repeatable)")  # fmt: skip
+    p.add_argument("--workload", choices=("queue", "group"), default="queue", help="queue: producers and sequential readers; group: the same plus consumer-group members as processes, killed and paused on their own seeded schedule, checked for skips, rewinds and double ownership (default queue)")  # fmt: skip
+    p.add_argument("--group-members", type=int, default=3, metavar="N", help="group workload: member processes (default 3)")  # fmt: skip
+    p.add_argument("--member-session-timeout", type=int, default=6000, metavar="MS", help="group workload: the members' session timeout (default 6000)")  # fmt: skip
+    p.add_argument("--auto-commit-interval", type=int, default=1000, metavar="MS", help="group workload: the members' auto-commit interval (default 1000)")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("experiment-out"), metavar="DIR", help="where the report, history, timeline and cluster data go (default experiment-out)")  # fmt: skip
     p.set_defaults(run=_run)
 
@@ -117,6 +121,10 @@ def _run(args: argparse.Namespace) -> int:
             netns_subnet=args.netns_subnet,
             controller_settings=_settings(args.controller_setting, "--controller-setting"),
             broker_settings=_settings(args.broker_setting, "--broker-setting"),
+            workload=args.workload,
+            group_members=args.group_members,
+            member_session_timeout_ms=args.member_session_timeout,
+            auto_commit_interval_ms=args.auto_commit_interval,
         )
         config.schedule()  # validate before starting anything
     except ScheduleError as e:

@@ -47,6 +47,12 @@ class ExperimentConfig:
     netns_subnet: str = "10.213.0.0/24"
     controller_settings: Mapping[str, object] = field(default_factory=dict)
     broker_settings: Mapping[str, object] = field(default_factory=dict)
+    workload: str = "queue"
+    """"queue" (producers and sequential readers) or "group" (the same, plus consumer-group
+    members as processes, struck by their own kill and pause faults)."""
+    group_members: int = 3
+    member_session_timeout_ms: int = 6000
+    auto_commit_interval_ms: int = 1000
 
     @property
     def min_isr(self) -> int:

@@ -26,6 +26,12 @@ from raftka.common.rpc.controller_client import ControllerClient
 from raftka.ops.experiments import cluster_setup as setup
 from raftka.ops.experiments.checker import check
 from raftka.ops.experiments.config import ExperimentConfig
+from raftka.ops.experiments.group_workload import (
+    GroupWorkload,
+    final_logs,
+    group_report,
+    member_schedule,
+)
 from raftka.ops.experiments.nemesis import InProcessNetwork, Nemesis, NetworkFaults
 from raftka.ops.experiments.netns import NetnsNetwork, host_ipv4_addresses
 from raftka.ops.experiments.observer import MetadataObserver, dump_samples
@@ -55,6 +61,7 @@ class ExperimentOutcome:
             bool(r["valid"])
             and not r["check"]["unchecked_partitions"]
             and r["recovery"]["recovered"]
+            and r.get("group", {}).get("valid", True)
         )
 
 
@@ -162,6 +169,7 @@ async def _run(
         nemesis = Nemesis(
             cluster, network, clock, log=lambda line: say(f"[{clock():7.1f}s] {line}")
         )
+        group = _group_workload(config, cluster, clock, say)
         await observer.sample()
         say(f"workload: {config.rate:g} sends/s, acks={'all' if config.acks == -1 else config.acks}, "
             f"{len(schedule.faults)} faults scheduled over {config.duration_s:g}s")  # fmt: skip
@@ -170,6 +178,17 @@ async def _run(
             asyncio.create_task(observer.run()),
             asyncio.create_task(_progress(workload, nemesis, observer, clock, config, say)),
         ]
+        group_result: dict[str, Any] | None = None
+        if group is not None:
+            group.start()
+            member_faults = member_schedule(
+                config.seed,
+                members=config.group_members,
+                duration=config.duration_s,
+                interval=config.fault_interval_s,
+                fault_duration=config.fault_duration_s,
+            )
+            tasks.append(asyncio.create_task(group.run_faults(member_faults, config.duration_s)))
         try:
             await _drive(schedule, nemesis, observer, clock, config.duration_s)
             workload.stop()
@@ -198,7 +217,11 @@ async def _run(
             failures = await workload.final_read(attempts=5)
             for failure in failures:
                 say(f"  {failure}")
+            if group is not None:
+                group_result = await _finish_group(group, workload, config, clock, say)
         finally:
+            if group is not None:
+                group.stop()
             workload.stop()
             observer.stop()
             for task in tasks:
@@ -218,7 +241,42 @@ async def _run(
         recovered_at,
         say,
         command,
+        group_result,
     )
+
+
+def _group_workload(
+    config: ExperimentConfig, cluster: LocalCluster, clock: Clock, say: Callable[[str], None]
+) -> GroupWorkload | None:
+    if config.workload != "group":
+        return None
+    return GroupWorkload(
+        config.out_dir / "members",
+        cluster.bootstrap_servers,
+        TOPIC,
+        members=config.group_members,
+        session_timeout_ms=config.member_session_timeout_ms,
+        auto_commit_interval_ms=config.auto_commit_interval_ms,
+        clock=clock,
+        log=lambda line: say(f"[{clock():7.1f}s] {line}"),
+    )
+
+
+async def _finish_group(
+    group: GroupWorkload,
+    workload: Workload,
+    config: ExperimentConfig,
+    clock: Clock,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    """Let the group read to the end of every partition, stop the members (they commit and
+    leave), and check what they read against the final reads."""
+    logs = final_logs(workload.history)
+    drained = await group.drain(logs, config.recovery_timeout_s)
+    say(f"[{clock():7.1f}s] group drained={drained}; stopping members")
+    group.stop()
+    result = group.check(logs)
+    return group_report(result, drained, group.struck)
 
 
 async def _drive(
@@ -285,6 +343,7 @@ def _finish(
     recovered_at: float,
     say: Callable[[str], None],
     command: str,
+    group_result: dict[str, Any] | None = None,
 ) -> ExperimentOutcome:
     out = config.out_dir
     history_path, report_path = out / "history.jsonl", out / "report.json"
@@ -333,9 +392,20 @@ def _finish(
         say(f"no timeline: {e}")
         timeline_path = None
         report["files"]["timeline"] = None
+    if group_result is not None:
+        report["group"] = group_result
     write_report(report_path, report)
     for line in summary_lines(report):
         say(line)
+    if group_result is not None:
+        g = group_result
+        say(
+            f"group: valid={g['valid']} drained={g['drained']} consumed {g['consumed']:,} "
+            f"(re-read {g['re_read']:,}) in {g['sessions']} ownerships; "
+            f"{len(g['member_faults'])} member faults; anomalies {len(g['anomalies'])}"
+        )
+        for a in g["anomalies"][:10]:
+            say(f"  {a['kind']}: {a['explanation']}")
     say(f"report {report_path}")
     if timeline_path is not None:
         say(f"timeline {timeline_path}")
