@@ -176,11 +176,13 @@ class BrokerServer:
         loop = asyncio.get_running_loop()
         backoff = self.config.log_cleaner_backoff_ms / 1000
         while True:
-            logs = self.logs
-            if logs is not None:
+            if self.logs is not None:
+                # Listed here, on the event loop that changes the set of logs; a log closed
+                # meanwhile is skipped by the cleaner.
+                partitions = self.logs.partitions()
                 try:
                     await loop.run_in_executor(
-                        self._cleaner_thread, run_cleaner_passes, cleaner, logs.partitions
+                        self._cleaner_thread, run_cleaner_passes, cleaner, partitions
                     )
                 except Exception as exc:  # the loop must survive one bad pass
                     log.exception("log_cleaner_pass_failed", error=str(exc))

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -234,15 +234,13 @@ class LogCleaner:
         return CleanedLog(plog, decided, result)
 
 
-def run_cleaner_passes(
-    cleaner: LogCleaner, partition_logs: Callable[[], Iterable[PartitionLog]]
-) -> int:
-    """Cleans eligible logs until none is left (or the cleaner stops); returns the passes
-    made. What the broker's cleaner thread runs after each backoff."""
+def run_cleaner_passes(cleaner: LogCleaner, partition_logs: Sequence[PartitionLog]) -> int:
+    """Cleans eligible logs of ``partition_logs`` until none is left (or the cleaner stops);
+    returns the passes made. What the broker's cleaner thread runs after each backoff."""
     passes = 0
     while True:
         try:
-            cleaned = cleaner.clean_once(partition_logs())
+            cleaned = cleaner.clean_once(partition_logs)
         except CleanerStoppedError:
             return passes
         if cleaned is None or not cleaned.result.completed:

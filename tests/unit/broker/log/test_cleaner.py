@@ -197,7 +197,7 @@ def test_a_stopped_cleaner_stops_its_pass_and_leaves_the_log_whole(tmp_path: Pat
     before = read_all(plog)
     stopping = LogCleaner(clock=FakeClock(T0 + 1000))
     stopping.stop()
-    assert run_cleaner_passes(stopping, lambda: [plog]) == 0
+    assert run_cleaner_passes(stopping, [plog]) == 0
     assert read_all(plog) == before
     assert not list((tmp_path / "events-0").glob("*.cleaned"))
     stopped = threading.Event()
@@ -205,3 +205,21 @@ def test_a_stopped_cleaner_stops_its_pass_and_leaves_the_log_whole(tmp_path: Pat
     with pytest.raises(CleanerStoppedError):
         Throttle(0, stopped)(100)
     plog.close()
+
+
+def test_passes_go_on_until_no_log_is_eligible_filthiest_first(tmp_path: Path) -> None:
+    dirtier = open_partition(tmp_path, partition=0, overrides=COMPACT)
+    fill(dirtier, rounds=12)
+    cleaner_ = cleaner()
+    dirtier_range = cleaner_.candidates([dirtier], T0)[0][1]
+    less = open_partition(tmp_path, partition=1, overrides=COMPACT)
+    fill(less, rounds=8)
+    assert cleaner().clean_once([less]) is not None
+    fill(less, rounds=4)  # a second, smaller dirty part after a clean part
+    ranked = cleaner_.candidates([less, dirtier], T0)
+    assert [plog.partition for plog, _ in ranked] == [0, 1]
+    assert ranked[0][1] == dirtier_range and ranked[0][1].ratio > ranked[1][1].ratio
+    assert run_cleaner_passes(cleaner_, [less, dirtier]) == 2
+    assert cleaner_.candidates([less, dirtier], T0) == []
+    dirtier.close()
+    less.close()

@@ -189,3 +189,19 @@ def test_filter_drops_superseded_records_and_keeps_unmapped_keys() -> None:
     filtered = filter_batch(batch, {b"a": 5}, rules())
     assert [r.key for r in decode_batch(filtered.data).records] == [b"b"]
     assert filter_batch(batch, {b"c": 9}, rules()).data == batch
+
+
+def test_a_full_offset_map_cleans_up_to_its_segment_and_the_next_pass_goes_on(
+    tmp_path: Path,
+) -> None:
+    log = small_log(tmp_path)
+    for i in range(40):
+        log.append(keyed([(f"key-{i}".encode(), b"v")]))  # every key once
+    expected = {r.key: r.offset for r in read_from(log, 0)[0]}
+    active = log.segment_base_offsets[-1]
+    first = clean_log(log, first_dirty=0, end_offset=active, rules=rules(), max_keys=3)
+    assert first is not None and first.completed
+    assert first.map_end == log.segment_base_offsets[1] < active
+    second = clean_log(log, first_dirty=first.map_end, end_offset=active, rules=rules())
+    assert second is not None and second.map_end == active
+    assert {r.key: r.offset for r in read_from(log, 0)[0]} == expected
