@@ -34,6 +34,14 @@ class BrokerConfig:
     """How fast the background scrubber re-reads the partition logs to verify every batch
     (CRC-32C, framing, no missing offsets); 0 turns it off. Damage it finds is reported and
     repaired from an in-sync replica, like damage a read meets."""
+    log_cleaner_enable: bool = True
+    """Run the log cleaner, which compacts topics whose cleanup.policy includes compact
+    (Kafka's log.cleaner.enable)."""
+    log_cleaner_backoff_ms: int = 15_000
+    """How long the cleaner waits when no log needs cleaning (Kafka's log.cleaner.backoff.ms)."""
+    log_cleaner_io_max_bytes_per_second: int = 0
+    """How fast the cleaner may read and write segment bytes; 0 is unlimited (Kafka's
+    log.cleaner.io.max.bytes.per.second)."""
 
     def __post_init__(self) -> None:
         host, colon, port = self.listen.rpartition(":")
@@ -44,6 +52,7 @@ class BrokerConfig:
             "retention_check_interval_ms",
             "controlled_shutdown_timeout_ms",
             "replica_lag_time_max_ms",
+            "log_cleaner_backoff_ms",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigFileError(f"broker.{name} must be positive")
@@ -51,6 +60,11 @@ class BrokerConfig:
             raise ConfigFileError(
                 "broker.scrub_bytes_per_second must be 0 (scrubber off) or positive, not "
                 f"{self.scrub_bytes_per_second}"
+            )
+        if self.log_cleaner_io_max_bytes_per_second < 0:
+            raise ConfigFileError(
+                "broker.log_cleaner_io_max_bytes_per_second must be 0 (unlimited) or positive, "
+                f"not {self.log_cleaner_io_max_bytes_per_second}"
             )
 
     @property

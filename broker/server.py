@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import structlog
@@ -17,6 +18,7 @@ import structlog
 from raftka.broker.config import BrokerConfig
 from raftka.broker.io_threads import IoThreads
 from raftka.broker.lifecycle import BrokerLifecycle
+from raftka.broker.log.cleaner import LogCleaner, run_cleaner_passes
 from raftka.broker.log.manager import LogManager
 from raftka.broker.log.retention import (
     DELETED_FILES_CHECK_INTERVAL_MS,
@@ -77,6 +79,8 @@ class BrokerServer:
         self.producer_ids = ProducerIdManager(self._allocate_producer_ids, broker_id=self.broker_id)
         self._tasks: list[asyncio.Task[None]] = []
         self.scrubber: Scrubber | None = None
+        self.cleaner: LogCleaner | None = None
+        self._cleaner_thread: ThreadPoolExecutor | None = None
 
     async def start(self) -> None:
         bconf = self.config
@@ -133,6 +137,16 @@ class BrokerServer:
                     name="scrubber",
                 )
             )
+        if bconf.log_cleaner_enable:
+            self.cleaner = LogCleaner(
+                io_max_bytes_per_second=bconf.log_cleaner_io_max_bytes_per_second
+            )
+            # A thread of its own: a pass reads and writes whole segments, which must not hold
+            # up the I/O threads (appends, fetches, fsyncs) or the event loop.
+            self._cleaner_thread = ThreadPoolExecutor(1, thread_name_prefix="log-cleaner")
+            self._tasks.append(
+                asyncio.create_task(self._cleaner_loop(self.cleaner), name="log-cleaner")
+            )
         await self.lifecycle.start()
         log.info(
             "broker_started",
@@ -157,6 +171,23 @@ class BrokerServer:
             if self.logs is not None:
                 await self.io.run(apply_retention, self.logs.partitions(), wall_clock_ms())
 
+    async def _cleaner_loop(self, cleaner: LogCleaner) -> None:
+        """Cleans every eligible compacted log, then waits log_cleaner_backoff_ms."""
+        loop = asyncio.get_running_loop()
+        backoff = self.config.log_cleaner_backoff_ms / 1000
+        while True:
+            if self.logs is not None:
+                # Listed here, on the event loop that changes the set of logs; a log closed
+                # meanwhile is skipped by the cleaner.
+                partitions = self.logs.partitions()
+                try:
+                    await loop.run_in_executor(
+                        self._cleaner_thread, run_cleaner_passes, cleaner, partitions
+                    )
+                except Exception as exc:  # the loop must survive one bad pass
+                    log.exception("log_cleaner_pass_failed", error=str(exc))
+            await asyncio.sleep(backoff)
+
     async def _deleted_files_loop(self) -> None:
         """Removes deleted segments' files once their file.delete.delay.ms has passed."""
         while True:
@@ -170,7 +201,12 @@ class BrokerServer:
         confirmed = await self.lifecycle.shutdown(timeout_s)
         log.info("broker_controlled_shutdown", broker_id=self.broker_id, confirmed=confirmed)
         await self.server.stop(grace=0.5)
+        if self.cleaner is not None:
+            self.cleaner.stop()
         await cancel_and_wait(self._tasks)
+        if self._cleaner_thread is not None:
+            # A pass in progress stops at its next batch; the logs close after it.
+            await asyncio.to_thread(self._cleaner_thread.shutdown, True)
         await self.producer_ids.close()
         if self.replicas is not None:
             await self.replicas.stop()

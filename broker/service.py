@@ -509,4 +509,3 @@ def _idempotence_of(data: pb.PartitionProduceData) -> tuple[int, int, int]:
             f"base_sequence {data.base_sequence} is negative: sequences run 0..2147483647"
         )
     return data.producer_id, data.producer_epoch, data.base_sequence
-

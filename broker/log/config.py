@@ -39,6 +39,13 @@ def _int(overrides: Mapping[str, str], name: str) -> int:
     return value
 
 
+def _float(overrides: Mapping[str, str], name: str) -> float:
+    value = topic_config_value(overrides, name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"topic config {name!r} is not a number: {value!r}")
+    return float(value)
+
+
 def _str(overrides: Mapping[str, str], name: str) -> str:
     value = topic_config_value(overrides, name)
     if not isinstance(value, str):
@@ -70,7 +77,17 @@ class PartitionLogConfig:
     delete_enabled: bool = True
     """``cleanup.policy`` includes ``delete`` (retention by time and size applies)."""
     compact_enabled: bool = False
-    """``cleanup.policy`` includes ``compact`` (not implemented: nothing is compacted)."""
+    """``cleanup.policy`` includes ``compact``: the log cleaner keeps the latest record per key
+    (:mod:`raftka.broker.log.cleaner`)."""
+    delete_retention_ms: int = 86_400_000
+    """``delete.retention.ms``: how long a tombstone survives the cleaning that first kept it."""
+    min_cleanable_dirty_ratio: float = 0.5
+    """``min.cleanable.dirty.ratio``: dirty share of the cleanable bytes that starts a cleaning."""
+    min_compaction_lag_ms: int = 0
+    """``min.compaction.lag.ms``: segments with records younger than this are not cleaned."""
+    max_compaction_lag_ms: int = (1 << 63) - 1
+    """``max.compaction.lag.ms``: a dirty segment older than this is cleaned whatever the
+    ratio."""
     compression: Compression | None = None
     """``compression.type``: the codec stored batches must have (None: ``producer``, keep the
     producer's); the leader recompresses batches in another."""
@@ -100,6 +117,10 @@ class PartitionLogConfig:
             retention_bytes=_int(overrides, "retention.bytes"),
             delete_enabled="delete" in policies,
             compact_enabled="compact" in policies,
+            delete_retention_ms=_int(overrides, "delete.retention.ms"),
+            min_cleanable_dirty_ratio=_float(overrides, "min.cleanable.dirty.ratio"),
+            min_compaction_lag_ms=_int(overrides, "min.compaction.lag.ms"),
+            max_compaction_lag_ms=_int(overrides, "max.compaction.lag.ms"),
             compression=_COMPRESSION_TYPES[_str(overrides, "compression.type")],
             file_delete_delay_ms=_int(overrides, "file.delete.delay.ms"),
         )

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import structlog
 
+from raftka.broker.log.compaction import PartitionCompactor
 from raftka.broker.log.config import PartitionLogConfig
 from raftka.broker.log.damage import DamageTracker
 from raftka.broker.log.dirs import (
@@ -113,6 +114,9 @@ class PartitionLog:
             self._epoch_cache,
             self._producers,
             self._damage,
+        )
+        self._compactor = PartitionCompactor(
+            topic_partition, segmented_log, self._write_lock, self._producers
         )
         found = segmented_log.damage_found_on_open
         if found is not None:
@@ -439,9 +443,11 @@ class PartitionLog:
         unless ``allow_below_high_watermark`` (a replica rejoining after an unclean leader
         election): the high watermark then drops to the new log end and is checkpointed.
         """
-        return self._truncator.truncate_to(
+        end = self._truncator.truncate_to(
             offset, allow_below_high_watermark=allow_below_high_watermark
         )
+        self._after_truncation()
+        return end
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
         """Empties the log and restarts it at ``offset`` (a follower whose log ends below the
@@ -449,6 +455,17 @@ class PartitionLog:
         watermark moves to ``offset``. Refused (TruncationBelowHighWatermarkError) when
         ``offset`` is below the high watermark."""
         self._truncator.truncate_fully_and_start_at(offset)
+        self._after_truncation()
+
+    def _after_truncation(self) -> None:
+        with self._write_lock:
+            self._compactor.after_truncation()
+
+    @property
+    def compactor(self) -> PartitionCompactor:
+        """The partition's cleaner checkpoint and cleaning passes (log compaction, run by
+        :mod:`raftka.broker.log.cleaner` on its own thread)."""
+        return self._compactor
 
     def advance_log_start(self, offset: int, *, reason: str) -> int:
         """Moves the log start offset up to ``offset`` and deletes the segments wholly below
@@ -537,7 +554,9 @@ class PartitionLog:
         segment is cut at the damage's byte position, so no damaged header is trusted),
         even below the high watermark (which drops to the new log end: the records are
         fetched again from the leader), and clears the damage. Returns the new log end."""
-        return self._truncator.truncate_damage()
+        end = self._truncator.truncate_damage()
+        self._after_truncation()
+        return end
 
     def offset_for_timestamp(self, timestamp: int) -> TimestampOffset | None:
         """ListOffsets by timestamp: the first record below the high watermark whose

@@ -1,4 +1,4 @@
-"""Retention of partition logs: delete policy only (Kafka's ``cleanup.policy=delete``).
+"""Retention of partition logs: the delete policy (Kafka's ``cleanup.policy=delete``).
 
 The one place that decides what retention deletes. Whole non-active segments are deleted,
 oldest first, while the oldest one's largest timestamp is more than ``retention.ms`` old, or
@@ -6,8 +6,8 @@ while the partition is larger than ``retention.bytes`` by at least that segment;
 offset then advances to the first remaining segment (:meth:`PartitionLog.advance_log_start`
 does the deleting, keeping the leader-epoch cache and producer state in step).
 
-``cleanup.policy=compact`` is not implemented: a compact-only topic keeps every segment (no
-cleaner runs), and ``compact,delete`` applies the delete rules only.
+A compact-only topic loses no segment here (the log cleaner, :mod:`raftka.broker.log.cleaner`,
+compacts it); ``compact,delete`` is compacted and also loses old segments by these rules.
 
 A deleted segment's files are renamed ``*.deleted`` and removed ``file.delete.delay.ms``
 later (:func:`remove_deleted_segments`, from the broker's background loop), as in Kafka: a

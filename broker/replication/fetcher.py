@@ -217,7 +217,6 @@ class LeaderFetcher:
             )
             return False
 
-
     def _refuse_truncation(
         self, f: FollowedPartition, offset: int, high_watermark: int, diverging: EpochEndOffset
     ) -> None:
@@ -274,4 +273,3 @@ class ReplicaFetcherManager:
         for fetcher in self._fetchers.values():
             await fetcher.stop()
         self._fetchers.clear()
-

@@ -18,14 +18,16 @@ from raftka.common.errors import InvalidConfigError
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+_DOUBLE = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
-ConfigValue = bool | int | str | tuple[str, ...]
+ConfigValue = bool | int | float | str | tuple[str, ...]
 
 
 class ConfigType(enum.Enum):
     BOOLEAN = "boolean"
     INT = "int"
     LONG = "long"
+    DOUBLE = "double"
     STRING = "string"
     LIST = "list"
     """Comma-separated strings."""
@@ -59,7 +61,25 @@ class OneOf:
         return "one of " + ", ".join(self.choices)
 
 
-Validator = AtLeast | OneOf
+@dataclass(frozen=True, slots=True)
+class Between:
+    """A number in [``minimum``, ``maximum``]."""
+
+    minimum: float
+    maximum: float
+
+    def accepts(self, value: ConfigValue) -> bool:
+        return (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and self.minimum <= value <= self.maximum
+        )
+
+    def describe(self) -> str:
+        return f"between {self.minimum} and {self.maximum}"
+
+
+Validator = AtLeast | OneOf | Between
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +94,11 @@ class ConfigDef:
         """What values are allowed, for error messages."""
         if self.type is ConfigType.BOOLEAN:
             return "true or false"
-        kind = {ConfigType.INT: "an int", ConfigType.LONG: "a long"}.get(self.type, "")
+        kind = {
+            ConfigType.INT: "an int",
+            ConfigType.LONG: "a long",
+            ConfigType.DOUBLE: "a double",
+        }.get(self.type, "")
         if isinstance(self.validator, OneOf):
             text = self.validator.describe()
             if self.type is ConfigType.LIST:
@@ -111,6 +135,10 @@ class ConfigDef:
             if not _INTEGER.fullmatch(text) or not low <= int(text) <= high:
                 raise self._invalid(raw)
             return int(text)
+        if self.type is ConfigType.DOUBLE:
+            if not _DOUBLE.fullmatch(text):
+                raise self._invalid(raw)
+            return float(text)
         if self.type is ConfigType.LIST:
             return tuple(item.strip() for item in text.split(",")) if text else ()
         return text
@@ -127,10 +155,11 @@ def _def(
     return name, ConfigDef(name, type_, default, doc, validator)
 
 
-_B, _I, _L, _S, _LIST = (
+_B, _I, _L, _D, _S, _LIST = (
     ConfigType.BOOLEAN,
     ConfigType.INT,
     ConfigType.LONG,
+    ConfigType.DOUBLE,
     ConfigType.STRING,
     ConfigType.LIST,
 )
@@ -143,9 +172,40 @@ TOPIC_CONFIGS: Mapping[str, ConfigDef] = MappingProxyType(
                     "cleanup.policy",
                     _LIST,
                     "delete",
-                    "Delete old segments by time/size (compact, the latest value per key, is not "
-                    "implemented yet and is refused).",
+                    "delete: old segments go by retention.ms/retention.bytes; compact: the "
+                    "cleaner keeps the latest record per key; compact,delete: both.",
                     OneOf(("delete", "compact")),
+                ),
+                _def(
+                    "delete.retention.ms",
+                    _L,
+                    "86400000",
+                    "How long a compacted topic keeps a tombstone (null value) after the cleaning "
+                    "that first retained it, so that consumers see the delete.",
+                    AtLeast(0),
+                ),
+                _def(
+                    "min.cleanable.dirty.ratio",
+                    _D,
+                    "0.5",
+                    "The cleaner compacts a log once uncleaned bytes exceed this fraction of the "
+                    "cleanable log.",
+                    Between(0.0, 1.0),
+                ),
+                _def(
+                    "min.compaction.lag.ms",
+                    _L,
+                    "0",
+                    "A record stays uncompacted for at least this long after it is written.",
+                    AtLeast(0),
+                ),
+                _def(
+                    "max.compaction.lag.ms",
+                    _L,
+                    "9223372036854775807",
+                    "A record becomes eligible for compaction at most this long after it is "
+                    "written, whatever the dirty ratio.",
+                    AtLeast(1),
                 ),
                 _def(
                     "retention.ms",
@@ -264,21 +324,8 @@ def config_def(name: str) -> ConfigDef:
 
 def validate_topic_configs(configs: Mapping[str, str]) -> dict[str, str]:
     """Checks a topic's config overrides as a whole and returns them normalized (sorted by
-    name). Raises InvalidConfigError naming the first bad config and what it allows.
-
-    Refuses ``cleanup.policy`` with ``compact``: log compaction is not implemented yet, and a
-    topic that asked for it would keep every record while its owner believed otherwise. (A
-    value already stored, from before this check, still parses: such a topic is not
-    compacted, and ``compact,delete`` applies the delete rules.)"""
-    normalized = {name: config_def(name).normalize(configs[name]) for name in sorted(configs)}
-    policy = normalized.get("cleanup.policy", "")
-    if "compact" in policy.split(","):
-        raise InvalidConfigError(
-            f"cleanup.policy {policy!r}: log compaction is not implemented yet, so a compacted "
-            "topic would silently keep every record; use cleanup.policy=delete (with "
-            "retention.ms / retention.bytes)"
-        )
-    return normalized
+    name). Raises InvalidConfigError naming the first bad config and what it allows."""
+    return {name: config_def(name).normalize(configs[name]) for name in sorted(configs)}
 
 
 def check_min_insync_replicas(configs: Mapping[str, str], replication_factor: int) -> None:

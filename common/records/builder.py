@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from raftka.common.records.batch import (
+    COMPRESSION_MASK,
+    DELETE_HORIZON_FLAG,
     HEADER_SIZE,
     HEADER_STRUCT,
     LOG_OVERHEAD,
@@ -48,7 +50,16 @@ class RecordBatchBuilder:
         transactional: bool = False,
         control: bool = False,
         timestamp_type: TimestampType = TimestampType.CREATE_TIME,
+        base_timestamp: int | None = None,
+        max_timestamp: int | None = None,
+        last_offset_delta: int | None = None,
+        delete_horizon: bool = False,
     ) -> None:
+        """The last four rewrite a batch as the log cleaner does: ``base_timestamp`` is what
+        record timestamps are stored relative to (default: the first record's), and with
+        ``delete_horizon`` it is the batch's delete horizon (attribute bit 0x40);
+        ``max_timestamp`` and ``last_offset_delta`` keep the original batch's values (a batch
+        that lost records still spans its offsets)."""
         check_supported(compression)
         self._compression = compression
         self._base_offset = base_offset
@@ -59,11 +70,15 @@ class RecordBatchBuilder:
         self._attributes = make_attributes(
             compression, timestamp_type, transactional=transactional, control=control
         )
+        if delete_horizon:
+            self._attributes |= DELETE_HORIZON_FLAG
         self._records = bytearray()
         self._count = 0
         self._last_offset_delta = -1
-        self._base_timestamp: int | None = None
+        self._base_timestamp: int | None = base_timestamp
         self._max_timestamp = -1
+        self._max_timestamp_override = max_timestamp
+        self._last_offset_delta_override = last_offset_delta
 
     @property
     def record_count(self) -> int:
@@ -120,6 +135,17 @@ class RecordBatchBuilder:
         size = HEADER_SIZE + len(payload)
         out = bytearray(size)
         base_timestamp = self._base_timestamp if self._base_timestamp is not None else -1
+        last_offset_delta = self._last_offset_delta
+        if self._last_offset_delta_override is not None:
+            if self._last_offset_delta_override < last_offset_delta:
+                raise ValueError(
+                    f"last offset delta {self._last_offset_delta_override} is below the last "
+                    f"record's {last_offset_delta}"
+                )
+            last_offset_delta = self._last_offset_delta_override
+        max_timestamp = self._max_timestamp
+        if self._max_timestamp_override is not None:
+            max_timestamp = self._max_timestamp_override
         HEADER_STRUCT.pack_into(
             out,
             0,
@@ -129,9 +155,9 @@ class RecordBatchBuilder:
             MAGIC,
             0,
             self._attributes,
-            self._last_offset_delta,
+            last_offset_delta,
             base_timestamp,
-            self._max_timestamp,
+            max_timestamp,
             self._producer_id,
             self._producer_epoch,
             self._base_sequence,
@@ -140,6 +166,44 @@ class RecordBatchBuilder:
         out[HEADER_SIZE:] = payload
         write_crc(out)
         return out
+
+
+def build_empty_batch(
+    *,
+    base_offset: int,
+    last_offset_delta: int,
+    partition_leader_epoch: int,
+    attributes: int = 0,
+    base_timestamp: int = -1,
+    max_timestamp: int = -1,
+    producer_id: int = NO_PRODUCER_ID,
+    producer_epoch: int = NO_PRODUCER_EPOCH,
+    base_sequence: int = NO_SEQUENCE,
+) -> bytearray:
+    """A header-only batch (no records) spanning offsets base_offset..base_offset +
+    last_offset_delta, as the log cleaner writes where all records of a span were removed
+    (Kafka's ``writeEmptyHeader``). The compression bits of ``attributes`` are cleared: there
+    is no payload to decompress."""
+    out = bytearray(HEADER_SIZE)
+    HEADER_STRUCT.pack_into(
+        out,
+        0,
+        base_offset,
+        HEADER_SIZE - LOG_OVERHEAD,
+        partition_leader_epoch,
+        MAGIC,
+        0,
+        attributes & ~COMPRESSION_MASK,
+        last_offset_delta,
+        base_timestamp,
+        max_timestamp,
+        producer_id,
+        producer_epoch,
+        base_sequence,
+        0,
+    )
+    write_crc(out)
+    return out
 
 
 def _write_bytes(out: bytearray, data: bytes | None) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import threading
 from bisect import bisect_right
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -44,6 +44,7 @@ from raftka.common.storage.errors import (
     LogClosedError,
     LogOffsetOutOfRangeError,
 )
+from raftka.common.storage.files import SWAP_SUFFIX
 from raftka.common.storage.prepare import prepare_append
 from raftka.common.storage.read_checks import find_or_hole, verified_prefix, whole_batches_prefix
 from raftka.common.storage.recovery import load_segments, log_start_on_open, tidy_directory
@@ -475,6 +476,54 @@ class SegmentedLog:
                 f"offset {offset} is missing from segment {segment.log_path.name}"
             )
         return segment, found[0], found[1]
+
+    # ================================================================== compaction
+
+    def cleanable_segments(self, end_offset: int) -> tuple[int, tuple[LogSegment, ...]]:
+        """(generation, segments) for a cleaner: the non-active segments that end at or
+        below ``end_offset``, oldest first. They are immutable: the cleaner reads them
+        without the lock and hands the generation back to :meth:`replace_segments`."""
+        with self._lock:
+            self._check_open()
+            found = tuple(s for s in self._segments[:-1] if s.next_offset <= end_offset)
+            return self._generation, found
+
+    def replace_segments(
+        self, cleaned: LogSegment, old: Sequence[LogSegment], generation: int
+    ) -> int | None:
+        """Swaps the flushed ``*.cleaned`` segment ``cleaned`` in for the consecutive
+        segments ``old`` (which it must span exactly) and returns the new generation; or,
+        when the log changed since ``generation`` (truncated, segments deleted) or closed,
+        changes nothing and returns None (the caller deletes ``cleaned``).
+
+        Crash-safe (see :mod:`raftka.common.storage.swap`): ``*.cleaned`` -> ``*.swap``, the
+        old segments leave the log (renamed ``*.deleted``, still readable by a read holding
+        them, until ``file.delete.delay.ms``), then ``.swap`` is stripped."""
+        with self._lock:
+            if self._closed or generation != self._generation:
+                return None
+            i = bisect_right(self._bases, old[0].base_offset) - 1
+            current = self._segments[i : i + len(old)]
+            if (
+                i < 0
+                or i + len(old) >= len(self._segments)
+                or len(current) != len(old)
+                or any(a is not b for a, b in zip(current, old, strict=True))
+                or cleaned.base_offset != old[0].base_offset
+                or cleaned.next_offset != old[-1].next_offset
+            ):
+                return None
+            cleaned.rename_files(SWAP_SUFFIX, log_first=False)
+            fsync_dir(self._dir)
+            self._segments[i : i + len(old)] = [cleaned]
+            self._bases[i : i + len(old)] = [cleaned.base_offset]
+            self._generation += 1
+            for segment in old:
+                self._unsynced.forget(segment)
+                self._discard(segment)
+            cleaned.rename_files("", log_first=True)
+            fsync_dir(self._dir)
+            return self._generation
 
     # ================================================================== removing
 

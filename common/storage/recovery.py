@@ -21,6 +21,7 @@ from raftka.common.storage.checkpoint import Checkpoint
 from raftka.common.storage.files import SEGMENT_FILE_RE, TEMP_SUFFIXES
 from raftka.common.storage.results import DamageReport
 from raftka.common.storage.segment import LogSegment
+from raftka.common.storage.swap import complete_swaps
 
 log = structlog.get_logger(__name__)
 
@@ -36,11 +37,12 @@ class LoadedSegments:
 
 
 def tidy_directory(directory: Path) -> tuple[list[int], bool]:
-    """Removes temporary files and index files without a log; returns the sorted segment
-    base offsets and whether anything was removed."""
+    """Completes a cleaned-segment swap a crash interrupted (:mod:`.swap`), then removes
+    temporary files (``*.deleted``, ``*.cleaned``, leftover ``*.swap``) and index files
+    without a log; returns the sorted segment base offsets and whether anything changed."""
     bases: list[int] = []
     index_files: list[tuple[str, int]] = []
-    changed = False
+    changed = complete_swaps(directory)
     for name in os.listdir(directory):
         if name.endswith(TEMP_SUFFIXES):
             (directory / name).unlink(missing_ok=True)

@@ -61,9 +61,11 @@ class LogSegment:
         index_interval_bytes: int,
         created_ms: int,
         last_modified_ms: int,
+        suffix: str = "",
     ) -> None:
         self.base_offset = base_offset
-        self.log_path, index_path, time_index_path = segment_paths(directory, base_offset)
+        self._dir = directory
+        self.log_path, index_path, time_index_path = segment_paths(directory, base_offset, suffix)
         self.offset_index = OffsetIndex(index_path, base_offset)
         self.time_index = TimeIndex(time_index_path, base_offset)
         self._fd = fd
@@ -81,10 +83,17 @@ class LogSegment:
 
     @classmethod
     def create(
-        cls, directory: Path, base_offset: int, *, index_interval_bytes: int, now_ms: int
+        cls,
+        directory: Path,
+        base_offset: int,
+        *,
+        index_interval_bytes: int,
+        now_ms: int,
+        suffix: str = "",
     ) -> LogSegment:
-        """Creates an empty segment (replacing any files of the same name)."""
-        log_path = segment_paths(directory, base_offset)[0]
+        """Creates an empty segment (replacing any files of the same name); with ``suffix``
+        its files are named ``<name><suffix>`` (a cleaned segment being written)."""
+        log_path = segment_paths(directory, base_offset, suffix)[0]
         fd = os.open(log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
         segment = cls(
             directory,
@@ -94,6 +103,7 @@ class LogSegment:
             index_interval_bytes=index_interval_bytes,
             created_ms=now_ms,
             last_modified_ms=now_ms,
+            suffix=suffix,
         )
         segment.write_indexes()
         return segment
@@ -553,6 +563,29 @@ class LogSegment:
             pass
         self.offset_index.delete()
         self.time_index.delete()
+
+    def set_last_modified(self, ms: int) -> None:
+        """Sets the log file's modification time (what retention falls back on when no batch
+        has a timestamp): a cleaned segment takes the one of the segments it replaces."""
+        os.utime(self.log_path, ns=(ms * 1_000_000, ms * 1_000_000))
+        self._last_modified_ms = ms
+
+    def rename_files(self, suffix: str, *, log_first: bool) -> None:
+        """Renames the segment's files to their plain names followed by ``suffix`` ("" for
+        the plain names), keeping them open. The log file goes first or last
+        (``log_first``), so that a crash between the renames leaves the log file's name
+        saying which state the segment is in (missing index files are rebuilt on open)."""
+        log_path, index_path, time_index_path = segment_paths(self._dir, self.base_offset, suffix)
+        if log_first:
+            os.replace(self.log_path, log_path)
+            self.log_path = log_path
+        for index, target in ((self.offset_index, index_path), (self.time_index, time_index_path)):
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(index.path, target)
+            index.path = target
+        if not log_first:
+            os.replace(self.log_path, log_path)
+            self.log_path = log_path
 
     def rename_for_deletion(self) -> None:
         """Renames the segment's files ``<name>.deleted`` and keeps the log file open, so that

@@ -38,7 +38,9 @@ def test_each_new_client_is_logged_once_with_its_id() -> None:
         assert clients.saw(_ctx("ipv4:1.2.3.4:5", "billing"), "Produce") == "billing"
         clients.saw(_ctx("ipv4:1.2.3.4:6", user_agent="raftka-client/web%20app grpc-c/1"), "Fetch")
         clients.saw(_ctx("ipv4:1.2.3.4:7"), "Metadata")
-    seen = [(e["client_id"], e["peer"], e["first_call"]) for e in logs if e["event"] == "client_seen"]
+    seen = [
+        (e["client_id"], e["peer"], e["first_call"]) for e in logs if e["event"] == "client_seen"
+    ]
     assert seen == [
         ("billing", "ipv4:1.2.3.4:5", "Produce"),
         ("web app", "ipv4:1.2.3.4:6", "Fetch"),

@@ -105,7 +105,9 @@ def test_against_a_real_process(server_lookalike: tuple[subprocess.Popen[bytes],
     until_state(process.pid, config, started, ProcessState.EXITED)  # a zombie until reaped
     # The command line goes first while the process dies; it is a zombie a moment later.
     wait_until(
-        lambda: not is_same_process(process.pid, started), "the killed process a zombie", timeout_s=10
+        lambda: not is_same_process(process.pid, started),
+        "the killed process a zombie",
+        timeout_s=10,
     )
     process.wait()
     assert not is_node_process(process.pid, config, started)

@@ -111,9 +111,7 @@ def test_idempotent_retries_are_recognised_after_recompression(tmp_path: Path) -
 def test_a_config_change_applies_to_the_next_append_with_log_append_time(tmp_path: Path) -> None:
     plog = open_partition(tmp_path)
     plog.append_as_leader(batch(1, compression=Compression.LZ4), leader_epoch=1, now_ms=NOW)
-    plog.update_configs(
-        {"compression.type": "gzip", "message.timestamp.type": "LogAppendTime"}
-    )
+    plog.update_configs({"compression.type": "gzip", "message.timestamp.type": "LogAppendTime"})
     plog.append_as_leader(batch(2, compression=Compression.LZ4), leader_epoch=1, now_ms=NOW)
     first, second = stored(plog.read(0, 1 << 20).records)
     assert first.compression is Compression.LZ4

@@ -97,7 +97,11 @@ def replicate(leader: PartitionLog, follower: PartitionLog) -> None:
 
 def test_leader_appends_record_each_new_epoch_and_persist_it(tmp_path: Path) -> None:
     plog = replica(tmp_path, "a")
-    assert pairs(plog) == [] and plog.leader_epoch_cache.latest_epoch == -1 and plog.last_fetched_epoch == -1
+    assert (
+        pairs(plog) == []
+        and plog.leader_epoch_cache.latest_epoch == -1
+        and plog.last_fetched_epoch == -1
+    )
     write(plog, 1, 2, 3)  # offsets 0..4
     write(plog, 4, 1)  # offset 5
     write(plog, 4, 2)  # 6..7: same epoch, no new entry

@@ -153,7 +153,10 @@ def test_retention_start_offset_waits_for_the_high_watermark_and_the_delete_poli
     log = segments(0, 0, 0)
     config = PartitionLogConfig(retention_ms=1)
     assert retention_start_offset(log, config, high_watermark=5, now_ms=10**9) is None
-    assert retention_start_offset(log, config, high_watermark=6, now_ms=10**9) == (6, "retention_ms")
+    assert retention_start_offset(log, config, high_watermark=6, now_ms=10**9) == (
+        6,
+        "retention_ms",
+    )
     compact = PartitionLogConfig(retention_ms=1, delete_enabled=False, compact_enabled=True)
     assert retention_start_offset(log, compact, high_watermark=6, now_ms=10**9) is None
 

@@ -27,6 +27,10 @@ EXPECTED_DEFAULTS = {
     "flush.messages": "9223372036854775807",
     "index.interval.bytes": "4096",
     "file.delete.delay.ms": "60000",
+    "delete.retention.ms": "86400000",
+    "min.cleanable.dirty.ratio": "0.5",
+    "min.compaction.lag.ms": "0",
+    "max.compaction.lag.ms": "9223372036854775807",
 }
 
 
@@ -115,11 +119,31 @@ def test_typed_values_and_resolution() -> None:
     assert TOPIC_CONFIGS["cleanup.policy"].type is ConfigType.LIST
 
 
-@pytest.mark.parametrize("policy", ["compact", "compact,delete", "delete, compact"])
-def test_compaction_is_refused_until_it_is_implemented(policy: str) -> None:
-    with pytest.raises(InvalidConfigError, match="compaction is not implemented yet") as info:
-        validate_topic_configs({"cleanup.policy": policy})
-    assert "cleanup.policy=delete" in info.value.message
-    # A value stored before this check still parses (the broker keeps such a topic's log).
+@pytest.mark.parametrize(
+    ("policy", "stored"),
+    [
+        ("compact", "compact"),
+        ("compact,delete", "compact,delete"),
+        ("delete, compact", "delete,compact"),
+    ],
+)
+def test_compaction_policies_are_accepted(policy: str, stored: str) -> None:
+    assert validate_topic_configs({"cleanup.policy": policy}) == {"cleanup.policy": stored}
     parsed = topic_config_value({"cleanup.policy": policy}, "cleanup.policy")
     assert isinstance(parsed, tuple) and "compact" in parsed
+
+
+def test_dirty_ratio_is_a_double_between_zero_and_one() -> None:
+    definition = TOPIC_CONFIGS["min.cleanable.dirty.ratio"]
+    assert definition.type is ConfigType.DOUBLE
+    assert topic_config_value({}, "min.cleanable.dirty.ratio") == 0.5
+    assert validate_topic_configs({"min.cleanable.dirty.ratio": " 0.25"}) == {
+        "min.cleanable.dirty.ratio": "0.25"
+    }
+    assert (
+        topic_config_value({"min.cleanable.dirty.ratio": "1"}, "min.cleanable.dirty.ratio") == 1.0
+    )
+    for bad in ("1.5", "-0.1", "half", "", "nan"):
+        with pytest.raises(InvalidConfigError, match=r"min\.cleanable\.dirty\.ratio") as info:
+            validate_topic_configs({"min.cleanable.dirty.ratio": bad})
+        assert "between 0.0 and 1.0" in info.value.message

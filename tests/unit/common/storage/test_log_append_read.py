@@ -98,7 +98,9 @@ def test_read_outside_the_log_raises(tmp_path: Path) -> None:
         log.read(1, 100)
     assert (info.value.log_start_offset, info.value.log_end_offset) == (1, 1)
     log.append(batch(2))
-    with pytest.raises(LogOffsetOutOfRangeError, match=r"offset 0 is outside the log range \[1, 3\)"):
+    with pytest.raises(
+        LogOffsetOutOfRangeError, match=r"offset 0 is outside the log range \[1, 3\)"
+    ):
         log.read(0, 100)
     with pytest.raises(LogOffsetOutOfRangeError):
         log.read(3, 100)
