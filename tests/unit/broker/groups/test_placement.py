@@ -15,7 +15,7 @@ def _java_reference(text: str) -> int:
         else:
             units.append(cp)
     n = len(units)
-    total = sum(u * 31 ** (n - 1 - i) for i, u in enumerate(units)) % (1 << 32)
+    total: int = sum(u * 31 ** (n - 1 - i) for i, u in enumerate(units)) % (1 << 32)
     return total - (1 << 32) if total >= 1 << 31 else total
 
 
