@@ -74,6 +74,12 @@ class OffsetsTopic:
         state = None if topic is None else topic.partitions.get(partition)
         return -1 if state is None else state.leader
 
+    def client_endpoint(self, broker_id: int) -> tuple[str, int] | None:
+        """Where clients reach an unfenced broker (its CLIENT listener), or None."""
+        reg = self._image().broker(broker_id)
+        endpoint = None if reg is None or reg.fenced else reg.endpoint("CLIENT")
+        return None if endpoint is None else (endpoint.host, endpoint.port)
+
     def topics(self) -> TopicsView:
         image = self._image()
         cached = self._topics_cache

@@ -330,6 +330,8 @@ class GroupCoordinator:
             await self._write(slot, lambda shard, now: shard.tick(now_ms=now, topics=topics))
         except RaftkaError as e:
             log.debug("coordinator_tick_failed", partition=slot.partition, error=e.message)
+        except Exception:
+            pass  # logged by _write, which reloads the shard
 
     def _next_wait_s(self) -> float:
         wait_ms = self._tick_interval_ms
