@@ -22,6 +22,7 @@ from raftka.broker.clients import ClientLog
 from raftka.broker.groups.api import GroupShard, Outcome, TopicsView
 from raftka.broker.groups.placement import partition_for
 from raftka.broker.groups.runtime import GroupCoordinator, Push
+from raftka.broker.groups.validation import check_group_id
 from raftka.common.errors import CoordinatorLoadInProgressError, InvalidRequestError, RaftkaError
 from raftka.common.group_errors import (
     CoordinatorNotAvailableError,
@@ -36,23 +37,12 @@ from raftka.v1.groups_pb2_grpc import GroupServiceServicer
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
-MAX_GROUP_ID_BYTES = 249
-
 COORDINATOR_ERRORS = (
     NotCoordinatorError,
     CoordinatorLoadInProgressError,
     CoordinatorNotAvailableError,
 )
 """Errors that fail a whole call (or end a stream): the client finds the coordinator again."""
-
-
-def check_group_id(group_id: str) -> None:
-    size = len(group_id.encode())
-    if not 1 <= size <= MAX_GROUP_ID_BYTES:
-        raise InvalidGroupIdError(
-            f"group id {group_id[:40]!r} is {size} bytes of UTF-8: use 1 to "
-            f"{MAX_GROUP_ID_BYTES} bytes"
-        )
 
 
 def peer_host(peer: str) -> str:

@@ -11,7 +11,8 @@ import grpc
 import pytest
 
 from raftka.broker.groups.api import TopicsView
-from raftka.broker.groups.service import GroupServicer, check_group_id, peer_host
+from raftka.broker.groups.service import GroupServicer, peer_host
+from raftka.broker.groups.validation import check_group_id
 from raftka.common.group_errors import InvalidGroupIdError
 from raftka.common.rpc.channels import open_channel
 from raftka.common.rpc.status import ERROR_KEY
