@@ -3,8 +3,8 @@
 :meth:`OffsetsTopic.ensure` is called by FindCoordinator: while the topic is missing from the
 image it asks the controller (once at a time) to create it with Kafka's shape: the configured
 partition count, replication factor min(configured, live brokers), compacted, 100 MiB
-segments, and min.insync.replicas 2 once it has at least 3 replicas. Until the image holds the
-topic, every key's coordinator is COORDINATOR_NOT_AVAILABLE.
+segments, batches up to 50 MiB, and min.insync.replicas 2 once it has at least 3 replicas.
+Until the image holds the topic, every key's coordinator is COORDINATOR_NOT_AVAILABLE.
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ log = structlog.get_logger(__name__)
 
 SEGMENT_BYTES = 104_857_600
 """Kafka's offsets.topic.segment.bytes."""
+MAX_MESSAGE_BYTES = 52_428_800
+"""The largest batch the coordinator may write: one call's records always go in one batch, and
+a commit of 10,000 partitions with 4 KiB of metadata each takes about 42 MB."""
 
 
 class TopicCreator(Protocol):
@@ -36,7 +39,11 @@ class TopicCreator(Protocol):
 def offsets_topic_spec(partitions: int, replication_factor: int, live_brokers: int) -> cpb.NewTopic:
     """The ``__consumer_offsets`` topic to create with ``live_brokers`` brokers up."""
     rf = max(1, min(replication_factor, live_brokers))
-    configs = {"cleanup.policy": "compact", "segment.bytes": str(SEGMENT_BYTES)}
+    configs = {
+        "cleanup.policy": "compact",
+        "segment.bytes": str(SEGMENT_BYTES),
+        "max.message.bytes": str(MAX_MESSAGE_BYTES),
+    }
     if rf >= 3:
         configs["min.insync.replicas"] = "2"
     return cpb.NewTopic(

@@ -12,10 +12,13 @@ Routing: a group's partition is Kafka's (placement.py). Until ``__consumer_offse
 while the partition has no leader: COORDINATOR_NOT_AVAILABLE; led by another broker:
 NOT_COORDINATOR; led here but not loaded yet: COORDINATOR_LOAD_IN_PROGRESS.
 
-Writes: one lock per shard. Under it the shard is called, its records are appended as one
-batch with acks=all, and only then does the caller get its answer and connected members their
-pushes. When the append fails, the shard (which has already applied the records) is dropped
-and loaded again from the log, and the caller gets a retriable error.
+Writes: one lock per shard, held by the shard's writer task. Calls queue up for it; under the
+lock it runs every queued call on the shard in order and appends all their records as one
+batch with acks=all (group commit: while one batch replicates, the next calls queue), and only
+then do the callers get their answers and connected members their pushes. When the append
+fails, the shard (which has already applied the records) is dropped and loaded again from the
+log, and every caller of that batch gets a retriable error. Reads take the same lock, so they
+see only committed state.
 
 Timers: :meth:`run` ticks every loaded shard every ``tick_interval_ms`` and at the shard's own
 ``next_deadline_ms``, and writes what the tick produced.
@@ -29,13 +32,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeAlias, TypeVar
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 import structlog
 
-from raftka.broker.groups.api import GroupShard, MemberPush, Outcome, TopicsView
+from raftka.broker.groups.api import GroupShard, MemberPush, Outcome, StoredRecord, TopicsView
 from raftka.broker.groups.offsets_log import OffsetsLog
 from raftka.broker.groups.placement import partition_for
 from raftka.common.clock import wall_clock_ms
@@ -49,6 +53,9 @@ log = structlog.get_logger(__name__)
 R = TypeVar("R")
 
 DEFAULT_TICK_INTERVAL_MS = 200
+MAX_COMBINED_BATCH_BYTES = 512 * 1024
+"""Queued writes of one shard are appended together until their records reach this size (one
+call's records always go in one batch, whatever their size)."""
 PUSH_QUEUE_SIZE = 16
 """Pushes waiting for one stream; older ones are dropped past that (the member's next
 heartbeat carries its assignment anyway)."""
@@ -72,6 +79,12 @@ class CoordinatorMetadata(Protocol):
 
 
 @dataclass(slots=True, eq=False)
+class _PendingWrite:
+    call: Callable[[GroupShard, int], Outcome[Any]]
+    future: asyncio.Future[Any]
+
+
+@dataclass(slots=True, eq=False)
 class _Slot:
     """One led partition's shard and its state (LOADING until ``loaded`` is True)."""
 
@@ -82,6 +95,8 @@ class _Slot:
     loaded: bool = False
     loader: asyncio.Task[None] | None = None
     ticker: asyncio.Task[None] | None = None
+    writer: asyncio.Task[None] | None = None
+    pending: deque[_PendingWrite] = field(default_factory=deque)
 
 
 @dataclass(slots=True, eq=False)
@@ -254,41 +269,84 @@ class GroupCoordinator:
         return results
 
     async def _write(self, slot: _Slot, call: Callable[[GroupShard, int], Outcome[R]]) -> R:
-        async with slot.lock:
-            slot = self._check_slot(slot.partition, slot)
+        """Queues the call for the shard's writer and waits for its answer."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        slot.pending.append(_PendingWrite(call, future))
+        if slot.writer is None or slot.writer.done():
+            slot.writer = asyncio.create_task(self._drain(slot), name="group-write")
+        response: R = await future
+        return response
+
+    async def _drain(self, slot: _Slot) -> None:
+        while slot.pending:
+            async with slot.lock:
+                await self._write_round(slot)
+
+    async def _write_round(self, slot: _Slot) -> None:
+        """Runs the queued calls on the shard, one after another, and appends all their records
+        as one batch (group commit); answers them once it is committed."""
+        try:
+            self._check_slot(slot.partition, slot)
+        except RaftkaError as e:
+            _fail(slot.pending, e)
+            return
+        now = self._clock()
+        taken: list[tuple[_PendingWrite, Outcome[Any]]] = []
+        records: list[StoredRecord] = []
+        size = 0
+        while slot.pending and (size < MAX_COMBINED_BATCH_BYTES or not records):
+            write = slot.pending.popleft()
+            if write.future.done():  # the caller went away before it ran
+                continue
             try:
-                outcome = call(slot.shard, self._clock())
-            except RaftkaError:
-                raise  # refused before anything changed
+                outcome = write.call(slot.shard, now)
+            except RaftkaError as e:
+                write.future.set_exception(e)  # refused before anything changed
+                continue
             except Exception as e:
                 log.exception("coordinator_shard_failed", partition=slot.partition)
                 self._reload(slot, f"the shard failed: {e!r}")
-                raise
-            if outcome.records:
-                try:
-                    await self._log.append(slot.partition, slot.leader_epoch, outcome.records)
-                except (RaftkaError, OSError) as e:
-                    log.warning(
-                        "coordinator_write_failed",
-                        partition=slot.partition,
-                        leader_epoch=slot.leader_epoch,
-                        records=len(outcome.records),
-                        error=str(e),
-                    )
-                    self._reload(slot, "a write failed")
-                    reloading = slot.partition in self._slots
-                    if reloading:
-                        raise CoordinatorLoadInProgressError(
-                            f"the write to __consumer_offsets-{slot.partition} failed ({e}); "
-                            "the coordinator is reloading it: retry shortly"
-                        ) from None
-                    raise NotCoordinatorError(
-                        f"the write to __consumer_offsets-{slot.partition} failed ({e}) and "
-                        f"broker {self._broker_id} no longer leads it: call FindCoordinator "
-                        "and retry"
-                    ) from None
+                write.future.set_exception(e)
+                error = self._retry_error(slot, "the shard failed")
+                _fail([w for w, _ in taken], error)
+                _fail(slot.pending, error)
+                return
+            taken.append((write, outcome))
+            records.extend(outcome.records)
+            size += sum(len(r.key) + len(r.value or b"") for r in outcome.records)
+        if records:
+            try:
+                await self._log.append(slot.partition, slot.leader_epoch, records)
+            except (RaftkaError, OSError) as e:
+                log.warning(
+                    "coordinator_write_failed",
+                    partition=slot.partition,
+                    leader_epoch=slot.leader_epoch,
+                    records=len(records),
+                    calls=len(taken),
+                    error=str(e),
+                )
+                self._reload(slot, "a write failed")
+                error = self._retry_error(slot, f"the write failed ({e})")
+                _fail([w for w, _ in taken], error)
+                _fail(slot.pending, error)
+                return
+        for write, outcome in taken:
             self._deliver(outcome.pushes)
-            return outcome.response
+            if not write.future.done():
+                write.future.set_result(outcome.response)
+
+    def _retry_error(self, slot: _Slot, what: str) -> RaftkaError:
+        """The retriable error for calls lost with a dropped shard."""
+        if slot.partition in self._slots:
+            return CoordinatorLoadInProgressError(
+                f"{what} on __consumer_offsets-{slot.partition}; the coordinator is reloading "
+                "it: retry shortly"
+            )
+        return NotCoordinatorError(
+            f"{what} on __consumer_offsets-{slot.partition} and broker {self._broker_id} no "
+            "longer leads it: call FindCoordinator and retry"
+        )
 
     # ---- pushes ----
 
@@ -360,7 +418,17 @@ class GroupCoordinator:
         slots = list(self._slots.values())
         for slot in slots:
             self._unload(slot, "coordinator stopped")
-        await cancel_and_wait([s.loader for s in slots] + [s.ticker for s in slots])
+        await cancel_and_wait([t for s in slots for t in (s.loader, s.ticker, s.writer)])
+        for slot in slots:
+            _fail(slot.pending, NotCoordinatorError("the coordinator stopped: find it again"))
+
+
+def _fail(writes: Iterable[_PendingWrite], error: BaseException) -> None:
+    for write in writes:
+        if not write.future.done():
+            write.future.set_exception(error)
+    if isinstance(writes, deque):
+        writes.clear()
 
 
 def _offer(queue: asyncio.Queue[Push], item: Push) -> None:

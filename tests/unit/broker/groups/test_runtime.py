@@ -264,3 +264,30 @@ def test_run_ticks_at_the_shards_deadline() -> None:
             await asyncio.gather(task, return_exceptions=True)
 
     run(body)
+
+
+def test_concurrent_writes_to_a_shard_are_appended_as_one_batch() -> None:
+    async def body(h: Harness) -> None:
+        h.lead()
+        await h.loaded()
+        groups = [GROUP] * 5
+        responses = await asyncio.gather(*(h.commit(i, group=g) for i, g in enumerate(groups)))
+        assert len(responses) == 5
+        assert h.log.appends == [(P, 5, 5)]  # one batch, every commit's record in call order
+        assert [int(r.value or b"") for r in h.log.records[P]] == [0, 1, 2, 3, 4]
+        assert await h.fetch() == [4]
+
+    run(body)
+
+
+def test_a_failed_combined_write_fails_every_call_in_it() -> None:
+    async def body(h: Harness) -> None:
+        h.lead()
+        await h.loaded()
+        h.log.fail_next = NotEnoughReplicasError("ISR below min.insync.replicas")
+        results = await asyncio.gather(*(h.commit(i) for i in range(3)), return_exceptions=True)
+        assert all(isinstance(r, CoordinatorLoadInProgressError) for r in results), results
+        await until(lambda: len(h.shards) == 2 and h.shards[1].loaded_at is not None)
+        assert await h.fetch() == []  # none of them was written
+
+    run(body)
