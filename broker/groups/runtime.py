@@ -227,11 +227,12 @@ class GroupCoordinator:
             raise CoordinatorLoadInProgressError(
                 f"broker {self._broker_id} is loading __consumer_offsets-{partition}; retry shortly"
             )
-        if self._metadata.leader_of(partition) < 0:
+        leader = self._metadata.leader_of(partition)
+        if leader < 0:
             raise CoordinatorNotAvailableError(
                 f"__consumer_offsets-{partition} has no leader now: retry FindCoordinator"
             )
-        if partition in self._log.led_partitions():
+        if leader == self._broker_id or partition in self._log.led_partitions():
             self.wake()
             raise CoordinatorLoadInProgressError(
                 f"broker {self._broker_id} has just become the coordinator of "

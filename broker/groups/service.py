@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeAlias
 
 import grpc
+import structlog
 
 from raftka.broker.clients import ClientLog
 from raftka.broker.groups.api import GroupShard, Outcome, TopicsView
@@ -30,12 +31,14 @@ from raftka.common.group_errors import (
     NotCoordinatorError,
 )
 from raftka.common.limits import require_items
-from raftka.common.rpc.status import rpc_errors, status_for, trailing_metadata_for
+from raftka.common.rpc.status import ERROR_KEY, rpc_errors, status_for, trailing_metadata_for
 from raftka.v1 import groups_pb2 as gpb
 from raftka.v1.common_pb2 import ErrorCode
 from raftka.v1.groups_pb2_grpc import GroupServiceServicer
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+
+log = structlog.get_logger(__name__)
 
 COORDINATOR_ERRORS = (
     NotCoordinatorError,
@@ -154,6 +157,12 @@ class GroupServicer(GroupServiceServicer):
         except RaftkaError as e:
             context.set_trailing_metadata(trailing_metadata_for(e))
             await context.abort(status_for(e), e.message)
+        except (grpc.aio.AbortError, asyncio.CancelledError):
+            raise
+        except Exception as e:
+            log.exception("rpc_handler_failed", method="ConsumerGroupStream")
+            context.set_trailing_metadata(((ERROR_KEY, "UNKNOWN_SERVER_ERROR"),))
+            await context.abort(grpc.StatusCode.INTERNAL, f"ConsumerGroupStream failed: {e!r}")
         finally:
             stream.close()
 

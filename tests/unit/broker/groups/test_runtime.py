@@ -291,3 +291,15 @@ def test_a_failed_combined_write_fails_every_call_in_it() -> None:
         assert await h.fetch() == []  # none of them was written
 
     run(body)
+
+
+def test_a_partition_the_image_gives_this_broker_is_loading_until_the_replica_leads() -> None:
+    async def body(h: Harness) -> None:
+        h.meta.leaders[P] = BROKER  # the image says so; the replica manager has not caught up
+        with pytest.raises(CoordinatorLoadInProgressError):
+            await h.fetch()
+        h.lead()
+        await h.loaded()
+        assert await h.fetch() == []
+
+    run(body)
