@@ -35,6 +35,7 @@ class SimMember:
     paused_until_ms: int = 0
     subscription_dirty: bool = True
     left: bool = False  # sent -1 or -2; rejoins only if restarted
+    slow_revocations: bool = True  # may take longer than the rebalance timeout to release
 
     def active(self, now_ms: int) -> bool:
         return self.running and now_ms >= self.paused_until_ms and not self.left
@@ -66,7 +67,11 @@ class SimMember:
         now_ms: int,
         rng: random.Random,
         heartbeat_ms: int,
+        *,
+        pushed: bool = False,
     ) -> None:
+        """An answer to a heartbeat, or a push (which must not delay the next heartbeat: a
+        member that kept postponing it under a stream of pushes would lose its session)."""
         if response.error_code in (ErrorCode.UNKNOWN_MEMBER_ID, ErrorCode.FENCED_MEMBER_EPOCH):
             self.drop_all()
             self.next_heartbeat_ms = now_ms
@@ -77,7 +82,8 @@ class SimMember:
         self.subscription_dirty = False
         self.member_id = response.member_id
         self.epoch = response.member_epoch
-        self.next_heartbeat_ms = now_ms + heartbeat_ms
+        if not pushed:
+            self.next_heartbeat_ms = now_ms + heartbeat_ms
         if response.has_assignment:
             self.take(response.assignment, now_ms, rng)
 
@@ -85,7 +91,8 @@ class SimMember:
         self.assigned = {(tp.topic, p) for tp in assignment.topic_partitions for p in tp.partitions}
         self.owned |= self.assigned  # new partitions are free: the coordinator checked
         if self.owned - self.assigned and self.release_at_ms is None:
-            delay = rng.choice((0, 0, 50, 300, 1_000, 2_500))  # 2500 > rebalance timeout
+            delays = (0, 0, 50, 300, 1_000, 2_500) if self.slow_revocations else (0, 50, 300)
+            delay = rng.choice(delays)  # 2500: longer than the rebalance timeout (fenced)
             self.release_at_ms = now_ms + delay
 
     def maybe_release(self, now_ms: int) -> bool:

@@ -61,7 +61,7 @@ class GroupSimulation:
         for push in outcome.pushes:
             member = self._member(push.group_id, push.member_id)
             if member is not None and member.active(self.now_ms) and member.epoch != 0:
-                member.on_response(push.response, self.now_ms, self.rng, HEARTBEAT_MS)
+                member.on_response(push.response, self.now_ms, self.rng, HEARTBEAT_MS, pushed=True)
 
     def _member(self, group_id: str, member_id: str) -> SimMember | None:
         for m in self.members:
@@ -296,6 +296,7 @@ class GroupSimulation:
         # Quiescence: nobody pauses; every restarted process is running; time passes.
         for m in self.members:
             m.paused_until_ms = 0
+            m.slow_revocations = False
         for _ in range(settle_steps):
             self.step()
             self.now_ms += STEP_MS
