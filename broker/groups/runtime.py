@@ -53,6 +53,8 @@ log = structlog.get_logger(__name__)
 R = TypeVar("R")
 
 DEFAULT_TICK_INTERVAL_MS = 200
+MIN_TICK_WAIT_MS = 20
+"""The shortest wait between two rounds of ticks, even when a deadline is already due."""
 MAX_COMBINED_BATCH_BYTES = 512 * 1024
 """Queued writes of one shard are appended together until their records reach this size (one
 call's records always go in one batch, whatever their size)."""
@@ -373,13 +375,19 @@ class GroupCoordinator:
 
     # ---- timers ----
 
-    async def tick_once(self) -> None:
-        """Ticks every loaded shard that is not ticking already, and waits for them."""
+    def start_ticks(self) -> list[asyncio.Task[None]]:
+        """Starts a tick of every loaded shard that is not ticking already (a shard whose last
+        tick is still being written is skipped, not queued)."""
         started = []
         for slot in list(self._slots.values()):
             if slot.loaded and (slot.ticker is None or slot.ticker.done()):
                 slot.ticker = asyncio.create_task(self._tick(slot), name="group-tick")
                 started.append(slot.ticker)
+        return started
+
+    async def tick_once(self) -> None:
+        """Ticks every loaded shard and waits until the ticks are written."""
+        started = self.start_ticks()
         if started:
             await asyncio.wait(started)
 
@@ -400,7 +408,7 @@ class GroupCoordinator:
                 deadline = slot.shard.next_deadline_ms()
                 if deadline is not None:
                     wait_ms = min(wait_ms, max(0, deadline - now))
-        return max(wait_ms, 5) / 1000
+        return max(wait_ms, MIN_TICK_WAIT_MS) / 1000
 
     async def run(self) -> None:
         """Follow leadership and tick, until cancelled."""
@@ -408,10 +416,9 @@ class GroupCoordinator:
             while True:
                 self._wake.clear()
                 self.sync()
-                ticks = asyncio.create_task(self.tick_once())
+                self.start_ticks()  # not awaited: a slow write must not hold up leadership
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._next_wait_s())
-                await ticks
         finally:
             await self.close()
 
