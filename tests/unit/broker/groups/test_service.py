@@ -140,6 +140,19 @@ def test_find_coordinator_bounds_its_keys(keys: int) -> None:
     run(body)
 
 
+def test_an_unknown_key_type_is_refused() -> None:
+    async def body(h: Harness, topic: FakeOffsetsTopic, stub: GroupServiceStub) -> None:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.FindCoordinator(
+                gpb.FindCoordinatorRequest(key_type=1, keys=[GROUP])  # type: ignore[arg-type]
+            )
+        assert _error_of(info) == "INVALID_REQUEST" and "COORDINATOR_TYPE_GROUP" in str(
+            info.value.details()
+        )
+
+    run(body)
+
+
 def test_bad_input_gets_per_item_errors_and_changes_nothing() -> None:
     async def body(h: Harness, topic: FakeOffsetsTopic, stub: GroupServiceStub) -> None:
         commit = await stub.OffsetCommit(_commit("", partitions=2))
