@@ -42,6 +42,18 @@ class BrokerConfig:
     log_cleaner_io_max_bytes_per_second: int = 0
     """How fast the cleaner may read and write segment bytes; 0 is unlimited (Kafka's
     log.cleaner.io.max.bytes.per.second)."""
+    offsets_topic_num_partitions: int = 50
+    """Partitions of ``__consumer_offsets`` when the group coordinator first creates it
+    (Kafka's offsets.topic.num.partitions); groups are spread over them by their id's hash."""
+    offsets_topic_replication_factor: int = 3
+    """Replicas of each ``__consumer_offsets`` partition, capped at the live brokers when it is
+    created (Kafka's offsets.topic.replication.factor)."""
+    group_consumer_heartbeat_interval_ms: int = 5_000
+    """How often consumer group members heartbeat (Kafka's
+    group.consumer.heartbeat.interval.ms)."""
+    group_consumer_session_timeout_ms: int = 45_000
+    """A member silent for this long is removed, unless it asks for its own timeout (Kafka's
+    group.consumer.session.timeout.ms)."""
 
     def __post_init__(self) -> None:
         host, colon, port = self.listen.rpartition(":")
@@ -53,6 +65,10 @@ class BrokerConfig:
             "controlled_shutdown_timeout_ms",
             "replica_lag_time_max_ms",
             "log_cleaner_backoff_ms",
+            "offsets_topic_num_partitions",
+            "offsets_topic_replication_factor",
+            "group_consumer_heartbeat_interval_ms",
+            "group_consumer_session_timeout_ms",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigFileError(f"broker.{name} must be positive")

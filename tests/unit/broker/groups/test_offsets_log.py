@@ -1,0 +1,143 @@
+"""ReplicatedOffsetsLog over a real Partition (one follower, driven by hand): appends one batch
+with acks=all, reads back every keyed record once the leader's log is committed, and refuses a
+stale leader epoch."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from raftka.broker.groups.api import StoredRecord
+from raftka.broker.groups.offsets_log import ReplicatedOffsetsLog
+from raftka.broker.groups.placement import OFFSETS_TOPIC
+from raftka.broker.partition import NotLeaderOrFollowerError, Partition
+from raftka.broker.replication.leader_state import LeaderReplicaState
+from raftka.common.records.builder import build_batch
+from tests.unit.broker.support import open_partition
+from tests.unit.broker.test_partition import (
+    BROKER_EPOCHS,
+    FOLLOWER,
+    LEADER,
+    LEADER_EPOCH,
+    FakeCluster,
+    inline_io,
+)
+
+
+class FakeReplicas:
+    broker_id = LEADER
+
+    def __init__(self, partition: Partition) -> None:
+        self.partition = partition
+
+    def hosted(self) -> list[Partition]:
+        return [self.partition]
+
+    def leader_partition(self, topic: str, partition: int) -> Partition:
+        assert (topic, partition) == (OFFSETS_TOPIC, 0)
+        if self.partition.leader_state is None:
+            raise NotLeaderOrFollowerError("not the leader")
+        return self.partition
+
+
+def _offsets_partition(tmp_path: Path) -> Partition:
+    plog = open_partition(tmp_path, topic=OFFSETS_TOPIC, hw_follows_log_end=False)
+    partition = Partition(
+        OFFSETS_TOPIC,
+        0,
+        "topic-id",
+        plog,
+        {"min.insync.replicas": "2"},
+        broker_id=LEADER,
+        io=inline_io,
+        cluster=FakeCluster(),
+    )
+    start = plog.start_leader_epoch(LEADER_EPOCH)
+    partition.is_leader, partition.leader_epoch = True, LEADER_EPOCH
+    partition.leader_state = LeaderReplicaState(
+        leader_id=LEADER,
+        replicas=(LEADER, FOLLOWER),
+        isr=(LEADER, FOLLOWER),
+        leader_epoch=LEADER_EPOCH,
+        partition_epoch=0,
+        epoch_start_offset=start,
+        high_watermark=0,
+        leader_log_end_offset=0,
+        lag_time_max_ms=30_000,
+        min_insync_replicas=2,
+        became_leader_ms=0,
+    )
+    return partition
+
+
+async def _follower_caught_up(partition: Partition) -> None:
+    """The follower fetches from the leader's log end: the high watermark reaches it."""
+    await partition.read_for_follower(
+        FOLLOWER,
+        BROKER_EPOCHS[FOLLOWER],
+        LEADER_EPOCH,
+        partition.log.log_end_offset,
+        LEADER_EPOCH,
+        1 << 20,
+        min_one_batch=True,
+    )
+
+
+async def _yield() -> None:
+    """Let the other tasks run as far as they can without time passing."""
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+def _log(partition: Partition) -> ReplicatedOffsetsLog:
+    return ReplicatedOffsetsLog(FakeReplicas(partition))  # type: ignore[arg-type]
+
+
+RECORDS = [
+    StoredRecord(b"k1", b"v1"),
+    StoredRecord(b"k2", b"v2"),
+    StoredRecord(b"k1", None),  # a tombstone
+]
+
+
+def test_append_is_one_batch_answered_once_committed_and_read_all_replays_it(
+    tmp_path: Path,
+) -> None:
+    partition = _offsets_partition(tmp_path)
+    offsets = _log(partition)
+    assert offsets.led_partitions() == {0: LEADER_EPOCH}
+
+    async def main() -> None:
+        write = asyncio.create_task(offsets.append(0, LEADER_EPOCH, RECORDS))
+        await _yield()  # let the write reach the log
+        assert partition.log.log_end_offset == 3 and not write.done()  # not committed yet
+        await _follower_caught_up(partition)
+        await asyncio.wait_for(write, 5)
+        # A keyless record is not a group record: skipped.
+        await partition.append(build_batch([(0, None, b"x", ())]), acks=1, timeout_s=1)
+        await partition.append(build_batch([(0, b"k3", b"v3", ())]), acks=1, timeout_s=1)
+        reading = asyncio.create_task(offsets.read_all(0, LEADER_EPOCH))
+        await _yield()
+        assert not reading.done()  # waits until the leader's whole log is committed
+        await _follower_caught_up(partition)
+        assert await asyncio.wait_for(reading, 5) == [*RECORDS, StoredRecord(b"k3", b"v3")]
+
+    asyncio.run(asyncio.wait_for(main(), 10))
+
+
+def test_a_stale_leader_epoch_is_refused(tmp_path: Path) -> None:
+    partition = _offsets_partition(tmp_path)
+    offsets = _log(partition)
+
+    async def main() -> None:
+        with pytest.raises(NotLeaderOrFollowerError, match="leader epoch"):
+            await offsets.append(0, LEADER_EPOCH - 1, RECORDS)
+        with pytest.raises(NotLeaderOrFollowerError):
+            await offsets.read_all(0, LEADER_EPOCH - 1)
+        assert partition.log.log_end_offset == 0
+        partition.leader_state = None  # leadership gone
+        assert offsets.led_partitions() == {}
+
+    asyncio.run(asyncio.wait_for(main(), 10))
