@@ -30,11 +30,13 @@ from raftka.broker.replica_manager import ReplicaManager
 from raftka.common.clock import monotonic_ms, wall_clock_ms
 from raftka.common.errors import (
     InvalidRequestError,
+    InvalidTopicError,
     NetworkError,
     RaftkaError,
 )
 from raftka.common.faults import FAULTS, Direction, FaultPath
 from raftka.common.limits import require_items
+from raftka.common.metadata.topic_names import INTERNAL_TOPICS
 from raftka.common.records.batch import (
     NO_PRODUCER_EPOCH,
     NO_PRODUCER_ID,
@@ -256,6 +258,11 @@ class BrokerServicer(BrokerServiceServicer):
             log_start_offset=-1,
         )
         try:
+            if topic in INTERNAL_TOPICS:
+                raise InvalidTopicError(
+                    f"{topic} is an internal topic: only its coordinator writes it (commit "
+                    "offsets with GroupService.OffsetCommit); nothing was written"
+                )
             partition = self._replicas.leader_partition(topic, data.partition)
             appended = await partition.append(
                 self._batches_of(data), acks=acks, timeout_s=timeout_s

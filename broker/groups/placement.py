@@ -7,8 +7,9 @@ complement arithmetic. Using the same function puts a group where Kafka would.
 
 from __future__ import annotations
 
-OFFSETS_TOPIC = "__consumer_offsets"
-"""The internal topic that holds groups and committed offsets."""
+from raftka.common.metadata.topic_names import OFFSETS_TOPIC
+
+__all__ = ["OFFSETS_TOPIC", "partition_for", "java_string_hash"]
 
 
 def java_string_hash(text: str) -> int:

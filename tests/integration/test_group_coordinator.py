@@ -14,10 +14,12 @@ import pytest
 
 from raftka.broker.groups.placement import OFFSETS_TOPIC, partition_for
 from raftka.ops.local_cluster import LocalCluster
+from raftka.v1 import broker_pb2 as bpb
 from raftka.v1 import controller_pb2 as cpb
 from raftka.v1 import groups_pb2 as gpb
 from raftka.v1.common_pb2 import ErrorCode
 from raftka.v1.groups_pb2_grpc import GroupServiceStub
+from tests.integration.support.broker_rpc import broker_stub, produce_request
 from tests.integration.support.brokers import (
     log_events,
     start_broker_cluster,
@@ -217,6 +219,21 @@ def test_bad_group_ids_are_refused_per_key_beside_good_ones(
             ErrorCode.INVALID_GROUP_ID,
             ErrorCode.NONE,
         ]
+
+    asyncio.run(body())
+
+
+def test_clients_cannot_produce_to_the_offsets_topic(groups_cluster: LocalCluster) -> None:
+    async def body() -> None:
+        coordinator = await find(groups_cluster, "payments")
+        request = produce_request(
+            OFFSETS_TOPIC, coordinator.partition, records=[bpb.Record(value=b"forged")]
+        )
+        async with broker_stub(f"{coordinator.host}:{coordinator.port}") as stub:
+            (result,) = (await stub.Produce(request, timeout=5)).results
+        assert result.error_code == ErrorCode.INVALID_TOPIC_EXCEPTION
+        assert "internal topic" in result.error_message and result.base_offset == -1
+        assert (await find(groups_cluster, "payments")).node_id == coordinator.node_id
 
     asyncio.run(body())
 
