@@ -30,10 +30,10 @@ batches: a retried batch is not written again (its original offset is returned),
 sequence gap is refused with OUT_OF_ORDER_SEQUENCE_NUMBER, an older epoch with
 INVALID_PRODUCER_EPOCH. Followers keep the same state from the batches they replicate.
 
-Room for later capabilities: transactions
-(AddPartitionsToTxn, EndTxn, WriteTxnMarkers) and consumer groups (FindCoordinator,
-JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch) are added as new RPCs
-of this service with their own messages; the fields below reserve nothing they need.
+Consumer groups and committed offsets are served by GroupService (groups.proto) on the same
+listener. Room for later capabilities: transactions (AddPartitionsToTxn, EndTxn,
+WriteTxnMarkers) are added as new RPCs with their own messages; the fields below reserve
+nothing they need.
 """
 
 from collections import abc as _abc

@@ -81,7 +81,9 @@ class BrokerServiceServicer:
     def Produce(self, request, context):
         """Appends records to partition leaders. Send each partition to its leader; any other broker
         answers that partition with NOT_LEADER_OR_FOLLOWER. How keyed records are placed on
-        partitions, and which form is safe to retry, is described at ProduceRequest.
+        partitions, and which form is safe to retry, is described at ProduceRequest. Internal
+        topics (__consumer_offsets) are written only by their coordinator: a partition of one gets
+        INVALID_TOPIC_EXCEPTION and nothing is written.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

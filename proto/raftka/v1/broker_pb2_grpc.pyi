@@ -30,10 +30,10 @@ batches: a retried batch is not written again (its original offset is returned),
 sequence gap is refused with OUT_OF_ORDER_SEQUENCE_NUMBER, an older epoch with
 INVALID_PRODUCER_EPOCH. Followers keep the same state from the batches they replicate.
 
-Room for later capabilities: transactions
-(AddPartitionsToTxn, EndTxn, WriteTxnMarkers) and consumer groups (FindCoordinator,
-JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch) are added as new RPCs
-of this service with their own messages; the fields below reserve nothing they need.
+Consumer groups and committed offsets are served by GroupService (groups.proto) on the same
+listener. Room for later capabilities: transactions (AddPartitionsToTxn, EndTxn,
+WriteTxnMarkers) are added as new RPCs with their own messages; the fields below reserve
+nothing they need.
 """
 
 from collections import abc as _abc
@@ -76,7 +76,9 @@ class BrokerServiceStub:
     Produce: _grpc.UnaryUnaryMultiCallable[_broker_pb2.ProduceRequest, _broker_pb2.ProduceResponse]
     """Appends records to partition leaders. Send each partition to its leader; any other broker
     answers that partition with NOT_LEADER_OR_FOLLOWER. How keyed records are placed on
-    partitions, and which form is safe to retry, is described at ProduceRequest.
+    partitions, and which form is safe to retry, is described at ProduceRequest. Internal
+    topics (__consumer_offsets) are written only by their coordinator: a partition of one gets
+    INVALID_TOPIC_EXCEPTION and nothing is written.
     """
     Fetch: _grpc.UnaryUnaryMultiCallable[_broker_pb2.FetchRequest, _broker_pb2.FetchResponse]
     """Reads records from partition leaders (consumers) or replicates them (followers); a long
@@ -108,7 +110,9 @@ class BrokerServiceAsyncStub(BrokerServiceStub):
     Produce: _aio.UnaryUnaryMultiCallable[_broker_pb2.ProduceRequest, _broker_pb2.ProduceResponse]  # type: ignore[assignment]
     """Appends records to partition leaders. Send each partition to its leader; any other broker
     answers that partition with NOT_LEADER_OR_FOLLOWER. How keyed records are placed on
-    partitions, and which form is safe to retry, is described at ProduceRequest.
+    partitions, and which form is safe to retry, is described at ProduceRequest. Internal
+    topics (__consumer_offsets) are written only by their coordinator: a partition of one gets
+    INVALID_TOPIC_EXCEPTION and nothing is written.
     """
     Fetch: _aio.UnaryUnaryMultiCallable[_broker_pb2.FetchRequest, _broker_pb2.FetchResponse]  # type: ignore[assignment]
     """Reads records from partition leaders (consumers) or replicates them (followers); a long
@@ -149,7 +153,9 @@ class BrokerServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_broker_pb2.ProduceResponse, _abc.Awaitable[_broker_pb2.ProduceResponse]]:
         """Appends records to partition leaders. Send each partition to its leader; any other broker
         answers that partition with NOT_LEADER_OR_FOLLOWER. How keyed records are placed on
-        partitions, and which form is safe to retry, is described at ProduceRequest.
+        partitions, and which form is safe to retry, is described at ProduceRequest. Internal
+        topics (__consumer_offsets) are written only by their coordinator: a partition of one gets
+        INVALID_TOPIC_EXCEPTION and nothing is written.
         """
 
     @_abc_1.abstractmethod
