@@ -77,6 +77,8 @@ class GroupState:
         """Error codes the next heartbeats answer with (UNKNOWN_MEMBER_ID...)."""
         self._ids = itertools.count(1)
         self.group_type = "consumer"
+        self.extra_groups: dict[int, list[str]] = {}
+        """Empty groups other brokers list (ListGroups)."""
 
     # ------------------------------------------------------------------ test controls
 
@@ -224,6 +226,70 @@ class FakeGroupServicer(groups_pb2_grpc.GroupServiceServicer):
 
     async def OffsetFetch(self, request: Any, context: Any) -> Any:
         return await self._unary(self.state.fetch, request, context)
+
+    async def ListGroups(self, request: Any, context: Any) -> Any:
+        s = self.state
+        response = gpb.ListGroupsResponse()
+        if self.node == s.coordinator and (s.members or s.offsets):
+            state = "stable" if s.members else "empty"
+            response.groups.add(group_id=s.group, group_type=s.group_type, state=state)
+        for group_id in s.extra_groups.get(self.node, ()):
+            response.groups.add(group_id=group_id, group_type="consumer", state="empty")
+        return response
+
+    async def DescribeGroups(self, request: Any, context: Any) -> Any:
+        s = self.state
+        response = gpb.DescribeGroupsResponse()
+        for group_id in request.group_ids:
+            g = response.groups.add(group_id=group_id)
+            if self.node != s.coordinator:
+                g.error_code = ErrorCode.NOT_COORDINATOR
+            elif group_id != s.group or not (s.members or s.offsets):
+                g.error_code = ErrorCode.GROUP_ID_NOT_FOUND
+            else:
+                g.state = "stable" if s.members else "empty"
+                g.group_type, g.group_epoch, g.assignment_epoch = s.group_type, 3, 3
+                g.assignor = "uniform"
+                for m in s.members.values():
+                    d = g.members.add(
+                        member_id=m.member_id,
+                        instance_id=m.instance_id,
+                        member_epoch=m.epoch,
+                        client_id="raftka-consumer",
+                        client_host="127.0.0.1",
+                        subscribed_topic_names=m.topics,
+                        member_state="stable",
+                    )
+                    d.assignment.topic_partitions.extend(topics_of(m.owned))
+                    d.target_assignment.topic_partitions.extend(topics_of(m.target))
+        return response
+
+    async def DeleteGroups(self, request: Any, context: Any) -> Any:
+        s = self.state
+        response = gpb.DeleteGroupsResponse()
+        for group_id in request.group_ids:
+            r = response.results.add(group_id=group_id)
+            if group_id != s.group or not (s.members or s.offsets):
+                r.error_code = ErrorCode.GROUP_ID_NOT_FOUND
+            elif s.members:
+                r.error_code, r.error_message = ErrorCode.NON_EMPTY_GROUP, "it has members"
+            else:
+                s.offsets.clear()
+        return response
+
+    async def OffsetDelete(self, request: Any, context: Any) -> Any:
+        s = self.state
+        subscribed = {t for m in s.members.values() for t in m.topics}
+        response = gpb.OffsetDeleteResponse()
+        for t in request.topics:
+            result = response.topics.add(name=t.topic)
+            for p in t.partitions:
+                r = result.partitions.add(partition=p)
+                if t.topic in subscribed:
+                    r.error_code = ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC
+                else:
+                    s.offsets.pop(TopicPartition(t.topic, p), None)
+        return response
 
     async def ConsumerGroupStream(
         self, request_iterator: Any, context: Any
