@@ -73,7 +73,7 @@ class GroupState:
         self.events: list[Event] = []
         self.fail_next: list[RaftkaError] = []
         """Errors the next calls (any RPC but FindCoordinator) fail with, in order."""
-        self.answer_next: list[int] = []
+        self.answer_next: list[ErrorCode.ValueType] = []
         """Error codes the next heartbeats answer with (UNKNOWN_MEMBER_ID...)."""
         self._ids = itertools.count(1)
         self.group_type = "consumer"
@@ -146,14 +146,14 @@ class GroupState:
             return gpb.ConsumerGroupHeartbeatResponse(
                 member_id=request.member_id, member_epoch=request.member_epoch
             )
-        m = self.members.get(request.member_id)
-        if m is None:
+        known = self.members.get(request.member_id)
+        if known is None:
             return gpb.ConsumerGroupHeartbeatResponse(
                 error_code=ErrorCode.UNKNOWN_MEMBER_ID, error_message="no such member"
             )
         if request.owned_partitions_set:
-            m.owned = partitions_of(request.owned_partitions)
-        return self._reply(m)
+            known.owned = partitions_of(request.owned_partitions)
+        return self._reply(known)
 
     def commit(self, node: int, request: gpb.OffsetCommitRequest) -> gpb.OffsetCommitResponse:
         self.check(node)

@@ -111,8 +111,9 @@ def test_delete_groups_and_offsets() -> None:
         assert isinstance(results["g"], group_errors.NonEmptyGroupError)
         assert isinstance(results["nope"], group_errors.GroupIdNotFoundError)
         refused = await admin.delete_offsets("g", [T0])
-        assert isinstance(refused[T0], group_errors.GroupSubscribedToTopicError)
-        assert refused[T0].code == ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC
+        error = refused[T0]
+        assert isinstance(error, group_errors.GroupSubscribedToTopicError)
+        assert error.code == ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC
         cluster.groups.members.clear()
         assert await admin.delete_offsets("g", [T0]) == {T0: None}
         assert cluster.groups.offsets == {T1: 2}
