@@ -34,6 +34,18 @@ class BrokerConfig:
     """How fast the background scrubber re-reads the partition logs to verify every batch
     (CRC-32C, framing, no missing offsets); 0 turns it off. Damage it finds is reported and
     repaired from an in-sync replica, like damage a read meets."""
+    offsets_topic_num_partitions: int = 50
+    """Partitions of ``__consumer_offsets`` when the group coordinator first creates it
+    (Kafka's offsets.topic.num.partitions); groups are spread over them by their id's hash."""
+    offsets_topic_replication_factor: int = 3
+    """Replicas of each ``__consumer_offsets`` partition, capped at the live brokers when it is
+    created (Kafka's offsets.topic.replication.factor)."""
+    group_consumer_heartbeat_interval_ms: int = 5_000
+    """How often consumer group members heartbeat (Kafka's
+    group.consumer.heartbeat.interval.ms)."""
+    group_consumer_session_timeout_ms: int = 45_000
+    """A member silent for this long is removed, unless it asks for its own timeout (Kafka's
+    group.consumer.session.timeout.ms)."""
 
     def __post_init__(self) -> None:
         host, colon, port = self.listen.rpartition(":")
@@ -44,6 +56,10 @@ class BrokerConfig:
             "retention_check_interval_ms",
             "controlled_shutdown_timeout_ms",
             "replica_lag_time_max_ms",
+            "offsets_topic_num_partitions",
+            "offsets_topic_replication_factor",
+            "group_consumer_heartbeat_interval_ms",
+            "group_consumer_session_timeout_ms",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigFileError(f"broker.{name} must be positive")

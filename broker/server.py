@@ -15,6 +15,12 @@ from pathlib import Path
 import structlog
 
 from raftka.broker.config import BrokerConfig
+from raftka.broker.groups.api import GroupConfig
+from raftka.broker.groups.offsets_log import ReplicatedOffsetsLog
+from raftka.broker.groups.offsets_topic import OffsetsTopic
+from raftka.broker.groups.runtime import GroupCoordinator
+from raftka.broker.groups.service import GroupServicer
+from raftka.broker.groups.shard import ConsumerGroupShard
 from raftka.broker.io_threads import IoThreads
 from raftka.broker.lifecycle import BrokerLifecycle
 from raftka.broker.log.manager import LogManager
@@ -36,7 +42,7 @@ from raftka.common.faults import FAULTS
 from raftka.common.rpc.channels import new_server
 from raftka.common.rpc.controller_client import ControllerClient
 from raftka.common.tasks import cancel_and_wait
-from raftka.v1 import broker_pb2_grpc
+from raftka.v1 import broker_pb2_grpc, groups_pb2_grpc
 from raftka.v1.common_pb2 import Endpoint
 
 log = structlog.get_logger(__name__)
@@ -72,6 +78,13 @@ class BrokerServer:
         self.logs: LogManager | None = None
         self.replicas: ReplicaManager | None = None
         self.servicer: BrokerServicer | None = None
+        self.groups: GroupCoordinator | None = None
+        self.offsets_topic = OffsetsTopic(
+            lambda: self.follower.image,
+            self.client,
+            partitions=config.offsets_topic_num_partitions,
+            replication_factor=config.offsets_topic_replication_factor,
+        )
         self.server = new_server()
         self.io = IoThreads()
         self.producer_ids = ProducerIdManager(self._allocate_producer_ids, broker_id=self.broker_id)
@@ -108,6 +121,20 @@ class BrokerServer:
             active_controller=lambda: self.lifecycle.active_controller_id,
         )
         broker_pb2_grpc.add_BrokerServiceServicer_to_server(self.servicer, self.server)
+        group_config = GroupConfig(
+            session_timeout_ms=bconf.group_consumer_session_timeout_ms,
+            heartbeat_interval_ms=bconf.group_consumer_heartbeat_interval_ms,
+        )
+        self.groups = GroupCoordinator(
+            offsets_log=ReplicatedOffsetsLog(self.replicas),
+            metadata=self.offsets_topic,
+            shard_factory=lambda partition: ConsumerGroupShard(partition, group_config),
+            broker_id=self.broker_id,
+        )
+        self.follower.add_listener(self.groups.wake)
+        groups_pb2_grpc.add_GroupServiceServicer_to_server(
+            GroupServicer(coordinator=self.groups, offsets_topic=self.offsets_topic), self.server
+        )
         add_fault_service(self.server, FAULTS)
         if self.server.add_insecure_port(bconf.listen) == 0:
             raise OSError(f"cannot listen on {bconf.listen}: is another process using the port?")
@@ -118,6 +145,7 @@ class BrokerServer:
             asyncio.create_task(self._retention_loop(), name="retention"),
             asyncio.create_task(self._deleted_files_loop(), name="deleted-files"),
             asyncio.create_task(self.replicas.run_isr_checks(), name="isr-checks"),
+            asyncio.create_task(self.groups.run(), name="group-coordinator"),
         ]
         if bconf.scrub_bytes_per_second > 0:
             logs = self.logs
@@ -171,6 +199,7 @@ class BrokerServer:
         log.info("broker_controlled_shutdown", broker_id=self.broker_id, confirmed=confirmed)
         await self.server.stop(grace=0.5)
         await cancel_and_wait(self._tasks)
+        await self.offsets_topic.close()
         await self.producer_ids.close()
         if self.replicas is not None:
             await self.replicas.stop()

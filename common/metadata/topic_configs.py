@@ -271,13 +271,6 @@ def validate_topic_configs(configs: Mapping[str, str]) -> dict[str, str]:
     value already stored, from before this check, still parses: such a topic is not
     compacted, and ``compact,delete`` applies the delete rules.)"""
     normalized = {name: config_def(name).normalize(configs[name]) for name in sorted(configs)}
-    policy = normalized.get("cleanup.policy", "")
-    if "compact" in policy.split(","):
-        raise InvalidConfigError(
-            f"cleanup.policy {policy!r}: log compaction is not implemented yet, so a compacted "
-            "topic would silently keep every record; use cleanup.policy=delete (with "
-            "retention.ms / retention.bytes)"
-        )
     return normalized
 
 

@@ -113,13 +113,3 @@ def test_typed_values_and_resolution() -> None:
     assert resolved["retention.ms"] == "604800000"
     assert set(resolved) == set(TOPIC_CONFIGS)
     assert TOPIC_CONFIGS["cleanup.policy"].type is ConfigType.LIST
-
-
-@pytest.mark.parametrize("policy", ["compact", "compact,delete", "delete, compact"])
-def test_compaction_is_refused_until_it_is_implemented(policy: str) -> None:
-    with pytest.raises(InvalidConfigError, match="compaction is not implemented yet") as info:
-        validate_topic_configs({"cleanup.policy": policy})
-    assert "cleanup.policy=delete" in info.value.message
-    # A value stored before this check still parses (the broker keeps such a topic's log).
-    parsed = topic_config_value({"cleanup.policy": policy}, "cleanup.policy")
-    assert isinstance(parsed, tuple) and "compact" in parsed

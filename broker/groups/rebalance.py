@@ -1,0 +1,224 @@
+"""Group-level steps shared by heartbeats and timers: resolve subscriptions against the
+metadata, bump the group epoch, compute the target assignment, reconcile members, remove a
+member, and collect the pushes for members whose assignment changed."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+
+from raftka.broker.groups.api import GroupConfig, MemberPush, TopicsView
+from raftka.broker.groups.assignors import ASSIGNORS
+from raftka.broker.groups.batch import RecordBatch
+from raftka.broker.groups.reconcile import reconcile
+from raftka.broker.groups.records import (
+    CurrentAssignmentRecord,
+    GroupMetadataRecord,
+    MemberMetadataRecord,
+    PartitionMetadataRecord,
+    TargetMemberRecord,
+    TargetMetadataRecord,
+)
+from raftka.broker.groups.state import (
+    STATIC_LEFT_EPOCH,
+    CurrentAssignment,
+    GroupState,
+    MemberMetadata,
+    MemberState,
+    TopicPartitions,
+    pairs,
+    same,
+)
+from raftka.broker.groups.tracker import MemberTracker, Told
+from raftka.broker.groups.validation import compile_regex
+from raftka.v1 import groups_pb2 as gpb
+
+
+def member_topics(meta: MemberMetadata, topics: Mapping[str, int]) -> frozenset[str]:
+    """The existing topics a member subscribes to (regex: full match, never "__" topics)."""
+    chosen = {t for t in meta.subscribed_topic_names if t in topics}
+    if meta.subscribed_topic_regex:
+        pattern = compile_regex(meta.subscribed_topic_regex)
+        chosen.update(
+            t for t in topics if not t.startswith("__") and pattern.fullmatch(t) is not None
+        )
+    return frozenset(chosen)
+
+
+def subscribed_counts(group: GroupState, topics: TopicsView) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for meta in group.members.values():
+        for t in member_topics(meta, topics):
+            out[t] = topics[t]
+    return dict(sorted(out.items()))
+
+
+def subscribes_to(group: GroupState, topic: str) -> bool:
+    return any(topic in member_topics(meta, {topic: 1}) for meta in group.members.values())
+
+
+def group_assignor(group: GroupState, default: str) -> str:
+    """The most requested assignor among members (ties: by name), else the default."""
+    wanted = Counter(m.server_assignor for m in group.members.values() if m.server_assignor)
+    if not wanted:
+        return default
+    return sorted(wanted.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+
+
+def push_response(
+    group_id: str, member_id: str, current: CurrentAssignment, config: GroupConfig
+) -> gpb.ConsumerGroupHeartbeatResponse:
+    return gpb.ConsumerGroupHeartbeatResponse(
+        member_id=member_id,
+        member_epoch=current.member_epoch,
+        heartbeat_interval_ms=config.heartbeat_interval_ms,
+        assignment=to_assignment(current.assigned),
+        has_assignment=True,
+    )
+
+
+def to_assignment(tps: TopicPartitions) -> gpb.Assignment:
+    return gpb.Assignment(
+        topic_partitions=[
+            gpb.GroupTopicPartitions(topic=t, partitions=sorted(ps))
+            for t, ps in sorted(tps.items())
+            if ps
+        ]
+    )
+
+
+class Rebalancer:
+    """Runs the group-level steps of one call, writing into its batch."""
+
+    __slots__ = ("batch", "config", "now_ms", "tracker")
+
+    def __init__(
+        self, batch: RecordBatch, tracker: MemberTracker, config: GroupConfig, now_ms: int
+    ) -> None:
+        self.batch = batch
+        self.tracker = tracker
+        self.config = config
+        self.now_ms = now_ms
+
+    def bump_epoch(self, group: GroupState) -> None:
+        self.batch.write(GroupMetadataRecord(group.group_id, (group.epoch or 0) + 1))
+
+    def refresh_metadata(self, group: GroupState, topics: TopicsView) -> bool:
+        """Writes the subscribed topics' partition counts when they changed; True if so."""
+        counts = subscribed_counts(group, topics)
+        if group.partition_metadata == counts:
+            return False
+        self.batch.write(PartitionMetadataRecord(group.group_id, counts))
+        return True
+
+    def update_target(self, group: GroupState) -> None:
+        """Recomputes the target assignment when the group epoch is ahead of it."""
+        epoch = group.epoch or 0
+        if (group.assignment_epoch or 0) >= epoch and group.assignment_epoch is not None:
+            return
+        topics = group.partition_metadata or {}
+        members = {m: member_topics(meta, topics) for m, meta in group.members.items()}
+        assignor = ASSIGNORS[group_assignor(group, self.config.default_assignor)]
+        new = assignor(members, topics, dict(group.targets))
+        for member_id in sorted(members):
+            target = new.get(member_id, {})
+            if member_id not in group.targets or not same(group.targets[member_id], target):
+                self.batch.write(TargetMemberRecord(group.group_id, member_id, target))
+        self.batch.write(TargetMetadataRecord(group.group_id, epoch))
+
+    def reconcile_member(
+        self, group: GroupState, member_id: str, owned: TopicPartitions | None
+    ) -> CurrentAssignment:
+        current = group.current(member_id)
+        if current.member_epoch == STATIC_LEFT_EPOCH:
+            return current
+        owners = group.owners(excluding=member_id)
+        new = reconcile(
+            current,
+            target_epoch=group.assignment_epoch or 0,
+            target=group.target(member_id),
+            owned=owned,
+            owned_elsewhere=lambda t, p: (t, p) in owners,
+        )
+        self.write_current(group, member_id, new)
+        return new
+
+    def write_current(self, group: GroupState, member_id: str, new: CurrentAssignment) -> None:
+        key = (group.group_id, member_id)
+        if member_id not in group.currents or group.currents[member_id] != new:
+            self.batch.write(CurrentAssignmentRecord(group.group_id, member_id, new))
+        if new.state is MemberState.UNREVOKED_PARTITIONS:
+            if key not in self.tracker.rebalance_deadline:
+                timeout = group.members[member_id].rebalance_timeout_ms
+                self.tracker.rebalance_deadline[key] = self.now_ms + timeout
+        else:
+            self.tracker.rebalance_deadline.pop(key, None)
+
+    def reconcile_others(self, group: GroupState, skip: str | None) -> list[MemberPush]:
+        """Moves every other member as far as is safe without its report, and returns the
+        pushes for those whose epoch or assignment changed. Without a fresh report a member is
+        assumed to own all it was given, so a push only revokes, or gives partitions with a new
+        epoch (a report sent before the push then carries an older epoch and is not trusted)."""
+        pushes: list[MemberPush] = []
+        for member_id in sorted(group.members):
+            if member_id == skip:
+                continue
+            current = group.current(member_id)
+            if current.member_epoch == STATIC_LEFT_EPOCH:
+                continue
+            owners = group.owners(excluding=member_id)
+            new = reconcile(
+                current,
+                target_epoch=group.assignment_epoch or 0,
+                target=group.target(member_id),
+                owned=None,
+                owned_elsewhere=lambda t, p, owners=owners: (t, p) in owners,  # type: ignore[misc]
+            )
+            if new.member_epoch == current.member_epoch and pairs(new.assigned) - pairs(
+                current.assigned
+            ):
+                continue  # more partitions at the same epoch: only in the member's own answer
+            self.write_current(group, member_id, new)
+            push = self.maybe_push(group, member_id)
+            if push is not None:
+                pushes.append(push)
+        return pushes
+
+    def maybe_push(self, group: GroupState, member_id: str) -> MemberPush | None:
+        current = group.current(member_id)
+        key = (group.group_id, member_id)
+        told = self.tracker.told.get(key)
+        if (
+            told is not None
+            and told.epoch == current.member_epoch
+            and same(told.assigned, current.assigned)
+        ):
+            return None
+        self.tracker.told[key] = Told(current.member_epoch, current.assigned)
+        return MemberPush(
+            group.group_id,
+            member_id,
+            push_response(group.group_id, member_id, current, self.config),
+        )
+
+    def remove_member(self, group: GroupState, member_id: str) -> None:
+        """Tombstones the member's records (current, target, metadata: Kafka's order)."""
+        gid = group.group_id
+        if member_id in group.currents:
+            self.batch.write(CurrentAssignmentRecord(gid, member_id, None))
+        if member_id in group.targets:
+            self.batch.write(TargetMemberRecord(gid, member_id, None))
+        self.batch.write(MemberMetadataRecord(gid, member_id, None))
+        self.tracker.forget((gid, member_id))
+
+    def settle(self, group: GroupState, topics: TopicsView, *, changed: bool) -> bool:
+        """After members changed (``changed``) or to follow the metadata: bump the epoch when
+        needed and bring the target up to date. True when the epoch was bumped."""
+        if group.epoch is None:
+            return False
+        bumped = False
+        if self.refresh_metadata(group, topics) or changed:
+            self.bump_epoch(group)
+            bumped = True
+        self.update_target(group)
+        return bumped

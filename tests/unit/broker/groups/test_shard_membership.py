@@ -1,0 +1,86 @@
+"""Membership through the shard: join, reconcile, leave, and what the answers carry."""
+
+from __future__ import annotations
+
+from raftka.v1 import groups_pb2 as gpb
+from raftka.v1.common_pb2 import ErrorCode
+
+from .support import ShardHarness, assignment, described_assignment
+
+
+def test_first_member_gets_every_partition_at_epoch_one() -> None:
+    h = ShardHarness({"t": 4})
+    r = h.join()
+    assert r.error_code == ErrorCode.NONE
+    assert (r.member_id, r.member_epoch) == ("m1", 1)
+    assert assignment(r) == {"t": {0, 1, 2, 3}}
+    d = h.describe()
+    assert (d.state, d.group_epoch, d.assignment_epoch, d.group_type) == (
+        "stable",
+        1,
+        1,
+        "consumer",
+    )
+
+
+def test_second_member_waits_for_the_revocation_before_it_gets_partitions() -> None:
+    h = ShardHarness({"t": 4})
+    h.join()
+    r2 = h.join()
+    assert (r2.member_id, r2.member_epoch) == ("m2", 2)
+    assert assignment(r2) == {}  # m1 has not released anything yet
+    # m1 is told by push to give up half, its epoch unchanged.
+    push = [p for p in h.pushes if p.member_id == "m1"][-1].response
+    assert push.member_epoch == 1
+    kept = assignment(push)
+    assert len(kept["t"]) == 2
+    assert h.describe().state == "reconciling"
+    # m1 still reports owning everything: nothing moves.
+    r1 = h.beat("m1", 1, {"t": {0, 1, 2, 3}})
+    assert r1.member_epoch == 1
+    assert described_assignment(h.describe(), "m2") == {}
+    # m1 releases: it moves to epoch 2; m2 then gets the rest at its next heartbeat.
+    r1 = h.beat("m1", 1, kept)
+    assert r1.member_epoch == 2
+    r2 = h.beat("m2", 2, {})
+    assert assignment(r2) == {"t": {0, 1, 2, 3} - kept["t"]}
+    assert h.describe().state == "stable"
+
+
+def test_an_unchanged_heartbeat_carries_no_assignment() -> None:
+    h = ShardHarness({"t": 2})
+    h.join()
+    r = h.beat("m1", 1, {"t": {0, 1}})
+    assert r.error_code == ErrorCode.NONE
+    assert not r.has_assignment
+    before = len(h.log)
+    h.beat("m1", 1, {"t": {0, 1}})
+    assert len(h.log) == before  # a plain heartbeat writes nothing
+
+
+def test_leave_reassigns_at_once() -> None:
+    h = ShardHarness({"t": 4})
+    h.join()
+    h.join()
+    h.beat("m1", 1, {"t": {0, 1}})
+    h.beat("m2", 2, {})
+    r = h.heartbeat(member_id="m1", member_epoch=-1)
+    assert r.member_epoch == -1
+    d = h.describe()
+    assert [m.member_id for m in d.members] == ["m2"]
+    assert d.group_epoch == 3
+    push = [p for p in h.pushes if p.member_id == "m2"][-1].response
+    assert assignment(push) == {"t": {0, 1, 2, 3}}
+    assert push.member_epoch == 3
+
+
+def test_replay_rebuilds_the_same_state() -> None:
+    h = ShardHarness({"t": 4})
+    h.join()
+    h.join()
+    h.beat("m1", 1, {"t": {0, 1}})
+    h.commit("g", "m1", 2, {("t", 0): 10})
+    again = h.replayed()
+    assert again.describe_group("g") == h.describe()
+    assert again.fetch_offsets(gpb.OffsetFetchRequest(group_id="g")) == h.fetch()
+    assert h.fetch().topics[0].partitions[0].offset == 10
