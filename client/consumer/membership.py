@@ -332,7 +332,10 @@ class GroupMember:
             return  # the answer to a leave
         self.epoch = response.member_epoch
         if response.heartbeat_interval_ms > 0:
-            self.heartbeat_s = response.heartbeat_interval_ms / 1000
+            interval = response.heartbeat_interval_ms / 1000
+            if interval < self.heartbeat_s:
+                self._wake.set()  # the wait in progress was for the longer interval
+            self.heartbeat_s = interval
         if response.has_assignment:
             await self._reconcile(from_topics(response.assignment.topic_partitions))
 
