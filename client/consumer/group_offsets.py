@@ -129,6 +129,12 @@ class AutoCommitter:
     def committed(self, offsets: Mapping[TopicPartition, OffsetAndMetadata]) -> None:
         self.last.update(offsets)
 
+    def forget(self, partitions: Collection[TopicPartition]) -> None:
+        """The partitions left this consumer: another member may commit them meanwhile, so
+        what this one last committed says nothing when they come back."""
+        for tp in partitions:
+            self.last.pop(tp, None)
+
     def pending(
         self, only: Collection[TopicPartition] | None = None
     ) -> dict[TopicPartition, OffsetAndMetadata]:

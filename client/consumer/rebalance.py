@@ -114,6 +114,8 @@ class PartitionHandover:
         self._fetcher.wakeup()
 
     def _drop(self, partitions: set[TopicPartition]) -> None:
+        if self._auto_commit is not None:
+            self._auto_commit.forget(partitions)
         self._subscription.assign(self.owned() - partitions)
         self._buffer.retain(self._subscription.assignment)
         self._fetcher.wakeup()

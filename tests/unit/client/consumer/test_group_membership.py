@@ -293,3 +293,22 @@ def test_assign_only_consumer_commits_as_a_simple_group() -> None:
             assert (record.offset, record.value) == (5, b"new")
 
     run(test)
+
+
+def test_partitions_that_come_back_are_committed_again_on_close() -> None:
+    async def test(cluster: FakeGroupCluster) -> None:
+        async with group_consumer(cluster, auto_commit_interval_ms=3600_000) as consumer:
+            consumer.subscribe(["t"])
+            await poll_n(consumer, 10)
+            await consumer.poll(timeout_ms=0)
+            member = cluster.groups.member()
+            cluster.groups.assign(member.member_id, {T0})  # t-1 revoked: commits 5
+            await poll_until(consumer, lambda: consumer.assignment() == {T0}, "revoked")
+            assert cluster.groups.offsets[T1] == 5
+            cluster.groups.offsets[T1] = 2  # meanwhile another member committed t-1 at 2
+            cluster.groups.assign(member.member_id, {T0, T1})
+            await poll_until(consumer, lambda: consumer.assignment() == {T0, T1}, "back")
+            assert [r.offset for r in await poll_n(consumer, 3)] == [2, 3, 4]
+        assert cluster.groups.offsets == {T0: 5, T1: 5}  # close committed t-1 again
+
+    run(test)
