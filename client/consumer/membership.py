@@ -146,6 +146,8 @@ class GroupMember:
                 else:
                     await self._run_unary()
                 return  # left (max_poll_interval_ms) or fatal
+            except (group_errors.UnknownMemberIdError, group_errors.FencedMemberEpochError) as e:
+                await self._fenced(e)  # as a failed call rather than an answer: the same
             except RaftkaError as e:
                 self._coordinator.note_failure(e)
                 if not isinstance(e, (*REFIND, CoordinatorLoadInProgressError)):
@@ -303,18 +305,7 @@ class GroupMember:
 
     async def _handle(self, response: gpb.ConsumerGroupHeartbeatResponse) -> None:
         if response.error_code in FENCED:
-            error = group_error(response.error_code, response.error_message)
-            log.warning(
-                "consumer_group_fenced",
-                group=self._coordinator.group_id,
-                member_id=self.member_id,
-                epoch=self.epoch,
-                error=error.message,
-            )
-            async with self._reconciling:
-                await self._handover.lose(self._handover.owned())
-            self.member_id, self.epoch = "", JOIN
-            self._wake.set()  # rejoin now
+            await self._fenced(group_error(response.error_code, response.error_message))
             return
         if response.error_code != ErrorCode.NONE:
             self._fail(group_error(response.error_code, response.error_message))
@@ -338,6 +329,21 @@ class GroupMember:
             self.heartbeat_s = interval
         if response.has_assignment:
             await self._reconcile(from_topics(response.assignment.topic_partitions))
+
+    async def _fenced(self, error: RaftkaError) -> None:
+        """The coordinator no longer knows this member (or its epoch): another member may own
+        its partitions already. Drop them without committing and rejoin with epoch 0."""
+        log.warning(
+            "consumer_group_fenced",
+            group=self._coordinator.group_id,
+            member_id=self.member_id,
+            epoch=self.epoch,
+            error=error.message,
+        )
+        async with self._reconciling:
+            await self._handover.lose(self._handover.owned())
+        self.member_id, self.epoch = "", JOIN
+        self._wake.set()  # rejoin now
 
     async def _reconcile(self, target: set[TopicPartition]) -> None:
         async with self._reconciling:

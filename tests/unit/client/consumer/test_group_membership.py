@@ -312,3 +312,20 @@ def test_partitions_that_come_back_are_committed_again_on_close() -> None:
         assert cluster.groups.offsets == {T0: 5, T1: 5}  # close committed t-1 again
 
     run(test)
+
+
+@pytest.mark.parametrize("mode", ["stream", "unary"])
+def test_unknown_member_as_a_failed_call_is_a_fence_too(mode: str) -> None:
+    async def test(cluster: FakeGroupCluster) -> None:
+        cluster.groups.heartbeat_interval_ms = 50
+        lost: list[set[TopicPartition]] = []
+        async with group_consumer(cluster, group_heartbeat_mode=mode) as consumer:
+            consumer.subscribe(["t"], on_lost=lost.append)
+            await poll_n(consumer, 10)
+            cluster.groups.members.clear()
+            cluster.groups.fail_next.append(group_errors.UnknownMemberIdError("expired"))
+            await poll_until(consumer, lambda: bool(lost), "partitions lost")
+            await poll_until(consumer, lambda: consumer.assignment() == {T0, T1}, "rejoined")
+            assert lost == [{T0, T1}]
+
+    run(test)
