@@ -329,3 +329,24 @@ def test_unknown_member_as_a_failed_call_is_a_fence_too(mode: str) -> None:
             assert lost == [{T0, T1}]
 
     run(test)
+
+
+def test_a_missing_topic_is_waited_for_with_one_warning() -> None:
+    async def test(cluster: FakeGroupCluster) -> None:
+        from structlog.testing import capture_logs
+
+        with capture_logs() as logs:
+            async with group_consumer(cluster) as consumer:
+                consumer.subscribe(["later"])
+                for _ in range(20):
+                    assert await consumer.poll(timeout_ms=5) == []
+                await until(
+                    lambda: any(e["event"] == "consumer_subscribed_topics_missing" for e in logs),
+                    what="the warning",
+                )
+                for _ in range(20):
+                    await consumer.poll(timeout_ms=5)
+        warnings = [e for e in logs if e["event"] == "consumer_subscribed_topics_missing"]
+        assert len(warnings) == 1 and warnings[0]["topics"] == ["later"]
+
+    run(test)
