@@ -182,6 +182,7 @@ def test_two_members_share_a_topic_and_one_takes_over(
         out = capsys.readouterr().out.splitlines()
         return [line.split() for line in out if " [" not in line[:40]]  # not structlog's
 
+    assert ["share", "consumer", "empty"] in raftka_groups("list")
     lines = raftka_groups("describe", "share")
     assert lines[0][:3] == ["group", "share:", "empty"]
     assert [line for line in lines if line[:1] == [TOPIC]] == [
