@@ -18,7 +18,7 @@ if TYPE_CHECKING:
         ConsumerRecord,
     )
     from raftka.client.producer import AsyncProducer, Producer, ProducerConfig
-    from raftka.client.types import RecordMetadata, TopicPartition
+    from raftka.client.types import OffsetAndMetadata, RecordMetadata, TopicPartition
 
 _LAZY = {
     "AsyncConsumer": "raftka.client.consumer",
@@ -27,6 +27,7 @@ _LAZY = {
     "ConsumerRecord": "raftka.client.consumer",
     "TopicPartition": "raftka.client.types",
     "RecordMetadata": "raftka.client.types",
+    "OffsetAndMetadata": "raftka.client.types",
     "AsyncProducer": "raftka.client.producer",
     "Producer": "raftka.client.producer",
     "ProducerConfig": "raftka.client.producer",
@@ -42,6 +43,7 @@ __all__ = [
     "Consumer",
     "ConsumerConfig",
     "ConsumerRecord",
+    "OffsetAndMetadata",
     "Producer",
     "ProducerConfig",
     "RecordMetadata",

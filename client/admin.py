@@ -13,13 +13,23 @@ proto/raftka/v1/controller.proto. ``Admin`` is the same API, blocking.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
+from raftka.client.connections import BrokerConnections
 from raftka.client.discovery import controllers_from_brokers
 from raftka.client.errors import PartitionError
+from raftka.client.group_admin import (
+    GroupAdmin,
+    GroupDescription,
+    ListedGroup,
+    OffsetReset,
+    ResetSpec,
+)
 from raftka.client.loop_thread import LoopThread
+from raftka.client.metadata_cache import MetadataCache
 from raftka.client.types import TopicPartition
+from raftka.common.errors import RaftkaError
 from raftka.common.rpc.controller_client import ControllerClient
 from raftka.v1 import common_pb2 as cpb
 from raftka.v1 import controller_pb2 as pb
@@ -37,17 +47,23 @@ class AsyncAdmin:
         *,
         bootstrap_servers: Sequence[str] = (),
         timeout_s: float = 15.0,
+        connections: BrokerConnections | None = None,
     ) -> None:
         """Give the controllers' addresses, or only brokers' (``bootstrap_servers``): the
-        first call then asks a broker where the controllers are."""
+        first call then asks a broker where the controllers are. Group operations talk to
+        the brokers: those of ``bootstrap_servers``, else the ones the controllers list."""
         if not bootstrap_controllers and not bootstrap_servers:
             raise ValueError("give bootstrap_controllers or bootstrap_servers (host:port)")
         servers = list(bootstrap_servers)
+        self._servers = servers
+        self._timeout_s = timeout_s
         self._client = ControllerClient(
             list(bootstrap_controllers),
             timeout_s=timeout_s,
             discover=(lambda: controllers_from_brokers(servers)) if servers else None,
         )
+        self._connections = connections
+        self._group_admin: GroupAdmin | None = None
 
     async def __aenter__(self) -> AsyncAdmin:
         return self
@@ -57,6 +73,65 @@ class AsyncAdmin:
 
     async def close(self) -> None:
         await self._client.close()
+        if self._connections is not None:
+            await self._connections.close()
+
+    # ---- consumer groups ----
+
+    async def _groups(self) -> GroupAdmin:
+        if self._group_admin is None:
+            servers = self._servers
+            if not servers:
+                cluster = await self._client.describe_cluster()
+                servers = [
+                    f"{e.host}:{e.port}"
+                    for b in cluster.brokers
+                    for e in b.endpoints
+                    if e.name == "CLIENT"
+                ]
+                if not servers:
+                    raise RaftkaError("the cluster has no registered broker to ask about groups")
+            if self._connections is None:
+                self._connections = BrokerConnections(client_id="raftka-admin")
+            metadata = MetadataCache(servers, self._connections, request_timeout_s=self._timeout_s)
+            self._group_admin = GroupAdmin(metadata, self._connections, timeout_s=self._timeout_s)
+        return self._group_admin
+
+    async def list_groups(self, states: Sequence[str] = ()) -> list[ListedGroup]:
+        """Every consumer group (and simple group) of the cluster, by id; ``states``
+        filters ("empty", "assigning", "reconciling", "stable")."""
+        return await (await self._groups()).list_groups(states)
+
+    async def describe_groups(self, group_ids: Sequence[str]) -> list[GroupDescription]:
+        """Each group's state, epochs, members and assignments, and per partition its
+        committed offset, end offset and lag. An unknown group raises GroupIdNotFoundError."""
+        groups = await self._groups()
+        return [await groups.describe_group(g) for g in group_ids]
+
+    async def reset_offsets(
+        self,
+        group_id: str,
+        spec: ResetSpec,
+        partitions: Iterable[TopicPartition | str],
+        *,
+        dry_run: bool = True,
+    ) -> list[OffsetReset]:
+        """Move an empty group's committed offsets (see GroupAdmin.reset_offsets); a dry run
+        unless ``dry_run=False``."""
+        return await (await self._groups()).reset_offsets(
+            group_id, spec, partitions, dry_run=dry_run
+        )
+
+    async def delete_groups(self, group_ids: Sequence[str]) -> dict[str, RaftkaError | None]:
+        """Delete empty groups and their offsets: per group, None or the refusal."""
+        return await (await self._groups()).delete_groups(group_ids)
+
+    async def delete_offsets(
+        self, group_id: str, partitions: Iterable[TopicPartition | str]
+    ) -> dict[TopicPartition, RaftkaError | None]:
+        """Delete a group's committed offsets for some partitions (a topic name: all of its
+        partitions): per partition, None or the refusal."""
+        return await (await self._groups()).delete_offsets(group_id, partitions)
 
     # ---- topics ----
 
@@ -187,10 +262,14 @@ class Admin:
         *,
         bootstrap_servers: Sequence[str] = (),
         timeout_s: float = 15.0,
+        connections: BrokerConnections | None = None,
     ) -> None:
         self._thread = LoopThread("raftka-admin")
         self._admin = AsyncAdmin(
-            bootstrap_controllers, bootstrap_servers=bootstrap_servers, timeout_s=timeout_s
+            bootstrap_controllers,
+            bootstrap_servers=bootstrap_servers,
+            timeout_s=timeout_s,
+            connections=connections,
         )
 
     def __enter__(self) -> Admin:

@@ -8,6 +8,7 @@ import grpc
 
 from raftka.common.rpc.channels import open_channel
 from raftka.v1.broker_pb2_grpc import BrokerServiceStub
+from raftka.v1.groups_pb2_grpc import GroupServiceStub
 
 
 class BrokerConnections:
@@ -20,16 +21,31 @@ class BrokerConnections:
         self._client_id = client_id
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, BrokerServiceStub] = {}
+        self._group_stubs: dict[str, GroupServiceStub] = {}
+
+    def _channel(self, address: str) -> grpc.aio.Channel:
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = open_channel(address, self._options, client_id=self._client_id)
+            self._channels[address] = channel
+        return channel
 
     def stub(self, address: str) -> BrokerServiceStub:
         stub = self._stubs.get(address)
         if stub is None:
-            channel = open_channel(address, self._options, client_id=self._client_id)
-            self._channels[address] = channel
-            stub = self._stubs[address] = BrokerServiceStub(channel)
+            stub = self._stubs[address] = BrokerServiceStub(self._channel(address))
+        return stub
+
+    def group_stub(self, address: str) -> GroupServiceStub:
+        """The broker's GroupService (consumer groups, committed offsets), on the same
+        channel as its BrokerService."""
+        stub = self._group_stubs.get(address)
+        if stub is None:
+            stub = self._group_stubs[address] = GroupServiceStub(self._channel(address))
         return stub
 
     async def close(self) -> None:
         channels, self._channels, self._stubs = self._channels, {}, {}
+        self._group_stubs = {}
         for channel in channels.values():
             await channel.close()

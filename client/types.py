@@ -6,9 +6,16 @@ from dataclasses import dataclass
 
 from raftka.common.ids import TopicPartition
 
-__all__ = ["RecordMetadata", "TopicPartition"]
+__all__ = ["OffsetAndMetadata", "RecordMetadata", "TopicPartition"]
 
 
+@dataclass(frozen=True, slots=True)
+class OffsetAndMetadata:
+    """A committed offset: the next record to read, as in Kafka."""
+
+    offset: int
+    leader_epoch: int | None = None
+    metadata: str = ""
 
 
 @dataclass(frozen=True, slots=True)

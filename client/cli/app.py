@@ -10,7 +10,8 @@
     raftka cluster describe
     raftka partitions elect|reassign|reassignments ...
     raftka faults show|drop|delay|isolate|slow-fsync|clear --node HOST:PORT
-    raftka consume TOPIC [--from-beginning | --offset N] [--format value|kv|json] ...
+    raftka consume TOPIC [--from-beginning | --offset N] [--group G] [--format value|kv|json] ...
+    raftka groups list|describe|reset-offsets|delete|delete-offsets ...
     raftka produce TOPIC [--key-separator SEP] [--acks all|1|0] < lines
     raftka perf produce --topic T --num-records N --record-size B [--throughput R]
     raftka perf consume --topic T --messages N
@@ -35,6 +36,7 @@ from raftka.client.cli import (
     consume,
     experiment,
     faults,
+    groups,
     node,
     partitions,
     perf,
@@ -60,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         faults,
         produce,
         consume,
+        groups,
         perf,
         experiment,
     ):

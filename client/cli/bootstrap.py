@@ -58,9 +58,7 @@ def add_bootstrap_server_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_bootstrap_controllers(value: str | None, up_dir: Path | None = None) -> list[str]:
-    return _resolve(
-        value, BOOTSTRAP_CONTROLLER_ENV, "bootstrap_controller", "controller", up_dir
-    )
+    return _resolve(value, BOOTSTRAP_CONTROLLER_ENV, "bootstrap_controller", "controller", up_dir)
 
 
 def controller_sources(

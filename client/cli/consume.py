@@ -54,6 +54,14 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     start.add_argument(
         "--offset", type=int, metavar="N", help="start at offset N of each chosen partition"
     )
+    p.add_argument(
+        "--group",
+        metavar="GROUP",
+        help="read as a member of this consumer group: the group shares the topic's partitions "
+        "among its members and each starts from the group's committed offset (committed "
+        "automatically, and on exit); --from-beginning then applies only where the group has "
+        "none (not with --partition or --offset)",
+    )
     p.add_argument("--max-messages", type=int, metavar="N", help="exit after N records")
     p.add_argument(
         "--timeout-ms",
@@ -89,6 +97,11 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 0:
             raise RaftkaError(f"--{name.replace('_', '-')} must be >= 0, not {value}")
+    if args.group is not None and (args.partition or args.offset is not None):
+        raise RaftkaError(
+            "--group reads the partitions the group assigns, from its committed offsets: "
+            "leave out --partition and --offset (or leave out --group)"
+        )
     counter = [0]
     code = 0
     try:
@@ -133,18 +146,25 @@ async def chosen_partitions(
 
 async def _consume(args: argparse.Namespace, out: BinaryIO, counter: list[int]) -> None:
     """Print records until done; ``counter[0]`` counts them (also when interrupted)."""
-    consumer = await open_consumer(args, reset="earliest" if args.from_beginning else "latest")
+    group = {"group.id": args.group} if getattr(args, "group", None) else None
+    consumer = await open_consumer(
+        args, reset="earliest" if args.from_beginning else "latest", extra=group
+    )
     count = 0
     async with consumer:
-        partitions = await chosen_partitions(consumer, args.topic, args.partition)
-        consumer.assign(partitions)
-        if args.from_beginning:
-            consumer.seek_to_beginning()
-        elif args.offset is not None:
-            for tp in partitions:
-                consumer.seek(tp, args.offset)
+        if group is not None:  # positions come from the group's committed offsets
+            await chosen_partitions(consumer, args.topic, None)  # a clear error if it is missing
+            consumer.subscribe([args.topic])
         else:
-            consumer.seek_to_end()
+            partitions = await chosen_partitions(consumer, args.topic, args.partition)
+            consumer.assign(partitions)
+            if args.from_beginning:
+                consumer.seek_to_beginning()
+            elif args.offset is not None:
+                for tp in partitions:
+                    consumer.seek(tp, args.offset)
+            else:
+                consumer.seek_to_end()
         idle_s = None if args.timeout_ms is None else args.timeout_ms / 1000
         last = time.monotonic()
         while args.max_messages is None or count < args.max_messages:

@@ -3,14 +3,17 @@
 Modules, one role each: ``config`` (settings), ``subscription`` (assignment and positions),
 ``records`` (ConsumerRecord, decoding fetched batches), ``fetch_buffer`` (bounded prefetch
 buffer), ``fetcher`` (background fetch loops, resets, metadata refreshes), ``offsets``
-(ListOffsets lookups), ``offset_store`` (the seam for consumer groups), ``consumer``
-(AsyncConsumer), ``blocking`` (Consumer), ``errors``.
+(ListOffsets lookups), ``offset_store`` (where committed offsets come from),
+``group_offsets`` (the coordinator's committed offsets, auto-commit), ``membership`` (the
+group member's heartbeats and reconciliation), ``rebalance`` (handing partitions over, the
+callbacks), ``consumer`` (AsyncConsumer), ``blocking`` (Consumer), ``errors``.
 """
 
 from raftka.client.consumer.blocking import Consumer
 from raftka.client.consumer.config import ConsumerConfig
 from raftka.client.consumer.consumer import AsyncConsumer
 from raftka.client.consumer.errors import (
+    CommitFailedError,
     CorruptDataError,
     GroupRequiredError,
     IllegalStateError,
@@ -25,6 +28,7 @@ from raftka.client.types import TopicPartition
 
 __all__ = [
     "AsyncConsumer",
+    "CommitFailedError",
     "Consumer",
     "ConsumerConfig",
     "ConsumerRecord",

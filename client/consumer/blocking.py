@@ -10,9 +10,10 @@ from typing import Any, TypeVar
 
 from raftka.client.connections import BrokerConnections
 from raftka.client.consumer.config import ConsumerConfig
-from raftka.client.consumer.consumer import AsyncConsumer
+from raftka.client.consumer.consumer import AsyncConsumer, CommitCallback
 from raftka.client.consumer.offset_store import OffsetAndMetadata, OffsetStore
 from raftka.client.consumer.offsets import OffsetAndTimestamp
+from raftka.client.consumer.rebalance import PartitionsCallback
 from raftka.client.consumer.records import ConsumerRecord
 from raftka.client.loop_thread import LoopThread
 from raftka.client.types import TopicPartition
@@ -41,6 +42,36 @@ class Consumer:
             return fn(*args)
 
         return self._thread.run(call())
+
+    def subscribe(
+        self,
+        topics: Iterable[str] = (),
+        *,
+        pattern: str | None = None,
+        on_assign: PartitionsCallback | None = None,
+        on_revoke: PartitionsCallback | None = None,
+        on_lost: PartitionsCallback | None = None,
+    ) -> None:
+        """As AsyncConsumer.subscribe(). The callbacks run on the consumer's background
+        thread (during a rebalance, while poll() may be waiting): they must not call this
+        Consumer's methods (that would wait on the thread running them); record what they
+        need, or use the offsets given."""
+        topic_list = [topics] if isinstance(topics, str) else list(topics)
+        self._call(
+            lambda: self._async.subscribe(
+                topic_list,
+                pattern=pattern,
+                on_assign=on_assign,
+                on_revoke=on_revoke,
+                on_lost=on_lost,
+            )
+        )
+
+    def subscription(self) -> set[str]:
+        return self._call(self._async.subscription)
+
+    def unsubscribe(self) -> None:
+        self._thread.run(self._async.unsubscribe())
 
     def assign(self, partitions: Iterable[TopicPartition]) -> None:
         self._call(self._async.assign, list(partitions))
@@ -83,8 +114,20 @@ class Consumer:
     ) -> list[ConsumerRecord]:
         return self._thread.run(self._async.poll(timeout_ms, max_records))
 
-    def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+    def commit(
+        self, offsets: Mapping[TopicPartition, int | OffsetAndMetadata] | None = None
+    ) -> None:
         self._thread.run(self._async.commit(None if offsets is None else dict(offsets)))
+
+    def commit_async(
+        self,
+        offsets: Mapping[TopicPartition, int | OffsetAndMetadata] | None = None,
+        callback: CommitCallback | None = None,
+    ) -> None:
+        """Start a commit and return; ``callback(offsets, error_or_None)`` runs on the
+        consumer's thread when it is done. close() waits for commits in flight."""
+        chosen = None if offsets is None else dict(offsets)
+        self._call(lambda: self._async.commit_async(chosen, callback))
 
     def committed(self, tp: TopicPartition) -> OffsetAndMetadata | None:
         return self._thread.run(self._async.committed(tp))

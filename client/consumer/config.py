@@ -17,9 +17,12 @@ from raftka.common.rpc.channels import MAX_MESSAGE_BYTES
 
 OffsetResetPolicy = Literal["earliest", "latest", "none"]
 IsolationLevel = Literal["read_uncommitted", "read_committed"]
+HeartbeatMode = Literal["stream", "unary"]
 
 OFFSET_RESET_POLICIES: tuple[str, ...] = ("earliest", "latest", "none")
 ISOLATION_LEVELS: tuple[str, ...] = ("read_uncommitted", "read_committed")
+HEARTBEAT_MODES: tuple[str, ...] = ("stream", "unary")
+ASSIGNORS: tuple[str, ...] = ("uniform", "range")
 FETCH_MAX_BYTES_LIMIT = MAX_MESSAGE_BYTES - 4 * 1024 * 1024
 """A fetch response must fit in one gRPC message (64 MiB) with room for one oversized batch."""
 
@@ -30,7 +33,27 @@ class ConsumerConfig:
     """Broker addresses, ``"host:port,host:port"`` or a list; any one that answers will do."""
     client_id: str = "raftka-consumer"
     group_id: str | None = None
-    """Consumer groups are not available yet: leave unset and use ``assign()``."""
+    """The consumer group: needed by ``subscribe()`` (membership) and by ``commit()`` /
+    ``committed()`` (with ``assign()`` the offsets belong to a memberless "simple" group)."""
+    enable_auto_commit: bool = True
+    """With a group: commit the positions poll() has handed out every
+    ``auto_commit_interval_ms``, before partitions are revoked, and on close."""
+    auto_commit_interval_ms: int = 5000
+    group_instance_id: str | None = None
+    """Static membership: a restarted consumer with the same id takes its partitions back
+    (close() leaves with epoch -2, so they wait for it until the session timeout)."""
+    session_timeout_ms: int = 45000
+    """How long the coordinator waits for a silent member before it reassigns its partitions
+    (1000 to 3600000; set per member, unlike Kafka, for failover experiments)."""
+    max_poll_interval_ms: int = 300000
+    """A member that does not call poll() for this long leaves the group (its partitions go to
+    the others) and rejoins at its next poll(). Also its time to give partitions up."""
+    group_heartbeat_mode: HeartbeatMode = "stream"
+    """``stream``: heartbeats on one bidirectional stream, on which the coordinator pushes new
+    assignments at once; ``unary``: one call per heartbeat (assignments arrive with the next
+    heartbeat)."""
+    group_remote_assignor: str | None = None
+    """The coordinator's assignor: ``uniform`` (its default) or ``range``."""
     auto_offset_reset: OffsetResetPolicy = "latest"
     """Where to start when there is no position or it is out of range: ``earliest``,
     ``latest`` or ``none`` (raise an error instead)."""
@@ -86,6 +109,28 @@ def _validate(c: ConsumerConfig) -> None:
             )
     _choice("auto_offset_reset", c.auto_offset_reset, OFFSET_RESET_POLICIES)
     _choice("isolation_level", c.isolation_level, ISOLATION_LEVELS)
+    _choice("group_heartbeat_mode", c.group_heartbeat_mode, HEARTBEAT_MODES)
+    if c.group_remote_assignor is not None:
+        _choice("group_remote_assignor", c.group_remote_assignor, ASSIGNORS)
+    if not isinstance(c.enable_auto_commit, bool):
+        raise InvalidConfigError(
+            f"enable_auto_commit must be True or False, not {c.enable_auto_commit!r}"
+        )
+    if c.group_instance_id is not None and (
+        not isinstance(c.group_instance_id, str) or not c.group_instance_id
+    ):
+        raise InvalidConfigError(
+            f"group_instance_id must be a non-empty string or None, not {c.group_instance_id!r}"
+        )
+    if c.group_instance_id is not None and c.group_id is None:
+        raise InvalidConfigError("group_instance_id needs a group_id (static group membership)")
+    _at_least("auto_commit_interval_ms", c.auto_commit_interval_ms, 1)
+    _at_least("session_timeout_ms", c.session_timeout_ms, 1000)
+    if c.session_timeout_ms > 3600000:
+        raise InvalidConfigError(
+            f"session_timeout_ms must be at most 3600000 (an hour), not {c.session_timeout_ms}"
+        )
+    _at_least("max_poll_interval_ms", c.max_poll_interval_ms, 1)
     if not isinstance(c.client_id, str):
         raise InvalidConfigError(f"client_id must be a string, not {c.client_id!r}")
     if c.group_id is not None and (not isinstance(c.group_id, str) or not c.group_id):

@@ -9,6 +9,15 @@ Usage::
             for record in await consumer.poll(timeout_ms=1000):
                 print(record.offset, record.value)
 
+Or, as a member of a consumer group that shares the topic's partitions among its members
+(and remembers where each one got to)::
+
+    async with AsyncConsumer(bootstrap_servers="127.0.0.1:9092", group_id="billing") as c:
+        c.subscribe(["orders"], on_assign=print, on_revoke=print)
+        while True:
+            for record in await c.poll(timeout_ms=1000):
+                ...  # processed: auto-commit commits it within auto_commit_interval_ms
+
 ``poll()`` returns a flat list; the records of each partition are in offset order (and each
 partition's records are contiguous). Fetching runs in the background (see ``fetcher.py``);
 poll() only takes what is buffered, so a partition's position advances exactly as its records
@@ -20,27 +29,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
+import structlog
+
 from raftka.client.connections import BrokerConnections
 from raftka.client.consumer.config import ConsumerConfig
-from raftka.client.consumer.errors import IllegalStateError
+from raftka.client.consumer.errors import GroupRequiredError, IllegalStateError
 from raftka.client.consumer.fetch_buffer import FetchBuffer
 from raftka.client.consumer.fetcher import Fetcher, FetchListener
-from raftka.client.consumer.offset_store import (
-    OffsetAndMetadata,
-    OffsetStore,
-    no_group_error,
-    unavailable_group_error,
-)
+from raftka.client.consumer.group_offsets import AutoCommitter, GroupOffsetStore
+from raftka.client.consumer.membership import GroupMember, Subscription
+from raftka.client.consumer.offset_store import OffsetAndMetadata, OffsetStore
 from raftka.client.consumer.offsets import EARLIEST, LATEST, OffsetAndTimestamp, OffsetLookup
+from raftka.client.consumer.rebalance import PartitionHandover, PartitionsCallback
 from raftka.client.consumer.records import ConsumerRecord
 from raftka.client.consumer.subscription import ResetStrategy, SubscriptionState
+from raftka.client.group_coordinator import GroupCoordinator
 from raftka.client.metadata_cache import MetadataCache
 from raftka.client.types import TopicPartition
+from raftka.common import group_errors
+from raftka.common.errors import RaftkaError
 from raftka.common.rpc.retry import Deadline, RetryPolicy
+from raftka.common.tasks import cancel_and_wait
+
+log = structlog.get_logger(__name__)
+
+CommitCallback = Callable[[dict[TopicPartition, OffsetAndMetadata], RaftkaError | None], None]
 
 
 class AsyncConsumer:
@@ -53,15 +71,12 @@ class AsyncConsumer:
         **settings: Any,
     ) -> None:
         """``config``, or settings by name (``bootstrap_servers=...``), or both (the settings
-        override the config's). ``offset_store`` is for the group coordinator to plug in."""
+        override the config's). ``offset_store`` replaces the group coordinator's (tests)."""
         if config is None:
             config = ConsumerConfig(**settings)
         elif settings:
             config = dataclasses.replace(config, **settings)
-        if config.group_id is not None and offset_store is None:
-            raise unavailable_group_error(config.group_id)
         self.config = config
-        self._offset_store = offset_store
         self._connections = connections or BrokerConnections(client_id=config.client_id)
         retry = RetryPolicy(
             config.retry_backoff_ms / 1000, max(1.0, config.retry_backoff_ms / 1000)
@@ -92,6 +107,136 @@ class AsyncConsumer:
             self._lookup,
         )
         self._closed = False
+        self._member: GroupMember | None = None
+        self._handover: PartitionHandover | None = None
+        self._processed: dict[TopicPartition, OffsetAndMetadata] = {}
+        self._commits: set[asyncio.Task[None]] = set()
+        self._coordinator: GroupCoordinator | None = None
+        self._offset_store: OffsetStore | None = offset_store
+        self._auto_commit: AutoCommitter | None = None
+        self._warned_missing: set[str] = set()
+        if config.group_id is not None:
+            self._coordinator = GroupCoordinator(
+                config.group_id,
+                self._connections,
+                lambda: [*self._metadata.brokers.values(), *config.bootstrap_addresses],
+                request_timeout_s=self._request_timeout_s,
+                retry=retry,
+            )
+            if offset_store is None:
+                self._offset_store = GroupOffsetStore(self._coordinator, self._identity)
+            if config.enable_auto_commit:
+                self._auto_commit = AutoCommitter(
+                    self._commit_offsets,
+                    lambda: dict(self._processed),
+                    config.auto_commit_interval_ms / 1000,
+                )
+
+    def _identity(self) -> tuple[str, int]:
+        return self._member.identity if self._member is not None else ("", -1)
+
+    # ------------------------------------------------------------------ subscription
+
+    def subscribe(
+        self,
+        topics: Iterable[str] = (),
+        *,
+        pattern: str | None = None,
+        on_assign: PartitionsCallback | None = None,
+        on_revoke: PartitionsCallback | None = None,
+        on_lost: PartitionsCallback | None = None,
+    ) -> None:
+        """Join the consumer group (``group_id``) and read the partitions its coordinator
+        assigns this member, of ``topics`` or of every topic whose whole name matches the
+        regular expression ``pattern`` (Python ``re`` syntax; topics created later count too).
+        The group's members share the partitions; each starts from the group's committed
+        offset (``auto_offset_reset`` where there is none).
+
+        ``on_assign(partitions)`` runs after partitions are added (before they are fetched:
+        it may seek them); ``on_revoke(partitions)`` before partitions are taken away (after
+        auto-commit committed them); ``on_lost(partitions)`` when the membership was lost and
+        the partitions may already belong to another member (default: ``on_revoke``). Each
+        gets a set of TopicPartition and may be a function or a coroutine function; they run
+        on the consumer's event loop. The group is joined by the next poll(); calling
+        subscribe() again replaces the subscription."""
+        self._check_open()
+        if self.config.group_id is None:
+            raise GroupRequiredError(
+                "subscribe() needs a consumer group: set group_id (or use assign() to choose "
+                "partitions yourself)"
+            )
+        if isinstance(topics, str):
+            topics = [topics]
+        names = tuple(dict.fromkeys(topics))
+        if pattern is not None and names:
+            raise IllegalStateError("subscribe(): give topics or pattern, not both")
+        if pattern is None and not names:
+            raise IllegalStateError(
+                "subscribe(): give the topics to read, or a pattern (use unsubscribe() to stop)"
+            )
+        for name in names:
+            if not isinstance(name, str) or not name:
+                raise IllegalStateError(f"subscribe(): {name!r} is not a topic name")
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise group_errors.InvalidRegularExpressionError(
+                    f"subscribe(pattern={pattern!r}): not a valid regular expression: {e}"
+                ) from None
+        if self._member is None and self._subscription.partitions():
+            raise IllegalStateError(
+                "subscribe(): this consumer reads partitions it chose with assign(); call "
+                "assign([]) first (a consumer either subscribes or assigns)"
+            )
+        subscription = Subscription(names, pattern)
+        if self._member is not None:
+            assert self._handover is not None
+            self._handover.on_assign, self._handover.on_revoke = on_assign, on_revoke
+            self._handover.on_lost = on_lost
+            self._member.resubscribe(subscription)
+            return
+        assert self._coordinator is not None and self._offset_store is not None
+        store = self._offset_store
+        if not isinstance(store, GroupOffsetStore):
+            raise GroupRequiredError("subscribe() needs the group coordinator's offset store")
+        self._handover = PartitionHandover(
+            self._subscription,
+            self._buffer,
+            self._fetcher,
+            store,
+            self._auto_commit,
+            on_assign=on_assign,
+            on_revoke=on_revoke,
+            on_lost=on_lost,
+        )
+        self._member = GroupMember(self.config, self._coordinator, self._handover, subscription)
+
+    def subscription(self) -> set[str]:
+        """The subscribed topic names (empty with a pattern, or without a subscription)."""
+        return set(self._member.subscription.topics) if self._member is not None else set()
+
+    async def unsubscribe(self) -> None:
+        """Leave the group: partitions are committed (auto-commit), revoked and dropped."""
+        self._check_open()
+        member, self._member = self._member, None
+        if member is not None:
+            self._processed = self._positions()
+            await member.close()
+
+    async def _warn_missing_topics(self, topics: tuple[str, ...]) -> None:
+        """Kafka waits for subscribed topics to appear: so does the coordinator; say so once."""
+        with contextlib.suppress(RaftkaError):
+            await self._metadata.refresh(topics)
+        missing = sorted(t for t in topics if t not in self._metadata.topics)
+        missing = [t for t in missing if t not in self._warned_missing]
+        if missing:
+            self._warned_missing.update(missing)
+            log.warning(
+                "consumer_subscribed_topics_missing",
+                topics=missing,
+                note="they do not exist (yet): the consumer waits for them to be created",
+            )
 
     # ------------------------------------------------------------------ assignment
 
@@ -100,6 +245,11 @@ class AsyncConsumer:
         keep their position). New ones start from the committed offset when there is a group,
         else where ``auto_offset_reset`` says, unless seek() says otherwise first."""
         self._check_open()
+        if self._member is not None:
+            raise IllegalStateError(
+                "assign(): this consumer subscribed to a group's topics; its partitions come "
+                "from the group coordinator (call unsubscribe() first)"
+            )
         self._subscription.assign(partitions)
         self._buffer.retain(self._subscription.assignment)
         self._fetcher.wakeup()
@@ -231,9 +381,25 @@ class AsyncConsumer:
         limit = self.config.max_poll_records if max_records is None else max_records
         if limit < 1:
             raise IllegalStateError(f"poll(max_records={max_records}): must be at least 1")
-        if not self._subscription.partitions():
-            raise IllegalStateError("poll() needs partitions to read: call assign() first")
+        if self._member is None and not self._subscription.partitions():
+            raise IllegalStateError(
+                "poll() needs partitions to read: call assign() or subscribe() first"
+            )
+        self._processed = self._positions()  # what earlier polls returned is processed now
         self._start()
+        if self._member is not None:
+            if self._member.fatal is not None:
+                raise self._member.fatal
+            if not self._member.running and not self._member.left_for_poll_timeout:
+                topics = self._member.subscription.topics
+                if topics:
+                    task = asyncio.ensure_future(self._warn_missing_topics(topics))
+                    self._commits.add(task)
+                    task.add_done_callback(self._commits.discard)
+            self._member.polled()
+        if self._handover is not None and self._handover.error is not None:
+            failed, self._handover.error = self._handover.error, None
+            raise failed
         deadline = Deadline(timeout_ms / 1000)
         # Let the fetcher run first: with records buffered, poll() would otherwise return
         # without ever yielding, and responses and prefetches would wait until the buffer ran dry.
@@ -258,27 +424,83 @@ class AsyncConsumer:
 
     # ------------------------------------------------------------------ committed offsets
 
-    async def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
-        """Commit ``offsets`` (default: the current positions) to the consumer group."""
+    async def commit(
+        self, offsets: Mapping[TopicPartition, int | OffsetAndMetadata] | None = None
+    ) -> None:
+        """Commit ``offsets`` (next offsets to read; default: the current positions, i.e.
+        everything poll() has returned) to the consumer group, as the member when subscribed
+        (CommitFailedError if the group no longer takes its commits), else as a simple
+        group."""
         self._check_open()
+        await self._commit_offsets(self._to_commit(offsets))
+
+    def commit_async(
+        self,
+        offsets: Mapping[TopicPartition, int | OffsetAndMetadata] | None = None,
+        callback: CommitCallback | None = None,
+    ) -> asyncio.Task[None]:
+        """Start a commit and return at once; ``callback(offsets, error_or_None)`` runs when
+        it is done (a failure without a callback is logged). Await the task to wait."""
+        self._check_open()
+        to_commit = self._to_commit(offsets)
+
+        async def run() -> None:
+            error: RaftkaError | None = None
+            try:
+                await self._commit_offsets(to_commit)
+            except RaftkaError as e:
+                error = e
+                if callback is None:
+                    log.warning("consumer_commit_async_failed", error=e.message)
+            if callback is not None:
+                callback(dict(to_commit), error)
+
+        task = asyncio.ensure_future(run())
+        self._commits.add(task)
+        task.add_done_callback(self._commits.discard)
+        return task
+
+    def _to_commit(
+        self, offsets: Mapping[TopicPartition, int | OffsetAndMetadata] | None
+    ) -> dict[TopicPartition, OffsetAndMetadata]:
         if self._offset_store is None:
-            raise no_group_error("commit()")
+            raise GroupRequiredError(
+                "commit() needs a consumer group: set group_id (committed offsets live in a "
+                "group; with assign() it is a memberless 'simple' group)"
+            )
         if offsets is None:
-            to_commit = {
-                tp: OffsetAndMetadata(s.position, s.leader_epoch)
-                for tp in self._subscription.partitions()
-                if (s := self._subscription.state(tp)).position is not None
-            }
-        else:
-            to_commit = {TopicPartition(*tp): OffsetAndMetadata(o) for tp, o in offsets.items()}
-        await self._offset_store.commit(to_commit)
+            return self._positions()
+        out: dict[TopicPartition, OffsetAndMetadata] = {}
+        for tp, o in offsets.items():
+            if isinstance(o, OffsetAndMetadata):
+                out[TopicPartition(*tp)] = o
+            elif isinstance(o, bool) or not isinstance(o, int) or o < 0:
+                raise IllegalStateError(f"commit(): {tp} offset {o!r} must be an integer >= 0")
+            else:
+                out[TopicPartition(*tp)] = OffsetAndMetadata(o)
+        return out
+
+    async def _commit_offsets(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        assert self._offset_store is not None
+        await self._offset_store.commit(offsets)
+        if self._auto_commit is not None:
+            self._auto_commit.committed(offsets)
+
+    def _positions(self) -> dict[TopicPartition, OffsetAndMetadata]:
+        return {
+            tp: OffsetAndMetadata(s.position, s.leader_epoch)
+            for tp in self._subscription.partitions()
+            if (s := self._subscription.state(tp)).position is not None
+        }
 
     async def committed(self, tp: TopicPartition) -> OffsetAndMetadata | None:
         """The group's committed offset for ``tp``, or None."""
         self._check_open()
         if self._offset_store is None:
-            raise no_group_error("committed()")
-        return (await self._offset_store.fetch_committed([tp])).get(tp)
+            raise GroupRequiredError("committed() needs a consumer group: set group_id")
+        return (await self._offset_store.fetch_committed([TopicPartition(*tp)])).get(
+            TopicPartition(*tp)
+        )
 
     # ------------------------------------------------------------------ diagnostics
 
@@ -291,6 +513,8 @@ class AsyncConsumer:
 
     def _start(self) -> None:
         self._fetcher.start()
+        if self._auto_commit is not None:
+            self._auto_commit.start()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -304,6 +528,22 @@ class AsyncConsumer:
         if self._closed:
             return
         self._closed = True
+        # Closing: everything poll() returned counts as processed.
+        self._processed = self._positions()
+        if self._auto_commit is not None:
+            await self._auto_commit.close()
+        try:
+            if self._member is not None:
+                await self._member.close()
+            elif self._auto_commit is not None and self._subscription.partitions():
+                await self._commit_offsets(self._auto_commit.pending())
+        except RaftkaError as e:
+            log.warning("consumer_close_commit_failed", error=e.message)
+        if self._commits:  # let commit_async() calls finish (Kafka's close does too)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._request_timeout_s):
+                    await asyncio.gather(*self._commits, return_exceptions=True)
+        await cancel_and_wait(list(self._commits))
         await self._fetcher.close()
         if self._offset_store is not None:
             await self._offset_store.close()

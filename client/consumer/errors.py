@@ -90,3 +90,12 @@ class GroupRequiredError(RaftkaError):
     """Committed offsets live in a consumer group, which this consumer does not have."""
 
     code = ErrorCode.INVALID_REQUEST
+
+
+class CommitFailedError(RaftkaError):
+    """The coordinator refused a commit because this consumer is no longer the member that
+    owns the partitions (its membership expired, it was fenced, or a rebalance moved on:
+    UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH, FENCED_MEMBER_EPOCH). The records since the last
+    commit may be delivered to another member again."""
+
+    code = ErrorCode.UNKNOWN_MEMBER_ID

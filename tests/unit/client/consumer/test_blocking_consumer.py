@@ -69,3 +69,39 @@ def test_blocking_and_asyncio_apis_return_the_same_records() -> None:
             consumer.seek(TopicPartition("x", 0), 1)
     assert threading.active_count() == threads, "close() stops the loop thread"
     consumer.close()  # idempotent
+
+
+def test_blocking_subscribe_commit_and_close() -> None:
+    from raftka.client.loop_thread import LoopThread
+    from tests.unit.client.fake_groups import started
+
+    servers = LoopThread("fake-coordinator")
+    cluster = servers.run(started())
+    try:
+        cluster.create("t", 1)
+        cluster.append("t", 0, [b"a", b"b", b"c"])
+        assigned: list[set[TopicPartition]] = []
+        with Consumer(
+            bootstrap_servers=cluster.bootstrap,
+            connections=cluster,
+            group_id="g",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            **FAST,
+        ) as consumer:
+            consumer.subscribe("t", on_assign=assigned.append)
+            assert consumer.subscription() == {"t"}
+            got: list[ConsumerRecord] = []
+            for _ in range(100):
+                got += consumer.poll(timeout_ms=50)
+                if len(got) >= 3:
+                    break
+            assert [r.value for r in got] == [b"a", b"b", b"c"]
+            assert assigned == [{TopicPartition("t", 0)}]
+            consumer.commit()
+            committed = consumer.committed(TopicPartition("t", 0))
+            assert committed is not None and committed.offset == 3
+        assert cluster.groups.members == {}  # close() left the group
+    finally:
+        servers.run(cluster.stop())
+        servers.stop()

@@ -95,10 +95,41 @@ def test_from_properties_takes_kafka_names_and_string_values() -> None:
     )
 
 
+def test_group_settings_from_kafka_names() -> None:
+    c = ConsumerConfig.from_properties(
+        {
+            "bootstrap.servers": SERVERS,
+            "group.id": "g",
+            "enable.auto.commit": "false",
+            "auto.commit.interval.ms": "250",
+            "group.instance.id": "host-1",
+            "session.timeout.ms": "6000",
+            "max.poll.interval.ms": "10000",
+            "group.heartbeat.mode": "unary",
+            "group.remote.assignor": "range",
+        }
+    )
+    assert (c.group_id, c.enable_auto_commit, c.auto_commit_interval_ms) == ("g", False, 250)
+    assert (c.group_instance_id, c.session_timeout_ms, c.max_poll_interval_ms) == (
+        "host-1",
+        6000,
+        10000,
+    )
+    assert (c.group_heartbeat_mode, c.group_remote_assignor) == ("unary", "range")
+    defaults = ConsumerConfig(bootstrap_servers=SERVERS)
+    assert (defaults.enable_auto_commit, defaults.auto_commit_interval_ms) == (True, 5000)
+    assert (defaults.session_timeout_ms, defaults.max_poll_interval_ms) == (45000, 300000)
+    assert defaults.group_heartbeat_mode == "stream"
+
+
 @pytest.mark.parametrize(
     ("properties", "message"),
     [
-        ({"enable.auto.commit": "true"}, "unknown consumer setting 'enable.auto.commit'"),
+        ({"enable.auto.commitz": "true"}, "unknown consumer setting 'enable.auto.commitz'"),
+        ({"enable.auto.commit": "yes"}, "enable.auto.commit must be true or false"),
+        ({"group.heartbeat.mode": "udp"}, "group.heartbeat.mode must be one of"),
+        ({"session.timeout.ms": "500"}, "session.timeout.ms must be at least 1000"),
+        ({"group.instance.id": "i-1"}, "group.instance.id needs a group_id"),
         ({"fetch.min.bytes": "1k"}, "fetch.min.bytes must be an integer, not '1k'"),
         ({"check.crcs": "maybe"}, "check.crcs must be true or false"),
         ({"auto.offset.reset": "oldest"}, "auto.offset.reset must be one of"),

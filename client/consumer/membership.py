@@ -1,0 +1,380 @@
+"""A consumer's membership of its group: KIP-848's ConsumerGroupHeartbeat from the member side.
+
+:class:`GroupMember` joins (member epoch 0, with the subscription), heartbeats every
+``heartbeat_interval_ms`` the coordinator asks for, and reconciles every assignment the
+coordinator sends, one step at a time: revoked partitions first (``PartitionHandover.revoke``),
+then the new ones, then a heartbeat at once reporting what it owns (``owned_partitions``), so
+the coordinator can hand released partitions on without waiting a whole interval.
+
+Transports (``group_heartbeat_mode``): ``stream`` (default) keeps one ConsumerGroupStream open,
+on which the coordinator also pushes a new assignment as soon as it computes it; ``unary``
+sends one ConsumerGroupHeartbeat call per heartbeat.
+
+Failures: a call that fails with NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE or no answer makes
+it find the coordinator again; COORDINATOR_LOAD_IN_PROGRESS is retried after a backoff.
+UNKNOWN_MEMBER_ID / FENCED_MEMBER_EPOCH: every partition is lost (no commit) and the member
+rejoins with epoch 0. Other errors (a static instance id in use, a bad assignor or regex, a
+full group) are fatal: poll() raises them.
+
+max_poll_interval_ms: if poll() is not called for that long, the member loses its partitions
+and leaves (epoch -1); its next poll() rejoins. close() leaves with epoch -1, or -2 for a
+static member (``group_instance_id``), whose partitions then wait for it until its session
+timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+import structlog
+
+from raftka.client.consumer.config import ConsumerConfig
+from raftka.client.consumer.rebalance import PartitionHandover
+from raftka.client.group_coordinator import (
+    REFIND,
+    GroupCoordinator,
+    by_topic,
+    from_topics,
+    group_error,
+)
+from raftka.client.types import TopicPartition
+from raftka.common import group_errors
+from raftka.common.errors import CoordinatorLoadInProgressError, RaftkaError
+from raftka.common.rpc.retry import Deadline, RetryPolicy
+from raftka.common.rpc.status import error_from_rpc
+from raftka.common.tasks import cancel_and_wait
+from raftka.v1 import groups_pb2 as gpb
+from raftka.v1.common_pb2 import ErrorCode
+from raftka.v1.groups_pb2_grpc import GroupServiceStub
+
+log = structlog.get_logger(__name__)
+
+JOIN, LEAVE, STATIC_LEAVE = 0, -1, -2
+DEFAULT_HEARTBEAT_S = 5.0
+"""Until the coordinator says otherwise (its first answer does)."""
+
+FENCED = (ErrorCode.UNKNOWN_MEMBER_ID, ErrorCode.FENCED_MEMBER_EPOCH)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    topics: tuple[str, ...] = ()
+    pattern: str | None = None
+
+
+class GroupMember:
+    def __init__(
+        self,
+        config: ConsumerConfig,
+        coordinator: GroupCoordinator,
+        handover: PartitionHandover,
+        subscription: Subscription,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._config = config
+        self._coordinator = coordinator
+        self._handover = handover
+        self.subscription = subscription
+        self._clock = clock
+        self._retry = RetryPolicy(config.retry_backoff_ms / 1000, 1.0)
+        self.member_id = ""
+        self.epoch = JOIN
+        self.heartbeat_s = DEFAULT_HEARTBEAT_S
+        self.fatal: RaftkaError | None = None
+        self.left_for_poll_timeout = False
+        self._last_poll = clock()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._reconciling: asyncio.Lock = asyncio.Lock()
+        self.heartbeats_sent = 0
+
+    # ------------------------------------------------------------------ the consumer's calls
+
+    @property
+    def identity(self) -> tuple[str, int]:
+        """(member id, epoch) for offset requests; ("", -1) while not a member."""
+        if self.member_id and self.epoch > 0:
+            return self.member_id, self.epoch
+        return "", -1
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def polled(self) -> None:
+        """poll() was called: the member is alive (rejoins if max_poll_interval_ms had expired)."""
+        self._last_poll = self._clock()
+        if self._closing or self.fatal is not None:
+            return
+        if self.left_for_poll_timeout:
+            log.info("consumer_group_rejoining", group=self._coordinator.group_id)
+            self.left_for_poll_timeout = False
+        if not self.running:
+            self._task = asyncio.ensure_future(self._run())
+
+    def resubscribe(self, subscription: Subscription) -> None:
+        self.subscription = subscription
+        self._wake.set()
+
+    async def close(self) -> None:
+        """Stop heartbeating, give up every partition (committing them if auto-commit is on),
+        and leave (-1, or -2 for a static member)."""
+        self._closing = True
+        await cancel_and_wait([self._task])
+        async with self._reconciling:
+            await self._handover.revoke(self._handover.owned())
+        if self.member_id and self.epoch > 0:
+            static = self._config.group_instance_id is not None
+            await self._leave(STATIC_LEAVE if static else LEAVE)
+
+    # ------------------------------------------------------------------ the heartbeat loop
+
+    async def _run(self) -> None:
+        attempt = 0
+        while not self._closing:
+            try:
+                if self._config.group_heartbeat_mode == "stream":
+                    await self._run_stream()
+                else:
+                    await self._run_unary()
+                return  # left (max_poll_interval_ms) or fatal
+            except (group_errors.UnknownMemberIdError, group_errors.FencedMemberEpochError) as e:
+                await self._fenced(e)  # as a failed call rather than an answer: the same
+            except RaftkaError as e:
+                self._coordinator.note_failure(e)
+                if not isinstance(e, (*REFIND, CoordinatorLoadInProgressError)):
+                    self._fail(e)
+                    return
+                attempt += 1
+                log.info(
+                    "consumer_group_heartbeat_retry",
+                    group=self._coordinator.group_id,
+                    error=e.message,
+                    attempt=attempt,
+                )
+                await asyncio.sleep(self._retry.backoff(attempt))
+
+    async def _run_unary(self) -> None:
+        timeout = self._coordinator.request_timeout_s
+        while True:
+            if await self._poll_expired():
+                await self._leave(LEAVE)
+                return
+            request = self._request()
+            self.heartbeats_sent += 1
+            response = await self._coordinator.call(
+                functools.partial(_heartbeat, request=request, timeout_s=timeout),
+                Deadline(timeout),
+            )
+            await self._handle(response)
+            if self.fatal is not None:
+                return
+            if not self._wake.is_set():
+                await self._wait(self._interval())
+
+    async def _run_stream(self) -> None:
+        address = await self._coordinator.find(Deadline(self._coordinator.request_timeout_s))
+        call = self._coordinator.stub(address).ConsumerGroupStream()
+        reader = asyncio.ensure_future(self._read(call, address))
+        try:
+            while True:
+                if await self._poll_expired():
+                    await self._leave(LEAVE)
+                    return
+                self._wake.clear()
+                self.heartbeats_sent += 1
+                try:
+                    await call.write(self._request())
+                except grpc.aio.AioRpcError as e:
+                    raise error_from_rpc(e, address) from None
+                except asyncio.InvalidStateError:
+                    pass  # the stream ended: the reader reports why
+                wake = asyncio.ensure_future(self._wake.wait())
+                try:
+                    await asyncio.wait(
+                        {reader, wake},
+                        timeout=self._interval(),
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    wake.cancel()
+                if reader.done():
+                    reader.result()  # raises the stream's error
+                    if self.fatal is not None:
+                        return
+                    raise group_errors.CoordinatorNotAvailableError(
+                        f"the coordinator at {address} closed the heartbeat stream"
+                    )
+        finally:
+            call.cancel()
+            await cancel_and_wait([reader])
+
+    async def _read(self, call: object, address: str) -> None:
+        try:
+            async for response in call:  # type: ignore[attr-defined]
+                await self._handle(response)
+                if self.fatal is not None:
+                    return
+        except grpc.aio.AioRpcError as e:
+            raise error_from_rpc(e, address) from None
+
+    async def _wait(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+        self._wake.clear()
+
+    def _interval(self) -> float:
+        """Until the next heartbeat is due, or the poll interval runs out, if sooner."""
+        poll_left = self._last_poll + self._config.max_poll_interval_ms / 1000 - self._clock()
+        return max(0.0, min(self.heartbeat_s, poll_left + 0.001))
+
+    async def _poll_expired(self) -> bool:
+        if self._clock() - self._last_poll < self._config.max_poll_interval_ms / 1000:
+            return False
+        log.warning(
+            "consumer_poll_interval_exceeded",
+            group=self._coordinator.group_id,
+            max_poll_interval_ms=self._config.max_poll_interval_ms,
+            note="poll() was not called in time: leaving the group; the next poll() rejoins",
+        )
+        async with self._reconciling:
+            await self._handover.lose(self._handover.owned())
+        self.left_for_poll_timeout = True
+        return True
+
+    async def _leave(self, epoch: int) -> None:
+        request = gpb.ConsumerGroupHeartbeatRequest(
+            group_id=self._coordinator.group_id, member_id=self.member_id, member_epoch=epoch
+        )
+        if self._config.group_instance_id is not None:
+            request.instance_id = self._config.group_instance_id
+        timeout = self._coordinator.request_timeout_s
+        if self.member_id:
+            try:
+                await self._coordinator.call(
+                    functools.partial(_heartbeat, request=request, timeout_s=timeout),
+                    Deadline(timeout),
+                )
+                log.info(
+                    "consumer_group_left",
+                    group=self._coordinator.group_id,
+                    member_id=self.member_id,
+                    epoch=epoch,
+                )
+            except RaftkaError as e:
+                log.warning("consumer_group_leave_failed", error=e.message)
+        self.member_id, self.epoch = "", JOIN
+
+    # ------------------------------------------------------------------ requests and answers
+
+    def _request(self) -> gpb.ConsumerGroupHeartbeatRequest:
+        c = self._config
+        sub = self.subscription
+        request = gpb.ConsumerGroupHeartbeatRequest(
+            group_id=self._coordinator.group_id,
+            member_id=self.member_id,
+            member_epoch=self.epoch,
+            rebalance_timeout_ms=c.max_poll_interval_ms,
+            session_timeout_ms=c.session_timeout_ms,
+        )
+        if c.group_instance_id is not None:
+            request.instance_id = c.group_instance_id
+        if c.group_remote_assignor is not None:
+            request.server_assignor = c.group_remote_assignor
+        if sub.pattern is not None:
+            request.subscribed_topic_regex = sub.pattern
+            request.subscription_set = True  # no exact names
+        else:
+            request.subscribed_topic_names.extend(sub.topics)
+            request.subscription_set = True
+            if self.epoch != JOIN:
+                request.subscribed_topic_regex = ""
+        if self.epoch != JOIN:
+            request.owned_partitions.extend(by_topic(self._handover.owned()))
+            request.owned_partitions_set = True
+        return request
+
+    async def _handle(self, response: gpb.ConsumerGroupHeartbeatResponse) -> None:
+        if response.error_code in FENCED:
+            await self._fenced(group_error(response.error_code, response.error_message))
+            return
+        if response.error_code != ErrorCode.NONE:
+            self._fail(group_error(response.error_code, response.error_message))
+            return
+        if self.epoch == JOIN and response.member_epoch > 0:
+            log.info(
+                "consumer_group_joined",
+                group=self._coordinator.group_id,
+                member_id=response.member_id,
+                epoch=response.member_epoch,
+            )
+        if response.member_id:
+            self.member_id = response.member_id
+        if response.member_epoch < 0:
+            return  # the answer to a leave
+        self.epoch = response.member_epoch
+        if response.heartbeat_interval_ms > 0:
+            interval = response.heartbeat_interval_ms / 1000
+            if interval < self.heartbeat_s:
+                self._wake.set()  # the wait in progress was for the longer interval
+            self.heartbeat_s = interval
+        if response.has_assignment:
+            await self._reconcile(from_topics(response.assignment.topic_partitions))
+
+    async def _fenced(self, error: RaftkaError) -> None:
+        """The coordinator no longer knows this member (or its epoch): another member may own
+        its partitions already. Drop them without committing and rejoin with epoch 0."""
+        log.warning(
+            "consumer_group_fenced",
+            group=self._coordinator.group_id,
+            member_id=self.member_id,
+            epoch=self.epoch,
+            error=error.message,
+        )
+        async with self._reconciling:
+            await self._handover.lose(self._handover.owned())
+        self.member_id, self.epoch = "", JOIN
+        self._wake.set()  # rejoin now
+
+    async def _reconcile(self, target: set[TopicPartition]) -> None:
+        async with self._reconciling:
+            owned = self._handover.owned()
+            revoked, added = owned - target, target - owned
+            if not revoked and not added:
+                return
+            log.info(
+                "consumer_group_reconciling",
+                group=self._coordinator.group_id,
+                epoch=self.epoch,
+                revoked=sorted(map(str, revoked)),
+                added=sorted(map(str, added)),
+            )
+            await self._handover.revoke(revoked)
+            await self._handover.add(added)
+        self._wake.set()  # report what it owns now
+
+    def _fail(self, error: RaftkaError) -> None:
+        log.error(
+            "consumer_group_membership_failed",
+            group=self._coordinator.group_id,
+            error=error.message,
+        )
+        self.fatal = error
+
+
+async def _heartbeat(
+    stub: GroupServiceStub, *, request: gpb.ConsumerGroupHeartbeatRequest, timeout_s: float
+) -> gpb.ConsumerGroupHeartbeatResponse:
+    response: gpb.ConsumerGroupHeartbeatResponse = await stub.ConsumerGroupHeartbeat(
+        request, timeout=timeout_s
+    )
+    return response

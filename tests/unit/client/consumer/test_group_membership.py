@@ -1,0 +1,352 @@
+"""A subscribed consumer against a fake group coordinator (real gRPC, in-process): joining,
+assignments, revocation order, fencing, coordinator moves, auto-commit, leaving."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from raftka.client.consumer.consumer import AsyncConsumer
+from raftka.client.types import TopicPartition
+from raftka.common import group_errors
+from raftka.v1.common_pb2 import ErrorCode
+from tests.conditions import until
+from tests.unit.client.fake_groups import FakeGroupCluster, started
+from tests.unit.client.support import FAST, poll_n
+
+T0, T1 = TopicPartition("t", 0), TopicPartition("t", 1)
+
+
+def group_consumer(cluster: FakeGroupCluster, **settings: Any) -> AsyncConsumer:
+    return AsyncConsumer(
+        bootstrap_servers=cluster.bootstrap,
+        connections=cluster,
+        **{**FAST, "group_id": "g", "auto_offset_reset": "earliest", **settings},
+    )
+
+
+def run(test: Callable[[FakeGroupCluster], Awaitable[None]]) -> None:
+    async def main() -> None:
+        cluster = await started()
+        cluster.create("t", 2)
+        for p in range(2):
+            cluster.append("t", p, [f"v{p}-{i}".encode() for i in range(5)])
+        try:
+            await test(cluster)
+        finally:
+            await cluster.stop()
+
+    asyncio.run(main())
+
+
+async def poll_until(consumer: AsyncConsumer, condition: Callable[[], bool], what: str) -> None:
+    async def step() -> bool:
+        await consumer.poll(timeout_ms=10)
+        return condition()
+
+    for _ in range(500):
+        if await step():
+            return
+    raise AssertionError(f"{what} did not happen")
+
+
+@pytest.mark.parametrize("mode", ["stream", "unary"])
+def test_join_then_read_from_committed_offsets_and_reset_policy(mode: str) -> None:
+    async def test(cluster: FakeGroupCluster) -> None:
+        cluster.groups.offsets[T0] = 3  # committed; T1 has none: earliest
+        assigned: list[set[TopicPartition]] = []
+        async with group_consumer(cluster, group_heartbeat_mode=mode) as consumer:
+            consumer.subscribe(["t"], on_assign=assigned.append)
+            records = await poll_n(consumer, 2 + 5)
+            by = {(r.partition, r.offset) for r in records}
+            assert by == {(0, 3), (0, 4)} | {(1, i) for i in range(5)}
+            assert assigned == [{T0, T1}]
+            assert consumer.assignment() == {T0, T1}
+            join = cluster.groups.heartbeats()[0]
+            assert (join.member_epoch, list(join.subscribed_topic_names)) == (0, ["t"])
+            assert join.session_timeout_ms == 45000 and join.rebalance_timeout_ms == 300000
+            assert not join.owned_partitions_set
+            member = cluster.groups.member()
+            await until(lambda: member.owned == {T0, T1}, what="owned reported")
+            fetch = next(e.request for e in cluster.groups.events if e.kind == "fetch")
+            assert (fetch.member_id, fetch.member_epoch) == (member.member_id, member.epoch)
+
+    run(test)
+
+
+def test_revocation_commits_processed_positions_then_callback_then_reports_owned() -> None:
+    async def test(cluster: FakeGroupCluster) -> None:
+        order: list[str] = []
+
+        async def on_revoke(partitions: set[TopicPartition]) -> None:
+            # The coordinator has not been told yet: it still sees t-0 owned.
+            owned = cluster.groups.member().owned
+            order.append(
+                f"revoke {sorted(partitions)} commits={len(cluster.groups.commits())} "
+                f"reported={sorted(owned)}"
+            )
+
+        async with group_consumer(cluster, auto_commit_interval_ms=3600_000) as consumer:
+            consumer.subscribe(["t"], on_revoke=on_revoke)
+            await poll_n(consumer, 10)
+            await consumer.poll(timeout_ms=0)  # the records above are processed now
+            member = cluster.groups.member()
+            heartbeats_before = len(cluster.groups.heartbeats())
+            cluster.groups.assign(member.member_id, {T1})  # pushed on the stream
+            await poll_until(consumer, lambda: consumer.assignment() == {T1}, "revocation")
+            (commit,) = cluster.groups.commits()
+            assert [
+                (t.name, [(p.partition, p.offset) for p in t.partitions]) for t in commit.topics
+            ] == [("t", [(0, 5)])]
+            assert order == [f"revoke {[T0]} commits=1 reported={[T0, T1]}"]
+            await until(lambda: member.owned == {T1}, what="owned without t-0 reported")
+            # It came at once, not a heartbeat interval (5 s) later.
+            later = cluster.groups.heartbeats()[heartbeats_before:]
+            assert any(
+                h.owned_partitions_set
+                and [p for t in h.owned_partitions for p in t.partitions] == [1]
+                for h in later
+            )
+
+    run(test)
+
+
+def test_pushed_assignment_applies_without_waiting_for_the_heartbeat_interval() -> None:
+    async def test(cluster: FakeGroupCluster) -> None:
+        cluster.groups.heartbeat_interval_ms = 60_000
+        async with group_consumer(cluster) as consumer:
+            consumer.subscribe(["t"])
+            await poll_n(consumer, 10)
+            member = cluster.groups.member()
+            await until(lambda: member.owned == {T0, T1}, what="owned reported")
+            sent = len(cluster.groups.heartbeats())
+            cluster.groups.assign(member.member_id, set())
+            await poll_until(consumer, lambda: consumer.assignment() == set(), "push applied")
+            cluster.groups.assign(member.member_id, {T0})
+            await poll_until(consumer, lambda: consumer.assignment() == {T0}, "push applied")
+            # Only the two owned-partition reports went out: no interval heartbeat was needed.
+            await until(lambda: member.owned == {T0}, what="owned reported")
+            assert len(cluster.groups.heartbeats()) - sent == 2
+
+    run(test)
+
+
+def test_fenced_member_loses_partitions_without_commit_and_rejoins_with_epoch_0() -> None:
+    async def test(cluster: FakeGroupCluster) -> None:
+        cluster.groups.heartbeat_interval_ms = 50
+        lost: list[set[TopicPartition]] = []
+        revoked: list[set[TopicPartition]] = []
+        async with group_consumer(cluster, auto_commit_interval_ms=3600_000) as consumer:
+            consumer.subscribe(["t"], on_lost=lost.append, on_revoke=revoked.append)
+            await poll_n(consumer, 10)
+            cluster.groups.answer_next.append(ErrorCode.FENCED_MEMBER_EPOCH)
+            await poll_until(consumer, lambda: bool(lost), "partitions lost")
+            assert lost == [{T0, T1}] and revoked == []
+            assert cluster.groups.commits() == []
+            await poll_until(consumer, lambda: consumer.assignment() == {T0, T1}, "rejoined")
+            joins = [h for h in cluster.groups.heartbeats() if h.member_epoch == 0]
+            assert len(joins) == 2 and joins[1].member_id == ""
+
+    run(test)
+
+
+def test_not_coordinator_makes_it_find_the_coordinator_again() -> None:
+    async def test(cluster: FakeGroupCluster) -> None:
+        cluster.groups.heartbeat_interval_ms = 50
+        async with group_consumer(cluster) as consumer:
+            consumer.subscribe(["t"])
+            await poll_n(consumer, 10)
+            cluster.groups.coordinator = 2  # moved: node 1 answers NOT_COORDINATOR
+            await poll_until(
+                consumer,
+                lambda: any(e.node == 2 for e in cluster.groups.events),
+                "heartbeats at the new coordinator",
+            )
+            assert consumer.assignment() == {T0, T1}  # no fencing: the membership goes on
+            assert consumer._coordinator is not None
+            assert consumer._coordinator.address == cluster.addresses[2]
+
+    run(test)
+
+
+def test_coordinator_load_in_progress_is_retried_at_the_same_broker() -> None:
+    async def test(cluster: FakeGroupCluster) -> None:
+        from raftka.common.errors import CoordinatorLoadInProgressError
+
+        cluster.groups.fail_next += [CoordinatorLoadInProgressError("loading")] * 2
+        async with group_consumer(cluster, group_heartbeat_mode="unary") as consumer:
+            consumer.subscribe(["t"])
+            await poll_n(consumer, 10)
+            assert {e.node for e in cluster.groups.events} == {1}
+
+    run(test)
+
+
+def test_auto_commit_at_the_interval() -> None:
+    async def test(cluster: FakeGroupCluster) -> None:
+        async with group_consumer(cluster, auto_commit_interval_ms=20) as consumer:
+            consumer.subscribe(["t"])
+            await poll_n(consumer, 10)
+            await poll_until(
+                consumer,
+                lambda: cluster.groups.offsets == {T0: 5, T1: 5},
+                "auto-commit of the processed positions",
+            )
+            commits = len(cluster.groups.commits())
+            for _ in range(30):  # nothing new processed: nothing more committed
+                await consumer.poll(timeout_ms=5)
+            assert len(cluster.groups.commits()) == commits
+
+    run(test)
+
+
+@pytest.mark.parametrize(("instance", "leave_epoch"), [(None, -1), ("host-1", -2)])
+def test_close_commits_then_leaves(instance: str | None, leave_epoch: int) -> None:
+    async def test(cluster: FakeGroupCluster) -> None:
+        revoked: list[set[TopicPartition]] = []
+        consumer = group_consumer(
+            cluster, auto_commit_interval_ms=3600_000, group_instance_id=instance
+        )
+        consumer.subscribe(["t"], on_revoke=revoked.append)
+        await poll_n(consumer, 10)
+        member_id = cluster.groups.member().member_id
+        await consumer.close()
+        assert cluster.groups.offsets == {T0: 5, T1: 5}
+        assert revoked == [{T0, T1}]
+        last = cluster.groups.heartbeats()[-1]
+        assert (last.member_id, last.member_epoch) == (member_id, leave_epoch)
+        assert last.instance_id == (instance or "")
+        kinds = [e.kind for e in cluster.groups.events]
+        assert kinds[-2:] == ["commit", "heartbeat"]
+        assert cluster.groups.members == {}
+
+    run(test)
+
+
+def test_max_poll_interval_leaves_and_the_next_poll_rejoins() -> None:
+    async def test(cluster: FakeGroupCluster) -> None:
+        cluster.groups.heartbeat_interval_ms = 20
+        lost: list[set[TopicPartition]] = []
+        async with group_consumer(cluster, max_poll_interval_ms=200) as consumer:
+            consumer.subscribe(["t"], on_lost=lost.append)
+            await poll_n(consumer, 10)
+            await until(lambda: bool(lost), what="left after max_poll_interval_ms")
+            assert consumer.assignment() == set()
+            await until(lambda: cluster.groups.members == {}, what="the leave heartbeat")
+            assert cluster.groups.heartbeats()[-1].member_epoch == -1
+            await poll_until(consumer, lambda: consumer.assignment() == {T0, T1}, "rejoined")
+
+    run(test)
+
+
+def test_explicit_commit_and_committed_and_a_stale_commit_fails_clearly() -> None:
+    async def test(cluster: FakeGroupCluster) -> None:
+        from raftka.client.consumer.errors import CommitFailedError
+
+        async with group_consumer(cluster, enable_auto_commit=False) as consumer:
+            consumer.subscribe(["t"])
+            await poll_n(consumer, 10)
+            await consumer.commit({T0: 2})
+            assert (await consumer.committed(T0)) is not None
+            assert (c := await consumer.committed(T0)) and c.offset == 2
+            await consumer.commit_async()
+            assert cluster.groups.offsets == {T0: 5, T1: 5}
+            cluster.groups.member().epoch += 5  # the group moved on
+            with pytest.raises(CommitFailedError, match="STALE_MEMBER_EPOCH"):
+                await consumer.commit()
+
+    run(test)
+
+
+def test_subscribe_rejects_a_bad_regex_and_misuse() -> None:
+    async def test(cluster: FakeGroupCluster) -> None:
+        from raftka.client.consumer.errors import IllegalStateError
+
+        async with group_consumer(cluster) as consumer:
+            with pytest.raises(group_errors.InvalidRegularExpressionError, match="unterminated"):
+                consumer.subscribe(pattern="orders-(")
+            with pytest.raises(IllegalStateError, match="topics or pattern, not both"):
+                consumer.subscribe(["t"], pattern="t.*")
+            consumer.subscribe(pattern="t.*")
+            with pytest.raises(IllegalStateError, match="unsubscribe"):
+                consumer.assign([T0])
+
+    run(test)
+
+
+def test_assign_only_consumer_commits_as_a_simple_group() -> None:
+    async def test(cluster: FakeGroupCluster) -> None:
+        async with group_consumer(cluster, enable_auto_commit=False) as consumer:
+            consumer.assign([T0])
+            await poll_n(consumer, 5)
+            await consumer.commit()
+            (commit,) = cluster.groups.commits()
+            assert (commit.member_id, commit.member_epoch) == ("", -1)
+            assert cluster.groups.offsets == {T0: 5}
+        async with group_consumer(cluster) as again:  # starts from the committed offset
+            again.assign([T0])
+            cluster.append("t", 0, [b"new"])
+            (record,) = await poll_n(again, 1)
+            assert (record.offset, record.value) == (5, b"new")
+
+    run(test)
+
+
+def test_partitions_that_come_back_are_committed_again_on_close() -> None:
+    async def test(cluster: FakeGroupCluster) -> None:
+        async with group_consumer(cluster, auto_commit_interval_ms=3600_000) as consumer:
+            consumer.subscribe(["t"])
+            await poll_n(consumer, 10)
+            await consumer.poll(timeout_ms=0)
+            member = cluster.groups.member()
+            cluster.groups.assign(member.member_id, {T0})  # t-1 revoked: commits 5
+            await poll_until(consumer, lambda: consumer.assignment() == {T0}, "revoked")
+            assert cluster.groups.offsets[T1] == 5
+            cluster.groups.offsets[T1] = 2  # meanwhile another member committed t-1 at 2
+            cluster.groups.assign(member.member_id, {T0, T1})
+            await poll_until(consumer, lambda: consumer.assignment() == {T0, T1}, "back")
+            assert [r.offset for r in await poll_n(consumer, 3)] == [2, 3, 4]
+        assert cluster.groups.offsets == {T0: 5, T1: 5}  # close committed t-1 again
+
+    run(test)
+
+
+@pytest.mark.parametrize("mode", ["stream", "unary"])
+def test_unknown_member_as_a_failed_call_is_a_fence_too(mode: str) -> None:
+    async def test(cluster: FakeGroupCluster) -> None:
+        cluster.groups.heartbeat_interval_ms = 50
+        lost: list[set[TopicPartition]] = []
+        async with group_consumer(cluster, group_heartbeat_mode=mode) as consumer:
+            consumer.subscribe(["t"], on_lost=lost.append)
+            await poll_n(consumer, 10)
+            cluster.groups.members.clear()
+            cluster.groups.fail_next.append(group_errors.UnknownMemberIdError("expired"))
+            await poll_until(consumer, lambda: bool(lost), "partitions lost")
+            await poll_until(consumer, lambda: consumer.assignment() == {T0, T1}, "rejoined")
+            assert lost == [{T0, T1}]
+
+    run(test)
+
+
+def test_a_missing_topic_is_waited_for_with_one_warning() -> None:
+    async def test(cluster: FakeGroupCluster) -> None:
+        from structlog.testing import capture_logs
+
+        with capture_logs() as logs:
+            async with group_consumer(cluster) as consumer:
+                consumer.subscribe(["later"])
+                for _ in range(20):
+                    assert await consumer.poll(timeout_ms=5) == []
+                await until(
+                    lambda: any(e["event"] == "consumer_subscribed_topics_missing" for e in logs),
+                    what="the warning",
+                )
+                for _ in range(20):
+                    await consumer.poll(timeout_ms=5)
+        warnings = [e for e in logs if e["event"] == "consumer_subscribed_topics_missing"]
+        assert len(warnings) == 1 and warnings[0]["topics"] == ["later"]
+
+    run(test)
