@@ -11,7 +11,7 @@ callbacks), ``consumer`` (AsyncConsumer), ``blocking`` (Consumer), ``errors``.
 
 from raftka.client.consumer.blocking import Consumer
 from raftka.client.consumer.config import ConsumerConfig
-from raftka.client.consumer.consumer import AsyncConsumer
+from raftka.client.consumer.consumer import AsyncConsumer, ConsumerGroupMetadata
 from raftka.client.consumer.errors import (
     CommitFailedError,
     CorruptDataError,
@@ -31,6 +31,7 @@ __all__ = [
     "CommitFailedError",
     "Consumer",
     "ConsumerConfig",
+    "ConsumerGroupMetadata",
     "ConsumerRecord",
     "CorruptDataError",
     "GroupRequiredError",

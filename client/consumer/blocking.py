@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from raftka.client.connections import BrokerConnections
 from raftka.client.consumer.config import ConsumerConfig
-from raftka.client.consumer.consumer import AsyncConsumer, CommitCallback
+from raftka.client.consumer.consumer import AsyncConsumer, CommitCallback, ConsumerGroupMetadata
 from raftka.client.consumer.offset_store import OffsetAndMetadata, OffsetStore
 from raftka.client.consumer.offsets import OffsetAndTimestamp
 from raftka.client.consumer.rebalance import PartitionsCallback
@@ -131,6 +131,9 @@ class Consumer:
 
     def committed(self, tp: TopicPartition) -> OffsetAndMetadata | None:
         return self._thread.run(self._async.committed(tp))
+
+    def group_metadata(self) -> ConsumerGroupMetadata:
+        return self._async.group_metadata()
 
     def close(self) -> None:
         """Close the consumer and stop its thread (idempotent)."""

@@ -41,7 +41,7 @@ from raftka.client.consumer.config import ConsumerConfig
 from raftka.client.consumer.errors import GroupRequiredError, IllegalStateError
 from raftka.client.consumer.fetch_buffer import FetchBuffer
 from raftka.client.consumer.fetcher import Fetcher, FetchListener
-from raftka.client.consumer.group_offsets import AutoCommitter, GroupOffsetStore
+from raftka.client.consumer.group_offsets import AutoCommitter, CommitListener, GroupOffsetStore
 from raftka.client.consumer.membership import GroupMember, Subscription
 from raftka.client.consumer.offset_store import OffsetAndMetadata, OffsetStore
 from raftka.client.consumer.offsets import EARLIEST, LATEST, OffsetAndTimestamp, OffsetLookup
@@ -57,6 +57,17 @@ from raftka.common.rpc.retry import Deadline, RetryPolicy
 from raftka.common.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConsumerGroupMetadata:
+    group_id: str
+    member_id: str
+    """Empty until the coordinator has answered the join."""
+    member_epoch: int
+    """-1 outside a membership."""
+    group_instance_id: str | None
+
 
 CommitCallback = Callable[[dict[TopicPartition, OffsetAndMetadata], RaftkaError | None], None]
 
@@ -501,6 +512,22 @@ class AsyncConsumer:
         return (await self._offset_store.fetch_committed([TopicPartition(*tp)])).get(
             TopicPartition(*tp)
         )
+
+    def group_metadata(self) -> ConsumerGroupMetadata:
+        """Who this consumer is in its group now (Kafka's groupMetadata()): the member id and
+        epoch the coordinator gave it, ("", -1) while it is not a member."""
+        member_id, epoch = self._identity()
+        return ConsumerGroupMetadata(
+            self.config.group_id or "", member_id, epoch, self.config.group_instance_id
+        )
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        """Call ``listener(offsets)`` after every commit the coordinator acknowledged
+        (explicit, asynchronous, automatic, before a revocation, on close), on the consumer's
+        event loop. The failover experiments record commits with it."""
+        if not isinstance(self._offset_store, GroupOffsetStore):
+            raise GroupRequiredError("add_commit_listener() needs a consumer group: set group_id")
+        self._offset_store.commit_listeners.append(listener)
 
     # ------------------------------------------------------------------ diagnostics
 

@@ -40,10 +40,15 @@ MEMBERSHIP_ERRORS = (
 )
 
 
+CommitListener = Callable[[Mapping[TopicPartition, OffsetAndMetadata]], None]
+"""Called with what the coordinator acknowledged, after every successful commit."""
+
+
 class GroupOffsetStore:
     def __init__(self, coordinator: GroupCoordinator, identity: Identity) -> None:
         self._coordinator = coordinator
         self._identity = identity
+        self.commit_listeners: list[CommitListener] = []
 
     @property
     def group_id(self) -> str:
@@ -83,6 +88,8 @@ class GroupOffsetStore:
         errors = partition_errors(response.topics)
         if not errors:
             log.debug("consumer_offsets_committed", group=self.group_id, partitions=len(offsets))
+            for listener in self.commit_listeners:
+                listener(offsets)
             return
         first = next(iter(errors.values()))
         if isinstance(first, MEMBERSHIP_ERRORS):

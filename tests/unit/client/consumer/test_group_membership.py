@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from raftka.client.consumer.consumer import AsyncConsumer
+from raftka.client.consumer.errors import CommitFailedError
 from raftka.client.types import TopicPartition
 from raftka.common import group_errors
 from raftka.v1.common_pb2 import ErrorCode
@@ -348,5 +349,31 @@ def test_a_missing_topic_is_waited_for_with_one_warning() -> None:
                     await consumer.poll(timeout_ms=5)
         warnings = [e for e in logs if e["event"] == "consumer_subscribed_topics_missing"]
         assert len(warnings) == 1 and warnings[0]["topics"] == ["later"]
+
+    run(test)
+
+
+def test_group_metadata_names_the_member_and_commit_listeners_hear_acknowledged_commits() -> None:
+    async def test(cluster: FakeGroupCluster) -> None:
+        heard: list[dict[TopicPartition, int]] = []
+        async with group_consumer(cluster, enable_auto_commit=False) as consumer:
+            consumer.add_commit_listener(
+                lambda o: heard.append({tp: m.offset for tp, m in o.items()})
+            )
+            assert consumer.group_metadata().member_epoch == -1  # not a member yet
+            consumer.subscribe(["t"])
+            await poll_n(consumer, 10)
+            member = cluster.groups.member()
+            meta = consumer.group_metadata()
+            assert (meta.group_id, meta.member_id, meta.member_epoch) == (
+                "g",
+                member.member_id,
+                member.epoch,
+            )
+            await consumer.commit({T0: 2})
+            cluster.groups.member().epoch += 5  # the group moved on: this commit is refused
+            with pytest.raises(CommitFailedError):
+                await consumer.commit({T0: 4})
+            assert heard == [{T0: 2}]
 
     run(test)
