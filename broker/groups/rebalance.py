@@ -46,11 +46,20 @@ def member_topics(meta: MemberMetadata, topics: Mapping[str, int]) -> frozenset[
 
 
 def subscribed_counts(group: GroupState, topics: TopicsView) -> dict[str, int]:
-    out: dict[str, int] = {}
+    """The partition count of every existing topic some member subscribes to. Each distinct
+    regex is matched once over the topics (tick calls this often)."""
+    chosen: set[str] = set()
+    regexes: set[str] = set()
     for meta in group.members.values():
-        for t in member_topics(meta, topics):
-            out[t] = topics[t]
-    return dict(sorted(out.items()))
+        chosen.update(t for t in meta.subscribed_topic_names if t in topics)
+        if meta.subscribed_topic_regex:
+            regexes.add(meta.subscribed_topic_regex)
+    for regex in sorted(regexes):
+        pattern = compile_regex(regex)
+        chosen.update(
+            t for t in topics if not t.startswith("__") and pattern.fullmatch(t) is not None
+        )
+    return {t: topics[t] for t in sorted(chosen)}
 
 
 def subscribes_to(group: GroupState, topic: str) -> bool:
@@ -90,7 +99,7 @@ def to_assignment(tps: TopicPartitions) -> gpb.Assignment:
 class Rebalancer:
     """Runs the group-level steps of one call, writing into its batch."""
 
-    __slots__ = ("batch", "config", "now_ms", "tracker")
+    __slots__ = ("batch", "config", "now_ms", "target_changed", "tracker")
 
     def __init__(
         self, batch: RecordBatch, tracker: MemberTracker, config: GroupConfig, now_ms: int
@@ -99,6 +108,7 @@ class Rebalancer:
         self.tracker = tracker
         self.config = config
         self.now_ms = now_ms
+        self.target_changed = False  # others are reconciled (and pushed) only after this
 
     def bump_epoch(self, group: GroupState) -> None:
         self.batch.write(GroupMetadataRecord(group.group_id, (group.epoch or 0) + 1))
@@ -125,6 +135,7 @@ class Rebalancer:
             if member_id not in group.targets or not same(group.targets[member_id], target):
                 self.batch.write(TargetMemberRecord(group.group_id, member_id, target))
         self.batch.write(TargetMetadataRecord(group.group_id, epoch))
+        self.target_changed = True
 
     def reconcile_member(
         self, group: GroupState, member_id: str, owned: TopicPartitions | None
@@ -160,25 +171,32 @@ class Rebalancer:
         assumed to own all it was given, so a push only revokes, or gives partitions with a new
         epoch (a report sent before the push then carries an older epoch and is not trusted)."""
         pushes: list[MemberPush] = []
+        if not self.target_changed:
+            return pushes
+        owners = group.owners()
         for member_id in sorted(group.members):
             if member_id == skip:
                 continue
             current = group.current(member_id)
             if current.member_epoch == STATIC_LEFT_EPOCH:
                 continue
-            owners = group.owners(excluding=member_id)
             new = reconcile(
                 current,
                 target_epoch=group.assignment_epoch or 0,
                 target=group.target(member_id),
                 owned=None,
-                owned_elsewhere=lambda t, p, owners=owners: (t, p) in owners,  # type: ignore[misc]
+                owned_elsewhere=lambda t, p, me=member_id: owners.get((t, p), me) != me,  # type: ignore[misc]
             )
             if new.member_epoch == current.member_epoch and pairs(new.assigned) - pairs(
                 current.assigned
             ):
                 continue  # more partitions at the same epoch: only in the member's own answer
             self.write_current(group, member_id, new)
+            for tp in pairs(current.assigned) | pairs(current.pending_revocation):
+                if owners.get(tp) == member_id:
+                    del owners[tp]
+            for tp in pairs(new.assigned) | pairs(new.pending_revocation):
+                owners[tp] = member_id
             push = self.maybe_push(group, member_id)
             if push is not None:
                 pushes.append(push)
