@@ -21,6 +21,7 @@ from raftka.broker.groups.state import (
     CurrentAssignment,
     GroupState,
     MemberMetadata,
+    MemberState,
     TopicPartitions,
     as_dict,
     pairs,
@@ -250,13 +251,19 @@ class HeartbeatHandler:
         self, group: GroupState, member_id: str, current: CurrentAssignment
     ) -> HeartbeatResult:
         if current.member_epoch != STATIC_LEFT_EPOCH:
+            # The process closed: it owns nothing now. Its assignment is kept for the instance
+            # id; what it still had to release is free at once.
             away = replace(
                 current,
                 member_epoch=STATIC_LEFT_EPOCH,
                 previous_member_epoch=current.member_epoch,
+                state=MemberState.STABLE,
+                pending_revocation={},
             )
             self.rebalancer.batch.write(CurrentAssignmentRecord(group.group_id, member_id, away))
         tracker = self.rebalancer.tracker
+        meta = group.members[member_id]
+        tracker.touch((group.group_id, member_id), self.rebalancer.now_ms + meta.session_timeout_ms)
         tracker.rebalance_deadline.pop((group.group_id, member_id), None)
         tracker.told.pop((group.group_id, member_id), None)
         response = gpb.ConsumerGroupHeartbeatResponse(

@@ -98,3 +98,15 @@ def test_reload_rearms_timers_from_the_load_time() -> None:
     out = fresh.tick(now_ms=h.now_ms + 3_000, topics=h.topics)
     assert out.records  # both sessions ended
     assert fresh.describe_group("g").state == "empty"
+
+
+def test_static_leave_while_revoking_frees_what_it_had_to_release() -> None:
+    h = ShardHarness({"t": 4})
+    h.join(instance_id="i-1")
+    h.join()
+    kept = described_assignment(h.describe(), "m1")
+    assert h.describe().members[0].member_state == "unrevoked_partitions"
+    h.heartbeat(member_id="m1", member_epoch=-2, instance_id="i-1")
+    r2 = h.beat("m2", 2, {})
+    assert assignment(r2) == {"t": {0, 1, 2, 3} - kept["t"]}  # no wait for m1's release
+    assert described_assignment(h.describe(), "m1") == kept  # kept for the instance id
