@@ -24,6 +24,7 @@ class SimMember:
     topics: list[str]
     regex: str = ""
     instance_id: str = ""
+    assignor: str = ""
     session_timeout_ms: int = 3_000
     rebalance_timeout_ms: int = 2_000
     epoch: int = 0  # 0: (re)joining next
@@ -52,6 +53,8 @@ class SimMember:
             request.subscribed_topic_regex = self.regex
             if self.instance_id:
                 request.instance_id = self.instance_id
+            if self.assignor:
+                request.server_assignor = self.assignor
         if self.epoch != 0:
             request.owned_partitions_set = True
             by_topic: dict[str, list[int]] = {}

@@ -96,6 +96,7 @@ class GroupSimulation:
             topics=sorted(topics),
             regex=regex,
             instance_id=instance_id,
+            assignor=self.rng.choice(("", "", "uniform", "range")),
             session_timeout_ms=self.rng.choice((1_500, 3_000)),
             next_heartbeat_ms=self.now_ms,
         )
@@ -179,6 +180,7 @@ class GroupSimulation:
             topics=old.topics,
             regex=old.regex,
             instance_id=old.instance_id,
+            assignor=old.assignor,
             session_timeout_ms=old.session_timeout_ms,
             next_heartbeat_ms=self.now_ms
             + self.rng.choice((100, 800, old.session_timeout_ms + 1_000)),
