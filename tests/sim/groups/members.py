@@ -25,6 +25,7 @@ class SimMember:
     regex: str = ""
     instance_id: str = ""
     assignor: str = ""
+    streaming: bool = True  # False: unary heartbeats only, pushes never reach it
     session_timeout_ms: int = 3_000
     rebalance_timeout_ms: int = 2_000
     epoch: int = 0  # 0: (re)joining next

@@ -60,7 +60,12 @@ class GroupSimulation:
         self.log.extend(outcome.records)
         for push in outcome.pushes:
             member = self._member(push.group_id, push.member_id)
-            if member is not None and member.active(self.now_ms) and member.epoch != 0:
+            if (
+                member is not None
+                and member.streaming
+                and member.active(self.now_ms)
+                and member.epoch != 0
+            ):
                 member.on_response(push.response, self.now_ms, self.rng, HEARTBEAT_MS, pushed=True)
 
     def _member(self, group_id: str, member_id: str) -> SimMember | None:
@@ -97,6 +102,7 @@ class GroupSimulation:
             regex=regex,
             instance_id=instance_id,
             assignor=self.rng.choice(("", "", "uniform", "range")),
+            streaming=self.rng.random() < 0.7,
             session_timeout_ms=self.rng.choice((1_500, 3_000)),
             next_heartbeat_ms=self.now_ms,
         )
@@ -181,6 +187,7 @@ class GroupSimulation:
             regex=old.regex,
             instance_id=old.instance_id,
             assignor=old.assignor,
+            streaming=old.streaming,
             session_timeout_ms=old.session_timeout_ms,
             next_heartbeat_ms=self.now_ms
             + self.rng.choice((100, 800, old.session_timeout_ms + 1_000)),
