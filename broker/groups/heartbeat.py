@@ -238,7 +238,7 @@ class HeartbeatHandler:
 
     def _leave(self, group: GroupState, member_id: str, topics: TopicsView) -> HeartbeatResult:
         self.rebalancer.remove_member(group, member_id)
-        self.rebalancer.settle(group, topics, changed=True)
+        self.rebalancer.settle(group, topics, changed=True, follow_metadata=True)
         pushes = self.rebalancer.reconcile_others(group, skip=None)
         response = gpb.ConsumerGroupHeartbeatResponse(
             member_id=member_id,
@@ -288,7 +288,7 @@ class HeartbeatHandler:
         key = (group.group_id, member_id)
         meta = group.members[member_id]
         rebalancer.tracker.touch(key, rebalancer.now_ms + meta.session_timeout_ms)
-        rebalancer.settle(group, topics, changed=changed)
+        rebalancer.settle(group, topics, changed=changed, follow_metadata=False)
         current = rebalancer.reconcile_member(group, member_id, owned)
         pushes = rebalancer.reconcile_others(group, skip=member_id)
         told = rebalancer.tracker.told.get(key)

@@ -229,13 +229,17 @@ class Rebalancer:
         self.batch.write(MemberMetadataRecord(gid, member_id, None))
         self.tracker.forget((gid, member_id))
 
-    def settle(self, group: GroupState, topics: TopicsView, *, changed: bool) -> bool:
-        """After members changed (``changed``) or to follow the metadata: bump the epoch when
-        needed and bring the target up to date. True when the epoch was bumped."""
+    def settle(
+        self, group: GroupState, topics: TopicsView, *, changed: bool, follow_metadata: bool
+    ) -> bool:
+        """After members changed (``changed``) or to follow the metadata (tick; a plain
+        heartbeat skips it): bump the epoch when needed and bring the target up to date.
+        True when the epoch was bumped."""
         if group.epoch is None:
             return False
         bumped = False
-        if self.refresh_metadata(group, topics) or changed:
+        refreshed = (changed or follow_metadata) and self.refresh_metadata(group, topics)
+        if refreshed or changed:
             self.bump_epoch(group)
             bumped = True
         self.update_target(group)

@@ -121,7 +121,7 @@ class ConsumerGroupShard:
             if not group.is_consumer or (gid not in touched and not group.members):
                 continue
             rebalancer.target_changed = False
-            rebalancer.settle(group, topics, changed=gid in touched)
+            rebalancer.settle(group, topics, changed=gid in touched, follow_metadata=True)
             pushes.extend(rebalancer.reconcile_others(group, skip=None))
         return Outcome(None, tuple(rebalancer.batch.records), tuple(pushes))
 
