@@ -158,8 +158,8 @@ class HeartbeatHandler:
             topics,
             changed=changed,
             owned=None if stale else owned,
+            reported=owned,
             joined=False,
-            owned_set=request.owned_partitions_set,
         )
 
     def _join(
@@ -233,7 +233,7 @@ class HeartbeatHandler:
             batch.write(CurrentAssignmentRecord(gid, member_id, CurrentAssignment()))
             changed = True
         return self._finish(
-            group, member_id, topics, changed=changed, owned={}, joined=True, owned_set=True
+            group, member_id, topics, changed=changed, owned={}, reported={}, joined=True
         )
 
     def _leave(self, group: GroupState, member_id: str, topics: TopicsView) -> HeartbeatResult:
@@ -281,9 +281,11 @@ class HeartbeatHandler:
         *,
         changed: bool,
         owned: TopicPartitions | None,
+        reported: TopicPartitions | None,
         joined: bool,
-        owned_set: bool,
     ) -> HeartbeatResult:
+        """``owned``: what reconciliation may trust (None for a stale report); ``reported``:
+        what the request said, to tell whether the member needs its assignment again."""
         rebalancer = self.rebalancer
         key = (group.group_id, member_id)
         meta = group.members[member_id]
@@ -297,7 +299,7 @@ class HeartbeatHandler:
             or told is None
             or told.epoch != current.member_epoch
             or not same(told.assigned, current.assigned)
-            or (owned_set and owned is not None and not same(owned, current.assigned))
+            or (reported is not None and not same(reported, current.assigned))
         )
         response = gpb.ConsumerGroupHeartbeatResponse(
             member_id=member_id,

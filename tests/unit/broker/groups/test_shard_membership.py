@@ -84,3 +84,28 @@ def test_replay_rebuilds_the_same_state() -> None:
     assert again.describe_group("g") == h.describe()
     assert again.fetch_offsets(gpb.OffsetFetchRequest(group_id="g")) == h.fetch()
     assert h.fetch().topics[0].partitions[0].offset == 10
+
+
+def test_a_lost_answer_is_forgiven_once_and_older_epochs_are_fenced() -> None:
+    h = ShardHarness({"t": 4})
+    h.join()  # m1 at epoch 1, owns all
+    h.topics["t"] = 6
+    h.tick()  # m1 moves to epoch 2 by push; suppose the push was lost
+    r = h.beat("m1", 1, {"t": {0, 1, 2, 3}})  # the previous epoch, a subset: accepted
+    assert r.error_code == ErrorCode.NONE
+    assert (r.member_epoch, assignment(r)) == (2, {"t": set(range(6))})
+    h.topics["t"] = 8
+    h.tick()  # epoch 3
+    r = h.beat("m1", 1, {"t": {0, 1, 2, 3}})  # two epochs behind
+    assert r.error_code == ErrorCode.FENCED_MEMBER_EPOCH
+    r = h.beat("m1", 2, {"t": {0, 1, 2, 3, 9}})  # previous epoch, but owns what it was not given
+    assert r.error_code == ErrorCode.FENCED_MEMBER_EPOCH
+
+
+def test_rejoining_with_epoch_zero_frees_what_the_member_had() -> None:
+    h = ShardHarness({"t": 4})
+    h.join()
+    r = h.join(member_id="m1")  # after a fencing, the client dropped everything
+    assert (r.member_id, r.member_epoch) == ("m1", 1)
+    assert assignment(r) == {"t": {0, 1, 2, 3}}
+    assert [m.member_id for m in h.describe().members] == ["m1"]
