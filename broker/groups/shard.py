@@ -14,6 +14,7 @@ import structlog
 
 from raftka.broker.groups import admin, offsets
 from raftka.broker.groups.api import GroupConfig, MemberPush, Outcome, StoredRecord, TopicsView
+from raftka.broker.groups.assignors import ASSIGNORS
 from raftka.broker.groups.batch import RecordBatch
 from raftka.broker.groups.heartbeat import HeartbeatHandler
 from raftka.broker.groups.rebalance import Rebalancer
@@ -22,7 +23,7 @@ from raftka.broker.groups.state import MemberState
 from raftka.broker.groups.store import GroupStore
 from raftka.broker.groups.tracker import MemberTracker
 from raftka.broker.groups.validation import check_heartbeat
-from raftka.common.errors import RaftkaError
+from raftka.common.errors import InvalidConfigError, RaftkaError
 from raftka.v1 import groups_pb2 as gpb
 
 log = structlog.get_logger(__name__)
@@ -42,6 +43,11 @@ class ConsumerGroupShard:
         *,
         new_member_id: Callable[[], str] = _uuid_member_id,
     ) -> None:
+        if config.default_assignor not in ASSIGNORS:
+            raise InvalidConfigError(
+                f"group coordinator default assignor {config.default_assignor!r} is not one of "
+                f"{', '.join(sorted(ASSIGNORS))}"
+            )
         self.partition = partition
         self.config = config
         self.store = GroupStore()

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+from raftka.broker.groups.api import GroupConfig
+from raftka.broker.groups.shard import ConsumerGroupShard
+from raftka.common.errors import InvalidConfigError
 from raftka.v1 import groups_pb2 as gpb
 from raftka.v1.common_pb2 import ErrorCode
 
@@ -109,3 +114,18 @@ def test_rejoining_with_epoch_zero_frees_what_the_member_had() -> None:
     assert (r.member_id, r.member_epoch) == ("m1", 1)
     assert assignment(r) == {"t": {0, 1, 2, 3}}
     assert [m.member_id for m in h.describe().members] == ["m1"]
+
+
+def test_an_unknown_default_assignor_is_refused_at_construction() -> None:
+    with pytest.raises(InvalidConfigError, match="sticky"):
+        ConsumerGroupShard(0, GroupConfig(default_assignor="sticky"))
+
+
+def test_the_most_requested_assignor_is_the_groups() -> None:
+    h = ShardHarness({"t": 4, "u": 4})
+    h.join(topics=("t", "u"), server_assignor="range")
+    assert h.describe().assignor == "range"
+    h.join(topics=("t", "u"))
+    h.join(topics=("t", "u"), server_assignor="uniform")
+    h.join(topics=("t", "u"), server_assignor="uniform")
+    assert h.describe().assignor == "uniform"
