@@ -73,9 +73,10 @@ def _next(
             assigned=_tps(keep),
             pending_revocation=_tps(revoke),
         )
+    moved = target_epoch != current.member_epoch  # the previous epoch stays for a lost answer
     return CurrentAssignment(
         member_epoch=target_epoch,
-        previous_member_epoch=current.member_epoch,
+        previous_member_epoch=current.member_epoch if moved else current.previous_member_epoch,
         state=MemberState.UNRELEASED_PARTITIONS if unreleased else MemberState.STABLE,
         assigned=_tps(keep | add),
         pending_revocation={},

@@ -70,7 +70,11 @@ def test_partitions_held_elsewhere_are_not_added() -> None:
     later = reconcile(
         new, target_epoch=4, target=_tp(0, 6, 7), owned=_tp(0, 6), owned_elsewhere=NOBODY
     )
-    assert (later.state, later.member_epoch) == (MemberState.STABLE, 4)
+    assert (later.state, later.member_epoch, later.previous_member_epoch) == (
+        MemberState.STABLE,
+        4,
+        3,
+    )  # the epoch did not move: the previous one is still 3
     assert later.assigned == _tp(0, 6, 7)
 
 
