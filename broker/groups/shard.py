@@ -53,6 +53,10 @@ class ConsumerGroupShard:
         self.store = GroupStore()
         self.tracker = MemberTracker()
         self._new_member_id = new_member_id
+        # The metadata the last tick saw, numbered; group -> the number its last tick saw.
+        self._topics: frozenset[tuple[str, int]] = frozenset()
+        self._topics_version = 0
+        self._metadata_seen: dict[str, int] = {}
 
     # ---- loading ----
 
@@ -107,12 +111,18 @@ class ConsumerGroupShard:
                     heartbeat_interval_ms=self.config.heartbeat_interval_ms,
                 )
             )
+        if rebalancer.batch.records:
+            self._metadata_seen.pop(request.group_id, None)
         return Outcome(result.response, tuple(rebalancer.batch.records), tuple(result.pushes))
 
     def tick(self, *, now_ms: int, topics: TopicsView) -> Outcome[None]:
         """Removes members whose session or rebalance timeout passed, and follows the metadata."""
         rebalancer = self._rebalancer(now_ms)
         touched: set[str] = set()
+        current = frozenset(topics.items())
+        if current != self._topics:
+            self._topics, self._topics_version = current, self._topics_version + 1
+        seen = self._topics_version
         for (gid, member_id), why in self.tracker.expired(now_ms):
             group = self.store.get(gid)
             if group is None or member_id not in group.members:
@@ -127,7 +137,11 @@ class ConsumerGroupShard:
             if not group.is_consumer or (gid not in touched and not group.members):
                 continue
             rebalancer.target_changed = False
-            rebalancer.settle(group, topics, changed=gid in touched, follow_metadata=True)
+            # Resolving subscriptions costs a pass over the topics per regex: skip it while
+            # neither the metadata nor the group changed since the last tick.
+            follow = gid in touched or self._metadata_seen.get(gid) != seen
+            rebalancer.settle(group, topics, changed=gid in touched, follow_metadata=follow)
+            self._metadata_seen[gid] = seen
             pushes.extend(rebalancer.reconcile_others(group, skip=None))
         return Outcome(None, tuple(rebalancer.batch.records), tuple(pushes))
 
@@ -167,6 +181,7 @@ class ConsumerGroupShard:
         for gid in group_ids:
             if self.store.get(gid) is None:
                 self.tracker.forget_group(gid)
+                self._metadata_seen.pop(gid, None)
         return Outcome(results, tuple(batch.records))
 
     def group_ids(self) -> list[str]:
