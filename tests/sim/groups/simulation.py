@@ -217,6 +217,52 @@ class GroupSimulation:
                 self.zombie_commits += 1
                 assert ErrorCode.NONE not in codes, (member, current, outcome.response)
 
+    def admin(self) -> None:
+        """An admin acts on a random group: delete it (refused unless empty), delete offsets
+        (refused while a member subscribes), or reset offsets with epoch -1 (accepted only on
+        an empty group)."""
+        gid = self.rng.choice(GROUPS)
+        group = self.shard.store.get(gid)
+        members = len(group.members) if group is not None else 0
+        roll = self.rng.random()
+        if roll < 0.3:
+            outcome = self.shard.delete_groups([gid])
+            self._take(outcome)  # type: ignore[arg-type]
+            code = outcome.response[0].error_code
+            if group is None:
+                assert code == ErrorCode.GROUP_ID_NOT_FOUND
+            elif members:
+                assert code == ErrorCode.NON_EMPTY_GROUP
+            else:
+                assert code == ErrorCode.NONE and self.shard.store.get(gid) is None
+                self.epochs.pop(gid, None)  # a new group of that name starts at epoch 1
+        elif roll < 0.6:
+            topic = self.rng.choice(["a", "b", "nope", "r-0"])
+            request = gpb.OffsetDeleteRequest(
+                group_id=gid, topics=[gpb.GroupTopicPartitions(topic=topic, partitions=[0])]
+            )
+            outcome2 = self.shard.delete_offsets(request)
+            self._take(outcome2)  # type: ignore[arg-type]
+            if group is None:
+                assert outcome2.response.error_code == ErrorCode.GROUP_ID_NOT_FOUND
+            else:
+                (result,) = outcome2.response.topics[0].partitions
+                subscribed = any(
+                    topic in m.subscribed_topic_names
+                    or (m.subscribed_topic_regex and re.fullmatch(m.subscribed_topic_regex, topic))
+                    for m in group.members.values()
+                )
+                expected = ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC if subscribed else ErrorCode.NONE
+                assert result.error_code == expected, (topic, result)
+        else:
+            request3 = gpb.OffsetCommitRequest(group_id=gid, member_epoch=-1)
+            request3.topics.add(name="a").partitions.add(partition=0, offset=0)
+            outcome3 = self.shard.commit_offsets(request3, now_ms=self.now_ms, topics=self.topics)
+            self._take(outcome3)  # type: ignore[arg-type]
+            (result3,) = outcome3.response.topics[0].partitions
+            expected3 = ErrorCode.UNKNOWN_MEMBER_ID if members else ErrorCode.NONE
+            assert result3.error_code == expected3, (gid, members, result3)
+
     # ---- invariants ----
 
     def check(self) -> None:
@@ -302,6 +348,9 @@ class GroupSimulation:
                 self.check()
             if self.rng.random() < 0.1:
                 self.commit_round()
+            if self.rng.random() < 0.03:
+                self.admin()
+                self.check()
             self.step()
             self.now_ms += STEP_MS
             steps += 1
