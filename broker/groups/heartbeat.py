@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from raftka.broker.groups.api import GroupConfig, MemberPush, TopicsView
-from raftka.broker.groups.rebalance import Rebalancer, to_assignment
+from raftka.broker.groups.rebalance import Rebalancer, heartbeat_interval_ms, to_assignment
 from raftka.broker.groups.records import (
     CurrentAssignmentRecord,
     GroupMetadataRecord,
@@ -269,7 +269,7 @@ class HeartbeatHandler:
         response = gpb.ConsumerGroupHeartbeatResponse(
             member_id=member_id,
             member_epoch=STATIC_LEFT_EPOCH,
-            heartbeat_interval_ms=self.config.heartbeat_interval_ms,
+            heartbeat_interval_ms=heartbeat_interval_ms(meta, self.config),
         )
         return HeartbeatResult(response, [])
 
@@ -304,7 +304,7 @@ class HeartbeatHandler:
         response = gpb.ConsumerGroupHeartbeatResponse(
             member_id=member_id,
             member_epoch=current.member_epoch,
-            heartbeat_interval_ms=self.config.heartbeat_interval_ms,
+            heartbeat_interval_ms=heartbeat_interval_ms(meta, self.config),
         )
         if send:
             response.assignment.CopyFrom(to_assignment(current.assigned))

@@ -74,13 +74,25 @@ def group_assignor(group: GroupState, default: str) -> str:
     return sorted(wanted.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
 
 
+def heartbeat_interval_ms(meta: MemberMetadata, config: GroupConfig) -> int:
+    """The configured interval, shortened to a third of the member's own session timeout (a
+    member with a 3 s session for a failover experiment must not be told to wait 5 s)."""
+    if meta.session_timeout_ms <= 0:
+        return config.heartbeat_interval_ms
+    return max(1, min(config.heartbeat_interval_ms, meta.session_timeout_ms // 3))
+
+
 def push_response(
-    group_id: str, member_id: str, current: CurrentAssignment, config: GroupConfig
+    group_id: str,
+    member_id: str,
+    current: CurrentAssignment,
+    meta: MemberMetadata,
+    config: GroupConfig,
 ) -> gpb.ConsumerGroupHeartbeatResponse:
     return gpb.ConsumerGroupHeartbeatResponse(
         member_id=member_id,
         member_epoch=current.member_epoch,
-        heartbeat_interval_ms=config.heartbeat_interval_ms,
+        heartbeat_interval_ms=heartbeat_interval_ms(meta, config),
         assignment=to_assignment(current.assigned),
         has_assignment=True,
     )
@@ -216,7 +228,9 @@ class Rebalancer:
         return MemberPush(
             group.group_id,
             member_id,
-            push_response(group.group_id, member_id, current, self.config),
+            push_response(
+                group.group_id, member_id, current, group.members[member_id], self.config
+            ),
         )
 
     def remove_member(self, group: GroupState, member_id: str) -> None:

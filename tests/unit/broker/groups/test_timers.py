@@ -124,3 +124,11 @@ def test_static_member_that_left_while_waiting_for_partitions_gets_them_back() -
     assert assignment(again) == {"t": {0, 1, 2, 3} - kept["t"]}
     h.beat("m1", 2, kept)
     assert h.describe().state == "stable"
+
+
+def test_a_short_session_gets_a_heartbeat_interval_that_fits_in_it() -> None:
+    h = ShardHarness({"t": 2})
+    assert h.join(session_timeout_ms=3_000).heartbeat_interval_ms == 1_000
+    assert h.join().heartbeat_interval_ms == 5_000  # 45 s session: the configured interval
+    push = [p for p in h.pushes if p.member_id == "m1"][-1].response
+    assert push.heartbeat_interval_ms == 1_000
