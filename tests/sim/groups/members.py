@@ -86,8 +86,8 @@ class SimMember:
         self.subscription_dirty = False
         self.member_id = response.member_id
         self.epoch = response.member_epoch
-        if not pushed:
-            self.next_heartbeat_ms = now_ms + heartbeat_ms
+        if not pushed:  # the coordinator says how often
+            self.next_heartbeat_ms = now_ms + (response.heartbeat_interval_ms or heartbeat_ms)
         if response.has_assignment:
             self.take(response.assignment, now_ms, rng)
 
