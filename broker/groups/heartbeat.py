@@ -24,6 +24,7 @@ from raftka.broker.groups.state import (
     MemberState,
     TopicPartitions,
     as_dict,
+    normalize,
     pairs,
     same,
 )
@@ -261,6 +262,7 @@ class HeartbeatHandler:
                 pending_revocation={},
             )
             self.rebalancer.batch.write(CurrentAssignmentRecord(group.group_id, member_id, away))
+            self.rebalancer.released = bool(current.pending_revocation)
         tracker = self.rebalancer.tracker
         meta = group.members[member_id]
         tracker.touch((group.group_id, member_id), self.rebalancer.now_ms + meta.session_timeout_ms)
@@ -271,7 +273,7 @@ class HeartbeatHandler:
             member_epoch=STATIC_LEFT_EPOCH,
             heartbeat_interval_ms=heartbeat_interval_ms(meta, self.config),
         )
-        return HeartbeatResult(response, [])
+        return HeartbeatResult(response, self.rebalancer.reconcile_others(group, skip=member_id))
 
     def _finish(
         self,
@@ -291,7 +293,13 @@ class HeartbeatHandler:
         meta = group.members[member_id]
         rebalancer.tracker.touch(key, rebalancer.now_ms + meta.session_timeout_ms)
         rebalancer.settle(group, topics, changed=changed, follow_metadata=False)
+        unseen = rebalancer.tracker.pushed_adds.pop(key, frozenset())
+        if owned is not None and unseen:  # pushed after this heartbeat may have left
+            owned = normalize(pairs(owned) | unseen)
+        before = group.current(member_id)
         current = rebalancer.reconcile_member(group, member_id, owned)
+        if joined or pairs(before.pending_revocation) - pairs(current.pending_revocation):
+            rebalancer.released = True  # what it gave up may complete others' assignments
         pushes = rebalancer.reconcile_others(group, skip=member_id)
         told = rebalancer.tracker.told.get(key)
         send = (

@@ -111,7 +111,7 @@ def to_assignment(tps: TopicPartitions) -> gpb.Assignment:
 class Rebalancer:
     """Runs the group-level steps of one call, writing into its batch."""
 
-    __slots__ = ("batch", "config", "now_ms", "target_changed", "tracker")
+    __slots__ = ("batch", "config", "now_ms", "released", "target_changed", "tracker")
 
     def __init__(
         self, batch: RecordBatch, tracker: MemberTracker, config: GroupConfig, now_ms: int
@@ -120,7 +120,10 @@ class Rebalancer:
         self.tracker = tracker
         self.config = config
         self.now_ms = now_ms
-        self.target_changed = False  # others are reconciled (and pushed) only after this
+        # Others are reconciled (and pushed) only after the target changed or partitions
+        # were released.
+        self.target_changed = False
+        self.released = False
 
     def bump_epoch(self, group: GroupState) -> None:
         self.batch.write(GroupMetadataRecord(group.group_id, (group.epoch or 0) + 1))
@@ -180,10 +183,10 @@ class Rebalancer:
     def reconcile_others(self, group: GroupState, skip: str | None) -> list[MemberPush]:
         """Moves every other member as far as is safe without its report, and returns the
         pushes for those whose epoch or assignment changed. Without a fresh report a member is
-        assumed to own all it was given, so a push only revokes, or gives partitions with a new
-        epoch (a report sent before the push then carries an older epoch and is not trusted)."""
+        assumed to own all it was given; partitions a push adds are remembered (``pushed_adds``)
+        so that a heartbeat sent before the push arrived cannot count them as released."""
         pushes: list[MemberPush] = []
-        if not self.target_changed:
+        if not (self.target_changed or self.released):
             return pushes
         owners = group.owners()
         for member_id in sorted(group.members):
@@ -199,11 +202,13 @@ class Rebalancer:
                 owned=None,
                 owned_elsewhere=lambda t, p, me=member_id: owners.get((t, p), me) != me,  # type: ignore[misc]
             )
-            if new.member_epoch == current.member_epoch and pairs(new.assigned) - pairs(
-                current.assigned
-            ):
-                continue  # more partitions at the same epoch: only in the member's own answer
             self.write_current(group, member_id, new)
+            added = pairs(new.assigned) - pairs(current.assigned)
+            if added:
+                key = (group.group_id, member_id)
+                self.tracker.pushed_adds[key] = self.tracker.pushed_adds.get(
+                    key, frozenset()
+                ) | frozenset(added)
             for tp in pairs(current.assigned) | pairs(current.pending_revocation):
                 if owners.get(tp) == member_id:
                     del owners[tp]

@@ -129,3 +129,38 @@ def test_the_most_requested_assignor_is_the_groups() -> None:
     h.join(topics=("t", "u"), server_assignor="uniform")
     h.join(topics=("t", "u"), server_assignor="uniform")
     assert h.describe().assignor == "uniform"
+
+
+def test_partitions_released_by_one_member_are_pushed_to_the_one_waiting() -> None:
+    h = ShardHarness({"t": 4})
+    h.join()
+    h.join()
+    kept = assignment([p for p in h.pushes if p.member_id == "m1"][-1].response)
+    h.beat("m1", 1, kept)  # m1 releases: m2 gets the rest by push, at its epoch
+    push = [p for p in h.pushes if p.member_id == "m2"][-1].response
+    assert (push.member_epoch, assignment(push)) == (2, {"t": {0, 1, 2, 3} - kept["t"]})
+
+
+def test_a_heartbeat_sent_before_a_push_arrived_does_not_release_the_pushed_partitions() -> None:
+    h = ShardHarness({"t": 4})
+    h.join()
+    h.join()
+    kept = assignment([p for p in h.pushes if p.member_id == "m1"][-1].response)
+    h.beat("m1", 1, kept)  # m2 is pushed the other two partitions
+    pushed = assignment([p for p in h.pushes if p.member_id == "m2"][-1].response)["t"]
+    h.join()  # m3: m2 is pushed a revocation of some of them
+    revoked = pushed - assignment([p for p in h.pushes if p.member_id == "m2"][-1].response)["t"]
+    assert revoked
+    # m2's heartbeat left before both pushes arrived: it reports owning nothing.
+    h.beat("m2", 2, {})
+    d = h.describe()
+    m2 = next(m for m in d.members if m.member_id == "m2")
+    assert m2.member_state == "unrevoked_partitions"  # not taken as released
+    for m in d.members:
+        if m.member_id != "m2":
+            owned = {p for tp in m.assignment.topic_partitions for p in tp.partitions}
+            assert not owned & revoked, (m.member_id, owned, revoked)
+    # Its next heartbeat (sent after the pushes) reports the release: now they move.
+    h.beat("m2", 2, {"t": pushed - revoked})
+    m2 = next(m for m in h.describe().members if m.member_id == "m2")
+    assert m2.member_state != "unrevoked_partitions"
