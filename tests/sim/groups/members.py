@@ -37,6 +37,8 @@ class SimMember:
     paused_until_ms: int = 0
     subscription_dirty: bool = True
     left: bool = False  # sent -1 or -2; rejoins only if restarted
+    in_flight: gpb.ConsumerGroupHeartbeatRequest | None = None  # sent, not yet delivered
+    deliver_at_ms: int = 0
     slow_revocations: bool = True  # may take longer than the rebalance timeout to release
 
     def active(self, now_ms: int) -> bool:
@@ -106,6 +108,12 @@ class SimMember:
         self.owned &= self.assigned
         self.next_heartbeat_ms = now_ms  # tell the coordinator at once
         return True
+
+    def stop(self) -> None:
+        """The process ends (crash, leave, restart): it owns nothing, its request is lost."""
+        self.running = False
+        self.owned.clear()
+        self.in_flight = None
 
     def drop_all(self) -> None:
         self.owned.clear()

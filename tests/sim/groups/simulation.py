@@ -74,9 +74,11 @@ class GroupSimulation:
                 return m
         return None
 
-    def heartbeat(self, member: SimMember) -> None:
+    def heartbeat(
+        self, member: SimMember, request: gpb.ConsumerGroupHeartbeatRequest | None = None
+    ) -> None:
         outcome = self.shard.heartbeat(
-            member.request(),
+            request if request is not None else member.request(),
             now_ms=self.now_ms,
             topics=self.topics,
             client_id="sim",
@@ -115,7 +117,18 @@ class GroupSimulation:
             if not member.active(self.now_ms):
                 continue
             member.maybe_release(self.now_ms)
+            if member.in_flight is not None:  # one heartbeat in flight at a time
+                if member.deliver_at_ms <= self.now_ms:
+                    request, member.in_flight = member.in_flight, None
+                    self.heartbeat(member, request)
+                    self.check()
+                continue
             if member.next_heartbeat_ms <= self.now_ms:
+                delay = self.rng.choice((0, 0, 0, 100, 200))
+                if delay:  # pushes may reach the member while its report travels
+                    member.in_flight = member.request()
+                    member.deliver_at_ms = self.now_ms + delay
+                    continue
                 self.heartbeat(member)
                 self.check()
                 if member.maybe_release(self.now_ms):  # released at once
@@ -136,11 +149,9 @@ class GroupSimulation:
         if roll < 0.35:  # leave for good
             self.heartbeat_special(member, -1)
             member.left = True
-            member.running = False
-            member.owned.clear()
+            member.stop()
         elif roll < 0.45:  # crash: stop heartbeating, consume nothing
-            member.running = False
-            member.owned.clear()
+            member.stop()
             if member.instance_id and self.rng.random() < 0.5:
                 self.restart_static(member)
         elif roll < 0.6:  # pause below or above the session timeout
@@ -149,8 +160,7 @@ class GroupSimulation:
             )
         elif roll < 0.7 and member.instance_id and member.epoch > 0:  # static bounce
             self.heartbeat_special(member, STATIC_LEFT_EPOCH)
-            member.running = False
-            member.owned.clear()
+            member.stop()
             self.restart_static(member)
         elif roll < 0.8:  # subscription change
             member.topics = sorted(self.rng.sample(["a", "b", "nope"], self.rng.randint(1, 2)))
