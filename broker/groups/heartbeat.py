@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from raftka.broker.groups.api import GroupConfig, MemberPush, TopicsView
-from raftka.broker.groups.rebalance import Rebalancer, to_assignment
+from raftka.broker.groups.rebalance import Rebalancer, heartbeat_interval_ms, to_assignment
 from raftka.broker.groups.records import (
     CurrentAssignmentRecord,
     GroupMetadataRecord,
@@ -21,8 +21,10 @@ from raftka.broker.groups.state import (
     CurrentAssignment,
     GroupState,
     MemberMetadata,
+    MemberState,
     TopicPartitions,
     as_dict,
+    normalize,
     pairs,
     same,
 )
@@ -157,8 +159,8 @@ class HeartbeatHandler:
             topics,
             changed=changed,
             owned=None if stale else owned,
+            reported=owned,
             joined=False,
-            owned_set=request.owned_partitions_set,
         )
 
     def _join(
@@ -232,12 +234,12 @@ class HeartbeatHandler:
             batch.write(CurrentAssignmentRecord(gid, member_id, CurrentAssignment()))
             changed = True
         return self._finish(
-            group, member_id, topics, changed=changed, owned={}, joined=True, owned_set=True
+            group, member_id, topics, changed=changed, owned={}, reported={}, joined=True
         )
 
     def _leave(self, group: GroupState, member_id: str, topics: TopicsView) -> HeartbeatResult:
         self.rebalancer.remove_member(group, member_id)
-        self.rebalancer.settle(group, topics, changed=True)
+        self.rebalancer.settle(group, topics, changed=True, follow_metadata=True)
         pushes = self.rebalancer.reconcile_others(group, skip=None)
         response = gpb.ConsumerGroupHeartbeatResponse(
             member_id=member_id,
@@ -250,21 +252,28 @@ class HeartbeatHandler:
         self, group: GroupState, member_id: str, current: CurrentAssignment
     ) -> HeartbeatResult:
         if current.member_epoch != STATIC_LEFT_EPOCH:
+            # The process closed: it owns nothing now. Its assignment is kept for the instance
+            # id; what it still had to release is free at once.
             away = replace(
                 current,
                 member_epoch=STATIC_LEFT_EPOCH,
                 previous_member_epoch=current.member_epoch,
+                state=MemberState.STABLE,
+                pending_revocation={},
             )
             self.rebalancer.batch.write(CurrentAssignmentRecord(group.group_id, member_id, away))
+            self.rebalancer.released = bool(current.pending_revocation)
         tracker = self.rebalancer.tracker
+        meta = group.members[member_id]
+        tracker.touch((group.group_id, member_id), self.rebalancer.now_ms + meta.session_timeout_ms)
         tracker.rebalance_deadline.pop((group.group_id, member_id), None)
         tracker.told.pop((group.group_id, member_id), None)
         response = gpb.ConsumerGroupHeartbeatResponse(
             member_id=member_id,
             member_epoch=STATIC_LEFT_EPOCH,
-            heartbeat_interval_ms=self.config.heartbeat_interval_ms,
+            heartbeat_interval_ms=heartbeat_interval_ms(meta, self.config),
         )
-        return HeartbeatResult(response, [])
+        return HeartbeatResult(response, self.rebalancer.reconcile_others(group, skip=member_id))
 
     def _finish(
         self,
@@ -274,15 +283,23 @@ class HeartbeatHandler:
         *,
         changed: bool,
         owned: TopicPartitions | None,
+        reported: TopicPartitions | None,
         joined: bool,
-        owned_set: bool,
     ) -> HeartbeatResult:
+        """``owned``: what reconciliation may trust (None for a stale report); ``reported``:
+        what the request said, to tell whether the member needs its assignment again."""
         rebalancer = self.rebalancer
         key = (group.group_id, member_id)
         meta = group.members[member_id]
         rebalancer.tracker.touch(key, rebalancer.now_ms + meta.session_timeout_ms)
-        rebalancer.settle(group, topics, changed=changed)
+        rebalancer.settle(group, topics, changed=changed, follow_metadata=False)
+        unseen = rebalancer.tracker.pushed_adds.pop(key, frozenset())
+        if owned is not None and unseen:  # pushed after this heartbeat may have left
+            owned = normalize(pairs(owned) | unseen)
+        before = group.current(member_id)
         current = rebalancer.reconcile_member(group, member_id, owned)
+        if joined or pairs(before.pending_revocation) - pairs(current.pending_revocation):
+            rebalancer.released = True  # what it gave up may complete others' assignments
         pushes = rebalancer.reconcile_others(group, skip=member_id)
         told = rebalancer.tracker.told.get(key)
         send = (
@@ -290,12 +307,12 @@ class HeartbeatHandler:
             or told is None
             or told.epoch != current.member_epoch
             or not same(told.assigned, current.assigned)
-            or (owned_set and owned is not None and not same(owned, current.assigned))
+            or (reported is not None and not same(reported, current.assigned))
         )
         response = gpb.ConsumerGroupHeartbeatResponse(
             member_id=member_id,
             member_epoch=current.member_epoch,
-            heartbeat_interval_ms=self.config.heartbeat_interval_ms,
+            heartbeat_interval_ms=heartbeat_interval_ms(meta, self.config),
         )
         if send:
             response.assignment.CopyFrom(to_assignment(current.assigned))

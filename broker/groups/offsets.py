@@ -118,6 +118,9 @@ def commit(
 def fetch(store: GroupStore, request: gpb.OffsetFetchRequest) -> gpb.OffsetFetchResponse:
     try:
         check_group_id(request.group_id)
+        total = sum(len(t.partitions) for t in request.topics)
+        if total > MAX_ITEMS:
+            raise InvalidRequestError(f"the fetch names {total} partitions: at most {MAX_ITEMS}")
         group = store.get(request.group_id)
         if request.member_id:
             _check_member(group, request.member_id, request.member_epoch)

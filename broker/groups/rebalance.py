@@ -46,11 +46,20 @@ def member_topics(meta: MemberMetadata, topics: Mapping[str, int]) -> frozenset[
 
 
 def subscribed_counts(group: GroupState, topics: TopicsView) -> dict[str, int]:
-    out: dict[str, int] = {}
+    """The partition count of every existing topic some member subscribes to. Each distinct
+    regex is matched once over the topics (tick calls this often)."""
+    chosen: set[str] = set()
+    regexes: set[str] = set()
     for meta in group.members.values():
-        for t in member_topics(meta, topics):
-            out[t] = topics[t]
-    return dict(sorted(out.items()))
+        chosen.update(t for t in meta.subscribed_topic_names if t in topics)
+        if meta.subscribed_topic_regex:
+            regexes.add(meta.subscribed_topic_regex)
+    for regex in sorted(regexes):
+        pattern = compile_regex(regex)
+        chosen.update(
+            t for t in topics if not t.startswith("__") and pattern.fullmatch(t) is not None
+        )
+    return {t: topics[t] for t in sorted(chosen)}
 
 
 def subscribes_to(group: GroupState, topic: str) -> bool:
@@ -65,13 +74,25 @@ def group_assignor(group: GroupState, default: str) -> str:
     return sorted(wanted.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
 
 
+def heartbeat_interval_ms(meta: MemberMetadata, config: GroupConfig) -> int:
+    """The configured interval, shortened to a third of the member's own session timeout (a
+    member with a 3 s session for a failover experiment must not be told to wait 5 s)."""
+    if meta.session_timeout_ms <= 0:
+        return config.heartbeat_interval_ms
+    return max(1, min(config.heartbeat_interval_ms, meta.session_timeout_ms // 3))
+
+
 def push_response(
-    group_id: str, member_id: str, current: CurrentAssignment, config: GroupConfig
+    group_id: str,
+    member_id: str,
+    current: CurrentAssignment,
+    meta: MemberMetadata,
+    config: GroupConfig,
 ) -> gpb.ConsumerGroupHeartbeatResponse:
     return gpb.ConsumerGroupHeartbeatResponse(
         member_id=member_id,
         member_epoch=current.member_epoch,
-        heartbeat_interval_ms=config.heartbeat_interval_ms,
+        heartbeat_interval_ms=heartbeat_interval_ms(meta, config),
         assignment=to_assignment(current.assigned),
         has_assignment=True,
     )
@@ -90,7 +111,7 @@ def to_assignment(tps: TopicPartitions) -> gpb.Assignment:
 class Rebalancer:
     """Runs the group-level steps of one call, writing into its batch."""
 
-    __slots__ = ("batch", "config", "now_ms", "tracker")
+    __slots__ = ("batch", "config", "now_ms", "released", "target_changed", "tracker")
 
     def __init__(
         self, batch: RecordBatch, tracker: MemberTracker, config: GroupConfig, now_ms: int
@@ -99,6 +120,10 @@ class Rebalancer:
         self.tracker = tracker
         self.config = config
         self.now_ms = now_ms
+        # Others are reconciled (and pushed) only after the target changed or partitions
+        # were released.
+        self.target_changed = False
+        self.released = False
 
     def bump_epoch(self, group: GroupState) -> None:
         self.batch.write(GroupMetadataRecord(group.group_id, (group.epoch or 0) + 1))
@@ -125,6 +150,7 @@ class Rebalancer:
             if member_id not in group.targets or not same(group.targets[member_id], target):
                 self.batch.write(TargetMemberRecord(group.group_id, member_id, target))
         self.batch.write(TargetMetadataRecord(group.group_id, epoch))
+        self.target_changed = True
 
     def reconcile_member(
         self, group: GroupState, member_id: str, owned: TopicPartitions | None
@@ -157,28 +183,37 @@ class Rebalancer:
     def reconcile_others(self, group: GroupState, skip: str | None) -> list[MemberPush]:
         """Moves every other member as far as is safe without its report, and returns the
         pushes for those whose epoch or assignment changed. Without a fresh report a member is
-        assumed to own all it was given, so a push only revokes, or gives partitions with a new
-        epoch (a report sent before the push then carries an older epoch and is not trusted)."""
+        assumed to own all it was given; partitions a push adds are remembered (``pushed_adds``)
+        so that a heartbeat sent before the push arrived cannot count them as released."""
         pushes: list[MemberPush] = []
+        if not (self.target_changed or self.released):
+            return pushes
+        owners = group.owners()
         for member_id in sorted(group.members):
             if member_id == skip:
                 continue
             current = group.current(member_id)
             if current.member_epoch == STATIC_LEFT_EPOCH:
                 continue
-            owners = group.owners(excluding=member_id)
             new = reconcile(
                 current,
                 target_epoch=group.assignment_epoch or 0,
                 target=group.target(member_id),
                 owned=None,
-                owned_elsewhere=lambda t, p, owners=owners: (t, p) in owners,  # type: ignore[misc]
+                owned_elsewhere=lambda t, p, me=member_id: owners.get((t, p), me) != me,  # type: ignore[misc]
             )
-            if new.member_epoch == current.member_epoch and pairs(new.assigned) - pairs(
-                current.assigned
-            ):
-                continue  # more partitions at the same epoch: only in the member's own answer
             self.write_current(group, member_id, new)
+            added = pairs(new.assigned) - pairs(current.assigned)
+            if added:
+                key = (group.group_id, member_id)
+                self.tracker.pushed_adds[key] = self.tracker.pushed_adds.get(
+                    key, frozenset()
+                ) | frozenset(added)
+            for tp in pairs(current.assigned) | pairs(current.pending_revocation):
+                if owners.get(tp) == member_id:
+                    del owners[tp]
+            for tp in pairs(new.assigned) | pairs(new.pending_revocation):
+                owners[tp] = member_id
             push = self.maybe_push(group, member_id)
             if push is not None:
                 pushes.append(push)
@@ -198,7 +233,9 @@ class Rebalancer:
         return MemberPush(
             group.group_id,
             member_id,
-            push_response(group.group_id, member_id, current, self.config),
+            push_response(
+                group.group_id, member_id, current, group.members[member_id], self.config
+            ),
         )
 
     def remove_member(self, group: GroupState, member_id: str) -> None:
@@ -211,13 +248,17 @@ class Rebalancer:
         self.batch.write(MemberMetadataRecord(gid, member_id, None))
         self.tracker.forget((gid, member_id))
 
-    def settle(self, group: GroupState, topics: TopicsView, *, changed: bool) -> bool:
-        """After members changed (``changed``) or to follow the metadata: bump the epoch when
-        needed and bring the target up to date. True when the epoch was bumped."""
+    def settle(
+        self, group: GroupState, topics: TopicsView, *, changed: bool, follow_metadata: bool
+    ) -> bool:
+        """After members changed (``changed``) or to follow the metadata (tick; a plain
+        heartbeat skips it): bump the epoch when needed and bring the target up to date.
+        True when the epoch was bumped."""
         if group.epoch is None:
             return False
         bumped = False
-        if self.refresh_metadata(group, topics) or changed:
+        refreshed = (changed or follow_metadata) and self.refresh_metadata(group, topics)
+        if refreshed or changed:
             self.bump_epoch(group)
             bumped = True
         self.update_target(group)

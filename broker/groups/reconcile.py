@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from raftka.broker.groups.state import CurrentAssignment, MemberState, TopicPartitions, pairs
+from raftka.broker.groups.state import (
+    CurrentAssignment,
+    MemberState,
+    TopicPartitions,
+    pairs,
+    same,
+)
 
 #: (topic, partition) -> True when a member other than this one owns it or must release it.
 OwnedElsewhere = Callable[[str, int], bool]
@@ -31,7 +37,11 @@ def reconcile(
         if _still_owns(owned, current.pending_revocation):
             return current
         return _next(current, target_epoch, target, owned, owned_elsewhere)
-    if current.state is MemberState.STABLE and current.member_epoch == target_epoch:
+    if (
+        current.state is MemberState.STABLE
+        and current.member_epoch == target_epoch
+        and same(current.assigned, target)
+    ):
         return current
     return _next(current, target_epoch, target, owned, owned_elsewhere)
 
@@ -63,9 +73,10 @@ def _next(
             assigned=_tps(keep),
             pending_revocation=_tps(revoke),
         )
+    moved = target_epoch != current.member_epoch  # the previous epoch stays for a lost answer
     return CurrentAssignment(
         member_epoch=target_epoch,
-        previous_member_epoch=current.member_epoch,
+        previous_member_epoch=current.member_epoch if moved else current.previous_member_epoch,
         state=MemberState.UNRELEASED_PARTITIONS if unreleased else MemberState.STABLE,
         assigned=_tps(keep | add),
         pending_revocation={},

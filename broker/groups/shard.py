@@ -14,6 +14,7 @@ import structlog
 
 from raftka.broker.groups import admin, offsets
 from raftka.broker.groups.api import GroupConfig, MemberPush, Outcome, StoredRecord, TopicsView
+from raftka.broker.groups.assignors import ASSIGNORS
 from raftka.broker.groups.batch import RecordBatch
 from raftka.broker.groups.heartbeat import HeartbeatHandler
 from raftka.broker.groups.rebalance import Rebalancer
@@ -22,7 +23,7 @@ from raftka.broker.groups.state import MemberState
 from raftka.broker.groups.store import GroupStore
 from raftka.broker.groups.tracker import MemberTracker
 from raftka.broker.groups.validation import check_heartbeat
-from raftka.common.errors import RaftkaError
+from raftka.common.errors import InvalidConfigError, RaftkaError
 from raftka.v1 import groups_pb2 as gpb
 
 log = structlog.get_logger(__name__)
@@ -42,11 +43,20 @@ class ConsumerGroupShard:
         *,
         new_member_id: Callable[[], str] = _uuid_member_id,
     ) -> None:
+        if config.default_assignor not in ASSIGNORS:
+            raise InvalidConfigError(
+                f"group coordinator default assignor {config.default_assignor!r} is not one of "
+                f"{', '.join(sorted(ASSIGNORS))}"
+            )
         self.partition = partition
         self.config = config
         self.store = GroupStore()
         self.tracker = MemberTracker()
         self._new_member_id = new_member_id
+        # The metadata the last tick saw, numbered; group -> the number its last tick saw.
+        self._topics: frozenset[tuple[str, int]] = frozenset()
+        self._topics_version = 0
+        self._metadata_seen: dict[str, int] = {}
 
     # ---- loading ----
 
@@ -101,12 +111,18 @@ class ConsumerGroupShard:
                     heartbeat_interval_ms=self.config.heartbeat_interval_ms,
                 )
             )
+        if rebalancer.batch.records:
+            self._metadata_seen.pop(request.group_id, None)
         return Outcome(result.response, tuple(rebalancer.batch.records), tuple(result.pushes))
 
     def tick(self, *, now_ms: int, topics: TopicsView) -> Outcome[None]:
         """Removes members whose session or rebalance timeout passed, and follows the metadata."""
         rebalancer = self._rebalancer(now_ms)
         touched: set[str] = set()
+        current = frozenset(topics.items())
+        if current != self._topics:
+            self._topics, self._topics_version = current, self._topics_version + 1
+        seen = self._topics_version
         for (gid, member_id), why in self.tracker.expired(now_ms):
             group = self.store.get(gid)
             if group is None or member_id not in group.members:
@@ -120,7 +136,12 @@ class ConsumerGroupShard:
             group = self.store.groups[gid]
             if not group.is_consumer or (gid not in touched and not group.members):
                 continue
-            rebalancer.settle(group, topics, changed=gid in touched)
+            rebalancer.target_changed = False
+            # Resolving subscriptions costs a pass over the topics per regex: skip it while
+            # neither the metadata nor the group changed since the last tick.
+            follow = gid in touched or self._metadata_seen.get(gid) != seen
+            rebalancer.settle(group, topics, changed=gid in touched, follow_metadata=follow)
+            self._metadata_seen[gid] = seen
             pushes.extend(rebalancer.reconcile_others(group, skip=None))
         return Outcome(None, tuple(rebalancer.batch.records), tuple(pushes))
 
@@ -160,6 +181,7 @@ class ConsumerGroupShard:
         for gid in group_ids:
             if self.store.get(gid) is None:
                 self.tracker.forget_group(gid)
+                self._metadata_seen.pop(gid, None)
         return Outcome(results, tuple(batch.records))
 
     def group_ids(self) -> list[str]:

@@ -118,6 +118,7 @@ class GroupState:
             if (
                 current.state is not MemberState.STABLE
                 or current.member_epoch != self.assignment_epoch
+                or not same(current.assigned, self.target(member_id))
             ):
                 return "reconciling"
         return "stable"

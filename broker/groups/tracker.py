@@ -17,12 +17,15 @@ class Told:
 
 
 class MemberTracker:
-    __slots__ = ("rebalance_deadline", "session_deadline", "told")
+    __slots__ = ("pushed_adds", "rebalance_deadline", "session_deadline", "told")
 
     def __init__(self) -> None:
         self.session_deadline: dict[MemberKey, int] = {}
         self.rebalance_deadline: dict[MemberKey, int] = {}
         self.told: dict[MemberKey, Told] = {}
+        # Partitions pushed to a member since its last heartbeat: the next heartbeat may have
+        # been sent before the push arrived, so its report does not prove they were released.
+        self.pushed_adds: dict[MemberKey, frozenset[tuple[str, int]]] = {}
 
     def touch(self, key: MemberKey, deadline_ms: int) -> None:
         self.session_deadline[key] = deadline_ms
@@ -31,11 +34,22 @@ class MemberTracker:
         self.session_deadline.pop(key, None)
         self.rebalance_deadline.pop(key, None)
         self.told.pop(key, None)
+        self.pushed_adds.pop(key, None)
 
     def forget_group(self, group_id: str) -> None:
-        for table in (self.session_deadline, self.rebalance_deadline, self.told):
-            for key in [k for k in table if k[0] == group_id]:
-                del table[key]
+        keys = {
+            k
+            for table in (
+                self.session_deadline,
+                self.rebalance_deadline,
+                self.told,
+                self.pushed_adds,
+            )
+            for k in table
+            if k[0] == group_id
+        }
+        for key in keys:
+            self.forget(key)
 
     def expired(self, now_ms: int) -> list[tuple[MemberKey, str]]:
         """Members whose session or rebalance timeout passed, with which one, sorted."""

@@ -24,6 +24,8 @@ class SimMember:
     topics: list[str]
     regex: str = ""
     instance_id: str = ""
+    assignor: str = ""
+    streaming: bool = True  # False: unary heartbeats only, pushes never reach it
     session_timeout_ms: int = 3_000
     rebalance_timeout_ms: int = 2_000
     epoch: int = 0  # 0: (re)joining next
@@ -35,6 +37,8 @@ class SimMember:
     paused_until_ms: int = 0
     subscription_dirty: bool = True
     left: bool = False  # sent -1 or -2; rejoins only if restarted
+    in_flight: gpb.ConsumerGroupHeartbeatRequest | None = None  # sent, not yet delivered
+    deliver_at_ms: int = 0
     slow_revocations: bool = True  # may take longer than the rebalance timeout to release
 
     def active(self, now_ms: int) -> bool:
@@ -52,6 +56,8 @@ class SimMember:
             request.subscribed_topic_regex = self.regex
             if self.instance_id:
                 request.instance_id = self.instance_id
+            if self.assignor:
+                request.server_assignor = self.assignor
         if self.epoch != 0:
             request.owned_partitions_set = True
             by_topic: dict[str, list[int]] = {}
@@ -82,8 +88,8 @@ class SimMember:
         self.subscription_dirty = False
         self.member_id = response.member_id
         self.epoch = response.member_epoch
-        if not pushed:
-            self.next_heartbeat_ms = now_ms + heartbeat_ms
+        if not pushed:  # the coordinator says how often
+            self.next_heartbeat_ms = now_ms + (response.heartbeat_interval_ms or heartbeat_ms)
         if response.has_assignment:
             self.take(response.assignment, now_ms, rng)
 
@@ -102,6 +108,12 @@ class SimMember:
         self.owned &= self.assigned
         self.next_heartbeat_ms = now_ms  # tell the coordinator at once
         return True
+
+    def stop(self) -> None:
+        """The process ends (crash, leave, restart): it owns nothing, its request is lost."""
+        self.running = False
+        self.owned.clear()
+        self.in_flight = None
 
     def drop_all(self) -> None:
         self.owned.clear()

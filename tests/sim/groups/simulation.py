@@ -60,7 +60,12 @@ class GroupSimulation:
         self.log.extend(outcome.records)
         for push in outcome.pushes:
             member = self._member(push.group_id, push.member_id)
-            if member is not None and member.active(self.now_ms) and member.epoch != 0:
+            if (
+                member is not None
+                and member.streaming
+                and member.active(self.now_ms)
+                and member.epoch != 0
+            ):
                 member.on_response(push.response, self.now_ms, self.rng, HEARTBEAT_MS, pushed=True)
 
     def _member(self, group_id: str, member_id: str) -> SimMember | None:
@@ -69,9 +74,11 @@ class GroupSimulation:
                 return m
         return None
 
-    def heartbeat(self, member: SimMember) -> None:
+    def heartbeat(
+        self, member: SimMember, request: gpb.ConsumerGroupHeartbeatRequest | None = None
+    ) -> None:
         outcome = self.shard.heartbeat(
-            member.request(),
+            request if request is not None else member.request(),
             now_ms=self.now_ms,
             topics=self.topics,
             client_id="sim",
@@ -96,6 +103,8 @@ class GroupSimulation:
             topics=sorted(topics),
             regex=regex,
             instance_id=instance_id,
+            assignor=self.rng.choice(("", "", "uniform", "range")),
+            streaming=self.rng.random() < 0.7,
             session_timeout_ms=self.rng.choice((1_500, 3_000)),
             next_heartbeat_ms=self.now_ms,
         )
@@ -108,7 +117,18 @@ class GroupSimulation:
             if not member.active(self.now_ms):
                 continue
             member.maybe_release(self.now_ms)
+            if member.in_flight is not None:  # one heartbeat in flight at a time
+                if member.deliver_at_ms <= self.now_ms:
+                    request, member.in_flight = member.in_flight, None
+                    self.heartbeat(member, request)
+                    self.check()
+                continue
             if member.next_heartbeat_ms <= self.now_ms:
+                delay = self.rng.choice((0, 0, 0, 100, 200))
+                if delay:  # pushes may reach the member while its report travels
+                    member.in_flight = member.request()
+                    member.deliver_at_ms = self.now_ms + delay
+                    continue
                 self.heartbeat(member)
                 self.check()
                 if member.maybe_release(self.now_ms):  # released at once
@@ -129,11 +149,9 @@ class GroupSimulation:
         if roll < 0.35:  # leave for good
             self.heartbeat_special(member, -1)
             member.left = True
-            member.running = False
-            member.owned.clear()
+            member.stop()
         elif roll < 0.45:  # crash: stop heartbeating, consume nothing
-            member.running = False
-            member.owned.clear()
+            member.stop()
             if member.instance_id and self.rng.random() < 0.5:
                 self.restart_static(member)
         elif roll < 0.6:  # pause below or above the session timeout
@@ -142,8 +160,7 @@ class GroupSimulation:
             )
         elif roll < 0.7 and member.instance_id and member.epoch > 0:  # static bounce
             self.heartbeat_special(member, STATIC_LEFT_EPOCH)
-            member.running = False
-            member.owned.clear()
+            member.stop()
             self.restart_static(member)
         elif roll < 0.8:  # subscription change
             member.topics = sorted(self.rng.sample(["a", "b", "nope"], self.rng.randint(1, 2)))
@@ -179,6 +196,8 @@ class GroupSimulation:
             topics=old.topics,
             regex=old.regex,
             instance_id=old.instance_id,
+            assignor=old.assignor,
+            streaming=old.streaming,
             session_timeout_ms=old.session_timeout_ms,
             next_heartbeat_ms=self.now_ms
             + self.rng.choice((100, 800, old.session_timeout_ms + 1_000)),
@@ -207,6 +226,52 @@ class GroupSimulation:
             else:
                 self.zombie_commits += 1
                 assert ErrorCode.NONE not in codes, (member, current, outcome.response)
+
+    def admin(self) -> None:
+        """An admin acts on a random group: delete it (refused unless empty), delete offsets
+        (refused while a member subscribes), or reset offsets with epoch -1 (accepted only on
+        an empty group)."""
+        gid = self.rng.choice(GROUPS)
+        group = self.shard.store.get(gid)
+        members = len(group.members) if group is not None else 0
+        roll = self.rng.random()
+        if roll < 0.3:
+            outcome = self.shard.delete_groups([gid])
+            self._take(outcome)  # type: ignore[arg-type]
+            code = outcome.response[0].error_code
+            if group is None:
+                assert code == ErrorCode.GROUP_ID_NOT_FOUND
+            elif members:
+                assert code == ErrorCode.NON_EMPTY_GROUP
+            else:
+                assert code == ErrorCode.NONE and self.shard.store.get(gid) is None
+                self.epochs.pop(gid, None)  # a new group of that name starts at epoch 1
+        elif roll < 0.6:
+            topic = self.rng.choice(["a", "b", "nope", "r-0"])
+            request = gpb.OffsetDeleteRequest(
+                group_id=gid, topics=[gpb.GroupTopicPartitions(topic=topic, partitions=[0])]
+            )
+            outcome2 = self.shard.delete_offsets(request)
+            self._take(outcome2)  # type: ignore[arg-type]
+            if group is None:
+                assert outcome2.response.error_code == ErrorCode.GROUP_ID_NOT_FOUND
+            else:
+                (result,) = outcome2.response.topics[0].partitions
+                subscribed = any(
+                    topic in m.subscribed_topic_names
+                    or (m.subscribed_topic_regex and re.fullmatch(m.subscribed_topic_regex, topic))
+                    for m in group.members.values()
+                )
+                expected = ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC if subscribed else ErrorCode.NONE
+                assert result.error_code == expected, (topic, result)
+        else:
+            request3 = gpb.OffsetCommitRequest(group_id=gid, member_epoch=-1)
+            request3.topics.add(name="a").partitions.add(partition=0, offset=0)
+            outcome3 = self.shard.commit_offsets(request3, now_ms=self.now_ms, topics=self.topics)
+            self._take(outcome3)  # type: ignore[arg-type]
+            (result3,) = outcome3.response.topics[0].partitions
+            expected3 = ErrorCode.UNKNOWN_MEMBER_ID if members else ErrorCode.NONE
+            assert result3.error_code == expected3, (gid, members, result3)
 
     # ---- invariants ----
 
@@ -243,19 +308,24 @@ class GroupSimulation:
                     held[tp] = m.member_id
 
     def check_replay(self) -> None:
+        """A shard loaded from the whole log, and one loaded from the log as the cleaner
+        leaves it (latest record per key, tombstoned keys gone), equal the live one."""
         latest: dict[bytes, int] = {}
         for i, record in enumerate(self.log):
             latest[record.key] = i
-        fresh = ConsumerGroupShard(0, self.config)
-        for i, record in enumerate(self.log):
-            if latest[record.key] == i and record.value is not None:
+        compacted = [
+            r for i, r in enumerate(self.log) if latest[r.key] == i and r.value is not None
+        ]
+        for records in (self.log, compacted):
+            fresh = ConsumerGroupShard(0, self.config)
+            for record in records:
                 fresh.replay(record)
-        fresh.loaded(self.now_ms)
-        assert fresh.group_ids() == self.shard.group_ids()
-        for gid in self.shard.group_ids():
-            assert fresh.describe_group(gid) == self.shard.describe_group(gid), gid
-            request = gpb.OffsetFetchRequest(group_id=gid)
-            assert fresh.fetch_offsets(request) == self.shard.fetch_offsets(request), gid
+            fresh.loaded(self.now_ms)
+            assert fresh.group_ids() == self.shard.group_ids()
+            for gid in self.shard.group_ids():
+                assert fresh.describe_group(gid) == self.shard.describe_group(gid), gid
+                request = gpb.OffsetFetchRequest(group_id=gid)
+                assert fresh.fetch_offsets(request) == self.shard.fetch_offsets(request), gid
 
     def check_settled(self) -> None:
         for gid in GROUPS:
@@ -288,6 +358,9 @@ class GroupSimulation:
                 self.check()
             if self.rng.random() < 0.1:
                 self.commit_round()
+            if self.rng.random() < 0.03:
+                self.admin()
+                self.check()
             self.step()
             self.now_ms += STEP_MS
             steps += 1

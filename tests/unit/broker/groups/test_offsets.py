@@ -157,3 +157,10 @@ def test_delete_groups_only_empty_ones() -> None:
     assert deleted.response[0].error_code == OK
     assert h.shard.group_ids() == []
     assert h.replayed().group_ids() == []
+
+
+def test_fetch_of_too_many_partitions_is_refused() -> None:
+    h = ShardHarness({"t": 2})
+    response = h.fetch("s", topics=[gpb.GroupTopicPartitions(topic="t", partitions=range(10_001))])
+    assert response.error_code == ErrorCode.INVALID_REQUEST
+    assert "10000" in response.error_message

@@ -15,9 +15,18 @@ def _tp(*ps: int) -> dict[str, frozenset[int]]:
 def test_stable_at_the_target_epoch_stays() -> None:
     current = CurrentAssignment(3, 2, MemberState.STABLE, _tp(0, 1))
     assert (
-        reconcile(current, target_epoch=3, target=_tp(0), owned=_tp(0, 1), owned_elsewhere=NOBODY)
+        reconcile(
+            current, target_epoch=3, target=_tp(0, 1), owned=_tp(0, 1), owned_elsewhere=NOBODY
+        )
         is current
     )
+
+
+def test_stable_at_the_target_epoch_but_short_of_the_target_moves_on() -> None:
+    # e.g. a static member back from a temporary leave it took while partitions were unreleased
+    current = CurrentAssignment(3, 3, MemberState.STABLE, _tp(0))
+    new = reconcile(current, target_epoch=3, target=_tp(0, 1), owned={}, owned_elsewhere=NOBODY)
+    assert (new.state, new.member_epoch, new.assigned) == (MemberState.STABLE, 3, _tp(0, 1))
 
 
 def test_revocation_keeps_the_epoch_and_shrinks_the_assignment() -> None:
@@ -61,7 +70,11 @@ def test_partitions_held_elsewhere_are_not_added() -> None:
     later = reconcile(
         new, target_epoch=4, target=_tp(0, 6, 7), owned=_tp(0, 6), owned_elsewhere=NOBODY
     )
-    assert (later.state, later.member_epoch) == (MemberState.STABLE, 4)
+    assert (later.state, later.member_epoch, later.previous_member_epoch) == (
+        MemberState.STABLE,
+        4,
+        3,
+    )  # the epoch did not move: the previous one is still 3
     assert later.assigned == _tp(0, 6, 7)
 
 

@@ -98,3 +98,37 @@ def test_reload_rearms_timers_from_the_load_time() -> None:
     out = fresh.tick(now_ms=h.now_ms + 3_000, topics=h.topics)
     assert out.records  # both sessions ended
     assert fresh.describe_group("g").state == "empty"
+
+
+def test_static_leave_while_revoking_frees_what_it_had_to_release() -> None:
+    h = ShardHarness({"t": 4})
+    h.join(instance_id="i-1")
+    h.join()
+    kept = described_assignment(h.describe(), "m1")
+    assert h.describe().members[0].member_state == "unrevoked_partitions"
+    h.heartbeat(member_id="m1", member_epoch=-2, instance_id="i-1")
+    r2 = h.beat("m2", 2, {})
+    assert assignment(r2) == {"t": {0, 1, 2, 3} - kept["t"]}  # no wait for m1's release
+    assert described_assignment(h.describe(), "m1") == kept  # kept for the instance id
+
+
+def test_static_member_that_left_while_waiting_for_partitions_gets_them_back() -> None:
+    h = ShardHarness({"t": 4})
+    h.join()  # m1 owns everything
+    h.join(instance_id="i-2")  # m2 waits for m1's release
+    assert h.describe().members[1].member_state == "unreleased_partitions"
+    h.heartbeat(member_id="m2", member_epoch=-2, instance_id="i-2")
+    kept = described_assignment(h.describe(), "m1")
+    h.beat("m1", 1, kept)  # m1 releases while m2 is away
+    again = h.join(instance_id="i-2")  # m3 takes over i-2's assignment
+    assert assignment(again) == {"t": {0, 1, 2, 3} - kept["t"]}
+    h.beat("m1", 2, kept)
+    assert h.describe().state == "stable"
+
+
+def test_a_short_session_gets_a_heartbeat_interval_that_fits_in_it() -> None:
+    h = ShardHarness({"t": 2})
+    assert h.join(session_timeout_ms=3_000).heartbeat_interval_ms == 1_000
+    assert h.join().heartbeat_interval_ms == 5_000  # 45 s session: the configured interval
+    push = [p for p in h.pushes if p.member_id == "m1"][-1].response
+    assert push.heartbeat_interval_ms == 1_000
