@@ -60,6 +60,9 @@ DEFAULT_HEARTBEAT_S = 5.0
 """Until the coordinator says otherwise (its first answer does)."""
 
 FENCED = (ErrorCode.UNKNOWN_MEMBER_ID, ErrorCode.FENCED_MEMBER_EPOCH)
+UNRELEASED_RETRY_S = 0.5
+"""How often a restarted static member asks again for an instance id its crashed previous
+incarnation still holds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,7 @@ class GroupMember:
         self._closing = False
         self._reconciling: asyncio.Lock = asyncio.Lock()
         self.heartbeats_sent = 0
+        self._unreleased_since: float | None = None
 
     # ------------------------------------------------------------------ the consumer's calls
 
@@ -307,9 +311,12 @@ class GroupMember:
         if response.error_code in FENCED:
             await self._fenced(group_error(response.error_code, response.error_message))
             return
+        if response.error_code == ErrorCode.UNRELEASED_INSTANCE_ID and self._instance_held():
+            return
         if response.error_code != ErrorCode.NONE:
             self._fail(group_error(response.error_code, response.error_message))
             return
+        self._unreleased_since = None
         if self.epoch == JOIN and response.member_epoch > 0:
             log.info(
                 "consumer_group_joined",
@@ -361,6 +368,24 @@ class GroupMember:
             await self._handover.revoke(revoked)
             await self._handover.add(added)
         self._wake.set()  # report what it owns now
+
+    def _instance_held(self) -> bool:
+        """A static member restarted after a crash: its previous incarnation still holds the
+        instance id until its session times out (it never sent -2). Keep joining, about twice a
+        second, for up to that session timeout (and a second more); False once it is over."""
+        now = self._clock()
+        if self._unreleased_since is None:
+            self._unreleased_since = now
+            log.warning(
+                "consumer_group_instance_id_unreleased",
+                group=self._coordinator.group_id,
+                instance_id=self._config.group_instance_id,
+                waiting_s=self._config.session_timeout_ms / 1000,
+            )
+        if now - self._unreleased_since > self._config.session_timeout_ms / 1000 + 1:
+            return False
+        asyncio.get_running_loop().call_later(UNRELEASED_RETRY_S, self._wake.set)
+        return True
 
     def _fail(self, error: RaftkaError) -> None:
         log.error(

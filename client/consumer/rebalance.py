@@ -93,6 +93,8 @@ class PartitionHandover:
         if not partitions:
             return
         self._subscription.assign(self.owned() | partitions)
+        # Nothing of them is fetched or returned before on_assign has run (it may seek).
+        self._subscription.hold(partitions, True)
         try:
             committed = await self._store.fetch_committed(partitions)
         except RaftkaError as e:  # poll() looks them up again (or applies the reset policy)
@@ -110,7 +112,10 @@ class PartitionHandover:
             else:
                 self._subscription.apply_reset_policy(tp)
         log.info("consumer_partitions_assigned", partitions=sorted(map(str, partitions)))
-        await self._call("on_assign", self.on_assign, partitions)
+        try:
+            await self._call("on_assign", self.on_assign, partitions)
+        finally:
+            self._subscription.hold(partitions, False)
         self._fetcher.wakeup()
 
     def _drop(self, partitions: set[TopicPartition]) -> None:

@@ -40,10 +40,18 @@ class AssignedPartition:
     can tell the consumer that an unclean election truncated records it read."""
     high_watermark: int = -1
     log_start_offset: int = -1
+    held: bool = False
+    """Newly assigned and its on_assign callback has not returned yet: not fetched, and
+    nothing of it is returned by poll() (the callback may still seek it)."""
 
     @property
     def fetchable(self) -> bool:
-        return self.position is not None and self.reset is None and self.error is None
+        return (
+            self.position is not None
+            and self.reset is None
+            and self.error is None
+            and not self.held
+        )
 
 
 class SubscriptionState:
@@ -144,6 +152,13 @@ class SubscriptionState:
 
     def awaiting_reset(self) -> dict[TopicPartition, ResetStrategy]:
         return {tp: s.reset for tp, s in self._partitions.items() if s.reset is not None}
+
+    def hold(self, partitions: Iterable[TopicPartition], held: bool) -> None:
+        """Hold (or release) assigned partitions: see :attr:`AssignedPartition.held`."""
+        for tp in partitions:
+            state = self._partitions.get(tp)
+            if state is not None:
+                state.held = held
 
     def fetchable(self) -> list[TopicPartition]:
         return [tp for tp, s in self._partitions.items() if s.fetchable]

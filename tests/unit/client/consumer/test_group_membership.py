@@ -377,3 +377,52 @@ def test_group_metadata_names_the_member_and_commit_listeners_hear_acknowledged_
             assert heard == [{T0: 2}]
 
     run(test)
+
+
+def test_a_restarted_static_member_keeps_joining_while_its_instance_id_is_unreleased() -> None:
+    async def test(cluster: FakeGroupCluster) -> None:
+        # The crashed incarnation still holds the instance id for two more join attempts.
+        cluster.groups.answer_next = [ErrorCode.UNRELEASED_INSTANCE_ID] * 2
+        async with group_consumer(cluster, group_instance_id="i1", session_timeout_ms=3000) as c:
+            c.subscribe(["t"])
+            await poll_until(c, lambda: c.assignment() == {T0, T1}, "joined after the release")
+            joins = [h for h in cluster.groups.heartbeats() if h.member_epoch == 0]
+            assert len(joins) == 3 and {h.instance_id for h in joins} == {"i1"}
+
+    run(test)
+
+
+def test_an_instance_id_held_past_the_session_timeout_is_an_error() -> None:
+    async def test(cluster: FakeGroupCluster) -> None:
+        cluster.groups.answer_next = [ErrorCode.UNRELEASED_INSTANCE_ID] * 1000
+        async with group_consumer(cluster, group_instance_id="i1", session_timeout_ms=1000) as c:
+            c.subscribe(["t"])
+            with pytest.raises(group_errors.UnreleasedInstanceIdError):
+                for _ in range(2000):
+                    await c.poll(timeout_ms=10)
+
+    run(test)
+
+
+def test_no_record_of_a_new_partition_is_returned_before_on_assign_returns() -> None:
+    async def test(cluster: FakeGroupCluster) -> None:
+        release = asyncio.Event()
+        entered = asyncio.Event()
+
+        async def on_assign(partitions: set[TopicPartition]) -> None:
+            entered.set()
+            await release.wait()
+
+        async with group_consumer(cluster) as consumer:
+            consumer.subscribe(["t"], on_assign=on_assign)
+            early: list[object] = []
+            for _ in range(50):
+                early += await consumer.poll(timeout_ms=10)
+            assert entered.is_set() and early == []
+            release.set()
+            records = await poll_n(consumer, 10)
+            assert {(r.partition, r.offset) for r in records} == {
+                (p, i) for p in (0, 1) for i in range(5)
+            }
+
+    run(test)
