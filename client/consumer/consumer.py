@@ -41,7 +41,12 @@ from raftka.client.consumer.config import ConsumerConfig
 from raftka.client.consumer.errors import GroupRequiredError, IllegalStateError
 from raftka.client.consumer.fetch_buffer import FetchBuffer
 from raftka.client.consumer.fetcher import Fetcher, FetchListener
-from raftka.client.consumer.group_offsets import AutoCommitter, CommitListener, GroupOffsetStore
+from raftka.client.consumer.group_offsets import (
+    MEMBERSHIP_ERRORS,
+    AutoCommitter,
+    CommitListener,
+    GroupOffsetStore,
+)
 from raftka.client.consumer.membership import GroupMember, Subscription
 from raftka.client.consumer.offset_store import OffsetAndMetadata, OffsetStore
 from raftka.client.consumer.offsets import EARLIEST, LATEST, OffsetAndTimestamp, OffsetLookup
@@ -52,7 +57,7 @@ from raftka.client.group_coordinator import GroupCoordinator
 from raftka.client.metadata_cache import MetadataCache
 from raftka.client.types import TopicPartition
 from raftka.common import group_errors
-from raftka.common.errors import RaftkaError
+from raftka.common.errors import RaftkaError, RequestTimedOutError
 from raftka.common.rpc.retry import Deadline, RetryPolicy
 from raftka.common.tasks import cancel_and_wait
 
@@ -93,6 +98,7 @@ class AsyncConsumer:
             config.retry_backoff_ms / 1000, max(1.0, config.retry_backoff_ms / 1000)
         )
         self._request_timeout_s = config.request_timeout_ms / 1000
+        self._position_retry = retry
         self._metadata = MetadataCache(
             config.bootstrap_addresses,
             self._connections,
@@ -308,23 +314,36 @@ class AsyncConsumer:
 
     async def position(self, tp: TopicPartition, timeout_ms: float | None = None) -> int:
         """The offset of the next record poll() returns for ``tp``, looking it up first if
-        a reset is pending (within ``timeout_ms``, default ``request_timeout_ms``)."""
+        a reset is pending or the group's committed offset is not known yet (within
+        ``timeout_ms``, default ``request_timeout_ms``; RequestTimedOutError after it)."""
         self._check_open()
-        state = self._subscription.state(tp)
+        self._subscription.state(tp)  # raises for a partition not assigned
         self._start()
-        await self._init_positions()
-        if state.error is not None:
-            raise state.error
-        if state.reset is not None:
-            deadline = Deadline(self._timeout_s(timeout_ms))
-            version, strategy = state.version, state.reset
-            found = (await self._lookup.lookup({tp: int(strategy)}, deadline)).get(tp)
-            if found is not None and self._subscription.state(tp).version == version:
-                self.seek(tp, found.offset)
-        position = self._subscription.state(tp).position
-        if position is None:  # a concurrent seek_to_* started a new lookup
-            return await self.position(tp, timeout_ms)
-        return position
+        wait_s = self._timeout_s(timeout_ms)
+        deadline = Deadline(wait_s)
+        attempt = 0
+        while True:
+            await self._init_positions()
+            state = self._subscription.state(tp)
+            if state.error is not None:
+                raise state.error
+            if state.reset is not None:
+                version, strategy = state.version, state.reset
+                found = (await self._lookup.lookup({tp: int(strategy)}, deadline)).get(tp)
+                if found is not None and self._subscription.state(tp).version == version:
+                    self.seek(tp, found.offset)
+            position = self._subscription.state(tp).position
+            if position is not None:
+                return position
+            # Its committed offset could not be read yet (coordinator moving, a rebalance in
+            # flight), or a concurrent seek_to_* started a new lookup: try again shortly.
+            if deadline.expired():
+                raise RequestTimedOutError(
+                    f"position({tp}): no starting offset within {wait_s:g}s (the "
+                    "group's committed offset could not be read); call it again"
+                )
+            attempt += 1
+            await asyncio.sleep(min(self._position_retry.backoff(attempt), deadline.remaining()))
 
     async def _init_positions(self) -> None:
         """Give newly assigned partitions a starting point: their committed offset (with a
@@ -333,7 +352,15 @@ class AsyncConsumer:
         if not pending:
             return
         if self._offset_store is not None:
-            committed = await self._offset_store.fetch_committed(pending)
+            try:
+                committed = await self._offset_store.fetch_committed(pending)
+            except RaftkaError as e:
+                if not (e.retriable or isinstance(e, MEMBERSHIP_ERRORS)):
+                    raise
+                # Never the reset policy for want of an answer: that would rewind (or skip)
+                # past what the group committed. The next poll() asks again.
+                log.info("consumer_committed_offsets_retry", error=e.message)
+                return
             for tp, c in committed.items():
                 if self._subscription.is_assigned(tp) and self._subscription.state(tp).initializing:
                     self._subscription.seek(tp, c.offset)
@@ -429,8 +456,11 @@ class AsyncConsumer:
             self._fetcher.data_ready.clear()
             if self._buffer.has_data():
                 continue
+            wait_s = deadline.remaining()
+            if self._subscription.initializing():  # a committed offset to ask for again
+                wait_s = min(wait_s, self._position_retry.backoff(1))
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(deadline.remaining()):
+                async with asyncio.timeout(wait_s):
                     await self._fetcher.data_ready.wait()
 
     # ------------------------------------------------------------------ committed offsets

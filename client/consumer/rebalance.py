@@ -24,6 +24,7 @@ import structlog
 from raftka.client.consumer.fetch_buffer import FetchBuffer
 from raftka.client.consumer.fetcher import Fetcher
 from raftka.client.consumer.group_offsets import AutoCommitter, GroupOffsetStore
+from raftka.client.consumer.offset_store import OffsetAndMetadata
 from raftka.client.consumer.subscription import SubscriptionState
 from raftka.client.types import TopicPartition
 from raftka.common.errors import RaftkaError
@@ -95,21 +96,24 @@ class PartitionHandover:
         self._subscription.assign(self.owned() | partitions)
         # Nothing of them is fetched or returned before on_assign has run (it may seek).
         self._subscription.hold(partitions, True)
+        committed: dict[TopicPartition, OffsetAndMetadata] | None
         try:
             committed = await self._store.fetch_committed(partitions)
-        except RaftkaError as e:  # poll() looks them up again (or applies the reset policy)
+        except RaftkaError as e:
+            # Left without a position: poll() (or position()) asks again. Never the reset
+            # policy for want of an answer, which would rewind past what the group committed.
             log.warning("consumer_committed_offsets_unavailable", error=e.message)
-            committed = {}
+            committed = None
         for tp in sorted(partitions):
             if not self._subscription.is_assigned(tp):
                 continue
             state = self._subscription.state(tp)
             if not state.initializing:
                 continue
-            found = committed.get(tp)
+            found = None if committed is None else committed.get(tp)
             if found is not None:
                 self._subscription.seek(tp, found.offset, found.leader_epoch)
-            else:
+            elif committed is not None:
                 self._subscription.apply_reset_policy(tp)
         log.info("consumer_partitions_assigned", partitions=sorted(map(str, partitions)))
         try:
@@ -117,6 +121,7 @@ class PartitionHandover:
         finally:
             self._subscription.hold(partitions, False)
         self._fetcher.wakeup()
+        self._fetcher.data_ready.set()  # a poll() waiting looks at the new partitions now
 
     def _drop(self, partitions: set[TopicPartition]) -> None:
         if self._auto_commit is not None:

@@ -41,6 +41,8 @@ def assert_nothing_lost(outcome: ExperimentOutcome) -> None:
 
 
 def test_short_seeded_experiment_loses_no_acknowledged_write(tmp_path: Path) -> None:
+    """The queue checks, and the group workload beside them: members killed and paused while
+    the brokers (the coordinator among them) are, nothing skipped, no double owner."""
     config = ExperimentConfig(
         out_dir=tmp_path / "out",
         duration_s=75,
@@ -49,6 +51,7 @@ def test_short_seeded_experiment_loses_no_acknowledged_write(tmp_path: Path) -> 
         faults=MIXED,
         rate=150,
         progress_interval_s=15,
+        workload="group",
     )
     assert config.schedule().kinds == set(MIXED), "seed 2 draws every kind"
     outcome = run(config)
@@ -64,6 +67,10 @@ def test_short_seeded_experiment_loses_no_acknowledged_write(tmp_path: Path) -> 
     assert kinds == {OpKind.SEND, OpKind.POLL, OpKind.FINAL_READ}
     assert outcome.timeline_path is not None
     assert matplotlib.image.imread(str(outcome.timeline_path)).shape[:2] == (1000, 1500)
+    group = report["group"]
+    assert group["valid"] and group["drained"], group["anomalies"]
+    assert {f["kind"] for f in group["member_faults"]} == {"kill", "pause"}
+    assert group["consumed"] >= report["figures"]["acknowledged"]
 
 
 def write_isolate_leader_schedule(path: Path) -> Path:

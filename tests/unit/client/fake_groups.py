@@ -73,6 +73,8 @@ class GroupState:
         self.events: list[Event] = []
         self.fail_next: list[RaftkaError] = []
         """Errors the next calls (any RPC but FindCoordinator) fail with, in order."""
+        self.fail_fetches: list[RaftkaError] = []
+        """Errors the next OffsetFetch calls fail with, in order."""
         self.answer_next: list[ErrorCode.ValueType] = []
         """Error codes the next heartbeats answer with (UNKNOWN_MEMBER_ID...)."""
         self._ids = itertools.count(1)
@@ -181,6 +183,8 @@ class GroupState:
     def fetch(self, node: int, request: gpb.OffsetFetchRequest) -> gpb.OffsetFetchResponse:
         self.check(node)
         self.events.append(Event("fetch", node, request))
+        if self.fail_fetches:
+            raise self.fail_fetches.pop(0)
         response = gpb.OffsetFetchResponse()
         wanted = partitions_of(request.topics) or set(self.offsets)
         by: dict[str, gpb.OffsetFetchTopic] = {}

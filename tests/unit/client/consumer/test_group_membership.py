@@ -426,3 +426,26 @@ def test_no_record_of_a_new_partition_is_returned_before_on_assign_returns() -> 
             }
 
     run(test)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        group_errors.StaleMemberEpochError("the member epoch moved on"),
+        group_errors.CoordinatorNotAvailableError("coordinator moving"),
+    ],
+)
+def test_an_unreadable_committed_offset_is_asked_again_never_reset(
+    error: group_errors.RaftkaError,
+) -> None:
+    async def test(cluster: FakeGroupCluster) -> None:
+        cluster.groups.offsets[T0] = 3
+        cluster.groups.offsets[T1] = 4
+        cluster.groups.fail_fetches = [error, error]
+        async with group_consumer(cluster) as consumer:
+            consumer.subscribe(["t"])
+            records = await poll_n(consumer, 2 + 1)
+            assert {(r.partition, r.offset) for r in records} == {(0, 3), (0, 4), (1, 4)}
+            assert len([e for e in cluster.groups.events if e.kind == "fetch"]) >= 3
+
+    run(test)
