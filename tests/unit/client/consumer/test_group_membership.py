@@ -13,6 +13,7 @@ from raftka.client.consumer.consumer import AsyncConsumer
 from raftka.client.consumer.errors import CommitFailedError
 from raftka.client.types import TopicPartition
 from raftka.common import group_errors
+from raftka.common.errors import RaftkaError
 from raftka.v1.common_pb2 import ErrorCode
 from tests.conditions import until
 from tests.unit.client.fake_groups import FakeGroupCluster, started
@@ -436,7 +437,7 @@ def test_no_record_of_a_new_partition_is_returned_before_on_assign_returns() -> 
     ],
 )
 def test_an_unreadable_committed_offset_is_asked_again_never_reset(
-    error: group_errors.RaftkaError,
+    error: RaftkaError,
 ) -> None:
     async def test(cluster: FakeGroupCluster) -> None:
         cluster.groups.offsets[T0] = 3
