@@ -14,19 +14,27 @@ import contextlib
 from collections.abc import Sequence
 from typing import Protocol
 
+import structlog
+
 from raftka.broker.groups.api import StoredRecord
 from raftka.broker.groups.placement import OFFSETS_TOPIC
 from raftka.broker.partition import NotLeaderOrFollowerError, Partition
 from raftka.broker.replica_manager import ReplicaManager
 from raftka.common.clock import wall_clock_ms
+from raftka.common.errors import NotEnoughReplicasAfterAppendError, RequestTimedOutError
 from raftka.common.records.batch import split_batches
 from raftka.common.records.builder import build_batch
 from raftka.common.records.decoder import decode_batch
 
+log = structlog.get_logger(__name__)
+
 LOAD_READ_BYTES = 1 << 20
 """How much of the log one read during loading takes."""
 APPEND_TIMEOUT_S = 10.0
-"""How long a coordinator write waits to be replicated to the ISR."""
+"""How long a coordinator write waits for the ISR before it logs that it is still waiting (it
+goes on waiting: see :meth:`ReplicatedOffsetsLog.append`)."""
+COMMIT_POLL_S = 0.5
+"""How often a write still waiting for the high watermark re-checks its leadership."""
 
 
 class OffsetsLog(Protocol):
@@ -44,7 +52,9 @@ class OffsetsLog(Protocol):
     async def append(
         self, partition: int, leader_epoch: int, records: Sequence[StoredRecord]
     ) -> None:
-        """Appends ``records`` as one batch with acks=all; returns once they are committed."""
+        """Appends ``records`` as one batch with acks=all; returns once they are committed.
+        Raises only when the outcome is known to be "not written" (nothing reached the log),
+        or when leadership moved (the shard is unloaded: its state is the new leader's)."""
         ...
 
 
@@ -104,7 +114,39 @@ class ReplicatedOffsetsLog:
     async def append(
         self, partition: int, leader_epoch: int, records: Sequence[StoredRecord]
     ) -> None:
+        """Once the batch is in the leader's log, its outcome is the log's: it is committed
+        when the high watermark passes it (even if the ISR shrank below min.insync.replicas on
+        the way, which the partition reports as NOT_ENOUGH_REPLICAS_AFTER_APPEND) or dropped
+        with a new leader's truncation. A retriable error would have the caller retry a change
+        that is probably kept: the shard reloaded from the log then holds what the caller was
+        never told (a join retried without its member id leaves the first member as a ghost
+        holding partitions until its session times out). So this waits for the commit, as
+        long as this broker leads the partition in ``leader_epoch``."""
         hosted = self._leader(partition, leader_epoch)
         now = wall_clock_ms()
         batch = build_batch([(now, r.key, r.value, ()) for r in records])
-        await hosted.append(batch, acks=-1, timeout_s=APPEND_TIMEOUT_S)
+        try:
+            await hosted.append(batch, acks=-1, timeout_s=APPEND_TIMEOUT_S)
+        except (NotEnoughReplicasAfterAppendError, RequestTimedOutError) as e:
+            # In the log (only this partition's shard appends, under its lock: the log end
+            # is at or past the batch's end).
+            end = hosted.log.log_end_offset
+            log.warning(
+                "coordinator_write_awaiting_commit",
+                partition=partition,
+                leader_epoch=leader_epoch,
+                offset=end - 1,
+                reason=e.message,
+            )
+            await self._committed(partition, leader_epoch, end)
+
+    async def _committed(self, partition: int, leader_epoch: int, end: int) -> None:
+        """Until the high watermark reaches ``end`` (raises NotLeaderOrFollowerError when
+        leadership moves first)."""
+        while True:
+            hosted = self._leader(partition, leader_epoch)
+            if hosted.high_watermark >= end:
+                return
+            waiter = hosted.hw_advanced
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter.wait(), COMMIT_POLL_S)

@@ -15,9 +15,11 @@ NOT_COORDINATOR; led here but not loaded yet: COORDINATOR_LOAD_IN_PROGRESS.
 Writes: one lock per shard, held by the shard's writer task. Calls queue up for it; under the
 lock it runs every queued call on the shard in order and appends all their records as one
 batch with acks=all (group commit: while one batch replicates, the next calls queue), and only
-then do the callers get their answers and connected members their pushes. When the append
-fails, the shard (which has already applied the records) is dropped and loaded again from the
-log, and every caller of that batch gets a retriable error. Reads take the same lock, so they
+then do the callers get their answers and connected members their pushes. An append fails
+only when nothing was written or leadership moved (a batch already in the leader's log is
+waited for until it is committed: ``offsets_log.py``); then the shard (which has already
+applied the records) is dropped and loaded again from the log, and every caller of that batch
+gets a retriable error. Reads take the same lock, so they
 see only committed state.
 
 Timers: :meth:`run` ticks every loaded shard every ``tick_interval_ms`` and at the shard's own

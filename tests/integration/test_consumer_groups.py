@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import grpc
 import pytest
 
 from raftka.client import AsyncConsumer, ConsumerRecord, TopicPartition
@@ -17,12 +16,8 @@ from raftka.client.admin import AsyncAdmin
 from raftka.client.cli.app import build_parser
 from raftka.common.records.builder import build_batch
 from raftka.ops.local_cluster import LocalCluster
-from raftka.v1 import broker_pb2 as bpb
 from raftka.v1 import common_pb2 as cpb
-from raftka.v1 import groups_pb2 as gpb
-from raftka.v1.groups_pb2_grpc import GroupServiceStub
-from tests.conditions import eventually
-from tests.integration.support.broker_rpc import broker_stub, produce
+from tests.integration.support.broker_rpc import produce
 from tests.integration.support.brokers import (
     start_broker_cluster,
     stop_broker_cluster,
@@ -57,11 +52,10 @@ def groups_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCl
         },
     )
     try:
-        # Both topics exist before any group does: a topic created after the coordinator
-        # loaded its __consumer_offsets partition is not assigned yet (reported to the
-        # coordinator's owners), and these tests are about the consumer.
+        # No settling: the first consumer's FindCoordinator creates __consumer_offsets, and
+        # the group's first writes may meet followers that are not fetching yet (if the ISR
+        # shrinks below min.insync.replicas, such a write waits until it is committed).
         LEADERS.update({t: asyncio.run(new_topic(c, t)) for t in (TOPIC, RESTART_TOPIC)})
-        asyncio.run(offsets_topic_ready(c))
         yield c
     finally:
         stop_broker_cluster(c)
@@ -71,35 +65,6 @@ async def new_topic(cluster: LocalCluster, name: str) -> dict[int, int]:
     async with client_for(cluster) as client:
         await create_topic(client, name, partitions=PARTITIONS, rf=3)
     return await wait_partition_leaders(cluster, name, PARTITIONS)
-
-
-async def offsets_topic_ready(cluster: LocalCluster) -> None:
-    """Have the brokers create __consumer_offsets (FindCoordinator does, on first use) and wait
-    until each of its partitions has every replica in sync: the tests start from a settled
-    coordinator (its first writes can fail while followers catch up, which the consumer
-    retries, but the coordinator may then be slow to assign: reported to its owners)."""
-    async with broker_stub(cluster.bootstrap_servers[0]) as stub:
-
-        async def settled() -> bool | None:
-            try:
-                async with grpc.aio.insecure_channel(cluster.bootstrap_servers[0]) as channel:
-                    found = await GroupServiceStub(channel).FindCoordinator(
-                        gpb.FindCoordinatorRequest(keys=["warm-up"]), timeout=3
-                    )
-                if found.coordinators[0].error_code != cpb.NONE:
-                    return None
-                meta = await stub.Metadata(
-                    bpb.MetadataRequest(topics=["__consumer_offsets"]), timeout=3
-                )
-            except grpc.aio.AioRpcError:
-                return None
-            (topic,) = meta.topics
-            full = len(topic.partitions) == OFFSETS_PARTITIONS and all(
-                len(p.isr) == 3 and p.leader_id >= 0 for p in topic.partitions
-            )
-            return True if full else None
-
-        await eventually(settled, timeout_s=30, what="__consumer_offsets in sync")
 
 
 async def fill(cluster: LocalCluster, leaders: dict[int, int], topic: str, tag: str) -> None:

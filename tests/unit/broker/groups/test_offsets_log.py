@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from raftka.broker.groups import offsets_log
 from raftka.broker.groups.api import StoredRecord
 from raftka.broker.groups.offsets_log import ReplicatedOffsetsLog
 from raftka.broker.groups.placement import OFFSETS_TOPIC
@@ -139,5 +140,78 @@ def test_a_stale_leader_epoch_is_refused(tmp_path: Path) -> None:
         assert partition.log.log_end_offset == 0
         partition.leader_state = None  # leadership gone
         assert offsets.led_partitions() == {}
+
+    asyncio.run(asyncio.wait_for(main(), 10))
+
+
+def _commit_isr(partition: Partition, isr: tuple[int, ...], partition_epoch: int) -> None:
+    """What the replica manager does when the controller commits an ISR: the high watermark
+    may move, and waiting acks=all writes re-check min.insync.replicas."""
+    state = partition.leader_state
+    assert state is not None
+    if state.on_isr_committed(isr, partition_epoch):
+        partition.publish_high_watermark()
+    partition.notify_hw()
+
+
+def test_a_write_kept_after_the_isr_shrank_below_min_insync_waits_for_its_commit(
+    tmp_path: Path,
+) -> None:
+    """The partition answers the write NOT_ENOUGH_REPLICAS_AFTER_APPEND, but the batch is in
+    the leader's log and is committed once the follower is back in the ISR: the coordinator
+    must not tell its caller it failed (a join retried without its member id would leave the
+    first one in the group, holding partitions until its session times out)."""
+    partition = _offsets_partition(tmp_path)
+    offsets = _log(partition)
+
+    async def main() -> None:
+        write = asyncio.create_task(offsets.append(0, LEADER_EPOCH, RECORDS))
+        await _yield()
+        assert partition.log.log_end_offset == 3 and not write.done()
+        _commit_isr(partition, (LEADER,), 1)  # the follower was slow
+        await _yield()
+        assert not write.done()  # not failed: its outcome is not known yet
+        await _follower_caught_up(partition)
+        _commit_isr(partition, (LEADER, FOLLOWER), 2)  # back in sync
+        await asyncio.wait_for(write, 5)
+        assert partition.high_watermark == 3
+        assert await offsets.read_all(0, LEADER_EPOCH) == RECORDS
+
+    asyncio.run(asyncio.wait_for(main(), 10))
+
+
+def test_a_write_past_its_timeout_waits_for_the_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(offsets_log, "APPEND_TIMEOUT_S", 0.0)  # the partition gives up at once
+    partition = _offsets_partition(tmp_path)
+    offsets = _log(partition)
+
+    async def main() -> None:
+        write = asyncio.create_task(offsets.append(0, LEADER_EPOCH, RECORDS))
+        await _yield()
+        assert partition.log.log_end_offset == 3 and not write.done()  # still waiting
+        await _follower_caught_up(partition)
+        await asyncio.wait_for(write, 5)
+        assert partition.high_watermark == 3
+
+    asyncio.run(asyncio.wait_for(main(), 10))
+
+
+def test_a_write_waiting_for_its_commit_ends_when_leadership_moves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(offsets_log, "APPEND_TIMEOUT_S", 0.0)
+    partition = _offsets_partition(tmp_path)
+    offsets = _log(partition)
+
+    async def main() -> None:
+        write = asyncio.create_task(offsets.append(0, LEADER_EPOCH, RECORDS))
+        await _yield()
+        assert not write.done()
+        partition.leader_state = None  # leadership gone: the outcome is the new leader's
+        partition.notify_hw()
+        with pytest.raises(NotLeaderOrFollowerError):
+            await asyncio.wait_for(write, 5)
 
     asyncio.run(asyncio.wait_for(main(), 10))

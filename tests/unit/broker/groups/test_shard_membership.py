@@ -107,6 +107,28 @@ def test_a_lost_answer_is_forgiven_once_and_older_epochs_are_fenced() -> None:
     assert r.error_code == ErrorCode.FENCED_MEMBER_EPOCH
 
 
+def test_a_report_kept_in_the_log_but_never_answered_is_retried_after_a_reload() -> None:
+    """A write fails after its records reached the log; the coordinator reloads the shard from
+    the log. The member whose report was in it never saw the answer (its move to the next
+    epoch) and retries the report at its old epoch: it gets the new epoch and its assignment,
+    and the partitions it released go to the other member, without waiting for a timeout."""
+    h = ShardHarness({"t": 4})
+    h.join()  # m1: epoch 1, everything
+    r = h.join()  # m2: epoch 2, waits for m1 to release its half
+    assert (r.member_id, r.member_epoch, assignment(r)) == ("m2", 2, {})
+    r = h.beat("m1", 1, {"t": {0, 1, 2, 3}})
+    keep = assignment(r)["t"]
+    assert r.member_epoch == 1 and len(keep) == 2  # revoke the other two first
+    r = h.beat("m1", 1, {"t": keep})  # released: this answer is lost with the write
+    assert r.member_epoch == 2
+    h.shard = h.replayed()  # the reload replays the write's records
+    r = h.beat("m1", 1, {"t": keep})  # the retry, at the epoch m1 still has
+    assert r.error_code == ErrorCode.NONE
+    assert (r.member_epoch, assignment(r)) == (2, {"t": keep})
+    r = h.beat("m2", 2, {})
+    assert (r.member_epoch, assignment(r)) == (2, {"t": {0, 1, 2, 3} - keep})
+
+
 def test_rejoining_with_epoch_zero_frees_what_the_member_had() -> None:
     h = ShardHarness({"t": 4})
     h.join()
