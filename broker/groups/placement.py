@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from raftka.common.metadata.topic_names import OFFSETS_TOPIC
 
-__all__ = ["OFFSETS_TOPIC", "partition_for", "java_string_hash"]
+__all__ = ["OFFSETS_TOPIC", "java_string_hash", "partition_for"]
 
 
 def java_string_hash(text: str) -> int:

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import functools
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -87,7 +88,10 @@ class GroupMember:
         self.subscription = subscription
         self._clock = clock
         self._retry = RetryPolicy(config.retry_backoff_ms / 1000, 1.0)
-        self.member_id = ""
+        self.member_id = uuid.uuid4().hex
+        """Generated here once and kept for the consumer's life, fences and rejoins included
+        (KIP-1082): a join whose answer was lost and is sent again is the same member, never
+        a second one holding partitions until its session times out."""
         self.epoch = JOIN
         self.heartbeat_s = DEFAULT_HEARTBEAT_S
         self.fatal: RaftkaError | None = None
@@ -276,7 +280,7 @@ class GroupMember:
                 )
             except RaftkaError as e:
                 log.warning("consumer_group_leave_failed", error=e.message)
-        self.member_id, self.epoch = "", JOIN
+        self.epoch = JOIN
 
     # ------------------------------------------------------------------ requests and answers
 
@@ -349,7 +353,7 @@ class GroupMember:
         )
         async with self._reconciling:
             await self._handover.lose(self._handover.owned())
-        self.member_id, self.epoch = "", JOIN
+        self.epoch = JOIN  # the same member id: the coordinator resets that member
         self._wake.set()  # rejoin now
 
     async def _reconcile(self, target: set[TopicPartition]) -> None:

@@ -150,7 +150,10 @@ def test_fenced_member_loses_partitions_without_commit_and_rejoins_with_epoch_0(
             assert cluster.groups.commits() == []
             await poll_until(consumer, lambda: consumer.assignment() == {T0, T1}, "rejoined")
             joins = [h for h in cluster.groups.heartbeats() if h.member_epoch == 0]
-            assert len(joins) == 2 and joins[1].member_id == ""
+            # KIP-1082: the id the client generated is kept, so the rejoin is the same member
+            assert (
+                len(joins) == 2 and joins[0].member_id and joins[1].member_id == joins[0].member_id
+            )
 
     run(test)
 
