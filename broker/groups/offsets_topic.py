@@ -68,7 +68,7 @@ class OffsetsTopic:
         self._partitions = partitions
         self._replication_factor = replication_factor
         self._creating: asyncio.Task[None] | None = None
-        self._topics_cache: tuple[MetadataImage, dict[str, int]] | None = None
+        self._topics_cache: tuple[tuple[int, int], dict[str, int]] | None = None
 
     # ---- CoordinatorMetadata ----
 
@@ -89,9 +89,12 @@ class OffsetsTopic:
 
     def topics(self) -> TopicsView:
         image = self._image()
+        # The broker's image is changed in place (and replaced after a snapshot): the cache is
+        # good for one image at one applied index only.
+        key = (id(image), image.last_applied_index)
         cached = self._topics_cache
-        if cached is None or cached[0] is not image:
-            cached = (image, {n: len(t.partitions) for n, t in image.topics.items()})
+        if cached is None or cached[0] != key:
+            cached = (key, {n: len(t.partitions) for n, t in image.topics.items()})
             self._topics_cache = cached
         return cached[1]
 

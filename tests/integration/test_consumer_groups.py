@@ -194,3 +194,41 @@ def test_committed_offsets_survive_a_consumer_restart(groups_cluster: LocalClust
             assert {r.offset for r in seen} == set(range(5, 10))
 
     asyncio.run(main())
+
+
+def test_subscriptions_follow_new_topics_and_partitions(groups_cluster: LocalCluster) -> None:
+    """A regex member gets a topic created after it joined, and both members get the partitions
+    added to a topic they subscribe to, without either doing anything but poll()."""
+
+    async def main() -> None:
+        settings = {**FAST, "bootstrap_servers": groups_cluster.bootstrap_servers}
+        async with (
+            AsyncConsumer(group_id="follow", **settings) as by_name,
+            AsyncConsumer(group_id="follow-regex", **settings) as by_regex,
+        ):
+            async with client_for(groups_cluster) as client:
+                await create_topic(client, "grows", partitions=1, rf=3)
+            by_name.subscribe(["grows"])
+            by_regex.subscribe(pattern=r"metrics-.*")
+            sink: list[ConsumerRecord] = []
+            await poll_until(
+                [by_name, by_regex],
+                lambda: by_name.assignment() == {TopicPartition("grows", 0)},
+                "the named topic assigned",
+                sink,
+            )
+            assert by_regex.assignment() == set()
+            async with client_for(groups_cluster) as client:
+                await create_topic(client, "metrics-cpu", partitions=2, rf=3)
+                await create_topic(client, "other-cpu", partitions=1, rf=3)
+                await client.create_partitions({"grows": 3})
+            await poll_until(
+                [by_name, by_regex],
+                lambda: len(by_name.assignment()) == 3 and len(by_regex.assignment()) == 2,
+                "new partitions and the new matching topic assigned",
+                sink,
+            )
+            assert by_name.assignment() == {TopicPartition("grows", p) for p in range(3)}
+            assert by_regex.assignment() == {TopicPartition("metrics-cpu", p) for p in range(2)}
+
+    asyncio.run(main())
