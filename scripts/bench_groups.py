@@ -160,7 +160,12 @@ async def run(args: argparse.Namespace, base: Path) -> None:
     stop = asyncio.Event()
     members: GroupMembers | None = None
     try:
-        async with AsyncAdmin(bootstrap_servers=cluster.bootstrap_servers) as admin:
+        async with AsyncAdmin(cluster.bootstrap, timeout_s=60) as admin:
+            for _ in range(600):  # every broker registered and unfenced, within a minute
+                brokers = (await admin.describe_cluster()).brokers
+                if len([b for b in brokers if not b.fenced]) == len(cluster.brokers):
+                    break
+                await asyncio.sleep(0.1)
             await admin.create_topic(TOPIC, partitions=PARTITIONS, replication_factor=3)
         producing = asyncio.create_task(_produce(cluster, stop))
         extra = ["--group-protocol", args.protocol] if args.mode == "join" else []
