@@ -11,7 +11,7 @@ callbacks), ``consumer`` (AsyncConsumer), ``blocking`` (Consumer), ``errors``.
 
 from raftka.client.consumer.blocking import Consumer
 from raftka.client.consumer.config import ConsumerConfig
-from raftka.client.consumer.consumer import AsyncConsumer, ConsumerGroupMetadata
+from raftka.client.consumer.consumer import AsyncConsumer
 from raftka.client.consumer.errors import (
     CommitFailedError,
     CorruptDataError,
@@ -21,6 +21,7 @@ from raftka.client.consumer.errors import (
     NoOffsetForPartitionError,
     OffsetOutOfRangeError,
 )
+from raftka.client.consumer.membership import ConsumerGroupMetadata
 from raftka.client.consumer.offset_store import OffsetAndMetadata, OffsetStore
 from raftka.client.consumer.offsets import OffsetAndTimestamp
 from raftka.client.consumer.records import ConsumerRecord

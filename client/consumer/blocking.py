@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 
 from raftka.client.connections import BrokerConnections
 from raftka.client.consumer.config import ConsumerConfig
-from raftka.client.consumer.consumer import AsyncConsumer, CommitCallback, ConsumerGroupMetadata
+from raftka.client.consumer.consumer import AsyncConsumer, CommitCallback
+from raftka.client.consumer.membership import ConsumerGroupMetadata
 from raftka.client.consumer.offset_store import OffsetAndMetadata, OffsetStore
 from raftka.client.consumer.offsets import OffsetAndTimestamp
 from raftka.client.consumer.rebalance import PartitionsCallback

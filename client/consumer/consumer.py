@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import re
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
@@ -47,7 +46,7 @@ from raftka.client.consumer.group_offsets import (
     CommitListener,
     GroupOffsetStore,
 )
-from raftka.client.consumer.membership import GroupMember, Subscription
+from raftka.client.consumer.membership import ConsumerGroupMetadata, GroupMember, Subscription
 from raftka.client.consumer.offset_store import OffsetAndMetadata, OffsetStore
 from raftka.client.consumer.offsets import EARLIEST, LATEST, OffsetAndTimestamp, OffsetLookup
 from raftka.client.consumer.rebalance import PartitionHandover, PartitionsCallback
@@ -56,22 +55,11 @@ from raftka.client.consumer.subscription import ResetStrategy, SubscriptionState
 from raftka.client.group_coordinator import GroupCoordinator
 from raftka.client.metadata_cache import MetadataCache
 from raftka.client.types import TopicPartition
-from raftka.common import group_errors
 from raftka.common.errors import RaftkaError, RequestTimedOutError
 from raftka.common.rpc.retry import Deadline, RetryPolicy
 from raftka.common.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ConsumerGroupMetadata:
-    group_id: str
-    member_id: str
-    """Empty until the coordinator has answered the join."""
-    member_epoch: int
-    """-1 outside a membership."""
-    group_instance_id: str | None
 
 
 CommitCallback = Callable[[dict[TopicPartition, OffsetAndMetadata], RaftkaError | None], None]
@@ -182,31 +170,12 @@ class AsyncConsumer:
                 "subscribe() needs a consumer group: set group_id (or use assign() to choose "
                 "partitions yourself)"
             )
-        if isinstance(topics, str):
-            topics = [topics]
-        names = tuple(dict.fromkeys(topics))
-        if pattern is not None and names:
-            raise IllegalStateError("subscribe(): give topics or pattern, not both")
-        if pattern is None and not names:
-            raise IllegalStateError(
-                "subscribe(): give the topics to read, or a pattern (use unsubscribe() to stop)"
-            )
-        for name in names:
-            if not isinstance(name, str) or not name:
-                raise IllegalStateError(f"subscribe(): {name!r} is not a topic name")
-        if pattern is not None:
-            try:
-                re.compile(pattern)
-            except re.error as e:
-                raise group_errors.InvalidRegularExpressionError(
-                    f"subscribe(pattern={pattern!r}): not a valid regular expression: {e}"
-                ) from None
+        subscription = Subscription.of(topics, pattern)
         if self._member is None and self._subscription.partitions():
             raise IllegalStateError(
                 "subscribe(): this consumer reads partitions it chose with assign(); call "
                 "assign([]) first (a consumer either subscribes or assigns)"
             )
-        subscription = Subscription(names, pattern)
         if self._member is not None:
             assert self._handover is not None
             self._handover.on_assign, self._handover.on_revoke = on_assign, on_revoke
