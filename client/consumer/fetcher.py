@@ -222,6 +222,10 @@ class Fetcher:
     # ------------------------------------------------------------------ resets
 
     async def _reset(self, due: dict[TopicPartition, ResetStrategy]) -> None:
+        # A partition may have left the assignment (a rebalance) since it was found due.
+        due = {tp: s for tp, s in due.items() if self._subscription.is_assigned(tp)}
+        if not due:
+            return
         versions = {tp: self._subscription.state(tp).version for tp in due}
         self._resetting |= set(due)
         try:

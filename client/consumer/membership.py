@@ -127,9 +127,9 @@ class GroupMember:
         self._clock = clock
         self._retry = RetryPolicy(config.retry_backoff_ms / 1000, 1.0)
         self.member_id = uuid.uuid4().hex
-        """Generated here once and kept for the consumer's life, fences and rejoins included
-        (KIP-1082): a join whose answer was lost and is sent again is the same member, never
-        a second one holding partitions until its session times out."""
+        """Generated here (KIP-1082) and kept across fences and rejoins: a join whose answer
+        was lost and is sent again is the same member, never a second one holding partitions
+        until its session times out. Only a leave (-1) ends it: the next join takes a new id."""
         self.epoch = JOIN
         self.heartbeat_s = DEFAULT_HEARTBEAT_S
         self.fatal: RaftkaError | None = None
@@ -319,6 +319,10 @@ class GroupMember:
             except RaftkaError as e:
                 log.warning("consumer_group_leave_failed", error=e.message)
         self.epoch = JOIN
+        if epoch == LEAVE:
+            # That membership is over: a later join is a new member, so nothing still in
+            # flight from the old one (a heartbeat on its closed stream) can touch it.
+            self.member_id = uuid.uuid4().hex
 
     # ------------------------------------------------------------------ requests and answers
 

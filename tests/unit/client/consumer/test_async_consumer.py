@@ -383,7 +383,8 @@ def test_fetches_name_the_leader_epoch_and_retry_when_fenced() -> None:
             cluster.move_leader("t", 0, cluster.partitions[("t", 0)].leader)  # epoch 1
             cluster.append("t", 0, values("b", 2))
             seen = len(cluster.fetches)
-            await until(lambda: len(cluster.fetches) >= seen + 2)  # fenced, refreshed, again
+            # fenced, refreshed, again
+            await until(lambda: len(cluster.fetches) >= seen + 2, timeout_s=30)
             assert await consumer.poll(timeout_ms=0) == []
             del cluster.metadata_epochs[("t", 0)]
             records = await poll_n(consumer, 2)

@@ -4,6 +4,7 @@ assignments, revocation order, fencing, coordinator moves, auto-commit, leaving.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -44,15 +45,17 @@ def run(test: Callable[[FakeGroupCluster], Awaitable[None]]) -> None:
     asyncio.run(main())
 
 
-async def poll_until(consumer: AsyncConsumer, condition: Callable[[], bool], what: str) -> None:
-    async def step() -> bool:
+async def poll_until(
+    consumer: AsyncConsumer, condition: Callable[[], bool], what: str, timeout_s: float = 20.0
+) -> None:
+    """Poll (a member must keep polling) until ``condition()`` holds; fail after
+    ``timeout_s`` (generous: a loaded CI machine is slow, a healthy run takes well under 1 s)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
         await consumer.poll(timeout_ms=10)
-        return condition()
-
-    for _ in range(500):
-        if await step():
+        if condition():
             return
-    raise AssertionError(f"{what} did not happen")
+    raise AssertionError(f"{what} did not happen within {timeout_s:g}s")
 
 
 @pytest.mark.parametrize("mode", ["stream", "unary"])
