@@ -268,6 +268,7 @@ def test_a_static_member_restarted_within_its_session_keeps_its_partitions(
 
             await _until(lambda: sorted(map(len, split().values())) == [2, 2], timeout_s=40)
             before = split()[members.label(0)]
+            stopped_at = time.monotonic()
             assert members.stop(0) == 0  # SIGTERM: commit, then leave with epoch -2
             members.start(0)
             await _until(lambda: members.label(0) in split(), timeout_s=20, what="rejoined")
@@ -276,7 +277,9 @@ def test_a_static_member_restarted_within_its_session_keeps_its_partitions(
             other = [
                 e
                 for e in members.events()
-                if e.member == members.label(1) and e.kind is GroupEventKind.ASSIGNED
+                if e.member == members.label(1)
+                and e.kind is GroupEventKind.ASSIGNED
+                and e.time > stopped_at
             ]
             assert all(not (set(e.partitions) & before) for e in other)
         finally:
