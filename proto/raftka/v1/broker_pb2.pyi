@@ -31,9 +31,13 @@ sequence gap is refused with OUT_OF_ORDER_SEQUENCE_NUMBER, an older epoch with
 INVALID_PRODUCER_EPOCH. Followers keep the same state from the batches they replicate.
 
 Consumer groups and committed offsets are served by GroupService (groups.proto) on the same
-listener. Room for later capabilities: transactions (AddPartitionsToTxn, EndTxn,
-WriteTxnMarkers) are added as new RPCs with their own messages; the fields below reserve
-nothing they need.
+listener, transactions by TransactionService (transactions.proto).
+
+Transactions: a transactional batch (attribute bit 0x10) belongs to its producer's open
+transaction on that partition until a COMMIT or ABORT control batch (written only by
+WriteTxnMarkers) closes it. The last stable offset (LSO) is the first offset of the oldest
+open transaction, or the high watermark when none is open; read_committed fetches stop there
+and name the aborted transactions in what they return.
 """
 
 from collections import abc as _abc
@@ -375,7 +379,9 @@ class ProduceRequest(_message.Message):
     may still be replicated). Ignored with acks 0 and 1 (the local write is not bounded).
     """
     transactional_id: _builtins.str
-    """Reserved for transactional producers; ignored by the current broker (leave it empty)."""
+    """The producer's transactional id when the batches are transactional (for logs and,
+    later, authorization); empty otherwise.
+    """
     @_builtins.property
     def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___TopicProduceData]:
         """The records, per topic. At most 10,000 partitions in all, each named once (else
@@ -441,14 +447,17 @@ class PartitionProduceData(_message.Message):
     PRODUCER_ID_FIELD_NUMBER: _builtins.int
     PRODUCER_EPOCH_FIELD_NUMBER: _builtins.int
     BASE_SEQUENCE_FIELD_NUMBER: _builtins.int
+    TRANSACTIONAL_FIELD_NUMBER: _builtins.int
     partition: _builtins.int
     """Partition id, 0..(partition count - 1); an unknown one gets UNKNOWN_TOPIC_OR_PARTITION."""
     batches: _builtins.bytes
     """One or more concatenated v2 record batches, each at most the topic's max.message.bytes
     (else MESSAGE_TOO_LARGE). Base offsets are ignored and assigned by the leader. Codecs:
     none, gzip, lz4, zstd (snappy: UNSUPPORTED_COMPRESSION_TYPE); the batches are stored as
-    sent (the topic's compression.type is not applied). Control and transactional batches are
-    refused with INVALID_RECORD. All batches are validated before any is written.
+    sent (the topic's compression.type is not applied). Control batches are refused with
+    INVALID_RECORD; a transactional batch must carry a producer id (else INVALID_RECORD) and
+    an epoch no older than the producer's last marker (else INVALID_PRODUCER_EPOCH). All
+    batches are validated before any is written.
     """
     compression: Global___CompressionType.ValueType
     """The codec for the `records` form (ignored with `batches`): NONE (0, the default), GZIP,
@@ -470,6 +479,10 @@ class PartitionProduceData(_message.Message):
     """The producer's epoch from InitProducerId (0..32767); used only with producer_id."""
     base_sequence: _builtins.int
     """The sequence number of the first record (0..2147483647); used only with producer_id."""
+    transactional: _builtins.bool
+    """For the `records` form with producer_id: build a transactional batch (part of the
+    producer's open transaction; see TransactionService).
+    """
     @_builtins.property
     def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___Record]:
         """Convenience form for clients that do not build batches: the broker encodes these into one
@@ -488,10 +501,11 @@ class PartitionProduceData(_message.Message):
         producer_id: _builtins.int | None = ...,
         producer_epoch: _builtins.int = ...,
         base_sequence: _builtins.int = ...,
+        transactional: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_producer_id", b"_producer_id", "producer_id", b"producer_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_producer_id", b"_producer_id", "base_sequence", b"base_sequence", "batches", b"batches", "compression", b"compression", "partition", b"partition", "producer_epoch", b"producer_epoch", "producer_id", b"producer_id", "records", b"records"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_producer_id", b"_producer_id", "base_sequence", b"base_sequence", "batches", b"batches", "compression", b"compression", "partition", b"partition", "producer_epoch", b"producer_epoch", "producer_id", b"producer_id", "records", b"records", "transactional", b"transactional"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__producer_id: _TypeAlias = _typing.Literal["producer_id"]  # noqa: Y015
     _WhichOneofArgType__producer_id: _TypeAlias = _typing.Literal["_producer_id", b"_producer_id"]  # noqa: Y015
@@ -742,8 +756,9 @@ class FetchRequest(_message.Message):
     """
     isolation_level: _builtins.int
     """0: read_uncommitted (up to the high watermark); 1: read_committed (up to the last stable
-    offset, which is the high watermark until transactions exist). Any other value fails the
-    request with INVALID_REQUEST.
+    offset; aborted transactions are named in each result's aborted_transactions, and with
+    decode_records their records and every control record are left out). Any other value
+    fails the request with INVALID_REQUEST.
     """
     decode_records: _builtins.bool
     """Return decoded records (FetchPartitionResult.records) instead of batch bytes."""
@@ -902,6 +917,7 @@ class FetchPartitionResult(_message.Message):
     RECORDS_FIELD_NUMBER: _builtins.int
     DIVERGING_EPOCH_FIELD_NUMBER: _builtins.int
     CURRENT_LEADER_FIELD_NUMBER: _builtins.int
+    ABORTED_TRANSACTIONS_FIELD_NUMBER: _builtins.int
     topic: _builtins.str
     """Topic name, as sent."""
     partition: _builtins.int
@@ -919,8 +935,9 @@ class FetchPartitionResult(_message.Message):
     above it. -1 on error, except with OFFSET_OUT_OF_RANGE and diverging_epoch, which set it.
     """
     last_stable_offset: _builtins.int
-    """The last stable offset. Without transactions it always equals high_watermark; -1 on any
-    error (also OFFSET_OUT_OF_RANGE) and with diverging_epoch.
+    """The last stable offset: the first offset of the oldest open transaction, or the high
+    watermark when none is open. -1 on any error (also OFFSET_OUT_OF_RANGE) and with
+    diverging_epoch.
     """
     log_start_offset: _builtins.int
     """The partition's log start offset (the first offset still stored). -1 on error, except
@@ -948,6 +965,14 @@ class FetchPartitionResult(_message.Message):
     def current_leader(self) -> Global___LeaderHint:
         """Set only with NOT_LEADER_OR_FOLLOWER: the leader this broker knows."""
 
+    @_builtins.property
+    def aborted_transactions(self) -> _containers.RepeatedCompositeFieldContainer[Global___AbortedTransaction]:
+        """read_committed only (and not with decode_records, where the broker drops them itself):
+        the aborted transactions that have data in the returned batches, in first_offset order.
+        A consumer drops every batch of such a producer id from first_offset until that
+        producer's ABORT control batch; control batches are never application records.
+        """
+
     def __init__(
         self,
         *,
@@ -962,14 +987,41 @@ class FetchPartitionResult(_message.Message):
         records: _abc.Iterable[Global___Record] | None = ...,
         diverging_epoch: Global___EpochEndOffset | None = ...,
         current_leader: Global___LeaderHint | None = ...,
+        aborted_transactions: _abc.Iterable[Global___AbortedTransaction] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["current_leader", b"current_leader", "diverging_epoch", b"diverging_epoch"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches", b"batches", "current_leader", b"current_leader", "diverging_epoch", b"diverging_epoch", "error_code", b"error_code", "error_message", b"error_message", "high_watermark", b"high_watermark", "last_stable_offset", b"last_stable_offset", "log_start_offset", b"log_start_offset", "partition", b"partition", "records", b"records", "topic", b"topic"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aborted_transactions", b"aborted_transactions", "batches", b"batches", "current_leader", b"current_leader", "diverging_epoch", b"diverging_epoch", "error_code", b"error_code", "error_message", b"error_message", "high_watermark", b"high_watermark", "last_stable_offset", b"last_stable_offset", "log_start_offset", b"log_start_offset", "partition", b"partition", "records", b"records", "topic", b"topic"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FetchPartitionResult: _TypeAlias = FetchPartitionResult  # noqa: Y015
+
+@_typing.final
+class AbortedTransaction(_message.Message):
+    """An aborted transaction in a fetched range."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRODUCER_ID_FIELD_NUMBER: _builtins.int
+    FIRST_OFFSET_FIELD_NUMBER: _builtins.int
+    producer_id: _builtins.int
+    """The producer id of the aborted transaction."""
+    first_offset: _builtins.int
+    """The offset of the transaction's first batch on this partition."""
+    def __init__(
+        self,
+        *,
+        producer_id: _builtins.int = ...,
+        first_offset: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_offset", b"first_offset", "producer_id", b"producer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AbortedTransaction: _TypeAlias = AbortedTransaction  # noqa: Y015
 
 @_typing.final
 class EpochEndOffset(_message.Message):
@@ -1005,24 +1057,31 @@ Global___EpochEndOffset: _TypeAlias = EpochEndOffset  # noqa: Y015
 class InitProducerIdRequest(_message.Message):
     """---- producer ids ----
 
-    Asks for a producer id for an idempotent producer.
+    Asks for a producer id: for an idempotent producer (no transactional id; any broker
+    answers), or for a transactional one (sent to the transactional id's coordinator, see
+    transactions.proto; other brokers answer NOT_COORDINATOR).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     TRANSACTIONAL_ID_FIELD_NUMBER: _builtins.int
+    TRANSACTION_TIMEOUT_MS_FIELD_NUMBER: _builtins.int
     transactional_id: _builtins.str
-    """Reserved for transactional producers; must be empty (idempotent producers only for now:
-    a non-empty value is refused with INVALID_REQUEST).
+    """The transactional id (1 to 249 bytes of UTF-8), or empty for an idempotent producer."""
+    transaction_timeout_ms: _builtins.int
+    """With a transactional id: the longest a transaction may stay open before the coordinator
+    aborts it, in ms; 0 means 60000. Above the broker's transaction_max_timeout_ms (900000):
+    INVALID_TRANSACTION_TIMEOUT.
     """
     def __init__(
         self,
         *,
         transactional_id: _builtins.str = ...,
+        transaction_timeout_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["transactional_id", b"transactional_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["transaction_timeout_ms", b"transaction_timeout_ms", "transactional_id", b"transactional_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1041,7 +1100,9 @@ class InitProducerIdResponse(_message.Message):
     broker, returns it.
     """
     producer_epoch: _builtins.int
-    """The producer epoch to write in batch headers: 0 for a new producer id."""
+    """The producer epoch to write in batch headers: 0 for a new producer id; for a
+    transactional id, the previous instance's epoch plus one (which fences that instance).
+    """
     def __init__(
         self,
         *,
@@ -1069,8 +1130,8 @@ class ListOffsetsRequest(_message.Message):
     ISOLATION_LEVEL_FIELD_NUMBER: _builtins.int
     TOPICS_FIELD_NUMBER: _builtins.int
     isolation_level: _builtins.int
-    """As in FetchRequest: 0 read_uncommitted, 1 read_committed (the same answers until
-    transactions exist: latest is the high watermark); else INVALID_REQUEST.
+    """As in FetchRequest: 0 read_uncommitted, 1 read_committed (latest is then the last stable
+    offset instead of the high watermark); else INVALID_REQUEST.
     """
     @_builtins.property
     def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___ListOffsetsTopic]:

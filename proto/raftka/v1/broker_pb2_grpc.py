@@ -110,6 +110,9 @@ class BrokerServiceServicer:
         """Gives an idempotent producer a new producer id, with epoch 0. Any broker answers, from a
         block of ids it obtains from the active controller (AllocateProducerIds). Fails with
         UNAVAILABLE / COORDINATOR_LOAD_IN_PROGRESS while the broker cannot get a block (retry).
+        With a transactional id it is answered by that id's transaction coordinator (the
+        coordinator errors of transactions.proto apply; CONCURRENT_TRANSACTIONS while the previous
+        instance's open transaction is being aborted: retry).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

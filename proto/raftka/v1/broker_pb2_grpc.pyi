@@ -31,9 +31,13 @@ sequence gap is refused with OUT_OF_ORDER_SEQUENCE_NUMBER, an older epoch with
 INVALID_PRODUCER_EPOCH. Followers keep the same state from the batches they replicate.
 
 Consumer groups and committed offsets are served by GroupService (groups.proto) on the same
-listener. Room for later capabilities: transactions (AddPartitionsToTxn, EndTxn,
-WriteTxnMarkers) are added as new RPCs with their own messages; the fields below reserve
-nothing they need.
+listener, transactions by TransactionService (transactions.proto).
+
+Transactions: a transactional batch (attribute bit 0x10) belongs to its producer's open
+transaction on that partition until a COMMIT or ABORT control batch (written only by
+WriteTxnMarkers) closes it. The last stable offset (LSO) is the first offset of the oldest
+open transaction, or the high watermark when none is open; read_committed fetches stop there
+and name the aborted transactions in what they return.
 """
 
 from collections import abc as _abc
@@ -93,6 +97,9 @@ class BrokerServiceStub:
     """Gives an idempotent producer a new producer id, with epoch 0. Any broker answers, from a
     block of ids it obtains from the active controller (AllocateProducerIds). Fails with
     UNAVAILABLE / COORDINATOR_LOAD_IN_PROGRESS while the broker cannot get a block (retry).
+    With a transactional id it is answered by that id's transaction coordinator (the
+    coordinator errors of transactions.proto apply; CONCURRENT_TRANSACTIONS while the previous
+    instance's open transaction is being aborted: retry).
     """
 
 @_typing.type_check_only
@@ -127,6 +134,9 @@ class BrokerServiceAsyncStub(BrokerServiceStub):
     """Gives an idempotent producer a new producer id, with epoch 0. Any broker answers, from a
     block of ids it obtains from the active controller (AllocateProducerIds). Fails with
     UNAVAILABLE / COORDINATOR_LOAD_IN_PROGRESS while the broker cannot get a block (retry).
+    With a transactional id it is answered by that id's transaction coordinator (the
+    coordinator errors of transactions.proto apply; CONCURRENT_TRANSACTIONS while the previous
+    instance's open transaction is being aborted: retry).
     """
 
 class BrokerServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -188,6 +198,9 @@ class BrokerServiceServicer(metaclass=_abc_1.ABCMeta):
         """Gives an idempotent producer a new producer id, with epoch 0. Any broker answers, from a
         block of ids it obtains from the active controller (AllocateProducerIds). Fails with
         UNAVAILABLE / COORDINATOR_LOAD_IN_PROGRESS while the broker cannot get a block (retry).
+        With a transactional id it is answered by that id's transaction coordinator (the
+        coordinator errors of transactions.proto apply; CONCURRENT_TRANSACTIONS while the previous
+        instance's open transaction is being aborted: retry).
         """
 
 def add_BrokerServiceServicer_to_server(servicer: BrokerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

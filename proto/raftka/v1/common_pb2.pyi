@@ -61,6 +61,15 @@ per item. tests/unit/common/test_status_table.py keeps this table equal to the c
 | NON_EMPTY_GROUP | FAILED_PRECONDITION | GroupService: the group still has members. |
 | GROUP_SUBSCRIBED_TO_TOPIC | FAILED_PRECONDITION | GroupService: a member subscribes to the topic. |
 | GROUP_MAX_SIZE_REACHED | RESOURCE_EXHAUSTED | GroupService: the group is full. |
+| CONCURRENT_TRANSACTIONS | UNAVAILABLE | TransactionService: the previous transaction is still completing; retry shortly. |
+| PRODUCER_FENCED | FAILED_PRECONDITION | TransactionService: a newer producer with the same transactional id exists. |
+| INVALID_PRODUCER_ID_MAPPING | FAILED_PRECONDITION | TransactionService: unknown transactional id or another producer id; call InitProducerId. |
+| INVALID_TXN_STATE | FAILED_PRECONDITION | TransactionService: the call does not fit the transaction's state. |
+| TRANSACTION_ABORTABLE | FAILED_PRECONDITION | The transaction must be aborted. |
+| INVALID_TRANSACTION_TIMEOUT | INVALID_ARGUMENT | TransactionService: a timeout outside 1..transaction_max_timeout_ms. |
+| TRANSACTIONAL_ID_NOT_FOUND | NOT_FOUND | TransactionService: no such transactional id. |
+| TRANSACTION_COORDINATOR_FENCED | FAILED_PRECONDITION | WriteTxnMarkers from a superseded coordinator. |
+| UNSTABLE_OFFSET_COMMIT | UNAVAILABLE | OffsetFetch(require_stable): a transactional commit is pending; retry. |
 | NETWORK_EXCEPTION | UNAVAILABLE | Dropped by fault injection. |
 | KAFKA_STORAGE_ERROR | UNAVAILABLE | The partition's log is closed (being removed, or the broker is stopping). |
 | KAFKA_STORAGE_ERROR | INTERNAL | A disk or log error on the node. |
@@ -204,6 +213,22 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     """The producer epoch is older than the one the partition knows for this producer id: a
     newer producer with the same id fenced this one. Nothing was written.
     """
+    INVALID_TXN_STATE: _ErrorCode.ValueType  # 48
+    """The call does not fit the transaction's state (EndTxn with no transaction to end in that
+    direction, a transactional write with no transaction, ...): abort, or start again.
+    """
+    INVALID_PRODUCER_ID_MAPPING: _ErrorCode.ValueType  # 49
+    """The transactional id is unknown to its coordinator, or holds another producer id: call
+    InitProducerId.
+    """
+    INVALID_TRANSACTION_TIMEOUT: _ErrorCode.ValueType  # 50
+    """The transaction timeout is not in 1..transaction_max_timeout_ms."""
+    CONCURRENT_TRANSACTIONS: _ErrorCode.ValueType  # 51
+    """The transactional id's previous transaction is still completing (markers being written):
+    retry shortly.
+    """
+    TRANSACTION_COORDINATOR_FENCED: _ErrorCode.ValueType  # 52
+    """A transaction marker from a coordinator older than one the partition has heard from."""
     OPERATION_NOT_ATTEMPTED: _ErrorCode.ValueType  # 55
     """The request was not attempted because another part of it failed. Reserved; the current
     servers do not send it.
@@ -253,6 +278,14 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     """A member of the group subscribes to the topic whose offsets were to be deleted."""
     INVALID_RECORD: _ErrorCode.ValueType  # 87
     """A record inside a batch is invalid (bad varint, wrong count, ...)."""
+    UNSTABLE_OFFSET_COMMIT: _ErrorCode.ValueType  # 88
+    """OffsetFetch with require_stable: a transactional offset commit for the partition is not
+    yet decided; retry shortly.
+    """
+    PRODUCER_FENCED: _ErrorCode.ValueType  # 90
+    """A newer producer with the same transactional id exists (it called InitProducerId): this
+    one is fenced for good; close it.
+    """
     INVALID_UPDATE_VERSION: _ErrorCode.ValueType  # 95
     """The expected partition epoch does not match the controller's."""
     UNKNOWN_TOPIC_ID: _ErrorCode.ValueType  # 100
@@ -263,6 +296,8 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     """The broker id has never registered (or was unregistered)."""
     INCONSISTENT_CLUSTER_ID: _ErrorCode.ValueType  # 104
     """The cluster id in the request is not this cluster's."""
+    TRANSACTIONAL_ID_NOT_FOUND: _ErrorCode.ValueType  # 105
+    """The transactional id is not known to its coordinator."""
     INELIGIBLE_REPLICA: _ErrorCode.ValueType  # 107
     """A proposed ISR member is fenced, shutting down or has a stale epoch."""
     FENCED_MEMBER_EPOCH: _ErrorCode.ValueType  # 110
@@ -271,6 +306,8 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     """
     UNRELEASED_INSTANCE_ID: _ErrorCode.ValueType  # 111
     """The static instance id is still held by a live member."""
+    TRANSACTION_ABORTABLE: _ErrorCode.ValueType  # 120
+    """The transaction cannot go on but can be aborted: abort it, then start a new one."""
     UNSUPPORTED_ASSIGNOR: _ErrorCode.ValueType  # 112
     """The requested server assignor is not one of uniform, range."""
     STALE_MEMBER_EPOCH: _ErrorCode.ValueType  # 113
@@ -377,6 +414,22 @@ INVALID_PRODUCER_EPOCH: ErrorCode.ValueType  # 47
 """The producer epoch is older than the one the partition knows for this producer id: a
 newer producer with the same id fenced this one. Nothing was written.
 """
+INVALID_TXN_STATE: ErrorCode.ValueType  # 48
+"""The call does not fit the transaction's state (EndTxn with no transaction to end in that
+direction, a transactional write with no transaction, ...): abort, or start again.
+"""
+INVALID_PRODUCER_ID_MAPPING: ErrorCode.ValueType  # 49
+"""The transactional id is unknown to its coordinator, or holds another producer id: call
+InitProducerId.
+"""
+INVALID_TRANSACTION_TIMEOUT: ErrorCode.ValueType  # 50
+"""The transaction timeout is not in 1..transaction_max_timeout_ms."""
+CONCURRENT_TRANSACTIONS: ErrorCode.ValueType  # 51
+"""The transactional id's previous transaction is still completing (markers being written):
+retry shortly.
+"""
+TRANSACTION_COORDINATOR_FENCED: ErrorCode.ValueType  # 52
+"""A transaction marker from a coordinator older than one the partition has heard from."""
 OPERATION_NOT_ATTEMPTED: ErrorCode.ValueType  # 55
 """The request was not attempted because another part of it failed. Reserved; the current
 servers do not send it.
@@ -426,6 +479,14 @@ GROUP_SUBSCRIBED_TO_TOPIC: ErrorCode.ValueType  # 86
 """A member of the group subscribes to the topic whose offsets were to be deleted."""
 INVALID_RECORD: ErrorCode.ValueType  # 87
 """A record inside a batch is invalid (bad varint, wrong count, ...)."""
+UNSTABLE_OFFSET_COMMIT: ErrorCode.ValueType  # 88
+"""OffsetFetch with require_stable: a transactional offset commit for the partition is not
+yet decided; retry shortly.
+"""
+PRODUCER_FENCED: ErrorCode.ValueType  # 90
+"""A newer producer with the same transactional id exists (it called InitProducerId): this
+one is fenced for good; close it.
+"""
 INVALID_UPDATE_VERSION: ErrorCode.ValueType  # 95
 """The expected partition epoch does not match the controller's."""
 UNKNOWN_TOPIC_ID: ErrorCode.ValueType  # 100
@@ -436,6 +497,8 @@ BROKER_ID_NOT_REGISTERED: ErrorCode.ValueType  # 102
 """The broker id has never registered (or was unregistered)."""
 INCONSISTENT_CLUSTER_ID: ErrorCode.ValueType  # 104
 """The cluster id in the request is not this cluster's."""
+TRANSACTIONAL_ID_NOT_FOUND: ErrorCode.ValueType  # 105
+"""The transactional id is not known to its coordinator."""
 INELIGIBLE_REPLICA: ErrorCode.ValueType  # 107
 """A proposed ISR member is fenced, shutting down or has a stale epoch."""
 FENCED_MEMBER_EPOCH: ErrorCode.ValueType  # 110
@@ -444,6 +507,8 @@ with epoch 0.
 """
 UNRELEASED_INSTANCE_ID: ErrorCode.ValueType  # 111
 """The static instance id is still held by a live member."""
+TRANSACTION_ABORTABLE: ErrorCode.ValueType  # 120
+"""The transaction cannot go on but can be aborted: abort it, then start a new one."""
 UNSUPPORTED_ASSIGNOR: ErrorCode.ValueType  # 112
 """The requested server assignor is not one of uniform, range."""
 STALE_MEMBER_EPOCH: ErrorCode.ValueType  # 113

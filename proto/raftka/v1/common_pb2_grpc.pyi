@@ -61,6 +61,15 @@ per item. tests/unit/common/test_status_table.py keeps this table equal to the c
 | NON_EMPTY_GROUP | FAILED_PRECONDITION | GroupService: the group still has members. |
 | GROUP_SUBSCRIBED_TO_TOPIC | FAILED_PRECONDITION | GroupService: a member subscribes to the topic. |
 | GROUP_MAX_SIZE_REACHED | RESOURCE_EXHAUSTED | GroupService: the group is full. |
+| CONCURRENT_TRANSACTIONS | UNAVAILABLE | TransactionService: the previous transaction is still completing; retry shortly. |
+| PRODUCER_FENCED | FAILED_PRECONDITION | TransactionService: a newer producer with the same transactional id exists. |
+| INVALID_PRODUCER_ID_MAPPING | FAILED_PRECONDITION | TransactionService: unknown transactional id or another producer id; call InitProducerId. |
+| INVALID_TXN_STATE | FAILED_PRECONDITION | TransactionService: the call does not fit the transaction's state. |
+| TRANSACTION_ABORTABLE | FAILED_PRECONDITION | The transaction must be aborted. |
+| INVALID_TRANSACTION_TIMEOUT | INVALID_ARGUMENT | TransactionService: a timeout outside 1..transaction_max_timeout_ms. |
+| TRANSACTIONAL_ID_NOT_FOUND | NOT_FOUND | TransactionService: no such transactional id. |
+| TRANSACTION_COORDINATOR_FENCED | FAILED_PRECONDITION | WriteTxnMarkers from a superseded coordinator. |
+| UNSTABLE_OFFSET_COMMIT | UNAVAILABLE | OffsetFetch(require_stable): a transactional commit is pending; retry. |
 | NETWORK_EXCEPTION | UNAVAILABLE | Dropped by fault injection. |
 | KAFKA_STORAGE_ERROR | UNAVAILABLE | The partition's log is closed (being removed, or the broker is stopping). |
 | KAFKA_STORAGE_ERROR | INTERNAL | A disk or log error on the node. |

@@ -58,7 +58,9 @@ class _CoordinatorType:
 class _CoordinatorTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CoordinatorType.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     COORDINATOR_TYPE_GROUP: _CoordinatorType.ValueType  # 0
-    """A consumer group id (the only kind served today; transactions will add one)."""
+    """A consumer group id (coordinated over __consumer_offsets)."""
+    COORDINATOR_TYPE_TRANSACTION: _CoordinatorType.ValueType  # 1
+    """A transactional id (coordinated over __transaction_state, see transactions.proto)."""
 
 class CoordinatorType(_CoordinatorType, metaclass=_CoordinatorTypeEnumTypeWrapper):
     """---- finding the coordinator ----
@@ -67,7 +69,9 @@ class CoordinatorType(_CoordinatorType, metaclass=_CoordinatorTypeEnumTypeWrappe
     """
 
 COORDINATOR_TYPE_GROUP: CoordinatorType.ValueType  # 0
-"""A consumer group id (the only kind served today; transactions will add one)."""
+"""A consumer group id (coordinated over __consumer_offsets)."""
+COORDINATOR_TYPE_TRANSACTION: CoordinatorType.ValueType  # 1
+"""A transactional id (coordinated over __transaction_state, see transactions.proto)."""
 Global___CoordinatorType: _TypeAlias = CoordinatorType  # noqa: Y015
 
 @_typing.final
@@ -79,10 +83,12 @@ class FindCoordinatorRequest(_message.Message):
     KEY_TYPE_FIELD_NUMBER: _builtins.int
     KEYS_FIELD_NUMBER: _builtins.int
     key_type: Global___CoordinatorType.ValueType
-    """The kind of key; only groups today."""
+    """The kind of key: groups or transactional ids. Creates the key type's internal topic on
+    first use.
+    """
     @_builtins.property
     def keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Group ids (1 to 10,000 of them)."""
+        """Group ids or transactional ids (1 to 10,000 of them)."""
 
     def __init__(
         self,
@@ -138,7 +144,9 @@ class Coordinator(_message.Message):
     key: _builtins.str
     """The key, as requested."""
     error_code: _common_pb2.ErrorCode.ValueType
-    """NONE; COORDINATOR_NOT_AVAILABLE (retry); INVALID_GROUP_ID."""
+    """NONE; COORDINATOR_NOT_AVAILABLE (retry); INVALID_GROUP_ID; INVALID_REQUEST (a bad
+    transactional id).
+    """
     error_message: _builtins.str
     """Human-readable detail when error_code is not NONE."""
     node_id: _builtins.int
@@ -148,7 +156,7 @@ class Coordinator(_message.Message):
     port: _builtins.int
     """Its client listener's port; 0 with an error."""
     partition: _builtins.int
-    """The __consumer_offsets partition the key hashes to."""
+    """The __consumer_offsets (or __transaction_state) partition the key hashes to."""
     def __init__(
         self,
         *,
@@ -597,6 +605,7 @@ class OffsetFetchRequest(_message.Message):
     TOPICS_FIELD_NUMBER: _builtins.int
     MEMBER_ID_FIELD_NUMBER: _builtins.int
     MEMBER_EPOCH_FIELD_NUMBER: _builtins.int
+    REQUIRE_STABLE_FIELD_NUMBER: _builtins.int
     group_id: _builtins.str
     """The group id."""
     member_id: _builtins.str
@@ -605,6 +614,10 @@ class OffsetFetchRequest(_message.Message):
     """
     member_epoch: _builtins.int
     """The member's epoch, with member_id."""
+    require_stable: _builtins.bool
+    """Fail with UNSTABLE_OFFSET_COMMIT (retriable) while a transactional commit for a requested
+    partition is undecided, instead of answering the last committed offset.
+    """
     @_builtins.property
     def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___GroupTopicPartitions]:
         """The partitions; empty means every partition the group has an offset for."""
@@ -616,14 +629,65 @@ class OffsetFetchRequest(_message.Message):
         topics: _abc.Iterable[Global___GroupTopicPartitions] | None = ...,
         member_id: _builtins.str = ...,
         member_epoch: _builtins.int = ...,
+        require_stable: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_id", b"group_id", "member_epoch", b"member_epoch", "member_id", b"member_id", "topics", b"topics"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_id", b"group_id", "member_epoch", b"member_epoch", "member_id", b"member_id", "require_stable", b"require_stable", "topics", b"topics"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OffsetFetchRequest: _TypeAlias = OffsetFetchRequest  # noqa: Y015
+
+@_typing.final
+class TxnOffsetCommitRequest(_message.Message):
+    """Commits offsets for a group inside a transaction."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSACTIONAL_ID_FIELD_NUMBER: _builtins.int
+    GROUP_ID_FIELD_NUMBER: _builtins.int
+    PRODUCER_ID_FIELD_NUMBER: _builtins.int
+    PRODUCER_EPOCH_FIELD_NUMBER: _builtins.int
+    MEMBER_ID_FIELD_NUMBER: _builtins.int
+    MEMBER_EPOCH_FIELD_NUMBER: _builtins.int
+    TOPICS_FIELD_NUMBER: _builtins.int
+    transactional_id: _builtins.str
+    """The producer's transactional id, id and epoch (the transaction must have added this
+    group with AddOffsetsToTxn).
+    """
+    group_id: _builtins.str
+    """The group whose offsets are committed."""
+    producer_id: _builtins.int
+    """The producer id (from InitProducerId or the last EndTxn)."""
+    producer_epoch: _builtins.int
+    """The producer epoch; an older one than the transaction's: PRODUCER_FENCED."""
+    member_id: _builtins.str
+    """The consuming member and its epoch, checked as in OffsetCommit (empty / -1: no check)."""
+    member_epoch: _builtins.int
+    """The member's epoch, with member_id (-1: not checked)."""
+    @_builtins.property
+    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___OffsetCommitTopic]:
+        """The offsets (1 to 10,000 partitions)."""
+
+    def __init__(
+        self,
+        *,
+        transactional_id: _builtins.str = ...,
+        group_id: _builtins.str = ...,
+        producer_id: _builtins.int = ...,
+        producer_epoch: _builtins.int = ...,
+        member_id: _builtins.str = ...,
+        member_epoch: _builtins.int = ...,
+        topics: _abc.Iterable[Global___OffsetCommitTopic] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_id", b"group_id", "member_epoch", b"member_epoch", "member_id", b"member_id", "producer_epoch", b"producer_epoch", "producer_id", b"producer_id", "topics", b"topics", "transactional_id", b"transactional_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TxnOffsetCommitRequest: _TypeAlias = TxnOffsetCommitRequest  # noqa: Y015
 
 @_typing.final
 class OffsetFetchResponse(_message.Message):

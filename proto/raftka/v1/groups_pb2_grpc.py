@@ -61,6 +61,11 @@ class GroupServiceStub:
                 request_serializer=raftka_dot_v1_dot_groups__pb2.OffsetFetchRequest.SerializeToString,
                 response_deserializer=raftka_dot_v1_dot_groups__pb2.OffsetFetchResponse.FromString,
                 _registered_method=True)
+        self.TxnOffsetCommit = channel.unary_unary(
+                '/raftka.v1.GroupService/TxnOffsetCommit',
+                request_serializer=raftka_dot_v1_dot_groups__pb2.TxnOffsetCommitRequest.SerializeToString,
+                response_deserializer=raftka_dot_v1_dot_groups__pb2.OffsetCommitResponse.FromString,
+                _registered_method=True)
         self.ListGroups = channel.unary_unary(
                 '/raftka.v1.GroupService/ListGroups',
                 request_serializer=raftka_dot_v1_dot_groups__pb2.ListGroupsRequest.SerializeToString,
@@ -131,6 +136,16 @@ class GroupServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TxnOffsetCommit(self, request, context):
+        """Commits offsets inside a transaction (after AddOffsetsToTxn on the transaction
+        coordinator): they are pending, invisible to OffsetFetch (which answers
+        UNSTABLE_OFFSET_COMMIT for them with require_stable), until the transaction's COMMIT
+        marker makes them committed; an ABORT marker drops them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListGroups(self, request, context):
         """Every group this broker coordinates (ask every broker for the whole cluster's list).
         """
@@ -188,6 +203,11 @@ def add_GroupServiceServicer_to_server(servicer, server):
                     servicer.OffsetFetch,
                     request_deserializer=raftka_dot_v1_dot_groups__pb2.OffsetFetchRequest.FromString,
                     response_serializer=raftka_dot_v1_dot_groups__pb2.OffsetFetchResponse.SerializeToString,
+            ),
+            'TxnOffsetCommit': grpc.unary_unary_rpc_method_handler(
+                    servicer.TxnOffsetCommit,
+                    request_deserializer=raftka_dot_v1_dot_groups__pb2.TxnOffsetCommitRequest.FromString,
+                    response_serializer=raftka_dot_v1_dot_groups__pb2.OffsetCommitResponse.SerializeToString,
             ),
             'ListGroups': grpc.unary_unary_rpc_method_handler(
                     servicer.ListGroups,
@@ -347,6 +367,33 @@ class GroupService:
             '/raftka.v1.GroupService/OffsetFetch',
             raftka_dot_v1_dot_groups__pb2.OffsetFetchRequest.SerializeToString,
             raftka_dot_v1_dot_groups__pb2.OffsetFetchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TxnOffsetCommit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/raftka.v1.GroupService/TxnOffsetCommit',
+            raftka_dot_v1_dot_groups__pb2.TxnOffsetCommitRequest.SerializeToString,
+            raftka_dot_v1_dot_groups__pb2.OffsetCommitResponse.FromString,
             options,
             channel_credentials,
             insecure,

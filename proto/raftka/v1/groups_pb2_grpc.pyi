@@ -88,6 +88,12 @@ class GroupServiceStub:
     """
     OffsetFetch: _grpc.UnaryUnaryMultiCallable[_groups_pb2.OffsetFetchRequest, _groups_pb2.OffsetFetchResponse]
     """Reads a group's committed offsets."""
+    TxnOffsetCommit: _grpc.UnaryUnaryMultiCallable[_groups_pb2.TxnOffsetCommitRequest, _groups_pb2.OffsetCommitResponse]
+    """Commits offsets inside a transaction (after AddOffsetsToTxn on the transaction
+    coordinator): they are pending, invisible to OffsetFetch (which answers
+    UNSTABLE_OFFSET_COMMIT for them with require_stable), until the transaction's COMMIT
+    marker makes them committed; an ABORT marker drops them.
+    """
     ListGroups: _grpc.UnaryUnaryMultiCallable[_groups_pb2.ListGroupsRequest, _groups_pb2.ListGroupsResponse]
     """Every group this broker coordinates (ask every broker for the whole cluster's list)."""
     DescribeGroups: _grpc.UnaryUnaryMultiCallable[_groups_pb2.DescribeGroupsRequest, _groups_pb2.DescribeGroupsResponse]
@@ -130,6 +136,12 @@ class GroupServiceAsyncStub(GroupServiceStub):
     """
     OffsetFetch: _aio.UnaryUnaryMultiCallable[_groups_pb2.OffsetFetchRequest, _groups_pb2.OffsetFetchResponse]  # type: ignore[assignment]
     """Reads a group's committed offsets."""
+    TxnOffsetCommit: _aio.UnaryUnaryMultiCallable[_groups_pb2.TxnOffsetCommitRequest, _groups_pb2.OffsetCommitResponse]  # type: ignore[assignment]
+    """Commits offsets inside a transaction (after AddOffsetsToTxn on the transaction
+    coordinator): they are pending, invisible to OffsetFetch (which answers
+    UNSTABLE_OFFSET_COMMIT for them with require_stable), until the transaction's COMMIT
+    marker makes them committed; an ABORT marker drops them.
+    """
     ListGroups: _aio.UnaryUnaryMultiCallable[_groups_pb2.ListGroupsRequest, _groups_pb2.ListGroupsResponse]  # type: ignore[assignment]
     """Every group this broker coordinates (ask every broker for the whole cluster's list)."""
     DescribeGroups: _aio.UnaryUnaryMultiCallable[_groups_pb2.DescribeGroupsRequest, _groups_pb2.DescribeGroupsResponse]  # type: ignore[assignment]
@@ -199,6 +211,18 @@ class GroupServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_groups_pb2.OffsetFetchResponse, _abc.Awaitable[_groups_pb2.OffsetFetchResponse]]:
         """Reads a group's committed offsets."""
+
+    @_abc_1.abstractmethod
+    def TxnOffsetCommit(
+        self,
+        request: _groups_pb2.TxnOffsetCommitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_groups_pb2.OffsetCommitResponse, _abc.Awaitable[_groups_pb2.OffsetCommitResponse]]:
+        """Commits offsets inside a transaction (after AddOffsetsToTxn on the transaction
+        coordinator): they are pending, invisible to OffsetFetch (which answers
+        UNSTABLE_OFFSET_COMMIT for them with require_stable), until the transaction's COMMIT
+        marker makes them committed; an ABORT marker drops them.
+        """
 
     @_abc_1.abstractmethod
     def ListGroups(

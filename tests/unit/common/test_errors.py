@@ -11,6 +11,7 @@ import pytest
 import raftka.common
 from raftka.common import errors
 from raftka.common import group_errors as ge
+from raftka.common import txn_errors as te
 from raftka.common.metadata.errors import MetadataReplayError
 from raftka.common.records import errors as record_errors
 from raftka.common.rpc.status import error_from_rpc, status_for, trailing_metadata_for
@@ -67,6 +68,19 @@ INTENDED: dict[type[errors.RaftkaError], tuple[str, bool, grpc.StatusCode]] = {
     ge.NonEmptyGroupError: ("NON_EMPTY_GROUP", False, S.FAILED_PRECONDITION),
     ge.GroupSubscribedToTopicError: ("GROUP_SUBSCRIBED_TO_TOPIC", False, S.FAILED_PRECONDITION),
     ge.GroupMaxSizeReachedError: ("GROUP_MAX_SIZE_REACHED", False, S.RESOURCE_EXHAUSTED),
+    te.InvalidTxnStateError: ("INVALID_TXN_STATE", False, S.FAILED_PRECONDITION),
+    te.InvalidProducerIdMappingError: ("INVALID_PRODUCER_ID_MAPPING", False, S.FAILED_PRECONDITION),
+    te.InvalidTransactionTimeoutError: ("INVALID_TRANSACTION_TIMEOUT", False, S.INVALID_ARGUMENT),
+    te.ConcurrentTransactionsError: ("CONCURRENT_TRANSACTIONS", True, S.UNAVAILABLE),
+    te.TransactionCoordinatorFencedError: (
+        "TRANSACTION_COORDINATOR_FENCED",
+        False,
+        S.FAILED_PRECONDITION,
+    ),
+    te.ProducerFencedError: ("PRODUCER_FENCED", False, S.FAILED_PRECONDITION),
+    te.TransactionalIdNotFoundError: ("TRANSACTIONAL_ID_NOT_FOUND", False, S.NOT_FOUND),
+    te.TransactionAbortableError: ("TRANSACTION_ABORTABLE", False, S.FAILED_PRECONDITION),
+    te.UnstableOffsetCommitError: ("UNSTABLE_OFFSET_COMMIT", True, S.UNAVAILABLE),
     # A node's own startup problems: never a request's fault.
     errors.ConfigFileError: ("INVALID_CONFIG", False, S.INTERNAL),
     errors.DataDirectoryError: ("KAFKA_STORAGE_ERROR", False, S.INTERNAL),
