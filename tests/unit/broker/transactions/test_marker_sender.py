@@ -50,7 +50,7 @@ class Cluster:
         for tp in tps:
             codes = self.answers.get((broker_id, tp), [])
             code = codes.pop(0) if codes else ErrorCode.NONE
-            result.partitions.add(topic=tp[0], partition=tp[1], error_code=code)  # type: ignore[arg-type]
+            result.partitions.add(topic=tp[0], partition=tp[1], error_code=code)
         return tpb.WriteTxnMarkersResponse(markers=[result])
 
     async def sleep(self, seconds: float) -> None:
