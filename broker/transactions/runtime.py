@@ -226,8 +226,8 @@ class TransactionCoordinator(CoordinatorRuntime[TxnShard]):
     # ---- the runtime's hooks ----
 
     def _response_of(self, outcome: ShardOutcome[R]) -> R:
-        error = getattr(outcome, "error", None)  # TxnOutcome.error (txn-core's contract)
-        if isinstance(error, RaftkaError):
+        error = outcome.error if isinstance(outcome, TxnOutcome) else None
+        if error is not None:
             raise error  # decided and written (an abort started), yet the call fails
         return outcome.response
 

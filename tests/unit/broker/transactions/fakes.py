@@ -98,7 +98,16 @@ class FakeTxnShard:
         txn = self.txns.get(transactional_id)
         if txn is None:
             txn = Txn(fresh_producer_id(), 0, timeout_ms=timeout_ms)
-        elif txn.state != "Empty" and not txn.state.startswith("Complete"):
+        elif txn.state == "Ongoing":  # aborted first (written), then the call fails
+            txn.epoch += 1
+            txn.state = "PrepareAbort"
+            return TxnOutcome(
+                InitProducerIdResult(-1, -1),
+                [self._record(transactional_id)],
+                [self._job(transactional_id)],
+                error=ConcurrentTransactionsError(f"{transactional_id} was Ongoing: aborting it"),
+            )
+        elif txn.state.startswith("Prepare"):
             raise ConcurrentTransactionsError(f"{transactional_id} is {txn.state}")
         else:
             txn = Txn(txn.producer_id, txn.epoch + 1, timeout_ms=timeout_ms)
@@ -196,7 +205,14 @@ class FakeTxnShard:
     def transactional_ids(self) -> list[str]:
         return sorted(self.txns)
 
-    def check_producer(self, transactional_id: str, producer_id: int, producer_epoch: int) -> None:
+    def check_producer(
+        self,
+        transactional_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        *,
+        partition: TopicPartition | None = None,
+    ) -> None:
         self._check(transactional_id, producer_id, producer_epoch)
 
 

@@ -10,14 +10,15 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from raftka.broker.groups.placement import partition_for
-from raftka.broker.transactions.api import InitProducerIdResult
+from raftka.broker.transactions.api import InitProducerIdResult, TxnConfig
 from raftka.broker.transactions.marker_sender import MarkerOutcome
 from raftka.broker.transactions.runtime import TransactionCoordinator
+from raftka.broker.transactions.shard import TransactionShard
 from raftka.common.errors import CoordinatorLoadInProgressError
 from raftka.common.group_errors import CoordinatorNotAvailableError, NotCoordinatorError
-from raftka.common.txn_errors import ProducerFencedError
+from raftka.common.txn_errors import ConcurrentTransactionsError, ProducerFencedError
 from raftka.v1 import transactions_pb2 as tpb
-from tests.conditions import until
+from tests.conditions import eventually, until
 from tests.unit.broker.groups.fakes import FakeLog
 from tests.unit.broker.transactions.fakes import (
     FakeMarkers,
@@ -210,6 +211,26 @@ def test_end_transaction_answers_once_decided_then_markers_complete_it() -> None
     run(body)
 
 
+def test_init_producer_id_over_an_open_transaction_writes_the_abort_then_fails() -> None:
+    async def body(h: Harness) -> None:
+        h.lead()
+        shard = await h.loaded()
+        ids = await h.begin()
+        h.markers.gate.clear()
+        with pytest.raises(ConcurrentTransactionsError):
+            await h.coordinator.init_producer_id(TID, 60_000)
+        assert h.states()[-1] == "PrepareAbort"  # written before the error was answered
+        await until(lambda: len(h.markers.jobs) == 1, what="abort markers started")
+        assert not h.markers.jobs[0].committed
+        assert h.markers.jobs[0].producer_epoch == ids.producer_epoch + 1
+        h.markers.gate.set()
+        await until(lambda: shard.txns[TID].state == "CompleteAbort", what="aborted")
+        again = await h.coordinator.init_producer_id(TID, 60_000)  # the client's retry
+        assert again.producer_epoch == ids.producer_epoch + 2
+
+    run(body)
+
+
 def test_a_superseded_marker_job_does_not_complete_the_transaction() -> None:
     async def body(h: Harness) -> None:
         h.lead()
@@ -289,5 +310,49 @@ def test_describe_and_list_read_the_loaded_shards() -> None:
         assert (described.state, described.producer_id) == ("Ongoing", 1000)
         listed = await h.coordinator.list_transactions(tpb.ListTransactionsRequest())
         assert [(t.transactional_id, t.state) for t in listed] == [(TID, "Ongoing")]
+
+    run(body)
+
+
+def test_the_real_shard_commits_through_the_runtime_and_reloads_from_its_records() -> None:
+    async def body(h: Harness) -> None:
+        h.coordinator._new_shard = lambda p, epoch: TransactionShard(p, epoch, TxnConfig())
+        h.lead(epoch=3)
+        await until(lambda: bool(h.coordinator._slots) and h.coordinator._slots[P].loaded)
+        ids = await h.coordinator.init_producer_id(TID, 60_000)
+        assert (
+            await h.coordinator.add_partitions(
+                TID, ids.producer_id, ids.producer_epoch, [("events", 1)]
+            )
+            == []
+        )
+        ended = await h.coordinator.end_transaction(TID, ids.producer_id, ids.producer_epoch, True)
+        assert (ended.producer_id, ended.producer_epoch) == (
+            ids.producer_id,
+            ids.producer_epoch + 1,
+        )
+        await until(lambda: len(h.markers.finished) == 1, what="markers sent")
+        job = h.markers.finished[0]
+        assert (job.producer_epoch, job.coordinator_epoch, job.committed) == (
+            ended.producer_epoch,
+            3,
+            True,
+        )
+        assert job.partitions == {("events", 1)}
+
+        async def complete() -> bool | None:
+            return (await h.coordinator.describe(TID)).state == "CompleteCommit" or None
+
+        await eventually(complete, timeout_s=5, what="CompleteCommit")
+        h.log.led[P] = 4  # a new leader epoch: reloaded from the records written so far
+        h.coordinator.sync()
+        await until(
+            lambda: h.coordinator._slots[P].loaded and h.coordinator._slots[P].leader_epoch == 4
+        )
+        described = await h.coordinator.describe(TID)
+        assert (described.state, described.producer_epoch) == (
+            "CompleteCommit",
+            ended.producer_epoch,
+        )
 
     run(body)
