@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import structlog
 
 from raftka.broker.log.types import StaleLeaderEpochError
-from raftka.broker.replica_manager import ReplicaManager
 from raftka.common.errors import (
     CoordinatorLoadInProgressError,
     InvalidRequestError,
@@ -37,6 +37,29 @@ from raftka.v1 import transactions_pb2 as tpb
 from raftka.v1.common_pb2 import ErrorCode
 
 log = structlog.get_logger(__name__)
+
+class MarkerPartition(Protocol):
+    """A partition a marker is written to (:class:`~raftka.broker.partition.Partition`)."""
+
+    async def write_txn_marker(
+        self,
+        producer_id: int,
+        producer_epoch: int,
+        committed: bool,
+        coordinator_epoch: int,
+        *,
+        timeout_s: float,
+    ) -> None: ...
+
+
+class LeaderPartitions(Protocol):
+    """Where markers go (:class:`~raftka.broker.replica_manager.ReplicaManager`)."""
+
+    def leader_partition(self, topic: str, partition: int) -> MarkerPartition:
+        """The partition if this broker leads it; raises UnknownTopicOrPartitionError or
+        NotLeaderOrFollowerError otherwise."""
+        ...
+
 
 GroupMarkerHook = Callable[[int, int, int, bool, int], Awaitable[None]]
 """The group coordinator's marker path: ``(partition of __consumer_offsets, producer_id,
@@ -96,7 +119,7 @@ class MarkerWriter:
 
     def __init__(
         self,
-        replicas: ReplicaManager,
+        replicas: LeaderPartitions,
         *,
         group_marker: GroupMarkerHook | None = None,
         timeout_s: float = DEFAULT_MARKER_TIMEOUT_S,

@@ -10,24 +10,21 @@ its callers; a consumer reading batches applies the same one.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable, Iterator
 
 from raftka.common.records.batch import BatchHeader, Buffer
+from raftka.common.records.control import is_end_txn_marker, parse_end_txn_marker
 from raftka.common.records.decoder import Record, decode_batch
-
-CONTROL_TYPE_ABORT, CONTROL_TYPE_COMMIT = 0, 1
-"""The type in a transaction marker's key (int16 version, int16 type)."""
-_CONTROL_KEY = struct.Struct(">hh")
+from raftka.common.records.errors import InvalidRecordError
 
 
-def control_type(key: bytes | None) -> int | None:
-    """The type of a control record (0 ABORT, 1 COMMIT) from its key; None when the key is
-    too short to be a marker's."""
-    if key is None or len(key) < _CONTROL_KEY.size:
-        return None
-    _version, kind = _CONTROL_KEY.unpack_from(key)
-    return int(kind)
+def _is_abort_marker(buf: Buffer, pos: int, header: BatchHeader, *, verify: bool) -> bool:
+    if not is_end_txn_marker(header):
+        return False
+    try:
+        return not parse_end_txn_marker(buf, pos, verify=verify).committed
+    except InvalidRecordError:
+        return False  # another kind of control batch: not the end of a transaction
 
 
 def batches_end_offset(buf: Buffer) -> int | None:
@@ -60,10 +57,8 @@ def visible_records(
             aborting.add(pending[next_pending][0])
             next_pending += 1
         if header.is_control:
-            if header.producer_id in aborting:
-                decoded = decode_batch(buf, at, verify=verify)
-                if any(control_type(r.key) == CONTROL_TYPE_ABORT for r in decoded.records):
-                    aborting.discard(header.producer_id)
+            if header.producer_id in aborting and _is_abort_marker(buf, at, header, verify=verify):
+                aborting.discard(header.producer_id)
             continue
         if header.is_transactional and header.producer_id in aborting:
             continue
