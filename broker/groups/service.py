@@ -21,9 +21,11 @@ import structlog
 
 from raftka.broker.clients import ClientLog
 from raftka.broker.groups.api import GroupShard, Outcome, TopicsView
-from raftka.broker.groups.placement import partition_for
+from raftka.broker.groups.placement import OFFSETS_TOPIC, partition_for
 from raftka.broker.groups.runtime import GroupCoordinator, Push
 from raftka.broker.groups.validation import check_group_id
+from raftka.broker.transactions.api import TRANSACTION_STATE_TOPIC
+from raftka.broker.transactions.validation import check_transactional_id
 from raftka.common.errors import CoordinatorLoadInProgressError, InvalidRequestError, RaftkaError
 from raftka.common.group_errors import (
     CoordinatorNotAvailableError,
@@ -68,9 +70,18 @@ class OffsetsTopicView(Protocol):
 
 
 class GroupServicer(GroupServiceServicer):
-    def __init__(self, *, coordinator: GroupCoordinator, offsets_topic: OffsetsTopicView) -> None:
+    def __init__(
+        self,
+        *,
+        coordinator: GroupCoordinator,
+        offsets_topic: OffsetsTopicView,
+        transaction_topic: OffsetsTopicView | None = None,
+    ) -> None:
+        """``transaction_topic``: ``__transaction_state``, for FindCoordinator of
+        transactional ids (None: COORDINATOR_TYPE_TRANSACTION is refused)."""
         self._coordinator = coordinator
         self._topic = offsets_topic
+        self._transaction_topic = transaction_topic
         self._clients = ClientLog()
 
     # ---- finding the coordinator ----
@@ -81,39 +92,24 @@ class GroupServicer(GroupServiceServicer):
     ) -> gpb.FindCoordinatorResponse:
         self._clients.saw(context, "FindCoordinator")
         require_items(len(request.keys), "keys")
-        if request.key_type != gpb.COORDINATOR_TYPE_GROUP:
+        if request.key_type == gpb.COORDINATOR_TYPE_GROUP:
+            topic, check, name = self._topic, check_group_id, OFFSETS_TOPIC
+        elif (
+            request.key_type == gpb.COORDINATOR_TYPE_TRANSACTION
+            and self._transaction_topic is not None
+        ):
+            topic, check = self._transaction_topic, check_transactional_id
+            name = TRANSACTION_STATE_TOPIC
+        else:
             raise InvalidRequestError(
-                f"key_type {request.key_type} is not served: use COORDINATOR_TYPE_GROUP (0)"
+                f"key_type {request.key_type} is not served: use COORDINATOR_TYPE_GROUP (0) or "
+                "COORDINATOR_TYPE_TRANSACTION (1)"
             )
-        count = self._topic.ensure()
+        count = topic.ensure()
         response = gpb.FindCoordinatorResponse()
         for key in request.keys:
-            response.coordinators.append(self._coordinator_of(key, count))
+            response.coordinators.append(_coordinator_of(key, count, topic, check, name))
         return response
-
-    def _coordinator_of(self, key: str, count: int | None) -> gpb.Coordinator:
-        answer = gpb.Coordinator(key=key, node_id=-1, partition=-1)
-        try:
-            check_group_id(key)
-            if count is None:
-                raise CoordinatorNotAvailableError(
-                    "__consumer_offsets is being created: retry FindCoordinator shortly"
-                )
-            answer.partition = partition_for(key, count)
-            leader = self._topic.leader_of(answer.partition)
-            endpoint = self._topic.client_endpoint(leader) if leader >= 0 else None
-            if endpoint is None:
-                raise CoordinatorNotAvailableError(
-                    f"__consumer_offsets-{answer.partition} has no reachable leader now: retry "
-                    "FindCoordinator shortly"
-                )
-        except RaftkaError as e:
-            answer.error_code = e.code
-            answer.error_message = e.message
-            return answer
-        answer.node_id = leader
-        answer.host, answer.port = endpoint
-        return answer
 
     # ---- membership ----
 
@@ -281,6 +277,39 @@ class GroupServicer(GroupServiceServicer):
         return await self._coordinator.write(
             request.group_id, lambda shard, _now: shard.delete_offsets(request)
         )
+
+
+def _coordinator_of(
+    key: str,
+    count: int | None,
+    topic: OffsetsTopicView,
+    check: Callable[[str], None],
+    name: str,
+) -> gpb.Coordinator:
+    """The coordinator of ``key``: the leader of its partition of the internal topic ``name``
+    (``count`` partitions, None while it is being created)."""
+    answer = gpb.Coordinator(key=key, node_id=-1, partition=-1)
+    try:
+        check(key)
+        if count is None:
+            raise CoordinatorNotAvailableError(
+                f"{name} is being created: retry FindCoordinator shortly"
+            )
+        answer.partition = partition_for(key, count)
+        leader = topic.leader_of(answer.partition)
+        endpoint = topic.client_endpoint(leader) if leader >= 0 else None
+        if endpoint is None:
+            raise CoordinatorNotAvailableError(
+                f"{name}-{answer.partition} has no reachable leader now: retry FindCoordinator "
+                "shortly"
+            )
+    except RaftkaError as e:
+        answer.error_code = e.code
+        answer.error_message = e.message
+        return answer
+    answer.node_id = leader
+    answer.host, answer.port = endpoint
+    return answer
 
 
 def _describe(shard: GroupShard, *, group_id: str) -> gpb.DescribedGroup:
