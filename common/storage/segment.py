@@ -596,7 +596,11 @@ class LogSegment:
         if log_first:
             os.replace(self.log_path, log_path)
             self.log_path = log_path
-        indexes = (self.offset_index, self.time_index, self.txn_index)
+        indexes: tuple[OffsetIndex | TimeIndex | TxnIndex, ...] = (
+            self.offset_index,
+            self.time_index,
+            self.txn_index,
+        )
         for index, target in zip(indexes, (index_path, time_index_path, txn_path), strict=True):
             with contextlib.suppress(FileNotFoundError):
                 os.replace(index.path, target)
@@ -610,7 +614,12 @@ class LogSegment:
         a reader already holding the segment keeps reading it; :meth:`delete` removes them
         later. The segment takes no more writes. ``*.deleted`` files left by a crash are
         removed when the log is next opened."""
-        for index in (self.offset_index, self.time_index, self.txn_index):
+        indexes: tuple[OffsetIndex | TimeIndex | TxnIndex, ...] = (
+            self.offset_index,
+            self.time_index,
+            self.txn_index,
+        )
+        for index in indexes:
             target = index.path.with_name(index.path.name + DELETED_SUFFIX)
             with contextlib.suppress(FileNotFoundError):
                 os.replace(index.path, target)
