@@ -92,6 +92,7 @@ class GroupServicer(GroupServiceServicer):
     ) -> gpb.FindCoordinatorResponse:
         self._clients.saw(context, "FindCoordinator")
         require_items(len(request.keys), "keys")
+        check: Callable[[str], None]
         if request.key_type == gpb.COORDINATOR_TYPE_GROUP:
             topic, check, name = self._topic, check_group_id, OFFSETS_TOPIC
         elif (
