@@ -94,14 +94,15 @@ async def find(cluster: LocalCluster, transactional_id: str) -> gpb.Coordinator:
         for node in cluster.brokers.values():
             if not node.running:
                 continue
-            async with grpc.aio.insecure_channel(node.address) as channel:
-                answer = await GroupServiceStub(channel).FindCoordinator(
-                    gpb.FindCoordinatorRequest(
-                        key_type=gpb.COORDINATOR_TYPE_TRANSACTION, keys=[transactional_id]
-                    ),
-                    timeout=3,
-                )
-            (coordinator,) = answer.coordinators
+            request = gpb.FindCoordinatorRequest(
+                key_type=gpb.COORDINATOR_TYPE_TRANSACTION, keys=[transactional_id]
+            )
+            try:
+                async with grpc.aio.insecure_channel(node.address) as channel:
+                    answer = await GroupServiceStub(channel).FindCoordinator(request, timeout=3)
+            except grpc.aio.AioRpcError:
+                continue  # a broker starting or stopping: ask another
+            coordinator: gpb.Coordinator = answer.coordinators[0]
             if coordinator.error_code == ErrorCode.NONE:
                 return coordinator
         return None
