@@ -134,11 +134,6 @@ class BrokerServer:
         )
         # No leading or following before this incarnation's registration is in the image.
         self.lifecycle.add_registration_listener(self.replicas.wake)
-        # WriteTxnMarkers for the partitions this broker leads (also called directly by its
-        # own coordinator's marker sender).
-        marker_writer = MarkerWriter(self.replicas)
-        self.transactions = self._transaction_coordinator(self.replicas, marker_writer)
-        transactions = self.transactions
         self.servicer = BrokerServicer(
             cluster_id=self.cluster_id,
             replicas=self.replicas,
@@ -167,6 +162,12 @@ class BrokerServer:
                 transaction_topic=self.transaction_topic,
             ),
             self.server,
+        )
+        # WriteTxnMarkers for the partitions this broker leads (also called directly by its
+        # own coordinator's marker sender).
+        marker_writer = MarkerWriter(self.replicas)
+        transactions = self.transactions = self._transaction_coordinator(
+            self.replicas, marker_writer
         )
         self.follower.add_listener(transactions.wake)
         transactions_pb2_grpc.add_TransactionServiceServicer_to_server(
