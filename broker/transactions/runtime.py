@@ -232,8 +232,15 @@ class TransactionCoordinator(CoordinatorRuntime[TxnShard]):
         return outcome.response
 
     def _on_loaded(self, slot: Slot[TxnShard], result: object) -> None:
-        if isinstance(result, list):
-            self._start_markers(slot, [j for j in result if isinstance(j, MarkerJob)])
+        jobs = [j for j in result if isinstance(j, MarkerJob)] if isinstance(result, list) else []
+        if jobs:
+            log.info(
+                "txn_markers_resumed",
+                partition=slot.partition,
+                coordinator_epoch=slot.leader_epoch,
+                transactions=len(jobs),
+            )
+            self._start_markers(slot, jobs)
 
     def _on_committed(self, slot: Slot[TxnShard], outcome: ShardOutcome[object]) -> None:
         if isinstance(outcome, TxnOutcome) and outcome.markers:

@@ -16,6 +16,8 @@ import pytest
 
 from raftka.broker.groups.placement import partition_for
 from raftka.broker.transactions.api import TRANSACTION_STATE_TOPIC
+from raftka.common.faults import Action, Direction, FaultPath, FaultRule
+from raftka.ops.fault_client import FaultClient
 from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import broker_pb2 as bpb
 from raftka.v1 import controller_pb2 as cpb
@@ -28,6 +30,7 @@ from raftka.v1.transactions_pb2_grpc import TransactionServiceStub
 from tests.conditions import eventually
 from tests.integration.support.broker_rpc import fetch, produce_request
 from tests.integration.support.brokers import (
+    log_events,
     start_broker_cluster,
     stop_broker_cluster,
     wait_partition_leaders,
@@ -59,6 +62,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
             "transaction_state_num_partitions": TXN_PARTITIONS,
             "offsets_topic_num_partitions": 3,
         },
+        faults=True,
     )
     try:
         asyncio.run(_create_topic(c))
@@ -302,28 +306,60 @@ async def _state_is(cluster: LocalCluster, transactional_id: str, state: str) ->
     return (await describe(cluster, transactional_id)).state == state or None
 
 
+FOLLOWERS_CANNOT_FETCH = FaultRule(
+    Action.DROP, paths=frozenset({FaultPath.REPLICATION}), direction=Direction.INBOUND
+)
+"""At a leader: its followers' fetches are dropped, so nothing it appends is committed."""
+
+
+async def _coordinator_and_other_leader(cluster: LocalCluster) -> tuple[str, int, int]:
+    """A transactional id whose coordinator does not lead some partition of TOPIC: (id, its
+    coordinator, that partition)."""
+    leaders = await wait_partition_leaders(cluster, TOPIC, TOPIC_PARTITIONS)
+    for i in range(50):
+        tid = f"tx-kill-{i}"
+        coordinator = (await find(cluster, tid)).node_id
+        for partition, leader in leaders.items():
+            if leader != coordinator:
+                return tid, coordinator, partition
+    raise AssertionError(f"every partition of {TOPIC} is led by every id's coordinator")
+
+
 def test_a_new_coordinator_completes_a_transaction_decided_before_a_kill(
     cluster: LocalCluster,
 ) -> None:
-    tid = "tx-kill"
+    """The markers cannot be committed (the partition's followers cannot fetch) when the
+    coordinator is killed: only the next coordinator, replaying the PrepareCommit record, can
+    send them again and record CompleteCommit."""
 
     async def body() -> int:
+        tid, victim, partition = await _coordinator_and_other_leader(cluster)
+        leader = (await wait_partition_leaders(cluster, TOPIC, TOPIC_PARTITIONS))[partition]
         pid, epoch = await init(cluster, tid)
-        await add_partitions(cluster, tid, pid, epoch, [0, 1])
-        await produce_transactional(cluster, 1, pid, epoch, b"k1")
-        await end(cluster, tid, pid, epoch, committed=True)
-        victim = (await find(cluster, tid)).node_id
-        cluster.kill(victim)
-        described = await describe(cluster, tid, avoid=victim)
+        await add_partitions(cluster, tid, pid, epoch, [partition])
+        await produce_transactional(cluster, partition, pid, epoch, b"k1")
+        async with FaultClient(cluster.brokers[leader].address) as faults:
+            await faults.inject([FOLLOWERS_CANNOT_FETCH])
+        try:
+            await end(cluster, tid, pid, epoch, committed=True)
+            assert (await describe(cluster, tid)).state == "PrepareCommit"  # markers stuck
+            cluster.kill(victim)
+        finally:
+            async with FaultClient(cluster.brokers[leader].address) as faults:
+                await faults.clear()
         deadline = time.monotonic() + 15
+        described = await describe(cluster, tid, avoid=victim)
         while described.state != "CompleteCommit":
             assert time.monotonic() < deadline, described
             await asyncio.sleep(0.1)
             described = await describe(cluster, tid, avoid=victim)
         assert (described.producer_id, described.producer_epoch) == (pid, epoch + 1)
+        successor = await find(cluster, tid)
+        resumed = log_events(cluster, successor.node_id, "txn_markers_resumed")
+        assert any(e["partition"] == successor.partition for e in resumed), resumed
 
         async def visible() -> list[bytes] | None:
-            values = await committed_values(cluster, 1)
+            values = await committed_values(cluster, partition)
             return values if b"k1" in values else None
 
         await eventually(visible, timeout_s=10)
