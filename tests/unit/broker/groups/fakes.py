@@ -1,6 +1,7 @@
 """A small group shard, offsets log and metadata for testing the coordinator's runtime.
 
-FakeShard keeps committed offsets as records ``o/<group>/<topic>/<partition>`` -> offset, and
+FakeShard keeps committed offsets as records ``o/<group>/<topic>/<partition>`` -> offset (a
+transactional one pending per producer until its marker), and
 members as ``m/<group>/<member>`` -> "": a join assigns ``m<N>`` and pushes an answer to every
 other member of the group (as a revocation would be).
 """
@@ -8,6 +9,7 @@ other member of the group (as a revocation would be).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 
 from raftka.broker.groups.api import MemberPush, Outcome, StoredRecord, TopicsView
@@ -28,12 +30,25 @@ class FakeShard:
         self.tick_records: list[StoredRecord] = []
         self.deadline: int | None = None
         self.heartbeats: list[tuple[str, str]] = []  # (client_id, client_host)
+        self.pending: dict[int, list[StoredRecord]] = {}  # producer id -> its offset records
 
     def replay(self, record: StoredRecord) -> None:
         self.replayed += 1
         self._apply(record)
 
+    def replay_marker(self, producer_id: int, committed: bool) -> None:
+        self.replayed += 1
+        self._settle(producer_id, committed)
+
+    def _settle(self, producer_id: int, committed: bool) -> None:
+        for record in self.pending.pop(producer_id, []):
+            if committed:
+                self._apply(dataclasses.replace(record, producer_id=-1))
+
     def _apply(self, record: StoredRecord) -> None:
+        if record.producer_id >= 0:
+            self.pending.setdefault(record.producer_id, []).append(record)
+            return
         kind, group, *rest = record.key.decode().split("/")
         if kind == "o":
             key = (group, rest[0], int(rest[1]))
@@ -108,6 +123,30 @@ class FakeShard:
                 records.append(StoredRecord(key, str(p.offset).encode()))
                 result.partitions.add(partition=p.partition)
         return Outcome(response, self._write(records))
+
+    def txn_commit_offsets(
+        self, request: gpb.TxnOffsetCommitRequest, *, now_ms: int, topics: TopicsView
+    ) -> Outcome[gpb.OffsetCommitResponse]:
+        response = gpb.OffsetCommitResponse()
+        records = []
+        for t in request.topics:
+            result = response.topics.add(name=t.name)
+            for p in t.partitions:
+                key = f"o/{request.group_id}/{t.name}/{p.partition}".encode()
+                records.append(
+                    StoredRecord(
+                        key, str(p.offset).encode(), request.producer_id, request.producer_epoch
+                    )
+                )
+                result.partitions.add(partition=p.partition)
+        producer = (request.producer_id, request.producer_epoch)
+        return Outcome(response, self._write(records), transactional_producer=producer)
+
+    def complete_transaction(
+        self, producer_id: int, committed: bool, *, now_ms: int
+    ) -> Outcome[None]:
+        self._settle(producer_id, committed)
+        return Outcome(None)
 
     def fetch_offsets(self, request: gpb.OffsetFetchRequest) -> gpb.OffsetFetchResponse:
         response = gpb.OffsetFetchResponse()
