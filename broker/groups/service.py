@@ -1,5 +1,5 @@
 """The gRPC GroupService: FindCoordinator, member heartbeats (unary and stream), committed
-offsets and group administration.
+offsets (plain and transactional) and group administration.
 
 Transport only: every request is checked (group ids 1..249 bytes of UTF-8, at most 10,000
 items) and routed to the :class:`~raftka.broker.groups.runtime.GroupCoordinator`, which runs it
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, Protocol, TypeAlias
 
 import grpc
@@ -176,24 +176,28 @@ class GroupServicer(GroupServiceServicer):
         try:
             check_group_id(request.group_id)
         except InvalidGroupIdError as e:
-            return gpb.OffsetCommitResponse(
-                topics=[
-                    gpb.OffsetCommitTopicResult(
-                        name=t.name,
-                        partitions=[
-                            gpb.GroupPartitionResult(
-                                partition=p.partition, error_code=e.code, error_message=e.message
-                            )
-                            for p in t.partitions
-                        ],
-                    )
-                    for t in request.topics
-                ]
-            )
+            return _refused_everywhere(request.topics, e)
         topics = self._topic.topics()
         return await self._coordinator.write(
             request.group_id,
             lambda shard, now: shard.commit_offsets(request, now_ms=now, topics=topics),
+        )
+
+    @rpc_errors
+    async def TxnOffsetCommit(
+        self, request: gpb.TxnOffsetCommitRequest, context: Context
+    ) -> gpb.OffsetCommitResponse:
+        """Checked like OffsetCommit; the offsets are written in the producer's transaction
+        and stay pending until its marker (the shard checks the producer fields)."""
+        require_items(sum(len(t.partitions) for t in request.topics), "topics[].partitions")
+        try:
+            check_group_id(request.group_id)
+        except InvalidGroupIdError as e:
+            return _refused_everywhere(request.topics, e)
+        topics = self._topic.topics()
+        return await self._coordinator.write(
+            request.group_id,
+            lambda shard, now: shard.txn_commit_offsets(request, now_ms=now, topics=topics),
         )
 
     @rpc_errors
@@ -281,6 +285,26 @@ class GroupServicer(GroupServiceServicer):
         return await self._coordinator.write(
             request.group_id, lambda shard, _now: shard.delete_offsets(request)
         )
+
+
+def _refused_everywhere(
+    topics: Iterable[gpb.OffsetCommitTopic], error: RaftkaError
+) -> gpb.OffsetCommitResponse:
+    """A commit answer with ``error`` on every requested partition."""
+    return gpb.OffsetCommitResponse(
+        topics=[
+            gpb.OffsetCommitTopicResult(
+                name=t.name,
+                partitions=[
+                    gpb.GroupPartitionResult(
+                        partition=p.partition, error_code=error.code, error_message=error.message
+                    )
+                    for p in t.partitions
+                ],
+            )
+            for t in topics
+        ]
+    )
 
 
 def _describe(shard: GroupShard, *, group_id: str) -> gpb.DescribedGroup:
