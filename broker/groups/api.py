@@ -27,6 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
+from raftka.broker.coordinator.api import StoredMarker as StoredMarker
+from raftka.broker.coordinator.api import StoredRecord as StoredRecord  # of __consumer_offsets
 from raftka.v1 import groups_pb2 as gpb
 
 R = TypeVar("R")
@@ -34,25 +36,6 @@ R = TypeVar("R")
 #: topic name -> partition count, for every topic in the broker's metadata image (internal
 #: topics included; the shard leaves names starting with "__" out of regex subscriptions).
 TopicsView = Mapping[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRecord:
-    """One record of ``__consumer_offsets`` as bytes: compaction keeps the latest per key."""
-
-    key: bytes
-    value: bytes | None  # None: a tombstone
-    producer_id: int = -1  # >= 0: written in this producer's transaction (pending until a marker)
-    producer_epoch: int = -1
-
-
-@dataclass(frozen=True, slots=True)
-class StoredMarker:
-    """A transaction marker (control batch) of ``__consumer_offsets``, met during loading."""
-
-    producer_id: int
-    producer_epoch: int
-    committed: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
+from raftka.broker.coordinator.api import StoredRecord as StoredRecord  # of __transaction_state
 from raftka.v1 import transactions_pb2 as tpb
 
 R = TypeVar("R")
@@ -36,14 +37,6 @@ TopicPartition = tuple[str, int]
 
 #: topic name -> partition count, for every topic in the broker's metadata image.
 TopicsView = Mapping[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRecord:
-    """One record of ``__transaction_state``: compaction keeps the latest per key."""
-
-    key: bytes
-    value: bytes | None  # None: a tombstone
 
 
 @dataclass(frozen=True, slots=True)
