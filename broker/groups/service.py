@@ -24,7 +24,12 @@ from raftka.broker.groups.api import GroupShard, Outcome, TopicsView
 from raftka.broker.groups.placement import partition_for
 from raftka.broker.groups.runtime import GroupCoordinator, Push
 from raftka.broker.groups.validation import check_group_id
-from raftka.common.errors import CoordinatorLoadInProgressError, InvalidRequestError, RaftkaError
+from raftka.common.errors import (
+    CoordinatorLoadInProgressError,
+    InvalidProducerEpochError,
+    InvalidRequestError,
+    RaftkaError,
+)
 from raftka.common.group_errors import (
     CoordinatorNotAvailableError,
     InvalidGroupIdError,
@@ -32,6 +37,7 @@ from raftka.common.group_errors import (
 )
 from raftka.common.limits import require_items
 from raftka.common.rpc.status import ERROR_KEY, rpc_errors, status_for, trailing_metadata_for
+from raftka.common.txn_errors import ProducerFencedError
 from raftka.v1 import groups_pb2 as gpb
 from raftka.v1.common_pb2 import ErrorCode
 from raftka.v1.groups_pb2_grpc import GroupServiceServicer
@@ -195,10 +201,18 @@ class GroupServicer(GroupServiceServicer):
         except InvalidGroupIdError as e:
             return _refused_everywhere(request.topics, e)
         topics = self._topic.topics()
-        return await self._coordinator.write(
-            request.group_id,
-            lambda shard, now: shard.txn_commit_offsets(request, now_ms=now, topics=topics),
-        )
+        try:
+            return await self._coordinator.write(
+                request.group_id,
+                lambda shard, now: shard.txn_commit_offsets(request, now_ms=now, topics=topics),
+            )
+        except InvalidProducerEpochError as e:
+            # The partition knows a newer epoch of this producer id (a marker or a newer
+            # producer's write): this producer was fenced.
+            raise ProducerFencedError(
+                f"producer {request.producer_id} epoch {request.producer_epoch} is fenced on "
+                f"the group's partition ({e.message}): close this producer"
+            ) from e
 
     @rpc_errors
     async def OffsetFetch(

@@ -12,7 +12,8 @@ import asyncio
 import dataclasses
 from collections.abc import Sequence
 
-from raftka.broker.groups.api import MemberPush, Outcome, StoredRecord, TopicsView
+from raftka.broker.coordinator.api import LogEntry
+from raftka.broker.groups.api import MemberPush, Outcome, StoredMarker, StoredRecord, TopicsView
 from raftka.common.errors import RaftkaError
 from raftka.common.group_errors import UnknownMemberIdError
 from raftka.v1 import groups_pb2 as gpb
@@ -188,12 +189,13 @@ class FakeShard:
 
 class FakeLog:
     """Partitions in memory. ``gate`` holds every read_all until set; ``fail_next`` makes the
-    next append raise it (nothing written)."""
+    next append (or marker) raise it (nothing written)."""
 
     def __init__(self) -> None:
         self.led: dict[int, int] = {}
-        self.records: dict[int, list[StoredRecord]] = {}
+        self.records: dict[int, list[LogEntry]] = {}
         self.appends: list[tuple[int, int, int]] = []  # (partition, epoch, records)
+        self.producers: list[tuple[int, int] | None] = []  # the producer of each append
         self.gate = asyncio.Event()
         self.gate.set()
         self.fail_next: RaftkaError | None = None
@@ -201,19 +203,43 @@ class FakeLog:
     def led_partitions(self) -> dict[int, int]:
         return dict(self.led)
 
-    async def read_all(self, partition: int, leader_epoch: int) -> list[StoredRecord]:
+    async def read_all(self, partition: int, leader_epoch: int) -> list[LogEntry]:
         await self.gate.wait()
         return list(self.records.get(partition, []))
 
-    async def append(
-        self, partition: int, leader_epoch: int, records: Sequence[StoredRecord]
-    ) -> None:
-        await asyncio.sleep(0)
+    def _check(self) -> None:
         if self.fail_next is not None:
             error, self.fail_next = self.fail_next, None
             raise error
+
+    async def append(
+        self,
+        partition: int,
+        leader_epoch: int,
+        records: Sequence[StoredRecord],
+        *,
+        producer: tuple[int, int] | None = None,
+    ) -> None:
+        await asyncio.sleep(0)
+        self._check()
+        assert all(r.producer_id == (-1 if producer is None else producer[0]) for r in records)
         self.appends.append((partition, leader_epoch, len(records)))
+        self.producers.append(producer)
         self.records.setdefault(partition, []).extend(records)
+
+    async def write_marker(
+        self,
+        partition: int,
+        leader_epoch: int,
+        producer_id: int,
+        producer_epoch: int,
+        committed: bool,
+        coordinator_epoch: int,
+    ) -> None:
+        await asyncio.sleep(0)
+        self._check()
+        marker = StoredMarker(producer_id, producer_epoch, committed)
+        self.records.setdefault(partition, []).append(marker)
 
 
 class FakeMetadata:
