@@ -247,6 +247,5 @@ def _next_base_sequence(hosted: Partition, producer_id: int, producer_epoch: int
     ``producer_epoch``: after its last one in that epoch, 0 in a new epoch. Only the shard's
     writer appends to the partition (under its lock), so the answer holds until the append."""
     entry = hosted.log.producer_state.entry(producer_id)
-    if entry is None or entry.epoch != producer_epoch or not entry.batches:
-        return 0
-    return next_sequence(entry.last_seq)
+    last = None if entry is None or entry.epoch != producer_epoch else entry.last_seq
+    return 0 if last is None else next_sequence(last)
