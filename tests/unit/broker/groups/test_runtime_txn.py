@@ -10,13 +10,15 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from raftka.broker.groups.api import GroupConfig, StoredMarker, StoredRecord
-from raftka.broker.groups.placement import partition_for
+from raftka.broker.groups.placement import OFFSETS_TOPIC, partition_for
 from raftka.broker.groups.runtime import GroupCoordinator
 from raftka.broker.groups.shard import ConsumerGroupShard
+from raftka.broker.transactions.marker_writer import MarkerWriter
 from raftka.common.errors import CoordinatorLoadInProgressError, InvalidProducerEpochError
 from raftka.common.group_errors import NotCoordinatorError
 from raftka.common.txn_errors import TransactionCoordinatorFencedError
 from raftka.v1 import groups_pb2 as gpb
+from raftka.v1 import transactions_pb2 as tpb
 from raftka.v1.common_pb2 import ErrorCode
 from tests.conditions import until
 from tests.unit.broker.groups.fakes import FakeLog, FakeMetadata
@@ -199,5 +201,37 @@ def test_a_transactional_batch_refused_by_the_partition_answers_its_error() -> N
         await until(lambda: h._is_loaded(1), what="reloaded")
         assert (await h.fetch(require_stable=True)).error_code == ErrorCode.NONE
         assert await h.offsets() == [-1, -1]
+
+    run(body)
+
+
+class _LeadsEverything:
+    """The MarkerWriter's view of the hosted partitions: this broker leads them all."""
+
+    def leader_partition(self, topic: str, partition: int) -> object:
+        return object()
+
+
+def test_write_txn_markers_for_consumer_offsets_goes_through_the_group_coordinator() -> None:
+    async def body(h: Harness) -> None:
+        await h.lead()
+        await h.txn_commit(9)
+        writer = MarkerWriter(
+            _LeadsEverything(),  # type: ignore[arg-type]
+            group_marker=h.coordinator.complete_transaction,
+        )
+        marker = tpb.TxnMarker(
+            producer_id=PRODUCER[0],
+            producer_epoch=PRODUCER[1] + 1,
+            committed=True,
+            coordinator_epoch=0,
+            topics=[tpb.TxnTopicPartitions(topic=OFFSETS_TOPIC, partitions=[P, P + 1])],
+        )
+        response = await writer.write(tpb.WriteTxnMarkersRequest(markers=[marker]))
+        codes = [p.error_code for m in response.markers for p in m.partitions]
+        # P + 1 is not loaded here: the coordinator retries it at its leader.
+        assert codes == [ErrorCode.NONE, ErrorCode.NOT_LEADER_OR_FOLLOWER]
+        assert h.log.records[P][-1] == StoredMarker(PRODUCER[0], PRODUCER[1] + 1, True)
+        assert await h.offsets() == [9, -1]
 
     run(body)
