@@ -144,6 +144,10 @@ class CoordinatorRuntime(Generic[S]):
     def _on_unloaded(self, slot: Slot[S]) -> None:
         """The shard was dropped (leadership moved, a failed write, or the runtime stopped)."""
 
+    def _response_of(self, outcome: ShardOutcome[R]) -> R:
+        """The answer for a committed outcome (raise a RaftkaError to answer with it)."""
+        return outcome.response
+
     def _tick_call(self) -> ShardCall[S, None] | None:
         """The call a tick runs on every loaded shard (None: no ticks)."""
         return None
@@ -371,8 +375,12 @@ class CoordinatorRuntime(Generic[S]):
                     return
             for write, outcome in segment.calls:
                 self._on_committed(slot, outcome)
-                if not write.future.done():
-                    write.future.set_result(outcome.response)
+                if write.future.done():
+                    continue
+                try:
+                    write.future.set_result(self._response_of(outcome))
+                except RaftkaError as e:
+                    write.future.set_exception(e)
 
     def _write_failed(self, slot: Slot[S], lost: list[_Segment], error: Exception) -> None:
         """The first of ``lost`` was not appended: the shard is reloaded and every call of
