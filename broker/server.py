@@ -164,8 +164,9 @@ class BrokerServer:
             self.server,
         )
         # WriteTxnMarkers for the partitions this broker leads (also called directly by its
-        # own coordinator's marker sender).
-        marker_writer = MarkerWriter(self.replicas)
+        # own coordinator's marker sender); __consumer_offsets' go through its group
+        # coordinator, which settles the transactional offsets they close.
+        marker_writer = MarkerWriter(self.replicas, group_marker=self.groups.complete_transaction)
         transactions = self.transactions = self._transaction_coordinator(
             self.replicas, marker_writer
         )

@@ -22,6 +22,23 @@ class StoredRecord:
 
     key: bytes
     value: bytes | None  # None: a tombstone
+    # >= 0: written in a transactional batch of this producer (the group coordinator's
+    # TxnOffsetCommit), undecided until the producer's marker.
+    producer_id: int = -1
+    producer_epoch: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMarker:
+    """A transaction marker (COMMIT or ABORT control batch) met while reading the log."""
+
+    producer_id: int
+    producer_epoch: int
+    committed: bool
+
+
+#: What loading reads from the log, in log order.
+LogEntry = StoredRecord | StoredMarker
 
 
 class ShardOutcome(Protocol[R_co]):

@@ -15,7 +15,8 @@ NOT_COORDINATOR; led here but not loaded yet: COORDINATOR_LOAD_IN_PROGRESS.
 
 Writes: one lock per shard, held by the shard's writer task. Calls queue up for it; under the
 lock it runs every queued call on the shard in order and appends all their records as one
-batch with acks=all (group commit: while one batch replicates, the next calls queue), and only
+batch with acks=all (group commit: while one batch replicates, the next calls queue; records
+a call writes in a producer's transaction go in a transactional batch of their own), and only
 then do the callers get their answers (and the subclass sees the outcomes:
 :meth:`_on_committed`). An append fails only when nothing was written or leadership moved (a
 batch already in the leader's log is waited for until it is committed: ``internal_log.py``);
@@ -39,7 +40,12 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 
-from raftka.broker.coordinator.api import CoordinatorShard, ShardOutcome, StoredRecord
+from raftka.broker.coordinator.api import (
+    CoordinatorShard,
+    ShardOutcome,
+    StoredMarker,
+    StoredRecord,
+)
 from raftka.broker.coordinator.internal_log import InternalLog
 from raftka.broker.groups.placement import partition_for
 from raftka.common.clock import wall_clock_ms
@@ -66,6 +72,16 @@ ShardCall = Callable[[S, int], ShardOutcome[R]]
 class _PendingWrite:
     call: Callable[[Any, int], ShardOutcome[Any]]
     future: asyncio.Future[Any]
+
+
+@dataclass(slots=True, eq=False)
+class _Segment:
+    """Records of consecutive calls of one write round that go in one batch: plain ones, or
+    those of one producer's transaction (``producer``: (id, epoch))."""
+
+    producer: tuple[int, int] | None
+    records: list[StoredRecord] = field(default_factory=list)
+    calls: list[tuple[_PendingWrite, ShardOutcome[Any]]] = field(default_factory=list)
 
 
 @dataclass(slots=True, eq=False)
@@ -140,6 +156,15 @@ class CoordinatorRuntime(Generic[S]):
         """Fields for the ``coordinator_loaded`` event."""
         return {}
 
+    def _replay_marker(self, shard: S, marker: StoredMarker) -> None:
+        """A transaction marker met while loading (only the group coordinator writes
+        transactionally; elsewhere a marker has nothing to settle)."""
+
+    def _transactional_producer(self, outcome: ShardOutcome[object]) -> tuple[int, int] | None:
+        """(producer id, epoch) when the outcome's records go in that producer's transaction
+        (a batch of their own), None for plain records."""
+        return None
+
     # ---- leadership ----
 
     def wake(self) -> None:
@@ -168,7 +193,10 @@ class CoordinatorRuntime(Generic[S]):
         try:
             records = await self._log.read_all(slot.partition, slot.leader_epoch)
             for record in records:
-                slot.shard.replay(record)
+                if isinstance(record, StoredMarker):
+                    self._replay_marker(slot.shard, record)
+                else:
+                    slot.shard.replay(record)
             result = slot.shard.loaded(self._clock())
         except asyncio.CancelledError:
             raise
@@ -297,17 +325,18 @@ class CoordinatorRuntime(Generic[S]):
 
     async def _write_round(self, slot: Slot[S]) -> None:
         """Runs the queued calls on the shard, one after another, and appends all their records
-        as one batch (group commit); answers them once it is committed."""
+        as one batch (group commit); answers them once it is committed. Records written in a
+        producer's transaction go in a batch of their own, in their place among the others
+        (log order is the order the shard applied them in)."""
         try:
             self._check_slot(slot.partition, slot)
         except RaftkaError as e:
             _fail(slot.pending, e)
             return
         now = self._clock()
-        taken: list[tuple[_PendingWrite, ShardOutcome[Any]]] = []
-        records: list[StoredRecord] = []
+        segments: list[_Segment] = [_Segment(None)]
         size = 0
-        while slot.pending and (size < MAX_COMBINED_BATCH_BYTES or not records):
+        while slot.pending and (size < MAX_COMBINED_BATCH_BYTES or size == 0):
             write = slot.pending.popleft()
             if write.future.done():  # the caller went away before it ran
                 continue
@@ -323,38 +352,57 @@ class CoordinatorRuntime(Generic[S]):
                 self._reload(slot, f"the shard failed: {e!r}")
                 write.future.set_exception(e)
                 error = self._retry_error(slot, "the shard failed")
-                _fail([w for w, _ in taken], error)
+                _fail([w for seg in segments for w, _ in seg.calls], error)
                 _fail(slot.pending, error)
                 return
-            taken.append((write, outcome))
-            records.extend(outcome.records)
+            producer = self._transactional_producer(outcome) if outcome.records else None
+            if outcome.records and producer != segments[-1].producer:
+                segments.append(_Segment(producer))
+            segments[-1].calls.append((write, outcome))
+            segments[-1].records.extend(outcome.records)
             size += sum(len(r.key) + len(r.value or b"") for r in outcome.records)
-        if records:
-            try:
-                await self._log.append(slot.partition, slot.leader_epoch, records)
-            except (RaftkaError, OSError) as e:
-                log.warning(
-                    "coordinator_write_failed",
-                    topic=self.topic,
-                    partition=slot.partition,
-                    leader_epoch=slot.leader_epoch,
-                    records=len(records),
-                    calls=len(taken),
-                    error=str(e),
-                )
-                self._reload(slot, "a write failed")
-                error = self._retry_error(slot, f"the write failed ({e})")
-                _fail([w for w, _ in taken], error)
-                _fail(slot.pending, error)
-                return
-        for write, outcome in taken:
-            self._on_committed(slot, outcome)
-            if write.future.done():
-                continue
-            try:
-                write.future.set_result(self._response_of(outcome))
-            except RaftkaError as e:
-                write.future.set_exception(e)
+        for i, segment in enumerate(segments):
+            if segment.records:
+                try:
+                    await self._log.append(
+                        slot.partition,
+                        slot.leader_epoch,
+                        segment.records,
+                        producer=segment.producer,
+                    )
+                except (RaftkaError, OSError) as e:
+                    self._write_failed(slot, segments[i:], e)
+                    return
+            for write, outcome in segment.calls:
+                self._on_committed(slot, outcome)
+                if write.future.done():
+                    continue
+                try:
+                    write.future.set_result(self._response_of(outcome))
+                except RaftkaError as e:
+                    write.future.set_exception(e)
+
+    def _write_failed(self, slot: Slot[S], lost: list[_Segment], error: Exception) -> None:
+        """The first of ``lost`` was not appended: the shard is reloaded and every call of
+        ``lost`` fails. A producer's batch refused for a reason of its own (a fenced epoch) gives
+        its callers that error; otherwise they get a retriable one."""
+        failed = lost[0]
+        log.warning(
+            "coordinator_write_failed",
+            topic=self.topic,
+            partition=slot.partition,
+            leader_epoch=slot.leader_epoch,
+            records=len(failed.records),
+            calls=len(failed.calls),
+            producer_id=None if failed.producer is None else failed.producer[0],
+            error=str(error),
+        )
+        self._reload(slot, "a write failed")
+        retry = self._retry_error(slot, f"the write failed ({error})")
+        own = isinstance(error, RaftkaError) and not error.retriable and failed.producer is not None
+        _fail([w for w, _ in failed.calls], error if own else retry)
+        _fail([w for seg in lost[1:] for w, _ in seg.calls], retry)
+        _fail(slot.pending, retry)
 
     def _retry_error(self, slot: Slot[S], what: str) -> RaftkaError:
         """The retriable error for calls lost with a dropped shard."""

@@ -1,6 +1,11 @@
 """The group coordinator's runtime: the generic coordinator runtime
 (:mod:`raftka.broker.coordinator.runtime`: loading, group-commit writes, ticks, reload on a
-failed write) over the ``__consumer_offsets`` shards, plus pushes.
+failed write) over the ``__consumer_offsets`` shards, plus pushes and transaction markers.
+
+Transaction markers: WriteTxnMarkers for a ``__consumer_offsets`` partition comes here
+(:meth:`GroupCoordinator.complete_transaction`), so the marker is appended through the
+shard's write path and the pending transactional offsets are settled right after it; loading
+replays the markers at their place in the log.
 
 Pushes: a ConsumerGroupStream call subscribes its (group, member) and receives the answers the
 coordinator computes for that member on its own (a revocation when another member joins),
@@ -16,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeAlias
 
-from raftka.broker.coordinator.api import ShardOutcome
+from raftka.broker.coordinator.api import ShardOutcome, StoredMarker
 from raftka.broker.coordinator.runtime import (
     DEFAULT_TICK_INTERVAL_MS,
     CoordinatorRuntime,
@@ -27,8 +32,13 @@ from raftka.broker.groups.api import GroupShard, MemberPush, Outcome, TopicsView
 from raftka.broker.groups.offsets_log import OffsetsLog
 from raftka.broker.groups.placement import OFFSETS_TOPIC
 from raftka.common.clock import wall_clock_ms
-from raftka.common.errors import RaftkaError
+from raftka.common.errors import (
+    InvalidProducerEpochError,
+    NotEnoughReplicasError,
+    RaftkaError,
+)
 from raftka.common.group_errors import NotCoordinatorError
+from raftka.common.txn_errors import TransactionCoordinatorFencedError
 from raftka.v1 import groups_pb2 as gpb
 
 __all__ = ["DEFAULT_TICK_INTERVAL_MS", "CoordinatorMetadata", "GroupCoordinator", "Push"]
@@ -36,6 +46,13 @@ __all__ = ["DEFAULT_TICK_INTERVAL_MS", "CoordinatorMetadata", "GroupCoordinator"
 PUSH_QUEUE_SIZE = 16
 """Pushes waiting for one stream; older ones are dropped past that (the member's next
 heartbeat carries its assignment anyway)."""
+
+_MARKER_REFUSED = (
+    InvalidProducerEpochError,
+    TransactionCoordinatorFencedError,
+    NotEnoughReplicasError,
+)
+"""A marker write that failed with these wrote nothing: the shard is still the log's."""
 
 Push: TypeAlias = gpb.ConsumerGroupHeartbeatResponse | RaftkaError
 """What a stream's queue carries: an answer to send, or the error that ends the stream."""
@@ -105,6 +122,48 @@ class GroupCoordinator(CoordinatorRuntime[GroupShard]):
 
     def _load_summary(self, shard: GroupShard) -> Mapping[str, object]:
         return {"groups": len(shard.group_ids())}
+
+    def _replay_marker(self, shard: GroupShard, marker: StoredMarker) -> None:
+        shard.replay_marker(marker.producer_id, marker.committed)
+
+    def _transactional_producer(self, outcome: ShardOutcome[object]) -> tuple[int, int] | None:
+        return outcome.transactional_producer if isinstance(outcome, Outcome) else None
+
+    # ---- transaction markers ----
+
+    async def complete_transaction(
+        self,
+        partition: int,
+        producer_id: int,
+        producer_epoch: int,
+        committed: bool,
+        coordinator_epoch: int,
+    ) -> None:
+        """WriteTxnMarkers for ``__consumer_offsets-partition`` (the MarkerWriter's
+        ``group_marker`` hook): under the shard's write lock, appends the marker (acks=all),
+        then settles the producer's pending offsets in the shard. Raises the coordinator error
+        (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS: the sender retries) when the partition
+        is not loaded here, and the partition's refusal (InvalidProducerEpochError,
+        TransactionCoordinatorFencedError) having changed nothing. A write whose outcome is
+        unknown reloads the shard, whose replay then settles the offsets as the log says."""
+        slot = self._check_slot(partition, None)
+        async with slot.lock:
+            slot = self._check_slot(partition, slot)
+            try:
+                await self._log.write_marker(
+                    partition,
+                    slot.leader_epoch,
+                    producer_id,
+                    producer_epoch,
+                    committed,
+                    coordinator_epoch,
+                )
+            except _MARKER_REFUSED:
+                raise
+            except BaseException as e:
+                self._reload(slot, f"a marker write failed ({e!r})")
+                raise
+            slot.shard.complete_transaction(producer_id, committed, now_ms=self._clock())
 
     # ---- pushes ----
 

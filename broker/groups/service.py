@@ -1,5 +1,5 @@
 """The gRPC GroupService: FindCoordinator, member heartbeats (unary and stream), committed
-offsets and group administration.
+offsets (plain and transactional) and group administration.
 
 Transport only: every request is checked (group ids 1..249 bytes of UTF-8, at most 10,000
 items) and routed to the :class:`~raftka.broker.groups.runtime.GroupCoordinator`, which runs it
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, Protocol, TypeAlias
 
 import grpc
@@ -26,7 +26,12 @@ from raftka.broker.groups.runtime import GroupCoordinator, Push
 from raftka.broker.groups.validation import check_group_id
 from raftka.broker.transactions.api import TRANSACTION_STATE_TOPIC
 from raftka.broker.transactions.validation import check_transactional_id
-from raftka.common.errors import CoordinatorLoadInProgressError, InvalidRequestError, RaftkaError
+from raftka.common.errors import (
+    CoordinatorLoadInProgressError,
+    InvalidProducerEpochError,
+    InvalidRequestError,
+    RaftkaError,
+)
 from raftka.common.group_errors import (
     CoordinatorNotAvailableError,
     InvalidGroupIdError,
@@ -34,6 +39,7 @@ from raftka.common.group_errors import (
 )
 from raftka.common.limits import require_items
 from raftka.common.rpc.status import ERROR_KEY, rpc_errors, status_for, trailing_metadata_for
+from raftka.common.txn_errors import ProducerFencedError
 from raftka.v1 import groups_pb2 as gpb
 from raftka.v1.common_pb2 import ErrorCode
 from raftka.v1.groups_pb2_grpc import GroupServiceServicer
@@ -173,25 +179,37 @@ class GroupServicer(GroupServiceServicer):
         try:
             check_group_id(request.group_id)
         except InvalidGroupIdError as e:
-            return gpb.OffsetCommitResponse(
-                topics=[
-                    gpb.OffsetCommitTopicResult(
-                        name=t.name,
-                        partitions=[
-                            gpb.GroupPartitionResult(
-                                partition=p.partition, error_code=e.code, error_message=e.message
-                            )
-                            for p in t.partitions
-                        ],
-                    )
-                    for t in request.topics
-                ]
-            )
+            return _refused_everywhere(request.topics, e)
         topics = self._topic.topics()
         return await self._coordinator.write(
             request.group_id,
             lambda shard, now: shard.commit_offsets(request, now_ms=now, topics=topics),
         )
+
+    @rpc_errors
+    async def TxnOffsetCommit(
+        self, request: gpb.TxnOffsetCommitRequest, context: Context
+    ) -> gpb.OffsetCommitResponse:
+        """Checked like OffsetCommit; the offsets are written in the producer's transaction
+        and stay pending until its marker (the shard checks the producer fields)."""
+        require_items(sum(len(t.partitions) for t in request.topics), "topics[].partitions")
+        try:
+            check_group_id(request.group_id)
+        except InvalidGroupIdError as e:
+            return _refused_everywhere(request.topics, e)
+        topics = self._topic.topics()
+        try:
+            return await self._coordinator.write(
+                request.group_id,
+                lambda shard, now: shard.txn_commit_offsets(request, now_ms=now, topics=topics),
+            )
+        except InvalidProducerEpochError as e:
+            # The partition knows a newer epoch of this producer id (a marker or a newer
+            # producer's write): this producer was fenced.
+            raise ProducerFencedError(
+                f"producer {request.producer_id} epoch {request.producer_epoch} is fenced on "
+                f"the group's partition ({e.message}): close this producer"
+            ) from e
 
     @rpc_errors
     async def OffsetFetch(
@@ -311,6 +329,26 @@ def _coordinator_of(
     answer.node_id = leader
     answer.host, answer.port = endpoint
     return answer
+
+
+def _refused_everywhere(
+    topics: Iterable[gpb.OffsetCommitTopic], error: RaftkaError
+) -> gpb.OffsetCommitResponse:
+    """A commit answer with ``error`` on every requested partition."""
+    return gpb.OffsetCommitResponse(
+        topics=[
+            gpb.OffsetCommitTopicResult(
+                name=t.name,
+                partitions=[
+                    gpb.GroupPartitionResult(
+                        partition=p.partition, error_code=error.code, error_message=error.message
+                    )
+                    for p in t.partitions
+                ],
+            )
+            for t in topics
+        ]
+    )
 
 
 def _describe(shard: GroupShard, *, group_id: str) -> gpb.DescribedGroup:

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from raftka.broker.coordinator.api import StoredRecord
 from raftka.broker.groups.placement import partition_for
 from raftka.broker.transactions.api import InitProducerIdResult, TxnConfig
 from raftka.broker.transactions.marker_sender import MarkerOutcome
@@ -80,7 +81,7 @@ class Harness:
         return [
             r.value.decode().split('"state": "')[1].split('"')[0]
             for r in self.log.records.get(partition, [])
-            if r.value is not None
+            if isinstance(r, StoredRecord) and r.value is not None
         ]
 
     async def begin(self, tid: str = TID) -> InitProducerIdResult:
