@@ -1,8 +1,9 @@
 """The transaction coordinator on 3 real brokers, through raw gRPC stubs: FindCoordinator
 (TRANSACTION) creates __transaction_state, InitProducerId bumps the epoch and fences the old
 one, a committed transaction becomes visible to read_committed readers once its markers are
-written while an aborted one never does, and a transaction decided just before its
-coordinator's kill -9 is completed by the next coordinator."""
+written while an aborted one never does, offsets committed in a transaction show once it
+commits (the marker goes through the group coordinator), and a transaction decided just before
+its coordinator's kill -9 is completed by the next coordinator."""
 
 from __future__ import annotations
 
@@ -91,16 +92,16 @@ def _error_name(e: grpc.aio.AioRpcError) -> str:
     return str(dict(e.trailing_metadata() or ()).get("raftka-error", ""))
 
 
-async def find(cluster: LocalCluster, transactional_id: str) -> gpb.Coordinator:
-    """FindCoordinator(TRANSACTION) through any running broker, until it names one."""
+async def find(
+    cluster: LocalCluster, key: str, key_type: int = gpb.COORDINATOR_TYPE_TRANSACTION
+) -> gpb.Coordinator:
+    """FindCoordinator through any running broker, until it names one."""
 
     async def probe() -> gpb.Coordinator | None:
         for node in cluster.brokers.values():
             if not node.running:
                 continue
-            request = gpb.FindCoordinatorRequest(
-                key_type=gpb.COORDINATOR_TYPE_TRANSACTION, keys=[transactional_id]
-            )
+            request = gpb.FindCoordinatorRequest(key_type=key_type, keys=[key])  # type: ignore[arg-type]
             try:
                 async with grpc.aio.insecure_channel(node.address) as channel:
                     answer = await GroupServiceStub(channel).FindCoordinator(request, timeout=3)
@@ -111,21 +112,22 @@ async def find(cluster: LocalCluster, transactional_id: str) -> gpb.Coordinator:
                 return coordinator
         return None
 
-    return await eventually(probe, timeout_s=15, what=f"coordinator of {transactional_id}")
+    return await eventually(probe, timeout_s=15, what=f"coordinator of {key}")
 
 
 async def on_coordinator(
     cluster: LocalCluster,
-    transactional_id: str,
+    key: str,
     call: Callable[[grpc.aio.Channel], Awaitable[T]],
     *,
     avoid: int = -1,
+    key_type: int = gpb.COORDINATOR_TYPE_TRANSACTION,
 ) -> T:
-    """Runs ``call`` at the id's coordinator (not broker ``avoid``), again while it fails with
+    """Runs ``call`` at the key's coordinator (not broker ``avoid``), again while it fails with
     a retriable coordinator error, as a client does."""
     deadline = time.monotonic() + 15
     while True:
-        coordinator = await find(cluster, transactional_id)
+        coordinator = await find(cluster, key, key_type)
         if coordinator.node_id != avoid:
             try:
                 address = f"{coordinator.host}:{coordinator.port}"
@@ -135,7 +137,7 @@ async def on_coordinator(
                 retriable = _error_name(e) in RETRIABLE or e.code() == grpc.StatusCode.UNAVAILABLE
                 if not retriable or time.monotonic() > deadline:
                     raise
-        assert time.monotonic() < deadline, f"no usable coordinator for {transactional_id}"
+        assert time.monotonic() < deadline, f"no usable coordinator for {key}"
         await asyncio.sleep(0.05)
 
 
@@ -368,3 +370,58 @@ def test_a_new_coordinator_completes_a_transaction_decided_before_a_kill(
     victim = asyncio.run(body())
     cluster.start(victim)  # the module's cluster stays whole
     asyncio.run(wait_unfenced(cluster, [victim]))
+
+
+def test_offsets_committed_in_a_transaction_show_once_it_commits(cluster: LocalCluster) -> None:
+    tid, group = "tx-offsets", "txn-readers"
+
+    async def fetch_offset() -> int:
+        request = gpb.OffsetFetchRequest(
+            group_id=group, topics=[gpb.GroupTopicPartitions(topic=TOPIC, partitions=[0])]
+        )
+        response = await on_coordinator(
+            cluster,
+            group,
+            lambda ch: GroupServiceStub(ch).OffsetFetch(request, timeout=5),
+            key_type=gpb.COORDINATOR_TYPE_GROUP,
+        )
+        return int(response.topics[0].partitions[0].offset)
+
+    async def body() -> None:
+        pid, epoch = await init(cluster, tid)
+        add = tpb.AddOffsetsToTxnRequest(
+            transactional_id=tid, producer_id=pid, producer_epoch=epoch, group_id=group
+        )
+        await on_coordinator(  # creates __consumer_offsets if needed (retried meanwhile)
+            cluster, tid, lambda ch: TransactionServiceStub(ch).AddOffsetsToTxn(add, timeout=5)
+        )
+        commit = gpb.TxnOffsetCommitRequest(
+            transactional_id=tid,
+            group_id=group,
+            producer_id=pid,
+            producer_epoch=epoch,
+            member_epoch=-1,
+            topics=[
+                gpb.OffsetCommitTopic(
+                    name=TOPIC, partitions=[gpb.OffsetCommitPartition(partition=0, offset=42)]
+                )
+            ],
+        )
+        answer = await on_coordinator(
+            cluster,
+            group,
+            lambda ch: GroupServiceStub(ch).TxnOffsetCommit(commit, timeout=5),
+            key_type=gpb.COORDINATOR_TYPE_GROUP,
+        )
+        assert [p.error_code for t in answer.topics for p in t.partitions] == [ErrorCode.NONE]
+        assert await fetch_offset() == -1  # pending until the transaction commits
+        await end(cluster, tid, pid, epoch, committed=True)
+
+        async def committed() -> int | None:
+            offset = await fetch_offset()
+            return offset if offset != -1 else None
+
+        assert await eventually(committed, timeout_s=10) == 42
+        assert (await describe(cluster, tid)).state == "CompleteCommit"
+
+    asyncio.run(body())
