@@ -65,8 +65,11 @@ class BrokerConfig:
     """The longest transaction timeout a producer may ask for; InitProducerId with a longer one
     is refused with INVALID_TRANSACTION_TIMEOUT (Kafka's transaction.max.timeout.ms)."""
     transaction_abort_timed_out_transaction_cleanup_interval_ms: int = 10_000
-    """How often the coordinator looks for transactions open longer than their timeout, to
-    abort them (Kafka's transaction.abort.timed.out.transaction.cleanup.interval.ms)."""
+    """The longest the coordinator goes without looking for transactions open longer than
+    their timeout, to abort them (Kafka's
+    transaction.abort.timed.out.transaction.cleanup.interval.ms). It also wakes at each open
+    transaction's own deadline and ticks at least every second, so a timed-out transaction is
+    aborted promptly: this setting can only make the checks more frequent."""
     transactional_id_expiration_ms: int = 604_800_000
     """A transactional id with no transaction for this long is forgotten by its coordinator
     (Kafka's transactional.id.expiration.ms, 7 days)."""

@@ -42,6 +42,7 @@ from raftka.broker.transactions.api import TRANSACTION_STATE_TOPIC, TxnConfig
 from raftka.broker.transactions.marker_sender import MarkerSender
 from raftka.broker.transactions.marker_transport import GrpcMarkerTransport, ImageMarkerRouting
 from raftka.broker.transactions.marker_writer import MarkerWriter
+from raftka.broker.transactions.runtime import DEFAULT_TICK_INTERVAL_MS as TXN_TICK_INTERVAL_MS
 from raftka.broker.transactions.runtime import TransactionCoordinator
 from raftka.broker.transactions.service import TransactionServicer
 from raftka.broker.transactions.shard import TransactionShard
@@ -247,6 +248,10 @@ class BrokerServer:
             producer_ids=self.producer_ids.next_id,
             markers=MarkerSender(ImageMarkerRouting(image), self.marker_transport),
             broker_id=self.broker_id,
+            tick_interval_ms=min(
+                TXN_TICK_INTERVAL_MS,
+                bconf.transaction_abort_timed_out_transaction_cleanup_interval_ms,
+            ),
         )
 
     async def _init_transactional_producer(
