@@ -141,10 +141,12 @@ async def on_coordinator(
         await asyncio.sleep(0.05)
 
 
-async def init(cluster: LocalCluster, transactional_id: str) -> tuple[int, int]:
+async def init(
+    cluster: LocalCluster, transactional_id: str, timeout_ms: int = 30_000
+) -> tuple[int, int]:
     async def call(channel: grpc.aio.Channel) -> bpb.InitProducerIdResponse:
         request = bpb.InitProducerIdRequest(
-            transactional_id=transactional_id, transaction_timeout_ms=30_000
+            transactional_id=transactional_id, transaction_timeout_ms=timeout_ms
         )
         response: bpb.InitProducerIdResponse = await BrokerServiceStub(channel).InitProducerId(
             request, timeout=5
@@ -300,6 +302,24 @@ def test_committed_records_are_seen_by_read_committed_and_aborted_ones_never(
 
         values = await eventually(after_abort, timeout_s=10)
         assert b"a1" not in values and values.count(b"c1") == 1
+
+    asyncio.run(body())
+
+
+def test_a_transaction_past_its_timeout_is_aborted_by_the_coordinator(
+    cluster: LocalCluster,
+) -> None:
+    async def body() -> None:
+        pid, epoch = await init(cluster, "tx-timeout", timeout_ms=1_000)
+        await add_partitions(cluster, "tx-timeout", pid, epoch, [1])
+        await produce_transactional(cluster, 1, pid, epoch, b"late")
+        await eventually(lambda: _state_is(cluster, "tx-timeout", "CompleteAbort"), timeout_s=10)
+        described = await describe(cluster, "tx-timeout")
+        assert described.producer_epoch == epoch + 1  # the abort bumped it: the producer is out
+        assert b"late" not in await committed_values(cluster, 1)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await end(cluster, "tx-timeout", pid, epoch, committed=True)
+        assert _error_name(info.value) in ("PRODUCER_FENCED", "INVALID_TXN_STATE")
 
     asyncio.run(body())
 
