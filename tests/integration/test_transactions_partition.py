@@ -113,7 +113,7 @@ async def write_marker(
                 pytest.skip("this broker does not serve TransactionService.WriteTxnMarkers yet")
             raise
     ((result,),) = [m.partitions for m in response.markers]
-    return result
+    return result  # type: ignore[no-any-return]
 
 
 async def read(
