@@ -1,26 +1,24 @@
-"""One partition's log on a broker: leader and follower appends, bounded reads, truncation,
-the flush policy, configs and the partition directory.
+"""One partition's log on a broker: appends, bounded reads, truncation, the flush policy,
+transactions' stable offset, configs and the partition directory.
 
-A thin layer over :class:`~raftka.common.storage.SegmentedLog` (which owns segments,
-indexes, recovery and the bytes on disk) adding what a partition needs: the topic's configs
-(:mod:`raftka.broker.log.config`, swapped in place when they change), producer-batch
-validation (:mod:`raftka.broker.log.validator`), idempotent-producer state and its snapshots
-(:mod:`raftka.broker.producers.partition_state`), LogAppendTime, the flush policy with group
-commit, and the ``partition.metadata`` topic id. Two companions are kept in step with every
-append, truncation and log-start change: the high watermark that bounds reads
-(:mod:`raftka.broker.log.high_watermark`) and the persisted leader-epoch cache
-(:mod:`raftka.broker.log.leader_epoch_cache`, KIP-101/KIP-279), which callers query directly
-(:attr:`PartitionLog.leader_epoch_cache`). What retention deletes is decided in
-:mod:`raftka.broker.log.retention`. The read path (:mod:`raftka.broker.log.reads`), the
-truncations (:mod:`raftka.broker.log.truncation`) and the known damage
-(:mod:`raftka.broker.log.damage`) live in their own modules; this class holds the write lock
-and the companions and hands them to those.
+A thin layer over :class:`~raftka.common.storage.SegmentedLog` (segments, indexes, recovery,
+the bytes on disk) adding what a partition needs: the topic's configs
+(:mod:`raftka.broker.log.config`, swapped in place when they change), the producer state
+with its snapshots and transactions (:mod:`raftka.broker.producers.partition_state`), the
+flush policy with group commit, and the ``partition.metadata`` topic id. Two companions follow
+every append, truncation and log-start change: the high watermark that bounds reads
+(:mod:`raftka.broker.log.high_watermark`) and the leader-epoch cache
+(:mod:`raftka.broker.log.leader_epoch_cache`, KIP-101/KIP-279; callers query it directly).
+The appends (:mod:`raftka.broker.log.appends`), the read path (:mod:`raftka.broker.log.reads`),
+the truncations (:mod:`raftka.broker.log.truncation`), retention's choices
+(:mod:`raftka.broker.log.retention`) and the known damage (:mod:`raftka.broker.log.damage`)
+live in their own modules; this class holds the write lock and the companions.
 
 Methods are synchronous and block on file I/O: asyncio callers run them on I/O threads.
 They are thread-safe: the writes of a partition (appends, truncations, log-start changes) take
 one lock, so a leader's producer-state check and its append are atomic; each write is
 all-or-nothing, but their order is the caller's to decide. Per batch the Python work is
-O(1): no record is decoded, and each batch's CRC is computed once per append.
+O(1): no record is decoded (but a marker's), and each batch's CRC is computed once per append.
 """
 
 from __future__ import annotations
@@ -31,6 +29,7 @@ from pathlib import Path
 
 import structlog
 
+from raftka.broker.log.appends import LogAppender
 from raftka.broker.log.compaction import PartitionCompactor
 from raftka.broker.log.config import PartitionLogConfig
 from raftka.broker.log.damage import DamageTracker
@@ -41,34 +40,24 @@ from raftka.broker.log.dirs import (
     write_topic_id,
 )
 from raftka.broker.log.flusher import GroupFlusher
-from raftka.broker.log.follower_append import check_follower_batches
 from raftka.broker.log.high_watermark import HighWatermark
-from raftka.broker.log.leader_epoch_cache import UNDEFINED_EPOCH, LeaderEpochCache
-from raftka.broker.log.reads import read_batches
+from raftka.broker.log.leader_epoch_cache import LeaderEpochCache
+from raftka.broker.log.reads import ReadBounds, collect_aborted, read_batches, stable_offset
 from raftka.broker.log.truncation import LogTruncator
-from raftka.broker.log.types import (
-    NO_TIMESTAMP,
-    AppendResult,
-    FetchData,
-    StaleLeaderEpochError,
-)
-from raftka.broker.log.validator import TimestampBounds, validate_produced_batches
+from raftka.broker.log.types import AppendResult, FetchData
 from raftka.broker.producers.partition_state import PartitionProducerState
 from raftka.broker.producers.state import ProducerStateTable
 from raftka.common.clock import Clock, wall_clock_ms
 from raftka.common.ids import TopicPartition
 from raftka.common.metadata.topic_names import validate_topic_name
-from raftka.common.records import (
-    Buffer,
-    InvalidRecordError,
-    check_batches,
-)
+from raftka.common.records import Buffer
 from raftka.common.storage import (
     SegmentedLog,
     SegmentInfo,
     TimestampOffset,
 )
 from raftka.common.storage.results import DamageReport, ScrubProgress
+from raftka.common.storage.txn_index import AbortedTxn
 
 log = structlog.get_logger(__name__)
 
@@ -115,6 +104,13 @@ class PartitionLog:
             self._producers,
             self._damage,
         )
+        self._appender = LogAppender(
+            topic_partition,
+            segmented_log,
+            self._write_lock,
+            self._epoch_cache,
+            self._producers,
+        )
         self._compactor = PartitionCompactor(
             topic_partition, segmented_log, self._write_lock, self._producers
         )
@@ -138,7 +134,6 @@ class PartitionLog:
         clock: Clock | None = None,
     ) -> PartitionLog:
         """Opens (recovering it if needed) or creates the partition's directory in ``log_dir``.
-
         Creating needs ``topic_id``, written to ``partition.metadata`` before any data. An
         existing directory whose stored topic id differs from ``topic_id`` raises
         InconsistentTopicIdError (it belongs to a deleted topic of the same name); one without
@@ -148,9 +143,7 @@ class PartitionLog:
         watermark starts at the log end offset and follows every append (every flush, when
         appends are fsynced); otherwise it starts where ``high-watermark-checkpoint`` left it
         (see :class:`~raftka.broker.log.high_watermark.HighWatermark`) and only
-        :meth:`set_high_watermark` moves it.
-
-        The leader-epoch cache is read from ``leader-epoch-checkpoint``, or rebuilt from the
+        :meth:`set_high_watermark` moves it. The leader-epoch cache is read from ``leader-epoch-checkpoint``, or rebuilt from the
         batch headers when that is missing or stale.
         """
         validate_topic_name(topic)
@@ -266,116 +259,89 @@ class PartitionLog:
     def last_fetched_epoch(self) -> int:
         """The leader epoch of the log's last batch (-1 when the log holds none): a
         follower's LastFetchedEpoch."""
-        return self._last_batch_epoch(self._log.log_end_offset)
+        return self._appender.last_batch_epoch(self._log.log_end_offset)
 
-    def _last_batch_epoch(self, end: int) -> int:
-        if end <= self._log.log_start_offset:
-            return UNDEFINED_EPOCH
-        return self._epoch_cache.epoch_for_offset(end - 1)
+    # ================================================================== transactions
+
+    @property
+    def first_unstable_offset(self) -> int | None:
+        """The first offset of the oldest transaction open on this partition (never below
+        the log start offset: retention may have taken the transaction's first records), or
+        None when none is open."""
+        first = self._producers.table.first_unstable_offset
+        return None if first is None else max(first, self._log.log_start_offset)
+
+    @property
+    def last_stable_offset(self) -> int:
+        """The LSO: the high watermark, or the first unstable offset when that is below it.
+        read_committed consumers read below it."""
+        return stable_offset(self._hw.value, self.first_unstable_offset)
+
+    def aborted_transactions(self, start: int, end: int) -> list[AbortedTxn]:
+        """The aborted transactions with data in [``start``, ``end``): the ``.txnindex``
+        entries of the segments from the one holding ``start`` on whose marker is at or after
+        ``start`` and whose first offset is before ``end`` (what a read_committed fetch of
+        that range returns for the consumer to drop)."""
+        return collect_aborted(self._log.txn_indexes(), start, end)
 
     # ================================================================== appending
 
     def append_as_leader(
         self, batches: Buffer, *, leader_epoch: int, now_ms: int, defer_flush: bool = False
     ) -> AppendResult:
-        """Validates a producer's batches (all before anything is written: see
-        :func:`~raftka.broker.log.validator.validate_produced_batches` for the errors), then
-        appends them, assigning consecutive offsets and stamping ``leader_epoch``. The
-        validator's CRC check is the only one: the checked batches go to the segmented log.
+        """Validates a producer's batches and appends them with consecutive offsets, stamping
+        ``leader_epoch``, checked against the producer state atomically with the write (see
+        :meth:`LogAppender.append_as_leader <raftka.broker.log.appends.LogAppender.
+        append_as_leader>` for the rules and errors; a retry of batches already written gets
+        their original offsets and writes nothing).
 
-        LogAppendTime topics get ``now_ms`` as every batch's max timestamp; a topic whose
-        ``compression.type`` names a codec gets every batch in that codec (recompressed if the
-        producer used another: the only per-record work of the append, in C codecs). When
-        :attr:`sync_appends`, the append is fsynced before this returns, unless
+        When :attr:`sync_appends`, the append is fsynced before this returns, unless
         ``defer_flush``: the caller then calls ``flush(up_to=result.last_offset + 1)``, which
         lets appends waiting on one fsync share it (group commit). The high watermark
         (when it follows the log end) covers fsynced appends only in that mode.
-
-        A ``leader_epoch`` newer than the cache's latest is recorded as starting at the log
-        end offset (before the write, so the cache never lags the data); an older one raises
-        StaleLeaderEpochError and writes nothing.
-
-        Batches with a producer id are checked against the producer state atomically with the
-        append (:mod:`raftka.broker.producers.state`: InvalidProducerEpochError,
-        OutOfOrderSequenceError, DuplicateSequenceError, nothing written); a retry of batches
-        already written is not written again and gets their original offsets.
         """
-        config = self._config
-        append_time = now_ms if config.log_append_time else None
-        validated = validate_produced_batches(
-            batches,
-            max_message_bytes=config.max_message_bytes,
-            log_append_time_ms=append_time,
-            timestamps=TimestampBounds(
-                now_ms, config.timestamp_before_max_ms, config.timestamp_after_max_ms
-            ),
-            where=str(self.topic_partition),
-            compression=config.compression,
+        result, wrote = self._appender.append_as_leader(
+            batches, self._config, leader_epoch=leader_epoch, now_ms=now_ms
         )
-        producer_headers = validated.headers if validated.has_producer_ids else ()
-        with self._write_lock:
-            if leader_epoch >= 0:  # a negative epoch is stamped but not recorded (as before)
-                self._assign_epoch(leader_epoch)
-            if producer_headers:
-                duplicate = self._producers.check_leader_append(producer_headers)
-                if duplicate is not None:
-                    return AppendResult(
-                        base_offset=duplicate.first_offset,
-                        last_offset=duplicate.last_offset,
-                        log_append_time_ms=NO_TIMESTAMP
-                        if append_time is None
-                        else duplicate.timestamp,
-                        log_start_offset=self._log.log_start_offset,
-                    )
-            info = self._log.append(
-                validated.checked, assign_offsets=True, leader_epoch=leader_epoch
-            )
-            self._producers.on_leader_append(info, self._log, producer_headers, append_time)
-        self._after_append(info.last_offset + 1, defer_flush=defer_flush)
-        return AppendResult(
-            base_offset=info.base_offset,
-            last_offset=info.last_offset,
-            log_append_time_ms=NO_TIMESTAMP if append_time is None else append_time,
-            log_start_offset=self._log.log_start_offset,
+        if wrote:
+            self._after_append(result.last_offset + 1, defer_flush=defer_flush)
+        return result
+
+    def append_marker(
+        self,
+        producer_id: int,
+        producer_epoch: int,
+        committed: bool,
+        coordinator_epoch: int,
+        *,
+        leader_epoch: int,
+        now_ms: int,
+        defer_flush: bool = False,
+    ) -> AppendResult:
+        """Appends an end-transaction marker (COMMIT when ``committed``, else ABORT) for
+        ``producer_id`` as its leader (see :meth:`LogAppender.append_marker
+        <raftka.broker.log.appends.LogAppender.append_marker>`), flushing as
+        :meth:`append_as_leader` does."""
+        result = self._appender.append_marker(
+            producer_id,
+            producer_epoch,
+            committed,
+            coordinator_epoch,
+            leader_epoch=leader_epoch,
+            now_ms=now_ms,
         )
+        self._after_append(result.last_offset + 1, defer_flush=defer_flush)
+        return result
 
     def append_as_follower(self, batches: Buffer, *, defer_flush: bool = False) -> AppendResult:
-        """Appends batches fetched from the leader exactly as they are (offsets, partition
-        leader epochs, timestamps: the stored bytes are the leader's), then records each newer
-        epoch in the leader-epoch cache (O(batches) header reads, one checkpoint write when
-        an epoch changed) and the batches' producers in the producer state (unchecked).
-
-        Checked before anything is written: every batch is valid (CRC, length, magic: checked
-        once here, the segmented log takes the checked batches), and
-        :func:`~raftka.broker.log.follower_append.check_follower_batches` (the first batch starts
-        at the log end offset; partition leader epochs present and never going backwards:
-        DivergentAppendError means truncate first). Flushing works
-        as in :meth:`append_as_leader`; the follower's high watermark is the caller's to set
-        (:meth:`set_high_watermark` with the leader's).
+        """Appends batches fetched from the leader exactly as they are (see
+        :meth:`LogAppender.append_as_follower <raftka.broker.log.appends.LogAppender.
+        append_as_follower>`). Flushing works as in :meth:`append_as_leader`; the follower's
+        high watermark is the caller's to set (:meth:`set_high_watermark` with the leader's).
         """
-        checked = check_batches(batches)
-        spans = checked.spans
-        if not spans:
-            raise InvalidRecordError("append needs at least one record batch, got 0 bytes")
-        with self._write_lock:
-            end = self._log.log_end_offset
-            new_epochs = check_follower_batches(spans, self._tp, end, self._last_batch_epoch(end))
-            info = self._log.append(checked, assign_offsets=False)
-            cache = self._epoch_cache
-            # Entries at the old log end have no records: epochs this replica assigned as a
-            # leader before writing anything. The leader's batches replace them.
-            cache.truncate_from_end(info.base_offset, flush=False)
-            for epoch, base in new_epochs:
-                cache.assign(epoch, base, flush=False)
-            cache.flush()
-            self._producers.on_follower_append(info, self._log, spans)
-        self._after_append(info.last_offset + 1, defer_flush=defer_flush)
-        return AppendResult(
-            base_offset=info.base_offset,
-            last_offset=info.last_offset,
-            log_append_time_ms=NO_TIMESTAMP,
-            log_start_offset=self._log.log_start_offset,
-        )
+        result = self._appender.append_as_follower(batches)
+        self._after_append(result.last_offset + 1, defer_flush=defer_flush)
+        return result
 
     def _after_append(self, next_offset: int, *, defer_flush: bool) -> None:
         if self.sync_appends:
@@ -397,24 +363,7 @@ class PartitionLog:
         """This replica becomes leader in ``epoch``: records (``epoch``, log end offset) in
         the leader-epoch cache unless ``epoch`` is already the latest, and returns the epoch's
         start offset. StaleLeaderEpochError if the log already knows a newer epoch."""
-        if epoch < 0:
-            raise ValueError(f"invalid leader epoch {epoch}")
-        with self._write_lock:
-            self._assign_epoch(epoch)
-            entry = self._epoch_cache.latest_entry
-        assert entry is not None and entry.epoch == epoch
-        return entry.start_offset
-
-    def _assign_epoch(self, epoch: int) -> None:
-        cache = self._epoch_cache
-        latest = cache.latest_epoch
-        if epoch < latest:
-            raise StaleLeaderEpochError(
-                f"leader epoch {epoch} is older than the latest leader epoch {latest} of "
-                f"{self._tp}; nothing was written"
-            )
-        if epoch > latest:
-            cache.assign(epoch, self._log.log_end_offset)
+        return self._appender.start_leader_epoch(epoch)
 
     # ================================================================== high watermark
 
@@ -498,20 +447,25 @@ class PartitionLog:
         *,
         max_offset: int | None = None,
         min_one_batch: bool = True,
+        read_committed: bool = False,
     ) -> FetchData:
         """Whole stored batches from the one holding ``fetch_offset``, up to ``max_bytes``
         (at least one batch, however large, if ``min_one_batch``), from one segment. No batch
-        starting at or after ``max_offset`` (default: the high watermark) is returned.
+        starting at or after ``max_offset`` (default: the high watermark) is returned, nor,
+        when ``read_committed``, at or after the last stable offset; such a read also lists
+        the aborted transactions with data in the returned batches (``FetchData.aborted``).
 
         Empty records when ``fetch_offset`` is at or past that bound but not past the log
         end; LogOffsetOutOfRangeError (with the log start and end) when ``fetch_offset`` is
         below the log start or above the log end.
         """
+        hw = self._hw.value
+        bounds = ReadBounds(hw, stable_offset(hw, self.first_unstable_offset), read_committed)
         return read_batches(
             self._log,
             self._damage,
             self._tp,
-            self._hw.value,
+            bounds,
             fetch_offset,
             max_bytes,
             max_offset=max_offset,
