@@ -38,6 +38,7 @@ from raftka.v1.common_pb2 import ErrorCode
 
 log = structlog.get_logger(__name__)
 
+
 class MarkerPartition(Protocol):
     """A partition a marker is written to (:class:`~raftka.broker.partition.Partition`)."""
 
