@@ -12,7 +12,7 @@ for an ISR expansion. Long-polling fetches and acks=all produces wait on per-par
 Transactions (KIP-98): the leader appends the COMMIT / ABORT markers a transaction coordinator
 sends (:meth:`Partition.write_txn_marker`, acks=all like a produce), and a read_committed
 consumer reads only below the last stable offset and learns the aborted transactions in what
-it read (:mod:`raftka.broker.isolation`).
+it read (:meth:`PartitionLog.read <raftka.broker.log.partition_log.PartitionLog.read>`).
 
 Every read (a consumer's fetch, a follower's fetch, ListOffsets) that names a current leader
 epoch is checked against this leader's (KIP-320, :func:`check_current_leader_epoch`). A
@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from raftka.broker.isolation import READ_UNCOMMITTED, fetchable_offset, read_isolated
+from raftka.broker.isolation import READ_COMMITTED, READ_UNCOMMITTED, fetchable_offset
 from raftka.broker.log.divergence import check_divergence
 from raftka.broker.log.leader_epoch_cache import UNDEFINED_EPOCH, EpochEndOffset
 from raftka.broker.log.partition_log import PartitionLog
@@ -323,17 +323,15 @@ class Partition:
         isolation_level: int = READ_UNCOMMITTED,
     ) -> FetchData:
         """A consumer's read: whole batches up to the high watermark (read_committed: up to
-        the last stable offset, with the aborted transactions among them, see
-        :func:`~raftka.broker.isolation.read_isolated`), every one verified (DamagedLogError,
-        reported for repair, when the read meets damage)."""
+        the last stable offset, with the aborted transactions that have data in them), every
+        one verified (DamagedLogError, reported for repair, when the read meets damage)."""
         try:
             data: FetchData = await self._io(
-                read_isolated,
-                self.log,
+                self.log.read,
                 fetch_offset,
                 max_bytes,
-                isolation_level=isolation_level,
                 min_one_batch=min_one_batch,
+                read_committed=isolation_level == READ_COMMITTED,
             )
         except DamagedLogError:
             self._cluster.report_damage(self)

@@ -54,8 +54,25 @@ class LogAppender:
     def append_as_leader(
         self, batches: Buffer, config: PartitionLogConfig, *, leader_epoch: int, now_ms: int
     ) -> tuple[AppendResult, bool]:
-        """The append and whether it wrote anything (a retry of batches already written
-        does not)."""
+        """Validates a producer's batches (all before anything is written: see
+        :func:`~raftka.broker.log.validator.validate_produced_batches` for the errors), then
+        appends them, assigning consecutive offsets and stamping ``leader_epoch``. The
+        validator's CRC check is the only one: the checked batches go to the segmented log.
+        LogAppendTime topics get ``now_ms`` as every batch's max timestamp; a topic whose
+        ``compression.type`` names a codec gets every batch in that codec (recompressed if the
+        producer used another: the only per-record work of the append, in C codecs).
+
+        A ``leader_epoch`` newer than the cache's latest is recorded as starting at the log
+        end offset (before the write, so the cache never lags the data); an older one raises
+        StaleLeaderEpochError and writes nothing.
+
+        Batches with a producer id are checked against the producer state atomically with the
+        append (:mod:`raftka.broker.producers.state`: InvalidProducerEpochError,
+        OutOfOrderSequenceError, DuplicateSequenceError, InvalidTxnStateError, nothing
+        written); a retry of batches already written is not written again and gets their
+        original offsets. A transactional batch opens its producer's transaction.
+
+        Returns the append and whether it wrote anything (a retry does not)."""
         append_time = now_ms if config.log_append_time else None
         validated = validate_produced_batches(
             batches,
@@ -99,6 +116,14 @@ class LogAppender:
         leader_epoch: int,
         now_ms: int,
     ) -> AppendResult:
+        """Appends an end-transaction marker (COMMIT when ``committed``, else ABORT) under
+        the write lock, stamped with ``leader_epoch`` as a leader's append is. It closes the
+        producer's open transaction on this partition, if any (an ABORT adds it to the
+        segment's ``.txnindex``), and sets the producer's epoch to ``producer_epoch`` (its
+        sequences restart at 0) and its coordinator epoch. Raises InvalidProducerEpochError
+        (``producer_epoch`` older than the producer's), TransactionCoordinatorFencedError
+        (``coordinator_epoch`` older than its latest marker's) or StaleLeaderEpochError,
+        having written nothing."""
         marker = build_end_txn_marker(
             producer_id, producer_epoch, committed, coordinator_epoch, timestamp=now_ms
         )
@@ -113,6 +138,17 @@ class LogAppender:
         return self._result(info, None)
 
     def append_as_follower(self, batches: Buffer) -> AppendResult:
+        """Appends the leader's batches as they are (offsets, partition leader epochs,
+        timestamps), then records each newer epoch in the leader-epoch cache (O(batches)
+        header reads, one checkpoint write when an epoch changed) and the batches' producers
+        in the producer state (unchecked; markers close transactions and ABORTs go to the
+        ``.txnindex`` as on the leader).
+
+        Checked before anything is written: every batch is valid (CRC, length, magic: checked
+        once here, the segmented log takes the checked batches), and
+        :func:`~raftka.broker.log.follower_append.check_follower_batches` (the first batch
+        starts at the log end offset; partition leader epochs present and never going
+        backwards: DivergentAppendError means truncate first)."""
         checked = check_batches(batches)
         spans = checked.spans
         if not spans:
@@ -136,6 +172,17 @@ class LogAppender:
         if end <= self._log.log_start_offset:
             return UNDEFINED_EPOCH
         return self._epoch_cache.epoch_for_offset(end - 1)
+
+    def start_leader_epoch(self, epoch: int) -> int:
+        """Records ``epoch`` as starting at the log end unless it is the latest already, and
+        returns its start offset (see PartitionLog.start_leader_epoch)."""
+        if epoch < 0:
+            raise ValueError(f"invalid leader epoch {epoch}")
+        with self._write_lock:
+            self.assign_epoch(epoch)
+            entry = self._epoch_cache.latest_entry
+        assert entry is not None and entry.epoch == epoch
+        return entry.start_offset
 
     def assign_epoch(self, epoch: int) -> None:
         """Records ``epoch`` as starting at the log end if it is newer than the cache's

@@ -12,7 +12,9 @@ read and the cleaned ones written without any lock; only each swap takes the par
 lock (so no append, truncation or producer-state rebuild runs during it). A batch that loses
 every record stays as a header-only batch when it is the last batch of a producer id in the
 producer state as the pass began (Kafka's RETAIN_EMPTY): a restart's replay then still finds
-the producer's epoch and sequence.
+the producer's epoch and sequence. The batches of aborted transactions (from the
+``.txnindex`` files) go, their markers stay; the cleaner never cleans at or past the last
+stable offset (:mod:`raftka.broker.log.cleaner`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from raftka.common.records import BatchHeader
 from raftka.common.storage import SegmentedLog
 from raftka.common.storage.cleaned_segment import Progress
 from raftka.common.storage.cleaner import DEFAULT_MAX_KEYS, CleanResult, clean_log
-from raftka.common.storage.compaction import CleaningRules
+from raftka.common.storage.compaction import CleaningRules, aborted_batches
 from raftka.common.storage.segment import LogSegment
 
 log = structlog.get_logger(__name__)
@@ -102,6 +104,9 @@ class PartitionCompactor:
         moves to where the pass's map ended when it completed."""
         with self._write_lock:
             retained = frozenset((e.producer_id, e.last_offset) for e in self._producers.table)
+            aborted = aborted_batches(
+                e for _base, index in self._log.txn_indexes() for e in index.entries
+            )
 
         def retain_empty(header: BatchHeader) -> bool:
             return (header.producer_id, header.last_offset) in retained
@@ -114,7 +119,7 @@ class PartitionCompactor:
             self._log,
             first_dirty=first_dirty,
             end_offset=end_offset,
-            rules=CleaningRules(now_ms, delete_retention_ms, retain_empty),
+            rules=CleaningRules(now_ms, delete_retention_ms, retain_empty, aborted),
             max_keys=max_keys,
             progress=progress,
             swap=swap,

@@ -1,26 +1,24 @@
-"""One partition's log on a broker: leader and follower appends, bounded reads, truncation,
-the flush policy, configs and the partition directory.
+"""One partition's log on a broker: appends, bounded reads, truncation, the flush policy,
+transactions' stable offset, configs and the partition directory.
 
-A thin layer over :class:`~raftka.common.storage.SegmentedLog` (which owns segments,
-indexes, recovery and the bytes on disk) adding what a partition needs: the topic's configs
-(:mod:`raftka.broker.log.config`, swapped in place when they change), producer-batch
-validation (:mod:`raftka.broker.log.validator`), idempotent-producer state and its snapshots
-(:mod:`raftka.broker.producers.partition_state`), LogAppendTime, the flush policy with group
-commit, and the ``partition.metadata`` topic id. Two companions are kept in step with every
-append, truncation and log-start change: the high watermark that bounds reads
-(:mod:`raftka.broker.log.high_watermark`) and the persisted leader-epoch cache
-(:mod:`raftka.broker.log.leader_epoch_cache`, KIP-101/KIP-279), which callers query directly
-(:attr:`PartitionLog.leader_epoch_cache`). What retention deletes is decided in
-:mod:`raftka.broker.log.retention`. The read path (:mod:`raftka.broker.log.reads`), the
-truncations (:mod:`raftka.broker.log.truncation`) and the known damage
-(:mod:`raftka.broker.log.damage`) live in their own modules; this class holds the write lock
-and the companions and hands them to those.
+A thin layer over :class:`~raftka.common.storage.SegmentedLog` (segments, indexes, recovery,
+the bytes on disk) adding what a partition needs: the topic's configs
+(:mod:`raftka.broker.log.config`, swapped in place when they change), the producer state
+with its snapshots and transactions (:mod:`raftka.broker.producers.partition_state`), the
+flush policy with group commit, and the ``partition.metadata`` topic id. Two companions follow
+every append, truncation and log-start change: the high watermark that bounds reads
+(:mod:`raftka.broker.log.high_watermark`) and the leader-epoch cache
+(:mod:`raftka.broker.log.leader_epoch_cache`, KIP-101/KIP-279; callers query it directly).
+The appends (:mod:`raftka.broker.log.appends`), the read path (:mod:`raftka.broker.log.reads`),
+the truncations (:mod:`raftka.broker.log.truncation`), retention's choices
+(:mod:`raftka.broker.log.retention`) and the known damage (:mod:`raftka.broker.log.damage`)
+live in their own modules; this class holds the write lock and the companions.
 
 Methods are synchronous and block on file I/O: asyncio callers run them on I/O threads.
 They are thread-safe: the writes of a partition (appends, truncations, log-start changes) take
 one lock, so a leader's producer-state check and its append are atomic; each write is
 all-or-nothing, but their order is the caller's to decide. Per batch the Python work is
-O(1): no record is decoded, and each batch's CRC is computed once per append.
+O(1): no record is decoded (but a marker's), and each batch's CRC is computed once per append.
 """
 
 from __future__ import annotations
@@ -136,7 +134,6 @@ class PartitionLog:
         clock: Clock | None = None,
     ) -> PartitionLog:
         """Opens (recovering it if needed) or creates the partition's directory in ``log_dir``.
-
         Creating needs ``topic_id``, written to ``partition.metadata`` before any data. An
         existing directory whose stored topic id differs from ``topic_id`` raises
         InconsistentTopicIdError (it belongs to a deleted topic of the same name); one without
@@ -146,9 +143,7 @@ class PartitionLog:
         watermark starts at the log end offset and follows every append (every flush, when
         appends are fsynced); otherwise it starts where ``high-watermark-checkpoint`` left it
         (see :class:`~raftka.broker.log.high_watermark.HighWatermark`) and only
-        :meth:`set_high_watermark` moves it.
-
-        The leader-epoch cache is read from ``leader-epoch-checkpoint``, or rebuilt from the
+        :meth:`set_high_watermark` moves it. The leader-epoch cache is read from ``leader-epoch-checkpoint``, or rebuilt from the
         batch headers when that is missing or stale.
         """
         validate_topic_name(topic)
@@ -294,28 +289,16 @@ class PartitionLog:
     def append_as_leader(
         self, batches: Buffer, *, leader_epoch: int, now_ms: int, defer_flush: bool = False
     ) -> AppendResult:
-        """Validates a producer's batches (all before anything is written: see
-        :func:`~raftka.broker.log.validator.validate_produced_batches` for the errors), then
-        appends them, assigning consecutive offsets and stamping ``leader_epoch``. The
-        validator's CRC check is the only one: the checked batches go to the segmented log.
+        """Validates a producer's batches and appends them with consecutive offsets, stamping
+        ``leader_epoch``, checked against the producer state atomically with the write (see
+        :meth:`LogAppender.append_as_leader <raftka.broker.log.appends.LogAppender.
+        append_as_leader>` for the rules and errors; a retry of batches already written gets
+        their original offsets and writes nothing).
 
-        LogAppendTime topics get ``now_ms`` as every batch's max timestamp; a topic whose
-        ``compression.type`` names a codec gets every batch in that codec (recompressed if the
-        producer used another: the only per-record work of the append, in C codecs). When
-        :attr:`sync_appends`, the append is fsynced before this returns, unless
+        When :attr:`sync_appends`, the append is fsynced before this returns, unless
         ``defer_flush``: the caller then calls ``flush(up_to=result.last_offset + 1)``, which
         lets appends waiting on one fsync share it (group commit). The high watermark
         (when it follows the log end) covers fsynced appends only in that mode.
-
-        A ``leader_epoch`` newer than the cache's latest is recorded as starting at the log
-        end offset (before the write, so the cache never lags the data); an older one raises
-        StaleLeaderEpochError and writes nothing.
-
-        Batches with a producer id are checked against the producer state atomically with the
-        append (:mod:`raftka.broker.producers.state`: InvalidProducerEpochError,
-        OutOfOrderSequenceError, DuplicateSequenceError, InvalidTxnStateError, nothing
-        written); a retry of batches already written is not written again and gets their
-        original offsets. A transactional batch opens its producer's transaction here.
         """
         result, wrote = self._appender.append_as_leader(
             batches, self._config, leader_epoch=leader_epoch, now_ms=now_ms
@@ -336,12 +319,9 @@ class PartitionLog:
         defer_flush: bool = False,
     ) -> AppendResult:
         """Appends an end-transaction marker (COMMIT when ``committed``, else ABORT) for
-        ``producer_id``, as its leader, under the write lock like :meth:`append_as_leader`
-        (flushing likewise). It closes the producer's open transaction on this partition
-        (an ABORT adds it to the segment's ``.txnindex``) and sets the producer's epoch to
-        ``producer_epoch``. Raises InvalidProducerEpochError (``producer_epoch`` older than
-        the producer's) or TransactionCoordinatorFencedError (``coordinator_epoch`` older
-        than its latest marker's), or StaleLeaderEpochError, having written nothing."""
+        ``producer_id`` as its leader (see :meth:`LogAppender.append_marker
+        <raftka.broker.log.appends.LogAppender.append_marker>`), flushing as
+        :meth:`append_as_leader` does."""
         result = self._appender.append_marker(
             producer_id,
             producer_epoch,
@@ -354,19 +334,10 @@ class PartitionLog:
         return result
 
     def append_as_follower(self, batches: Buffer, *, defer_flush: bool = False) -> AppendResult:
-        """Appends batches fetched from the leader exactly as they are (offsets, partition
-        leader epochs, timestamps: the stored bytes are the leader's), then records each newer
-        epoch in the leader-epoch cache (O(batches) header reads, one checkpoint write when
-        an epoch changed) and the batches' producers in the producer state (unchecked;
-        markers close transactions and ABORTs go to the ``.txnindex`` as on the leader).
-
-        Checked before anything is written: every batch is valid (CRC, length, magic: checked
-        once here, the segmented log takes the checked batches), and
-        :func:`~raftka.broker.log.follower_append.check_follower_batches` (the first batch starts
-        at the log end offset; partition leader epochs present and never going backwards:
-        DivergentAppendError means truncate first). Flushing works
-        as in :meth:`append_as_leader`; the follower's high watermark is the caller's to set
-        (:meth:`set_high_watermark` with the leader's).
+        """Appends batches fetched from the leader exactly as they are (see
+        :meth:`LogAppender.append_as_follower <raftka.broker.log.appends.LogAppender.
+        append_as_follower>`). Flushing works as in :meth:`append_as_leader`; the follower's
+        high watermark is the caller's to set (:meth:`set_high_watermark` with the leader's).
         """
         result = self._appender.append_as_follower(batches)
         self._after_append(result.last_offset + 1, defer_flush=defer_flush)
@@ -392,13 +363,7 @@ class PartitionLog:
         """This replica becomes leader in ``epoch``: records (``epoch``, log end offset) in
         the leader-epoch cache unless ``epoch`` is already the latest, and returns the epoch's
         start offset. StaleLeaderEpochError if the log already knows a newer epoch."""
-        if epoch < 0:
-            raise ValueError(f"invalid leader epoch {epoch}")
-        with self._write_lock:
-            self._appender.assign_epoch(epoch)
-            entry = self._epoch_cache.latest_entry
-        assert entry is not None and entry.epoch == epoch
-        return entry.start_offset
+        return self._appender.start_leader_epoch(epoch)
 
     # ================================================================== high watermark
 

@@ -193,9 +193,9 @@ class ProducerStateTable:
         changes nothing. Returns None when they may be written, or the original offsets when
         every batch is a retry of one already written (nothing is to be written then).
 
-        Raises InvalidProducerEpochError, OutOfOrderSequenceError (see the module
-        docstring), or DuplicateSequenceError when retries and new batches are mixed in one
-        request. Batches without a producer id are not checked.
+        Raises InvalidProducerEpochError, OutOfOrderSequenceError, InvalidTxnStateError (see
+        the module docstring), or DuplicateSequenceError when retries and new batches are
+        mixed in one request. Batches without a producer id are not checked.
         """
         # producer id -> (epoch, last sequence) after the request's earlier batches
         pending: dict[int, tuple[int, int | None]] = {}
@@ -208,9 +208,10 @@ class ProducerStateTable:
             epoch, first = header.producer_epoch, header.base_sequence
             last = last_sequence(first, header.last_offset_delta)
             entry = self._entries.get(producer_id)
+            fenced = entry is not None and epoch < entry.epoch  # reported as such below
             if header.is_transactional:
                 in_txn.add(producer_id)
-            elif producer_id in in_txn or producer_id in self._ongoing:
+            elif (producer_id in in_txn or producer_id in self._ongoing) and not fenced:
                 raise InvalidTxnStateError(
                     f"batch {index}: producer id {producer_id} has a transaction open on this "
                     "partition and sent a non-transactional batch; end the transaction first "

@@ -61,9 +61,10 @@ def build_end_txn_marker(
     partition_leader_epoch: int = NO_PARTITION_LEADER_EPOCH,
 ) -> bytearray:
     """The marker batch (offset and leader epoch are rewritten by the append as usual)."""
-    if producer_id < 0 or producer_epoch < 0:
+    if producer_id < 0 or producer_epoch < 0 or coordinator_epoch < 0:
         raise ValueError(
-            f"a marker needs a producer id and epoch, got {producer_id} / {producer_epoch}"
+            "a marker needs a producer id, a producer epoch and a coordinator epoch, got "
+            f"{producer_id} / {producer_epoch} / {coordinator_epoch}"
         )
     marker = EndTxnMarker(committed, coordinator_epoch)
     key = _KEY.pack(CONTROL_RECORD_VERSION, marker.control_type)

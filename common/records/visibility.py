@@ -27,16 +27,6 @@ def _is_abort_marker(buf: Buffer, pos: int, header: BatchHeader, *, verify: bool
         return False  # another kind of control batch: not the end of a transaction
 
 
-def batches_end_offset(buf: Buffer) -> int | None:
-    """The offset after the last of the concatenated batches in ``buf`` (None when empty):
-    headers only, O(batches)."""
-    pos, end, last = 0, len(buf), None
-    while pos < end:
-        last = BatchHeader.parse(buf, pos)
-        pos += last.size
-    return None if last is None else last.next_offset
-
-
 def visible_records(
     buf: Buffer, aborted: Iterable[tuple[int, int]] = (), *, verify: bool = False
 ) -> Iterator[Record]:

@@ -153,7 +153,8 @@ def write_cleaned_segment(
     index_interval_bytes: int,
     progress: Progress,
 ) -> tuple[LogSegment, CleaningStats]:
-    """Writes the cleaned copy of ``group`` as ``<first base>.{log,index,timeindex}.cleaned``,
+    """Writes the cleaned copy of ``group`` as ``<first base>.{log,index,timeindex,txnindex}
+    .cleaned`` (the transaction index with every entry of the old segments'),
     flushed (data and indexes fsynced) with the last old segment's modification time, and
     returns it open with what it took. The old segments must end where the next begins
     (CorruptLogError otherwise). On any error the partial files are deleted."""

@@ -87,9 +87,10 @@ def build_offset_map(
     *,
     max_keys: int,
     progress: Progress,
+    skip: Callable[[BatchHeader], bool] = lambda _header: False,
 ) -> tuple[OffsetMap, int]:
     """The offset map over the offsets >= ``first_dirty`` of ``segments``, and where it ends
-    (a segment boundary)."""
+    (a segment boundary); batches ``skip`` is true for (aborted transactions') are left out."""
     offset_map: OffsetMap = {}
     end = first_dirty
     for segment in segments:
@@ -97,7 +98,7 @@ def build_offset_map(
             continue
         for _pos, view in segment.batches_from(0):
             header = BatchHeader.parse(view)
-            if header.last_offset >= first_dirty:
+            if header.last_offset >= first_dirty and not skip(header):
                 add_to_offset_map(offset_map, view, first_dirty, segment.next_offset)
             progress(header.size)
         end = segment.next_offset
@@ -123,7 +124,7 @@ def clean_log(
         return None
     try:
         offset_map, map_end = build_offset_map(
-            segments, first_dirty, max_keys=max_keys, progress=progress
+            segments, first_dirty, max_keys=max_keys, progress=progress, skip=rules.aborted
         )
     except _READ_ERRORS:
         if seg_log.generation == generation:

@@ -17,17 +17,23 @@ Offsets never change: a batch keeps its base offset and last offset delta, and r
 records keep their offset deltas (a rebuilt batch has gaps inside). A batch whose records are
 all kept (and needs no horizon) is returned as it was, byte for byte; a rebuilt one is
 recompressed with its codec and gets a new CRC. Control batches are kept as they are.
+
+Transactions (KIP-98): the batches of aborted transactions (:func:`aborted_batches`, from the
+``.txnindex`` entries) are left out of the offset map, so that an aborted record never
+shadows an earlier committed one, and dropped when cleaned; their markers stay. The caller
+never cleans at or past the last stable offset, so every transaction in range is decided.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from raftka.common.records.batch import BatchHeader, Buffer
 from raftka.common.records.builder import RecordBatchBuilder, build_empty_batch
 from raftka.common.records.decoder import decode_batch
+from raftka.common.storage.txn_index import AbortedTxn
 
 LONG_MAX = (1 << 63) - 1
 
@@ -84,10 +90,29 @@ class CleaningRules:
     """Whether a batch that loses every record must stay as a header-only batch: the last
     batch of a producer id still in the producer state (Kafka's RETAIN_EMPTY), so that its
     epoch and sequence survive a restart's replay."""
+    aborted: Callable[[BatchHeader], bool] = field(default=lambda _header: False)
+    """Whether a batch belongs to an aborted transaction (:func:`aborted_batches`)."""
 
     @property
     def new_horizon(self) -> int:
         return min(self.now_ms + self.delete_retention_ms, LONG_MAX)
+
+
+def aborted_batches(entries: Iterable[AbortedTxn]) -> Callable[[BatchHeader], bool]:
+    """Whether a batch is data of one of the aborted transactions ``entries``: a
+    transactional, non-control batch of the producer between the transaction's first offset
+    and its ABORT marker (a producer has one transaction open at a time)."""
+    ranges: dict[int, list[tuple[int, int]]] = {}
+    for entry in entries:
+        ranges.setdefault(entry.producer_id, []).append((entry.first_offset, entry.last_offset))
+
+    def aborted(header: BatchHeader) -> bool:
+        if not header.is_transactional or header.is_control:
+            return False
+        base = header.base_offset
+        return any(first <= base < last for first, last in ranges.get(header.producer_id, ()))
+
+    return aborted
 
 
 def filter_batch(batch: Buffer, offset_map: OffsetMap, rules: CleaningRules) -> FilteredBatch:
@@ -97,6 +122,8 @@ def filter_batch(batch: Buffer, offset_map: OffsetMap, rules: CleaningRules) -> 
     records = decoded.records
     if header.is_control:
         return FilteredBatch(Outcome.UNCHANGED, header, batch, len(records), len(records))
+    if rules.aborted(header):
+        return _emptied(header, rules, len(records))
     horizon = header.base_timestamp if header.has_delete_horizon else None
     kept = []
     tombstone_kept = False
@@ -115,20 +142,7 @@ def filter_batch(batch: Buffer, offset_map: OffsetMap, rules: CleaningRules) -> 
     if after == before and (horizon is not None or not tombstone_kept):
         return FilteredBatch(Outcome.UNCHANGED, header, batch, before, after)
     if not kept:
-        if not rules.retain_empty(header):
-            return FilteredBatch(Outcome.DROPPED, header, b"", before, 0)
-        empty = build_empty_batch(
-            base_offset=header.base_offset,
-            last_offset_delta=header.last_offset_delta,
-            partition_leader_epoch=header.partition_leader_epoch,
-            attributes=header.attributes,
-            base_timestamp=header.base_timestamp,
-            max_timestamp=header.max_timestamp,
-            producer_id=header.producer_id,
-            producer_epoch=header.producer_epoch,
-            base_sequence=header.base_sequence,
-        )
-        return FilteredBatch(Outcome.EMPTY, header, empty, before, 0)
+        return _emptied(header, rules, before)
     if horizon is None and tombstone_kept:
         horizon = rules.new_horizon
     builder = RecordBatchBuilder(
@@ -155,3 +169,21 @@ def filter_batch(batch: Buffer, offset_map: OffsetMap, rules: CleaningRules) -> 
             offset_delta=record.offset - base,
         )
     return FilteredBatch(Outcome.REBUILT, header, builder.build(), before, after)
+
+
+def _emptied(header: BatchHeader, rules: CleaningRules, before: int) -> FilteredBatch:
+    """A batch that keeps no record: dropped, or kept header-only (``retain_empty``)."""
+    if not rules.retain_empty(header):
+        return FilteredBatch(Outcome.DROPPED, header, b"", before, 0)
+    empty = build_empty_batch(
+        base_offset=header.base_offset,
+        last_offset_delta=header.last_offset_delta,
+        partition_leader_epoch=header.partition_leader_epoch,
+        attributes=header.attributes,
+        base_timestamp=header.base_timestamp,
+        max_timestamp=header.max_timestamp,
+        producer_id=header.producer_id,
+        producer_epoch=header.producer_epoch,
+        base_sequence=header.base_sequence,
+    )
+    return FilteredBatch(Outcome.EMPTY, header, empty, before, 0)

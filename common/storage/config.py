@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from raftka.common.storage.segment import LogSegment
 
 _INT32_MAX = (1 << 31) - 1
 
@@ -49,3 +53,18 @@ class LogConfig:
             raise ValueError(
                 f"initial_start_offset must be non-negative, got {self.initial_start_offset}"
             )
+
+    def roll_reason(
+        self, segment: LogSegment, incoming: int, last_offset: int, now: int
+    ) -> str | None:
+        """Why the active ``segment`` must be rolled before an append of ``incoming`` bytes
+        ending at ``last_offset`` at ``now`` (None: it takes the append)."""
+        if segment.is_empty:
+            return None
+        if segment.size + incoming > self.segment_bytes:
+            return "size"
+        if now - segment.created_ms > self.segment_ms:
+            return "age"
+        if last_offset - segment.base_offset > _INT32_MAX:
+            return "relative_offset_overflow"
+        return None

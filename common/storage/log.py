@@ -56,7 +56,7 @@ from raftka.common.storage.results import (
     SegmentInfo,
     TimestampOffset,
 )
-from raftka.common.storage.segment import INT32_MAX, LogSegment
+from raftka.common.storage.segment import LogSegment
 from raftka.common.storage.txn_index import TxnIndex
 from raftka.common.storage.unsynced import UnsyncedWrites
 
@@ -277,7 +277,7 @@ class SegmentedLog:
             last_offset = next_offset - 1
             now = self._clock()
             segment = self._segments[-1]
-            reason = self._roll_reason(segment, len(data), last_offset, now)
+            reason = self._config.roll_reason(segment, len(data), last_offset, now)
             if reason is not None:
                 segment = self._roll(now, reason)
             position = segment.append(data, entries, next_offset, now)
@@ -293,19 +293,6 @@ class SegmentedLog:
                 batch_count=len(entries),
                 size=len(data),
             )
-
-    def _roll_reason(
-        self, segment: LogSegment, incoming: int, last_offset: int, now: int
-    ) -> str | None:
-        if segment.is_empty:
-            return None
-        if segment.size + incoming > self._config.segment_bytes:
-            return "size"
-        if now - segment.created_ms > self._config.segment_ms:
-            return "age"
-        if last_offset - segment.base_offset > INT32_MAX:
-            return "relative_offset_overflow"
-        return None
 
     def _roll(self, now: int, reason: str) -> LogSegment:
         old = self._segments[-1]

@@ -22,7 +22,6 @@ from raftka.common.records.batch import (
     LOG_OVERHEAD,
     BatchHeader,
     Buffer,
-    read_batch_size,
     validate,
 )
 from raftka.common.records.decoder import decode_batch
@@ -32,6 +31,7 @@ from raftka.common.storage.errors import CorruptLogError, DamagedBatchError
 from raftka.common.storage.files import DELETED_SUFFIX, segment_paths, txn_index_path
 from raftka.common.storage.index import IndexCorruptError, OffsetIndex, TimeIndex
 from raftka.common.storage.results import DamageReport, ScrubProgress, TimestampOffset
+from raftka.common.storage.segment_verify import verify_segment
 from raftka.common.storage.txn_index import TxnIndex
 
 _LOCATE_CHUNK_BYTES = 8192
@@ -467,54 +467,8 @@ class LogSegment:
     def verify(
         self, position: int, next_offset: int, max_bytes: int, *, end_offset: int | None
     ) -> ScrubProgress:
-        """Re-reads and validates (framing, CRC-32C, contiguous offsets) the batches from
-        ``position``, whose first must have base offset ``next_offset``, reading about
-        ``max_bytes`` (at least one batch). At the end of the segment, ``end_offset`` (the
-        next segment's base offset; None for the last segment) must be where it ends.
-        Damage is returned, not raised."""
-        end = self._size
-        if position >= end:
-            damage = None
-            if end_offset is not None and next_offset != end_offset:
-                damage = self._damage(
-                    next_offset,
-                    end,
-                    f"offsets {next_offset}..{end_offset - 1} are missing: the segment ends "
-                    f"at {next_offset} but the next one starts at {end_offset}",
-                ).report
-            return ScrubProgress(end, next_offset, 0, True, damage)
-        want = min(max(max_bytes, HEADER_SIZE), end - position)
-        chunk = memoryview(pread_exact(self._fd, want, position))
-        first = read_batch_size(chunk) if len(chunk) >= LOG_OVERHEAD else 0
-        if first > len(chunk) and HEADER_SIZE <= first <= end - position:
-            chunk = memoryview(pread_exact(self._fd, first, position))
-        done = 0
-        expected = next_offset
-        while len(chunk) - done >= LOG_OVERHEAD:
-            size = read_batch_size(chunk, done)
-            if done and size > len(chunk) - done and size <= end - position - done:
-                break  # the rest of this batch is read by the next call
-            try:
-                header = validate(chunk, done)
-            except RecordError as exc:
-                return ScrubProgress(
-                    position + done,
-                    expected,
-                    len(chunk),
-                    True,
-                    self._damage(expected, position + done, str(exc)).report,
-                )
-            if header.base_offset != expected:
-                reason = f"batch has base offset {header.base_offset}, expected {expected}"
-                report = self._damage(expected, position + done, reason).report
-                return ScrubProgress(position + done, expected, len(chunk), True, report)
-            expected = header.next_offset
-            done += header.size
-        if done == 0:
-            reason = f"incomplete batch ({end - position} bytes to the end of the segment)"
-            report = self._damage(expected, position, reason).report
-            return ScrubProgress(position, expected, len(chunk), True, report)
-        return ScrubProgress(position + done, expected, len(chunk), False)
+        """See :func:`~raftka.common.storage.segment_verify.verify_segment`."""
+        return verify_segment(self, position, next_offset, max_bytes, end_offset=end_offset)
 
     def find_timestamp(self, timestamp: int, start_offset: int) -> TimestampOffset | None:
         """The first record at or after ``start_offset`` with a timestamp >= ``timestamp``.

@@ -113,7 +113,7 @@ async def write_marker(
                 pytest.skip("this broker does not serve TransactionService.WriteTxnMarkers yet")
             raise
     ((result,),) = [m.partitions for m in response.markers]
-    return result
+    return result  # type: ignore[no-any-return]
 
 
 async def read(
@@ -170,8 +170,24 @@ def test_an_open_transaction_holds_the_lso_until_its_commit(broker_cluster: Loca
         assert await latest(address, topic, READ_COMMITTED) == 1
         assert await latest(address, topic, READ_UNCOMMITTED) == 4
 
+        # A read_committed long poll at the LSO waits for the commit, and the commit wakes it
+        # (its max_wait is far longer than the test waits for it).
+        polling = asyncio.ensure_future(
+            fetch(
+                address,
+                topic,
+                0,
+                1,
+                isolation_level=READ_COMMITTED,
+                max_wait_ms=120_000,
+                min_bytes=1,
+            )
+        )
         marked = await write_marker(address, topic, pid, 1, committed=True)
         assert code(marked.error_code) == "NONE", marked.error_message
+        woken = await asyncio.wait_for(polling, 30)
+        assert code(woken.error_code) == "NONE", woken.error_message
+        assert batch_offsets(woken)[:2] == [1, 2]
         # The marker (offset 4) is replicated before the answer: LSO = high watermark = 5.
         assert await latest(address, topic, READ_COMMITTED) == 5
         decoded = await read(address, topic, 0, READ_COMMITTED, decode=True)

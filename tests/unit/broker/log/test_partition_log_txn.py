@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 from raftka.broker.log.cleaner import LogCleaner
 from raftka.broker.log.partition_log import PartitionLog
 from raftka.common.errors import InvalidProducerEpochError
-from raftka.common.records import InvalidRecordError, build_batch, split_batches
+from raftka.common.records import InvalidRecordError, build_batch, decode_batch, split_batches
 from raftka.common.storage.files import txn_index_path
 from raftka.common.storage.txn_index import AbortedTxn
 from raftka.common.txn_errors import InvalidTxnStateError, TransactionCoordinatorFencedError
@@ -340,4 +340,55 @@ def test_the_cleaner_never_cleans_at_or_past_the_lso(tmp_path: Path) -> None:
     assert dirty.first_uncleanable == 4
     cleaned = LogCleaner().clean_once([plog])
     assert cleaned is not None and cleaned.result.map_end <= 4
+    plog.close()
+
+
+def test_cleaning_drops_aborted_records_and_keeps_markers(tmp_path: Path) -> None:
+    overrides = {
+        "cleanup.policy": "compact",
+        "segment.bytes": "14",
+        "min.cleanable.dirty.ratio": "0.01",
+    }
+    plog = open_partition(tmp_path, overrides=overrides)
+
+    def plain(key: bytes, value: bytes) -> None:
+        data = build_batch([(T0, key, value, ())])
+        plog.append_as_leader(bytes(data), leader_epoch=1, now_ms=NOW)
+
+    def txn(producer: Producer, key: bytes, value: bytes) -> None:
+        data = build_batch(
+            [(T0, key, value, ())],
+            producer_id=producer.producer_id,
+            producer_epoch=producer.epoch,
+            base_sequence=producer.sequence,
+            transactional=True,
+        )
+        plog.append_as_leader(bytes(data), leader_epoch=1, now_ms=NOW)
+        producer.sequence += 1
+
+    a, b = Producer(plog, A), Producer(plog, B)
+    plain(b"k", b"committed-plain")  # 0
+    txn(a, b"k", b"aborted")  # 1: would shadow offset 0 if it were mapped
+    a.end(committed=False)  # 2
+    txn(b, b"j", b"committed-txn")  # 3
+    b.end(committed=True)  # 4
+    for i in range(3):
+        plain(b"other", f"o{i}".encode())  # 5..7
+    assert plog.last_stable_offset == 8
+    cleaned = LogCleaner().clean_once([plog])
+    assert cleaned is not None and cleaned.result.completed
+    data = plog.read(0, 1 << 24, max_offset=plog.log_end_offset)
+    offset, kept, markers = 0, [], []
+    while offset < plog.log_end_offset:
+        records = plog.read(offset, 1 << 24).records
+        for span in split_batches(records):
+            if span.header.is_control:
+                markers.append(span.header.base_offset)
+            else:
+                kept += [r.value for r in decode_batch(records, span.position).records]
+            offset = span.header.next_offset
+    assert data.records  # (the log is readable from 0)
+    assert kept == [b"committed-plain", b"committed-txn", b"o1", b"o2"]  # 7 is active
+    assert markers == [2, 4]
+    assert plog.aborted_transactions(0, 8) == [AbortedTxn(A, 1, 2, 3)]
     plog.close()

@@ -115,6 +115,11 @@ def test_a_non_transactional_batch_during_an_open_transaction_is_refused() -> No
     other = Leader()
     with pytest.raises(InvalidTxnStateError):
         other.table.check_append([header(B, 0), header(B, 1, transactional=False)])
+    # a fenced producer (older epoch) is told it is fenced, not that a transaction is open
+    fenced = Leader()
+    fenced.produce(header(C, 0, epoch=2))
+    with pytest.raises(InvalidProducerEpochError):
+        fenced.table.check_append([header(C, 1, epoch=1, transactional=False)])
     # once the transaction is over, it may write idempotently again (in the new epoch)
     leader.marker(A, 1, committed=True)
     assert leader.table.check_append([header(A, 0, epoch=1, transactional=False)]) is None

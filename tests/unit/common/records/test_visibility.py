@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from raftka.common.records import build_batch
 from raftka.common.records.control import build_end_txn_marker
-from raftka.common.records.visibility import batches_end_offset, visible_records
+from raftka.common.records.visibility import visible_records
 
 
 def data(offset: int, values: list[bytes], *, producer_id: int = -1) -> bytes:
@@ -88,9 +88,3 @@ def test_a_commit_marker_does_not_end_an_aborted_range() -> None:
         + data(2, [b"y"], producer_id=7)
     )
     assert values(log, [(7, 0)]) == []
-
-
-def test_batches_end_offset() -> None:
-    assert batches_end_offset(b"") is None
-    assert batches_end_offset(LOG) == 9
-    assert batches_end_offset(data(10, [b"a", b"b", b"c"])) == 13

@@ -193,3 +193,28 @@ def test_recovery_marks_a_txnindex_for_rebuild_only_when_its_segment_holds_contr
     assert all(i.entries == () for _b, i in again.txn_indexes())
     again.close()
     log.close()
+
+
+def test_aborted_batches_matches_the_producers_transactional_data_only() -> None:
+    from raftka.common.records import BatchHeader, build_batch, build_end_txn_marker, validate
+    from raftka.common.storage.compaction import aborted_batches
+
+    def header(producer_id: int, offset: int, *, transactional: bool = True) -> BatchHeader:
+        data = build_batch(
+            [(1, b"k", b"v", ())],
+            base_offset=offset,
+            producer_id=producer_id,
+            producer_epoch=0,
+            base_sequence=0,
+            transactional=transactional,
+        )
+        return validate(data)
+
+    aborted = aborted_batches([AbortedTxn(1, 10, 20, 21), AbortedTxn(1, 30, 40, 41)])
+    assert aborted(header(1, 10)) and aborted(header(1, 19)) and aborted(header(1, 35))
+    assert not aborted(header(1, 20))  # the marker's offset and after: not this transaction
+    assert not aborted(header(1, 25))
+    assert not aborted(header(2, 15))  # another producer
+    assert not aborted(header(1, 15, transactional=False))
+    marker = validate(build_end_txn_marker(1, 1, False, 0, timestamp=1, base_offset=15))
+    assert not aborted(marker)
