@@ -68,17 +68,16 @@ class SimCoordinator:
         self.failovers += 1
         self.epoch += 1
         self.shard = self.factory(0, self.epoch, self.config)
-        records = self.log
-        if compacted:  # what the cleaner leaves: the latest record per key, no tombstones
-            latest = {r.key: i for i, r in enumerate(self.log)}
-            records = [
-                r for i, r in enumerate(self.log) if latest[r.key] == i and r.value is not None
-            ]
-        for record in records:
+        for record in self.compacted() if compacted else self.log:
             self.shard.replay(record)
         for job in self.shard.loaded(now_ms):
             assert job.coordinator_epoch == self.epoch, job
             self.start(job)
+
+    def compacted(self) -> list[StoredRecord]:
+        """What the cleaner leaves: the latest record per key, and no tombstones."""
+        latest = {r.key: i for i, r in enumerate(self.log)}
+        return [r for i, r in enumerate(self.log) if latest[r.key] == i and r.value is not None]
 
     def replayed(self) -> TransactionShard:
         shard = TransactionShard(0, self.epoch, self.config)

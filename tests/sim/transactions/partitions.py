@@ -77,10 +77,3 @@ class SimPartition:
     @property
     def last_stable_offset(self) -> int:
         return min((t.first_offset for t in self.open.values()), default=self.end_offset)
-
-    def outcome_of(self, offset: int, producer_id: int) -> bool | None:
-        """Whether the record at ``offset`` (of ``producer_id``) was committed; None: open."""
-        for txn in self.closed:
-            if txn.producer_id == producer_id and txn.first_offset <= offset < txn.marker_offset:
-                return txn.committed
-        return None

@@ -37,6 +37,7 @@ from raftka.common.txn_errors import (
 )
 
 from .coordinator import ShardFactory, SimCoordinator
+from .invariants import Decision, check_backed, check_open_transactions, check_quiescent
 from .partitions import NONE, TP, SimPartition
 from .producers import Phase, SimProducer
 
@@ -47,12 +48,6 @@ TIDS = ("t0", "t1", "t2", "t3")
 #: An id that starts six epochs before the last, so runs go through the producer id change.
 OVERFLOW_TID = "t-old"
 CONFIG = TxnConfig(max_timeout_ms=10_000, default_timeout_ms=TIMEOUT_MS, id_expiration_ms=30_000)
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    committed: bool
-    partitions: frozenset[TP]
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,27 +339,10 @@ class TxnSimulation:
     # ---- invariants ----
 
     def check_backed(self, tp: TP, pid: int, epoch: int, what: str) -> None:
-        """Only a transaction the coordinator holds open at that epoch (or has decided and not
-        yet marked here) may hold data on a partition."""
-        meta = self.shard.store.get(self.pid_tid[pid])
-        backed = (
-            meta is not None
-            and meta.producer_id == pid
-            and tp in meta.partitions
-            and (
-                (meta.state is TxnState.ONGOING and meta.producer_epoch == epoch)
-                or (meta.state.is_prepare and meta.producer_epoch - 1 == epoch)
-            )
-        )
-        assert backed, (
-            f"{what} on {tp} of producer {pid} epoch {epoch} is not in a transaction the "
-            f"coordinator holds open: {meta}"
-        )
+        check_backed(self.shard.store, self.pid_tid, tp, pid, epoch, what)
 
     def check(self) -> None:
-        for partition in self.partitions.values():
-            for txn in partition.open.values():
-                self.check_backed(partition.tp, txn.producer_id, txn.epoch, "open transaction")
+        check_open_transactions(self.shard.store, self.pid_tid, self.partitions.values())
 
     def check_replay(self) -> None:
         assert self.coordinator.replayed().store.ids == self.shard.store.ids, (
@@ -372,26 +350,9 @@ class TxnSimulation:
         )
 
     def check_quiescent(self) -> None:
-        for tid, meta in self.shard.store.ids.items():
-            assert meta.state.is_idle, f"{tid} is still {meta.state.display_name} at quiescence"
-        for (pid, epoch), decision in self.decisions.items():
-            for tp in decision.partitions:
-                outcomes = self.partitions[tp].markers.get((pid, epoch))
-                assert outcomes == {decision.committed}, (
-                    f"transaction of producer {pid} epoch {epoch} decided {decision}: {tp} "
-                    f"has markers {outcomes}"
-                )
-        for partition in self.partitions.values():
-            assert not partition.open, f"{partition.tp}: LSO held back by {partition.open}"
-            assert partition.last_stable_offset == partition.end_offset
-        for tp, offset, pid in self.writes:
-            assert self.partitions[tp].outcome_of(offset, pid) is not None, (tp, offset, pid)
-        for tp, offset, pid, committed in self.expected:
-            got = self.partitions[tp].outcome_of(offset, pid)
-            assert got == committed, (
-                f"{tp}@{offset} of producer {pid}: the producer's EndTxn("
-                f"{'commit' if committed else 'abort'}) succeeded, the partition has {got}"
-            )
+        check_quiescent(
+            self.shard.store, self.decisions, self.partitions, self.writes, self.expected
+        )
         if self.check_replay_enabled:
             self.check_replay()
 
@@ -439,6 +400,8 @@ class TxnSimulation:
             self.step()
             if self.check_replay_enabled and i % 50 == 49:
                 self.check_replay()
+            if i % 200 == 199:  # the cleaner runs (and keeps failovers' replays short)
+                self.coordinator.log = self.coordinator.compacted()
         self.settle()
         self.check_quiescent()
         return SimSummary(
