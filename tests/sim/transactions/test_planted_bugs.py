@@ -15,7 +15,6 @@ from raftka.broker.transactions.api import (
     InitProducerIdResult,
     MarkerJob,
     TopicPartition,
-    TxnConfig,
     TxnOutcome,
 )
 from raftka.broker.transactions.shard import TransactionShard
@@ -64,9 +63,6 @@ class ForgetsDecisionsOnLoad(TransactionShard):
 class TimeoutAbortWithoutBump(TransactionShard):
     """Aborts timed-out transactions at the producer's own epoch: a late write of the aborted
     transaction is accepted after the marker and opens a transaction no one will close."""
-
-    def __init__(self, partition: int, coordinator_epoch: int, config: TxnConfig) -> None:
-        super().__init__(partition, coordinator_epoch, config)
 
     def tick(self, *, now_ms: int) -> TxnOutcome[None]:
         real = transitions.abort_started
