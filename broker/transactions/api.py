@@ -146,16 +146,23 @@ class TxnShard(Protocol):
         decision: the same answer (Complete* of the same outcome) or
         ConcurrentTransactionsError (Prepare* of the same outcome); the opposite outcome:
         InvalidTxnStateError. Abort with nothing open (Empty / Complete*): bumps the epoch and
-        completes at once (no markers)."""
+        completes at once (no markers); commit with nothing open: InvalidTxnStateError. After
+        an abort the coordinator started itself (timeout, or InitProducerId fencing) the old
+        epoch is fenced (ProducerFencedError), never answered as a retry. Past epoch 32766 the
+        answer is a fresh producer id at epoch 0 (the markers carry 32767)."""
         ...
 
     def markers_written(self, job: MarkerJob, *, now_ms: int) -> TxnOutcome[None]:
-        """Every partition of ``job`` has its marker: Prepare* -> Complete*."""
+        """Every partition of ``job`` has its marker: Prepare* -> Complete*. A job that is not
+        the decision the id is completing (already completed, or from another coordinator
+        epoch) writes nothing."""
         ...
 
     def tick(self, *, now_ms: int) -> TxnOutcome[None]:
         """Aborts Ongoing transactions older than their timeout (PrepareAbort with a bumped
-        epoch, and a marker job); expires ids idle past id_expiration_ms (tombstones)."""
+        epoch, and a marker job); expires ids idle (Empty / Complete*) past
+        id_expiration_ms (tombstones). Call it at ``next_deadline_ms`` or every
+        abort_timed_out_interval_ms."""
         ...
 
     def next_deadline_ms(self) -> int | None: ...

@@ -23,10 +23,13 @@ def check_config(config: TxnConfig) -> None:
             f"transaction default timeout {config.default_timeout_ms} ms: it must be 1 to the "
             f"max timeout ({config.max_timeout_ms} ms)"
         )
-    if config.id_expiration_ms <= 0 or config.max_partitions_per_txn <= 0:
-        raise InvalidConfigError(
-            "transactional id expiration and max partitions per transaction must be positive"
-        )
+    for name, value in (
+        ("transactional id expiration", config.id_expiration_ms),
+        ("max partitions per transaction", config.max_partitions_per_txn),
+        ("timed-out transaction abort interval", config.abort_timed_out_interval_ms),
+    ):
+        if value <= 0:
+            raise InvalidConfigError(f"{name} is {value}: it must be positive")
 
 
 def check_transactional_id(transactional_id: str) -> None:

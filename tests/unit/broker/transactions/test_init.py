@@ -117,6 +117,24 @@ def test_init_while_a_decision_completes_is_concurrent_and_writes_nothing(
     assert len(h.log) == records
 
 
-def test_a_default_timeout_above_the_maximum_is_a_config_error() -> None:
-    with pytest.raises(InvalidConfigError, match="default timeout"):
-        TransactionShard(0, 0, TxnConfig(max_timeout_ms=1_000, default_timeout_ms=2_000))
+@pytest.mark.parametrize(
+    ("config", "words"),
+    [
+        (TxnConfig(max_timeout_ms=1_000, default_timeout_ms=2_000), "default timeout"),
+        (TxnConfig(max_timeout_ms=0), "max timeout"),
+        (TxnConfig(id_expiration_ms=0), "expiration is 0"),
+        (TxnConfig(max_partitions_per_txn=-1), "max partitions per transaction is -1"),
+        (TxnConfig(abort_timed_out_interval_ms=0), "abort interval is 0"),
+    ],
+)
+def test_bad_settings_are_config_errors(config: TxnConfig, words: str) -> None:
+    with pytest.raises(InvalidConfigError, match=words):
+        TransactionShard(0, 0, config)
+
+
+def test_a_bad_timeout_on_an_open_transaction_changes_nothing(h: TxnHarness) -> None:
+    h.begun()
+    records = len(h.log)
+    with pytest.raises(InvalidTransactionTimeoutError):
+        h.init(timeout_ms=-5)
+    assert h.meta().state is TxnState.ONGOING and len(h.log) == records and not h.jobs
