@@ -79,6 +79,7 @@ class RecordAccumulator:
             self._config.batch_size,
             created=self._clock(),
             reserved_bytes=size,
+            transactional=self._config.transactional,
         )
         batch.try_append(timestamp, key, value, headers, future)
         self._queues.setdefault(tp, deque()).append(batch)
@@ -145,6 +146,10 @@ class RecordAccumulator:
 
     def remove(self, batch: ProducerBatch) -> None:
         self._queues[batch.tp].remove(batch)
+
+    def unsent(self) -> list[ProducerBatch]:
+        """Queued batches never sent (a transaction's abort drops them)."""
+        return [b for q in self._queues.values() for b in q if b.attempts == 0]
 
     def drain_all(self) -> Iterator[ProducerBatch]:
         for q in self._queues.values():
