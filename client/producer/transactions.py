@@ -119,6 +119,8 @@ class TransactionManager:
         self._adding: asyncio.Task[None] | None = None
         self._started = False
         """Something of this transaction reached the coordinator (so EndTxn is due)."""
+        self._maybe_started = False
+        """An add call ended without a clear answer: the coordinator may have started it."""
 
     # ------------------------------------------------------------------ the sender's gate
 
@@ -223,8 +225,8 @@ class TransactionManager:
             producer_epoch=epoch,
             group_id=group_id,
         )
-        self._started = True
         doing = f"send_offsets_to_transaction(group {group_id!r})"
+        self._maybe_started = True
         await self._guarded(
             self._call(
                 lambda a: self._connections.txn_stub(a).AddOffsetsToTxn(
@@ -234,6 +236,7 @@ class TransactionManager:
             ),
             doing,
         )
+        self._started = True
         as_meta = {
             tp: o if isinstance(o, OffsetAndMetadata) else OffsetAndMetadata(int(o))
             for tp, o in offsets.items()
@@ -302,7 +305,7 @@ class TransactionManager:
 
     async def _end(self, *, committed: bool) -> None:
         doing = "commit_transaction()" if committed else "abort_transaction()"
-        if self._started:
+        if self._started or self._maybe_started:
             request = tpb.EndTxnRequest(
                 transactional_id=self.transactional_id,
                 producer_id=self._sequences.producer_id,
@@ -311,16 +314,20 @@ class TransactionManager:
             )
             # A timeout leaves the state as it is: the same call may be made again (an EndTxn
             # retried with the same epoch gets the same answer).
-            response: tpb.EndTxnResponse = await self._guarded(
-                self._call(
-                    lambda a: self._connections.txn_stub(a).EndTxn(
-                        request, timeout=self._request_timeout_s
+            # Only an add call without a clear answer: the coordinator may know of nothing.
+            unsure = () if self._started else (txn_errors.InvalidTxnStateError,)
+            try:
+                response: tpb.EndTxnResponse = await self._guarded(
+                    self._call(
+                        functools.partial(self._end_at, request=request), doing, accept=unsure
                     ),
                     doing,
-                ),
-                doing,
-            )
-            self._sequences.set_id(int(response.producer_id), int(response.producer_epoch))
+                    accept=unsure,
+                )
+            except txn_errors.InvalidTxnStateError:
+                log.info("transaction_was_not_open", transactional_id=self.transactional_id)
+            else:
+                self._sequences.set_id(int(response.producer_id), int(response.producer_epoch))
         log.info(
             "transaction_committed" if committed else "transaction_aborted",
             transactional_id=self.transactional_id,
@@ -333,6 +340,12 @@ class TransactionManager:
         self._added.clear()
         self._pending.clear()
         self._started = False
+        self._maybe_started = False
+
+    async def _end_at(self, address: str, *, request: tpb.EndTxnRequest) -> tpb.EndTxnResponse:
+        stub = self._connections.txn_stub(address)
+        response: tpb.EndTxnResponse = await stub.EndTxn(request, timeout=self._request_timeout_s)
+        return response
 
     async def _add_partitions(self) -> None:
         while self._pending and self.state in (State.IN_TRANSACTION, State.COMMITTING):
@@ -346,7 +359,7 @@ class TransactionManager:
                 producer_epoch=self._sequences.producer_epoch,
                 topics=[tpb.TxnTopicPartitions(topic=t, partitions=ps) for t, ps in topics.items()],
             )
-            self._started = True
+            self._maybe_started = True
             doing = f"adding {len(batch)} partition(s) to the transaction"
             try:
                 response: tpb.AddPartitionsToTxnResponse = await self._call(
@@ -363,6 +376,7 @@ class TransactionManager:
                     failure = classify_send_failure(failure, doing)  # out of time
                 self._fail(failure)
                 return
+            self._started = True
             self._pending.difference_update(batch)
             self._added.update(batch)
             log.debug("txn_partitions_added", partitions=[str(tp) for tp in batch])
@@ -372,7 +386,10 @@ class TransactionManager:
         self, address: str, *, request: tpb.AddPartitionsToTxnRequest
     ) -> tpb.AddPartitionsToTxnResponse:
         stub = self._connections.txn_stub(address)
-        return await stub.AddPartitionsToTxn(request, timeout=self._request_timeout_s)
+        response: tpb.AddPartitionsToTxnResponse = await stub.AddPartitionsToTxn(
+            request, timeout=self._request_timeout_s
+        )
+        return response
 
     async def _settle_adds(self) -> None:
         if self._adding is not None:
@@ -404,23 +421,37 @@ class TransactionManager:
             batch.fail(failure)
             self._acc.finished(batch)
 
-    async def _guarded(self, call: Awaitable[T], doing: str) -> T:
-        """Await a call of the transaction; a failure that ends it changes the state."""
+    async def _guarded(
+        self, call: Awaitable[T], doing: str, *, accept: tuple[type[RaftkaError], ...] = ()
+    ) -> T:
+        """Await a call of the transaction; a failure that ends it changes the state (errors
+        of ``accept`` types are the caller's)."""
         try:
             return await call
+        except accept:
+            raise
         except RaftkaError as e:
             failure = classify_coordinator_failure(e, doing)
             if isinstance(failure, (ProducerFatalError, AbortableTransactionError)):
                 self._fail(failure)
             raise failure from e
 
-    async def _call(self, rpc: Callable[[str], Awaitable[T]], doing: str) -> T:
+    async def _call(
+        self,
+        rpc: Callable[[str], Awaitable[T]],
+        doing: str,
+        *,
+        accept: tuple[type[RaftkaError], ...] = (),
+    ) -> T:
         """``rpc(address)`` at the transaction coordinator, retried (coordinator moves,
-        CONCURRENT_TRANSACTIONS) until max_block_ms; fatal answers make the producer fatal."""
+        CONCURRENT_TRANSACTIONS) until max_block_ms; fatal answers make the producer fatal
+        (errors of ``accept`` types are raised as they are)."""
         try:
             return await self.coordinator.call_at(
                 rpc, self._deadline(), retry_here=(txn_errors.ConcurrentTransactionsError,)
             )
+        except accept:
+            raise
         except RaftkaError as e:
             failure = classify_coordinator_failure(e, doing)
             if isinstance(failure, ProducerFatalError):
