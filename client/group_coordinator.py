@@ -161,7 +161,8 @@ class GroupCoordinator:
         retry_here: tuple[type[RaftkaError], ...] = (),
     ) -> T:
         """``rpc(address)`` at the coordinator (any of its services), retried as the module
-        docstring says; errors of ``retry_here`` types are retried at the same broker too."""
+        docstring says; errors of ``retry_here`` types are retried at the same broker too.
+        ``rpc`` may raise a RaftkaError for an error code in its answer: it is retried alike."""
         attempt = 0
         while True:
             address = await self.find(deadline)
@@ -169,6 +170,8 @@ class GroupCoordinator:
                 return await rpc(address)
             except grpc.aio.AioRpcError as e:
                 error = error_from_rpc(e, address)
+            except RaftkaError as e:  # an error the answer carried, raised by ``rpc``
+                error = e
             self.note_failure(error)
             if not isinstance(error, (*REFIND, CoordinatorLoadInProgressError, *retry_here)):
                 raise error

@@ -362,14 +362,7 @@ class TransactionManager:
             self._maybe_started = True
             doing = f"adding {len(batch)} partition(s) to the transaction"
             try:
-                response: tpb.AddPartitionsToTxnResponse = await self._call(
-                    functools.partial(self._add_partitions_at, request=request), doing
-                )
-                refused = [r for r in response.results if r.error_code != ErrorCode.NONE]
-                if refused:
-                    first = refused[0]
-                    where = f"{first.topic}-{first.partition}"
-                    raise item_error(first.error_code, first.error_message, where)
+                await self._call(functools.partial(self._add_partitions_at, request=request), doing)
             except RaftkaError as e:
                 failure = classify_coordinator_failure(e, doing)
                 if not isinstance(failure, (ProducerFatalError, AbortableTransactionError)):
@@ -385,10 +378,18 @@ class TransactionManager:
     async def _add_partitions_at(
         self, address: str, *, request: tpb.AddPartitionsToTxnRequest
     ) -> tpb.AddPartitionsToTxnResponse:
+        """One AddPartitionsToTxn; a refusal in its answer is raised (every partition carries
+        the same one: all or none are added), so CONCURRENT_TRANSACTIONS is retried."""
         stub = self._connections.txn_stub(address)
         response: tpb.AddPartitionsToTxnResponse = await stub.AddPartitionsToTxn(
             request, timeout=self._request_timeout_s
         )
+        refused = [r for r in response.results if r.error_code != ErrorCode.NONE]
+        if refused:
+            first = refused[0]
+            raise item_error(
+                first.error_code, first.error_message, f"{first.topic}-{first.partition}"
+            )
         return response
 
     async def _settle_adds(self) -> None:

@@ -90,6 +90,8 @@ class FakeTxnCluster(FakeCluster):
         """First offset of the open transaction's data per partition."""
         self.produce_codes: dict[TopicPartition, list[int]] = {}
         """Error codes the next Produce of a partition answers, in order."""
+        self.add_codes: list[int] = []
+        """Error codes the next AddPartitionsToTxn answer on every partition, in order."""
 
     # ------------------------------------------------------------------ test views
 
@@ -139,6 +141,15 @@ class FakeTxnCluster(FakeCluster):
     ) -> tpb.AddPartitionsToTxnResponse:
         self._epoch(r.producer_id, r.producer_epoch)
         tps = [TopicPartition(t.topic, p) for t in r.topics for p in t.partitions]
+        if self.add_codes:
+            code = self.add_codes.pop(0)
+            self.events.append(("add_refused", code))
+            return tpb.AddPartitionsToTxnResponse(
+                results=[
+                    tpb.TxnPartitionResult(topic=tp.topic, partition=tp.partition, error_code=code)  # type: ignore[arg-type]
+                    for tp in tps
+                ]
+            )
         self.events.append(("add_partitions", sorted(tps)))
         self.txn.partitions.update(tps)
         return tpb.AddPartitionsToTxnResponse(

@@ -282,6 +282,20 @@ def test_init_gives_up_at_max_block_ms_and_may_be_called_again() -> None:
     run(body, max_block_ms=200)
 
 
+def test_add_partitions_answered_concurrent_transactions_is_retried() -> None:
+    async def body(cluster: FakeTxnCluster, producer: AsyncProducer) -> None:
+        await producer.init_transactions()
+        producer.begin_transaction()
+        cluster.add_codes = [ErrorCode.CONCURRENT_TRANSACTIONS] * 2
+        future = await producer.send("out", b"x", partition=0)
+        await producer.commit_transaction()
+        assert future.result().offset == 0
+
+    cluster = run(body)
+    assert cluster.kinds().count("add_refused") == 2
+    assert cluster.kinds().index("add_partitions") < cluster.kinds().index("produce")
+
+
 def test_add_partitions_refused_dooms_the_transaction() -> None:
     async def body(cluster: FakeTxnCluster, producer: AsyncProducer) -> None:
         await producer.init_transactions()
