@@ -147,10 +147,6 @@ class RecordAccumulator:
     def remove(self, batch: ProducerBatch) -> None:
         self._queues[batch.tp].remove(batch)
 
-    def unsent(self) -> list[ProducerBatch]:
-        """Queued batches never sent (a transaction's abort drops them)."""
-        return [b for q in self._queues.values() for b in q if b.attempts == 0]
-
     def drain_all(self) -> Iterator[ProducerBatch]:
         for q in self._queues.values():
             while q:

@@ -296,6 +296,8 @@ class AsyncProducer:
                     batch.fail(error)
                     self._accumulator.finished(batch)
         await cancel_and_wait(self._tasks)
+        if self._txn is not None:
+            await self._txn.close()
         await self._sender.stop()
         for batch in list(self._accumulator.incomplete):
             batch.fail(ProducerClosedError("the producer was closed before an answer came"))

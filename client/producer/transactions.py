@@ -46,6 +46,7 @@ from raftka.client.types import OffsetAndMetadata, TopicPartition
 from raftka.common import txn_errors
 from raftka.common.errors import RaftkaError, RequestTimedOutError
 from raftka.common.rpc.retry import Deadline, RetryPolicy
+from raftka.common.tasks import cancel_and_wait
 from raftka.v1 import broker_pb2 as pb
 from raftka.v1 import groups_pb2 as gpb
 from raftka.v1 import transactions_pb2 as tpb
@@ -300,6 +301,11 @@ class TransactionManager:
         await asyncio.gather(*in_flight, return_exceptions=True)
         self._check_usable()
         await self._end(committed=False)
+
+    async def close(self) -> None:
+        """The producer is closing: stop adding partitions (an open transaction is left to
+        the coordinator, which aborts it at its timeout or when the id is initialized again)."""
+        await cancel_and_wait([self._adding])
 
     # ------------------------------------------------------------------ internals
 

@@ -90,6 +90,8 @@ class FakeTxnCluster(FakeCluster):
         """First offset of the open transaction's data per partition."""
         self.produce_codes: dict[TopicPartition, list[int]] = {}
         """Error codes the next Produce of a partition answers, in order."""
+        self.max_epoch = 32766
+        """Past it, EndTxn moves the producer to a fresh producer id with epoch 0."""
         self.add_codes: list[int] = []
         """Error codes the next AddPartitionsToTxn answer on every partition, in order."""
 
@@ -172,6 +174,8 @@ class FakeTxnCluster(FakeCluster):
 
     def _end(self, committed: bool) -> None:
         self.txn.epoch += 1
+        if self.txn.epoch > self.max_epoch:  # as the coordinator does at epoch 32766
+            self.txn.producer_id, self.txn.epoch = self.txn.producer_id + 1, 0
         for tp in sorted(self.txn.partitions):
             base = self._append(tp, marker_batch(self.txn.producer_id, self.txn.epoch, committed))
             first = self.open_first.pop(tp, None)

@@ -131,6 +131,25 @@ def test_the_next_transaction_uses_the_epoch_end_txn_returned_with_sequences_fro
     assert [d for k, d in cluster.events if k == "add_partitions"] == [[P0], [P0]]
 
 
+def test_a_fresh_producer_id_from_end_txn_is_adopted() -> None:
+    cluster = cluster_with_topic()
+    cluster.max_epoch = 1
+
+    async def body(cluster: FakeTxnCluster, producer: AsyncProducer) -> None:
+        await producer.init_transactions()  # epoch 0
+        for _ in range(2):  # EndTxn bumps to 1, then past the maximum: a new id
+            producer.begin_transaction()
+            await producer.send("out", b"x", partition=0)
+            await producer.commit_transaction()
+        producer.begin_transaction()
+        await producer.send("out", b"y", partition=0)
+        await producer.commit_transaction()
+
+    run(body, cluster)
+    produced = [(pid, epoch, seq) for _tp, pid, epoch, seq, _t in cluster.produced()]
+    assert produced == [(PRODUCER_ID, 0, 0), (PRODUCER_ID, 1, 0), (PRODUCER_ID + 1, 0, 0)]
+
+
 def test_abort_drops_unsent_records_and_ends_the_transaction_with_a_new_epoch() -> None:
     async def body(cluster: FakeTxnCluster, producer: AsyncProducer) -> None:
         await producer.init_transactions()
