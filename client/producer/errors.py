@@ -19,8 +19,8 @@ As in Kafka's clients (KIP-98, KIP-588, KIP-691):
 
 from __future__ import annotations
 
-from raftka.client.errors import PartitionError
-from raftka.common import errors, group_errors, txn_errors
+from raftka.client.group_coordinator import group_error
+from raftka.common import errors, txn_errors
 from raftka.common.errors import RaftkaError
 from raftka.v1.common_pb2 import ErrorCode
 
@@ -59,19 +59,12 @@ _BY_CODE: dict[int, type[RaftkaError]] = {
 
 
 def item_error(code: int, message: str, where: str) -> RaftkaError:
-    """A per-item error code of a transaction RPC as the class the coordinator would raise."""
+    """A per-item error code of a transaction RPC as the class the server would raise."""
     cls = _BY_CODE.get(code)
-    if cls is not None:
-        name = ErrorCode.Name(code)  # type: ignore[arg-type]
-        return cls.from_wire(f"{where}: {name}" + (f": {message}" if message else ""))
-    if code in (ErrorCode.NOT_COORDINATOR, ErrorCode.COORDINATOR_NOT_AVAILABLE):
-        cls = (
-            group_errors.NotCoordinatorError
-            if code == ErrorCode.NOT_COORDINATOR
-            else group_errors.CoordinatorNotAvailableError
-        )
-        return cls.from_wire(f"{where}: {message or ErrorCode.Name(code)}")  # type: ignore[arg-type]
-    return PartitionError(code, message, where)
+    if cls is None:
+        return group_error(code, message, where)
+    name = ErrorCode.Name(code)  # type: ignore[arg-type]
+    return cls.from_wire(f"{where}: {name}" + (f": {message}" if message else ""))
 
 
 def is_fenced(error: BaseException) -> bool:

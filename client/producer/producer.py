@@ -37,7 +37,8 @@ from raftka.client.producer.partitioning import StickyPartitioner, keyed_partiti
 from raftka.client.producer.producer_ids import init_producer_id
 from raftka.client.producer.sender import Sender
 from raftka.client.producer.sequences import Sequences
-from raftka.client.producer.transactions import GroupMetadata, TransactionManager
+from raftka.client.producer.transactions import TransactionManager
+from raftka.client.producer.txn_calls import GroupMetadata
 from raftka.client.types import OffsetAndMetadata, RecordMetadata, TopicPartition
 from raftka.common.errors import InvalidRequestError, RaftkaError
 from raftka.common.records.builder import RecordHeaders

@@ -19,7 +19,7 @@ from typing import Any
 from raftka.client.loop_thread import LoopThread
 from raftka.client.producer.config import ProducerConfig
 from raftka.client.producer.producer import AsyncProducer, DeliveryCallback, Value
-from raftka.client.producer.transactions import GroupMetadata
+from raftka.client.producer.txn_calls import GroupMetadata
 from raftka.client.types import OffsetAndMetadata, RecordMetadata, TopicPartition
 from raftka.common.records.builder import RecordHeaders
 

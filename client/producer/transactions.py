@@ -12,25 +12,20 @@ batch of a partition is sent in a transaction, the partition is added with AddPa
 sender holds that partition's batches until the answer (``may_send``). commit flushes, then
 ends the transaction with EndTxn; abort drops what is unsent, waits for what is in flight,
 then ends it. Both adopt the (producer id, epoch) EndTxn returns, so sequences restart at 0.
-A transaction that added nothing at the coordinator ends locally, without EndTxn.
+A transaction that added nothing at the coordinator ends locally, without EndTxn. The RPCs
+themselves (and their retries) are in txn_calls.py; what their failures mean, in errors.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-import functools
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 import structlog
 
 from raftka.client.connections import BrokerConnections
-from raftka.client.group_coordinator import (
-    GroupCoordinator,
-    commit_request,
-    partition_errors,
-)
 from raftka.client.producer.accumulator import RecordAccumulator
 from raftka.client.producer.batch import ProducerBatch
 from raftka.client.producer.config import ProducerConfig
@@ -39,35 +34,17 @@ from raftka.client.producer.errors import (
     ProducerFatalError,
     classify_coordinator_failure,
     classify_send_failure,
-    item_error,
 )
 from raftka.client.producer.sequences import Sequences
+from raftka.client.producer.txn_calls import GroupMetadata, TxnCalls
 from raftka.client.types import OffsetAndMetadata, TopicPartition
 from raftka.common import txn_errors
 from raftka.common.errors import RaftkaError, RequestTimedOutError
-from raftka.common.rpc.retry import Deadline, RetryPolicy
 from raftka.common.tasks import cancel_and_wait
-from raftka.v1 import broker_pb2 as pb
-from raftka.v1 import groups_pb2 as gpb
-from raftka.v1 import transactions_pb2 as tpb
-from raftka.v1.common_pb2 import ErrorCode
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
-
-
-class GroupMetadata(Protocol):
-    """A consumer's group identity (raftka.client.consumer's ConsumerGroupMetadata)."""
-
-    @property
-    def group_id(self) -> str: ...
-
-    @property
-    def member_id(self) -> str: ...
-
-    @property
-    def member_epoch(self) -> int: ...
 
 
 class State(enum.Enum):
@@ -94,24 +71,10 @@ class TransactionManager:
         assert config.transactional_id is not None
         self.transactional_id = config.transactional_id
         self._config = config
-        self._connections = connections
-        self._brokers = brokers
+        self._calls = TxnCalls(config, connections, brokers)
         self._acc = accumulator
         self._sequences = sequences
         self._set_fatal = set_fatal
-        self._retry = RetryPolicy(
-            config.retry_backoff_ms / 1000, max(config.retry_backoff_max_ms / 1000, 0.001)
-        )
-        self._request_timeout_s = config.request_timeout_ms / 1000
-        self.coordinator = GroupCoordinator(
-            config.transactional_id,
-            connections,
-            brokers,
-            request_timeout_s=self._request_timeout_s,
-            retry=self._retry,
-            key_type=gpb.COORDINATOR_TYPE_TRANSACTION,
-        )
-        self._group_coordinators: dict[str, GroupCoordinator] = {}
         self.state = State.UNINITIALIZED
         self.error: RaftkaError | None = None
         """Why the state is ABORTABLE or FATAL."""
@@ -152,29 +115,22 @@ class TransactionManager:
                 "call it once, right after creating the producer"
             )
         self.state = State.INITIALIZING
-        request = pb.InitProducerIdRequest(
-            transactional_id=self.transactional_id,
-            transaction_timeout_ms=self._config.transaction_timeout_ms,
-        )
         try:
-            response: pb.InitProducerIdResponse = await self._call(
-                lambda a: self._connections.stub(a).InitProducerId(
-                    request, timeout=self._request_timeout_s
-                ),
-                "init_transactions()",
+            producer_id, epoch = await self._run(
+                self._calls.init_producer_id(), "init_transactions()"
             )
         except ProducerFatalError:
             raise
         except RaftkaError:
             self.state = State.UNINITIALIZED  # a timeout: it may be called again
             raise
-        self._sequences.set_id(int(response.producer_id), int(response.producer_epoch))
+        self._sequences.set_id(producer_id, epoch)
         self.state = State.READY
         log.info(
             "transactions_initialized",
             transactional_id=self.transactional_id,
-            producer_id=response.producer_id,
-            epoch=response.producer_epoch,
+            producer_id=producer_id,
+            epoch=epoch,
         )
 
     def begin_transaction(self) -> None:
@@ -220,54 +176,15 @@ class TransactionManager:
             return
         group_id = group_metadata.group_id
         pid, epoch = self._sequences.producer_id, self._sequences.producer_epoch
-        add = tpb.AddOffsetsToTxnRequest(
-            transactional_id=self.transactional_id,
-            producer_id=pid,
-            producer_epoch=epoch,
-            group_id=group_id,
-        )
         doing = f"send_offsets_to_transaction(group {group_id!r})"
         self._maybe_started = True
-        await self._guarded(
-            self._call(
-                lambda a: self._connections.txn_stub(a).AddOffsetsToTxn(
-                    add, timeout=self._request_timeout_s
-                ),
-                doing,
-            ),
-            doing,
-        )
+        await self._run(self._calls.add_offsets(pid, epoch, group_id), doing)
         self._started = True
         as_meta = {
             tp: o if isinstance(o, OffsetAndMetadata) else OffsetAndMetadata(int(o))
             for tp, o in offsets.items()
         }
-        plain = commit_request(
-            group_id, group_metadata.member_id, group_metadata.member_epoch, as_meta
-        )
-        commit = gpb.TxnOffsetCommitRequest(
-            transactional_id=self.transactional_id,
-            group_id=group_id,
-            producer_id=pid,
-            producer_epoch=epoch,
-            member_id=group_metadata.member_id,
-            member_epoch=group_metadata.member_epoch if group_metadata.member_id else -1,
-            topics=plain.topics,
-        )
-        coordinator = self._group_coordinator(group_id)
-        response = await self._guarded(
-            coordinator.call(
-                lambda stub: stub.TxnOffsetCommit(commit, timeout=self._request_timeout_s),
-                self._deadline(),
-            ),
-            doing,
-        )
-        refused = partition_errors(response.topics)
-        if refused:
-            tp, first = next(iter(sorted(refused.items())))
-            failure = classify_coordinator_failure(first, f"{doing}: {tp}")
-            self._fail(failure)
-            raise failure
+        await self._run(self._calls.txn_offset_commit(pid, epoch, group_metadata, as_meta), doing)
 
     async def commit_transaction(self, flush: Callable[[], Awaitable[None]]) -> None:
         """Flush, then commit (EndTxn); raises AbortableTransactionError if a record failed."""
@@ -312,28 +229,19 @@ class TransactionManager:
     async def _end(self, *, committed: bool) -> None:
         doing = "commit_transaction()" if committed else "abort_transaction()"
         if self._started or self._maybe_started:
-            request = tpb.EndTxnRequest(
-                transactional_id=self.transactional_id,
-                producer_id=self._sequences.producer_id,
-                producer_epoch=self._sequences.producer_epoch,
-                committed=committed,
-            )
-            # A timeout leaves the state as it is: the same call may be made again (an EndTxn
-            # retried with the same epoch gets the same answer).
             # Only an add call without a clear answer: the coordinator may know of nothing.
             unsure = () if self._started else (txn_errors.InvalidTxnStateError,)
+            end = self._calls.end_txn(
+                self._sequences.producer_id, self._sequences.producer_epoch, committed
+            )
             try:
-                response: tpb.EndTxnResponse = await self._guarded(
-                    self._call(
-                        functools.partial(self._end_at, request=request), doing, accept=unsure
-                    ),
-                    doing,
-                    accept=unsure,
-                )
+                # A timeout leaves the state as it is: the same call may be made again (an
+                # EndTxn retried with the same epoch gets the same answer).
+                producer_id, epoch = await self._run(end, doing, accept=unsure)
             except txn_errors.InvalidTxnStateError:
                 log.info("transaction_was_not_open", transactional_id=self.transactional_id)
             else:
-                self._sequences.set_id(int(response.producer_id), int(response.producer_epoch))
+                self._sequences.set_id(producer_id, epoch)
         log.info(
             "transaction_committed" if committed else "transaction_aborted",
             transactional_id=self.transactional_id,
@@ -348,55 +256,23 @@ class TransactionManager:
         self._started = False
         self._maybe_started = False
 
-    async def _end_at(self, address: str, *, request: tpb.EndTxnRequest) -> tpb.EndTxnResponse:
-        stub = self._connections.txn_stub(address)
-        response: tpb.EndTxnResponse = await stub.EndTxn(request, timeout=self._request_timeout_s)
-        return response
-
     async def _add_partitions(self) -> None:
         while self._pending and self.state in (State.IN_TRANSACTION, State.COMMITTING):
             batch = sorted(self._pending)
-            topics: dict[str, list[int]] = {}
-            for tp in batch:
-                topics.setdefault(tp.topic, []).append(tp.partition)
-            request = tpb.AddPartitionsToTxnRequest(
-                transactional_id=self.transactional_id,
-                producer_id=self._sequences.producer_id,
-                producer_epoch=self._sequences.producer_epoch,
-                topics=[tpb.TxnTopicPartitions(topic=t, partitions=ps) for t, ps in topics.items()],
-            )
             self._maybe_started = True
             doing = f"adding {len(batch)} partition(s) to the transaction"
+            pid, epoch = self._sequences.producer_id, self._sequences.producer_epoch
             try:
-                await self._call(functools.partial(self._add_partitions_at, request=request), doing)
+                await self._run(self._calls.add_partitions(pid, epoch, batch), doing)
             except RaftkaError as e:
-                failure = classify_coordinator_failure(e, doing)
-                if not isinstance(failure, (ProducerFatalError, AbortableTransactionError)):
-                    failure = classify_send_failure(failure, doing)  # out of time
-                self._fail(failure)
+                # Out of time, too: the records of these partitions can never be sent.
+                self._fail(classify_send_failure(e, doing))
                 return
             self._started = True
             self._pending.difference_update(batch)
             self._added.update(batch)
             log.debug("txn_partitions_added", partitions=[str(tp) for tp in batch])
             self._acc.wakeup.set()
-
-    async def _add_partitions_at(
-        self, address: str, *, request: tpb.AddPartitionsToTxnRequest
-    ) -> tpb.AddPartitionsToTxnResponse:
-        """One AddPartitionsToTxn; a refusal in its answer is raised (every partition carries
-        the same one: all or none are added), so CONCURRENT_TRANSACTIONS is retried."""
-        stub = self._connections.txn_stub(address)
-        response: tpb.AddPartitionsToTxnResponse = await stub.AddPartitionsToTxn(
-            request, timeout=self._request_timeout_s
-        )
-        refused = [r for r in response.results if r.error_code != ErrorCode.NONE]
-        if refused:
-            first = refused[0]
-            raise item_error(
-                first.error_code, first.error_message, f"{first.topic}-{first.partition}"
-            )
-        return response
 
     async def _settle_adds(self) -> None:
         if self._adding is not None:
@@ -428,11 +304,12 @@ class TransactionManager:
             batch.fail(failure)
             self._acc.finished(batch)
 
-    async def _guarded(
+    async def _run(
         self, call: Awaitable[T], doing: str, *, accept: tuple[type[RaftkaError], ...] = ()
     ) -> T:
-        """Await a call of the transaction; a failure that ends it changes the state (errors
-        of ``accept`` types are the caller's)."""
+        """Await a call of the transaction (already retried until max_block_ms): a failure
+        that ends the transaction or the producer changes the state; one that only ran out
+        of time is a RequestTimedOutError saying to call again (``accept``: the caller's)."""
         try:
             return await call
         except accept:
@@ -441,50 +318,12 @@ class TransactionManager:
             failure = classify_coordinator_failure(e, doing)
             if isinstance(failure, (ProducerFatalError, AbortableTransactionError)):
                 self._fail(failure)
-            raise failure from e
-
-    async def _call(
-        self,
-        rpc: Callable[[str], Awaitable[T]],
-        doing: str,
-        *,
-        accept: tuple[type[RaftkaError], ...] = (),
-    ) -> T:
-        """``rpc(address)`` at the transaction coordinator, retried (coordinator moves,
-        CONCURRENT_TRANSACTIONS) until max_block_ms; fatal answers make the producer fatal
-        (errors of ``accept`` types are raised as they are)."""
-        try:
-            return await self.coordinator.call_at(
-                rpc, self._deadline(), retry_here=(txn_errors.ConcurrentTransactionsError,)
-            )
-        except accept:
-            raise
-        except RaftkaError as e:
-            failure = classify_coordinator_failure(e, doing)
-            if isinstance(failure, ProducerFatalError):
-                self._fail(failure)
-                raise failure from e
-            if failure is e and (e.retriable or isinstance(e, RequestTimedOutError)):
-                raise RequestTimedOutError(
-                    f"{doing}: no answer from the transaction coordinator within "
+            else:  # retriable: it was retried until the deadline
+                failure = RequestTimedOutError(
+                    f"{doing}: no answer from the coordinator within "
                     f"max_block_ms={self._config.max_block_ms} ({e.message}); call it again"
-                ) from e
+                )
             raise failure from e
-
-    def _deadline(self) -> Deadline:
-        return Deadline(self._config.max_block_ms / 1000)
-
-    def _group_coordinator(self, group_id: str) -> GroupCoordinator:
-        found = self._group_coordinators.get(group_id)
-        if found is None:
-            found = self._group_coordinators[group_id] = GroupCoordinator(
-                group_id,
-                self._connections,
-                self._brokers,
-                request_timeout_s=self._request_timeout_s,
-                retry=self._retry,
-            )
-        return found
 
     def _check_usable(self) -> None:
         if self.state is State.FATAL:

@@ -15,7 +15,7 @@ from raftka.client.producer.errors import (
     item_error,
 )
 from raftka.common import group_errors, txn_errors
-from raftka.common.errors import RaftkaError, RequestTimedOutError
+from raftka.common.errors import RaftkaError, RequestTimedOutError, UnknownTopicOrPartitionError
 from raftka.v1.common_pb2 import ErrorCode
 
 
@@ -84,5 +84,8 @@ def test_per_item_codes_map_to_their_classes() -> None:
     assert isinstance(
         item_error(ErrorCode.NOT_COORDINATOR, "", "t-0"), group_errors.NotCoordinatorError
     )
-    other = item_error(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "no such topic", "t-0")
-    assert isinstance(other, PartitionError) and other.retriable
+    unknown = item_error(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "no such topic", "t-0")
+    assert isinstance(unknown, UnknownTopicOrPartitionError) and unknown.retriable
+    other = item_error(ErrorCode.INVALID_RECORD, "bad", "t-0")
+    assert isinstance(other, PartitionError) and not other.retriable
+    assert "t-0" in other.message
