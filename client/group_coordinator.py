@@ -25,7 +25,7 @@ import structlog
 from raftka.client.connections import BrokerConnections
 from raftka.client.errors import PartitionError
 from raftka.client.types import OffsetAndMetadata, TopicPartition
-from raftka.common import group_errors
+from raftka.common import group_errors, txn_errors
 from raftka.common.errors import (
     CoordinatorLoadInProgressError,
     RaftkaError,
@@ -49,6 +49,7 @@ _GROUP_ERRORS: dict[int, type[RaftkaError]] = {
 }
 _GROUP_ERRORS[ErrorCode.COORDINATOR_LOAD_IN_PROGRESS] = CoordinatorLoadInProgressError
 _GROUP_ERRORS[ErrorCode.UNKNOWN_TOPIC_OR_PARTITION] = UnknownTopicOrPartitionError
+_GROUP_ERRORS[ErrorCode.UNSTABLE_OFFSET_COMMIT] = txn_errors.UnstableOffsetCommitError
 
 REFIND = (
     group_errors.NotCoordinatorError,
@@ -245,13 +246,17 @@ def fetch_request(
     partitions: Iterable[TopicPartition] | None,
     member_id: str = "",
     member_epoch: int = -1,
+    *,
+    require_stable: bool = False,
 ) -> gpb.OffsetFetchRequest:
-    """``partitions`` None: every partition the group has an offset for."""
+    """``partitions`` None: every partition the group has an offset for. ``require_stable``:
+    UNSTABLE_OFFSET_COMMIT while a transactional commit of a partition is undecided."""
     return gpb.OffsetFetchRequest(
         group_id=group_id,
         topics=by_topic(partitions or ()),
         member_id=member_id,
         member_epoch=member_epoch if member_id else -1,
+        require_stable=require_stable,
     )
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from raftka.client.cli.bootstrap import parse_properties, resolve_bootstrap_servers
 from raftka.common.errors import RaftkaError
-from raftka.common.txn_errors import TransactionAbortableError, UnstableOffsetCommitError
+from raftka.common.txn_errors import TransactionAbortableError
 
 if TYPE_CHECKING:
     from raftka.client.connections import BrokerConnections
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from raftka.client.types import TopicPartition
 
 READ_TIMEOUT_S = 30.0
-"""How long to keep asking for the group's committed offsets while a commit is settling."""
+"""How long to keep asking for the group's committed offsets (while a commit is settling)."""
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -110,39 +110,25 @@ class CopyStats:
 
 class TargetOffsets:
     """The copier's committed source positions, read from the group coordinator of the
-    TARGET cluster (where the transactions commit them)."""
+    TARGET cluster (where the transactions commit them), waiting while a commit settles."""
 
     def __init__(self, group_id: str, connections: BrokerConnections, brokers: list[str]) -> None:
+        from raftka.client.consumer.group_offsets import GroupOffsetStore
         from raftka.client.group_coordinator import GroupCoordinator
         from raftka.common.rpc.retry import RetryPolicy
 
-        self._retry = RetryPolicy(0.05, 1.0)
-        self._coordinator = GroupCoordinator(
-            group_id, connections, lambda: brokers, request_timeout_s=10.0, retry=self._retry
+        coordinator = GroupCoordinator(
+            group_id,
+            connections,
+            lambda: brokers,
+            request_timeout_s=READ_TIMEOUT_S,
+            retry=RetryPolicy(0.05, 1.0),
         )
+        self._store = GroupOffsetStore(coordinator, lambda: ("", -1), require_stable=True)
 
     async def read(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-        """Committed positions; waits while a transactional commit is undecided."""
-        from raftka.client.group_coordinator import committed_offsets, fetch_request
-        from raftka.common.rpc.retry import Deadline
-
-        group = self._coordinator.group_id
-        request = fetch_request(group, partitions)
-        request.require_stable = True
-        deadline = Deadline(READ_TIMEOUT_S)
-        attempt = 0
-        while True:
-            try:
-                response = await self._coordinator.call(
-                    lambda stub: stub.OffsetFetch(request, timeout=10.0), deadline
-                )
-                found = committed_offsets(response, group)
-                return {tp: o.offset for tp, o in found.items()}
-            except UnstableOffsetCommitError:
-                if deadline.expired():
-                    raise
-            attempt += 1
-            await asyncio.sleep(min(self._retry.backoff(attempt), deadline.remaining()))
+        found = await self._store.fetch_committed(partitions)
+        return {tp: o.offset for tp, o in found.items()}
 
 
 class Copier:

@@ -90,6 +90,8 @@ class FakeTxnCluster(FakeCluster):
         """First offset of the open transaction's data per partition."""
         self.produce_codes: dict[TopicPartition, list[int]] = {}
         """Error codes the next Produce of a partition answers, in order."""
+        self.unstable_fetches = 0
+        """How many of the next require_stable OffsetFetch calls answer UNSTABLE_OFFSET_COMMIT."""
         self.max_epoch = 32766
         """Past it, EndTxn moves the producer to a fresh producer id with epoch 0."""
         self.add_codes: list[int] = []
@@ -213,6 +215,11 @@ class FakeTxnCluster(FakeCluster):
 
     def OffsetFetch(self, r: gpb.OffsetFetchRequest) -> gpb.OffsetFetchResponse:
         self.events.append(("offset_fetch", r))
+        if r.require_stable and self.unstable_fetches > 0:
+            self.unstable_fetches -= 1
+            return gpb.OffsetFetchResponse(
+                error_code=ErrorCode.UNSTABLE_OFFSET_COMMIT, error_message="pending"
+            )
         response = gpb.OffsetFetchResponse()
         for t in r.topics:
             out = response.topics.add(name=t.topic)

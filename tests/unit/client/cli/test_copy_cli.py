@@ -98,6 +98,20 @@ def test_an_abortable_failure_aborts_rewinds_and_copies_each_record_once() -> No
     assert [d[0] for k, d in target.events if k == "end"] == [False, True]
 
 
+def test_start_positions_wait_for_a_transactional_commit_to_settle() -> None:
+    _source, target = clusters()
+    target.committed_offsets[("g", IN1)] = 9
+    target.unstable_fetches = 2
+
+    async def main() -> None:
+        found = await TargetOffsets("g", target, target.bootstrap).read([IN0, IN1])
+        assert found == {IN1: 9}
+
+    asyncio.run(main())
+    fetches = [d for k, d in target.events if k == "offset_fetch"]
+    assert len(fetches) == 3 and all(f.require_stable for f in fetches)
+
+
 def test_max_records_stops_the_copy() -> None:
     source, target = clusters()
     source.append("in", 0, [b"%d" % i for i in range(10)])

@@ -133,3 +133,25 @@ def test_a_consumer_reads_committed_transactions_of_a_real_producer_and_not_abor
             await uncommitted.close()
 
     asyncio.run(main())
+
+
+def test_committed_offsets_are_read_stable_under_read_committed_only() -> None:
+    cluster = FakeTxnCluster()
+    cluster.create("t", 1)
+    cluster.committed_offsets[("g", TP)] = 4
+    cluster.unstable_fetches = 1
+
+    async def main() -> None:
+        stable = make_consumer(cluster, group_id="g", isolation_level="read_committed")
+        plain = make_consumer(cluster, group_id="g")
+        try:
+            found = await stable.committed(TP)
+            assert found is not None and found.offset == 4
+            await plain.committed(TP)
+        finally:
+            await stable.close()
+            await plain.close()
+
+    asyncio.run(main())
+    fetches = [d.require_stable for k, d in cluster.events if k == "offset_fetch"]
+    assert fetches == [True, True, False], "retried after UNSTABLE_OFFSET_COMMIT"
