@@ -16,11 +16,13 @@ from raftka.client.producer import (
     AbortableTransactionError,
     AsyncProducer,
     Producer,
+    ProducerConfig,
     ProducerFatalError,
     ProducerFencedError,
 )
 from raftka.client.types import OffsetAndMetadata, TopicPartition
 from raftka.common import group_errors, txn_errors
+from raftka.common.errors import InvalidConfigError
 from raftka.common.records.batch import BatchHeader
 from raftka.v1 import groups_pb2 as gpb
 from raftka.v1.common_pb2 import ErrorCode
@@ -395,3 +397,17 @@ def test_the_blocking_producer_runs_a_transaction() -> None:
         producer.abort_transaction()
     assert [d for k, d in cluster.events if k == "end"] == [(True, 0)]
     assert cluster.committed_offsets[("g", P0)] == 3
+
+
+def test_a_transactional_config_is_idempotent_and_refuses_what_contradicts_it() -> None:
+    config = ProducerConfig(transactional_id="t", enable_idempotence=None)
+    assert config.idempotent and config.transactional and config.transaction_timeout_ms == 60000
+    for bad in (
+        {"acks": 1},
+        {"enable_idempotence": False},
+        {"transaction_timeout_ms": 0},
+        {"transactional_id": ""},
+        {"transactional_id": "x" * 250},
+    ):
+        with pytest.raises(InvalidConfigError):
+            ProducerConfig(**{"transactional_id": "t", **bad})  # type: ignore[arg-type]
