@@ -89,7 +89,7 @@ class FakeTxnCluster(FakeCluster):
         self.open_first: dict[TopicPartition, int] = {}
         """First offset of the open transaction's data per partition."""
         self.produce_codes: dict[TopicPartition, list[int]] = {}
-        """Error codes the next Produce of a partition answers, in order."""
+        """Error codes the next Produce of a partition answers, in order (NONE: as usual)."""
         self.unstable_fetches = 0
         """How many of the next require_stable OffsetFetch calls answer UNSTABLE_OFFSET_COMMIT."""
         self.max_epoch = 32766
@@ -242,8 +242,9 @@ class FakeTxnCluster(FakeCluster):
                 )
                 result = response.results.add(topic=t.topic, partition=p.partition)
                 codes = self.produce_codes.get(tp)
-                if codes:
-                    result.error_code = codes.pop(0)  # type: ignore[assignment]
+                code = codes.pop(0) if codes else ErrorCode.NONE
+                if code != ErrorCode.NONE:
+                    result.error_code = code  # type: ignore[assignment]
                     result.base_offset = -1
                 elif h.is_transactional and tp not in self.txn.partitions:
                     result.error_code = ErrorCode.INVALID_TXN_STATE

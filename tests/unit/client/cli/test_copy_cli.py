@@ -4,7 +4,10 @@ committed on the target, inside each transaction), restarts, aborts and rewinds.
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Any
+
+import pytest
 
 from raftka.client.cli.app import build_parser
 from raftka.client.cli.copy import Copier, CopyStats, TargetOffsets
@@ -54,7 +57,9 @@ async def committed_values(target: FakeTxnCluster, partition: int, n: int) -> li
     reader.assign([tp])
     reader.seek(tp, 0)
     try:
-        return [r.value or b"" for r in await poll_n(reader, n)]
+        values = [r.value or b"" for r in await poll_n(reader, n)]
+        assert await reader.poll(timeout_ms=100) == [], "more records than expected"
+        return values
     finally:
         await reader.close()
 
@@ -110,6 +115,31 @@ def test_start_positions_wait_for_a_transactional_commit_to_settle() -> None:
     asyncio.run(main())
     fetches = [d for k, d in target.events if k == "offset_fetch"]
     assert len(fetches) == 3 and all(f.require_stable for f in fetches)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_random_failures_never_lose_nor_duplicate_a_record(seed: int) -> None:
+    rng = random.Random(seed)
+    source, target = clusters()
+    expected: dict[int, list[bytes]] = {0: [], 1: []}
+    for n in range(12):
+        p = rng.randrange(2)
+        values = [b"%d-%d" % (n, i) for i in range(rng.randint(1, 3))]
+        source.append("in", p, values)
+        expected[p] += values
+    for p in range(2):
+        target.produce_codes[TopicPartition("out", p)] = [
+            rng.choice([ErrorCode.NONE] * 3 + [ErrorCode.INVALID_RECORD]) for _ in range(20)
+        ]
+
+    async def main() -> None:
+        stats = await copy(source, target)
+        assert stats.records == sum(len(v) for v in expected.values())
+        assert stats.aborted > 0, "some transactions failed and were redone"
+        for p in range(2):
+            assert await committed_values(target, p, len(expected[p])) == expected[p]
+
+    asyncio.run(main())
 
 
 def test_max_records_stops_the_copy() -> None:
