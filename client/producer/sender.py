@@ -297,7 +297,8 @@ class Sender:
             return
         if code in (ErrorCode.INVALID_PRODUCER_EPOCH, ErrorCode.PRODUCER_FENCED):
             self.fatal = ProducerFencedError(
-                f"producer id {batch.producer_id} was fenced by a newer epoch: {error.message}"
+                f"producer id {batch.producer_id} was fenced by a newer epoch ({error.message}): "
+                "close() this producer; a new one gets a fresh producer id"
             )
             self._failed(batch, self.fatal)
             return
