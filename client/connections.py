@@ -9,6 +9,7 @@ import grpc
 from raftka.common.rpc.channels import open_channel
 from raftka.v1.broker_pb2_grpc import BrokerServiceStub
 from raftka.v1.groups_pb2_grpc import GroupServiceStub
+from raftka.v1.transactions_pb2_grpc import TransactionServiceStub
 
 
 class BrokerConnections:
@@ -22,6 +23,7 @@ class BrokerConnections:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, BrokerServiceStub] = {}
         self._group_stubs: dict[str, GroupServiceStub] = {}
+        self._txn_stubs: dict[str, TransactionServiceStub] = {}
 
     def _channel(self, address: str) -> grpc.aio.Channel:
         channel = self._channels.get(address)
@@ -44,8 +46,15 @@ class BrokerConnections:
             stub = self._group_stubs[address] = GroupServiceStub(self._channel(address))
         return stub
 
+    def txn_stub(self, address: str) -> TransactionServiceStub:
+        """The broker's TransactionService (transactional producers), on the same channel."""
+        stub = self._txn_stubs.get(address)
+        if stub is None:
+            stub = self._txn_stubs[address] = TransactionServiceStub(self._channel(address))
+        return stub
+
     async def close(self) -> None:
         channels, self._channels, self._stubs = self._channels, {}, {}
-        self._group_stubs = {}
+        self._group_stubs, self._txn_stubs = {}, {}
         for channel in channels.values():
             await channel.close()

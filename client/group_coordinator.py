@@ -1,5 +1,6 @@
-"""Talking to a group's coordinator: finding it (FindCoordinator on any broker), calling it
-with the retries groups.proto prescribes, and reading the offset RPCs' per-item answers.
+"""Talking to a group's (or a transactional id's) coordinator: finding it (FindCoordinator on
+any broker), calling it with the retries groups.proto prescribes, and reading the offset RPCs'
+per-item answers.
 
 Retries, within the caller's deadline:
 
@@ -7,8 +8,9 @@ Retries, within the caller's deadline:
   the coordinator, find it again, retry there;
 * COORDINATOR_LOAD_IN_PROGRESS: retry at the same broker after a backoff.
 
-Everything else is the caller's to handle. Used by the consumer (membership, commits) and the
-admin client (group operations).
+Everything else is the caller's to handle. Used by the consumer (membership, commits), the
+admin client (group operations) and the transactional producer (its transaction coordinator,
+``key_type=COORDINATOR_TYPE_TRANSACTION``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import structlog
 from raftka.client.connections import BrokerConnections
 from raftka.client.errors import PartitionError
 from raftka.client.types import OffsetAndMetadata, TopicPartition
-from raftka.common import group_errors
+from raftka.common import group_errors, txn_errors
 from raftka.common.errors import (
     CoordinatorLoadInProgressError,
     RaftkaError,
@@ -47,6 +49,7 @@ _GROUP_ERRORS: dict[int, type[RaftkaError]] = {
 }
 _GROUP_ERRORS[ErrorCode.COORDINATOR_LOAD_IN_PROGRESS] = CoordinatorLoadInProgressError
 _GROUP_ERRORS[ErrorCode.UNKNOWN_TOPIC_OR_PARTITION] = UnknownTopicOrPartitionError
+_GROUP_ERRORS[ErrorCode.UNSTABLE_OFFSET_COMMIT] = txn_errors.UnstableOffsetCommitError
 
 REFIND = (
     group_errors.NotCoordinatorError,
@@ -67,7 +70,8 @@ def group_error(code: int, message: str, where: str = "") -> RaftkaError:
 
 
 class GroupCoordinator:
-    """One group's coordinator, found lazily and re-found when it moves."""
+    """One group's (or transactional id's) coordinator, found lazily and re-found when it
+    moves."""
 
     def __init__(
         self,
@@ -77,18 +81,24 @@ class GroupCoordinator:
         *,
         request_timeout_s: float,
         retry: RetryPolicy,
+        key_type: gpb.CoordinatorType.ValueType = gpb.COORDINATOR_TYPE_GROUP,
     ) -> None:
-        """``brokers()``: the broker addresses worth asking FindCoordinator (any will do)."""
+        """``brokers()``: the broker addresses worth asking FindCoordinator (any will do).
+        ``group_id`` is the key: a transactional id with ``key_type`` TRANSACTION."""
         self.group_id = group_id
         self._connections = connections
         self._brokers = brokers
         self._request_timeout_s = request_timeout_s
         self._retry = retry
+        self.key_type = key_type
+        self._what = "transactional id" if key_type == gpb.COORDINATOR_TYPE_TRANSACTION else "group"
         self.address: str | None = None
 
     def invalidate(self) -> None:
         if self.address is not None:
-            log.info("group_coordinator_lost", group=self.group_id, address=self.address)
+            log.info(
+                "group_coordinator_lost", key=self.group_id, kind=self._what, address=self.address
+            )
         self.address = None
 
     def stub(self, address: str) -> GroupServiceStub:
@@ -107,13 +117,15 @@ class GroupCoordinator:
                     continue
                 if found is not None:
                     self.address = found
-                    log.info("group_coordinator_found", group=self.group_id, address=found)
+                    log.info(
+                        "group_coordinator_found", key=self.group_id, kind=self._what, address=found
+                    )
                     return found
                 problems.append(f"{address}: coordinator not available yet")
                 break
             if deadline.expired():
                 raise group_errors.CoordinatorNotAvailableError(
-                    f"no coordinator found for group {self.group_id!r} in time: "
+                    f"no coordinator found for {self._what} {self.group_id!r} in time: "
                     + ("; ".join(problems) or "no broker to ask")
                 )
             attempt += 1
@@ -121,7 +133,7 @@ class GroupCoordinator:
         return self.address
 
     async def _ask(self, address: str) -> str | None:
-        request = gpb.FindCoordinatorRequest(keys=[self.group_id])
+        request = gpb.FindCoordinatorRequest(key_type=self.key_type, keys=[self.group_id])
         try:
             response = await self.stub(address).FindCoordinator(
                 request, timeout=self._request_timeout_s
@@ -135,20 +147,34 @@ class GroupCoordinator:
                 return f"{c.host}:{c.port}"
             if c.error_code == ErrorCode.COORDINATOR_NOT_AVAILABLE:
                 return None
-            raise group_error(c.error_code, c.error_message, f"group {self.group_id!r}")
+            raise group_error(c.error_code, c.error_message, f"{self._what} {self.group_id!r}")
         return None
 
     async def call(self, rpc: Callable[[GroupServiceStub], Awaitable[T]], deadline: Deadline) -> T:
         """``rpc(stub)`` at the coordinator, retried as the module docstring says."""
+        return await self.call_at(lambda address: rpc(self.stub(address)), deadline)
+
+    async def call_at(
+        self,
+        rpc: Callable[[str], Awaitable[T]],
+        deadline: Deadline,
+        *,
+        retry_here: tuple[type[RaftkaError], ...] = (),
+    ) -> T:
+        """``rpc(address)`` at the coordinator (any of its services), retried as the module
+        docstring says; errors of ``retry_here`` types are retried at the same broker too.
+        ``rpc`` may raise a RaftkaError for an error code in its answer: it is retried alike."""
         attempt = 0
         while True:
             address = await self.find(deadline)
             try:
-                return await rpc(self.stub(address))
+                return await rpc(address)
             except grpc.aio.AioRpcError as e:
                 error = error_from_rpc(e, address)
+            except RaftkaError as e:  # an error the answer carried, raised by ``rpc``
+                error = e
             self.note_failure(error)
-            if not isinstance(error, (*REFIND, CoordinatorLoadInProgressError)):
+            if not isinstance(error, (*REFIND, CoordinatorLoadInProgressError, *retry_here)):
                 raise error
             if deadline.expired():
                 raise error
@@ -220,13 +246,17 @@ def fetch_request(
     partitions: Iterable[TopicPartition] | None,
     member_id: str = "",
     member_epoch: int = -1,
+    *,
+    require_stable: bool = False,
 ) -> gpb.OffsetFetchRequest:
-    """``partitions`` None: every partition the group has an offset for."""
+    """``partitions`` None: every partition the group has an offset for. ``require_stable``:
+    UNSTABLE_OFFSET_COMMIT while a transactional commit of a partition is undecided."""
     return gpb.OffsetFetchRequest(
         group_id=group_id,
         topics=by_topic(partitions or ()),
         member_id=member_id,
         member_epoch=member_epoch if member_id else -1,
+        require_stable=require_stable,
     )
 
 

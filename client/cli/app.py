@@ -13,13 +13,14 @@
     raftka consume TOPIC [--from-beginning | --offset N] [--group G] [--format value|kv|json] ...
     raftka groups list|describe|reset-offsets|delete|delete-offsets ...
     raftka produce TOPIC [--key-separator SEP] [--acks all|1|0] < lines
+    raftka copy --source-topic X --target-topic Y --group G --transactional-id T [--to-bootstrap B]
     raftka perf produce --topic T --num-records N --record-size B [--throughput R]
     raftka perf consume --topic T --messages N
     raftka experiment --duration 60 --seed 7 --faults kill,pause,partition --out DIR
 
 Admin commands find the controllers with --bootstrap-controller (or RAFTKA_BOOTSTRAP_CONTROLLER,
 or the cluster file ``raftka up`` writes into its directory, $RAFTKA_CLUSTER_DIR or ./raftka-data);
-client commands (produce, consume, perf) find the brokers with --bootstrap-server (or
+client commands (produce, consume, copy, perf) find the brokers with --bootstrap-server (or
 RAFTKA_BOOTSTRAP_SERVER, or that same file): see bootstrap.py.
 
 Each command group is one module here with an ``add_commands(sub)``; none imports this one.
@@ -34,6 +35,7 @@ from collections.abc import Sequence
 from raftka.client.cli import (
     admin,
     consume,
+    copy,
     experiment,
     faults,
     groups,
@@ -62,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         faults,
         produce,
         consume,
+        copy,
         groups,
         perf,
         experiment,

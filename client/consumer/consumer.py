@@ -129,7 +129,11 @@ class AsyncConsumer:
                 retry=retry,
             )
             if offset_store is None:
-                self._offset_store = GroupOffsetStore(self._coordinator, self._identity)
+                self._offset_store = GroupOffsetStore(
+                    self._coordinator,
+                    self._identity,
+                    require_stable=config.isolation_level == "read_committed",
+                )
             if config.enable_auto_commit:
                 self._auto_commit = AutoCommitter(
                     self._commit_offsets,

@@ -367,7 +367,12 @@ class Fetcher:
                 self._backoff.succeeded(tp)
                 self.refresher.progress()
                 state.high_watermark, state.log_start_offset = r.high_watermark, r.log_start_offset
-                self._add(tp, offset, r.batches)
+                aborted = (
+                    [(a.producer_id, a.first_offset) for a in r.aborted_transactions]
+                    if self._isolation
+                    else []
+                )
+                self._add(tp, offset, r.batches, aborted)
             elif r.error_code == ErrorCode.OFFSET_OUT_OF_RANGE:
                 self._out_of_range(tp, offset, state.position, r)
             elif r.error_code == ErrorCode.CORRUPT_MESSAGE:
@@ -389,7 +394,9 @@ class Fetcher:
                 else:
                     self._fail(tp, error)
 
-    def _add(self, tp: TopicPartition, offset: int, data: bytes) -> None:
+    def _add(
+        self, tp: TopicPartition, offset: int, data: bytes, aborted: list[tuple[int, int]]
+    ) -> None:
         if not data:
             return
         try:
@@ -398,7 +405,7 @@ class Fetcher:
             self._fail(tp, CorruptDataError(tp, offset, f"a fetched batch is corrupt: {e.message}"))
             return
         if spans:
-            self._buffer.add(CompletedFetch(tp, data, offset, spans))
+            self._buffer.add(CompletedFetch(tp, data, offset, spans, aborted))
             self.data_ready.set()
 
     def _out_of_range(

@@ -27,6 +27,7 @@ from raftka.common import group_errors
 from raftka.common.errors import RaftkaError
 from raftka.common.rpc.retry import Deadline
 from raftka.common.tasks import cancel_and_wait
+from raftka.common.txn_errors import UnstableOffsetCommitError
 
 log = structlog.get_logger(__name__)
 
@@ -45,9 +46,15 @@ CommitListener = Callable[[Mapping[TopicPartition, OffsetAndMetadata]], None]
 
 
 class GroupOffsetStore:
-    def __init__(self, coordinator: GroupCoordinator, identity: Identity) -> None:
+    def __init__(
+        self, coordinator: GroupCoordinator, identity: Identity, *, require_stable: bool = False
+    ) -> None:
+        """``require_stable`` (read_committed consumers, as in Kafka): offsets a transaction
+        is still committing are waited for (UNSTABLE_OFFSET_COMMIT, retried), never answered
+        with the value before them."""
         self._coordinator = coordinator
         self._identity = identity
+        self._require_stable = require_stable
         self.commit_listeners: list[CommitListener] = []
 
     @property
@@ -63,12 +70,18 @@ class GroupOffsetStore:
         if not partitions:
             return {}
         member_id, epoch = self._identity()
-        request = fetch_request(self.group_id, partitions, member_id, epoch)
-        timeout = self._coordinator.request_timeout_s
-        response = await self._coordinator.call(
-            lambda stub: stub.OffsetFetch(request, timeout=timeout), self._deadline()
+        request = fetch_request(
+            self.group_id, partitions, member_id, epoch, require_stable=self._require_stable
         )
-        found = committed_offsets(response, self.group_id)
+        timeout = self._coordinator.request_timeout_s
+
+        async def call(address: str) -> dict[TopicPartition, OffsetAndMetadata]:
+            response = await self._coordinator.stub(address).OffsetFetch(request, timeout=timeout)
+            return committed_offsets(response, self.group_id)
+
+        found = await self._coordinator.call_at(
+            call, self._deadline(), retry_here=(UnstableOffsetCommitError,)
+        )
         return {tp: o for tp, o in found.items() if tp in partitions}
 
     async def commit(self, offsets: Mapping[TopicPartition, OffsetAndMetadata]) -> None:

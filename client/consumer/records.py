@@ -2,14 +2,21 @@
 
 A fetch returns whole stored batches from the one holding the fetch offset, so the first
 batch may start before it: records below the fetch offset are skipped. Control batches
-(transaction markers) are skipped too. Decoding is lazy, one batch at a time as poll() takes
-records, so records dropped by a seek are never decoded.
+(transaction markers) are never records, under either isolation level. Decoding is lazy, one
+batch at a time as poll() takes records, so records dropped by a seek are never decoded.
+
+read_committed: the fetch names the aborted transactions in its range (producer id, first
+offset). Walking the batches in offset order, a producer id becomes "aborted" once a batch
+reaches its first offset, and stops being so at its ABORT marker; the transactional batches of
+an aborted producer id in between are dropped (Kafka's consumer does the same). The position
+still moves past every dropped batch, so nothing is fetched twice.
 """
 
 from __future__ import annotations
 
+import struct
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from raftka.client.types import TopicPartition
@@ -22,6 +29,9 @@ from raftka.common.records.batch import (
 from raftka.common.records.decoder import decode_batch
 
 Headers = tuple[tuple[str, bytes | None], ...]
+
+ABORT_MARKER = 0
+"""Control record key type of an ABORT marker (key: int16 version, int16 type)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +84,15 @@ class CompletedFetch:
     """
 
     def __init__(
-        self, tp: TopicPartition, data: bytes, fetch_offset: int, spans: Sequence[FetchedBatch]
+        self,
+        tp: TopicPartition,
+        data: bytes,
+        fetch_offset: int,
+        spans: Sequence[FetchedBatch],
+        aborted: Iterable[tuple[int, int]] = (),
     ) -> None:
+        """``aborted``: (producer id, first offset) of the aborted transactions the fetch
+        named (read_committed)."""
         self.tp = tp
         self.fetch_offset = fetch_offset
         self.nbytes = len(data)
@@ -89,6 +106,8 @@ class CompletedFetch:
         self._batches: deque[FetchedBatch] = deque(spans)
         self._pending: deque[ConsumerRecord] = deque()
         self._batch_end: int | None = None
+        self._aborted = deque(sorted(aborted, key=lambda a: a[1]))
+        self._aborted_ids: set[int] = set()
 
     @property
     def exhausted(self) -> bool:
@@ -119,6 +138,8 @@ class CompletedFetch:
         header = span.header
         self.remaining_bytes -= header.size
         self._batch_end = header.next_offset
+        if self._skipped_as_aborted(span):
+            return
         if header.is_control or header.next_offset <= self.next_offset:
             return
         epoch = header.partition_leader_epoch
@@ -139,6 +160,29 @@ class CompletedFetch:
             for r in decode_batch(self._data, span.position, verify=False).records
             if r.offset >= start
         )
+
+    def _skipped_as_aborted(self, span: FetchedBatch) -> bool:
+        """read_committed: whether the batch belongs to an aborted transaction (its ABORT
+        marker ends that transaction's range)."""
+        header = span.header
+        if not header.is_transactional or not (self._aborted or self._aborted_ids):
+            return False
+        while self._aborted and self._aborted[0][1] <= header.last_offset:
+            self._aborted_ids.add(self._aborted.popleft()[0])
+        if header.producer_id not in self._aborted_ids:
+            return False
+        if header.is_control and _is_abort_marker(self._data, span.position):
+            self._aborted_ids.discard(header.producer_id)
+        return True
+
+
+def _is_abort_marker(data: bytes, position: int) -> bool:
+    records = decode_batch(data, position, verify=False).records
+    key = records[0].key if records else None
+    if key is None or len(key) < 4:
+        return False
+    _version, kind = struct.unpack_from(">hh", key)
+    return bool(kind == ABORT_MARKER)
 
 
 def _epoch(value: int) -> int | None:

@@ -79,6 +79,7 @@ class RecordAccumulator:
             self._config.batch_size,
             created=self._clock(),
             reserved_bytes=size,
+            transactional=self._config.transactional,
         )
         batch.try_append(timestamp, key, value, headers, future)
         self._queues.setdefault(tp, deque()).append(batch)

@@ -40,11 +40,15 @@ class ProducerBatch:
     """Why the latest attempt failed (for the error the records finally fail with)."""
     payload: bytearray | None = None
     """The encoded batch, built when the batch is first sent and resent unchanged."""
+    transactional: bool = False
+    """Part of the producer's open transaction (attribute bit 0x10)."""
     _builder: RecordBatchBuilder = field(init=False)
     _pending: list[_Pending] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._builder = RecordBatchBuilder(compression=self.compression)
+        self._builder = RecordBatchBuilder(
+            compression=self.compression, transactional=self.transactional
+        )
 
     @property
     def record_count(self) -> int:

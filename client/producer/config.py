@@ -62,6 +62,13 @@ class ProducerConfig:
     commit a change (WatchMetadata), not only on errors and every metadata_max_age_ms."""
     partitioner: Partitioner | None = field(default=None, compare=False)
     """Overrides the default (murmur2 for keys, uniform sticky for null keys)."""
+    transactional_id: str | None = None
+    """Makes the producer transactional (init_transactions(), begin/commit/abort): writes to
+    several partitions, and consumer offsets, become visible together or not at all. The id
+    must be stable across restarts of the same logical producer: a new instance with the same
+    id fences the old one and aborts what it left open. Implies idempotence and acks=all."""
+    transaction_timeout_ms: int = 60_000
+    """The longest a transaction may stay open before the coordinator aborts it."""
 
     def __post_init__(self) -> None:
         if str(self.acks) not in ACKS:
@@ -92,6 +99,8 @@ class ProducerConfig:
                 f"delivery_timeout_ms ({self.delivery_timeout_ms}) must be at least "
                 f"linger_ms + request_timeout_ms ({self.linger_ms + self.request_timeout_ms})"
             )
+        if self.transactional_id is not None:
+            self._check_transactional()
         if self.enable_idempotence:
             if self.acks_value != -1:
                 raise InvalidConfigError(
@@ -104,8 +113,35 @@ class ProducerConfig:
             if self.retries == 0:
                 raise InvalidConfigError("enable_idempotence needs retries > 0")
 
+    def _check_transactional(self) -> None:
+        tid = self.transactional_id or ""
+        if not 1 <= len(tid.encode("utf-8")) <= 249:
+            raise InvalidConfigError(
+                f"transactional_id must be 1 to 249 bytes of UTF-8, got {tid!r}"
+            )
+        if self.enable_idempotence is False:
+            raise InvalidConfigError(
+                "a transactional producer is idempotent: drop enable_idempotence=False "
+                "or the transactional_id"
+            )
+        if self.acks_value != -1:
+            raise InvalidConfigError(
+                f"a transactional producer needs acks='all' (got acks={self.acks!r}): "
+                "set acks='all' or drop the transactional_id"
+            )
+        if self.transaction_timeout_ms <= 0:
+            raise InvalidConfigError(
+                f"transaction_timeout_ms must be positive, got {self.transaction_timeout_ms}"
+            )
+
+    @property
+    def transactional(self) -> bool:
+        return self.transactional_id is not None
+
     @property
     def idempotent(self) -> bool:
+        if self.transactional_id is not None:
+            return True
         if self.enable_idempotence is not None:
             return self.enable_idempotence
         return (

@@ -9,6 +9,14 @@
 ``send`` returns once the record is queued (it waits only for the topic's metadata and for
 buffer memory, at most max_block_ms); the returned future completes when the record is
 acknowledged per ``acks``, or fails with the error that stopped it.
+
+With ``transactional_id`` the producer is transactional (transactions.py holds the logic):
+
+    await producer.init_transactions()
+    producer.begin_transaction()
+    await producer.send("out", b"v")
+    await producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
+    await producer.commit_transaction()      # or abort_transaction()
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from raftka.client.connections import BrokerConnections
@@ -28,12 +36,16 @@ from raftka.client.producer.config import ProducerConfig
 from raftka.client.producer.partitioning import StickyPartitioner, keyed_partition
 from raftka.client.producer.producer_ids import init_producer_id
 from raftka.client.producer.sender import Sender
-from raftka.client.types import RecordMetadata, TopicPartition
+from raftka.client.producer.sequences import Sequences
+from raftka.client.producer.transactions import TransactionManager
+from raftka.client.producer.txn_calls import GroupMetadata
+from raftka.client.types import OffsetAndMetadata, RecordMetadata, TopicPartition
 from raftka.common.errors import InvalidRequestError, RaftkaError
 from raftka.common.records.builder import RecordHeaders
 from raftka.common.records.errors import RecordTooLargeError
 from raftka.common.rpc.retry import Deadline
 from raftka.common.tasks import cancel_and_wait
+from raftka.common.txn_errors import InvalidTxnStateError
 
 Value = bytes | str | None
 DeliveryCallback = Callable[[RecordMetadata | None, BaseException | None], object]
@@ -44,13 +56,21 @@ class ProducerClosedError(RaftkaError):
 
 
 class AsyncProducer:
-    def __init__(self, config: ProducerConfig | None = None, **settings: Any) -> None:
+    def __init__(
+        self,
+        config: ProducerConfig | None = None,
+        *,
+        connections: BrokerConnections | None = None,
+        **settings: Any,
+    ) -> None:
+        """``config``, or settings by name, or both; ``connections`` replaces the producer's
+        own (tests)."""
         if config is None:
             config = ProducerConfig(**settings)
         elif settings:
             config = dataclasses.replace(config, **settings)
         self.config = config
-        self._connections = BrokerConnections(client_id=config.client_id)
+        self._connections = connections or BrokerConnections(client_id=config.client_id)
         self.metadata = MetadataCache(
             list(config.bootstrap_servers),
             self._connections,
@@ -60,14 +80,28 @@ class AsyncProducer:
         self._pool = BufferPool(config.buffer_memory)
         self._accumulator = RecordAccumulator(config, self._pool)
         self._sticky = StickyPartitioner(config.batch_size)
+        self._txn: TransactionManager | None = None
+        sequences = None
+        if config.transactional:
+            sequences = Sequences()
+            self._txn = TransactionManager(
+                config,
+                self._connections,
+                lambda: [*self.metadata.brokers.values(), *self.metadata.bootstrap],
+                self._accumulator,
+                sequences,
+                lambda error: setattr(self._sender, "fatal", error),
+            )
         self._sender = Sender(
             config,
             self._accumulator,
             self.metadata,
             self._connections.stub,
             (lambda: init_producer_id(self.metadata, self._connections))
-            if config.idempotent
+            if config.idempotent and self._txn is None
             else None,
+            gate=self._txn,
+            sequences=sequences,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
@@ -152,6 +186,8 @@ class AsyncProducer:
             sticky = True
             chosen = self._sticky.partition(topic, count, lambda: self._availability(topic))
         tp = TopicPartition(topic, chosen)
+        if self._txn is not None:
+            self._txn.before_send(tp)
         timestamp = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
         future = await self._accumulator.append(tp, timestamp, key_bytes, value_bytes, headers)
         if sticky:
@@ -193,6 +229,50 @@ class AsyncProducer:
         finally:
             self._accumulator.flushing -= 1
 
+    # ------------------------------------------------------------------ transactions
+
+    async def init_transactions(self) -> None:
+        """Once, before the first transaction: registers the transactional id with its
+        coordinator, fencing any older producer with the same id (whose open transaction is
+        aborted). Retries until max_block_ms; RequestTimedOutError after it (call again)."""
+        if not self._started:
+            await self.start()
+        await self._transactions().init_transactions()
+
+    def begin_transaction(self) -> None:
+        """Start a transaction (local: the coordinator hears of it with the first send)."""
+        self._transactions().begin_transaction()
+
+    async def send_offsets_to_transaction(
+        self,
+        offsets: Mapping[TopicPartition, OffsetAndMetadata | int],
+        group_metadata: GroupMetadata,
+    ) -> None:
+        """Commit a consumer's offsets (the next offset to read, per partition) with the
+        transaction: they count only if it commits. ``group_metadata``: the consumer's
+        group_metadata()."""
+        await self._transactions().send_offsets_to_transaction(offsets, group_metadata)
+
+    async def commit_transaction(self) -> None:
+        """Send what is queued, then commit. AbortableTransactionError if a record failed
+        (call abort_transaction()); ProducerFencedError / ProducerFatalError: close()."""
+        await self._transactions().commit_transaction(self.flush)
+
+    async def abort_transaction(self) -> None:
+        """Drop what is not sent yet and abort: none of the transaction's records or offsets
+        become visible to read_committed consumers."""
+        await self._transactions().abort_transaction()
+
+    def _transactions(self) -> TransactionManager:
+        if self._closed:
+            raise ProducerClosedError("the producer is closed: create a new one")
+        if self._txn is None:
+            raise InvalidTxnStateError(
+                "this producer is not transactional: create it with transactional_id=... "
+                "to use transactions"
+            )
+        return self._txn
+
     async def partitions_for(self, topic: str) -> list[int]:
         info = await self.metadata.topic(topic, Deadline(self.config.max_block_ms / 1000))
         return [p.partition for p in info.partitions]
@@ -217,6 +297,8 @@ class AsyncProducer:
                     batch.fail(error)
                     self._accumulator.finished(batch)
         await cancel_and_wait(self._tasks)
+        if self._txn is not None:
+            await self._txn.close()
         await self._sender.stop()
         for batch in list(self._accumulator.incomplete):
             batch.fail(ProducerClosedError("the producer was closed before an answer came"))

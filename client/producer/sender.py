@@ -32,6 +32,7 @@ from raftka.client.errors import PartitionError
 from raftka.client.producer.accumulator import RecordAccumulator
 from raftka.client.producer.batch import ProducerBatch
 from raftka.client.producer.config import ProducerConfig
+from raftka.client.producer.errors import ProducerFencedError
 from raftka.client.producer.sequences import InitProducerId, Sequences
 from raftka.client.types import TopicPartition
 from raftka.common.errors import RaftkaError, RequestTimedOutError
@@ -57,12 +58,6 @@ for an answer before it counts the attempt as lost: a frozen leader costs little
 request timeout, as in Kafka, where request.timeout.ms bounds the wait for a response."""
 
 SEQUENCE_ERRORS = frozenset({ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, ErrorCode.UNKNOWN_PRODUCER_ID})
-
-
-class ProducerFencedError(RaftkaError):
-    """Another producer took over this producer id with a newer epoch: this one must close."""
-
-    code = ErrorCode.INVALID_PRODUCER_EPOCH
 
 
 class DeliveryTimeoutError(RequestTimedOutError):
@@ -120,6 +115,23 @@ class Leaders(Protocol):
     def note_unreachable(self, address: str) -> None: ...
 
 
+class TransactionGate(Protocol):
+    """What a transactional producer's sender asks its transaction manager."""
+
+    def may_send(self, tp: TopicPartition) -> bool:
+        """The partition was added to the open transaction (AddPartitionsToTxn answered)."""
+        ...
+
+    @property
+    def ending(self) -> bool:
+        """The transaction is being aborted: failed attempts are not retried."""
+        ...
+
+    def batch_failed(self, batch: ProducerBatch, error: RaftkaError) -> RaftkaError:
+        """A batch of the transaction failed for good: returns what its records fail with."""
+        ...
+
+
 class Sender:
     def __init__(
         self,
@@ -129,13 +141,22 @@ class Sender:
         stub_for: Callable[[str], Any],
         init_producer_id: InitProducerId | None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        gate: TransactionGate | None = None,
+        sequences: Sequences | None = None,
     ) -> None:
+        """With ``gate`` (a transactional producer) the producer id comes from the transaction
+        manager, which sets it in ``sequences`` (shared with it), not from
+        ``init_producer_id``, and a partition's batches wait until the gate lets them go."""
         self._config = config
         self._acc = accumulator
         self._leaders = leaders
         self._stub_for = stub_for
         self._init_producer_id = init_producer_id
-        self.sequences = Sequences() if init_producer_id is not None else None
+        self._gate = gate
+        if sequences is None and (init_producer_id is not None or gate is not None):
+            sequences = Sequences()
+        self.sequences = sequences
         self._clock = clock
         self._retry = RetryPolicy(
             config.retry_backoff_ms / 1000, config.retry_backoff_max_ms / 1000
@@ -163,7 +184,7 @@ class Sender:
             if self.fatal is not None:
                 self._fail_queued(self.fatal)
             elif self.sequences is not None and (not self.sequences.has_id or self._reset_needed):
-                if self.requests_in_flight == 0:
+                if self._gate is None and self.requests_in_flight == 0:
                     wait = await self._take_new_producer_id()
             else:
                 ready, next_check = self._acc.ready(now)
@@ -194,6 +215,8 @@ class Sender:
                 continue
             if self._in_flight.get(address, 0) >= limit:
                 continue
+            if self._gate is not None and not self._gate.may_send(tp):
+                continue  # not in the transaction yet: AddPartitionsToTxn is on its way
             head = self._acc.head(tp)
             if head is None:
                 continue
@@ -229,6 +252,7 @@ class Sender:
             acks=self._config.acks_value,
             timeout_ms=self._config.request_timeout_ms,
             topics=[pb.TopicProduceData(topic=t, partitions=ps) for t, ps in topics.items()],
+            transactional_id=self._config.transactional_id or "",
         )
         try:
             response: pb.ProduceResponse = await self._stub_for(address).Produce(
@@ -266,9 +290,15 @@ class Sender:
             self._succeeded(batch, result.base_offset, result.log_append_time_ms)
             return
         error = PartitionError(code, result.error_message, batch.tp.topic, batch.tp.partition)
-        if code == ErrorCode.INVALID_PRODUCER_EPOCH:
+        if code == ErrorCode.INVALID_PRODUCER_EPOCH and self._gate is not None:
+            # A transactional producer learns whether it was fenced from its coordinator
+            # (KIP-588): here it only dooms the transaction.
+            self._failed(batch, error)
+            return
+        if code in (ErrorCode.INVALID_PRODUCER_EPOCH, ErrorCode.PRODUCER_FENCED):
             self.fatal = ProducerFencedError(
-                f"producer id {batch.producer_id} was fenced by a newer epoch: {error.message}"
+                f"producer id {batch.producer_id} was fenced by a newer epoch ({error.message}): "
+                "close() this producer; a new one gets a fresh producer id"
             )
             self._failed(batch, self.fatal)
             return
@@ -301,6 +331,7 @@ class Sender:
             and not expired
             and batch.attempts <= self._config.retries
             and not self._acc.aborted
+            and not (self._gate is not None and self._gate.ending)
         ):
             batch.retry_at = now + self._retry.backoff(batch.attempts)
             self._acc.requeue(batch)
@@ -322,6 +353,14 @@ class Sender:
         self._acc.finished(batch)
 
     def _failed(self, batch: ProducerBatch, error: RaftkaError) -> None:
+        if self._gate is not None:
+            # The transaction cannot commit now; its abort bumps the epoch, which restarts
+            # every sequence, so no renumbering here.
+            if self.sequences is not None:
+                self.sequences.acknowledged(batch)
+            batch.fail(self._gate.batch_failed(batch, error))
+            self._acc.finished(batch)
+            return
         if self.sequences is not None and batch.sequence >= 0:
             # The partition's numbering now has a hole: renumber under a new producer id.
             self.sequences.acknowledged(batch)

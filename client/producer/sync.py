@@ -4,18 +4,23 @@ with Producer(bootstrap_servers=["127.0.0.1:9092"]) as producer:
     future = producer.send("orders", b"value", key=b"customer-7")
     print(future.result())        # RecordMetadata
     producer.flush()
+
+The transactional calls (init_transactions, begin/commit/abort_transaction,
+send_offsets_to_transaction) block the same way; see AsyncProducer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+from collections.abc import Mapping
 from typing import Any
 
 from raftka.client.loop_thread import LoopThread
 from raftka.client.producer.config import ProducerConfig
 from raftka.client.producer.producer import AsyncProducer, DeliveryCallback, Value
-from raftka.client.types import RecordMetadata
+from raftka.client.producer.txn_calls import GroupMetadata
+from raftka.client.types import OffsetAndMetadata, RecordMetadata, TopicPartition
 from raftka.common.records.builder import RecordHeaders
 
 
@@ -80,6 +85,28 @@ class Producer:
 
     def flush(self) -> None:
         self._thread.run(self._producer.flush())
+
+    def init_transactions(self) -> None:
+        self._thread.run(self._producer.init_transactions())
+
+    def begin_transaction(self) -> None:
+        self._thread.run(self._begin())
+
+    async def _begin(self) -> None:
+        self._producer.begin_transaction()
+
+    def send_offsets_to_transaction(
+        self,
+        offsets: Mapping[TopicPartition, OffsetAndMetadata | int],
+        group_metadata: GroupMetadata,
+    ) -> None:
+        self._thread.run(self._producer.send_offsets_to_transaction(offsets, group_metadata))
+
+    def commit_transaction(self) -> None:
+        self._thread.run(self._producer.commit_transaction())
+
+    def abort_transaction(self) -> None:
+        self._thread.run(self._producer.abort_transaction())
 
     def partitions_for(self, topic: str) -> list[int]:
         return self._thread.run(self._producer.partitions_for(topic))

@@ -231,6 +231,10 @@ class FakeGroupServicer(groups_pb2_grpc.GroupServiceServicer):
     async def OffsetFetch(self, request: Any, context: Any) -> Any:
         return await self._unary(self.state.fetch, request, context)
 
+    async def TxnOffsetCommit(self, request: Any, context: Any) -> Any:
+        # Transactional offsets are tested on tests/unit/client/fake_txn.py's coordinator.
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "no transactions in this fake")
+
     async def ListGroups(self, request: Any, context: Any) -> Any:
         s = self.state
         response = gpb.ListGroupsResponse()
