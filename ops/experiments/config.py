@@ -48,11 +48,14 @@ class ExperimentConfig:
     controller_settings: Mapping[str, object] = field(default_factory=dict)
     broker_settings: Mapping[str, object] = field(default_factory=dict)
     workload: str = "queue"
-    """"queue" (producers and sequential readers) or "group" (the same, plus consumer-group
-    members as processes, struck by their own kill and pause faults)."""
+    """"queue" (producers and sequential readers), "group" (the same, plus consumer-group
+    members as processes, struck by their own kill and pause faults) or "txn" (the same, plus
+    transactional producers, a read_committed observer and an exactly-once copier)."""
     group_members: int = 3
     member_session_timeout_ms: int = 6000
     auto_commit_interval_ms: int = 1000
+    txn_producers: int = 2
+    transaction_timeout_ms: int = 10_000
 
     @property
     def min_isr(self) -> int:

@@ -40,6 +40,7 @@ from raftka.ops.experiments.report import build_report, summary_lines, write_rep
 from raftka.ops.experiments.rpc_clients import RpcClients, RpcReader
 from raftka.ops.experiments.schedule import Schedule
 from raftka.ops.experiments.timeline import TimelineUnavailableError, draw_timeline
+from raftka.ops.experiments.txn_experiment import TxnExperiment
 from raftka.ops.experiments.workload import Workload
 from raftka.ops.local_cluster import LocalCluster
 
@@ -62,6 +63,7 @@ class ExperimentOutcome:
             and not r["check"]["unchecked_partitions"]
             and r["recovery"]["recovered"]
             and r.get("group", {}).get("valid", True)
+            and r.get("txn", {}).get("valid", True)
         )
 
 
@@ -142,6 +144,7 @@ async def _run(
             60,
         )
         clock = Clock()
+        txn = await TxnExperiment.create(config, cluster, admin, TOPIC, clock, say)
         clients = RpcClients(
             cluster.bootstrap_servers, TOPIC, request_timeout_s=config.request_timeout_s
         )
@@ -179,6 +182,9 @@ async def _run(
             asyncio.create_task(_progress(workload, nemesis, observer, clock, config, say)),
         ]
         group_result: dict[str, Any] | None = None
+        txn_result: dict[str, Any] | None = None
+        if txn is not None:
+            txn.start()
         if group is not None:
             group.start()
             member_faults = member_schedule(
@@ -192,6 +198,8 @@ async def _run(
         try:
             await _drive(schedule, nemesis, observer, clock, config.duration_s)
             workload.stop()
+            if txn is not None:
+                txn.stop_producers()
             workload_end = clock()
             await asyncio.wait({tasks[0]}, timeout=config.request_timeout_s * 3 + 5)
             say(f"[{clock():7.1f}s] workload stopped; healing every fault")
@@ -219,7 +227,11 @@ async def _run(
                 say(f"  {failure}")
             if group is not None:
                 group_result = await _finish_group(group, workload, config, clock, say)
+            if txn is not None:
+                txn_result = await txn.finish(final_logs(workload.history))
         finally:
+            if txn is not None:
+                await txn.close()
             if group is not None:
                 group.stop()
             workload.stop()
@@ -242,6 +254,7 @@ async def _run(
         say,
         command,
         group_result,
+        txn_result,
     )
 
 
@@ -344,6 +357,7 @@ def _finish(
     say: Callable[[str], None],
     command: str,
     group_result: dict[str, Any] | None = None,
+    txn_result: dict[str, Any] | None = None,
 ) -> ExperimentOutcome:
     out = config.out_dir
     history_path, report_path = out / "history.jsonl", out / "report.json"
@@ -394,6 +408,8 @@ def _finish(
         report["files"]["timeline"] = None
     if group_result is not None:
         report["group"] = group_result
+    if txn_result is not None:
+        report["txn"] = txn_result
     write_report(report_path, report)
     for line in summary_lines(report):
         say(line)
@@ -406,6 +422,9 @@ def _finish(
         )
         for a in g["anomalies"][:10]:
             say(f"  {a['kind']}: {a['explanation']}")
+    if txn_result is not None:
+        for line in TxnExperiment.summary(txn_result):
+            say(line)
     say(f"report {report_path}")
     if timeline_path is not None:
         say(f"timeline {timeline_path}")

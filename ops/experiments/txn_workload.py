@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,11 +70,6 @@ class TxnTally:
     instances: int = 0
     copied: int = 0
     copier_restarts: int = 0
-
-
-async def _maybe(result: object) -> None:
-    if isinstance(result, Awaitable):
-        await result
 
 
 class TxnWorkload:
@@ -156,12 +151,13 @@ class TxnWorkload:
         commit_called = False
         outcome = TxnOutcome.ABORTED
         usable = True
+        deliveries: list[asyncio.Future[Any]] = []
         try:
-            await _maybe(producer.begin_transaction())
-            deliveries = [
-                await producer.send(OUT_TOPIC, value.encode(), partition=tp.partition)
-                for tp, value in writes
-            ]
+            producer.begin_transaction()
+            for tp, value in writes:
+                deliveries.append(
+                    await producer.send(OUT_TOPIC, value.encode(), partition=tp.partition)
+                )
             if rng.random() < ABORT_RATIO:
                 await producer.abort_transaction()
             else:
@@ -176,6 +172,9 @@ class TxnWorkload:
                 await producer.abort_transaction()
             except RaftkaError:
                 usable = False  # fenced, or fatal: a new instance takes over
+        # An aborted transaction's records fail their futures: collect them (the outcome is
+        # already decided above).
+        await asyncio.gather(*deliveries, return_exceptions=True)
         self._record(TxnAttempt(key, writes, outcome, started, self._clock()))
         return usable
 
@@ -219,21 +218,26 @@ class TxnWorkload:
                 group_id=COPY_GROUP, enable_auto_commit=False, auto_offset_reset="earliest"
             )
             producer = self._new_producer("exp-copier")
+            sent: list[asyncio.Future[Any]] = []
             try:
-                await consumer.subscribe([self._source])
+                consumer.subscribe([self._source])
                 await producer.init_transactions()
                 while not self._copier_stop.is_set():
                     records = await consumer.poll(timeout_ms=300, max_records=200)
                     if not records:
                         continue
-                    await _maybe(producer.begin_transaction())
+                    producer.begin_transaction()
                     positions: dict[TopicPartition, int] = {}
                     for record in records:
                         value = (record.value or b"").decode()
-                        await producer.send(COPY_TOPIC, (COPY_PREFIX + value).encode())
+                        sent.append(
+                            await producer.send(COPY_TOPIC, (COPY_PREFIX + value).encode())
+                        )
                         positions[record.topic_partition] = record.offset + 1
                     await producer.send_offsets_to_transaction(positions, consumer.group_metadata())
                     await producer.commit_transaction()
+                    await asyncio.gather(*sent)
+                    sent.clear()
                     self.tally.copied += len(records)
                     self._copied_positions.update(positions)
             except RaftkaError as e:
@@ -241,6 +245,7 @@ class TxnWorkload:
                 self.tally.copier_restarts += 1
                 with contextlib.suppress(Exception):
                     await producer.abort_transaction()
+                await asyncio.gather(*sent, return_exceptions=True)
             finally:
                 with contextlib.suppress(Exception):
                     await producer.close(timeout_s=2.0)
