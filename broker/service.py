@@ -5,6 +5,11 @@ Transport only: requests are translated into calls on the hosted
 and errors back into protobuf. Per-partition problems go into that partition's result (error
 code + message); the others in the request still proceed. The bytes of produced batches are
 stored as they are, and fetches return stored bytes as they are.
+
+Transactions: a read_committed fetch stops at the last stable offset and names the aborted
+transactions in what it returns; its decoded-records form drops their records itself (and
+control records at either isolation level: a marker is not application data). InitProducerId
+with a transactional id is the transaction coordinator's (injected by the server).
 """
 
 from __future__ import annotations
