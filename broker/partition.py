@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -220,7 +221,7 @@ class Partition:
         ``min.insync.replicas``, then waits for the high watermark to cover the batches
         (see :meth:`wait_for_high_watermark`)."""
         return await self._leader_write(
-            self.log.append_as_leader, (payload,), acks=acks, timeout_s=timeout_s
+            functools.partial(self.log.append_as_leader, payload), acks=acks, timeout_s=timeout_s
         )
 
     async def write_txn_marker(
@@ -242,22 +243,19 @@ class Partition:
             raise NotLeaderOrFollowerError(
                 f"broker {self.broker_id} does not lead {self}: send the marker to its leader"
             )
-        await self._leader_write(
-            self.log.append_marker,
-            (producer_id, producer_epoch, committed, coordinator_epoch),
-            acks=-1,
-            timeout_s=timeout_s,
+        write = functools.partial(
+            self.log.append_marker, producer_id, producer_epoch, committed, coordinator_epoch
         )
+        await self._leader_write(write, acks=-1, timeout_s=timeout_s)
 
     async def _leader_write(
         self,
         write: Callable[..., AppendResult],
-        args: tuple[Any, ...],
         *,
         acks: int,
         timeout_s: float,
     ) -> AppendResult:
-        """One leader append through the log's ``write(*args, leader_epoch=, now_ms=)``,
+        """One leader append through the log's ``write(leader_epoch=, now_ms=)``,
         serialized with the others on this partition and run on the I/O threads, then waking
         fetches and, for ``acks=-1``, waiting for the high watermark."""
         state = self.leader_state
@@ -268,7 +266,7 @@ class Partition:
             )
         async with self.append_lock:
             appended: AppendResult = await self._io(
-                write, *args, leader_epoch=self.leader_epoch, now_ms=wall_clock_ms()
+                write, leader_epoch=self.leader_epoch, now_ms=wall_clock_ms()
             )
             self.on_leader_append()
         self.notify_data()

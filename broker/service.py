@@ -5,6 +5,11 @@ Transport only: requests are translated into calls on the hosted
 and errors back into protobuf. Per-partition problems go into that partition's result (error
 code + message); the others in the request still proceed. The bytes of produced batches are
 stored as they are, and fetches return stored bytes as they are.
+
+Transactions: a read_committed fetch stops at the last stable offset and names the aborted
+transactions in what it returns; its decoded-records form drops their records itself (and
+control records at either isolation level: a marker is not application data). InitProducerId
+with a transactional id is the transaction coordinator's (injected by the server).
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from raftka.common.records.errors import (
 from raftka.common.records.visibility import visible_records
 from raftka.common.rpc.status import rpc_errors
 from raftka.common.storage.errors import LogOffsetOutOfRangeError
+from raftka.common.storage.txn_index import AbortedTxn
 from raftka.v1 import broker_pb2 as pb
 from raftka.v1.broker_pb2_grpc import BrokerServiceServicer
 from raftka.v1.common_pb2 import ErrorCode
@@ -434,10 +440,7 @@ class BrokerServicer(BrokerServiceServicer):
             result.batches = data.records
             result.high_watermark = data.high_watermark
             result.last_stable_offset = data.last_stable_offset
-            for aborted in data.aborted:
-                result.aborted_transactions.add(
-                    producer_id=aborted.producer_id, first_offset=aborted.first_offset
-                )
+            _add_aborted(result, data.aborted)
             result.log_start_offset = data.log_start_offset
             return len(data.records), wait_on
         except LogOffsetOutOfRangeError as e:
@@ -504,6 +507,13 @@ class BrokerServicer(BrokerServiceServicer):
             return pb.InitProducerIdResponse(producer_id=producer_id, producer_epoch=producer_epoch)
         producer_id = await self._producer_ids.next_id()
         return pb.InitProducerIdResponse(producer_id=producer_id, producer_epoch=0)
+
+
+def _add_aborted(result: pb.FetchPartitionResult, aborted: Iterable[AbortedTxn]) -> None:
+    """The aborted transactions of a read, in first-offset order (the transaction index holds
+    them in the order of their markers, which is not always the order they began in)."""
+    for txn in sorted(aborted, key=lambda t: (t.first_offset, t.producer_id)):
+        result.aborted_transactions.add(producer_id=txn.producer_id, first_offset=txn.first_offset)
 
 
 def _decode_result(result: pb.FetchPartitionResult, isolation_level: int) -> None:

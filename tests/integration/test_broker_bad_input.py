@@ -230,13 +230,9 @@ def test_invalid_batch_contents(single: LocalCluster) -> None:
         await expect_rejected(single, bytes(miscounted), {cpb.INVALID_RECORD}, "count")
         control = build_batch([(1_700_000_000_000, b"\x00\x00\x00\x00", b"", ())], control=True)
         await expect_rejected(single, bytes(control), {cpb.INVALID_RECORD}, "control")
-        txn = build_batch(
-            [(1_700_000_000_000, None, b"t", ())],
-            transactional=True,
-            producer_id=7,
-            producer_epoch=0,
-            base_sequence=0,
-        )
+        # A transactional batch must name its producer (it belongs to that producer's
+        # transaction until the producer's marker).
+        txn = build_batch([(1_700_000_000_000, None, b"t", ())], transactional=True)
         await expect_rejected(single, bytes(txn), {cpb.INVALID_RECORD}, "transactional")
 
     asyncio.run(main())

@@ -8,7 +8,6 @@ import asyncio
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-import grpc
 import pytest
 
 from raftka.broker.producers.snapshots import snapshot_offsets
@@ -311,14 +310,6 @@ def test_a_retried_batch_is_stored_once_with_its_original_offset(
 
         values = await stored_values(address, "idem-retry", 6)
         assert values == [b"v0", b"v1", b"v2", b"v3", b"v4", b"v0"]
-
-        async with broker_stub(address) as stub:
-            with pytest.raises(grpc.aio.AioRpcError) as refused:
-                await stub.InitProducerId(
-                    bpb.InitProducerIdRequest(transactional_id="tx-1"), timeout=10
-                )
-        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert "transactions are not supported" in str(refused.value.details())
 
     asyncio.run(main())
 

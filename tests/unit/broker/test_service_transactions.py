@@ -9,11 +9,12 @@ from typing import Any, TypeVar, cast
 
 import pytest
 
-from raftka.broker.service import BrokerServicer, _decode_result
+from raftka.broker.service import BrokerServicer, _add_aborted, _decode_result
 from raftka.common.errors import InvalidRequestError
 from raftka.common.group_errors import CoordinatorNotAvailableError
 from raftka.common.records import build_batch, validate
 from raftka.common.records.control import build_end_txn_marker
+from raftka.common.storage.txn_index import AbortedTxn
 from raftka.v1 import broker_pb2 as pb
 from raftka.v1.common_pb2 import ErrorCode
 
@@ -123,3 +124,15 @@ def test_produce_to_the_transaction_state_topic_is_refused() -> None:
     )
     assert result.error_code == ErrorCode.INVALID_TOPIC_EXCEPTION
     assert "internal topic" in result.error_message
+
+
+def test_aborted_transactions_are_answered_in_first_offset_order() -> None:
+    # As the transaction index holds them: by marker offset (B's marker came first).
+    by_marker = [AbortedTxn(5, 40, 60, 40), AbortedTxn(3, 10, 70, 70), AbortedTxn(4, 10, 80, 80)]
+    result = pb.FetchPartitionResult()
+    _add_aborted(result, by_marker)
+    assert [(a.producer_id, a.first_offset) for a in result.aborted_transactions] == [
+        (3, 10),
+        (4, 10),
+        (5, 40),
+    ]
