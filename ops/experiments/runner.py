@@ -95,6 +95,7 @@ async def run_experiment(
             controller_settings=config.controller_settings,
             broker_settings=config.broker_settings,
             netns=netns,
+            planted_bugs=config.planted_bugs,
         )
         cluster.prepare()
         cluster.start()

@@ -92,7 +92,8 @@ class TxnExperiment:
     def summary(section: Mapping[str, Any]) -> list[str]:
         lines = [
             f"txn: valid={section['valid']} committed {section['committed']:,} aborted "
-            f"{section['aborted']:,} unknown {section['unknown']:,}; read {section['read']:,}; "
+            f"{section['aborted']:,} unknown {section['unknown']:,}; read {section['read']:,} "
+            f"(observed during the run {section['observed']:,}); "
             f"{section['instances']} producer instances; copied {section['copied']:,} "
             f"({section['copier_restarts']} copier restarts); anomalies "
             f"{len(section['anomalies'])}"
