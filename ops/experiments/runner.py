@@ -262,7 +262,7 @@ async def _run(
 def _group_workload(
     config: ExperimentConfig, cluster: LocalCluster, clock: Clock, say: Callable[[str], None]
 ) -> GroupWorkload | None:
-    if config.workload != "group":
+    if not config.runs("group"):
         return None
     return GroupWorkload(
         config.out_dir / "members",

@@ -41,7 +41,7 @@ class TxnExperiment:
         say: Callable[[str], None],
     ) -> TxnExperiment | None:
         """None unless the experiment runs the txn workload; else its topics are ready."""
-        if config.workload != "txn":
+        if not config.runs("txn"):
             return None
         for topic in (OUT_TOPIC, COPY_TOPIC):
             await setup.create_topic(
