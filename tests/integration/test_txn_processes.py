@@ -122,8 +122,10 @@ def test_a_paused_producer_whose_id_was_taken_over_never_commits(
         zombie.resume()
         more = zombie.call("send", topic="zombie", partition=0, values=["z0-late"])
         commit = zombie.call("commit")
+        abort = zombie.call("abort")  # reaches the coordinator, which knows the newer epoch
     assert not more["ok"] and more["error"] in NOT_COMMITTED, more
     assert not commit["ok"] and commit["error"] in NOT_COMMITTED, commit
+    assert not abort["ok"] and abort["fenced"], abort
     assert asyncio.run(read_all(cluster, "zombie", 2)) == [b"s0", b"s1"]
     written = asyncio.run(read_all(cluster, "zombie", 4, "read_uncommitted"))
     assert b"z0" in written and b"z1" in written  # written, and hidden by the abort markers
