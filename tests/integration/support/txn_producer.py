@@ -93,7 +93,7 @@ class TxnProducerProcess:
         self.process.stdin.flush()
         return self._wait_for(self._seq, timeout_s)
 
-    def ok(self, op: str, **args: object) -> None:
+    def ok(self, op: str, **args: Any) -> None:
         report = self.call(op, **args)
         assert report["ok"], report
 
