@@ -12,6 +12,9 @@ transport code asks it at a few fixed points:
   fetch arrives and again before answering it;
 - heartbeat: the broker before each heartbeat (peer unknown: only rules without peers match),
   the controller when one arrives (peer = the broker's id);
+- markers: a transaction coordinator before each WriteTxnMarkers to a partition leader
+  (outbound, peer = the destination broker's id, its own id for partitions it leads; a dropped
+  call fails like a lost connection and the coordinator retries it);
 - fsync: every fsync of a log segment or state file (from I/O threads, never the event loop).
 
 Client traffic is never touched. Delays are real time (``asyncio.sleep`` on the path that
@@ -39,6 +42,7 @@ class FaultPath(Enum):
     RAFT = "raft"
     REPLICATION = "replication"
     HEARTBEAT = "heartbeat"
+    MARKERS = "markers"
 
 
 class Direction(Enum):
