@@ -101,7 +101,7 @@ class FetchBuffer:
         head = queue[0]
         records = head.take(max_records)
         out.extend(records)
-        subscription.advance(tp, head.next_offset, records[-1].leader_epoch if records else None)
+        subscription.advance(tp, head.next_offset, head.position_epoch)
         if head.exhausted:
             queue.popleft()
             self._held -= head.nbytes

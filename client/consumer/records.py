@@ -106,6 +106,11 @@ class CompletedFetch:
         self._batches: deque[FetchedBatch] = deque(spans)
         self._pending: deque[ConsumerRecord] = deque()
         self._batch_end: int | None = None
+        self._batch_epoch: int | None = None
+        self.position_epoch: int | None = None
+        """The leader epoch of the last batch behind ``next_offset``: of the last record
+        returned, or of a control or aborted batch skipped after it (as Kafka's consumer
+        keeps it), so the next fetch's divergence check starts from the right epoch."""
         self._aborted = deque(sorted(aborted, key=lambda a: a[1]))
         self._aborted_ids: set[int] = set()
 
@@ -120,6 +125,7 @@ class CompletedFetch:
                 record = self._pending.popleft()
                 out.append(record)
                 self.next_offset = record.offset + 1
+                self.position_epoch = record.leader_epoch
                 continue
             self._finish_batch()
             if not self._batches:
@@ -131,13 +137,17 @@ class CompletedFetch:
 
     def _finish_batch(self) -> None:
         if self._batch_end is not None:
-            self.next_offset = max(self.next_offset, self._batch_end)
+            if self._batch_end > self.next_offset:
+                self.next_offset = self._batch_end
+                if self._batch_epoch is not None:
+                    self.position_epoch = self._batch_epoch
             self._batch_end = None
 
     def _open(self, span: FetchedBatch) -> None:
         header = span.header
         self.remaining_bytes -= header.size
         self._batch_end = header.next_offset
+        self._batch_epoch = _epoch(header.partition_leader_epoch)
         if self._skipped_as_aborted(span):
             return
         if header.is_control or header.next_offset <= self.next_offset:

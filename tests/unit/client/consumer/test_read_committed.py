@@ -155,3 +155,20 @@ def test_committed_offsets_are_read_stable_under_read_committed_only() -> None:
     asyncio.run(main())
     fetches = [d.require_stable for k, d in cluster.events if k == "offset_fetch"]
     assert fetches == [True, True, False], "retried after UNSTABLE_OFFSET_COMMIT"
+
+
+def test_the_position_takes_the_epoch_of_a_trailing_marker_not_of_the_last_record() -> None:
+    """A marker written by a new leader (epoch 2) after records of epoch 1: the position moves
+    past it with epoch 2, so the next fetch's divergence check (last_fetched_epoch) does not
+    see a log that "ended" epoch 1 before the position and rewind (Kafka keeps the epoch of
+    the last batch, whatever its kind)."""
+    records = bytearray(data(0, 2, 7, transactional=True))
+    records[12:16] = (1).to_bytes(4, "big")  # partition leader epoch: outside the CRC
+    control = bytearray(marker(2, 7, committed=True))
+    control[12:16] = (2).to_bytes(4, "big")
+    log = bytes(records + control)
+    fetch = CompletedFetch(TP, log, 0, batch_spans(log, verify=True))
+    assert values(fetch) == [0, 1]
+    assert fetch.next_offset == 3 and fetch.position_epoch == 2
+    only_marker = CompletedFetch(TP, bytes(control), 2, batch_spans(bytes(control), verify=True))
+    assert only_marker.take(10) == [] and only_marker.position_epoch == 2
