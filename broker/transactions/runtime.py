@@ -42,8 +42,8 @@ from raftka.broker.transactions.marker_sender import MarkerOutcome
 from raftka.common.clock import wall_clock_ms
 from raftka.common.errors import RaftkaError
 from raftka.common.group_errors import CoordinatorNotAvailableError
-from raftka.common.txn_errors import TransactionAbortableError
 from raftka.common.tasks import cancel_and_wait
+from raftka.common.txn_errors import TransactionAbortableError
 from raftka.v1 import transactions_pb2 as tpb
 
 log = structlog.get_logger(__name__)

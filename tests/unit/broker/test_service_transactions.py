@@ -120,7 +120,9 @@ def test_init_producer_id_with_a_transactional_id_asks_the_transaction_coordinat
 
 def test_produce_to_the_transaction_state_topic_is_refused() -> None:
     result = run(
-        servicer()._produce_one("__transaction_state", records_data(), acks=-1, timeout_s=1.0)
+        servicer()._produce_one(
+            "__transaction_state", records_data(), acks=-1, timeout_s=1.0, transactional_id=""
+        )
     )
     assert result.error_code == ErrorCode.INVALID_TOPIC_EXCEPTION
     assert "internal topic" in result.error_message

@@ -203,6 +203,7 @@ def test_verify_only_answers_per_partition_and_adds_nothing() -> None:
         assert "AddPartitionsToTxn" in response.results[1].error_message
         assert len(h.log.appends) == appended  # a read: nothing written
         assert h.shards[-1].txns[TID].partitions == (("events", 0),)
+
     run(body)
 
 
