@@ -160,10 +160,13 @@ class GroupCoordinator:
         deadline: Deadline,
         *,
         retry_here: tuple[type[RaftkaError], ...] = (),
+        here_backoff_s: float | None = None,
     ) -> T:
         """``rpc(address)`` at the coordinator (any of its services), retried as the module
-        docstring says; errors of ``retry_here`` types are retried at the same broker too.
-        ``rpc`` may raise a RaftkaError for an error code in its answer: it is retried alike."""
+        docstring says; errors of ``retry_here`` types are retried at the same broker too,
+        after ``here_backoff_s`` when given (a short, fixed wait for a state that clears by
+        itself within milliseconds) instead of the growing backoff. ``rpc`` may raise a
+        RaftkaError for an error code in its answer: it is retried alike."""
         attempt = 0
         while True:
             address = await self.find(deadline)
@@ -179,7 +182,10 @@ class GroupCoordinator:
             if deadline.expired():
                 raise error
             attempt += 1
-            await asyncio.sleep(min(self._retry.backoff(attempt), deadline.remaining()))
+            wait = self._retry.backoff(attempt)
+            if here_backoff_s is not None and isinstance(error, retry_here):
+                wait = here_backoff_s
+            await asyncio.sleep(min(wait, deadline.remaining()))
 
     def note_failure(self, error: RaftkaError) -> None:
         """A call failed with ``error``: forget the coordinator if it says to look again."""

@@ -16,6 +16,7 @@ _PATH_TO_PB = {
     FaultPath.RAFT: pb.FAULT_PATH_RAFT,
     FaultPath.REPLICATION: pb.FAULT_PATH_REPLICATION,
     FaultPath.HEARTBEAT: pb.FAULT_PATH_HEARTBEAT,
+    FaultPath.MARKERS: pb.FAULT_PATH_MARKERS,
 }
 _PATH_FROM_PB = {v: k for k, v in _PATH_TO_PB.items()}
 _DIRECTION_TO_PB = {
@@ -49,7 +50,7 @@ def rule_from_pb(raw: pb.FaultRule) -> FaultRule:
     for p in raw.paths:
         if p not in _PATH_FROM_PB:
             raise InvalidRequestError(
-                f"rule.paths: {p} is not a path (use RAFT, REPLICATION or HEARTBEAT)"
+                f"rule.paths: {p} is not a path (use RAFT, REPLICATION, HEARTBEAT or MARKERS)"
             )
         paths.add(_PATH_FROM_PB[p])
     if any(peer < 0 for peer in raw.peers):

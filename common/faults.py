@@ -12,6 +12,9 @@ transport code asks it at a few fixed points:
   fetch arrives and again before answering it;
 - heartbeat: the broker before each heartbeat (peer unknown: only rules without peers match),
   the controller when one arrives (peer = the broker's id);
+- markers: a transaction coordinator before each WriteTxnMarkers to a partition leader
+  (outbound, peer = the destination broker's id, its own id for partitions it leads; a dropped
+  call fails like a lost connection and the coordinator retries it);
 - fsync: every fsync of a log segment or state file (from I/O threads, never the event loop).
 
 Client traffic is never touched. Delays are real time (``asyncio.sleep`` on the path that
@@ -39,6 +42,7 @@ class FaultPath(Enum):
     RAFT = "raft"
     REPLICATION = "replication"
     HEARTBEAT = "heartbeat"
+    MARKERS = "markers"
 
 
 class Direction(Enum):
@@ -60,6 +64,18 @@ class FaultSettings:
     """Accept fault-injection calls. Never enable this outside experiments and tests."""
     seed: int = 0
     """Seeds the choice of which messages a rule with probability < 1 affects (0: random)."""
+    planted_bugs: tuple[str, ...] = ()
+    """Deliberate bugs to plant (names in :data:`PLANTED_BUGS`), so an experiment can show
+    that its checker catches them. Honoured only with ``enabled``."""
+
+
+PLANTED_BUGS = {
+    "lso_ignores_open_transactions": (
+        "the last stable offset is the high watermark even while a transaction is open, so "
+        "read_committed consumers read transactions that may still abort"
+    ),
+}
+"""The bugs a node can be told to plant, and what each breaks."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,14 +131,27 @@ class FaultInjector:
     node_id: int = -1
     rules: tuple[FaultRule, ...] = ()
     fsync_delay_ms: int = 0
+    planted_bugs: frozenset[str] = frozenset()
     _random: random.Random = field(default_factory=random.Random)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def configure(self, settings: FaultSettings, node_id: int) -> None:
+        unknown = sorted(set(settings.planted_bugs) - set(PLANTED_BUGS))
+        if unknown:
+            raise InvalidRequestError(
+                f"faults.planted_bugs: unknown bug(s) {unknown}; known: {sorted(PLANTED_BUGS)}"
+            )
         self.enabled = settings.enabled
         self.node_id = node_id
         self._random = random.Random(settings.seed or None)
+        self.planted_bugs = frozenset(settings.planted_bugs) if settings.enabled else frozenset()
+        if self.planted_bugs:
+            log.warning("planted_bugs_active", bugs=sorted(self.planted_bugs))
         self.clear()
+
+    def planted(self, bug: str) -> bool:
+        """Whether this node plays the deliberate bug ``bug`` (experiments only)."""
+        return bug in self.planted_bugs
 
     # ------------------------------------------------------------------ control
 

@@ -77,6 +77,7 @@ class LocalCluster:
         broker_settings: Mapping[str, object] | None = None,
         log_level: str = "info",
         faults: bool = False,
+        planted_bugs: Sequence[str] = (),
         addresses: Mapping[int, tuple[str, int]] | None = None,
         launch_prefix: Callable[[int], Sequence[str]] | None = None,
     ) -> None:
@@ -93,6 +94,8 @@ class LocalCluster:
         self.log_level = log_level
         self.faults = faults
         """Start every node with fault injection enabled (for experiments and tests)."""
+        self.planted_bugs = tuple(planted_bugs)
+        """Deliberate bugs every node plants (``faults.planted_bugs``; needs ``faults``)."""
         self.launch_prefix = launch_prefix
         self.controller_settings = dict(controller_settings or {})
         self.broker_settings = dict(broker_settings or {})
@@ -158,7 +161,10 @@ class LocalCluster:
             lines += [f"{k} = {_toml_value(v)}" for k, v in self.broker_settings.items()]
         lines += ["", "[log]", f'level = "{self.log_level}"', 'format = "json"', ""]
         if self.faults:
-            lines += ["[faults]", "enabled = true", ""]
+            lines += ["[faults]", "enabled = true"]
+            if self.planted_bugs:
+                lines.append(f"planted_bugs = {_toml_value(list(self.planted_bugs))}")
+            lines.append("")
         return "\n".join(lines)
 
     def start(self, node_id: int | None = None) -> None:
@@ -292,6 +298,8 @@ def _toml_value(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from raftka.broker.log.damage import DamageTracker
 from raftka.broker.log.types import DamagedLogError, FetchData
+from raftka.common.faults import FAULTS
 from raftka.common.ids import TopicPartition
 from raftka.common.records import BatchHeader, read_base_offset, read_batch_size
 from raftka.common.storage import LogOffsetOutOfRangeError, SegmentedLog
@@ -74,8 +75,10 @@ def read_batches(
 
 
 def stable_offset(high_watermark: int, first_unstable_offset: int | None) -> int:
-    """The last stable offset: the high watermark, or the first unstable offset below it."""
-    if first_unstable_offset is None:
+    """The last stable offset: the high watermark, or the first unstable offset below it.
+    (An experiment may plant the bug of ignoring open transactions here, to show that its
+    checker catches the aborted reads that follow: ``faults.planted_bugs``.)"""
+    if first_unstable_offset is None or FAULTS.planted("lso_ignores_open_transactions"):
         return high_watermark
     return min(high_watermark, first_unstable_offset)
 

@@ -1,7 +1,9 @@
 """How the marker sender reaches partition leaders: their identity from the broker's metadata
 image, and WriteTxnMarkers over gRPC to their CLIENT listener (one channel per broker, kept
 open). Markers for partitions this broker leads skip the network: they go straight to the
-local marker writer (``marker_writer.MarkerWriter``)."""
+local marker writer (``marker_writer.MarkerWriter``). Either way the fault injector's MARKERS
+path is asked first (peer = the destination broker), so tests can hold a decided transaction's
+markers back."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Protocol
 import grpc
 
 from raftka.common.errors import NetworkError
+from raftka.common.faults import FAULTS, Direction, FaultPath
 from raftka.common.metadata.image import MetadataImage
 from raftka.common.rpc.channels import open_channel
 from raftka.v1 import transactions_pb2 as tpb
@@ -83,6 +86,10 @@ class GrpcMarkerTransport:
     async def write_markers(
         self, broker_id: int, request: tpb.WriteTxnMarkersRequest
     ) -> tpb.WriteTxnMarkersResponse:
+        if not await FAULTS.admit(FaultPath.MARKERS, broker_id, Direction.OUTBOUND):
+            raise NetworkError(
+                f"WriteTxnMarkers to broker {broker_id} dropped by fault injection (markers path)"
+            )
         if broker_id == self._broker_id and self._local is not None:
             return await self._local.write(request)
         stub = self._channels.transactions(broker_id)

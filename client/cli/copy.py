@@ -12,6 +12,11 @@ together, whichever cluster the source is. On start, and after every abort, the 
 rewinds to the positions the last commit recorded (read from the target at start), so no
 record is lost or copied twice. An abortable error aborts and rewinds; a fatal one (another
 copier with the same transactional id took over) stops the command.
+
+The group offsets name SOURCE partitions, and a group coordinator accepts offsets only for
+topics its own cluster has (Kafka's does the same), so across clusters the target needs a topic
+named like the source topic with at least as many partitions: copying a topic to the same name
+(the usual mirror) is enough. The command checks this first and says so.
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ if TYPE_CHECKING:
     from raftka.client.consumer import AsyncConsumer, ConsumerRecord
     from raftka.client.producer import AsyncProducer
     from raftka.client.types import TopicPartition
+
+TARGET_CHECK_S = 2.0
+"""How long the check that the target cluster knows the source topic waits for its metadata."""
 
 READ_TIMEOUT_S = 30.0
 """How long to keep asking for the group's committed offsets (while a commit is settling)."""
@@ -252,6 +260,8 @@ async def copy_topic(args: argparse.Namespace) -> CopyStats:
         AsyncProducer(ProducerConfig.from_properties(producer_props)) as producer,
     ):
         try:
+            if set(target) != set(source):
+                await _check_target_has_source_topic(consumer, producer, args.source_topic)
             copier = Copier(
                 consumer,
                 producer,
@@ -266,6 +276,30 @@ async def copy_topic(args: argparse.Namespace) -> CopyStats:
             )
         finally:
             await connections.close()
+
+
+async def _check_target_has_source_topic(
+    consumer: AsyncConsumer, producer: AsyncProducer, topic: str
+) -> None:
+    """The target's group coordinator refuses offsets of a topic the target cluster lacks."""
+    from raftka.common.errors import UnknownTopicOrPartitionError
+    from raftka.common.rpc.retry import Deadline
+
+    needed = len(await consumer.partitions_for(topic))
+    try:
+        info = await producer.metadata.topic(topic, Deadline(TARGET_CHECK_S))
+        found = len(info.partitions)
+    except UnknownTopicOrPartitionError:
+        found = 0
+    if found < needed:
+        has = f"{found} partitions of {topic!r}" if found else f"no topic {topic!r}"
+        raise RaftkaError(
+            f"the target cluster has {has}: the copy's progress is committed there as group "
+            f"offsets of the source topic, which need a topic of that name with at least "
+            f"{needed} partitions on the target; copy to a topic of the same name "
+            f"(--target-topic {topic}), or create `{topic}` with {needed} partitions on the "
+            "target first"
+        )
 
 
 def _split(text: str) -> list[str]:

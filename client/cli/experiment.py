@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from raftka.common.errors import RaftkaError
+from raftka.common.faults import PLANTED_BUGS
 from raftka.ops.experiments.netns import DEFAULT_SUBNET, requirements_missing
 from raftka.ops.experiments.schedule import (
     DEFAULT_TARGETS,
@@ -59,11 +60,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--netns-subnet", default=DEFAULT_SUBNET, metavar="CIDR", help=f"the /24 the namespaces use; must be unused on this machine (default {DEFAULT_SUBNET})")  # fmt: skip
     p.add_argument("--controller-setting", action="append", default=[], metavar="KEY=VALUE", help="a controller config override, e.g. election_timeout_ms=500 (repeatable)")  # fmt: skip
     p.add_argument("--broker-setting", action="append", default=[], metavar="KEY=VALUE", help="a broker config override, e.g. replica_lag_time_max_ms=10000 (repeatable)")  # fmt: skip
-    p.add_argument("--workload", choices=("queue", "group", "txn"), default="queue", help="queue: producers and sequential readers; group: the same plus consumer-group members as processes, killed and paused on their own seeded schedule, checked for skips, rewinds and double ownership; txn: the same as queue plus transactional producers over several partitions, a read_committed observer and an exactly-once copier, checked for aborted reads, torn transactions, lost or duplicated writes and hanging transactions (default queue)")  # fmt: skip
+    p.add_argument("--workload", choices=("queue", "group", "txn", "all"), default="queue", help="queue: producers and sequential readers; group: the same plus consumer-group members as processes, killed and paused on their own seeded schedule, checked for skips, rewinds and double ownership; txn: the same as queue plus transactional producers over several partitions, a read_committed observer and an exactly-once copier, checked for aborted reads, torn transactions, lost or duplicated writes and hanging transactions; all: group and txn together (default queue)")  # fmt: skip
     p.add_argument("--group-members", type=int, default=3, metavar="N", help="group workload: member processes (default 3)")  # fmt: skip
     p.add_argument("--member-session-timeout", type=int, default=6000, metavar="MS", help="group workload: the members' session timeout (default 6000)")  # fmt: skip
     p.add_argument("--txn-producers", type=int, default=2, metavar="N", help="txn workload: transactional producers (default 2)")  # fmt: skip
     p.add_argument("--transaction-timeout", type=int, default=10000, metavar="MS", help="txn workload: the producers' transaction timeout (default 10000)")  # fmt: skip
+    p.add_argument("--planted-bug", action="append", default=[], metavar="NAME", help="plant a deliberate bug on every node to see the checker catch it (repeatable): " + ", ".join(f"{k} ({v})" for k, v in sorted(PLANTED_BUGS.items())))  # fmt: skip
     p.add_argument("--auto-commit-interval", type=int, default=1000, metavar="MS", help="group workload: the members' auto-commit interval (default 1000)")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("experiment-out"), metavar="DIR", help="where the report, history, timeline and cluster data go (default experiment-out)")  # fmt: skip
     p.set_defaults(run=_run)
@@ -126,6 +128,7 @@ def _run(args: argparse.Namespace) -> int:
             workload=args.workload,
             group_members=args.group_members,
             txn_producers=args.txn_producers,
+            planted_bugs=tuple(args.planted_bug),
             transaction_timeout_ms=args.transaction_timeout,
             member_session_timeout_ms=args.member_session_timeout,
             auto_commit_interval_ms=args.auto_commit_interval,

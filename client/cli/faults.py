@@ -14,7 +14,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "faults",
         help="inject faults into a node (only nodes started with faults.enabled = true)",
         description="Fault injection for failover experiments. Rules act on the node's traffic "
-        "with its peers (Raft, replication, heartbeats), never on client traffic, and last "
+        "with its peers (Raft, replication, heartbeats, transaction markers), never on client traffic, and last "
         "until cleared or the node restarts.",
     )
     fsub = faults.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -32,7 +32,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
             action="append",
             default=[],
             choices=[x.value for x in FaultPath],
-            help="raft, replication or heartbeat (repeatable; default: all)",
+            help="raft, replication, heartbeat or markers (repeatable; default: all)",
         )
         p.add_argument(
             "--peer",

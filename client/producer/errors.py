@@ -19,7 +19,7 @@ As in Kafka's clients (KIP-98, KIP-588, KIP-691):
 
 from __future__ import annotations
 
-from raftka.client.group_coordinator import group_error
+from raftka.client.group_coordinator import REFIND, group_error
 from raftka.common import errors, txn_errors
 from raftka.common.errors import RaftkaError
 from raftka.v1.common_pb2 import ErrorCode
@@ -116,6 +116,15 @@ def classify_coordinator_failure(error: RaftkaError, doing: str) -> RaftkaError:
         return fatal(error, doing)
     if isinstance(error, AbortableTransactionError):
         return error
-    if error.retriable or isinstance(error, errors.RequestTimedOutError):
-        return error  # the same call may be made again
+    if isinstance(error, (*REFIND, *RETRIED_AT_COORDINATOR)):
+        return error  # retried until the deadline: the same call may be made again
     return abortable(error, doing)
+
+
+RETRIED_AT_COORDINATOR = (
+    errors.CoordinatorLoadInProgressError,
+    txn_errors.ConcurrentTransactionsError,
+)
+"""Errors the transaction calls retry (with the coordinator errors of ``REFIND``) until
+max_block_ms: only those ran out of time. Any other failure, retriable or not (a partition
+unknown to the group's coordinator, say), ends the transaction: abort it."""

@@ -29,6 +29,10 @@ from raftka.v1.common_pb2 import ErrorCode
 T = TypeVar("T")
 
 RETRY_HERE = (txn_errors.ConcurrentTransactionsError,)
+CONCURRENT_RETRY_S = 0.02
+"""CONCURRENT_TRANSACTIONS clears as soon as the previous transaction's markers are written
+(milliseconds): retry after this short fixed wait, as Kafka's producer does for
+AddPartitionsToTxn, rather than after the growing retry backoff."""
 
 
 class GroupMetadata(Protocol):
@@ -154,7 +158,9 @@ class TxnCalls:
                     if p.error_code != ErrorCode.NONE:
                         raise item_error(p.error_code, p.error_message, f"{t.name}-{p.partition}")
 
-        await coordinator.call_at(call, self._deadline(), retry_here=RETRY_HERE)
+        await coordinator.call_at(
+            call, self._deadline(), retry_here=RETRY_HERE, here_backoff_s=CONCURRENT_RETRY_S
+        )
 
     async def end_txn(self, producer_id: int, epoch: int, committed: bool) -> tuple[int, int]:
         """The (producer id, epoch) to use from now on."""
@@ -174,7 +180,9 @@ class TxnCalls:
         return int(response.producer_id), int(response.producer_epoch)
 
     async def _at_coordinator(self, call: Callable[[str], Awaitable[T]]) -> T:
-        return await self.coordinator.call_at(call, self._deadline(), retry_here=RETRY_HERE)
+        return await self.coordinator.call_at(
+            call, self._deadline(), retry_here=RETRY_HERE, here_backoff_s=CONCURRENT_RETRY_S
+        )
 
     def _deadline(self) -> Deadline:
         return Deadline(self._config.max_block_ms / 1000)

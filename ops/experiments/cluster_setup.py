@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import grpc
@@ -45,6 +45,7 @@ def make_cluster(
     controller_settings: Mapping[str, object],
     broker_settings: Mapping[str, object],
     netns: NetnsNetwork | None,
+    planted_bugs: Sequence[str] = (),
 ) -> LocalCluster:
     return LocalCluster(
         base_dir,
@@ -53,6 +54,7 @@ def make_cluster(
         controller_settings={**EXPERIMENT_CONTROLLER, **controller_settings},
         broker_settings={**EXPERIMENT_BROKER, **broker_settings},
         faults=True,
+        planted_bugs=planted_bugs,
         addresses=netns.node_addresses() if netns is not None else None,
         launch_prefix=netns.launch_prefix if netns is not None else None,
     )

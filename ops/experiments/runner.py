@@ -95,6 +95,7 @@ async def run_experiment(
             controller_settings=config.controller_settings,
             broker_settings=config.broker_settings,
             netns=netns,
+            planted_bugs=config.planted_bugs,
         )
         cluster.prepare()
         cluster.start()
@@ -261,7 +262,7 @@ async def _run(
 def _group_workload(
     config: ExperimentConfig, cluster: LocalCluster, clock: Clock, say: Callable[[str], None]
 ) -> GroupWorkload | None:
-    if config.workload != "group":
+    if not config.runs("group"):
         return None
     return GroupWorkload(
         config.out_dir / "members",

@@ -41,7 +41,7 @@ class TxnExperiment:
         say: Callable[[str], None],
     ) -> TxnExperiment | None:
         """None unless the experiment runs the txn workload; else its topics are ready."""
-        if config.workload != "txn":
+        if not config.runs("txn"):
             return None
         for topic in (OUT_TOPIC, COPY_TOPIC):
             await setup.create_topic(
@@ -92,7 +92,8 @@ class TxnExperiment:
     def summary(section: Mapping[str, Any]) -> list[str]:
         lines = [
             f"txn: valid={section['valid']} committed {section['committed']:,} aborted "
-            f"{section['aborted']:,} unknown {section['unknown']:,}; read {section['read']:,}; "
+            f"{section['aborted']:,} unknown {section['unknown']:,}; read {section['read']:,} "
+            f"(observed during the run {section['observed']:,}); "
             f"{section['instances']} producer instances; copied {section['copied']:,} "
             f"({section['copier_restarts']} copier restarts); anomalies "
             f"{len(section['anomalies'])}"

@@ -159,6 +159,7 @@ class TxnWorkload:
                     await producer.send(OUT_TOPIC, value.encode(), partition=tp.partition)
                 )
             if rng.random() < ABORT_RATIO:
+                await producer.flush()  # written, then aborted: the reads must skip them
                 await producer.abort_transaction()
             else:
                 commit_called = True
@@ -230,9 +231,7 @@ class TxnWorkload:
                     positions: dict[TopicPartition, int] = {}
                     for record in records:
                         value = (record.value or b"").decode()
-                        sent.append(
-                            await producer.send(COPY_TOPIC, (COPY_PREFIX + value).encode())
-                        )
+                        sent.append(await producer.send(COPY_TOPIC, (COPY_PREFIX + value).encode()))
                         positions[record.topic_partition] = record.offset + 1
                     await producer.send_offsets_to_transaction(positions, consumer.group_metadata())
                     await producer.commit_transaction()
@@ -322,7 +321,7 @@ class TxnWorkload:
         pipeline = check_pipeline(
             source_values, [v for vs in copies.values() for v in vs], transform=COPY_PREFIX
         )
-        return TxnReport(result, pipeline, self.tally)
+        return TxnReport(result, pipeline, self.tally, len(self.observed))
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +329,7 @@ class TxnReport:
     transactions: TxnCheckResult
     pipeline: tuple[Any, ...]
     tally: TxnTally
+    observed: int
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -344,6 +344,7 @@ class TxnReport:
             "aborted": self.transactions.aborted,
             "unknown": self.transactions.unknown,
             "read": self.transactions.read,
+            "observed": self.observed,
             "instances": self.tally.instances,
             "copied": self.tally.copied,
             "copier_restarts": self.tally.copier_restarts,

@@ -41,8 +41,10 @@ def assert_nothing_lost(outcome: ExperimentOutcome) -> None:
 
 
 def test_short_seeded_experiment_loses_no_acknowledged_write(tmp_path: Path) -> None:
-    """The queue checks, and the group workload beside them: members killed and paused while
-    the brokers (the coordinator among them) are, nothing skipped, no double owner."""
+    """The queue checks, and the group and transaction workloads beside them: members killed
+    and paused while the brokers (the coordinators among them) are, nothing skipped, no double
+    owner; transactions neither torn, lost, duplicated nor read when aborted; the copy exactly
+    once."""
     config = ExperimentConfig(
         out_dir=tmp_path / "out",
         duration_s=75,
@@ -51,7 +53,8 @@ def test_short_seeded_experiment_loses_no_acknowledged_write(tmp_path: Path) -> 
         faults=MIXED,
         rate=150,
         progress_interval_s=15,
-        workload="group",
+        workload="all",
+        transaction_timeout_ms=5000,
     )
     assert config.schedule().kinds == set(MIXED), "seed 2 draws every kind"
     outcome = run(config)
@@ -71,6 +74,30 @@ def test_short_seeded_experiment_loses_no_acknowledged_write(tmp_path: Path) -> 
     assert group["valid"] and group["drained"], group["anomalies"]
     assert {f["kind"] for f in group["member_faults"]} == {"kill", "pause"}
     assert group["consumed"] >= report["figures"]["acknowledged"]
+    txn = report["txn"]
+    assert txn["valid"] and txn["drained"], txn["anomalies"]
+    assert txn["committed"] > 50 and txn["aborted"] > 5, txn
+    assert txn["copied"] >= report["figures"]["acknowledged"]
+
+
+def test_the_transaction_checker_catches_a_planted_bug(tmp_path: Path) -> None:
+    """With the last stable offset planted to ignore open transactions, read_committed
+    consumers read transactions that later abort: the checker reports aborted reads."""
+    config = ExperimentConfig(
+        out_dir=tmp_path / "out",
+        duration_s=12,
+        fault_interval_s=60,
+        rate=50,
+        workload="txn",
+        transaction_timeout_ms=3000,
+        planted_bugs=("lso_ignores_open_transactions",),
+    )
+    outcome = run(config)
+    txn = outcome.report["txn"]
+    kinds = {a["kind"] for a in txn["anomalies"]}
+    assert "aborted_read" in kinds, txn
+    assert not txn["valid"] and not outcome.clean
+    assert outcome.report["valid"], "the queue checks still pass: only transactions broke"
 
 
 def write_isolate_leader_schedule(path: Path) -> Path:

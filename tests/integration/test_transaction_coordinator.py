@@ -3,7 +3,8 @@
 one, a committed transaction becomes visible to read_committed readers once its markers are
 written while an aborted one never does, offsets committed in a transaction show once it
 commits (the marker goes through the group coordinator), and a transaction decided just before
-its coordinator's kill -9 is completed by the next coordinator."""
+its coordinator's kill -9 is completed by the next coordinator (also when the killed one's
+markers were all dropped by the MARKERS fault path)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from raftka.v1.broker_pb2_grpc import BrokerServiceStub
 from raftka.v1.common_pb2 import ErrorCode
 from raftka.v1.groups_pb2_grpc import GroupServiceStub
 from raftka.v1.transactions_pb2_grpc import TransactionServiceStub
-from tests.conditions import eventually
+from tests.conditions import eventually, holds_for
 from tests.integration.support.broker_rpc import fetch, produce_request
 from tests.integration.support.brokers import (
     log_events,
@@ -446,3 +447,48 @@ def test_offsets_committed_in_a_transaction_show_once_it_commits(cluster: LocalC
         assert (await describe(cluster, tid)).state == "CompleteCommit"
 
     asyncio.run(body())
+
+
+MARKERS_DROPPED = FaultRule(Action.DROP, paths=frozenset({FaultPath.MARKERS}))
+"""At a coordinator: every WriteTxnMarkers it sends (to any broker, itself included) is lost."""
+
+
+def test_markers_held_back_keep_a_commit_unreadable_until_the_next_coordinator(
+    cluster: LocalCluster,
+) -> None:
+    tid = "tx-held-markers"
+
+    async def unreadable() -> bool:
+        values = [*await committed_values(cluster, 0), *await committed_values(cluster, 1)]
+        state = (await describe(cluster, tid)).state
+        return state == "PrepareCommit" and not {b"h0", b"h1"} & set(values)
+
+    async def body() -> int:
+        victim = (await find(cluster, tid)).node_id
+        pid, epoch = await init(cluster, tid)
+        await add_partitions(cluster, tid, pid, epoch, [0, 1])
+        await produce_transactional(cluster, 0, pid, epoch, b"h0")
+        await produce_transactional(cluster, 1, pid, epoch, b"h1")
+        async with FaultClient(cluster.brokers[victim].address) as faults:
+            await faults.inject([MARKERS_DROPPED])
+            try:
+                ended = await end(cluster, tid, pid, epoch, committed=True)
+                assert ended.producer_epoch == epoch + 1  # decided and durable: EndTxn returns
+                await holds_for(unreadable, duration_s=1.0, what="the commit held back")
+            except BaseException:
+                await faults.clear()
+                raise
+        cluster.kill(victim)  # its rules die with it; the next coordinator replays PrepareCommit
+
+        async def complete() -> bool | None:
+            described = await describe(cluster, tid, avoid=victim)
+            return described.state == "CompleteCommit" or None
+
+        await eventually(complete, timeout_s=15, what="CompleteCommit by the next coordinator")
+        for partition, value in ((0, b"h0"), (1, b"h1")):
+            assert value in await committed_values(cluster, partition)
+        return victim
+
+    victim = asyncio.run(body())
+    cluster.start(victim)  # the module's cluster stays whole
+    asyncio.run(wait_unfenced(cluster, [victim]))

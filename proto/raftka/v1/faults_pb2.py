@@ -24,19 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16raftka/v1/faults.proto\x12\traftka.v1\"\xbc\x01\n\tFaultRule\x12&\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32\x16.raftka.v1.FaultAction\x12#\n\x05paths\x18\x02 \x03(\x0e\x32\x14.raftka.v1.FaultPath\x12\r\n\x05peers\x18\x03 \x03(\x05\x12,\n\tdirection\x18\x04 \x01(\x0e\x32\x19.raftka.v1.FaultDirection\x12\x10\n\x08\x64\x65lay_ms\x18\x05 \x01(\r\x12\x13\n\x0bprobability\x18\x06 \x01(\x01\"j\n\x13InjectFaultsRequest\x12#\n\x05rules\x18\x01 \x03(\x0b\x32\x14.raftka.v1.FaultRule\x12\x1b\n\x0e\x66sync_delay_ms\x18\x02 \x01(\rH\x00\x88\x01\x01\x42\x11\n\x0f_fsync_delay_ms\"\x14\n\x12\x43learFaultsRequest\"\x17\n\x15\x44\x65scribeFaultsRequest\"k\n\nFaultState\x12\x0f\n\x07node_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\x12#\n\x05rules\x18\x03 \x03(\x0b\x32\x14.raftka.v1.FaultRule\x12\x16\n\x0e\x66sync_delay_ms\x18\x04 \x01(\r*r\n\tFaultPath\x12\x1a\n\x16\x46\x41ULT_PATH_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x46\x41ULT_PATH_RAFT\x10\x01\x12\x1a\n\x16\x46\x41ULT_PATH_REPLICATION\x10\x02\x12\x18\n\x14\x46\x41ULT_PATH_HEARTBEAT\x10\x03*e\n\x0e\x46\x61ultDirection\x12\x18\n\x14\x46\x41ULT_DIRECTION_BOTH\x10\x00\x12\x1c\n\x18\x46\x41ULT_DIRECTION_OUTBOUND\x10\x01\x12\x1b\n\x17\x46\x41ULT_DIRECTION_INBOUND\x10\x02*<\n\x0b\x46\x61ultAction\x12\x15\n\x11\x46\x41ULT_ACTION_DROP\x10\x00\x12\x16\n\x12\x46\x41ULT_ACTION_DELAY\x10\x01\x32\xe5\x01\n\x0c\x46\x61ultService\x12\x45\n\x0cInjectFaults\x12\x1e.raftka.v1.InjectFaultsRequest\x1a\x15.raftka.v1.FaultState\x12\x43\n\x0b\x43learFaults\x12\x1d.raftka.v1.ClearFaultsRequest\x1a\x15.raftka.v1.FaultState\x12I\n\x0e\x44\x65scribeFaults\x12 .raftka.v1.DescribeFaultsRequest\x1a\x15.raftka.v1.FaultStateb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16raftka/v1/faults.proto\x12\traftka.v1\"\xbc\x01\n\tFaultRule\x12&\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32\x16.raftka.v1.FaultAction\x12#\n\x05paths\x18\x02 \x03(\x0e\x32\x14.raftka.v1.FaultPath\x12\r\n\x05peers\x18\x03 \x03(\x05\x12,\n\tdirection\x18\x04 \x01(\x0e\x32\x19.raftka.v1.FaultDirection\x12\x10\n\x08\x64\x65lay_ms\x18\x05 \x01(\r\x12\x13\n\x0bprobability\x18\x06 \x01(\x01\"j\n\x13InjectFaultsRequest\x12#\n\x05rules\x18\x01 \x03(\x0b\x32\x14.raftka.v1.FaultRule\x12\x1b\n\x0e\x66sync_delay_ms\x18\x02 \x01(\rH\x00\x88\x01\x01\x42\x11\n\x0f_fsync_delay_ms\"\x14\n\x12\x43learFaultsRequest\"\x17\n\x15\x44\x65scribeFaultsRequest\"k\n\nFaultState\x12\x0f\n\x07node_id\x18\x01 \x01(\x05\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\x12#\n\x05rules\x18\x03 \x03(\x0b\x32\x14.raftka.v1.FaultRule\x12\x16\n\x0e\x66sync_delay_ms\x18\x04 \x01(\r*\x8a\x01\n\tFaultPath\x12\x1a\n\x16\x46\x41ULT_PATH_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x46\x41ULT_PATH_RAFT\x10\x01\x12\x1a\n\x16\x46\x41ULT_PATH_REPLICATION\x10\x02\x12\x18\n\x14\x46\x41ULT_PATH_HEARTBEAT\x10\x03\x12\x16\n\x12\x46\x41ULT_PATH_MARKERS\x10\x04*e\n\x0e\x46\x61ultDirection\x12\x18\n\x14\x46\x41ULT_DIRECTION_BOTH\x10\x00\x12\x1c\n\x18\x46\x41ULT_DIRECTION_OUTBOUND\x10\x01\x12\x1b\n\x17\x46\x41ULT_DIRECTION_INBOUND\x10\x02*<\n\x0b\x46\x61ultAction\x12\x15\n\x11\x46\x41ULT_ACTION_DROP\x10\x00\x12\x16\n\x12\x46\x41ULT_ACTION_DELAY\x10\x01\x32\xe5\x01\n\x0c\x46\x61ultService\x12\x45\n\x0cInjectFaults\x12\x1e.raftka.v1.InjectFaultsRequest\x1a\x15.raftka.v1.FaultState\x12\x43\n\x0b\x43learFaults\x12\x1d.raftka.v1.ClearFaultsRequest\x1a\x15.raftka.v1.FaultState\x12I\n\x0e\x44\x65scribeFaults\x12 .raftka.v1.DescribeFaultsRequest\x1a\x15.raftka.v1.FaultStateb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'raftka.v1.faults_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FAULTPATH']._serialized_start=492
-  _globals['_FAULTPATH']._serialized_end=606
-  _globals['_FAULTDIRECTION']._serialized_start=608
-  _globals['_FAULTDIRECTION']._serialized_end=709
-  _globals['_FAULTACTION']._serialized_start=711
-  _globals['_FAULTACTION']._serialized_end=771
+  _globals['_FAULTPATH']._serialized_start=493
+  _globals['_FAULTPATH']._serialized_end=631
+  _globals['_FAULTDIRECTION']._serialized_start=633
+  _globals['_FAULTDIRECTION']._serialized_end=734
+  _globals['_FAULTACTION']._serialized_start=736
+  _globals['_FAULTACTION']._serialized_end=796
   _globals['_FAULTRULE']._serialized_start=38
   _globals['_FAULTRULE']._serialized_end=226
   _globals['_INJECTFAULTSREQUEST']._serialized_start=228
@@ -47,6 +47,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DESCRIBEFAULTSREQUEST']._serialized_end=381
   _globals['_FAULTSTATE']._serialized_start=383
   _globals['_FAULTSTATE']._serialized_end=490
-  _globals['_FAULTSERVICE']._serialized_start=774
-  _globals['_FAULTSERVICE']._serialized_end=1003
+  _globals['_FAULTSERVICE']._serialized_start=799
+  _globals['_FAULTSERVICE']._serialized_end=1028
 # @@protoc_insertion_point(module_scope)

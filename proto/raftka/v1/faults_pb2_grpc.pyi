@@ -10,13 +10,16 @@ fail with FAILED_PRECONDITION (raftka-error INVALID_REQUEST) and a message sayin
 enable it. DescribeFaults answers either way (FaultState.enabled tells which). Rules live in the node's memory
 only: a restarted node starts with none.
 
-A rule acts on one node's traffic with its peers on three paths:
+A rule acts on one node's traffic with its peers on four paths:
   RAFT         controller to controller (Raft messages), both ways;
   REPLICATION  follower fetches from partition leaders (outbound on the follower, inbound on
                the leader), and the leader's answers to them;
   HEARTBEAT    broker heartbeats to the active controller (outbound on the broker: the peer
                is "the controller quorum", so only rules without peers match; inbound on a
                controller, where the peer is the broker's id).
+  MARKERS      a transaction coordinator's WriteTxnMarkers to partition leaders (outbound on
+               the coordinator; the peer is the destination broker's id, the coordinator's
+               own id for partitions it leads itself). Inbound rules never match it.
 Client traffic (produce, fetch by consumers, admin calls) is never affected: isolating a
 node cuts it off from its peers, not from clients, which is what lets an experiment show a
 stale leader accepting writes it cannot replicate.

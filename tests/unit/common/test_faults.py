@@ -140,6 +140,16 @@ def test_rules_round_trip_through_the_wire() -> None:
         assert rule_from_pb(rule_to_pb(rule)) == rule
 
 
+@pytest.mark.parametrize("path", list(FaultPath))
+def test_every_path_round_trips_and_is_a_cli_choice(path: FaultPath) -> None:
+    rule = FaultRule(Action.DROP, paths=frozenset({path}), peers=frozenset({5}))
+    assert rule_from_pb(rule_to_pb(rule)) == rule
+    args = build_parser().parse_args(
+        ["faults", "drop", "--node", "127.0.0.1:1", "--path", path.value, "--peer", "5"]
+    )
+    assert rule_from_args(args) == rule
+
+
 def test_bad_wire_rules_name_the_field() -> None:
     with pytest.raises(InvalidRequestError, match=r"rule\.paths"):
         rule_from_pb(pb.FaultRule(paths=[pb.FAULT_PATH_UNSPECIFIED]))

@@ -42,6 +42,9 @@ def test_coordinator_refusals_nothing_can_fix_are_fatal(error: RaftkaError) -> N
         txn_errors.TransactionAbortableError("abort it"),
         group_errors.UnknownMemberIdError("left the group"),
         PartitionError(ErrorCode.INVALID_RECORD, "bad", "t", 0),
+        # Retriable in general, but not retried by the transaction calls: the group's
+        # coordinator does not know the topic (offsets of a topic the cluster lacks).
+        UnknownTopicOrPartitionError("no such topic on the group's cluster"),
     ],
 )
 def test_other_refusals_of_a_transaction_call_are_abortable(error: RaftkaError) -> None:
