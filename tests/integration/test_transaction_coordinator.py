@@ -467,8 +467,8 @@ def test_markers_held_back_keep_a_commit_unreadable_until_the_next_coordinator(
         victim = (await find(cluster, tid)).node_id
         pid, epoch = await init(cluster, tid)
         await add_partitions(cluster, tid, pid, epoch, [0, 1])
-        await produce_transactional(cluster, 0, pid, epoch, b"h0")
-        await produce_transactional(cluster, 1, pid, epoch, b"h1")
+        await produce_transactional(cluster, tid, 0, pid, epoch, b"h0")
+        await produce_transactional(cluster, tid, 1, pid, epoch, b"h1")
         async with FaultClient(cluster.brokers[victim].address) as faults:
             await faults.inject([MARKERS_DROPPED])
             try:
