@@ -464,8 +464,9 @@ class PartitionProduceData(_message.Message):
     none, gzip, lz4, zstd (snappy: UNSUPPORTED_COMPRESSION_TYPE); the batches are stored as
     sent (the topic's compression.type is not applied). Control batches are refused with
     INVALID_RECORD; a transactional batch must carry a producer id (else INVALID_RECORD) and
-    an epoch no older than the producer's last marker (else INVALID_PRODUCER_EPOCH). All
-    batches are validated before any is written.
+    an epoch no older than the producer's last marker (else INVALID_PRODUCER_EPOCH), and its
+    partition must be in the producer's ongoing transaction (checked with the coordinator: see
+    ProduceRequest.transactional_id). All batches are validated before any is written.
     """
     compression: Global___CompressionType.ValueType
     """The codec for the `records` form (ignored with `batches`): NONE (0, the default), GZIP,
