@@ -73,6 +73,13 @@ class BrokerConfig:
     transactional_id_expiration_ms: int = 604_800_000
     """A transactional id with no transaction for this long is forgotten by its coordinator
     (Kafka's transactional.id.expiration.ms, 7 days)."""
+    transaction_partition_verification_enable: bool = True
+    """Partition leaders ask the transaction coordinator, before a producer's first
+    transactional write to a partition in a transaction, whether the partition is in that
+    transaction, and refuse the write (TRANSACTION_ABORTABLE) when it is not: such a write
+    would open a transaction no marker ever closes (KIP-890 part 1; Kafka's
+    transaction.partition.verification.enable). Produce must then name the transactional id
+    of transactional batches."""
 
     def __post_init__(self) -> None:
         host, colon, port = self.listen.rpartition(":")

@@ -38,14 +38,20 @@ from raftka.broker.metadata_follower import MetadataFollower
 from raftka.broker.producers.id_blocks import ProducerIdBlock, ProducerIdManager
 from raftka.broker.replica_manager import ReplicaManager
 from raftka.broker.service import BrokerServicer
-from raftka.broker.transactions.api import TRANSACTION_STATE_TOPIC, TxnConfig
+from raftka.broker.transactions.api import TRANSACTION_STATE_TOPIC, TopicPartition, TxnConfig
 from raftka.broker.transactions.marker_sender import MarkerSender
-from raftka.broker.transactions.marker_transport import GrpcMarkerTransport, ImageMarkerRouting
+from raftka.broker.transactions.marker_transport import (
+    BrokerChannels,
+    GrpcMarkerTransport,
+    ImageMarkerRouting,
+)
 from raftka.broker.transactions.marker_writer import MarkerWriter
 from raftka.broker.transactions.runtime import DEFAULT_TICK_INTERVAL_MS as TXN_TICK_INTERVAL_MS
 from raftka.broker.transactions.runtime import TransactionCoordinator
 from raftka.broker.transactions.service import TransactionServicer
 from raftka.broker.transactions.shard import TransactionShard
+from raftka.broker.transactions.verification import TxnWriteVerifier
+from raftka.broker.transactions.verification_transport import CoordinatorVerification
 from raftka.common.clock import wall_clock_ms
 from raftka.common.data_dir import PARTITION_LOGS_DIR, check_data_dir
 from raftka.common.errors import CoordinatorLoadInProgressError
@@ -106,6 +112,20 @@ class BrokerServer:
             replication_factor=config.transaction_state_replication_factor,
         )
         self.marker_transport: GrpcMarkerTransport | None = None
+        # Channels to other brokers: markers, and the leaders' checks of transactional writes.
+        self.broker_channels = BrokerChannels(lambda: self.follower.image)
+        self.txn_writes = (
+            TxnWriteVerifier(
+                CoordinatorVerification(
+                    self.transaction_topic,
+                    self.broker_channels,
+                    broker_id=self.broker_id,
+                    local=self,
+                )
+            )
+            if config.transaction_partition_verification_enable
+            else None
+        )
         self.server = new_server()
         self.io = IoThreads()
         self.producer_ids = ProducerIdManager(self._allocate_producer_ids, broker_id=self.broker_id)
@@ -143,6 +163,7 @@ class BrokerServer:
             controller_addresses=self.controller_addresses,
             active_controller=lambda: self.lifecycle.active_controller_id,
             init_transactional_producer=self._init_transactional_producer,
+            txn_writes=self.txn_writes,
         )
         broker_pb2_grpc.add_BrokerServiceServicer_to_server(self.servicer, self.server)
         group_config = GroupConfig(
@@ -167,7 +188,11 @@ class BrokerServer:
         # WriteTxnMarkers for the partitions this broker leads (also called directly by its
         # own coordinator's marker sender); __consumer_offsets' go through its group
         # coordinator, which settles the transactional offsets they close.
-        marker_writer = MarkerWriter(self.replicas, group_marker=self.groups.complete_transaction)
+        marker_writer = MarkerWriter(
+            self.replicas,
+            group_marker=self.groups.complete_transaction,
+            on_marker=None if self.txn_writes is None else self.txn_writes.forget,
+        )
         transactions = self.transactions = self._transaction_coordinator(
             self.replicas, marker_writer
         )
@@ -238,7 +263,7 @@ class BrokerServer:
         )
         image = lambda: self.follower.image  # noqa: E731
         self.marker_transport = GrpcMarkerTransport(
-            image, broker_id=self.broker_id, local=marker_writer
+            self.broker_channels, broker_id=self.broker_id, local=marker_writer
         )
         return TransactionCoordinator(
             internal_log=ReplicatedInternalLog(replicas, TRANSACTION_STATE_TOPIC),
@@ -261,6 +286,21 @@ class BrokerServer:
             raise CoordinatorLoadInProgressError(f"broker {self.broker_id} is starting; retry")
         result = await self.transactions.init_producer_id(transactional_id, timeout_ms)
         return result.producer_id, result.producer_epoch
+
+    async def verify_partitions(
+        self,
+        transactional_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        partitions: Sequence[TopicPartition],
+    ) -> list[TopicPartition]:
+        """This broker's coordinator's verification of a transactional write (for the
+        leaders' check when the coordinator is local)."""
+        if self.transactions is None:
+            raise CoordinatorLoadInProgressError(f"broker {self.broker_id} is starting; retry")
+        return await self.transactions.verify_partitions(
+            transactional_id, producer_id, producer_epoch, partitions
+        )
 
     async def _allocate_producer_ids(self) -> ProducerIdBlock:
         epoch = self.lifecycle.broker_epoch
@@ -316,8 +356,7 @@ class BrokerServer:
             await asyncio.to_thread(self._cleaner_thread.shutdown, True)
         await self.offsets_topic.close()
         await self.transaction_topic.close()
-        if self.marker_transport is not None:
-            await self.marker_transport.close()
+        await self.broker_channels.close()
         await self.producer_ids.close()
         if self.replicas is not None:
             await self.replicas.stop()

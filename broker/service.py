@@ -9,7 +9,9 @@ stored as they are, and fetches return stored bytes as they are.
 Transactions: a read_committed fetch stops at the last stable offset and names the aborted
 transactions in what it returns; its decoded-records form drops their records itself (and
 control records at either isolation level: a marker is not application data). InitProducerId
-with a transactional id is the transaction coordinator's (injected by the server).
+with a transactional id is the transaction coordinator's (injected by the server). Before a
+producer's first transactional write to a partition in a transaction, the leader verifies with
+the coordinator that the partition is in it (transactions/verification.py, KIP-890 part 1).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from raftka.broker.partition import (
 )
 from raftka.broker.producers.id_blocks import ProducerIdManager
 from raftka.broker.replica_manager import ReplicaManager
+from raftka.broker.transactions.verification import TxnWriteVerifier
 from raftka.common.clock import monotonic_ms, wall_clock_ms
 from raftka.common.errors import (
     InvalidRequestError,
@@ -133,13 +136,16 @@ class BrokerServicer(BrokerServiceServicer):
         controller_addresses: Sequence[str] = (),
         active_controller: Callable[[], int] = lambda: -1,
         init_transactional_producer: InitTransactionalProducer | None = None,
+        txn_writes: TxnWriteVerifier | None = None,
     ) -> None:
         """``controller_addresses``: where this broker reaches the controllers, told to
         clients; ``active_controller``: the id of the controller that last answered it;
         ``init_transactional_producer``: the transaction coordinator's InitProducerId (None:
         this broker has no transaction coordinator, and a transactional id is answered
-        COORDINATOR_NOT_AVAILABLE)."""
+        COORDINATOR_NOT_AVAILABLE); ``txn_writes``: the check of transactional writes with
+        their coordinator (KIP-890 part 1; None: transactional batches are taken unchecked)."""
         self._init_transactional_producer = init_transactional_producer
+        self._txn_writes = txn_writes
         self._controller_addresses = list(controller_addresses)
         self._active_controller = active_controller
         self._producer_ids = producer_ids
@@ -246,7 +252,7 @@ class BrokerServicer(BrokerServiceServicer):
             request.timeout_ms if request.timeout_ms > 0 else DEFAULT_PRODUCE_TIMEOUT_MS
         ) / 1000
         jobs = [
-            self._produce_one(t.topic, p, request.acks, timeout_s)
+            self._produce_one(t.topic, p, request.acks, timeout_s, request.transactional_id)
             for t in request.topics
             for p in t.partitions
         ]
@@ -257,7 +263,12 @@ class BrokerServicer(BrokerServiceServicer):
         return pb.ProduceResponse(results=results)
 
     async def _produce_one(
-        self, topic: str, data: pb.PartitionProduceData, acks: int, timeout_s: float
+        self,
+        topic: str,
+        data: pb.PartitionProduceData,
+        acks: int,
+        timeout_s: float,
+        transactional_id: str,
     ) -> pb.PartitionProduceResult:
         result = pb.PartitionProduceResult(
             topic=topic,
@@ -274,9 +285,12 @@ class BrokerServicer(BrokerServiceServicer):
                     "TransactionService); nothing was written"
                 )
             partition = self._replicas.leader_partition(topic, data.partition)
-            appended = await partition.append(
-                self._batches_of(data), acks=acks, timeout_s=timeout_s
-            )
+            payload = self._batches_of(data)
+            if self._txn_writes is not None:
+                await self._txn_writes.check(
+                    topic, data.partition, transactional_id, payload, partition.log.producer_state
+                )
+            appended = await partition.append(payload, acks=acks, timeout_s=timeout_s)
             result.base_offset = appended.base_offset
             result.log_append_time_ms = appended.log_append_time_ms
             result.log_start_offset = appended.log_start_offset

@@ -39,22 +39,49 @@ class ImageMarkerRouting:
         return None if state is None else state.leader
 
 
+class BrokerChannels:
+    """gRPC channels to other brokers' CLIENT listeners, found in the metadata image and kept
+    open (one per address), shared by the marker transport and the partition leaders'
+    transaction verification."""
+
+    def __init__(self, image: Callable[[], MetadataImage]) -> None:
+        self._image = image
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    def transactions(self, broker_id: int) -> TransactionServiceStub:
+        """A TransactionService stub for ``broker_id``; NetworkError when the image has no
+        CLIENT listener for it."""
+        reg = self._image().broker(broker_id)
+        endpoint = None if reg is None else reg.endpoint("CLIENT")
+        if endpoint is None:
+            raise NetworkError(f"broker {broker_id} has no CLIENT listener in the metadata image")
+        address = f"{endpoint.host}:{endpoint.port}"
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = self._channels[address] = open_channel(address)
+        return TransactionServiceStub(channel)
+
+    async def close(self) -> None:
+        channels, self._channels = list(self._channels.values()), {}
+        for channel in channels:
+            await channel.close()
+
+
 class GrpcMarkerTransport:
     """:class:`~raftka.broker.transactions.marker_sender.MarkerTransport` between brokers."""
 
     def __init__(
         self,
-        image: Callable[[], MetadataImage],
+        channels: BrokerChannels,
         *,
         broker_id: int,
         local: LocalMarkerWriter | None,
         timeout_s: float = WRITE_MARKERS_TIMEOUT_S,
     ) -> None:
-        self._image = image
+        self._channels = channels
         self._broker_id = broker_id
         self._local = local
         self._timeout_s = timeout_s
-        self._channels: dict[str, grpc.aio.Channel] = {}
 
     async def write_markers(
         self, broker_id: int, request: tpb.WriteTxnMarkersRequest
@@ -65,24 +92,8 @@ class GrpcMarkerTransport:
             )
         if broker_id == self._broker_id and self._local is not None:
             return await self._local.write(request)
-        address = self._address_of(broker_id)
-        channel = self._channels.get(address)
-        if channel is None:
-            channel = self._channels[address] = open_channel(address)
-        stub = TransactionServiceStub(channel)
+        stub = self._channels.transactions(broker_id)
         response: tpb.WriteTxnMarkersResponse = await stub.WriteTxnMarkers(
             request, timeout=self._timeout_s
         )
         return response
-
-    def _address_of(self, broker_id: int) -> str:
-        reg = self._image().broker(broker_id)
-        endpoint = None if reg is None else reg.endpoint("CLIENT")
-        if endpoint is None:
-            raise NetworkError(f"broker {broker_id} has no CLIENT listener in the metadata image")
-        return f"{endpoint.host}:{endpoint.port}"
-
-    async def close(self) -> None:
-        channels, self._channels = list(self._channels.values()), {}
-        for channel in channels:
-            await channel.close()

@@ -67,6 +67,9 @@ GroupMarkerHook = Callable[[int, int, int, bool, int], Awaitable[None]]
 producer_epoch, committed, coordinator_epoch)``; returns once the marker is committed, raises
 as :meth:`~raftka.broker.partition.Partition.write_txn_marker` does."""
 
+MarkerListener = Callable[[str, int, int], None]
+"""Told ``(topic, partition, producer_id)`` after each marker append attempt."""
+
 DEFAULT_MARKER_TIMEOUT_S = 30.0
 """How long one marker waits for replication (Kafka: the coordinator's request timeout)."""
 
@@ -123,10 +126,15 @@ class MarkerWriter:
         replicas: LeaderPartitions,
         *,
         group_marker: GroupMarkerHook | None = None,
+        on_marker: MarkerListener | None = None,
         timeout_s: float = DEFAULT_MARKER_TIMEOUT_S,
     ) -> None:
+        """``on_marker(topic, partition, producer_id)`` is told of every marker this writer
+        tried to append (written or not), e.g. to drop the producer's verified write on the
+        partition (verification.TxnWriteVerifier.forget)."""
         self._replicas = replicas
         self._group_marker = group_marker
+        self._on_marker = on_marker
         self._timeout_s = timeout_s
 
     async def write(
@@ -187,6 +195,8 @@ class MarkerWriter:
         except OSError as e:
             result.error_code = ErrorCode.KAFKA_STORAGE_ERROR
             result.error_message = f"{topic}-{partition}: the marker could not be written: {e}"
+        if self._on_marker is not None:
+            self._on_marker(topic, partition, marker.producer_id)
         if result.error_code != ErrorCode.NONE:
             log.info(
                 "txn_marker_not_written",

@@ -43,6 +43,7 @@ from raftka.common.clock import wall_clock_ms
 from raftka.common.errors import RaftkaError
 from raftka.common.group_errors import CoordinatorNotAvailableError
 from raftka.common.tasks import cancel_and_wait
+from raftka.common.txn_errors import TransactionAbortableError
 from raftka.v1 import transactions_pb2 as tpb
 
 log = structlog.get_logger(__name__)
@@ -164,6 +165,33 @@ class TransactionCoordinator(CoordinatorRuntime[TxnShard]):
             ),
         )
         return []
+
+    async def verify_partitions(
+        self,
+        transactional_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        partitions: Sequence[TopicPartition],
+    ) -> list[TopicPartition]:
+        """AddPartitionsToTxn(verify_only) (KIP-890 part 1): which of ``partitions`` are not
+        in the ongoing transaction of this producer id and epoch (nothing is added). Raises
+        what :meth:`TxnShard.check_producer` raises for the transaction as a whole (fenced,
+        unknown id, completing, nothing ongoing). A read: it waits for any write in progress,
+        so it sees only partitions whose registration is durable."""
+
+        def missing(shard: TxnShard) -> list[TopicPartition]:
+            shard.check_producer(transactional_id, producer_id, producer_epoch)
+            absent: list[TopicPartition] = []
+            for tp in partitions:
+                try:
+                    shard.check_producer(
+                        transactional_id, producer_id, producer_epoch, partition=tp
+                    )
+                except TransactionAbortableError:
+                    absent.append(tp)
+            return absent
+
+        return await self.read(transactional_id, missing)
 
     async def add_offsets(
         self, transactional_id: str, producer_id: int, producer_epoch: int, group_id: str

@@ -74,6 +74,8 @@ class TransactionServicer(TransactionServiceServicer):
         requested = requested_partitions(request.topics)
         require_items(len(requested), "topics[].partitions")
         check_partitions(requested)
+        if request.verify_only:
+            return await self._verify_partitions(request, requested)
         unknown = set(
             await self._coordinator.add_partitions(
                 request.transactional_id,
@@ -96,6 +98,31 @@ class TransactionServicer(TransactionServiceServicer):
                 result.error_message = (
                     "not added: other partitions of this request do not exist; send it again "
                     "without them"
+                )
+        return response
+
+    async def _verify_partitions(
+        self, request: tpb.AddPartitionsToTxnRequest, requested: list[TopicPartition]
+    ) -> tpb.AddPartitionsToTxnResponse:
+        """verify_only (inter-broker, KIP-890 part 1): NONE or TRANSACTION_ABORTABLE per
+        partition; nothing is added."""
+        missing = set(
+            await self._coordinator.verify_partitions(
+                request.transactional_id,
+                request.producer_id,
+                request.producer_epoch,
+                list(dict.fromkeys(requested)),
+            )
+        )
+        response = tpb.AddPartitionsToTxnResponse()
+        for topic, partition in requested:
+            result = response.results.add(topic=topic, partition=partition)
+            if (topic, partition) in missing:
+                result.error_code = ErrorCode.TRANSACTION_ABORTABLE
+                result.error_message = (
+                    f"{topic}-{partition} is not in the ongoing transaction of "
+                    f"{request.transactional_id!r}: abort the transaction, then add the "
+                    "partition (AddPartitionsToTxn) before writing to it"
                 )
         return response
 

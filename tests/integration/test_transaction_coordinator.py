@@ -209,13 +209,14 @@ async def describe(
 
 
 async def produce_transactional(
-    cluster: LocalCluster, partition: int, pid: int, epoch: int, *values: bytes
+    cluster: LocalCluster, tid: str, partition: int, pid: int, epoch: int, *values: bytes
 ) -> None:
     leaders = await wait_partition_leaders(cluster, TOPIC, TOPIC_PARTITIONS)
     request = produce_request(
         TOPIC, partition, records=[bpb.Record(value=v) for v in values], idempotence=(pid, epoch, 0)
     )
     request.topics[0].partitions[0].transactional = True
+    request.transactional_id = tid  # the leader verifies the write with tid's coordinator
     async with grpc.aio.insecure_channel(cluster.brokers[leaders[partition]].address) as channel:
         response = await BrokerServiceStub(channel).Produce(request, timeout=10)
     (result,) = response.results
@@ -274,7 +275,7 @@ def test_committed_records_are_seen_by_read_committed_and_aborted_ones_never(
         pid, epoch = await init(cluster, "tx-commit")
         added = await add_partitions(cluster, "tx-commit", pid, epoch, [0])
         assert [r.error_code for r in added.results] == [ErrorCode.NONE]
-        await produce_transactional(cluster, 0, pid, epoch, b"c1", b"c2")
+        await produce_transactional(cluster, "tx-commit", 0, pid, epoch, b"c1", b"c2")
         assert b"c1" not in await committed_values(cluster, 0)  # open: below the LSO only
         ended = await end(cluster, "tx-commit", pid, epoch, committed=True)
         assert (ended.producer_id, ended.producer_epoch) == (pid, epoch + 1)
@@ -290,11 +291,11 @@ def test_committed_records_are_seen_by_read_committed_and_aborted_ones_never(
         # The next transaction (epoch + 1) is aborted: its records never show.
         epoch = ended.producer_epoch
         await add_partitions(cluster, "tx-commit", pid, epoch, [0])
-        await produce_transactional(cluster, 0, pid, epoch, b"a1")
+        await produce_transactional(cluster, "tx-commit", 0, pid, epoch, b"a1")
         await end(cluster, "tx-commit", pid, epoch, committed=False)
         await eventually(lambda: _state_is(cluster, "tx-commit", "CompleteAbort"), timeout_s=10)
         await add_partitions(cluster, "tx-commit", pid, epoch + 1, [0])
-        await produce_transactional(cluster, 0, pid, epoch + 1, b"c3")
+        await produce_transactional(cluster, "tx-commit", 0, pid, epoch + 1, b"c3")
         await end(cluster, "tx-commit", pid, epoch + 1, committed=True)
 
         async def after_abort() -> list[bytes] | None:
@@ -313,7 +314,7 @@ def test_a_transaction_past_its_timeout_is_aborted_by_the_coordinator(
     async def body() -> None:
         pid, epoch = await init(cluster, "tx-timeout", timeout_ms=1_000)
         await add_partitions(cluster, "tx-timeout", pid, epoch, [1])
-        await produce_transactional(cluster, 1, pid, epoch, b"late")
+        await produce_transactional(cluster, "tx-timeout", 1, pid, epoch, b"late")
         await eventually(lambda: _state_is(cluster, "tx-timeout", "CompleteAbort"), timeout_s=10)
         described = await describe(cluster, "tx-timeout")
         assert described.producer_epoch == epoch + 1  # the abort bumped it: the producer is out
@@ -360,7 +361,7 @@ def test_a_new_coordinator_completes_a_transaction_decided_before_a_kill(
         leader = (await wait_partition_leaders(cluster, TOPIC, TOPIC_PARTITIONS))[partition]
         pid, epoch = await init(cluster, tid)
         await add_partitions(cluster, tid, pid, epoch, [partition])
-        await produce_transactional(cluster, partition, pid, epoch, b"k1")
+        await produce_transactional(cluster, tid, partition, pid, epoch, b"k1")
         async with FaultClient(cluster.brokers[leader].address) as faults:
             await faults.inject([FOLLOWERS_CANNOT_FETCH])
         try:
@@ -466,8 +467,8 @@ def test_markers_held_back_keep_a_commit_unreadable_until_the_next_coordinator(
         victim = (await find(cluster, tid)).node_id
         pid, epoch = await init(cluster, tid)
         await add_partitions(cluster, tid, pid, epoch, [0, 1])
-        await produce_transactional(cluster, 0, pid, epoch, b"h0")
-        await produce_transactional(cluster, 1, pid, epoch, b"h1")
+        await produce_transactional(cluster, tid, 0, pid, epoch, b"h0")
+        await produce_transactional(cluster, tid, 1, pid, epoch, b"h1")
         async with FaultClient(cluster.brokers[victim].address) as faults:
             await faults.inject([MARKERS_DROPPED])
             try:

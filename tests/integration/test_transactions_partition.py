@@ -11,7 +11,7 @@ serve TransactionService (UNIMPLEMENTED), the tests that need markers are skippe
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import grpc
 import pytest
@@ -32,10 +32,32 @@ from tests.integration.support.broker_rpc import (
     list_offset,
     produce,
 )
-from tests.integration.support.brokers import wait_partition_leaders, wait_unfenced
+from tests.integration.support.brokers import (
+    start_broker_cluster,
+    stop_broker_cluster,
+    wait_partition_leaders,
+    wait_unfenced,
+)
 from tests.integration.support.quorum import client_for
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def broker_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """Three controllers and three brokers, with transaction_partition_verification_enable
+    off: these tests write transactional batches of idempotent producer ids and send the
+    markers by hand, so no coordinator knows the transactions (the leaders' verification of
+    transactional writes is tested in test_txn_verification.py)."""
+    c = start_broker_cluster(
+        tmp_path_factory.mktemp("brokers"),
+        broker_settings={"transaction_partition_verification_enable": False},
+    )
+    try:
+        yield c
+    finally:
+        stop_broker_cluster(c)
+
 
 T0 = 1_700_000_000_000
 READ_UNCOMMITTED, READ_COMMITTED = 0, 1

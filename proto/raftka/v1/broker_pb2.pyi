@@ -379,8 +379,16 @@ class ProduceRequest(_message.Message):
     may still be replicated). Ignored with acks 0 and 1 (the local write is not bounded).
     """
     transactional_id: _builtins.str
-    """The producer's transactional id when the batches are transactional (for logs and,
-    later, authorization); empty otherwise.
+    """The producer's transactional id; required when any batch is transactional (else
+    INVALID_TXN_STATE for that partition, nothing written), empty otherwise. Before a
+    producer's first transactional write to a partition, the partition leader asks the id's
+    transaction coordinator whether the partition is in the producer's ongoing transaction
+    (KIP-890 part 1; broker setting transaction_partition_verification_enable, default on):
+    not in it (the producer did not call AddPartitionsToTxn for it): TRANSACTION_ABORTABLE
+    (abort the transaction); a fenced producer id or epoch: INVALID_PRODUCER_EPOCH; the
+    coordinator busy, moving or unreachable: NOT_ENOUGH_REPLICAS (retry). Nothing is written
+    in all these cases. The answer is remembered until the producer's transaction ends on
+    the partition, so the check costs one round trip per partition and transaction.
     """
     @_builtins.property
     def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___TopicProduceData]:
@@ -456,8 +464,9 @@ class PartitionProduceData(_message.Message):
     none, gzip, lz4, zstd (snappy: UNSUPPORTED_COMPRESSION_TYPE); the batches are stored as
     sent (the topic's compression.type is not applied). Control batches are refused with
     INVALID_RECORD; a transactional batch must carry a producer id (else INVALID_RECORD) and
-    an epoch no older than the producer's last marker (else INVALID_PRODUCER_EPOCH). All
-    batches are validated before any is written.
+    an epoch no older than the producer's last marker (else INVALID_PRODUCER_EPOCH), and its
+    partition must be in the producer's ongoing transaction (checked with the coordinator: see
+    ProduceRequest.transactional_id). All batches are validated before any is written.
     """
     compression: Global___CompressionType.ValueType
     """The codec for the `records` form (ignored with `batches`): NONE (0, the default), GZIP,

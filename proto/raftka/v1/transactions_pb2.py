@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from raftka.v1 import common_pb2 as raftka_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1craftka/v1/transactions.proto\x12\traftka.v1\x1a\x16raftka/v1/common.proto\"7\n\x12TxnTopicPartitions\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x12\n\npartitions\x18\x02 \x03(\x05\"\x91\x01\n\x19\x41\x64\x64PartitionsToTxnRequest\x12\x18\n\x10transactional_id\x18\x01 \x01(\t\x12\x13\n\x0bproducer_id\x18\x02 \x01(\x03\x12\x16\n\x0eproducer_epoch\x18\x03 \x01(\x05\x12-\n\x06topics\x18\x04 \x03(\x0b\x32\x1d.raftka.v1.TxnTopicPartitions\"w\n\x12TxnPartitionResult\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12(\n\nerror_code\x18\x03 \x01(\x0e\x32\x14.raftka.v1.ErrorCode\x12\x15\n\rerror_message\x18\x04 \x01(\t\"L\n\x1a\x41\x64\x64PartitionsToTxnResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x1d.raftka.v1.TxnPartitionResult\"q\n\x16\x41\x64\x64OffsetsToTxnRequest\x12\x18\n\x10transactional_id\x18\x01 \x01(\t\x12\x13\n\x0bproducer_id\x18\x02 \x01(\x03\x12\x16\n\x0eproducer_epoch\x18\x03 \x01(\x05\x12\x10\n\x08group_id\x18\x04 \x01(\t\"\x19\n\x17\x41\x64\x64OffsetsToTxnResponse\"i\n\rEndTxnRequest\x12\x18\n\x10transactional_id\x18\x01 \x01(\t\x12\x13\n\x0bproducer_id\x18\x02 \x01(\x03\x12\x16\n\x0eproducer_epoch\x18\x03 \x01(\x05\x12\x11\n\tcommitted\x18\x04 \x01(\x08\"=\n\x0e\x45ndTxnResponse\x12\x13\n\x0bproducer_id\x18\x01 \x01(\x03\x12\x16\n\x0eproducer_epoch\x18\x02 \x01(\x05\"?\n\x16WriteTxnMarkersRequest\x12%\n\x07markers\x18\x01 \x03(\x0b\x32\x14.raftka.v1.TxnMarker\"\x95\x01\n\tTxnMarker\x12\x13\n\x0bproducer_id\x18\x01 \x01(\x03\x12\x16\n\x0eproducer_epoch\x18\x02 \x01(\x05\x12\x11\n\tcommitted\x18\x03 \x01(\x08\x12\x19\n\x11\x63oordinator_epoch\x18\x04 \x01(\x05\x12-\n\x06topics\x18\x05 \x03(\x0b\x32\x1d.raftka.v1.TxnTopicPartitions\"F\n\x17WriteTxnMarkersResponse\x12+\n\x07markers\x18\x01 \x03(\x0b\x32\x1a.raftka.v1.TxnMarkerResult\"Y\n\x0fTxnMarkerResult\x12\x13\n\x0bproducer_id\x18\x01 \x01(\x03\x12\x31\n\npartitions\x18\x02 \x03(\x0b\x32\x1d.raftka.v1.TxnPartitionResult\"8\n\x1b\x44\x65scribeTransactionsRequest\x12\x19\n\x11transactional_ids\x18\x01 \x03(\t\"W\n\x1c\x44\x65scribeTransactionsResponse\x12\x37\n\x0ctransactions\x18\x01 \x03(\x0b\x32!.raftka.v1.TransactionDescription\"\xa1\x02\n\x16TransactionDescription\x12\x18\n\x10transactional_id\x18\x01 \x01(\t\x12(\n\nerror_code\x18\x02 \x01(\x0e\x32\x14.raftka.v1.ErrorCode\x12\x15\n\rerror_message\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x13\n\x0bproducer_id\x18\x05 \x01(\x03\x12\x16\n\x0eproducer_epoch\x18\x06 \x01(\x05\x12\x1e\n\x16transaction_timeout_ms\x18\x07 \x01(\x05\x12!\n\x19transaction_start_time_ms\x18\x08 \x01(\x03\x12-\n\x06topics\x18\t \x03(\x0b\x32\x1d.raftka.v1.TxnTopicPartitions\"M\n\x17ListTransactionsRequest\x12\x15\n\rstate_filters\x18\x01 \x03(\t\x12\x1b\n\x13producer_id_filters\x18\x02 \x03(\x03\"N\n\x18ListTransactionsResponse\x12\x32\n\x0ctransactions\x18\x01 \x03(\x0b\x32\x1c.raftka.v1.ListedTransaction\"Q\n\x11ListedTransaction\x12\x18\n\x10transactional_id\x18\x01 \x01(\t\x12\x13\n\x0bproducer_id\x18\x02 \x01(\x03\x12\r\n\x05state\x18\x03 \x01(\t2\xb0\x04\n\x12TransactionService\x12\x61\n\x12\x41\x64\x64PartitionsToTxn\x12$.raftka.v1.AddPartitionsToTxnRequest\x1a%.raftka.v1.AddPartitionsToTxnResponse\x12X\n\x0f\x41\x64\x64OffsetsToTxn\x12!.raftka.v1.AddOffsetsToTxnRequest\x1a\".raftka.v1.AddOffsetsToTxnResponse\x12=\n\x06\x45ndTxn\x12\x18.raftka.v1.EndTxnRequest\x1a\x19.raftka.v1.EndTxnResponse\x12X\n\x0fWriteTxnMarkers\x12!.raftka.v1.WriteTxnMarkersRequest\x1a\".raftka.v1.WriteTxnMarkersResponse\x12g\n\x14\x44\x65scribeTransactions\x12&.raftka.v1.DescribeTransactionsRequest\x1a\'.raftka.v1.DescribeTransactionsResponse\x12[\n\x10ListTransactions\x12\".raftka.v1.ListTransactionsRequest\x1a#.raftka.v1.ListTransactionsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1craftka/v1/transactions.proto\x12\traftka.v1\x1a\x16raftka/v1/common.proto\"7\n\x12TxnTopicPartitions\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x12\n\npartitions\x18\x02 \x03(\x05\"\xa6\x01\n\x19\x41\x64\x64PartitionsToTxnRequest\x12\x18\n\x10transactional_id\x18\x01 \x01(\t\x12\x13\n\x0bproducer_id\x18\x02 \x01(\x03\x12\x16\n\x0eproducer_epoch\x18\x03 \x01(\x05\x12-\n\x06topics\x18\x04 \x03(\x0b\x32\x1d.raftka.v1.TxnTopicPartitions\x12\x13\n\x0bverify_only\x18\x05 \x01(\x08\"w\n\x12TxnPartitionResult\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12(\n\nerror_code\x18\x03 \x01(\x0e\x32\x14.raftka.v1.ErrorCode\x12\x15\n\rerror_message\x18\x04 \x01(\t\"L\n\x1a\x41\x64\x64PartitionsToTxnResponse\x12.\n\x07results\x18\x01 \x03(\x0b\x32\x1d.raftka.v1.TxnPartitionResult\"q\n\x16\x41\x64\x64OffsetsToTxnRequest\x12\x18\n\x10transactional_id\x18\x01 \x01(\t\x12\x13\n\x0bproducer_id\x18\x02 \x01(\x03\x12\x16\n\x0eproducer_epoch\x18\x03 \x01(\x05\x12\x10\n\x08group_id\x18\x04 \x01(\t\"\x19\n\x17\x41\x64\x64OffsetsToTxnResponse\"i\n\rEndTxnRequest\x12\x18\n\x10transactional_id\x18\x01 \x01(\t\x12\x13\n\x0bproducer_id\x18\x02 \x01(\x03\x12\x16\n\x0eproducer_epoch\x18\x03 \x01(\x05\x12\x11\n\tcommitted\x18\x04 \x01(\x08\"=\n\x0e\x45ndTxnResponse\x12\x13\n\x0bproducer_id\x18\x01 \x01(\x03\x12\x16\n\x0eproducer_epoch\x18\x02 \x01(\x05\"?\n\x16WriteTxnMarkersRequest\x12%\n\x07markers\x18\x01 \x03(\x0b\x32\x14.raftka.v1.TxnMarker\"\x95\x01\n\tTxnMarker\x12\x13\n\x0bproducer_id\x18\x01 \x01(\x03\x12\x16\n\x0eproducer_epoch\x18\x02 \x01(\x05\x12\x11\n\tcommitted\x18\x03 \x01(\x08\x12\x19\n\x11\x63oordinator_epoch\x18\x04 \x01(\x05\x12-\n\x06topics\x18\x05 \x03(\x0b\x32\x1d.raftka.v1.TxnTopicPartitions\"F\n\x17WriteTxnMarkersResponse\x12+\n\x07markers\x18\x01 \x03(\x0b\x32\x1a.raftka.v1.TxnMarkerResult\"Y\n\x0fTxnMarkerResult\x12\x13\n\x0bproducer_id\x18\x01 \x01(\x03\x12\x31\n\npartitions\x18\x02 \x03(\x0b\x32\x1d.raftka.v1.TxnPartitionResult\"8\n\x1b\x44\x65scribeTransactionsRequest\x12\x19\n\x11transactional_ids\x18\x01 \x03(\t\"W\n\x1c\x44\x65scribeTransactionsResponse\x12\x37\n\x0ctransactions\x18\x01 \x03(\x0b\x32!.raftka.v1.TransactionDescription\"\xa1\x02\n\x16TransactionDescription\x12\x18\n\x10transactional_id\x18\x01 \x01(\t\x12(\n\nerror_code\x18\x02 \x01(\x0e\x32\x14.raftka.v1.ErrorCode\x12\x15\n\rerror_message\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x13\n\x0bproducer_id\x18\x05 \x01(\x03\x12\x16\n\x0eproducer_epoch\x18\x06 \x01(\x05\x12\x1e\n\x16transaction_timeout_ms\x18\x07 \x01(\x05\x12!\n\x19transaction_start_time_ms\x18\x08 \x01(\x03\x12-\n\x06topics\x18\t \x03(\x0b\x32\x1d.raftka.v1.TxnTopicPartitions\"M\n\x17ListTransactionsRequest\x12\x15\n\rstate_filters\x18\x01 \x03(\t\x12\x1b\n\x13producer_id_filters\x18\x02 \x03(\x03\"N\n\x18ListTransactionsResponse\x12\x32\n\x0ctransactions\x18\x01 \x03(\x0b\x32\x1c.raftka.v1.ListedTransaction\"Q\n\x11ListedTransaction\x12\x18\n\x10transactional_id\x18\x01 \x01(\t\x12\x13\n\x0bproducer_id\x18\x02 \x01(\x03\x12\r\n\x05state\x18\x03 \x01(\t2\xb0\x04\n\x12TransactionService\x12\x61\n\x12\x41\x64\x64PartitionsToTxn\x12$.raftka.v1.AddPartitionsToTxnRequest\x1a%.raftka.v1.AddPartitionsToTxnResponse\x12X\n\x0f\x41\x64\x64OffsetsToTxn\x12!.raftka.v1.AddOffsetsToTxnRequest\x1a\".raftka.v1.AddOffsetsToTxnResponse\x12=\n\x06\x45ndTxn\x12\x18.raftka.v1.EndTxnRequest\x1a\x19.raftka.v1.EndTxnResponse\x12X\n\x0fWriteTxnMarkers\x12!.raftka.v1.WriteTxnMarkersRequest\x1a\".raftka.v1.WriteTxnMarkersResponse\x12g\n\x14\x44\x65scribeTransactions\x12&.raftka.v1.DescribeTransactionsRequest\x1a\'.raftka.v1.DescribeTransactionsResponse\x12[\n\x10ListTransactions\x12\".raftka.v1.ListTransactionsRequest\x1a#.raftka.v1.ListTransactionsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,39 +35,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TXNTOPICPARTITIONS']._serialized_start=67
   _globals['_TXNTOPICPARTITIONS']._serialized_end=122
   _globals['_ADDPARTITIONSTOTXNREQUEST']._serialized_start=125
-  _globals['_ADDPARTITIONSTOTXNREQUEST']._serialized_end=270
-  _globals['_TXNPARTITIONRESULT']._serialized_start=272
-  _globals['_TXNPARTITIONRESULT']._serialized_end=391
-  _globals['_ADDPARTITIONSTOTXNRESPONSE']._serialized_start=393
-  _globals['_ADDPARTITIONSTOTXNRESPONSE']._serialized_end=469
-  _globals['_ADDOFFSETSTOTXNREQUEST']._serialized_start=471
-  _globals['_ADDOFFSETSTOTXNREQUEST']._serialized_end=584
-  _globals['_ADDOFFSETSTOTXNRESPONSE']._serialized_start=586
-  _globals['_ADDOFFSETSTOTXNRESPONSE']._serialized_end=611
-  _globals['_ENDTXNREQUEST']._serialized_start=613
-  _globals['_ENDTXNREQUEST']._serialized_end=718
-  _globals['_ENDTXNRESPONSE']._serialized_start=720
-  _globals['_ENDTXNRESPONSE']._serialized_end=781
-  _globals['_WRITETXNMARKERSREQUEST']._serialized_start=783
-  _globals['_WRITETXNMARKERSREQUEST']._serialized_end=846
-  _globals['_TXNMARKER']._serialized_start=849
-  _globals['_TXNMARKER']._serialized_end=998
-  _globals['_WRITETXNMARKERSRESPONSE']._serialized_start=1000
-  _globals['_WRITETXNMARKERSRESPONSE']._serialized_end=1070
-  _globals['_TXNMARKERRESULT']._serialized_start=1072
-  _globals['_TXNMARKERRESULT']._serialized_end=1161
-  _globals['_DESCRIBETRANSACTIONSREQUEST']._serialized_start=1163
-  _globals['_DESCRIBETRANSACTIONSREQUEST']._serialized_end=1219
-  _globals['_DESCRIBETRANSACTIONSRESPONSE']._serialized_start=1221
-  _globals['_DESCRIBETRANSACTIONSRESPONSE']._serialized_end=1308
-  _globals['_TRANSACTIONDESCRIPTION']._serialized_start=1311
-  _globals['_TRANSACTIONDESCRIPTION']._serialized_end=1600
-  _globals['_LISTTRANSACTIONSREQUEST']._serialized_start=1602
-  _globals['_LISTTRANSACTIONSREQUEST']._serialized_end=1679
-  _globals['_LISTTRANSACTIONSRESPONSE']._serialized_start=1681
-  _globals['_LISTTRANSACTIONSRESPONSE']._serialized_end=1759
-  _globals['_LISTEDTRANSACTION']._serialized_start=1761
-  _globals['_LISTEDTRANSACTION']._serialized_end=1842
-  _globals['_TRANSACTIONSERVICE']._serialized_start=1845
-  _globals['_TRANSACTIONSERVICE']._serialized_end=2405
+  _globals['_ADDPARTITIONSTOTXNREQUEST']._serialized_end=291
+  _globals['_TXNPARTITIONRESULT']._serialized_start=293
+  _globals['_TXNPARTITIONRESULT']._serialized_end=412
+  _globals['_ADDPARTITIONSTOTXNRESPONSE']._serialized_start=414
+  _globals['_ADDPARTITIONSTOTXNRESPONSE']._serialized_end=490
+  _globals['_ADDOFFSETSTOTXNREQUEST']._serialized_start=492
+  _globals['_ADDOFFSETSTOTXNREQUEST']._serialized_end=605
+  _globals['_ADDOFFSETSTOTXNRESPONSE']._serialized_start=607
+  _globals['_ADDOFFSETSTOTXNRESPONSE']._serialized_end=632
+  _globals['_ENDTXNREQUEST']._serialized_start=634
+  _globals['_ENDTXNREQUEST']._serialized_end=739
+  _globals['_ENDTXNRESPONSE']._serialized_start=741
+  _globals['_ENDTXNRESPONSE']._serialized_end=802
+  _globals['_WRITETXNMARKERSREQUEST']._serialized_start=804
+  _globals['_WRITETXNMARKERSREQUEST']._serialized_end=867
+  _globals['_TXNMARKER']._serialized_start=870
+  _globals['_TXNMARKER']._serialized_end=1019
+  _globals['_WRITETXNMARKERSRESPONSE']._serialized_start=1021
+  _globals['_WRITETXNMARKERSRESPONSE']._serialized_end=1091
+  _globals['_TXNMARKERRESULT']._serialized_start=1093
+  _globals['_TXNMARKERRESULT']._serialized_end=1182
+  _globals['_DESCRIBETRANSACTIONSREQUEST']._serialized_start=1184
+  _globals['_DESCRIBETRANSACTIONSREQUEST']._serialized_end=1240
+  _globals['_DESCRIBETRANSACTIONSRESPONSE']._serialized_start=1242
+  _globals['_DESCRIBETRANSACTIONSRESPONSE']._serialized_end=1329
+  _globals['_TRANSACTIONDESCRIPTION']._serialized_start=1332
+  _globals['_TRANSACTIONDESCRIPTION']._serialized_end=1621
+  _globals['_LISTTRANSACTIONSREQUEST']._serialized_start=1623
+  _globals['_LISTTRANSACTIONSREQUEST']._serialized_end=1700
+  _globals['_LISTTRANSACTIONSRESPONSE']._serialized_start=1702
+  _globals['_LISTTRANSACTIONSRESPONSE']._serialized_end=1780
+  _globals['_LISTEDTRANSACTION']._serialized_start=1782
+  _globals['_LISTEDTRANSACTION']._serialized_end=1863
+  _globals['_TRANSACTIONSERVICE']._serialized_start=1866
+  _globals['_TRANSACTIONSERVICE']._serialized_end=2426
 # @@protoc_insertion_point(module_scope)

@@ -99,12 +99,23 @@ class AddPartitionsToTxnRequest(_message.Message):
     PRODUCER_ID_FIELD_NUMBER: _builtins.int
     PRODUCER_EPOCH_FIELD_NUMBER: _builtins.int
     TOPICS_FIELD_NUMBER: _builtins.int
+    VERIFY_ONLY_FIELD_NUMBER: _builtins.int
     transactional_id: _builtins.str
     """The transactional id."""
     producer_id: _builtins.int
     """The producer id and epoch InitProducerId (or the last EndTxn) returned."""
     producer_epoch: _builtins.int
     """The producer epoch; older than the coordinator's: PRODUCER_FENCED."""
+    verify_only: _builtins.bool
+    """Inter-broker (KIP-890 part 1), not for clients: check, without adding anything, that the
+    partitions are in the ongoing transaction of this producer id and epoch. A partition
+    leader asks this before the first transactional write of a producer to a partition, so
+    that a write to a partition the producer never registered cannot open a transaction no
+    marker will ever close. Per partition: NONE (in the transaction) or TRANSACTION_ABORTABLE
+    (not in it; existence of the topic is not checked). The call fails as a whole with
+    PRODUCER_FENCED, INVALID_PRODUCER_ID_MAPPING, CONCURRENT_TRANSACTIONS (the transaction is
+    completing) or INVALID_TXN_STATE (no transaction ongoing), besides the coordinator errors.
+    """
     @_builtins.property
     def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___TxnTopicPartitions]:
         """The partitions (1 to 10,000 in all)."""
@@ -116,10 +127,11 @@ class AddPartitionsToTxnRequest(_message.Message):
         producer_id: _builtins.int = ...,
         producer_epoch: _builtins.int = ...,
         topics: _abc.Iterable[Global___TxnTopicPartitions] | None = ...,
+        verify_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["producer_epoch", b"producer_epoch", "producer_id", b"producer_id", "topics", b"topics", "transactional_id", b"transactional_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["producer_epoch", b"producer_epoch", "producer_id", b"producer_id", "topics", b"topics", "transactional_id", b"transactional_id", "verify_only", b"verify_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -140,8 +152,9 @@ class TxnPartitionResult(_message.Message):
     partition: _builtins.int
     """Partition id, as sent."""
     error_code: _common_pb2.ErrorCode.ValueType
-    """NONE; UNKNOWN_TOPIC_OR_PARTITION (nothing in the request was added); or the
-    transaction-level error repeated on every partition.
+    """NONE; UNKNOWN_TOPIC_OR_PARTITION (nothing in the request was added), with the other
+    partitions OPERATION_NOT_ATTEMPTED; with verify_only, TRANSACTION_ABORTABLE when the
+    partition is not in the ongoing transaction.
     """
     error_message: _builtins.str
     """Human-readable detail when error_code is not NONE."""
@@ -163,7 +176,9 @@ Global___TxnPartitionResult: _TypeAlias = TxnPartitionResult  # noqa: Y015
 
 @_typing.final
 class AddPartitionsToTxnResponse(_message.Message):
-    """The outcome per partition. Either every partition was added or none was."""
+    """The outcome per partition. Either every partition was added or none was (with verify_only:
+    nothing is added; see AddPartitionsToTxnRequest.verify_only).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 

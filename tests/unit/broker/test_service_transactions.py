@@ -9,12 +9,15 @@ from typing import Any, TypeVar, cast
 
 import pytest
 
+from raftka.broker.producers.state import ProducerStateTable
 from raftka.broker.service import BrokerServicer, _add_aborted, _decode_result
+from raftka.broker.transactions.verification import TxnWriteVerifier
 from raftka.common.errors import InvalidRequestError
 from raftka.common.group_errors import CoordinatorNotAvailableError
 from raftka.common.records import build_batch, validate
 from raftka.common.records.control import build_end_txn_marker
 from raftka.common.storage.txn_index import AbortedTxn
+from raftka.common.txn_errors import TransactionAbortableError
 from raftka.v1 import broker_pb2 as pb
 from raftka.v1.common_pb2 import ErrorCode
 
@@ -120,7 +123,9 @@ def test_init_producer_id_with_a_transactional_id_asks_the_transaction_coordinat
 
 def test_produce_to_the_transaction_state_topic_is_refused() -> None:
     result = run(
-        servicer()._produce_one("__transaction_state", records_data(), acks=-1, timeout_s=1.0)
+        servicer()._produce_one(
+            "__transaction_state", records_data(), acks=-1, timeout_s=1.0, transactional_id=""
+        )
     )
     assert result.error_code == ErrorCode.INVALID_TOPIC_EXCEPTION
     assert "internal topic" in result.error_message
@@ -136,3 +141,48 @@ def test_aborted_transactions_are_answered_in_first_offset_order() -> None:
         (4, 10),
         (5, 40),
     ]
+
+
+class _Refusing:
+    """A coordinator for whom no partition is in the transaction."""
+
+    async def verify(self, transactional_id: str, pid: int, epoch: int, tp: Any) -> None:
+        raise TransactionAbortableError(f"{tp} is not in {transactional_id}")
+
+
+class _Log:
+    producer_state = ProducerStateTable()
+
+
+class _LeaderOf:
+    """A led partition whose append must not be reached."""
+
+    def __init__(self) -> None:
+        self.log = _Log()
+        self.appended = 0
+
+    async def append(self, payload: bytes, *, acks: int, timeout_s: float) -> Any:
+        self.appended += 1
+        raise AssertionError("a refused write reached the log")
+
+    def leader_partition(self, topic: str, partition: int) -> _LeaderOf:
+        return self
+
+
+def test_an_unverified_transactional_write_is_refused_before_the_append() -> None:
+    leader = _LeaderOf()
+    service = BrokerServicer(
+        cluster_id="c",
+        replicas=cast(Any, leader),
+        follower=cast(Any, object()),
+        producer_ids=cast(Any, object()),
+        txn_writes=TxnWriteVerifier(_Refusing()),
+    )
+    data = records_data(producer_id=42, producer_epoch=3, base_sequence=0, transactional=True)
+    result = run(service._produce_one("events", data, -1, 1.0, "t1"))
+    assert result.error_code == ErrorCode.TRANSACTION_ABORTABLE
+    assert "abort the transaction" in result.error_message
+    result = run(service._produce_one("events", data, -1, 1.0, ""))
+    assert result.error_code == ErrorCode.INVALID_TXN_STATE
+    assert "transactional_id" in result.error_message
+    assert leader.appended == 0

@@ -25,6 +25,7 @@ from raftka.common.txn_errors import (
     ConcurrentTransactionsError,
     InvalidTxnStateError,
     ProducerFencedError,
+    TransactionAbortableError,
     TransactionalIdNotFoundError,
 )
 from raftka.v1 import transactions_pb2 as tpb
@@ -213,7 +214,11 @@ class FakeTxnShard:
         *,
         partition: TopicPartition | None = None,
     ) -> None:
-        self._check(transactional_id, producer_id, producer_epoch)
+        txn = self._check(transactional_id, producer_id, producer_epoch)
+        if txn.state != "Ongoing":
+            raise InvalidTxnStateError(f"{transactional_id} is {txn.state}")
+        if partition is not None and partition not in txn.partitions:
+            raise TransactionAbortableError(f"{partition} is not in {transactional_id}")
 
 
 class FakeMarkers:

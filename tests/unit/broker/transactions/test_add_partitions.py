@@ -113,3 +113,18 @@ def test_check_producer_accepts_only_the_current_ongoing_transaction(h: TxnHarne
     answer = h.end(pid, 0, False).response
     with pytest.raises(ConcurrentTransactionsError):
         h.shard.check_producer("t", answer.producer_id, answer.producer_epoch)
+
+
+def test_a_late_write_of_a_decided_transaction_fails_verification_as_fenced(h: TxnHarness) -> None:
+    # What makes a leader's cached verification safe: once EndTxn decided, the old epoch is
+    # fenced (Prepare and Complete alike), and the next epoch has nothing ongoing yet.
+    pid = h.init().response.producer_id
+    h.add(pid, 0, ("a", 0))
+    (job,) = h.end(pid, 0, True).markers
+    with pytest.raises(ProducerFencedError):
+        h.shard.check_producer("t", pid, 0, partition=("a", 0))
+    h.finish(job)
+    with pytest.raises(ProducerFencedError):
+        h.shard.check_producer("t", pid, 0, partition=("a", 0))
+    with pytest.raises(InvalidTxnStateError, match="no transaction open"):
+        h.shard.check_producer("t", pid, 1, partition=("a", 0))

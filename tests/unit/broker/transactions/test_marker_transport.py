@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from raftka.broker.transactions.marker_transport import GrpcMarkerTransport
+from raftka.broker.transactions.marker_transport import BrokerChannels, GrpcMarkerTransport
 from raftka.common.errors import NetworkError
 from raftka.common.faults import FAULTS, Action, Direction, FaultPath, FaultRule, FaultSettings
 from raftka.common.metadata.image import MetadataImage
@@ -36,7 +36,7 @@ def faults() -> Iterator[None]:
 
 
 def transport(writer: RecordingWriter) -> GrpcMarkerTransport:
-    return GrpcMarkerTransport(MetadataImage, broker_id=SELF, local=writer)
+    return GrpcMarkerTransport(BrokerChannels(MetadataImage), broker_id=SELF, local=writer)
 
 
 def drop_markers(*peers: int, direction: Direction = Direction.BOTH) -> FaultRule:

@@ -247,3 +247,12 @@ def test_without_a_group_hook_offsets_partitions_get_the_marker_directly() -> No
         )
     )
     assert [w[:2] for w in replicas.written] == [("__consumer_offsets", 3)]
+
+
+def test_the_marker_listener_hears_of_every_partition_tried() -> None:
+    replicas = FakeReplicas()
+    replicas.failures[("events", 1)] = NotEnoughReplicasError("ISR too small")
+    heard: list[tuple[str, int, int]] = []
+    writer = MarkerWriter(replicas, on_marker=lambda t, p, pid: heard.append((t, p, pid)))
+    run(writer.write(tpb.WriteTxnMarkersRequest(markers=[marker({"events": [0, 1]})])))
+    assert sorted(heard) == [("events", 0, 7), ("events", 1, 7)]

@@ -184,6 +184,29 @@ def test_unknown_partitions_are_answered_per_partition_and_nothing_is_added() ->
     run(body)
 
 
+def test_verify_only_answers_per_partition_and_adds_nothing() -> None:
+    async def body(h: Harness, stubs: Stubs) -> None:
+        ids = await h.coordinator.init_producer_id(TID, 60_000)
+        pid, epoch = ids.producer_id, ids.producer_epoch
+        verify = _add(TID, pid, epoch, ("events", 0), ("events", 1))
+        verify.verify_only = True
+        with pytest.raises(grpc.aio.AioRpcError) as info:  # nothing ongoing yet
+            await stubs.txn.AddPartitionsToTxn(verify)
+        assert _error_of(info) == "INVALID_TXN_STATE"
+        await stubs.txn.AddPartitionsToTxn(_add(TID, pid, epoch, ("events", 0)))
+        appended = len(h.log.appends)
+        response = await stubs.txn.AddPartitionsToTxn(verify)
+        assert [(r.partition, r.error_code) for r in response.results] == [
+            (0, ErrorCode.NONE),
+            (1, ErrorCode.TRANSACTION_ABORTABLE),
+        ]
+        assert "AddPartitionsToTxn" in response.results[1].error_message
+        assert len(h.log.appends) == appended  # a read: nothing written
+        assert h.shards[-1].txns[TID].partitions == (("events", 0),)
+
+    run(body)
+
+
 def test_end_txn_answers_the_next_epoch_and_errors_fail_the_call() -> None:
     async def body(h: Harness, stubs: Stubs) -> None:
         ids = await h.coordinator.init_producer_id(TID, 60_000)

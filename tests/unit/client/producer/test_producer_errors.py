@@ -67,11 +67,20 @@ def test_retriable_coordinator_errors_are_left_as_they_are() -> None:
     [
         PartitionError(ErrorCode.INVALID_PRODUCER_EPOCH, "old epoch", "t", 0),
         PartitionError(ErrorCode.INVALID_TXN_STATE, "not in a transaction", "t", 0),
+        # KIP-890 part 1: the leader's coordinator says the partition is not in the transaction.
+        PartitionError(ErrorCode.TRANSACTION_ABORTABLE, "not in the transaction", "t", 0),
         RequestTimedOutError("delivery timeout"),
     ],
 )
 def test_a_failed_send_only_dooms_the_transaction(error: RaftkaError) -> None:
     assert isinstance(classify_send_failure(error, "sending"), AbortableTransactionError)
+
+
+def test_a_leader_whose_verification_could_not_finish_is_retried_and_an_abortable_not() -> None:
+    # The leader answers NOT_ENOUGH_REPLICAS while the transaction coordinator is busy or
+    # unreachable (nothing written): the sender retries it; TRANSACTION_ABORTABLE it does not.
+    assert PartitionError(ErrorCode.NOT_ENOUGH_REPLICAS, "coordinator busy", "t", 0).retriable
+    assert not PartitionError(ErrorCode.TRANSACTION_ABORTABLE, "not in it", "t", 0).retriable
 
 
 def test_a_send_refused_as_fenced_is_fatal() -> None:
