@@ -196,11 +196,6 @@ def test_marker_refusals_before_writing(tmp_path: Path) -> None:
     partition.log.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the log closes a transaction's LSO hold when the marker is appended, not once the "
-    "high watermark passes it (Kafka keeps completed transactions 'unreplicated' until then)",
-)
 def test_the_lso_holds_until_the_marker_is_committed(tmp_path: Path) -> None:
     partition, _ = leader_partition(tmp_path, min_insync=2)
 
