@@ -51,4 +51,3 @@ def test_a_lowered_high_watermark_holds_later_markers_again() -> None:
     held.on_high_watermark(4)  # a truncation cut the log (and its markers) back to 4
     held.completed(1, 6)
     assert held.first_offset == 1
-
