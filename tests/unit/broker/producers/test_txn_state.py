@@ -142,13 +142,13 @@ def test_a_marker_already_below_the_high_watermark_is_not_held() -> None:
     table = ProducerStateTable()
     table.on_high_watermark(10)  # a replay from a snapshot below the high watermark
     table.record(A, 0, 0, 0, 3, T, transactional=True)
-    assert table.first_unstable_offset == 3
+    assert unstable(table) == 3
     table.record_marker(A, 1, True, 0, 7)  # committed already
-    assert table.first_unstable_offset is None
+    assert unstable(table) is None
     table.record(B, 0, 0, 0, 8, T, transactional=True)
     table.record_marker(B, 1, True, 0, 11)  # above it: held
     assert table.unreplicated_transactions == [HeldTxn(8, 11)]
-    assert table.first_unstable_offset == 8
+    assert unstable(table) == 8
 
 
 def test_a_non_transactional_batch_during_an_open_transaction_is_refused() -> None:
