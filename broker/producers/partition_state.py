@@ -2,16 +2,17 @@
 by snapshot files (:mod:`raftka.broker.producers.snapshots`), as Kafka does:
 
 - **open**: snapshots past the log end are deleted (their batches did not survive a crash);
-  the newest readable snapshot at or below the high watermark is loaded and the batches
-  after it are replayed (headers only), or every batch from the log start when there is
-  none. Below the high watermark, not the log end: a transaction whose marker is at or above
-  the high watermark stays unstable (:mod:`raftka.broker.producers.unreplicated`), and only
-  the replay of its marker says where it began (snapshots hold open transactions only);
+  the newest readable snapshot at or below the log end is loaded and the batches after it
+  are replayed (headers only), or every batch from the log start when there is none. It must
+  know the completed transactions whose marker is at or above the recovered high watermark
+  (they stay unstable: :mod:`raftka.broker.producers.unreplicated`): one written when the
+  high watermark was above the recovered one (a checkpoint older than the snapshot) does
+  not, and an older one is used;
 - **segment roll**: the state as of the new segment's base offset is written before the
   batches that open the segment are recorded, so a crash replays at most one segment;
 - **clean shutdown**: the state at the log end is written, so the next open replays nothing;
 - **truncation**: snapshots past the new end go first, then the state is rebuilt from the
-  newest snapshot at or below it and the high watermark (as on open); a full truncation (a follower restarting at the leader's
+  newest snapshot at or below it (as on open); a full truncation (a follower restarting at the leader's
   log start) forgets everything;
 - **transactions**: markers close transactions like any stored batch; an ABORT marker adds
   its transaction to the ``.txnindex`` of the segment holding it (leader and follower
@@ -206,10 +207,8 @@ class PartitionProducerState:
         start, end = segmented_log.log_start_offset, segmented_log.log_end_offset
         txn_indexes = TxnIndexRebuild(segmented_log)
         stale_from = txn_indexes.replay_from
-        at_most = min(end, high_watermark)
-        if stale_from is not None:
-            at_most = min(at_most, stale_from)
-        found = load_latest_snapshot(self._dir, at_most=at_most)
+        at_most = end if stale_from is None else min(end, stale_from)
+        found = load_latest_snapshot(self._dir, at_most=at_most, high_watermark=high_watermark)
         snapshot_offset, table = found if found is not None else (None, ProducerStateTable())
         table.on_high_watermark(high_watermark)  # markers below it complete for good
         replay_from = start if snapshot_offset is None else max(snapshot_offset, start)

@@ -145,10 +145,22 @@ class ProducerStateTable:
 
     __slots__ = ("_entries", "_first_open", "_ongoing", "_unreplicated")
 
-    def __init__(self, entries: Iterable[ProducerEntry] = ()) -> None:
+    def __init__(
+        self,
+        entries: Iterable[ProducerEntry] = (),
+        *,
+        held: Iterable[HeldTxn] = (),
+        high_watermark: int = 0,
+    ) -> None:
+        """``held``: the completed transactions whose marker is at or above
+        ``high_watermark`` (all of them: ValueError if out of marker order)."""
         self._entries: dict[int, ProducerEntry] = {}
         self._ongoing: dict[int, int] = {}  # producer id -> first offset of its open txn
-        self._unreplicated = UnreplicatedTxns()
+        self._unreplicated = UnreplicatedTxns(high_watermark)
+        for txn in held:
+            if txn.marker_offset < high_watermark:
+                raise ValueError(f"held marker {txn.marker_offset} is below {high_watermark}")
+            self._unreplicated.completed(*txn)
         for entry in entries:
             if entry.producer_id in self._entries:
                 raise ValueError(f"producer id {entry.producer_id} is listed twice")
@@ -171,14 +183,18 @@ class ProducerStateTable:
 
     def copy(self) -> ProducerStateTable:
         return ProducerStateTable(
-            ProducerEntry(
-                e.producer_id,
-                e.epoch,
-                deque(e.batches, maxlen=NUM_BATCHES_TO_RETAIN),
-                e.txn_first_offset,
-                e.coordinator_epoch,
-            )
-            for e in self._entries.values()
+            (
+                ProducerEntry(
+                    e.producer_id,
+                    e.epoch,
+                    deque(e.batches, maxlen=NUM_BATCHES_TO_RETAIN),
+                    e.txn_first_offset,
+                    e.coordinator_epoch,
+                )
+                for e in self._entries.values()
+            ),
+            held=self._unreplicated.held(),
+            high_watermark=self._unreplicated.high_watermark,
         )
 
     @property
@@ -197,6 +213,12 @@ class ProducerStateTable:
     def unreplicated_transactions(self) -> list[HeldTxn]:
         """The completed transactions held until the high watermark passes their marker."""
         return self._unreplicated.held()
+
+    @property
+    def unreplicated_from(self) -> int:
+        """Every completed transaction whose marker is at or above this offset (the high
+        watermark last told) is among :attr:`unreplicated_transactions`."""
+        return self._unreplicated.high_watermark
 
     def on_high_watermark(self, high_watermark: int) -> bool:
         """The high watermark moved to ``high_watermark``: releases the completed

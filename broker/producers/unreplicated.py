@@ -46,7 +46,8 @@ class UnreplicatedTxns:
 
     @property
     def high_watermark(self) -> int:
-        """The high watermark as last told (:meth:`on_high_watermark`)."""
+        """The high watermark as last told (:meth:`on_high_watermark`): every completed
+        transaction whose marker is at or above it is held (what a snapshot records)."""
         return self._high_watermark
 
     def held(self) -> list[HeldTxn]:

@@ -4,10 +4,12 @@ reopening the transaction): on leaders and followers, across restarts and trunca
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from raftka.broker.log.partition_log import PartitionLog
 from raftka.broker.producers.unreplicated import HeldTxn
@@ -190,4 +192,49 @@ def test_a_truncation_below_the_high_watermark_holds_nothing_below_the_new_end(
     plog.truncate_to(2, allow_below_high_watermark=True)  # an unclean leader election
     assert plog.high_watermark == 2
     assert (held(plog), plog.last_stable_offset) == ([], 2)
+    plog.close()
+
+
+def loaded_event(events: Sequence[MutableMapping[str, Any]]) -> MutableMapping[str, Any]:
+    (event,) = [e for e in events if e["event"] == "producer_state_loaded"]
+    return event
+
+
+def test_a_clean_restart_replays_nothing_and_still_holds(tmp_path: Path) -> None:
+    plog = replicated(tmp_path)
+    a = Producer(plog, A)
+    a.send()  # 0
+    a.end(committed=True)  # 1
+    plog.set_high_watermark(1)
+    plog.close()  # the snapshot at the log end records the held transaction
+    with capture_logs() as events:
+        again = replicated(tmp_path)
+    event = loaded_event(events)
+    assert (event["snapshot_offset"], event["replayed_batches"]) == (2, 0)
+    assert (held(again), again.last_stable_offset) == ([HeldTxn(0, 1)], 0)
+    again.close()
+
+
+def test_a_checkpoint_older_than_the_snapshots_falls_back_to_an_older_one(
+    tmp_path: Path,
+) -> None:
+    plog = replicated(tmp_path, overrides=ROLL_EVERY_BATCH)
+    a, b = Producer(plog, A), Producer(plog, B)
+    a.send()  # 0
+    a.end(committed=True)  # 1
+    plog.checkpoint_high_watermark()  # 0: the last checkpoint before the crash
+    plog.set_high_watermark(2)  # A released
+    b.send()  # 2: a snapshot at 2, holding nothing (from 2)
+    plog.flush()
+    with capture_logs() as events:
+        again = replicated(tmp_path, overrides=ROLL_EVERY_BATCH)  # a crash: no close
+    assert again.high_watermark == 0
+    event = loaded_event(events)
+    assert event["snapshot_offset"] != 2  # it does not know A's transaction
+    assert held(again) == [HeldTxn(0, 1)]
+    assert again.producer_state.open_transactions == {B: 2}
+    assert again.last_stable_offset == 0
+    again.set_high_watermark(2)
+    assert (held(again), again.first_unstable_offset) == ([], 2)
+    again.close()
     plog.close()
