@@ -12,8 +12,8 @@ by snapshot files (:mod:`raftka.broker.producers.snapshots`), as Kafka does:
   batches that open the segment are recorded, so a crash replays at most one segment;
 - **clean shutdown**: the state at the log end is written, so the next open replays nothing;
 - **truncation**: snapshots past the new end go first, then the state is rebuilt from the
-  newest snapshot at or below it (as on open); a full truncation (a follower restarting at the leader's
-  log start) forgets everything;
+  newest snapshot at or below it (as on open); a full truncation (a follower restarting at
+  the leader's log start) forgets everything;
 - **transactions**: markers close transactions like any stored batch; an ABORT marker adds
   its transaction to the ``.txnindex`` of the segment holding it (leader and follower
   appends alike), and the replay on open rebuilds the indexes the log could not trust
