@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import structlog
@@ -47,6 +47,7 @@ class HighWatermark:
         self._checkpointed = checkpointed
         self._lock = threading.RLock()
         self._checkpoint_lock = threading.Lock()
+        self._listener: Callable[[int], object] | None = None
 
     @classmethod
     def open(
@@ -64,6 +65,18 @@ class HighWatermark:
     def value(self) -> int:
         return self._value
 
+    def listen(self, listener: Callable[[int], object]) -> None:
+        """Calls ``listener`` with the new value whenever it changes (advanced, lowered or
+        restarted), under its lock: the listener sees the changes in order and must be quick
+        (the producer state releases the transactions whose marker it passed)."""
+        self._listener = listener
+
+    def _set(self, offset: int) -> None:
+        """Under the lock."""
+        self._value = offset
+        if self._listener is not None:
+            self._listener(offset)
+
     @property
     def follows_log_end(self) -> bool:
         """Whether appends move it (no replication drives it yet)."""
@@ -80,7 +93,7 @@ class HighWatermark:
         """Moves it forward to ``offset`` (never backwards); returns it."""
         with self._lock:
             if offset > self._value:
-                self._value = offset
+                self._set(offset)
             return self._value
 
     def on_log_end(self, offset: int) -> None:
@@ -94,7 +107,7 @@ class HighWatermark:
         with self._lock:
             if offset >= self._value:
                 return False
-            self._value = offset
+            self._set(offset)
         self.checkpoint()
         return True
 
@@ -102,7 +115,7 @@ class HighWatermark:
         """The log restarted empty at ``offset`` (>= the high watermark): it moves there, and
         is checkpointed when replication drives it."""
         with self._lock:
-            self._value = offset
+            self._set(offset)
         if not self._follows_log_end:
             self.checkpoint()
 

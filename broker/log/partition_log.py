@@ -86,13 +86,16 @@ class PartitionLog:
         self._write_lock = threading.Lock()  # one append, truncation or log-start change
         self._closed = False
         self._epoch_cache = LeaderEpochCache.load(segmented_log.directory, segmented_log)
-        self._producers = PartitionProducerState.load(segmented_log.directory, segmented_log)
         self._hw = HighWatermark.open(
             segmented_log.directory,
             log_start=segmented_log.log_start_offset,
             log_end=segmented_log.log_end_offset,
             follows_log_end=hw_follows_log_end,
         )
+        self._producers = PartitionProducerState.load(
+            segmented_log.directory, segmented_log, self._hw.value
+        )
+        self._hw.listen(lambda hw: self._producers.table.on_high_watermark(hw))
         self._flusher = GroupFlusher(segmented_log, self._hw)
         self._damage = DamageTracker(topic_partition)
         self._truncator = LogTruncator(
@@ -133,18 +136,17 @@ class PartitionLog:
         hw_follows_log_end: bool = True,
         clock: Clock | None = None,
     ) -> PartitionLog:
-        """Opens (recovering it if needed) or creates the partition's directory in ``log_dir``.
-        Creating needs ``topic_id``, written to ``partition.metadata`` before any data. An
-        existing directory whose stored topic id differs from ``topic_id`` raises
-        InconsistentTopicIdError (it belongs to a deleted topic of the same name); one without
-        a stored id adopts ``topic_id``. ``config_overrides`` are the topic's config overrides.
+        """Opens (recovering it if needed) or creates the partition's directory in ``log_dir``
+        (creating writes ``topic_id`` to ``partition.metadata`` first). A directory with
+        another stored topic id raises InconsistentTopicIdError (a deleted topic of the same
+        name); one without adopts ``topic_id``. ``config_overrides``: the topic's overrides.
 
         ``hw_follows_log_end`` (until replication drives the high watermark): the high
         watermark starts at the log end offset and follows every append (every flush, when
         appends are fsynced); otherwise it starts where ``high-watermark-checkpoint`` left it
         (see :class:`~raftka.broker.log.high_watermark.HighWatermark`) and only
-        :meth:`set_high_watermark` moves it. The leader-epoch cache is read from ``leader-epoch-checkpoint``, or rebuilt from the
-        batch headers when that is missing or stale.
+        :meth:`set_high_watermark` moves it. The leader-epoch cache is read from
+        ``leader-epoch-checkpoint``, or rebuilt from the batch headers when missing or stale.
         """
         validate_topic_name(topic)
         overrides = dict(config_overrides or {})
@@ -265,23 +267,22 @@ class PartitionLog:
 
     @property
     def first_unstable_offset(self) -> int | None:
-        """The first offset of the oldest transaction open on this partition (never below
-        the log start offset: retention may have taken the transaction's first records), or
-        None when none is open."""
+        """The first offset of the oldest transaction open, or completed with its marker not
+        yet below the high watermark (at least the log start offset), or None."""
         first = self._producers.table.first_unstable_offset
         return None if first is None else max(first, self._log.log_start_offset)
 
     @property
     def last_stable_offset(self) -> int:
-        """The LSO: the high watermark, or the first unstable offset when that is below it.
+        """The LSO: the high watermark, or the first unstable offset when that is below it
+        (read first: a transaction is released once the high watermark passed its marker).
         read_committed consumers read below it."""
-        return stable_offset(self._hw.value, self.first_unstable_offset)
+        first_unstable = self.first_unstable_offset
+        return stable_offset(self._hw.value, first_unstable)
 
     def aborted_transactions(self, start: int, end: int) -> list[AbortedTxn]:
-        """The aborted transactions with data in [``start``, ``end``): the ``.txnindex``
-        entries of the segments from the one holding ``start`` on whose marker is at or after
-        ``start`` and whose first offset is before ``end`` (what a read_committed fetch of
-        that range returns for the consumer to drop)."""
+        """The aborted transactions with data in [``start``, ``end``) (``.txnindex`` entries
+        with marker >= ``start``, first offset < ``end``): a read_committed fetch's list."""
         return collect_aborted(self._log.txn_indexes(), start, end)
 
     # ================================================================== appending
@@ -433,9 +434,8 @@ class PartitionLog:
         return deleted
 
     def remove_deleted_segments(self, now_ms: int) -> int:
-        """Removes the files of segments deleted (by retention or truncation) at least
-        ``file.delete.delay.ms`` before ``now_ms``; until then they stay, renamed
-        ``*.deleted``, so that a read holding one finishes. Returns how many went."""
+        """Removes the files of segments deleted at least ``file.delete.delay.ms`` before
+        ``now_ms`` (renamed ``*.deleted`` until then, for reads holding one); returns how many."""
         return self._log.remove_deleted_segments(now_ms)
 
     # ================================================================== reading
@@ -459,8 +459,9 @@ class PartitionLog:
         end; LogOffsetOutOfRangeError (with the log start and end) when ``fetch_offset`` is
         below the log start or above the log end.
         """
+        first_unstable = self.first_unstable_offset  # first: see last_stable_offset
         hw = self._hw.value
-        bounds = ReadBounds(hw, stable_offset(hw, self.first_unstable_offset), read_committed)
+        bounds = ReadBounds(hw, stable_offset(hw, first_unstable), read_committed)
         return read_batches(
             self._log,
             self._damage,

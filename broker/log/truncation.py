@@ -138,14 +138,14 @@ class LogTruncator:
         self._producers.before_truncation(expected_end)
         new_end = cut()
         self._epoch_cache.truncate_from_end(new_end)
-        self._producers.after_truncation(self._log)
+        self._producers.after_truncation(self._log, min(high_watermark.value, new_end))
         lowered = high_watermark.lower_to(new_end)
         self._damage.clear_below(new_end)
         return new_end, lowered
 
     def _restart_at(self, high_watermark: HighWatermark, offset: int) -> None:
         """Empties the log and its companions and restarts them at ``offset``."""
-        self._producers.reset()
+        self._producers.reset(offset)
         self._log.reset(offset)
         self._epoch_cache.clear()
         high_watermark.restart_at(offset)

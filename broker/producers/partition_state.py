@@ -3,13 +3,17 @@ by snapshot files (:mod:`raftka.broker.producers.snapshots`), as Kafka does:
 
 - **open**: snapshots past the log end are deleted (their batches did not survive a crash);
   the newest readable snapshot at or below the log end is loaded and the batches after it
-  are replayed (headers only), or every batch from the log start when there is none;
+  are replayed (headers only), or every batch from the log start when there is none. It must
+  know the completed transactions whose marker is at or above the recovered high watermark
+  (they stay unstable: :mod:`raftka.broker.producers.unreplicated`): one written when the
+  high watermark was above the recovered one (a checkpoint older than the snapshot) does
+  not, and an older one is used;
 - **segment roll**: the state as of the new segment's base offset is written before the
   batches that open the segment are recorded, so a crash replays at most one segment;
 - **clean shutdown**: the state at the log end is written, so the next open replays nothing;
 - **truncation**: snapshots past the new end go first, then the state is rebuilt from the
-  newest snapshot at or below it; a full truncation (a follower restarting at the leader's
-  log start) forgets everything;
+  newest snapshot at or below it (as on open); a full truncation (a follower restarting at
+  the leader's log start) forgets everything;
 - **transactions**: markers close transactions like any stored batch; an ABORT marker adds
   its transaction to the ``.txnindex`` of the segment holding it (leader and follower
   appends alike), and the replay on open rebuilds the indexes the log could not trust
@@ -57,8 +61,11 @@ class PartitionProducerState:
         self._saved_at: int | None = None  # a snapshot on disk holds the state at this log end
 
     @classmethod
-    def load(cls, directory: Path, segmented_log: SegmentedLog) -> PartitionProducerState:
-        """The state of the (just opened and recovered) log in ``directory``."""
+    def load(
+        cls, directory: Path, segmented_log: SegmentedLog, high_watermark: int
+    ) -> PartitionProducerState:
+        """The state of the (just opened and recovered) log in ``directory`` whose high
+        watermark is ``high_watermark``."""
         end = segmented_log.log_end_offset
         stray = delete_snapshots(directory, lambda offset: offset > end)
         if stray:
@@ -66,7 +73,7 @@ class PartitionProducerState:
                 "producer_snapshots_past_log_end_deleted", directory=str(directory), count=stray
             )
         state = cls(directory, ProducerStateTable())
-        state._rebuild(segmented_log, reason="open")
+        state._rebuild(segmented_log, high_watermark, reason="open")
         return state
 
     @property
@@ -172,14 +179,17 @@ class PartitionProducerState:
         delete_snapshots(self._dir, lambda offset: offset > new_end)
         self._saved_at = None
 
-    def after_truncation(self, segmented_log: SegmentedLog) -> None:
-        """The log was truncated: rebuild from the newest snapshot at or below its end."""
-        self._rebuild(segmented_log, reason="truncation")
+    def after_truncation(self, segmented_log: SegmentedLog, high_watermark: int) -> None:
+        """The log was truncated: rebuild from the newest snapshot at or below its end and
+        ``high_watermark`` (the high watermark it will have)."""
+        self._rebuild(segmented_log, high_watermark, reason="truncation")
 
-    def reset(self) -> None:
-        """The log was emptied (restarted at another offset): forget every producer."""
+    def reset(self, high_watermark: int) -> None:
+        """The log was emptied (restarted at another offset, where the high watermark now
+        is): forget every producer."""
         delete_snapshots(self._dir, lambda _offset: True)
         self._table = ProducerStateTable()
+        self._table.on_high_watermark(high_watermark)
         self._saved_at = None
 
     def on_log_start_advanced(self, segmented_log: SegmentedLog) -> None:
@@ -193,13 +203,14 @@ class PartitionProducerState:
 
     # ================================================================== rebuilding
 
-    def _rebuild(self, segmented_log: SegmentedLog, *, reason: str) -> None:
+    def _rebuild(self, segmented_log: SegmentedLog, high_watermark: int, *, reason: str) -> None:
         start, end = segmented_log.log_start_offset, segmented_log.log_end_offset
         txn_indexes = TxnIndexRebuild(segmented_log)
         stale_from = txn_indexes.replay_from
         at_most = end if stale_from is None else min(end, stale_from)
-        found = load_latest_snapshot(self._dir, at_most=at_most)
+        found = load_latest_snapshot(self._dir, at_most=at_most, high_watermark=high_watermark)
         snapshot_offset, table = found if found is not None else (None, ProducerStateTable())
+        table.on_high_watermark(high_watermark)  # markers below it complete for good
         replay_from = start if snapshot_offset is None else max(snapshot_offset, start)
         replayed = 0
         if replay_from < end:
@@ -220,6 +231,8 @@ class PartitionProducerState:
             replayed_batches=replayed,
             producers=len(table),
             open_transactions=len(table.open_transactions),
+            unreplicated_transactions=len(table.unreplicated_transactions),
+            high_watermark=high_watermark,
         )
 
 

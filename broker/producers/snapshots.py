@@ -4,14 +4,22 @@ N, so loading it and replaying the batches from N on rebuilds the state.
 
 Binary, big-endian::
 
-    version int16 (2) | crc uint32 (CRC-32C of everything after it) | offset int64 | count int32
+    version int16 (3) | crc uint32 (CRC-32C of everything after it) | offset int64 | count int32
     count x (producer_id int64 | epoch int16 | coordinator_epoch int32
              | txn_first_offset int64 (-1: no open transaction) | batches int8 (0..5)
              | batches x (first_seq int32 | last_seq int32 | first_offset int64
                           | last_offset int64 | timestamp int64))
+    held_from int64 | held int32
+    held x (first_offset int64 | marker_offset int64)   (in marker order)
 
-Version 1 (before transactions: no coordinator epoch, no open transaction, 1..5 batches) is
-still read, as a state without transactions (which it was).
+The held transactions are the completed ones whose marker was at or above ``held_from`` (the
+high watermark then): every such one (:mod:`raftka.broker.producers.unreplicated`). So a
+snapshot is enough on open when ``held_from`` is at or below the recovered high watermark;
+otherwise (a checkpoint older than the snapshot) an older snapshot is used and more replayed.
+
+Version 2 (no held section) and version 1 (before transactions: no coordinator epoch, no open
+transaction, 1..5 batches) are still read, holding nothing and ``held_from`` = their offset
+(they know of no completed transaction).
 
 Unlike Kafka, which keeps only each producer's last batch in a snapshot, every remembered
 batch is kept, so a retry of any of the last five batches is recognised after a restart.
@@ -39,17 +47,20 @@ from raftka.broker.producers.state import (
     ProducerEntry,
     ProducerStateTable,
 )
+from raftka.broker.producers.unreplicated import HeldTxn
 from raftka.common.files import atomic_write, fsync_dir
 
 SNAPSHOT_SUFFIX = ".snapshot"
 SNAPSHOT_FILE_RE = re.compile(r"^(\d{20})\.snapshot$")
-VERSION = 2
+VERSION = 3
 NO_OPEN_TXN = -1
 
 _HEAD = struct.Struct(">hIqi")  # version, crc, offset, count
 _ENTRY_V1 = struct.Struct(">qhb")  # producer id, epoch, batches
 _ENTRY = struct.Struct(">qhiqb")  # producer id, epoch, coordinator epoch, txn first offset, batches
 _BATCH = struct.Struct(">iiqqq")
+_HELD_HEAD = struct.Struct(">qi")  # held_from, count
+_HELD = struct.Struct(">qq")  # first offset, marker offset
 _CRC_START = 6  # after version and crc
 
 log = structlog.get_logger(__name__)
@@ -87,6 +98,10 @@ def encode_snapshot(offset: int, table: ProducerStateTable) -> bytes:
         for batch in entry.batches:
             out += _BATCH.pack(*batch)
         count += 1
+    held = table.unreplicated_transactions
+    out += _HELD_HEAD.pack(table.unreplicated_from, len(held))
+    for txn in held:
+        out += _HELD.pack(*txn)
     _HEAD.pack_into(out, 0, VERSION, 0, offset, count)
     struct.pack_into(">I", out, 2, crc32c.crc32c(memoryview(out)[_CRC_START:]))
     return bytes(out)
@@ -98,8 +113,8 @@ def decode_snapshot(data: bytes, offset: int) -> ProducerStateTable:
     if len(data) < _HEAD.size:
         raise CorruptSnapshotError(f"{len(data)} bytes, shorter than the {_HEAD.size}-byte header")
     version, crc, stored_offset, count = _HEAD.unpack_from(data, 0)
-    if version not in (1, VERSION):
-        raise CorruptSnapshotError(f"version {version}, expected {VERSION} (or 1)")
+    if version not in (1, 2, VERSION):
+        raise CorruptSnapshotError(f"version {version}, expected {VERSION} (or 1, 2)")
     actual = crc32c.crc32c(memoryview(data)[_CRC_START:])
     if actual != crc:
         raise CorruptSnapshotError(f"CRC-32C mismatch: stored 0x{crc:08x}, computed 0x{actual:08x}")
@@ -148,12 +163,27 @@ def decode_snapshot(data: bytes, offset: int) -> ProducerStateTable:
                     )
                 entry.batches.append(batch)
             entries.append(entry)
+        held, held_from = [], offset
+        if version >= 3:
+            held_from, held_count = _HELD_HEAD.unpack_from(data, position)
+            position += _HELD_HEAD.size
+            if held_from < 0 or held_count < 0:
+                raise CorruptSnapshotError(f"{held_count} held transactions from {held_from}")
+            for _ in range(held_count):
+                txn = HeldTxn._make(_HELD.unpack_from(data, position))
+                position += _HELD.size
+                if not 0 <= txn.first_offset < txn.marker_offset < offset:
+                    raise CorruptSnapshotError(
+                        f"held transaction {txn.first_offset}..{txn.marker_offset} is not "
+                        f"a range of offsets (first before marker) below {offset}"
+                    )
+                held.append(txn)
     except struct.error:
         raise CorruptSnapshotError(f"truncated: {len(data)} bytes") from None
     if position != len(data):
         raise CorruptSnapshotError(f"{len(data) - position} trailing bytes")
     try:
-        return ProducerStateTable(entries)
+        return ProducerStateTable(entries, held=held, high_watermark=held_from)
     except ValueError as exc:
         raise CorruptSnapshotError(str(exc)) from None
 
@@ -173,18 +203,25 @@ def read_snapshot(directory: Path, offset: int) -> ProducerStateTable:
     return decode_snapshot(snapshot_path(directory, offset).read_bytes(), offset)
 
 
-def load_latest_snapshot(directory: Path, at_most: int) -> tuple[int, ProducerStateTable] | None:
+def load_latest_snapshot(
+    directory: Path, at_most: int, high_watermark: int | None = None
+) -> tuple[int, ProducerStateTable] | None:
     """The newest readable snapshot at or below ``at_most`` and its offset, or None. Unreadable
-    snapshots on the way are logged (``producer_snapshot_unreadable``) and deleted."""
+    snapshots on the way are logged (``producer_snapshot_unreadable``) and deleted. With
+    ``high_watermark``, only one that knows every completed transaction whose marker is at or
+    above it (at or below it, or holding from at or below it) is taken."""
     for offset in reversed(snapshot_offsets(directory)):
         if offset > at_most:
             continue
         try:
-            return offset, read_snapshot(directory, offset)
+            table = read_snapshot(directory, offset)
         except (CorruptSnapshotError, OSError) as exc:
             path = snapshot_path(directory, offset)
             log.warning("producer_snapshot_unreadable", path=str(path), error=str(exc))
             path.unlink(missing_ok=True)
+            continue
+        if high_watermark is None or min(offset, table.unreplicated_from) <= high_watermark:
+            return offset, table
     return None
 
 

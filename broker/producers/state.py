@@ -19,8 +19,10 @@ the transactional bit from a producer with an open transaction is refused
 (InvalidTxnStateError). An end-transaction marker closes it (:meth:`ProducerStateTable.
 record_marker`): its epoch becomes the producer's (a new epoch: sequences restart at 0) and
 its coordinator epoch the producer's latest; a marker from an older producer epoch or an
-older coordinator epoch is refused (:meth:`ProducerStateTable.check_marker`). The first
-unstable offset is the first offset of the oldest open transaction.
+older coordinator epoch is refused (:meth:`ProducerStateTable.check_marker`). A completed
+transaction stays unstable until the high watermark passes its marker
+(:mod:`raftka.broker.producers.unreplicated`): the first unstable offset is the first offset
+of the oldest transaction open or held so.
 
 Every replica then records the batches it stored (:meth:`ProducerStateTable.record`): the
 leader after writing, followers as they append the leader's batches (unchecked: the log is
@@ -35,6 +37,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from raftka.broker.producers.unreplicated import HeldTxn, UnreplicatedTxns
 from raftka.common.errors import (
     DuplicateSequenceError,
     InvalidProducerEpochError,
@@ -116,8 +119,10 @@ class CompletedTxn:
     """The marker's offset."""
     committed: bool
     last_stable_offset: int
-    """The partition's first unstable offset once it completed (the marker offset + 1 when
-    no other transaction is open), not bounded by the high watermark."""
+    """The first offset of the oldest transaction still open once it completed (the marker
+    offset + 1 when no other is open), not bounded by the high watermark (Kafka's definition
+    for the ``.txnindex``: completed transactions held until their marker is committed do not
+    count)."""
 
     def aborted(self) -> AbortedTxn:
         return AbortedTxn(
@@ -138,11 +143,24 @@ class DuplicateAppend:
 class ProducerStateTable:
     """The producer entries of one partition replica, by producer id."""
 
-    __slots__ = ("_entries", "_first_unstable", "_ongoing")
+    __slots__ = ("_entries", "_first_open", "_ongoing", "_unreplicated")
 
-    def __init__(self, entries: Iterable[ProducerEntry] = ()) -> None:
+    def __init__(
+        self,
+        entries: Iterable[ProducerEntry] = (),
+        *,
+        held: Iterable[HeldTxn] = (),
+        high_watermark: int = 0,
+    ) -> None:
+        """``held``: the completed transactions whose marker is at or above
+        ``high_watermark`` (all of them: ValueError if out of marker order)."""
         self._entries: dict[int, ProducerEntry] = {}
         self._ongoing: dict[int, int] = {}  # producer id -> first offset of its open txn
+        self._unreplicated = UnreplicatedTxns(high_watermark)
+        for txn in held:
+            if txn.marker_offset < high_watermark:
+                raise ValueError(f"held marker {txn.marker_offset} is below {high_watermark}")
+            self._unreplicated.completed(*txn)
         for entry in entries:
             if entry.producer_id in self._entries:
                 raise ValueError(f"producer id {entry.producer_id} is listed twice")
@@ -151,7 +169,7 @@ class ProducerStateTable:
             self._entries[entry.producer_id] = entry
             if entry.txn_first_offset is not None:
                 self._ongoing[entry.producer_id] = entry.txn_first_offset
-        self._first_unstable = min(self._ongoing.values(), default=None)
+        self._first_open = min(self._ongoing.values(), default=None)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -165,21 +183,48 @@ class ProducerStateTable:
 
     def copy(self) -> ProducerStateTable:
         return ProducerStateTable(
-            ProducerEntry(
-                e.producer_id,
-                e.epoch,
-                deque(e.batches, maxlen=NUM_BATCHES_TO_RETAIN),
-                e.txn_first_offset,
-                e.coordinator_epoch,
-            )
-            for e in self._entries.values()
+            (
+                ProducerEntry(
+                    e.producer_id,
+                    e.epoch,
+                    deque(e.batches, maxlen=NUM_BATCHES_TO_RETAIN),
+                    e.txn_first_offset,
+                    e.coordinator_epoch,
+                )
+                for e in self._entries.values()
+            ),
+            held=self._unreplicated.held(),
+            high_watermark=self._unreplicated.high_watermark,
         )
 
     @property
     def first_unstable_offset(self) -> int | None:
-        """The first offset of the oldest open transaction, or None when none is open. Kept
-        as one value so that readers on other threads need no lock to read it."""
-        return self._first_unstable
+        """The first offset of the oldest transaction open, or completed with its marker at
+        or above the high watermark; None when there is none. Two values read without a lock
+        (readers on other threads need none): the open one first, since a marker holds its
+        transaction before closing it, so no reader sees it in neither."""
+        first_open = self._first_open
+        held = self._unreplicated.first_offset
+        if first_open is None or held is None:
+            return held if first_open is None else first_open
+        return min(first_open, held)
+
+    @property
+    def unreplicated_transactions(self) -> list[HeldTxn]:
+        """The completed transactions held until the high watermark passes their marker."""
+        return self._unreplicated.held()
+
+    @property
+    def unreplicated_from(self) -> int:
+        """Every completed transaction whose marker is at or above this offset (the high
+        watermark last told) is among :attr:`unreplicated_transactions`."""
+        return self._unreplicated.high_watermark
+
+    def on_high_watermark(self, high_watermark: int) -> bool:
+        """The high watermark moved to ``high_watermark``: releases the completed
+        transactions whose marker is below it; returns whether any was. Safe to call from
+        another thread than the one recording batches (the held transactions have a lock)."""
+        return self._unreplicated.on_high_watermark(high_watermark)
 
     @property
     def open_transactions(self) -> dict[int, int]:
@@ -313,10 +358,11 @@ class ProducerStateTable:
         first = entry.txn_first_offset
         if first is None:
             return None
+        self._unreplicated.completed(first, offset)  # held before it stops being open
         entry.txn_first_offset = None
         del self._ongoing[producer_id]
-        self._first_unstable = min(self._ongoing.values(), default=None)
-        lso = offset + 1 if self._first_unstable is None else min(self._first_unstable, offset + 1)
+        self._first_open = first_open = min(self._ongoing.values(), default=None)
+        lso = offset + 1 if first_open is None else min(first_open, offset + 1)
         return CompletedTxn(producer_id, first, offset, committed, lso)
 
     # ================================================================== recording
@@ -353,8 +399,8 @@ class ProducerStateTable:
         if transactional and entry.txn_first_offset is None:
             entry.txn_first_offset = base_offset
             self._ongoing[producer_id] = base_offset
-            if self._first_unstable is None or base_offset < self._first_unstable:
-                self._first_unstable = base_offset
+            if self._first_open is None or base_offset < self._first_open:
+                self._first_open = base_offset
 
     def record_appended(
         self, headers: Sequence[BatchHeader], base_offset: int, timestamp: int | None
@@ -412,5 +458,6 @@ class ProducerStateTable:
     def __repr__(self) -> str:
         return (
             f"ProducerStateTable(producers={len(self._entries)}, "
-            f"open_transactions={len(self._ongoing)})"
+            f"open_transactions={len(self._ongoing)}, "
+            f"unreplicated_transactions={len(self._unreplicated)})"
         )

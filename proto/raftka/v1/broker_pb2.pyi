@@ -36,8 +36,9 @@ listener, transactions by TransactionService (transactions.proto).
 Transactions: a transactional batch (attribute bit 0x10) belongs to its producer's open
 transaction on that partition until a COMMIT or ABORT control batch (written only by
 WriteTxnMarkers) closes it. The last stable offset (LSO) is the first offset of the oldest
-open transaction, or the high watermark when none is open; read_committed fetches stop there
-and name the aborted transactions in what they return.
+transaction still open, or closed by a marker not yet below the high watermark, or the high
+watermark when there is none; read_committed fetches stop there and name the aborted
+transactions in what they return.
 """
 
 from collections import abc as _abc
@@ -944,9 +945,9 @@ class FetchPartitionResult(_message.Message):
     above it. -1 on error, except with OFFSET_OUT_OF_RANGE and diverging_epoch, which set it.
     """
     last_stable_offset: _builtins.int
-    """The last stable offset: the first offset of the oldest open transaction, or the high
-    watermark when none is open. -1 on any error (also OFFSET_OUT_OF_RANGE) and with
-    diverging_epoch.
+    """The last stable offset: the first offset of the oldest open transaction (a transaction
+    stays open here until the high watermark passes its marker), or the high watermark when
+    none is open. -1 on any error (also OFFSET_OUT_OF_RANGE) and with diverging_epoch.
     """
     log_start_offset: _builtins.int
     """The partition's log start offset (the first offset still stored). -1 on error, except

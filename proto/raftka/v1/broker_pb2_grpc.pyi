@@ -36,8 +36,9 @@ listener, transactions by TransactionService (transactions.proto).
 Transactions: a transactional batch (attribute bit 0x10) belongs to its producer's open
 transaction on that partition until a COMMIT or ABORT control batch (written only by
 WriteTxnMarkers) closes it. The last stable offset (LSO) is the first offset of the oldest
-open transaction, or the high watermark when none is open; read_committed fetches stop there
-and name the aborted transactions in what they return.
+transaction still open, or closed by a marker not yet below the high watermark, or the high
+watermark when there is none; read_committed fetches stop there and name the aborted
+transactions in what they return.
 """
 
 from collections import abc as _abc

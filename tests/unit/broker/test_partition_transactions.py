@@ -196,11 +196,6 @@ def test_marker_refusals_before_writing(tmp_path: Path) -> None:
     partition.log.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the log closes a transaction's LSO hold when the marker is appended, not once the "
-    "high watermark passes it (Kafka keeps completed transactions 'unreplicated' until then)",
-)
 def test_the_lso_holds_until_the_marker_is_committed(tmp_path: Path) -> None:
     partition, _ = leader_partition(tmp_path, min_insync=2)
 
@@ -218,6 +213,34 @@ def test_the_lso_holds_until_the_marker_is_committed(tmp_path: Path) -> None:
         # read_committed readers must not see the transaction as finished yet.
         assert partition.log.last_stable_offset == 0
         await follower_fetch(partition, 2)
+        await writing
+
+    try:
+        run(main())
+    finally:
+        partition.log.close()
+
+
+def test_a_read_committed_long_poll_wakes_when_the_marker_is_committed(tmp_path: Path) -> None:
+    partition, _ = leader_partition(tmp_path, min_insync=2)
+
+    async def main() -> None:
+        in_log = partition.data_arrived
+        appending = asyncio.ensure_future(partition.append(txn_batch([b"a"]), acks=-1, timeout_s=5))
+        await in_log.wait()
+        await follower_fetch(partition, 0)
+        await follower_fetch(partition, 1)
+        await appending
+        marker_in_log = partition.data_arrived
+        writing = asyncio.ensure_future(partition.write_txn_marker(PID, 1, True, 0, timeout_s=5))
+        await marker_in_log.wait()
+        long_poll = partition.data_arrived  # what a fetch finding nothing waits on
+        assert (await consume(partition, 0, READ_COMMITTED)).records == b""
+        assert not long_poll.is_set()
+        await follower_fetch(partition, 2)  # the marker is committed: the LSO moves
+        assert long_poll.is_set()
+        committed = await consume(partition, 0, READ_COMMITTED)
+        assert offsets(committed) == [0, 1] and committed.last_stable_offset == 2  # data, marker
         await writing
 
     try:

@@ -145,3 +145,16 @@ def test_restored_high_watermark_is_capped_and_optional(tmp_path: Path) -> None:
     following = open_partition(tmp_path / "a")
     assert following.high_watermark == 3
     following.close()
+
+
+def test_a_listener_sees_every_change_in_order(tmp_path: Path) -> None:
+    hw = HighWatermark.open(tmp_path, log_start=0, log_end=10, follows_log_end=False)
+    seen: list[int] = []
+    hw.listen(seen.append)
+    hw.advance(4)
+    hw.advance(3)  # backwards: no change, no call
+    hw.advance(4)
+    hw.on_log_end(9)  # replication drives it: appends do not move it
+    assert hw.lower_to(2)
+    hw.restart_at(20)
+    assert seen == [4, 2, 20]

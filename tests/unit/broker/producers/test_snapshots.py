@@ -22,6 +22,7 @@ from raftka.broker.producers.snapshots import (
     write_snapshot,
 )
 from raftka.broker.producers.state import NUM_BATCHES_TO_RETAIN, ProducerStateTable
+from raftka.broker.producers.unreplicated import HeldTxn
 
 T = 1_700_000_000_000
 
@@ -109,6 +110,21 @@ def _open_txn_past_snapshot() -> bytes:
     return _recrc(data)
 
 
+def _held(first: int, marker: int, held_from: int = 0) -> bytes:
+    """A snapshot at 100 holding one completed transaction, edited after encoding."""
+    table = ProducerStateTable(held=[HeldTxn(10, 20)])
+    data = bytearray(encode_snapshot(100, table))
+    struct.pack_into(">qiqq", data, len(data) - 28, held_from, 1, first, marker)
+    return _recrc(data)
+
+
+def _held_out_of_order() -> bytes:
+    table = ProducerStateTable(held=[HeldTxn(10, 20), HeldTxn(11, 30)])
+    data = bytearray(encode_snapshot(100, table))
+    struct.pack_into(">q", data, len(data) - 8, 15)  # the second marker before the first
+    return _recrc(data)
+
+
 DAMAGED = {
     "empty": b"",
     "truncated header": GOOD[:10],
@@ -122,6 +138,10 @@ DAMAGED = {
     "producer listed twice": _duplicate_producer(),
     "open transaction not below the snapshot offset": _open_txn_past_snapshot(),
     "truncated with a valid crc": _recrc(bytearray(GOOD[:-3])),
+    "held marker not below the snapshot offset": _held(10, 100),
+    "held transaction ending before it began": _held(30, 20),
+    "held marker below the high watermark it was held from": _held(10, 20, held_from=21),
+    "held markers out of order": _held_out_of_order(),
 }
 
 
@@ -226,3 +246,35 @@ def test_delete_by_offset(tmp_path: Path) -> None:
     assert delete_snapshots(tmp_path, lambda offset: offset > 30) == 1
     assert snapshot_offsets(tmp_path) == [20, 30]
     assert delete_snapshots(tmp_path, lambda offset: offset > 30) == 0
+
+
+def test_held_transactions_round_trip_with_the_high_watermark_they_were_held_from() -> None:
+    table = sample()
+    table.on_high_watermark(30)
+    table.record(9, 0, 0, 0, 35, T, transactional=True)
+    table.record(11, 0, 0, 0, 36, T, transactional=True)
+    table.record_marker(9, 1, True, 0, 40)
+    table.record_marker(11, 1, False, 0, 41)
+    decoded = decode_snapshot(encode_snapshot(100, table), 100)
+    assert decoded.unreplicated_transactions == [HeldTxn(35, 40), HeldTxn(36, 41)]
+    assert (decoded.unreplicated_from, decoded.first_unstable_offset) == (30, 35)
+
+
+def test_older_versions_hold_nothing_from_their_offset() -> None:
+    data = bytearray(encode_snapshot(100, sample()))
+    struct.pack_into(">h", data, 0, 2)  # version 2: no held section
+    decoded = decode_snapshot(_recrc(data[:-12]), 100)
+    assert (decoded.unreplicated_transactions, decoded.unreplicated_from) == ([], 100)
+    v1 = decode_snapshot(_encode_v1(100, sample()), 100)
+    assert (v1.unreplicated_transactions, v1.unreplicated_from) == ([], 100)
+
+
+def test_load_skips_snapshots_holding_from_above_the_high_watermark(tmp_path: Path) -> None:
+    for offset, held_from in ((50, 0), (80, 70), (100, 95)):
+        write_snapshot(tmp_path, offset, ProducerStateTable(high_watermark=held_from))
+    assert load_latest_snapshot(tmp_path, 1000, high_watermark=95) is not None
+    found = load_latest_snapshot(tmp_path, 1000, high_watermark=94)
+    assert found is not None and found[0] == 80
+    found = load_latest_snapshot(tmp_path, 1000, high_watermark=60)
+    assert found is not None and found[0] == 50  # at or below it: knows what follows
+    assert snapshot_offsets(tmp_path) == [50, 80, 100]  # skipped, not deleted

@@ -1,11 +1,13 @@
 """Transactions in the producer state (sans-I/O): opening and closing, the first unstable
-offset, the leader's checks, marker fencing, and followers replaying markers."""
+offset (held until the high watermark passes the marker), the leader's checks, marker
+fencing, and followers replaying markers."""
 
 from __future__ import annotations
 
 import pytest
 
 from raftka.broker.producers.state import CompletedTxn, ProducerStateTable
+from raftka.broker.producers.unreplicated import HeldTxn
 from raftka.common.errors import InvalidProducerEpochError, OutOfOrderSequenceError
 from raftka.common.records import BatchHeader, build_batch, build_end_txn_marker, validate
 from raftka.common.records.batch import MAGIC
@@ -80,7 +82,14 @@ def test_a_transactional_batch_opens_a_transaction_a_marker_closes_it() -> None:
     assert unstable(leader.table) == 0
     done = leader.marker(A, 1, committed=True, coordinator_epoch=3)  # offset 5
     assert done == CompletedTxn(A, 0, 5, True, 6)
+    assert leader.table.open_transactions == {}
+    assert unstable(leader.table) == 0  # until the marker is committed
+    assert leader.table.unreplicated_transactions == [HeldTxn(0, 5)]
+    assert not leader.table.on_high_watermark(5)  # at the marker: not past it
+    assert unstable(leader.table) == 0
+    assert leader.table.on_high_watermark(6)
     assert unstable(leader.table) is None
+    assert leader.table.unreplicated_transactions == []
     closed = leader.table.entry(A)
     assert closed is entry and closed.txn_first_offset is None
     assert (closed.epoch, closed.coordinator_epoch, len(closed.batches)) == (1, 3, 0)
@@ -98,12 +107,48 @@ def test_first_unstable_offset_with_interleaved_producers() -> None:
     assert aborted is not None
     # B is still open at 1: the LSO once A's abort completed is 1, not 5
     assert aborted.aborted() == AbortedTxn(A, 0, 4, 1)
+    assert unstable(leader.table) == 0  # A's abort marker is not committed yet
+    leader.table.on_high_watermark(5)
     assert unstable(leader.table) == 1
     leader.produce(header(A, 0, epoch=1))  # 5: A's next transaction (new epoch, sequence 0)
     assert unstable(leader.table) == 1
     committed = leader.marker(B, 1, committed=True)  # 6
     assert committed == CompletedTxn(B, 1, 6, True, 5)  # A's new transaction opened at 5
+    assert unstable(leader.table) == 1  # B held until its marker is committed
+    leader.table.on_high_watermark(7)
     assert unstable(leader.table) == 5
+
+
+def test_the_high_watermark_passing_several_markers_releases_them_at_once() -> None:
+    leader = Leader()
+    leader.produce(header(A, 0))  # 0
+    leader.produce(header(B, 0))  # 1
+    leader.produce(header(C, 0))  # 2
+    leader.marker(B, 1, committed=True)  # 3
+    leader.marker(A, 1, committed=False)  # 4
+    leader.produce(header(B, 0, epoch=1))  # 5: B again
+    leader.marker(C, 1, committed=True)  # 6
+    assert leader.table.open_transactions == {B: 5}
+    assert leader.table.unreplicated_transactions == [HeldTxn(1, 3), HeldTxn(0, 4), HeldTxn(2, 6)]
+    assert unstable(leader.table) == 0
+    assert leader.table.on_high_watermark(4)  # releases B's first (marker 3) only
+    assert unstable(leader.table) == 0
+    assert leader.table.on_high_watermark(7)  # past A's and C's markers at once
+    assert leader.table.unreplicated_transactions == []
+    assert unstable(leader.table) == 5  # B's open transaction
+
+
+def test_a_marker_already_below_the_high_watermark_is_not_held() -> None:
+    table = ProducerStateTable()
+    table.on_high_watermark(10)  # a replay from a snapshot below the high watermark
+    table.record(A, 0, 0, 0, 3, T, transactional=True)
+    assert unstable(table) == 3
+    table.record_marker(A, 1, True, 0, 7)  # committed already
+    assert unstable(table) is None
+    table.record(B, 0, 0, 0, 8, T, transactional=True)
+    table.record_marker(B, 1, True, 0, 11)  # above it: held
+    assert table.unreplicated_transactions == [HeldTxn(8, 11)]
+    assert unstable(table) == 8
 
 
 def test_a_non_transactional_batch_during_an_open_transaction_is_refused() -> None:
@@ -230,6 +275,11 @@ def test_a_follower_replaying_the_leaders_batches_gets_the_same_state() -> None:
         ]
 
     assert summary(follower) == summary(leader.table)
-    assert follower.first_unstable_offset == unstable(leader.table) == 5
+    assert follower.unreplicated_transactions == leader.table.unreplicated_transactions
+    assert follower.first_unstable_offset == unstable(leader.table) == 0  # A's abort held
+    follower.on_high_watermark(3)  # the leader's high watermark, learned in a fetch
+    assert follower.first_unstable_offset == 1  # B's transaction, held until 7
+    follower.on_high_watermark(7)
+    assert follower.first_unstable_offset == 5
     with pytest.raises(ValueError, match="needs its bytes"):
         ProducerStateTable().record_stored(validate(stored[2]))
