@@ -129,10 +129,11 @@ class AsyncConsumer:
                 retry=retry,
             )
             if offset_store is None:
+                # Every consumer asks for stable offsets (KIP-447: Kafka's consumer always
+                # sets require_stable): a commit a transaction has just made is waited for,
+                # not answered with the offset before it.
                 self._offset_store = GroupOffsetStore(
-                    self._coordinator,
-                    self._identity,
-                    require_stable=config.isolation_level == "read_committed",
+                    self._coordinator, self._identity, require_stable=True
                 )
             if config.enable_auto_commit:
                 self._auto_commit = AutoCommitter(

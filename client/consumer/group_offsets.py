@@ -49,9 +49,9 @@ class GroupOffsetStore:
     def __init__(
         self, coordinator: GroupCoordinator, identity: Identity, *, require_stable: bool = False
     ) -> None:
-        """``require_stable`` (read_committed consumers, as in Kafka): offsets a transaction
-        is still committing are waited for (UNSTABLE_OFFSET_COMMIT, retried), never answered
-        with the value before them."""
+        """``require_stable`` (what consumers use, as Kafka's do since KIP-447): offsets a
+        transaction is still committing are waited for (UNSTABLE_OFFSET_COMMIT, retried),
+        never answered with the value before them."""
         self._coordinator = coordinator
         self._identity = identity
         self._require_stable = require_stable
