@@ -44,7 +44,7 @@ from raftka.broker.producers.snapshots import (
 )
 from raftka.broker.producers.state import CompletedTxn, DuplicateAppend, ProducerStateTable
 from raftka.broker.producers.txn_rebuild import TxnIndexRebuild
-from raftka.common.records import BatchHeader, CheckedBatches
+from raftka.common.records import BatchHeader, CheckedBatches, is_end_txn_marker
 from raftka.common.storage import SegmentedLog
 from raftka.common.storage.results import AppendInfo
 
@@ -208,7 +208,12 @@ class PartitionProducerState:
         txn_indexes = TxnIndexRebuild(segmented_log)
         stale_from = txn_indexes.replay_from
         at_most = end if stale_from is None else min(end, stale_from)
-        found = load_latest_snapshot(self._dir, at_most=at_most, high_watermark=high_watermark)
+        found = load_latest_snapshot(
+            self._dir,
+            at_most=at_most,
+            high_watermark=high_watermark,
+            markers_between=lambda lo, hi: _has_marker(segmented_log, lo, hi),
+        )
         snapshot_offset, table = found if found is not None else (None, ProducerStateTable())
         table.on_high_watermark(high_watermark)  # markers below it complete for good
         replay_from = start if snapshot_offset is None else max(snapshot_offset, start)
@@ -234,6 +239,23 @@ class PartitionProducerState:
             unreplicated_transactions=len(table.unreplicated_transactions),
             high_watermark=high_watermark,
         )
+
+
+def _has_marker(segmented_log: SegmentedLog, lo: int, hi: int) -> bool:
+    """Whether an end-transaction marker starts in [``lo``, ``hi``) (a header scan: a
+    snapshot taken when the high watermark was ahead of the recovered one forgot the markers
+    below its high watermark; it is still right unless one of them lies in that gap, as after
+    a kill -9 before the high-watermark checkpoint caught up, usually with none)."""
+    if lo >= hi or lo >= segmented_log.log_end_offset:
+        return False
+    for base_offset, _last, view in segmented_log.iter_batches(
+        max(lo, segmented_log.log_start_offset)
+    ):
+        if base_offset >= hi:
+            return False
+        if base_offset >= lo and is_end_txn_marker(BatchHeader.parse(view)):
+            return True
+    return False
 
 
 def _index_if_aborted(txn: CompletedTxn, segmented_log: SegmentedLog) -> None:

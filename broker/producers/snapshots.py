@@ -204,12 +204,17 @@ def read_snapshot(directory: Path, offset: int) -> ProducerStateTable:
 
 
 def load_latest_snapshot(
-    directory: Path, at_most: int, high_watermark: int | None = None
+    directory: Path,
+    at_most: int,
+    high_watermark: int | None = None,
+    markers_between: Callable[[int, int], bool] | None = None,
 ) -> tuple[int, ProducerStateTable] | None:
     """The newest readable snapshot at or below ``at_most`` and its offset, or None. Unreadable
     snapshots on the way are logged (``producer_snapshot_unreadable``) and deleted. With
     ``high_watermark``, only one that knows every completed transaction whose marker is at or
-    above it (at or below it, or holding from at or below it) is taken."""
+    above it is taken: one at or below it, or holding from at or below it, or one that forgot
+    only markers below it (``markers_between(lo, hi)`` says whether the log holds an
+    end-transaction marker in [lo, hi); without it, such a snapshot is passed over)."""
     for offset in reversed(snapshot_offsets(directory)):
         if offset > at_most:
             continue
@@ -220,7 +225,12 @@ def load_latest_snapshot(
             log.warning("producer_snapshot_unreadable", path=str(path), error=str(exc))
             path.unlink(missing_ok=True)
             continue
-        if high_watermark is None or min(offset, table.unreplicated_from) <= high_watermark:
+        if high_watermark is None:
+            return offset, table
+        known_from = min(offset, table.unreplicated_from)
+        if known_from <= high_watermark or (
+            markers_between is not None and not markers_between(high_watermark, known_from)
+        ):
             return offset, table
     return None
 

@@ -238,3 +238,28 @@ def test_a_checkpoint_older_than_the_snapshots_falls_back_to_an_older_one(
     assert (held(again), again.first_unstable_offset) == ([], 2)
     again.close()
     plog.close()
+
+
+def test_a_checkpoint_older_than_a_snapshot_keeps_it_when_no_marker_lies_in_between(
+    tmp_path: Path,
+) -> None:
+    """A kill -9 before the high-watermark checkpoint caught up with the snapshots: a snapshot
+    that forgot no marker (none lies between the recovered high watermark and the high
+    watermark it was taken at) is still used, not a replay from the log start."""
+    plog = replicated(tmp_path, overrides=ROLL_EVERY_BATCH)
+    b = Producer(plog, B)
+    b.send()  # 0
+    plog.set_high_watermark(1)
+    plog.checkpoint_high_watermark()  # 1: the last checkpoint before the crash
+    for _ in range(3):  # 1, 2, 3: a snapshot at every roll, taken at a higher watermark
+        b.send()
+        plog.set_high_watermark(plog.log_end_offset)
+    plog.flush()
+    with capture_logs() as events:
+        again = replicated(tmp_path, overrides=ROLL_EVERY_BATCH)  # a crash: no close
+    assert again.high_watermark == 1
+    event = loaded_event(events)
+    assert event["snapshot_offset"] == 3 and event["replayed_batches"] == 1
+    assert held(again) == [] and again.producer_state.open_transactions == {B: 0}
+    again.close()
+    plog.close()
