@@ -54,6 +54,25 @@ class BrokerConfig:
     group_consumer_session_timeout_ms: int = 45_000
     """A member silent for this long is removed, unless it asks for its own timeout (Kafka's
     group.consumer.session.timeout.ms)."""
+    transaction_state_num_partitions: int = 50
+    """Partitions of ``__transaction_state`` when the transaction coordinator first creates it
+    (Kafka's transaction.state.log.num.partitions); transactional ids are spread over them by
+    their hash."""
+    transaction_state_replication_factor: int = 3
+    """Replicas of each ``__transaction_state`` partition, capped at the live brokers when it
+    is created (Kafka's transaction.state.log.replication.factor)."""
+    transaction_max_timeout_ms: int = 900_000
+    """The longest transaction timeout a producer may ask for; InitProducerId with a longer one
+    is refused with INVALID_TRANSACTION_TIMEOUT (Kafka's transaction.max.timeout.ms)."""
+    transaction_abort_timed_out_transaction_cleanup_interval_ms: int = 10_000
+    """The longest the coordinator goes without looking for transactions open longer than
+    their timeout, to abort them (Kafka's
+    transaction.abort.timed.out.transaction.cleanup.interval.ms). It also wakes at each open
+    transaction's own deadline and ticks at least every second, so a timed-out transaction is
+    aborted promptly: this setting can only make the checks more frequent."""
+    transactional_id_expiration_ms: int = 604_800_000
+    """A transactional id with no transaction for this long is forgotten by its coordinator
+    (Kafka's transactional.id.expiration.ms, 7 days)."""
 
     def __post_init__(self) -> None:
         host, colon, port = self.listen.rpartition(":")
@@ -69,6 +88,11 @@ class BrokerConfig:
             "offsets_topic_replication_factor",
             "group_consumer_heartbeat_interval_ms",
             "group_consumer_session_timeout_ms",
+            "transaction_state_num_partitions",
+            "transaction_state_replication_factor",
+            "transaction_max_timeout_ms",
+            "transaction_abort_timed_out_transaction_cleanup_interval_ms",
+            "transactional_id_expiration_ms",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigFileError(f"broker.{name} must be positive")

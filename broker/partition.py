@@ -9,6 +9,11 @@ follower's log is not a prefix of its own (KIP-595; the follower truncates, KIP-
 and otherwise records the follower's progress, which may advance the high watermark or call
 for an ISR expansion. Long-polling fetches and acks=all produces wait on per-partition events.
 
+Transactions (KIP-98): the leader appends the COMMIT / ABORT markers a transaction coordinator
+sends (:meth:`Partition.write_txn_marker`, acks=all like a produce), and a read_committed
+consumer reads only below the last stable offset and learns the aborted transactions in what
+it read (:mod:`raftka.broker.isolation`).
+
 Every read (a consumer's fetch, a follower's fetch, ListOffsets) that names a current leader
 epoch is checked against this leader's (KIP-320, :func:`check_current_leader_epoch`). A
 consumer's fetch that names the epoch of its last consumed record is checked for divergence
@@ -28,6 +33,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from raftka.broker.isolation import READ_UNCOMMITTED, fetchable_offset, read_isolated
 from raftka.broker.log.divergence import check_divergence
 from raftka.broker.log.leader_epoch_cache import UNDEFINED_EPOCH, EpochEndOffset
 from raftka.broker.log.partition_log import PartitionLog
@@ -213,6 +219,47 @@ class Partition:
         (NotEnoughReplicasError, nothing written) when the ISR is below
         ``min.insync.replicas``, then waits for the high watermark to cover the batches
         (see :meth:`wait_for_high_watermark`)."""
+        return await self._leader_write(
+            self.log.append_as_leader, (payload,), acks=acks, timeout_s=timeout_s
+        )
+
+    async def write_txn_marker(
+        self,
+        producer_id: int,
+        producer_epoch: int,
+        committed: bool,
+        coordinator_epoch: int,
+        *,
+        timeout_s: float,
+    ) -> None:
+        """Appends a transaction marker (COMMIT or ABORT) for ``producer_id`` as leader, and
+        returns once it is below the high watermark (acks=all: a coordinator counts a
+        transaction complete only when every partition's marker is committed). Raises as
+        :meth:`append` does (NotLeaderOrFollowerError when this broker does not lead the
+        partition), and the log's InvalidProducerEpochError / TransactionCoordinatorFencedError
+        (nothing written) for a marker older than the ones already accepted."""
+        if self.leader_state is None:
+            raise NotLeaderOrFollowerError(
+                f"broker {self.broker_id} does not lead {self}: send the marker to its leader"
+            )
+        await self._leader_write(
+            self.log.append_marker,
+            (producer_id, producer_epoch, committed, coordinator_epoch),
+            acks=-1,
+            timeout_s=timeout_s,
+        )
+
+    async def _leader_write(
+        self,
+        write: Callable[..., AppendResult],
+        args: tuple[Any, ...],
+        *,
+        acks: int,
+        timeout_s: float,
+    ) -> AppendResult:
+        """One leader append through the log's ``write(*args, leader_epoch=, now_ms=)``,
+        serialized with the others on this partition and run on the I/O threads, then waking
+        fetches and, for ``acks=-1``, waiting for the high watermark."""
         state = self.leader_state
         if acks == -1 and state is not None and not state.has_enough_replicas():
             raise NotEnoughReplicasError(
@@ -221,10 +268,7 @@ class Partition:
             )
         async with self.append_lock:
             appended: AppendResult = await self._io(
-                self.log.append_as_leader,
-                payload,
-                leader_epoch=self.leader_epoch,
-                now_ms=wall_clock_ms(),
+                write, *args, leader_epoch=self.leader_epoch, now_ms=wall_clock_ms()
             )
             self.on_leader_append()
         self.notify_data()
@@ -270,12 +314,26 @@ class Partition:
 
     # ================================================================== fetch
 
-    async def read(self, fetch_offset: int, max_bytes: int, *, min_one_batch: bool) -> FetchData:
-        """A consumer's read: whole batches up to the high watermark, every one verified
-        (DamagedLogError, reported for repair, when the read meets damage)."""
+    async def read(
+        self,
+        fetch_offset: int,
+        max_bytes: int,
+        *,
+        min_one_batch: bool,
+        isolation_level: int = READ_UNCOMMITTED,
+    ) -> FetchData:
+        """A consumer's read: whole batches up to the high watermark (read_committed: up to
+        the last stable offset, with the aborted transactions among them, see
+        :func:`~raftka.broker.isolation.read_isolated`), every one verified (DamagedLogError,
+        reported for repair, when the read meets damage)."""
         try:
             data: FetchData = await self._io(
-                self.log.read, fetch_offset, max_bytes, min_one_batch=min_one_batch
+                read_isolated,
+                self.log,
+                fetch_offset,
+                max_bytes,
+                isolation_level=isolation_level,
+                min_one_batch=min_one_batch,
             )
         except DamagedLogError:
             self._cluster.report_damage(self)
@@ -290,19 +348,23 @@ class Partition:
         current_leader_epoch: int | None,
         last_fetched_epoch: int | None,
         min_one_batch: bool,
+        isolation_level: int = READ_UNCOMMITTED,
     ) -> FetchData | EpochEndOffset:
         """A consumer's fetch: the leader epoch it names is checked
         (:func:`check_current_leader_epoch`); with the epoch of its last consumed record
         (``last_fetched_epoch``, None or -1 for none) its position is checked for divergence as
         a follower's is, and the DivergingEpoch returned when an unclean election truncated
-        records it read; otherwise whole batches up to the high watermark (:meth:`read`)."""
+        records it read; otherwise whole batches up to the high watermark, or the last stable
+        offset for read_committed (:meth:`read`)."""
         self.check_leader_epoch(current_leader_epoch)
         # A negative offset is left to the read, which answers it with the readable range.
         if last_fetched_epoch is not None and last_fetched_epoch >= 0 and fetch_offset >= 0:
             diverging = self._divergence(fetch_offset, last_fetched_epoch)
             if diverging is not None:
                 return diverging
-        return await self.read(fetch_offset, max_bytes, min_one_batch=min_one_batch)
+        return await self.read(
+            fetch_offset, max_bytes, min_one_batch=min_one_batch, isolation_level=isolation_level
+        )
 
     def _divergence(self, fetch_offset: int, last_fetched_epoch: int) -> EpochEndOffset | None:
         """Where a reader's log (ending at ``fetch_offset`` in ``last_fetched_epoch``) leaves
@@ -407,23 +469,30 @@ class Partition:
     # ================================================================== list offsets
 
     async def list_offset(
-        self, timestamp: int, *, current_leader_epoch: int | None = None
+        self,
+        timestamp: int,
+        *,
+        current_leader_epoch: int | None = None,
+        isolation_level: int = READ_UNCOMMITTED,
     ) -> tuple[int, int] | None:
         """ListOffsets: (offset, timestamp) for EARLIEST (-2: the log start), LATEST (-1: the
-        high watermark; timestamp -1) or the first record at or after ``timestamp`` below the
-        high watermark (None when there is none). The leader epoch the client names is checked
-        first (:meth:`check_leader_epoch`)."""
+        high watermark, or the last stable offset for read_committed; timestamp -1) or the
+        first record at or after ``timestamp`` below that offset (None when there is none).
+        The leader epoch the client names is checked first (:meth:`check_leader_epoch`)."""
         self.check_leader_epoch(current_leader_epoch)
         if timestamp == EARLIEST_TIMESTAMP:
             return self.log.log_start_offset, -1
         if timestamp == LATEST_TIMESTAMP:
-            return self.log.high_watermark, -1
+            return fetchable_offset(self.log, isolation_level), -1
         if timestamp < 0:
             raise InvalidRequestError(
                 f"timestamp {timestamp}: use -1 (latest), -2 (earliest) or a time in ms"
             )
+        bound = fetchable_offset(self.log, isolation_level)
         found = await self._io(self.log.offset_for_timestamp, timestamp)
-        return None if found is None else (found.offset, found.timestamp)
+        if found is None or found.offset >= bound:
+            return None
+        return found.offset, found.timestamp
 
     def __repr__(self) -> str:
         return (

@@ -16,6 +16,8 @@ from pathlib import Path
 import structlog
 
 from raftka.broker.config import BrokerConfig
+from raftka.broker.coordinator.internal_log import ReplicatedInternalLog
+from raftka.broker.coordinator.internal_topic import InternalTopic
 from raftka.broker.groups.api import GroupConfig
 from raftka.broker.groups.offsets_log import ReplicatedOffsetsLog
 from raftka.broker.groups.offsets_topic import OffsetsTopic
@@ -36,6 +38,14 @@ from raftka.broker.metadata_follower import MetadataFollower
 from raftka.broker.producers.id_blocks import ProducerIdBlock, ProducerIdManager
 from raftka.broker.replica_manager import ReplicaManager
 from raftka.broker.service import BrokerServicer
+from raftka.broker.transactions.api import TRANSACTION_STATE_TOPIC, TxnConfig
+from raftka.broker.transactions.marker_sender import MarkerSender
+from raftka.broker.transactions.marker_transport import GrpcMarkerTransport, ImageMarkerRouting
+from raftka.broker.transactions.marker_writer import MarkerWriter
+from raftka.broker.transactions.runtime import DEFAULT_TICK_INTERVAL_MS as TXN_TICK_INTERVAL_MS
+from raftka.broker.transactions.runtime import TransactionCoordinator
+from raftka.broker.transactions.service import TransactionServicer
+from raftka.broker.transactions.shard import TransactionShard
 from raftka.common.clock import wall_clock_ms
 from raftka.common.data_dir import PARTITION_LOGS_DIR, check_data_dir
 from raftka.common.errors import CoordinatorLoadInProgressError
@@ -44,7 +54,7 @@ from raftka.common.faults import FAULTS
 from raftka.common.rpc.channels import new_server
 from raftka.common.rpc.controller_client import ControllerClient
 from raftka.common.tasks import cancel_and_wait
-from raftka.v1 import broker_pb2_grpc, groups_pb2_grpc
+from raftka.v1 import broker_pb2_grpc, groups_pb2_grpc, transactions_pb2_grpc
 from raftka.v1.common_pb2 import Endpoint
 
 log = structlog.get_logger(__name__)
@@ -81,12 +91,21 @@ class BrokerServer:
         self.replicas: ReplicaManager | None = None
         self.servicer: BrokerServicer | None = None
         self.groups: GroupCoordinator | None = None
+        self.transactions: TransactionCoordinator | None = None
         self.offsets_topic = OffsetsTopic(
             lambda: self.follower.image,
             self.client,
             partitions=config.offsets_topic_num_partitions,
             replication_factor=config.offsets_topic_replication_factor,
         )
+        self.transaction_topic = InternalTopic(
+            lambda: self.follower.image,
+            self.client,
+            name=TRANSACTION_STATE_TOPIC,
+            partitions=config.transaction_state_num_partitions,
+            replication_factor=config.transaction_state_replication_factor,
+        )
+        self.marker_transport: GrpcMarkerTransport | None = None
         self.server = new_server()
         self.io = IoThreads()
         self.producer_ids = ProducerIdManager(self._allocate_producer_ids, broker_id=self.broker_id)
@@ -123,6 +142,7 @@ class BrokerServer:
             producer_ids=self.producer_ids,
             controller_addresses=self.controller_addresses,
             active_controller=lambda: self.lifecycle.active_controller_id,
+            init_transactional_producer=self._init_transactional_producer,
         )
         broker_pb2_grpc.add_BrokerServiceServicer_to_server(self.servicer, self.server)
         group_config = GroupConfig(
@@ -137,7 +157,24 @@ class BrokerServer:
         )
         self.follower.add_listener(self.groups.wake)
         groups_pb2_grpc.add_GroupServiceServicer_to_server(
-            GroupServicer(coordinator=self.groups, offsets_topic=self.offsets_topic), self.server
+            GroupServicer(
+                coordinator=self.groups,
+                offsets_topic=self.offsets_topic,
+                transaction_topic=self.transaction_topic,
+            ),
+            self.server,
+        )
+        # WriteTxnMarkers for the partitions this broker leads (also called directly by its
+        # own coordinator's marker sender); __consumer_offsets' go through its group
+        # coordinator, which settles the transactional offsets they close.
+        marker_writer = MarkerWriter(self.replicas, group_marker=self.groups.complete_transaction)
+        transactions = self.transactions = self._transaction_coordinator(
+            self.replicas, marker_writer
+        )
+        self.follower.add_listener(transactions.wake)
+        transactions_pb2_grpc.add_TransactionServiceServicer_to_server(
+            TransactionServicer(coordinator=transactions, marker_writer=marker_writer),
+            self.server,
         )
         add_fault_service(self.server, FAULTS)
         if self.server.add_insecure_port(bconf.listen) == 0:
@@ -150,6 +187,7 @@ class BrokerServer:
             asyncio.create_task(self._deleted_files_loop(), name="deleted-files"),
             asyncio.create_task(self.replicas.run_isr_checks(), name="isr-checks"),
             asyncio.create_task(self.groups.run(), name="group-coordinator"),
+            asyncio.create_task(transactions.run(), name="transaction-coordinator"),
         ]
         if bconf.scrub_bytes_per_second > 0:
             logs = self.logs
@@ -182,6 +220,47 @@ class BrokerServer:
             listen=bconf.listen,
             epoch=self.lifecycle.broker_epoch,
         )
+
+    def _transaction_coordinator(
+        self, replicas: ReplicaManager, marker_writer: MarkerWriter
+    ) -> TransactionCoordinator:
+        """The transaction coordinator and its marker sender."""
+        bconf = self.config
+        txn_config = TxnConfig(
+            max_timeout_ms=bconf.transaction_max_timeout_ms,
+            default_timeout_ms=min(
+                TxnConfig().default_timeout_ms, bconf.transaction_max_timeout_ms
+            ),
+            abort_timed_out_interval_ms=(
+                bconf.transaction_abort_timed_out_transaction_cleanup_interval_ms
+            ),
+            id_expiration_ms=bconf.transactional_id_expiration_ms,
+        )
+        image = lambda: self.follower.image  # noqa: E731
+        self.marker_transport = GrpcMarkerTransport(
+            image, broker_id=self.broker_id, local=marker_writer
+        )
+        return TransactionCoordinator(
+            internal_log=ReplicatedInternalLog(replicas, TRANSACTION_STATE_TOPIC),
+            topic=self.transaction_topic,
+            offsets_topic=self.offsets_topic,
+            shard_factory=lambda partition, epoch: TransactionShard(partition, epoch, txn_config),
+            producer_ids=self.producer_ids.next_id,
+            markers=MarkerSender(ImageMarkerRouting(image), self.marker_transport),
+            broker_id=self.broker_id,
+            tick_interval_ms=min(
+                TXN_TICK_INTERVAL_MS,
+                bconf.transaction_abort_timed_out_transaction_cleanup_interval_ms,
+            ),
+        )
+
+    async def _init_transactional_producer(
+        self, transactional_id: str, timeout_ms: int
+    ) -> tuple[int, int]:
+        if self.transactions is None:
+            raise CoordinatorLoadInProgressError(f"broker {self.broker_id} is starting; retry")
+        result = await self.transactions.init_producer_id(transactional_id, timeout_ms)
+        return result.producer_id, result.producer_epoch
 
     async def _allocate_producer_ids(self) -> ProducerIdBlock:
         epoch = self.lifecycle.broker_epoch
@@ -236,6 +315,9 @@ class BrokerServer:
             # A pass in progress stops at its next batch; the logs close after it.
             await asyncio.to_thread(self._cleaner_thread.shutdown, True)
         await self.offsets_topic.close()
+        await self.transaction_topic.close()
+        if self.marker_transport is not None:
+            await self.marker_transport.close()
         await self.producer_ids.close()
         if self.replicas is not None:
             await self.replicas.stop()

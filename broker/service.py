@@ -10,12 +10,13 @@ stored as they are, and fetches return stored bytes as they are.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeAlias
 
 import grpc
 
 from raftka.broker.clients import ClientLog
+from raftka.broker.isolation import READ_COMMITTED, require_isolation_level
 from raftka.broker.log.leader_epoch_cache import EpochEndOffset
 from raftka.broker.log.validator import NO_TIMESTAMP
 from raftka.broker.metadata_follower import MetadataFollower
@@ -35,6 +36,7 @@ from raftka.common.errors import (
     RaftkaError,
 )
 from raftka.common.faults import FAULTS, Direction, FaultPath
+from raftka.common.group_errors import CoordinatorNotAvailableError
 from raftka.common.limits import require_items
 from raftka.common.metadata.topic_names import INTERNAL_TOPICS
 from raftka.common.records.batch import (
@@ -44,12 +46,12 @@ from raftka.common.records.batch import (
     Compression,
 )
 from raftka.common.records.builder import build_batch
-from raftka.common.records.decoder import iter_records
 from raftka.common.records.errors import (
     InvalidRecordError,
     InvalidTimestampError,
     UnsupportedCompressionError,
 )
+from raftka.common.records.visibility import visible_records
 from raftka.common.rpc.status import rpc_errors
 from raftka.common.storage.errors import LogOffsetOutOfRangeError
 from raftka.v1 import broker_pb2 as pb
@@ -61,8 +63,6 @@ Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 INT16_MAX = 32767
 
 VALID_ACKS = (0, 1, -1)
-VALID_ISOLATION_LEVELS = (0, 1)
-"""read_uncommitted, read_committed."""
 DEFAULT_FETCH_MAX_BYTES = 50 * 1024 * 1024
 MAX_FETCH_RESPONSE_BYTES = 55 * 1024 * 1024
 """The most batch bytes one Fetch answer holds, whatever its max_bytes says (Kafka's broker
@@ -105,17 +105,15 @@ def _require_distinct(partitions: Iterable[tuple[str, int]], request: str) -> No
         seen.add(tp)
 
 
-def _require_isolation_level(level: int) -> None:
-    if level not in VALID_ISOLATION_LEVELS:
-        raise InvalidRequestError(
-            f"isolation_level {level} does not exist: use 0 (read_uncommitted) or 1 "
-            "(read_committed)"
-        )
-
-
 def _epoch(message: pb.FetchPartition | pb.ListOffsetsPartition, field: str) -> int | None:
     """An optional epoch field: None when unset."""
     return getattr(message, field) if message.HasField(field) else None  # type: ignore[arg-type]
+
+
+InitTransactionalProducer = Callable[[str, int], Awaitable[tuple[int, int]]]
+"""InitProducerId for a transactional id, answered by its transaction coordinator:
+``(transactional_id, transaction_timeout_ms) -> (producer_id, producer_epoch)``; raises the
+coordinator's errors (NOT_COORDINATOR, CONCURRENT_TRANSACTIONS, ...)."""
 
 
 class BrokerServicer(BrokerServiceServicer):
@@ -128,9 +126,14 @@ class BrokerServicer(BrokerServiceServicer):
         producer_ids: ProducerIdManager,
         controller_addresses: Sequence[str] = (),
         active_controller: Callable[[], int] = lambda: -1,
+        init_transactional_producer: InitTransactionalProducer | None = None,
     ) -> None:
         """``controller_addresses``: where this broker reaches the controllers, told to
-        clients; ``active_controller``: the id of the controller that last answered it."""
+        clients; ``active_controller``: the id of the controller that last answered it;
+        ``init_transactional_producer``: the transaction coordinator's InitProducerId (None:
+        this broker has no transaction coordinator, and a transactional id is answered
+        COORDINATOR_NOT_AVAILABLE)."""
+        self._init_transactional_producer = init_transactional_producer
         self._controller_addresses = list(controller_addresses)
         self._active_controller = active_controller
         self._producer_ids = producer_ids
@@ -261,7 +264,8 @@ class BrokerServicer(BrokerServiceServicer):
             if topic in INTERNAL_TOPICS:
                 raise InvalidTopicError(
                     f"{topic} is an internal topic: only its coordinator writes it (commit "
-                    "offsets with GroupService.OffsetCommit); nothing was written"
+                    "offsets with GroupService.OffsetCommit, run transactions with "
+                    "TransactionService); nothing was written"
                 )
             partition = self._replicas.leader_partition(topic, data.partition)
             appended = await partition.append(
@@ -278,9 +282,16 @@ class BrokerServicer(BrokerServiceServicer):
     def _batches_of(data: pb.PartitionProduceData) -> bytes:
         if data.batches and data.records:
             raise InvalidRequestError("set either batches or records for a partition, not both")
-        if data.batches and data.HasField("producer_id"):
+        if data.batches and (data.HasField("producer_id") or data.transactional):
             raise InvalidRequestError(
-                "producer_id is for the records form: a batch carries its own producer id"
+                "producer_id and transactional are for the records form: a batch carries its "
+                "own producer id and transactional attribute"
+            )
+        if data.transactional and not data.HasField("producer_id"):
+            raise InvalidRequestError(
+                "transactional records need producer_id, producer_epoch and base_sequence: "
+                "the producer id and epoch of the transactional producer (InitProducerId with "
+                "its transactional id)"
             )
         if data.records:
             stamp = wall_clock_ms()
@@ -314,6 +325,7 @@ class BrokerServicer(BrokerServiceServicer):
                         producer_id=producer_id,
                         producer_epoch=producer_epoch,
                         base_sequence=base_sequence,
+                        transactional=data.transactional,
                     )
                 )
             except ValueError as e:
@@ -329,7 +341,7 @@ class BrokerServicer(BrokerServiceServicer):
         wanted = [(t.topic, p) for t in request.topics for p in t.partitions]
         require_items(len(wanted), "topics[].partitions", empty_means_all=True)
         _require_distinct(((t, p.partition) for t, p in wanted), "the Fetch request")
-        _require_isolation_level(request.isolation_level)
+        require_isolation_level(request.isolation_level)
         replica = request.replica_id if request.HasField("replica_id") else -1
         if replica < 0:
             self._clients.saw(context, "Fetch")
@@ -365,17 +377,7 @@ class BrokerServicer(BrokerServiceServicer):
             raise NetworkError(f"answer to replica {replica} dropped by fault injection")
         if request.decode_records:
             for r in response.results:
-                for rec in iter_records(r.batches, verify=False):
-                    r.records.append(
-                        pb.Record(
-                            key=rec.key,
-                            value=rec.value,
-                            offset=rec.offset,
-                            timestamp_ms=rec.timestamp,
-                            headers=[pb.RecordHeader(key=k, value=v) for k, v in rec.headers],
-                        )
-                    )
-                r.batches = b""
+                _decode_result(r, request.isolation_level)
         return response
 
     async def _fetch_one(
@@ -420,6 +422,7 @@ class BrokerServicer(BrokerServiceServicer):
                     current_leader_epoch=current_leader_epoch,
                     last_fetched_epoch=last_fetched_epoch,
                     min_one_batch=first,
+                    isolation_level=request.isolation_level,
                 )
             if isinstance(outcome, EpochEndOffset):
                 result.diverging_epoch.epoch = outcome.epoch
@@ -430,7 +433,11 @@ class BrokerServicer(BrokerServiceServicer):
             data = outcome
             result.batches = data.records
             result.high_watermark = data.high_watermark
-            result.last_stable_offset = data.high_watermark
+            result.last_stable_offset = data.last_stable_offset
+            for aborted in data.aborted:
+                result.aborted_transactions.add(
+                    producer_id=aborted.producer_id, first_offset=aborted.first_offset
+                )
             result.log_start_offset = data.log_start_offset
             return len(data.records), wait_on
         except LogOffsetOutOfRangeError as e:
@@ -455,7 +462,7 @@ class BrokerServicer(BrokerServiceServicer):
         named = [(t.topic, p.partition) for t in request.topics for p in t.partitions]
         require_items(len(named), "topics[].partitions", empty_means_all=True)
         _require_distinct(named, "the ListOffsets request")
-        _require_isolation_level(request.isolation_level)
+        require_isolation_level(request.isolation_level)
         response = pb.ListOffsetsResponse()
         for t in request.topics:
             for p in t.partitions:
@@ -465,7 +472,11 @@ class BrokerServicer(BrokerServiceServicer):
                 epoch = _epoch(p, "current_leader_epoch")
                 try:
                     partition = self._leader_partition(t.topic, p.partition, epoch)
-                    found = await partition.list_offset(p.timestamp, current_leader_epoch=epoch)
+                    found = await partition.list_offset(
+                        p.timestamp,
+                        current_leader_epoch=epoch,
+                        isolation_level=request.isolation_level,
+                    )
                     result.leader_epoch = partition.leader_epoch
                     if found is not None:
                         result.offset, result.timestamp = found
@@ -481,12 +492,42 @@ class BrokerServicer(BrokerServiceServicer):
         self, request: pb.InitProducerIdRequest, context: Context
     ) -> pb.InitProducerIdResponse:
         if request.transactional_id:
-            raise InvalidRequestError(
-                "transactional_id: transactions are not supported yet; leave it empty to get "
-                "the producer id of an idempotent producer"
+            if self._init_transactional_producer is None:
+                raise CoordinatorNotAvailableError(
+                    f"broker has no transaction coordinator for transactional id "
+                    f"{request.transactional_id!r}; retry later, or leave transactional_id "
+                    "empty for an idempotent producer"
+                )
+            producer_id, producer_epoch = await self._init_transactional_producer(
+                request.transactional_id, request.transaction_timeout_ms
             )
+            return pb.InitProducerIdResponse(producer_id=producer_id, producer_epoch=producer_epoch)
         producer_id = await self._producer_ids.next_id()
         return pb.InitProducerIdResponse(producer_id=producer_id, producer_epoch=0)
+
+
+def _decode_result(result: pb.FetchPartitionResult, isolation_level: int) -> None:
+    """The decoded-records form of a fetched partition: its batches become plain records,
+    without control records and, for read_committed, without the records of the aborted
+    transactions the result names (which are then dropped from it: the caller has nothing left
+    to filter)."""
+    aborted = (
+        [(a.producer_id, a.first_offset) for a in result.aborted_transactions]
+        if isolation_level == READ_COMMITTED
+        else []
+    )
+    for rec in visible_records(result.batches, aborted):
+        result.records.append(
+            pb.Record(
+                key=rec.key,
+                value=rec.value,
+                offset=rec.offset,
+                timestamp_ms=rec.timestamp,
+                headers=[pb.RecordHeader(key=k, value=v) for k, v in rec.headers],
+            )
+        )
+    result.batches = b""
+    del result.aborted_transactions[:]
 
 
 async def _wait_any(events: list[asyncio.Event], seconds: float) -> None:

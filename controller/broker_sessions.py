@@ -36,7 +36,9 @@ class BrokerSessionMonitor:
         active.on_became_active(self._reset)
 
     def _reset(self) -> None:
-        self._manager = ClusterManager(self._cluster_id, BrokerSessions(self._timeout_ms, monotonic_ms()))
+        self._manager = ClusterManager(
+            self._cluster_id, BrokerSessions(self._timeout_ms, monotonic_ms())
+        )
 
     @property
     def manager(self) -> ClusterManager:

@@ -143,9 +143,7 @@ def _messages(
         if message.field:
             page.add("| field | type | number | meaning |", "|---|---|---|---|")
             for j, field in enumerate(message.field):
-                about = page.doc(
-                    comments, (*here, MESSAGE_FIELD, j), f"field {name}.{field.name}"
-                )
+                about = page.doc(comments, (*here, MESSAGE_FIELD, j), f"field {name}.{field.name}")
                 page.add(
                     f"| `{field.name}` | {_type_name(field)} | {field.number} | "
                     f"{_one_line(about)} |"

@@ -75,4 +75,3 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout_s}s")
         time.sleep(poll_s)
-

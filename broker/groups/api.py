@@ -10,7 +10,15 @@ answers; if the append fails, it drops the shard and loads it again from the log
 never has to undo anything).
 
 Loading: a fresh shard replays every record of its partition (``replay``, in log order, a
-tombstone as ``value=None``), then ``loaded(now_ms)`` arms the session and rebalance timers.
+tombstone as ``value=None``) and every transaction marker (``replay_marker``, at its place in
+the log), then ``loaded(now_ms)`` arms the session and rebalance timers.
+
+Transactional offsets (TxnOffsetCommit): their records are written in a transactional batch of
+the committing producer (``Outcome.transactional_producer``) and stay pending, invisible to
+OffsetFetch, until the transaction coordinator's marker reaches the partition: the runtime
+appends it, then calls ``complete_transaction`` (COMMIT: they become the committed offsets;
+ABORT: dropped). Replay sees the same records (``StoredRecord.producer_id``) and markers in the
+same order, so it settles them the same way.
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
+from raftka.broker.coordinator.api import StoredMarker as StoredMarker
+from raftka.broker.coordinator.api import StoredRecord as StoredRecord  # of __consumer_offsets
 from raftka.v1 import groups_pb2 as gpb
 
 R = TypeVar("R")
@@ -26,14 +36,6 @@ R = TypeVar("R")
 #: topic name -> partition count, for every topic in the broker's metadata image (internal
 #: topics included; the shard leaves names starting with "__" out of regex subscriptions).
 TopicsView = Mapping[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRecord:
-    """One record of ``__consumer_offsets`` as bytes: compaction keeps the latest per key."""
-
-    key: bytes
-    value: bytes | None  # None: a tombstone
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,9 @@ class Outcome(Generic[R]):
     response: R
     records: Sequence[StoredRecord] = ()
     pushes: Sequence[MemberPush] = field(default_factory=tuple)
+    #: (producer id, epoch) when ``records`` belong to that producer's transaction: the
+    #: runtime appends them as one transactional batch of their own.
+    transactional_producer: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +75,10 @@ class GroupShard(Protocol):
 
     def replay(self, record: StoredRecord) -> None: ...
 
+    def replay_marker(self, producer_id: int, committed: bool) -> None:
+        """A transaction marker met during loading: settles the producer's pending offsets."""
+        ...
+
     def loaded(self, now_ms: int) -> None: ...
 
     def heartbeat(
@@ -86,7 +95,24 @@ class GroupShard(Protocol):
         self, request: gpb.OffsetCommitRequest, *, now_ms: int, topics: TopicsView
     ) -> Outcome[gpb.OffsetCommitResponse]: ...
 
-    def fetch_offsets(self, request: gpb.OffsetFetchRequest) -> gpb.OffsetFetchResponse: ...
+    def txn_commit_offsets(
+        self, request: gpb.TxnOffsetCommitRequest, *, now_ms: int, topics: TopicsView
+    ) -> Outcome[gpb.OffsetCommitResponse]:
+        """Checked like commit_offsets; the accepted offsets stay pending (records marked
+        with the request's producer) until ``complete_transaction``."""
+        ...
+
+    def complete_transaction(
+        self, producer_id: int, committed: bool, *, now_ms: int
+    ) -> Outcome[None]:
+        """The producer's marker is in the log: its pending offsets become committed (COMMIT)
+        or are dropped (ABORT). Writes nothing (the marker is the record)."""
+        ...
+
+    def fetch_offsets(self, request: gpb.OffsetFetchRequest) -> gpb.OffsetFetchResponse:
+        """With ``require_stable``: UNSTABLE_OFFSET_COMMIT while a requested partition has a
+        pending transactional offset."""
+        ...
 
     def list_groups(self, request: gpb.ListGroupsRequest) -> list[gpb.ListedGroup]: ...
 

@@ -3,19 +3,28 @@ apply it, so the live state and a replayed one never differ."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from raftka.broker.groups.api import StoredRecord
-from raftka.broker.groups.records import GroupRecord, decode, encode
+from raftka.broker.groups.records import GroupRecord, encode
 from raftka.broker.groups.store import GroupStore
 
 
 class RecordBatch:
-    __slots__ = ("records", "store")
+    """``producer``: (producer id, epoch) to write in that producer's transaction."""
 
-    def __init__(self, store: GroupStore) -> None:
+    __slots__ = ("producer", "records", "store")
+
+    def __init__(self, store: GroupStore, producer: tuple[int, int] | None = None) -> None:
         self.store = store
+        self.producer = producer
         self.records: list[StoredRecord] = []
 
     def write(self, record: GroupRecord) -> None:
         stored = encode(record)
-        self.store.apply(decode(stored))
+        if self.producer is not None:
+            stored = dataclasses.replace(
+                stored, producer_id=self.producer[0], producer_epoch=self.producer[1]
+            )
+        self.store.apply_stored(stored)
         self.records.append(stored)

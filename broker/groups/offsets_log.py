@@ -1,152 +1,23 @@
-"""The coordinator's access to the ``__consumer_offsets`` partitions this broker hosts.
-
-A thin adapter over the :class:`~raftka.broker.replica_manager.ReplicaManager`: which partitions
-this broker leads now (and in which leader epoch), the records of one of them from its log start
-(for loading a shard), and the replicated append of a shard's records as one batch with
-acks=all. The runtime (:mod:`raftka.broker.groups.runtime`) sees only the
-:class:`OffsetsLog` protocol, so its tests can use a log in memory.
-"""
+"""The group coordinator's access to the ``__consumer_offsets`` partitions this broker hosts:
+the generic :mod:`raftka.broker.coordinator.internal_log` on that topic."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Sequence
-from typing import Protocol
-
-import structlog
-
-from raftka.broker.groups.api import StoredRecord
+from raftka.broker.coordinator.internal_log import InternalLog, ReplicatedInternalLog
 from raftka.broker.groups.placement import OFFSETS_TOPIC
-from raftka.broker.partition import NotLeaderOrFollowerError, Partition
 from raftka.broker.replica_manager import ReplicaManager
-from raftka.common.clock import wall_clock_ms
-from raftka.common.errors import NotEnoughReplicasAfterAppendError, RequestTimedOutError
-from raftka.common.records.batch import split_batches
-from raftka.common.records.builder import build_batch
-from raftka.common.records.decoder import decode_batch
 
-log = structlog.get_logger(__name__)
+__all__ = ["APPEND_TIMEOUT_S", "OffsetsLog", "ReplicatedOffsetsLog"]
 
-LOAD_READ_BYTES = 1 << 20
-"""How much of the log one read during loading takes."""
 APPEND_TIMEOUT_S = 10.0
 """How long a coordinator write waits for the ISR before it logs that it is still waiting (it
-goes on waiting: see :meth:`ReplicatedOffsetsLog.append`)."""
-COMMIT_POLL_S = 0.5
-"""How often a write still waiting for the high watermark re-checks its leadership."""
+goes on waiting for the commit)."""
+
+OffsetsLog = InternalLog
 
 
-class OffsetsLog(Protocol):
-    """What the runtime needs of the ``__consumer_offsets`` partitions."""
-
-    def led_partitions(self) -> dict[int, int]:
-        """partition -> leader epoch, for every partition this broker leads now."""
-        ...
-
-    async def read_all(self, partition: int, leader_epoch: int) -> list[StoredRecord]:
-        """Every keyed record of the partition, in log order, once everything in the leader's
-        log is committed (raises NotLeaderOrFollowerError if leadership moves meanwhile)."""
-        ...
-
-    async def append(
-        self, partition: int, leader_epoch: int, records: Sequence[StoredRecord]
-    ) -> None:
-        """Appends ``records`` as one batch with acks=all; returns once they are committed.
-        Raises only when the outcome is known to be "not written" (nothing reached the log),
-        or when leadership moved (the shard is unloaded: its state is the new leader's)."""
-        ...
-
-
-class ReplicatedOffsetsLog:
-    """:class:`OffsetsLog` over the broker's hosted partitions."""
+class ReplicatedOffsetsLog(ReplicatedInternalLog):
+    """The replicated log of ``__consumer_offsets``."""
 
     def __init__(self, replicas: ReplicaManager) -> None:
-        self._replicas = replicas
-
-    def led_partitions(self) -> dict[int, int]:
-        return {
-            p.partition: p.leader_epoch
-            for p in self._replicas.hosted()
-            if p.topic == OFFSETS_TOPIC and p.is_leader and p.leader_state is not None
-        }
-
-    def _leader(self, partition: int, leader_epoch: int) -> Partition:
-        hosted = self._replicas.leader_partition(OFFSETS_TOPIC, partition)
-        if hosted.leader_epoch != leader_epoch:
-            raise NotLeaderOrFollowerError(
-                f"{hosted} moved to leader epoch {hosted.leader_epoch} (the coordinator loaded "
-                f"epoch {leader_epoch})",
-                leader_id=self._replicas.broker_id,
-                leader_epoch=hosted.leader_epoch,
-            )
-        return hosted
-
-    async def read_all(self, partition: int, leader_epoch: int) -> list[StoredRecord]:
-        hosted = self._leader(partition, leader_epoch)
-        # A new leader's log may end past its high watermark (records of the previous epoch
-        # the followers have yet to confirm): they are part of the state, so wait until they
-        # are committed, then read everything.
-        end = hosted.log.log_end_offset
-        while hosted.high_watermark < end:
-            waiter = hosted.hw_advanced
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter.wait(), 0.5)
-            hosted = self._leader(partition, leader_epoch)
-        records: list[StoredRecord] = []
-        position = hosted.log.log_start_offset
-        while position < end:
-            data = await hosted.read(position, LOAD_READ_BYTES, min_one_batch=True)
-            start = position
-            for span in split_batches(data.records):
-                if span.header.next_offset <= position:
-                    continue
-                position = span.header.next_offset
-                if span.header.is_control:
-                    continue
-                for record in decode_batch(data.records, span.position, verify=False).records:
-                    if record.key is not None:
-                        records.append(StoredRecord(record.key, record.value))
-            if position == start:  # nothing more below the high watermark
-                break
-        return records
-
-    async def append(
-        self, partition: int, leader_epoch: int, records: Sequence[StoredRecord]
-    ) -> None:
-        """Once the batch is in the leader's log, its outcome is the log's: it is committed
-        when the high watermark passes it (even if the ISR shrank below min.insync.replicas on
-        the way, which the partition reports as NOT_ENOUGH_REPLICAS_AFTER_APPEND) or dropped
-        with a new leader's truncation. A retriable error would have the caller retry a change
-        that is probably kept: the shard reloaded from the log then holds what the caller was
-        never told (a join retried without its member id leaves the first member as a ghost
-        holding partitions until its session times out). So this waits for the commit, as
-        long as this broker leads the partition in ``leader_epoch``."""
-        hosted = self._leader(partition, leader_epoch)
-        now = wall_clock_ms()
-        batch = build_batch([(now, r.key, r.value, ()) for r in records])
-        try:
-            await hosted.append(batch, acks=-1, timeout_s=APPEND_TIMEOUT_S)
-        except (NotEnoughReplicasAfterAppendError, RequestTimedOutError) as e:
-            # In the log (only this partition's shard appends, under its lock: the log end
-            # is at or past the batch's end).
-            end = hosted.log.log_end_offset
-            log.warning(
-                "coordinator_write_awaiting_commit",
-                partition=partition,
-                leader_epoch=leader_epoch,
-                offset=end - 1,
-                reason=e.message,
-            )
-            await self._committed(partition, leader_epoch, end)
-
-    async def _committed(self, partition: int, leader_epoch: int, end: int) -> None:
-        """Until the high watermark reaches ``end`` (raises NotLeaderOrFollowerError when
-        leadership moves first)."""
-        while True:
-            hosted = self._leader(partition, leader_epoch)
-            if hosted.high_watermark >= end:
-                return
-            waiter = hosted.hw_advanced
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter.wait(), COMMIT_POLL_S)
+        super().__init__(replicas, OFFSETS_TOPIC, append_timeout_s=APPEND_TIMEOUT_S)

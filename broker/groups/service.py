@@ -1,5 +1,5 @@
 """The gRPC GroupService: FindCoordinator, member heartbeats (unary and stream), committed
-offsets and group administration.
+offsets (plain and transactional) and group administration.
 
 Transport only: every request is checked (group ids 1..249 bytes of UTF-8, at most 10,000
 items) and routed to the :class:`~raftka.broker.groups.runtime.GroupCoordinator`, which runs it
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, Protocol, TypeAlias
 
 import grpc
@@ -21,10 +21,17 @@ import structlog
 
 from raftka.broker.clients import ClientLog
 from raftka.broker.groups.api import GroupShard, Outcome, TopicsView
-from raftka.broker.groups.placement import partition_for
+from raftka.broker.groups.placement import OFFSETS_TOPIC, partition_for
 from raftka.broker.groups.runtime import GroupCoordinator, Push
 from raftka.broker.groups.validation import check_group_id
-from raftka.common.errors import CoordinatorLoadInProgressError, InvalidRequestError, RaftkaError
+from raftka.broker.transactions.api import TRANSACTION_STATE_TOPIC
+from raftka.broker.transactions.validation import check_transactional_id
+from raftka.common.errors import (
+    CoordinatorLoadInProgressError,
+    InvalidProducerEpochError,
+    InvalidRequestError,
+    RaftkaError,
+)
 from raftka.common.group_errors import (
     CoordinatorNotAvailableError,
     InvalidGroupIdError,
@@ -32,6 +39,7 @@ from raftka.common.group_errors import (
 )
 from raftka.common.limits import require_items
 from raftka.common.rpc.status import ERROR_KEY, rpc_errors, status_for, trailing_metadata_for
+from raftka.common.txn_errors import ProducerFencedError
 from raftka.v1 import groups_pb2 as gpb
 from raftka.v1.common_pb2 import ErrorCode
 from raftka.v1.groups_pb2_grpc import GroupServiceServicer
@@ -68,9 +76,18 @@ class OffsetsTopicView(Protocol):
 
 
 class GroupServicer(GroupServiceServicer):
-    def __init__(self, *, coordinator: GroupCoordinator, offsets_topic: OffsetsTopicView) -> None:
+    def __init__(
+        self,
+        *,
+        coordinator: GroupCoordinator,
+        offsets_topic: OffsetsTopicView,
+        transaction_topic: OffsetsTopicView | None = None,
+    ) -> None:
+        """``transaction_topic``: ``__transaction_state``, for FindCoordinator of
+        transactional ids (None: COORDINATOR_TYPE_TRANSACTION is refused)."""
         self._coordinator = coordinator
         self._topic = offsets_topic
+        self._transaction_topic = transaction_topic
         self._clients = ClientLog()
 
     # ---- finding the coordinator ----
@@ -81,39 +98,25 @@ class GroupServicer(GroupServiceServicer):
     ) -> gpb.FindCoordinatorResponse:
         self._clients.saw(context, "FindCoordinator")
         require_items(len(request.keys), "keys")
-        if request.key_type != gpb.COORDINATOR_TYPE_GROUP:
+        check: Callable[[str], None]
+        if request.key_type == gpb.COORDINATOR_TYPE_GROUP:
+            topic, check, name = self._topic, check_group_id, OFFSETS_TOPIC
+        elif (
+            request.key_type == gpb.COORDINATOR_TYPE_TRANSACTION
+            and self._transaction_topic is not None
+        ):
+            topic, check = self._transaction_topic, check_transactional_id
+            name = TRANSACTION_STATE_TOPIC
+        else:
             raise InvalidRequestError(
-                f"key_type {request.key_type} is not served: use COORDINATOR_TYPE_GROUP (0)"
+                f"key_type {request.key_type} is not served: use COORDINATOR_TYPE_GROUP (0) or "
+                "COORDINATOR_TYPE_TRANSACTION (1)"
             )
-        count = self._topic.ensure()
+        count = topic.ensure()
         response = gpb.FindCoordinatorResponse()
         for key in request.keys:
-            response.coordinators.append(self._coordinator_of(key, count))
+            response.coordinators.append(_coordinator_of(key, count, topic, check, name))
         return response
-
-    def _coordinator_of(self, key: str, count: int | None) -> gpb.Coordinator:
-        answer = gpb.Coordinator(key=key, node_id=-1, partition=-1)
-        try:
-            check_group_id(key)
-            if count is None:
-                raise CoordinatorNotAvailableError(
-                    "__consumer_offsets is being created: retry FindCoordinator shortly"
-                )
-            answer.partition = partition_for(key, count)
-            leader = self._topic.leader_of(answer.partition)
-            endpoint = self._topic.client_endpoint(leader) if leader >= 0 else None
-            if endpoint is None:
-                raise CoordinatorNotAvailableError(
-                    f"__consumer_offsets-{answer.partition} has no reachable leader now: retry "
-                    "FindCoordinator shortly"
-                )
-        except RaftkaError as e:
-            answer.error_code = e.code
-            answer.error_message = e.message
-            return answer
-        answer.node_id = leader
-        answer.host, answer.port = endpoint
-        return answer
 
     # ---- membership ----
 
@@ -176,25 +179,37 @@ class GroupServicer(GroupServiceServicer):
         try:
             check_group_id(request.group_id)
         except InvalidGroupIdError as e:
-            return gpb.OffsetCommitResponse(
-                topics=[
-                    gpb.OffsetCommitTopicResult(
-                        name=t.name,
-                        partitions=[
-                            gpb.GroupPartitionResult(
-                                partition=p.partition, error_code=e.code, error_message=e.message
-                            )
-                            for p in t.partitions
-                        ],
-                    )
-                    for t in request.topics
-                ]
-            )
+            return _refused_everywhere(request.topics, e)
         topics = self._topic.topics()
         return await self._coordinator.write(
             request.group_id,
             lambda shard, now: shard.commit_offsets(request, now_ms=now, topics=topics),
         )
+
+    @rpc_errors
+    async def TxnOffsetCommit(
+        self, request: gpb.TxnOffsetCommitRequest, context: Context
+    ) -> gpb.OffsetCommitResponse:
+        """Checked like OffsetCommit; the offsets are written in the producer's transaction
+        and stay pending until its marker (the shard checks the producer fields)."""
+        require_items(sum(len(t.partitions) for t in request.topics), "topics[].partitions")
+        try:
+            check_group_id(request.group_id)
+        except InvalidGroupIdError as e:
+            return _refused_everywhere(request.topics, e)
+        topics = self._topic.topics()
+        try:
+            return await self._coordinator.write(
+                request.group_id,
+                lambda shard, now: shard.txn_commit_offsets(request, now_ms=now, topics=topics),
+            )
+        except InvalidProducerEpochError as e:
+            # The partition knows a newer epoch of this producer id (a marker or a newer
+            # producer's write): this producer was fenced.
+            raise ProducerFencedError(
+                f"producer {request.producer_id} epoch {request.producer_epoch} is fenced on "
+                f"the group's partition ({e.message}): close this producer"
+            ) from e
 
     @rpc_errors
     async def OffsetFetch(
@@ -281,6 +296,59 @@ class GroupServicer(GroupServiceServicer):
         return await self._coordinator.write(
             request.group_id, lambda shard, _now: shard.delete_offsets(request)
         )
+
+
+def _coordinator_of(
+    key: str,
+    count: int | None,
+    topic: OffsetsTopicView,
+    check: Callable[[str], None],
+    name: str,
+) -> gpb.Coordinator:
+    """The coordinator of ``key``: the leader of its partition of the internal topic ``name``
+    (``count`` partitions, None while it is being created)."""
+    answer = gpb.Coordinator(key=key, node_id=-1, partition=-1)
+    try:
+        check(key)
+        if count is None:
+            raise CoordinatorNotAvailableError(
+                f"{name} is being created: retry FindCoordinator shortly"
+            )
+        answer.partition = partition_for(key, count)
+        leader = topic.leader_of(answer.partition)
+        endpoint = topic.client_endpoint(leader) if leader >= 0 else None
+        if endpoint is None:
+            raise CoordinatorNotAvailableError(
+                f"{name}-{answer.partition} has no reachable leader now: retry FindCoordinator "
+                "shortly"
+            )
+    except RaftkaError as e:
+        answer.error_code = e.code
+        answer.error_message = e.message
+        return answer
+    answer.node_id = leader
+    answer.host, answer.port = endpoint
+    return answer
+
+
+def _refused_everywhere(
+    topics: Iterable[gpb.OffsetCommitTopic], error: RaftkaError
+) -> gpb.OffsetCommitResponse:
+    """A commit answer with ``error`` on every requested partition."""
+    return gpb.OffsetCommitResponse(
+        topics=[
+            gpb.OffsetCommitTopicResult(
+                name=t.name,
+                partitions=[
+                    gpb.GroupPartitionResult(
+                        partition=p.partition, error_code=error.code, error_message=error.message
+                    )
+                    for p in t.partitions
+                ],
+            )
+            for t in topics
+        ]
+    )
 
 
 def _describe(shard: GroupShard, *, group_id: str) -> gpb.DescribedGroup:

@@ -18,7 +18,6 @@ from raftka.broker.groups.assignors import ASSIGNORS
 from raftka.broker.groups.batch import RecordBatch
 from raftka.broker.groups.heartbeat import HeartbeatHandler
 from raftka.broker.groups.rebalance import Rebalancer
-from raftka.broker.groups.records import decode
 from raftka.broker.groups.state import MemberState
 from raftka.broker.groups.store import GroupStore
 from raftka.broker.groups.tracker import MemberTracker
@@ -61,7 +60,10 @@ class ConsumerGroupShard:
     # ---- loading ----
 
     def replay(self, record: StoredRecord) -> None:
-        self.store.apply(decode(record))
+        self.store.apply_stored(record)
+
+    def replay_marker(self, producer_id: int, committed: bool) -> None:
+        self.store.complete(producer_id, committed)
 
     def loaded(self, now_ms: int) -> None:
         """Arms every member's session timer, and the rebalance timer of those revoking."""
@@ -158,6 +160,33 @@ class ConsumerGroupShard:
             self.store, batch, request, now_ms=now_ms, topics=topics, config=self.config
         )
         return Outcome(response, tuple(batch.records))
+
+    def txn_commit_offsets(
+        self, request: gpb.TxnOffsetCommitRequest, *, now_ms: int, topics: TopicsView
+    ) -> Outcome[gpb.OffsetCommitResponse]:
+        producer = (request.producer_id, request.producer_epoch)
+        batch = RecordBatch(self.store, producer)
+        response = offsets.txn_commit(
+            self.store, batch, request, now_ms=now_ms, topics=topics, config=self.config
+        )
+        if not batch.records:
+            return Outcome(response)
+        return Outcome(response, tuple(batch.records), transactional_producer=producer)
+
+    def complete_transaction(
+        self, producer_id: int, committed: bool, *, now_ms: int
+    ) -> Outcome[None]:
+        pending = self.store.pending.epoch_of(producer_id) is not None
+        applied = self.store.complete(producer_id, committed)
+        if pending:
+            log.info(
+                "group_transaction_completed",
+                partition=self.partition,
+                producer_id=producer_id,
+                committed=committed,
+                offsets_committed=applied,
+            )
+        return Outcome(None)
 
     def fetch_offsets(self, request: gpb.OffsetFetchRequest) -> gpb.OffsetFetchResponse:
         return offsets.fetch(self.store, request)

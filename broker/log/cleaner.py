@@ -7,7 +7,9 @@ Every partition log whose topic's ``cleanup.policy`` includes ``compact`` is a c
 - the **first dirty offset** comes from the partition's cleaner checkpoint
   (:mod:`raftka.broker.log.compaction`);
 - the **first uncleanable offset** is the base offset of the first segment, from the dirty
-  one on, that is the active segment, or is not wholly below the high watermark, or (with
+  one on, that is the active segment, or is not wholly below the last stable offset (the
+  high watermark, or the first offset of the oldest open transaction: an undecided
+  transaction's records and its marker are never cleaned apart), or (with
   ``min.compaction.lag.ms`` > 0) holds a record newer than now - that lag;
 - the **dirty ratio** is cleanable bytes (segments from the dirty one up to the uncleanable
   one) over those plus the clean bytes (segments below the first dirty offset).
@@ -79,7 +81,8 @@ def dirty_range(
     high_watermark: int,
     now_ms: int,
 ) -> DirtyRange:
-    """The dirty range of a log of ``segments`` (oldest first, the last one active)."""
+    """The dirty range of a log of ``segments`` (oldest first, the last one active);
+    ``high_watermark`` is the bound nothing is cleaned at or past (the last stable offset)."""
     clean_bytes = 0
     cleanable_bytes = 0
     overdue = False
@@ -167,7 +170,7 @@ class LogCleaner:
                     plog.segments(),
                     config,
                     first_dirty=plog.compactor.first_dirty_offset,
-                    high_watermark=plog.high_watermark,
+                    high_watermark=plog.last_stable_offset,
                     now_ms=now_ms,
                 )
             except LogClosedError:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import structlog
 
+from raftka.broker.log.appends import LogAppender
 from raftka.broker.log.compaction import PartitionCompactor
 from raftka.broker.log.config import PartitionLogConfig
 from raftka.broker.log.damage import DamageTracker
@@ -41,34 +42,24 @@ from raftka.broker.log.dirs import (
     write_topic_id,
 )
 from raftka.broker.log.flusher import GroupFlusher
-from raftka.broker.log.follower_append import check_follower_batches
 from raftka.broker.log.high_watermark import HighWatermark
-from raftka.broker.log.leader_epoch_cache import UNDEFINED_EPOCH, LeaderEpochCache
-from raftka.broker.log.reads import read_batches
+from raftka.broker.log.leader_epoch_cache import LeaderEpochCache
+from raftka.broker.log.reads import ReadBounds, collect_aborted, read_batches, stable_offset
 from raftka.broker.log.truncation import LogTruncator
-from raftka.broker.log.types import (
-    NO_TIMESTAMP,
-    AppendResult,
-    FetchData,
-    StaleLeaderEpochError,
-)
-from raftka.broker.log.validator import TimestampBounds, validate_produced_batches
+from raftka.broker.log.types import AppendResult, FetchData
 from raftka.broker.producers.partition_state import PartitionProducerState
 from raftka.broker.producers.state import ProducerStateTable
 from raftka.common.clock import Clock, wall_clock_ms
 from raftka.common.ids import TopicPartition
 from raftka.common.metadata.topic_names import validate_topic_name
-from raftka.common.records import (
-    Buffer,
-    InvalidRecordError,
-    check_batches,
-)
+from raftka.common.records import Buffer
 from raftka.common.storage import (
     SegmentedLog,
     SegmentInfo,
     TimestampOffset,
 )
 from raftka.common.storage.results import DamageReport, ScrubProgress
+from raftka.common.storage.txn_index import AbortedTxn
 
 log = structlog.get_logger(__name__)
 
@@ -114,6 +105,13 @@ class PartitionLog:
             self._epoch_cache,
             self._producers,
             self._damage,
+        )
+        self._appender = LogAppender(
+            topic_partition,
+            segmented_log,
+            self._write_lock,
+            self._epoch_cache,
+            self._producers,
         )
         self._compactor = PartitionCompactor(
             topic_partition, segmented_log, self._write_lock, self._producers
@@ -266,12 +264,30 @@ class PartitionLog:
     def last_fetched_epoch(self) -> int:
         """The leader epoch of the log's last batch (-1 when the log holds none): a
         follower's LastFetchedEpoch."""
-        return self._last_batch_epoch(self._log.log_end_offset)
+        return self._appender.last_batch_epoch(self._log.log_end_offset)
 
-    def _last_batch_epoch(self, end: int) -> int:
-        if end <= self._log.log_start_offset:
-            return UNDEFINED_EPOCH
-        return self._epoch_cache.epoch_for_offset(end - 1)
+    # ================================================================== transactions
+
+    @property
+    def first_unstable_offset(self) -> int | None:
+        """The first offset of the oldest transaction open on this partition (never below
+        the log start offset: retention may have taken the transaction's first records), or
+        None when none is open."""
+        first = self._producers.table.first_unstable_offset
+        return None if first is None else max(first, self._log.log_start_offset)
+
+    @property
+    def last_stable_offset(self) -> int:
+        """The LSO: the high watermark, or the first unstable offset when that is below it.
+        read_committed consumers read below it."""
+        return stable_offset(self._hw.value, self.first_unstable_offset)
+
+    def aborted_transactions(self, start: int, end: int) -> list[AbortedTxn]:
+        """The aborted transactions with data in [``start``, ``end``): the ``.txnindex``
+        entries of the segments from the one holding ``start`` on whose marker is at or after
+        ``start`` and whose first offset is before ``end`` (what a read_committed fetch of
+        that range returns for the consumer to drop)."""
+        return collect_aborted(self._log.txn_indexes(), start, end)
 
     # ================================================================== appending
 
@@ -297,53 +313,52 @@ class PartitionLog:
 
         Batches with a producer id are checked against the producer state atomically with the
         append (:mod:`raftka.broker.producers.state`: InvalidProducerEpochError,
-        OutOfOrderSequenceError, DuplicateSequenceError, nothing written); a retry of batches
-        already written is not written again and gets their original offsets.
+        OutOfOrderSequenceError, DuplicateSequenceError, InvalidTxnStateError, nothing
+        written); a retry of batches already written is not written again and gets their
+        original offsets. A transactional batch opens its producer's transaction here.
         """
-        config = self._config
-        append_time = now_ms if config.log_append_time else None
-        validated = validate_produced_batches(
-            batches,
-            max_message_bytes=config.max_message_bytes,
-            log_append_time_ms=append_time,
-            timestamps=TimestampBounds(
-                now_ms, config.timestamp_before_max_ms, config.timestamp_after_max_ms
-            ),
-            where=str(self.topic_partition),
-            compression=config.compression,
+        result, wrote = self._appender.append_as_leader(
+            batches, self._config, leader_epoch=leader_epoch, now_ms=now_ms
         )
-        producer_headers = validated.headers if validated.has_producer_ids else ()
-        with self._write_lock:
-            if leader_epoch >= 0:  # a negative epoch is stamped but not recorded (as before)
-                self._assign_epoch(leader_epoch)
-            if producer_headers:
-                duplicate = self._producers.check_leader_append(producer_headers)
-                if duplicate is not None:
-                    return AppendResult(
-                        base_offset=duplicate.first_offset,
-                        last_offset=duplicate.last_offset,
-                        log_append_time_ms=NO_TIMESTAMP
-                        if append_time is None
-                        else duplicate.timestamp,
-                        log_start_offset=self._log.log_start_offset,
-                    )
-            info = self._log.append(
-                validated.checked, assign_offsets=True, leader_epoch=leader_epoch
-            )
-            self._producers.on_leader_append(info, self._log, producer_headers, append_time)
-        self._after_append(info.last_offset + 1, defer_flush=defer_flush)
-        return AppendResult(
-            base_offset=info.base_offset,
-            last_offset=info.last_offset,
-            log_append_time_ms=NO_TIMESTAMP if append_time is None else append_time,
-            log_start_offset=self._log.log_start_offset,
+        if wrote:
+            self._after_append(result.last_offset + 1, defer_flush=defer_flush)
+        return result
+
+    def append_marker(
+        self,
+        producer_id: int,
+        producer_epoch: int,
+        committed: bool,
+        coordinator_epoch: int,
+        *,
+        leader_epoch: int,
+        now_ms: int,
+        defer_flush: bool = False,
+    ) -> AppendResult:
+        """Appends an end-transaction marker (COMMIT when ``committed``, else ABORT) for
+        ``producer_id``, as its leader, under the write lock like :meth:`append_as_leader`
+        (flushing likewise). It closes the producer's open transaction on this partition
+        (an ABORT adds it to the segment's ``.txnindex``) and sets the producer's epoch to
+        ``producer_epoch``. Raises InvalidProducerEpochError (``producer_epoch`` older than
+        the producer's) or TransactionCoordinatorFencedError (``coordinator_epoch`` older
+        than its latest marker's), or StaleLeaderEpochError, having written nothing."""
+        result = self._appender.append_marker(
+            producer_id,
+            producer_epoch,
+            committed,
+            coordinator_epoch,
+            leader_epoch=leader_epoch,
+            now_ms=now_ms,
         )
+        self._after_append(result.last_offset + 1, defer_flush=defer_flush)
+        return result
 
     def append_as_follower(self, batches: Buffer, *, defer_flush: bool = False) -> AppendResult:
         """Appends batches fetched from the leader exactly as they are (offsets, partition
         leader epochs, timestamps: the stored bytes are the leader's), then records each newer
         epoch in the leader-epoch cache (O(batches) header reads, one checkpoint write when
-        an epoch changed) and the batches' producers in the producer state (unchecked).
+        an epoch changed) and the batches' producers in the producer state (unchecked;
+        markers close transactions and ABORTs go to the ``.txnindex`` as on the leader).
 
         Checked before anything is written: every batch is valid (CRC, length, magic: checked
         once here, the segmented log takes the checked batches), and
@@ -353,29 +368,9 @@ class PartitionLog:
         as in :meth:`append_as_leader`; the follower's high watermark is the caller's to set
         (:meth:`set_high_watermark` with the leader's).
         """
-        checked = check_batches(batches)
-        spans = checked.spans
-        if not spans:
-            raise InvalidRecordError("append needs at least one record batch, got 0 bytes")
-        with self._write_lock:
-            end = self._log.log_end_offset
-            new_epochs = check_follower_batches(spans, self._tp, end, self._last_batch_epoch(end))
-            info = self._log.append(checked, assign_offsets=False)
-            cache = self._epoch_cache
-            # Entries at the old log end have no records: epochs this replica assigned as a
-            # leader before writing anything. The leader's batches replace them.
-            cache.truncate_from_end(info.base_offset, flush=False)
-            for epoch, base in new_epochs:
-                cache.assign(epoch, base, flush=False)
-            cache.flush()
-            self._producers.on_follower_append(info, self._log, spans)
-        self._after_append(info.last_offset + 1, defer_flush=defer_flush)
-        return AppendResult(
-            base_offset=info.base_offset,
-            last_offset=info.last_offset,
-            log_append_time_ms=NO_TIMESTAMP,
-            log_start_offset=self._log.log_start_offset,
-        )
+        result = self._appender.append_as_follower(batches)
+        self._after_append(result.last_offset + 1, defer_flush=defer_flush)
+        return result
 
     def _after_append(self, next_offset: int, *, defer_flush: bool) -> None:
         if self.sync_appends:
@@ -400,21 +395,10 @@ class PartitionLog:
         if epoch < 0:
             raise ValueError(f"invalid leader epoch {epoch}")
         with self._write_lock:
-            self._assign_epoch(epoch)
+            self._appender.assign_epoch(epoch)
             entry = self._epoch_cache.latest_entry
         assert entry is not None and entry.epoch == epoch
         return entry.start_offset
-
-    def _assign_epoch(self, epoch: int) -> None:
-        cache = self._epoch_cache
-        latest = cache.latest_epoch
-        if epoch < latest:
-            raise StaleLeaderEpochError(
-                f"leader epoch {epoch} is older than the latest leader epoch {latest} of "
-                f"{self._tp}; nothing was written"
-            )
-        if epoch > latest:
-            cache.assign(epoch, self._log.log_end_offset)
 
     # ================================================================== high watermark
 
@@ -498,20 +482,25 @@ class PartitionLog:
         *,
         max_offset: int | None = None,
         min_one_batch: bool = True,
+        read_committed: bool = False,
     ) -> FetchData:
         """Whole stored batches from the one holding ``fetch_offset``, up to ``max_bytes``
         (at least one batch, however large, if ``min_one_batch``), from one segment. No batch
-        starting at or after ``max_offset`` (default: the high watermark) is returned.
+        starting at or after ``max_offset`` (default: the high watermark) is returned, nor,
+        when ``read_committed``, at or after the last stable offset; such a read also lists
+        the aborted transactions with data in the returned batches (``FetchData.aborted``).
 
         Empty records when ``fetch_offset`` is at or past that bound but not past the log
         end; LogOffsetOutOfRangeError (with the log start and end) when ``fetch_offset`` is
         below the log start or above the log end.
         """
+        hw = self._hw.value
+        bounds = ReadBounds(hw, stable_offset(hw, self.first_unstable_offset), read_committed)
         return read_batches(
             self._log,
             self._damage,
             self._tp,
-            self._hw.value,
+            bounds,
             fetch_offset,
             max_bytes,
             max_offset=max_offset,

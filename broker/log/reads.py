@@ -1,6 +1,7 @@
 """The read path of a partition log: whole stored batches from a fetch offset, never one
-that starts at or past the bound (the high watermark, or the caller's), and never at or past
-the log's known damage (damage a read meets is recorded and raised as DamagedLogError).
+that starts at or past the bound (the high watermark, the last stable offset for
+read_committed, or the caller's), and never at or past the log's known damage (damage a read
+meets is recorded and raised as DamagedLogError).
 
 Takes no partition lock: the high watermark is read first, then the segmented log's lock
 is held for one ``pread`` (see docs/architecture.md, threads and locks).
@@ -8,19 +9,32 @@ is held for one ``pread`` (see docs/architecture.md, threads and locks).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from raftka.broker.log.damage import DamageTracker
 from raftka.broker.log.types import DamagedLogError, FetchData
 from raftka.common.ids import TopicPartition
-from raftka.common.records import read_base_offset, read_batch_size
+from raftka.common.records import BatchHeader, read_base_offset, read_batch_size
 from raftka.common.storage import LogOffsetOutOfRangeError, SegmentedLog
 from raftka.common.storage.errors import DamagedBatchError
+from raftka.common.storage.txn_index import AbortedTxn, TxnIndex
+
+
+@dataclass(frozen=True, slots=True)
+class ReadBounds:
+    """Where a read stops, as of its start."""
+
+    high_watermark: int
+    last_stable_offset: int
+    read_committed: bool = False
 
 
 def read_batches(
     seg: SegmentedLog,
     damage_tracker: DamageTracker,
     tp: TopicPartition,
-    hw: int,
+    bounds: ReadBounds,
     fetch_offset: int,
     max_bytes: int,
     *,
@@ -28,8 +42,11 @@ def read_batches(
     min_one_batch: bool,
 ) -> FetchData:
     """:meth:`PartitionLog.read <raftka.broker.log.partition_log.PartitionLog.read>` of
-    ``seg`` whose high watermark is ``hw``."""
+    ``seg``."""
+    hw, lso = bounds.high_watermark, bounds.last_stable_offset
     bound = hw if max_offset is None else max_offset
+    if bounds.read_committed:
+        bound = min(bound, lso)
     start, end = seg.log_start_offset, seg.log_end_offset
     if not start <= fetch_offset <= end:
         raise LogOffsetOutOfRangeError(fetch_offset, start, end)
@@ -39,7 +56,7 @@ def read_batches(
             raise DamagedLogError.of(tp, fetch_offset, damage)
         bound = min(bound, damage.offset)
     if fetch_offset >= min(bound, end):
-        return FetchData(b"", hw, start, end)
+        return FetchData(b"", hw, start, end, lso)
     try:
         result = seg.read(fetch_offset, max(max_bytes, 0))
     except DamagedBatchError as e:
@@ -50,7 +67,42 @@ def read_batches(
         records = _cut_before(records, bound)
     if not min_one_batch and len(records) > max_bytes:
         records = b""  # the first batch alone is larger than max_bytes
-    return FetchData(records, hw, result.log_start_offset, result.log_end_offset)
+    aborted: tuple[AbortedTxn, ...] = ()
+    if bounds.read_committed and records:
+        aborted = tuple(collect_aborted(seg.txn_indexes(), fetch_offset, _next_offset(records)))
+    return FetchData(records, hw, result.log_start_offset, result.log_end_offset, lso, aborted)
+
+
+def stable_offset(high_watermark: int, first_unstable_offset: int | None) -> int:
+    """The last stable offset: the high watermark, or the first unstable offset below it."""
+    if first_unstable_offset is None:
+        return high_watermark
+    return min(high_watermark, first_unstable_offset)
+
+
+def collect_aborted(
+    indexes: Sequence[tuple[int, TxnIndex]], start: int, end: int
+) -> list[AbortedTxn]:
+    """The entries of ``indexes`` (base offset, index; oldest first) for aborted transactions
+    with data in [start, end): marker at or after ``start``, first offset before ``end``.
+    Segments before the one holding ``start`` hold no marker at or after it; a transaction
+    whose marker lies past ``end`` may still have data below it, so every later segment is
+    looked at (their indexes are in memory and small)."""
+    found: list[AbortedTxn] = []
+    for i, (_base, index) in enumerate(indexes):
+        if i + 1 < len(indexes) and indexes[i + 1][0] <= start:
+            continue
+        found += index.collect(start, end)
+    return found
+
+
+def _next_offset(records: bytes) -> int:
+    """The offset after the last of the whole batches in ``records``."""
+    position = last = 0
+    while position < len(records):
+        last = position
+        position += read_batch_size(records, position)
+    return BatchHeader.parse(records, last).next_offset
 
 
 def _cut_before(records: bytes, bound: int) -> bytes:

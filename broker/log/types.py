@@ -9,6 +9,7 @@ from raftka.common.ids import TopicPartition
 from raftka.common.storage import StorageError
 from raftka.common.storage.errors import CorruptLogError
 from raftka.common.storage.results import DamageReport
+from raftka.common.storage.txn_index import AbortedTxn
 from raftka.v1.common_pb2 import ErrorCode
 
 NO_TIMESTAMP = -1
@@ -116,3 +117,7 @@ class FetchData:
     high_watermark: int
     log_start_offset: int
     log_end_offset: int
+    last_stable_offset: int
+    """The partition's LSO as of the read (the high watermark when no transaction is open)."""
+    aborted: tuple[AbortedTxn, ...] = ()
+    """read_committed reads: the aborted transactions with data in the returned batches."""

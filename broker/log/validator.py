@@ -132,8 +132,8 @@ def validate_produced_batches(
     """Validates every batch of a produce request's records for one partition.
 
     Raises, naming the batch's byte position: CorruptRecordError (bad CRC, truncated or
-    impossible length), InvalidRecordError (no batches, magic other than 2, control or
-    transactional batch, records count not matching the offset delta, a producer id without
+    impossible length), InvalidRecordError (no batches, magic other than 2, a control batch,
+    a transactional batch without producer id, records count not matching the offset delta, a producer id without
     an epoch or a sequence), RecordTooLargeError (a batch larger than ``max_message_bytes``, the topic's
     ``max.message.bytes``), UnsupportedCompressionError (an unknown codec id),
     InvalidTimestampError (CreateTime topics, with ``timestamps``: see :class:`TimestampBounds`).
@@ -168,9 +168,10 @@ def validate_produced_batches(
             raise InvalidRecordError(
                 f"batch at byte {position}: clients may not write control batches"
             )
-        if attributes & TRANSACTIONAL_FLAG:
+        if attributes & TRANSACTIONAL_FLAG and header.producer_id == NO_PRODUCER_ID:
             raise InvalidRecordError(
-                f"batch at byte {position}: transactional batches are not supported yet"
+                f"batch at byte {position}: a transactional batch needs a producer id and "
+                "epoch (from InitProducerId with a transactional id)"
             )
         count = header.records_count
         if count < 1 or header.last_offset_delta != count - 1:

@@ -10,6 +10,10 @@ by snapshot files (:mod:`raftka.broker.producers.snapshots`), as Kafka does:
 - **truncation**: snapshots past the new end go first, then the state is rebuilt from the
   newest snapshot at or below it; a full truncation (a follower restarting at the leader's
   log start) forgets everything;
+- **transactions**: markers close transactions like any stored batch; an ABORT marker adds
+  its transaction to the ``.txnindex`` of the segment holding it (leader and follower
+  appends alike), and the replay on open rebuilds the indexes the log could not trust
+  (:mod:`raftka.broker.producers.txn_rebuild`);
 - **retention**: once segments are deleted, snapshots below the new log start offset go
   (after writing one at the log end if none would be left at or above the log start:
   producer entries outlive the segments that hold their batches, as in Kafka since
@@ -34,8 +38,9 @@ from raftka.broker.producers.snapshots import (
     snapshot_offsets,
     write_snapshot,
 )
-from raftka.broker.producers.state import DuplicateAppend, ProducerStateTable
-from raftka.common.records import BatchHeader, BatchSpan
+from raftka.broker.producers.state import CompletedTxn, DuplicateAppend, ProducerStateTable
+from raftka.broker.producers.txn_rebuild import TxnIndexRebuild
+from raftka.common.records import BatchHeader, CheckedBatches
 from raftka.common.storage import SegmentedLog
 from raftka.common.storage.results import AppendInfo
 
@@ -88,13 +93,38 @@ class PartitionProducerState:
             self._table.record_appended(headers, info.base_offset, append_time)
 
     def on_follower_append(
-        self, info: AppendInfo, segmented_log: SegmentedLog, spans: Sequence[BatchSpan]
+        self, info: AppendInfo, segmented_log: SegmentedLog, checked: CheckedBatches
     ) -> None:
-        """After a follower appended the leader's batches (recorded as they are: no check)."""
+        """After a follower appended the leader's batches (recorded as they are: no check),
+        markers included."""
         self._snapshot_at_roll(info, segmented_log)
         table = self._table
-        for span in spans:
-            table.record_stored(span.header)
+        for span in checked.spans:
+            done = table.record_stored(span.header, checked.data, span.position)
+            if done is not None:
+                _index_if_aborted(done, segmented_log)
+
+    def check_marker(self, producer_id: int, producer_epoch: int, coordinator_epoch: int) -> None:
+        """See :meth:`ProducerStateTable.check_marker`."""
+        self._table.check_marker(producer_id, producer_epoch, coordinator_epoch)
+
+    def on_marker_append(
+        self,
+        info: AppendInfo,
+        segmented_log: SegmentedLog,
+        producer_id: int,
+        producer_epoch: int,
+        committed: bool,
+        coordinator_epoch: int,
+    ) -> CompletedTxn | None:
+        """After a leader appended an end-transaction marker (at ``info.base_offset``)."""
+        self._snapshot_at_roll(info, segmented_log)
+        done = self._table.record_marker(
+            producer_id, producer_epoch, committed, coordinator_epoch, info.base_offset
+        )
+        if done is not None:
+            _index_if_aborted(done, segmented_log)
+        return done
 
     def _snapshot_at_roll(self, info: AppendInfo, segmented_log: SegmentedLog) -> None:
         """An append that opens a segment: snapshot the state as of its base offset (the
@@ -165,15 +195,21 @@ class PartitionProducerState:
 
     def _rebuild(self, segmented_log: SegmentedLog, *, reason: str) -> None:
         start, end = segmented_log.log_start_offset, segmented_log.log_end_offset
-        found = load_latest_snapshot(self._dir, at_most=end)
+        txn_indexes = TxnIndexRebuild(segmented_log)
+        stale_from = txn_indexes.replay_from
+        at_most = end if stale_from is None else min(end, stale_from)
+        found = load_latest_snapshot(self._dir, at_most=at_most)
         snapshot_offset, table = found if found is not None else (None, ProducerStateTable())
         replay_from = start if snapshot_offset is None else max(snapshot_offset, start)
         replayed = 0
         if replay_from < end:
             for base_offset, _last, view in segmented_log.iter_batches(replay_from):
                 if base_offset >= replay_from:
-                    table.record_stored(BatchHeader.parse(view))
+                    done = table.record_stored(BatchHeader.parse(view), view)
+                    if done is not None:
+                        txn_indexes.completed(done)
                     replayed += 1
+        txn_indexes.finish()
         self._table = table
         self._saved_at = end if snapshot_offset == end else None
         log.info(
@@ -183,4 +219,16 @@ class PartitionProducerState:
             snapshot_offset=-1 if snapshot_offset is None else snapshot_offset,
             replayed_batches=replayed,
             producers=len(table),
+            open_transactions=len(table.open_transactions),
         )
+
+
+def _index_if_aborted(txn: CompletedTxn, segmented_log: SegmentedLog) -> None:
+    """An ABORT marker just appended: its transaction goes into the ``.txnindex`` of the
+    segment that holds the marker (the active one, under the partition's write lock)."""
+    if txn.committed:
+        return
+    base, index = segmented_log.txn_indexes()[-1]
+    if base > txn.last_offset:  # cannot happen under the write lock: the append rolled first
+        raise AssertionError(f"marker at {txn.last_offset} is below the active segment {base}")
+    index.append(txn.aborted())

@@ -4,10 +4,14 @@ N, so loading it and replaying the batches from N on rebuilds the state.
 
 Binary, big-endian::
 
-    version int16 (1) | crc uint32 (CRC-32C of everything after it) | offset int64 | count int32
-    count x (producer_id int64 | epoch int16 | batches int8 (1..5)
+    version int16 (2) | crc uint32 (CRC-32C of everything after it) | offset int64 | count int32
+    count x (producer_id int64 | epoch int16 | coordinator_epoch int32
+             | txn_first_offset int64 (-1: no open transaction) | batches int8 (0..5)
              | batches x (first_seq int32 | last_seq int32 | first_offset int64
                           | last_offset int64 | timestamp int64))
+
+Version 1 (before transactions: no coordinator epoch, no open transaction, 1..5 batches) is
+still read, as a state without transactions (which it was).
 
 Unlike Kafka, which keeps only each producer's last batch in a snapshot, every remembered
 batch is kept, so a retry of any of the last five batches is recognised after a restart.
@@ -29,6 +33,7 @@ import crc32c
 import structlog
 
 from raftka.broker.producers.state import (
+    NO_COORDINATOR_EPOCH,
     NUM_BATCHES_TO_RETAIN,
     BatchMetadata,
     ProducerEntry,
@@ -38,10 +43,12 @@ from raftka.common.files import atomic_write, fsync_dir
 
 SNAPSHOT_SUFFIX = ".snapshot"
 SNAPSHOT_FILE_RE = re.compile(r"^(\d{20})\.snapshot$")
-VERSION = 1
+VERSION = 2
+NO_OPEN_TXN = -1
 
 _HEAD = struct.Struct(">hIqi")  # version, crc, offset, count
-_ENTRY = struct.Struct(">qhb")
+_ENTRY_V1 = struct.Struct(">qhb")  # producer id, epoch, batches
+_ENTRY = struct.Struct(">qhiqb")  # producer id, epoch, coordinator epoch, txn first offset, batches
 _BATCH = struct.Struct(">iiqqq")
 _CRC_START = 6  # after version and crc
 
@@ -73,7 +80,10 @@ def encode_snapshot(offset: int, table: ProducerStateTable) -> bytes:
     out = bytearray(_HEAD.size)
     count = 0
     for entry in table:
-        out += _ENTRY.pack(entry.producer_id, entry.epoch, len(entry.batches))
+        first = NO_OPEN_TXN if entry.txn_first_offset is None else entry.txn_first_offset
+        out += _ENTRY.pack(
+            entry.producer_id, entry.epoch, entry.coordinator_epoch, first, len(entry.batches)
+        )
         for batch in entry.batches:
             out += _BATCH.pack(*batch)
         count += 1
@@ -88,8 +98,8 @@ def decode_snapshot(data: bytes, offset: int) -> ProducerStateTable:
     if len(data) < _HEAD.size:
         raise CorruptSnapshotError(f"{len(data)} bytes, shorter than the {_HEAD.size}-byte header")
     version, crc, stored_offset, count = _HEAD.unpack_from(data, 0)
-    if version != VERSION:
-        raise CorruptSnapshotError(f"version {version}, expected {VERSION}")
+    if version not in (1, VERSION):
+        raise CorruptSnapshotError(f"version {version}, expected {VERSION} (or 1)")
     actual = crc32c.crc32c(memoryview(data)[_CRC_START:])
     if actual != crc:
         raise CorruptSnapshotError(f"CRC-32C mismatch: stored 0x{crc:08x}, computed 0x{actual:08x}")
@@ -101,13 +111,33 @@ def decode_snapshot(data: bytes, offset: int) -> ProducerStateTable:
     entries: list[ProducerEntry] = []
     try:
         for _ in range(count):
-            producer_id, epoch, batches = _ENTRY.unpack_from(data, position)
-            position += _ENTRY.size
-            if producer_id < 0 or epoch < 0 or not 1 <= batches <= NUM_BATCHES_TO_RETAIN:
-                raise CorruptSnapshotError(
-                    f"invalid entry: producer id {producer_id}, epoch {epoch}, {batches} batches"
+            if version == 1:
+                producer_id, epoch, batches = _ENTRY_V1.unpack_from(data, position)
+                position += _ENTRY_V1.size
+                coordinator_epoch, first = NO_COORDINATOR_EPOCH, NO_OPEN_TXN
+            else:
+                producer_id, epoch, coordinator_epoch, first, batches = _ENTRY.unpack_from(
+                    data, position
                 )
-            entry = ProducerEntry(producer_id, epoch, deque(maxlen=NUM_BATCHES_TO_RETAIN))
+                position += _ENTRY.size
+            if (
+                producer_id < 0
+                or epoch < 0
+                or not 0 <= batches <= NUM_BATCHES_TO_RETAIN
+                or coordinator_epoch < NO_COORDINATOR_EPOCH
+                or not NO_OPEN_TXN <= first < offset
+            ):
+                raise CorruptSnapshotError(
+                    f"invalid entry: producer id {producer_id}, epoch {epoch}, {batches} "
+                    f"batches, coordinator epoch {coordinator_epoch}, open transaction at {first}"
+                )
+            entry = ProducerEntry(
+                producer_id,
+                epoch,
+                deque(maxlen=NUM_BATCHES_TO_RETAIN),
+                None if first == NO_OPEN_TXN else first,
+                coordinator_epoch,
+            )
             for _ in range(batches):
                 batch = BatchMetadata._make(_BATCH.unpack_from(data, position))
                 position += _BATCH.size

@@ -7,6 +7,12 @@ returns a :class:`TxnOutcome`: the records to append (the shard has already appl
 answer to send once they are committed, and the marker jobs to start once they are committed.
 If the append fails the runtime drops the shard and loads it again from the log.
 
+A call may also fail *after* writing: InitProducerId on an id with an Ongoing transaction
+starts aborting it (a PrepareAbort record and a marker job) and must then answer
+CONCURRENT_TRANSACTIONS. Such an outcome carries the error in ``TxnOutcome.error``: the runtime
+appends ``records`` and starts ``markers`` as usual, then answers with ``error`` instead of
+``response``. Every other refusal is raised, having changed nothing.
+
 Markers: a :class:`MarkerJob` asks the runtime to write a COMMIT or ABORT marker on each of its
 partitions (WriteTxnMarkers to each partition's leader, retried until every partition answers
 NONE, or a fatal answer). The runtime reports the end with :meth:`TxnShard.markers_written`,
@@ -25,6 +31,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
+from raftka.broker.coordinator.api import StoredRecord as StoredRecord  # of __transaction_state
+from raftka.common.errors import RaftkaError
 from raftka.v1 import transactions_pb2 as tpb
 
 R = TypeVar("R")
@@ -36,14 +44,6 @@ TopicPartition = tuple[str, int]
 
 #: topic name -> partition count, for every topic in the broker's metadata image.
 TopicsView = Mapping[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRecord:
-    """One record of ``__transaction_state``: compaction keeps the latest per key."""
-
-    key: bytes
-    value: bytes | None  # None: a tombstone
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +60,13 @@ class MarkerJob:
 
 @dataclass(frozen=True, slots=True)
 class TxnOutcome(Generic[R]):
+    """``error``: answer with it (after appending ``records`` and starting ``markers``) instead
+    of ``response``, which is then a placeholder."""
+
     response: R
     records: Sequence[StoredRecord] = ()
     markers: Sequence[MarkerJob] = field(default_factory=tuple)
+    error: RaftkaError | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,9 +112,10 @@ class TxnShard(Protocol):
     ) -> TxnOutcome[InitProducerIdResult]:
         """A new id: fresh producer id, epoch 0. A known id: epoch + 1 (a new producer id at
         overflow). An Ongoing transaction is first aborted (PrepareEpochFence / PrepareAbort
-        with the bumped epoch, and a marker job); the call then fails with
-        ConcurrentTransactionsError and the client retries. Prepare*: also
-        ConcurrentTransactionsError."""
+        with the bumped epoch, and a marker job): that outcome carries the records, the job
+        and ``error=ConcurrentTransactionsError`` (the client retries, and once CompleteAbort
+        is written the retry bumps the epoch again). Prepare*: ConcurrentTransactionsError
+        raised."""
         ...
 
     def add_partitions(
@@ -163,7 +168,15 @@ class TxnShard(Protocol):
 
     def transactional_ids(self) -> list[str]: ...
 
-    def check_producer(self, transactional_id: str, producer_id: int, producer_epoch: int) -> None:
+    def check_producer(
+        self,
+        transactional_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        *,
+        partition: TopicPartition | None = None,
+    ) -> None:
         """For TxnOffsetCommit's and verification's checks: the id holds this producer and
-        epoch and an Ongoing transaction (else the error a write would get)."""
+        epoch and an Ongoing transaction (else the error a write would get); with
+        ``partition``, the transaction also includes it (else TransactionAbortableError)."""
         ...

@@ -9,7 +9,9 @@ from raftka.common.errors import InvalidTopicError
 MAX_TOPIC_NAME_LENGTH = 249
 OFFSETS_TOPIC = "__consumer_offsets"
 """The group coordinator's internal topic (committed offsets and group state)."""
-INTERNAL_TOPICS = frozenset({OFFSETS_TOPIC})
+TRANSACTION_STATE_TOPIC = "__transaction_state"
+"""The transaction coordinator's internal topic (the state of every transactional id)."""
+INTERNAL_TOPICS = frozenset({OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC})
 """Topics only their coordinator writes: clients may read them but never produce to them."""
 _LEGAL = re.compile(r"[a-zA-Z0-9._-]+")
 _ILLEGAL_CHAR = re.compile(r"[^a-zA-Z0-9._-]")

@@ -27,6 +27,13 @@ from raftka.common.records.batch import (
 )
 from raftka.common.records.builder import RecordBatchBuilder, build_batch
 from raftka.common.records.compression import SUPPORTED_COMPRESSION, compress, decompress
+from raftka.common.records.control import (
+    ControlType,
+    EndTxnMarker,
+    build_end_txn_marker,
+    is_end_txn_marker,
+    parse_end_txn_marker,
+)
 from raftka.common.records.decoder import DecodedBatch, Record, decode_batch, iter_records
 from raftka.common.records.errors import (
     CorruptRecordError,
@@ -47,8 +54,10 @@ __all__ = [
     "Buffer",
     "CheckedBatches",
     "Compression",
+    "ControlType",
     "CorruptRecordError",
     "DecodedBatch",
+    "EndTxnMarker",
     "InvalidRecordError",
     "InvalidTimestampError",
     "Record",
@@ -58,12 +67,15 @@ __all__ = [
     "TimestampType",
     "UnsupportedCompressionError",
     "build_batch",
+    "build_end_txn_marker",
     "check_batches",
     "compress",
     "compute_crc",
     "decode_batch",
     "decompress",
+    "is_end_txn_marker",
     "iter_records",
+    "parse_end_txn_marker",
     "read_base_offset",
     "read_batch_size",
     "set_base_offset",

@@ -202,6 +202,8 @@ def write_cleaned_segment(
                 )
         out.close_gap()
         out.flush_chunk()
+        # Markers are kept as they are: so are the aborted transactions they end.
+        segment.txn_index.rebuilt(e for old in group for e in old.txn_index.entries)
         segment.on_roll()
         segment.flush()
         segment.set_last_modified(group[-1].last_modified_ms)

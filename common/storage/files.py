@@ -8,7 +8,8 @@ from pathlib import Path
 LOG_SUFFIX = ".log"
 INDEX_SUFFIX = ".index"
 TIME_INDEX_SUFFIX = ".timeindex"
-SEGMENT_FILE_RE = re.compile(r"^(\d{20})\.(log|index|timeindex)$")
+TXN_INDEX_SUFFIX = ".txnindex"
+SEGMENT_FILE_RE = re.compile(r"^(\d{20})\.(log|index|timeindex|txnindex)$")
 DELETED_SUFFIX = ".deleted"
 """Files of a segment waiting for ``file.delete.delay.ms`` to pass before they are removed."""
 TEMP_SUFFIXES = (DELETED_SUFFIX, ".cleaned", ".swap", ".tmp")
@@ -35,3 +36,8 @@ def segment_paths(directory: Path, base_offset: int, suffix: str = "") -> tuple[
         directory / (stem + INDEX_SUFFIX + suffix),
         directory / (stem + TIME_INDEX_SUFFIX + suffix),
     )
+
+
+def txn_index_path(directory: Path, base_offset: int, suffix: str = "") -> Path:
+    """The ``.txnindex`` path of the segment at ``base_offset`` (see :func:`segment_paths`)."""
+    return directory / (segment_file_stem(base_offset) + TXN_INDEX_SUFFIX + suffix)

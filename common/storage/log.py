@@ -57,6 +57,7 @@ from raftka.common.storage.results import (
     TimestampOffset,
 )
 from raftka.common.storage.segment import INT32_MAX, LogSegment
+from raftka.common.storage.txn_index import TxnIndex
 from raftka.common.storage.unsynced import UnsyncedWrites
 
 log = structlog.get_logger(__name__)
@@ -451,6 +452,11 @@ class SegmentedLog:
             for _pos, view in segment.batches_from(position if k == 0 else 0):
                 header = BatchHeader.parse(view)
                 yield header.base_offset, header.last_offset, view
+
+    def txn_indexes(self) -> list[tuple[int, TxnIndex]]:
+        """(base offset, transaction index) of every segment, oldest first."""
+        with self._lock:
+            return [(segment.base_offset, segment.txn_index) for segment in self._segments]
 
     def offset_for_timestamp(self, timestamp: int) -> TimestampOffset | None:
         """The first record at or after the log start whose timestamp is >= ``timestamp``

@@ -29,9 +29,10 @@ from raftka.common.records.decoder import decode_batch
 from raftka.common.records.errors import RecordError
 from raftka.common.storage.batch_scan import BatchScan
 from raftka.common.storage.errors import CorruptLogError, DamagedBatchError
-from raftka.common.storage.files import DELETED_SUFFIX, segment_paths
+from raftka.common.storage.files import DELETED_SUFFIX, segment_paths, txn_index_path
 from raftka.common.storage.index import IndexCorruptError, OffsetIndex, TimeIndex
 from raftka.common.storage.results import DamageReport, ScrubProgress, TimestampOffset
+from raftka.common.storage.txn_index import TxnIndex
 
 _LOCATE_CHUNK_BYTES = 8192
 INT32_MAX = (1 << 31) - 1
@@ -68,6 +69,7 @@ class LogSegment:
         self.log_path, index_path, time_index_path = segment_paths(directory, base_offset, suffix)
         self.offset_index = OffsetIndex(index_path, base_offset)
         self.time_index = TimeIndex(time_index_path, base_offset)
+        self.txn_index = TxnIndex(txn_index_path(directory, base_offset, suffix), base_offset)
         self._fd = fd
         self._size = size
         self._interval = index_interval_bytes
@@ -106,6 +108,7 @@ class LogSegment:
             suffix=suffix,
         )
         segment.write_indexes()
+        segment.txn_index.create()
         return segment
 
     @classmethod
@@ -131,7 +134,12 @@ class LogSegment:
         )
 
     def load_indexes(self, end_offset: int | None) -> str | None:
-        """Loads both index files; returns why they cannot be used, or None when they can."""
+        """Loads both index files; returns why they cannot be used, or None when they can.
+        The transaction index is loaded too: one that cannot be used is emptied and left to
+        be rebuilt by its owner (:attr:`TxnIndex.needs_rebuild`), the segment is not."""
+        txn_problem = self.txn_index.load(end_offset=end_offset)
+        if txn_problem is not None:
+            log.warning("txn_index_rebuild_needed", path=str(self.log_path), reason=txn_problem)
         try:
             self.offset_index.load(log_size=self._size, end_offset=end_offset)
             self.time_index.load(end_offset=end_offset)
@@ -189,9 +197,11 @@ class LogSegment:
 
     def recover(self, now_ms: int) -> bool:
         """Validates every batch, rebuilds both indexes, and truncates the file at the first
-        invalid or incomplete batch. Returns True if bytes were dropped."""
+        invalid or incomplete batch (the transaction index is emptied, to be rebuilt by its
+        owner if the segment holds a control batch). Returns True if bytes were dropped."""
         self.offset_index.reset()
         self.time_index.reset()
+        control = False
         self._max_timestamp = -1
         self._offset_of_max_timestamp = self.base_offset
         self._bytes_since_index = 0
@@ -212,6 +222,7 @@ class LogSegment:
                 )
                 break
             self._track_batch(header.base_offset, pos, header.size, header.max_timestamp)
+            control = control or header.is_control
             expected = header.next_offset
             valid = pos + header.size
         if reason is None and valid < file_size:
@@ -231,6 +242,7 @@ class LogSegment:
             )
         self.time_index.maybe_append(self._max_timestamp, self._offset_of_max_timestamp)
         self.write_indexes()
+        self.txn_index.reset(needs_rebuild=control)
         self._init_roll_base(now_ms)
         return truncated
 
@@ -333,6 +345,7 @@ class LogSegment:
         self._next_offset = header.base_offset
         self.offset_index.truncate_to(header.base_offset)
         self.time_index.truncate_to(header.base_offset)
+        self.txn_index.truncate_to(header.base_offset)
         self._max_timestamp = -1
         self._offset_of_max_timestamp = self.base_offset
         last = self.time_index.last_entry()
@@ -350,6 +363,7 @@ class LogSegment:
         self._next_offset = next_offset
         self.offset_index.truncate_to(next_offset)
         self.time_index.truncate_to(next_offset)
+        self.txn_index.truncate_to(next_offset)
         self._max_timestamp = -1
         self._offset_of_max_timestamp = self.base_offset
         last = self.time_index.last_entry()
@@ -400,6 +414,7 @@ class LogSegment:
         os.fdatasync(self._fd)
         self.offset_index.sync()
         self.time_index.sync()
+        self.txn_index.sync()
 
     def sync_data(self) -> None:
         """Makes the log data durable (indexes are rebuilt after a crash if needed)."""
@@ -563,6 +578,7 @@ class LogSegment:
             pass
         self.offset_index.delete()
         self.time_index.delete()
+        self.txn_index.delete()
 
     def set_last_modified(self, ms: int) -> None:
         """Sets the log file's modification time (what retention falls back on when no batch
@@ -576,10 +592,16 @@ class LogSegment:
         (``log_first``), so that a crash between the renames leaves the log file's name
         saying which state the segment is in (missing index files are rebuilt on open)."""
         log_path, index_path, time_index_path = segment_paths(self._dir, self.base_offset, suffix)
+        txn_path = txn_index_path(self._dir, self.base_offset, suffix)
         if log_first:
             os.replace(self.log_path, log_path)
             self.log_path = log_path
-        for index, target in ((self.offset_index, index_path), (self.time_index, time_index_path)):
+        indexes: tuple[OffsetIndex | TimeIndex | TxnIndex, ...] = (
+            self.offset_index,
+            self.time_index,
+            self.txn_index,
+        )
+        for index, target in zip(indexes, (index_path, time_index_path, txn_path), strict=True):
             with contextlib.suppress(FileNotFoundError):
                 os.replace(index.path, target)
             index.path = target
@@ -592,7 +614,12 @@ class LogSegment:
         a reader already holding the segment keeps reading it; :meth:`delete` removes them
         later. The segment takes no more writes. ``*.deleted`` files left by a crash are
         removed when the log is next opened."""
-        for index in (self.offset_index, self.time_index):
+        indexes: tuple[OffsetIndex | TimeIndex | TxnIndex, ...] = (
+            self.offset_index,
+            self.time_index,
+            self.txn_index,
+        )
+        for index in indexes:
             target = index.path.with_name(index.path.name + DELETED_SUFFIX)
             with contextlib.suppress(FileNotFoundError):
                 os.replace(index.path, target)

@@ -22,7 +22,12 @@ import structlog
 
 from raftka.common.records.batch import BatchHeader
 from raftka.common.storage.batch_scan import BatchScan
-from raftka.common.storage.files import SEGMENT_FILE_RE, SWAP_SUFFIX, segment_paths
+from raftka.common.storage.files import (
+    SEGMENT_FILE_RE,
+    SWAP_SUFFIX,
+    segment_paths,
+    txn_index_path,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -51,19 +56,24 @@ def complete_swaps(directory: Path) -> bool:
     bases = sorted({int(m.group(1)) for n in names if (m := SEGMENT_FILE_RE.match(n)) is not None})
     for base in swaps:
         swap_log, swap_index, swap_time_index = segment_paths(directory, base, SWAP_SUFFIX)
+        swap_txn_index = txn_index_path(directory, base, SWAP_SUFFIX)
         end = _swap_end_offset(swap_log, base)
         if end is None:
             log.warning("swap_file_unreadable_deleted", path=str(swap_log))
-            for path in (swap_log, swap_index, swap_time_index):
+            for path in (swap_log, swap_index, swap_time_index, swap_txn_index):
                 path.unlink(missing_ok=True)
             continue
         replaced = [old for old in bases if base <= old < end]
         for old in replaced:
-            for path in segment_paths(directory, old):
+            for path in (*segment_paths(directory, old), txn_index_path(directory, old)):
                 path.unlink(missing_ok=True)
         final_log, final_index, final_time_index = segment_paths(directory, base)
         os.replace(swap_log, final_log)
-        for source, target in ((swap_index, final_index), (swap_time_index, final_time_index)):
+        for source, target in (
+            (swap_index, final_index),
+            (swap_time_index, final_time_index),
+            (swap_txn_index, txn_index_path(directory, base)),
+        ):
             with contextlib.suppress(FileNotFoundError):
                 os.replace(source, target)
         log.info(

@@ -294,7 +294,9 @@ def _records(pairs: Iterable[object]) -> tuple[ReadRecord, ...]:
         if not isinstance(pair, list | tuple) or len(pair) != 2:
             raise InvalidHistoryError(f"a record is an [offset, value] pair, got {pair!r}")
         offset, value = pair
-        records.append(ReadRecord(Offset(_typed(offset, int, "offset")), _typed(value, str, "value")))
+        records.append(
+            ReadRecord(Offset(_typed(offset, int, "offset")), _typed(value, str, "value"))
+        )
     return tuple(records)
 
 

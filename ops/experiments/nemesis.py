@@ -170,7 +170,9 @@ class Nemesis:
         elif kind is FaultKind.POWER_LOSS:
             await asyncio.to_thread(self._processes.kill, node)
             cut = await asyncio.to_thread(self._processes.lose_unflushed_writes, node)
-            self._log(f"fault {fault.index}: node {node} lost the unflushed tails of {len(cut)} logs")
+            self._log(
+                f"fault {fault.index}: node {node} lost the unflushed tails of {len(cut)} logs"
+            )
         elif kind is FaultKind.PAUSE:
             self._processes.pause(node)
         elif kind is FaultKind.PARTITION:

@@ -125,7 +125,9 @@ def poll_skips(view: PartitionHistory) -> list[Anomaly]:
     return found
 
 
-def _skip(view: PartitionHistory, poll: Operation, start: int, skipped: Sequence[Offset]) -> Anomaly:
+def _skip(
+    view: PartitionHistory, poll: Operation, start: int, skipped: Sequence[Offset]
+) -> Anomaly:
     values = tuple(view.final_values[o] for o in skipped)
     got = (
         f"offsets {poll.records[0].offset}..{poll.records[-1].offset}"

@@ -86,11 +86,19 @@ def test_a_client_that_knows_only_brokers_finds_the_controllers(
             assert (await admin.describe_cluster()).controller_id == meta.controller_id
 
     asyncio.run(main())
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("RAFTKA_BOOTSTRAP")
-    } | {"RAFTKA_CLUSTER_DIR": "/nonexistent"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAFTKA_BOOTSTRAP")} | {
+        "RAFTKA_CLUSTER_DIR": "/nonexistent"
+    }
     listed = subprocess.run(
-        [sys.executable, "-m", "raftka.client.cli", "topics", "list", "--bootstrap-server", servers[0]],
+        [
+            sys.executable,
+            "-m",
+            "raftka.client.cli",
+            "topics",
+            "list",
+            "--bootstrap-server",
+            servers[0],
+        ],
         capture_output=True,
         text=True,
         timeout=60,

@@ -42,7 +42,6 @@ def snapshotting_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
         c.stop_all()
 
 
-
 async def describe(cluster: LocalCluster) -> dict[str, tuple[str, int]]:
     async with client_for(cluster) as client:
         return {t.name: (t.topic_id, len(t.partitions)) for t in await client.describe_topics()}

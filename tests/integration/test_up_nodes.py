@@ -25,8 +25,6 @@ from tests.conditions import wait_until
 pytestmark = pytest.mark.integration
 
 
-
-
 class Up:
     """``raftka up`` as a subprocess, its output in a file, and ``raftka node`` beside it."""
 

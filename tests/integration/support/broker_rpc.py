@@ -90,9 +90,11 @@ async def fetch(
     min_bytes: int = 0,
     decode_records: bool = False,
     partition_max_bytes: int = 0,
+    isolation_level: int = 0,
 ) -> bpb.FetchPartitionResult:
     request = bpb.FetchRequest(
         replica_id=-1,
+        isolation_level=isolation_level,
         max_wait_ms=max_wait_ms,
         min_bytes=min_bytes,
         decode_records=decode_records,
@@ -117,15 +119,16 @@ async def fetch(
 
 
 async def list_offset(
-    address: str, topic: str, partition: int, timestamp: int
+    address: str, topic: str, partition: int, timestamp: int, *, isolation_level: int = 0
 ) -> bpb.ListOffsetsResult:
     request = bpb.ListOffsetsRequest(
+        isolation_level=isolation_level,
         topics=[
             bpb.ListOffsetsTopic(
                 topic=topic,
                 partitions=[bpb.ListOffsetsPartition(partition=partition, timestamp=timestamp)],
             )
-        ]
+        ],
     )
     async with broker_stub(address) as stub:
         response = await stub.ListOffsets(request, timeout=10)

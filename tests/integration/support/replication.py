@@ -78,11 +78,8 @@ def records_on_disk(cluster: LocalCluster, broker: int) -> list[tuple[int, bytes
     return [(r.offset, r.value or b"") for r in iter_records(data)]
 
 
-
 def cpb_record(value: bytes) -> bpb.Record:
     return bpb.Record(value=value)
-
-
 
 
 async def produce_when_leading(address: str, value: bytes) -> bool | None:
@@ -177,4 +174,3 @@ class AckedWrites:
     def _failed(self, why: str) -> None:
         self.failures += 1
         self.last_failure = why
-

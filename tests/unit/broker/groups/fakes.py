@@ -1,6 +1,7 @@
 """A small group shard, offsets log and metadata for testing the coordinator's runtime.
 
-FakeShard keeps committed offsets as records ``o/<group>/<topic>/<partition>`` -> offset, and
+FakeShard keeps committed offsets as records ``o/<group>/<topic>/<partition>`` -> offset (a
+transactional one pending per producer until its marker), and
 members as ``m/<group>/<member>`` -> "": a join assigns ``m<N>`` and pushes an answer to every
 other member of the group (as a revocation would be).
 """
@@ -8,9 +9,11 @@ other member of the group (as a revocation would be).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 
-from raftka.broker.groups.api import MemberPush, Outcome, StoredRecord, TopicsView
+from raftka.broker.coordinator.api import LogEntry
+from raftka.broker.groups.api import MemberPush, Outcome, StoredMarker, StoredRecord, TopicsView
 from raftka.common.errors import RaftkaError
 from raftka.common.group_errors import UnknownMemberIdError
 from raftka.v1 import groups_pb2 as gpb
@@ -28,12 +31,25 @@ class FakeShard:
         self.tick_records: list[StoredRecord] = []
         self.deadline: int | None = None
         self.heartbeats: list[tuple[str, str]] = []  # (client_id, client_host)
+        self.pending: dict[int, list[StoredRecord]] = {}  # producer id -> its offset records
 
     def replay(self, record: StoredRecord) -> None:
         self.replayed += 1
         self._apply(record)
 
+    def replay_marker(self, producer_id: int, committed: bool) -> None:
+        self.replayed += 1
+        self._settle(producer_id, committed)
+
+    def _settle(self, producer_id: int, committed: bool) -> None:
+        for record in self.pending.pop(producer_id, []):
+            if committed:
+                self._apply(dataclasses.replace(record, producer_id=-1))
+
     def _apply(self, record: StoredRecord) -> None:
+        if record.producer_id >= 0:
+            self.pending.setdefault(record.producer_id, []).append(record)
+            return
         kind, group, *rest = record.key.decode().split("/")
         if kind == "o":
             key = (group, rest[0], int(rest[1]))
@@ -109,6 +125,30 @@ class FakeShard:
                 result.partitions.add(partition=p.partition)
         return Outcome(response, self._write(records))
 
+    def txn_commit_offsets(
+        self, request: gpb.TxnOffsetCommitRequest, *, now_ms: int, topics: TopicsView
+    ) -> Outcome[gpb.OffsetCommitResponse]:
+        response = gpb.OffsetCommitResponse()
+        records = []
+        for t in request.topics:
+            result = response.topics.add(name=t.name)
+            for p in t.partitions:
+                key = f"o/{request.group_id}/{t.name}/{p.partition}".encode()
+                records.append(
+                    StoredRecord(
+                        key, str(p.offset).encode(), request.producer_id, request.producer_epoch
+                    )
+                )
+                result.partitions.add(partition=p.partition)
+        producer = (request.producer_id, request.producer_epoch)
+        return Outcome(response, self._write(records), transactional_producer=producer)
+
+    def complete_transaction(
+        self, producer_id: int, committed: bool, *, now_ms: int
+    ) -> Outcome[None]:
+        self._settle(producer_id, committed)
+        return Outcome(None)
+
     def fetch_offsets(self, request: gpb.OffsetFetchRequest) -> gpb.OffsetFetchResponse:
         response = gpb.OffsetFetchResponse()
         for (group, topic, partition), offset in sorted(self.offsets.items()):
@@ -149,12 +189,13 @@ class FakeShard:
 
 class FakeLog:
     """Partitions in memory. ``gate`` holds every read_all until set; ``fail_next`` makes the
-    next append raise it (nothing written)."""
+    next append (or marker) raise it (nothing written)."""
 
     def __init__(self) -> None:
         self.led: dict[int, int] = {}
-        self.records: dict[int, list[StoredRecord]] = {}
+        self.records: dict[int, list[LogEntry]] = {}
         self.appends: list[tuple[int, int, int]] = []  # (partition, epoch, records)
+        self.producers: list[tuple[int, int] | None] = []  # the producer of each append
         self.gate = asyncio.Event()
         self.gate.set()
         self.fail_next: RaftkaError | None = None
@@ -162,19 +203,43 @@ class FakeLog:
     def led_partitions(self) -> dict[int, int]:
         return dict(self.led)
 
-    async def read_all(self, partition: int, leader_epoch: int) -> list[StoredRecord]:
+    async def read_all(self, partition: int, leader_epoch: int) -> list[LogEntry]:
         await self.gate.wait()
         return list(self.records.get(partition, []))
 
-    async def append(
-        self, partition: int, leader_epoch: int, records: Sequence[StoredRecord]
-    ) -> None:
-        await asyncio.sleep(0)
+    def _check(self) -> None:
         if self.fail_next is not None:
             error, self.fail_next = self.fail_next, None
             raise error
+
+    async def append(
+        self,
+        partition: int,
+        leader_epoch: int,
+        records: Sequence[StoredRecord],
+        *,
+        producer: tuple[int, int] | None = None,
+    ) -> None:
+        await asyncio.sleep(0)
+        self._check()
+        assert all(r.producer_id == (-1 if producer is None else producer[0]) for r in records)
         self.appends.append((partition, leader_epoch, len(records)))
+        self.producers.append(producer)
         self.records.setdefault(partition, []).extend(records)
+
+    async def write_marker(
+        self,
+        partition: int,
+        leader_epoch: int,
+        producer_id: int,
+        producer_epoch: int,
+        committed: bool,
+        coordinator_epoch: int,
+    ) -> None:
+        await asyncio.sleep(0)
+        self._check()
+        marker = StoredMarker(producer_id, producer_epoch, committed)
+        self.records.setdefault(partition, []).append(marker)
 
 
 class FakeMetadata:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 
-from raftka.broker.groups.api import GroupConfig, MemberPush, Outcome, StoredRecord
+from raftka.broker.groups.api import (
+    GroupConfig,
+    MemberPush,
+    Outcome,
+    StoredMarker,
+    StoredRecord,
+)
 from raftka.broker.groups.shard import ConsumerGroupShard
 from raftka.v1 import groups_pb2 as gpb
 
@@ -21,7 +27,7 @@ class ShardHarness:
         self.now_ms = 1_000_000
         ids = itertools.count(1)
         self.shard = ConsumerGroupShard(0, self.config, new_member_id=lambda: f"m{next(ids)}")
-        self.log: list[StoredRecord] = []
+        self.log: list[StoredRecord | StoredMarker] = []
         self.pushes: list[MemberPush] = []
 
     def _take(self, outcome: Outcome[object]) -> None:
@@ -97,6 +103,44 @@ class ShardHarness:
             for r in t.partitions
         ]
 
+    def txn_commit(
+        self,
+        group_id: str,
+        offsets: Mapping[tuple[str, int], int],
+        *,
+        producer: tuple[int, int] = (7, 0),
+        **fields: object,
+    ) -> list[tuple[str, int, int]]:
+        """A TxnOffsetCommit by ``producer`` (id, epoch); ``fields``: member_id, member_epoch."""
+        fields.setdefault("member_epoch", -1)
+        request = gpb.TxnOffsetCommitRequest(
+            transactional_id="tx",
+            group_id=group_id,
+            producer_id=producer[0],
+            producer_epoch=producer[1],
+            **fields,  # type: ignore[arg-type]
+        )
+        for (topic, p), offset in offsets.items():
+            request.topics.add(name=topic).partitions.add(
+                partition=p, offset=offset, leader_epoch=3
+            )
+        outcome = self.shard.txn_commit_offsets(request, now_ms=self.now_ms, topics=self.topics)
+        if outcome.records:
+            assert outcome.transactional_producer == producer
+            assert all(r.producer_id == producer[0] for r in outcome.records)
+        self._take(outcome)  # type: ignore[arg-type]
+        return [
+            (t.name, r.partition, r.error_code)
+            for t in outcome.response.topics
+            for r in t.partitions
+        ]
+
+    def marker(self, producer_id: int, committed: bool) -> None:
+        """The transaction's marker reached the partition (written to the log, then applied)."""
+        self.log.append(StoredMarker(producer_id, 1, committed))
+        outcome = self.shard.complete_transaction(producer_id, committed, now_ms=self.now_ms)
+        assert not outcome.records
+
     def fetch(self, group_id: str = "g", **fields: object) -> gpb.OffsetFetchResponse:
         return self.shard.fetch_offsets(gpb.OffsetFetchRequest(group_id=group_id, **fields))  # type: ignore[arg-type]
 
@@ -106,7 +150,19 @@ class ShardHarness:
     def replayed(self) -> ConsumerGroupShard:
         """A fresh shard loaded from the records written so far, compacted as the cleaner
         would (latest value per key; keys whose latest is a tombstone dropped)."""
-        return replay_compacted(self.log, self.config, self.now_ms)
+        assert all(isinstance(r, StoredRecord) for r in self.log), "markers: use replayed_log"
+        return replay_compacted(self.log, self.config, self.now_ms)  # type: ignore[arg-type]
+
+    def replayed_log(self) -> ConsumerGroupShard:
+        """A fresh shard loaded from everything written so far, markers included (uncompacted)."""
+        shard = ConsumerGroupShard(0, self.config)
+        for item in self.log:
+            if isinstance(item, StoredMarker):
+                shard.replay_marker(item.producer_id, item.committed)
+            else:
+                shard.replay(item)
+        shard.loaded(self.now_ms)
+        return shard
 
 
 def replay_compacted(

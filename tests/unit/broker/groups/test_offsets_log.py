@@ -5,17 +5,20 @@ stale leader epoch."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from pathlib import Path
 
 import pytest
 
 from raftka.broker.groups import offsets_log
-from raftka.broker.groups.api import StoredRecord
+from raftka.broker.groups.api import StoredMarker, StoredRecord
 from raftka.broker.groups.offsets_log import ReplicatedOffsetsLog
 from raftka.broker.groups.placement import OFFSETS_TOPIC
 from raftka.broker.partition import NotLeaderOrFollowerError, Partition
 from raftka.broker.replication.leader_state import LeaderReplicaState
+from raftka.common.errors import InvalidProducerEpochError
 from raftka.common.records.builder import build_batch
+from raftka.common.txn_errors import TransactionCoordinatorFencedError
 from tests.unit.broker.support import open_partition
 from tests.unit.broker.test_partition import (
     BROKER_EPOCHS,
@@ -213,5 +216,57 @@ def test_a_write_waiting_for_its_commit_ends_when_leadership_moves(
         partition.notify_hw()
         with pytest.raises(NotLeaderOrFollowerError):
             await asyncio.wait_for(write, 5)
+
+    asyncio.run(asyncio.wait_for(main(), 10))
+
+
+async def _replicated(partition: Partition, write: Awaitable[None]) -> None:
+    """Runs an acks=all write while the follower keeps up."""
+    task = asyncio.ensure_future(write)
+    await _yield()
+    await _follower_caught_up(partition)
+    await asyncio.wait_for(task, 5)
+
+
+def test_transactional_batches_and_markers_are_written_and_read_back_in_log_order(
+    tmp_path: Path,
+) -> None:
+    """A producer's batches get the sequences the partition expects (continuing in an epoch,
+    0 in the epoch a marker started); read_all gives their records with the producer, and
+    the markers, in log order; an older epoch and an older coordinator epoch are refused."""
+    partition = _offsets_partition(tmp_path)
+    offsets = _log(partition)
+
+    def txn(key: bytes, epoch: int) -> StoredRecord:
+        return StoredRecord(key, b"v", 42, epoch)
+
+    async def main() -> None:
+        plain = StoredRecord(b"p", b"v")
+        await _replicated(
+            partition,
+            offsets.append(0, LEADER_EPOCH, [txn(b"a", 0), txn(b"b", 0)], producer=(42, 0)),
+        )
+        await _replicated(partition, offsets.append(0, LEADER_EPOCH, [plain]))
+        await _replicated(
+            partition, offsets.append(0, LEADER_EPOCH, [txn(b"c", 0)], producer=(42, 0))
+        )
+        await _replicated(partition, offsets.write_marker(0, LEADER_EPOCH, 42, 1, True, 3))
+        await _replicated(
+            partition, offsets.append(0, LEADER_EPOCH, [txn(b"d", 1)], producer=(42, 1))
+        )
+        with pytest.raises(InvalidProducerEpochError):
+            await offsets.append(0, LEADER_EPOCH, [txn(b"x", 0)], producer=(42, 0))
+        with pytest.raises(TransactionCoordinatorFencedError):
+            await offsets.write_marker(0, LEADER_EPOCH, 42, 2, False, 2)
+        await _replicated(partition, offsets.write_marker(0, LEADER_EPOCH, 42, 2, False, 3))
+        assert await offsets.read_all(0, LEADER_EPOCH) == [
+            txn(b"a", 0),
+            txn(b"b", 0),
+            plain,
+            txn(b"c", 0),
+            StoredMarker(42, 1, True),
+            txn(b"d", 1),
+            StoredMarker(42, 2, False),
+        ]
 
     asyncio.run(asyncio.wait_for(main(), 10))

@@ -13,6 +13,7 @@ import pytest
 from raftka.broker.groups.api import TopicsView
 from raftka.broker.groups.service import GroupServicer, peer_host
 from raftka.broker.groups.validation import check_group_id
+from raftka.common.errors import InvalidProducerEpochError
 from raftka.common.group_errors import InvalidGroupIdError
 from raftka.common.rpc.channels import open_channel
 from raftka.common.rpc.status import ERROR_KEY
@@ -288,5 +289,49 @@ def test_a_stream_ends_with_not_coordinator_when_leadership_moves() -> None:
             await call.read()
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
         assert _error_of(info) == "NOT_COORDINATOR"
+
+    run(body)
+
+
+def _txn_commit(group: str, partitions: int = 1) -> gpb.TxnOffsetCommitRequest:
+    return gpb.TxnOffsetCommitRequest(
+        transactional_id="tx",
+        group_id=group,
+        producer_id=42,
+        producer_epoch=0,
+        member_epoch=-1,
+        topics=_commit(group, partitions).topics,
+    )
+
+
+def test_txn_offset_commit_is_checked_like_offset_commit_and_stays_pending() -> None:
+    async def body(h: Harness, topic: FakeOffsetsTopic, stub: GroupServiceStub) -> None:
+        refused = await stub.TxnOffsetCommit(_txn_commit("", partitions=2))
+        codes = [p.error_code for t in refused.topics for p in t.partitions]
+        assert codes == [ErrorCode.INVALID_GROUP_ID] * 2
+        for count in (0, 10_001):
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.TxnOffsetCommit(_txn_commit(GROUP, partitions=count))
+            assert _error_of(info) == "INVALID_REQUEST"
+        assert h.log.appends == []
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.TxnOffsetCommit(_txn_commit(OTHER_GROUP))
+        assert _error_of(info) == "NOT_COORDINATOR"
+        ok = await stub.TxnOffsetCommit(_txn_commit(GROUP))
+        assert ok.topics[0].partitions[0].error_code == ErrorCode.NONE
+        assert h.log.producers == [(42, 0)]
+        fetched = await stub.OffsetFetch(gpb.OffsetFetchRequest(group_id=GROUP))
+        assert list(fetched.topics) == []  # pending until the marker
+
+    run(body)
+
+
+def test_txn_offset_commit_of_a_fenced_producer_answers_producer_fenced() -> None:
+    async def body(h: Harness, topic: FakeOffsetsTopic, stub: GroupServiceStub) -> None:
+        h.log.fail_next = InvalidProducerEpochError("producer 42 has epoch 1 on the partition")
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.TxnOffsetCommit(_txn_commit(GROUP))
+        assert _error_of(info) == "PRODUCER_FENCED"
+        assert "close this producer" in str(info.value.details())
 
     run(body)

@@ -19,6 +19,7 @@ from raftka.common.records import (
     split_batches,
 )
 from raftka.common.records.batch import ATTRIBUTES_POS, write_crc
+from raftka.common.records.control import build_end_txn_marker
 from tests.unit.broker.support import T0, batch
 
 LIMIT = 1048588
@@ -71,9 +72,10 @@ BAD_INPUTS: list[tuple[str, bytes | bytearray, type[RecordError]]] = [
     ("good then bad crc", batch(1) + corrupt_crc(batch(1)), CorruptRecordError),
     ("unknown codec", with_attributes(batch(1), 6), UnsupportedCompressionError),
     ("control", batch(1, control=True), InvalidRecordError),
+    ("transactional without producer id", batch(1, transactional=True), InvalidRecordError),
     (
-        "transactional",
-        batch(1, producer_id=7, base_sequence=0, transactional=True),
+        "an end-transaction marker from a client",
+        build_end_txn_marker(7, 0, True, 0, timestamp=T0),
         InvalidRecordError,
     ),
     ("producer id without sequence", batch(1, producer_id=7, base_sequence=-1), InvalidRecordError),
@@ -96,6 +98,14 @@ def test_bad_input_raises_the_right_error(
 ) -> None:
     with pytest.raises(error):
         check(buf)
+
+
+def test_transactional_batches_with_a_producer_id_are_accepted() -> None:
+    buf = build_batch(
+        [(T0, None, b"v", ())], producer_id=7, producer_epoch=0, base_sequence=0, transactional=True
+    )
+    validated = validate_produced_batches(buf, max_message_bytes=LIMIT, log_append_time_ms=None)
+    assert validated.has_producer_ids and validated.headers[0].is_transactional
 
 
 def test_records_count_must_match_offset_delta() -> None:

@@ -83,7 +83,8 @@ GOOD = encode_snapshot(100, sample())
 
 def _bad_entry() -> bytes:
     data = bytearray(GOOD)
-    struct.pack_into(">b", data, 18 + 8 + 2, 0)  # first entry: 0 batches
+    # first entry: 0 batches, and no marker (coordinator epoch -1) either
+    struct.pack_into(">b", data, 18 + 8 + 2 + 4 + 8, 0)
     return _recrc(data)
 
 
@@ -96,7 +97,15 @@ def _offset_past_snapshot() -> bytes:
 def _duplicate_producer() -> bytes:
     data = bytearray(encode_snapshot(100, sample(1)))
     # entries by producer id, one batch each: the second (producer 7) becomes producer 0 too
-    struct.pack_into(">q", data, 18 + (8 + 2 + 1) + 32, 0)
+    struct.pack_into(">q", data, 18 + (8 + 2 + 4 + 8 + 1) + 32, 0)
+    return _recrc(data)
+
+
+def _open_txn_past_snapshot() -> bytes:
+    table = ProducerStateTable()
+    table.record(1, 0, 0, 0, 99, T, transactional=True)
+    data = bytearray(encode_snapshot(100, table))
+    struct.pack_into(">q", data, 18 + 8 + 2 + 4, 100)  # the open transaction starts at 100
     return _recrc(data)
 
 
@@ -111,6 +120,7 @@ DAMAGED = {
     "entry with no batch": _bad_entry(),
     "batch not below the snapshot offset": _offset_past_snapshot(),
     "producer listed twice": _duplicate_producer(),
+    "open transaction not below the snapshot offset": _open_txn_past_snapshot(),
     "truncated with a valid crc": _recrc(bytearray(GOOD[:-3])),
 }
 
@@ -119,6 +129,45 @@ DAMAGED = {
 def test_damage_is_detected(damage: str) -> None:
     with pytest.raises(CorruptSnapshotError):
         decode_snapshot(DAMAGED[damage], 100)
+
+
+def test_open_transactions_and_coordinator_epochs_round_trip() -> None:
+    table = sample()
+    table.record(9, 2, 0, 1, 40, T, transactional=True)  # opens a transaction at 40
+    table.record(9, 2, 2, 0, 60, T, transactional=True)  # same transaction
+    table.record(11, 0, 0, 0, 50, T, transactional=True)
+    completed = table.record_marker(11, 1, True, 6, 55)  # closes 11, new epoch 1, no batch
+    assert completed is not None and completed.first_offset == 50
+    decoded = decode_snapshot(encode_snapshot(100, table), 100)
+    assert as_tuples(decoded) == as_tuples(table)
+    assert decoded.open_transactions == {9: 40}
+    assert decoded.first_unstable_offset == 40
+    entry = decoded.entry(11)
+    assert entry is not None
+    assert (entry.epoch, entry.coordinator_epoch, entry.txn_first_offset, len(entry.batches)) == (
+        1,
+        6,
+        None,
+        0,
+    )
+
+
+def _encode_v1(offset: int, table: ProducerStateTable) -> bytes:
+    """A version-1 snapshot (written before transactions existed)."""
+    out = bytearray(struct.pack(">hIqi", 1, 0, offset, len(table)))
+    for entry in table:
+        out += struct.pack(">qhb", entry.producer_id, entry.epoch, len(entry.batches))
+        for batch in entry.batches:
+            out += struct.pack(">iiqqq", *batch)
+    return _recrc(out)
+
+
+def test_a_version_1_snapshot_is_still_read() -> None:
+    table = sample()
+    decoded = decode_snapshot(_encode_v1(100, table), 100)
+    assert as_tuples(decoded) == as_tuples(table)
+    assert decoded.first_unstable_offset is None
+    assert all(e.coordinator_epoch == -1 for e in decoded)
 
 
 def test_every_torn_length_is_detected() -> None:
