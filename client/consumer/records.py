@@ -14,7 +14,6 @@ still moves past every dropped batch, so nothing is fetched twice.
 
 from __future__ import annotations
 
-import struct
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -26,12 +25,11 @@ from raftka.common.records.batch import (
     BatchHeader,
     validate,
 )
+from raftka.common.records.control import is_end_txn_marker, parse_end_txn_marker
 from raftka.common.records.decoder import decode_batch
+from raftka.common.records.errors import InvalidRecordError
 
 Headers = tuple[tuple[str, bytes | None], ...]
-
-ABORT_MARKER = 0
-"""Control record key type of an ABORT marker (key: int16 version, int16 type)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,18 +179,18 @@ class CompletedFetch:
             self._aborted_ids.add(self._aborted.popleft()[0])
         if header.producer_id not in self._aborted_ids:
             return False
-        if header.is_control and _is_abort_marker(self._data, span.position):
+        if header.is_control and _is_abort_marker(self._data, span.position, header):
             self._aborted_ids.discard(header.producer_id)
         return True
 
 
-def _is_abort_marker(data: bytes, position: int) -> bool:
-    records = decode_batch(data, position, verify=False).records
-    key = records[0].key if records else None
-    if key is None or len(key) < 4:
+def _is_abort_marker(data: bytes, position: int, header: BatchHeader) -> bool:
+    if not is_end_txn_marker(header):
         return False
-    _version, kind = struct.unpack_from(">hh", key)
-    return bool(kind == ABORT_MARKER)
+    try:
+        return not parse_end_txn_marker(data, position).committed
+    except InvalidRecordError:
+        return False  # another kind of control batch: it ends no transaction
 
 
 def _epoch(value: int) -> int | None:

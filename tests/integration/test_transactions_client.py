@@ -28,7 +28,7 @@ from tests.integration.support.quorum import client_for, create_topic
 
 pytestmark = pytest.mark.integration
 
-TOPICS = ("orders", "copy-in", "copy-out", "fence")
+TOPICS = ("orders", "copy-in", "copy-out", "fence", "words", "words-upper")
 PARTITIONS = 2
 FAST: dict[str, Any] = {
     "linger_ms": 0,
@@ -167,6 +167,48 @@ def test_offsets_sent_with_a_transaction_count_only_when_it_commits(
             await p.send_offsets_to_transaction({tp: 7}, group)
             await p.abort_transaction()
             assert await committed() == 3
+
+    asyncio.run(main())
+
+
+def test_consume_transform_produce_as_a_group_member(txn_cluster: LocalCluster) -> None:
+    """The loop of docs/transactions.md: a subscribed member's offsets go with its output."""
+    words = [b"w%d" % i for i in range(20)]
+
+    async def main() -> None:
+        async with AsyncProducer(bootstrap_servers=bootstrap(txn_cluster), **FAST) as plain:
+            for i, w in enumerate(words):
+                await plain.send("words", w, partition=i % 2)
+            await plain.flush()
+        consumer = AsyncConsumer(
+            bootstrap_servers=bootstrap(txn_cluster),
+            group_id="uppercaser",
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            **READ,
+        )
+        async with consumer, producer(txn_cluster, "uppercaser-1") as p:
+            consumer.subscribe(["words"])
+            await p.init_transactions()
+            done = 0
+            async with asyncio.timeout(60):
+                while done < len(words):
+                    records = await consumer.poll(timeout_ms=500)
+                    if not records:
+                        continue
+                    p.begin_transaction()
+                    for r in records:
+                        await p.send("words-upper", (r.value or b"").upper(), key=r.key)
+                    positions = {r.topic_partition: r.offset + 1 for r in records}
+                    await p.send_offsets_to_transaction(positions, consumer.group_metadata())
+                    await p.commit_transaction()
+                    done += len(records)
+            for partition in range(PARTITIONS):
+                found = await consumer.committed(TopicPartition("words", partition))
+                assert found is not None and found.offset == 10
+        out = await read_all(txn_cluster, "words-upper", "read_committed", len(words))
+        assert sorted(r.value or b"" for r in out) == sorted(w.upper() for w in words)
 
     asyncio.run(main())
 

@@ -14,7 +14,6 @@ fail with the given errors, in order.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -25,7 +24,7 @@ from raftka.client.types import TopicPartition
 from raftka.common import group_errors, txn_errors
 from raftka.common.errors import RaftkaError
 from raftka.common.records.batch import BatchHeader, set_base_offset, set_partition_leader_epoch
-from raftka.common.records.builder import build_batch
+from raftka.common.records.control import build_end_txn_marker
 from raftka.common.rpc.status import status_for, trailing_metadata_for
 from raftka.v1 import broker_pb2 as pb
 from raftka.v1 import groups_pb2 as gpb
@@ -50,15 +49,7 @@ def marker_batch(
     producer_id: int, epoch: int, committed: bool, coordinator_epoch: int = 0
 ) -> bytearray:
     """A control batch as a partition leader writes it (contract decision 4)."""
-    key = struct.pack(">hh", 0, 1 if committed else 0)
-    value = struct.pack(">hi", 0, coordinator_epoch)
-    return build_batch(
-        [(0, key, value, ())],
-        producer_id=producer_id,
-        producer_epoch=epoch,
-        transactional=True,
-        control=True,
-    )
+    return build_end_txn_marker(producer_id, epoch, committed, coordinator_epoch, timestamp=0)
 
 
 @dataclass
