@@ -129,6 +129,10 @@ def test_acks_1_with_unclean_election_loses_writes_and_the_checker_finds_them(
         partitions=1,
         rate=100,
         broker_settings={"replica_lag_time_max_ms": 1000},
+        # What this run checks is the loss; the deposed leader, whose log diverged below its
+        # old high watermark, does not rejoin the ISR within the default 120 s recovery wait
+        # (a known gap, see the issue-12 note), so do not spend two minutes waiting for it.
+        recovery_timeout_s=20,
     )
     outcome = run(config)
     report = outcome.report
