@@ -67,7 +67,7 @@ def _producer(
     settings: dict[str, Any] = {"bootstrap_servers": cluster.bootstrap_servers, "linger_ms": 5}
     if transactional_id is not None:
         settings["transactional_id"] = transactional_id
-    return AsyncProducer(**settings, **extra)
+    return AsyncProducer(**{**settings, **extra})
 
 
 # ---------------------------------------------------------------- rate
