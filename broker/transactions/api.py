@@ -33,11 +33,13 @@ from typing import Generic, Protocol, TypeVar
 
 from raftka.broker.coordinator.api import StoredRecord as StoredRecord  # of __transaction_state
 from raftka.common.errors import RaftkaError
+from raftka.common.metadata.topic_names import (  # one name, defined in common
+    TRANSACTION_STATE_TOPIC as TRANSACTION_STATE_TOPIC,
+)
 from raftka.v1 import transactions_pb2 as tpb
 
 R = TypeVar("R")
 
-TRANSACTION_STATE_TOPIC = "__transaction_state"
 
 #: (topic, partition)
 TopicPartition = tuple[str, int]

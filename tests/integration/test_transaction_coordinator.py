@@ -9,7 +9,6 @@ markers were all dropped by the MARKERS fault path)."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
@@ -126,20 +125,22 @@ async def on_coordinator(
 ) -> T:
     """Runs ``call`` at the key's coordinator (not broker ``avoid``), again while it fails with
     a retriable coordinator error, as a client does."""
-    deadline = time.monotonic() + 15
-    while True:
+
+    async def attempt() -> tuple[T] | None:
         coordinator = await find(cluster, key, key_type)
-        if coordinator.node_id != avoid:
-            try:
-                address = f"{coordinator.host}:{coordinator.port}"
-                async with grpc.aio.insecure_channel(address) as channel:
-                    return await call(channel)
-            except grpc.aio.AioRpcError as e:
-                retriable = _error_name(e) in RETRIABLE or e.code() == grpc.StatusCode.UNAVAILABLE
-                if not retriable or time.monotonic() > deadline:
-                    raise
-        assert time.monotonic() < deadline, f"no usable coordinator for {key}"
-        await asyncio.sleep(0.05)
+        if coordinator.node_id == avoid:
+            return None
+        try:
+            address = f"{coordinator.host}:{coordinator.port}"
+            async with grpc.aio.insecure_channel(address) as channel:
+                return (await call(channel),)
+        except grpc.aio.AioRpcError as e:
+            if _error_name(e) in RETRIABLE or e.code() == grpc.StatusCode.UNAVAILABLE:
+                return None
+            raise
+
+    (result,) = await eventually(attempt, timeout_s=15, what=f"a usable coordinator for {key}")
+    return result
 
 
 async def init(
@@ -371,12 +372,12 @@ def test_a_new_coordinator_completes_a_transaction_decided_before_a_kill(
         finally:
             async with FaultClient(cluster.brokers[leader].address) as faults:
                 await faults.clear()
-        deadline = time.monotonic() + 15
-        described = await describe(cluster, tid, avoid=victim)
-        while described.state != "CompleteCommit":
-            assert time.monotonic() < deadline, described
-            await asyncio.sleep(0.1)
+
+        async def completed() -> tpb.TransactionDescription | None:
             described = await describe(cluster, tid, avoid=victim)
+            return described if described.state == "CompleteCommit" else None
+
+        described = await eventually(completed, timeout_s=15, what="CompleteCommit")
         assert (described.producer_id, described.producer_epoch) == (pid, epoch + 1)
         successor = await find(cluster, tid)
         resumed = log_events(cluster, successor.node_id, "txn_markers_resumed")

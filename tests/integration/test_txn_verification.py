@@ -9,7 +9,6 @@ Both the coordinator on the leader itself and on another broker are exercised.""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -99,14 +98,14 @@ async def write(
     )
     request.topics[0].partitions[0].transactional = True
     request.transactional_id = tid
-    deadline = time.monotonic() + 15
-    while True:
+
+    async def attempt() -> bpb.PartitionProduceResult | None:
         async with broker_stub(await leader_address(cluster, partition)) as stub:
             response = await stub.Produce(request, timeout=15)
         (result,) = response.results
-        if result.error_code != ErrorCode.NOT_ENOUGH_REPLICAS or time.monotonic() > deadline:
-            return result  # type: ignore[no-any-return]
-        await asyncio.sleep(0.1)
+        return None if result.error_code == ErrorCode.NOT_ENOUGH_REPLICAS else result
+
+    return await eventually(attempt, timeout_s=15, what="an answer other than NOT_ENOUGH_REPLICAS")
 
 
 async def offsets(cluster: LocalCluster, partition: int) -> tuple[int, int]:
