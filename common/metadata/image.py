@@ -38,6 +38,7 @@ from raftka.common.metadata.records import (
     registration_change_record,
     topic_record,
 )
+from raftka.common.metadata.security_image import SECURITY_RECORD_KINDS, SecurityImage
 from raftka.v1.common_pb2 import ResourceType
 from raftka.v1.metadata_pb2 import (
     BrokerRegistrationChangeRecord,
@@ -66,6 +67,7 @@ class MetadataImage:
         "_brokers",
         "_last_applied_index",
         "_next_producer_id",
+        "_security",
         "_topic_configs",
         "_topic_names_by_id",
         "_topics",
@@ -78,6 +80,7 @@ class MetadataImage:
         self._topic_configs: dict[str, dict[str, str]] = {}
         self._broker_configs: dict[str, dict[str, str]] = {}
         self._next_producer_id = 0
+        self._security = SecurityImage()
         self._last_applied_index = Index(0)
 
     # ---- construction, copying, snapshots ----
@@ -113,6 +116,7 @@ class MetadataImage:
         other._topic_configs = {k: dict(v) for k, v in self._topic_configs.items()}
         other._broker_configs = {k: dict(v) for k, v in self._broker_configs.items()}
         other._next_producer_id = self._next_producer_id
+        other._security = self._security.copy()
         other._last_applied_index = self._last_applied_index
         return other
 
@@ -142,6 +146,7 @@ class MetadataImage:
                 out.append(config_record(_TOPIC, name, key, value))
         if self._next_producer_id > 0:
             out.append(producer_ids_record(-1, -1, self._next_producer_id))
+        out.extend(self._security.to_snapshot_records())
         return out
 
     def __eq__(self, other: object) -> bool:
@@ -153,6 +158,7 @@ class MetadataImage:
             and self._topic_configs == other._topic_configs
             and self._broker_configs == other._broker_configs
             and self._next_producer_id == other._next_producer_id
+            and self._security == other._security
             and self._last_applied_index == other._last_applied_index
         )
 
@@ -206,6 +212,8 @@ class MetadataImage:
             self._apply_producer_ids(record.producer_ids)
         elif kind == "no_op":
             pass
+        elif kind in SECURITY_RECORD_KINDS:
+            self._security.apply(record)
         else:
             raise MetadataReplayError(f"metadata record at index {index} has no record set")
         self._last_applied_index = Index(index)
@@ -362,6 +370,11 @@ class MetadataImage:
     def next_producer_id(self) -> int:
         """First producer id of the next block to hand out."""
         return self._next_producer_id
+
+    @property
+    def security(self) -> SecurityImage:
+        """ACLs, user credentials and client quotas. Read it; never change it directly."""
+        return self._security
 
     @property
     def brokers(self) -> Mapping[BrokerId, BrokerRegistration]:

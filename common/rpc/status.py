@@ -14,7 +14,7 @@ from typing import Any, TypeVar, cast
 import grpc
 import structlog
 
-from raftka.common import errors, group_errors, txn_errors
+from raftka.common import errors, group_errors, security_errors, txn_errors
 from raftka.common.records import errors as record_errors
 from raftka.common.storage import errors as storage_errors
 from raftka.v1.common_pb2 import ErrorCode
@@ -71,6 +71,15 @@ _STATUS_BY_ERROR: dict[type[errors.RaftkaError], grpc.StatusCode] = {
     txn_errors.TransactionalIdNotFoundError: grpc.StatusCode.NOT_FOUND,
     txn_errors.TransactionCoordinatorFencedError: grpc.StatusCode.FAILED_PRECONDITION,
     txn_errors.UnstableOffsetCommitError: grpc.StatusCode.UNAVAILABLE,
+    security_errors.TopicAuthorizationFailedError: grpc.StatusCode.PERMISSION_DENIED,
+    security_errors.GroupAuthorizationFailedError: grpc.StatusCode.PERMISSION_DENIED,
+    security_errors.ClusterAuthorizationFailedError: grpc.StatusCode.PERMISSION_DENIED,
+    security_errors.TransactionalIdAuthorizationFailedError: grpc.StatusCode.PERMISSION_DENIED,
+    security_errors.SecurityDisabledError: grpc.StatusCode.FAILED_PRECONDITION,
+    security_errors.AuthenticationFailedError: grpc.StatusCode.UNAUTHENTICATED,
+    security_errors.UnacceptableCredentialError: grpc.StatusCode.INVALID_ARGUMENT,
+    security_errors.ResourceNotFoundError: grpc.StatusCode.NOT_FOUND,
+    security_errors.DuplicateResourceError: grpc.StatusCode.INVALID_ARGUMENT,
     # Record batches: the bytes sent are at fault (a corrupt one may be resent: retriable).
     record_errors.RecordError: grpc.StatusCode.INVALID_ARGUMENT,
     # The segmented log: a disk or server-side fault unless named otherwise below.
@@ -127,7 +136,14 @@ def rpc_errors(handler: H) -> H:
 
 # The wire carries only the code's name: the first class defined with a code stands for it.
 _ERROR_BY_NAME: dict[str, type[errors.RaftkaError]] = {}
-for _module in (errors, group_errors, txn_errors, record_errors, storage_errors):
+for _module in (
+    errors,
+    group_errors,
+    security_errors,
+    txn_errors,
+    record_errors,
+    storage_errors,
+):
     for _cls in list(vars(_module).values()):
         if isinstance(_cls, type) and issubclass(_cls, errors.RaftkaError):
             _ERROR_BY_NAME.setdefault(ErrorCode.Name(_cls.code), _cls)

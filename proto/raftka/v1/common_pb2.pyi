@@ -82,6 +82,15 @@ per item. tests/unit/common/test_status_table.py keeps this table equal to the c
 | DUPLICATE_BROKER_REGISTRATION | FAILED_PRECONDITION | Another incarnation of the broker id still has a live session. |
 | INCONSISTENT_CLUSTER_ID | FAILED_PRECONDITION | The request's cluster id is not this cluster's. |
 | OFFSET_OUT_OF_RANGE | OUT_OF_RANGE | An offset outside the log. |
+| TOPIC_AUTHORIZATION_FAILED | PERMISSION_DENIED | The caller lacks the topic ACL the whole request needs. |
+| GROUP_AUTHORIZATION_FAILED | PERMISSION_DENIED | The caller lacks READ (or the needed operation) on the group. |
+| CLUSTER_AUTHORIZATION_FAILED | PERMISSION_DENIED | The caller lacks the cluster ACL (inter-node RPCs: CLUSTER_ACTION). |
+| TRANSACTIONAL_ID_AUTHORIZATION_FAILED | PERMISSION_DENIED | The caller lacks WRITE on the transactional id. |
+| SECURITY_DISABLED | FAILED_PRECONDITION | An ACL RPC on a cluster whose authorizer is off. |
+| SASL_AUTHENTICATION_FAILED | UNAUTHENTICATED | No valid certificate or token where the listener requires one, or a token that does not match. |
+| UNACCEPTABLE_CREDENTIAL | INVALID_ARGUMENT | A credential with bad iterations, salt or name. |
+| RESOURCE_NOT_FOUND | NOT_FOUND | Deleting a credential that does not exist. |
+| DUPLICATE_RESOURCE | INVALID_ARGUMENT | The same user, ACL or quota entity twice in one request. |
 | UNKNOWN_SERVER_ERROR | INTERNAL | Any other failure on the server (a bug); the message says what. |
 
 Numbers, limits and defaults
@@ -100,8 +109,10 @@ Numbers, limits and defaults
 - Controller requests carry at most 10,000 items per list (more: INVALID_REQUEST).
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -278,6 +289,28 @@ class _ErrorCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorCode.V
     """A member of the group subscribes to the topic whose offsets were to be deleted."""
     INVALID_RECORD: _ErrorCode.ValueType  # 87
     """A record inside a batch is invalid (bad varint, wrong count, ...)."""
+    TOPIC_AUTHORIZATION_FAILED: _ErrorCode.ValueType  # 29
+    """The caller lacks the ACL for the topic (operation and topic named in the message)."""
+    GROUP_AUTHORIZATION_FAILED: _ErrorCode.ValueType  # 30
+    """The caller lacks the ACL for the consumer group."""
+    CLUSTER_AUTHORIZATION_FAILED: _ErrorCode.ValueType  # 31
+    """The caller lacks the ACL on the cluster resource (inter-node RPCs need CLUSTER_ACTION;
+    admin RPCs ALTER, DESCRIBE, ALTER_CONFIGS, ...).
+    """
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED: _ErrorCode.ValueType  # 53
+    """The caller lacks the ACL for the transactional id."""
+    SECURITY_DISABLED: _ErrorCode.ValueType  # 54
+    """An ACL, credential or quota RPC on a node whose authorizer is off."""
+    SASL_AUTHENTICATION_FAILED: _ErrorCode.ValueType  # 58
+    """The bearer token does not match the user's stored credential (or the user is unknown)."""
+    RESOURCE_NOT_FOUND: _ErrorCode.ValueType  # 91
+    """Deleting a credential (or quota) that does not exist."""
+    DUPLICATE_RESOURCE: _ErrorCode.ValueType  # 92
+    """The same resource twice in one request."""
+    UNACCEPTABLE_CREDENTIAL: _ErrorCode.ValueType  # 93
+    """A credential the cluster refuses (iterations outside 4096..16384, empty user name,
+    bad salt or key lengths).
+    """
     UNSTABLE_OFFSET_COMMIT: _ErrorCode.ValueType  # 88
     """OffsetFetch with require_stable: a transactional offset commit for the partition is not
     yet decided; retry shortly.
@@ -479,6 +512,28 @@ GROUP_SUBSCRIBED_TO_TOPIC: ErrorCode.ValueType  # 86
 """A member of the group subscribes to the topic whose offsets were to be deleted."""
 INVALID_RECORD: ErrorCode.ValueType  # 87
 """A record inside a batch is invalid (bad varint, wrong count, ...)."""
+TOPIC_AUTHORIZATION_FAILED: ErrorCode.ValueType  # 29
+"""The caller lacks the ACL for the topic (operation and topic named in the message)."""
+GROUP_AUTHORIZATION_FAILED: ErrorCode.ValueType  # 30
+"""The caller lacks the ACL for the consumer group."""
+CLUSTER_AUTHORIZATION_FAILED: ErrorCode.ValueType  # 31
+"""The caller lacks the ACL on the cluster resource (inter-node RPCs need CLUSTER_ACTION;
+admin RPCs ALTER, DESCRIBE, ALTER_CONFIGS, ...).
+"""
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED: ErrorCode.ValueType  # 53
+"""The caller lacks the ACL for the transactional id."""
+SECURITY_DISABLED: ErrorCode.ValueType  # 54
+"""An ACL, credential or quota RPC on a node whose authorizer is off."""
+SASL_AUTHENTICATION_FAILED: ErrorCode.ValueType  # 58
+"""The bearer token does not match the user's stored credential (or the user is unknown)."""
+RESOURCE_NOT_FOUND: ErrorCode.ValueType  # 91
+"""Deleting a credential (or quota) that does not exist."""
+DUPLICATE_RESOURCE: ErrorCode.ValueType  # 92
+"""The same resource twice in one request."""
+UNACCEPTABLE_CREDENTIAL: ErrorCode.ValueType  # 93
+"""A credential the cluster refuses (iterations outside 4096..16384, empty user name,
+bad salt or key lengths).
+"""
 UNSTABLE_OFFSET_COMMIT: ErrorCode.ValueType  # 88
 """OffsetFetch with require_stable: a transactional offset commit for the partition is not
 yet decided; retry shortly.
@@ -573,6 +628,204 @@ resource with INVALID_REQUEST.
 """
 Global___ResourceType: _TypeAlias = ResourceType  # noqa: Y015
 
+class _AclResourceType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AclResourceTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AclResourceType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ACL_RESOURCE_TYPE_UNKNOWN: _AclResourceType.ValueType  # 0
+    """Not set: refused with INVALID_REQUEST."""
+    ACL_RESOURCE_TYPE_ANY: _AclResourceType.ValueType  # 1
+    """Filters only: every resource type."""
+    ACL_RESOURCE_TYPE_TOPIC: _AclResourceType.ValueType  # 2
+    """A topic, by name."""
+    ACL_RESOURCE_TYPE_GROUP: _AclResourceType.ValueType  # 3
+    """A consumer group, by group id."""
+    ACL_RESOURCE_TYPE_CLUSTER: _AclResourceType.ValueType  # 4
+    """The cluster; its one resource name is "kafka-cluster"."""
+    ACL_RESOURCE_TYPE_TRANSACTIONAL_ID: _AclResourceType.ValueType  # 5
+    """A transactional id."""
+    ACL_RESOURCE_TYPE_USER: _AclResourceType.ValueType  # 7
+    """A user (for credential management)."""
+
+class AclResourceType(_AclResourceType, metaclass=_AclResourceTypeEnumTypeWrapper):
+    """What an ACL protects (Kafka's AclResourceType numbers). ANY appears in filters only."""
+
+ACL_RESOURCE_TYPE_UNKNOWN: AclResourceType.ValueType  # 0
+"""Not set: refused with INVALID_REQUEST."""
+ACL_RESOURCE_TYPE_ANY: AclResourceType.ValueType  # 1
+"""Filters only: every resource type."""
+ACL_RESOURCE_TYPE_TOPIC: AclResourceType.ValueType  # 2
+"""A topic, by name."""
+ACL_RESOURCE_TYPE_GROUP: AclResourceType.ValueType  # 3
+"""A consumer group, by group id."""
+ACL_RESOURCE_TYPE_CLUSTER: AclResourceType.ValueType  # 4
+"""The cluster; its one resource name is "kafka-cluster"."""
+ACL_RESOURCE_TYPE_TRANSACTIONAL_ID: AclResourceType.ValueType  # 5
+"""A transactional id."""
+ACL_RESOURCE_TYPE_USER: AclResourceType.ValueType  # 7
+"""A user (for credential management)."""
+Global___AclResourceType: _TypeAlias = AclResourceType  # noqa: Y015
+
+class _AclPatternType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AclPatternTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AclPatternType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ACL_PATTERN_TYPE_UNKNOWN: _AclPatternType.ValueType  # 0
+    """Not set: refused with INVALID_REQUEST."""
+    ACL_PATTERN_TYPE_ANY: _AclPatternType.ValueType  # 1
+    """Filters only: any pattern type."""
+    ACL_PATTERN_TYPE_MATCH: _AclPatternType.ValueType  # 2
+    """Filters only: every ACL that would match the filter's literal resource name (literal,
+    the "*" wildcard and prefixes of it).
+    """
+    ACL_PATTERN_TYPE_LITERAL: _AclPatternType.ValueType  # 3
+    """The resource name exactly ("*" matches every name)."""
+    ACL_PATTERN_TYPE_PREFIXED: _AclPatternType.ValueType  # 4
+    """Every resource whose name starts with the resource name."""
+
+class AclPatternType(_AclPatternType, metaclass=_AclPatternTypeEnumTypeWrapper):
+    """How an ACL's resource name matches (Kafka's PatternType numbers). ANY and MATCH appear in
+    filters only.
+    """
+
+ACL_PATTERN_TYPE_UNKNOWN: AclPatternType.ValueType  # 0
+"""Not set: refused with INVALID_REQUEST."""
+ACL_PATTERN_TYPE_ANY: AclPatternType.ValueType  # 1
+"""Filters only: any pattern type."""
+ACL_PATTERN_TYPE_MATCH: AclPatternType.ValueType  # 2
+"""Filters only: every ACL that would match the filter's literal resource name (literal,
+the "*" wildcard and prefixes of it).
+"""
+ACL_PATTERN_TYPE_LITERAL: AclPatternType.ValueType  # 3
+"""The resource name exactly ("*" matches every name)."""
+ACL_PATTERN_TYPE_PREFIXED: AclPatternType.ValueType  # 4
+"""Every resource whose name starts with the resource name."""
+Global___AclPatternType: _TypeAlias = AclPatternType  # noqa: Y015
+
+class _AclOperation:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AclOperationEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AclOperation.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ACL_OPERATION_UNKNOWN: _AclOperation.ValueType  # 0
+    """Not set: refused with INVALID_REQUEST."""
+    ACL_OPERATION_ANY: _AclOperation.ValueType  # 1
+    """Filters only: every operation."""
+    ACL_OPERATION_ALL: _AclOperation.ValueType  # 2
+    """Every operation (in an ACL)."""
+    ACL_OPERATION_READ: _AclOperation.ValueType  # 3
+    """Consume from a topic; join or commit in a group."""
+    ACL_OPERATION_WRITE: _AclOperation.ValueType  # 4
+    """Produce to a topic; use a transactional id."""
+    ACL_OPERATION_CREATE: _AclOperation.ValueType  # 5
+    """Create topics (on the cluster or a topic name)."""
+    ACL_OPERATION_DELETE: _AclOperation.ValueType  # 6
+    """Delete a topic, a group or its offsets."""
+    ACL_OPERATION_ALTER: _AclOperation.ValueType  # 7
+    """Change a topic (partitions) or the cluster (ACLs, credentials, elections)."""
+    ACL_OPERATION_DESCRIBE: _AclOperation.ValueType  # 8
+    """See a resource (metadata, offsets, descriptions)."""
+    ACL_OPERATION_CLUSTER_ACTION: _AclOperation.ValueType  # 9
+    """Inter-node RPCs (Raft, registration, heartbeats, AlterPartition, replication fetches,
+    producer-id blocks, transaction markers, fault injection).
+    """
+    ACL_OPERATION_DESCRIBE_CONFIGS: _AclOperation.ValueType  # 10
+    """Read configs and quotas."""
+    ACL_OPERATION_ALTER_CONFIGS: _AclOperation.ValueType  # 11
+    """Change configs and quotas."""
+    ACL_OPERATION_IDEMPOTENT_WRITE: _AclOperation.ValueType  # 12
+    """Get a producer id without a transactional id (on the cluster)."""
+
+class AclOperation(_AclOperation, metaclass=_AclOperationEnumTypeWrapper):
+    """What an ACL allows or denies (Kafka's AclOperation numbers). ANY appears in filters only."""
+
+ACL_OPERATION_UNKNOWN: AclOperation.ValueType  # 0
+"""Not set: refused with INVALID_REQUEST."""
+ACL_OPERATION_ANY: AclOperation.ValueType  # 1
+"""Filters only: every operation."""
+ACL_OPERATION_ALL: AclOperation.ValueType  # 2
+"""Every operation (in an ACL)."""
+ACL_OPERATION_READ: AclOperation.ValueType  # 3
+"""Consume from a topic; join or commit in a group."""
+ACL_OPERATION_WRITE: AclOperation.ValueType  # 4
+"""Produce to a topic; use a transactional id."""
+ACL_OPERATION_CREATE: AclOperation.ValueType  # 5
+"""Create topics (on the cluster or a topic name)."""
+ACL_OPERATION_DELETE: AclOperation.ValueType  # 6
+"""Delete a topic, a group or its offsets."""
+ACL_OPERATION_ALTER: AclOperation.ValueType  # 7
+"""Change a topic (partitions) or the cluster (ACLs, credentials, elections)."""
+ACL_OPERATION_DESCRIBE: AclOperation.ValueType  # 8
+"""See a resource (metadata, offsets, descriptions)."""
+ACL_OPERATION_CLUSTER_ACTION: AclOperation.ValueType  # 9
+"""Inter-node RPCs (Raft, registration, heartbeats, AlterPartition, replication fetches,
+producer-id blocks, transaction markers, fault injection).
+"""
+ACL_OPERATION_DESCRIBE_CONFIGS: AclOperation.ValueType  # 10
+"""Read configs and quotas."""
+ACL_OPERATION_ALTER_CONFIGS: AclOperation.ValueType  # 11
+"""Change configs and quotas."""
+ACL_OPERATION_IDEMPOTENT_WRITE: AclOperation.ValueType  # 12
+"""Get a producer id without a transactional id (on the cluster)."""
+Global___AclOperation: _TypeAlias = AclOperation  # noqa: Y015
+
+class _AclPermissionType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AclPermissionTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AclPermissionType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ACL_PERMISSION_TYPE_UNKNOWN: _AclPermissionType.ValueType  # 0
+    """Not set: refused with INVALID_REQUEST."""
+    ACL_PERMISSION_TYPE_ANY: _AclPermissionType.ValueType  # 1
+    """Filters only: both."""
+    ACL_PERMISSION_TYPE_DENY: _AclPermissionType.ValueType  # 2
+    """A matching DENY wins over every ALLOW."""
+    ACL_PERMISSION_TYPE_ALLOW: _AclPermissionType.ValueType  # 3
+    """Allows, unless a matching DENY exists."""
+
+class AclPermissionType(_AclPermissionType, metaclass=_AclPermissionTypeEnumTypeWrapper):
+    """Allow or deny (Kafka's AclPermissionType numbers). ANY appears in filters only."""
+
+ACL_PERMISSION_TYPE_UNKNOWN: AclPermissionType.ValueType  # 0
+"""Not set: refused with INVALID_REQUEST."""
+ACL_PERMISSION_TYPE_ANY: AclPermissionType.ValueType  # 1
+"""Filters only: both."""
+ACL_PERMISSION_TYPE_DENY: AclPermissionType.ValueType  # 2
+"""A matching DENY wins over every ALLOW."""
+ACL_PERMISSION_TYPE_ALLOW: AclPermissionType.ValueType  # 3
+"""Allows, unless a matching DENY exists."""
+Global___AclPermissionType: _TypeAlias = AclPermissionType  # noqa: Y015
+
+class _ScramMechanism:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ScramMechanismEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ScramMechanism.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SCRAM_MECHANISM_UNKNOWN: _ScramMechanism.ValueType  # 0
+    """Not set: refused with UNACCEPTABLE_CREDENTIAL."""
+    SCRAM_SHA_256: _ScramMechanism.ValueType  # 1
+    """SHA-256 (32-byte keys)."""
+    SCRAM_SHA_512: _ScramMechanism.ValueType  # 2
+    """SHA-512 (64-byte keys)."""
+
+class ScramMechanism(_ScramMechanism, metaclass=_ScramMechanismEnumTypeWrapper):
+    """SCRAM-style hash functions for stored credentials (Kafka's ScramMechanism numbers)."""
+
+SCRAM_MECHANISM_UNKNOWN: ScramMechanism.ValueType  # 0
+"""Not set: refused with UNACCEPTABLE_CREDENTIAL."""
+SCRAM_SHA_256: ScramMechanism.ValueType  # 1
+"""SHA-256 (32-byte keys)."""
+SCRAM_SHA_512: ScramMechanism.ValueType  # 2
+"""SHA-512 (64-byte keys)."""
+Global___ScramMechanism: _TypeAlias = ScramMechanism  # noqa: Y015
+
 @_typing.final
 class Endpoint(_message.Message):
     """A network address a node listens on."""
@@ -642,3 +895,153 @@ class ConfigEntry(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ConfigEntry: _TypeAlias = ConfigEntry  # noqa: Y015
+
+@_typing.final
+class AclBinding(_message.Message):
+    """One ACL: principal P is allowed (or denied) operation O from host H on resource R."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_TYPE_FIELD_NUMBER: _builtins.int
+    RESOURCE_NAME_FIELD_NUMBER: _builtins.int
+    PATTERN_TYPE_FIELD_NUMBER: _builtins.int
+    PRINCIPAL_FIELD_NUMBER: _builtins.int
+    HOST_FIELD_NUMBER: _builtins.int
+    OPERATION_FIELD_NUMBER: _builtins.int
+    PERMISSION_TYPE_FIELD_NUMBER: _builtins.int
+    resource_type: Global___AclResourceType.ValueType
+    """What it protects."""
+    resource_name: _builtins.str
+    """The resource's name (a topic, group or transactional id; "kafka-cluster" for the
+    cluster); with LITERAL, "*" means every resource of the type.
+    """
+    pattern_type: Global___AclPatternType.ValueType
+    """LITERAL or PREFIXED."""
+    principal: _builtins.str
+    """"User:<name>", or "User:*" for every principal."""
+    host: _builtins.str
+    """The client's IP address, or "*" for any host."""
+    operation: Global___AclOperation.ValueType
+    """The operation."""
+    permission_type: Global___AclPermissionType.ValueType
+    """ALLOW or DENY."""
+    def __init__(
+        self,
+        *,
+        resource_type: Global___AclResourceType.ValueType = ...,
+        resource_name: _builtins.str = ...,
+        pattern_type: Global___AclPatternType.ValueType = ...,
+        principal: _builtins.str = ...,
+        host: _builtins.str = ...,
+        operation: Global___AclOperation.ValueType = ...,
+        permission_type: Global___AclPermissionType.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["host", b"host", "operation", b"operation", "pattern_type", b"pattern_type", "permission_type", b"permission_type", "principal", b"principal", "resource_name", b"resource_name", "resource_type", b"resource_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AclBinding: _TypeAlias = AclBinding  # noqa: Y015
+
+@_typing.final
+class AclBindingFilter(_message.Message):
+    """Selects ACLs: every field that is empty (strings) or ANY (enums) matches everything."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_TYPE_FIELD_NUMBER: _builtins.int
+    RESOURCE_NAME_FIELD_NUMBER: _builtins.int
+    PATTERN_TYPE_FIELD_NUMBER: _builtins.int
+    PRINCIPAL_FIELD_NUMBER: _builtins.int
+    HOST_FIELD_NUMBER: _builtins.int
+    OPERATION_FIELD_NUMBER: _builtins.int
+    PERMISSION_TYPE_FIELD_NUMBER: _builtins.int
+    resource_type: Global___AclResourceType.ValueType
+    """ANY or one type."""
+    resource_name: _builtins.str
+    """Empty: any name. With pattern MATCH: the literal name to match against."""
+    pattern_type: Global___AclPatternType.ValueType
+    """ANY, MATCH, LITERAL or PREFIXED."""
+    principal: _builtins.str
+    """Empty: any principal."""
+    host: _builtins.str
+    """Empty: any host."""
+    operation: Global___AclOperation.ValueType
+    """ANY or one operation."""
+    permission_type: Global___AclPermissionType.ValueType
+    """ANY, ALLOW or DENY."""
+    def __init__(
+        self,
+        *,
+        resource_type: Global___AclResourceType.ValueType = ...,
+        resource_name: _builtins.str = ...,
+        pattern_type: Global___AclPatternType.ValueType = ...,
+        principal: _builtins.str = ...,
+        host: _builtins.str = ...,
+        operation: Global___AclOperation.ValueType = ...,
+        permission_type: Global___AclPermissionType.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["host", b"host", "operation", b"operation", "pattern_type", b"pattern_type", "permission_type", b"permission_type", "principal", b"principal", "resource_name", b"resource_name", "resource_type", b"resource_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AclBindingFilter: _TypeAlias = AclBindingFilter  # noqa: Y015
+
+@_typing.final
+class ClientQuotaEntity(_message.Message):
+    """Who a quota applies to: one or two components (user, client id), each a name or the
+    default of its type.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPONENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def components(self) -> _containers.RepeatedCompositeFieldContainer[Global___ClientQuotaEntityComponent]:
+        """The components, at most one per entity type."""
+
+    def __init__(
+        self,
+        *,
+        components: _abc.Iterable[Global___ClientQuotaEntityComponent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["components", b"components"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClientQuotaEntity: _TypeAlias = ClientQuotaEntity  # noqa: Y015
+
+@_typing.final
+class ClientQuotaEntityComponent(_message.Message):
+    """One component of a quota entity."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTITY_TYPE_FIELD_NUMBER: _builtins.int
+    ENTITY_NAME_FIELD_NUMBER: _builtins.int
+    IS_DEFAULT_FIELD_NUMBER: _builtins.int
+    entity_type: _builtins.str
+    """"user" (the principal's name, without "User:") or "client-id"."""
+    entity_name: _builtins.str
+    """The name; ignored when is_default is set."""
+    is_default: _builtins.bool
+    """The default entity of the type (applies to every user or client id without its own)."""
+    def __init__(
+        self,
+        *,
+        entity_type: _builtins.str = ...,
+        entity_name: _builtins.str = ...,
+        is_default: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entity_name", b"entity_name", "entity_type", b"entity_type", "is_default", b"is_default"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClientQuotaEntityComponent: _TypeAlias = ClientQuotaEntityComponent  # noqa: Y015

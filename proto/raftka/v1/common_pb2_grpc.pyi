@@ -82,6 +82,15 @@ per item. tests/unit/common/test_status_table.py keeps this table equal to the c
 | DUPLICATE_BROKER_REGISTRATION | FAILED_PRECONDITION | Another incarnation of the broker id still has a live session. |
 | INCONSISTENT_CLUSTER_ID | FAILED_PRECONDITION | The request's cluster id is not this cluster's. |
 | OFFSET_OUT_OF_RANGE | OUT_OF_RANGE | An offset outside the log. |
+| TOPIC_AUTHORIZATION_FAILED | PERMISSION_DENIED | The caller lacks the topic ACL the whole request needs. |
+| GROUP_AUTHORIZATION_FAILED | PERMISSION_DENIED | The caller lacks READ (or the needed operation) on the group. |
+| CLUSTER_AUTHORIZATION_FAILED | PERMISSION_DENIED | The caller lacks the cluster ACL (inter-node RPCs: CLUSTER_ACTION). |
+| TRANSACTIONAL_ID_AUTHORIZATION_FAILED | PERMISSION_DENIED | The caller lacks WRITE on the transactional id. |
+| SECURITY_DISABLED | FAILED_PRECONDITION | An ACL RPC on a cluster whose authorizer is off. |
+| SASL_AUTHENTICATION_FAILED | UNAUTHENTICATED | No valid certificate or token where the listener requires one, or a token that does not match. |
+| UNACCEPTABLE_CREDENTIAL | INVALID_ARGUMENT | A credential with bad iterations, salt or name. |
+| RESOURCE_NOT_FOUND | NOT_FOUND | Deleting a credential that does not exist. |
+| DUPLICATE_RESOURCE | INVALID_ARGUMENT | The same user, ACL or quota entity twice in one request. |
 | UNKNOWN_SERVER_ERROR | INTERNAL | Any other failure on the server (a bug); the message says what. |
 
 Numbers, limits and defaults

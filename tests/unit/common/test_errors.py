@@ -11,6 +11,7 @@ import pytest
 import raftka.common
 from raftka.common import errors
 from raftka.common import group_errors as ge
+from raftka.common import security_errors as se
 from raftka.common import txn_errors as te
 from raftka.common.metadata.errors import MetadataReplayError
 from raftka.common.records import errors as record_errors
@@ -81,6 +82,23 @@ INTENDED: dict[type[errors.RaftkaError], tuple[str, bool, grpc.StatusCode]] = {
     te.TransactionalIdNotFoundError: ("TRANSACTIONAL_ID_NOT_FOUND", False, S.NOT_FOUND),
     te.TransactionAbortableError: ("TRANSACTION_ABORTABLE", False, S.FAILED_PRECONDITION),
     te.UnstableOffsetCommitError: ("UNSTABLE_OFFSET_COMMIT", True, S.UNAVAILABLE),
+    se.TopicAuthorizationFailedError: ("TOPIC_AUTHORIZATION_FAILED", False, S.PERMISSION_DENIED),
+    se.GroupAuthorizationFailedError: ("GROUP_AUTHORIZATION_FAILED", False, S.PERMISSION_DENIED),
+    se.ClusterAuthorizationFailedError: (
+        "CLUSTER_AUTHORIZATION_FAILED",
+        False,
+        S.PERMISSION_DENIED,
+    ),
+    se.TransactionalIdAuthorizationFailedError: (
+        "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
+        False,
+        S.PERMISSION_DENIED,
+    ),
+    se.SecurityDisabledError: ("SECURITY_DISABLED", False, S.FAILED_PRECONDITION),
+    se.AuthenticationFailedError: ("SASL_AUTHENTICATION_FAILED", False, S.UNAUTHENTICATED),
+    se.UnacceptableCredentialError: ("UNACCEPTABLE_CREDENTIAL", False, S.INVALID_ARGUMENT),
+    se.ResourceNotFoundError: ("RESOURCE_NOT_FOUND", False, S.NOT_FOUND),
+    se.DuplicateResourceError: ("DUPLICATE_RESOURCE", False, S.INVALID_ARGUMENT),
     # A node's own startup problems: never a request's fault.
     errors.ConfigFileError: ("INVALID_CONFIG", False, S.INTERNAL),
     errors.DataDirectoryError: ("KAFKA_STORAGE_ERROR", False, S.INTERNAL),
