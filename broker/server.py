@@ -59,6 +59,7 @@ from raftka.common.fault_service import add_fault_service
 from raftka.common.faults import FAULTS
 from raftka.common.rpc.channels import new_server
 from raftka.common.rpc.controller_client import ControllerClient
+from raftka.common.security.settings import SecuritySettings
 from raftka.common.tasks import cancel_and_wait
 from raftka.v1 import broker_pb2_grpc, groups_pb2_grpc, transactions_pb2_grpc
 from raftka.v1.common_pb2 import Endpoint
@@ -76,8 +77,10 @@ class BrokerServer:
         data_dir: Path,
         config: BrokerConfig,
         controller_addresses: Sequence[str],
+        security: SecuritySettings | None = None,
     ) -> None:
         self.config = config
+        self.security = security or SecuritySettings()
         self.data_dir = data_dir
         self.broker_id = node_id
         self.cluster_id = check_data_dir(data_dir, node_id).cluster_id

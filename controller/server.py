@@ -18,6 +18,7 @@ from raftka.common.fault_service import add_fault_service
 from raftka.common.faults import FAULTS
 from raftka.common.ids import NodeId
 from raftka.common.rpc.channels import new_server
+from raftka.common.security.settings import SecuritySettings
 from raftka.controller.active import ActiveController
 from raftka.controller.broker_sessions import BrokerSessionMonitor
 from raftka.controller.config import ControllerConfig
@@ -39,8 +40,15 @@ SHUTDOWN_TRANSFER_WAIT_S = 2.0
 class ControllerServer:
     """The controller role of node ``node_id``, keeping its Raft log under ``data_dir``."""
 
-    def __init__(self, node_id: int, data_dir: Path, config: ControllerConfig) -> None:
+    def __init__(
+        self,
+        node_id: int,
+        data_dir: Path,
+        config: ControllerConfig,
+        security: SecuritySettings | None = None,
+    ) -> None:
         self.config = config
+        self.security = security or SecuritySettings()
         identity = check_data_dir(data_dir, node_id)
         self.cluster_id = identity.cluster_id
         voters = config.voter_addresses

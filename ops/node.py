@@ -18,6 +18,7 @@ import structlog
 from raftka.broker.config import BrokerConfig
 from raftka.common.errors import ConfigFileError
 from raftka.common.faults import FAULTS, FaultSettings
+from raftka.common.security.settings import SecuritySettings
 from raftka.controller.config import ControllerConfig, VoterAddress
 
 log = structlog.get_logger(__name__)
@@ -42,6 +43,7 @@ class NodeConfig:
     broker: BrokerConfig = field(default_factory=BrokerConfig)
     log: LogSettings = field(default_factory=LogSettings)
     faults: FaultSettings = field(default_factory=FaultSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
 
     def __post_init__(self) -> None:
         if self.node_id < 0:
@@ -92,12 +94,18 @@ async def run_node(config: NodeConfig) -> None:
     if "controller" in config.roles:
         from raftka.controller.server import ControllerServer
 
-        controller = ControllerServer(config.node_id, config.data_dir, config.controller)
+        controller = ControllerServer(
+            config.node_id, config.data_dir, config.controller, config.security
+        )
     if "broker" in config.roles:
         from raftka.broker.server import BrokerServer
 
         broker = BrokerServer(
-            config.node_id, config.data_dir, config.broker, config.controller_addresses
+            config.node_id,
+            config.data_dir,
+            config.broker,
+            config.controller_addresses,
+            config.security,
         )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
