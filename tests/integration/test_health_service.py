@@ -1,10 +1,14 @@
-"""The grpc.health.v1 service that Kubernetes' grpc readiness probes ask (deploy/k8s), on real
-controller and broker processes: a controller without a quorum is NOT_SERVING; once the quorum
-has a leader every voter is SERVING; a broker is SERVING once registered and unfenced."""
+"""The grpc.health.v1 service that readiness probes ask (deploy/k8s), on real controller and
+broker processes: a controller without a quorum is NOT_SERVING; once the quorum has a leader
+every voter is SERVING; a broker is SERVING once registered and unfenced. The image's probe
+(deploy/docker/ready.py) reads a node's config and agrees."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import grpc
@@ -19,6 +23,20 @@ from tests.integration.support.brokers import FAST_BROKER, stop_broker_cluster
 from tests.integration.support.quorum import FAST_CONTROLLER
 
 pytestmark = pytest.mark.integration
+
+READY_PROBE = Path(__file__).resolve().parents[2] / "deploy" / "docker" / "ready.py"
+
+
+def _probe(config: Path) -> subprocess.CompletedProcess[str]:
+    """Run the image's readiness probe against the node whose config is ``config``."""
+    return subprocess.run(
+        [sys.executable, str(READY_PROBE)],
+        env={**os.environ, "RAFTKA_CONFIG": str(config)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
 
 
 async def _status(address: str, service: str = "") -> int | None:
@@ -63,6 +81,9 @@ def test_readiness_follows_quorum_and_broker_registration(tmp_path: Path) -> Non
         assert await holds_for(
             still_not_serving, duration_s=4 * election_timeout_s, what="lone voter not ready"
         )
+        lone = _probe(cluster.nodes[1].config_path)
+        assert lone.returncode == 1
+        assert "controller at 127.0.0.1" in lone.stderr and "NOT_SERVING" in lone.stderr
         cluster.start(2)
         cluster.start(3)
         for address in controllers:
@@ -71,6 +92,9 @@ def test_readiness_follows_quorum_and_broker_registration(tmp_path: Path) -> Non
         cluster.start(4)
         await _wait_status(broker, SERVING)
         await _wait_status(broker, SERVING, "raftka.v1.BrokerService")
+        for node in (*cluster.nodes.values(), cluster.brokers[4]):
+            ready = _probe(node.config_path)
+            assert ready.returncode == 0, ready.stderr
 
     cluster.start(1)
     try:
