@@ -59,9 +59,10 @@ from raftka.common.fault_service import add_fault_service
 from raftka.common.faults import FAULTS
 from raftka.common.rpc.channels import new_server
 from raftka.common.rpc.controller_client import ControllerClient
+from raftka.common.rpc.health import NodeHealth
 from raftka.common.security.settings import SecuritySettings
 from raftka.common.tasks import cancel_and_wait
-from raftka.v1 import broker_pb2_grpc, groups_pb2_grpc, transactions_pb2_grpc
+from raftka.v1 import broker_pb2, broker_pb2_grpc, groups_pb2_grpc, transactions_pb2_grpc
 from raftka.v1.common_pb2 import Endpoint
 
 log = structlog.get_logger(__name__)
@@ -130,6 +131,13 @@ class BrokerServer:
             else None
         )
         self.server = new_server()
+        # Ready once registered and unfenced: the controller then lets it lead and clients
+        # may be sent to it. Not ready again from the start of a (controlled) shutdown.
+        self.health = NodeHealth(
+            broker_pb2.DESCRIPTOR.services_by_name["BrokerService"].full_name,
+            lambda: self.lifecycle.broker_epoch >= 0 and not self.lifecycle.fenced,
+        )
+        self.health.add_to_server(self.server)
         self.io = IoThreads()
         self.producer_ids = ProducerIdManager(self._allocate_producer_ids, broker_id=self.broker_id)
         self._tasks: list[asyncio.Task[None]] = []
@@ -207,6 +215,7 @@ class BrokerServer:
         add_fault_service(self.server, FAULTS)
         if self.server.add_insecure_port(bconf.listen) == 0:
             raise OSError(f"cannot listen on {bconf.listen}: is another process using the port?")
+        await self.health.start()
         await self.server.start()
         self._tasks = [
             asyncio.create_task(self.follower.run(), name="metadata-follower"),
@@ -347,6 +356,7 @@ class BrokerServer:
 
     async def shutdown(self) -> None:
         log.info("broker_stopping", broker_id=self.broker_id)
+        await self.health.stop()
         timeout_s = self.config.controlled_shutdown_timeout_ms / 1000
         confirmed = await self.lifecycle.shutdown(timeout_s)
         log.info("broker_controlled_shutdown", broker_id=self.broker_id, confirmed=confirmed)

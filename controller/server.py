@@ -18,6 +18,7 @@ from raftka.common.fault_service import add_fault_service
 from raftka.common.faults import FAULTS
 from raftka.common.ids import NodeId
 from raftka.common.rpc.channels import new_server
+from raftka.common.rpc.health import NodeHealth
 from raftka.common.security.settings import SecuritySettings
 from raftka.controller.active import ActiveController
 from raftka.controller.broker_sessions import BrokerSessionMonitor
@@ -30,7 +31,7 @@ from raftka.controller.quorum.transport import RaftServicer, RaftTransport
 from raftka.controller.raft.config import RaftConfig
 from raftka.controller.raft.status import Role
 from raftka.controller.service import ControllerServicer
-from raftka.v1 import controller_pb2_grpc, raft_pb2_grpc
+from raftka.v1 import controller_pb2, controller_pb2_grpc, raft_pb2_grpc
 
 log = structlog.get_logger(__name__)
 
@@ -97,11 +98,19 @@ class ControllerServer:
             self.server,
         )
         add_fault_service(self.server, FAULTS)
+        # Ready once this voter knows the quorum's leader: it then takes part in a working
+        # quorum, and the controller RPCs it serves reach (or are forwarded to) the leader.
+        self.health = NodeHealth(
+            controller_pb2.DESCRIPTOR.services_by_name["ControllerService"].full_name,
+            lambda: self.runtime.leader_id is not None,
+        )
+        self.health.add_to_server(self.server)
         self.listen = config.listen or self.addresses[self.node_id]
         if self.server.add_insecure_port(self.listen) == 0:
             raise OSError(f"cannot listen on {self.listen}: is another process using the port?")
 
     async def start(self) -> None:
+        await self.health.start()
         await self.server.start()
         await self.runtime.start()
         self.sessions.start()
@@ -116,6 +125,7 @@ class ControllerServer:
 
     async def shutdown(self) -> None:
         log.info("controller_stopping", node_id=self.node_id)
+        await self.health.stop()
         if self.runtime.status().role is Role.LEADER and len(self.addresses) > 1:
             with suppress(Exception):
                 self.runtime.transfer_leadership(None)
