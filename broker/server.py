@@ -59,6 +59,8 @@ from raftka.common.fault_service import add_fault_service
 from raftka.common.faults import FAULTS
 from raftka.common.rpc.channels import new_server
 from raftka.common.rpc.controller_client import ControllerClient
+from raftka.common.security.guard import guard_for
+from raftka.common.security.inter_node import inter_node_interceptors
 from raftka.common.security.settings import SecuritySettings
 from raftka.common.tasks import cancel_and_wait
 from raftka.v1 import broker_pb2_grpc, groups_pb2_grpc, transactions_pb2_grpc
@@ -129,7 +131,9 @@ class BrokerServer:
             if config.transaction_partition_verification_enable
             else None
         )
-        self.server = new_server()
+        # Authorization (ACLs from the followed image); inter-node RPCs need CLUSTER_ACTION.
+        self.guard = guard_for(self.security, lambda: self.follower.image.security)
+        self.server = new_server(interceptors=inter_node_interceptors(self.guard))
         self.io = IoThreads()
         self.producer_ids = ProducerIdManager(self._allocate_producer_ids, broker_id=self.broker_id)
         self._tasks: list[asyncio.Task[None]] = []
@@ -167,6 +171,7 @@ class BrokerServer:
             active_controller=lambda: self.lifecycle.active_controller_id,
             init_transactional_producer=self._init_transactional_producer,
             txn_writes=self.txn_writes,
+            guard=self.guard,
         )
         broker_pb2_grpc.add_BrokerServiceServicer_to_server(self.servicer, self.server)
         group_config = GroupConfig(
@@ -185,6 +190,7 @@ class BrokerServer:
                 coordinator=self.groups,
                 offsets_topic=self.offsets_topic,
                 transaction_topic=self.transaction_topic,
+                guard=self.guard,
             ),
             self.server,
         )
@@ -201,7 +207,9 @@ class BrokerServer:
         )
         self.follower.add_listener(transactions.wake)
         transactions_pb2_grpc.add_TransactionServiceServicer_to_server(
-            TransactionServicer(coordinator=transactions, marker_writer=marker_writer),
+            TransactionServicer(
+                coordinator=transactions, marker_writer=marker_writer, guard=self.guard
+            ),
             self.server,
         )
         add_fault_service(self.server, FAULTS)
