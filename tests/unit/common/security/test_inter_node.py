@@ -18,6 +18,7 @@ import pytest
 
 from raftka.common.fault_service import add_fault_service
 from raftka.common.faults import FaultInjector
+from raftka.common.ids import NodeId
 from raftka.common.rpc.channels import new_server, open_channel
 from raftka.common.rpc.status import ERROR_KEY
 from raftka.common.security.caller import Caller, bind_caller, reset_caller
@@ -130,14 +131,15 @@ class Node:
         guard = AccessGuard(FakeAuthorizer())
         self.server = new_server(interceptors=(BindPrincipal(), *inter_node_interceptors(guard)))
         raft_pb2_grpc.add_RaftServiceServicer_to_server(
-            RaftServicer("c1", 1, self.delivered.append),
-            self.server,  # type: ignore[arg-type]
+            RaftServicer("c1", NodeId(1), self.delivered.append), self.server
         )
         controller_pb2_grpc.add_ControllerServiceServicer_to_server(
-            controller_pb2_grpc.ControllerServiceServicer(), self.server
+            controller_pb2_grpc.ControllerServiceServicer(),  # type: ignore[abstract]
+            self.server,
         )
         transactions_pb2_grpc.add_TransactionServiceServicer_to_server(
-            transactions_pb2_grpc.TransactionServiceServicer(), self.server
+            transactions_pb2_grpc.TransactionServiceServicer(),  # type: ignore[abstract]
+            self.server,
         )
         self.faults = FaultInjector()
         add_fault_service(self.server, self.faults)
