@@ -60,6 +60,8 @@ from raftka.common.faults import FAULTS
 from raftka.common.rpc.channels import new_server
 from raftka.common.rpc.controller_client import ControllerClient
 from raftka.common.rpc.health import NodeHealth
+from raftka.common.security.guard import guard_for
+from raftka.common.security.inter_node import inter_node_interceptors
 from raftka.common.security.settings import SecuritySettings
 from raftka.common.tasks import cancel_and_wait
 from raftka.v1 import broker_pb2, broker_pb2_grpc, groups_pb2_grpc, transactions_pb2_grpc
@@ -130,7 +132,9 @@ class BrokerServer:
             if config.transaction_partition_verification_enable
             else None
         )
-        self.server = new_server()
+        # Authorization (ACLs from the followed image); inter-node RPCs need CLUSTER_ACTION.
+        self.guard = guard_for(self.security, lambda: self.follower.image.security)
+        self.server = new_server(interceptors=inter_node_interceptors(self.guard))
         # Ready once registered and unfenced: the controller then lets it lead and clients
         # may be sent to it. Not ready again from the start of a (controlled) shutdown.
         self.health = NodeHealth(
@@ -175,6 +179,7 @@ class BrokerServer:
             active_controller=lambda: self.lifecycle.active_controller_id,
             init_transactional_producer=self._init_transactional_producer,
             txn_writes=self.txn_writes,
+            guard=self.guard,
         )
         broker_pb2_grpc.add_BrokerServiceServicer_to_server(self.servicer, self.server)
         group_config = GroupConfig(
@@ -193,6 +198,7 @@ class BrokerServer:
                 coordinator=self.groups,
                 offsets_topic=self.offsets_topic,
                 transaction_topic=self.transaction_topic,
+                guard=self.guard,
             ),
             self.server,
         )
@@ -209,7 +215,9 @@ class BrokerServer:
         )
         self.follower.add_listener(transactions.wake)
         transactions_pb2_grpc.add_TransactionServiceServicer_to_server(
-            TransactionServicer(coordinator=transactions, marker_writer=marker_writer),
+            TransactionServicer(
+                coordinator=transactions, marker_writer=marker_writer, guard=self.guard
+            ),
             self.server,
         )
         add_fault_service(self.server, FAULTS)

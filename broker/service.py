@@ -17,7 +17,8 @@ the coordinator that the partition is in it (transactions/verification.py, KIP-8
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, TypeAlias
 
 import grpc
@@ -34,6 +35,7 @@ from raftka.broker.partition import (
     check_current_leader_epoch,
 )
 from raftka.broker.producers.id_blocks import ProducerIdManager
+from raftka.broker.producers.owners import ProducerOwners
 from raftka.broker.replica_manager import ReplicaManager
 from raftka.broker.transactions.verification import TxnWriteVerifier
 from raftka.common.clock import monotonic_ms, wall_clock_ms
@@ -61,6 +63,18 @@ from raftka.common.records.errors import (
 )
 from raftka.common.records.visibility import visible_records
 from raftka.common.rpc.status import rpc_errors
+from raftka.common.security.caller import current_caller
+from raftka.common.security.guard import OPEN_GUARD, AccessGuard
+from raftka.common.security.model import (
+    CLUSTER_RESOURCE_NAME,
+    OP_DESCRIBE,
+    OP_IDEMPOTENT_WRITE,
+    OP_READ,
+    OP_WRITE,
+    RESOURCE_CLUSTER,
+    RESOURCE_TOPIC,
+    RESOURCE_TRANSACTIONAL_ID,
+)
 from raftka.common.storage.errors import LogOffsetOutOfRangeError
 from raftka.common.storage.txn_index import AbortedTxn
 from raftka.v1 import broker_pb2 as pb
@@ -78,6 +92,7 @@ MAX_FETCH_RESPONSE_BYTES = 55 * 1024 * 1024
 ``fetch.max.bytes``; below the 64 MiB gRPC message limit), plus at most one batch."""
 DEFAULT_PARTITION_MAX_BYTES = 1024 * 1024
 DEFAULT_PRODUCE_TIMEOUT_MS = 30_000
+NOTHING_REFUSED: Mapping[str, RaftkaError] = MappingProxyType({})
 
 
 def _set_error(
@@ -137,13 +152,18 @@ class BrokerServicer(BrokerServiceServicer):
         active_controller: Callable[[], int] = lambda: -1,
         init_transactional_producer: InitTransactionalProducer | None = None,
         txn_writes: TxnWriteVerifier | None = None,
+        guard: AccessGuard = OPEN_GUARD,
     ) -> None:
         """``controller_addresses``: where this broker reaches the controllers, told to
         clients; ``active_controller``: the id of the controller that last answered it;
         ``init_transactional_producer``: the transaction coordinator's InitProducerId (None:
         this broker has no transaction coordinator, and a transactional id is answered
         COORDINATOR_NOT_AVAILABLE); ``txn_writes``: the check of transactional writes with
-        their coordinator (KIP-890 part 1; None: transactional batches are taken unchecked)."""
+        their coordinator (KIP-890 part 1; None: transactional batches are taken unchecked);
+        ``guard``: the authorization checks (with authorization on, producer ids are also
+        bound to the principal that got or first used them: producers/owners.py)."""
+        self._guard = guard
+        self._owners = ProducerOwners() if guard.enabled else None
         self._init_transactional_producer = init_transactional_producer
         self._txn_writes = txn_writes
         self._controller_addresses = list(controller_addresses)
@@ -195,9 +215,17 @@ class BrokerServicer(BrokerServiceServicer):
         if request.brokers_only:
             return response
         fenced = {b for b, reg in image.brokers.items() if reg.fenced}
-        names = list(dict.fromkeys(request.topics)) or image.topic_names()
+        names = list(dict.fromkeys(request.topics))
+        # Named topics the caller may not describe are refused; a listing leaves them out.
+        refused = self._refusals(OP_DESCRIBE, names)
+        if not names:
+            allowed = self._guard.allowed_quietly
+            names = [n for n in image.topic_names() if allowed(OP_DESCRIBE, RESOURCE_TOPIC, n)]
         for name in names:
             topic = image.topic(name)
+            if name in refused:
+                response.topics.append(pb.TopicMetadata(name=name, error_code=refused[name].code))
+                continue
             if topic is None:
                 response.topics.append(
                     pb.TopicMetadata(name=name, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
@@ -251,8 +279,11 @@ class BrokerServicer(BrokerServiceServicer):
         timeout_s = (
             request.timeout_ms if request.timeout_ms > 0 else DEFAULT_PRODUCE_TIMEOUT_MS
         ) / 1000
+        refused = self._produce_refusals(request)
         jobs = [
-            self._produce_one(t.topic, p, request.acks, timeout_s, request.transactional_id)
+            self._produce_one(
+                t.topic, p, request.acks, timeout_s, request.transactional_id, refused
+            )
             for t in request.topics
             for p in t.partitions
         ]
@@ -269,6 +300,7 @@ class BrokerServicer(BrokerServiceServicer):
         acks: int,
         timeout_s: float,
         transactional_id: str,
+        refused: Mapping[str, RaftkaError] = NOTHING_REFUSED,
     ) -> pb.PartitionProduceResult:
         result = pb.PartitionProduceResult(
             topic=topic,
@@ -278,6 +310,8 @@ class BrokerServicer(BrokerServiceServicer):
             log_start_offset=-1,
         )
         try:
+            if topic in refused:
+                raise refused[topic]
             if topic in INTERNAL_TOPICS:
                 raise InvalidTopicError(
                     f"{topic} is an internal topic: only its coordinator writes it (commit "
@@ -286,6 +320,15 @@ class BrokerServicer(BrokerServiceServicer):
                 )
             partition = self._replicas.leader_partition(topic, data.partition)
             payload = self._batches_of(data)
+            if self._owners is not None:
+                table = partition.log.producer_state
+                self._owners.check_write(
+                    partition.log,
+                    payload,
+                    current_caller().principal,
+                    lambda pid: table.entry(pid) is not None,
+                    name=f"{topic}-{data.partition}",
+                )
             if self._txn_writes is not None:
                 await self._txn_writes.check(
                     topic, data.partition, transactional_id, payload, partition.log.producer_state
@@ -297,6 +340,21 @@ class BrokerServicer(BrokerServiceServicer):
         except RaftkaError as e:
             _set_error(result, e)
         return result
+
+    def _produce_refusals(self, request: pb.ProduceRequest) -> dict[str, RaftkaError]:
+        """The topics the caller may not write, with the error each partition reports: for a
+        transactional produce, first WRITE on the transactional id (every topic), then WRITE
+        on each topic (Kafka's order)."""
+        guard = self._guard
+        if not guard.enabled:
+            return {}
+        topics = dict.fromkeys(t.topic for t in request.topics)
+        if request.transactional_id:
+            error = guard.denial(OP_WRITE, RESOURCE_TRANSACTIONAL_ID, request.transactional_id)
+            if error is not None:
+                return dict.fromkeys(topics, error)
+        refused = {t: guard.denial(OP_WRITE, RESOURCE_TOPIC, t) for t in topics}
+        return {t: e for t, e in refused.items() if e is not None}
 
     @staticmethod
     def _batches_of(data: pb.PartitionProduceData) -> bytes:
@@ -363,8 +421,12 @@ class BrokerServicer(BrokerServiceServicer):
         _require_distinct(((t, p.partition) for t, p in wanted), "the Fetch request")
         require_isolation_level(request.isolation_level)
         replica = request.replica_id if request.HasField("replica_id") else -1
-        if replica < 0:
+        refused: dict[str, RaftkaError] = {}
+        if replica >= 0:
+            self._guard.require_cluster_action()  # a follower: only nodes replicate
+        else:
             self._clients.saw(context, "Fetch")
+            refused = self._refusals(OP_READ, (t for t, _ in wanted))
         if replica >= 0 and not await FAULTS.admit(
             FaultPath.REPLICATION, replica, Direction.INBOUND
         ):
@@ -378,6 +440,12 @@ class BrokerServicer(BrokerServiceServicer):
             total = 0
             for topic, p in wanted:
                 result = response.results.add()
+                if topic in refused:
+                    _set_error(result, refused[topic])
+                    result.topic, result.partition = topic, p.partition
+                    result.high_watermark = result.last_stable_offset = -1
+                    result.log_start_offset = -1
+                    continue
                 nbytes, wake = await self._fetch_one(
                     result, topic, p, max(0, max_bytes - total), total == 0, request
                 )
@@ -481,6 +549,7 @@ class BrokerServicer(BrokerServiceServicer):
         _require_distinct(named, "the ListOffsets request")
         require_isolation_level(request.isolation_level)
         response = pb.ListOffsetsResponse()
+        refused = self._refusals(OP_DESCRIBE, (t.topic for t in request.topics))
         for t in request.topics:
             for p in t.partitions:
                 result = pb.ListOffsetsResult(
@@ -488,6 +557,8 @@ class BrokerServicer(BrokerServiceServicer):
                 )
                 epoch = _epoch(p, "current_leader_epoch")
                 try:
+                    if t.topic in refused:
+                        raise refused[t.topic]
                     partition = self._leader_partition(t.topic, p.partition, epoch)
                     found = await partition.list_offset(
                         p.timestamp,
@@ -502,13 +573,22 @@ class BrokerServicer(BrokerServiceServicer):
                 response.results.append(result)
         return response
 
+    def _refusals(self, operation: int, topics: Iterable[str]) -> dict[str, RaftkaError]:
+        """The topics among ``topics`` the caller may not ``operation``, with their errors."""
+        if not self._guard.enabled:
+            return {}
+        refused = {t: self._guard.denial(operation, RESOURCE_TOPIC, t) for t in set(topics)}
+        return {t: e for t, e in refused.items() if e is not None}
+
     # ---- producer ids ----
 
     @rpc_errors
     async def InitProducerId(
         self, request: pb.InitProducerIdRequest, context: Context
     ) -> pb.InitProducerIdResponse:
+        guard = self._guard
         if request.transactional_id:
+            guard.require(OP_WRITE, RESOURCE_TRANSACTIONAL_ID, request.transactional_id)
             if self._init_transactional_producer is None:
                 raise CoordinatorNotAvailableError(
                     f"broker has no transaction coordinator for transactional id "
@@ -519,7 +599,15 @@ class BrokerServicer(BrokerServiceServicer):
                 request.transactional_id, request.transaction_timeout_ms
             )
             return pb.InitProducerIdResponse(producer_id=producer_id, producer_epoch=producer_epoch)
+        # KIP-679: IDEMPOTENT_WRITE on the cluster, or WRITE on some topic.
+        if not (
+            guard.allowed_quietly(OP_IDEMPOTENT_WRITE, RESOURCE_CLUSTER, CLUSTER_RESOURCE_NAME)
+            or guard.allowed_any(OP_WRITE, RESOURCE_TOPIC)
+        ):
+            guard.require_cluster(OP_IDEMPOTENT_WRITE)
         producer_id = await self._producer_ids.next_id()
+        if self._owners is not None:
+            self._owners.issued(producer_id, current_caller().principal)
         return pb.InitProducerIdResponse(producer_id=producer_id, producer_epoch=0)
 
 

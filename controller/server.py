@@ -19,6 +19,8 @@ from raftka.common.faults import FAULTS
 from raftka.common.ids import NodeId
 from raftka.common.rpc.channels import new_server
 from raftka.common.rpc.health import NodeHealth
+from raftka.common.security.guard import guard_for
+from raftka.common.security.inter_node import inter_node_interceptors
 from raftka.common.security.settings import SecuritySettings
 from raftka.controller.active import ActiveController
 from raftka.controller.broker_sessions import BrokerSessionMonitor
@@ -81,7 +83,9 @@ class ControllerServer:
             interval_ms=config.leader_imbalance_check_interval_ms,
             imbalance_percentage=config.leader_imbalance_per_broker_percentage,
         )
-        self.server = new_server()
+        # Authorization (ACLs from the committed image); inter-node RPCs need CLUSTER_ACTION.
+        self.guard = guard_for(self.security, lambda: self.state.image.security)
+        self.server = new_server(interceptors=inter_node_interceptors(self.guard))
         raft_pb2_grpc.add_RaftServiceServicer_to_server(
             RaftServicer(self.cluster_id, self.node_id, self.runtime.deliver), self.server
         )
@@ -94,6 +98,7 @@ class ControllerServer:
                 sessions=self.sessions,
                 addresses=self.addresses,
                 tick_s=config.tick_ms / 1000,
+                guard=self.guard,
             ),
             self.server,
         )

@@ -9,17 +9,35 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
-from typing import Any, TypeAlias
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any, TypeAlias, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
 from raftka.common.clock import monotonic_ms
-from raftka.common.errors import InvalidRequestError, NetworkError, RequestTimedOutError
+from raftka.common.errors import (
+    InvalidRequestError,
+    NetworkError,
+    RaftkaError,
+    RequestTimedOutError,
+)
 from raftka.common.faults import FAULTS, Direction, FaultPath
 from raftka.common.ids import NodeId
 from raftka.common.limits import require_items
-from raftka.common.rpc.status import rpc_errors
+from raftka.common.rpc.status import rpc_errors, status_for, trailing_metadata_for
+from raftka.common.security.guard import OPEN_GUARD, AccessGuard
+from raftka.common.security.model import (
+    CLUSTER_RESOURCE_NAME,
+    OP_ALTER,
+    OP_ALTER_CONFIGS,
+    OP_CREATE,
+    OP_DELETE,
+    OP_DESCRIBE,
+    OP_DESCRIBE_CONFIGS,
+    RESOURCE_CLUSTER,
+    RESOURCE_TOPIC,
+)
 from raftka.controller.active import ActiveController
 from raftka.controller.broker_sessions import BrokerSessionMonitor
 from raftka.controller.control.alter_partition import alter_partition
@@ -33,6 +51,7 @@ from raftka.controller.control.reassignments import (
 )
 from raftka.controller.control.topics import TopicManager, describe_topics
 from raftka.controller.metadata_log import MetadataStateMachine
+from raftka.controller.metadata_visibility import without_security_records
 from raftka.controller.quorum.runtime import QuorumRuntime
 from raftka.controller.raft.errors import NotLeader
 from raftka.controller.raft.status import Role
@@ -41,6 +60,23 @@ from raftka.v1 import controller_pb2 as pb
 from raftka.v1.controller_pb2_grpc import ControllerServiceServicer
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+
+Request = TypeVar("Request", bound=Message)
+
+
+def _only(request: Request, field: str, keep: Callable[[Any], bool]) -> Request:
+    """A copy of ``request`` whose repeated ``field`` holds only the items ``keep`` takes."""
+    copy: Request = type(request)()
+    copy.CopyFrom(request)
+    items = [x for x in getattr(request, field) if keep(x)]
+    del getattr(copy, field)[:]
+    getattr(copy, field).extend(items)
+    return copy
+
+
+def _topic_of_config(resource: pb.ConfigResource | pb.AlterConfigResource) -> str | None:
+    """The topic a config resource names (None for other types: the plan refuses those)."""
+    return resource.name if resource.type == cpb.RESOURCE_TYPE_TOPIC else None
 
 
 class ControllerServicer(ControllerServiceServicer):
@@ -54,7 +90,11 @@ class ControllerServicer(ControllerServiceServicer):
         sessions: BrokerSessionMonitor,
         addresses: dict[NodeId, str],
         tick_s: float,
+        guard: AccessGuard = OPEN_GUARD,
     ) -> None:
+        """``guard``: the authorization checks of the admin RPCs (the broker-lifecycle RPCs
+        are refused to non-nodes by the server's interceptor)."""
+        self._guard = guard
         self._cluster_id = cluster_id
         self._runtime = runtime
         self._active = active
@@ -71,34 +111,84 @@ class ControllerServicer(ControllerServiceServicer):
         self, request: pb.CreateTopicsRequest, context: Context
     ) -> pb.CreateTopicsResponse:
         require_items(len(request.topics), "topics")
-        return await self._active.write(
-            lambda image, _i: self._topics.create_topics(image, request)
-        )
+        refused: dict[str, RaftkaError] = {}
+        if not self._guard.allowed_quietly(OP_CREATE, RESOURCE_CLUSTER, CLUSTER_RESOURCE_NAME):
+            refused = self._refused(OP_CREATE, (t.name for t in request.topics))
+        allowed = _only(request, "topics", lambda t: t.name not in refused)
+        response = pb.CreateTopicsResponse()
+        if allowed.topics:
+            response = await self._active.write(
+                lambda image, _i: self._topics.create_topics(image, allowed)
+            )
+        for name, error in refused.items():
+            response.results.add(name=name, error_code=error.code, error_message=error.message)
+        return response
 
     @rpc_errors
     async def DeleteTopics(
         self, request: pb.DeleteTopicsRequest, context: Context
     ) -> pb.DeleteTopicsResponse:
         require_items(len(request.names), "names")
-        return await self._active.write(
-            lambda image, _i: self._topics.delete_topics(image, request)
-        )
+        refused = self._refused(OP_DELETE, request.names)
+        allowed = _only(request, "names", lambda name: name not in refused)
+        response = pb.DeleteTopicsResponse()
+        if allowed.names:
+            response = await self._active.write(
+                lambda image, _i: self._topics.delete_topics(image, allowed)
+            )
+        for name, error in refused.items():
+            response.results.add(name=name, error_code=error.code, error_message=error.message)
+        return response
 
     @rpc_errors
     async def CreatePartitions(
         self, request: pb.CreatePartitionsRequest, context: Context
     ) -> pb.CreatePartitionsResponse:
         require_items(len(request.topics), "topics")
-        return await self._active.write(
-            lambda image, _i: self._topics.create_partitions(image, request)
-        )
+        refused = self._refused(OP_ALTER, (t.name for t in request.topics))
+        allowed = _only(request, "topics", lambda t: t.name not in refused)
+        response = pb.CreatePartitionsResponse()
+        if allowed.topics:
+            response = await self._active.write(
+                lambda image, _i: self._topics.create_partitions(image, allowed)
+            )
+        for name, error in refused.items():
+            response.results.add(name=name, error_code=error.code, error_message=error.message)
+        return response
 
     @rpc_errors
     async def DescribeTopics(
         self, request: pb.DescribeTopicsRequest, context: Context
     ) -> pb.DescribeTopicsResponse:
         require_items(len(request.names), "names", empty_means_all=True)
-        return describe_topics(self._active.committed_image(), request)
+        response = describe_topics(self._active.committed_image(), request)
+        if not self._guard.enabled:
+            return response
+        # Named topics the caller may not describe are refused; a listing leaves them out.
+        refused = self._refused(OP_DESCRIBE, request.names)
+        kept = pb.DescribeTopicsResponse()
+        for topic in response.topics:
+            if topic.name in refused:
+                kept.topics.add(name=topic.name, error_code=refused[topic.name].code)
+            elif request.names or self._guard.allowed_quietly(
+                OP_DESCRIBE, RESOURCE_TOPIC, topic.name
+            ):
+                kept.topics.append(topic)
+        return kept
+
+    def _refused(self, operation: int, topics: Iterable[str]) -> dict[str, RaftkaError]:
+        """The topics the caller may not ``operation``, with their errors (request order)."""
+        if not self._guard.enabled:
+            return {}
+        refused = {
+            t: self._guard.denial(operation, RESOURCE_TOPIC, t) for t in dict.fromkeys(topics)
+        }
+        return {t: e for t, e in refused.items() if e is not None}
+
+    def _refused_configs(
+        self, operation: int, resources: Iterable[pb.ConfigResource | pb.AlterConfigResource]
+    ) -> dict[str, RaftkaError]:
+        return self._refused(operation, (t for r in resources if (t := _topic_of_config(r))))
 
     # ---- partition leadership and reassignment ----
 
@@ -107,6 +197,7 @@ class ControllerServicer(ControllerServiceServicer):
         self, request: pb.ElectLeadersRequest, context: Context
     ) -> pb.ElectLeadersResponse:
         require_items(len(request.topic_partitions), "topic_partitions", empty_means_all=True)
+        self._guard.require_cluster(OP_ALTER)
         return await self._active.write(lambda image, _i: elect_leaders(image, request))
 
     @rpc_errors
@@ -114,6 +205,7 @@ class ControllerServicer(ControllerServiceServicer):
         self, request: pb.AlterPartitionReassignmentsRequest, context: Context
     ) -> pb.AlterPartitionReassignmentsResponse:
         require_items(sum(len(t.partitions) for t in request.topics), "topics[].partitions")
+        self._guard.require_cluster(OP_ALTER)
         return await self._active.write(
             lambda image, _i: alter_partition_reassignments(image, request)
         )
@@ -127,6 +219,7 @@ class ControllerServicer(ControllerServiceServicer):
             "topics and partitions",
             empty_means_all=True,
         )
+        self._guard.require_cluster(OP_DESCRIBE)
         return list_partition_reassignments(self._active.committed_image(), request)
 
     # ---- configs ----
@@ -136,14 +229,36 @@ class ControllerServicer(ControllerServiceServicer):
         self, request: pb.DescribeConfigsRequest, context: Context
     ) -> pb.DescribeConfigsResponse:
         require_items(len(request.resources), "resources")
-        return describe_configs(self._active.committed_image(), request)
+        refused = self._refused_configs(OP_DESCRIBE_CONFIGS, request.resources)
+        allowed = _only(request, "resources", lambda r: _topic_of_config(r) not in refused)
+        response = describe_configs(self._active.committed_image(), allowed)
+        for name, error in refused.items():
+            response.results.add(
+                type=cpb.RESOURCE_TYPE_TOPIC,
+                name=name,
+                error_code=error.code,
+                error_message=error.message,
+            )
+        return response
 
     @rpc_errors
     async def AlterConfigs(
         self, request: pb.AlterConfigsRequest, context: Context
     ) -> pb.AlterConfigsResponse:
         require_items(len(request.resources), "resources")
-        return await self._active.write(lambda image, _i: alter_configs(image, request))
+        refused = self._refused_configs(OP_ALTER_CONFIGS, request.resources)
+        allowed = _only(request, "resources", lambda r: _topic_of_config(r) not in refused)
+        response = pb.AlterConfigsResponse()
+        if allowed.resources:
+            response = await self._active.write(lambda image, _i: alter_configs(image, allowed))
+        for name, error in refused.items():
+            response.results.add(
+                type=cpb.RESOURCE_TYPE_TOPIC,
+                name=name,
+                error_code=error.code,
+                error_message=error.message,
+            )
+        return response
 
     # ---- cluster and quorum ----
 
@@ -151,6 +266,7 @@ class ControllerServicer(ControllerServiceServicer):
     async def DescribeCluster(
         self, request: pb.DescribeClusterRequest, context: Context
     ) -> pb.DescribeClusterResponse:
+        self._guard.require_cluster(OP_DESCRIBE)
         image = self._active.committed_image()
         return pb.DescribeClusterResponse(
             cluster_id=self._cluster_id,
@@ -169,6 +285,7 @@ class ControllerServicer(ControllerServiceServicer):
     async def DescribeQuorum(
         self, request: pb.DescribeQuorumRequest, context: Context
     ) -> pb.DescribeQuorumResponse:
+        self._guard.require_cluster(OP_DESCRIBE)
         status = self._runtime.status()
         is_leader = status.role is Role.LEADER
         if not is_leader and not request.allow_follower:
@@ -199,6 +316,7 @@ class ControllerServicer(ControllerServiceServicer):
     async def TransferLeadership(
         self, request: pb.TransferLeadershipRequest, context: Context
     ) -> pb.TransferLeadershipResponse:
+        self._guard.require_cluster(OP_ALTER)
         target = request.target_node_id
         if target != -1 and target not in self._addresses:
             raise InvalidRequestError(
@@ -278,5 +396,13 @@ class ControllerServicer(ControllerServiceServicer):
     ) -> AsyncIterator[pb.MetadataEvent]:
         if request.after_index < 0:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "after_index must be >= 0")
+        # Nodes get the whole log; others need DESCRIBE on the cluster and see no ACL,
+        # credential or quota records.
+        whole = self._guard.is_node()
+        if not whole:
+            error = self._guard.denial(OP_DESCRIBE, RESOURCE_CLUSTER, CLUSTER_RESOURCE_NAME)
+            if error is not None:
+                context.set_trailing_metadata(trailing_metadata_for(error))
+                await context.abort(status_for(error), error.message)
         async for event in self._state.watch(request.after_index):
-            yield event
+            yield event if whole else without_security_records(event)

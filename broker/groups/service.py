@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 import grpc
 import structlog
@@ -39,6 +39,17 @@ from raftka.common.group_errors import (
 )
 from raftka.common.limits import require_items
 from raftka.common.rpc.status import ERROR_KEY, rpc_errors, status_for, trailing_metadata_for
+from raftka.common.security.guard import OPEN_GUARD, AccessGuard
+from raftka.common.security.model import (
+    OP_DELETE,
+    OP_DESCRIBE,
+    OP_READ,
+    OP_WRITE,
+    RESOURCE_GROUP,
+    RESOURCE_TOPIC,
+    RESOURCE_TRANSACTIONAL_ID,
+)
+from raftka.common.security_errors import GroupAuthorizationFailedError
 from raftka.common.txn_errors import ProducerFencedError
 from raftka.v1 import groups_pb2 as gpb
 from raftka.v1.common_pb2 import ErrorCode
@@ -47,6 +58,8 @@ from raftka.v1.groups_pb2_grpc import GroupServiceServicer
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 log = structlog.get_logger(__name__)
+
+CommitRequest = TypeVar("CommitRequest", gpb.OffsetCommitRequest, gpb.TxnOffsetCommitRequest)
 
 COORDINATOR_ERRORS = (
     NotCoordinatorError,
@@ -82,9 +95,13 @@ class GroupServicer(GroupServiceServicer):
         coordinator: GroupCoordinator,
         offsets_topic: OffsetsTopicView,
         transaction_topic: OffsetsTopicView | None = None,
+        guard: AccessGuard = OPEN_GUARD,
     ) -> None:
         """``transaction_topic``: ``__transaction_state``, for FindCoordinator of
-        transactional ids (None: COORDINATOR_TYPE_TRANSACTION is refused)."""
+        transactional ids (None: COORDINATOR_TYPE_TRANSACTION is refused); ``guard``: the
+        authorization checks (READ on a group to be a member or commit, DESCRIBE to look,
+        DELETE to delete; READ / DESCRIBE on the topics of offsets)."""
+        self._guard = guard
         self._coordinator = coordinator
         self._topic = offsets_topic
         self._transaction_topic = transaction_topic
@@ -101,12 +118,13 @@ class GroupServicer(GroupServiceServicer):
         check: Callable[[str], None]
         if request.key_type == gpb.COORDINATOR_TYPE_GROUP:
             topic, check, name = self._topic, check_group_id, OFFSETS_TOPIC
+            key_type = RESOURCE_GROUP
         elif (
             request.key_type == gpb.COORDINATOR_TYPE_TRANSACTION
             and self._transaction_topic is not None
         ):
             topic, check = self._transaction_topic, check_transactional_id
-            name = TRANSACTION_STATE_TOPIC
+            name, key_type = TRANSACTION_STATE_TOPIC, RESOURCE_TRANSACTIONAL_ID
         else:
             raise InvalidRequestError(
                 f"key_type {request.key_type} is not served: use COORDINATOR_TYPE_GROUP (0) or "
@@ -115,6 +133,18 @@ class GroupServicer(GroupServiceServicer):
         count = topic.ensure()
         response = gpb.FindCoordinatorResponse()
         for key in request.keys:
+            refused = self._guard.denial(OP_DESCRIBE, key_type, key)
+            if refused is not None:
+                response.coordinators.append(
+                    gpb.Coordinator(
+                        key=key,
+                        node_id=-1,
+                        partition=-1,
+                        error_code=refused.code,
+                        error_message=refused.message,
+                    )
+                )
+                continue
             response.coordinators.append(_coordinator_of(key, count, topic, check, name))
         return response
 
@@ -125,6 +155,7 @@ class GroupServicer(GroupServiceServicer):
     ) -> gpb.ConsumerGroupHeartbeatResponse:
         """One heartbeat, for both forms: checked, then run on the group's shard."""
         check_group_id(request.group_id)
+        self._guard.require(OP_READ, RESOURCE_GROUP, request.group_id)
         require_items(
             len(request.subscribed_topic_names), "subscribed_topic_names", empty_means_all=True
         )
@@ -178,13 +209,19 @@ class GroupServicer(GroupServiceServicer):
         require_items(sum(len(t.partitions) for t in request.topics), "topics[].partitions")
         try:
             check_group_id(request.group_id)
-        except InvalidGroupIdError as e:
+            self._guard.require(OP_READ, RESOURCE_GROUP, request.group_id)
+        except (InvalidGroupIdError, GroupAuthorizationFailedError) as e:
             return _refused_everywhere(request.topics, e)
+        allowed, refused = self._commit_topics(request)
+        if not allowed.topics:
+            return refused
         topics = self._topic.topics()
-        return await self._coordinator.write(
+        response: gpb.OffsetCommitResponse = await self._coordinator.write(
             request.group_id,
-            lambda shard, now: shard.commit_offsets(request, now_ms=now, topics=topics),
+            lambda shard, now: shard.commit_offsets(allowed, now_ms=now, topics=topics),
         )
+        response.topics.extend(refused.topics)
+        return response
 
     @rpc_errors
     async def TxnOffsetCommit(
@@ -193,16 +230,23 @@ class GroupServicer(GroupServiceServicer):
         """Checked like OffsetCommit; the offsets are written in the producer's transaction
         and stay pending until its marker (the shard checks the producer fields)."""
         require_items(sum(len(t.partitions) for t in request.topics), "topics[].partitions")
+        self._guard.require(OP_WRITE, RESOURCE_TRANSACTIONAL_ID, request.transactional_id)
         try:
             check_group_id(request.group_id)
-        except InvalidGroupIdError as e:
+            self._guard.require(OP_READ, RESOURCE_GROUP, request.group_id)
+        except (InvalidGroupIdError, GroupAuthorizationFailedError) as e:
             return _refused_everywhere(request.topics, e)
+        allowed, refused = self._commit_topics(request)
+        if not allowed.topics:
+            return refused
         topics = self._topic.topics()
         try:
-            return await self._coordinator.write(
+            response: gpb.OffsetCommitResponse = await self._coordinator.write(
                 request.group_id,
-                lambda shard, now: shard.txn_commit_offsets(request, now_ms=now, topics=topics),
+                lambda shard, now: shard.txn_commit_offsets(allowed, now_ms=now, topics=topics),
             )
+            response.topics.extend(refused.topics)
+            return response
         except InvalidProducerEpochError as e:
             # The partition knows a newer epoch of this producer id (a marker or a newer
             # producer's write): this producer was fenced.
@@ -210,6 +254,28 @@ class GroupServicer(GroupServiceServicer):
                 f"producer {request.producer_id} epoch {request.producer_epoch} is fenced on "
                 f"the group's partition ({e.message}): close this producer"
             ) from e
+
+    def _commit_topics(
+        self, request: CommitRequest
+    ) -> tuple[CommitRequest, gpb.OffsetCommitResponse]:
+        """``request`` without the topics the caller may not READ, and the answer for those
+        (TOPIC_AUTHORIZATION_FAILED on each of their partitions)."""
+        if not self._guard.enabled:
+            return request, gpb.OffsetCommitResponse()
+        allowed = type(request)()
+        allowed.CopyFrom(request)
+        del allowed.topics[:]
+        refused = gpb.OffsetCommitResponse()
+        for t in request.topics:
+            error = self._guard.denial(OP_READ, RESOURCE_TOPIC, t.name)
+            if error is None:
+                allowed.topics.append(t)
+            else:
+                refused.topics.extend(_refused_everywhere([t], error).topics)
+        return allowed, refused
+
+    def _describable(self, topic: str) -> bool:
+        return self._guard.allowed_quietly(OP_DESCRIBE, RESOURCE_TOPIC, topic)
 
     @rpc_errors
     async def OffsetFetch(
@@ -222,11 +288,17 @@ class GroupServicer(GroupServiceServicer):
         )
         try:
             check_group_id(request.group_id)
-        except InvalidGroupIdError as e:
+            self._guard.require(OP_DESCRIBE, RESOURCE_GROUP, request.group_id)
+        except (InvalidGroupIdError, GroupAuthorizationFailedError) as e:
             return gpb.OffsetFetchResponse(error_code=e.code, error_message=e.message)
-        return await self._coordinator.read(
+        response: gpb.OffsetFetchResponse = await self._coordinator.read(
             request.group_id, lambda shard: shard.fetch_offsets(request)
         )
+        if self._guard.enabled:  # the offsets of topics the caller may not describe are left out
+            kept = [t for t in response.topics if self._describable(t.name)]
+            del response.topics[:]
+            response.topics.extend(kept)
+        return response
 
     # ---- administration ----
 
@@ -236,7 +308,10 @@ class GroupServicer(GroupServiceServicer):
     ) -> gpb.ListGroupsResponse:
         require_items(len(request.states_filter), "states_filter", empty_means_all=True)
         groups = await self._coordinator.read_all(lambda shard: shard.list_groups(request))
-        return gpb.ListGroupsResponse(groups=groups)
+        allowed = self._guard.allowed_quietly
+        return gpb.ListGroupsResponse(
+            groups=[g for g in groups if allowed(OP_DESCRIBE, RESOURCE_GROUP, g.group_id)]
+        )
 
     @rpc_errors
     async def DescribeGroups(
@@ -247,6 +322,7 @@ class GroupServicer(GroupServiceServicer):
         for group_id in request.group_ids:
             try:
                 check_group_id(group_id)
+                self._guard.require(OP_DESCRIBE, RESOURCE_GROUP, group_id)
                 described = await self._coordinator.read(
                     group_id, functools.partial(_describe, group_id=group_id)
                 )
@@ -267,6 +343,7 @@ class GroupServicer(GroupServiceServicer):
         for group_id in dict.fromkeys(request.group_ids):
             try:
                 check_group_id(group_id)
+                self._guard.require(OP_DELETE, RESOURCE_GROUP, group_id)
                 partition = self._coordinator.partition_of(group_id)
             except RaftkaError as e:
                 results[group_id] = _group_result(group_id, e)
@@ -291,11 +368,24 @@ class GroupServicer(GroupServiceServicer):
         require_items(sum(len(t.partitions) for t in request.topics), "topics[].partitions")
         try:
             check_group_id(request.group_id)
-        except InvalidGroupIdError as e:
+            self._guard.require(OP_DELETE, RESOURCE_GROUP, request.group_id)
+        except (InvalidGroupIdError, GroupAuthorizationFailedError) as e:
             return gpb.OffsetDeleteResponse(error_code=e.code, error_message=e.message)
-        return await self._coordinator.write(
-            request.group_id, lambda shard, _now: shard.delete_offsets(request)
+        refused: list[gpb.OffsetCommitTopicResult] = []
+        allowed = request
+        if self._guard.enabled:
+            allowed = gpb.OffsetDeleteRequest(group_id=request.group_id)
+            for t in request.topics:
+                error = self._guard.denial(OP_READ, RESOURCE_TOPIC, t.topic)
+                if error is None:
+                    allowed.topics.append(t)
+                else:
+                    refused.append(_refused_topic(t.topic, t.partitions, error))
+        response: gpb.OffsetDeleteResponse = await self._coordinator.write(
+            request.group_id, lambda shard, _now: shard.delete_offsets(allowed)
         )
+        response.topics.extend(refused)
+        return response
 
 
 def _coordinator_of(
@@ -336,18 +426,21 @@ def _refused_everywhere(
 ) -> gpb.OffsetCommitResponse:
     """A commit answer with ``error`` on every requested partition."""
     return gpb.OffsetCommitResponse(
-        topics=[
-            gpb.OffsetCommitTopicResult(
-                name=t.name,
-                partitions=[
-                    gpb.GroupPartitionResult(
-                        partition=p.partition, error_code=error.code, error_message=error.message
-                    )
-                    for p in t.partitions
-                ],
+        topics=[_refused_topic(t.name, [p.partition for p in t.partitions], error) for t in topics]
+    )
+
+
+def _refused_topic(
+    name: str, partitions: Iterable[int], error: RaftkaError
+) -> gpb.OffsetCommitTopicResult:
+    return gpb.OffsetCommitTopicResult(
+        name=name,
+        partitions=[
+            gpb.GroupPartitionResult(
+                partition=p, error_code=error.code, error_message=error.message
             )
-            for t in topics
-        ]
+            for p in partitions
+        ],
     )
 
 

@@ -12,6 +12,7 @@ other partitions answer OPERATION_NOT_ATTEMPTED), and each id of DescribeTransac
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol, TypeAlias
 
 import grpc
@@ -24,6 +25,15 @@ from raftka.broker.transactions.validation import check_partitions, check_transa
 from raftka.common.errors import InvalidRequestError, RaftkaError
 from raftka.common.limits import require_items
 from raftka.common.rpc.status import rpc_errors
+from raftka.common.security.guard import OPEN_GUARD, AccessGuard
+from raftka.common.security.model import (
+    OP_DESCRIBE,
+    OP_READ,
+    OP_WRITE,
+    RESOURCE_GROUP,
+    RESOURCE_TOPIC,
+    RESOURCE_TRANSACTIONAL_ID,
+)
 from raftka.v1 import transactions_pb2 as tpb
 from raftka.v1.common_pb2 import ErrorCode
 from raftka.v1.transactions_pb2_grpc import TransactionServiceServicer
@@ -58,8 +68,16 @@ def requested_partitions(topics: Any) -> list[TopicPartition]:
 
 class TransactionServicer(TransactionServiceServicer):
     def __init__(
-        self, *, coordinator: TransactionCoordinator, marker_writer: MarkerWriting
+        self,
+        *,
+        coordinator: TransactionCoordinator,
+        marker_writer: MarkerWriting,
+        guard: AccessGuard = OPEN_GUARD,
     ) -> None:
+        """``guard``: the authorization checks (WRITE on the transactional id for a
+        producer's calls; WriteTxnMarkers is refused to non-nodes by the server's
+        interceptor, AddPartitionsToTxn's verify_only here)."""
+        self._guard = guard
         self._coordinator = coordinator
         self._markers = marker_writer
         self._clients = ClientLog()
@@ -74,8 +92,13 @@ class TransactionServicer(TransactionServiceServicer):
         requested = requested_partitions(request.topics)
         require_items(len(requested), "topics[].partitions")
         check_partitions(requested)
-        if request.verify_only:
+        if request.verify_only:  # inter-broker (KIP-890)
+            self._guard.require_cluster_action()
             return await self._verify_partitions(request, requested)
+        self._guard.require(OP_WRITE, RESOURCE_TRANSACTIONAL_ID, request.transactional_id)
+        refused = self._refused_topics(t.topic for t in request.topics)
+        if refused:
+            return _not_added(requested, refused)
         unknown = set(
             await self._coordinator.add_partitions(
                 request.transactional_id,
@@ -134,6 +157,8 @@ class TransactionServicer(TransactionServiceServicer):
         check_transactional_id(request.transactional_id)
         check_producer(request.producer_id, request.producer_epoch)
         check_group_id(request.group_id)
+        self._guard.require(OP_WRITE, RESOURCE_TRANSACTIONAL_ID, request.transactional_id)
+        self._guard.require(OP_READ, RESOURCE_GROUP, request.group_id)
         await self._coordinator.add_offsets(
             request.transactional_id, request.producer_id, request.producer_epoch, request.group_id
         )
@@ -144,6 +169,7 @@ class TransactionServicer(TransactionServiceServicer):
         self._clients.saw(context, "EndTxn")
         check_transactional_id(request.transactional_id)
         check_producer(request.producer_id, request.producer_epoch)
+        self._guard.require(OP_WRITE, RESOURCE_TRANSACTIONAL_ID, request.transactional_id)
         ended = await self._coordinator.end_transaction(
             request.transactional_id,
             request.producer_id,
@@ -170,6 +196,7 @@ class TransactionServicer(TransactionServiceServicer):
         for transactional_id in request.transactional_ids:
             try:
                 check_transactional_id(transactional_id)
+                self._guard.require(OP_DESCRIBE, RESOURCE_TRANSACTIONAL_ID, transactional_id)
                 described = await self._coordinator.describe(transactional_id)
             except RaftkaError as e:
                 described = tpb.TransactionDescription(
@@ -191,4 +218,38 @@ class TransactionServicer(TransactionServiceServicer):
         require_items(len(request.state_filters), "state_filters", empty_means_all=True)
         require_items(len(request.producer_id_filters), "producer_id_filters", empty_means_all=True)
         listed = await self._coordinator.list_transactions(request)
-        return tpb.ListTransactionsResponse(transactions=listed)
+        allowed = self._guard.allowed_quietly
+        return tpb.ListTransactionsResponse(
+            transactions=[
+                t
+                for t in listed
+                if allowed(OP_DESCRIBE, RESOURCE_TRANSACTIONAL_ID, t.transactional_id)
+            ]
+        )
+
+    def _refused_topics(self, topics: Iterable[str]) -> dict[str, RaftkaError]:
+        """The topics the caller may not WRITE, with their errors."""
+        if not self._guard.enabled:
+            return {}
+        refused = {t: self._guard.denial(OP_WRITE, RESOURCE_TOPIC, t) for t in set(topics)}
+        return {t: e for t, e in refused.items() if e is not None}
+
+
+def _not_added(
+    requested: list[TopicPartition], refused: dict[str, RaftkaError]
+) -> tpb.AddPartitionsToTxnResponse:
+    """Nothing added: TOPIC_AUTHORIZATION_FAILED on the refused topics' partitions,
+    OPERATION_NOT_ATTEMPTED on the others (Kafka's answer)."""
+    response = tpb.AddPartitionsToTxnResponse()
+    for topic, partition in requested:
+        result = response.results.add(topic=topic, partition=partition)
+        error = refused.get(topic)
+        if error is not None:
+            result.error_code, result.error_message = error.code, error.message
+        else:
+            result.error_code = ErrorCode.OPERATION_NOT_ATTEMPTED
+            result.error_message = (
+                "not added: the caller may not write other topics of this request; send it "
+                "again without them"
+            )
+    return response
