@@ -57,8 +57,9 @@ from raftka.common.data_dir import PARTITION_LOGS_DIR, check_data_dir
 from raftka.common.errors import CoordinatorLoadInProgressError
 from raftka.common.fault_service import add_fault_service
 from raftka.common.faults import FAULTS
-from raftka.common.rpc.channels import new_server
+from raftka.common.rpc.channels import add_listener, new_server
 from raftka.common.rpc.controller_client import ControllerClient
+from raftka.common.security.authentication import authentication_interceptor
 from raftka.common.security.settings import SecuritySettings
 from raftka.common.tasks import cancel_and_wait
 from raftka.v1 import broker_pb2_grpc, groups_pb2_grpc, transactions_pb2_grpc
@@ -129,7 +130,9 @@ class BrokerServer:
             if config.transaction_partition_verification_enable
             else None
         )
-        self.server = new_server()
+        self.server = new_server(
+            [authentication_interceptor(self.security, lambda: self.follower.image.security)]
+        )
         self.io = IoThreads()
         self.producer_ids = ProducerIdManager(self._allocate_producer_ids, broker_id=self.broker_id)
         self._tasks: list[asyncio.Task[None]] = []
@@ -205,8 +208,7 @@ class BrokerServer:
             self.server,
         )
         add_fault_service(self.server, FAULTS)
-        if self.server.add_insecure_port(bconf.listen) == 0:
-            raise OSError(f"cannot listen on {bconf.listen}: is another process using the port?")
+        add_listener(self.server, bconf.listen, self.security)
         await self.server.start()
         self._tasks = [
             asyncio.create_task(self.follower.run(), name="metadata-follower"),

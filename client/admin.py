@@ -31,6 +31,7 @@ from raftka.client.metadata_cache import MetadataCache
 from raftka.client.types import TopicPartition
 from raftka.common.errors import RaftkaError
 from raftka.common.rpc.controller_client import ControllerClient
+from raftka.common.security.tls import ChannelSecurity
 from raftka.v1 import common_pb2 as cpb
 from raftka.v1 import controller_pb2 as pb
 
@@ -48,10 +49,12 @@ class AsyncAdmin:
         bootstrap_servers: Sequence[str] = (),
         timeout_s: float = 15.0,
         connections: BrokerConnections | None = None,
+        security: ChannelSecurity | None = None,
     ) -> None:
         """Give the controllers' addresses, or only brokers' (``bootstrap_servers``): the
         first call then asks a broker where the controllers are. Group operations talk to
-        the brokers: those of ``bootstrap_servers``, else the ones the controllers list."""
+        the brokers: those of ``bootstrap_servers``, else the ones the controllers list.
+        ``security``: TLS / client certificate / bearer token (see raftka.client.security)."""
         if not bootstrap_controllers and not bootstrap_servers:
             raise ValueError("give bootstrap_controllers or bootstrap_servers (host:port)")
         servers = list(bootstrap_servers)
@@ -60,8 +63,12 @@ class AsyncAdmin:
         self._client = ControllerClient(
             list(bootstrap_controllers),
             timeout_s=timeout_s,
-            discover=(lambda: controllers_from_brokers(servers)) if servers else None,
+            discover=(
+                (lambda: controllers_from_brokers(servers, security=security)) if servers else None
+            ),
+            security=security,
         )
+        self._security = security
         self._connections = connections
         self._group_admin: GroupAdmin | None = None
 
@@ -92,7 +99,9 @@ class AsyncAdmin:
                 if not servers:
                     raise RaftkaError("the cluster has no registered broker to ask about groups")
             if self._connections is None:
-                self._connections = BrokerConnections(client_id="raftka-admin")
+                self._connections = BrokerConnections(
+                    client_id="raftka-admin", security=self._security
+                )
             metadata = MetadataCache(servers, self._connections, request_timeout_s=self._timeout_s)
             self._group_admin = GroupAdmin(metadata, self._connections, timeout_s=self._timeout_s)
         return self._group_admin
@@ -263,6 +272,7 @@ class Admin:
         bootstrap_servers: Sequence[str] = (),
         timeout_s: float = 15.0,
         connections: BrokerConnections | None = None,
+        security: ChannelSecurity | None = None,
     ) -> None:
         self._thread = LoopThread("raftka-admin")
         self._admin = AsyncAdmin(
@@ -270,6 +280,7 @@ class Admin:
             bootstrap_servers=bootstrap_servers,
             timeout_s=timeout_s,
             connections=connections,
+            security=security,
         )
 
     def __enter__(self) -> Admin:

@@ -17,7 +17,8 @@ from raftka.common.data_dir import METADATA_LOG_DIR, check_data_dir
 from raftka.common.fault_service import add_fault_service
 from raftka.common.faults import FAULTS
 from raftka.common.ids import NodeId
-from raftka.common.rpc.channels import new_server
+from raftka.common.rpc.channels import add_listener, new_server
+from raftka.common.security.authentication import authentication_interceptor
 from raftka.common.security.settings import SecuritySettings
 from raftka.controller.active import ActiveController
 from raftka.controller.broker_sessions import BrokerSessionMonitor
@@ -80,7 +81,9 @@ class ControllerServer:
             interval_ms=config.leader_imbalance_check_interval_ms,
             imbalance_percentage=config.leader_imbalance_per_broker_percentage,
         )
-        self.server = new_server()
+        self.server = new_server(
+            [authentication_interceptor(self.security, lambda: self.state.image.security)]
+        )
         raft_pb2_grpc.add_RaftServiceServicer_to_server(
             RaftServicer(self.cluster_id, self.node_id, self.runtime.deliver), self.server
         )
@@ -98,8 +101,7 @@ class ControllerServer:
         )
         add_fault_service(self.server, FAULTS)
         self.listen = config.listen or self.addresses[self.node_id]
-        if self.server.add_insecure_port(self.listen) == 0:
-            raise OSError(f"cannot listen on {self.listen}: is another process using the port?")
+        add_listener(self.server, self.listen, self.security)
 
     async def start(self) -> None:
         await self.server.start()

@@ -19,6 +19,7 @@ from raftka.common import errors
 from raftka.common.rpc.channels import open_channel
 from raftka.common.rpc.retry import Deadline, RetryPolicy
 from raftka.common.rpc.status import error_from_rpc
+from raftka.common.security.tls import ChannelSecurity
 from raftka.v1 import common_pb2 as cpb
 from raftka.v1 import controller_pb2 as pb
 from raftka.v1.controller_pb2_grpc import ControllerServiceStub
@@ -37,6 +38,7 @@ class ControllerClient:
         attempt_timeout_s: float = 5.0,
         retry: RetryPolicy | None = None,
         discover: Callable[[], Awaitable[Sequence[str]]] | None = None,
+        security: ChannelSecurity | None = None,
     ) -> None:
         """``bootstrap``: controller addresses (host:port). Without them, ``discover`` is
         called once, before the first request, to find them (e.g. by asking a broker)."""
@@ -50,6 +52,7 @@ class ControllerClient:
         self._retry = retry or RetryPolicy()
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._preferred = self._addresses[0] if self._addresses else ""
+        self._security = security
 
     async def __aenter__(self) -> ControllerClient:
         return self
@@ -65,7 +68,7 @@ class ControllerClient:
     def _stub(self, address: str) -> ControllerServiceStub:
         channel = self._channels.get(address)
         if channel is None:
-            channel = open_channel(address)
+            channel = open_channel(address, security=self._security)
             self._channels[address] = channel
         return ControllerServiceStub(channel)
 
