@@ -31,7 +31,8 @@ from raftka.controller.quorum.transport import RaftServicer, RaftTransport
 from raftka.controller.raft.config import RaftConfig
 from raftka.controller.raft.status import Role
 from raftka.controller.service import ControllerServicer
-from raftka.v1 import controller_pb2_grpc, raft_pb2_grpc
+from raftka.controller.user_service import UserServicer
+from raftka.v1 import controller_pb2_grpc, raft_pb2_grpc, security_pb2_grpc
 
 log = structlog.get_logger(__name__)
 
@@ -98,6 +99,9 @@ class ControllerServer:
                 tick_s=config.tick_ms / 1000,
             ),
             self.server,
+        )
+        security_pb2_grpc.add_UserServiceServicer_to_server(
+            UserServicer(self.active, self.state), self.server
         )
         add_fault_service(self.server, FAULTS)
         self.listen = config.listen or self.addresses[self.node_id]

@@ -27,6 +27,7 @@ from raftka.v1.controller_pb2_grpc import ControllerServiceStub
 log = structlog.get_logger(__name__)
 
 R = TypeVar("R")
+S = TypeVar("S")
 
 
 class ControllerClient:
@@ -65,16 +66,29 @@ class ControllerClient:
         for channel in channels.values():
             await channel.close()
 
-    def _stub(self, address: str) -> ControllerServiceStub:
+    def _channel(self, address: str) -> grpc.aio.Channel:
         channel = self._channels.get(address)
         if channel is None:
             channel = open_channel(address, security=self._security)
             self._channels[address] = channel
-        return ControllerServiceStub(channel)
+        return channel
 
     async def call(
         self,
         invoke: Callable[[ControllerServiceStub, float], Awaitable[R]],
+        *,
+        timeout_s: float | None = None,
+        any_controller: bool = False,
+    ) -> R:
+        """:meth:`call_service` on the ControllerService."""
+        return await self.call_service(
+            ControllerServiceStub, invoke, timeout_s=timeout_s, any_controller=any_controller
+        )
+
+    async def call_service(
+        self,
+        stub_type: Callable[[grpc.aio.Channel], S],
+        invoke: Callable[[S, float], Awaitable[R]],
         *,
         timeout_s: float | None = None,
         any_controller: bool = False,
@@ -94,7 +108,8 @@ class ControllerClient:
             attempt += 1
             try:
                 attempt_timeout = min(self._attempt_timeout_s, deadline.remaining())
-                result = await invoke(self._stub(address), max(0.05, attempt_timeout))
+                stub = stub_type(self._channel(address))
+                result = await invoke(stub, max(0.05, attempt_timeout))
                 self._preferred = address
                 return result
             except grpc.aio.AioRpcError as e:
@@ -313,7 +328,9 @@ class ControllerClient:
         """Open a WatchMetadata stream. Any controller serves it: the first attempt goes to the
         preferred one, retries walk through the known addresses."""
         address = self._addresses[attempt % len(self._addresses)] if attempt else self._preferred
-        return self._stub(address).WatchMetadata(pb.WatchMetadataRequest(after_index=after_index))
+        return ControllerServiceStub(self._channel(address)).WatchMetadata(
+            pb.WatchMetadataRequest(after_index=after_index)
+        )
 
     async def call_any(
         self, invoke: Callable[[ControllerServiceStub, float], Awaitable[Any]]

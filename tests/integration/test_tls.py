@@ -10,6 +10,7 @@ import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -38,7 +39,7 @@ def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClust
         stop_broker_cluster(c)
 
 
-def ssl_settings(cluster: LocalCluster) -> dict[str, str]:
+def ssl_settings(cluster: LocalCluster) -> dict[str, Any]:
     d = cluster.tls_dir
     return {
         "security_protocol": "SSL",
