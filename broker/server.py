@@ -57,9 +57,10 @@ from raftka.common.data_dir import PARTITION_LOGS_DIR, check_data_dir
 from raftka.common.errors import CoordinatorLoadInProgressError
 from raftka.common.fault_service import add_fault_service
 from raftka.common.faults import FAULTS
-from raftka.common.rpc.channels import new_server
+from raftka.common.rpc.channels import add_listener, new_server
 from raftka.common.rpc.controller_client import ControllerClient
 from raftka.common.rpc.health import NodeHealth
+from raftka.common.security.authentication import authentication_interceptor
 from raftka.common.security.guard import guard_for
 from raftka.common.security.inter_node import inter_node_interceptors
 from raftka.common.security.settings import SecuritySettings
@@ -134,7 +135,12 @@ class BrokerServer:
         )
         # Authorization (ACLs from the followed image); inter-node RPCs need CLUSTER_ACTION.
         self.guard = guard_for(self.security, lambda: self.follower.image.security)
-        self.server = new_server(interceptors=inter_node_interceptors(self.guard))
+        self.server = new_server(
+            [
+                authentication_interceptor(self.security, lambda: self.follower.image.security),
+                *inter_node_interceptors(self.guard),
+            ]
+        )
         # Ready once registered and unfenced: the controller then lets it lead and clients
         # may be sent to it. Not ready again from the start of a (controlled) shutdown.
         self.health = NodeHealth(
@@ -221,8 +227,7 @@ class BrokerServer:
             self.server,
         )
         add_fault_service(self.server, FAULTS)
-        if self.server.add_insecure_port(bconf.listen) == 0:
-            raise OSError(f"cannot listen on {bconf.listen}: is another process using the port?")
+        add_listener(self.server, bconf.listen, self.security)
         await self.health.start()
         await self.server.start()
         self._tasks = [

@@ -31,8 +31,13 @@ from raftka.client.metadata_cache import MetadataCache
 from raftka.client.types import TopicPartition
 from raftka.common.errors import RaftkaError
 from raftka.common.rpc.controller_client import ControllerClient
+from raftka.common.security import scram
+from raftka.common.security.tls import ChannelSecurity
 from raftka.v1 import common_pb2 as cpb
 from raftka.v1 import controller_pb2 as pb
+from raftka.v1 import security_pb2 as spb
+from raftka.v1.common_pb2 import SCRAM_SHA_512
+from raftka.v1.security_pb2_grpc import UserServiceStub
 
 
 def _check(code: int, message: str, topic: str = "", partition: int = -1) -> None:
@@ -48,10 +53,12 @@ class AsyncAdmin:
         bootstrap_servers: Sequence[str] = (),
         timeout_s: float = 15.0,
         connections: BrokerConnections | None = None,
+        security: ChannelSecurity | None = None,
     ) -> None:
         """Give the controllers' addresses, or only brokers' (``bootstrap_servers``): the
         first call then asks a broker where the controllers are. Group operations talk to
-        the brokers: those of ``bootstrap_servers``, else the ones the controllers list."""
+        the brokers: those of ``bootstrap_servers``, else the ones the controllers list.
+        ``security``: TLS / client certificate / bearer token (see raftka.client.security)."""
         if not bootstrap_controllers and not bootstrap_servers:
             raise ValueError("give bootstrap_controllers or bootstrap_servers (host:port)")
         servers = list(bootstrap_servers)
@@ -60,8 +67,12 @@ class AsyncAdmin:
         self._client = ControllerClient(
             list(bootstrap_controllers),
             timeout_s=timeout_s,
-            discover=(lambda: controllers_from_brokers(servers)) if servers else None,
+            discover=(
+                (lambda: controllers_from_brokers(servers, security=security)) if servers else None
+            ),
+            security=security,
         )
+        self._security = security
         self._connections = connections
         self._group_admin: GroupAdmin | None = None
 
@@ -92,7 +103,9 @@ class AsyncAdmin:
                 if not servers:
                     raise RaftkaError("the cluster has no registered broker to ask about groups")
             if self._connections is None:
-                self._connections = BrokerConnections(client_id="raftka-admin")
+                self._connections = BrokerConnections(
+                    client_id="raftka-admin", security=self._security
+                )
             metadata = MetadataCache(servers, self._connections, request_timeout_s=self._timeout_s)
             self._group_admin = GroupAdmin(metadata, self._connections, timeout_s=self._timeout_s)
         return self._group_admin
@@ -204,6 +217,63 @@ class AsyncAdmin:
 
     # ---- cluster and quorum ----
 
+    # ---- user credentials (bearer tokens) ----
+
+    async def set_user_password(
+        self,
+        name: str,
+        password: str,
+        *,
+        mechanism: int = SCRAM_SHA_512,
+        iterations: int = scram.DEFAULT_ITERATIONS,
+    ) -> None:
+        """Create or replace ``name``'s credential. The password never leaves this process:
+        only PBKDF2 of it (with a fresh salt) is sent, and the cluster keeps keys derived
+        from that."""
+        salt = scram.new_salt()
+        upsertion = spb.ScramCredentialUpsertion(
+            name=name,
+            mechanism=mechanism,  # type: ignore[arg-type]
+            iterations=iterations,
+            salt=salt,
+            salted_password=scram.salted_password(password, salt, iterations, mechanism),
+        )
+        await self._alter_users(spb.AlterUserScramCredentialsRequest(upsertions=[upsertion]))
+
+    async def delete_user(self, name: str, *, mechanisms: Sequence[int] = ()) -> None:
+        """Remove ``name``'s credentials (all of them, or those of ``mechanisms``)."""
+        if not mechanisms:
+            described = await self.describe_users([name])
+            mechanisms = [c.mechanism for c in described[0].credentials]
+        await self._alter_users(
+            spb.AlterUserScramCredentialsRequest(
+                deletions=[
+                    spb.ScramCredentialDeletion(name=name, mechanism=m)  # type: ignore[arg-type]
+                    for m in mechanisms
+                ]
+            )
+        )
+
+    async def describe_users(self, names: Sequence[str] = ()) -> list[spb.DescribedUserCredentials]:
+        """Users with credentials (mechanisms and iterations, never keys); a named user
+        without any raises ResourceNotFoundError."""
+        request = spb.DescribeUserScramCredentialsRequest(names=list(names))
+        response = await self._client.call_service(
+            UserServiceStub,
+            lambda stub, t: stub.DescribeUserScramCredentials(request, timeout=t),
+            any_controller=True,
+        )
+        for result in response.results:
+            _check(result.error_code, f"user {result.name!r}: {result.error_message}")
+        return list(response.results)
+
+    async def _alter_users(self, request: spb.AlterUserScramCredentialsRequest) -> None:
+        response = await self._client.call_service(
+            UserServiceStub, lambda stub, t: stub.AlterUserScramCredentials(request, timeout=t)
+        )
+        for result in response.results:
+            _check(result.error_code, f"user {result.name!r}: {result.error_message}")
+
     async def describe_cluster(self) -> pb.DescribeClusterResponse:
         return await self._client.describe_cluster()
 
@@ -263,6 +333,7 @@ class Admin:
         bootstrap_servers: Sequence[str] = (),
         timeout_s: float = 15.0,
         connections: BrokerConnections | None = None,
+        security: ChannelSecurity | None = None,
     ) -> None:
         self._thread = LoopThread("raftka-admin")
         self._admin = AsyncAdmin(
@@ -270,6 +341,7 @@ class Admin:
             bootstrap_servers=bootstrap_servers,
             timeout_s=timeout_s,
             connections=connections,
+            security=security,
         )
 
     def __enter__(self) -> Admin:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import grpc
 
 from raftka.common.rpc.channels import open_channel
+from raftka.common.security.tls import ChannelSecurity
 from raftka.v1.broker_pb2_grpc import BrokerServiceStub
 from raftka.v1.groups_pb2_grpc import GroupServiceStub
 from raftka.v1.transactions_pb2_grpc import TransactionServiceStub
@@ -14,10 +15,16 @@ from raftka.v1.transactions_pb2_grpc import TransactionServiceStub
 
 class BrokerConnections:
     def __init__(
-        self, options: Sequence[tuple[str, int | str]] = (), *, client_id: str = ""
+        self,
+        options: Sequence[tuple[str, int | str]] = (),
+        *,
+        client_id: str = "",
+        security: ChannelSecurity | None = None,
     ) -> None:
         """``options``: extra gRPC channel options (e.g. shorter reconnect backoff);
-        ``client_id``: sent with every request, so brokers can say whose requests they see."""
+        ``client_id``: sent with every request, so brokers can say whose requests they see;
+        ``security``: TLS, client certificate, bearer token (None: plaintext)."""
+        self.security = security
         self._options = list(options)
         self._client_id = client_id
         self._channels: dict[str, grpc.aio.Channel] = {}
@@ -28,7 +35,9 @@ class BrokerConnections:
     def _channel(self, address: str) -> grpc.aio.Channel:
         channel = self._channels.get(address)
         if channel is None:
-            channel = open_channel(address, self._options, client_id=self._client_id)
+            channel = open_channel(
+                address, self._options, client_id=self._client_id, security=self.security
+            )
             self._channels[address] = channel
         return channel
 

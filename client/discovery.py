@@ -10,16 +10,20 @@ import grpc
 from raftka.client.connections import BrokerConnections
 from raftka.common.errors import RaftkaError
 from raftka.common.rpc.status import error_from_rpc
+from raftka.common.security.tls import ChannelSecurity
 from raftka.v1 import broker_pb2 as pb
 
 
 async def controllers_from_brokers(
-    bootstrap_servers: Sequence[str], *, timeout_s: float = 5.0
+    bootstrap_servers: Sequence[str],
+    *,
+    timeout_s: float = 5.0,
+    security: ChannelSecurity | None = None,
 ) -> list[str]:
     """The controllers' addresses as the first broker that answers knows them."""
     if not bootstrap_servers:
         raise RaftkaError("no broker address to ask where the controllers are")
-    connections = BrokerConnections()
+    connections = BrokerConnections(security=security)
     problems: list[str] = []
     try:
         for address in bootstrap_servers:

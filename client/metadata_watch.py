@@ -15,16 +15,19 @@ import structlog
 from raftka.common.errors import RaftkaError
 from raftka.common.rpc.controller_client import ControllerClient
 from raftka.common.rpc.retry import RetryPolicy
+from raftka.common.security.tls import ChannelSecurity
 
 log = structlog.get_logger(__name__)
 
 
 async def follow_metadata_changes(
-    controllers: Sequence[str], on_change: Callable[[], Awaitable[None]]
+    controllers: Sequence[str],
+    on_change: Callable[[], Awaitable[None]],
+    security: ChannelSecurity | None = None,
 ) -> None:
     """Call ``on_change`` after each committed metadata change, forever (a background task)."""
     retry = RetryPolicy()
-    async with ControllerClient(list(controllers), timeout_s=10.0) as client:
+    async with ControllerClient(list(controllers), timeout_s=10.0, security=security) as client:
         index = -1
         attempt = 0
         while True:

@@ -17,8 +17,9 @@ from raftka.common.data_dir import METADATA_LOG_DIR, check_data_dir
 from raftka.common.fault_service import add_fault_service
 from raftka.common.faults import FAULTS
 from raftka.common.ids import NodeId
-from raftka.common.rpc.channels import new_server
+from raftka.common.rpc.channels import add_listener, new_server
 from raftka.common.rpc.health import NodeHealth
+from raftka.common.security.authentication import authentication_interceptor
 from raftka.common.security.guard import guard_for
 from raftka.common.security.inter_node import inter_node_interceptors
 from raftka.common.security.settings import SecuritySettings
@@ -33,7 +34,8 @@ from raftka.controller.quorum.transport import RaftServicer, RaftTransport
 from raftka.controller.raft.config import RaftConfig
 from raftka.controller.raft.status import Role
 from raftka.controller.service import ControllerServicer
-from raftka.v1 import controller_pb2, controller_pb2_grpc, raft_pb2_grpc
+from raftka.controller.user_service import UserServicer
+from raftka.v1 import controller_pb2, controller_pb2_grpc, raft_pb2_grpc, security_pb2_grpc
 
 log = structlog.get_logger(__name__)
 
@@ -85,7 +87,12 @@ class ControllerServer:
         )
         # Authorization (ACLs from the committed image); inter-node RPCs need CLUSTER_ACTION.
         self.guard = guard_for(self.security, lambda: self.state.image.security)
-        self.server = new_server(interceptors=inter_node_interceptors(self.guard))
+        self.server = new_server(
+            [
+                authentication_interceptor(self.security, lambda: self.state.image.security),
+                *inter_node_interceptors(self.guard),
+            ]
+        )
         raft_pb2_grpc.add_RaftServiceServicer_to_server(
             RaftServicer(self.cluster_id, self.node_id, self.runtime.deliver), self.server
         )
@@ -102,6 +109,9 @@ class ControllerServer:
             ),
             self.server,
         )
+        security_pb2_grpc.add_UserServiceServicer_to_server(
+            UserServicer(self.active, self.state), self.server
+        )
         add_fault_service(self.server, FAULTS)
         # Ready once this voter knows the quorum's leader: it then takes part in a working
         # quorum, and the controller RPCs it serves reach (or are forwarded to) the leader.
@@ -111,8 +121,7 @@ class ControllerServer:
         )
         self.health.add_to_server(self.server)
         self.listen = config.listen or self.addresses[self.node_id]
-        if self.server.add_insecure_port(self.listen) == 0:
-            raise OSError(f"cannot listen on {self.listen}: is another process using the port?")
+        add_listener(self.server, self.listen, self.security)
 
     async def start(self) -> None:
         await self.health.start()

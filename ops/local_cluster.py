@@ -20,8 +20,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from raftka.common.data_dir import format_data_dir, new_cluster_id
+from raftka.common.security.tls import ChannelSecurity
 from raftka.ops.power_loss import CutTail, cut_unflushed_tails
 from raftka.ops.proc import start_time
+from raftka.ops.tls_certs import LOCAL_HOSTS, CertificateAuthority
+
+ADMIN_CN = "admin"
+"""The common name of the client certificate ``tls`` clusters make (``User:admin``)."""
+
+TLS_NODE_SETTINGS: dict[str, object] = {
+    # gRPC Python cannot ask for a client certificate without requiring one (see
+    # raftka.common.security.tls), and nodes must present theirs: required.
+    "client_auth": "required",
+    "principal_mapping_rules": "RULE:^CN=([^,]+).*$/$1/,DEFAULT",
+    "authorizer_enable": True,
+}
+"""The ``[security]`` keys of every node of a ``tls`` cluster (plus files and super users)."""
+
+
+def tls_hosts(host: str) -> tuple[str, ...]:
+    """The SANs of a node certificate for a node listening on ``host``."""
+    return tuple(dict.fromkeys((host, *LOCAL_HOSTS)))
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -80,11 +99,18 @@ class LocalCluster:
         planted_bugs: Sequence[str] = (),
         addresses: Mapping[int, tuple[str, int]] | None = None,
         launch_prefix: Callable[[int], Sequence[str]] | None = None,
+        tls: bool = False,
+        security_settings: Mapping[str, object] | None = None,
     ) -> None:
         """``addresses`` gives chosen nodes their own (host, port) instead of ``host`` and a
         free port, and ``launch_prefix(node_id)`` is put before a node's command line: together
         they run each node elsewhere, e.g. in a network namespace of its own
-        (``["ip", "netns", "exec", NAME]``; see raftka.ops.experiments.netns)."""
+        (``["ip", "netns", "exec", NAME]``; see raftka.ops.experiments.netns).
+
+        ``tls``: :meth:`prepare` makes a throwaway CA and certificates under ``<base>/tls``
+        (node-<id> for each node, ``admin`` for clients: :meth:`client_security`) and every
+        node listens and calls with TLS and mTLS (:data:`TLS_NODE_SETTINGS`).
+        ``security_settings`` adds to or overrides the nodes' ``[security]`` keys."""
         if controllers not in (1, 3, 5):
             raise ValueError("a local cluster has 1, 3 or 5 controllers")
         if brokers < 0:
@@ -100,6 +126,9 @@ class LocalCluster:
         self.controller_settings = dict(controller_settings or {})
         self.broker_settings = dict(broker_settings or {})
         self.cluster_id = new_cluster_id()
+        self.tls = tls
+        self.tls_dir = base_dir / "tls"
+        self.security_settings = dict(security_settings or {})
         self.nodes: dict[int, NodeProcess] = {}
         """The controllers, ids 1..controllers."""
         self.brokers: dict[int, NodeProcess] = {}
@@ -135,6 +164,11 @@ class LocalCluster:
 
     def prepare(self) -> None:
         """Write every node's config file and format its data directory."""
+        if self.tls and not (self.tls_dir / "ca.crt").exists():
+            ca = CertificateAuthority.create(self.tls_dir)
+            for node in self._all().values():
+                ca.issue(self.tls_dir, f"node-{node.node_id}", hosts=tls_hosts(node.host))
+            ca.issue(self.tls_dir, ADMIN_CN)
         for node in self._all().values():
             node.directory.mkdir(parents=True, exist_ok=True)
             node.config_path.write_text(self._config_text(node))
@@ -159,6 +193,10 @@ class LocalCluster:
                 f'rack = "{"abc"[(node.node_id - 1) % 3]}"',
             ]
             lines += [f"{k} = {_toml_value(v)}" for k, v in self.broker_settings.items()]
+        security = self.node_security(node)
+        if security:
+            lines += ["", "[security]"]
+            lines += [f"{k} = {_toml_value(v)}" for k, v in security.items()]
         lines += ["", "[log]", f'level = "{self.log_level}"', 'format = "json"', ""]
         if self.faults:
             lines += ["[faults]", "enabled = true"]
@@ -166,6 +204,36 @@ class LocalCluster:
                 lines.append(f"planted_bugs = {_toml_value(list(self.planted_bugs))}")
             lines.append("")
         return "\n".join(lines)
+
+    def node_security(self, node: NodeProcess) -> dict[str, object]:
+        """The node's ``[security]`` keys."""
+        settings: dict[str, object] = {}
+        if self.tls:
+            node_ids = sorted(self._all())
+            settings = {
+                "tls_cert_file": str(self.tls_dir / f"node-{node.node_id}.crt"),
+                "tls_key_file": str(self.tls_dir / f"node-{node.node_id}.key"),
+                "tls_ca_file": str(self.tls_dir / "ca.crt"),
+                **TLS_NODE_SETTINGS,
+                "super_users": ";".join(
+                    [*(f"User:node-{i}" for i in node_ids), f"User:{ADMIN_CN}"]
+                ),
+            }
+        settings.update(self.security_settings)
+        return settings
+
+    def client_security(self, *, certificate: bool = True, token: str = "") -> ChannelSecurity:
+        """How a client reaches this cluster: TLS trusting its CA, with the admin certificate
+        (``User:admin``, a super user) unless ``certificate`` is false, and a bearer token."""
+        if not self.tls:
+            return ChannelSecurity(token=token)
+        return ChannelSecurity(
+            tls=True,
+            ca_file=str(self.tls_dir / "ca.crt"),
+            cert_file=str(self.tls_dir / f"{ADMIN_CN}.crt") if certificate else "",
+            key_file=str(self.tls_dir / f"{ADMIN_CN}.key") if certificate else "",
+            token=token,
+        )
 
     def start(self, node_id: int | None = None) -> None:
         """Start one node, or every node that is not running."""

@@ -18,7 +18,9 @@ import structlog
 from raftka.broker.config import BrokerConfig
 from raftka.common.errors import ConfigFileError
 from raftka.common.faults import FAULTS, FaultSettings
+from raftka.common.rpc.channels import set_default_security
 from raftka.common.security.settings import SecuritySettings
+from raftka.common.security.tls import ChannelSecurity, request_reload
 from raftka.controller.config import ControllerConfig, VoterAddress
 
 log = structlog.get_logger(__name__)
@@ -86,8 +88,15 @@ class NodeConfig:
         return []
 
 
+def _reload_tls() -> None:
+    log.info("sighup_tls_reload_requested")
+    request_reload()
+
+
 async def run_node(config: NodeConfig) -> None:
     FAULTS.configure(config.faults, config.node_id)
+    # Every channel this node opens to other nodes presents its certificate.
+    set_default_security(ChannelSecurity.for_node(config.security))
     if config.faults.enabled:
         log.warning("fault_injection_enabled", node_id=config.node_id)
     controller = broker = None
@@ -111,6 +120,8 @@ async def run_node(config: NodeConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # SIGHUP: re-read the TLS files on the next handshake (rotation without a restart).
+    loop.add_signal_handler(signal.SIGHUP, _reload_tls)
     if controller is not None:
         await controller.start()
     try:

@@ -8,7 +8,7 @@ files and command lines use Kafka's dotted names through :meth:`ConsumerConfig.f
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from raftka.client.properties import from_properties
@@ -32,6 +32,16 @@ class ConsumerConfig:
     bootstrap_servers: str | Sequence[str] = ()
     """Broker addresses, ``"host:port,host:port"`` or a list; any one that answers will do."""
     client_id: str = "raftka-consumer"
+    security_protocol: str = "PLAINTEXT"
+    """PLAINTEXT, SSL (TLS; mTLS with ssl.certificate.location) or SASL_SSL (TLS and a bearer
+    token from sasl.username / sasl.password): see raftka.client.security."""
+    ssl_ca_location: str = ""
+    """PEM CA bundle to trust (default: the system roots)."""
+    ssl_certificate_location: str = ""
+    """PEM client certificate (mTLS), with ssl.key.location."""
+    ssl_key_location: str = ""
+    sasl_username: str = ""
+    sasl_password: str = field(default="", repr=False)
     group_id: str | None = None
     """The consumer group: needed by ``subscribe()`` (membership) and by ``commit()`` /
     ``committed()`` (with ``assign()`` the offsets belong to a memberless "simple" group)."""

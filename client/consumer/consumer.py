@@ -54,6 +54,7 @@ from raftka.client.consumer.records import ConsumerRecord
 from raftka.client.consumer.subscription import ResetStrategy, SubscriptionState
 from raftka.client.group_coordinator import GroupCoordinator
 from raftka.client.metadata_cache import MetadataCache
+from raftka.client.security import security_of
 from raftka.client.types import TopicPartition
 from raftka.common.errors import RaftkaError, RequestTimedOutError
 from raftka.common.rpc.retry import Deadline, RetryPolicy
@@ -81,7 +82,9 @@ class AsyncConsumer:
         elif settings:
             config = dataclasses.replace(config, **settings)
         self.config = config
-        self._connections = connections or BrokerConnections(client_id=config.client_id)
+        self._connections = connections or BrokerConnections(
+            client_id=config.client_id, security=security_of(config)
+        )
         retry = RetryPolicy(
             config.retry_backoff_ms / 1000, max(1.0, config.retry_backoff_ms / 1000)
         )

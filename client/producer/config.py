@@ -29,6 +29,16 @@ class ProducerConfig:
     bootstrap_servers: Sequence[str] = ()
     """Broker addresses ``host:port`` to learn the cluster from."""
     client_id: str = ""
+    security_protocol: str = "PLAINTEXT"
+    """PLAINTEXT, SSL (TLS; mTLS with ssl.certificate.location) or SASL_SSL (TLS and a bearer
+    token from sasl.username / sasl.password): see raftka.client.security."""
+    ssl_ca_location: str = ""
+    """PEM CA bundle to trust (default: the system roots)."""
+    ssl_certificate_location: str = ""
+    """PEM client certificate (mTLS), with ssl.key.location."""
+    ssl_key_location: str = ""
+    sasl_username: str = ""
+    sasl_password: str = field(default="", repr=False)
     acks: int | str = "all"
     """0 (do not wait), 1 (the leader wrote it), all / -1 (every in-sync replica has it)."""
     enable_idempotence: bool | None = None

@@ -39,6 +39,7 @@ from raftka.client.producer.sender import Sender
 from raftka.client.producer.sequences import Sequences
 from raftka.client.producer.transactions import TransactionManager
 from raftka.client.producer.txn_calls import GroupMetadata
+from raftka.client.security import security_of
 from raftka.client.types import OffsetAndMetadata, RecordMetadata, TopicPartition
 from raftka.common.errors import InvalidRequestError, RaftkaError
 from raftka.common.records.builder import RecordHeaders
@@ -70,7 +71,9 @@ class AsyncProducer:
         elif settings:
             config = dataclasses.replace(config, **settings)
         self.config = config
-        self._connections = connections or BrokerConnections(client_id=config.client_id)
+        self._connections = connections or BrokerConnections(
+            client_id=config.client_id, security=security_of(config)
+        )
         self.metadata = MetadataCache(
             list(config.bootstrap_servers),
             self._connections,
@@ -119,7 +122,9 @@ class AsyncProducer:
             self._tasks.append(
                 asyncio.create_task(
                     follow_metadata_changes(
-                        self.config.metadata_watch_controllers, self.metadata.refresh
+                        self.config.metadata_watch_controllers,
+                        self.metadata.refresh,
+                        self._connections.security,
                     ),
                     name="producer-metadata-watch",
                 )

@@ -1,17 +1,32 @@
 """Every gRPC channel and server in Raftka is opened here, with one set of options.
 
 Clients, brokers (replication fetches, controller RPCs) and controllers (Raft peers) all call
-:func:`open_channel`; servers take :data:`SERVER_OPTIONS`. One place means one message-size
-limit on both ends of every connection, and one place to add transport security.
+:func:`open_channel`; servers come from :func:`new_server` and listen through
+:func:`add_listener`. One place means one message-size limit on both ends of every
+connection, and one place for transport security.
+
+Security of channels: a channel is TLS when its ``security`` says so. Node-to-node channels
+pass none: they use the *process default* (:func:`set_default_security`), which a node sets
+from its ``[security]`` section when it starts, so every channel it opens (Raft peers,
+controller RPCs, replication fetches, transaction markers) presents the node's certificate
+without that being threaded through every component. Clients pass their own.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, unquote
 
 import grpc
+import structlog
+
+from raftka.common.errors import ConfigFileError, InvalidConfigError
+from raftka.common.security.settings import SecuritySettings
+from raftka.common.security.tls import ChannelSecurity, server_credentials
+
+log = structlog.get_logger(__name__)
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 """The largest gRPC message either end accepts (a produce request, a fetch response)."""
@@ -38,16 +53,48 @@ USER_AGENT_PREFIX = "raftka-client/"
 MAX_CLIENT_ID_LENGTH = 255
 
 
+_default_security: ChannelSecurity | None = None
+
+
+def set_default_security(security: ChannelSecurity | None) -> None:
+    """The security of channels opened without one (a node's own, set once at start)."""
+    global _default_security
+    _default_security = security
+
+
+def default_security() -> ChannelSecurity | None:
+    return _default_security
+
+
+class PlaintextTokenError(InvalidConfigError):
+    """A bearer token would cross the network unencrypted."""
+
+
 def open_channel(
-    address: str, extra: Sequence[ChannelOption] = (), *, client_id: str = ""
+    address: str,
+    extra: Sequence[ChannelOption] = (),
+    *,
+    client_id: str = "",
+    security: ChannelSecurity | None = None,
 ) -> grpc.aio.Channel:
     """An asyncio channel to ``address`` (``host:port``); ``extra`` options override ours.
-    With ``client_id``, every call on the channel names it (see :data:`CLIENT_ID_KEY`)."""
+    With ``client_id``, every call on the channel names it (see :data:`CLIENT_ID_KEY`).
+    ``security`` None uses the process default (plaintext unless a node set one)."""
     options = dict(CHANNEL_OPTIONS)
     options.update(dict(extra))
     if client_id:
         options["grpc.primary_user_agent"] = USER_AGENT_PREFIX + quote(client_id, safe="")
-    return grpc.aio.insecure_channel(address, options=list(options.items()))
+    security = security or _default_security
+    if security is None or not security.tls:
+        if security is not None and security.token:
+            raise PlaintextTokenError(
+                f"refusing to send a bearer token to {address} over plaintext: set "
+                "security.protocol=SASL_SSL (TLS) with ssl.ca.location"
+            )
+        return grpc.aio.insecure_channel(address, options=list(options.items()))
+    return grpc.aio.secure_channel(
+        address, security.channel_credentials(), options=list(options.items())
+    )
 
 
 def client_id_of(context: grpc.aio.ServicerContext[Any, Any]) -> str:
@@ -66,6 +113,47 @@ def client_id_of(context: grpc.aio.ServicerContext[Any, Any]) -> str:
 
 
 def new_server(interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> grpc.aio.Server:
-    """An asyncio gRPC server with Raftka's server options; ``interceptors`` run in order
-    before each handler (authentication first, then authorization)."""
-    return grpc.aio.server(options=list(SERVER_OPTIONS), interceptors=list(interceptors) or None)
+    """An asyncio gRPC server with Raftka's server options and ``interceptors`` (in order)."""
+    return grpc.aio.server(interceptors=list(interceptors), options=list(SERVER_OPTIONS))
+
+
+class PlaintextRefusedError(ConfigFileError):
+    """A node was asked to listen without TLS on an address others can reach."""
+
+
+def is_loopback_address(address: str) -> bool:
+    """Whether ``host:port`` (or ``[v6]:port``) listens on loopback only."""
+    host = address.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name (or "" / "*"): may resolve anywhere
+
+
+def check_plaintext_allowed(address: str, settings: SecuritySettings) -> None:
+    """Secure by default: plaintext only on loopback, unless the config allows it."""
+    if settings.tls_enabled or settings.allow_plaintext or is_loopback_address(address):
+        return
+    raise PlaintextRefusedError(
+        f"refusing to listen on {address} without TLS: it is not a loopback address, so "
+        "anyone who can reach it could read and forge traffic. Set security.tls_cert_file, "
+        "security.tls_key_file and security.tls_ca_file, or, on a network you trust, "
+        "security.allow_plaintext = true"
+    )
+
+
+def add_listener(server: grpc.aio.Server, address: str, settings: SecuritySettings) -> int:
+    """Listen on ``address`` with TLS when ``settings`` configure it (else plaintext, where
+    allowed); returns the port. Raises OSError when the port cannot be bound."""
+    check_plaintext_allowed(address, settings)
+    if settings.tls_enabled:
+        port = int(server.add_secure_port(address, server_credentials(settings)))
+    else:
+        port = int(server.add_insecure_port(address))
+    if port == 0:
+        raise OSError(f"cannot listen on {address}: is another process using the port?")
+    if settings.allow_plaintext and not settings.tls_enabled and not is_loopback_address(address):
+        log.warning("listening_without_tls", address=address, reason="security.allow_plaintext")
+    return port

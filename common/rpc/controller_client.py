@@ -19,6 +19,7 @@ from raftka.common import errors
 from raftka.common.rpc.channels import open_channel
 from raftka.common.rpc.retry import Deadline, RetryPolicy
 from raftka.common.rpc.status import error_from_rpc
+from raftka.common.security.tls import ChannelSecurity
 from raftka.v1 import common_pb2 as cpb
 from raftka.v1 import controller_pb2 as pb
 from raftka.v1.controller_pb2_grpc import ControllerServiceStub
@@ -26,6 +27,7 @@ from raftka.v1.controller_pb2_grpc import ControllerServiceStub
 log = structlog.get_logger(__name__)
 
 R = TypeVar("R")
+S = TypeVar("S")
 
 
 class ControllerClient:
@@ -37,6 +39,7 @@ class ControllerClient:
         attempt_timeout_s: float = 5.0,
         retry: RetryPolicy | None = None,
         discover: Callable[[], Awaitable[Sequence[str]]] | None = None,
+        security: ChannelSecurity | None = None,
     ) -> None:
         """``bootstrap``: controller addresses (host:port). Without them, ``discover`` is
         called once, before the first request, to find them (e.g. by asking a broker)."""
@@ -50,6 +53,7 @@ class ControllerClient:
         self._retry = retry or RetryPolicy()
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._preferred = self._addresses[0] if self._addresses else ""
+        self._security = security
 
     async def __aenter__(self) -> ControllerClient:
         return self
@@ -62,16 +66,29 @@ class ControllerClient:
         for channel in channels.values():
             await channel.close()
 
-    def _stub(self, address: str) -> ControllerServiceStub:
+    def _channel(self, address: str) -> grpc.aio.Channel:
         channel = self._channels.get(address)
         if channel is None:
-            channel = open_channel(address)
+            channel = open_channel(address, security=self._security)
             self._channels[address] = channel
-        return ControllerServiceStub(channel)
+        return channel
 
     async def call(
         self,
         invoke: Callable[[ControllerServiceStub, float], Awaitable[R]],
+        *,
+        timeout_s: float | None = None,
+        any_controller: bool = False,
+    ) -> R:
+        """:meth:`call_service` on the ControllerService."""
+        return await self.call_service(
+            ControllerServiceStub, invoke, timeout_s=timeout_s, any_controller=any_controller
+        )
+
+    async def call_service(
+        self,
+        stub_type: Callable[[grpc.aio.Channel], S],
+        invoke: Callable[[S, float], Awaitable[R]],
         *,
         timeout_s: float | None = None,
         any_controller: bool = False,
@@ -91,7 +108,8 @@ class ControllerClient:
             attempt += 1
             try:
                 attempt_timeout = min(self._attempt_timeout_s, deadline.remaining())
-                result = await invoke(self._stub(address), max(0.05, attempt_timeout))
+                stub = stub_type(self._channel(address))
+                result = await invoke(stub, max(0.05, attempt_timeout))
                 self._preferred = address
                 return result
             except grpc.aio.AioRpcError as e:
@@ -310,7 +328,9 @@ class ControllerClient:
         """Open a WatchMetadata stream. Any controller serves it: the first attempt goes to the
         preferred one, retries walk through the known addresses."""
         address = self._addresses[attempt % len(self._addresses)] if attempt else self._preferred
-        return self._stub(address).WatchMetadata(pb.WatchMetadataRequest(after_index=after_index))
+        return ControllerServiceStub(self._channel(address)).WatchMetadata(
+            pb.WatchMetadataRequest(after_index=after_index)
+        )
 
     async def call_any(
         self, invoke: Callable[[ControllerServiceStub, float], Awaitable[Any]]

@@ -38,6 +38,7 @@ def start_broker_cluster(
     controller_settings: Mapping[str, object] | None = None,
     timeout_s: float = 30.0,
     faults: bool = False,
+    tls: bool = False,
 ) -> LocalCluster:
     """Start controllers and brokers as real processes; return once every broker is unfenced.
     Stop it with :func:`stop_broker_cluster` (which also prints the log tails)."""
@@ -48,6 +49,7 @@ def start_broker_cluster(
         controller_settings={**FAST_CONTROLLER, **(controller_settings or {})},
         broker_settings={**FAST_BROKER, **(broker_settings or {})},
         faults=faults,
+        tls=tls,
     )
     cluster.prepare()
     cluster.start()

@@ -26,7 +26,12 @@ def client_for(
 ) -> ControllerClient:
     """A client for the whole quorum, or pinned to one node (no redirection possible)."""
     addresses = cluster.bootstrap if node_id is None else [cluster.nodes[node_id].address]
-    return ControllerClient(addresses, timeout_s=timeout_s, attempt_timeout_s=min(1.0, timeout_s))
+    return ControllerClient(
+        addresses,
+        timeout_s=timeout_s,
+        attempt_timeout_s=min(1.0, timeout_s),
+        security=cluster.client_security() if cluster.tls else None,
+    )
 
 
 async def leader_of(
