@@ -19,6 +19,7 @@ from raftka.common.faults import FAULTS
 from raftka.common.ids import NodeId
 from raftka.common.rpc.channels import new_server
 from raftka.common.security.settings import SecuritySettings
+from raftka.controller.acl_service import AclServicer
 from raftka.controller.active import ActiveController
 from raftka.controller.broker_sessions import BrokerSessionMonitor
 from raftka.controller.config import ControllerConfig
@@ -30,7 +31,7 @@ from raftka.controller.quorum.transport import RaftServicer, RaftTransport
 from raftka.controller.raft.config import RaftConfig
 from raftka.controller.raft.status import Role
 from raftka.controller.service import ControllerServicer
-from raftka.v1 import controller_pb2_grpc, raft_pb2_grpc
+from raftka.v1 import controller_pb2_grpc, raft_pb2_grpc, security_pb2_grpc
 
 log = structlog.get_logger(__name__)
 
@@ -93,6 +94,12 @@ class ControllerServer:
                 sessions=self.sessions,
                 addresses=self.addresses,
                 tick_s=config.tick_ms / 1000,
+            ),
+            self.server,
+        )
+        security_pb2_grpc.add_AclServiceServicer_to_server(
+            AclServicer(
+                active=self.active, state=self.state, enabled=self.security.authorizer_enable
             ),
             self.server,
         )
