@@ -75,6 +75,7 @@ class LocalCluster:
         host: str = "127.0.0.1",
         controller_settings: Mapping[str, object] | None = None,
         broker_settings: Mapping[str, object] | None = None,
+        security_settings: Mapping[str, object] | None = None,
         log_level: str = "info",
         faults: bool = False,
         planted_bugs: Sequence[str] = (),
@@ -99,6 +100,8 @@ class LocalCluster:
         self.launch_prefix = launch_prefix
         self.controller_settings = dict(controller_settings or {})
         self.broker_settings = dict(broker_settings or {})
+        self.security_settings = dict(security_settings or {})
+        """Every node's ``[security]`` section (e.g. ``{"authorizer_enable": True}``)."""
         self.cluster_id = new_cluster_id()
         self.nodes: dict[int, NodeProcess] = {}
         """The controllers, ids 1..controllers."""
@@ -160,6 +163,10 @@ class LocalCluster:
             ]
             lines += [f"{k} = {_toml_value(v)}" for k, v in self.broker_settings.items()]
         lines += ["", "[log]", f'level = "{self.log_level}"', 'format = "json"', ""]
+        if self.security_settings:
+            lines.append("[security]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in self.security_settings.items()]
+            lines.append("")
         if self.faults:
             lines += ["[faults]", "enabled = true"]
             if self.planted_bugs:
