@@ -27,10 +27,11 @@ from raftka.controller.metadata_log import MetadataStateMachine
 from raftka.controller.quorum.raft_storage import RaftStorage
 from raftka.controller.quorum.runtime import QuorumRuntime
 from raftka.controller.quorum.transport import RaftServicer, RaftTransport
+from raftka.controller.quota_service import QuotaServicer
 from raftka.controller.raft.config import RaftConfig
 from raftka.controller.raft.status import Role
 from raftka.controller.service import ControllerServicer
-from raftka.v1 import controller_pb2_grpc, raft_pb2_grpc
+from raftka.v1 import controller_pb2_grpc, raft_pb2_grpc, security_pb2_grpc
 
 log = structlog.get_logger(__name__)
 
@@ -95,6 +96,9 @@ class ControllerServer:
                 tick_s=config.tick_ms / 1000,
             ),
             self.server,
+        )
+        security_pb2_grpc.add_QuotaServiceServicer_to_server(
+            QuotaServicer(self.active), self.server
         )
         add_fault_service(self.server, FAULTS)
         self.listen = config.listen or self.addresses[self.node_id]

@@ -26,6 +26,7 @@ from raftka.v1.controller_pb2_grpc import ControllerServiceStub
 log = structlog.get_logger(__name__)
 
 R = TypeVar("R")
+S = TypeVar("S")
 
 
 class ControllerClient:
@@ -62,12 +63,15 @@ class ControllerClient:
         for channel in channels.values():
             await channel.close()
 
-    def _stub(self, address: str) -> ControllerServiceStub:
+    def _channel(self, address: str) -> grpc.aio.Channel:
         channel = self._channels.get(address)
         if channel is None:
             channel = open_channel(address)
             self._channels[address] = channel
-        return ControllerServiceStub(channel)
+        return channel
+
+    def _stub(self, address: str) -> ControllerServiceStub:
+        return ControllerServiceStub(self._channel(address))
 
     async def call(
         self,
@@ -80,6 +84,20 @@ class ControllerClient:
         ``any_controller``, the first that answers), redirecting and retrying until the deadline.
         Each attempt gets at most ``attempt_timeout_s``, so a hung (e.g. paused) controller
         costs one attempt, not the whole deadline."""
+        return await self.call_service(
+            ControllerServiceStub, invoke, timeout_s=timeout_s, any_controller=any_controller
+        )
+
+    async def call_service(
+        self,
+        stub_type: Callable[[grpc.aio.Channel], S],
+        invoke: Callable[[S, float], Awaitable[R]],
+        *,
+        timeout_s: float | None = None,
+        any_controller: bool = False,
+    ) -> R:
+        """``call`` for another service the controllers serve (e.g. QuotaService): the stub is
+        ``stub_type(channel)``; redirection and retries are the same."""
         if not self._addresses:
             await self._find_controllers()
         deadline = Deadline(timeout_s if timeout_s is not None else self._timeout_s)
@@ -91,7 +109,8 @@ class ControllerClient:
             attempt += 1
             try:
                 attempt_timeout = min(self._attempt_timeout_s, deadline.remaining())
-                result = await invoke(self._stub(address), max(0.05, attempt_timeout))
+                stub = stub_type(self._channel(address))
+                result = await invoke(stub, max(0.05, attempt_timeout))
                 self._preferred = address
                 return result
             except grpc.aio.AioRpcError as e:
