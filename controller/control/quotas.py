@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 
 from raftka.common.errors import InvalidRequestError, RaftkaError
 from raftka.common.metadata.image import MetadataImage
@@ -175,7 +176,7 @@ def describe_client_quotas(
     return response
 
 
-def _check_filter(components: list[ClientQuotaFilterComponent]) -> None:
+def _check_filter(components: Sequence[ClientQuotaFilterComponent]) -> None:
     types = [c.entity_type for c in components]
     for c in components:
         if c.entity_type not in QUOTA_ENTITY_TYPES:

@@ -46,7 +46,10 @@ def test_the_measured_entity_names_the_caller_where_the_quota_has_defaults() -> 
 
 
 def test_other_names_and_other_keys_do_not_apply() -> None:
-    quotas = {((C, "app"),): {KEY: 10.0}, ((U, "alice"),): {"consumer_byte_rate": 5.0}}
+    quotas: dict[QuotaEntityKey, dict[str, float]] = {
+        ((C, "app"),): {KEY: 10.0},
+        ((U, "alice"),): {"consumer_byte_rate": 5.0},
+    }
     assert QuotaLookup(KEY, quotas).find("alice", "other") is None
     assert QuotaLookup(KEY, quotas).find("bob", "app") is not None
     assert not QuotaLookup("request_percentage", quotas)
