@@ -90,6 +90,11 @@ def _require_entity(args: argparse.Namespace) -> QuotaEntity:
     return entity
 
 
+def format_value(value: float) -> str:
+    """1048576, not 1.04858e+06; fractions as given."""
+    return f"{value:.0f}" if value.is_integer() else f"{value:g}"
+
+
 def format_entity(entity: QuotaEntity) -> str:
     return " ".join(
         f"{kind}={'<default>' if name is None else name}" for kind, name in sorted(entity.items())
@@ -105,7 +110,7 @@ async def _set(client: ControllerClient, args: argparse.Namespace) -> int:
         )
     await alter_client_quotas(client, entity, values, validate_only=args.validate_only)
     done = "would set" if args.validate_only else "set"
-    shown = " ".join(f"{k}={v:g}" for k, v in values.items())
+    shown = " ".join(f"{k}={format_value(v)}" for k, v in values.items())
     print(f"{done} {shown} for {format_entity(entity)}")
     return 0
 
@@ -121,7 +126,7 @@ async def _remove(client: ControllerClient, args: argparse.Namespace) -> int:
 async def _list(client: ControllerClient, args: argparse.Namespace) -> int:
     entries = await describe_client_quotas(client, entity_from_args(args), strict=args.strict)
     for entry in entries:
-        values = " ".join(f"{k}={v:g}" for k, v in sorted(entry.values.items()))
+        values = " ".join(f"{k}={format_value(v)}" for k, v in sorted(entry.values.items()))
         print(f"{format_entity(entry.entity)}  {values}")
     if not entries:
         print("no quotas")

@@ -8,8 +8,11 @@ One controller and one broker: quotas are per broker, so one is enough.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -162,3 +165,32 @@ def test_a_consumer_over_its_byte_rate_is_held_to_it_and_others_are_not(
             assert fast_rate > 3 * QUOTA
 
     asyncio.run(main())
+
+
+def test_the_quotas_command_sets_lists_and_removes(qcluster: LocalCluster, tmp_path: Path) -> None:
+    controllers = ["--bootstrap-controller", ",".join(qcluster.bootstrap)]
+
+    def raftka(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "raftka.client.cli", "quotas", *args, *controllers],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+
+    done = raftka("set", "--user", "alice", "--client-id", "app", "--producer-byte-rate", "1048576")
+    assert done.returncode == 0, done.stderr
+    assert "set producer_byte_rate=1048576 for client-id=app user=alice" in done.stdout
+    assert raftka("set", "--default-user", "--request-percentage", "12.5").returncode == 0
+    listed = raftka("list", "--user", "alice")
+    assert "client-id=app user=alice  producer_byte_rate=1048576" in listed.stdout
+    assert "user=<default>" not in listed.stdout
+    assert "user=<default>  request_percentage=12.5" in raftka("list", "--default-user").stdout
+    refused = raftka("set", "--user", "bob", "--producer-byte-rate", "0")
+    assert refused.returncode == 1 and "INVALID_REQUEST" in refused.stderr
+    assert "above 0" in refused.stderr
+    assert raftka("set", "--producer-byte-rate", "5").returncode == 1  # no entity
+    assert raftka("remove", "--user", "alice", "--client-id", "app").returncode == 0
+    assert raftka("list", "--user", "alice").stdout.strip() == "no quotas"
