@@ -119,11 +119,14 @@ class QuotaManager:
                 self._sweep(now_ms)
             if len(self._callers) >= MAX_CACHED_CALLERS:
                 self._callers.clear()
-            found = self._callers[(user, client_id)] = CallerSensors(
+            found = CallerSensors(
                 self._sensor(PRODUCER_BYTE_RATE, user, client_id, now_ms),
                 self._sensor(CONSUMER_BYTE_RATE, user, client_id, now_ms),
                 self._sensor(REQUEST_PERCENTAGE, user, client_id, now_ms),
             )
+            if found == NO_SENSORS:
+                found = NO_SENSORS  # callers without quotas take the handlers' fast path
+            self._callers[(user, client_id)] = found
         return found
 
     def record_request_time(self, sensor: QuotaSensor, elapsed_ms: float, now_ms: int) -> int:

@@ -38,7 +38,7 @@ def test_no_quotas_means_no_sensors_and_new_quotas_are_picked_up() -> None:
     sensors = manager.sensors("alice", "app", 0)
     assert sensors.produce is not None and sensors.produce.bound == 1000
     assert sensors.fetch is None and sensors.request is None
-    assert manager.sensors("alice", "other", 0) == NO_SENSORS  # no quota of its own
+    assert manager.sensors("alice", "other", 0) is NO_SENSORS  # no quota of its own
     # A changed value keeps the measured rate and takes the new bound.
     sensors.produce.record(500, 0)
     set_quota(image, (("client-id", "app"),), "producer_byte_rate", 2000)
