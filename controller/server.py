@@ -32,6 +32,7 @@ from raftka.controller.metadata_log import MetadataStateMachine
 from raftka.controller.quorum.raft_storage import RaftStorage
 from raftka.controller.quorum.runtime import QuorumRuntime
 from raftka.controller.quorum.transport import RaftServicer, RaftTransport
+from raftka.controller.quota_service import QuotaServicer
 from raftka.controller.raft.config import RaftConfig
 from raftka.controller.raft.status import Role
 from raftka.controller.service import ControllerServicer
@@ -118,6 +119,9 @@ class ControllerServer:
                 active=self.active, state=self.state, enabled=self.security.authorizer_enable
             ),
             self.server,
+        )
+        security_pb2_grpc.add_QuotaServiceServicer_to_server(
+            QuotaServicer(self.active), self.server
         )
         add_fault_service(self.server, FAULTS)
         # Ready once this voter knows the quorum's leader: it then takes part in a working

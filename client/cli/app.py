@@ -13,6 +13,7 @@
     raftka faults show|drop|delay|isolate|slow-fsync|clear --node HOST:PORT
     raftka consume TOPIC [--from-beginning | --offset N] [--group G] [--format value|kv|json] ...
     raftka groups list|describe|reset-offsets|delete|delete-offsets ...
+    raftka quotas set|remove|list [--user U | --default-user] [--client-id C | --default-client-id]
     raftka produce TOPIC [--key-separator SEP] [--acks all|1|0] < lines
     raftka copy --source-topic X --target-topic Y --group G --transactional-id T [--to-bootstrap B]
     raftka perf produce --topic T --num-records N --record-size B [--throughput R]
@@ -45,6 +46,7 @@ from raftka.client.cli import (
     partitions,
     perf,
     produce,
+    quotas,
     server,
     up,
 )
@@ -69,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         consume,
         copy,
         groups,
+        quotas,
         perf,
         experiment,
     ):

@@ -40,6 +40,7 @@ from raftka.client.producer.sequences import Sequences
 from raftka.client.producer.transactions import TransactionManager
 from raftka.client.producer.txn_calls import GroupMetadata
 from raftka.client.security import security_of
+from raftka.client.throttle import ThrottleStats
 from raftka.client.types import OffsetAndMetadata, RecordMetadata, TopicPartition
 from raftka.common.errors import InvalidRequestError, RaftkaError
 from raftka.common.records.builder import RecordHeaders
@@ -277,6 +278,11 @@ class AsyncProducer:
                 "to use transactions"
             )
         return self._txn
+
+    @property
+    def throttle(self) -> ThrottleStats:
+        """The brokers' quota throttle times seen in Produce answers (``.as_dict()``)."""
+        return self._sender.throttle
 
     async def partitions_for(self, topic: str) -> list[int]:
         info = await self.metadata.topic(topic, Deadline(self.config.max_block_ms / 1000))

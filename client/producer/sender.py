@@ -34,6 +34,7 @@ from raftka.client.producer.batch import ProducerBatch
 from raftka.client.producer.config import ProducerConfig
 from raftka.client.producer.errors import ProducerFencedError
 from raftka.client.producer.sequences import InitProducerId, Sequences
+from raftka.client.throttle import ThrottleStats
 from raftka.client.types import TopicPartition
 from raftka.common.errors import RaftkaError, RequestTimedOutError
 from raftka.common.rpc.retry import RetryPolicy
@@ -167,6 +168,8 @@ class Sender:
         self._refreshing: asyncio.Task[None] | None = None
         self._reset_needed = False
         self.fatal: RaftkaError | None = None
+        self.throttle = ThrottleStats()
+        """The brokers' quota throttle times seen in Produce answers."""
 
     @property
     def requests_in_flight(self) -> int:
@@ -265,6 +268,7 @@ class Sender:
             for b in batches:
                 self._attempt_failed(b, error, maybe_written=True)
         else:
+            self.throttle.note(response.throttle_time_ms, address, "Produce")
             results = {(r.topic, r.partition): r for r in response.results}
             for b in batches:
                 result = results.get(b.tp)

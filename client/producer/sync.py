@@ -20,6 +20,7 @@ from raftka.client.loop_thread import LoopThread
 from raftka.client.producer.config import ProducerConfig
 from raftka.client.producer.producer import AsyncProducer, DeliveryCallback, Value
 from raftka.client.producer.txn_calls import GroupMetadata
+from raftka.client.throttle import ThrottleStats
 from raftka.client.types import OffsetAndMetadata, RecordMetadata, TopicPartition
 from raftka.common.records.builder import RecordHeaders
 
@@ -107,6 +108,11 @@ class Producer:
 
     def abort_transaction(self) -> None:
         self._thread.run(self._producer.abort_transaction())
+
+    @property
+    def throttle(self) -> ThrottleStats:
+        """The brokers' quota throttle times seen in Produce answers (``.as_dict()``)."""
+        return self._producer.throttle
 
     def partitions_for(self, topic: str) -> list[int]:
         return self._thread.run(self._producer.partitions_for(topic))
