@@ -21,12 +21,14 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeAlias
 
 import grpc
+from prometheus_client import CollectorRegistry
 
 from raftka.broker.clients import ClientLog
 from raftka.broker.isolation import READ_COMMITTED, require_isolation_level
 from raftka.broker.log.leader_epoch_cache import EpochEndOffset
 from raftka.broker.log.validator import NO_TIMESTAMP
 from raftka.broker.metadata_follower import MetadataFollower
+from raftka.broker.metrics import TopicTraffic
 from raftka.broker.partition import (
     FencedLeaderEpochError,
     NotLeaderOrFollowerError,
@@ -137,13 +139,16 @@ class BrokerServicer(BrokerServiceServicer):
         active_controller: Callable[[], int] = lambda: -1,
         init_transactional_producer: InitTransactionalProducer | None = None,
         txn_writes: TxnWriteVerifier | None = None,
+        traffic: TopicTraffic | None = None,
     ) -> None:
         """``controller_addresses``: where this broker reaches the controllers, told to
         clients; ``active_controller``: the id of the controller that last answered it;
         ``init_transactional_producer``: the transaction coordinator's InitProducerId (None:
         this broker has no transaction coordinator, and a transactional id is answered
         COORDINATOR_NOT_AVAILABLE); ``txn_writes``: the check of transactional writes with
-        their coordinator (KIP-890 part 1; None: transactional batches are taken unchecked)."""
+        their coordinator (KIP-890 part 1; None: transactional batches are taken unchecked);
+        ``traffic``: the bytes-in/out counters (a private set when None)."""
+        self._traffic = traffic if traffic is not None else TopicTraffic(CollectorRegistry())
         self._init_transactional_producer = init_transactional_producer
         self._txn_writes = txn_writes
         self._controller_addresses = list(controller_addresses)
@@ -291,6 +296,7 @@ class BrokerServicer(BrokerServiceServicer):
                     topic, data.partition, transactional_id, payload, partition.log.producer_state
                 )
             appended = await partition.append(payload, acks=acks, timeout_s=timeout_s)
+            self._traffic.bytes_in(topic, len(payload))
             result.base_offset = appended.base_offset
             result.log_append_time_ms = appended.log_append_time_ms
             result.log_start_offset = appended.log_start_offset
@@ -451,6 +457,8 @@ class BrokerServicer(BrokerServiceServicer):
                 result.log_start_offset = partition.log.log_start_offset
                 return 0, None
             data = outcome
+            if not request.HasField("replica_id") or request.replica_id < 0:
+                self._traffic.bytes_out(topic, len(data.records))
             result.batches = data.records
             result.high_watermark = data.high_watermark
             result.last_stable_offset = data.last_stable_offset

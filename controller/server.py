@@ -8,10 +8,13 @@ briefly for the new leader, so a planned restart costs no election timeout.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
 
+import grpc
 import structlog
+from prometheus_client import CollectorRegistry
 
 from raftka.common.data_dir import METADATA_LOG_DIR, check_data_dir
 from raftka.common.fault_service import add_fault_service
@@ -23,6 +26,7 @@ from raftka.controller.broker_sessions import BrokerSessionMonitor
 from raftka.controller.config import ControllerConfig
 from raftka.controller.leader_rebalance import LeaderRebalancer
 from raftka.controller.metadata_log import MetadataStateMachine
+from raftka.controller.metrics import ControllerCollector, ControllerMetrics, RaftView
 from raftka.controller.quorum.raft_storage import RaftStorage
 from raftka.controller.quorum.runtime import QuorumRuntime
 from raftka.controller.quorum.transport import RaftServicer, RaftTransport
@@ -39,14 +43,26 @@ SHUTDOWN_TRANSFER_WAIT_S = 2.0
 class ControllerServer:
     """The controller role of node ``node_id``, keeping its Raft log under ``data_dir``."""
 
-    def __init__(self, node_id: int, data_dir: Path, config: ControllerConfig) -> None:
+    def __init__(
+        self,
+        node_id: int,
+        data_dir: Path,
+        config: ControllerConfig,
+        *,
+        registry: CollectorRegistry | None = None,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    ) -> None:
+        """``registry``: the node's metrics registry (a private one when None);
+        ``interceptors``: run around every call this role's server takes."""
         self.config = config
+        registry = registry if registry is not None else CollectorRegistry()
         identity = check_data_dir(data_dir, node_id)
         self.cluster_id = identity.cluster_id
         voters = config.voter_addresses
         self.addresses = {NodeId(v.node_id): v.address for v in voters}
         self.node_id = NodeId(node_id)
         self.state = MetadataStateMachine()
+        storage = RaftStorage(data_dir / METADATA_LOG_DIR)  # created if absent
         self.runtime = QuorumRuntime(
             node_id=self.node_id,
             voters=list(self.addresses),
@@ -54,14 +70,29 @@ class ControllerServer:
                 election_timeout_ticks=config.election_ticks,
                 heartbeat_ticks=config.heartbeat_ticks,
             ),
-            storage=RaftStorage(data_dir / METADATA_LOG_DIR),  # created if absent
+            storage=storage,
             transport=RaftTransport(self.cluster_id, self.node_id, self.addresses),
             state_machine=self.state,
             tick_s=config.tick_ms / 1000,
             snapshot_after_bytes=config.snapshot_after_bytes,
         )
         self.active = ActiveController(
-            self.runtime, self.state, self.addresses, config.request_timeout_ms / 1000
+            self.runtime,
+            self.state,
+            self.addresses,
+            config.request_timeout_ms / 1000,
+            metrics=ControllerMetrics(registry),
+        )
+        registry.register(
+            ControllerCollector(
+                RaftView(
+                    status=self.runtime.status,
+                    is_active=lambda: self.active.is_active,
+                    image=lambda: self.state.image,
+                    log_size_bytes=lambda: storage.log.size_bytes,
+                    snapshot_saved_at=lambda: storage.snapshot_saved_at,
+                )
+            )
         )
         self.sessions = BrokerSessionMonitor(
             self.active, self.cluster_id, config.broker_session_timeout_ms
@@ -72,7 +103,7 @@ class ControllerServer:
             interval_ms=config.leader_imbalance_check_interval_ms,
             imbalance_percentage=config.leader_imbalance_per_broker_percentage,
         )
-        self.server = new_server()
+        self.server = new_server(interceptors)
         raft_pb2_grpc.add_RaftServiceServicer_to_server(
             RaftServicer(self.cluster_id, self.node_id, self.runtime.deliver), self.server
         )

@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Literal
 
 import structlog
+from prometheus_client import CollectorRegistry, ProcessCollector
 
 from raftka.broker.config import BrokerConfig
 from raftka.common.errors import ConfigFileError
 from raftka.common.faults import FAULTS, FaultSettings
+from raftka.common.metrics import MetricsExporter, MetricsSettings
+from raftka.common.metrics.rpc import RpcMetrics
 from raftka.controller.config import ControllerConfig, VoterAddress
 
 log = structlog.get_logger(__name__)
@@ -42,6 +45,7 @@ class NodeConfig:
     broker: BrokerConfig = field(default_factory=BrokerConfig)
     log: LogSettings = field(default_factory=LogSettings)
     faults: FaultSettings = field(default_factory=FaultSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     def __post_init__(self) -> None:
         if self.node_id < 0:
@@ -88,29 +92,52 @@ async def run_node(config: NodeConfig) -> None:
     FAULTS.configure(config.faults, config.node_id)
     if config.faults.enabled:
         log.warning("fault_injection_enabled", node_id=config.node_id)
+    # One registry for the whole node (both roles of a combined node report into it), never
+    # prometheus_client's global one; the RPC metrics are kept whether or not they are served.
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    interceptors = [RpcMetrics(registry).interceptor()]
     controller = broker = None
     if "controller" in config.roles:
         from raftka.controller.server import ControllerServer
 
-        controller = ControllerServer(config.node_id, config.data_dir, config.controller)
+        controller = ControllerServer(
+            config.node_id,
+            config.data_dir,
+            config.controller,
+            registry=registry,
+            interceptors=interceptors,
+        )
     if "broker" in config.roles:
         from raftka.broker.server import BrokerServer
 
         broker = BrokerServer(
-            config.node_id, config.data_dir, config.broker, config.controller_addresses
+            config.node_id,
+            config.data_dir,
+            config.broker,
+            config.controller_addresses,
+            registry=registry,
+            interceptors=interceptors,
         )
+    exporter = MetricsExporter(registry, config.metrics.listen) if config.metrics.enabled else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    if controller is not None:
-        await controller.start()
+    if exporter is not None:
+        await exporter.start()
     try:
-        if broker is not None:
-            await broker.start()
-        await stop.wait()
-    finally:
-        if broker is not None:
-            await broker.shutdown()
         if controller is not None:
-            await controller.shutdown()
+            await controller.start()
+        try:
+            if broker is not None:
+                await broker.start()
+            await stop.wait()
+        finally:
+            if broker is not None:
+                await broker.shutdown()
+            if controller is not None:
+                await controller.shutdown()
+    finally:
+        if exporter is not None:
+            await exporter.stop()

@@ -65,6 +65,7 @@ def client_id_of(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     return ""
 
 
-def new_server() -> grpc.aio.Server:
-    """An asyncio gRPC server with Raftka's server options."""
-    return grpc.aio.server(options=list(SERVER_OPTIONS))
+def new_server(interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> grpc.aio.Server:
+    """An asyncio gRPC server with Raftka's server options; ``interceptors`` run around every
+    call, in order (e.g. common/metrics/rpc.py's metrics and request ids)."""
+    return grpc.aio.server(options=list(SERVER_OPTIONS), interceptors=list(interceptors))
