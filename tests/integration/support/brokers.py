@@ -38,9 +38,11 @@ def start_broker_cluster(
     controller_settings: Mapping[str, object] | None = None,
     timeout_s: float = 30.0,
     faults: bool = False,
+    metrics: bool = False,
 ) -> LocalCluster:
     """Start controllers and brokers as real processes; return once every broker is unfenced.
-    Stop it with :func:`stop_broker_cluster` (which also prints the log tails)."""
+    Stop it with :func:`stop_broker_cluster` (which also prints the log tails). ``metrics``
+    gives every node a Prometheus endpoint (``cluster.node(id).metrics_url``)."""
     cluster = LocalCluster(
         base_dir,
         controllers=controllers,
@@ -48,6 +50,7 @@ def start_broker_cluster(
         controller_settings={**FAST_CONTROLLER, **(controller_settings or {})},
         broker_settings={**FAST_BROKER, **(broker_settings or {})},
         faults=faults,
+        metrics=metrics,
     )
     cluster.prepare()
     cluster.start()
