@@ -50,7 +50,7 @@ def test_a_collector_that_fails_gets_a_500_and_the_endpoint_keeps_serving() -> N
                 raise RuntimeError("state unavailable")
             return iter(())
 
-    registry.register(Flaky())  # type: ignore[arg-type]
+    registry.register(Flaky())
 
     async def main() -> None:
         exporter = MetricsExporter(registry, "127.0.0.1:0")

@@ -16,7 +16,7 @@ from raftka.common.rpc.status import status_for, trailing_metadata_for
 
 
 async def _ok(request: bytes, context: Any) -> bytes:
-    return structlog.contextvars.get_contextvars()["request_id"].encode()
+    return str(structlog.contextvars.get_contextvars()["request_id"]).encode()
 
 
 async def _refused(request: bytes, context: Any) -> bytes:
