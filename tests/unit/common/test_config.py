@@ -94,7 +94,7 @@ def test_metrics_are_off_unless_the_metrics_table_sets_listen(tmp_path: Path) ->
     assert not load_config(NodeConfig, write(tmp_path, base)).metrics.enabled
     on = load_config(NodeConfig, write(tmp_path, base + '[metrics]\nlisten = "0.0.0.0:9404"\n'))
     assert on.metrics.listen == "0.0.0.0:9404"
-    with pytest.raises(ConfigFileError, match="metrics.listen: expected host:port"):
+    with pytest.raises(ConfigFileError, match=r"metrics\.listen: expected host:port"):
         load_config(NodeConfig, write(tmp_path, base + '[metrics]\nlisten = "nowhere"\n'))
 
 
