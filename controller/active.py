@@ -22,7 +22,6 @@ from raftka.common.ids import Index, NodeId, Term
 from raftka.common.metadata.image import MetadataImage
 from raftka.controller.control.result import ControllerResult
 from raftka.controller.metadata_log import MetadataStateMachine
-from raftka.controller.metrics import ControllerMetrics, PartitionEvents, partition_events
 from raftka.controller.quorum.runtime import LeadershipLost, QuorumRuntime
 from raftka.controller.raft.errors import LeadershipTransferInProgress, NotLeader
 from raftka.v1 import metadata_pb2 as mpb
@@ -42,10 +41,8 @@ class ActiveController:
         state: MetadataStateMachine,
         addresses: dict[NodeId, str],
         request_timeout_s: float,
-        metrics: ControllerMetrics | None = None,
     ) -> None:
         self._runtime = runtime
-        self._metrics = metrics
         self._state = state
         self._addresses = addresses
         self._request_timeout_s = request_timeout_s
@@ -117,12 +114,8 @@ class ActiveController:
             raise self.not_controller() from None
         if index != next_index:
             raise AssertionError(f"entry got index {index}, planned for {next_index}")
-        # The entry now sits in the leader's log: reflect it in the working image (noting the
-        # elections and ISR changes it makes, counted once it commits).
-        events: list[PartitionEvents] = []
+        # The entry now sits in the leader's log: reflect it in the working image.
         for record in records:
-            if self._metrics is not None:
-                events.append(partition_events(working, record))
             working.apply(record, index)
         started = time.monotonic()
         try:
@@ -134,8 +127,6 @@ class ActiveController:
                 f"the metadata change did not commit within {self._request_timeout_s:g}s "
                 "(a majority of controllers may be down); it may still commit: check before retrying"
             ) from None
-        if self._metrics is not None:
-            self._metrics.committed(events)
         log.debug(
             "metadata_written",
             index=index,

@@ -1,17 +1,20 @@
 """The controller's metrics: Raft health read at scrape time, and partition events counted by
 the active controller when the records that make them commit.
 
-Leader elections and ISR shrinks and expansions are counted here, on the active controller, as
-its PartitionChangeRecords commit, whatever asked for them (a leader broker's AlterPartition, a
-fenced broker taken out of every ISR, an election request, a reassignment): one place sees
-every change exactly once. The counters live on whichever controller was active at the time,
-so sum them over the controllers (``sum(rate(...))``).
+Leader elections and ISR shrinks and expansions are counted from the committed metadata log,
+whatever asked for them (a leader broker's AlterPartition, a fenced broker taken out of every
+ISR, an election request, a reassignment): every voter applies each committed batch once, and
+the one that is the Raft leader when it applies it counts it. The counters live on whichever
+controller led at the time, so sum them over the controllers (``sum(rate(...))``). (Counting
+when the leader's own write is acknowledged would miss the entries a deposed leader proposed
+and its successor committed; counting at apply can count an entry twice only when leadership
+moves between the old leader applying it and the new one doing so, a narrow window.)
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
@@ -19,11 +22,11 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from raftka.common.metadata.image import MetadataImage, merge_partition_change
-from raftka.common.metadata.model import NO_LEADER
+from raftka.common.metadata.model import NO_LEADER, PartitionState
 from raftka.common.metrics.partitions import partition_counts
 from raftka.common.metrics.spec import MetricKind, MetricSpec
 from raftka.controller.raft.status import Role, Status
-from raftka.v1.metadata_pb2 import MetadataRecord
+from raftka.v1.metadata_pb2 import MetadataBatch, MetadataRecord
 
 ACTIVE = MetricSpec(
     "raftka_controller_active",
@@ -88,19 +91,19 @@ BROKERS = MetricSpec(
 ELECTIONS = MetricSpec(
     "raftka_controller_leader_elections_total",
     MetricKind.COUNTER,
-    "Partition leader elections committed while this controller was active; unclean: the new "
-    "leader was not in the ISR (records may be lost).",
+    "Partition leader elections committed while this controller led the quorum; unclean: the "
+    "new leader was not in the ISR (records may be lost).",
     ("kind",),
 )
 ISR_SHRINKS = MetricSpec(
     "raftka_controller_isr_shrinks_total",
     MetricKind.COUNTER,
-    "Committed ISR changes that removed replicas, while this controller was active.",
+    "Committed ISR changes that removed replicas, while this controller led the quorum.",
 )
 ISR_EXPANDS = MetricSpec(
     "raftka_controller_isr_expands_total",
     MetricKind.COUNTER,
-    "Committed ISR changes that added replicas, while this controller was active.",
+    "Committed ISR changes that added replicas, while this controller led the quorum.",
 )
 CONTROLLER_METRICS = (
     ACTIVE,
@@ -131,41 +134,56 @@ class PartitionEvents:
     isr_expanded: bool = False
 
 
-NOTHING = PartitionEvents()
-
-
-def partition_events(image: MetadataImage, record: MetadataRecord) -> PartitionEvents:
-    """Classify ``record`` against ``image`` (the image before the record applies): an election
-    gives the partition a leader other than its current one (unclean when that broker was not
-    in the ISR); the ISR shrinks or expands when members leave or join it."""
-    if record.WhichOneof("record") != "partition_change":
-        return NOTHING
-    change = record.partition_change
-    old = image.partition(change.topic_id, change.partition_id)
-    if old is None:
-        return NOTHING
-    new = merge_partition_change(old, change)
-    elected = new.leader != NO_LEADER and new.leader != old.leader
-    old_isr, new_isr = set(old.isr), set(new.isr)
-    return PartitionEvents(
-        elected=elected,
-        unclean=elected and new.leader not in old_isr,
-        isr_shrunk=bool(old_isr - new_isr),
-        isr_expanded=bool(new_isr - old_isr),
-    )
+def partition_events(
+    image: MetadataImage,
+    records: Iterable[MetadataRecord],
+) -> list[PartitionEvents]:
+    """Classify the PartitionChangeRecords of one batch against ``image`` (the image before
+    the batch applies; two changes of one partition in a batch are taken in order): an
+    election gives the partition a leader other than its current one (unclean when that broker
+    was not in the ISR); the ISR shrinks or expands when members leave or join it."""
+    events: list[PartitionEvents] = []
+    states: dict[tuple[str, int], PartitionState] = {}
+    for record in records:
+        if record.WhichOneof("record") != "partition_change":
+            continue
+        change = record.partition_change
+        key = (change.topic_id, change.partition_id)
+        old = states.get(key) or image.partition(*key)
+        if old is None:
+            continue
+        new = states[key] = merge_partition_change(old, change)
+        elected = new.leader != NO_LEADER and new.leader != old.leader
+        old_isr, new_isr = set(old.isr), set(new.isr)
+        events.append(
+            PartitionEvents(
+                elected=elected,
+                unclean=elected and new.leader not in old_isr,
+                isr_shrunk=bool(old_isr - new_isr),
+                isr_expanded=bool(new_isr - old_isr),
+            )
+        )
+    return events
 
 
 class ControllerMetrics:
-    """The controller's event counters (the active controller records what committed)."""
+    """The controller's event counters, kept by the Raft leader as committed batches apply."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, is_leader: Callable[[], bool]) -> None:
+        self._is_leader = is_leader
         elections = ELECTIONS.counter(registry)
         self._clean = elections.labels("clean")
         self._unclean = elections.labels("unclean")
         self._shrinks = ISR_SHRINKS.counter(registry)
         self._expands = ISR_EXPANDS.counter(registry)
 
-    def committed(self, events: Sequence[PartitionEvents]) -> None:
+    def before_apply(self, image: MetadataImage, batch: MetadataBatch) -> None:
+        """A committed batch is about to apply to ``image``: on the leader, count what its
+        partition changes do (the state machine's hook)."""
+        if batch.records and self._is_leader():
+            self.count(partition_events(image, batch.records))
+
+    def count(self, events: Sequence[PartitionEvents]) -> None:
         for e in events:
             if e.elected:
                 (self._unclean if e.unclean else self._clean).inc()

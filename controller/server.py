@@ -81,8 +81,9 @@ class ControllerServer:
             self.state,
             self.addresses,
             config.request_timeout_ms / 1000,
-            metrics=ControllerMetrics(registry),
         )
+        metrics = ControllerMetrics(registry, lambda: self.runtime.leader_id == self.node_id)
+        self.state.before_apply = metrics.before_apply
         registry.register(
             ControllerCollector(
                 RaftView(

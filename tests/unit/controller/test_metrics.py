@@ -6,7 +6,6 @@ from raftka.common.ids import Index, NodeId, Term
 from raftka.common.metadata.image import MetadataImage
 from raftka.common.metadata.records import partition_change_record, topic_record
 from raftka.controller.metrics import (
-    NOTHING,
     ControllerCollector,
     ControllerMetrics,
     PartitionEvents,
@@ -17,6 +16,8 @@ from raftka.controller.raft.progress import ReplicaState
 from raftka.controller.raft.status import ProgressStatus, Role, Status
 from raftka.v1.metadata_pb2 import MetadataBatch, MetadataRecord
 from tests.unit.common.metadata.builders import partition
+
+NOTHING = PartitionEvents()
 
 
 def _image(*records: MetadataRecord) -> MetadataImage:
@@ -33,7 +34,8 @@ IMAGE = _image(
 
 
 def _events(**change: object) -> PartitionEvents:
-    return partition_events(IMAGE, partition_change_record("id", 0, **change))  # type: ignore[arg-type]
+    (events,) = partition_events(IMAGE, [partition_change_record("id", 0, **change)])  # type: ignore[arg-type]
+    return events
 
 
 def test_a_leader_from_the_isr_is_a_clean_election_and_one_outside_it_unclean() -> None:
@@ -42,7 +44,7 @@ def test_a_leader_from_the_isr_is_a_clean_election_and_one_outside_it_unclean() 
         elected=True, unclean=True, isr_shrunk=True, isr_expanded=True
     )
     offline = partition_change_record("id", 1, leader=2)
-    assert partition_events(IMAGE, offline) == PartitionEvents(elected=True)
+    assert partition_events(IMAGE, [offline]) == [PartitionEvents(elected=True)]
 
 
 def test_isr_changes_and_non_elections() -> None:
@@ -50,14 +52,39 @@ def test_isr_changes_and_non_elections() -> None:
     assert _events(isr=[1]) == PartitionEvents(isr_shrunk=True)
     assert _events(leader=1) == NOTHING, "the same leader again (an epoch bump) is no election"
     assert _events(leader=-1) == NOTHING, "losing the leader is not an election"
-    assert partition_events(IMAGE, topic_record("u", "id-u")) == NOTHING
-    assert partition_events(IMAGE, partition_change_record("gone", 0, isr=[1])) == NOTHING
+    assert partition_events(IMAGE, [topic_record("u", "id-u")]) == []
+    assert partition_events(IMAGE, [partition_change_record("gone", 0, isr=[1])]) == []
 
 
-def test_committed_events_are_counted() -> None:
+def test_two_changes_of_one_partition_in_a_batch_are_taken_in_order() -> None:
+    batch = [
+        partition_change_record("id", 0, isr=[1]),  # 2 leaves
+        partition_change_record("id", 0, isr=[1, 2]),  # 2 comes back: an expansion, not a no-op
+    ]
+    assert partition_events(IMAGE, batch) == [
+        PartitionEvents(isr_shrunk=True),
+        PartitionEvents(isr_expanded=True),
+    ]
+
+
+def test_committed_batches_are_counted_only_on_the_leader() -> None:
     registry = CollectorRegistry()
-    metrics = ControllerMetrics(registry)
-    metrics.committed(
+    leader = [False]
+    metrics = ControllerMetrics(registry, lambda: leader[0])
+    batch = MetadataBatch(records=[partition_change_record("id", 0, leader=2, isr=[2])])
+    metrics.before_apply(IMAGE, batch)
+    get = registry.get_sample_value
+    assert get("raftka_controller_leader_elections_total", {"kind": "clean"}) == 0
+    leader[0] = True
+    metrics.before_apply(IMAGE, batch)
+    assert get("raftka_controller_leader_elections_total", {"kind": "clean"}) == 1
+    assert get("raftka_controller_isr_shrinks_total") == 1
+
+
+def test_events_are_counted_by_kind() -> None:
+    registry = CollectorRegistry()
+    metrics = ControllerMetrics(registry, lambda: True)
+    metrics.count(
         [
             PartitionEvents(elected=True, isr_shrunk=True),
             PartitionEvents(elected=True, unclean=True, isr_expanded=True),
