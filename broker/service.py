@@ -23,12 +23,14 @@ from types import MappingProxyType
 from typing import Any, TypeAlias
 
 import grpc
+from prometheus_client import CollectorRegistry
 
 from raftka.broker.clients import ClientLog
 from raftka.broker.isolation import READ_COMMITTED, require_isolation_level
 from raftka.broker.log.leader_epoch_cache import EpochEndOffset
 from raftka.broker.log.validator import NO_TIMESTAMP
 from raftka.broker.metadata_follower import MetadataFollower
+from raftka.broker.metrics import TopicTraffic
 from raftka.broker.partition import (
     FencedLeaderEpochError,
     NotLeaderOrFollowerError,
@@ -157,6 +159,7 @@ class BrokerServicer(BrokerServiceServicer):
         txn_writes: TxnWriteVerifier | None = None,
         guard: AccessGuard = OPEN_GUARD,
         quotas: QuotaManager | None = None,
+        traffic: TopicTraffic | None = None,
     ) -> None:
         """``controller_addresses``: where this broker reaches the controllers, told to
         clients; ``active_controller``: the id of the controller that last answered it;
@@ -166,9 +169,11 @@ class BrokerServicer(BrokerServiceServicer):
         their coordinator (KIP-890 part 1; None: transactional batches are taken unchecked);
         ``guard``: the authorization checks (with authorization on, producer ids are also
         bound to the principal that got or first used them: producers/owners.py);
-        ``quotas``: the client quotas (default: those of the followed metadata image)."""
+        ``quotas``: the client quotas (default: those of the followed metadata image);
+        ``traffic``: the bytes-in/out counters (a private set when None)."""
         self._guard = guard
         self._owners = ProducerOwners() if guard.enabled else None
+        self._traffic = traffic if traffic is not None else TopicTraffic(CollectorRegistry())
         self._init_transactional_producer = init_transactional_producer
         self._txn_writes = txn_writes
         self._controller_addresses = list(controller_addresses)
@@ -365,6 +370,7 @@ class BrokerServicer(BrokerServiceServicer):
                     topic, data.partition, transactional_id, payload, partition.log.producer_state
                 )
             appended = await partition.append(payload, acks=acks, timeout_s=timeout_s)
+            self._traffic.bytes_in(topic, len(payload))
             result.base_offset = appended.base_offset
             result.log_append_time_ms = appended.log_append_time_ms
             result.log_start_offset = appended.log_start_offset
@@ -580,6 +586,8 @@ class BrokerServicer(BrokerServiceServicer):
                 result.log_start_offset = partition.log.log_start_offset
                 return 0, None
             data = outcome
+            if not request.HasField("replica_id") or request.replica_id < 0:
+                self._traffic.bytes_out(topic, len(data.records))
             result.batches = data.records
             result.high_watermark = data.high_watermark
             result.last_stable_offset = data.last_stable_offset

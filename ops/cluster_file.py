@@ -1,6 +1,7 @@
 """``cluster.json``: what ``raftka up`` tells other commands about the cluster it runs.
 
-It lives in the cluster's directory and holds the bootstrap addresses, the cluster id, the
+It lives in the cluster's directory and holds the bootstrap addresses, the cluster id, each
+node's Prometheus endpoint, the
 supervisor's PID and, for every node, its id, roles, addresses, config and log files, PID (with
 the process's start time, so a reused PID is never taken for the node) and incarnation (1 at
 the first start, +1 at every restart). Only the supervisor writes it, atomically, whenever a
@@ -11,6 +12,7 @@ damaged file reads as empty: commands then ask the user for addresses.
       "bootstrap_controller": "127.0.0.1:40001",
       "bootstrap_servers": "127.0.0.1:40002,127.0.0.1:40003",
       "cluster_id": "...",
+      "metrics": {"1": "http://127.0.0.1:40101/metrics", ...},
       "supervisor": {"pid": 4100, "started": 912345},
       "nodes": [
         {"id": 2, "roles": ["broker"], "addresses": {"broker": "127.0.0.1:40002"},

@@ -51,6 +51,15 @@ async def wait_for_brokers(client: ControllerClient, count: int, timeout_s: floa
     raise RaftkaError(f"{count} brokers did not register and catch up within {timeout_s:g}s")
 
 
+def metrics_urls(cluster: LocalCluster) -> dict[str, str]:
+    """Each node's Prometheus endpoint, by node id (as cluster.json records them)."""
+    return {
+        str(node_id): node.metrics_url
+        for node_id, node in sorted({**cluster.nodes, **cluster.brokers}.items())
+        if node.metrics_url is not None
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class UpOptions:
     directory: Path
@@ -70,7 +79,9 @@ def run_local_cluster(args: UpOptions) -> int:
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
-    cluster = LocalCluster(directory, controllers=args.controllers, brokers=args.brokers)
+    cluster = LocalCluster(
+        directory, controllers=args.controllers, brokers=args.brokers, metrics=True
+    )
     cluster.prepare()
     supervisor = Supervisor(
         cluster,
@@ -78,6 +89,7 @@ def run_local_cluster(args: UpOptions) -> int:
             "bootstrap_controller": ",".join(cluster.bootstrap),
             "bootstrap_servers": ",".join(cluster.bootstrap_servers),
             "cluster_id": cluster.cluster_id,
+            "metrics": metrics_urls(cluster),
         },
     )
     supervisor.write()
@@ -110,6 +122,9 @@ async def _supervise(supervisor: Supervisor, args: UpOptions) -> int:
         print(f"bootstrap servers (brokers): {','.join(cluster.bootstrap_servers)}")
         print(f"bootstrap controllers:       {','.join(cluster.bootstrap)}")
         print(f"data and logs: {cluster.base_dir}/{{node,broker}}-*/")
+        print("Prometheus metrics (docs/operations.md, 'Metrics'):")
+        for node, url in metrics_urls(cluster).items():
+            print(f"  node {node}: {url}")
         if args.directory_hint:
             print(args.directory_hint)
         if args.demo:

@@ -18,6 +18,7 @@ from typing import Any
 
 from raftka.client.loop_thread import LoopThread
 from raftka.client.producer.config import ProducerConfig
+from raftka.client.producer.metrics import ProducerCollector
 from raftka.client.producer.producer import AsyncProducer, DeliveryCallback, Value
 from raftka.client.producer.txn_calls import GroupMetadata
 from raftka.client.throttle import ThrottleStats
@@ -83,6 +84,14 @@ class Producer:
         self, topic: str, value: Value = None, key: Value = None, **kw: Any
     ) -> RecordMetadata:
         return self._thread.run(self._producer.send_and_wait(topic, value, key, **kw))
+
+    def metrics(self) -> dict[str, float]:
+        """See :meth:`AsyncProducer.metrics`."""
+        return self._producer.metrics()
+
+    def metrics_collector(self) -> ProducerCollector:
+        """See :meth:`AsyncProducer.metrics_collector` (register it in your registry)."""
+        return self._producer.metrics_collector()
 
     def flush(self) -> None:
         self._thread.run(self._producer.flush())

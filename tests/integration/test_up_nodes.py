@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,14 @@ def test_kill_pause_resume_and_restart_nodes_by_hand(up: Up) -> None:
     by_dir = up.node("list", "--json", "--dir", str(up.directory), env=without_env)
     assert len(by_dir.stdout.splitlines()) == 3, by_dir.stderr
     epoch_before = broker_epochs(up.directory)[3]
+
+    # Every node serves metrics where `raftka up` says (and cluster.json records).
+    urls = read_cluster_file(up.directory)["metrics"]
+    assert sorted(urls) == ["1", "2", "3"]
+    for node_id, url in urls.items():
+        assert f"node {node_id}: {url}" in up.text
+    with urllib.request.urlopen(urls["1"], timeout=5) as response:
+        assert b"raftka_controller_active 1.0" in response.read()
 
     # kill -9 a broker: reported once, the supervisor and the others keep running.
     killed = up.node("kill", "3")
