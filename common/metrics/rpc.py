@@ -113,8 +113,10 @@ class _MethodStats:
         error = _error_code(context)
         code_name = code.name if isinstance(code, grpc.StatusCode) else str(code)
         self._metrics._errors.labels(self.service, self.method, code_name, error).inc()
-        if code == grpc.StatusCode.CANCELLED:
-            level = log.debug  # the caller went away (a closed stream, an abandoned long poll)
+        if code == grpc.StatusCode.CANCELLED or error in _ROUTINE_REDIRECTS:
+            # The caller went away (a closed stream, an abandoned long poll), or was sent to
+            # the node that can answer: routine, not worth an info line each.
+            level = log.debug
         elif code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN):
             level = log.warning
         else:
@@ -127,6 +129,9 @@ class _MethodStats:
             error=error,
             details=context.details() or (repr(raised) if raised is not None else ""),
         )
+
+
+_ROUTINE_REDIRECTS = frozenset({"NOT_CONTROLLER", "NOT_COORDINATOR", "NOT_LEADER_OR_FOLLOWER"})
 
 
 def _error_code(context: grpc.aio.ServicerContext[Any, Any]) -> str:
