@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from raftka.common.config import check_host_port
 from raftka.common.errors import ConfigFileError
+from raftka.common.metadata.model import CLIENT_LISTENER, INTERNAL_LISTENER, BrokerEndpoint
 
 
 @dataclass(frozen=True, slots=True)
 class BrokerConfig:
     listen: str = "127.0.0.1:9092"
-    """Address the broker service binds."""
+    """Address of the CLIENT listener, which clients use (and other brokers too when there is
+    no ``internal_listen``)."""
     advertised_host: str = ""
     """Host clients should use; defaults to the host of ``listen``."""
+    internal_listen: str = ""
+    """Address of the INTERNAL listener, which other brokers dial (replication fetches,
+    transaction markers, transactional-write checks), under ``security.internal_client_auth``;
+    empty: none, ``listen`` serves both (see raftka.common.security.listeners)."""
+    internal_advertised_host: str = ""
+    """Host other brokers should use for ``internal_listen``; defaults to its host."""
     rack: str = ""
     """Rack name for rack-aware replica placement; empty for none."""
     controllers: str = ""
@@ -82,9 +91,13 @@ class BrokerConfig:
     of transactional batches."""
 
     def __post_init__(self) -> None:
-        host, colon, port = self.listen.rpartition(":")
-        if not colon or not host or not port.isdigit():
-            raise ConfigFileError(f"broker.listen: {self.listen!r} is not host:port")
+        check_host_port("broker.listen", self.listen)
+        if self.internal_listen:
+            check_host_port("broker.internal_listen", self.internal_listen)
+        elif self.internal_advertised_host:
+            raise ConfigFileError(
+                "broker.internal_advertised_host is set but broker.internal_listen is not"
+            )
         for name in (
             "heartbeat_interval_ms",
             "retention_check_interval_ms",
@@ -121,3 +134,13 @@ class BrokerConfig:
     @property
     def host(self) -> str:
         return self.advertised_host or self.listen.rpartition(":")[0]
+
+    def endpoints(self) -> list[BrokerEndpoint]:
+        """The listeners the broker registers: CLIENT, and INTERNAL when it has one."""
+        found = [BrokerEndpoint(CLIENT_LISTENER, self.host, self.port)]
+        if self.internal_listen:
+            host, _, port = self.internal_listen.rpartition(":")
+            found.append(
+                BrokerEndpoint(INTERNAL_LISTENER, self.internal_advertised_host or host, int(port))
+            )
+        return found

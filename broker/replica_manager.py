@@ -400,7 +400,8 @@ class ReplicaManager:
         reg = self._follower.image.broker(broker_id)
         if reg is None:
             return None
-        endpoint = reg.endpoint("CLIENT") or (reg.endpoints[0] if reg.endpoints else None)
+        # Replication is broker-to-broker traffic: the leader's INTERNAL listener if any.
+        endpoint = reg.internal_endpoint()
         return None if endpoint is None else f"{endpoint.host}:{endpoint.port}"
 
     async def _add(

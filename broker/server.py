@@ -66,16 +66,17 @@ from raftka.common.data_dir import PARTITION_LOGS_DIR, check_data_dir
 from raftka.common.errors import CoordinatorLoadInProgressError
 from raftka.common.fault_service import add_fault_service
 from raftka.common.faults import FAULTS
-from raftka.common.rpc.channels import add_listener, new_server
+from raftka.common.metadata.records import endpoints_to_proto
+from raftka.common.rpc.channels import add_listeners, new_server
 from raftka.common.rpc.controller_client import ControllerClient
 from raftka.common.rpc.health import NodeHealth
 from raftka.common.security.authentication import authentication_interceptor
 from raftka.common.security.guard import guard_for
 from raftka.common.security.inter_node import inter_node_interceptors
+from raftka.common.security.listeners import BROKER_KEYS, plan_listeners
 from raftka.common.security.settings import SecuritySettings
 from raftka.common.tasks import cancel_and_wait
 from raftka.v1 import broker_pb2, broker_pb2_grpc, groups_pb2_grpc, transactions_pb2_grpc
-from raftka.v1.common_pb2 import Endpoint
 
 log = structlog.get_logger(__name__)
 
@@ -99,6 +100,11 @@ class BrokerServer:
         ``interceptors``: run around every call this role's server takes."""
         self.config = config
         self.security = security or SecuritySettings()
+        # CLIENT (broker.listen) and, if set, INTERNAL (broker.internal_listen): checked here,
+        # before anything starts, so a configuration that would lock nodes out is refused.
+        self.listeners = plan_listeners(
+            self.security, BROKER_KEYS, client=config.listen, internal=config.internal_listen
+        )
         self.registry = registry if registry is not None else CollectorRegistry()
         self.traffic = TopicTraffic(self.registry)
         self.data_dir = data_dir
@@ -111,7 +117,7 @@ class BrokerServer:
             controller_addresses,
             broker_id=self.broker_id,
             cluster_id=self.cluster_id,
-            listeners=[Endpoint(name="CLIENT", host=config.host, port=config.port)],
+            listeners=endpoints_to_proto(config.endpoints()),
             rack=config.rack,
             heartbeat_interval_s=config.heartbeat_interval_ms / 1000,
             follower=self.follower,
@@ -255,7 +261,7 @@ class BrokerServer:
             self.server,
         )
         add_fault_service(self.server, FAULTS)
-        add_listener(self.server, bconf.listen, self.security)
+        add_listeners(self.server, self.listeners)
         await self.health.start()
         await self.server.start()
         self._tasks = [
@@ -296,6 +302,7 @@ class BrokerServer:
             "broker_started",
             broker_id=self.broker_id,
             listen=bconf.listen,
+            internal_listen=bconf.internal_listen or None,
             epoch=self.lifecycle.broker_epoch,
         )
 

@@ -218,7 +218,7 @@ class BrokerServicer(BrokerServiceServicer):
             controller_addresses=self._controller_addresses,
         )
         for reg in image.unfenced_brokers():
-            endpoint = reg.endpoint("CLIENT") or (reg.endpoints[0] if reg.endpoints else None)
+            endpoint = reg.client_endpoint()
             if endpoint is not None:
                 response.brokers.append(
                     pb.BrokerNode(

@@ -49,6 +49,13 @@ def load_config(
     return build(cls, tree, prefix="")
 
 
+def check_host_port(key: str, address: str) -> None:
+    """Refuse a listen address that is not ``host:port`` (port 0..65535)."""
+    host, colon, port = address.rpartition(":")
+    if not colon or not host or not port.isdigit() or int(port) > 65535:
+        raise ConfigFileError(f"{key}: {address!r} is not host:port (e.g. 127.0.0.1:9092)")
+
+
 def build(cls: type[T], data: Mapping[str, Any], prefix: str) -> T:
     """Build the dataclass ``cls`` from a mapping, checking names and types."""
     if not dataclasses.is_dataclass(cls):

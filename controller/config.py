@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from raftka.common.config import check_host_port
 from raftka.common.errors import ConfigFileError
 
 
@@ -49,7 +50,13 @@ class ControllerConfig:
     voters: str = ""
     """Every voter as ``id@host:port``, comma-separated, identical on all voters."""
     listen: str = ""
-    """Address to bind; defaults to this node's own entry in ``voters``."""
+    """Address to bind; defaults to this node's own entry in ``voters``. Voters and brokers
+    call it; admin clients too when there is no ``client_listen``."""
+    client_listen: str = ""
+    """Address of a separate listener for admin clients, under ``security.client_auth``
+    (``listen`` then takes ``security.internal_client_auth``); empty: none. Redirects to the
+    active controller (NOT_CONTROLLER) name its ``voters`` address, so give admin clients
+    every controller's client address (see raftka.common.security.listeners)."""
     tick_ms: int = 50
     """One Raft tick. Election and heartbeat intervals are whole numbers of ticks."""
     election_timeout_ms: int = 500
@@ -71,6 +78,10 @@ class ControllerConfig:
     are led by others (Kafka's leader.imbalance.per.broker.percentage)."""
 
     def __post_init__(self) -> None:
+        if self.listen:
+            check_host_port("controller.listen", self.listen)
+        if self.client_listen:
+            check_host_port("controller.client_listen", self.client_listen)
         for name in (
             "tick_ms",
             "election_timeout_ms",

@@ -20,11 +20,12 @@ from raftka.common.data_dir import METADATA_LOG_DIR, check_data_dir
 from raftka.common.fault_service import add_fault_service
 from raftka.common.faults import FAULTS
 from raftka.common.ids import NodeId
-from raftka.common.rpc.channels import add_listener, new_server
+from raftka.common.rpc.channels import add_listeners, new_server
 from raftka.common.rpc.health import NodeHealth
 from raftka.common.security.authentication import authentication_interceptor
 from raftka.common.security.guard import guard_for
 from raftka.common.security.inter_node import inter_node_interceptors
+from raftka.common.security.listeners import CONTROLLER_KEYS, plan_listeners
 from raftka.common.security.settings import SecuritySettings
 from raftka.controller.acl_service import AclServicer
 from raftka.controller.active import ActiveController
@@ -72,6 +73,12 @@ class ControllerServer:
         voters = config.voter_addresses
         self.addresses = {NodeId(v.node_id): v.address for v in voters}
         self.node_id = NodeId(node_id)
+        self.listen = config.listen or self.addresses[self.node_id]
+        # controller.listen (voters, brokers) and, if set, controller.client_listen (admin
+        # clients): checked before anything starts.
+        self.listeners = plan_listeners(
+            self.security, CONTROLLER_KEYS, client=config.client_listen, internal=self.listen
+        )
         self.state = MetadataStateMachine()
         storage = RaftStorage(data_dir / METADATA_LOG_DIR)  # created if absent
         self.runtime = QuorumRuntime(
@@ -160,8 +167,7 @@ class ControllerServer:
             lambda: self.runtime.leader_id is not None,
         )
         self.health.add_to_server(self.server)
-        self.listen = config.listen or self.addresses[self.node_id]
-        add_listener(self.server, self.listen, self.security)
+        add_listeners(self.server, self.listeners)
 
     async def start(self) -> None:
         await self.health.start()
@@ -173,6 +179,7 @@ class ControllerServer:
             "controller_started",
             node_id=self.node_id,
             listen=self.listen,
+            client_listen=self.config.client_listen or None,
             cluster_id=self.cluster_id,
             voters=self.config.voters,
         )

@@ -37,6 +37,14 @@ TLS_NODE_SETTINGS: dict[str, object] = {
 }
 """The ``[security]`` keys of every node of a ``tls`` cluster (plus files and super users)."""
 
+SPLIT_LISTENER_SETTINGS: dict[str, object] = {
+    # Clients may come with a bearer token only; nodes, on their own listeners, with their
+    # certificates (raftka.common.security.listeners).
+    "client_auth": "none",
+    "internal_client_auth": "required",
+}
+"""The ``[security]`` keys a ``tls`` cluster with ``split_listeners`` adds."""
+
 
 def tls_hosts(host: str) -> tuple[str, ...]:
     """The SANs of a node certificate for a node listening on ``host``."""
@@ -64,6 +72,10 @@ class NodeProcess:
     later process that reuses its PID."""
     metrics_port: int | None = None
     """The port of its Prometheus endpoint (``[metrics] listen``), when metrics are on."""
+    client_port: int | None = None
+    """A controller's separate listener for admin clients (``controller.client_listen``)."""
+    internal_port: int | None = None
+    """A broker's separate listener for other brokers (``broker.internal_listen``)."""
 
     @property
     def metrics_url(self) -> str | None:
@@ -74,6 +86,18 @@ class NodeProcess:
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def client_address(self) -> str:
+        """Where clients reach it (its own listener for them, else :attr:`address`)."""
+        return self.address if self.client_port is None else f"{self.host}:{self.client_port}"
+
+    @property
+    def internal_address(self) -> str:
+        """Where other nodes reach it (its internal listener, else :attr:`address`)."""
+        if self.internal_port is None:
+            return self.address
+        return f"{self.host}:{self.internal_port}"
 
     @property
     def config_path(self) -> Path:
@@ -110,6 +134,7 @@ class LocalCluster:
         launch_prefix: Callable[[int], Sequence[str]] | None = None,
         tls: bool = False,
         metrics: bool = False,
+        split_listeners: bool = False,
     ) -> None:
         """``addresses`` gives chosen nodes their own (host, port) instead of ``host`` and a
         free port, and ``launch_prefix(node_id)`` is put before a node's command line: together
@@ -120,7 +145,13 @@ class LocalCluster:
         (node-<id> for each node, ``admin`` for clients: :meth:`client_security`) and every
         node listens and calls with TLS and mTLS (:data:`TLS_NODE_SETTINGS`).
         ``security_settings`` adds to or overrides the nodes' ``[security]`` keys. ``metrics``
-        gives every node a Prometheus endpoint on a free port (``NodeProcess.metrics_url``)."""
+        gives every node a Prometheus endpoint on a free port (``NodeProcess.metrics_url``).
+
+        ``split_listeners`` gives every broker an internal listener for other brokers and every
+        controller a listener for admin clients (``NodeProcess.client_address`` /
+        ``internal_address``; :attr:`client_bootstrap`); with ``tls``, client listeners ask for
+        no certificate (:data:`SPLIT_LISTENER_SETTINGS`), so ``client_security(certificate=False,
+        token=...)`` connects with a token only, while node traffic stays mTLS."""
         if controllers not in (1, 3, 5):
             raise ValueError("a local cluster has 1, 3 or 5 controllers")
         if brokers < 0:
@@ -153,6 +184,12 @@ class LocalCluster:
             directory = base_dir / f"broker-{node_id}"
             node_host, port = chosen.get(node_id) or (host, free_port(host))
             self.brokers[node_id] = NodeProcess(node_id, node_host, port, directory, role="broker")
+        self.split_listeners = split_listeners
+        if split_listeners:
+            for node in self.nodes.values():
+                node.client_port = free_port(node.host)
+            for node in self.brokers.values():
+                node.internal_port = free_port(node.host)
         if metrics:
             for node in self._all().values():
                 node.metrics_port = free_port(node.host)
@@ -170,7 +207,14 @@ class LocalCluster:
 
     @property
     def bootstrap(self) -> list[str]:
+        """The controllers' addresses in ``voters`` (their internal listeners)."""
         return [n.address for n in self.nodes.values()]
+
+    @property
+    def client_bootstrap(self) -> list[str]:
+        """The controllers' listeners for admin clients (:attr:`bootstrap` unless
+        ``split_listeners``)."""
+        return [n.client_address for n in self.nodes.values()]
 
     @property
     def voters(self) -> str:
@@ -198,6 +242,8 @@ class LocalCluster:
             f'voters = "{self.voters}"',
         ]
         if node.role == "controller":
+            if node.client_port is not None:
+                lines.append(f'client_listen = "{node.client_address}"')
             lines += [f"{k} = {_toml_value(v)}" for k, v in self.controller_settings.items()]
         else:
             lines += [
@@ -206,6 +252,8 @@ class LocalCluster:
                 f'listen = "{node.address}"',
                 f'rack = "{"abc"[(node.node_id - 1) % 3]}"',
             ]
+            if node.internal_port is not None:
+                lines.append(f'internal_listen = "{node.internal_address}"')
             lines += [f"{k} = {_toml_value(v)}" for k, v in self.broker_settings.items()]
         security = self.node_security(node)
         if security:
@@ -235,6 +283,8 @@ class LocalCluster:
                     [*(f"User:node-{i}" for i in node_ids), f"User:{ADMIN_CN}"]
                 ),
             }
+            if self.split_listeners:
+                settings.update(SPLIT_LISTENER_SETTINGS)
         settings.update(self.security_settings)
         return settings
 

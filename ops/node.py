@@ -22,6 +22,7 @@ from raftka.common.faults import FAULTS, FaultSettings
 from raftka.common.metrics import MetricsExporter, MetricsSettings
 from raftka.common.metrics.rpc import RpcMetrics
 from raftka.common.rpc.channels import set_default_security
+from raftka.common.security.listeners import BROKER_KEYS, CONTROLLER_KEYS, plan_listeners
 from raftka.common.security.settings import SecuritySettings
 from raftka.common.security.tls import ChannelSecurity, request_reload
 from raftka.controller.config import ControllerConfig, VoterAddress
@@ -72,6 +73,21 @@ class NodeConfig:
         if "broker" in self.roles and not self.controller_addresses:
             raise ConfigFileError(
                 "a broker needs broker.controllers (or controller.voters) to find the controllers"
+            )
+        # Listener layouts that would lock other nodes out are refused with the config.
+        if "controller" in self.roles:
+            plan_listeners(
+                self.security,
+                CONTROLLER_KEYS,
+                client=self.controller.client_listen,
+                internal=self.listen_address,
+            )
+        if "broker" in self.roles:
+            plan_listeners(
+                self.security,
+                BROKER_KEYS,
+                client=self.broker.listen,
+                internal=self.broker.internal_listen,
             )
 
     @property

@@ -90,7 +90,7 @@ class InternalTopic:
     def client_endpoint(self, broker_id: int) -> tuple[str, int] | None:
         """Where clients reach an unfenced broker (its CLIENT listener), or None."""
         reg = self._image().broker(broker_id)
-        endpoint = None if reg is None or reg.fenced else reg.endpoint("CLIENT")
+        endpoint = None if reg is None or reg.fenced else reg.client_endpoint()
         return None if endpoint is None else (endpoint.host, endpoint.port)
 
     def topics(self) -> Mapping[str, int]:

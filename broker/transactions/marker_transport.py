@@ -1,5 +1,5 @@
 """How the marker sender reaches partition leaders: their identity from the broker's metadata
-image, and WriteTxnMarkers over gRPC to their CLIENT listener (one channel per broker, kept
+image, and WriteTxnMarkers over gRPC to their INTERNAL listener (one channel per broker, kept
 open). Markers for partitions this broker leads skip the network: they go straight to the
 local marker writer (``marker_writer.MarkerWriter``). Either way the fault injector's MARKERS
 path is asked first (peer = the destination broker), so tests can hold a decided transaction's
@@ -40,9 +40,9 @@ class ImageMarkerRouting:
 
 
 class BrokerChannels:
-    """gRPC channels to other brokers' CLIENT listeners, found in the metadata image and kept
-    open (one per address), shared by the marker transport and the partition leaders'
-    transaction verification."""
+    """gRPC channels to other brokers' INTERNAL listeners (their CLIENT listener when they
+    registered no INTERNAL one), found in the metadata image and kept open (one per address),
+    shared by the marker transport and the partition leaders' transaction verification."""
 
     def __init__(self, image: Callable[[], MetadataImage]) -> None:
         self._image = image
@@ -50,16 +50,21 @@ class BrokerChannels:
 
     def transactions(self, broker_id: int) -> TransactionServiceStub:
         """A TransactionService stub for ``broker_id``; NetworkError when the image has no
-        CLIENT listener for it."""
-        reg = self._image().broker(broker_id)
-        endpoint = None if reg is None else reg.endpoint("CLIENT")
-        if endpoint is None:
-            raise NetworkError(f"broker {broker_id} has no CLIENT listener in the metadata image")
-        address = f"{endpoint.host}:{endpoint.port}"
+        listener for it."""
+        address = self.address(broker_id)
         channel = self._channels.get(address)
         if channel is None:
             channel = self._channels[address] = open_channel(address)
         return TransactionServiceStub(channel)
+
+    def address(self, broker_id: int) -> str:
+        """Where this broker calls ``broker_id``: its INTERNAL listener if it registered one,
+        else its CLIENT listener; NetworkError when the image has neither."""
+        reg = self._image().broker(broker_id)
+        endpoint = None if reg is None else reg.internal_endpoint()
+        if endpoint is None:
+            raise NetworkError(f"broker {broker_id} has no listener in the metadata image")
+        return f"{endpoint.host}:{endpoint.port}"
 
     async def close(self) -> None:
         channels, self._channels = list(self._channels.values()), {}

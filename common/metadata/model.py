@@ -16,6 +16,12 @@ NO_LEADER = BrokerId(NO_NODE)
 INITIAL_LEADER_EPOCH = LeaderEpoch(0)
 INITIAL_PARTITION_EPOCH = PartitionEpoch(0)
 
+CLIENT_LISTENER = "CLIENT"
+"""The listener a broker serves clients on (its ``broker.listen``)."""
+INTERNAL_LISTENER = "INTERNAL"
+"""The listener a broker serves other brokers on (``broker.internal_listen``), when it has one:
+replication fetches, transaction markers, transactional-write checks."""
+
 
 class LeaderRecoveryState(enum.IntEnum):
     """Whether a partition's leader holds every committed record (KIP-704)."""
@@ -58,6 +64,15 @@ class BrokerRegistration:
             if endpoint.name == name:
                 return endpoint
         return None
+
+    def client_endpoint(self) -> BrokerEndpoint | None:
+        """Where clients reach the broker: its CLIENT listener (else its first one)."""
+        return self.endpoint(CLIENT_LISTENER) or (self.endpoints[0] if self.endpoints else None)
+
+    def internal_endpoint(self) -> BrokerEndpoint | None:
+        """Where other brokers reach it: its INTERNAL listener when it registered one, else
+        the listener clients use (a broker with one listener serves both there)."""
+        return self.endpoint(INTERNAL_LISTENER) or self.client_endpoint()
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ import grpc
 import structlog
 
 from raftka.common.errors import ConfigFileError, InvalidConfigError
+from raftka.common.security.listeners import Listener
 from raftka.common.security.settings import SecuritySettings
 from raftka.common.security.tls import ChannelSecurity, server_credentials
 
@@ -157,3 +158,19 @@ def add_listener(server: grpc.aio.Server, address: str, settings: SecuritySettin
     if settings.allow_plaintext and not settings.tls_enabled and not is_loopback_address(address):
         log.warning("listening_without_tls", address=address, reason="security.allow_plaintext")
     return port
+
+
+def add_listeners(server: grpc.aio.Server, listeners: Sequence[Listener]) -> None:
+    """Listen on each of a role's listeners (one server, one port each, each with its own
+    client authentication: :mod:`raftka.common.security.listeners`)."""
+    for listener in listeners:
+        add_listener(server, listener.address, listener.settings)
+        log.info(
+            "listening",
+            listener=listener.name,
+            address=listener.address,
+            tls=listener.settings.tls_enabled,
+            client_auth=listener.settings.client_auth if listener.settings.tls_enabled else None,
+            serves_clients=listener.serves_clients,
+            serves_nodes=listener.serves_nodes,
+        )

@@ -34,9 +34,15 @@ class SecuritySettings:
     """PEM CA bundle that client and peer certificates must chain to (and that this node
     trusts when it calls other nodes)."""
     client_auth: ClientAuth = "requested"
-    """mTLS: "required" refuses a TLS connection without a valid client certificate;
-    "requested" takes the principal from a certificate when one is sent; "none" ignores
-    client certificates (callers then authenticate with a bearer token, or are anonymous)."""
+    """mTLS on the listeners clients use (``broker.listen``, ``controller.client_listen``; a
+    role's only listener when it has one): "required" refuses a TLS connection without a
+    valid client certificate; "requested" is enforced as "required" (gRPC Python cannot ask
+    without requiring); "none" asks for no certificate (callers then authenticate with a
+    bearer token, or are anonymous)."""
+    internal_client_auth: ClientAuth = "required"
+    """mTLS on a role's *separate* internal listener (``broker.internal_listen``, and
+    ``controller.listen`` when ``controller.client_listen`` is set), which other nodes call:
+    their certificates are their identities, so keep it "required"."""
     principal_mapping_rules: str = "DEFAULT"
     """Kafka's ssl.principal.mapping.rules: comma-separated ``RULE:regex/replacement/[LU]``
     rules applied to the certificate's subject DN, first full match wins; ``DEFAULT`` gives

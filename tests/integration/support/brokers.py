@@ -40,10 +40,13 @@ def start_broker_cluster(
     faults: bool = False,
     tls: bool = False,
     metrics: bool = False,
+    split_listeners: bool = False,
+    security_settings: Mapping[str, object] | None = None,
 ) -> LocalCluster:
     """Start controllers and brokers as real processes; return once every broker is unfenced.
     Stop it with :func:`stop_broker_cluster` (which also prints the log tails). ``metrics``
-    gives every node a Prometheus endpoint (``cluster.node(id).metrics_url``)."""
+    gives every node a Prometheus endpoint (``cluster.node(id).metrics_url``);
+    ``split_listeners`` and ``security_settings`` are LocalCluster's."""
     cluster = LocalCluster(
         base_dir,
         controllers=controllers,
@@ -53,6 +56,8 @@ def start_broker_cluster(
         faults=faults,
         tls=tls,
         metrics=metrics,
+        split_listeners=split_listeners,
+        security_settings=security_settings,
     )
     cluster.prepare()
     cluster.start()

@@ -112,3 +112,86 @@ def test_a_local_cluster_with_metrics_gives_every_node_an_endpoint(tmp_path: Pat
     plain = LocalCluster(tmp_path / "plain", controllers=1)
     plain.prepare()
     assert not load_config(NodeConfig, plain.nodes[1].config_path).metrics.enabled
+
+
+BROKER = 'node_id = 4\ndata_dir = "/d"\nroles = ["broker"]\n[controller]\nvoters = "V"\n'
+TLS_AUTHORIZER = (
+    '[security]\ntls_cert_file = "/t/n.crt"\ntls_key_file = "/t/n.key"\n'
+    'tls_ca_file = "/t/ca.crt"\nauthorizer_enable = true\nclient_auth = "none"\n'
+)
+
+
+def test_a_broker_registers_its_internal_listener(tmp_path: Path) -> None:
+    from raftka.common.metadata.model import BrokerEndpoint
+
+    text = BROKER.replace('"V"', f'"{VOTERS}"') + (
+        '[broker]\nlisten = "0.0.0.0:9092"\nadvertised_host = "b4.example"\n'
+        'internal_listen = "10.0.0.4:9093"\n'
+    )
+    config = load_config(NodeConfig, write(tmp_path, text + TLS_AUTHORIZER))
+    assert config.broker.endpoints() == [
+        BrokerEndpoint("CLIENT", "b4.example", 9092),
+        BrokerEndpoint("INTERNAL", "10.0.0.4", 9093),
+    ]
+    advertised = load_config(
+        NodeConfig, write(tmp_path, text), ["broker.internal_advertised_host=b4.internal"]
+    )
+    assert advertised.broker.endpoints()[1] == BrokerEndpoint("INTERNAL", "b4.internal", 9093)
+    single = load_config(NodeConfig, write(tmp_path, BROKER.replace('"V"', f'"{VOTERS}"')))
+    assert [e.name for e in single.broker.endpoints()] == ["CLIENT"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # The authorizer would refuse every follower fetch: say which key to set.
+        (BROKER + TLS_AUTHORIZER, "Set broker.internal_listen"),
+        (
+            'node_id = 1\ndata_dir = "/d"\n[controller]\nvoters = "V"\n' + TLS_AUTHORIZER,
+            "Set controller.client_listen",
+        ),
+        (BROKER + '[broker]\ninternal_listen = "nowhere"\n', "broker.internal_listen: 'nowhere'"),
+        (
+            BROKER + '[broker]\ninternal_advertised_host = "x"\n',
+            "internal_advertised_host is set but broker.internal_listen is not",
+        ),
+        (
+            BROKER + '[broker]\nlisten = "127.0.0.1:9092"\ninternal_listen = "127.0.0.1:9092"\n',
+            "a port of its own",
+        ),
+        (
+            'node_id = 1\ndata_dir = "/d"\n[controller]\nvoters = "V"\nclient_listen = ":1"\n',
+            "controller.client_listen: ':1' is not host:port",
+        ),
+        (
+            BROKER + TLS_AUTHORIZER + 'internal_client_auth = "none"\n'
+            '[broker]\ninternal_listen = "127.0.0.1:9093"\n',
+            "security.internal_client_auth = 'required'",
+        ),
+    ],
+)
+def test_listener_layouts_are_checked_with_the_config(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(ConfigFileError) as e:
+        load_config(NodeConfig, write(tmp_path, text.replace('"V"', f'"{VOTERS}"')))
+    assert message in e.value.message
+
+
+def test_a_local_cluster_with_split_listeners(tmp_path: Path) -> None:
+    from raftka.ops.local_cluster import LocalCluster
+
+    cluster = LocalCluster(tmp_path, controllers=1, brokers=1, tls=True, split_listeners=True)
+    cluster.prepare()
+    controller, broker = cluster.nodes[1], cluster.brokers[2]
+    c = load_config(NodeConfig, controller.config_path)
+    assert c.listen_address == controller.address == controller.internal_address
+    assert c.controller.client_listen == controller.client_address != controller.address
+    assert cluster.client_bootstrap == [controller.client_address]
+    b = load_config(NodeConfig, broker.config_path)
+    assert b.broker.listen == broker.address == broker.client_address
+    assert b.broker.internal_listen == broker.internal_address != broker.address
+    assert (b.security.client_auth, b.security.internal_client_auth) == ("none", "required")
+    plain = LocalCluster(tmp_path / "plain", controllers=1, brokers=1)
+    assert plain.client_bootstrap == plain.bootstrap
+    assert plain.brokers[2].internal_address == plain.brokers[2].address

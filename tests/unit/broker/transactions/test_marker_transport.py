@@ -11,7 +11,10 @@ import pytest
 from raftka.broker.transactions.marker_transport import BrokerChannels, GrpcMarkerTransport
 from raftka.common.errors import NetworkError
 from raftka.common.faults import FAULTS, Action, Direction, FaultPath, FaultRule, FaultSettings
+from raftka.common.ids import BrokerEpoch, BrokerId
 from raftka.common.metadata.image import MetadataImage
+from raftka.common.metadata.model import BrokerEndpoint, BrokerRegistration
+from raftka.common.metadata.records import register_broker_record
 from raftka.v1 import transactions_pb2 as tpb
 
 SELF = 4
@@ -67,3 +70,22 @@ def test_rules_for_other_peers_paths_or_inbound_let_markers_through(faults: None
     )
     asyncio.run(transport(writer).write_markers(SELF, tpb.WriteTxnMarkersRequest()))
     assert len(writer.requests) == 1
+
+
+def test_brokers_call_each_other_on_internal_listeners_when_registered() -> None:
+    """Markers and transactional-write checks are broker-to-broker traffic: they go to the
+    INTERNAL listener of a broker that has one, else to its CLIENT listener (as clients do)."""
+    image = MetadataImage()
+    for broker_id, endpoints in (
+        (5, (BrokerEndpoint("CLIENT", "h5", 9092), BrokerEndpoint("INTERNAL", "i5", 9093))),
+        (6, (BrokerEndpoint("CLIENT", "h6", 9092),)),
+    ):
+        reg = BrokerRegistration(BrokerId(broker_id), BrokerEpoch(1), "inc", endpoints)
+        image.apply(register_broker_record(reg), 1)
+    channels = BrokerChannels(lambda: image)
+    assert channels.address(5) == "i5:9093"
+    assert channels.address(6) == "h6:9092"
+    found = image.broker(5)
+    assert found is not None and found.client_endpoint() == BrokerEndpoint("CLIENT", "h5", 9092)
+    with pytest.raises(NetworkError, match="broker 7 has no listener"):
+        channels.address(7)
