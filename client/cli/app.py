@@ -1,6 +1,6 @@
 """The ``raftka`` command line.
 
-    raftka up [--demo]                 a local cluster (3 controllers) under one supervisor
+    raftka up [--tls] [--demo]         a local cluster (3 controllers) under one supervisor
     raftka node list|kill|pause|resume|restart ID   the nodes of that cluster, by hand
     raftka format --config node.toml   prepare a node's data directory
     raftka server --config node.toml   run one node
@@ -12,6 +12,7 @@
     raftka faults show|drop|delay|isolate|slow-fsync|clear --node HOST:PORT
     raftka consume TOPIC [--from-beginning | --offset N] [--group G] [--format value|kv|json] ...
     raftka groups list|describe|reset-offsets|delete|delete-offsets ...
+    raftka users add|list|remove ...   users whose passwords bearer tokens are checked against
     raftka produce TOPIC [--key-separator SEP] [--acks all|1|0] < lines
     raftka copy --source-topic X --target-topic Y --group G --transactional-id T [--to-bootstrap B]
     raftka perf produce --topic T --num-records N --record-size B [--throughput R]
@@ -21,7 +22,9 @@
 Admin commands find the controllers with --bootstrap-controller (or RAFTKA_BOOTSTRAP_CONTROLLER,
 or the cluster file ``raftka up`` writes into its directory, $RAFTKA_CLUSTER_DIR or ./raftka-data);
 client commands (produce, consume, copy, perf) find the brokers with --bootstrap-server (or
-RAFTKA_BOOTSTRAP_SERVER, or that same file): see bootstrap.py.
+RAFTKA_BOOTSTRAP_SERVER, or that same file): see bootstrap.py. Every command that connects
+takes --ca-file / --cert-file / --key-file / --user / --password-file (or RAFTKA_CA_FILE, ...),
+and uses the TLS files of a `raftka up --tls` cluster by itself: see auth_options.py.
 
 Each command group is one module here with an ``add_commands(sub)``; none imports this one.
 """
@@ -45,6 +48,7 @@ from raftka.client.cli import (
     produce,
     server,
     up,
+    users,
 )
 from raftka.common.errors import RaftkaError
 from raftka.common.logging import configure_logging
@@ -66,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         consume,
         copy,
         groups,
+        users,
         perf,
         experiment,
     ):
