@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
+from raftka.client.acl_admin import AclAdmin, DescribedAcl
 from raftka.client.connections import BrokerConnections
 from raftka.client.discovery import controllers_from_brokers
 from raftka.client.errors import PartitionError
@@ -32,6 +33,8 @@ from raftka.client.types import TopicPartition
 from raftka.common.errors import RaftkaError
 from raftka.common.rpc.controller_client import ControllerClient
 from raftka.common.security import scram
+from raftka.common.security.acl_filters import MATCH_ALL, AclFilter
+from raftka.common.security.model import Acl
 from raftka.common.security.tls import ChannelSecurity
 from raftka.v1 import common_pb2 as cpb
 from raftka.v1 import controller_pb2 as pb
@@ -321,6 +324,32 @@ class AsyncAdmin:
 
     async def list_reassignments(self, *topics: str) -> list[pb.OngoingReassignment]:
         return await self._client.list_partition_reassignments(topics)
+
+    # ---- ACLs (raftka.client.acl_admin) ----
+
+    async def create_acls(self, acls: Sequence[Acl]) -> list[str]:
+        """Create ACLs; return their ids (an ACL the cluster already has keeps its id). The
+        first refused ACL raises (e.g. InvalidRequestError, SecurityDisabledError) after the
+        others of the call were created."""
+        results = await AclAdmin(self._client).create(acls)
+        for result in results:
+            if isinstance(result, RaftkaError):
+                raise result
+        return [r for r in results if isinstance(r, str)]
+
+    async def describe_acls(self, acl_filter: AclFilter = MATCH_ALL) -> list[DescribedAcl]:
+        """The ACLs ``acl_filter`` selects (all by default), with their ids."""
+        return await AclAdmin(self._client).describe(acl_filter)
+
+    async def delete_acls(self, *filters: AclFilter) -> list[DescribedAcl]:
+        """Delete every ACL some filter selects; return them. A refused filter raises after
+        the others' ACLs were deleted."""
+        deleted: list[DescribedAcl] = []
+        for deletion in await AclAdmin(self._client).delete(filters):
+            if deletion.error is not None:
+                raise deletion.error
+            deleted.extend(deletion.deleted)
+        return deleted
 
 
 class Admin:

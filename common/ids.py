@@ -4,6 +4,8 @@ Raft speaks of log *index* and *term*; partitions speak of *offset* and *leader 
 They are distinct types so that the two vocabularies never mix by accident.
 """
 
+import base64
+import random
 from typing import NamedTuple, NewType
 
 NodeId = NewType("NodeId", int)
@@ -25,6 +27,13 @@ LeaderEpoch = NewType("LeaderEpoch", int)
 PartitionEpoch = NewType("PartitionEpoch", int)
 BrokerEpoch = NewType("BrokerEpoch", int)
 ProducerId = NewType("ProducerId", int)
+
+
+def random_resource_id(rng: random.Random) -> str:
+    """A new id for a topic or an ACL: 16 random bytes as 22 URL-safe base64 characters
+    (Kafka's Uuid.toString()). Callers check it against the ids already taken."""
+    return base64.urlsafe_b64encode(rng.randbytes(16)).rstrip(b"=").decode()
+
 
 NO_NODE = -1
 """Wire value for "no leader" / "no node"."""

@@ -23,6 +23,7 @@ from raftka.common.security.authentication import authentication_interceptor
 from raftka.common.security.guard import guard_for
 from raftka.common.security.inter_node import inter_node_interceptors
 from raftka.common.security.settings import SecuritySettings
+from raftka.controller.acl_service import AclServicer
 from raftka.controller.active import ActiveController
 from raftka.controller.broker_sessions import BrokerSessionMonitor
 from raftka.controller.config import ControllerConfig
@@ -111,6 +112,12 @@ class ControllerServer:
         )
         security_pb2_grpc.add_UserServiceServicer_to_server(
             UserServicer(self.active, self.state), self.server
+        )
+        security_pb2_grpc.add_AclServiceServicer_to_server(
+            AclServicer(
+                active=self.active, state=self.state, enabled=self.security.authorizer_enable
+            ),
+            self.server,
         )
         add_fault_service(self.server, FAULTS)
         # Ready once this voter knows the quorum's leader: it then takes part in a working

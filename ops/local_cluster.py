@@ -96,13 +96,13 @@ class LocalCluster:
         host: str = "127.0.0.1",
         controller_settings: Mapping[str, object] | None = None,
         broker_settings: Mapping[str, object] | None = None,
+        security_settings: Mapping[str, object] | None = None,
         log_level: str = "info",
         faults: bool = False,
         planted_bugs: Sequence[str] = (),
         addresses: Mapping[int, tuple[str, int]] | None = None,
         launch_prefix: Callable[[int], Sequence[str]] | None = None,
         tls: bool = False,
-        security_settings: Mapping[str, object] | None = None,
     ) -> None:
         """``addresses`` gives chosen nodes their own (host, port) instead of ``host`` and a
         free port, and ``launch_prefix(node_id)`` is put before a node's command line: together
@@ -127,10 +127,11 @@ class LocalCluster:
         self.launch_prefix = launch_prefix
         self.controller_settings = dict(controller_settings or {})
         self.broker_settings = dict(broker_settings or {})
+        self.security_settings = dict(security_settings or {})
+        """Every node's ``[security]`` section (e.g. ``{"authorizer_enable": True}``)."""
         self.cluster_id = new_cluster_id()
         self.tls = tls
         self.tls_dir = base_dir / "tls"
-        self.security_settings = dict(security_settings or {})
         self.nodes: dict[int, NodeProcess] = {}
         """The controllers, ids 1..controllers."""
         self.brokers: dict[int, NodeProcess] = {}

@@ -6,6 +6,7 @@
     raftka server --config node.toml   run one node
     raftka topics create|delete|list|describe|add-partitions ...
     raftka configs describe|alter ...
+    raftka acls add|list|remove ...   ACLs (--allow-principal User:alice --operation write --topic T)
     raftka quorum describe|transfer-leadership
     raftka cluster describe
     raftka partitions elect|reassign|reassignments ...
@@ -36,6 +37,7 @@ import sys
 from collections.abc import Sequence
 
 from raftka.client.cli import (
+    acls,
     admin,
     consume,
     copy,
@@ -64,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         up,
         node,
         admin,
+        acls,
         partitions,
         faults,
         produce,

@@ -96,7 +96,8 @@ class ControllerClient:
         """Run ``invoke(stub, per_attempt_timeout)`` against the active controller (or, with
         ``any_controller``, the first that answers), redirecting and retrying until the deadline.
         Each attempt gets at most ``attempt_timeout_s``, so a hung (e.g. paused) controller
-        costs one attempt, not the whole deadline."""
+        costs one attempt, not the whole deadline. ``stub_type`` picks the service (the
+        ControllerService, AclServiceStub, UserServiceStub, ...)."""
         if not self._addresses:
             await self._find_controllers()
         deadline = Deadline(timeout_s if timeout_s is not None else self._timeout_s)
@@ -108,8 +109,7 @@ class ControllerClient:
             attempt += 1
             try:
                 attempt_timeout = min(self._attempt_timeout_s, deadline.remaining())
-                stub = stub_type(self._channel(address))
-                result = await invoke(stub, max(0.05, attempt_timeout))
+                result = await invoke(stub_type(self._channel(address)), max(0.05, attempt_timeout))
                 self._preferred = address
                 return result
             except grpc.aio.AioRpcError as e:

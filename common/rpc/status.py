@@ -192,3 +192,15 @@ def _metadata_pairs(error: grpc.RpcError) -> list[tuple[str, str]]:
 def _details(error: grpc.RpcError) -> str:
     details = getattr(error, "details", None)
     return str(details() if callable(details) else error)
+
+
+def error_from_code(code: int, message: str) -> errors.RaftkaError:
+    """The error class of a per-item ErrorCode (e.g. a result's ``error_code``), so callers
+    can ``except SecurityDisabledError`` whether a whole call or one item failed."""
+    name = ErrorCode.Name(code) if code in ErrorCode.values() else ""  # type: ignore[arg-type]
+    cls = _ERROR_BY_NAME.get(name)
+    if cls is None:
+        error = errors.RaftkaError(f"{name or code}: {message}")
+        error.code = code  # type: ignore[assignment]
+        return error
+    return cls.from_wire(message)

@@ -143,8 +143,6 @@ def _first(auth: dict[str, list[bytes]], key: str) -> str | None:
     return values[0].decode(errors="replace") if values else None
 
 
-
-
 class AuthenticationInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Authenticates every call on a server and binds its Caller for the handler."""
 
@@ -184,7 +182,9 @@ class AuthenticationInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mis
             handler.response_serializer,
         )
 
-    async def _bind(self, context: grpc.aio.ServicerContext[Any, Any], method: str) -> tuple[Any, Any] | None:
+    async def _bind(
+        self, context: grpc.aio.ServicerContext[Any, Any], method: str
+    ) -> tuple[Any, Any] | None:
         """Authenticate and bind; None when the call was refused (aborted)."""
         auth = context.auth_context()
         host = peer_host(context.peer() or "")
@@ -227,7 +227,9 @@ class AuthenticationInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mis
     def _wrap(self, behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
         if inspect.isasyncgenfunction(behavior):
 
-            async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            async def stream(
+                request: Any, context: grpc.aio.ServicerContext[Any, Any]
+            ) -> AsyncIterator[Any]:
                 bound = await self._bind(context, method)
                 assert bound is not None
                 try:

@@ -17,7 +17,6 @@ caller lookup, no dictionary, no log.
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -26,6 +25,7 @@ import structlog
 
 from raftka.common.errors import RaftkaError
 from raftka.common.metadata.security_image import SecurityImage
+from raftka.common.security.acl_authorizer import build_authorizer
 from raftka.common.security.authorizer import AllowEverything, Authorizer
 from raftka.common.security.caller import Caller, current_caller
 from raftka.common.security.model import (
@@ -216,24 +216,6 @@ OPEN_GUARD = AccessGuard(AllowEverything())
 
 AuthorizerFactory = Callable[[SecuritySettings, Callable[[], SecurityImage]], Authorizer]
 
-_ACL_AUTHORIZER_MODULE = "raftka.common.security.acl_authorizer"
-
-
-def _standard_authorizer(
-    settings: SecuritySettings, image: Callable[[], SecurityImage]
-) -> Authorizer:
-    """The ACL authorizer (``acl_authorizer.build_authorizer``), looked up when first needed
-    so that this module does not depend on it at import time."""
-    try:
-        module = importlib.import_module(_ACL_AUTHORIZER_MODULE)
-    except ImportError as e:
-        raise RuntimeError(
-            f"security.authorizer_enable is true but {_ACL_AUTHORIZER_MODULE} is missing "
-            f"({e}); this build cannot check ACLs"
-        ) from None
-    build: AuthorizerFactory = module.build_authorizer
-    return build(settings, image)
-
 
 def guard_for(
     settings: SecuritySettings,
@@ -244,5 +226,5 @@ def guard_for(
     ACLs from ``image`` (the node's current security image) with Kafka's semantics."""
     if not settings.authorizer_enable:
         return OPEN_GUARD
-    factory = authorizer_factory or _standard_authorizer
+    factory = authorizer_factory or build_authorizer
     return AccessGuard(factory(settings, image))

@@ -6,7 +6,6 @@ records) while the others proceed.
 
 from __future__ import annotations
 
-import base64
 import random
 from collections import Counter
 from collections.abc import Iterable
@@ -20,7 +19,7 @@ from raftka.common.errors import (
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
-from raftka.common.ids import BrokerId
+from raftka.common.ids import BrokerId, random_resource_id
 from raftka.common.metadata.image import MetadataImage
 from raftka.common.metadata.model import NO_LEADER, PartitionState, TopicImage
 from raftka.common.metadata.records import (
@@ -222,7 +221,7 @@ class TopicManager:
 
     def _new_topic_id(self, image: MetadataImage, taken: set[str]) -> str:
         while True:
-            topic_id = base64.urlsafe_b64encode(self._rng.randbytes(16)).rstrip(b"=").decode()
+            topic_id = random_resource_id(self._rng)
             if (
                 not topic_id.startswith("-")
                 and topic_id not in _RESERVED_IDS

@@ -20,6 +20,13 @@ from raftka.client.consumer.consumer import AsyncConsumer
 from raftka.client.producer.producer import AsyncProducer
 from raftka.client.types import TopicPartition
 from raftka.common.errors import RaftkaError
+from raftka.common.security.model import (
+    ALLOW,
+    LITERAL,
+    OP_DESCRIBE,
+    RESOURCE_TOPIC,
+    Acl,
+)
 from raftka.common.security.tls import ChannelSecurity, bearer_token
 from raftka.common.security_errors import AuthenticationFailedError
 from raftka.ops.local_cluster import LocalCluster
@@ -168,6 +175,10 @@ def test_bearer_tokens_are_checked_against_stored_credentials(tls_cluster: Local
             described = await a.describe_users(["alice"])
             assert [c.iterations for c in described[0].credentials] == [8192]
             before = sorted(await a.list_topics())
+            # The nodes authorize: alice sees only the topics she may describe.
+            await a.create_acls(
+                [Acl(RESOURCE_TOPIC, "*", LITERAL, "User:alice", "*", OP_DESCRIBE, ALLOW)]
+            )
         wrong = tls_cluster.client_security(token=bearer_token("alice", "wrong"))
         async with AsyncAdmin(tls_cluster.bootstrap, security=wrong, timeout_s=3.0) as bad:
             with pytest.raises(AuthenticationFailedError, match="alice"):
@@ -176,7 +187,8 @@ def test_bearer_tokens_are_checked_against_stored_credentials(tls_cluster: Local
         async with AsyncAdmin(tls_cluster.bootstrap, security=good) as ok:
             # Brokers learn the credential from the metadata log: eventually accepted there too.
             async def listed() -> list[str] | None:
-                return sorted(await ok.list_topics())
+                names = sorted(await ok.list_topics())
+                return names if names == before else None
 
             assert await eventually(listed, what="alice's token accepted") == before
 
