@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import grpc
 import structlog
+from prometheus_client import CollectorRegistry
 
 from raftka.broker.config import BrokerConfig
 from raftka.broker.coordinator.internal_log import ReplicatedInternalLog
@@ -35,6 +37,13 @@ from raftka.broker.log.retention import (
 )
 from raftka.broker.log.scrubber import Scrubber, run_scrubber
 from raftka.broker.metadata_follower import MetadataFollower
+from raftka.broker.metrics import (
+    BrokerCollector,
+    BrokerView,
+    CommittedOffset,
+    HostedLog,
+    TopicTraffic,
+)
 from raftka.broker.producers.id_blocks import ProducerIdBlock, ProducerIdManager
 from raftka.broker.replica_manager import ReplicaManager
 from raftka.broker.service import BrokerServicer
@@ -82,9 +91,16 @@ class BrokerServer:
         config: BrokerConfig,
         controller_addresses: Sequence[str],
         security: SecuritySettings | None = None,
+        *,
+        registry: CollectorRegistry | None = None,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     ) -> None:
+        """``registry``: the node's metrics registry (a private one when None);
+        ``interceptors``: run around every call this role's server takes."""
         self.config = config
         self.security = security or SecuritySettings()
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.traffic = TopicTraffic(self.registry)
         self.data_dir = data_dir
         self.broker_id = node_id
         self.cluster_id = check_data_dir(data_dir, node_id).cluster_id
@@ -137,6 +153,7 @@ class BrokerServer:
         self.guard = guard_for(self.security, lambda: self.follower.image.security)
         self.server = new_server(
             [
+                *interceptors,
                 authentication_interceptor(self.security, lambda: self.follower.image.security),
                 *inter_node_interceptors(self.guard),
             ]
@@ -186,6 +203,7 @@ class BrokerServer:
             init_transactional_producer=self._init_transactional_producer,
             txn_writes=self.txn_writes,
             guard=self.guard,
+            traffic=self.traffic,
         )
         broker_pb2_grpc.add_BrokerServiceServicer_to_server(self.servicer, self.server)
         group_config = GroupConfig(
@@ -199,6 +217,16 @@ class BrokerServer:
             broker_id=self.broker_id,
         )
         self.follower.add_listener(self.groups.wake)
+        self.registry.register(
+            BrokerCollector(
+                BrokerView(
+                    broker_id=self.broker_id,
+                    image=lambda: self.follower.image,
+                    hosted=self._hosted_logs,
+                    committed_offsets=self._committed_offsets,
+                )
+            )
+        )
         groups_pb2_grpc.add_GroupServiceServicer_to_server(
             GroupServicer(
                 coordinator=self.groups,
@@ -270,6 +298,33 @@ class BrokerServer:
             listen=bconf.listen,
             epoch=self.lifecycle.broker_epoch,
         )
+
+    def _hosted_logs(self) -> list[HostedLog]:
+        replicas = self.replicas
+        if replicas is None:
+            return []
+        return [
+            HostedLog(
+                p.topic,
+                p.partition,
+                p.log.size_bytes,
+                p.log.log_start_offset,
+                p.log.log_end_offset,
+                p.high_watermark,
+            )
+            for p in replicas.hosted()
+        ]
+
+    def _committed_offsets(self) -> list[CommittedOffset]:
+        """Every committed offset of the groups this broker coordinates now."""
+        if self.groups is None:
+            return []
+        return [
+            CommittedOffset(*entry)
+            for shard in self.groups.loaded_shards()
+            if isinstance(shard, ConsumerGroupShard)
+            for entry in shard.committed_offsets()
+        ]
 
     def _transaction_coordinator(
         self, replicas: ReplicaManager, marker_writer: MarkerWriter

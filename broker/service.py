@@ -17,17 +17,20 @@ the coordinator that the partition is in it (transactions/verification.py, KIP-8
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
 import grpc
+from prometheus_client import CollectorRegistry
 
 from raftka.broker.clients import ClientLog
 from raftka.broker.isolation import READ_COMMITTED, require_isolation_level
 from raftka.broker.log.leader_epoch_cache import EpochEndOffset
 from raftka.broker.log.validator import NO_TIMESTAMP
 from raftka.broker.metadata_follower import MetadataFollower
+from raftka.broker.metrics import TopicTraffic
 from raftka.broker.partition import (
     FencedLeaderEpochError,
     NotLeaderOrFollowerError,
@@ -36,6 +39,8 @@ from raftka.broker.partition import (
 )
 from raftka.broker.producers.id_blocks import ProducerIdManager
 from raftka.broker.producers.owners import ProducerOwners
+from raftka.broker.quotas.manager import NO_SENSORS, CallerSensors, QuotaManager, quota_user
+from raftka.broker.quotas.throttling import throttle_ms, wait_unmuted
 from raftka.broker.replica_manager import ReplicaManager
 from raftka.broker.transactions.verification import TxnWriteVerifier
 from raftka.common.clock import monotonic_ms, wall_clock_ms
@@ -153,6 +158,8 @@ class BrokerServicer(BrokerServiceServicer):
         init_transactional_producer: InitTransactionalProducer | None = None,
         txn_writes: TxnWriteVerifier | None = None,
         guard: AccessGuard = OPEN_GUARD,
+        quotas: QuotaManager | None = None,
+        traffic: TopicTraffic | None = None,
     ) -> None:
         """``controller_addresses``: where this broker reaches the controllers, told to
         clients; ``active_controller``: the id of the controller that last answered it;
@@ -161,9 +168,12 @@ class BrokerServicer(BrokerServiceServicer):
         COORDINATOR_NOT_AVAILABLE); ``txn_writes``: the check of transactional writes with
         their coordinator (KIP-890 part 1; None: transactional batches are taken unchecked);
         ``guard``: the authorization checks (with authorization on, producer ids are also
-        bound to the principal that got or first used them: producers/owners.py)."""
+        bound to the principal that got or first used them: producers/owners.py);
+        ``quotas``: the client quotas (default: those of the followed metadata image);
+        ``traffic``: the bytes-in/out counters (a private set when None)."""
         self._guard = guard
         self._owners = ProducerOwners() if guard.enabled else None
+        self._traffic = traffic if traffic is not None else TopicTraffic(CollectorRegistry())
         self._init_transactional_producer = init_transactional_producer
         self._txn_writes = txn_writes
         self._controller_addresses = list(controller_addresses)
@@ -173,6 +183,12 @@ class BrokerServicer(BrokerServiceServicer):
         self._replicas = replicas
         self._follower = follower
         self._clients = ClientLog()
+        self._quotas = quotas or QuotaManager(lambda: follower.image.security)
+
+    def _quota_sensors(self, client_id: str) -> CallerSensors:
+        return self._quotas.sensors(
+            quota_user(current_caller().principal), client_id, monotonic_ms()
+        )
 
     def _leader_partition(self, topic: str, partition: int, epoch: int | None) -> Partition:
         """The partition if this broker leads it. Otherwise, as Kafka checks the leader epoch
@@ -256,7 +272,27 @@ class BrokerServicer(BrokerServiceServicer):
 
     @rpc_errors
     async def Produce(self, request: pb.ProduceRequest, context: Context) -> pb.ProduceResponse:
-        self._clients.saw(context, "Produce")
+        client_id = self._clients.saw(context, "Produce")
+        sensors = self._quota_sensors(client_id)
+        if sensors is NO_SENSORS:
+            return await self._produce(request)
+        await wait_unmuted(sensors.produce, sensors.request)
+        started = time.monotonic()
+        response = await self._produce(request)
+        throttle = throttle_ms(
+            self._quotas,
+            sensors,
+            sensors.produce,
+            request.ByteSize(),
+            (time.monotonic() - started) * 1000,
+        )
+        if throttle > 0:
+            # Kafka's delayed response: the records are written; the answer waits.
+            await asyncio.sleep(throttle / 1000)
+            response.throttle_time_ms = throttle
+        return response
+
+    async def _produce(self, request: pb.ProduceRequest) -> pb.ProduceResponse:
         named = [(t.topic, p.partition) for t in request.topics for p in t.partitions]
         require_items(len(named), "topics[].partitions", empty_means_all=True)
         _require_distinct(named, "the Produce request")
@@ -334,6 +370,7 @@ class BrokerServicer(BrokerServiceServicer):
                     topic, data.partition, transactional_id, payload, partition.log.producer_state
                 )
             appended = await partition.append(payload, acks=acks, timeout_s=timeout_s)
+            self._traffic.bytes_in(topic, len(payload))
             result.base_offset = appended.base_offset
             result.log_append_time_ms = appended.log_append_time_ms
             result.log_start_offset = appended.log_start_offset
@@ -421,18 +458,48 @@ class BrokerServicer(BrokerServiceServicer):
         _require_distinct(((t, p.partition) for t, p in wanted), "the Fetch request")
         require_isolation_level(request.isolation_level)
         replica = request.replica_id if request.HasField("replica_id") else -1
-        refused: dict[str, RaftkaError] = {}
+        max_bytes = fetch_response_budget(request.max_bytes)
         if replica >= 0:
             self._guard.require_cluster_action()  # a follower: only nodes replicate
-        else:
-            self._clients.saw(context, "Fetch")
-            refused = self._refusals(OP_READ, (t for t, _ in wanted))
-        if replica >= 0 and not await FAULTS.admit(
-            FaultPath.REPLICATION, replica, Direction.INBOUND
-        ):
-            raise NetworkError(f"fetch from replica {replica} dropped by fault injection")
-        max_bytes = fetch_response_budget(request.max_bytes)
+            # Followers are never held back by client quotas.
+            if not await FAULTS.admit(FaultPath.REPLICATION, replica, Direction.INBOUND):
+                raise NetworkError(f"fetch from replica {replica} dropped by fault injection")
+            response, _, _ = await self._fetch(request, wanted, max_bytes, NOTHING_REFUSED)
+            if FAULTS.drops(FaultPath.REPLICATION, replica, Direction.INBOUND):
+                raise NetworkError(f"answer to replica {replica} dropped by fault injection")
+            return response
+        client = self._clients.saw(context, "Fetch")
+        refused = self._refusals(OP_READ, (t for t, _ in wanted))
+        sensors = self._quota_sensors(client)
+        if sensors is NO_SENSORS:
+            response, _, _ = await self._fetch(request, wanted, max_bytes, refused)
+            return response
+        await wait_unmuted(sensors.fetch, sensors.request)
+        if sensors.fetch is not None:
+            # At most one window's worth per answer (Kafka caps fetch.max.bytes so).
+            max_bytes = min(max_bytes, self._quotas.max_bytes_in_window(sensors.fetch))
+        started = time.monotonic()
+        response, nbytes, waited_s = await self._fetch(request, wanted, max_bytes, refused)
+        handler_ms = (time.monotonic() - started - waited_s) * 1000
+        throttle = throttle_ms(self._quotas, sensors, sensors.fetch, nbytes, handler_ms)
+        if throttle > 0:
+            # The answer keeps its records and is held back (Kafka's delayed response, as for
+            # fetch versions before KIP-219); the consumer needs to do nothing.
+            await asyncio.sleep(throttle / 1000)
+            response.throttle_time_ms = throttle
+        return response
+
+    async def _fetch(
+        self,
+        request: pb.FetchRequest,
+        wanted: list[tuple[str, pb.FetchPartition]],
+        max_bytes: int,
+        refused: Mapping[str, RaftkaError],
+    ) -> tuple[pb.FetchResponse, int, float]:
+        """Read (long-polling up to max_wait_ms); return the answer, its batch bytes and the
+        seconds spent waiting for data. Topics in ``refused`` answer their error."""
         deadline_ms = monotonic_ms() + max(0, request.max_wait_ms)
+        waited_s = 0.0
         while True:
             # Results are filled in place: a batch payload is copied into the response once.
             response = pb.FetchResponse()
@@ -460,13 +527,13 @@ class BrokerServicer(BrokerServiceServicer):
             )
             if total >= max(1, request.min_bytes) or errors or remaining_ms <= 0 or not waits:
                 break
+            wait_started = time.monotonic()
             await _wait_any(waits, remaining_ms / 1000)
-        if replica >= 0 and FAULTS.drops(FaultPath.REPLICATION, replica, Direction.INBOUND):
-            raise NetworkError(f"answer to replica {replica} dropped by fault injection")
+            waited_s += time.monotonic() - wait_started
         if request.decode_records:
             for r in response.results:
                 _decode_result(r, request.isolation_level)
-        return response
+        return response, total, waited_s
 
     async def _fetch_one(
         self,
@@ -519,6 +586,8 @@ class BrokerServicer(BrokerServiceServicer):
                 result.log_start_offset = partition.log.log_start_offset
                 return 0, None
             data = outcome
+            if not request.HasField("replica_id") or request.replica_id < 0:
+                self._traffic.bytes_out(topic, len(data.records))
             result.batches = data.records
             result.high_watermark = data.high_watermark
             result.last_stable_offset = data.last_stable_offset

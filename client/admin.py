@@ -29,6 +29,9 @@ from raftka.client.group_admin import (
 )
 from raftka.client.loop_thread import LoopThread
 from raftka.client.metadata_cache import MetadataCache
+from raftka.client.quotas import QuotaEntity, QuotaEntry
+from raftka.client.quotas import alter_client_quotas as _alter_client_quotas
+from raftka.client.quotas import describe_client_quotas as _describe_client_quotas
 from raftka.client.types import TopicPartition
 from raftka.common.errors import RaftkaError
 from raftka.common.rpc.controller_client import ControllerClient
@@ -217,6 +220,27 @@ class AsyncAdmin:
         resource = pb.AlterConfigResource(type=cpb.RESOURCE_TYPE_TOPIC, name=topic, ops=ops)
         (result,) = await self._client.alter_configs([resource], validate_only=validate_only)
         _check(result.error_code, result.error_message, topic)
+
+    # ---- client quotas ----
+
+    async def alter_client_quotas(
+        self,
+        entity: QuotaEntity,
+        set: Mapping[str, float] | None = None,
+        remove: Sequence[str] = (),
+        *,
+        validate_only: bool = False,
+    ) -> None:
+        """Set and remove quotas of ``entity`` ({"user" | "client-id": name, None for the
+        default}), e.g. ``alter_client_quotas({"client-id": "app"}, {"producer_byte_rate":
+        1048576})``. See raftka.client.quotas."""
+        await _alter_client_quotas(self._client, entity, set, remove, validate_only=validate_only)
+
+    async def describe_client_quotas(
+        self, filter: QuotaEntity | None = None, *, strict: bool = False
+    ) -> list[QuotaEntry]:
+        """The entities with quotas matching ``filter`` (None: all) and their quotas."""
+        return await _describe_client_quotas(self._client, filter, strict=strict)
 
     # ---- cluster and quorum ----
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
@@ -40,6 +40,8 @@ class MetadataStateMachine:
         """Every delta with an index above the floor is in ``_recent``."""
         self._changed = asyncio.Event()
         self.commit_index = Index(0)
+        self.before_apply: Callable[[MetadataImage, mpb.MetadataBatch], None] | None = None
+        """Called with the image and each committed batch just before it applies (metrics)."""
 
     # ---- the Raft state machine ----
 
@@ -53,6 +55,8 @@ class MetadataStateMachine:
 
     def apply(self, entry: Entry) -> None:
         batch = mpb.MetadataBatch.FromString(entry.data)
+        if self.before_apply is not None:
+            self.before_apply(self.image, batch)
         self.image.apply_batch(batch, entry.index)
         self._recent.append(Delta(entry.index, tuple(batch.records)))
         if len(self._recent) > RECENT_DELTAS:

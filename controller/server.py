@@ -8,10 +8,13 @@ briefly for the new leader, so a planned restart costs no election timeout.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
 
+import grpc
 import structlog
+from prometheus_client import CollectorRegistry
 
 from raftka.common.data_dir import METADATA_LOG_DIR, check_data_dir
 from raftka.common.fault_service import add_fault_service
@@ -29,9 +32,11 @@ from raftka.controller.broker_sessions import BrokerSessionMonitor
 from raftka.controller.config import ControllerConfig
 from raftka.controller.leader_rebalance import LeaderRebalancer
 from raftka.controller.metadata_log import MetadataStateMachine
+from raftka.controller.metrics import ControllerCollector, ControllerMetrics, RaftView
 from raftka.controller.quorum.raft_storage import RaftStorage
 from raftka.controller.quorum.runtime import QuorumRuntime
 from raftka.controller.quorum.transport import RaftServicer, RaftTransport
+from raftka.controller.quota_service import QuotaServicer
 from raftka.controller.raft.config import RaftConfig
 from raftka.controller.raft.status import Role
 from raftka.controller.service import ControllerServicer
@@ -52,15 +57,23 @@ class ControllerServer:
         data_dir: Path,
         config: ControllerConfig,
         security: SecuritySettings | None = None,
+        *,
+        registry: CollectorRegistry | None = None,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     ) -> None:
+        """``registry``: the node's metrics registry (a private one when None);
+        ``interceptors``: run around every call this role's server takes, before the
+        authentication and authorization ones."""
         self.config = config
         self.security = security or SecuritySettings()
+        registry = registry if registry is not None else CollectorRegistry()
         identity = check_data_dir(data_dir, node_id)
         self.cluster_id = identity.cluster_id
         voters = config.voter_addresses
         self.addresses = {NodeId(v.node_id): v.address for v in voters}
         self.node_id = NodeId(node_id)
         self.state = MetadataStateMachine()
+        storage = RaftStorage(data_dir / METADATA_LOG_DIR)  # created if absent
         self.runtime = QuorumRuntime(
             node_id=self.node_id,
             voters=list(self.addresses),
@@ -68,14 +81,30 @@ class ControllerServer:
                 election_timeout_ticks=config.election_ticks,
                 heartbeat_ticks=config.heartbeat_ticks,
             ),
-            storage=RaftStorage(data_dir / METADATA_LOG_DIR),  # created if absent
+            storage=storage,
             transport=RaftTransport(self.cluster_id, self.node_id, self.addresses),
             state_machine=self.state,
             tick_s=config.tick_ms / 1000,
             snapshot_after_bytes=config.snapshot_after_bytes,
         )
         self.active = ActiveController(
-            self.runtime, self.state, self.addresses, config.request_timeout_ms / 1000
+            self.runtime,
+            self.state,
+            self.addresses,
+            config.request_timeout_ms / 1000,
+        )
+        metrics = ControllerMetrics(registry, lambda: self.runtime.leader_id == self.node_id)
+        self.state.before_apply = metrics.before_apply
+        registry.register(
+            ControllerCollector(
+                RaftView(
+                    status=self.runtime.status,
+                    is_active=lambda: self.active.is_active,
+                    image=lambda: self.state.image,
+                    log_size_bytes=lambda: storage.log.size_bytes,
+                    snapshot_saved_at=lambda: storage.snapshot_saved_at,
+                )
+            )
         )
         self.sessions = BrokerSessionMonitor(
             self.active, self.cluster_id, config.broker_session_timeout_ms
@@ -90,6 +119,7 @@ class ControllerServer:
         self.guard = guard_for(self.security, lambda: self.state.image.security)
         self.server = new_server(
             [
+                *interceptors,
                 authentication_interceptor(self.security, lambda: self.state.image.security),
                 *inter_node_interceptors(self.guard),
             ]
@@ -118,6 +148,9 @@ class ControllerServer:
                 active=self.active, state=self.state, enabled=self.security.authorizer_enable
             ),
             self.server,
+        )
+        security_pb2_grpc.add_QuotaServiceServicer_to_server(
+            QuotaServicer(self.active), self.server
         )
         add_fault_service(self.server, FAULTS)
         # Ready once this voter knows the quorum's leader: it then takes part in a working

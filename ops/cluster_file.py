@@ -1,6 +1,7 @@
 """``cluster.json``: what ``raftka up`` tells other commands about the cluster it runs.
 
-It lives in the cluster's directory and holds the bootstrap addresses, the cluster id, the
+It lives in the cluster's directory and holds the bootstrap addresses, the cluster id, each
+node's Prometheus endpoint, the
 supervisor's PID and, for every node, its id, roles, addresses, config and log files, PID (with
 the process's start time, so a reused PID is never taken for the node) and incarnation (1 at
 the first start, +1 at every restart). Only the supervisor writes it, atomically, whenever a
@@ -9,12 +10,13 @@ damaged file reads as empty: commands then ask the user for addresses.
 
 ``tls`` is there only for a TLS cluster (``raftka up --tls``): the CA that signed the nodes'
 certificates and the admin's client certificate and key (``User:admin``, a super user), which
-the client commands use to reach the cluster's addresses (see raftka.client.cli.security).
+the client commands use to reach the cluster's addresses (see raftka.client.cli.auth_options).
 
     {
       "bootstrap_controller": "127.0.0.1:40001",
       "bootstrap_servers": "127.0.0.1:40002,127.0.0.1:40003",
       "cluster_id": "...",
+      "metrics": {"1": "http://127.0.0.1:40101/metrics", ...},
       "tls": {"ca_file": "/abs/tls/ca.crt", "cert_file": "/abs/tls/admin.crt",
               "key_file": "/abs/tls/admin.key"},
       "supervisor": {"pid": 4100, "started": 912345},

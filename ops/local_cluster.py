@@ -64,6 +64,14 @@ class NodeProcess:
     started: int | None = None
     """When the latest process started (/proc clock ticks since boot), to tell it from a
     later process that reuses its PID."""
+    metrics_port: int | None = None
+    """The port of its Prometheus endpoint (``[metrics] listen``), when metrics are on."""
+
+    @property
+    def metrics_url(self) -> str | None:
+        if self.metrics_port is None:
+            return None
+        return f"http://{self.host}:{self.metrics_port}/metrics"
 
     @property
     def address(self) -> str:
@@ -103,6 +111,7 @@ class LocalCluster:
         addresses: Mapping[int, tuple[str, int]] | None = None,
         launch_prefix: Callable[[int], Sequence[str]] | None = None,
         tls: bool = False,
+        metrics: bool = False,
     ) -> None:
         """``addresses`` gives chosen nodes their own (host, port) instead of ``host`` and a
         free port, and ``launch_prefix(node_id)`` is put before a node's command line: together
@@ -112,7 +121,8 @@ class LocalCluster:
         ``tls``: :meth:`prepare` makes a throwaway CA and certificates under ``<base>/tls``
         (node-<id> for each node, ``admin`` for clients: :meth:`client_security`) and every
         node listens and calls with TLS and mTLS (:data:`TLS_NODE_SETTINGS`).
-        ``security_settings`` adds to or overrides the nodes' ``[security]`` keys."""
+        ``security_settings`` adds to or overrides the nodes' ``[security]`` keys. ``metrics``
+        gives every node a Prometheus endpoint on a free port (``NodeProcess.metrics_url``)."""
         if controllers not in (1, 3, 5):
             raise ValueError("a local cluster has 1, 3 or 5 controllers")
         if brokers < 0:
@@ -145,6 +155,9 @@ class LocalCluster:
             directory = base_dir / f"broker-{node_id}"
             node_host, port = chosen.get(node_id) or (host, free_port(host))
             self.brokers[node_id] = NodeProcess(node_id, node_host, port, directory, role="broker")
+        if metrics:
+            for node in self._all().values():
+                node.metrics_port = free_port(node.host)
 
     def _all(self) -> dict[int, NodeProcess]:
         return {**self.nodes, **self.brokers}
@@ -201,6 +214,8 @@ class LocalCluster:
             lines += ["", "[security]"]
             lines += [f"{k} = {_toml_value(v)}" for k, v in security.items()]
         lines += ["", "[log]", f'level = "{self.log_level}"', 'format = "json"', ""]
+        if node.metrics_port is not None:
+            lines += ["[metrics]", f'listen = "{node.host}:{node.metrics_port}"', ""]
         if self.faults:
             lines += ["[faults]", "enabled = true"]
             if self.planted_bugs:

@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Literal
 
 import structlog
+from prometheus_client import CollectorRegistry, ProcessCollector
 
 from raftka.broker.config import BrokerConfig
 from raftka.common.errors import ConfigFileError
 from raftka.common.faults import FAULTS, FaultSettings
+from raftka.common.metrics import MetricsExporter, MetricsSettings
+from raftka.common.metrics.rpc import RpcMetrics
 from raftka.common.rpc.channels import set_default_security
 from raftka.common.security.settings import SecuritySettings
 from raftka.common.security.tls import ChannelSecurity, request_reload
@@ -46,6 +49,7 @@ class NodeConfig:
     log: LogSettings = field(default_factory=LogSettings)
     faults: FaultSettings = field(default_factory=FaultSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     def __post_init__(self) -> None:
         if self.node_id < 0:
@@ -99,12 +103,22 @@ async def run_node(config: NodeConfig) -> None:
     set_default_security(ChannelSecurity.for_node(config.security))
     if config.faults.enabled:
         log.warning("fault_injection_enabled", node_id=config.node_id)
+    # One registry for the whole node (both roles of a combined node report into it), never
+    # prometheus_client's global one; the RPC metrics are kept whether or not they are served.
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    interceptors = [RpcMetrics(registry).interceptor()]
     controller = broker = None
     if "controller" in config.roles:
         from raftka.controller.server import ControllerServer
 
         controller = ControllerServer(
-            config.node_id, config.data_dir, config.controller, config.security
+            config.node_id,
+            config.data_dir,
+            config.controller,
+            config.security,
+            registry=registry,
+            interceptors=interceptors,
         )
     if "broker" in config.roles:
         from raftka.broker.server import BrokerServer
@@ -115,21 +129,30 @@ async def run_node(config: NodeConfig) -> None:
             config.broker,
             config.controller_addresses,
             config.security,
+            registry=registry,
+            interceptors=interceptors,
         )
+    exporter = MetricsExporter(registry, config.metrics.listen) if config.metrics.enabled else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     # SIGHUP: re-read the TLS files on the next handshake (rotation without a restart).
     loop.add_signal_handler(signal.SIGHUP, _reload_tls)
-    if controller is not None:
-        await controller.start()
+    if exporter is not None:
+        await exporter.start()
     try:
-        if broker is not None:
-            await broker.start()
-        await stop.wait()
-    finally:
-        if broker is not None:
-            await broker.shutdown()
         if controller is not None:
-            await controller.shutdown()
+            await controller.start()
+        try:
+            if broker is not None:
+                await broker.start()
+            await stop.wait()
+        finally:
+            if broker is not None:
+                await broker.shutdown()
+            if controller is not None:
+                await controller.shutdown()
+    finally:
+        if exporter is not None:
+            await exporter.stop()

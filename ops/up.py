@@ -52,6 +52,15 @@ async def wait_for_brokers(client: ControllerClient, count: int, timeout_s: floa
     raise RaftkaError(f"{count} brokers did not register and catch up within {timeout_s:g}s")
 
 
+def metrics_urls(cluster: LocalCluster) -> dict[str, str]:
+    """Each node's Prometheus endpoint, by node id (as cluster.json records them)."""
+    return {
+        str(node_id): node.metrics_url
+        for node_id, node in sorted({**cluster.nodes, **cluster.brokers}.items())
+        if node.metrics_url is not None
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class UpOptions:
     directory: Path
@@ -80,6 +89,7 @@ def run_local_cluster(args: UpOptions) -> int:
         directory,
         controllers=args.controllers,
         brokers=args.brokers,
+        metrics=True,
         tls=args.tls,
         security_settings=args.security_settings,
     )
@@ -88,6 +98,7 @@ def run_local_cluster(args: UpOptions) -> int:
         "bootstrap_controller": ",".join(cluster.bootstrap),
         "bootstrap_servers": ",".join(cluster.bootstrap_servers),
         "cluster_id": cluster.cluster_id,
+        "metrics": metrics_urls(cluster),
     }
     tls_files = cluster.admin_tls_files()
     if tls_files is not None:
@@ -145,6 +156,9 @@ async def _supervise(supervisor: Supervisor, args: UpOptions) -> int:
         print(f"bootstrap servers (brokers): {','.join(cluster.bootstrap_servers)}")
         print(f"bootstrap controllers:       {','.join(cluster.bootstrap)}")
         print(f"data and logs: {cluster.base_dir}/{{node,broker}}-*/")
+        print("Prometheus metrics (docs/operations.md, 'Metrics'):")
+        for node, url in metrics_urls(cluster).items():
+            print(f"  node {node}: {url}")
         for line in tls_summary(cluster):
             print(line)
         if args.directory_hint:

@@ -297,6 +297,10 @@ class CoordinatorRuntime(Generic[S]):
             slot = self._check_slot(slot.partition, slot)
             return call(slot.shard)
 
+    def loaded_shards(self) -> list[S]:
+        """The shards loaded now, for a synchronous look that does not await (metrics)."""
+        return [slot.shard for slot in self._slots.values() if slot.loaded]
+
     async def read_all(self, call: Callable[[S], list[R]]) -> list[R]:
         """A read-only call on every loaded shard, the results concatenated."""
         results: list[R] = []

@@ -8,7 +8,7 @@ the replay code, so a shard rebuilt from the log has the same state as the live 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import structlog
 
@@ -212,6 +212,12 @@ class ConsumerGroupShard:
                 self.tracker.forget_group(gid)
                 self._metadata_seen.pop(gid, None)
         return Outcome(results, tuple(batch.records))
+
+    def committed_offsets(self) -> Iterator[tuple[str, str, int, int]]:
+        """(group, topic, partition, offset) of every committed offset here (metrics: lag)."""
+        for group in self.store.groups.values():
+            for (topic, partition), committed in group.offsets.items():
+                yield group.group_id, topic, partition, committed.offset
 
     def group_ids(self) -> list[str]:
         return sorted(self.store.groups)

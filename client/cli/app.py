@@ -14,6 +14,7 @@
     raftka consume TOPIC [--from-beginning | --offset N] [--group G] [--format value|kv|json] ...
     raftka groups list|describe|reset-offsets|delete|delete-offsets ...
     raftka users add|list|remove ...   users whose passwords bearer tokens are checked against
+    raftka quotas set|remove|list [--user U | --default-user] [--client-id C | --default-client-id]
     raftka produce TOPIC [--key-separator SEP] [--acks all|1|0] < lines
     raftka copy --source-topic X --target-topic Y --group G --transactional-id T [--to-bootstrap B]
     raftka perf produce --topic T --num-records N --record-size B [--throughput R]
@@ -24,8 +25,8 @@ Admin commands find the controllers with --bootstrap-controller (or RAFTKA_BOOTS
 or the cluster file ``raftka up`` writes into its directory, $RAFTKA_CLUSTER_DIR or ./raftka-data);
 client commands (produce, consume, copy, perf) find the brokers with --bootstrap-server (or
 RAFTKA_BOOTSTRAP_SERVER, or that same file): see bootstrap.py. Every command that connects
-takes --ca-file / --cert-file / --key-file / --user / --password-file (or RAFTKA_CA_FILE, ...),
-and uses the TLS files of a `raftka up --tls` cluster by itself: see auth_options.py.
+takes --ca-file / --cert-file / --key-file / --token-user / --token-password-file (or
+RAFTKA_CA_FILE, ...), and uses the TLS files of a `raftka up --tls` cluster by itself: see auth_options.py.
 
 Each command group is one module here with an ``add_commands(sub)``; none imports this one.
 """
@@ -48,6 +49,7 @@ from raftka.client.cli import (
     partitions,
     perf,
     produce,
+    quotas,
     server,
     up,
     users,
@@ -74,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         copy,
         groups,
         users,
+        quotas,
         perf,
         experiment,
     ):

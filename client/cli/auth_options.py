@@ -3,8 +3,8 @@
     --ca-file PEM          the CA to trust (turns TLS on)          $RAFTKA_CA_FILE
     --cert-file PEM        client certificate (mTLS), with ...     $RAFTKA_CERT_FILE
     --key-file PEM         ... its private key                     $RAFTKA_KEY_FILE
-    --user NAME            a bearer token for this user (TLS)      $RAFTKA_USER
-    --password-file FILE   ... whose password is this file's       $RAFTKA_PASSWORD_FILE
+    --token-user NAME      a bearer token for this user (TLS)      $RAFTKA_TOKEN_USER
+    --token-password-file FILE  ... whose password is this file's  $RAFTKA_TOKEN_PASSWORD_FILE
                            first line (prompted for on a terminal when not given)
 
 Each setting is taken from its option, else its environment variable, else, when the command
@@ -15,9 +15,9 @@ commands against it need no option at all. Any of them turns TLS on; none leaves
 A password is never taken on the command line (it would show in ``ps`` and the shell
 history): it comes from a file or a prompt.
 
-Commands whose own options already use ``--password-file`` (``raftka users add``: the new
-user's password) leave out ``--user`` / ``--password-file``; the environment variables still
-work there.
+The token options say ``token`` because ``--user`` and ``--password-file`` mean something
+else in some commands (``raftka quotas --user``: the quota's user; ``raftka users add
+--password-file``: the new user's password).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from raftka.ops.cluster_file import TlsFiles, cluster_addresses, read_tls_files
 CA_FILE_ENV = "RAFTKA_CA_FILE"
 CERT_FILE_ENV = "RAFTKA_CERT_FILE"
 KEY_FILE_ENV = "RAFTKA_KEY_FILE"
-USER_ENV = "RAFTKA_USER"
-PASSWORD_FILE_ENV = "RAFTKA_PASSWORD_FILE"
+USER_ENV = "RAFTKA_TOKEN_USER"
+PASSWORD_FILE_ENV = "RAFTKA_TOKEN_PASSWORD_FILE"
 
 _FILE_OPTIONS = (
     ("ca_file", "--ca-file", CA_FILE_ENV, "PEM CA bundle to trust; turns TLS on"),
@@ -47,8 +47,8 @@ _FILE_OPTIONS = (
 )
 
 
-def add_security_arguments(parser: argparse.ArgumentParser, *, token: bool = True) -> None:
-    """The TLS / token options (``token``: also ``--user`` and ``--password-file``)."""
+def add_security_arguments(parser: argparse.ArgumentParser) -> None:
+    """The TLS and token options."""
     group = parser.add_argument_group(
         "security",
         "TLS and authentication; each option defaults to its environment variable, else to "
@@ -56,19 +56,19 @@ def add_security_arguments(parser: argparse.ArgumentParser, *, token: bool = Tru
     )
     for dest, option, env, text in _FILE_OPTIONS:
         group.add_argument(option, dest=dest, metavar="PEM", help=f"{text} (${env})")
-    if token:
-        group.add_argument(
-            "--user",
-            metavar="NAME",
-            help=f"authenticate as this user with a bearer token over TLS (${USER_ENV})",
-        )
-        group.add_argument(
-            "--password-file",
-            dest="password_file",
-            metavar="FILE",
-            help=f"the user's password: the file's first line (${PASSWORD_FILE_ENV}; "
-            "default: ask on the terminal)",
-        )
+    group.add_argument(
+        "--token-user",
+        dest="token_user",
+        metavar="NAME",
+        help=f"authenticate as this user with a bearer token over TLS (${USER_ENV})",
+    )
+    group.add_argument(
+        "--token-password-file",
+        dest="token_password_file",
+        metavar="FILE",
+        help=f"the token user's password: the file's first line (${PASSWORD_FILE_ENV}; "
+        "default: ask on the terminal)",
+    )
 
 
 def read_password_file(path: str) -> str:
@@ -83,12 +83,12 @@ def read_password_file(path: str) -> str:
     return password
 
 
-def prompt_password(prompt: str, *, confirm: bool = False) -> str:
+def prompt_password(prompt: str, *, hint: str, confirm: bool = False) -> str:
     """Ask on the terminal (echo off); refuse when there is no terminal to ask on."""
     if not sys.stdin.isatty():
         raise RaftkaError(
-            "no password given and no terminal to ask on: give --password-file FILE (a "
-            "password is never taken on the command line)"
+            f"no password given and no terminal to ask on: {hint} (a password is never taken "
+            "on the command line)"
         )
     password = getpass.getpass(prompt)
     if not password:
@@ -126,7 +126,9 @@ class ClientSecurity:
                 token=token,
             )
         except (ValueError, TlsConfigError) as e:
-            raise RaftkaError(f"{e}: see --ca-file, --cert-file, --key-file, --user") from None
+            raise RaftkaError(
+                f"{e}: see --ca-file, --cert-file, --key-file, --token-user"
+            ) from None
 
     def properties(self) -> dict[str, str]:
         """For Producer / Consumer configs, by their Kafka (librdkafka) names."""
@@ -153,8 +155,10 @@ def resolve_security(
     chosen: dict[str, str] = {}
     for dest, _option, env, _text in _FILE_OPTIONS:
         chosen[dest] = getattr(args, dest, None) or os.environ.get(env, "")
-    user = getattr(args, "user", None) or os.environ.get(USER_ENV, "")
-    password_file = getattr(args, "password_file", None) or os.environ.get(PASSWORD_FILE_ENV, "")
+    user = getattr(args, "token_user", None) or os.environ.get(USER_ENV, "")
+    password_file = getattr(args, "token_password_file", None) or os.environ.get(
+        PASSWORD_FILE_ENV, ""
+    )
     local = _local_cluster_files(addresses, cluster_directory)
     if local is not None:
         for dest in chosen:
@@ -166,10 +170,15 @@ def resolve_security(
         password = (
             read_password_file(password_file)
             if password_file
-            else prompt_password(f"password of {user}: ")
+            else prompt_password(
+                f"password of {user}: ",
+                hint=f"give --token-password-file FILE (${PASSWORD_FILE_ENV})",
+            )
         )
     elif password_file:
-        raise RaftkaError(f"a password file is given but no user: add --user NAME (${USER_ENV})")
+        raise RaftkaError(
+            f"a token password file is given but no user: add --token-user NAME (${USER_ENV})"
+        )
     return ClientSecurity(user=user, password=password, **chosen)
 
 

@@ -37,11 +37,8 @@ def connection_security(args: argparse.Namespace, addresses: Sequence[str]) -> C
     return resolve_security(args, addresses, cluster_dir())
 
 
-def add_bootstrap_controller_argument(
-    parser: argparse.ArgumentParser, *, token: bool = True
-) -> None:
-    """--bootstrap-controller, --bootstrap-server, --timeout and the security options
-    (``token``: with --user / --password-file)."""
+def add_bootstrap_controller_argument(parser: argparse.ArgumentParser) -> None:
+    """--bootstrap-controller, --bootstrap-server, --timeout and the security options."""
     parser.add_argument(
         "--bootstrap-controller",
         metavar="HOST:PORT[,HOST:PORT]",
@@ -62,7 +59,7 @@ def add_bootstrap_controller_argument(
         metavar="SECONDS",
         help="give up after this long (default 15)",
     )
-    add_security_arguments(parser, token=token)
+    add_security_arguments(parser)
 
 
 def add_bootstrap_server_argument(parser: argparse.ArgumentParser) -> None:

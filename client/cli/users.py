@@ -7,10 +7,9 @@
 
 The password comes from a file (its first line) or the terminal, never from the command line,
 where ``ps`` and the shell history would show it; it never leaves this process either: only
-PBKDF2 of it is sent (AsyncAdmin.set_user_password). Here ``--password-file`` is the NEW
-user's password, so the caller authenticates with a certificate (cluster.json's admin
-certificate, or --cert-file / --key-file), or with a token from $RAFTKA_USER and
-$RAFTKA_PASSWORD_FILE.
+PBKDF2 of it is sent (AsyncAdmin.set_user_password). ``--password-file`` is the NEW user's
+password; the caller authenticates as every command does (auth_options.py: a certificate,
+cluster.json's admin one by default, or --token-user / --token-password-file).
 """
 
 from __future__ import annotations
@@ -88,7 +87,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="remove only this mechanism's credential (default: all of them)",
     )
     for p in (add, listing, remove):
-        add_bootstrap_controller_argument(p, token=False)
+        add_bootstrap_controller_argument(p)
     users.set_defaults(run=run)
 
 
@@ -123,7 +122,9 @@ def _new_password(args: argparse.Namespace) -> str:
         )
     if args.new_password_file:
         return read_password_file(args.new_password_file)
-    return prompt_password(f"new password of {args.name}: ", confirm=True)
+    return prompt_password(
+        f"new password of {args.name}: ", hint="give --password-file FILE", confirm=True
+    )
 
 
 async def _add(admin: AsyncAdmin, args: argparse.Namespace) -> int:

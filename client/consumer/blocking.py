@@ -17,6 +17,7 @@ from raftka.client.consumer.offsets import OffsetAndTimestamp
 from raftka.client.consumer.rebalance import PartitionsCallback
 from raftka.client.consumer.records import ConsumerRecord
 from raftka.client.loop_thread import LoopThread
+from raftka.client.throttle import ThrottleStats
 from raftka.client.types import TopicPartition
 
 T = TypeVar("T")
@@ -79,6 +80,11 @@ class Consumer:
 
     def assignment(self) -> set[TopicPartition]:
         return self._call(self._async.assignment)
+
+    @property
+    def throttle(self) -> ThrottleStats:
+        """The brokers' quota throttle times seen in Fetch answers (``.as_dict()``)."""
+        return self._async.throttle
 
     def partitions_for(self, topic: str, timeout_ms: float | None = None) -> list[TopicPartition]:
         return self._thread.run(self._async.partitions_for(topic, timeout_ms))

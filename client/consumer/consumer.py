@@ -55,6 +55,7 @@ from raftka.client.consumer.subscription import ResetStrategy, SubscriptionState
 from raftka.client.group_coordinator import GroupCoordinator
 from raftka.client.metadata_cache import MetadataCache
 from raftka.client.security import security_of
+from raftka.client.throttle import ThrottleStats
 from raftka.client.types import TopicPartition
 from raftka.common.errors import RaftkaError, RequestTimedOutError
 from raftka.common.rpc.retry import Deadline, RetryPolicy
@@ -537,6 +538,11 @@ class AsyncConsumer:
         self._offset_store.commit_listeners.append(listener)
 
     # ------------------------------------------------------------------ diagnostics
+
+    @property
+    def throttle(self) -> ThrottleStats:
+        """The brokers' quota throttle times seen in Fetch answers (``.as_dict()``)."""
+        return self._fetcher.throttle
 
     def add_fetch_listener(self, listener: FetchListener) -> None:
         """Call ``listener(seconds, nbytes)`` after every fetch a broker answers (on the

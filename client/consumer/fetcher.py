@@ -51,6 +51,7 @@ from raftka.client.consumer.refresher import MetadataRefresher
 from raftka.client.consumer.subscription import ResetStrategy, SubscriptionState
 from raftka.client.errors import PartitionError
 from raftka.client.metadata_cache import MetadataCache
+from raftka.client.throttle import ThrottleStats
 from raftka.client.types import TopicPartition
 from raftka.common.errors import RaftkaError
 from raftka.common.records.errors import RecordError
@@ -93,6 +94,8 @@ class Fetcher:
         """Set when the buffer gains records or a partition fails: poll() waits on it."""
         self._wakeup = asyncio.Event()
         self.fetch_listeners: list[FetchListener] = []
+        self.throttle = ThrottleStats()
+        """The brokers' quota throttle times seen in Fetch answers."""
         """Called after every answered fetch with (seconds it took, bytes of batches)."""
         self._manager: asyncio.Task[None] | None = None
         self._closed = False
@@ -303,6 +306,7 @@ class Fetcher:
             error = error_from_rpc(e, address)
             log.info("consumer_fetch_failed", broker=address, error=error.message)
             return False
+        self.throttle.note(response.throttle_time_ms, address, "Fetch")
         if self.fetch_listeners:
             latency = self._clock() - sent_at
             nbytes = sum(len(r.batches) for r in response.results)

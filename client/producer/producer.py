@@ -33,6 +33,7 @@ from raftka.client.metadata_watch import follow_metadata_changes
 from raftka.client.producer.accumulator import RECORD_OVERHEAD, RecordAccumulator
 from raftka.client.producer.buffer_pool import BufferPool
 from raftka.client.producer.config import ProducerConfig
+from raftka.client.producer.metrics import ProducerCollector
 from raftka.client.producer.partitioning import StickyPartitioner, keyed_partition
 from raftka.client.producer.producer_ids import init_producer_id
 from raftka.client.producer.sender import Sender
@@ -40,6 +41,7 @@ from raftka.client.producer.sequences import Sequences
 from raftka.client.producer.transactions import TransactionManager
 from raftka.client.producer.txn_calls import GroupMetadata
 from raftka.client.security import security_of
+from raftka.client.throttle import ThrottleStats
 from raftka.client.types import OffsetAndMetadata, RecordMetadata, TopicPartition
 from raftka.common.errors import InvalidRequestError, RaftkaError
 from raftka.common.records.builder import RecordHeaders
@@ -109,6 +111,16 @@ class AsyncProducer:
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
         self._closed = False
+
+    def metrics(self) -> dict[str, float]:
+        """This producer's counters (records and batches sent, retries, errors, average
+        batch size and queue time) as a plain dict."""
+        return self._sender.metrics.snapshot()
+
+    def metrics_collector(self) -> ProducerCollector:
+        """A prometheus_client Collector of this producer's metrics, labelled with its
+        client id: ``registry.register(producer.metrics_collector())``."""
+        return ProducerCollector(self._sender.metrics, self.config.client_id)
 
     async def start(self) -> None:
         if self._started:
@@ -277,6 +289,11 @@ class AsyncProducer:
                 "to use transactions"
             )
         return self._txn
+
+    @property
+    def throttle(self) -> ThrottleStats:
+        """The brokers' quota throttle times seen in Produce answers (``.as_dict()``)."""
+        return self._sender.throttle
 
     async def partitions_for(self, topic: str) -> list[int]:
         info = await self.metadata.topic(topic, Deadline(self.config.max_block_ms / 1000))

@@ -33,7 +33,9 @@ from raftka.client.producer.accumulator import RecordAccumulator
 from raftka.client.producer.batch import ProducerBatch
 from raftka.client.producer.config import ProducerConfig
 from raftka.client.producer.errors import ProducerFencedError
+from raftka.client.producer.metrics import ProducerMetrics
 from raftka.client.producer.sequences import InitProducerId, Sequences
+from raftka.client.throttle import ThrottleStats
 from raftka.client.types import TopicPartition
 from raftka.common.errors import RaftkaError, RequestTimedOutError
 from raftka.common.rpc.retry import RetryPolicy
@@ -145,11 +147,13 @@ class Sender:
         *,
         gate: TransactionGate | None = None,
         sequences: Sequences | None = None,
+        metrics: ProducerMetrics | None = None,
     ) -> None:
         """With ``gate`` (a transactional producer) the producer id comes from the transaction
         manager, which sets it in ``sequences`` (shared with it), not from
         ``init_producer_id``, and a partition's batches wait until the gate lets them go."""
         self._config = config
+        self.metrics = metrics if metrics is not None else ProducerMetrics()
         self._acc = accumulator
         self._leaders = leaders
         self._stub_for = stub_for
@@ -168,6 +172,8 @@ class Sender:
         self._refreshing: asyncio.Task[None] | None = None
         self._reset_needed = False
         self.fatal: RaftkaError | None = None
+        self.throttle = ThrottleStats()
+        """The brokers' quota throttle times seen in Produce answers."""
 
     @property
     def requests_in_flight(self) -> int:
@@ -232,11 +238,14 @@ class Sender:
                 self.sequences.stamp(batch)
             requests.setdefault(address, []).append(batch)
             sizes[address] = sizes.get(address, 0) + len(batch.payload or b"")
+        now = self._clock()
         for address, batches in requests.items():
             self._in_flight[address] = self._in_flight.get(address, 0) + 1
             for b in batches:
                 self._in_flight_tps[b.tp] = self._in_flight_tps.get(b.tp, 0) + 1
                 b.attempts += 1
+                if b.attempts == 1:
+                    self.metrics.first_send(b.record_count, len(b.payload or b""), now - b.created)
             task = asyncio.create_task(self._send(address, batches))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -266,6 +275,7 @@ class Sender:
             for b in batches:
                 self._attempt_failed(b, error, maybe_written=True)
         else:
+            self.throttle.note(response.throttle_time_ms, address, "Produce")
             results = {(r.topic, r.partition): r for r in response.results}
             for b in batches:
                 result = results.get(b.tp)
@@ -336,6 +346,7 @@ class Sender:
         ):
             batch.retry_at = now + self._retry.backoff(batch.attempts)
             self._acc.requeue(batch)
+            self.metrics.retries += 1
             log.debug(
                 "produce_retry",
                 partition=str(batch.tp),
@@ -354,6 +365,7 @@ class Sender:
         self._acc.finished(batch)
 
     def _failed(self, batch: ProducerBatch, error: RaftkaError) -> None:
+        self.metrics.record_errors += batch.record_count
         if self._gate is not None:
             # The transaction cannot commit now; its abort bumps the epoch, which restarts
             # every sequence, so no renumbering here.

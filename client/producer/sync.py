@@ -18,8 +18,10 @@ from typing import Any
 
 from raftka.client.loop_thread import LoopThread
 from raftka.client.producer.config import ProducerConfig
+from raftka.client.producer.metrics import ProducerCollector
 from raftka.client.producer.producer import AsyncProducer, DeliveryCallback, Value
 from raftka.client.producer.txn_calls import GroupMetadata
+from raftka.client.throttle import ThrottleStats
 from raftka.client.types import OffsetAndMetadata, RecordMetadata, TopicPartition
 from raftka.common.records.builder import RecordHeaders
 
@@ -83,6 +85,14 @@ class Producer:
     ) -> RecordMetadata:
         return self._thread.run(self._producer.send_and_wait(topic, value, key, **kw))
 
+    def metrics(self) -> dict[str, float]:
+        """See :meth:`AsyncProducer.metrics`."""
+        return self._producer.metrics()
+
+    def metrics_collector(self) -> ProducerCollector:
+        """See :meth:`AsyncProducer.metrics_collector` (register it in your registry)."""
+        return self._producer.metrics_collector()
+
     def flush(self) -> None:
         self._thread.run(self._producer.flush())
 
@@ -107,6 +117,11 @@ class Producer:
 
     def abort_transaction(self) -> None:
         self._thread.run(self._producer.abort_transaction())
+
+    @property
+    def throttle(self) -> ThrottleStats:
+        """The brokers' quota throttle times seen in Produce answers (``.as_dict()``)."""
+        return self._producer.throttle
 
     def partitions_for(self, topic: str) -> list[int]:
         return self._thread.run(self._producer.partitions_for(topic))

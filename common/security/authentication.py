@@ -19,6 +19,7 @@ unary and streaming handlers alike.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -188,7 +189,10 @@ class AuthenticationInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mis
         """Authenticate and bind; None when the call was refused (aborted)."""
         auth = context.auth_context()
         host = peer_host(context.peer() or "")
-        request_id = secrets.token_hex(8)
+        # One id per call: the metrics interceptor (outside this one) may have bound it.
+        request_id = structlog.contextvars.get_contextvars().get("request_id") or secrets.token_hex(
+            8
+        )
         try:
             caller = self.authenticator.authenticate(
                 token=_metadata_token(context.invocation_metadata()),
@@ -210,19 +214,17 @@ class AuthenticationInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mis
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, e.message)
             return None  # pragma: no cover - abort raises
         token = bind_caller(caller)
-        log_tokens = structlog.contextvars.bind_contextvars(
-            principal=caller.principal, request_id=request_id
-        )
-        return token, log_tokens
+        # Left bound after the handler (each call runs in a task of its own), so the lines
+        # written about the call once it is over (rpc_failed) carry the principal too.
+        structlog.contextvars.bind_contextvars(principal=caller.principal, request_id=request_id)
+        return token, None
 
     @staticmethod
     def _unbind(bound: tuple[Any, Any]) -> None:
-        token, log_tokens = bound
-        try:
-            structlog.contextvars.reset_contextvars(**log_tokens)
+        token, _ = bound
+        # A stream closed from another context raises ValueError: that context ends anyway.
+        with contextlib.suppress(ValueError):
             reset_caller(token)
-        except ValueError:  # a stream closed from another context: that context ends anyway
-            pass
 
     def _wrap(self, behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
         if inspect.isasyncgenfunction(behavior):

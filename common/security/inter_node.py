@@ -6,6 +6,8 @@ cluster, which node principals have (they are super users). :data:`CLUSTER_ACTIO
 lists them; :class:`ClusterActionInterceptor` refuses them before the handler runs, with
 PERMISSION_DENIED and ``raftka-error: CLUSTER_AUTHORIZATION_FAILED``.
 
+The security administration RPCs (ACLs, credentials, quotas) each need one operation on the
+cluster for the whole call (:data:`CLUSTER_ADMIN_METHODS`): the same interceptor checks them.
 Every other RPC is authorized by its handler, per resource (the table in
 :data:`HANDLER_CHECKED_METHODS` says what each needs), because what it needs depends on the
 request: a Fetch from a follower needs CLUSTER_ACTION but a consumer's needs READ on each
@@ -16,7 +18,7 @@ RPC cannot be left unclassified.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -27,7 +29,11 @@ from raftka.common.security.caller import bind_caller, current_caller, reset_cal
 from raftka.common.security.guard import AccessGuard, denial_message
 from raftka.common.security.model import (
     CLUSTER_RESOURCE_NAME,
+    OP_ALTER,
+    OP_ALTER_CONFIGS,
     OP_CLUSTER_ACTION,
+    OP_DESCRIBE,
+    OP_DESCRIBE_CONFIGS,
     RESOURCE_CLUSTER,
 )
 from raftka.common.security_errors import ClusterAuthorizationFailedError
@@ -49,6 +55,27 @@ CLUSTER_ACTION_METHODS: frozenset[str] = frozenset(
     )
 )
 """Inter-node RPCs: CLUSTER_ACTION on the cluster, checked by the interceptor."""
+
+CLUSTER_ADMIN_METHODS: dict[str, int] = {
+    _V1 + m: operation
+    for m, operation in (
+        ("AclService/CreateAcls", OP_ALTER),
+        ("AclService/DescribeAcls", OP_DESCRIBE),
+        ("AclService/DeleteAcls", OP_ALTER),
+        ("UserService/AlterUserScramCredentials", OP_ALTER),
+        ("UserService/DescribeUserScramCredentials", OP_DESCRIBE),
+        ("QuotaService/AlterClientQuotas", OP_ALTER_CONFIGS),
+        ("QuotaService/DescribeClientQuotas", OP_DESCRIBE_CONFIGS),
+    )
+}
+"""Security administration: one operation on the cluster for the whole call, checked by the
+interceptor too (security.proto says which)."""
+
+CLUSTER_METHODS: dict[str, int] = {
+    **{m: OP_CLUSTER_ACTION for m in CLUSTER_ACTION_METHODS},
+    **CLUSTER_ADMIN_METHODS,
+}
+"""Every method the interceptor checks, and the cluster operation it needs."""
 
 HANDLER_CHECKED_METHODS: dict[str, str] = {
     _V1 + m: need
@@ -106,32 +133,29 @@ HANDLER_CHECKED_METHODS: dict[str, str] = {
             "CLUSTER_ACTION for the whole log; otherwise DESCRIBE on the cluster, without "
             "ACL, credential and quota records",
         ),
-        ("AclService/CreateAcls", "ALTER on the cluster"),
-        ("AclService/DescribeAcls", "DESCRIBE on the cluster"),
-        ("AclService/DeleteAcls", "ALTER on the cluster"),
-        ("UserService/AlterUserScramCredentials", "ALTER on the cluster"),
-        ("UserService/DescribeUserScramCredentials", "DESCRIBE on the cluster"),
-        ("QuotaService/AlterClientQuotas", "ALTER_CONFIGS on the cluster"),
-        ("QuotaService/DescribeClientQuotas", "DESCRIBE_CONFIGS on the cluster"),
     )
 }
 """Client RPCs, authorized by their handlers per resource: what each requires."""
 
 
-def _refusal(guard: AccessGuard, method: str) -> ClusterAuthorizationFailedError | None:
-    """None when the caller has CLUSTER_ACTION, else the error (the refusal is logged)."""
+def _refusal(
+    guard: AccessGuard, method: str, operation: int
+) -> ClusterAuthorizationFailedError | None:
+    """None when the caller may do ``operation`` on the cluster, else the error (the refusal
+    is logged)."""
     caller = current_caller()
     if not caller.method:
         caller = replace(caller, method=method)
     token = bind_caller(caller)
     try:
-        if guard.allowed(OP_CLUSTER_ACTION, RESOURCE_CLUSTER, CLUSTER_RESOURCE_NAME):
+        if guard.allowed(operation, RESOURCE_CLUSTER, CLUSTER_RESOURCE_NAME):
             return None
     finally:
         reset_caller(token)
+    what = "an inter-node RPC" if operation == OP_CLUSTER_ACTION else "a cluster administration RPC"
     return ClusterAuthorizationFailedError(
-        f"{method} is an inter-node RPC: "
-        + denial_message(caller, OP_CLUSTER_ACTION, RESOURCE_CLUSTER, CLUSTER_RESOURCE_NAME)
+        f"{method} is {what}: "
+        + denial_message(caller, operation, RESOURCE_CLUSTER, CLUSTER_RESOURCE_NAME)
     )
 
 
@@ -143,9 +167,9 @@ async def _abort(
 
 
 def _guard_handler(
-    handler: grpc.RpcMethodHandler, guard: AccessGuard, method: str
+    handler: grpc.RpcMethodHandler, guard: AccessGuard, method: str, operation: int
 ) -> grpc.RpcMethodHandler:
-    """``handler`` with the CLUSTER_ACTION check run first, inside the call (so it sees the
+    """``handler`` with the cluster check run first, inside the call (so it sees the
     caller bound by an authentication interceptor that wraps handlers too)."""
     kwargs = {
         "request_deserializer": handler.request_deserializer,
@@ -155,7 +179,7 @@ def _guard_handler(
         inner: Callable[..., Awaitable[Any]] = handler.unary_unary or handler.stream_unary
 
         async def single(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            error = _refusal(guard, method)
+            error = _refusal(guard, method, operation)
             if error is not None:
                 await _abort(context, error)
             return await inner(request, context)
@@ -167,7 +191,7 @@ def _guard_handler(
     streaming: Callable[..., AsyncIterator[Any]] = handler.unary_stream or handler.stream_stream
 
     async def many(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-        error = _refusal(guard, method)
+        error = _refusal(guard, method, operation)
         if error is not None:
             await _abort(context, error)
         async for response in streaming(request, context):
@@ -179,11 +203,10 @@ def _guard_handler(
 
 
 class ClusterActionInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Refuses the inter-node RPCs of ``methods`` to callers without CLUSTER_ACTION."""
+    """Refuses each method of ``methods`` to callers without its operation on the cluster
+    (CLUSTER_ACTION for inter-node RPCs)."""
 
-    def __init__(
-        self, guard: AccessGuard, methods: frozenset[str] = CLUSTER_ACTION_METHODS
-    ) -> None:
+    def __init__(self, guard: AccessGuard, methods: Mapping[str, int] = CLUSTER_METHODS) -> None:
         self._guard = guard
         self._methods = methods
 
@@ -194,9 +217,10 @@ class ClusterActionInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or method not in self._methods:
+        operation = self._methods.get(method)
+        if handler is None or operation is None:
             return handler
-        return _guard_handler(handler, self._guard, method)
+        return _guard_handler(handler, self._guard, method, operation)
 
 
 def inter_node_interceptors(guard: AccessGuard) -> tuple[grpc.aio.ServerInterceptor, ...]:

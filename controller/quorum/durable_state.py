@@ -103,6 +103,11 @@ class SnapshotStore:
             )
         return snapshot
 
+    def newest_mtime(self) -> float | None:
+        """When the newest snapshot file was written (wall-clock seconds), or None."""
+        files = self._files()
+        return files[-1].stat().st_mtime if files else None
+
     def _files(self) -> list[Path]:
         for part in self.directory.glob(f"*{SNAPSHOT_SUFFIX}.part"):
             part.unlink(missing_ok=True)

@@ -75,6 +75,10 @@ class RaftStorage:
         )
         self.bytes_since_snapshot = 0
         self._log_dirty = False
+        self.snapshot_saved_at: float | None = (
+            self.snapshots.newest_mtime() if self._snapshot is not None else None
+        )
+        """Wall-clock time the newest snapshot was written (taken or received), for metrics."""
 
     def load(self) -> PersistedState:
         """Read everything back after a start (clean or after kill -9)."""
@@ -150,6 +154,7 @@ class RaftStorage:
             self.hard_state_file.save(hard_state)
         if snapshot is not None:
             self.snapshots.save(snapshot)
+            self.snapshot_saved_at = time.time()
             self.log.reset(Index(snapshot.meta.index + 1))
             self.bytes_since_snapshot = 0
         if truncate_from is not None and truncate_from < self.log.log_end_offset:
@@ -175,6 +180,7 @@ class RaftStorage:
     def compact(self, snapshot: Snapshot) -> None:
         """A snapshot of applied state was taken: save it and drop the log below it."""
         self.snapshots.save(snapshot)
+        self.snapshot_saved_at = time.time()
         self.log.delete_before(Index(snapshot.meta.index + 1))
         self.bytes_since_snapshot = 0
 

@@ -121,11 +121,11 @@ def test_users_and_bearer_tokens(up: Up, tmp_path: Path) -> None:
         asyncio.run(produce("battery staple"))
 
     # The CLI: the token from the environment, CA and certificate from cluster.json.
-    as_alice = {**up.env, "RAFTKA_USER": "alice", "RAFTKA_PASSWORD_FILE": str(password)}
+    as_alice = {**up.env, "RAFTKA_TOKEN_USER": "alice", "RAFTKA_TOKEN_PASSWORD_FILE": str(password)}
     produced = up.raftka("produce", "tokens", stdin="x\n", env=as_alice)
     assert "produced 1 records" in produced.stderr, produced.stderr
     bad = up.raftka(
-        "produce", "tokens", stdin="x\n", env={**as_alice, "RAFTKA_PASSWORD_FILE": str(wrong)}
+        "produce", "tokens", stdin="x\n", env={**as_alice, "RAFTKA_TOKEN_PASSWORD_FILE": str(wrong)}
     )
     assert bad.returncode == 1 and "alice" in bad.stderr, bad.stderr
     denied = up.raftka("topics", "create", "not-alices", env=as_alice)

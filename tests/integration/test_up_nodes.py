@@ -5,11 +5,13 @@ $RAFTKA_CLUSTER_DIR), all as real processes on 127.0.0.1."""
 from __future__ import annotations
 
 import signal
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from raftka.ops.cluster_file import read_cluster_file
 from raftka.ops.proc import stat_state
 from tests.conditions import wait_until
 from tests.integration.support.up import Up, broker_epochs, running_up
@@ -40,6 +42,14 @@ def test_kill_pause_resume_and_restart_nodes_by_hand(up: Up) -> None:
     by_dir = up.node("list", "--json", "--dir", str(up.directory), env=without_env)
     assert len(by_dir.stdout.splitlines()) == 3, by_dir.stderr
     epoch_before = broker_epochs(up.directory)[3]
+
+    # Every node serves metrics where `raftka up` says (and cluster.json records).
+    urls = read_cluster_file(up.directory)["metrics"]
+    assert sorted(urls) == ["1", "2", "3"]
+    for node_id, url in urls.items():
+        assert f"node {node_id}: {url}" in up.text
+    with urllib.request.urlopen(urls["1"], timeout=5) as response:
+        assert b"raftka_controller_active 1.0" in response.read()
 
     # kill -9 a broker: reported once, the supervisor and the others keep running.
     killed = up.node("kill", "3")

@@ -39,9 +39,11 @@ def start_broker_cluster(
     timeout_s: float = 30.0,
     faults: bool = False,
     tls: bool = False,
+    metrics: bool = False,
 ) -> LocalCluster:
     """Start controllers and brokers as real processes; return once every broker is unfenced.
-    Stop it with :func:`stop_broker_cluster` (which also prints the log tails)."""
+    Stop it with :func:`stop_broker_cluster` (which also prints the log tails). ``metrics``
+    gives every node a Prometheus endpoint (``cluster.node(id).metrics_url``)."""
     cluster = LocalCluster(
         base_dir,
         controllers=controllers,
@@ -50,6 +52,7 @@ def start_broker_cluster(
         broker_settings={**FAST_BROKER, **(broker_settings or {})},
         faults=faults,
         tls=tls,
+        metrics=metrics,
     )
     cluster.prepare()
     cluster.start()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
+from types import SimpleNamespace
 from typing import Any, TypeVar, cast
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from raftka.broker.log.types import AppendResult, FetchData
 from raftka.broker.producers.owners import ProducerOwners, batch_producers
 from raftka.broker.service import BrokerServicer
+from raftka.common.metadata.image import MetadataImage
 from raftka.common.records import build_batch
 from raftka.common.security.caller import bind_caller, reset_caller
 from raftka.common.security.guard import AccessGuard
@@ -104,7 +106,7 @@ def servicer(replicas: Replicas | None = None) -> BrokerServicer:
     s = BrokerServicer(
         cluster_id="c",
         replicas=cast(Any, replicas or Replicas()),
-        follower=cast(Any, object()),
+        follower=cast(Any, SimpleNamespace(image=MetadataImage())),
         producer_ids=cast(Any, Ids()),
         guard=AccessGuard(FakeAuthorizer(GRANTS)),
     )

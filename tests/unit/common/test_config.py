@@ -87,3 +87,28 @@ def test_voter_list_errors(text: str, message: str) -> None:
 def test_voter_list() -> None:
     voters = parse_voters(VOTERS)
     assert [str(v) for v in voters] == VOTERS.split(",")
+
+
+def test_metrics_are_off_unless_the_metrics_table_sets_listen(tmp_path: Path) -> None:
+    base = f'node_id = 1\ndata_dir = "/d"\n[controller]\nvoters = "{VOTERS}"\n'
+    assert not load_config(NodeConfig, write(tmp_path, base)).metrics.enabled
+    on = load_config(NodeConfig, write(tmp_path, base + '[metrics]\nlisten = "0.0.0.0:9404"\n'))
+    assert on.metrics.listen == "0.0.0.0:9404"
+    with pytest.raises(ConfigFileError, match=r"metrics\.listen: expected host:port"):
+        load_config(NodeConfig, write(tmp_path, base + '[metrics]\nlisten = "nowhere"\n'))
+
+
+def test_a_local_cluster_with_metrics_gives_every_node_an_endpoint(tmp_path: Path) -> None:
+    from raftka.ops.local_cluster import LocalCluster
+
+    cluster = LocalCluster(tmp_path, controllers=1, brokers=1, metrics=True)
+    cluster.prepare()
+    ports = set()
+    for node in (*cluster.nodes.values(), *cluster.brokers.values()):
+        config = load_config(NodeConfig, node.config_path)
+        assert node.metrics_url == f"http://{config.metrics.listen}/metrics"
+        ports.add(node.metrics_port)
+    assert len(ports) == 2 and None not in ports
+    plain = LocalCluster(tmp_path / "plain", controllers=1)
+    plain.prepare()
+    assert not load_config(NodeConfig, plain.nodes[1].config_path).metrics.enabled

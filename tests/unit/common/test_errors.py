@@ -15,7 +15,9 @@ from raftka.common import security_errors as se
 from raftka.common import txn_errors as te
 from raftka.common.metadata.errors import MetadataReplayError
 from raftka.common.records import errors as record_errors
+from raftka.common.rpc.channels import PlaintextRefusedError, PlaintextTokenError
 from raftka.common.rpc.status import error_from_rpc, status_for, trailing_metadata_for
+from raftka.common.security.tls import TlsConfigError
 from raftka.common.storage import errors as storage_errors
 from raftka.v1.common_pb2 import ErrorCode
 
@@ -100,6 +102,10 @@ INTENDED: dict[type[errors.RaftkaError], tuple[str, bool, grpc.StatusCode]] = {
     se.ResourceNotFoundError: ("RESOURCE_NOT_FOUND", False, S.NOT_FOUND),
     se.DuplicateResourceError: ("DUPLICATE_RESOURCE", False, S.INVALID_ARGUMENT),
     # A node's own startup problems: never a request's fault.
+    PlaintextRefusedError: ("INVALID_CONFIG", False, S.INTERNAL),
+    TlsConfigError: ("INVALID_CONFIG", False, S.INTERNAL),
+    # A client's own setting: never sent.
+    PlaintextTokenError: ("INVALID_CONFIG", False, S.INVALID_ARGUMENT),
     errors.ConfigFileError: ("INVALID_CONFIG", False, S.INTERNAL),
     errors.DataDirectoryError: ("KAFKA_STORAGE_ERROR", False, S.INTERNAL),
     MetadataReplayError: ("UNKNOWN_SERVER_ERROR", False, S.INTERNAL),

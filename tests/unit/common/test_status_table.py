@@ -18,7 +18,9 @@ import raftka.common
 import raftka.v1
 from raftka.common import errors
 from raftka.common.metadata.errors import MetadataReplayError
+from raftka.common.rpc.channels import PlaintextRefusedError
 from raftka.common.rpc.status import _STATUS_BY_ERROR, status_for, trailing_metadata_for
+from raftka.common.security.tls import TlsConfigError
 from raftka.v1.common_pb2 import ErrorCode
 
 COMMON_PROTO = Path(raftka.v1.__file__).parent / "common.proto"
@@ -27,7 +29,13 @@ ROW = re.compile(r"^//\s*\|(.*)\|\s*$")
 
 # Errors of a node's own startup or metadata replay: they stop a node, never answer a request.
 NOT_REQUEST_LEVEL: frozenset[type[errors.RaftkaError]] = frozenset(
-    {errors.ConfigFileError, errors.DataDirectoryError, MetadataReplayError}
+    {
+        errors.ConfigFileError,
+        errors.DataDirectoryError,
+        MetadataReplayError,
+        PlaintextRefusedError,
+        TlsConfigError,
+    }
 )
 
 

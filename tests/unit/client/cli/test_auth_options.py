@@ -23,13 +23,13 @@ LOCAL = "127.0.0.1:9001"
 
 @pytest.fixture(autouse=True)
 def no_security_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("CA_FILE", "CERT_FILE", "KEY_FILE", "USER", "PASSWORD_FILE"):
+    for name in ("CA_FILE", "CERT_FILE", "KEY_FILE", "TOKEN_USER", "TOKEN_PASSWORD_FILE"):
         monkeypatch.delenv(f"RAFTKA_{name}", raising=False)
 
 
-def parse(*argv: str, token: bool = True) -> argparse.Namespace:
+def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    add_security_arguments(parser, token=token)
+    add_security_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -77,7 +77,7 @@ def test_a_token_comes_from_a_password_file(tmp_path: Path) -> None:
     secret = tmp_path / "pw"
     secret.write_text("correct horse\nignored\n")
     got = resolve_security(
-        parse("--user", "alice", "--password-file", str(secret), "--ca-file", "/ca"),
+        parse("--token-user", "alice", "--token-password-file", str(secret), "--ca-file", "/ca"),
         ["h:1"],
         tmp_path,
     )
@@ -91,11 +91,11 @@ def test_a_token_comes_from_a_password_file(tmp_path: Path) -> None:
 def test_mistakes_are_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(RaftkaError, match="go together"):
         resolve_security(parse("--cert-file", "/a.crt"), ["h:1"], tmp_path)
-    with pytest.raises(RaftkaError, match="--user"):
-        resolve_security(parse("--password-file", "/pw"), ["h:1"], tmp_path)
+    with pytest.raises(RaftkaError, match="--token-user"):
+        resolve_security(parse("--token-password-file", "/pw"), ["h:1"], tmp_path)
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
-    with pytest.raises(RaftkaError, match="--password-file"):
-        resolve_security(parse("--user", "alice"), ["h:1"], tmp_path)
+    with pytest.raises(RaftkaError, match="--token-password-file"):
+        resolve_security(parse("--token-user", "alice"), ["h:1"], tmp_path)
     (tmp_path / "empty").write_text("")
     with pytest.raises(RaftkaError, match="empty"):
         read_password_file(str(tmp_path / "empty"))
@@ -124,11 +124,12 @@ def test_every_connecting_command_takes_the_same_options() -> None:
             "x",
         ],
         ["faults", "show", "--node", "h:1"],
+        ["quotas", "list"],
+        ["users", "list"],
     ):
-        args = parser.parse_args(
-            [*argv, "--ca-file", "/ca", "--user", "u", "--password-file", "/p"]
-        )
-        assert (args.ca_file, args.user, args.password_file) == ("/ca", "u", "/p"), argv
+        token = ["--token-user", "u", "--token-password-file", "/p"]
+        args = parser.parse_args([*argv, "--ca-file", "/ca", *token])
+        assert (args.ca_file, args.token_user, args.token_password_file) == ("/ca", "u", "/p")
 
 
 def test_users_take_no_password_on_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
