@@ -21,6 +21,7 @@ from raftka.client.connections import BrokerConnections
 from raftka.common.errors import RaftkaError, RequestTimedOutError, UnknownTopicOrPartitionError
 from raftka.common.rpc.retry import Deadline, RetryPolicy
 from raftka.common.rpc.status import error_from_rpc
+from raftka.common.security_errors import AuthenticationFailedError
 from raftka.v1 import broker_pb2 as pb
 from raftka.v1.common_pb2 import ErrorCode
 
@@ -178,8 +179,13 @@ class MetadataCache:
                 )
                 return response
             except grpc.aio.AioRpcError as e:
+                error = error_from_rpc(e, address)
+                if isinstance(error, AuthenticationFailedError):
+                    # A refused token or certificate is not a broker being down: say so now,
+                    # as Kafka's SaslAuthenticationException does, rather than after max.block.ms.
+                    raise error from None
                 self.note_unreachable(address)
-                errors.append(f"{address} ({error_from_rpc(e, address).message})")
+                errors.append(f"{address} ({error.message})")
         raise RequestTimedOutError(
             f"cannot reach any bootstrap server or broker: {'; '.join(errors)}. "
             "Is the cluster running? Try `raftka up`."
@@ -194,6 +200,8 @@ class MetadataCache:
                 return info
             try:
                 await self.refresh([name])
+            except AuthenticationFailedError:
+                raise  # retrying with the same credentials cannot help
             except RaftkaError:
                 if deadline.expired():
                     raise

@@ -8,11 +8,17 @@ the first start, +1 at every restart). Only the supervisor writes it, atomically
 node starts, restarts or exits; ``raftka node`` and the client commands read it. A missing or
 damaged file reads as empty: commands then ask the user for addresses.
 
+``tls`` is there only for a TLS cluster (``raftka up --tls``): the CA that signed the nodes'
+certificates and the admin's client certificate and key (``User:admin``, a super user), which
+the client commands use to reach the cluster's addresses (see raftka.client.cli.auth_options).
+
     {
       "bootstrap_controller": "127.0.0.1:40001",
       "bootstrap_servers": "127.0.0.1:40002,127.0.0.1:40003",
       "cluster_id": "...",
       "metrics": {"1": "http://127.0.0.1:40101/metrics", ...},
+      "tls": {"ca_file": "/abs/tls/ca.crt", "cert_file": "/abs/tls/admin.crt",
+              "key_file": "/abs/tls/admin.key"},
       "supervisor": {"pid": 4100, "started": 912345},
       "nodes": [
         {"id": 2, "roles": ["broker"], "addresses": {"broker": "127.0.0.1:40002"},
@@ -133,6 +139,47 @@ def read_nodes(directory: Path) -> list[NodeEntry]:
     raw = read_cluster_file(directory).get("nodes")
     entries = [NodeEntry.from_json(n) for n in raw] if isinstance(raw, list) else []
     return sorted((e for e in entries if e is not None), key=lambda e: e.node_id)
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """The files a client needs to reach a TLS local cluster as its admin."""
+
+    ca_file: str
+    cert_file: str
+    key_file: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"ca_file": self.ca_file, "cert_file": self.cert_file, "key_file": self.key_file}
+
+    @classmethod
+    def from_json(cls, data: object) -> TlsFiles | None:
+        if not isinstance(data, Mapping):
+            return None
+        values = [data.get(k) for k in ("ca_file", "cert_file", "key_file")]
+        if not all(isinstance(v, str) and v for v in values):
+            return None
+        ca, cert, key = values
+        return cls(str(ca), str(cert), str(key))
+
+
+def read_tls_files(directory: Path) -> TlsFiles | None:
+    """The TLS files of the cluster in ``directory``; None for a plaintext cluster (or no
+    cluster, or a damaged entry)."""
+    return TlsFiles.from_json(read_cluster_file(directory).get("tls"))
+
+
+def cluster_addresses(directory: Path) -> frozenset[str]:
+    """Every address the cluster file names (bootstrap lists and nodes' listen addresses)."""
+    data = read_cluster_file(directory)
+    found: set[str] = set()
+    for key in ("bootstrap_controller", "bootstrap_servers"):
+        value = data.get(key)
+        if isinstance(value, str):
+            found.update(a.strip() for a in value.split(",") if a.strip())
+    for entry in read_nodes(directory):
+        found.update(entry.addresses.values())
+    return frozenset(found)
 
 
 def read_supervisor(directory: Path) -> ProcessEntry | None:

@@ -39,13 +39,15 @@ async def run_demo(
     print(
         f"\n== demo: topic '{TOPIC}', {PARTITIONS} partitions, 3 replicas, min.insync.replicas=2 =="
     )
-    async with AsyncAdmin(cluster.bootstrap) as admin:
+    security = cluster.client_security() if cluster.tls else None
+    settings = cluster.client_settings()  # TLS and the admin certificate, for a tls cluster
+    async with AsyncAdmin(cluster.bootstrap, security=security) as admin:
         created = await admin.create_topic(
             TOPIC, PARTITIONS, 3, configs={"min.insync.replicas": "2"}
         )
     print(f"created topic {TOPIC} (id {created.topic_id})")
     async with AsyncProducer(
-        bootstrap_servers=cluster.bootstrap_servers, compression_type="lz4"
+        bootstrap_servers=cluster.bootstrap_servers, compression_type="lz4", **settings
     ) as producer:
         print("producing keyed records (idempotent, acks=all; same key -> same partition) ...")
         await _produce_round(producer, "first", 9)
@@ -75,7 +77,9 @@ async def run_demo(
 
     print("\nconsuming everything back (nothing acknowledged was lost):")
     survivors = [n.address for b, n in cluster.brokers.items() if b != victim]
-    async with AsyncConsumer(bootstrap_servers=survivors, auto_offset_reset="earliest") as consumer:
+    async with AsyncConsumer(
+        bootstrap_servers=survivors, auto_offset_reset="earliest", **settings
+    ) as consumer:
         consumer.assign([TopicPartition(TOPIC, p) for p in range(PARTITIONS)])
         ends = await consumer.end_offsets(consumer.assignment())
         total = sum(ends.values())

@@ -10,6 +10,7 @@ from raftka.common.fault_service import rule_from_pb, rule_to_pb
 from raftka.common.faults import Action, Direction, FaultRule
 from raftka.common.rpc.channels import open_channel
 from raftka.common.rpc.status import error_from_rpc
+from raftka.common.security.tls import ChannelSecurity
 from raftka.v1 import faults_pb2 as pb
 from raftka.v1.faults_pb2_grpc import FaultServiceStub
 
@@ -18,10 +19,12 @@ ISOLATE = FaultRule(Action.DROP)
 
 
 class FaultClient:
-    def __init__(self, address: str, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, address: str, timeout_s: float = 5.0, *, security: ChannelSecurity | None = None
+    ) -> None:
         self.address = address
         self.timeout_s = timeout_s
-        self._channel = open_channel(address)
+        self._channel = open_channel(address, security=security)
         self._stub = FaultServiceStub(self._channel)
 
     async def __aenter__(self) -> FaultClient:

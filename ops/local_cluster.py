@@ -18,9 +18,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from raftka.common.data_dir import format_data_dir, new_cluster_id
 from raftka.common.security.tls import ChannelSecurity
+from raftka.ops.cluster_file import TlsFiles
 from raftka.ops.power_loss import CutTail, cut_unflushed_tails
 from raftka.ops.proc import start_time
 from raftka.ops.tls_certs import LOCAL_HOSTS, CertificateAuthority
@@ -300,6 +302,29 @@ class LocalCluster:
             key_file=str(self.tls_dir / f"{ADMIN_CN}.key") if certificate else "",
             token=token,
         )
+
+    def admin_tls_files(self) -> TlsFiles | None:
+        """The CA and the admin's certificate and key of a ``tls`` cluster (None otherwise)."""
+        if not self.tls:
+            return None
+        return TlsFiles(
+            ca_file=str(self.tls_dir / "ca.crt"),
+            cert_file=str(self.tls_dir / f"{ADMIN_CN}.crt"),
+            key_file=str(self.tls_dir / f"{ADMIN_CN}.key"),
+        )
+
+    def client_settings(self) -> dict[str, Any]:
+        """Producer / Consumer settings (keyword names) that reach this cluster as the admin:
+        nothing for a plaintext cluster, SSL with the admin certificate for a ``tls`` one."""
+        files = self.admin_tls_files()
+        if files is None:
+            return {}
+        return {
+            "security_protocol": "SSL",
+            "ssl_ca_location": files.ca_file,
+            "ssl_certificate_location": files.cert_file,
+            "ssl_key_location": files.key_file,
+        }
 
     def start(self, node_id: int | None = None) -> None:
         """Start one node, or every node that is not running."""

@@ -45,7 +45,7 @@ class Supervisor:
         out: Callable[[str], None] | None = None,
     ) -> None:
         """``cluster_info`` is what cluster.json holds besides the nodes (bootstrap addresses,
-        cluster id)."""
+        cluster id, and a TLS cluster's CA and admin certificate)."""
         self.cluster = cluster
         self._info = dict(cluster_info)
         self._out = out or _print_now

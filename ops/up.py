@@ -11,7 +11,8 @@ import contextlib
 import shutil
 import signal
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from raftka.common.errors import RaftkaError
@@ -70,6 +71,11 @@ class UpOptions:
     directory_hint: str | None = None
     """A line telling how other commands find this cluster (``export RAFTKA_CLUSTER_DIR=...``),
     printed once it is up; None when they find it by default."""
+    tls: bool = False
+    """A secure cluster: a throwaway CA and certificates under ``<directory>/tls``, every node
+    TLS + mTLS with the authorizer on (LocalCluster's ``tls``)."""
+    security_settings: Mapping[str, object] = field(default_factory=dict)
+    """Extra ``[security]`` keys for every node (tests)."""
 
 
 def run_local_cluster(args: UpOptions) -> int:
@@ -80,18 +86,24 @@ def run_local_cluster(args: UpOptions) -> int:
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
     cluster = LocalCluster(
-        directory, controllers=args.controllers, brokers=args.brokers, metrics=True
+        directory,
+        controllers=args.controllers,
+        brokers=args.brokers,
+        metrics=True,
+        tls=args.tls,
+        security_settings=args.security_settings,
     )
     cluster.prepare()
-    supervisor = Supervisor(
-        cluster,
-        {
-            "bootstrap_controller": ",".join(cluster.bootstrap),
-            "bootstrap_servers": ",".join(cluster.bootstrap_servers),
-            "cluster_id": cluster.cluster_id,
-            "metrics": metrics_urls(cluster),
-        },
-    )
+    info: dict[str, object] = {
+        "bootstrap_controller": ",".join(cluster.bootstrap),
+        "bootstrap_servers": ",".join(cluster.bootstrap_servers),
+        "cluster_id": cluster.cluster_id,
+        "metrics": metrics_urls(cluster),
+    }
+    tls_files = cluster.admin_tls_files()
+    if tls_files is not None:
+        info["tls"] = tls_files.to_json()
+    supervisor = Supervisor(cluster, info)
     supervisor.write()
     try:
         cluster.start()
@@ -105,9 +117,31 @@ def run_local_cluster(args: UpOptions) -> int:
         print("stopped.", flush=True)
 
 
+def tls_summary(cluster: LocalCluster) -> list[str]:
+    """What ``raftka up`` says about a TLS cluster: where the CA and the admin's certificate
+    are, and how the CLI and the Python client use them."""
+    files = cluster.admin_tls_files()
+    if files is None:
+        return []
+    settings = cluster.client_settings()
+    python_args = ", ".join(f"{k}={v!r}" for k, v in settings.items())
+    return [
+        "TLS: every listener and channel is TLS with client certificates (mTLS), authorizer on",
+        f"  CA certificate:       {files.ca_file}",
+        f"  admin certificate:    {files.cert_file}   (User:admin, a super user)",
+        f"  admin key:            {files.key_file}",
+        "  raftka commands use these through cluster.json; elsewhere pass "
+        f"--ca-file {files.ca_file} --cert-file {files.cert_file} --key-file {files.key_file}",
+        "  Python client: Producer(bootstrap_servers=..., " + python_args + ")",
+        "    (properties: security.protocol=SSL, ssl.ca.location, ssl.certificate.location, "
+        "ssl.key.location; tokens: security.protocol=SASL_SSL, sasl.username, sasl.password)",
+    ]
+
+
 async def _supervise(supervisor: Supervisor, args: UpOptions) -> int:
     cluster = supervisor.cluster
-    async with ControllerClient(cluster.bootstrap) as client:
+    security = cluster.client_security() if cluster.tls else None
+    async with ControllerClient(cluster.bootstrap, security=security) as client:
         try:
             quorum = await wait_for_leader(client)
             await wait_for_brokers(client, len(cluster.brokers))
@@ -125,6 +159,8 @@ async def _supervise(supervisor: Supervisor, args: UpOptions) -> int:
         print("Prometheus metrics (docs/operations.md, 'Metrics'):")
         for node, url in metrics_urls(cluster).items():
             print(f"  node {node}: {url}")
+        for line in tls_summary(cluster):
+            print(line)
         if args.directory_hint:
             print(args.directory_hint)
         if args.demo:

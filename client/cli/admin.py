@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 from raftka.client.cli.bootstrap import (
     add_bootstrap_controller_argument,
+    connection_security,
     controller_sources,
 )
 from raftka.client.discovery import controllers_from_brokers
@@ -84,9 +85,12 @@ def with_client(
             controllers, servers = controller_sources(
                 args.bootstrap_controller, args.bootstrap_server
             )
-            discover = (lambda: controllers_from_brokers(servers)) if servers else None
+            security = connection_security(args, controllers or servers).channel()
+            discover = (
+                (lambda: controllers_from_brokers(servers, security=security)) if servers else None
+            )
             async with ControllerClient(
-                controllers, timeout_s=args.timeout, discover=discover
+                controllers, timeout_s=args.timeout, discover=discover, security=security
             ) as client:
                 result = command(client, args)
                 code = await result if asyncio.iscoroutine(result) else result

@@ -1,6 +1,6 @@
 """The ``raftka`` command line.
 
-    raftka up [--demo]                 a local cluster (3 controllers) under one supervisor
+    raftka up [--tls] [--demo]         a local cluster (3 controllers) under one supervisor
     raftka node list|kill|pause|resume|restart ID   the nodes of that cluster, by hand
     raftka format --config node.toml   prepare a node's data directory
     raftka server --config node.toml   run one node
@@ -13,6 +13,7 @@
     raftka faults show|drop|delay|isolate|slow-fsync|clear --node HOST:PORT
     raftka consume TOPIC [--from-beginning | --offset N] [--group G] [--format value|kv|json] ...
     raftka groups list|describe|reset-offsets|delete|delete-offsets ...
+    raftka users add|list|remove ...   users whose passwords bearer tokens are checked against
     raftka quotas set|remove|list [--user U | --default-user] [--client-id C | --default-client-id]
     raftka produce TOPIC [--key-separator SEP] [--acks all|1|0] < lines
     raftka copy --source-topic X --target-topic Y --group G --transactional-id T [--to-bootstrap B]
@@ -23,7 +24,9 @@
 Admin commands find the controllers with --bootstrap-controller (or RAFTKA_BOOTSTRAP_CONTROLLER,
 or the cluster file ``raftka up`` writes into its directory, $RAFTKA_CLUSTER_DIR or ./raftka-data);
 client commands (produce, consume, copy, perf) find the brokers with --bootstrap-server (or
-RAFTKA_BOOTSTRAP_SERVER, or that same file): see bootstrap.py.
+RAFTKA_BOOTSTRAP_SERVER, or that same file): see bootstrap.py. Every command that connects
+takes --ca-file / --cert-file / --key-file / --token-user / --token-password-file (or
+RAFTKA_CA_FILE, ...), and uses the TLS files of a `raftka up --tls` cluster by itself: see auth_options.py.
 
 Each command group is one module here with an ``add_commands(sub)``; none imports this one.
 """
@@ -49,6 +52,7 @@ from raftka.client.cli import (
     quotas,
     server,
     up,
+    users,
 )
 from raftka.common.errors import RaftkaError
 from raftka.common.logging import configure_logging
@@ -71,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         consume,
         copy,
         groups,
+        users,
         quotas,
         perf,
         experiment,

@@ -4,14 +4,20 @@ Admin commands take ``--bootstrap-controller`` (else ``$RAFTKA_BOOTSTRAP_CONTROL
 commands (produce, consume, perf) take ``--bootstrap-server`` (else
 ``$RAFTKA_BOOTSTRAP_SERVER``). Failing both, they read the cluster file of the local cluster
 that ``raftka up`` runs in ``$RAFTKA_CLUSTER_DIR`` (default ``./raftka-data``).
+
+Both also take the security options (auth_options.py); :func:`connection_security` resolves
+them for the addresses found, using the TLS files of a ``raftka up --tls`` cluster when the
+addresses are that cluster's.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
+from raftka.client.cli.auth_options import ClientSecurity, add_security_arguments, resolve_security
 from raftka.common.errors import RaftkaError
 
 DEFAULT_UP_DIR = Path("raftka-data")
@@ -25,7 +31,14 @@ def cluster_dir() -> Path:
     return Path(os.environ.get(CLUSTER_DIR_ENV) or DEFAULT_UP_DIR)
 
 
+def connection_security(args: argparse.Namespace, addresses: Sequence[str]) -> ClientSecurity:
+    """How the command reaches ``addresses``: its security options, else the environment,
+    else the local cluster's TLS files if the addresses are the local cluster's."""
+    return resolve_security(args, addresses, cluster_dir())
+
+
 def add_bootstrap_controller_argument(parser: argparse.ArgumentParser) -> None:
+    """--bootstrap-controller, --bootstrap-server, --timeout and the security options."""
     parser.add_argument(
         "--bootstrap-controller",
         metavar="HOST:PORT[,HOST:PORT]",
@@ -46,15 +59,18 @@ def add_bootstrap_controller_argument(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="give up after this long (default 15)",
     )
+    add_security_arguments(parser)
 
 
 def add_bootstrap_server_argument(parser: argparse.ArgumentParser) -> None:
+    """--bootstrap-server and the security options."""
     parser.add_argument(
         "--bootstrap-server",
         metavar="HOST:PORT[,HOST:PORT]",
         help=f"broker addresses (default: ${BOOTSTRAP_SERVER_ENV}, or the cluster started by "
         f"`raftka up` in ${CLUSTER_DIR_ENV} or ./{DEFAULT_UP_DIR})",
     )
+    add_security_arguments(parser)
 
 
 def resolve_bootstrap_controllers(value: str | None, up_dir: Path | None = None) -> list[str]:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from raftka.client.cli.bootstrap import (
     add_bootstrap_server_argument,
+    connection_security,
     parse_properties,
     resolve_bootstrap_servers,
 )
@@ -121,9 +122,14 @@ async def open_consumer(
     """An AsyncConsumer for a command's --bootstrap-server and --consumer-property options."""
     from raftka.client.consumer import AsyncConsumer, ConsumerConfig
 
-    properties = {"auto.offset.reset": reset, **(extra or {})}
+    servers = resolve_bootstrap_servers(args.bootstrap_server)
+    properties = {
+        "auto.offset.reset": reset,
+        **connection_security(args, servers).properties(),
+        **(extra or {}),
+    }
     properties.update(parse_properties(args.consumer_property, "--consumer-property"))
-    properties["bootstrap.servers"] = ",".join(resolve_bootstrap_servers(args.bootstrap_server))
+    properties["bootstrap.servers"] = ",".join(servers)
     return AsyncConsumer(ConsumerConfig.from_properties(properties))
 
 

@@ -28,7 +28,12 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from raftka.client.cli.bootstrap import parse_properties, resolve_bootstrap_servers
+from raftka.client.cli.auth_options import add_security_arguments
+from raftka.client.cli.bootstrap import (
+    connection_security,
+    parse_properties,
+    resolve_bootstrap_servers,
+)
 from raftka.common.errors import RaftkaError
 from raftka.common.txn_errors import TransactionAbortableError
 
@@ -97,6 +102,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     p.add_argument("--consumer-property", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--producer-property", action="append", default=[], metavar="NAME=VALUE")
+    add_security_arguments(p)  # both clusters; a --*-property overrides it for one side
     p.set_defaults(run=_run)
 
 
@@ -246,15 +252,19 @@ async def copy_topic(args: argparse.Namespace) -> CopyStats:
 
     source = resolve_bootstrap_servers(args.from_bootstrap)
     target = _split(args.to_bootstrap) if args.to_bootstrap else source
-    consumer_props: dict[str, object] = {"isolation.level": "read_committed"}
+    security = connection_security(args, [*source, *target])
+    consumer_props: dict[str, object] = {
+        "isolation.level": "read_committed",
+        **security.properties(),
+    }
     consumer_props.update(parse_properties(args.consumer_property, "--consumer-property"))
     consumer_props["bootstrap.servers"] = ",".join(source)
     consumer_props["isolation.level"] = "read_committed"
-    producer_props: dict[str, object] = {}
+    producer_props: dict[str, object] = dict(security.properties())
     producer_props.update(parse_properties(args.producer_property, "--producer-property"))
     producer_props["bootstrap.servers"] = ",".join(target)
     producer_props["transactional.id"] = args.transactional_id
-    connections = BrokerConnections(client_id="raftka-copy")
+    connections = BrokerConnections(client_id="raftka-copy", security=security.channel())
     async with (
         AsyncConsumer(ConsumerConfig.from_properties(consumer_props)) as consumer,
         AsyncProducer(ProducerConfig.from_properties(producer_props)) as producer,

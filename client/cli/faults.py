@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from raftka.client.cli.auth_options import add_security_arguments
+from raftka.client.cli.bootstrap import connection_security
 from raftka.common.fault_service import rule_from_pb
 from raftka.common.faults import Action, Direction, FaultPath, FaultRule
 
@@ -56,6 +58,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
             "--node", required=True, metavar="HOST:PORT", help="the node's listen address"
         )
         p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS")
+        add_security_arguments(p)
     faults.set_defaults(run=_run)
 
 
@@ -74,7 +77,8 @@ def _run(args: argparse.Namespace) -> int:
     from raftka.ops.fault_client import FaultClient
 
     async def main() -> int:
-        async with FaultClient(args.node, timeout_s=args.timeout) as client:
+        security = connection_security(args, [args.node]).channel()
+        async with FaultClient(args.node, timeout_s=args.timeout, security=security) as client:
             if args.action in ("drop", "delay"):
                 await client.inject([rule_from_args(args)])
             elif args.action == "isolate":

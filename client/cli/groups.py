@@ -19,7 +19,11 @@ from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from raftka.client.cli.bootstrap import add_bootstrap_server_argument, resolve_bootstrap_servers
+from raftka.client.cli.bootstrap import (
+    add_bootstrap_server_argument,
+    connection_security,
+    resolve_bootstrap_servers,
+)
 from raftka.client.types import TopicPartition
 from raftka.common.errors import InvalidRequestError, RaftkaError
 
@@ -154,7 +158,10 @@ def run(args: argparse.Namespace) -> int:
         from raftka.client.admin import AsyncAdmin
 
         servers = resolve_bootstrap_servers(args.bootstrap_server)
-        async with AsyncAdmin(bootstrap_servers=servers, timeout_s=args.timeout) as admin:
+        security = connection_security(args, servers).channel()
+        async with AsyncAdmin(
+            bootstrap_servers=servers, timeout_s=args.timeout, security=security
+        ) as admin:
             return await action(admin, args)
 
     return asyncio.run(main())

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from raftka.client.cli.bootstrap import (
     add_bootstrap_server_argument,
+    connection_security,
     parse_properties,
     resolve_bootstrap_servers,
 )
@@ -56,13 +57,15 @@ def add_producer_arguments(p: argparse.ArgumentParser) -> None:
 def open_producer(args: argparse.Namespace, **extra: Any) -> AsyncProducer:
     from raftka.client.producer import AsyncProducer, ProducerConfig
 
+    servers = resolve_bootstrap_servers(args.bootstrap_server)
     properties: dict[str, object] = {
         "acks": args.acks,
         "compression.type": args.compression_type,
+        **connection_security(args, servers).properties(),
         **extra,
     }
     properties.update(parse_properties(args.producer_property, "--producer-property"))
-    properties["bootstrap.servers"] = ",".join(resolve_bootstrap_servers(args.bootstrap_server))
+    properties["bootstrap.servers"] = ",".join(servers)
     return AsyncProducer(ProducerConfig.from_properties(properties))
 
 

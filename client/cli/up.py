@@ -1,4 +1,4 @@
-"""``raftka up``: run a local cluster on 127.0.0.1 (the work is raftka.ops.up)."""
+"""``raftka up [--tls]``: run a local cluster on 127.0.0.1 (the work is raftka.ops.up)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,13 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--controllers", type=int, default=3, choices=(1, 3, 5), help="number of controller voters"
     )
     up.add_argument("--brokers", type=int, default=3, help="number of brokers (default 3)")
+    up.add_argument(
+        "--tls",
+        action="store_true",
+        help="a secure cluster: a throwaway CA and certificates under DIR/tls, every node "
+        "TLS with client certificates (mTLS) and the authorizer on; the admin certificate "
+        "(User:admin, a super user) is recorded in DIR/cluster.json for the raftka commands",
+    )
     up.add_argument(
         "--demo",
         action="store_true",
@@ -48,5 +55,6 @@ def _run(args: argparse.Namespace) -> int:
             brokers=args.brokers,
             demo=args.demo,
             exit_after_demo=args.exit_after_demo,
+            tls=args.tls,
         )
     )

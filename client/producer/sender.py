@@ -40,6 +40,7 @@ from raftka.client.types import TopicPartition
 from raftka.common.errors import RaftkaError, RequestTimedOutError
 from raftka.common.rpc.retry import RetryPolicy
 from raftka.common.rpc.status import error_from_rpc
+from raftka.common.security_errors import AuthenticationFailedError
 from raftka.v1 import broker_pb2 as pb
 from raftka.v1.common_pb2 import ErrorCode
 
@@ -399,6 +400,11 @@ class Sender:
         assert self.sequences is not None and self._init_producer_id is not None
         try:
             producer_id, epoch = await self._init_producer_id()
+        except AuthenticationFailedError as e:
+            # Fail what waits (as Kafka does) instead of retrying forever; later sends try again.
+            log.warning("init_producer_id_failed", error=e.message)
+            self._fail_queued(e)
+            return self._retry.backoff(2)
         except RaftkaError as e:
             log.warning("init_producer_id_failed", error=e.message)
             return self._retry.backoff(2)

@@ -22,13 +22,23 @@ def raftka(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedP
     )
 
 
-def test_up_demo_runs_and_stops_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "extra",
+    [
+        pytest.param((), id="plaintext"),
+        # The same demo over TLS + mTLS with the authorizer on: the supervisor's restarts of
+        # the killed nodes must come back with their certificates. Slow: a second full demo.
+        pytest.param(("--tls",), id="tls", marks=pytest.mark.slow),
+    ],
+)
+def test_up_demo_runs_and_stops_cleanly(tmp_path: Path, extra: tuple[str, ...]) -> None:
     result = raftka(
-        "up", "--demo", "--exit-after-demo", "--dir", str(tmp_path / "rk"), cwd=tmp_path
+        "up", "--demo", "--exit-after-demo", "--dir", str(tmp_path / "rk"), *extra, cwd=tmp_path
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "Raftka is up: 3 controllers" in out and "3 brokers" in out
+    assert ("TLS: every listener" in out) == bool(extra)
     assert "created topic demo" in out
     assert "kill -9 the controller leader" in out and "leads term" in out
     consumed = [ln for ln in out.splitlines() if ln.strip().startswith("demo-") and "value=" in ln]

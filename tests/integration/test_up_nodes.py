@@ -4,111 +4,25 @@ $RAFTKA_CLUSTER_DIR), all as real processes on 127.0.0.1."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
 import signal
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from raftka.common.errors import RaftkaError
-from raftka.common.rpc.controller_client import ControllerClient
-from raftka.ops.cluster_file import read_cluster_file, read_nodes
-from raftka.ops.proc import is_node_process, stat_state
+from raftka.ops.cluster_file import read_cluster_file
+from raftka.ops.proc import stat_state
 from tests.conditions import wait_until
+from tests.integration.support.up import Up, broker_epochs, running_up
 
 pytestmark = pytest.mark.integration
 
 
-class Up:
-    """``raftka up`` as a subprocess, its output in a file, and ``raftka node`` beside it."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.directory = tmp_path / "cluster"
-        self.output = tmp_path / "up.out"
-        self.env = {**os.environ, "RAFTKA_CLUSTER_DIR": str(self.directory)}
-        self.env.pop("RAFTKA_BOOTSTRAP_CONTROLLER", None)
-        self.cwd = tmp_path
-        command = ["up", "--dir", str(self.directory), "--controllers", "1", "--brokers", "2"]
-        with open(self.output, "wb") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "raftka.client.cli", *command],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=tmp_path,
-                env=self.env,
-            )
-
-    @property
-    def text(self) -> str:
-        return self.output.read_text(errors="replace")
-
-    def node(
-        self, *args: str, env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "raftka.client.cli", "node", *args],
-            capture_output=True,
-            text=True,
-            cwd=self.cwd,
-            env=env or self.env,
-            timeout=60,
-            stdin=subprocess.DEVNULL,
-        )
-
-    def nodes(self) -> dict[int, dict[str, Any]]:
-        result = self.node("list", "--json")
-        assert result.returncode == 0, result.stderr
-        return {n["id"]: n for n in map(json.loads, result.stdout.splitlines())}
-
-    def stop(self) -> None:
-        """SIGINT, as Ctrl-C; then make sure no node it started outlives the test."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(45)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        for entry in read_nodes(self.directory):
-            p = entry.process
-            if p is not None and is_node_process(p.pid, entry.config, p.started):
-                os.kill(p.pid, signal.SIGKILL)
-
-
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[Up]:
-    cluster = Up(tmp_path)
-    try:
-        wait_until(lambda: "Press Ctrl-C" in cluster.text or cluster.process.poll() is not None,
-                   "raftka up", timeout_s=45)  # fmt: skip
-        assert cluster.process.poll() is None, cluster.text
+    with running_up(tmp_path) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        print(f"--- raftka up output ---\n{cluster.text}")
-
-
-def broker_epochs(directory: Path) -> dict[int, int]:
-    """Registered, unfenced brokers and their epochs, as the active controller sees them."""
-    controllers = str(read_cluster_file(directory)["bootstrap_controller"]).split(",")
-
-    async def ask() -> dict[int, int]:
-        async with ControllerClient(controllers, timeout_s=2.0) as client:
-            described = await client.describe_cluster()
-        return {b.broker_id: b.broker_epoch for b in described.brokers if not b.fenced}
-
-    try:
-        return asyncio.run(ask())
-    except RaftkaError:
-        return {}
 
 
 def test_kill_pause_resume_and_restart_nodes_by_hand(up: Up) -> None:
