@@ -51,6 +51,7 @@ from raftka.common.security.model import (
     RESOURCE_CLUSTER,
     RESOURCE_GROUP,
     RESOURCE_TOPIC,
+    RESOURCE_TRANSACTIONAL_ID,
     Acl,
 )
 from raftka.common.security.tls import ChannelSecurity
@@ -80,6 +81,8 @@ ALLOWED, OTHER, REPLICATED = "allowed", "other", "replicated"
 """Topics: the one the clients may write, one nobody but the admin may, one for replication."""
 GROUP_DENIED, GROUP_OK = "carol-denied", "carol-ok"
 """Carol may describe the first group but not read (join) it; she may read the second."""
+MALLORY_TXN = "mallory-txn"
+"""A transactional id mallory may use (WRITE)."""
 RPC_TIMEOUT_S = 10.0
 
 
@@ -128,6 +131,7 @@ async def prepare(s: Secured) -> None:
                 acl(RESOURCE_TOPIC, ALLOWED, "alice", OP_DESCRIBE),
                 acl(RESOURCE_CLUSTER, CLUSTER_RESOURCE_NAME, "alice", OP_IDEMPOTENT_WRITE),
                 acl(RESOURCE_TOPIC, ALLOWED, "mallory", OP_WRITE),
+                acl(RESOURCE_TRANSACTIONAL_ID, MALLORY_TXN, "mallory", OP_WRITE),
                 acl(RESOURCE_TOPIC, ALLOWED, "carol", OP_READ),
                 acl(RESOURCE_GROUP, GROUP_DENIED, "carol", OP_DESCRIBE),
                 acl(RESOURCE_GROUP, GROUP_OK, "carol", OP_READ),
@@ -260,8 +264,9 @@ def fetch_request(topic: str, offset: int, *, replica: int = -1, epoch: int = 0)
     return request
 
 
-async def read_all(s: Secured, topic: str, count: int) -> list[bytes]:
-    """The values of ``topic``-0 from offset 0 until ``count`` are read, as the admin."""
+async def read_all(s: Secured, topic: str, end: int) -> list[bytes]:
+    """The values of ``topic``-0 from offset 0 up to offset ``end``, as the admin (control
+    records take offsets but are not returned: read up to a position, not a count)."""
     async with AsyncConsumer(
         bootstrap_servers=s.cluster.bootstrap_servers, **client_settings(s.admin)
     ) as consumer:
@@ -270,11 +275,11 @@ async def read_all(s: Secured, topic: str, count: int) -> list[bytes]:
         consumer.seek(tp, 0)
         got: list[bytes] = []
 
-        async def enough() -> bool | None:
+        async def through() -> bool | None:
             got.extend(r.value or b"" for r in await consumer.poll(timeout_ms=200))
-            return True if len(got) >= count else None
+            return True if await consumer.position(tp) >= end else None
 
-        await eventually(enough, what=f"{count} records read from {topic}")
+        await eventually(through, what=f"{topic} read up to offset {end}")
     return got
 
 
@@ -560,25 +565,31 @@ def test_a_consumer_without_read_on_its_group_cannot_join(secured: Secured) -> N
                 got.extend(r.value or b"" for r in await allowed.poll(timeout_ms=200))
                 return True if b"for-carol" in got else None
 
-            await eventually(read_hers, what="carol reads through the group she may read")
+            await eventually(
+                read_hers, timeout_s=40, what="carol reads through the group she may read"
+            )
 
     asyncio.run(main())
 
 
-def batch_of(producer_id: int, epoch: int, sequence: int, value: bytes) -> bytes:
+def batch_of(
+    producer_id: int, epoch: int, sequence: int, value: bytes, *, transactional: bool = False
+) -> bytes:
     return bytes(
         build_batch(
             [(0, None, value, ())],
             producer_id=producer_id,
             producer_epoch=epoch,
             base_sequence=sequence,
+            transactional=transactional,
         )
     )
 
 
 def test_another_client_cannot_fence_an_idempotent_producer(secured: Secured) -> None:
     """Alice produces idempotently; mallory (WRITE on the same topic) sends batches with
-    alice's producer id, a higher epoch or her next sequence: refused, and alice goes on."""
+    alice's producer id, a higher epoch or her next sequence, plain or transactional (inside
+    a transaction of her own): refused, and alice goes on."""
 
     async def main() -> None:
         _, partition = await partition_state(secured, ALLOWED)
@@ -633,6 +644,28 @@ def test_another_client_cannot_fence_an_idempotent_producer(secured: Secured) ->
                     timeout=10,
                 )
                 assert response.results[0].error_code == cpb.NONE
+                # Transactional batches are authorized through their transactional id (and
+                # the coordinator's check that the producer id is that id's), not bound to
+                # their first writer: mallory opens a transaction of her own with the
+                # partition in it, and sends alice's producer id in it.
+                async with AsyncProducer(
+                    bootstrap_servers=secured.cluster.bootstrap_servers,
+                    transactional_id=MALLORY_TXN,
+                    **client_settings(secured["mallory"]),
+                ) as own:
+                    await own.init_transactions()
+                    own.begin_transaction()
+                    await (await own.send(ALLOWED, b"mallory-in-txn", partition=0))
+                    payload = batch_of(pid, epoch + 1, 0, b"forged", transactional=True)
+                    for txn_id, expected in (
+                        (MALLORY_TXN, cpb.INVALID_PRODUCER_ID_MAPPING),
+                        ("", cpb.INVALID_TXN_STATE),
+                    ):
+                        request = produce_batches(ALLOWED, payload, transactional_id=txn_id)
+                        response = await stub.Produce(request, timeout=10)
+                        code = response.results[0].error_code
+                        assert code == expected, (txn_id, cpb.ErrorCode.Name(code))
+                    await own.abort_transaction()
             # Alice is neither fenced nor out of sequence.
             await asyncio.gather(*[await alice.send(ALLOWED, v, partition=0) for v in second])
         end = await high_watermark(secured, partition.leader, ALLOWED)
@@ -643,10 +676,11 @@ def test_another_client_cannot_fence_an_idempotent_producer(secured: Secured) ->
     asyncio.run(main())
 
 
-def produce_batches(topic: str, payload: bytes) -> bpb.ProduceRequest:
+def produce_batches(topic: str, payload: bytes, transactional_id: str = "") -> bpb.ProduceRequest:
     return bpb.ProduceRequest(
         acks=-1,
         timeout_ms=5000,
+        transactional_id=transactional_id,
         topics=[
             bpb.TopicProduceData(
                 topic=topic, partitions=[bpb.PartitionProduceData(partition=0, batches=payload)]
