@@ -247,7 +247,9 @@ async def high_watermark(s: Secured, leader: int, topic: str) -> int:
     return int(result.offset)
 
 
-def fetch_request(topic: str, offset: int, *, replica: int = -1, epoch: int = 0) -> Any:
+def fetch_request(
+    topic: str, offset: int, *, replica: int = -1, epoch: int = 0
+) -> bpb.FetchRequest:
     request = bpb.FetchRequest(
         replica_epoch=epoch,
         topics=[
