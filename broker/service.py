@@ -370,6 +370,8 @@ class BrokerServicer(BrokerServiceServicer):
                     topic, data.partition, transactional_id, payload, partition.log.producer_state
                 )
             appended = await partition.append(payload, acks=acks, timeout_s=timeout_s)
+            if self._owners is not None:
+                self._owners.written(partition.log, payload, current_caller().principal)
             self._traffic.bytes_in(topic, len(payload))
             result.base_offset = appended.base_offset
             result.log_append_time_ms = appended.log_append_time_ms

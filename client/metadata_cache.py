@@ -20,7 +20,7 @@ import structlog
 from raftka.client.connections import BrokerConnections
 from raftka.common.errors import RaftkaError, RequestTimedOutError, UnknownTopicOrPartitionError
 from raftka.common.rpc.retry import Deadline, RetryPolicy
-from raftka.common.rpc.status import error_from_rpc
+from raftka.common.rpc.status import error_from_code, error_from_rpc
 from raftka.common.security_errors import AuthenticationFailedError
 from raftka.v1 import broker_pb2 as pb
 from raftka.v1.common_pb2 import ErrorCode
@@ -71,6 +71,9 @@ class MetadataCache:
         self._retry = retry or RetryPolicy()
         self.brokers: dict[int, str] = {}
         self.topics: dict[str, TopicInfo] = {}
+        self.refused: dict[str, RaftkaError] = {}
+        """Topics the brokers answered with an error other than "unknown" (the caller may not
+        describe it: TOPIC_AUTHORIZATION_FAILED), with that error: :meth:`topic` raises it."""
         self.cluster_id = ""
         self._wanted: set[str] = set()
         self._inflight: asyncio.Task[None] | None = None
@@ -134,8 +137,24 @@ class MetadataCache:
         if brokers:
             self.brokers = brokers
         for t in response.topics:
+            self.refused.pop(t.name, None)
             if t.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
                 self.topics.pop(t.name, None)
+                continue
+            if t.error_code != ErrorCode.NONE:
+                # Not a topic without partitions: a refusal, which no retry changes (until an
+                # ACL is granted, which the next refresh sees).
+                self.topics.pop(t.name, None)
+                hint = (
+                    ": this client's principal may not DESCRIBE it (grant it an ACL, e.g. "
+                    f"`raftka acls add --allow-principal User:<name> --operation WRITE --topic "
+                    f"{t.name}`)"
+                    if t.error_code == ErrorCode.TOPIC_AUTHORIZATION_FAILED
+                    else ""
+                )
+                self.refused[t.name] = error_from_code(
+                    t.error_code, f"the brokers refused metadata for topic {t.name!r}{hint}"
+                )
                 continue
             known = self.topics.get(t.name)
             same_topic = known is not None and known.topic_id == t.topic_id
@@ -192,7 +211,9 @@ class MetadataCache:
         )
 
     async def topic(self, name: str, deadline: Deadline) -> TopicInfo:
-        """The topic's metadata, refreshing until it is known or ``deadline`` passes."""
+        """The topic's metadata, refreshing until it is known or ``deadline`` passes; a topic
+        the brokers refuse to describe raises their error at once (e.g.
+        TopicAuthorizationFailedError)."""
         attempt = 0
         while True:
             info = self.topics.get(name)
@@ -208,6 +229,8 @@ class MetadataCache:
             info = self.topics.get(name)
             if info is not None:
                 return info
+            if name in self.refused:
+                raise self.refused[name]
             attempt += 1
             if deadline.expired():
                 raise UnknownTopicOrPartitionError(

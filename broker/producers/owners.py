@@ -18,6 +18,10 @@ from the next writes):
   binding instead: they are authorized by WRITE on their transactional id, and the
   coordinator checks that the producer id is that id's (KIP-890 verification), so a new
   instance of a transactional id run by another principal may take over its producer id.
+  The binding moves only once such a batch was written (:meth:`ProducerOwners.written`):
+  moved at the check, a transactional batch carrying someone else's producer id, refused
+  afterwards by the coordinator, would still have taken the id away from its owner, whose
+  next write would then be refused (found by tests/integration/test_security_attacks.py).
 
 Memory stays bounded: a partition's bindings are pruned to the producer ids its producer
 state still holds (which expire) whenever they outgrow it, and the issued ids are a bounded
@@ -85,8 +89,11 @@ class ProducerOwners:
     ) -> None:
         """Refuse (INVALID_PRODUCER_ID_MAPPING) a write by ``principal`` with a producer id
         that belongs to someone else; otherwise record ``principal`` as the owner of the
-        producer ids it writes with. ``live(pid)``: the partition's producer state still
-        holds ``pid`` (for pruning); ``name``: the partition, for the message."""
+        idempotent producer ids it writes with (the first writer claims an id at once, so
+        two writers cannot both claim it). Transactional batches are not checked here and
+        move no binding: :meth:`written` does, once the write went through. ``live(pid)``:
+        the partition's producer state still holds ``pid`` (for pruning); ``name``: the
+        partition, for the message."""
         producers = list(batch_producers(payload))
         if not producers:
             return
@@ -104,8 +111,28 @@ class ProducerOwners:
                     f"nothing was written to {name}; call InitProducerId for a producer id of "
                     "your own"
                 )
-        for producer_id, _ in producers:
-            writers[producer_id] = principal
+        for producer_id, transactional in producers:
+            if not transactional:
+                writers[producer_id] = principal
+        self._prune(bound, live)
+
+    def written(self, partition_key: object, payload: bytes | memoryview, principal: str) -> None:
+        """``payload`` was appended for ``principal``: its transactional batches (whose
+        producer ids the transaction coordinator confirmed as their transactional id's)
+        move their producer ids' bindings to ``principal``. (Pruning is left to the next
+        :meth:`check_write`.)"""
+        moved = [pid for pid, transactional in batch_producers(payload) if transactional]
+        if not moved:
+            return
+        bound = self._writers.get(partition_key)
+        if bound is None:
+            bound = self._writers[partition_key] = _Writers()
+        for producer_id in moved:
+            bound.owners[producer_id] = principal
+
+    @staticmethod
+    def _prune(bound: _Writers, live: Callable[[int], bool]) -> None:
+        writers = bound.owners
         if len(writers) > bound.limit:
             for pid in [pid for pid in writers if not live(pid)]:
                 del writers[pid]

@@ -26,6 +26,7 @@ from raftka.common.security.model import (
     OP_WRITE,
     RESOURCE_CLUSTER,
     RESOURCE_TOPIC,
+    RESOURCE_TRANSACTIONAL_ID,
 )
 from raftka.common.security_errors import (
     ClusterAuthorizationFailedError,
@@ -45,6 +46,7 @@ GRANTS = {
     (ALICE, OP_DESCRIBE, RESOURCE_TOPIC, "orders"),
     (BOB, OP_WRITE, RESOURCE_TOPIC, "orders"),
     (BOB, OP_IDEMPOTENT_WRITE, RESOURCE_CLUSTER, "kafka-cluster"),
+    (BOB, OP_WRITE, RESOURCE_TRANSACTIONAL_ID, "bob-txn"),
 }
 
 
@@ -247,6 +249,52 @@ def test_the_first_writer_of_a_producer_id_on_a_partition_owns_it_there() -> Non
     assert len(replicas.partitions["orders", 0].appended) == 1
 
 
+class RefusingVerifier:
+    """A transaction coordinator that does not know the producer id as the id's."""
+
+    async def check(self, _topic: str, _partition: int, transactional_id: str, *_: Any) -> None:
+        if transactional_id:  # non-transactional writes pass, as with the real verifier
+            raise InvalidProducerIdMappingError(f"producer id 77 is not {transactional_id}'s")
+
+
+def test_a_refused_transactional_batch_does_not_take_the_producer_id() -> None:
+    """Bob sends alice's producer id in a transactional batch of his own transaction: the
+    coordinator refuses it, and alice keeps her producer id (the binding moved before the
+    check once, so her next write was refused)."""
+    replicas = Replicas()
+    s = servicer(replicas)
+    s._txn_writes = cast(Any, RefusingVerifier())
+    assert (
+        as_(ALICE, handler("Produce")(s, produce("orders", producer_id=77), None))
+        .results[0]
+        .error_code
+        == ErrorCode.NONE
+    )
+    forged = bytes(
+        build_batch(
+            [(1, None, b"v", ())],
+            producer_id=77,
+            producer_epoch=5,
+            base_sequence=0,
+            transactional=True,
+        )
+    )
+    request = pb.ProduceRequest(
+        acks=1,
+        transactional_id="bob-txn",
+        topics=[
+            pb.TopicProduceData(
+                topic="orders", partitions=[pb.PartitionProduceData(partition=0, batches=forged)]
+            )
+        ],
+    )
+    response = as_(BOB, handler("Produce")(s, request, None))
+    assert response.results[0].error_code == ErrorCode.INVALID_PRODUCER_ID_MAPPING
+    again = as_(ALICE, handler("Produce")(s, produce("orders", producer_id=77), None))
+    assert again.results[0].error_code == ErrorCode.NONE
+    assert len(replicas.partitions["orders", 0].appended) == 2
+
+
 def test_owners_let_a_transactional_batch_move_the_binding_and_stay_bounded() -> None:
     owners = ProducerOwners()
     key = FakePartition()
@@ -262,6 +310,9 @@ def test_owners_let_a_transactional_batch_move_the_binding_and_stay_bounded() ->
     assert list(batch_producers(txn + batch(6))) == [(5, True), (6, False)]
     owners.check_write(key, batch(5), ALICE, lambda _: True, name="t-0")
     owners.check_write(key, txn, BOB, lambda _: True, name="t-0")  # authorized by its txn id
+    # Checked only: the write may still be refused (by the transaction coordinator).
+    owners.check_write(key, batch(5), ALICE, lambda _: True, name="t-0")
+    owners.written(key, txn, BOB)  # written: the binding moves
     with pytest.raises(InvalidProducerIdMappingError):
         owners.check_write(key, batch(5), ALICE, lambda _: True, name="t-0")
     for pid in range(100, 3000):  # producers that expired from the partition's state

@@ -6,8 +6,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from raftka.client.metadata_cache import MetadataCache
+from raftka.common.rpc.retry import Deadline
+from raftka.common.security_errors import TopicAuthorizationFailedError
 from raftka.v1 import broker_pb2 as pb
+from raftka.v1.common_pb2 import ErrorCode
 
 
 class Views:
@@ -77,3 +82,51 @@ def test_a_broker_that_did_not_answer_is_asked_last() -> None:
             assert views.asked == ["h:1"], "the brokers that answered nothing come last"
 
     asyncio.run(main())
+
+
+class Refusing:
+    """Brokers that refuse to describe topic "secret" (no DESCRIBE ACL for the caller)."""
+
+    def __init__(self) -> None:
+        self.granted = False
+
+    def stub(self, _address: str) -> Any:
+        refusing = self
+
+        class Stub:
+            async def Metadata(
+                self, request: pb.MetadataRequest, **_call: Any
+            ) -> pb.MetadataResponse:
+                topic = pb.TopicMetadata(
+                    name="secret", error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED
+                )
+                if refusing.granted:
+                    topic = pb.TopicMetadata(
+                        name="secret",
+                        topic_id="id-s",
+                        partitions=[pb.PartitionMetadata(partition=0, leader_id=1)],
+                    )
+                return pb.MetadataResponse(
+                    brokers=[pb.BrokerNode(broker_id=1, host="h", port=1)], topics=[topic]
+                )
+
+        return Stub()
+
+
+def test_a_topic_the_brokers_refuse_to_describe_raises_their_error_at_once() -> None:
+    """Not a topic with no partitions (a producer would have nowhere to send): the
+    authorization error, without waiting for the deadline; a later grant is seen."""
+    brokers = Refusing()
+    cache = MetadataCache(["h:1"], brokers)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        with pytest.raises(TopicAuthorizationFailedError, match="DESCRIBE"):
+            await cache.topic("secret", Deadline(60.0))
+        assert "secret" not in cache.topics and cache.partition_count("secret") is None
+        brokers.granted = True
+        await cache.refresh()
+        info = await cache.topic("secret", Deadline(1.0))
+        assert [p.leader_id for p in info.partitions] == [1]
+        assert "secret" not in cache.refused
+
+    asyncio.run(asyncio.wait_for(main(), 10))
