@@ -37,6 +37,9 @@ class MetadataFollower:
         self._client = client
         self._retry_interval_s = retry_interval_s
         self.image = MetadataImage()
+        self.caught_up = False
+        """True once the image has held everything committed at some point (it only moves
+        forward from there)."""
         self.index = 0
         """The highest committed metadata index this follower has seen (deltas and NOOPs)."""
         self._listeners: list[Callable[[], None]] = []
@@ -112,6 +115,9 @@ class MetadataFollower:
                 self._advance(chunk.last_index)
         elif kind == "progress":
             self._advance(event.progress.commit_index)
+            # The stream says everything committed so far has been sent: the image is whole
+            # (the authorizer trusts its ACLs from now on).
+            self.caught_up = True
 
     def _advance(self, index: int) -> None:
         if index > self.index:

@@ -156,7 +156,11 @@ class BrokerServer:
             else None
         )
         # Authorization (ACLs from the followed image); inter-node RPCs need CLUSTER_ACTION.
-        self.guard = guard_for(self.security, lambda: self.follower.image.security)
+        self.guard = guard_for(
+            self.security,
+            lambda: self.follower.image.security,
+            ready=lambda: self.follower.caught_up,
+        )
         self.server = new_server(
             [
                 *interceptors,

@@ -123,7 +123,12 @@ class ControllerServer:
             imbalance_percentage=config.leader_imbalance_per_broker_percentage,
         )
         # Authorization (ACLs from the committed image); inter-node RPCs need CLUSTER_ACTION.
-        self.guard = guard_for(self.security, lambda: self.state.image.security)
+        # Ready once a leader is known: this voter's log then holds the committed ACLs.
+        self.guard = guard_for(
+            self.security,
+            lambda: self.state.image.security,
+            ready=lambda: self.runtime.leader_id is not None,
+        )
         self.server = new_server(
             [
                 *interceptors,

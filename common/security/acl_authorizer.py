@@ -138,8 +138,13 @@ class StandardAuthorizer:
         image: Callable[[], SecurityImage],
         super_users: frozenset[str] = frozenset(),
         allow_everyone_if_no_acl_found: bool = False,
+        ready: Callable[[], bool] = lambda: True,
     ) -> None:
+        """``ready``: whether the node's image holds every committed ACL yet; until it does,
+        only super users are allowed (Kafka's AuthorizerNotReady), so a node that has just
+        started never decides from a partial list (a missing DENY would allow)."""
         self._image = image
+        self._ready = ready
         self.super_users = super_users
         self.allow_everyone_if_no_acl_found = allow_everyone_if_no_acl_found
         self._index: dict[int, _TypeIndex] = {}
@@ -160,6 +165,8 @@ class StandardAuthorizer:
     ) -> bool:
         if caller.principal in self.super_users:
             return True
+        if not self._ready():
+            return False
         index = self._acls_of(resource_type)
         if index is None:
             return self.allow_everyone_if_no_acl_found
@@ -226,13 +233,18 @@ def _has_prefix_in(name: str, prefixes: set[str]) -> bool:
     return any(name[:n] in prefixes for n in range(1, len(name) + 1))
 
 
-def build_authorizer(settings: SecuritySettings, image: Callable[[], SecurityImage]) -> Authorizer:
+def build_authorizer(
+    settings: SecuritySettings,
+    image: Callable[[], SecurityImage],
+    ready: Callable[[], bool] = lambda: True,
+) -> Authorizer:
     """The node's authorizer: ACL-based when ``security.authorizer_enable`` is on, else
-    :class:`AllowEverything`."""
+    :class:`AllowEverything`. ``ready``: see :class:`StandardAuthorizer`."""
     if not settings.authorizer_enable:
         return AllowEverything()
     return StandardAuthorizer(
         image,
         super_users=settings.super_user_set,
         allow_everyone_if_no_acl_found=settings.allow_everyone_if_no_acl_found,
+        ready=ready,
     )

@@ -214,17 +214,22 @@ class AccessGuard:
 OPEN_GUARD = AccessGuard(AllowEverything())
 """The guard of a node with authorization off (and the default of every servicer)."""
 
-AuthorizerFactory = Callable[[SecuritySettings, Callable[[], SecurityImage]], Authorizer]
+AuthorizerFactory = Callable[
+    [SecuritySettings, Callable[[], SecurityImage], Callable[[], bool]], Authorizer
+]
 
 
 def guard_for(
     settings: SecuritySettings,
     image: Callable[[], SecurityImage],
     authorizer_factory: AuthorizerFactory | None = None,
+    *,
+    ready: Callable[[], bool] = lambda: True,
 ) -> AccessGuard:
     """The guard of a node: everything allowed unless ``settings.authorizer_enable``, else
-    ACLs from ``image`` (the node's current security image) with Kafka's semantics."""
+    ACLs from ``image`` (the node's current security image) with Kafka's semantics; until
+    ``ready`` (the image has caught up with the committed metadata), super users only."""
     if not settings.authorizer_enable:
         return OPEN_GUARD
     factory = authorizer_factory or build_authorizer
-    return AccessGuard(factory(settings, image))
+    return AccessGuard(factory(settings, image, ready))

@@ -161,7 +161,7 @@ def test_the_guard_of_a_node_follows_its_settings() -> None:
     assert guard_for(SecuritySettings(), lambda: image) is OPEN_GUARD
     built: list[SecuritySettings] = []
 
-    def factory(settings: SecuritySettings, _image: object) -> Authorizer:
+    def factory(settings: SecuritySettings, _image: object, _ready: object) -> Authorizer:
         built.append(settings)
         return FakeAuthorizer()
 
