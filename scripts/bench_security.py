@@ -23,8 +23,8 @@ deciding the principal, binding it) for a cached bearer token, a client certific
 an anonymous call; the token's first use (PBKDF2) once. Each micro figure is the fastest of
 5 timings (others on the machine only ever add time), less the empty loop.
 
-Numbers are printed, not asserted; medians over the rounds, ratios against the plaintext mode
-of the same run. Every cluster is stopped at the end of its pass.
+Numbers are printed, not asserted: the medians over the rounds and each mode's best round,
+with ratios against the plaintext mode of the same run. Every cluster is stopped at the end of its pass.
 """
 
 from __future__ import annotations
@@ -209,26 +209,36 @@ def run_cluster(rounds: int, records: int, filler: int) -> dict[str, dict[str, l
 
 
 def cluster_table(results: dict[str, dict[str, list[Figures]]]) -> None:
-    print("\nmedians (ratio to plaintext in brackets):")
-    print(f"  {'':18s} {'records/s':>18s} {'MB/s':>15s} {'p50 ms':>15s} {'p99 ms':>15s}")
-    for step in ("produce", "consume"):
-        base = _medians(results["plaintext"][step])
-        for mode in MODES:
-            med = _medians(results[mode][step])
-            cells = []
-            for key in ("records/s", "MB/s", "p50 ms", "p99 ms"):
-                if key not in med:
-                    cells.append(f"{'-':>15s}")
-                    continue
-                ratio = med[key] / base[key] if base.get(key) else float("nan")
-                fmt = f"{med[key]:,.0f}" if key == "records/s" else f"{med[key]:,.1f}"
-                cells.append(f"{fmt:>8s} ({ratio:4.2f})")
-            print(f"  {step + ' ' + mode:18s} {cells[0]:>18s} {' '.join(cells[1:])}")
+    """Two tables: the medians of the rounds, and the best round of each mode (its highest
+    records/s, with that round's latencies). On a shared machine other processes only ever
+    slow a round down, so the best rounds compare the modes' own costs; the medians show
+    what a run meets."""
+    for title, pick in (("medians", _medians), ("best round", _best)):
+        print(f"\n{title} (ratio to plaintext in brackets):")
+        print(f"  {'':18s} {'records/s':>18s} {'MB/s':>15s} {'p50 ms':>15s} {'p99 ms':>15s}")
+        for step in ("produce", "consume"):
+            base = pick(results["plaintext"][step])
+            for mode in MODES:
+                figures = pick(results[mode][step])
+                cells = []
+                for key in ("records/s", "MB/s", "p50 ms", "p99 ms"):
+                    if key not in figures:
+                        cells.append(f"{'-':>15s}")
+                        continue
+                    ratio = figures[key] / base[key] if base.get(key) else float("nan")
+                    value = figures[key]
+                    fmt = f"{value:,.0f}" if key == "records/s" else f"{value:,.1f}"
+                    cells.append(f"{fmt:>8s} ({ratio:4.2f})")
+                print(f"  {step + ' ' + mode:18s} {cells[0]:>18s} {' '.join(cells[1:])}")
 
 
 def _medians(runs: list[Figures]) -> Figures:
     keys = {k for r in runs for k in r}
     return {k: statistics.median(r[k] for r in runs if k in r) for k in keys}
+
+
+def _best(runs: list[Figures]) -> Figures:
+    return max(runs, key=lambda r: r.get("records/s", 0.0))
 
 
 def _line(figures: Figures) -> str:
