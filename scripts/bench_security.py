@@ -7,7 +7,10 @@ cluster (skipped with --micro-only): each round starts one fresh local cluster p
 modes interleaved so that machine noise spreads over all of them: 3 controllers + 3 brokers on
 127.0.0.1, a topic of 3 partitions with replication factor 3 and min.insync.replicas 2,
 `raftka perf produce` of --records 1 KiB records with acks=all and default producer settings
-(idempotent), then `raftka perf consume` reading them all back. Modes:
+(idempotent), then `raftka perf consume` reading them all back. Besides perf's records/s, MB/s
+and latencies, the CPU time the six nodes and the perf client spent per record (from /proc and
+getrusage): on a shared machine other processes change throughput a lot and CPU time little.
+Modes:
 
   plaintext  no TLS, no authorizer (what a local cluster runs by default)
   tls        TLS with mTLS on every listener and node-to-node channel; the authorizer off
@@ -20,8 +23,8 @@ handler makes: the caller's context variable, then StandardAuthorizer.authorize)
 1,000 and 10,000 ACLs, the caller's ALLOW being literal, prefixed or ``*``; and the
 authentication interceptor's per-call work (reading the call's metadata and TLS facts,
 deciding the principal, binding it) for a cached bearer token, a client certificate, and
-an anonymous call; the token's first use (PBKDF2) once. Each micro figure is the fastest of
-5 timings (others on the machine only ever add time), less the empty loop.
+an anonymous call; the token's first use (PBKDF2) once. Each micro figure is this process's CPU
+time per call (not wall time), the least of 5 timings, less the empty loop's.
 
 Numbers are printed, not asserted: the medians over the rounds and each mode's best round,
 with ratios against the plaintext mode of the same run. Every cluster is stopped at the end of its pass.
@@ -32,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -75,6 +79,7 @@ from raftka.v1.metadata_pb2 import (
     MetadataRecord,
     UserScramCredentialRecord,
 )
+from scripts.bench_support import proc_cpu_s
 
 MODES = ("plaintext", "tls", "tls+acls")
 BENCH_USER = "bench"
@@ -86,6 +91,7 @@ FIGURES = {
     "p50 ms": re.compile(r"p50 ([\d.]+) ms"),
     "p99 ms": re.compile(r"p99 ([\d.]+) ms"),
 }
+COLUMNS = ("records/s", "MB/s", "p50 ms", "p99 ms", "nodes cpu us/rec", "client cpu us/rec")
 Figures = dict[str, float]
 
 # ------------------------------------------------------------------------------ cluster
@@ -156,10 +162,15 @@ async def prepare_topic(cluster: LocalCluster, mode: str, filler: int) -> None:
 
 
 def perf(cluster: LocalCluster, mode: str, *args: str, records: int) -> Figures:
+    """Run `raftka perf` once; its figures, plus the CPU time the nodes and the client spent
+    per record (us), which other processes on a shared machine hardly change."""
     flag = "--producer-property" if args[0] == "produce" else "--consumer-property"
     props = [x for p in client_properties(cluster, mode) for x in (flag, p)]
+    nodes = [n.process.pid for n in [*cluster.nodes.values(), *cluster.brokers.values()]
+             if n.process is not None]  # fmt: skip
     # A fresh cluster: the topic's partitions may still be electing; retry a refused start.
     for attempt in range(3):
+        nodes_cpu, client_cpu = sum(proc_cpu_s(pid) for pid in nodes), children_cpu_s()
         result = subprocess.run(
             [sys.executable, "-m", "raftka.client.cli", "perf", *args, "--topic", TOPIC,
              *props, "--bootstrap-server", ",".join(cluster.bootstrap_servers)],
@@ -174,7 +185,16 @@ def perf(cluster: LocalCluster, mode: str, *args: str, records: int) -> Figures:
         m = pattern.search(result.stdout)
         if m:
             figures[name] = float(m.group(1).replace(",", ""))
+    nodes_cpu = sum(proc_cpu_s(pid) for pid in nodes) - nodes_cpu
+    figures["nodes cpu us/rec"] = nodes_cpu / records * 1e6
+    figures["client cpu us/rec"] = (children_cpu_s() - client_cpu) / records * 1e6
     return figures
+
+
+def children_cpu_s() -> float:
+    """User + system CPU of this process's finished children (the perf runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def one_pass(mode: str, records: int, filler: int) -> tuple[Figures, Figures]:
@@ -215,20 +235,21 @@ def cluster_table(results: dict[str, dict[str, list[Figures]]]) -> None:
     what a run meets."""
     for title, pick in (("medians", _medians), ("best round", _best)):
         print(f"\n{title} (ratio to plaintext in brackets):")
-        print(f"  {'':18s} {'records/s':>18s} {'MB/s':>15s} {'p50 ms':>15s} {'p99 ms':>15s}")
+        print(f"  {'':18s} {'records/s':>18s} {'MB/s':>15s} {'p50 ms':>15s} {'p99 ms':>15s} "
+              f"{'nodes cpu us/rec':>18s} {'client cpu us/rec':>18s}")  # fmt: skip
         for step in ("produce", "consume"):
             base = pick(results["plaintext"][step])
             for mode in MODES:
                 figures = pick(results[mode][step])
                 cells = []
-                for key in ("records/s", "MB/s", "p50 ms", "p99 ms"):
+                for key in COLUMNS:
                     if key not in figures:
                         cells.append(f"{'-':>15s}")
                         continue
                     ratio = figures[key] / base[key] if base.get(key) else float("nan")
                     value = figures[key]
                     fmt = f"{value:,.0f}" if key == "records/s" else f"{value:,.1f}"
-                    cells.append(f"{fmt:>8s} ({ratio:4.2f})")
+                    cells.append(f"{fmt:>8s} ({ratio:4.2f})".rjust(18 if "cpu" in key else 15))
                 print(f"  {step + ' ' + mode:18s} {cells[0]:>18s} {' '.join(cells[1:])}")
 
 
@@ -254,14 +275,14 @@ CALLER = Caller(principal=f"User:{BENCH_USER}", host="10.0.0.7", authenticated=T
 
 
 def per_call_ns(fn: Callable[[], object], iterations: int, repeats: int = 5) -> float:
-    """The fastest of ``repeats`` timings of ``iterations`` calls, per call: on a shared
-    machine the other processes only ever add time (as timeit takes the minimum)."""
+    """CPU time of this process per call (not wall time: other processes on a shared machine
+    do not count), the least of ``repeats`` timings of ``iterations`` calls."""
     best = float("inf")
     for _ in range(repeats):
-        started = time.perf_counter_ns()
+        started = time.process_time_ns()
         for _ in range(iterations):
             fn()
-        best = min(best, (time.perf_counter_ns() - started) / iterations)
+        best = min(best, (time.process_time_ns() - started) / iterations)
     return best
 
 
