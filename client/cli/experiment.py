@@ -58,6 +58,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--progress-interval", type=float, default=5.0, metavar="SECONDS")
     p.add_argument("--netns", action="store_true", help="each node in its own network namespace, partitions cut on the wire (Linux, root)")  # fmt: skip
     p.add_argument("--netns-subnet", default=DEFAULT_SUBNET, metavar="CIDR", help=f"the /24 the namespaces use; must be unused on this machine (default {DEFAULT_SUBNET})")  # fmt: skip
+    p.add_argument("--tls", action="store_true", help="TLS and mTLS on every listener and node-to-node channel, ACLs on (a throwaway CA whose certificates carry each node's address; the experiment's clients are User:admin)")  # fmt: skip
     p.add_argument("--controller-setting", action="append", default=[], metavar="KEY=VALUE", help="a controller config override, e.g. election_timeout_ms=500 (repeatable)")  # fmt: skip
     p.add_argument("--broker-setting", action="append", default=[], metavar="KEY=VALUE", help="a broker config override, e.g. replica_lag_time_max_ms=10000 (repeatable)")  # fmt: skip
     p.add_argument("--workload", choices=("queue", "group", "txn", "all"), default="queue", help="queue: producers and sequential readers; group: the same plus consumer-group members as processes, killed and paused on their own seeded schedule, checked for skips, rewinds and double ownership; txn: the same as queue plus transactional producers over several partitions, a read_committed observer and an exactly-once copier, checked for aborted reads, torn transactions, lost or duplicated writes and hanging transactions; all: group and txn together (default queue)")  # fmt: skip
@@ -123,6 +124,7 @@ def _run(args: argparse.Namespace) -> int:
             progress_interval_s=args.progress_interval,
             netns=args.netns,
             netns_subnet=args.netns_subnet,
+            tls=args.tls,
             controller_settings=_settings(args.controller_setting, "--controller-setting"),
             broker_settings=_settings(args.broker_setting, "--broker-setting"),
             workload=args.workload,

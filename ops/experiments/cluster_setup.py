@@ -4,14 +4,15 @@ creating its topic, and waiting for it to be ready and, after healing, recovered
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import grpc
 
 from raftka.common.errors import RaftkaError
-from raftka.common.rpc.channels import open_channel
+from raftka.common.rpc.channels import default_security, open_channel, set_default_security
 from raftka.common.rpc.controller_client import ControllerClient
 from raftka.ops.experiments.netns import NetnsNetwork
 from raftka.ops.local_cluster import LocalCluster
@@ -46,7 +47,13 @@ def make_cluster(
     broker_settings: Mapping[str, object],
     netns: NetnsNetwork | None,
     planted_bugs: Sequence[str] = (),
+    tls: bool = False,
 ) -> LocalCluster:
+    """With ``netns`` the nodes listen on the namespaces' addresses, which a node refuses to
+    do in plaintext unless told the network is trusted: without ``tls`` the experiment says
+    so (``allow_plaintext``; the namespaces are a private network it made), with ``tls`` every
+    node has a certificate for its address (``LocalCluster(tls=True)``) and TLS is on."""
+    plaintext_off_loopback = netns is not None and not tls
     return LocalCluster(
         base_dir,
         controllers=controllers,
@@ -57,7 +64,42 @@ def make_cluster(
         planted_bugs=planted_bugs,
         addresses=netns.node_addresses() if netns is not None else None,
         launch_prefix=netns.launch_prefix if netns is not None else None,
+        tls=tls,
+        security_settings={"allow_plaintext": True} if plaintext_off_loopback else None,
     )
+
+
+@contextlib.contextmanager
+def clients_secured(cluster: LocalCluster) -> Iterator[None]:
+    """Meanwhile, every channel this process opens without a security of its own (the
+    controller clients of the setup and the observer, the producers and readers of every
+    workload, the fault clients) uses the cluster's: TLS with the ``admin`` client
+    certificate when the cluster has TLS. It is the process default a node sets for its own
+    channels (``set_default_security``), so no workload component needs a security parameter
+    threaded through it; the previous default is restored after."""
+    if not cluster.tls:
+        yield
+        return
+    previous = default_security()
+    set_default_security(cluster.client_security())
+    try:
+        yield
+    finally:
+        set_default_security(previous)
+
+
+def consumer_properties(cluster: LocalCluster) -> list[str]:
+    """The ``NAME=VALUE`` consumer settings (Kafka names) that reach the cluster, for client
+    processes the experiment starts (group members)."""
+    if not cluster.tls:
+        return []
+    security = cluster.client_security()
+    return [
+        "security.protocol=SSL",
+        f"ssl.ca.location={security.ca_file}",
+        f"ssl.certificate.location={security.cert_file}",
+        f"ssl.key.location={security.key_file}",
+    ]
 
 
 async def until(probe: object, what: str, timeout_s: float) -> None:

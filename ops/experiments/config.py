@@ -45,6 +45,10 @@ class ExperimentConfig:
     progress_interval_s: float = 5.0
     netns: bool = False
     netns_subnet: str = "10.213.0.0/24"
+    tls: bool = False
+    """Every node listens and calls with TLS and mTLS (a throwaway CA, certificates whose SANs
+    carry each node's address) and authorizes with ACLs; the experiment's own clients are
+    ``User:admin`` (a super user) over TLS."""
     controller_settings: Mapping[str, object] = field(default_factory=dict)
     broker_settings: Mapping[str, object] = field(default_factory=dict)
     workload: str = "queue"
@@ -105,5 +109,5 @@ class ExperimentConfig:
         return (
             f"{self.controllers} controllers, {self.brokers} brokers, {self.partitions} partitions, "
             f"acks={'all' if self.acks == -1 else self.acks}{', unclean election' if self.unclean_election else ''}"
-            f"{', netns' if self.netns else ''}; {faults} ({len(schedule.faults)} faults)"
+            f"{', netns' if self.netns else ''}{', tls' if self.tls else ''}; {faults} ({len(schedule.faults)} faults)"
         )

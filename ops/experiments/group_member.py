@@ -101,6 +101,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--events", type=Path, required=True, help="the JSON-lines file to append to")
     p.add_argument("--session-timeout-ms", type=int, default=None)
     p.add_argument("--auto-commit-interval-ms", type=int, default=None)
+    p.add_argument(
+        "--consumer-property",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a consumer setting by its Kafka name (repeatable), e.g. security.protocol=SSL",
+    )
     p.add_argument("--instance-id", default=None, help="a static member's group.instance.id")
     p.add_argument(
         "--group-protocol",
@@ -109,6 +116,22 @@ def _parser() -> argparse.ArgumentParser:
         help="heartbeats on a stream (pushed assignments) or unary calls",
     )
     return p
+
+
+def with_properties(config: ConsumerConfig, items: Sequence[str]) -> ConsumerConfig:
+    """``config`` with the ``NAME=VALUE`` settings (Kafka names) applied, each checked and
+    converted as a client config file's would be."""
+    given: dict[str, object] = {}
+    for item in items:
+        name, eq, value = item.partition("=")
+        if not eq or not name.strip():
+            raise SystemExit(f"--consumer-property wants NAME=VALUE, got {item!r}")
+        given[name.strip()] = value
+    parsed = ConsumerConfig.from_properties(
+        {"bootstrap.servers": config.bootstrap_servers, **given}
+    )
+    fields = {name.replace(".", "_") for name in given}
+    return dataclasses.replace(config, **{f: getattr(parsed, f) for f in fields})
 
 
 async def _main(args: argparse.Namespace) -> None:
@@ -124,6 +147,8 @@ async def _main(args: argparse.Namespace) -> None:
         config = dataclasses.replace(config, session_timeout_ms=args.session_timeout_ms)
     if args.auto_commit_interval_ms is not None:
         config = dataclasses.replace(config, auto_commit_interval_ms=args.auto_commit_interval_ms)
+    if args.consumer_property:
+        config = with_properties(config, args.consumer_property)
     events = GroupEventLog(args.events)
     consumer = AsyncConsumer(config)
     member = RecordingMember(consumer, args.member, events)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,7 +83,10 @@ class GroupWorkload:
         auto_commit_interval_ms: int,
         clock: Callable[[], float],
         log: Callable[[str], None],
+        consumer_properties: Sequence[str] = (),
     ) -> None:
+        """``consumer_properties``: ``NAME=VALUE`` settings every member's consumer gets (the
+        cluster's TLS settings)."""
         self.members = GroupMembers(
             out_dir,
             bootstrap_servers,
@@ -91,6 +94,7 @@ class GroupWorkload:
             GROUP,
             session_timeout_ms=session_timeout_ms,
             auto_commit_interval_ms=auto_commit_interval_ms,
+            extra_args=[a for p in consumer_properties for a in ("--consumer-property", p)],
         )
         self._count = members
         self._clock = clock

@@ -96,8 +96,12 @@ async def run_experiment(
             broker_settings=config.broker_settings,
             netns=netns,
             planted_bugs=config.planted_bugs,
+            tls=config.tls,
         )
         cluster.prepare()
+        if config.tls:
+            say(f"tls: CA and certificates in {cluster.tls_dir}; every node listens and calls "
+                "with TLS and mTLS, ACLs on; the experiment's clients are User:admin")  # fmt: skip
         cluster.start()
         network: NetworkFaults = (
             netns
@@ -106,7 +110,8 @@ async def run_experiment(
                 {n: cluster.node(n).address for n in [*cluster.nodes, *cluster.brokers]}
             )
         )
-        return await _run(config, schedule, cluster, network, say, command)
+        with setup.clients_secured(cluster):
+            return await _run(config, schedule, cluster, network, say, command)
     finally:
         if cluster is not None:
             cluster.stop_all(timeout_s=10)
@@ -273,6 +278,7 @@ def _group_workload(
         auto_commit_interval_ms=config.auto_commit_interval_ms,
         clock=clock,
         log=lambda line: say(f"[{clock():7.1f}s] {line}"),
+        consumer_properties=setup.consumer_properties(cluster),
     )
 
 

@@ -1,19 +1,29 @@
 """`raftka experiment` end to end against real clusters: a short seeded run of kill, pause and
 partition faults under acks=all loses and duplicates nothing; acks=1 with unclean election and
 an isolated leader does lose acknowledged writes, and the checker says so; the same kind of run
-with every node in its own network namespace (as root on Linux); and a longer run (--long).
+with every node in its own network namespace (as root on Linux), also with TLS on the nodes'
+real addresses; and a longer run (--long).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import subprocess
+import tomllib
 from pathlib import Path
 
 import matplotlib.image
 import pytest
+from cryptography import x509
 
+from raftka.common.rpc.channels import (
+    PlaintextRefusedError,
+    check_plaintext_allowed,
+    is_loopback_address,
+)
+from raftka.common.security.settings import SecuritySettings
 from raftka.ops.experiments.config import ExperimentConfig
 from raftka.ops.experiments.history import History, OpKind
 from raftka.ops.experiments.netns import requirements_missing
@@ -188,6 +198,63 @@ duration = 4
         ["ip", "-4", "-o", "addr"], capture_output=True, text=True, check=True
     )
     assert subnet.rsplit(".", 1)[0] + "." not in addresses.stdout
+
+
+@pytest.mark.skipif(requirements_missing() is not None, reason=f"--netns: {requirements_missing()}")
+def test_netns_experiment_with_tls_on_real_addresses_loses_nothing(tmp_path: Path) -> None:
+    """Every node in a namespace of its own, listening on its namespace address with TLS
+    and mTLS (where plaintext is refused), certificates carrying those addresses; the
+    experiment's clients over TLS. A killed follower is restarted and catches up; the history
+    checks."""
+    schedule = tmp_path / "kill.toml"
+    schedule.write_text(
+        """
+[[fault]]
+kind = "kill"
+target = "follower"
+partition = 0
+start = 4
+duration = 4
+"""
+    )
+    before = _namespaces()
+    subnet = f"10.213.{200 + os.getpid() % 50}.0/24"
+    config = ExperimentConfig(
+        out_dir=tmp_path / "out",
+        duration_s=14,
+        schedule_file=schedule,
+        netns=True,
+        netns_subnet=subnet,
+        tls=True,
+        rate=100,
+    )
+    outcome = run(config)
+    assert_nothing_lost(outcome)
+    assert outcome.report["figures"]["acknowledged"] > 500
+    (kill,) = outcome.report["faults"]
+    assert kill["kind"] == "kill" and kill["node"] is not None
+    assert outcome.report["config"]["tls"] is True
+    network = ipaddress.ip_network(subnet)
+    configs = sorted((tmp_path / "out" / "cluster").glob("*/node.toml"))
+    assert len(configs) == 6
+    for path in configs:
+        node = tomllib.loads(path.read_text())
+        security = node["security"]
+        assert "allow_plaintext" not in security
+        if "broker" in node:
+            address = node["broker"]["listen"]
+        else:
+            voter = next(v for v in node["controller"]["voters"].split(",")
+                         if v.startswith(f"{node['node_id']}@"))  # fmt: skip
+            address = voter.split("@", 1)[1]
+        host = address.rsplit(":", 1)[0]
+        assert ipaddress.ip_address(host) in network and not is_loopback_address(address)
+        with pytest.raises(PlaintextRefusedError):  # so only TLS let the node listen there
+            check_plaintext_allowed(address, SecuritySettings())
+        cert = x509.load_pem_x509_certificate(Path(security["tls_cert_file"]).read_bytes())
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert ipaddress.ip_address(host) in sans.get_values_for_type(x509.IPAddress)
+    assert _namespaces() == before, "every namespace the experiment made is gone"
 
 
 def _links() -> set[str]:
