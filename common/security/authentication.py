@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -86,6 +86,7 @@ class Authenticator:
         token: str | None,
         cert_subject: str | None,
         tls: bool,
+        cert_sans: Sequence[str] = (),
         host: str,
         method: str = "",
         request_id: str = "",
@@ -95,7 +96,7 @@ class Authenticator:
             principal = self._token_principal(token, tls=tls, host=host)
         elif cert_subject:
             try:
-                principal = user_principal(self.mapper.name_of(cert_subject))
+                principal = user_principal(self.mapper.name_of(cert_subject, cert_sans))
             except NoMatchingRuleError as e:
                 raise AuthenticationFailedError(
                     f"the client certificate names no principal: {e}"
@@ -197,6 +198,10 @@ class AuthenticationInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mis
             caller = self.authenticator.authenticate(
                 token=_metadata_token(context.invocation_metadata()),
                 cert_subject=_first(auth, "x509_subject"),
+                cert_sans=[
+                    v.decode(errors="replace")
+                    for v in auth.get("x509_subject_alternative_name", ())
+                ],
                 tls=_first(auth, "transport_security_type") == "ssl",
                 host=host,
                 method=method,

@@ -7,6 +7,12 @@ replacement name its groups, and a trailing ``L``/``U`` lower- or upper-cases th
 parser reads a rule to its closing ``/``). The first rule that matches wins; when none does the
 certificate names no principal and the call is refused (as Kafka refuses the connection).
 
+Beyond Kafka, a rule written ``SAN:RULE:<regex>/<replacement>/[L|U]`` is matched against
+each subject alternative name of the certificate instead of the DN (the SAN's value as gRPC
+reports it: ``node-1.raftka.svc``, ``spiffe://example.org/ns/prod/sa/billing``,
+``10.0.0.7``), so identities carried in SANs (SPIFFE ids, service DNS names) map too. Rules
+still apply in order: the first DN rule matching the DN or SAN rule matching any SAN wins.
+
 The DN is in RFC 2253 form, most specific attribute first, without spaces:
 ``CN=node-1,OU=raftka`` (what Java's ``X500Principal.getName()`` gives Kafka, and what gRPC's
 ``x509_subject`` gives us).
@@ -15,6 +21,7 @@ The DN is in RFC 2253 form, most specific attribute first, without spaces:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from raftka.common.errors import InvalidConfigError
@@ -30,6 +37,8 @@ class MappingRule:
     replacement: str = ""
     case: str = ""
     """"L", "U" or ""."""
+    san: bool = False
+    """Matched against each subject alternative name rather than the DN."""
 
     def apply(self, dn: str) -> str | None:
         """The mapped name, or None when this rule does not match ``dn``."""
@@ -58,13 +67,16 @@ class PrincipalMapper:
     def parse(cls, text: str) -> PrincipalMapper:
         return cls(parse_rules(text))
 
-    def name_of(self, dn: str) -> str:
-        """The user name the first matching rule gives ``dn``."""
+    def name_of(self, dn: str, sans: Sequence[str] = ()) -> str:
+        """The user name the first matching rule gives the certificate with subject ``dn``
+        and subject alternative names ``sans``."""
         for rule in self.rules:
-            name = rule.apply(dn)
-            if name is not None:
-                return name
-        raise NoMatchingRuleError(f"no principal mapping rule matches the subject {dn!r}")
+            for subject in sans if rule.san else (dn,):
+                name = rule.apply(subject)
+                if name is not None:
+                    return name
+        also = f" or its subject alternative names {list(sans)}" if sans else ""
+        raise NoMatchingRuleError(f"no principal mapping rule matches the subject {dn!r}{also}")
 
 
 def parse_rules(text: str) -> tuple[MappingRule, ...]:
@@ -76,7 +88,10 @@ def parse_rules(text: str) -> tuple[MappingRule, ...]:
             i += 1
         if i >= n:
             break
-        if text.startswith("DEFAULT", i):
+        san = text.startswith("SAN:RULE:", i)
+        if san:
+            i += len("SAN:")
+        if text.startswith("DEFAULT", i) and not san:
             rules.append(MappingRule(None))
             i += len("DEFAULT")
         elif text.startswith("RULE:", i):
@@ -92,10 +107,11 @@ def parse_rules(text: str) -> tuple[MappingRule, ...]:
                 raise InvalidConfigError(
                     f"principal mapping rule regex {regex!r} is invalid: {e}"
                 ) from None
-            rules.append(MappingRule(pattern, _JAVA_GROUP.sub(r"\\g<\1>", replacement), case))
+            rules.append(MappingRule(pattern, _JAVA_GROUP.sub(r"\\g<\1>", replacement), case, san))
         else:
             raise InvalidConfigError(
-                f"principal mapping rules: expected DEFAULT or RULE:regex/replacement/[LU] at "
+                "principal mapping rules: expected DEFAULT, RULE:regex/replacement/[LU] or "
+                f"SAN:RULE:regex/replacement/[LU] at "
                 f"{text[i:]!r}"
             )
         while i < n and text[i] in " \t\n":

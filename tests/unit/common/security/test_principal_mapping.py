@@ -51,8 +51,25 @@ def test_several_groups() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "RULE:^CN$", "RULE:(/x/", "NOPE", "DEFAULT DEFAULT", "RULE:a/b/X"],
+    ["", "RULE:^CN$", "RULE:(/x/", "NOPE", "DEFAULT DEFAULT", "RULE:a/b/X", "SAN:DEFAULT"],
 )
 def test_bad_rules_are_refused(bad: str) -> None:
     with pytest.raises(InvalidConfigError):
         parse_rules(bad)
+
+
+def test_san_rules_map_a_subject_alternative_name() -> None:
+    """A SPIFFE id (or a service DNS name) in a SAN names the principal; rules still apply in
+    order, and a SAN rule never looks at the DN."""
+    mapper = PrincipalMapper.parse(
+        r"SAN:RULE:^spiffe:\/\/example\.org\/ns\/prod\/sa\/(.*)$/$1/,"
+        "RULE:^CN=([^,]+).*$/$1/L"
+    )
+    sans = ["billing.prod.svc", "spiffe://example.org/ns/prod/sa/billing"]
+    assert mapper.name_of("CN=Whatever,OU=x", sans) == "billing"
+    assert mapper.name_of("CN=Alice,OU=x", ["alice.example.org"]) == "alice"
+    with pytest.raises(NoMatchingRuleError, match="subject alternative names"):
+        PrincipalMapper.parse("SAN:RULE:^spiffe:.*/x/").name_of("CN=a", ["dns.example"])
+    # A SAN rule does not match the DN, even when the DN would fit its regex.
+    with pytest.raises(NoMatchingRuleError):
+        PrincipalMapper.parse("SAN:RULE:^CN=(.*)$/$1/").name_of("CN=a")
