@@ -117,7 +117,9 @@ class MetadataFollower:
             self._advance(event.progress.commit_index)
             # The stream says everything committed so far has been sent: the image is whole
             # (the authorizer trusts its ACLs from now on).
-            self.caught_up = True
+            if not self.caught_up:
+                self.caught_up = True
+                log.info("metadata_caught_up", index=self.index)
 
     def _advance(self, index: int) -> None:
         if index > self.index:

@@ -100,6 +100,7 @@ class BrokerServer:
         ``interceptors``: run around every call this role's server takes."""
         self.config = config
         self.security = security or SecuritySettings()
+        self._whole = False
         # CLIENT (broker.listen) and, if set, INTERNAL (broker.internal_listen): checked here,
         # before anything starts, so a configuration that would lock nodes out is refused.
         self.listeners = plan_listeners(
@@ -159,7 +160,7 @@ class BrokerServer:
         self.guard = guard_for(
             self.security,
             lambda: self.follower.image.security,
-            ready=lambda: self.follower.caught_up,
+            ready=self._metadata_was_whole,
         )
         self.server = new_server(
             [
@@ -336,6 +337,14 @@ class BrokerServer:
             if isinstance(shard, ConsumerGroupShard)
             for entry in shard.committed_offsets()
         ]
+
+    def _metadata_was_whole(self) -> bool:
+        """Whether this broker's image has held every committed record at some point (the
+        controller said so in a heartbeat answer, or the metadata stream in a Progress
+        event): from then on its ACLs can be trusted. A latch: later lag does not undo it."""
+        if not self._whole:
+            self._whole = self.follower.caught_up or self.lifecycle.caught_up
+        return self._whole
 
     def _transaction_coordinator(
         self, replicas: ReplicaManager, marker_writer: MarkerWriter

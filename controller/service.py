@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, TypeAlias, TypeVar
 
 import grpc
@@ -25,6 +25,7 @@ from raftka.common.errors import (
 from raftka.common.faults import FAULTS, Direction, FaultPath
 from raftka.common.ids import NodeId
 from raftka.common.limits import require_items
+from raftka.common.metadata.image import MetadataImage
 from raftka.common.rpc.status import rpc_errors, status_for, trailing_metadata_for
 from raftka.common.security.guard import OPEN_GUARD, AccessGuard
 from raftka.common.security.model import (
@@ -49,6 +50,7 @@ from raftka.controller.control.reassignments import (
     alter_partition_reassignments,
     list_partition_reassignments,
 )
+from raftka.controller.control.result import ControllerResult
 from raftka.controller.control.topics import TopicManager, describe_topics
 from raftka.controller.metadata_log import MetadataStateMachine
 from raftka.controller.metadata_visibility import without_security_records
@@ -62,6 +64,7 @@ from raftka.v1.controller_pb2_grpc import ControllerServiceServicer
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 Request = TypeVar("Request", bound=Message)
+Response = TypeVar("Response", bound=Message)
 
 
 def _only(request: Request, field: str, keep: Callable[[Any], bool]) -> Request:
@@ -106,6 +109,28 @@ class ControllerServicer(ControllerServiceServicer):
 
     # ---- topics ----
 
+    async def _write_permitted(
+        self,
+        request: Request,
+        field: str,
+        name_of: Callable[[Any], str],
+        refused: Mapping[str, RaftkaError],
+        plan: Callable[[MetadataImage, Request], ControllerResult[Response]],
+        empty: Response,
+    ) -> Response:
+        """Plan and commit ``request`` without the items of its repeated ``field`` that are in
+        ``refused``, then add a result for each refused one (its authorization error);
+        ``empty`` is the answer when every item was refused."""
+        allowed = _only(request, field, lambda item: name_of(item) not in refused)
+        response = empty
+        if getattr(allowed, field):
+            response = await self._active.write(lambda image, _i: plan(image, allowed))
+        for name, error in refused.items():
+            response.results.add(  # type: ignore[attr-defined]
+                name=name, error_code=error.code, error_message=error.message
+            )
+        return response
+
     @rpc_errors
     async def CreateTopics(
         self, request: pb.CreateTopicsRequest, context: Context
@@ -114,15 +139,14 @@ class ControllerServicer(ControllerServiceServicer):
         refused: dict[str, RaftkaError] = {}
         if not self._guard.allowed_quietly(OP_CREATE, RESOURCE_CLUSTER, CLUSTER_RESOURCE_NAME):
             refused = self._refused(OP_CREATE, (t.name for t in request.topics))
-        allowed = _only(request, "topics", lambda t: t.name not in refused)
-        response = pb.CreateTopicsResponse()
-        if allowed.topics:
-            response = await self._active.write(
-                lambda image, _i: self._topics.create_topics(image, allowed)
-            )
-        for name, error in refused.items():
-            response.results.add(name=name, error_code=error.code, error_message=error.message)
-        return response
+        return await self._write_permitted(
+            request,
+            "topics",
+            lambda t: t.name,
+            refused,
+            self._topics.create_topics,
+            pb.CreateTopicsResponse(),
+        )
 
     @rpc_errors
     async def DeleteTopics(
@@ -130,15 +154,14 @@ class ControllerServicer(ControllerServiceServicer):
     ) -> pb.DeleteTopicsResponse:
         require_items(len(request.names), "names")
         refused = self._refused(OP_DELETE, request.names)
-        allowed = _only(request, "names", lambda name: name not in refused)
-        response = pb.DeleteTopicsResponse()
-        if allowed.names:
-            response = await self._active.write(
-                lambda image, _i: self._topics.delete_topics(image, allowed)
-            )
-        for name, error in refused.items():
-            response.results.add(name=name, error_code=error.code, error_message=error.message)
-        return response
+        return await self._write_permitted(
+            request,
+            "names",
+            lambda name: name,
+            refused,
+            self._topics.delete_topics,
+            pb.DeleteTopicsResponse(),
+        )
 
     @rpc_errors
     async def CreatePartitions(
@@ -146,15 +169,14 @@ class ControllerServicer(ControllerServiceServicer):
     ) -> pb.CreatePartitionsResponse:
         require_items(len(request.topics), "topics")
         refused = self._refused(OP_ALTER, (t.name for t in request.topics))
-        allowed = _only(request, "topics", lambda t: t.name not in refused)
-        response = pb.CreatePartitionsResponse()
-        if allowed.topics:
-            response = await self._active.write(
-                lambda image, _i: self._topics.create_partitions(image, allowed)
-            )
-        for name, error in refused.items():
-            response.results.add(name=name, error_code=error.code, error_message=error.message)
-        return response
+        return await self._write_permitted(
+            request,
+            "topics",
+            lambda t: t.name,
+            refused,
+            self._topics.create_partitions,
+            pb.CreatePartitionsResponse(),
+        )
 
     @rpc_errors
     async def DescribeTopics(
