@@ -17,6 +17,7 @@ from raftka.common.metadata.errors import MetadataReplayError
 from raftka.common.records import errors as record_errors
 from raftka.common.rpc.channels import PlaintextRefusedError, PlaintextTokenError
 from raftka.common.rpc.status import error_from_rpc, status_for, trailing_metadata_for
+from raftka.common.security.listeners import ListenerConfigError
 from raftka.common.security.tls import TlsConfigError
 from raftka.common.storage import errors as storage_errors
 from raftka.v1.common_pb2 import ErrorCode
@@ -104,6 +105,7 @@ INTENDED: dict[type[errors.RaftkaError], tuple[str, bool, grpc.StatusCode]] = {
     # A node's own startup problems: never a request's fault.
     PlaintextRefusedError: ("INVALID_CONFIG", False, S.INTERNAL),
     TlsConfigError: ("INVALID_CONFIG", False, S.INTERNAL),
+    ListenerConfigError: ("INVALID_CONFIG", False, S.INTERNAL),
     # A client's own setting: never sent.
     PlaintextTokenError: ("INVALID_CONFIG", False, S.INVALID_ARGUMENT),
     errors.ConfigFileError: ("INVALID_CONFIG", False, S.INTERNAL),

@@ -20,6 +20,7 @@ from raftka.common import errors
 from raftka.common.metadata.errors import MetadataReplayError
 from raftka.common.rpc.channels import PlaintextRefusedError
 from raftka.common.rpc.status import _STATUS_BY_ERROR, status_for, trailing_metadata_for
+from raftka.common.security.listeners import ListenerConfigError
 from raftka.common.security.tls import TlsConfigError
 from raftka.v1.common_pb2 import ErrorCode
 
@@ -35,6 +36,7 @@ NOT_REQUEST_LEVEL: frozenset[type[errors.RaftkaError]] = frozenset(
         MetadataReplayError,
         PlaintextRefusedError,
         TlsConfigError,
+        ListenerConfigError,
     }
 )
 
