@@ -70,6 +70,8 @@ class Run:
     server_cpu_s: dict[str, float] = field(default_factory=dict)
     p50_ms: float | None = None
     p99_ms: float | None = None
+    load: float = 0.0
+    """The machine's 1-minute load average when the run started (others' work shows here)."""
     error: str = ""
 
     @property
@@ -128,7 +130,8 @@ def format_table(runs: Sequence[Run]) -> str:
     ratio to the anchor of the same case and round."""
     header = (
         f"{'case':<13} {'rnd':>3} {'system':<7} {'records/s':>10} {'MB/s':>7} {'p50 ms':>7} "
-        f"{'p99 ms':>7} {'client cores':>12} {'us/rec':>7} {'server cores':>12} {'ratio':>8}"
+        f"{'p99 ms':>7} {'client cores':>12} {'us/rec':>7} {'server cores':>12} {'load':>5} "
+        f"{'ratio':>8}"
     )
     lines = [header, "-" * len(header)]
     by_key = {(r.case, r.round, r.system): r for r in runs}
@@ -146,12 +149,12 @@ def format_table(runs: Sequence[Run]) -> str:
                     f"{case:<13} {rnd:>3} {run.system:<7} {run.records_per_s:>10,.0f} "
                     f"{run.mb_per_s:>7.1f} {_ms(run.p50_ms):>7} {_ms(run.p99_ms):>7} "
                     f"{run.client_cores:>12.2f} {run.client_us_per_record:>7.1f} "
-                    f"{run.server_cores:>12.2f} {shown:>8}"
+                    f"{run.server_cores:>12.2f} {run.load:>5.1f} {shown:>8}"
                 )
     lines.append(
         "ratio: Raftka / anchor (NATS R3 for replicated, tuned, latency; Redis for "
         "unreplicated and consume) in records/s, MB/s for consume, anchor p99 / Raftka p99 "
-        "for latency; us/rec: client CPU per record"
+        "for latency; us/rec: client CPU per record; load: 1-minute load average at the start"
     )
     return "\n".join(lines)
 
@@ -406,7 +409,7 @@ def measure(
 ) -> Run:
     """Start one worker per spec, wait until all are ready, then run them together while the
     servers' CPU is counted. ``profile`` maps "client" / a server name to an output file."""
-    run = Run(case, system, rnd)
+    run = Run(case, system, rnd, load=os.getloadavg()[0])
     workers = [
         subprocess.Popen([sys.executable, str(CLIENTS), json.dumps(spec)], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
