@@ -542,24 +542,37 @@ class Bench:
         ]  # fmt: skip
 
     def profile(self, out: Path) -> list[str]:
-        """Default-settings producer at maximum rate, py-spy on it and on partition 0's
-        leader; returns the summary lines."""
+        """py-spy at maximum rate: a default-settings producer and partition 0's leader
+        broker, then a consumer reading what it wrote. Returns the summary lines."""
         out.mkdir(parents=True, exist_ok=True)
         leader = asyncio.run(_leader_of(self.s.raftka, "profile", 0))
-        files = {"client": out / "producer.txt", f"raftka-broker-{leader}": out / "leader.txt"}
-        spec = self._raftka("profile", KIB, {})
-        run = measure("profile", "raftka", 0, [spec], self.s.pids("raftka"), profile=files)
-        lines = [f"profiled run: {run.records_per_s:,.0f} records/s, client "
-                 f"{run.client_cores:.2f} cores ({run.client_us_per_record:.1f} us/record), "
-                 f"servers {run.server_cores:.2f} cores {run.error}"]  # fmt: skip
-        for what, path in files.items():
+        producing = {"client": out / "producer.txt", f"raftka-broker-{leader}": out / "leader.txt"}
+        run = measure("profile", "raftka", 0, [self._raftka("profile", KIB, {})],
+                      self.s.pids("raftka"), profile=producing)  # fmt: skip
+        lines = [_profiled_line("producer", run)]
+        consume = {"kind": "raftka_consume", "topic": "profile", "partitions": 3,
+                   "servers": ",".join(self.s.raftka.bootstrap_servers),
+                   "seconds": max(self.args.seconds, 30.0),
+                   "max_records": self.args.consume_records}  # fmt: skip
+        consuming = {"client": out / "consumer.txt"}
+        run = measure("profile", "raftka", 0, [consume], self.s.pids("raftka"), profile=consuming)
+        lines.append(_profiled_line("consumer", run))
+        for what, path in [*producing.items(), *consuming.items()]:
             if not path.exists():
                 lines.append(f"{what}: no profile written ({path})")
                 continue
-            lines.append(f"{what} ({path.name}), top functions by own time (own %, total %):")
+            lines.append(f"{path.stem} ({what}), top functions by own time (own %, total %):")
             for name, own, total in summarize_collapsed(path.read_text().splitlines()):
                 lines.append(f"  {own:5.1f} {total:5.1f}  {name}")
         return lines
+
+
+def _profiled_line(what: str, run: Run) -> str:
+    return (
+        f"profiled {what}: {run.records_per_s:,.0f} records/s, client {run.client_cores:.2f} "
+        f"cores ({run.client_us_per_record:.1f} us/record), servers {run.server_cores:.2f} "
+        f"cores {run.error}"
+    )
 
 
 def _redis_fill(port: int, key: str, records: int) -> None:
