@@ -440,7 +440,7 @@ def measure(
                 results.append(json.loads(stdout.strip().splitlines()[-1]))
             run.server_cpu_s = {n: proc_cpu_s(p) - before[n] for n, p in server_pids.items()}
     except Exception as e:
-        run.error = str(e).replace("\n", " ")[:300]
+        run.error = str(e).replace("\n", " ")[-300:]  # the traceback's last line matters
         return run
     finally:
         for w in workers:
