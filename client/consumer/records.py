@@ -165,10 +165,10 @@ class CompletedFetch:
         self.remaining_bytes -= header.size
         self._pending, self._taken = [], 0
         if self._skipped_as_aborted(span):
-            self._close_as_skipped(header)
+            self._enter(header)
             return
         if header.is_control or header.next_offset <= self.next_offset:
-            self._close_as_skipped(header)
+            self._enter(header)
             return
         try:
             decoded = decode_batch(self._data, span.position, verify=False).records
@@ -187,10 +187,11 @@ class CompletedFetch:
                       leader_epoch))
             for r in decoded
         ]  # fmt: skip
-        self._batch_end = header.next_offset
-        self._batch_epoch = _epoch(epoch)
+        self._enter(header)
 
-    def _close_as_skipped(self, header: BatchHeader) -> None:
+    def _enter(self, header: BatchHeader) -> None:
+        """The batch is open: once its records (if any) are taken, the position moves past
+        it (the records before it are all taken by now)."""
         self._batch_end = header.next_offset
         self._batch_epoch = _epoch(header.partition_leader_epoch)
 
