@@ -152,7 +152,7 @@ async def nats_produce(spec: Spec) -> Result:
             try:
                 await js.publish(spec["subject"], payload, timeout=5)
                 break
-            except nats.errors.TimeoutError:
+            except (nats.errors.TimeoutError, TimeoutError):
                 if attempt == 9:
                     raise
         await ready()
@@ -190,7 +190,7 @@ async def nats_consume(spec: Spec) -> Result:
         while records < spec["max_records"] and time.monotonic() < deadline:
             try:
                 msgs = await sub.fetch(batch=1000, timeout=0.5)
-            except nats.errors.TimeoutError:
+            except (nats.errors.TimeoutError, TimeoutError):  # (nats-py raises either)
                 if time.monotonic() - last > IDLE_S:
                     break
                 continue
