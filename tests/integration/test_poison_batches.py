@@ -140,7 +140,7 @@ def test_poison_batches_are_refused_and_nothing_is_written(
         # a good batch in front of the poison is not written either
         result = await produce(address, TOPIC, 0, batches=good(b"first") + payload)
         assert result.error_code == cpb.CORRUPT_MESSAGE, (
-            cpb.ErrorCode.Name(result.error_code),  # type: ignore[arg-type]
+            cpb.ErrorCode.Name(result.error_code),
             result.error_message,
         )
         assert f"{TOPIC}-0, batch at byte {len(good(b'first'))}" in result.error_message
