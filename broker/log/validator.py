@@ -159,7 +159,7 @@ def validate_produced_batches(
 
     ``compression`` is the topic's ``compression.type`` as a codec (None for ``producer``:
     batches keep the producer's). A batch with another codec is recompressed
-    (:func:`recompress_batches`), the one place the broker touches records.
+    (:func:`recompress_batches`) from the stream its record check decompressed.
     """
     try:
         spans = split_batches(buf, max_batch_bytes=max_message_bytes)
