@@ -41,11 +41,11 @@ from raftka.common.records import (
     RecordError,
     RecordTooLargeError,
     UnsupportedCompressionError,
+    accel,
     compress,
     decompress,
     split_batches,
 )
-from raftka.common.records.accel import validate_records
 from raftka.common.records.batch import (
     ATTRIBUTES_POS,
     BATCH_LENGTH_POS,
@@ -275,7 +275,7 @@ def check_records(
     count = header.records_count
     if codec == Compression.NONE:
         try:
-            low, high = validate_records(payload, count, header.base_timestamp, HEADER_SIZE)
+            low, high = accel.validate_records(payload, count, header.base_timestamp, HEADER_SIZE)
         except CorruptRecordError as exc:
             raise CorruptRecordError(
                 f"{where}, batch at byte {position} (positions below count from the batch's "
@@ -301,7 +301,7 @@ def check_records(
     except CorruptRecordError as exc:
         raise CorruptRecordError(f"{where}, batch at byte {position}: {exc.message}") from None
     try:
-        low, high = validate_records(stream, count, header.base_timestamp, 0)
+        low, high = accel.validate_records(stream, count, header.base_timestamp, 0)
     except CorruptRecordError as exc:
         raise CorruptRecordError(
             f"{where}, batch at byte {position}: its {name} records, decompressed to "

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from raftka.broker.log import validator
 from raftka.broker.log.validator import TimestampBounds, validate_produced_batches
 from raftka.common.records import (
     Compression,
     CorruptRecordError,
     InvalidTimestampError,
     RecordBatchBuilder,
+    accel,
     build_batch,
     iter_records,
 )
@@ -40,7 +40,7 @@ def implementation(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
     """Runs each test with the validator on one codec."""
-    monkeypatch.setattr(validator, "validate_records", codec_named(request.param).validate_records)
+    monkeypatch.setattr(accel, "validate_records", codec_named(request.param).validate_records)
     yield request.param
 
 
