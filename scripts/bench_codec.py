@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import random
 import statistics
 import timeit
@@ -196,7 +197,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7, help="timed runs per figure (median)")
     args = parser.parse_args()
-    print(f"codec in use by default: {accel.IMPLEMENTATION}; medians of {args.runs} runs\n")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"codec in use by default: {accel.IMPLEMENTATION}; medians of {args.runs} runs; "
+        f"load average {load} on {os.cpu_count()} cores\n"
+    )
     bench_validate(args.runs)
     bench_encode(args.runs)
     bench_decode(args.runs)

@@ -393,24 +393,35 @@ static PyObject *decode_records(PyObject *self, PyObject *args) {
 
 /* ------------------------------------------------------------------ encoding */
 
+/* The scratch buffer a record's body is built in: on the stack while it fits, else on the
+ * heap (sized from the key and value up front, so a record costs at most one allocation). */
+#define STACK_BYTES 2048
+
 typedef struct {
     char *p;
     Py_ssize_t len;
     Py_ssize_t cap;
+    int heap;
 } Growable;
 
 static int reserve(Growable *g, Py_ssize_t extra) {
     if (g->len + extra <= g->cap) return 0;
-    Py_ssize_t cap = g->cap ? g->cap : 256;
-    while (cap < g->len + extra) cap *= 2;
-    char *p = PyMem_Realloc(g->p, (size_t)cap);
+    Py_ssize_t cap = g->cap * 2;
+    if (cap < g->len + extra) cap = g->len + extra;
+    char *p = g->heap ? PyMem_Realloc(g->p, (size_t)cap) : PyMem_Malloc((size_t)cap);
     if (p == NULL) {
         PyErr_NoMemory();
         return -1;
     }
+    if (!g->heap) memcpy(p, g->p, (size_t)g->len);
     g->p = p;
     g->cap = cap;
+    g->heap = 1;
     return 0;
+}
+
+static void release(Growable *g) {
+    if (g->heap) PyMem_Free(g->p);
 }
 
 static inline Py_ssize_t put_unsigned(char *dst, uint64_t raw) {
@@ -434,9 +445,16 @@ static int put_varint(Growable *g, long long v) {
 }
 
 static int put_bytes(Growable *g, const char *data, Py_ssize_t n) {
-    if (put_varint(g, n) < 0 || reserve(g, n) < 0) return -1;
+    if (reserve(g, n + 10) < 0) return -1;
+    g->len += put_unsigned(g->p + g->len, zigzag(n));
     memcpy(g->p + g->len, data, (size_t)n);
     g->len += n;
+    return 0;
+}
+
+static Py_ssize_t size_hint(PyObject *obj) {
+    if (PyBytes_Check(obj)) return PyBytes_GET_SIZE(obj);
+    if (PyByteArray_Check(obj)) return PyByteArray_GET_SIZE(obj);
     return 0;
 }
 
@@ -482,8 +500,9 @@ static int put_field(Growable *g, PyObject *obj, Py_ssize_t index, const char *w
 
 static const char PAIRS[] = "record %zd: headers must be (str, bytes | None) pairs, not %U";
 
-/* Appends one record (length prefix and body) to out, using body as scratch. */
-static int put_record(Growable *out, Growable *body, Py_ssize_t index, PyObject *offset_obj,
+/* Appends one record (length prefix and body) to the bytearray target, building the body in
+ * body first. On failure target may have grown: the caller truncates it. */
+static int put_record(PyObject *target, Growable *body, Py_ssize_t index, PyObject *offset_obj,
                       PyObject *delta_obj, PyObject *key, PyObject *value, PyObject *headers) {
     int overflow;
     long long timestamp_delta = PyLong_AsLongLongAndOverflow(delta_obj, &overflow);
@@ -501,9 +520,10 @@ static int put_record(Growable *out, Growable *body, Py_ssize_t index, PyObject 
         return -1;
     }
     body->len = 0;
-    if (reserve(body, 1) < 0) return -1;
+    if (reserve(body, 40 + size_hint(key) + size_hint(value)) < 0) return -1;
     body->p[body->len++] = 0; /* attributes */
-    if (put_varint(body, timestamp_delta) < 0 || put_varint(body, offset_delta) < 0) return -1;
+    body->len += put_unsigned(body->p + body->len, zigzag(timestamp_delta));
+    body->len += put_unsigned(body->p + body->len, zigzag(offset_delta));
     if (put_field(body, key, index, "key") < 0 || put_field(body, value, index, "value") < 0) {
         return -1;
     }
@@ -548,17 +568,14 @@ static int put_record(Growable *out, Growable *body, Py_ssize_t index, PyObject 
         Py_DECREF(pairs);
         if (failed) return -1;
     }
-    if (reserve(out, body->len + 5) < 0) return -1;
-    out->len += put_unsigned(out->p + out->len, zigzag(body->len));
-    memcpy(out->p + out->len, body->p, (size_t)body->len);
-    out->len += body->len;
-    return 0;
-}
-
-static int append_to(PyObject *target, Growable *g) {
+    /* bytearray over-allocates as it grows, so appending record by record is amortised. */
+    char prefix[10];
+    Py_ssize_t prefix_len = put_unsigned(prefix, zigzag(body->len));
     Py_ssize_t size = PyByteArray_GET_SIZE(target);
-    if (PyByteArray_Resize(target, size + g->len) < 0) return -1;
-    memcpy(PyByteArray_AS_STRING(target) + size, g->p, (size_t)g->len);
+    if (PyByteArray_Resize(target, size + prefix_len + body->len) < 0) return -1;
+    char *dst = PyByteArray_AS_STRING(target) + size;
+    memcpy(dst, prefix, (size_t)prefix_len);
+    memcpy(dst + prefix_len, body->p, (size_t)body->len);
     return 0;
 }
 
@@ -572,12 +589,20 @@ static PyObject *encode_record(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_TypeError, "record 0: offset and timestamp deltas must be int");
         return NULL;
     }
-    Growable out = {NULL, 0, 0}, body = {NULL, 0, 0};
-    int result = put_record(&out, &body, 0, offset_obj, delta_obj, key, value, headers);
-    if (result == 0) result = append_to(target, &out);
-    PyMem_Free(out.p);
-    PyMem_Free(body.p);
-    if (result < 0) return NULL;
+    char stack[STACK_BYTES];
+    Growable body = {stack, 0, STACK_BYTES, 0};
+    Py_ssize_t size = PyByteArray_GET_SIZE(target);
+    int result = put_record(target, &body, 0, offset_obj, delta_obj, key, value, headers);
+    release(&body);
+    if (result < 0) {
+        if (PyByteArray_GET_SIZE(target) > size) {
+            PyObject *type, *value_, *traceback;
+            PyErr_Fetch(&type, &value_, &traceback);
+            PyByteArray_Resize(target, size);
+            PyErr_Restore(type, value_, traceback);
+        }
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 
@@ -590,7 +615,9 @@ static PyObject *encode_records(PyObject *self, PyObject *args) {
     }
     PyObject *iterator = PyObject_GetIter(records);
     if (iterator == NULL) return NULL;
-    Growable out = {NULL, 0, 0}, body = {NULL, 0, 0};
+    char stack[STACK_BYTES];
+    Growable body = {stack, 0, STACK_BYTES, 0};
+    Py_ssize_t size = PyByteArray_GET_SIZE(target);
     int failed = 0;
     Py_ssize_t index = 0;
     PyObject *record;
@@ -634,7 +661,7 @@ static PyObject *encode_records(PyObject *self, PyObject *args) {
             if (!failed) {
                 offset_obj = PyLong_FromLongLong(first_offset_delta + (long long)index);
                 failed = delta_obj == NULL || offset_obj == NULL ||
-                         put_record(&out, &body, index, offset_obj, delta_obj,
+                         put_record(target, &body, index, offset_obj, delta_obj,
                                     PySequence_Fast_GET_ITEM(fields, 1),
                                     PySequence_Fast_GET_ITEM(fields, 2),
                                     PySequence_Fast_GET_ITEM(fields, 3)) < 0;
@@ -648,11 +675,17 @@ static PyObject *encode_records(PyObject *self, PyObject *args) {
         index++;
     }
     Py_DECREF(iterator);
+    release(&body);
     if (!failed && PyErr_Occurred()) failed = 1; /* the iterator raised */
-    if (!failed) failed = append_to(target, &out) < 0;
-    PyMem_Free(out.p);
-    PyMem_Free(body.p);
-    if (failed) return NULL;
+    if (failed) {
+        if (PyByteArray_GET_SIZE(target) > size) {
+            PyObject *type, *value, *traceback;
+            PyErr_Fetch(&type, &value, &traceback);
+            PyByteArray_Resize(target, size);
+            PyErr_Restore(type, value, traceback);
+        }
+        return NULL;
+    }
     return PyLong_FromLongLong(max_timestamp);
 }
 
