@@ -25,7 +25,7 @@ import random
 import statistics
 import timeit
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from types import ModuleType
 from typing import Any
 
@@ -77,18 +77,47 @@ def using(codec: ModuleType) -> Iterator[None]:
             setattr(accel, name, function)
 
 
-def median_seconds(call: Callable[[], Any], runs: int, min_time: float = 0.05) -> float:
-    """Median seconds per call over ``runs`` runs of enough calls to last ``min_time``."""
-    timer = timeit.Timer(call)
-    number, _ = timer.autorange()
-    number = max(1, int(number * min_time / 0.2))
-    return statistics.median(timer.repeat(repeat=runs, number=number)) / number
+@contextmanager
+def headers_only() -> Iterator[None]:
+    """The validator as it was before record checks: no walk of the records."""
+    saved = validator.check_records
+    validator.check_records = lambda *args, **kwargs: (-1, -1, None)
+    try:
+        yield
+    finally:
+        validator.check_records = saved
+
+
+Variant = tuple[str, Callable[[], AbstractContextManager[None]], Callable[[], Any]]
+"""(label, the context to time it in, the call)."""
+
+
+def compare(variants: list[Variant], runs: int, min_time: float = 0.05) -> dict[str, float]:
+    """Median seconds per call of each variant. The runs are interleaved (one run of each in
+    turn), so that a machine shared with other work slows every variant alike."""
+    numbers = {}
+    for label, context, call in variants:
+        with context():
+            number, _ = timeit.Timer(call).autorange()
+        numbers[label] = max(1, int(number * min_time / 0.2))
+    samples: dict[str, list[float]] = {label: [] for label, _, _ in variants}
+    for _ in range(runs):
+        for label, context, call in variants:
+            with context():
+                seconds = timeit.Timer(call).timeit(numbers[label])
+            samples[label].append(seconds / numbers[label])
+    return {label: statistics.median(values) for label, values in samples.items()}
+
+
+def per_codec(call: Callable[[], Any]) -> list[Variant]:
+    return [(name, functools.partial(using, codec), call) for name, codec in codecs().items()]
 
 
 def bench_validate(runs: int) -> None:
     print("validate: one batch's records walked (lz4: decompressed, then walked)")
     print(
-        f"{'records':>8} {'codec':>6} {'impl':>7} {'batch bytes':>11} {'us/batch':>10} {'ns/record':>10}"
+        f"{'records':>8} {'codec':>6} {'impl':>7} {'batch bytes':>11} {'us/batch':>10} "
+        f"{'ns/record':>10}"
     )
     for record_bytes in (1024, 100):
         count = BATCH_BYTES // (record_bytes + 12)
@@ -96,24 +125,19 @@ def bench_validate(runs: int) -> None:
         for compression in (Compression.NONE, Compression.LZ4):
             batch = build_batch(data, compression=compression)
             (span,) = split_batches(batch)
-            view = memoryview(batch)
-            for name, codec in codecs().items():
-                with using(codec):
-                    seconds = median_seconds(
-                        functools.partial(
-                            validator.check_records,
-                            view,
-                            0,
-                            span.size,
-                            span.header,
-                            max_message_bytes=LIMIT,
-                            where="t-0",
-                        ),
-                        runs,
-                    )
+            check = functools.partial(
+                validator.check_records,
+                memoryview(batch),
+                0,
+                span.size,
+                span.header,
+                max_message_bytes=LIMIT,
+                where="t-0",
+            )
+            for name, seconds in compare(per_codec(check), runs).items():
                 print(
-                    f"{record_bytes:>7}B {compression.name.lower():>6} {name:>7} {len(batch):>11} "
-                    f"{seconds * 1e6:>10.1f} {seconds * 1e9 / count:>10.1f}"
+                    f"{record_bytes:>7}B {compression.name.lower():>6} {name:>7} "
+                    f"{len(batch):>11} {seconds * 1e6:>10.1f} {seconds * 1e9 / count:>10.1f}"
                 )
 
 
@@ -139,14 +163,12 @@ def bench_encode(runs: int) -> None:
     for record_bytes in (1024, 100):
         count = BATCH_BYTES // (record_bytes + 12)
         data = rows(record_bytes, count)
-
-        for name, codec in codecs().items():
-            with using(codec):
-                append = median_seconds(functools.partial(by_append, data), runs)
-                extend = median_seconds(functools.partial(by_extend, data), runs)
+        append = compare(per_codec(functools.partial(by_append, data)), runs)
+        extend = compare(per_codec(functools.partial(by_extend, data)), runs)
+        for name in codecs():
             print(
-                f"{record_bytes:>7}B {name:>7} {append * 1e9 / count:>10.0f} "
-                f"{extend * 1e9 / count:>10.0f}"
+                f"{record_bytes:>7}B {name:>7} {append[name] * 1e9 / count:>10.0f} "
+                f"{extend[name] * 1e9 / count:>10.0f}"
             )
 
 
@@ -156,37 +178,29 @@ def bench_decode(runs: int) -> None:
     for record_bytes in (1024, 100):
         count = BATCH_BYTES // (record_bytes + 12)
         batch = build_batch(rows(record_bytes, count))
-        for name, codec in codecs().items():
-            with using(codec):
-                seconds = median_seconds(functools.partial(decode_batch, batch, verify=False), runs)
+        decode = functools.partial(decode_batch, batch, verify=False)
+        for name, seconds in compare(per_codec(decode), runs).items():
             print(f"{record_bytes:>7}B {name:>7} {seconds * 1e9 / count:>10.0f}")
 
 
 def bench_broker(runs: int) -> None:
     print("\nbroker: validate_produced_batches, one 256 KiB batch of 1 KiB records")
     print(f"{'codec':>6} {'validation':>22} {'us/batch':>10} {'MB/s':>8}")
-    count = BATCH_BYTES // 1024
-    data = rows(1024, count)
+    data = rows(1024, BATCH_BYTES // 1024)
     for compression in (Compression.NONE, Compression.LZ4):
         batch = bytes(build_batch(data, compression=compression))
-
         validate = functools.partial(
             validator.validate_produced_batches,
             batch,
             max_message_bytes=LIMIT,
             log_append_time_ms=None,
         )
-        saved = validator.check_records
-        validator.check_records = lambda *args, **kwargs: (-1, -1, None)
-        try:
-            before = median_seconds(validate, runs)
-        finally:
-            validator.check_records = saved
-        figures = [("headers only (before)", before)]
-        for name, codec in codecs().items():
-            with using(codec):
-                figures.append((f"every record, {name}", median_seconds(validate, runs)))
-        for label, seconds in figures:
+        variants: list[Variant] = [("headers only (before)", headers_only, validate)]
+        variants += [
+            (f"every record, {name}", functools.partial(using, codec), validate)
+            for name, codec in codecs().items()
+        ]
+        for label, seconds in compare(variants, runs).items():
             print(
                 f"{compression.name.lower():>6} {label:>22} {seconds * 1e6:>10.1f} "
                 f"{BATCH_BYTES / seconds / 1e6:>8.0f}"

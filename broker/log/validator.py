@@ -205,8 +205,13 @@ def validate_produced_batches(
         if check_timestamps is not None:
             check_timestamps.check(header, f"{where}, batch at byte {position}")
         records += count
+    # Decompressed streams are kept (up to MAX_DECOMPRESSED_BATCH_BYTES in all) only for the
+    # batches a topic's compression.type will recompress, which then need not decompress again.
     streams: dict[int, Buffer] = {}
+    kept = 0
     view = buf if isinstance(buf, memoryview) else memoryview(buf)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
     for index, (position, size, header) in enumerate(spans):
         low, high, stream = check_records(
             view,
@@ -219,8 +224,14 @@ def validate_produced_batches(
         )
         if check_timestamps is not None:
             check_timestamps.check_range(low, high, f"{where}, batch at byte {position}")
-        if stream is not None:
+        if (
+            stream is not None
+            and compression is not None
+            and header.attributes & COMPRESSION_MASK != compression
+            and kept + len(stream) <= MAX_DECOMPRESSED_BATCH_BYTES
+        ):
             streams[index] = stream
+            kept += len(stream)
     headers = tuple(span.header for span in spans)
     checked = CheckedBatches(buf, spans)
     if compression is not None and any(
