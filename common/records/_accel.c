@@ -659,7 +659,16 @@ static PyObject *encode_records(PyObject *self, PyObject *args) {
                 delta_obj = PyLong_FromLongLong(delta);
             }
             if (!failed) {
-                offset_obj = PyLong_FromLongLong(first_offset_delta + (long long)index);
+                long long offset_delta;
+                if (__builtin_add_overflow(first_offset_delta, (long long)index, &offset_delta)) {
+                    PyObject *first = PyLong_FromLongLong(first_offset_delta);
+                    PyObject *step = PyLong_FromSsize_t(index);
+                    offset_obj = first && step ? PyNumber_Add(first, step) : NULL;
+                    Py_XDECREF(first);
+                    Py_XDECREF(step);
+                } else {
+                    offset_obj = PyLong_FromLongLong(offset_delta);
+                }
                 failed = delta_obj == NULL || offset_obj == NULL ||
                          put_record(target, &body, index, offset_obj, delta_obj,
                                     PySequence_Fast_GET_ITEM(fields, 1),

@@ -272,6 +272,8 @@ def test_encoder_output_and_errors(codec: ModuleType) -> None:
         assert bytes(out) == before  # nothing appended
     with pytest.raises(ValueError, match=r"record 0: offset delta 2147483648 is outside"):
         codec.encode_records(out, [(BASE, None, None, ())], BASE, 1 << 31, -1)
+    with pytest.raises(ValueError, match=rf"record 0: offset delta {(1 << 63) - 1} is outside"):
+        codec.encode_records(out, [(BASE, None, None, ())] * 2, BASE, (1 << 63) - 1, -1)
     with pytest.raises(TypeError, match="deltas must be int"):
         codec.encode_record(out, 0, 1.0, None, None, ())
     assert bytes(out) == before
