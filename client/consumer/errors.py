@@ -69,14 +69,46 @@ class CorruptDataError(CorruptRecordError):
     consumer's CRC check failed) or the broker refused to serve them because its copy is
     damaged (CORRUPT_MESSAGE). poll() raises it until the partition is sought."""
 
-    def __init__(self, topic_partition: TopicPartition, offset: int, detail: str) -> None:
+    def __init__(
+        self, topic_partition: TopicPartition, offset: int, detail: str, *, advice: str = ""
+    ) -> None:
         super().__init__(
-            f"{topic_partition} at offset {offset}: damaged data ({detail}); seek() "
-            f"{topic_partition} to offset {offset} to fetch it again (a broker with a damaged "
-            "copy hands leadership to a healthy replica), or past it to skip it"
+            f"{topic_partition} at offset {offset}: damaged data ({detail}); "
+            + (
+                advice
+                or f"seek() {topic_partition} to offset {offset} to fetch it again (a broker "
+                "with a damaged copy hands leadership to a healthy replica), or past it to "
+                "skip it"
+            )
         )
         self.topic_partition = topic_partition
+        self.topic, self.partition = topic_partition
         self.offset = offset
+
+
+class InvalidBatchError(CorruptDataError):
+    """A stored batch of ``topic``/``partition`` passed its CRC check but its records cannot
+    be read (a count that lies, a bad varint, a truncated record, a compressed payload that is
+    garbage): a broker that did not yet validate every record wrote it. Fetching it again
+    cannot help, so this is not retriable. poll() first returns every record before it, then
+    raises this (at ``offset``, where the position stays) until the partition is sought;
+    ``consumer.seek(error.topic_partition, error.next_offset)`` skips the batch (its records
+    are lost to this consumer) and consumption goes on after it."""
+
+    retriable = False
+
+    def __init__(
+        self, topic_partition: TopicPartition, offset: int, next_offset: int, detail: str
+    ) -> None:
+        super().__init__(
+            topic_partition,
+            offset,
+            f"the batch ending before offset {next_offset} holds unreadable records: {detail}",
+            advice=f"it was stored without record validation and reads the same from every "
+            f"replica. seek() {topic_partition} to offset {next_offset} (error.next_offset) to "
+            "skip it and its records",
+        )
+        self.next_offset = next_offset
 
 
 class IllegalStateError(RaftkaError):

@@ -102,6 +102,10 @@ class FetchBuffer:
         records = head.take(max_records)
         out.extend(records)
         subscription.advance(tp, head.next_offset, head.position_epoch)
+        if head.error is not None:  # an unreadable batch: poll() raises it until a seek
+            subscription.fail(tp, head.error)
+            self.clear(tp)
+            return
         if head.exhausted:
             queue.popleft()
             self._held -= head.nbytes

@@ -17,7 +17,9 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
+from raftka.client.consumer.errors import InvalidBatchError
 from raftka.client.types import TopicPartition
 from raftka.common.records.batch import (
     HEADER_SIZE,
@@ -27,13 +29,18 @@ from raftka.common.records.batch import (
 )
 from raftka.common.records.control import is_end_txn_marker, parse_end_txn_marker
 from raftka.common.records.decoder import decode_batch
-from raftka.common.records.errors import InvalidRecordError
+from raftka.common.records.errors import InvalidRecordError, RecordError
 
 Headers = tuple[tuple[str, bytes | None], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class ConsumerRecord:
+class ConsumerRecord(NamedTuple):
+    """One record as poll() returns it (immutable).
+
+    A named tuple rather than a frozen dataclass: made once per record delivered, it must be
+    cheap to build (one C call, rather than a Python ``__init__`` that sets each field through
+    ``object.__setattr__``)."""
+
     topic: str
     partition: int
     offset: int
@@ -48,6 +55,9 @@ class ConsumerRecord:
     @property
     def topic_partition(self) -> TopicPartition:
         return TopicPartition(self.topic, self.partition)
+
+
+_new_record = tuple.__new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +88,10 @@ class CompletedFetch:
 
     ``next_offset`` is the position after what has been taken (it moves past a batch once its
     last record is taken, so gaps left by compaction and control batches are skipped);
-    ``end_offset`` is where the next fetch for the partition starts.
+    ``end_offset`` is where the next fetch for the partition starts. A batch whose records
+    cannot be decoded (its CRC is fine: it was stored by a broker that did not validate records)
+    stops the fetch: ``error`` then names it, and ``next_offset`` stays at the first offset not
+    returned.
     """
 
     def __init__(
@@ -100,9 +113,13 @@ class CompletedFetch:
         """The leader epoch of the last batch (of the record before ``end_offset``)."""
         self.remaining_bytes = sum(s.header.size for s in spans)
         """Bytes of the batches not decoded yet (what prefetching is bounded by)."""
+        self.error: InvalidBatchError | None = None
         self._data = data
         self._batches: deque[FetchedBatch] = deque(spans)
-        self._pending: deque[ConsumerRecord] = deque()
+        # The open batch's records not taken yet: _pending[_taken:] (a list and an index, so
+        # that a take is a slice, O(1) Python work per batch rather than per record).
+        self._pending: list[ConsumerRecord] = []
+        self._taken = 0
         self._batch_end: int | None = None
         self._batch_epoch: int | None = None
         self.position_epoch: int | None = None
@@ -114,22 +131,24 @@ class CompletedFetch:
 
     @property
     def exhausted(self) -> bool:
-        return not self._pending and not self._batches
+        return self._taken >= len(self._pending) and not self._batches
 
     def take(self, max_records: int) -> list[ConsumerRecord]:
         out: list[ConsumerRecord] = []
         while len(out) < max_records:
-            if self._pending:
-                record = self._pending.popleft()
-                out.append(record)
-                self.next_offset = record.offset + 1
-                self.position_epoch = record.leader_epoch
+            pending, taken = self._pending, self._taken
+            if taken < len(pending):
+                chunk = pending[taken : taken + max_records - len(out)]
+                self._taken = taken + len(chunk)
+                out += chunk
+                self.next_offset = chunk[-1].offset + 1
+                self.position_epoch = chunk[-1].leader_epoch
                 continue
             self._finish_batch()
             if not self._batches:
                 break
             self._open(self._batches.popleft())
-        if not self._pending:
+        if self._taken >= len(self._pending):
             self._finish_batch()
         return out
 
@@ -144,30 +163,46 @@ class CompletedFetch:
     def _open(self, span: FetchedBatch) -> None:
         header = span.header
         self.remaining_bytes -= header.size
-        self._batch_end = header.next_offset
-        self._batch_epoch = _epoch(header.partition_leader_epoch)
+        self._pending, self._taken = [], 0
         if self._skipped_as_aborted(span):
+            self._enter(header)
             return
         if header.is_control or header.next_offset <= self.next_offset:
+            self._enter(header)
+            return
+        try:
+            decoded = decode_batch(self._data, span.position, verify=False).records
+        except RecordError as e:
+            self._fail(header, e)
             return
         epoch = header.partition_leader_epoch
         leader_epoch = None if epoch == NO_PARTITION_LEADER_EPOCH else epoch
         topic, partition = self.tp
+        new, cls = _new_record, ConsumerRecord
         start = self.next_offset
-        self._pending.extend(
-            ConsumerRecord(
-                topic,
-                partition,
-                r.offset,
-                r.timestamp,
-                r.key,
-                r.value,
-                r.headers,
-                leader_epoch,
-            )
-            for r in decode_batch(self._data, span.position, verify=False).records
-            if r.offset >= start
+        if header.base_offset < start:  # the fetch started inside this batch
+            decoded = tuple(r for r in decoded if r.offset >= start)
+        self._pending = [
+            new(cls, (topic, partition, r.offset, r.timestamp, r.key, r.value, r.headers,
+                      leader_epoch))
+            for r in decoded
+        ]  # fmt: skip
+        self._enter(header)
+
+    def _enter(self, header: BatchHeader) -> None:
+        """The batch is open: once its records (if any) are taken, the position moves past
+        it (the records before it are all taken by now)."""
+        self._batch_end = header.next_offset
+        self._batch_epoch = _epoch(header.partition_leader_epoch)
+
+    def _fail(self, header: BatchHeader, error: RecordError) -> None:
+        """The batch's records cannot be read: stop here, before it (nothing of it is
+        returned, and the position stays where it is)."""
+        self.error = InvalidBatchError(
+            self.tp, max(header.base_offset, self.next_offset), header.next_offset, error.message
         )
+        self._batches.clear()
+        self.remaining_bytes = 0
 
     def _skipped_as_aborted(self, span: FetchedBatch) -> bool:
         """read_committed: whether the batch belongs to an aborted transaction (its ABORT

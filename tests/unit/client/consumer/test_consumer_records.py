@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from raftka.client.consumer.errors import CorruptDataError, InvalidBatchError
+from raftka.client.consumer.fetch_buffer import FetchBuffer
 from raftka.client.consumer.records import CompletedFetch, ConsumerRecord, batch_spans
+from raftka.client.consumer.subscription import SubscriptionState
 from raftka.client.types import TopicPartition
-from raftka.common.records.batch import Compression, set_partition_leader_epoch
+from raftka.common.records.batch import Compression, set_partition_leader_epoch, write_crc
 from raftka.common.records.builder import build_batch
 from raftka.common.records.errors import CorruptRecordError
 
@@ -109,3 +112,53 @@ def test_batch_spans_checks_crcs_and_ignores_a_partial_tail() -> None:
     with pytest.raises(CorruptRecordError):
         batch_spans(bytes(corrupt), verify=True)
     assert len(batch_spans(bytes(corrupt), verify=False)) == 2  # check_crcs=False
+
+
+def lying_batch(base: int, count: int) -> bytes:
+    """``count`` records whose header claims one more, with a valid CRC (as an older broker
+    stored it without reading the records)."""
+    data = build_batch([(1, None, b"x", ())] * count, base_offset=base)
+    data[57:61] = (count + 1).to_bytes(4, "big")  # the header's records count
+    write_crc(data)
+    return bytes(data)
+
+
+def test_an_unreadable_batch_stops_the_fetch_before_it() -> None:
+    fetch = completed(batch(0, 3) + lying_batch(3, 2) + batch(5, 2), 1)
+    assert [r.offset for r in fetch.take(100)] == [1, 2]
+    error = fetch.error
+    assert isinstance(error, InvalidBatchError)
+    assert (error.topic, error.partition, error.offset, error.next_offset) == ("t", 3, 3, 5)
+    assert "t-3 at offset 3" in error.message and "offset 5" in error.message
+    assert isinstance(error, CorruptDataError) and not error.retriable
+    assert fetch.next_offset == 3  # the position stays before the batch
+    assert done(fetch) and fetch.take(10) == []
+
+
+def test_an_unreadable_batch_is_named_at_the_position_inside_it() -> None:
+    fetch = completed(lying_batch(3, 4), 5)
+    assert fetch.take(10) == []
+    assert fetch.error is not None and (fetch.error.offset, fetch.error.next_offset) == (5, 7)
+
+
+def test_poll_returns_the_records_before_a_bad_batch_then_its_error_until_a_seek() -> None:
+    sub = SubscriptionState("earliest")
+    sub.assign([TP])
+    sub.seek(TP, 0)
+    buf = FetchBuffer(partition_limit=1 << 20, total_limit=1 << 30)
+    buf.add(completed(batch(0, 2) + lying_batch(2, 3), 0))
+    assert [r.offset for r in buf.drain(100, sub)] == [0, 1]
+    error = sub.first_error()
+    assert isinstance(error, InvalidBatchError) and error.next_offset == 5
+    assert sub.state(TP).position == 2 and not buf.has_data()
+    sub.seek(TP, error.next_offset)  # skipping it
+    assert sub.first_error() is None and sub.state(TP).position == 5
+
+
+def test_records_are_immutable_values() -> None:
+    (r,) = completed(batch(0, 1), 0).take(1)
+    with pytest.raises(AttributeError):
+        r.offset = 5  # type: ignore[misc]
+    assert r._replace(offset=5).offset == 5 and r.offset == 0
+    assert r == ConsumerRecord("t", 3, 0, 100, b"k0", b"v0", (("h", b"x"),))
+    assert hash(r) == hash(ConsumerRecord("t", 3, 0, 100, b"k0", b"v0", (("h", b"x"),)))
