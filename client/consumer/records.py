@@ -28,7 +28,7 @@ from raftka.common.records.batch import (
     validate,
 )
 from raftka.common.records.control import is_end_txn_marker, parse_end_txn_marker
-from raftka.common.records.decoder import decode_batch
+from raftka.common.records.decoder import decode_raw
 from raftka.common.records.errors import InvalidRecordError, RecordError
 
 Headers = tuple[tuple[str, bytes | None], ...]
@@ -171,7 +171,7 @@ class CompletedFetch:
             self._enter(header)
             return
         try:
-            decoded = decode_batch(self._data, span.position, verify=False).records
+            raw = decode_raw(self._data, span.position)
         except RecordError as e:
             self._fail(header, e)
             return
@@ -179,14 +179,23 @@ class CompletedFetch:
         leader_epoch = None if epoch == NO_PARTITION_LEADER_EPOCH else epoch
         topic, partition = self.tp
         new, cls = _new_record, ConsumerRecord
-        start = self.next_offset
-        if header.base_offset < start:  # the fetch started inside this batch
-            decoded = tuple(r for r in decoded if r.offset >= start)
-        self._pending = [
-            new(cls, (topic, partition, r.offset, r.timestamp, r.key, r.value, r.headers,
-                      leader_epoch))
-            for r in decoded
-        ]  # fmt: skip
+        base, first, stamp = raw.base_offset, raw.base_timestamp, raw.log_append_time
+        records = raw.records
+        start = self.next_offset - base
+        if start > 0:  # the fetch started inside this batch
+            records = [r for r in records if r[0] >= start]
+        if stamp is None:
+            self._pending = [
+                new(cls, (topic, partition, base + delta, first + ts, key, value, headers,
+                          leader_epoch))
+                for delta, ts, key, value, headers in records
+            ]  # fmt: skip
+        else:
+            self._pending = [
+                new(cls, (topic, partition, base + delta, stamp, key, value, headers,
+                          leader_epoch))
+                for delta, _, key, value, headers in records
+            ]  # fmt: skip
         self._enter(header)
 
     def _enter(self, header: BatchHeader) -> None:

@@ -1,14 +1,17 @@
 """Decodes the records of batches (the consumer and convenience path).
 
 The record stream is walked by the record codec (:mod:`~raftka.common.records.accel`: one C
-call per batch, or its pure-Python twin); what stays per record here is building the
-:class:`Record` objects.
+call per batch, or its pure-Python twin) into tuples; :func:`decode_raw` hands those out as
+they are (the consumer builds its own records from them in one pass), :func:`decode_batch`
+builds :class:`Record` objects. A compressed stream is decompressed with a hard output
+limit, so a damaged or hostile stored batch cannot take a reader's memory.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from raftka.common.records import accel
 from raftka.common.records.batch import (
@@ -21,7 +24,8 @@ from raftka.common.records.batch import (
     validate,
 )
 from raftka.common.records.compression import decompress
-from raftka.common.records.errors import CorruptRecordError, InvalidRecordError
+from raftka.common.records.errors import CorruptRecordError, InvalidRecordError, RecordError
+from raftka.common.records.pycodec import DecodedRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,15 +45,80 @@ class DecodedBatch:
     records: tuple[Record, ...]
 
 
-def decode_batch(batch: Buffer, pos: int = 0, *, verify: bool = True) -> DecodedBatch:
-    """Decodes the batch at ``pos`` (validating it first unless ``verify`` is False)."""
-    header = validate(batch, pos) if verify else BatchHeader.parse(batch, pos)
+MAX_DECODED_STREAM_BYTES = 64 << 20
+"""What one compressed batch may decompress to when it is decoded (unless the caller gives
+another bound): new batches were checked against their topic's ``max.message.bytes`` when
+they were produced, so only a damaged or hostile stored batch comes near it."""
+
+
+class RawRecords(NamedTuple):
+    """A batch's records as the codec returns them: (offset delta, timestamp delta, key,
+    value, headers) tuples, and what turns them into absolute offsets and timestamps."""
+
+    header: BatchHeader
+    records: list[DecodedRecord]
+    base_offset: int
+    base_timestamp: int
+    """Add a record's timestamp delta to this, unless ``log_append_time`` is set."""
+    log_append_time: int | None
+    """The batch's max timestamp when it is LogAppendTime (every record's timestamp)."""
+
+
+def decode_raw(
+    batch: Buffer, pos: int = 0, *, max_output: int = MAX_DECODED_STREAM_BYTES
+) -> RawRecords:
+    """The records of the batch at ``pos`` as the codec's tuples (the consumer's path: no
+    per-record object is built here). The header is parsed, not checked (CRC and length were
+    checked when the fetch was split into batches). A stream that does not decode raises
+    InvalidRecordError, one that does not decompress CorruptRecordError, one that decompresses
+    past ``max_output`` bytes RecordTooLargeError, each naming the batch."""
+    header = BatchHeader.parse(batch, pos)
     view = batch if isinstance(batch, memoryview) else memoryview(batch)
     payload = view[pos + HEADER_SIZE : pos + header.size]
     codec = header.compression
     if codec is Compression.NONE:
-        return DecodedBatch(header, _decode_records(header, payload, HEADER_SIZE))
-    return DecodedBatch(header, _decode_records(header, decompress(codec, payload), 0))
+        records = _decode_stream(header, payload, HEADER_SIZE)
+    else:
+        try:
+            stream = decompress(codec, payload, max_output=max_output)
+        except RecordError as exc:
+            raise type(exc)(f"batch at base offset {header.base_offset}: {exc.message}") from None
+        records = _decode_stream(header, stream, 0)
+    log_append = header.timestamp_type is TimestampType.LOG_APPEND_TIME
+    return RawRecords(
+        header,
+        records,
+        header.base_offset,
+        header.base_timestamp,
+        header.max_timestamp if log_append else None,
+    )
+
+
+def decode_batch(
+    batch: Buffer,
+    pos: int = 0,
+    *,
+    verify: bool = True,
+    max_output: int = MAX_DECODED_STREAM_BYTES,
+) -> DecodedBatch:
+    """Decodes the batch at ``pos`` (validating it first unless ``verify`` is False); a
+    compressed stream may decompress to at most ``max_output`` bytes."""
+    if verify:
+        validate(batch, pos)
+    raw = decode_raw(batch, pos, max_output=max_output)
+    base, stamp = raw.base_offset, raw.log_append_time
+    if stamp is not None:
+        records = tuple(
+            Record(base + delta, stamp, key, value, headers)
+            for delta, _, key, value, headers in raw.records
+        )
+    else:
+        first = raw.base_timestamp
+        records = tuple(
+            Record(base + delta, first + ts_delta, key, value, headers)
+            for delta, ts_delta, key, value, headers in raw.records
+        )
+    return DecodedBatch(raw.header, records)
 
 
 def iter_records(buf: Buffer, *, verify: bool = True) -> Iterator[Record]:
@@ -65,25 +134,14 @@ def iter_records(buf: Buffer, *, verify: bool = True) -> Iterator[Record]:
         pos += decoded.header.size
 
 
-def _decode_records(header: BatchHeader, data: Buffer, position: int) -> tuple[Record, ...]:
-    """The records of ``data`` (the batch's record stream, which starts at byte ``position``
-    of the batch when uncompressed, or is the decompressed stream with ``position`` 0)."""
-    base_offset = header.base_offset
+def _decode_stream(header: BatchHeader, data: Buffer, position: int) -> list[DecodedRecord]:
+    """The codec's tuples for ``data`` (the batch's record stream, which starts at byte
+    ``position`` of the batch when uncompressed, or is the decompressed stream with
+    ``position`` 0)."""
     try:
-        records = accel.decode_records(data, header.records_count, position)
+        return accel.decode_records(data, header.records_count, position)
     except CorruptRecordError as exc:
         where = "" if position else "decompressed "
         raise InvalidRecordError(
-            f"batch at base offset {base_offset} ({where}byte positions): {exc.message}"
+            f"batch at base offset {header.base_offset} ({where}byte positions): {exc.message}"
         ) from None
-    if header.timestamp_type is TimestampType.LOG_APPEND_TIME:
-        stamp = header.max_timestamp
-        return tuple(
-            Record(base_offset + offset_delta, stamp, key, value, headers)
-            for offset_delta, _, key, value, headers in records
-        )
-    base_timestamp = header.base_timestamp
-    return tuple(
-        Record(base_offset + offset_delta, base_timestamp + timestamp_delta, key, value, headers)
-        for offset_delta, timestamp_delta, key, value, headers in records
-    )

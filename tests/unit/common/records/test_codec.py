@@ -155,3 +155,17 @@ def test_decoder_reads_frames_other_producers_write() -> None:
     assert decompress(Compression.LZ4, linked) == data
     for codec in SUPPORTED_COMPRESSION:
         assert decompress(codec, compress(codec, data)) == data
+
+
+@pytest.mark.parametrize(
+    "codec", [Compression.GZIP, Compression.SNAPPY, Compression.LZ4, Compression.ZSTD]
+)
+def test_decoding_a_stored_batch_bounds_its_decompressed_size(codec: Compression) -> None:
+    # A stored batch (one no leader validated) that inflates past the reader's bound is
+    # refused before that much memory is used; within the bound it decodes as before.
+    batch = build_batch(RECORDS, compression=codec)
+    with pytest.raises(RecordTooLargeError, match="batch at base offset 0"):
+        decode_batch(batch, max_output=1_000)
+    assert [r.value for r in decode_batch(batch, max_output=1 << 20).records] == [
+        value for _, _, value, _ in RECORDS
+    ]
