@@ -1,0 +1,31 @@
+"""The active controller's probe of a broker it was told is unreachable: one gRPC health
+check with a short deadline, on a fresh channel (a cached one may sit in reconnect backoff).
+
+Any answer, even NOT_SERVING or an authorization refusal, means the broker's process is alive
+and its event loop runs; only a refused connection or no answer by the deadline fails the
+probe."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from raftka.common.rpc.channels import open_channel
+
+PROBE_TIMEOUT_S = 0.5
+"""How long a broker has to answer a probe. A loaded broker answers a health check in well
+under this (it is one small unary call on its event loop); a paused or hung one never does."""
+
+FAILED = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
+async def answers_health_check(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
+    """Whether the node at ``address`` answers a health check within ``timeout_s``."""
+    async with open_channel(address) as channel:
+        try:
+            await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=timeout_s
+            )
+        except grpc.aio.AioRpcError as e:
+            return e.code() not in FAILED
+    return True
