@@ -41,6 +41,7 @@ from raftka.broker.log.types import StaleLeaderEpochError
 from raftka.broker.metadata_follower import MetadataFollower
 from raftka.broker.partition import NotLeaderOrFollowerError, Partition
 from raftka.broker.replication.fetcher import (
+    FETCH_ANSWER_MARGIN_MS,
     FETCH_WAIT_MS,
     FollowedPartition,
     ReplicaFetcherManager,
@@ -60,9 +61,10 @@ from raftka.v1.common_pb2 import ErrorCode
 log = structlog.get_logger(__name__)
 
 HW_CHECKPOINT_INTERVAL_MS = 5000
-FOLLOWER_SILENCE_MS = 2 * FETCH_WAIT_MS
+FOLLOWER_SILENCE_MS = FETCH_WAIT_MS + FETCH_ANSWER_MARGIN_MS
 """A follower that sent no fetch for this long, while it holds back a high watermark here, is
-reported unreachable (its long polls are at most FETCH_WAIT_MS apart plus a round trip)."""
+reported unreachable (its long polls are at most FETCH_WAIT_MS apart plus a round trip; the
+same bound after which a follower reports a leader that does not answer)."""
 SILENCE_CHECK_INTERVAL_S = 0.1
 
 

@@ -3,7 +3,7 @@ check with a short deadline, on a fresh channel (a cached one may sit in reconne
 
 Any answer, even NOT_SERVING or an authorization refusal, means the broker's process is alive
 and its event loop runs; only a refused connection or no answer by the deadline fails the
-probe."""
+probe, and the two are told apart (control/liveness.py treats them differently)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,14 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from raftka.common.rpc.channels import open_channel
+from raftka.controller.control.liveness import ProbeOutcome
 
 PROBE_TIMEOUT_S = 0.5
 """How long a broker has to answer a probe. A loaded broker answers a health check in well
 under this (it is one small unary call on its event loop); a paused or hung one never does."""
 
-FAILED = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
-
-async def answers_health_check(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
+async def probe_health(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> ProbeOutcome:
     """Whether the node at ``address`` answers a health check within ``timeout_s``."""
     async with open_channel(address) as channel:
         try:
@@ -27,5 +26,8 @@ async def answers_health_check(address: str, timeout_s: float = PROBE_TIMEOUT_S)
                 health_pb2.HealthCheckRequest(service=""), timeout=timeout_s
             )
         except grpc.aio.AioRpcError as e:
-            return e.code() not in FAILED
-    return True
+            if e.code() is grpc.StatusCode.UNAVAILABLE:
+                return ProbeOutcome.REFUSED
+            if e.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+                return ProbeOutcome.NO_ANSWER
+    return ProbeOutcome.ANSWERED

@@ -23,9 +23,9 @@ from raftka.common.ids import BrokerId, Index
 from raftka.common.metadata.image import MetadataImage
 from raftka.common.tasks import cancel_and_wait
 from raftka.controller.active import ActiveController
-from raftka.controller.broker_probe import PROBE_TIMEOUT_S, answers_health_check
+from raftka.controller.broker_probe import PROBE_TIMEOUT_S, probe_health
 from raftka.controller.control.cluster import ClusterManager, fence_broker_records
-from raftka.controller.control.liveness import Probe, UnreachableBrokers
+from raftka.controller.control.liveness import Probe, ProbeOutcome, UnreachableBrokers
 from raftka.controller.control.result import ControllerResult
 from raftka.controller.control.sessions import BrokerSessions
 
@@ -33,8 +33,8 @@ log = structlog.get_logger(__name__)
 
 CHECK_INTERVAL_S = 0.1
 
-Prober = Callable[[str, float], Awaitable[bool]]
-"""``(address, timeout_s) -> answered``: the probe of a reported broker."""
+Prober = Callable[[str, float], Awaitable[ProbeOutcome]]
+"""``(address, timeout_s) -> outcome``: the probe of a reported broker."""
 
 
 class BrokerSessionMonitor:
@@ -44,7 +44,7 @@ class BrokerSessionMonitor:
         cluster_id: str,
         session_timeout_ms: int,
         *,
-        prober: Prober = answers_health_check,
+        prober: Prober = probe_health,
         probe_timeout_s: float = PROBE_TIMEOUT_S,
     ) -> None:
         self._active = active
@@ -127,33 +127,37 @@ class BrokerSessionMonitor:
             task.add_done_callback(self._probes.discard)
 
     async def _probe(self, probe: Probe, address: str) -> None:
-        answered = await self._prober(address, self._probe_timeout_s)
-        if answered:
+        outcome = await self._prober(address, self._probe_timeout_s)
+        if outcome is ProbeOutcome.ANSWERED:
             self._unreachable.answered(probe, monotonic_ms())
             log.info("broker_probe_answered", broker_id=probe.broker_id, reporter=probe.reporter)
             return
         try:
             fenced = await self._active.write(
-                lambda image, _i: self._fence_unreachable(image, probe)
+                lambda image, _i: self._fence_unreachable(image, probe, outcome)
             )
         except RaftkaError as e:
             log.warning("broker_fencing_failed", broker_id=probe.broker_id, error=e.message)
             return
-        if fenced:
-            log.info(
-                "broker_fenced_unreachable",
-                broker_id=probe.broker_id,
-                broker_epoch=probe.broker_epoch,
-                reporter=probe.reporter,
-                probe_ms=monotonic_ms() - probe.started_ms,
-            )
+        log.info(
+            "broker_fenced_unreachable" if fenced else "broker_probe_failed_not_fenced",
+            broker_id=probe.broker_id,
+            broker_epoch=probe.broker_epoch,
+            reporter=probe.reporter,
+            outcome=outcome.value,
+            probe_ms=monotonic_ms() - probe.started_ms,
+        )
 
-    def _fence_unreachable(self, image: MetadataImage, probe: Probe) -> ControllerResult[bool]:
+    def _fence_unreachable(
+        self, image: MetadataImage, probe: Probe, outcome: ProbeOutcome
+    ) -> ControllerResult[bool]:
         manager = self._manager
         if manager is None:
             return ControllerResult((), False)
         last_contact = manager.sessions.last_contact_ms(probe.broker_id)
-        if not self._unreachable.confirm(probe, image, last_contact):
+        if not self._unreachable.confirm(
+            probe, outcome, image, last_contact_ms=last_contact, now_ms=monotonic_ms()
+        ):
             return ControllerResult((), False)
         records = fence_broker_records(image, probe.broker_id)
         return ControllerResult(tuple(records), bool(records))

@@ -120,6 +120,7 @@ FENCE_EVENTS = (
     "broker_fenced_unreachable",
     "broker_fenced_session_expired",
     "broker_probe_answered",
+    "broker_probe_failed_not_fenced",
 )
 
 
@@ -264,7 +265,9 @@ async def failover(cluster: LocalCluster, trials: int, cases: list[str]) -> None
                 f" ms, min {times[0] * 1000:.0f} ms, max {times[-1] * 1000:.0f} ms; "
                 f"fences: {f['broker_fenced_unreachable']} after a failed probe, "
                 f"{f['broker_fenced_session_expired']} by session expiry; "
-                f"{f['broker_probe_answered']} probes answered (no fence)",
+                f"{f['broker_probe_answered']} probes answered and "
+                f"{f['broker_probe_failed_not_fenced']} unanswered but the broker heartbeating "
+                "(no fence)",
                 flush=True,
             )
 
@@ -347,7 +350,11 @@ async def low_rate(cluster: LocalCluster, rate: float, seconds: float, record_by
             try:
                 await calls[leaders[partition]](payload)
             except (RuntimeError, grpc.aio.AioRpcError) as e:
-                why = e.code().name if isinstance(e, grpc.aio.AioRpcError) else str(e)[:60]
+                why = (
+                    e.code().name
+                    if isinstance(e, grpc.aio.AioRpcError)
+                    else "".join(c for c in str(e) if not c.isdigit())[:60]
+                )
                 failures[why] = failures.get(why, 0) + 1
                 return
             latencies.append(time.perf_counter() - t0)

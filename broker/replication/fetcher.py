@@ -46,8 +46,8 @@ from raftka.v1.common_pb2 import ErrorCode
 
 log = structlog.get_logger(__name__)
 
-FETCH_WAIT_MS = 500
-FETCH_ANSWER_MARGIN_MS = 700
+FETCH_WAIT_MS = 300
+FETCH_ANSWER_MARGIN_MS = 600
 """How long past its long-poll wait a fetch may go unanswered before the leader is reported
 unreachable and the fetch is sent again."""
 FETCH_MAX_BYTES = 16 * 1024 * 1024

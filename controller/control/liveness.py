@@ -17,16 +17,32 @@ This module is the decision, sans-I/O (time is an argument, the probe is the cal
   within ``answered_backoff_ms`` after one was answered (a broker cut off from a peer but
   alive is not probed over and over).
 - A failed probe fences the broker unless the broker was heard from (a heartbeat) since the
-  probe began, or its registration changed meanwhile (:meth:`UnreachableBrokers.confirm`).
+  probe began, or its registration changed meanwhile (:meth:`UnreachableBrokers.confirm`). A
+  refused connection fences at once (nothing listens on the broker's port: its process is
+  gone); a probe that got no answer in time fences only a broker that has also not
+  heartbeated for ``quiet_ms``, so that a broker starved of CPU for a moment, whose heartbeats
+  still come, is never fenced by a slow probe.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 from raftka.common.metadata.image import MetadataImage
 
 DEFAULT_ANSWERED_BACKOFF_MS = 1000
+DEFAULT_QUIET_MS = 1000
+"""Twice the brokers' default heartbeat interval (500 ms)."""
+
+
+class ProbeOutcome(Enum):
+    ANSWERED = "answered"
+    """Any answer: the broker's process runs."""
+    REFUSED = "refused"
+    """The connection was refused or reset: nothing listens on the broker's port."""
+    NO_ANSWER = "no_answer"
+    """No answer by the probe's deadline (a paused, hung, or very busy broker)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +64,14 @@ class _Suspect:
 class UnreachableBrokers:
     """Which reported brokers to probe, and whether a failed probe fences."""
 
-    def __init__(self, *, answered_backoff_ms: int = DEFAULT_ANSWERED_BACKOFF_MS) -> None:
+    def __init__(
+        self,
+        *,
+        answered_backoff_ms: int = DEFAULT_ANSWERED_BACKOFF_MS,
+        quiet_ms: int = DEFAULT_QUIET_MS,
+    ) -> None:
         self._answered_backoff_ms = answered_backoff_ms
+        self._quiet_ms = quiet_ms
         self._suspects: dict[int, _Suspect] = {}
 
     def report(
@@ -81,15 +103,26 @@ class UnreachableBrokers:
             state.in_flight = None
             state.answered_ms = now_ms
 
-    def confirm(self, probe: Probe, image: MetadataImage, last_contact_ms: int) -> bool:
-        """``probe`` failed (refused, or no answer by its deadline): whether to fence its
-        broker now. Not when the broker heartbeated since the probe began (``last_contact_ms``
-        at or after its start: it is alive, only unreachable from here), nor when it is no
-        longer the same unfenced incarnation. Ends the probe either way."""
+    def confirm(
+        self,
+        probe: Probe,
+        outcome: ProbeOutcome,
+        image: MetadataImage,
+        *,
+        last_contact_ms: int,
+        now_ms: int,
+    ) -> bool:
+        """``probe`` failed with ``outcome``: whether to fence its broker now. Not when the
+        broker heartbeated since the probe began (``last_contact_ms`` at or after its start:
+        it is alive, only unreachable from here), nor, for NO_ANSWER, within ``quiet_ms`` of
+        its last heartbeat, nor when it is no longer the same unfenced incarnation. Ends the
+        probe either way."""
         state = self._suspects.get(probe.broker_id)
         if state is not None and state.in_flight == probe:
             state.in_flight = None
-        if last_contact_ms >= probe.started_ms:
+        if outcome is ProbeOutcome.ANSWERED or last_contact_ms >= probe.started_ms:
+            return False
+        if outcome is ProbeOutcome.NO_ANSWER and now_ms - last_contact_ms < self._quiet_ms:
             return False
         reg = image.broker(probe.broker_id)
         return reg is not None and not reg.fenced and reg.epoch == probe.broker_epoch

@@ -3,7 +3,7 @@ clock is an argument)."""
 
 from __future__ import annotations
 
-from raftka.controller.control.liveness import Probe, UnreachableBrokers
+from raftka.controller.control.liveness import Probe, ProbeOutcome, UnreachableBrokers
 
 from .harness import Harness
 
@@ -44,12 +44,38 @@ def test_stale_reports_start_no_probe() -> None:
     assert u.report(h.image, 2, 1, epoch, now_ms=0) is None  # about a fenced broker
 
 
-def test_a_failed_probe_fences_a_broker_silent_since_it_began() -> None:
+REFUSED, NO_ANSWER = ProbeOutcome.REFUSED, ProbeOutcome.NO_ANSWER
+
+
+def test_a_refused_probe_fences_a_broker_silent_since_it_began() -> None:
+    """kill -9: nothing listens on its port any more. Its last heartbeat may be recent."""
     h = _cluster()
     u = UnreachableBrokers()
     probe = u.report(h.image, 2, 1, _epoch(h, 1), now_ms=1000)
     assert probe is not None
-    assert u.confirm(probe, h.image, last_contact_ms=900)
+    assert u.confirm(probe, REFUSED, h.image, last_contact_ms=900, now_ms=1010)
+
+
+def test_an_unanswered_probe_fences_only_a_broker_quiet_for_a_while() -> None:
+    """A paused broker neither answers nor heartbeats; a broker starved of CPU for a moment may
+    miss a probe's deadline but its heartbeats still come: it is not fenced."""
+    h = _cluster()
+    u = UnreachableBrokers(quiet_ms=1000)
+    epoch = _epoch(h, 1)
+    probe = u.report(h.image, 2, 1, epoch, now_ms=1000)
+    assert probe is not None
+    assert not u.confirm(probe, NO_ANSWER, h.image, last_contact_ms=600, now_ms=1500)
+    probe = u.report(h.image, 2, 1, epoch, now_ms=1600)
+    assert probe is not None
+    assert u.confirm(probe, NO_ANSWER, h.image, last_contact_ms=600, now_ms=2100)
+
+
+def test_an_answered_probe_never_fences() -> None:
+    h = _cluster()
+    u = UnreachableBrokers()
+    probe = u.report(h.image, 2, 1, _epoch(h, 1), now_ms=5000)
+    assert probe is not None
+    assert not u.confirm(probe, ProbeOutcome.ANSWERED, h.image, last_contact_ms=0, now_ms=5500)
 
 
 def test_a_heartbeat_during_the_probe_saves_the_broker() -> None:
@@ -59,8 +85,9 @@ def test_a_heartbeat_during_the_probe_saves_the_broker() -> None:
     u = UnreachableBrokers()
     probe = u.report(h.image, 2, 1, _epoch(h, 1), now_ms=1000)
     assert probe is not None
-    assert not u.confirm(probe, h.image, last_contact_ms=1000)
-    assert not u.confirm(probe, h.image, last_contact_ms=1300)
+    for outcome in (REFUSED, NO_ANSWER):
+        assert not u.confirm(probe, outcome, h.image, last_contact_ms=1000, now_ms=3000)
+        assert not u.confirm(probe, outcome, h.image, last_contact_ms=1300, now_ms=3000)
 
 
 def test_a_failed_probe_of_a_replaced_or_fenced_incarnation_fences_nothing() -> None:
@@ -69,7 +96,7 @@ def test_a_failed_probe_of_a_replaced_or_fenced_incarnation_fences_nothing() -> 
     probe = u.report(h.image, 2, 1, _epoch(h, 1), now_ms=1000)
     assert probe is not None
     h.heartbeat(1, want_fence=True)  # fenced meanwhile (e.g. its session expired)
-    assert not u.confirm(probe, h.image, last_contact_ms=0)
+    assert not u.confirm(probe, REFUSED, h.image, last_contact_ms=0, now_ms=1500)
     h.register(1, incarnation="inc-1-again")  # a new incarnation registered
     probe = u.report(h.image, 2, 1, _epoch(h, 1), now_ms=2000)
     assert probe is None  # the new incarnation starts fenced: no report counts yet
@@ -96,7 +123,8 @@ def test_a_failed_probe_ends_so_that_a_later_report_probes_again() -> None:
     epoch = _epoch(h, 1)
     probe = u.report(h.image, 2, 1, epoch, now_ms=0)
     assert probe is not None
-    assert not u.confirm(probe, h.image, last_contact_ms=10)  # it heartbeated meanwhile
+    # It heartbeated meanwhile.
+    assert not u.confirm(probe, NO_ANSWER, h.image, last_contact_ms=10, now_ms=500)
     assert u.report(h.image, 2, 1, epoch, now_ms=20) == Probe(1, epoch, 20, 2)
 
 
