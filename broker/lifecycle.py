@@ -179,8 +179,10 @@ class BrokerLifecycle:
                 lambda s, t: s.BrokerHeartbeat(request, timeout=t)
             )
         except errors.RaftkaError:
-            for b, e in reports.items():  # not delivered: in the next one
-                self._unreachable.setdefault(b, e)
+            if reports:  # not delivered: in the next one, sent without waiting an interval
+                for b, e in reports.items():
+                    self._unreachable.setdefault(b, e)
+                self._heartbeat_now.set()
             raise
         if response.is_fenced != self.fenced:
             log.info("broker_fence_state", broker_id=self.broker_id, fenced=response.is_fenced)
