@@ -246,6 +246,9 @@ async def failover(cluster: LocalCluster, trials: int, cases: list[str]) -> None
                 results.setdefault(case, []).append(elapsed)
 
                 async def full_isr() -> bool:
+                    for b, node in cluster.brokers.items():
+                        if not node.running:  # a restart that gave up (no controller in 5 s)
+                            cluster.start(b)
                     return len((await partition(client, "failover")).isr) == 3
 
                 await until(full_isr, "the stopped broker back in the ISR")
