@@ -59,7 +59,7 @@ def test_the_longest_allowed_names_fit_the_byte_limit() -> None:
     assert error is None and seen == [MAX_ITEMS_PER_REQUEST]
 
 
-@pytest.mark.parametrize("names", [["t" * 249] * 20_000, [""] * 4_000_000])
+@pytest.mark.parametrize("names", [["t" * 249] * 20_000, [""] * 1_600_000])
 def test_an_oversized_listing_is_refused_before_it_is_parsed(names: list[str]) -> None:
     request = pb.DescribeTopicsRequest(names=names)
     size = request.ByteSize()
