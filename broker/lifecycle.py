@@ -5,6 +5,11 @@ A broker registers with a fresh incarnation id and gets a broker epoch; it start
 is unfenced by the active controller once its heartbeats report a metadata index at or past its
 own registration. ``shutdown()`` performs a controlled shutdown: heartbeats ask to shut down
 until the controller answers that the broker leads nothing.
+
+Peers found unreachable (:meth:`BrokerLifecycle.report_unreachable`: a leader its follower
+fetches cannot reach, a follower that stopped fetching) go to the controller in the next
+heartbeat, which is sent at once rather than at the next interval: the controller probes them
+and fences a dead one long before its session would expire.
 """
 
 from __future__ import annotations
@@ -26,6 +31,11 @@ from raftka.v1 import common_pb2
 from raftka.v1 import controller_pb2 as pb
 
 log = structlog.get_logger(__name__)
+
+REPORT_INTERVAL_MS = 500
+"""The same peer is reported at most this often (a heartbeat sent early for it)."""
+MIN_HEARTBEAT_GAP_S = 0.05
+"""Early heartbeats are at least this far apart."""
 
 
 class BrokerLifecycle:
@@ -65,6 +75,10 @@ class BrokerLifecycle:
         self._unfenced = asyncio.Event()
         self._registration_listeners: list[Callable[[], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._unreachable: dict[int, int] = {}
+        """Peers to report in the next heartbeat: broker id -> its broker epoch."""
+        self._reported_ms: dict[int, int] = {}
+        self._heartbeat_now = asyncio.Event()
 
     async def start(self, registration_timeout_s: float = 60.0) -> None:
         """Register (retrying while an earlier incarnation's session is still live), then
@@ -114,6 +128,19 @@ class BrokerLifecycle:
     def metadata_index(self) -> int:
         return self.follower.index
 
+    def report_unreachable(self, broker_id: int, broker_epoch: int) -> None:
+        """``broker_id`` (incarnation ``broker_epoch``) could not be reached: tell the
+        controller in a heartbeat sent now (at most every REPORT_INTERVAL_MS per peer)."""
+        if broker_id == self.broker_id or broker_epoch < 0:
+            return
+        now = monotonic_ms()
+        if now - self._reported_ms.get(broker_id, -REPORT_INTERVAL_MS) < REPORT_INTERVAL_MS:
+            return
+        self._reported_ms[broker_id] = now
+        self._unreachable[broker_id] = broker_epoch
+        log.info("peer_unreachable_reported", broker_id=self.broker_id, peer=broker_id)
+        self._heartbeat_now.set()
+
     async def _heartbeat_loop(self) -> None:
         while True:
             try:
@@ -126,20 +153,37 @@ class BrokerLifecycle:
                 log.warning("broker_heartbeat_failed", broker_id=self.broker_id, error=e.message)
             if self._shutdown_done.is_set():
                 return
-            await asyncio.sleep(self.heartbeat_interval_s)
+            await asyncio.sleep(MIN_HEARTBEAT_GAP_S)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._heartbeat_now.wait(),
+                    max(0.0, self.heartbeat_interval_s - MIN_HEARTBEAT_GAP_S),
+                )
 
     async def heartbeat(self) -> pb.BrokerHeartbeatResponse:
         if not await FAULTS.admit(FaultPath.HEARTBEAT, None, Direction.OUTBOUND):
             raise errors.NetworkError("heartbeat dropped by fault injection")
+        self._heartbeat_now.clear()
+        reports, self._unreachable = self._unreachable, {}
         request = pb.BrokerHeartbeatRequest(
             broker_id=self.broker_id,
             broker_epoch=self.broker_epoch,
             current_metadata_index=self.metadata_index,
             want_shut_down=self._want_shutdown,
+            unreachable_brokers=[
+                pb.BrokerEpochPair(broker_id=b, broker_epoch=e) for b, e in reports.items()
+            ],
         )
-        response: pb.BrokerHeartbeatResponse = await self.client.call(
-            lambda s, t: s.BrokerHeartbeat(request, timeout=t)
-        )
+        try:
+            response: pb.BrokerHeartbeatResponse = await self.client.call(
+                lambda s, t: s.BrokerHeartbeat(request, timeout=t)
+            )
+        except errors.RaftkaError:
+            if reports:  # not delivered: in the next one, sent without waiting an interval
+                for b, e in reports.items():
+                    self._unreachable.setdefault(b, e)
+                self._heartbeat_now.set()
+            raise
         if response.is_fenced != self.fenced:
             log.info("broker_fence_state", broker_id=self.broker_id, fenced=response.is_fenced)
         self.fenced = response.is_fenced

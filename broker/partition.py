@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
@@ -59,6 +59,8 @@ from raftka.common.records import Buffer
 from raftka.v1.common_pb2 import ErrorCode
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 IoRunner = Callable[..., Awaitable[Any]]
 """Runs a blocking call off the event loop (:meth:`IoThreads.run`)."""
@@ -323,8 +325,11 @@ class Partition:
         """A consumer's read: whole batches up to the high watermark (read_committed: up to
         the last stable offset, with the aborted transactions that have data in them), every
         one verified (DamagedLogError, reported for repair, when the read meets damage)."""
+        # At or past the high watermark nothing is read from disk (the answer is empty, or
+        # out of range): answered on the event loop, without a hop to the I/O threads.
+        run = _inline if fetch_offset >= self.log.high_watermark else self._io
         try:
-            data: FetchData = await self._io(
+            data: FetchData = await run(
                 self.log.read,
                 fetch_offset,
                 max_bytes,
@@ -404,8 +409,11 @@ class Partition:
             return diverging
         plog = self.log
         self.on_follower_fetch(replica, fetch_offset, replica_epoch)
+        # A caught-up follower (the common case: its fetch that advances the high watermark)
+        # reads nothing from disk: answered on the event loop, without an I/O-thread hop.
+        run = _inline if fetch_offset >= plog.log_end_offset else self._io
         try:
-            data: FetchData = await self._io(
+            data: FetchData = await run(
                 plog.read,
                 fetch_offset,
                 max_bytes,
@@ -495,3 +503,8 @@ class Partition:
             f"Partition({self}, leader={self.is_leader}, leader_epoch={self.leader_epoch}, "
             f"log={self.log!r})"
         )
+
+
+async def _inline(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Run ``fn`` on the event loop (for calls known not to block: no disk I/O)."""
+    return fn(*args, **kwargs)

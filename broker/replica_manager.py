@@ -16,6 +16,13 @@ while the restart may have cost it its unflushed tail. So reconciliation does no
 opened, none deleted, no leadership, no fetching) until the broker has registered and its image
 holds its own registration: the registration record, and the ISR removals and leader moves the
 controller commits in the same batch, are then part of what it reconciles from.
+
+Unreachable peers are reported (``report_unreachable``, to the controller through the
+broker's heartbeats): a leader this broker's fetches cannot reach (the fetcher), and a follower
+that has sent no fetch for FOLLOWER_SILENCE_MS while it holds back the high watermark of a
+partition led here (a live follower long-polls without pause, so its fetches are never that far
+apart). The controller confirms with its own probe before it fences anyone, so a follower that
+is only slow or cut off from this broker stays in the ISR by this path.
 """
 
 from __future__ import annotations
@@ -33,7 +40,12 @@ from raftka.broker.log.scrubber import FoundDamage
 from raftka.broker.log.types import StaleLeaderEpochError
 from raftka.broker.metadata_follower import MetadataFollower
 from raftka.broker.partition import NotLeaderOrFollowerError, Partition
-from raftka.broker.replication.fetcher import FollowedPartition, ReplicaFetcherManager
+from raftka.broker.replication.fetcher import (
+    FETCH_ANSWER_MARGIN_MS,
+    FETCH_WAIT_MS,
+    FollowedPartition,
+    ReplicaFetcherManager,
+)
 from raftka.broker.replication.leader_state import IsrProposal, LeaderReplicaState, ReplicaProgress
 from raftka.common.clock import monotonic_ms
 from raftka.common.errors import (
@@ -49,6 +61,15 @@ from raftka.v1.common_pb2 import ErrorCode
 log = structlog.get_logger(__name__)
 
 HW_CHECKPOINT_INTERVAL_MS = 5000
+FOLLOWER_SILENCE_MS = FETCH_WAIT_MS + FETCH_ANSWER_MARGIN_MS
+"""A follower that sent no fetch for this long, while it holds back a high watermark here, is
+reported unreachable (its long polls are at most FETCH_WAIT_MS apart plus a round trip; the
+same bound after which a follower reports a leader that does not answer)."""
+SILENCE_CHECK_INTERVAL_S = 0.1
+
+
+def _no_report(_broker_id: int, _broker_epoch: int) -> None:
+    return None
 
 
 class ReplicaManager:
@@ -62,7 +83,10 @@ class ReplicaManager:
         controller: ControllerClient,
         broker_epoch: Callable[[], int],
         lag_time_max_ms: int,
+        report_unreachable: Callable[[int, int], None] = _no_report,
     ) -> None:
+        """``report_unreachable(broker id, broker epoch)``: tell the controller a peer could
+        not be reached (the lifecycle's heartbeats carry it)."""
         self.broker_id = broker_id
         self._logs = logs
         self._follower = follower
@@ -73,9 +97,17 @@ class ReplicaManager:
         self._hosted: dict[tuple[str, int], Partition] = {}
         self._reconcile_lock = asyncio.Lock()
         self._dirty = asyncio.Event()
+        self._report_unreachable = report_unreachable
         self._fetchers = ReplicaFetcherManager(
-            broker_id=broker_id, broker_epoch=broker_epoch, io=io.run
+            broker_id=broker_id,
+            broker_epoch=broker_epoch,
+            io=io.run,
+            on_unreachable=self._leader_unreachable,
         )
+        self._last_fetch_ms: dict[int, int] = {}
+        """When each follower broker's last fetch arrived (or, before its first, when this
+        broker started expecting one: it became a leader the follower replicates)."""
+        self._expected_followers: set[int] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._waiting_logged = False
         self._repairing: set[tuple[str, int]] = set()
@@ -153,13 +185,60 @@ class ReplicaManager:
         """Sends a leader's ISR change to the controller (AlterPartition), in the background."""
         self._spawn(self._alter_isr(partition, proposal))
 
+    # ---- unreachable peers ----
+
+    def follower_fetched(self, replica: int, now_ms: int | None = None) -> None:
+        """A fetch from follower broker ``replica`` arrived (once per Fetch request)."""
+        self._last_fetch_ms[replica] = monotonic_ms() if now_ms is None else now_ms
+
+    def _leader_unreachable(self, leader: int) -> None:
+        self._report_unreachable(leader, self.broker_epoch_of(leader))
+
+    def check_silent_followers(self, now_ms: int) -> list[int]:
+        """Report (and return) the follower brokers silent for FOLLOWER_SILENCE_MS that hold
+        back the high watermark of a partition led here (in its ISR, behind its log end)."""
+        silent = {
+            b
+            for b in self._expected_followers
+            if now_ms - self._last_fetch_ms.get(b, now_ms) > FOLLOWER_SILENCE_MS
+            and self.is_active(b)
+        }
+        if not silent:
+            return []
+        holding: set[int] = set()
+        for hosted in self._hosted.values():
+            state = hosted.leader_state
+            if state is None or state.high_watermark >= state.leader_log_end_offset:
+                continue
+            for b in silent.intersection(state.isr):
+                if b in state.progress and state.replica_leo(b) < state.leader_log_end_offset:
+                    holding.add(b)
+        for b in sorted(holding):
+            self._report_unreachable(b, self.broker_epoch_of(b))
+        return sorted(holding)
+
+    def _expect_fetches_from(self, followers: set[int]) -> None:
+        """The followers of the partitions led here are ``followers``: a new one gets a full
+        FOLLOWER_SILENCE_MS from now before it counts as silent; the others are forgotten."""
+        now = monotonic_ms()
+        for b in followers - self._expected_followers:
+            self._last_fetch_ms[b] = now
+        for b in self._expected_followers - followers:
+            self._last_fetch_ms.pop(b, None)
+        self._expected_followers = followers
+
     async def run_isr_checks(self) -> None:
-        """Shrink the ISR of led partitions whose followers fell behind, and checkpoint high
-        watermarks, forever."""
-        interval = max(0.05, min(1.0, self._lag_time_max_ms / 2000))
-        last_checkpoint = monotonic_ms()
+        """Shrink the ISR of led partitions whose followers fell behind, report followers
+        gone silent, and checkpoint high watermarks, forever."""
+        interval_ms = max(50, min(1000, self._lag_time_max_ms // 2))
+        last_checkpoint = last_isr_check = monotonic_ms()
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(SILENCE_CHECK_INTERVAL_S)
+            now = monotonic_ms()
+            self.check_silent_followers(now)
+            if now - last_isr_check < interval_ms:
+                continue
+            last_isr_check = now
             if monotonic_ms() - last_checkpoint >= HW_CHECKPOINT_INTERVAL_MS:
                 last_checkpoint = monotonic_ms()
                 await self._checkpoint_high_watermarks()
@@ -395,6 +474,15 @@ class ReplicaManager:
                             name, pid, hosted.log, state.leader_epoch, state.leader_recovery_state
                         )
             await self._fetchers.update(followed)
+            self._expect_fetches_from(
+                {
+                    r
+                    for h in self._hosted.values()
+                    if h.leader_state is not None
+                    for r in h.leader_state.replicas
+                    if r != self.broker_id
+                }
+            )
 
     def _address_of(self, broker_id: int) -> str | None:
         reg = self._follower.image.broker(broker_id)

@@ -201,6 +201,7 @@ class BrokerServer:
             controller=self.client,
             broker_epoch=lambda: self.lifecycle.broker_epoch,
             lag_time_max_ms=bconf.replica_lag_time_max_ms,
+            report_unreachable=self.lifecycle.report_unreachable,
         )
         # No leading or following before this incarnation's registration is in the image.
         self.lifecycle.add_registration_listener(self.replicas.wake)

@@ -466,6 +466,7 @@ class BrokerServicer(BrokerServiceServicer):
             # Followers are never held back by client quotas.
             if not await FAULTS.admit(FaultPath.REPLICATION, replica, Direction.INBOUND):
                 raise NetworkError(f"fetch from replica {replica} dropped by fault injection")
+            self._replicas.follower_fetched(replica)
             response, _, _ = await self._fetch(request, wanted, max_bytes, NOTHING_REFUSED)
             if FAULTS.drops(FaultPath.REPLICATION, replica, Direction.INBOUND):
                 raise NetworkError(f"answer to replica {replica} dropped by fault injection")

@@ -389,6 +389,7 @@ class ControllerServicer(ControllerServiceServicer):
             raise NetworkError(
                 f"heartbeat from broker {request.broker_id} dropped by fault injection"
             )
+        require_items(len(request.unreachable_brokers), "unreachable_brokers", empty_means_all=True)
         manager = self._sessions.manager
         response: pb.BrokerHeartbeatResponse = await self._active.write(
             lambda image, index: manager.heartbeat(
@@ -396,6 +397,11 @@ class ControllerServicer(ControllerServiceServicer):
             )
         )
         response.controller_id = self._runtime.node_id
+        if request.unreachable_brokers and not response.is_fenced:
+            self._sessions.report_unreachable(
+                request.broker_id,
+                [(b.broker_id, b.broker_epoch) for b in request.unreachable_brokers],
+            )
         return response
 
     @rpc_errors

@@ -13,6 +13,13 @@ them. Any other request to truncate below the high watermark (a leader that lost
 led anyway, a bug) is refused: the follower logs ``refused_truncation_below_high_watermark``,
 keeps its records and stops fetching that partition until its leader epoch changes, so that no
 bug can silently delete committed data.
+
+A leader that cannot be reached is reported (``on_unreachable``): a fetch refused (the leader's
+process is gone: kill -9 closes its sockets at once) or unanswered within FETCH_WAIT_MS plus
+FETCH_ANSWER_MARGIN_MS (a paused or hung leader; a live one answers a long poll when it
+expires). The broker passes this to the controller, which probes the leader and fences it if
+it does not answer, so that its partitions get a new leader within about a second rather than
+a session timeout.
 """
 
 from __future__ import annotations
@@ -39,12 +46,22 @@ from raftka.v1.common_pb2 import ErrorCode
 
 log = structlog.get_logger(__name__)
 
-FETCH_WAIT_MS = 500
+FETCH_WAIT_MS = 300
+FETCH_ANSWER_MARGIN_MS = 600
+"""How long past its long-poll wait a fetch may go unanswered before the leader is reported
+unreachable and the fetch is sent again."""
 FETCH_MAX_BYTES = 16 * 1024 * 1024
 PARTITION_MAX_BYTES = 1024 * 1024
 RETRY_BACKOFF_S = 0.1
 
 IoRunner = Callable[..., Awaitable[Any]]
+
+UNREACHABLE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+"""Fetch failures that say the leader may be down (any other error is an answer from it)."""
+
+
+def _no_report(_leader: int) -> None:
+    return None
 
 
 @dataclass
@@ -68,9 +85,11 @@ class LeaderFetcher:
         leader_id: int,
         address: str,
         io: IoRunner,
+        on_unreachable: Callable[[int], None] = _no_report,
     ) -> None:
         self.leader_id = leader_id
         self.address = address
+        self._on_unreachable = on_unreachable
         self._broker_id = broker_id
         self._broker_epoch = broker_epoch
         self._io = io
@@ -107,9 +126,13 @@ class LeaderFetcher:
                     await asyncio.sleep(RETRY_BACKOFF_S)
                     continue
                 try:
-                    response = await stub.Fetch(request, timeout=FETCH_WAIT_MS / 1000 + 5)
+                    response = await stub.Fetch(
+                        request, timeout=(FETCH_WAIT_MS + FETCH_ANSWER_MARGIN_MS) / 1000
+                    )
                     failing = False
                 except grpc.aio.AioRpcError as e:
+                    if e.code() in UNREACHABLE_CODES:
+                        self._on_unreachable(self.leader_id)
                     if not failing:
                         log.warning(
                             "replica_fetch_failed", leader=self.leader_id, code=e.code().name
@@ -242,10 +265,18 @@ class LeaderFetcher:
 class ReplicaFetcherManager:
     """Keeps one LeaderFetcher per leader broker in line with what this broker follows."""
 
-    def __init__(self, *, broker_id: int, broker_epoch: Callable[[], int], io: IoRunner) -> None:
+    def __init__(
+        self,
+        *,
+        broker_id: int,
+        broker_epoch: Callable[[], int],
+        io: IoRunner,
+        on_unreachable: Callable[[int], None] = _no_report,
+    ) -> None:
         self._broker_id = broker_id
         self._broker_epoch = broker_epoch
         self._io = io
+        self._on_unreachable = on_unreachable
         self._fetchers: dict[tuple[int, str], LeaderFetcher] = {}
 
     async def update(
@@ -264,6 +295,7 @@ class ReplicaFetcherManager:
                     leader_id=leader,
                     address=address,
                     io=self._io,
+                    on_unreachable=self._on_unreachable,
                 )
                 self._fetchers[(leader, address)] = fetcher
                 fetcher.start()

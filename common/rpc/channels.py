@@ -23,6 +23,8 @@ import grpc
 import structlog
 
 from raftka.common.errors import ConfigFileError, InvalidConfigError
+from raftka.common.limits import REQUEST_BYTE_LIMITS
+from raftka.common.rpc.request_size import RequestSizeInterceptor
 from raftka.common.security.listeners import Listener
 from raftka.common.security.settings import SecuritySettings
 from raftka.common.security.tls import ChannelSecurity, server_credentials
@@ -114,8 +116,12 @@ def client_id_of(context: grpc.aio.ServicerContext[Any, Any]) -> str:
 
 
 def new_server(interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> grpc.aio.Server:
-    """An asyncio gRPC server with Raftka's server options and ``interceptors`` (in order)."""
-    return grpc.aio.server(interceptors=list(interceptors), options=list(SERVER_OPTIONS))
+    """An asyncio gRPC server with Raftka's server options and ``interceptors`` (in order),
+    after the one that refuses oversized listing requests unparsed (request_size.py)."""
+    return grpc.aio.server(
+        interceptors=[RequestSizeInterceptor(REQUEST_BYTE_LIMITS), *interceptors],
+        options=list(SERVER_OPTIONS),
+    )
 
 
 class PlaintextRefusedError(ConfigFileError):

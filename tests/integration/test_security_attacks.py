@@ -421,8 +421,9 @@ def test_a_spoofed_heartbeat_cannot_take_a_broker_out_of_service(
                 broker_id=victim,
                 broker_epoch=before[victim].broker_epoch,  # public: DescribeCluster shows it
                 current_metadata_index=1 << 40,
-                **wants,
             )
+            for flag, value in wants.items():
+                setattr(request, flag, value)
             await on_every_controller(secured, secured[attacker], "BrokerHeartbeat", request)
         after = await brokers(secured)
         assert after[victim] == before[victim]

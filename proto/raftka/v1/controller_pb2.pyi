@@ -1703,6 +1703,7 @@ class BrokerHeartbeatRequest(_message.Message):
     CURRENT_METADATA_INDEX_FIELD_NUMBER: _builtins.int
     WANT_FENCE_FIELD_NUMBER: _builtins.int
     WANT_SHUT_DOWN_FIELD_NUMBER: _builtins.int
+    UNREACHABLE_BROKERS_FIELD_NUMBER: _builtins.int
     broker_id: _builtins.int
     """The broker's id; unregistered: NOT_FOUND / BROKER_ID_NOT_REGISTERED."""
     broker_epoch: _builtins.int
@@ -1717,6 +1718,15 @@ class BrokerHeartbeatRequest(_message.Message):
     """The broker asks to be fenced (e.g. it found a disk problem)."""
     want_shut_down: _builtins.bool
     """The broker is shutting down and asks for its leaderships to be moved away."""
+    @_builtins.property
+    def unreachable_brokers(self) -> _containers.RepeatedCompositeFieldContainer[Global___BrokerEpochPair]:
+        """Brokers this one found unreachable since its last heartbeat: a leader its follower fetches
+        failed to reach (connection refused, or no answer within the fetch deadline), or a follower
+        that stopped fetching from it while holding back a high watermark. The active controller
+        probes each (a health check with a short deadline) and fences one that does not answer, so
+        a dead broker is fenced well before its session expires; one that answers is left alone.
+        """
+
     def __init__(
         self,
         *,
@@ -1725,10 +1735,11 @@ class BrokerHeartbeatRequest(_message.Message):
         current_metadata_index: _builtins.int = ...,
         want_fence: _builtins.bool = ...,
         want_shut_down: _builtins.bool = ...,
+        unreachable_brokers: _abc.Iterable[Global___BrokerEpochPair] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["broker_epoch", b"broker_epoch", "broker_id", b"broker_id", "current_metadata_index", b"current_metadata_index", "want_fence", b"want_fence", "want_shut_down", b"want_shut_down"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["broker_epoch", b"broker_epoch", "broker_id", b"broker_id", "current_metadata_index", b"current_metadata_index", "unreachable_brokers", b"unreachable_brokers", "want_fence", b"want_fence", "want_shut_down", b"want_shut_down"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

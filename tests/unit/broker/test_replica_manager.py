@@ -13,7 +13,8 @@ from raftka.broker.io_threads import IoThreads
 from raftka.broker.log.manager import LogManager
 from raftka.broker.metadata_follower import MetadataFollower
 from raftka.broker.partition import NotLeaderOrFollowerError
-from raftka.broker.replica_manager import ReplicaManager
+from raftka.broker.replica_manager import FOLLOWER_SILENCE_MS, ReplicaManager
+from raftka.common.clock import monotonic_ms
 from raftka.common.ids import BrokerEpoch, BrokerId
 from raftka.common.metadata.model import BrokerEndpoint, BrokerRegistration, PartitionState
 from raftka.common.metadata.records import (
@@ -55,6 +56,8 @@ class Broker:
         self.logs = LogManager.open([tmp_path / "logs"], hw_follows_log_end=False)
         self.follower = MetadataFollower(ControllerClient(["127.0.0.1:1"]))
         self.broker_epoch = -1
+        self.reports: list[tuple[int, int]] = []
+        """(broker id, broker epoch) of each peer reported unreachable."""
         self.replicas = ReplicaManager(
             ME,
             self.logs,
@@ -63,6 +66,7 @@ class Broker:
             controller=ControllerClient(["127.0.0.1:1"]),
             broker_epoch=lambda: self.broker_epoch,
             lag_time_max_ms=10_000,
+            report_unreachable=lambda b, e: self.reports.append((b, e)),
         )
 
     async def close(self) -> None:
@@ -144,6 +148,54 @@ def test_a_registered_broker_leads_what_its_image_gives_it(broker: Broker) -> No
             )
             await broker.replicas.reconcile()
             assert broker.replicas.leader_partition(TOPIC, 0).leader_state is not None
+        finally:
+            await broker.close()
+
+    asyncio.run(asyncio.wait_for(main(), 20))
+
+
+def test_a_silent_follower_holding_back_the_high_watermark_is_reported(broker: Broker) -> None:
+    """A follower that sent no fetch for FOLLOWER_SILENCE_MS while the high watermark waits
+    for it is reported unreachable (the controller then probes it); one that fetches, one
+    outside the ISR, and a silent one when nothing waits are not."""
+
+    async def main() -> None:
+        try:
+            broker.broker_epoch = 3
+            deliver(
+                broker.follower,
+                6,
+                registration(1, 3, "mine"),
+                registration(2, 4, "two"),
+                registration(3, 5, "three"),
+                registration(4, 6, "four"),
+                topic_record(TOPIC, TOPIC_ID),
+                partition_record(
+                    TOPIC_ID,
+                    0,
+                    PartitionState(
+                        replicas=(ME, BrokerId(2), BrokerId(3), BrokerId(4)),
+                        isr=(ME, BrokerId(2), BrokerId(3)),
+                        leader=ME,
+                    ),
+                ),
+            )
+            await broker.replicas.reconcile()
+            state = broker.replicas.leader_partition(TOPIC, 0).leader_state
+            assert state is not None
+            start = monotonic_ms()
+            later = start + FOLLOWER_SILENCE_MS + 1
+            assert broker.replicas.check_silent_followers(later) == [], "nothing waits yet"
+            assert state.on_leader_append(5) is False  # 5 records wait for the ISR
+            broker.replicas.follower_fetched(2, now_ms=later - 10)
+            broker.replicas.follower_fetched(3, now_ms=start)
+            assert broker.replicas.check_silent_followers(start + 10) == []
+            assert broker.replicas.check_silent_followers(later) == [3]
+            assert broker.reports == [(3, 5)]  # 4 is silent too, but not in the ISR
+            state.on_follower_fetch(3, 5, later)  # caught up: it holds nothing back
+            broker.reports.clear()
+            assert broker.replicas.check_silent_followers(later + 100) == []
+            assert broker.reports == []
         finally:
             await broker.close()
 

@@ -89,6 +89,9 @@ class Replicas:
     def leader_partition(self, topic: str, partition: int) -> FakePartition:
         return self.partitions.setdefault((topic, partition), FakePartition())
 
+    def follower_fetched(self, replica: int) -> None:
+        return None
+
 
 class Ids:
     def __init__(self) -> None:

@@ -226,12 +226,14 @@ def test_fenced_broker_wanting_shutdown_may_exit_at_once() -> None:
 def _hb(h: Harness, broker_id: int, **flags: bool) -> BrokerHeartbeatRequest:
     reg = h.image.broker(broker_id)
     assert reg is not None
-    return BrokerHeartbeatRequest(
+    request = BrokerHeartbeatRequest(
         broker_id=broker_id,
         broker_epoch=reg.epoch,
         current_metadata_index=h.image.last_applied_index,
-        **flags,
     )
+    for flag, value in flags.items():
+        setattr(request, flag, value)
+    return request
 
 
 def test_unfenced_broker_wanting_fence_leaves_isrs_and_leaderships() -> None:
