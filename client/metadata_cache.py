@@ -95,6 +95,11 @@ class MetadataCache:
             return None
         return self.brokers.get(p.leader_id)
 
+    def leader_epoch(self, topic: str, partition: int) -> int:
+        """The partition's leader epoch as last seen (-1 if unknown)."""
+        p = self.partition(topic, partition)
+        return p.leader_epoch if p is not None else -1
+
     def partition_count(self, topic: str) -> int | None:
         info = self.topics.get(topic)
         return len(info.partitions) if info is not None else None

@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 import pytest
 
-from raftka.client.producer import AsyncProducer, Producer
+from raftka.client.producer import AsyncProducer, Producer, RecordDelivery
 from raftka.client.producer.buffer_pool import BufferExhaustedError
 from raftka.client.producer.partitioner import partition_for_key
 from raftka.ops.local_cluster import LocalCluster
@@ -117,7 +117,7 @@ def test_per_key_order_survives_a_leader_failover(pcluster: LocalCluster) -> Non
 
             async def writer(key: bytes) -> None:
                 seq = 0
-                pending: list[tuple[int, asyncio.Future[Any]]] = []
+                pending: list[tuple[int, RecordDelivery]] = []
                 while not stop.is_set():
                     pending.append((seq, await p.send(topic, b"%d" % seq, key=key)))
                     seq += 1
@@ -224,7 +224,7 @@ def test_a_full_buffer_blocks_send_then_fails_clearly(pcluster: LocalCluster) ->
         leaders = await new_topic(pcluster, topic, partitions=1, rf=1)
         victim = leaders[0]
         pcluster.pause(victim)
-        accepted: list[asyncio.Future[Any]] = []
+        accepted: list[RecordDelivery] = []
         try:
             async with AsyncProducer(
                 bootstrap_servers=bootstrap(pcluster),

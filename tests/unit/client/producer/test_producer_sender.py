@@ -12,8 +12,9 @@ import pytest
 from raftka.client.producer.accumulator import RecordAccumulator
 from raftka.client.producer.buffer_pool import BufferPool
 from raftka.client.producer.config import ProducerConfig
+from raftka.client.producer.delivery import RecordDelivery
 from raftka.client.producer.sender import DeliveryTimeoutError, Sender
-from raftka.client.types import RecordMetadata, TopicPartition
+from raftka.client.types import TopicPartition
 from raftka.common.errors import RaftkaError
 from raftka.v1.common_pb2 import ErrorCode
 from tests.conditions import until
@@ -47,7 +48,7 @@ class Harness:
         await asyncio.wait_for(self.task, 30)
         await self.sender.stop()
 
-    async def send(self, tp: TopicPartition, value: bytes) -> asyncio.Future[RecordMetadata]:
+    async def send(self, tp: TopicPartition, value: bytes) -> RecordDelivery:
         return await self.acc.append(tp, 0, None, value, ())
 
 
@@ -74,12 +75,20 @@ def test_a_full_batch_goes_without_waiting_for_linger() -> None:
 
     async def main() -> None:
         async with Harness(
-            cluster, linger_ms=60_000, batch_size=1024, delivery_timeout_ms=120_000
+            cluster,
+            linger_ms=60_000,
+            linger_when_idle=True,
+            batch_size=1024,
+            delivery_timeout_ms=120_000,
         ) as h:
             futures = [await h.send(TP, bytes(100)) for _ in range(30)]
             # Full batches are sent at once; the last, partial one waits for linger until close.
-            done, _ = await asyncio.wait(futures[:20], timeout=10)
+            # (asyncio.ensure_future gives a delivery back as it is: typed as a Future.)
+            done, _ = await asyncio.wait(
+                [asyncio.ensure_future(f) for f in futures[:20]], timeout=10
+            )
             assert len(done) == 20
+            assert not futures[-1].done(), "the partial batch lingers"
 
     run(main())
 
@@ -270,8 +279,9 @@ def test_idempotent_retries_never_duplicate_or_reorder(seed: int) -> None:
             assert cluster.values(tp.topic, tp.partition) == sent, f"{tp} differs (seed {seed})"
         for i, r in enumerate(results):
             assert cluster.values("t", r.partition)[r.offset] == b"%d:%05d" % (r.partition, i)
-        assert len(cluster.unreachable) == cluster.lost_answers, (
-            "each lost answer marks its broker for the metadata cache"
+        assert len(cluster.unreachable) == cluster.lost_answers + h.sender.stalls_seen, (
+            "each lost answer (and each request stalled past a second) marks its broker for "
+            "the metadata cache"
         )
 
     run(main())
