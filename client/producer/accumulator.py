@@ -114,8 +114,19 @@ class RecordAccumulator:
         follows what is queued, not batch_size."""
         if not self._pool.try_reserve(size):
             return None
-        batch, index = self._add(tp, timestamp, key, value, headers, size)
-        return RecordDelivery(batch, index)
+        q = self._queues.get(tp)
+        if q:  # (_add, inlined: this is every send's path)
+            last = q[-1]
+            index = last.try_append(timestamp, key, value, headers, size)
+            if index >= 0:
+                last.reserved_bytes += size
+                if last.estimated_size >= last.batch_size:
+                    self.wakeup.set()
+                return RecordDelivery(last, index)
+        batch = self._new_batch(tp)
+        batch.try_append(timestamp, key, value, headers, size)
+        batch.reserved_bytes = size
+        return RecordDelivery(batch, 0)
 
     async def append(
         self,

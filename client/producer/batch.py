@@ -36,10 +36,11 @@ Callback = tuple[RecordDelivery | None, DoneCallback, object, contextvars.Contex
 def record_size(key: bytes | None, value: bytes | None, headers: RecordHeaders) -> int:
     """What a record adds to a batch, at most: its buffer-memory reservation too."""
     size = (len(key) if key is not None else 0) + (len(value) if value is not None else 0)
-    size += RECORD_OVERHEAD
-    if headers:
-        size += sum(len(k) + len(v or b"") + HEADER_OVERHEAD for k, v in headers)
-    return size
+    return size + RECORD_OVERHEAD + (headers_size(headers) if headers else 0)
+
+
+def headers_size(headers: RecordHeaders) -> int:
+    return sum(len(k) + len(v or b"") + HEADER_OVERHEAD for k, v in headers)
 
 
 @dataclass(eq=False, slots=True)

@@ -321,17 +321,7 @@ class Sender:
 
     async def _send(self, attempt: ProduceAttempt) -> None:
         address, batches = attempt.address, attempt.batches
-        topics: dict[str, list[pb.PartitionProduceData]] = {}
-        for b in batches:
-            topics.setdefault(b.tp.topic, []).append(
-                pb.PartitionProduceData(partition=b.tp.partition, batches=bytes(b.payload or b""))
-            )
-        request = pb.ProduceRequest(
-            acks=self._config.acks_value,
-            timeout_ms=self._config.request_timeout_ms,
-            topics=[pb.TopicProduceData(topic=t, partitions=ps) for t, ps in topics.items()],
-            transactional_id=self._config.transactional_id or "",
-        )
+        request = self._request(batches)
         try:
             response: pb.ProduceResponse = await self._stub_for(address).Produce(
                 request, timeout=self._config.request_timeout_ms / 1000 + ANSWER_MARGIN_S
@@ -360,6 +350,22 @@ class Sender:
         finally:
             self.in_flight.release(attempt)
             self._acc.wakeup.set()
+
+    def _request(self, batches: list[ProducerBatch]) -> pb.ProduceRequest:
+        """The Produce request, built in place: a message passed to a parent's constructor
+        is copied, payload and all, so nested constructors would copy each batch twice more."""
+        request = pb.ProduceRequest(
+            acks=self._config.acks_value,
+            timeout_ms=self._config.request_timeout_ms,
+            transactional_id=self._config.transactional_id or "",
+        )
+        topics: dict[str, pb.TopicProduceData] = {}
+        for b in batches:
+            topic = topics.get(b.tp.topic)
+            if topic is None:
+                topic = topics[b.tp.topic] = request.topics.add(topic=b.tp.topic)
+            topic.partitions.add(partition=b.tp.partition, batches=bytes(b.payload or b""))
+        return request
 
     # ------------------------------------------------------------------ answers
 
