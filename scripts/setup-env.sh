@@ -14,7 +14,9 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 stamp="$venv/.raftka-installed"
-if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ] || [ "$root/setup.py" -nt "$stamp" ]; then
+# A change of the C accelerator's source also reinstalls, so a stale extension is rebuilt.
+if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ] || [ "$root/setup.py" -nt "$stamp" ] \
+    || [ "$root/common/records/_accel.c" -nt "$stamp" ]; then
     # This machine's pip config names optional local mirrors; hide its "is ignored" chatter.
     "$venv/bin/python" -m pip install --quiet --upgrade pip 2>&1 | { grep -v 'is ignored' || true; }
     # setuptools warns about every editable install of a mapped package layout: not news here.
