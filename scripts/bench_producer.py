@@ -64,12 +64,14 @@ async def _work(spec: dict[str, Any]) -> dict[str, Any]:
 
         return done
 
-    async with AsyncProducer(bootstrap_servers=spec["servers"]) as producer:
+    settings: dict[str, Any] = {"linger_when_idle": True} if spec["variant"] == "linger" else {}
+    async with AsyncProducer(bootstrap_servers=spec["servers"], **settings) as producer:
         topic = spec["topic"]
         await producer.partitions_for(topic)
         await (await producer.send(topic, b"warm-up"))  # producer id and connections
-        if spec["gc"] == "freeze":
+        if spec["variant"] == "gc":  # the recipe of docs/client.md
             gc.freeze()
+            gc.set_threshold(10_000, 20, 20)
         gc_before = sum(s["collections"] for s in gc.get_stats())
         gc_time = [0.0, 0.0]  # total, started at
 
@@ -211,8 +213,9 @@ def main() -> None:
     parser.add_argument(
         "--cases",
         default="send,nowait,many,send-rate",
-        help="comma-separated: send, nowait, many (max rate), send-rate, nowait-rate, "
-        "send-freeze (send with gc.freeze() after start-up)",
+        help="comma-separated API-VARIANT names: API send, nowait or many; VARIANT none (as "
+        "fast as it goes), rate (at --rate), gc (gc.freeze() and gc.set_threshold(10_000, 20, "
+        "20) after start-up), linger (linger_when_idle=True), linger+rate is 'linger_rate'",
     )
     parser.add_argument("--baseline-python", help="also run the send cases with this python")
     parser.add_argument("--profile", type=Path, help="py-spy flame graphs into this directory")
@@ -223,11 +226,12 @@ def main() -> None:
         pythons.append(("baseline ", args.baseline_python))
     for name in args.cases.split(","):
         api, _, variant = name.partition("-")
-        mode = "rate" if variant == "rate" else "max"
+        mode = "rate" if variant.endswith("rate") else "max"
+        variant = variant.removesuffix("_rate").removesuffix("rate")
         for label, python in pythons:
-            if label and api != "send":
+            if label and (api != "send" or variant == "linger"):
                 continue
-            spec = {"api": api, "mode": mode, "gc": "freeze" if variant == "freeze" else ""}
+            spec = {"api": api, "mode": mode, "variant": variant}
             cases.append((label + name, python, spec))
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from raftka.ops.local_cluster import LocalCluster, stop_clusters_on_sigterm

@@ -1,8 +1,8 @@
 """One partition's batch of records on its way to the leader.
 
 Records are kept as columns (timestamps, keys, values, headers: no object per record) and
-encoded in one pass when the batch closes, through ``RecordBatchBuilder``'s bulk ``extend``
-where common/records has it (the compiled codec), else record by record. The batch has one
+encoded in one call when the batch closes (``RecordBatchBuilder.extend``: the compiled record
+codec, or its pure-Python twin, over the whole batch). The batch has one
 outcome (base offset and append time, or an error), set once when it is answered; each
 record's :class:`~raftka.client.producer.delivery.RecordDelivery` resolves from it.
 """
@@ -14,7 +14,6 @@ import contextvars
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
-from typing import Any
 
 from raftka.client.producer.delivery import DoneCallback, RecordDelivery, run_callbacks
 from raftka.client.types import RecordMetadata, TopicPartition
@@ -170,21 +169,10 @@ class ProducerBatch:
         return self.payload
 
     def _encode(self) -> bytearray:
+        """One codec call for the whole batch (``RecordBatchBuilder.extend``)."""
         builder = RecordBatchBuilder(compression=self.compression, transactional=self.transactional)
-        rows = zip(
-            self.timestamps,
-            self.keys,
-            self.values,
-            self.headers if self.headers is not None else repeat(()),
-            strict=False,
-        )
-        extend: Any = getattr(builder, "extend", None)
-        if extend is not None:  # the bulk codec: one call for the whole batch
-            extend(list(rows))
-        else:
-            append = builder.append
-            for timestamp, key, value, headers in rows:
-                append(timestamp, key, value, headers)
+        headers: Iterable[RecordHeaders] = self.headers if self.headers is not None else repeat(())
+        builder.extend(list(zip(self.timestamps, self.keys, self.values, headers, strict=False)))
         return builder.build()
 
     def stamp(self, producer_id: int, producer_epoch: int, sequence: int) -> None:
