@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 
 import grpc
 import pytest
@@ -326,3 +327,66 @@ def test_a_definite_failure_renumbers_under_a_new_producer_id() -> None:
 
     run(main())
     assert cluster.values("t", 0) == [b"a", b"c"]
+
+
+def test_a_lone_record_goes_at_once_when_its_leader_is_idle_and_lingers_behind_a_request() -> None:
+    config = ProducerConfig(bootstrap_servers=["x:1"], linger_ms=100)
+    acc = RecordAccumulator(config, BufferPool(config.buffer_memory), clock=lambda: 0.0)
+    busy = {TP: False}
+
+    async def main() -> None:
+        await acc.append(TP, 0, None, b"x", ())
+        assert acc.ready(0.0, busy.__getitem__)[0] == [], "in flight: it lingers"
+        busy[TP] = True
+        assert acc.ready(0.0, busy.__getitem__)[0] == [TP], "idle: at once"
+        assert acc.ready(0.0)[0] == [], "linger_when_idle: no idle rule"
+
+    run(main())
+
+
+class FrozenLeader:
+    """Stubs by address: "leader-a" takes Produce requests and never answers (SIGSTOPped)."""
+
+    def __init__(self, cluster: FakeLeaders) -> None:
+        self.cluster = cluster
+        self.held = 0
+
+    def stub_for(self, address: str) -> object:
+        return self if address == "leader-a" else self.cluster
+
+    async def Produce(self, request: object, **_call: object) -> object:
+        self.held += 1
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+def test_batches_held_by_a_frozen_leader_move_to_the_new_leader_with_their_sequences() -> None:
+    cluster = FakeLeaders()
+    frozen = FrozenLeader(cluster)
+    skew = [0.0]
+
+    def clock() -> float:  # real time, plus a jump past the stall threshold
+        return time.monotonic() + skew[0]
+
+    async def main() -> None:
+        config = ProducerConfig(bootstrap_servers=["x:1"], linger_ms=0, batch_size=100)
+        acc = RecordAccumulator(config, BufferPool(config.buffer_memory), clock=clock)
+        sender = Sender(config, acc, cluster, frozen.stub_for, cluster.init_producer_id, clock)
+        task = asyncio.create_task(sender.run())
+        deliveries = [await acc.append(TP, 0, None, b"v%d" % i, ()) for i in range(12)]
+        await until(lambda: frozen.held >= 2, what="requests held by the frozen leader")
+        assert not any(d.done() for d in deliveries)
+        cluster.leaders[TP], cluster.epochs[TP] = "leader-b", 1  # the controller moved it
+        skew[0] = 1.5  # the requests have waited past STALL_AFTER_S
+        acc.wakeup.set()
+        results = await asyncio.wait_for(asyncio.gather(*deliveries), 10)
+        assert [r.offset for r in results] == list(range(12))
+        assert cluster.values("t", 0) == [b"v%d" % i for i in range(12)], "once each, in order"
+        assert "leader-a" in cluster.unreachable and cluster.refreshes >= 1
+        assert sender.requests_in_flight == 0, "abandoned requests are out of flight"
+        acc.closing = True
+        acc.wakeup.set()
+        await asyncio.wait_for(task, 10)
+        await sender.stop()
+
+    run(main())
