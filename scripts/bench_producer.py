@@ -159,11 +159,13 @@ async def _create_topics(bootstrap: list[str], names: list[str], brokers: int) -
     from raftka.client.admin import AsyncAdmin
 
     async with AsyncAdmin(bootstrap, timeout_s=60) as admin:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # every broker registered and unfenced
+        deadline = time.monotonic() + 180  # a loaded machine starts a cluster slowly
+        while True:  # every broker registered and unfenced
             found = (await admin.describe_cluster()).brokers
             if len([b for b in found if not b.fenced]) == brokers:
                 break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {len(found)} of {brokers} brokers unfenced after 180 s")
             await asyncio.sleep(0.1)
         for name in names:
             await admin.create_topic(name, 3, 3, configs={"min.insync.replicas": "2"})
