@@ -7,8 +7,15 @@
         await producer.flush()
 
 ``send`` returns once the record is queued (it waits only for the topic's metadata and for
-buffer memory, at most max_block_ms); the returned future completes when the record is
-acknowledged per ``acks``, or fails with the error that stopped it.
+buffer memory, at most max_block_ms); the returned ``RecordDelivery`` (delivery.py: future-like,
+no asyncio future per record) completes when the record is acknowledged per ``acks``, or fails
+with the error that stopped it. ``send_nowait`` is the same without a coroutine (None when it
+would have to wait); ``send_many`` queues many records of a topic a batch at a time.
+
+Garbage collection: the send path makes no per-record object the cyclic collector tracks but
+the delivery it returns. An application that keeps many deliveries or callbacks in flight
+gains from ``gc.freeze()`` after start-up and ``gc.set_threshold(10_000, 20, 20)``
+(docs/client.md, "The producer's cost per record", has the figures).
 
 With ``transactional_id`` the producer is transactional (transactions.py holds the logic):
 
