@@ -17,7 +17,13 @@ if TYPE_CHECKING:
         ConsumerConfig,
         ConsumerRecord,
     )
-    from raftka.client.producer import AsyncProducer, Producer, ProducerConfig
+    from raftka.client.producer import (
+        AsyncProducer,
+        DeliveryGroup,
+        Producer,
+        ProducerConfig,
+        RecordDelivery,
+    )
     from raftka.client.types import OffsetAndMetadata, RecordMetadata, TopicPartition
 
 _LAZY = {
@@ -31,6 +37,8 @@ _LAZY = {
     "AsyncProducer": "raftka.client.producer",
     "Producer": "raftka.client.producer",
     "ProducerConfig": "raftka.client.producer",
+    "RecordDelivery": "raftka.client.producer",
+    "DeliveryGroup": "raftka.client.producer",
     "AsyncAdmin": "raftka.client.admin",
     "Admin": "raftka.client.admin",
 }
@@ -43,9 +51,11 @@ __all__ = [
     "Consumer",
     "ConsumerConfig",
     "ConsumerRecord",
+    "DeliveryGroup",
     "OffsetAndMetadata",
     "Producer",
     "ProducerConfig",
+    "RecordDelivery",
     "RecordMetadata",
     "TopicPartition",
 ]

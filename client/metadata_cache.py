@@ -78,6 +78,10 @@ class MetadataCache:
         self._wanted: set[str] = set()
         self._inflight: asyncio.Task[None] | None = None
         self._updated_at = float("-inf")
+        self.fresh = False
+        """True from a refresh until ``max_age_s`` after it (a timer clears it): the
+        producer's send path reads it for every record, so it reads no clock."""
+        self._expiry: asyncio.TimerHandle | None = None
         self._rotation = 0
         self._unreachable: dict[str, float] = {}
 
@@ -94,6 +98,11 @@ class MetadataCache:
         if p is None or p.leader_id < 0:
             return None
         return self.brokers.get(p.leader_id)
+
+    def leader_epoch(self, topic: str, partition: int) -> int:
+        """The partition's leader epoch as last seen (-1 if unknown)."""
+        p = self.partition(topic, partition)
+        return p.leader_epoch if p is not None else -1
 
     def partition_count(self, topic: str) -> int | None:
         info = self.topics.get(topic)
@@ -177,6 +186,14 @@ class MetadataCache:
                 partitions.append(info)
             self.topics[t.name] = TopicInfo(t.name, t.topic_id, tuple(partitions))
         self._updated_at = time.monotonic()
+        self.fresh = True
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self._expiry = asyncio.get_running_loop().call_later(self.max_age_s, self._expire)
+
+    def _expire(self) -> None:
+        self.fresh = False
+        self._expiry = None
 
     async def _fetch(self, request: pb.MetadataRequest) -> pb.MetadataResponse:
         # Start with a different broker each time, so one broker with a stale view (cut off

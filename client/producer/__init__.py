@@ -5,6 +5,7 @@ ready batches to partition leaders, retrying in order (sequences.py). A transact
 producer's state and coordinator calls are in transactions.py, its errors in errors.py."""
 
 from raftka.client.producer.config import ProducerConfig
+from raftka.client.producer.delivery import DeliveryGroup, RecordDelivery
 from raftka.client.producer.errors import (
     AbortableTransactionError,
     ProducerFatalError,
@@ -17,9 +18,11 @@ from raftka.client.producer.sync import Producer
 __all__ = [
     "AbortableTransactionError",
     "AsyncProducer",
+    "DeliveryGroup",
     "DeliveryTimeoutError",
     "Producer",
     "ProducerConfig",
     "ProducerFatalError",
     "ProducerFencedError",
+    "RecordDelivery",
 ]

@@ -54,7 +54,15 @@ class ProducerConfig:
     request, not per byte (docs/client.md has the measurements). Memory is reserved per
     record, so a large batch_size costs nothing while batches are small."""
     linger_ms: int = 5
-    """How long a batch waits for more records (Kafka 4.0's default)."""
+    """How long a batch waits for more records while a request to its partition's leader is
+    in flight (Kafka 4.0's default). A batch whose leader has nothing of this producer in
+    flight is sent at once (see linger_when_idle): a lone record does not wait, and records
+    batch up while an earlier request is on its way, for up to linger_ms or until that
+    request is answered, whichever comes first."""
+    linger_when_idle: bool = False
+    """True: every batch waits linger_ms (or until full), even when nothing is in flight to
+    its leader, as Kafka's Java client does. False (the default): a batch goes at once when
+    its leader is idle, so low-rate latency is one round trip, not a linger plus one."""
     delivery_timeout_ms: int = 120_000
     """Upper bound from send() to success or failure, retries included."""
     request_timeout_ms: int = 30_000

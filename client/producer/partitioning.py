@@ -13,7 +13,7 @@ from raftka.client.producer.partitioner import partition_for_key
 Availability = Callable[[], tuple[Sequence[int], Callable[[int], int]]]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Sticky:
     partition: int
     produced_bytes: int = 0
@@ -37,6 +37,18 @@ class StickyPartitioner:
             available, queued = availability()
             sticky = self._current[topic] = _Sticky(self._choose(partitions, available, queued))
         return sticky.partition
+
+    def current(self, topic: str, partitions: int) -> int:
+        """The topic's sticky partition while it has one (else -1: call :meth:`partition`)."""
+        sticky = self._current.get(topic)
+        if sticky is None or sticky.partition >= partitions:
+            return -1
+        return sticky.partition
+
+    def room(self, topic: str) -> int:
+        """Bytes the topic's sticky partition takes before the next record moves on."""
+        sticky = self._current.get(topic)
+        return self._batch_size - sticky.produced_bytes if sticky is not None else 0
 
     def on_append(self, topic: str, partition: int, nbytes: int) -> None:
         """Count bytes sent to the sticky partition; once a batch's worth went there, the next

@@ -33,6 +33,7 @@ from raftka.client.producer.accumulator import RecordAccumulator
 from raftka.client.producer.batch import ProducerBatch
 from raftka.client.producer.config import ProducerConfig
 from raftka.client.producer.errors import ProducerFencedError
+from raftka.client.producer.in_flight import InFlight, ProduceAttempt
 from raftka.client.producer.metrics import ProducerMetrics
 from raftka.client.producer.sequences import InitProducerId, Sequences
 from raftka.client.throttle import ThrottleStats
@@ -113,6 +114,10 @@ def delivery_timeout_error(batch: ProducerBatch, delivery_timeout_ms: int) -> De
 class Leaders(Protocol):
     def leader_address(self, topic: str, partition: int) -> str | None: ...
 
+    def leader_epoch(self, topic: str, partition: int) -> int:
+        """The partition's leader epoch in the current metadata (-1 if unknown)."""
+        ...
+
     async def refresh(self, topics: Iterable[str] = ()) -> None: ...
 
     def note_unreachable(self, address: str) -> None: ...
@@ -166,10 +171,14 @@ class Sender:
         self._retry = RetryPolicy(
             config.retry_backoff_ms / 1000, config.retry_backoff_max_ms / 1000
         )
-        self._in_flight: dict[str, int] = {}
-        self._in_flight_tps: dict[TopicPartition, int] = {}
+        self.in_flight = InFlight()
         self._tasks: set[asyncio.Task[None]] = set()
         self._refreshing: asyncio.Task[None] | None = None
+        self._metadata_refreshed = False
+        """A refresh this sender asked for finished: look for batches to move to new leaders."""
+        self.stalls_seen = 0
+        """Stall checks of requests unanswered past STALL_AFTER_S (each one noted the
+        leader as unreachable for metadata requests)."""
         self._reset_needed = False
         self.fatal: RaftkaError | None = None
         self.throttle = ThrottleStats()
@@ -177,7 +186,7 @@ class Sender:
 
     @property
     def requests_in_flight(self) -> int:
-        return sum(self._in_flight.values())
+        return self.in_flight.requests
 
     # ------------------------------------------------------------------ the loop
 
@@ -194,13 +203,67 @@ class Sender:
                 if self._gate is None and self.requests_in_flight == 0:
                     wait = await self._take_new_producer_id()
             else:
-                ready, next_check = self._acc.ready(now)
+                if self.in_flight.attempts:
+                    self._watch_stalls(now)
+                ready, next_check = self._acc.ready(
+                    now, None if self._config.linger_when_idle else self._leader_idle
+                )
                 self._send_ready(ready)
                 wait = min(next_check, 0.1 if self._acc.has_queued else 1.0)
+            if self.in_flight.attempts:
+                wait = min(wait, self.in_flight.next_check(now))
             if self._acc.closing and not self._acc.has_queued and not self.requests_in_flight:
                 return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._acc.wakeup.wait(), max(wait, 0.0005))
+            await self._acc.wakeup.wait(max(wait, 0.0005))
+
+    def _leader_idle(self, tp: TopicPartition) -> bool:
+        """Nothing of this producer is in flight to the partition's leader: a batch for it
+        goes at once instead of lingering (the accumulator's idle rule)."""
+        address = self._leaders.leader_address(tp.topic, tp.partition)
+        return address is not None and self.in_flight.to_leader(address) == 0
+
+    def _watch_stalls(self, now: float) -> None:
+        """Refresh metadata for requests unanswered too long; after a refresh, move batches
+        whose partition has a new leader off their old one (in_flight.py says why)."""
+        if self._metadata_refreshed:
+            self._metadata_refreshed = False
+            self._move_to_new_leaders()
+        stalled = list(self.in_flight.stalled(now))
+        if stalled:
+            for attempt in stalled:
+                # Ask the other brokers for metadata first: this one may be frozen.
+                self._leaders.note_unreachable(attempt.address)
+                self.stalls_seen += 1
+            self._refresh({b.tp.topic for a in stalled for b in a.live_batches})
+
+    def _move_to_new_leaders(self) -> None:
+        moved: list[tuple[ProducerBatch, str]] = []
+        for attempt in list(self.in_flight.attempts):
+            for batch in attempt.live_batches:
+                tp = batch.tp
+                address = self._leaders.leader_address(tp.topic, tp.partition)
+                if (
+                    address is not None
+                    and address != attempt.address
+                    and self._leaders.leader_epoch(tp.topic, tp.partition) > attempt.epochs[tp]
+                ):
+                    self.in_flight.abandon(attempt, batch)
+                    moved.append((batch, address))
+        # Requeued in sequence order, so each partition's retries keep their order.
+        for batch, address in sorted(moved, key=lambda m: m[0].sequence):
+            log.info(
+                "produce_moved_to_new_leader",
+                partition=str(batch.tp),
+                sequence=batch.sequence,
+                leader=address,
+            )
+            error = PartitionError(
+                ErrorCode.NOT_LEADER_OR_FOLLOWER,
+                f"the leadership moved to {address} while the request waited for an answer",
+                batch.tp.topic,
+                batch.tp.partition,
+            )
+            self._attempt_failed(batch, error, maybe_written=True, retry_now=True)
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -220,15 +283,17 @@ class Sender:
             if address is None:
                 stale.add(tp.topic)
                 continue
-            if self._in_flight.get(address, 0) >= limit:
+            if self.in_flight.to_leader(address) >= limit:
                 continue
             if self._gate is not None and not self._gate.may_send(tp):
                 continue  # not in the transaction yet: AddPartitionsToTxn is on its way
             head = self._acc.head(tp)
             if head is None:
                 continue
-            if head.attempts > 0 and self._in_flight_tps.get(tp, 0) > 0:
+            if head.attempts > 0 and self.in_flight.of_partition(tp) > 0:
                 continue  # a retry goes alone, once the partition's earlier requests are answered
+            if self.in_flight.retrying(tp):
+                continue  # and nothing follows it until it is answered
             if sizes.get(address, 0) and sizes[address] + head.size > self._config.max_request_size:
                 continue
             batch = self._acc.pop(tp)
@@ -240,30 +305,23 @@ class Sender:
             sizes[address] = sizes.get(address, 0) + len(batch.payload or b"")
         now = self._clock()
         for address, batches in requests.items():
-            self._in_flight[address] = self._in_flight.get(address, 0) + 1
+            epochs = {b.tp: self._leaders.leader_epoch(b.tp.topic, b.tp.partition) for b in batches}
+            attempt = ProduceAttempt(address, batches, epochs, now)
             for b in batches:
-                self._in_flight_tps[b.tp] = self._in_flight_tps.get(b.tp, 0) + 1
                 b.attempts += 1
                 if b.attempts == 1:
                     self.metrics.first_send(b.record_count, len(b.payload or b""), now - b.created)
-            task = asyncio.create_task(self._send(address, batches))
+            self.in_flight.start(attempt)
+            task = asyncio.create_task(self._send(attempt))
+            attempt.task = task
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         if stale:
             self._refresh(stale)
 
-    async def _send(self, address: str, batches: list[ProducerBatch]) -> None:
-        topics: dict[str, list[pb.PartitionProduceData]] = {}
-        for b in batches:
-            topics.setdefault(b.tp.topic, []).append(
-                pb.PartitionProduceData(partition=b.tp.partition, batches=bytes(b.payload or b""))
-            )
-        request = pb.ProduceRequest(
-            acks=self._config.acks_value,
-            timeout_ms=self._config.request_timeout_ms,
-            topics=[pb.TopicProduceData(topic=t, partitions=ps) for t, ps in topics.items()],
-            transactional_id=self._config.transactional_id or "",
-        )
+    async def _send(self, attempt: ProduceAttempt) -> None:
+        address, batches = attempt.address, attempt.batches
+        request = self._request(batches)
         try:
             response: pb.ProduceResponse = await self._stub_for(address).Produce(
                 request, timeout=self._config.request_timeout_ms / 1000 + ANSWER_MARGIN_S
@@ -272,12 +330,16 @@ class Sender:
             error = error_from_rpc(e, address)
             self._leaders.note_unreachable(address)
             self._refresh({b.tp.topic for b in batches})
-            for b in batches:
+            live = attempt.live_batches
+            self.in_flight.release(attempt)
+            for b in live:
                 self._attempt_failed(b, error, maybe_written=True)
         else:
             self.throttle.note(response.throttle_time_ms, address, "Produce")
             results = {(r.topic, r.partition): r for r in response.results}
-            for b in batches:
+            live = attempt.live_batches
+            self.in_flight.release(attempt)
+            for b in live:
                 result = results.get(b.tp)
                 if result is None:
                     self._attempt_failed(
@@ -286,10 +348,24 @@ class Sender:
                 else:
                     self._handle(b, result)
         finally:
-            self._in_flight[address] -= 1
-            for b in batches:
-                self._in_flight_tps[b.tp] -= 1
+            self.in_flight.release(attempt)
             self._acc.wakeup.set()
+
+    def _request(self, batches: list[ProducerBatch]) -> pb.ProduceRequest:
+        """The Produce request, built in place: a message passed to a parent's constructor
+        is copied, payload and all, so nested constructors would copy each batch twice more."""
+        request = pb.ProduceRequest(
+            acks=self._config.acks_value,
+            timeout_ms=self._config.request_timeout_ms,
+            transactional_id=self._config.transactional_id or "",
+        )
+        topics: dict[str, pb.TopicProduceData] = {}
+        for b in batches:
+            topic = topics.get(b.tp.topic)
+            if topic is None:
+                topic = topics[b.tp.topic] = request.topics.add(topic=b.tp.topic)
+            topic.partitions.add(partition=b.tp.partition, batches=bytes(b.payload or b""))
+        return request
 
     # ------------------------------------------------------------------ answers
 
@@ -331,6 +407,7 @@ class Sender:
         maybe_written: bool,
         *,
         force_retry: bool = False,
+        retry_now: bool = False,
     ) -> None:
         batch.maybe_written = batch.maybe_written or maybe_written
         batch.last_error = error.message
@@ -344,7 +421,7 @@ class Sender:
             and not self._acc.aborted
             and not (self._gate is not None and self._gate.ending)
         ):
-            batch.retry_at = now + self._retry.backoff(batch.attempts)
+            batch.retry_at = now if retry_now else now + self._retry.backoff(batch.attempts)
             self._acc.requeue(batch)
             self.metrics.retries += 1
             log.debug(
@@ -437,6 +514,7 @@ class Sender:
         async def refresh() -> None:
             with contextlib.suppress(RaftkaError):
                 await self._leaders.refresh(topics)
+            self._metadata_refreshed = True
             self._acc.wakeup.set()
 
         self._refreshing = asyncio.create_task(refresh())

@@ -214,7 +214,7 @@ class TransactionManager:
         for batch in list(self._acc.drain_all()):
             batch.fail(_aborted(batch.tp))
             self._acc.finished(batch)
-        in_flight = [f for b in list(self._acc.incomplete) for f in b.futures()]
+        in_flight = [b.settled_future() for b in list(self._acc.incomplete)]
         await asyncio.gather(*in_flight, return_exceptions=True)
         self._check_usable()
         await self._end(committed=False)

@@ -31,7 +31,7 @@ from typing import Any
 import structlog
 
 from raftka.client.consumer import AsyncConsumer
-from raftka.client.producer import AsyncProducer
+from raftka.client.producer import AsyncProducer, RecordDelivery
 from raftka.client.types import TopicPartition
 from raftka.common.errors import RaftkaError
 from raftka.ops.experiments.txn_history import TxnAttempt, TxnOutcome
@@ -151,7 +151,7 @@ class TxnWorkload:
         commit_called = False
         outcome = TxnOutcome.ABORTED
         usable = True
-        deliveries: list[asyncio.Future[Any]] = []
+        deliveries: list[RecordDelivery] = []
         try:
             producer.begin_transaction()
             for tp, value in writes:
@@ -219,7 +219,7 @@ class TxnWorkload:
                 group_id=COPY_GROUP, enable_auto_commit=False, auto_offset_reset="earliest"
             )
             producer = self._new_producer("exp-copier")
-            sent: list[asyncio.Future[Any]] = []
+            sent: list[RecordDelivery] = []
             try:
                 consumer.subscribe([self._source])
                 await producer.init_transactions()

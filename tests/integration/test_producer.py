@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 import pytest
 
-from raftka.client.producer import AsyncProducer, Producer
+from raftka.client.producer import AsyncProducer, Producer, RecordDelivery
 from raftka.client.producer.buffer_pool import BufferExhaustedError
 from raftka.client.producer.partitioner import partition_for_key
 from raftka.ops.local_cluster import LocalCluster
@@ -117,7 +117,7 @@ def test_per_key_order_survives_a_leader_failover(pcluster: LocalCluster) -> Non
 
             async def writer(key: bytes) -> None:
                 seq = 0
-                pending: list[tuple[int, asyncio.Future[Any]]] = []
+                pending: list[tuple[int, RecordDelivery]] = []
                 while not stop.is_set():
                     pending.append((seq, await p.send(topic, b"%d" % seq, key=key)))
                     seq += 1
@@ -155,6 +155,55 @@ def test_per_key_order_survives_a_leader_failover(pcluster: LocalCluster) -> Non
                 assert seqs == sorted(seqs), f"{key!r} out of order on partition {part}"
                 assert len(seqs) == len(set(seqs)), f"{key!r} duplicated on partition {part}"
                 assert set(acked.get(key, [])) <= set(seqs), f"acknowledged {key!r} records lost"
+
+    asyncio.run(main())
+
+
+def test_batches_held_by_a_frozen_leader_move_to_the_new_one(pcluster: LocalCluster) -> None:
+    """SIGSTOP the leader while requests are in flight to it: once metadata shows the new
+    leader, the idempotent producer moves those batches there (same sequences), so they are
+    acknowledged soon after the new leader serves, not after request_timeout_ms; and each
+    record is in the log once, in order, after the old leader comes back."""
+    topic = "frozen-leader"
+    timeout_s = 60.0  # far above the cluster's failover, however loaded the machine is
+
+    async def main() -> None:
+        leaders = await new_topic(pcluster, topic, partitions=1)
+        victim = leaders[0]
+        survivors = [b for b in pcluster.brokers if b != victim]
+        clock = asyncio.get_running_loop().time
+        async with AsyncProducer(
+            bootstrap_servers=bootstrap(pcluster),
+            request_timeout_ms=int(timeout_s * 1000),
+            delivery_timeout_ms=int(timeout_s * 2000),
+        ) as p:
+            await (await p.send(topic, b"before", partition=0))  # producer id, connections
+            pcluster.pause(victim)
+            paused_at = clock()
+            try:
+                deliveries = []
+                for i in range(200):
+                    deliveries.append(await p.send(topic, b"v%03d" % i, partition=0))
+                    if i % 20 == 19:
+                        await asyncio.sleep(0.02)  # several requests in flight to the frozen one
+                assert not any(d.done() for d in deliveries), "the frozen leader answers nothing"
+                await wait_partition_leaders(pcluster, topic, 1, brokers=survivors, timeout_s=60)
+                moved_at = clock()
+                offsets = [m.offset for m in await asyncio.gather(*deliveries)]
+                acked_at = clock()
+            finally:
+                pcluster.resume(victim)
+        assert acked_at - moved_at < 10, (
+            f"acknowledged {acked_at - moved_at:.1f} s after the new leader served "
+            f"({moved_at - paused_at:.1f} s after the pause)"
+        )
+        assert acked_at - paused_at < timeout_s, "before the frozen request's timeout"
+        assert offsets == list(range(offsets[0], offsets[0] + 200)), "in order, no gaps"
+        await wait_unfenced(pcluster, [victim])  # later tests need all three brokers
+        values = [v for _o, _k, v in await read_all(pcluster, topic, 0)]
+        assert values == [b"before"] + [b"v%03d" % i for i in range(200)], (
+            "every acknowledged record once, in order, none from the old leader twice"
+        )
 
     asyncio.run(main())
 
@@ -224,7 +273,7 @@ def test_a_full_buffer_blocks_send_then_fails_clearly(pcluster: LocalCluster) ->
         leaders = await new_topic(pcluster, topic, partitions=1, rf=1)
         victim = leaders[0]
         pcluster.pause(victim)
-        accepted: list[asyncio.Future[Any]] = []
+        accepted: list[RecordDelivery] = []
         try:
             async with AsyncProducer(
                 bootstrap_servers=bootstrap(pcluster),

@@ -78,6 +78,7 @@ class FakeLeaders:
         self.refreshes = 0
         self.next_producer_id = 1000
         self.leaders: dict[tuple[str, int], str | None] = {}
+        self.epochs: dict[tuple[str, int], int] = {}
         self.unreachable: list[str] = []
         self.lost_answers = 0
 
@@ -85,6 +86,9 @@ class FakeLeaders:
 
     def leader_address(self, topic: str, partition: int) -> str | None:
         return self.leaders.get((topic, partition), "leader-a")
+
+    def leader_epoch(self, topic: str, partition: int) -> int:
+        return self.epochs.get((topic, partition), 0)
 
     async def refresh(self, topics: Iterable[str] = ()) -> None:
         self.refreshes += 1

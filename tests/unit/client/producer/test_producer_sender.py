@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 
 import grpc
 import pytest
@@ -12,8 +13,9 @@ import pytest
 from raftka.client.producer.accumulator import RecordAccumulator
 from raftka.client.producer.buffer_pool import BufferPool
 from raftka.client.producer.config import ProducerConfig
+from raftka.client.producer.delivery import RecordDelivery
 from raftka.client.producer.sender import DeliveryTimeoutError, Sender
-from raftka.client.types import RecordMetadata, TopicPartition
+from raftka.client.types import TopicPartition
 from raftka.common.errors import RaftkaError
 from raftka.v1.common_pb2 import ErrorCode
 from tests.conditions import until
@@ -47,7 +49,7 @@ class Harness:
         await asyncio.wait_for(self.task, 30)
         await self.sender.stop()
 
-    async def send(self, tp: TopicPartition, value: bytes) -> asyncio.Future[RecordMetadata]:
+    async def send(self, tp: TopicPartition, value: bytes) -> RecordDelivery:
         return await self.acc.append(tp, 0, None, value, ())
 
 
@@ -74,12 +76,20 @@ def test_a_full_batch_goes_without_waiting_for_linger() -> None:
 
     async def main() -> None:
         async with Harness(
-            cluster, linger_ms=60_000, batch_size=1024, delivery_timeout_ms=120_000
+            cluster,
+            linger_ms=60_000,
+            linger_when_idle=True,
+            batch_size=1024,
+            delivery_timeout_ms=120_000,
         ) as h:
             futures = [await h.send(TP, bytes(100)) for _ in range(30)]
             # Full batches are sent at once; the last, partial one waits for linger until close.
-            done, _ = await asyncio.wait(futures[:20], timeout=10)
+            # (asyncio.ensure_future gives a delivery back as it is: typed as a Future.)
+            done, _ = await asyncio.wait(
+                [asyncio.ensure_future(f) for f in futures[:20]], timeout=10
+            )
             assert len(done) == 20
+            assert not futures[-1].done(), "the partial batch lingers"
 
     run(main())
 
@@ -270,8 +280,9 @@ def test_idempotent_retries_never_duplicate_or_reorder(seed: int) -> None:
             assert cluster.values(tp.topic, tp.partition) == sent, f"{tp} differs (seed {seed})"
         for i, r in enumerate(results):
             assert cluster.values("t", r.partition)[r.offset] == b"%d:%05d" % (r.partition, i)
-        assert len(cluster.unreachable) == cluster.lost_answers, (
-            "each lost answer marks its broker for the metadata cache"
+        assert len(cluster.unreachable) == cluster.lost_answers + h.sender.stalls_seen, (
+            "each lost answer (and each request stalled past a second) marks its broker for "
+            "the metadata cache"
         )
 
     run(main())
@@ -316,3 +327,66 @@ def test_a_definite_failure_renumbers_under_a_new_producer_id() -> None:
 
     run(main())
     assert cluster.values("t", 0) == [b"a", b"c"]
+
+
+def test_a_lone_record_goes_at_once_when_its_leader_is_idle_and_lingers_behind_a_request() -> None:
+    config = ProducerConfig(bootstrap_servers=["x:1"], linger_ms=100)
+    acc = RecordAccumulator(config, BufferPool(config.buffer_memory), clock=lambda: 0.0)
+    busy = {TP: False}
+
+    async def main() -> None:
+        await acc.append(TP, 0, None, b"x", ())
+        assert acc.ready(0.0, busy.__getitem__)[0] == [], "in flight: it lingers"
+        busy[TP] = True
+        assert acc.ready(0.0, busy.__getitem__)[0] == [TP], "idle: at once"
+        assert acc.ready(0.0)[0] == [], "linger_when_idle: no idle rule"
+
+    run(main())
+
+
+class FrozenLeader:
+    """Stubs by address: "leader-a" takes Produce requests and never answers (SIGSTOPped)."""
+
+    def __init__(self, cluster: FakeLeaders) -> None:
+        self.cluster = cluster
+        self.held = 0
+
+    def stub_for(self, address: str) -> object:
+        return self if address == "leader-a" else self.cluster
+
+    async def Produce(self, request: object, **_call: object) -> object:
+        self.held += 1
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+def test_batches_held_by_a_frozen_leader_move_to_the_new_leader_with_their_sequences() -> None:
+    cluster = FakeLeaders()
+    frozen = FrozenLeader(cluster)
+    skew = [0.0]
+
+    def clock() -> float:  # real time, plus a jump past the stall threshold
+        return time.monotonic() + skew[0]
+
+    async def main() -> None:
+        config = ProducerConfig(bootstrap_servers=["x:1"], linger_ms=0, batch_size=100)
+        acc = RecordAccumulator(config, BufferPool(config.buffer_memory), clock=clock)
+        sender = Sender(config, acc, cluster, frozen.stub_for, cluster.init_producer_id, clock)
+        task = asyncio.create_task(sender.run())
+        deliveries = [await acc.append(TP, 0, None, b"v%d" % i, ()) for i in range(12)]
+        await until(lambda: frozen.held >= 2, what="requests held by the frozen leader")
+        assert not any(d.done() for d in deliveries)
+        cluster.leaders[TP], cluster.epochs[TP] = "leader-b", 1  # the controller moved it
+        skew[0] = 1.5  # the requests have waited past STALL_AFTER_S
+        acc.wakeup.set()
+        results = await asyncio.wait_for(asyncio.gather(*deliveries), 10)
+        assert [r.offset for r in results] == list(range(12))
+        assert cluster.values("t", 0) == [b"v%d" % i for i in range(12)], "once each, in order"
+        assert "leader-a" in cluster.unreachable and cluster.refreshes >= 1
+        assert sender.requests_in_flight == 0, "abandoned requests are out of flight"
+        acc.closing = True
+        acc.wakeup.set()
+        await asyncio.wait_for(task, 10)
+        await sender.stop()
+
+    run(main())

@@ -165,7 +165,7 @@ def test_abort_drops_unsent_records_and_ends_the_transaction_with_a_new_epoch() 
         await producer.commit_transaction()  # flushes: linger does not hold it
         assert kept.result().offset == 1, "after the ABORT marker"
 
-    cluster = run(body, linger_ms=60_000, delivery_timeout_ms=120_000)
+    cluster = run(body, linger_ms=60_000, linger_when_idle=True, delivery_timeout_ms=120_000)
     produced = cluster.produced()
     assert [(tp, epoch, seq) for tp, _p, epoch, seq, _t in produced] == [(P1, 1, 0)]
     assert [d for k, d in cluster.events if k == "end"] == [(False, 0), (True, 1)]
