@@ -28,7 +28,8 @@ from typing import Any
 import structlog
 
 from raftka.broker.io_threads import IoThreads
-from raftka.broker.log.manager import LogManager
+from raftka.broker.log.manager import LogManager, NewPartitionLog
+from raftka.broker.log.partition_log import PartitionLog
 from raftka.broker.log.scrubber import FoundDamage
 from raftka.broker.log.types import StaleLeaderEpochError
 from raftka.broker.metadata_follower import MetadataFollower
@@ -49,6 +50,8 @@ from raftka.v1.common_pb2 import ErrorCode
 log = structlog.get_logger(__name__)
 
 HW_CHECKPOINT_INTERVAL_MS = 5000
+RECONCILE_CONCURRENCY = 64
+"""Partitions reconciled at once (their disk work overlaps on the I/O threads)."""
 
 
 class ReplicaManager:
@@ -375,13 +378,23 @@ class ReplicaManager:
                 k for k, h in self._hosted.items() if wanted.get(k, ("",))[0] != h.topic_id
             ]:
                 await self._remove(self._hosted.pop(key))
+            configs_of: dict[str, dict[str, str]] = {}
+            for name, _pid in wanted:
+                if name not in configs_of:
+                    configs_of[name] = dict(image.topic_configs(name))
+            new = [
+                NewPartitionLog(name, pid, topic_id, configs_of[name])
+                for (name, pid), (topic_id, _state) in wanted.items()
+                if (name, pid) not in self._hosted
+            ]
+            if new:
+                await self._add_many(new)
             followed: dict[int, tuple[str, dict[tuple[str, int], FollowedPartition]]] = {}
-            for (name, pid), (topic_id, state) in wanted.items():
-                configs = dict(image.topic_configs(name))
-                hosted = self._hosted.get((name, pid))
-                if hosted is None:
-                    hosted = await self._add(name, pid, topic_id, state, configs)
-                await self._update(hosted, state, configs)
+
+            async def one(key: tuple[str, int]) -> None:
+                (name, pid), (_topic_id, state) = key, wanted[key]
+                hosted = self._hosted[key]
+                await self._update(hosted, state, configs_of[name])
                 if hosted.log.damage is not None:
                     if hosted.is_leader:
                         self.report_damage(hosted)
@@ -391,9 +404,15 @@ class ReplicaManager:
                     address = self._address_of(state.leader)
                     if address is not None:
                         parts = followed.setdefault(state.leader, (address, {}))[1]
-                        parts[(name, pid)] = FollowedPartition(
+                        parts[key] = FollowedPartition(
                             name, pid, hosted.log, state.leader_epoch, state.leader_recovery_state
                         )
+
+            # Partitions are independent: their disk work (a new leader's epoch) overlaps on
+            # the I/O threads instead of one partition waiting for the previous one.
+            keys = [key for key in wanted if key in self._hosted]
+            for i in range(0, len(keys), RECONCILE_CONCURRENCY):
+                await asyncio.gather(*(one(k) for k in keys[i : i + RECONCILE_CONCURRENCY]))
             await self._fetchers.update(followed)
 
     def _address_of(self, broker_id: int) -> str | None:
@@ -404,23 +423,34 @@ class ReplicaManager:
         endpoint = reg.internal_endpoint()
         return None if endpoint is None else f"{endpoint.host}:{endpoint.port}"
 
-    async def _add(
-        self, name: str, pid: int, topic_id: str, state: PartitionState, configs: dict[str, str]
-    ) -> Partition:
-        plog = await self._io.run(self._logs.get_or_create, name, pid, topic_id, configs)
-        hosted = Partition(
-            name,
-            pid,
-            topic_id,
-            plog,
-            configs,
-            broker_id=self.broker_id,
-            io=self._io.run,
-            cluster=self,
-        )
-        self._hosted[(name, pid)] = hosted
-        log.info("partition_hosted", topic=name, partition=pid, replicas=list(state.replicas))
-        return hosted
+    async def _add_many(self, new: list[NewPartitionLog]) -> None:
+        """Host the partitions of ``new``: their logs are opened or created in one call on an
+        I/O thread (which creates many at once), not one thread hop and fsync wait each."""
+        try:
+            plogs = await self._io.run(self._logs.get_or_create_many, new)
+        except Exception:
+            # Some could not be opened: host the ones that were (reconcile logs the error
+            # and retries the rest on the next metadata change).
+            found = [(n, self._logs.get(n.topic, n.partition)) for n in new]
+            self._host([(n, p) for n, p in found if p is not None])
+            raise
+        self._host(list(zip(new, plogs, strict=True)))
+
+    def _host(self, logs: list[tuple[NewPartitionLog, PartitionLog]]) -> None:
+        for new, plog in logs:
+            self._hosted[(new.topic, new.partition)] = Partition(
+                new.topic,
+                new.partition,
+                new.topic_id,
+                plog,
+                dict(new.configs or {}),
+                broker_id=self.broker_id,
+                io=self._io.run,
+                cluster=self,
+            )
+            log.debug("partition_hosted", topic=new.topic, partition=new.partition)
+        if logs:
+            log.info("partitions_hosted", count=len(logs), hosted=len(self._hosted))
 
     async def _remove(self, hosted: Partition) -> None:
         hosted.leader_state = None
