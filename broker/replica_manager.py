@@ -32,6 +32,7 @@ from raftka.broker.log.manager import LogManager, NewPartitionLog
 from raftka.broker.log.partition_log import PartitionLog
 from raftka.broker.log.scrubber import FoundDamage
 from raftka.broker.log.types import StaleLeaderEpochError
+from raftka.broker.metadata_changes import MetadataChanges
 from raftka.broker.metadata_follower import MetadataFollower
 from raftka.broker.partition import NotLeaderOrFollowerError, Partition
 from raftka.broker.replication.fetcher import FollowedPartition, ReplicaFetcherManager
@@ -74,6 +75,8 @@ class ReplicaManager:
         self._broker_epoch = broker_epoch
         self._lag_time_max_ms = lag_time_max_ms
         self._hosted: dict[tuple[str, int], Partition] = {}
+        self._followed: dict[tuple[str, int], tuple[int, str, FollowedPartition]] = {}
+        """What this broker fetches: (leader id, its address, the partition) by partition."""
         self._reconcile_lock = asyncio.Lock()
         self._dirty = asyncio.Event()
         self._fetchers = ReplicaFetcherManager(
@@ -339,7 +342,8 @@ class ReplicaManager:
                 log.exception("reconcile_failed", metadata_index=self._follower.index)
 
     def wake(self) -> None:
-        """Reconcile again (the broker registered: roles may be taken now)."""
+        """Reconcile every partition again (the broker registered: roles may be taken now)."""
+        self._follower.put_back(MetadataChanges(everything=True))
         self._dirty.set()
 
     def registration_applied(self) -> bool:
@@ -368,52 +372,82 @@ class ReplicaManager:
                         metadata_index=self._follower.index,
                     )
                 return
-            image = self._follower.image
-            wanted: dict[tuple[str, int], tuple[str, PartitionState]] = {}
-            for name, topic in image.topics.items():
-                for pid, state in topic.partitions.items():
-                    if self.broker_id in state.replicas:
-                        wanted[(name, pid)] = (topic.topic_id, state)
-            for key in [
-                k for k, h in self._hosted.items() if wanted.get(k, ("",))[0] != h.topic_id
-            ]:
-                await self._remove(self._hosted.pop(key))
-            configs_of: dict[str, dict[str, str]] = {}
-            for name, _pid in wanted:
-                if name not in configs_of:
-                    configs_of[name] = dict(image.topic_configs(name))
-            new = [
-                NewPartitionLog(name, pid, topic_id, configs_of[name])
-                for (name, pid), (topic_id, _state) in wanted.items()
-                if (name, pid) not in self._hosted
-            ]
-            if new:
-                await self._add_many(new)
-            followed: dict[int, tuple[str, dict[tuple[str, int], FollowedPartition]]] = {}
+            changes = self._follower.take_changes()
+            try:
+                await self._reconcile(changes)
+            except BaseException:
+                self._follower.put_back(MetadataChanges(everything=True))  # all, next time
+                raise
 
-            async def one(key: tuple[str, int]) -> None:
-                (name, pid), (_topic_id, state) = key, wanted[key]
-                hosted = self._hosted[key]
-                await self._update(hosted, state, configs_of[name])
-                if hosted.log.damage is not None:
-                    if hosted.is_leader:
-                        self.report_damage(hosted)
-                    else:  # before its fetcher asks from past the damage
-                        await self._truncate_damage(hosted)
-                if not hosted.is_leader and state.leader >= 0:
-                    address = self._address_of(state.leader)
-                    if address is not None:
-                        parts = followed.setdefault(state.leader, (address, {}))[1]
-                        parts[key] = FollowedPartition(
+    async def _reconcile(self, changes: MetadataChanges) -> None:
+        """Reconcile the partitions ``changes`` names (all of them after a broker change or
+        a snapshot): each change costs in proportion to what it touched, not to the
+        partitions this broker hosts."""
+        image = self._follower.image
+        wanted: dict[tuple[str, int], tuple[str, PartitionState]] = {}
+        if changes.everything:
+            scope = [(name, image.topics[name]) for name in image.topics]
+        else:
+            scope = [(n, t) for n in changes.topics if (t := image.topic(n)) is not None]
+        for name, topic in scope:
+            for pid, state in topic.partitions.items():
+                if self.broker_id in state.replicas:
+                    wanted[(name, pid)] = (topic.topic_id, state)
+        if not changes.everything:
+            for name, pid in changes.partitions:
+                t = image.topic(name)
+                found = None if t is None else t.partitions.get(pid)
+                if t is not None and found is not None and self.broker_id in found.replicas:
+                    wanted[(name, pid)] = (t.topic_id, found)
+        for key in [
+            k
+            for k, h in self._hosted.items()
+            if changes.covers(*k) and wanted.get(k, ("",))[0] != h.topic_id
+        ]:
+            self._followed.pop(key, None)
+            await self._remove(self._hosted.pop(key))
+        configs_of: dict[str, dict[str, str]] = {}
+        for name, _pid in wanted:
+            if name not in configs_of:
+                configs_of[name] = dict(image.topic_configs(name))
+        new = [
+            NewPartitionLog(name, pid, topic_id, configs_of[name])
+            for (name, pid), (topic_id, _state) in wanted.items()
+            if (name, pid) not in self._hosted
+        ]
+        if new:
+            await self._add_many(new)
+
+        async def one(key: tuple[str, int]) -> None:
+            (name, pid), (_topic_id, state) = key, wanted[key]
+            hosted = self._hosted[key]
+            self._followed.pop(key, None)
+            await self._update(hosted, state, configs_of[name])
+            if hosted.log.damage is not None:
+                if hosted.is_leader:
+                    self.report_damage(hosted)
+                else:  # before its fetcher asks from past the damage
+                    await self._truncate_damage(hosted)
+            if not hosted.is_leader and state.leader >= 0:
+                address = self._address_of(state.leader)
+                if address is not None:
+                    self._followed[key] = (
+                        state.leader,
+                        address,
+                        FollowedPartition(
                             name, pid, hosted.log, state.leader_epoch, state.leader_recovery_state
-                        )
+                        ),
+                    )
 
-            # Partitions are independent: their disk work (a new leader's epoch) overlaps on
-            # the I/O threads instead of one partition waiting for the previous one.
-            keys = [key for key in wanted if key in self._hosted]
-            for i in range(0, len(keys), RECONCILE_CONCURRENCY):
-                await asyncio.gather(*(one(k) for k in keys[i : i + RECONCILE_CONCURRENCY]))
-            await self._fetchers.update(followed)
+        # Partitions are independent: their disk work (a new leader's epoch) overlaps on the
+        # I/O threads instead of one partition waiting for the previous one.
+        keys = [key for key in wanted if key in self._hosted]
+        for i in range(0, len(keys), RECONCILE_CONCURRENCY):
+            await asyncio.gather(*(one(k) for k in keys[i : i + RECONCILE_CONCURRENCY]))
+        followed: dict[int, tuple[str, dict[tuple[str, int], FollowedPartition]]] = {}
+        for key, (leader, address, part) in self._followed.items():
+            followed.setdefault(leader, (address, {}))[1][key] = part
+        await self._fetchers.update(followed)
 
     def _address_of(self, broker_id: int) -> str | None:
         reg = self._follower.image.broker(broker_id)

@@ -24,8 +24,8 @@ Numbers are printed, not asserted. Everything runs on 127.0.0.1 and is stopped a
 from __future__ import annotations
 
 import argparse
-import functools
 import asyncio
+import functools
 import json
 import os
 import random
@@ -52,17 +52,30 @@ from raftka.ops.local_cluster import LocalCluster, stop_clusters_on_sigterm
 from raftka.v1 import broker_pb2 as bpb
 from raftka.v1 import common_pb2 as cpb
 from raftka.v1 import controller_pb2 as pb
+from scripts.bench_support import proc_cpu_s
 
 TOPIC_CHUNK = 10_000
+
+
+def _cpu(pid: int) -> float:
+    try:
+        return proc_cpu_s(pid)
+    except OSError:
+        return 0.0
+
+
 PROBE_PARTITIONS_PER_REQUEST = 500
 
 
 class FdSampler:
-    """The most open file descriptors of each process, sampled every 0.5 s on a thread."""
+    """The most open file descriptors of each process, sampled every 0.5 s on a thread, and
+    the CPU seconds each used meanwhile (comparable on a busy machine, unlike wall time)."""
 
     def __init__(self, pids: dict[int, int]) -> None:
         self.pids = pids
         self.max: dict[int, int] = dict.fromkeys(pids, 0)
+        self._cpu0 = {n: _cpu(pid) for n, pid in pids.items()}
+        self.cpu: dict[int, float] = dict.fromkeys(pids, 0.0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -71,6 +84,7 @@ class FdSampler:
             for node, pid in self.pids.items():
                 with contextlib.suppress(OSError):
                     self.max[node] = max(self.max[node], len(os.listdir(f"/proc/{pid}/fd")))
+                    self.cpu[node] = _cpu(pid) - self._cpu0[node]
             self._stop.wait(0.5)
 
     def __enter__(self) -> FdSampler:
@@ -208,6 +222,8 @@ def print_run(marks: LogMarks, fds: FdSampler, first_term: int, last_term: int) 
     print(f"  controller elections: {last_term - first_term} (term {first_term} -> {last_term})")
     print(f"  broker fencings (session expired): {s['fencings']}")
     print("  max open fds: " + ", ".join(f"node {n} {v}" for n, v in sorted(fds.max.items())))
+    print("  cpu seconds: " + ", ".join(f"node {n} {v:.1f}" for n, v in sorted(fds.cpu.items())))
+    print(f"  machine load average (1 min) at the end: {os.getloadavg()[0]:.1f}")
     lags = s["max_lag_ms"]
     print(
         "  worst event-loop lag: "
@@ -261,24 +277,21 @@ async def create(cluster: LocalCluster, args: argparse.Namespace) -> None:
         first = await term(client)
         marks = LogMarks(cluster)
         with FdSampler(pids(cluster)) as fds:
+            probe = None if args.probe < 0 else args.probe
             times = await create_one(
-                client,
-                cluster,
-                "scale",
-                args.partitions,
-                args.rf,
-                args.timeout,
-                args.probe,
+                client, cluster, "scale", args.partitions, args.rf, args.timeout, probe
             )
             await asyncio.sleep(args.settle)
             bad, _ = await lagging(client, "scale", args.rf)
             last = await term(client)
         print(f"create {args.partitions} partitions, RF {args.rf}:")
-        print(
-            f"  created {times['created']:.1f}s, in sync {times['in_sync']:.1f}s, "
-            f"replicated (acks=all write to {args.probe or 'every'} partition"
-            f"{'s' if args.probe != 1 else ''}) {times['replicated']:.1f}s"
+        replicated = (
+            f", replicated (an acks=all write to {args.probe or 'every'} partition"
+            f"{'s' if args.probe != 1 else ''} succeeded) {times['replicated']:.1f}s"
+            if probe is not None
+            else ""
         )
+        print(f"  created {times['created']:.1f}s, in sync {times['in_sync']:.1f}s{replicated}")
         print(f"  under-replicated after {args.settle:g}s more: {bad}")
         print_run(marks, fds, first, last)
 
@@ -350,7 +363,7 @@ def main() -> int:
     c = sub.add_parser("create")
     c.add_argument("--partitions", type=int, default=10_000)
     c.add_argument("--rf", type=int, default=3)
-    c.add_argument("--probe", type=int, default=0, help="partitions to write to (0: all)")
+    c.add_argument("--probe", type=int, default=0, help="partitions to write to (0: all, -1: none)")
     c.add_argument("--settle", type=float, default=5.0)
     c.add_argument("--timeout", type=float, default=300.0)
     h = sub.add_parser("hold")

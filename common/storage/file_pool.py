@@ -60,7 +60,7 @@ class FilePool:
         with self._lock:
             pooled._fd = fd
             self._open[pooled] = None
-            self._evict_locked()
+            self._evict_locked(keep=pooled)  # about to be used: not closed at once
         return pooled
 
     def set_max_open(self, max_open: int) -> None:
@@ -112,7 +112,7 @@ class FilePool:
             elif len(self._open) > self.max_open:
                 self._evict_locked()
 
-    def _evict_locked(self) -> None:
+    def _evict_locked(self, keep: PooledFile | None = None) -> None:
         """Closes idle files, least recently used first, until within ``max_open`` (files in
         use are skipped: the pool may exceed its bound by the files in use at once)."""
         excess = len(self._open) - self.max_open
@@ -121,7 +121,7 @@ class FilePool:
         for pooled in list(self._open):
             if excess <= 0:
                 break
-            if pooled._pins:
+            if pooled._pins or pooled is keep:
                 continue
             self._close_locked(pooled)
             self.closes += 1
