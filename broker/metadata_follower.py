@@ -115,9 +115,14 @@ class MetadataFollower:
             for record in chunk.records:
                 self._pending.apply(record, chunk.last_index)
             if chunk.last:
-                self.image = MetadataImage.from_records(
-                    self._pending.to_snapshot_records(), chunk.last_index
-                )
+                # Every record was applied at the snapshot's index: the image is complete
+                # (not rebuilt again from its own records: 100,000 partitions twice).
+                pending = self._pending
+                if pending.last_applied_index != chunk.last_index:  # none applied at it
+                    pending = MetadataImage.from_records(
+                        pending.to_snapshot_records(), chunk.last_index
+                    )
+                self.image = pending
                 self._pending = None
                 log.info(
                     "metadata_snapshot_loaded",
