@@ -167,14 +167,20 @@ async def lagging(client: ControllerClient, topic: str, rf: int) -> tuple[int, i
 
 
 async def probe_writes(
-    client: ControllerClient, cluster: LocalCluster, topic: str, sample: int, verbose: bool = True
+    client: ControllerClient,
+    cluster: LocalCluster,
+    topic: str,
+    sample: int,
+    done: set[int],
+    verbose: bool = True,
 ) -> int:
-    """One acks=all write to each partition of ``sample`` (all when 0); returns how many
-    failed (each is retried by the caller)."""
+    """One acks=all write to each partition of ``sample`` (all when 0) not in ``done`` (those
+    that took one already, added to it); returns how many failed (retried by the caller)."""
     (t,) = await client.describe_topics([topic])
     parts = list(t.partitions)
     if sample:
         parts = random.Random(1).sample(parts, min(sample, len(parts)))
+    parts = [p for p in parts if p.partition not in done]
     batch = bytes(build_batch([(int(time.time() * 1000), b"k", b"scale-probe", ())]))
     by_leader: dict[int, list[int]] = {}
     for p in parts:
@@ -206,6 +212,8 @@ async def probe_writes(
                     if r.error_code != cpb.NONE:
                         failed += 1
                         errors[r.error_code] = r.error_message
+                    else:
+                        done.add(r.partition)
 
     await asyncio.gather(*(send(leader, ps) for leader, ps in by_leader.items()))
     if errors and verbose:
@@ -262,9 +270,10 @@ async def create_one(
         raise
     out["in_sync"] = time.monotonic() - started
     if probe is not None:
+        written: set[int] = set()
 
         async def replicated() -> bool:
-            return await probe_writes(client, cluster, name, probe) == 0
+            return await probe_writes(client, cluster, name, probe, written) == 0
 
         await until(replicated, "replicated", timeout_s, poll_s=0.5)
         out["replicated"] = time.monotonic() - started

@@ -49,13 +49,17 @@ async def under_replicated(client: ControllerClient, topic: str, count: int) -> 
     return sum(1 for p in t.partitions if p.leader < 0 or len(p.isr) < RF)
 
 
-async def write_everywhere(cluster: LocalCluster, client: ControllerClient, topic: str) -> int:
-    """One acks=all write to every partition, PER_REQUEST partitions per request to each
-    leader; returns how many partitions refused (not leading yet, not replicated in time)."""
+async def write_everywhere(
+    cluster: LocalCluster, client: ControllerClient, topic: str, done: set[int]
+) -> int:
+    """One acks=all write to every partition not in ``done`` (added there once written),
+    PER_REQUEST partitions per request to each leader; returns how many partitions refused
+    (not leading yet, not replicated in time)."""
     (t,) = await client.describe_topics([topic])
     by_leader: dict[int, list[int]] = {}
     for p in t.partitions:
-        by_leader.setdefault(p.leader, []).append(p.partition)
+        if p.partition not in done:
+            by_leader.setdefault(p.leader, []).append(p.partition)
     data = bytes(batch(1))
     failed = 0
 
@@ -78,6 +82,7 @@ async def write_everywhere(cluster: LocalCluster, client: ControllerClient, topi
                 )
                 response = await stub.Produce(request, timeout=30)
                 failed += sum(1 for r in response.results if r.error_code != cpb.NONE)
+                done.update(r.partition for r in response.results if r.error_code == cpb.NONE)
 
     await asyncio.gather(*(send(leader, ps) for leader, ps in by_leader.items() if leader >= 0))
     return failed + len(by_leader.get(-1, []))
@@ -105,13 +110,16 @@ def create_and_check(cluster: LocalCluster, partitions: int, timeout_s: float) -
 
             await eventually(in_sync, timeout_s=timeout_s, what="every partition in sync")
 
+            written: set[int] = set()
+
             async def replicated() -> bool | None:
-                return (await write_everywhere(cluster, client, "big")) == 0 or None
+                return (await write_everywhere(cluster, client, "big", written)) == 0 or None
 
             await eventually(replicated, timeout_s=timeout_s, what="a write to every partition")
             print(
                 f"{partitions} partitions created and replicated in {time.monotonic() - started:.1f}s"
             )
+            assert written == set(range(partitions))
             assert await under_replicated(client, "big", partitions) == 0
             assert (await client.describe_quorum()).term == term, "a controller election"
             assert fencings(cluster) == fenced_before, "a broker was fenced"
