@@ -19,6 +19,7 @@ from collections.abc import Callable
 import grpc
 import structlog
 
+from raftka.broker.metadata_changes import MetadataChanges
 from raftka.common.errors import RaftkaError
 from raftka.common.metadata.image import MetadataImage
 from raftka.common.rpc.controller_client import ControllerClient
@@ -45,6 +46,16 @@ class MetadataFollower:
         self._listeners: list[Callable[[], None]] = []
         self._advanced = asyncio.Event()
         self._pending: MetadataImage | None = None
+        self._changes = MetadataChanges(everything=True)
+
+    def take_changes(self) -> MetadataChanges:
+        """The partitions changed since the last call (everything at first)."""
+        changes, self._changes = self._changes, MetadataChanges()
+        return changes
+
+    def put_back(self, changes: MetadataChanges) -> None:
+        """Changes taken but not acted on (they are taken again with the next ones)."""
+        self._changes.merge(changes)
 
     def add_listener(self, listener: Callable[[], None]) -> None:
         self._listeners.append(listener)
@@ -88,10 +99,11 @@ class MetadataFollower:
                     f"delta at index {event.delta.index}, but this follower already has "
                     f"everything up to index {self.index}"
                 )
+            self._changes.note_records(self.image, event.delta.records)
             self.image.apply_batch(
                 mpb.MetadataBatch(records=event.delta.records), event.delta.index
             )
-            self._advance(event.delta.index)
+            self._advance(event.delta.index, changed=True)
         elif kind == "snapshot":
             chunk = event.snapshot
             if chunk.first:
@@ -103,28 +115,39 @@ class MetadataFollower:
             for record in chunk.records:
                 self._pending.apply(record, chunk.last_index)
             if chunk.last:
-                self.image = MetadataImage.from_records(
-                    self._pending.to_snapshot_records(), chunk.last_index
-                )
+                # Every record was applied at the snapshot's index: the image is complete
+                # (not rebuilt again from its own records: 100,000 partitions twice).
+                pending = self._pending
+                if pending.last_applied_index != chunk.last_index:  # none applied at it
+                    pending = MetadataImage.from_records(
+                        pending.to_snapshot_records(), chunk.last_index
+                    )
+                self.image = pending
                 self._pending = None
                 log.info(
                     "metadata_snapshot_loaded",
                     index=chunk.last_index,
                     topics=len(self.image.topics),
                 )
-                self._advance(chunk.last_index)
+                self._changes.add_all()
+                self._advance(chunk.last_index, changed=True)
         elif kind == "progress":
-            self._advance(event.progress.commit_index)
             # The stream says everything committed so far has been sent: the image is whole
             # (the authorizer trusts its ACLs from now on).
-            if not self.caught_up:
+            first = not self.caught_up
+            if first:
                 self.caught_up = True
-                log.info("metadata_caught_up", index=self.index)
+                log.info("metadata_caught_up", index=event.progress.commit_index)
+            self._advance(event.progress.commit_index, changed=first)
 
-    def _advance(self, index: int) -> None:
+    def _advance(self, index: int, *, changed: bool) -> None:
+        """Waiters on the index are woken at every advance; listeners only when the image
+        changed (or first caught up): a Progress every second must not make a broker with
+        100,000 partitions look at all of them."""
         if index > self.index:
             self.index = index
         advanced, self._advanced = self._advanced, asyncio.Event()
         advanced.set()
-        for listener in self._listeners:
-            listener()
+        if changed:
+            for listener in self._listeners:
+                listener()

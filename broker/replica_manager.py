@@ -35,9 +35,11 @@ from typing import Any
 import structlog
 
 from raftka.broker.io_threads import IoThreads
-from raftka.broker.log.manager import LogManager
+from raftka.broker.log.manager import LogManager, NewPartitionLog
+from raftka.broker.log.partition_log import PartitionLog
 from raftka.broker.log.scrubber import FoundDamage
 from raftka.broker.log.types import StaleLeaderEpochError
+from raftka.broker.metadata_changes import MetadataChanges
 from raftka.broker.metadata_follower import MetadataFollower
 from raftka.broker.partition import NotLeaderOrFollowerError, Partition
 from raftka.broker.replication.fetcher import (
@@ -61,6 +63,9 @@ from raftka.v1.common_pb2 import ErrorCode
 log = structlog.get_logger(__name__)
 
 HW_CHECKPOINT_INTERVAL_MS = 5000
+RECONCILE_CONCURRENCY = 64
+"""Partitions reconciled at once (their disk work overlaps on the I/O threads)."""
+
 FOLLOWER_SILENCE_MS = FETCH_WAIT_MS + FETCH_ANSWER_MARGIN_MS
 """A follower that sent no fetch for this long, while it holds back a high watermark here, is
 reported unreachable (its long polls are at most FETCH_WAIT_MS apart plus a round trip; the
@@ -95,6 +100,8 @@ class ReplicaManager:
         self._broker_epoch = broker_epoch
         self._lag_time_max_ms = lag_time_max_ms
         self._hosted: dict[tuple[str, int], Partition] = {}
+        self._followed: dict[tuple[str, int], tuple[int, str, FollowedPartition]] = {}
+        """What this broker fetches: (leader id, its address, the partition) by partition."""
         self._reconcile_lock = asyncio.Lock()
         self._dirty = asyncio.Event()
         self._report_unreachable = report_unreachable
@@ -415,7 +422,8 @@ class ReplicaManager:
                 log.exception("reconcile_failed", metadata_index=self._follower.index)
 
     def wake(self) -> None:
-        """Reconcile again (the broker registered: roles may be taken now)."""
+        """Reconcile every partition again (the broker registered: roles may be taken now)."""
+        self._follower.put_back(MetadataChanges(everything=True))
         self._dirty.set()
 
     def registration_applied(self) -> bool:
@@ -444,45 +452,91 @@ class ReplicaManager:
                         metadata_index=self._follower.index,
                     )
                 return
-            image = self._follower.image
-            wanted: dict[tuple[str, int], tuple[str, PartitionState]] = {}
-            for name, topic in image.topics.items():
-                for pid, state in topic.partitions.items():
-                    if self.broker_id in state.replicas:
-                        wanted[(name, pid)] = (topic.topic_id, state)
-            for key in [
-                k for k, h in self._hosted.items() if wanted.get(k, ("",))[0] != h.topic_id
-            ]:
-                await self._remove(self._hosted.pop(key))
-            followed: dict[int, tuple[str, dict[tuple[str, int], FollowedPartition]]] = {}
-            for (name, pid), (topic_id, state) in wanted.items():
-                configs = dict(image.topic_configs(name))
-                hosted = self._hosted.get((name, pid))
-                if hosted is None:
-                    hosted = await self._add(name, pid, topic_id, state, configs)
-                await self._update(hosted, state, configs)
-                if hosted.log.damage is not None:
-                    if hosted.is_leader:
-                        self.report_damage(hosted)
-                    else:  # before its fetcher asks from past the damage
-                        await self._truncate_damage(hosted)
-                if not hosted.is_leader and state.leader >= 0:
-                    address = self._address_of(state.leader)
-                    if address is not None:
-                        parts = followed.setdefault(state.leader, (address, {}))[1]
-                        parts[(name, pid)] = FollowedPartition(
+            changes = self._follower.take_changes()
+            try:
+                await self._reconcile(changes)
+            except BaseException:
+                self._follower.put_back(MetadataChanges(everything=True))  # all, next time
+                raise
+
+    async def _reconcile(self, changes: MetadataChanges) -> None:
+        """Reconcile the partitions ``changes`` names (all of them after a broker change or
+        a snapshot): each change costs in proportion to what it touched, not to the
+        partitions this broker hosts."""
+        image = self._follower.image
+        wanted: dict[tuple[str, int], tuple[str, PartitionState]] = {}
+        if changes.everything:
+            scope = [(name, image.topics[name]) for name in image.topics]
+        else:
+            scope = [(n, t) for n in changes.topics if (t := image.topic(n)) is not None]
+        for name, topic in scope:
+            for pid, state in topic.partitions.items():
+                if self.broker_id in state.replicas:
+                    wanted[(name, pid)] = (topic.topic_id, state)
+        if not changes.everything:
+            for name, pid in changes.partitions:
+                t = image.topic(name)
+                found = None if t is None else t.partitions.get(pid)
+                if t is not None and found is not None and self.broker_id in found.replicas:
+                    wanted[(name, pid)] = (t.topic_id, found)
+        for key in [
+            k
+            for k, h in self._hosted.items()
+            if changes.covers(*k) and wanted.get(k, ("",))[0] != h.topic_id
+        ]:
+            self._followed.pop(key, None)
+            await self._remove(self._hosted.pop(key))
+        configs_of: dict[str, dict[str, str]] = {}
+        for name, _pid in wanted:
+            if name not in configs_of:
+                configs_of[name] = dict(image.topic_configs(name))
+        new = [
+            NewPartitionLog(name, pid, topic_id, configs_of[name])
+            for (name, pid), (topic_id, _state) in wanted.items()
+            if (name, pid) not in self._hosted
+        ]
+        if new:
+            await self._add_many(new)
+
+        async def one(key: tuple[str, int]) -> None:
+            (name, pid), (_topic_id, state) = key, wanted[key]
+            hosted = self._hosted[key]
+            self._followed.pop(key, None)
+            await self._update(hosted, state, configs_of[name])
+            if hosted.log.damage is not None:
+                if hosted.is_leader:
+                    self.report_damage(hosted)
+                else:  # before its fetcher asks from past the damage
+                    await self._truncate_damage(hosted)
+            if not hosted.is_leader and state.leader >= 0:
+                address = self._address_of(state.leader)
+                if address is not None:
+                    self._followed[key] = (
+                        state.leader,
+                        address,
+                        FollowedPartition(
                             name, pid, hosted.log, state.leader_epoch, state.leader_recovery_state
-                        )
-            await self._fetchers.update(followed)
-            self._expect_fetches_from(
-                {
-                    r
-                    for h in self._hosted.values()
-                    if h.leader_state is not None
-                    for r in h.leader_state.replicas
-                    if r != self.broker_id
-                }
-            )
+                        ),
+                    )
+
+        # Partitions are independent: their disk work (a new leader's epoch) overlaps on the
+        # I/O threads instead of one partition waiting for the previous one.
+        keys = [key for key in wanted if key in self._hosted]
+        for i in range(0, len(keys), RECONCILE_CONCURRENCY):
+            await asyncio.gather(*(one(k) for k in keys[i : i + RECONCILE_CONCURRENCY]))
+        followed: dict[int, tuple[str, dict[tuple[str, int], FollowedPartition]]] = {}
+        for key, (leader, address, part) in self._followed.items():
+            followed.setdefault(leader, (address, {}))[1][key] = part
+        await self._fetchers.update(followed)
+        self._expect_fetches_from(
+            {
+                r
+                for h in self._hosted.values()
+                if h.leader_state is not None
+                for r in h.leader_state.replicas
+                if r != self.broker_id
+            }
+        )
 
     def _address_of(self, broker_id: int) -> str | None:
         reg = self._follower.image.broker(broker_id)
@@ -492,23 +546,34 @@ class ReplicaManager:
         endpoint = reg.internal_endpoint()
         return None if endpoint is None else f"{endpoint.host}:{endpoint.port}"
 
-    async def _add(
-        self, name: str, pid: int, topic_id: str, state: PartitionState, configs: dict[str, str]
-    ) -> Partition:
-        plog = await self._io.run(self._logs.get_or_create, name, pid, topic_id, configs)
-        hosted = Partition(
-            name,
-            pid,
-            topic_id,
-            plog,
-            configs,
-            broker_id=self.broker_id,
-            io=self._io.run,
-            cluster=self,
-        )
-        self._hosted[(name, pid)] = hosted
-        log.info("partition_hosted", topic=name, partition=pid, replicas=list(state.replicas))
-        return hosted
+    async def _add_many(self, new: list[NewPartitionLog]) -> None:
+        """Host the partitions of ``new``: their logs are opened or created in one call on an
+        I/O thread (which creates many at once), not one thread hop and fsync wait each."""
+        try:
+            plogs = await self._io.run(self._logs.get_or_create_many, new)
+        except Exception:
+            # Some could not be opened: host the ones that were (reconcile logs the error
+            # and retries the rest on the next metadata change).
+            found = [(n, self._logs.get(n.topic, n.partition)) for n in new]
+            self._host([(n, p) for n, p in found if p is not None])
+            raise
+        self._host(list(zip(new, plogs, strict=True)))
+
+    def _host(self, logs: list[tuple[NewPartitionLog, PartitionLog]]) -> None:
+        for new, plog in logs:
+            self._hosted[(new.topic, new.partition)] = Partition(
+                new.topic,
+                new.partition,
+                new.topic_id,
+                plog,
+                dict(new.configs or {}),
+                broker_id=self.broker_id,
+                io=self._io.run,
+                cluster=self,
+            )
+            log.debug("partition_hosted", topic=new.topic, partition=new.partition)
+        if logs:
+            log.info("partitions_hosted", count=len(logs), hosted=len(self._hosted))
 
     async def _remove(self, hosted: Partition) -> None:
         hosted.leader_state = None

@@ -29,7 +29,7 @@ from raftka.broker.groups.shard import ConsumerGroupShard
 from raftka.broker.io_threads import IoThreads
 from raftka.broker.lifecycle import BrokerLifecycle
 from raftka.broker.log.cleaner import LogCleaner, run_cleaner_passes
-from raftka.broker.log.manager import LogManager
+from raftka.broker.log.manager import CREATE_THREADS, LogManager
 from raftka.broker.log.retention import (
     DELETED_FILES_CHECK_INTERVAL_MS,
     apply_retention,
@@ -192,6 +192,7 @@ class BrokerServer:
             [log_dir],
             fsync_every_batch=bconf.fsync_every_batch,
             hw_follows_log_end=False,
+            recovery_threads=CREATE_THREADS,  # a restart with 100,000 partitions opens them all
         )
         self.replicas = ReplicaManager(
             self.broker_id,

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from raftka.broker.config import BrokerConfig
 from raftka.common.errors import ConfigFileError
 from raftka.common.faults import FAULTS, FaultSettings
+from raftka.common.loop_lag import LoopLagProbe
 from raftka.common.metrics import MetricsExporter, MetricsSettings
 from raftka.common.metrics.rpc import RpcMetrics
 from raftka.common.rpc.channels import set_default_security
@@ -157,6 +158,8 @@ async def run_node(config: NodeConfig) -> None:
     loop.add_signal_handler(signal.SIGHUP, _reload_tls)
     if exporter is not None:
         await exporter.start()
+    lag_probe = LoopLagProbe()
+    lag_probe.start()
     try:
         if controller is not None:
             await controller.start()
@@ -170,5 +173,6 @@ async def run_node(config: NodeConfig) -> None:
             if controller is not None:
                 await controller.shutdown()
     finally:
+        await lag_probe.stop()
         if exporter is not None:
             await exporter.stop()

@@ -179,14 +179,19 @@ class LogAppender:
         if epoch < 0:
             raise ValueError(f"invalid leader epoch {epoch}")
         with self._write_lock:
-            self.assign_epoch(epoch)
+            self.assign_epoch(epoch, defer_if_empty=True)
             entry = self._epoch_cache.latest_entry
         assert entry is not None and entry.epoch == epoch
         return entry.start_offset
 
-    def assign_epoch(self, epoch: int) -> None:
+    def assign_epoch(self, epoch: int, *, defer_if_empty: bool = False) -> None:
         """Records ``epoch`` as starting at the log end if it is newer than the cache's
-        latest; StaleLeaderEpochError if older. Called under the write lock."""
+        latest; StaleLeaderEpochError if older. Called under the write lock.
+
+        ``defer_if_empty``: on an empty log the checkpoint is not written yet (the next
+        append writes it): an entry lost meanwhile is assigned again by the next leadership
+        or rebuilt from the batches written under it, so a broker taking thousands of new,
+        empty leaderships at once writes no checkpoint for them."""
         cache = self._epoch_cache
         latest = cache.latest_epoch
         if epoch < latest:
@@ -194,5 +199,8 @@ class LogAppender:
                 f"leader epoch {epoch} is older than the latest leader epoch {latest} of "
                 f"{self._tp}; nothing was written"
             )
+        end = self._log.log_end_offset
         if epoch > latest:
-            cache.assign(epoch, self._log.log_end_offset)
+            cache.assign(epoch, end, flush=False)
+        if not (defer_if_empty and end == self._log.log_start_offset):
+            cache.flush()  # writes only what changed (an entry deferred earlier too)

@@ -360,6 +360,10 @@ def rebuild_from_log(path: Path, segmented_log: SegmentedLog, *, reason: str) ->
     epoch is not newer than the previous ones adds nothing (as Kafka's segment recovery)."""
     cache = LeaderEpochCache(path)
     start, end = segmented_log.log_start_offset, segmented_log.log_end_offset
+    if end == start and reason == "missing":
+        # An empty log (a partition just created): nothing to record, and a missing file
+        # rebuilds to the same empty cache, so nothing is written until the first epoch.
+        return cache
     batches = 0
     if end > start:
         latest = UNDEFINED_EPOCH

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
+from typing import NamedTuple
 
 import structlog
 
@@ -31,6 +32,19 @@ from raftka.common.clock import Clock, wall_clock_ms
 from raftka.common.errors import InvalidTopicError
 from raftka.common.ids import TopicPartition
 from raftka.common.storage import LogClosedError, StorageError
+
+CREATE_THREADS = 16
+"""Threads that open new partition logs at once (:meth:`LogManager.get_or_create_many`)."""
+
+
+class NewPartitionLog(NamedTuple):
+    """A log :meth:`LogManager.get_or_create_many` is asked for."""
+
+    topic: str
+    partition: int
+    topic_id: str
+    configs: Mapping[str, str] | None = None
+
 
 TopicConfigsLookup = Callable[[str], Mapping[str, str] | None]
 """A topic's config overrides by topic name (None: not known, use the defaults)."""
@@ -56,9 +70,10 @@ class LogManager:
         self._fsync_every_batch = fsync_every_batch
         self._hw_follows_log_end = hw_follows_log_end
         self._clock = clock
-        self._lock = threading.Lock()  # guards creation and removal, not lookups
+        self._lock = threading.RLock()  # guards creation and removal, not lookups
         self._logs: dict[TopicPartition, PartitionLog] = {}
         self._log_dir_of: dict[TopicPartition, Path] = {}
+        self._dir_counts: Counter[Path] = Counter()
         self._closed = False
 
     @classmethod
@@ -136,8 +151,7 @@ class LogManager:
                 log.warning("ignored_partition_dir", log_dir=str(log_dir), reason=str(exc))
                 return
             with self._lock:  # registered at once, so that close() after a failure closes it
-                self._logs[tp] = plog
-                self._log_dir_of[tp] = log_dir
+                self._register_locked(tp, log_dir, plog)
 
         items = sorted(found.items())
         if threads > 1 and len(items) > 1:
@@ -225,9 +239,71 @@ class LogManager:
                 self._remove_locked(tp, existing)
             log_dir = self._pick_log_dir()
             plog = self._open_partition(log_dir, tp, topic_id, overrides)
-            self._logs[tp] = plog
-            self._log_dir_of[tp] = log_dir
+            self._register_locked(tp, log_dir, plog)
             return plog
+
+    def get_or_create_many(
+        self, wanted: Sequence[NewPartitionLog], threads: int = CREATE_THREADS
+    ) -> list[PartitionLog]:
+        """:meth:`get_or_create` of each, in order, the new logs opened by ``threads`` threads
+        at once (their fsyncs then share the file system's journal commits: creating
+        thousands of partitions one after another waits out thousands of fsyncs). A log that
+        cannot be opened does not stop the others; the first such error is raised after the
+        rest are registered."""
+        found: dict[int, PartitionLog] = {}
+        to_open: list[tuple[int, TopicPartition, Path, NewPartitionLog]] = []
+        with self._lock:
+            self._check_open()
+            for i, new in enumerate(wanted):
+                tp = TopicPartition(new.topic, new.partition)
+                existing = self._logs.get(tp)
+                if existing is not None and existing.topic_id in (None, new.topic_id):
+                    found[i] = self.get_or_create(*new)  # reentrant lock: adopts id, configs
+                    continue
+                if existing is not None:
+                    found[i] = self.get_or_create(*new)  # the stale log is replaced (rare)
+                    continue
+                log_dir = self._pick_log_dir()
+                self._dir_counts[log_dir] += 1  # reserved, so the next picks spread
+                to_open.append((i, tp, log_dir, new))
+
+        def open_one(item: tuple[int, TopicPartition, Path, NewPartitionLog]) -> PartitionLog:
+            _i, tp, log_dir, new = item
+            return self._open_partition(log_dir, tp, new.topic_id, dict(new.configs or {}))
+
+        first_error: BaseException | None = None
+        opened: list[tuple[int, TopicPartition, Path, PartitionLog]] = []
+        if to_open:
+            workers = max(1, min(threads, len(to_open)))
+            with ThreadPoolExecutor(workers, thread_name_prefix="log-create") as pool:
+                futures = [(item, pool.submit(open_one, item)) for item in to_open]
+                for (i, tp, log_dir, _new), future in futures:
+                    try:
+                        opened.append((i, tp, log_dir, future.result()))
+                    except Exception as e:  # the others are still registered
+                        first_error = first_error or e
+        with self._lock:
+            for _i, _tp, log_dir, _new in to_open:
+                self._dir_counts[log_dir] -= 1  # the reservation; registering counts again
+            for i, tp, log_dir, plog in opened:
+                if self._closed or tp in self._logs:
+                    plog.close()  # closed, or created by another caller meanwhile
+                    if self._closed:
+                        continue
+                    found[i] = self._logs[tp]
+                    continue
+                self._register_locked(tp, log_dir, plog)
+                found[i] = plog
+        if first_error is not None:
+            raise first_error
+        if self._closed:
+            raise LogClosedError("the log manager was closed while partitions were created")
+        return [found[i] for i in range(len(wanted))]
+
+    def _register_locked(self, tp: TopicPartition, log_dir: Path, plog: PartitionLog) -> None:
+        self._logs[tp] = plog
+        self._log_dir_of[tp] = log_dir
+        self._dir_counts[log_dir] += 1
 
     def delete(self, topic: str, partition: int) -> bool:
         """Closes the partition's log and removes its directory; False if there was none."""
@@ -242,11 +318,11 @@ class LogManager:
 
     def _remove_locked(self, tp: TopicPartition, plog: PartitionLog) -> None:
         del self._logs[tp]
-        del self._log_dir_of[tp]
+        self._dir_counts[self._log_dir_of.pop(tp)] -= 1
         plog.delete()
 
     def _pick_log_dir(self) -> Path:
-        counts = Counter(self._log_dir_of.values())
+        counts = self._dir_counts  # kept up to date: O(log dirs), not O(partitions)
         return min(self._log_dirs, key=lambda d: counts[d])  # first listed wins ties
 
     # ================================================================== maintenance
@@ -277,13 +353,24 @@ class LogManager:
             if self._closed:
                 return
             self._closed = True
-            for plog in self._logs.values():
+
+            def close_one(plog: PartitionLog) -> None:
                 try:
                     plog.close()
                 except (StorageError, OSError) as exc:
                     log.error(
                         "close_failed", topic=plog.topic, partition=plog.partition, error=str(exc)
                     )
+
+            logs = list(self._logs.values())
+            if len(logs) > 1:  # each close writes and fsyncs checkpoints: overlap them
+                workers = min(CREATE_THREADS, len(logs))
+                with ThreadPoolExecutor(workers, thread_name_prefix="log-close") as pool:
+                    for _ in pool.map(close_one, logs):
+                        pass
+            else:
+                for plog in logs:
+                    close_one(plog)
             fds, self._lock_fds = self._lock_fds, []
             for fd in fds:
                 unlock_log_dir(fd)

@@ -156,7 +156,7 @@ class PartitionLog:
         )
         segmented = SegmentedLog.open(directory, config.log_config(), clock=clock or wall_clock_ms)
         if created:
-            log.info("partition_log_created", directory=str(directory), topic_id=topic_id)
+            log.debug("partition_log_created", directory=str(directory), topic_id=topic_id)
         return cls(
             TopicPartition(topic, partition),
             topic_id,

@@ -228,7 +228,9 @@ class PartitionProducerState:
         txn_indexes.finish()
         self._table = table
         self._saved_at = end if snapshot_offset == end else None
-        log.info(
+        # An empty log (a new partition; a broker creates thousands at once) is not news.
+        quiet = replayed == 0 and snapshot_offset is None and not len(table)
+        (log.debug if quiet else log.info)(
             "producer_state_loaded",
             directory=str(self._dir),
             reason=reason,

@@ -120,6 +120,11 @@ class SegmentedLog:
                 else self._config.initial_start_offset
             )
             self._start_empty(start, now)
+            if checkpoint is None:
+                # A new, empty log: with no checkpoint the next open finds the same (its
+                # first segment's base is the start), so none is written yet; the first
+                # flush writes it. Creating many partitions then costs no checkpoint fsyncs.
+                self._checkpointed = Checkpoint(start, start)
             self._finish_load(clean_marker, clean, recovered=0, created=True)
             return
         loaded = load_segments(
@@ -152,7 +157,8 @@ class SegmentedLog:
         if clean:
             clean_marker.unlink(missing_ok=True)
             fsync_dir(self._dir)
-        log.info(
+        # A new log is told by whoever created it (a broker creates thousands at once).
+        (log.debug if created else log.info)(
             "log_opened",
             directory=str(self._dir),
             segments=len(self._segments),

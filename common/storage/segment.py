@@ -28,6 +28,7 @@ from raftka.common.records.decoder import decode_batch
 from raftka.common.records.errors import RecordError
 from raftka.common.storage.batch_scan import BatchScan
 from raftka.common.storage.errors import CorruptLogError, DamagedBatchError
+from raftka.common.storage.file_pool import SEGMENT_FILES
 from raftka.common.storage.files import DELETED_SUFFIX, segment_paths, txn_index_path
 from raftka.common.storage.index import IndexCorruptError, OffsetIndex, TimeIndex
 from raftka.common.storage.results import DamageReport, ScrubProgress, TimestampOffset
@@ -70,7 +71,7 @@ class LogSegment:
         self.offset_index = OffsetIndex(index_path, base_offset)
         self.time_index = TimeIndex(time_index_path, base_offset)
         self.txn_index = TxnIndex(txn_index_path(directory, base_offset, suffix), base_offset)
-        self._fd = fd
+        self._file = SEGMENT_FILES.adopt(self.log_path, fd)
         self._size = size
         self._interval = index_interval_bytes
         self._next_offset = base_offset
@@ -160,21 +161,22 @@ class LogSegment:
         if last is not None:
             self._max_timestamp, self._offset_of_max_timestamp = last
         expected, start = self.offset_index.last_entry()
-        scan = BatchScan(self._fd, start, self._size)
         reason: str | None = None
         position = start
-        for pos, view in scan:
-            header = BatchHeader.parse(view)
-            if header.base_offset != expected:
-                reason = f"batch has base offset {header.base_offset}, expected {expected}"
-                position = pos
-                break
-            expected = header.next_offset
-            position = pos + header.size
-        else:
-            if scan.position != self._size:
-                reason = f"unreadable batch ({self._size - scan.position} bytes to the end)"
-                position = scan.position
+        with self._file.use() as fd:
+            scan = BatchScan(fd, start, self._size)
+            for pos, view in scan:
+                header = BatchHeader.parse(view)
+                if header.base_offset != expected:
+                    reason = f"batch has base offset {header.base_offset}, expected {expected}"
+                    position = pos
+                    break
+                expected = header.next_offset
+                position = pos + header.size
+            else:
+                if scan.position != self._size:
+                    reason = f"unreadable batch ({self._size - scan.position} bytes to the end)"
+                    position = scan.position
         self._next_offset = expected
         if reason is None and expected != end_offset:
             reason = (
@@ -201,15 +203,19 @@ class LogSegment:
         owner if the segment holds a control batch). Returns True if bytes were dropped."""
         self.offset_index.reset()
         self.time_index.reset()
-        control = False
         self._max_timestamp = -1
         self._offset_of_max_timestamp = self.base_offset
         self._bytes_since_index = 0
-        file_size = os.fstat(self._fd).st_size
+        with self._file.use() as fd:
+            return self._recover(fd, now_ms)
+
+    def _recover(self, fd: int, now_ms: int) -> bool:
+        control = False
+        file_size = os.fstat(fd).st_size
         expected = self.base_offset
         valid = 0
         reason: str | None = None
-        scan = BatchScan(self._fd, 0, file_size)
+        scan = BatchScan(fd, 0, file_size)
         for pos, view in scan:
             try:
                 header = validate(view)
@@ -231,7 +237,7 @@ class LogSegment:
         self._next_offset = expected
         truncated = valid < file_size
         if truncated:
-            os.ftruncate(self._fd, valid)
+            os.ftruncate(fd, valid)
             log.warning(
                 "truncated_torn_tail",
                 path=str(self.log_path),
@@ -251,7 +257,8 @@ class LogSegment:
         one (as Kafka does), so that restarts do not postpone time-based rolls."""
         self._created_ms = now_ms
         if self._size >= HEADER_SIZE:
-            first = BatchHeader.parse(pread_exact(self._fd, HEADER_SIZE, 0))
+            with self._file.use() as fd:
+                first = BatchHeader.parse(pread_exact(fd, HEADER_SIZE, 0))
             if first.max_timestamp >= 0:
                 self._created_ms = first.max_timestamp
 
@@ -304,11 +311,12 @@ class LogSegment:
         On a write error the file is cut back to its previous size and the error re-raised.
         """
         start = self._size
-        try:
-            pwrite_all(self._fd, data, start)
-        except OSError:
-            os.ftruncate(self._fd, start)
-            raise
+        with self._file.use() as fd:
+            try:
+                pwrite_all(fd, data, start)
+            except OSError:
+                os.ftruncate(fd, start)
+                raise
         if start == 0:
             self._created_ms = now_ms
         for position, size, base_offset, max_timestamp in entries:
@@ -340,7 +348,8 @@ class LogSegment:
         if found is None:
             return False
         position, header = found
-        os.ftruncate(self._fd, position)
+        with self._file.use() as fd:
+            os.ftruncate(fd, position)
         self._size = position
         self._next_offset = header.base_offset
         self.offset_index.truncate_to(header.base_offset)
@@ -358,7 +367,8 @@ class LogSegment:
     def truncate_at(self, position: int, next_offset: int) -> None:
         """Cuts the file at ``position`` (a batch boundary: the end of the last batch to
         keep, whose next offset is ``next_offset``), e.g. where damage begins."""
-        os.ftruncate(self._fd, position)
+        with self._file.use() as fd:
+            os.ftruncate(fd, position)
         self._size = position
         self._next_offset = next_offset
         self.offset_index.truncate_to(next_offset)
@@ -379,18 +389,19 @@ class LogSegment:
         """Walks the batches after the last offset-index entry to restore next offset, max
         timestamp and the bytes since that entry. Returns False if they are not clean."""
         expected, start = self.offset_index.last_entry()
-        scan = BatchScan(self._fd, start, self._size)
-        for _pos, view in scan:
-            try:
-                header = validate(view) if verify else BatchHeader.parse(view)
-            except RecordError:
-                return False
-            if header.base_offset != expected:
-                return False
-            if header.max_timestamp > self._max_timestamp:
-                self._max_timestamp = header.max_timestamp
-                self._offset_of_max_timestamp = header.base_offset
-            expected = header.next_offset
+        with self._file.use() as fd:
+            scan = BatchScan(fd, start, self._size)
+            for _pos, view in scan:
+                try:
+                    header = validate(view) if verify else BatchHeader.parse(view)
+                except RecordError:
+                    return False
+                if header.base_offset != expected:
+                    return False
+                if header.max_timestamp > self._max_timestamp:
+                    self._max_timestamp = header.max_timestamp
+                    self._offset_of_max_timestamp = header.base_offset
+                expected = header.next_offset
         if scan.position != self._size:
             return False
         self._next_offset = expected
@@ -411,7 +422,8 @@ class LogSegment:
         """fsyncs the log data and any index file written since its last sync. Safe to call
         without the log's lock (it touches no in-memory state but the indexes' sync flags)."""
         FAULTS.before_fsync()
-        os.fdatasync(self._fd)
+        with self._file.use() as fd:
+            os.fdatasync(fd)
         self.offset_index.sync()
         self.time_index.sync()
         self.txn_index.sync()
@@ -419,12 +431,14 @@ class LogSegment:
     def sync_data(self) -> None:
         """Makes the log data durable (indexes are rebuilt after a crash if needed)."""
         FAULTS.before_fsync()
-        os.fdatasync(self._fd)
+        with self._file.use() as fd:
+            os.fdatasync(fd)
 
     # ------------------------------------------------------------------ reading
 
     def read(self, position: int, size: int) -> bytes:
-        return pread_exact(self._fd, min(size, self._size - position), position)
+        with self._file.use() as fd:
+            return pread_exact(fd, min(size, self._size - position), position)
 
     def find(self, offset: int) -> tuple[int, BatchHeader] | None:
         """Position and header of the batch containing ``offset`` (the first batch whose last
@@ -438,7 +452,8 @@ class LogSegment:
         while pos < end:
             off = pos - buf_start
             if off + HEADER_SIZE > len(buf):
-                buf = pread_exact(self._fd, min(_LOCATE_CHUNK_BYTES, end - pos), pos)
+                with self._file.use() as fd:
+                    buf = pread_exact(fd, min(_LOCATE_CHUNK_BYTES, end - pos), pos)
                 buf_start, off = pos, 0
             try:
                 header = BatchHeader.parse(buf, off)
@@ -499,8 +514,9 @@ class LogSegment:
     def batches_from(self, position: int) -> Iterator[tuple[int, memoryview]]:
         """(position, view) of each stored batch from ``position`` to the current end."""
         end = self._size
-        scan = BatchScan(self._fd, position, end)
-        yield from scan
+        with self._file.use() as fd:
+            scan = BatchScan(fd, position, end)
+            yield from scan
         if scan.position != end:
             raise CorruptLogError(f"{self.log_path.name}: unreadable batch at byte {scan.position}")
 
@@ -513,7 +529,7 @@ class LogSegment:
         try:
             self.write_indexes()
         finally:
-            os.close(self._fd)
+            self._file.close()
 
     def delete(self) -> None:
         """Closes the segment and removes its files (log first, then indexes). After
@@ -523,8 +539,8 @@ class LogSegment:
         ino = -1
         if not self._closed:
             self._closed = True
-            ino = os.fstat(self._fd).st_ino
-            os.close(self._fd)
+            ino = self._file.identity[1]
+            self._file.close()
         try:
             if ino < 0 or os.stat(self.log_path).st_ino == ino:
                 self.log_path.unlink()
@@ -549,7 +565,7 @@ class LogSegment:
         txn_path = txn_index_path(self._dir, self.base_offset, suffix)
         if log_first:
             os.replace(self.log_path, log_path)
-            self.log_path = log_path
+            self.log_path = self._file.path = log_path
         indexes: tuple[OffsetIndex | TimeIndex | TxnIndex, ...] = (
             self.offset_index,
             self.time_index,
@@ -561,7 +577,7 @@ class LogSegment:
             index.path = target
         if not log_first:
             os.replace(self.log_path, log_path)
-            self.log_path = log_path
+            self.log_path = self._file.path = log_path
 
     def rename_for_deletion(self) -> None:
         """Renames the segment's files ``<name>.deleted`` and keeps the log file open, so that
@@ -580,7 +596,7 @@ class LogSegment:
             index.path = target
         target = self.log_path.with_name(self.log_path.name + DELETED_SUFFIX)
         os.replace(self.log_path, target)
-        self.log_path = target
+        self.log_path = self._file.path = target
 
     def __repr__(self) -> str:
         return (

@@ -12,6 +12,7 @@ from typing import Any, TypeVar, cast
 import pytest
 import structlog
 
+from raftka.broker.metadata_changes import MetadataChanges
 from raftka.broker.metadata_follower import MetadataFollower
 from raftka.common.errors import RaftkaError
 from raftka.common.ids import BrokerEpoch, BrokerId
@@ -270,3 +271,27 @@ def test_an_out_of_order_stream_is_refused_logged_and_left_for_the_next_controll
     assert applied.indexes == sorted(set(applied.indexes)), "in order, none twice"
     assert applied.indexes[-1] == 4
     assert 2 not in brokers_of(follower)
+
+
+def test_progress_without_records_wakes_no_listener() -> None:
+    """A Progress every second must not make the replica manager look at every partition:
+    only the first (caught up) and the deltas wake the listeners; take_changes hands over what
+    changed once (MetadataChanges itself is tested in test_metadata_changes.py)."""
+    controller = FakeController(
+        fixed(
+            delta(1, broker(1)),
+            progress(2),
+            progress(3),
+            progress(4),
+            delta(5, broker(2)),
+        )
+    )
+
+    async def main() -> tuple[list[int], MetadataChanges, MetadataChanges]:
+        follower, changes = await follow(controller, lambda f: f.index >= 5, what="index 5")
+        return changes, follower.take_changes(), follower.take_changes()
+
+    listened, first, second = run(main())
+    assert listened == [1, 2, 5]
+    assert first.everything  # brokers registered (and nothing was taken before)
+    assert not second

@@ -219,7 +219,7 @@ def test_a_crash_rebuilds_open_transactions_and_the_txnindex(tmp_path: Path, rol
     build_history(plog)
     before = state(plog)
     plog.flush()
-    (plog.directory / "recovery-point").unlink()  # every segment is recovered
+    (plog.directory / "recovery-point").unlink(missing_ok=True)  # every segment is recovered
     again = reopen(tmp_path, overrides)  # the first one was never closed: a crash
     assert state(again) == before
     again.close()
@@ -255,7 +255,7 @@ def test_a_torn_tail_rebuilds_the_txnindex_without_the_lost_marker(tmp_path: Pat
     plog.close()
     # crash simulation: drop the clean-shutdown marker and tear the last batch (8) and marker 7
     (plog.directory / "clean-shutdown").unlink(missing_ok=True)
-    (plog.directory / "recovery-point").unlink()
+    (plog.directory / "recovery-point").unlink(missing_ok=True)
     last_two = sum(s.size for s in split_batches(log_file.read_bytes())[-2:])
     os.truncate(log_file, size - last_two + 10)
     again = reopen(tmp_path)
