@@ -123,6 +123,15 @@ def test_follower_truncates_a_divergent_uncommitted_tail(slow_lag_cluster: Local
             return True if (await broker_states(cluster))[a].fenced else None
 
         await eventually(a_fenced, what="follower A fenced")
+
+        async def isr_is_leader_and_b() -> bool | None:
+            state = await partition_state(cluster)
+            return True if sorted(state.isr) == sorted([leader, b]) else None
+
+        # B must still be in the ISR (it heartbeats; its fetches are only dropped), or no
+        # clean election is possible once the leader dies; a failure here means the controller
+        # fenced B, e.g. a liveness probe that B, starved of CPU, did not answer.
+        await eventually(isr_is_leader_and_b, what=f"ISR shrunk to the leader and B ({b})")
         cluster.kill(leader)
         new = await wait_leader(cluster, exclude=leader)
         assert new.leader == b, f"expected {b} (the only unfenced ISR member), got {new.leader}"

@@ -63,12 +63,27 @@ async def wait_isr(
     return await eventually(probe, timeout_s=timeout_s, what=f"ISR of size {size}")
 
 
-async def wait_leader(cluster: LocalCluster, exclude: int = -1) -> pb.PartitionDescription:
+async def wait_leader(
+    cluster: LocalCluster, exclude: int = -1, timeout_s: float = 20.0
+) -> pb.PartitionDescription:
+    """Until the partition has a leader other than ``exclude``; on timeout the error names the
+    last leader, epoch and ISR seen (so a failure shows whether anyone was eligible)."""
+    seen: list[pb.PartitionDescription] = []
+
     async def probe() -> pb.PartitionDescription | None:
         p = await partition_state(cluster)
+        seen[:] = [p]
         return p if p.leader >= 0 and p.leader != exclude else None
 
-    return await eventually(probe, what="a partition leader")
+    try:
+        return await eventually(probe, timeout_s=timeout_s, what="a partition leader")
+    except AssertionError as e:
+        last = (
+            f"leader {seen[0].leader}, epoch {seen[0].leader_epoch}, ISR {list(seen[0].isr)}"
+            if seen
+            else "no answer from the controller"
+        )
+        raise AssertionError(f"{e}; last seen: {last}") from None
 
 
 def records_on_disk(cluster: LocalCluster, broker: int) -> list[tuple[int, bytes]]:
