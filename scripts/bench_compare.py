@@ -30,19 +30,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import contextlib
 import json
 import os
-import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -53,139 +50,19 @@ CLIENTS = Path(__file__).resolve().parent / "bench_compare_clients.py"
 KIB = 1024
 
 
-# ----------------------------------------------------------------------------- pure parts
-
-
-@dataclass
-class Run:
-    """One system's figures in one case of one round."""
-
-    case: str
-    system: str
-    round: int
-    records: int = 0
-    bytes: int = 0
-    elapsed: float = 0.0
-    client_cpu_s: float = 0.0
-    server_cpu_s: dict[str, float] = field(default_factory=dict)
-    p50_ms: float | None = None
-    p99_ms: float | None = None
-    load: float = 0.0
-    """The machine's 1-minute load average when the run started (others' work shows here)."""
-    error: str = ""
-
-    @property
-    def records_per_s(self) -> float:
-        return self.records / self.elapsed if self.elapsed else 0.0
-
-    @property
-    def mb_per_s(self) -> float:
-        return self.bytes / self.elapsed / 1e6 if self.elapsed else 0.0
-
-    @property
-    def client_cores(self) -> float:
-        return self.client_cpu_s / self.elapsed if self.elapsed else 0.0
-
-    @property
-    def server_cores(self) -> float:
-        return sum(self.server_cpu_s.values()) / self.elapsed if self.elapsed else 0.0
-
-    @property
-    def client_us_per_record(self) -> float:
-        return self.client_cpu_s / self.records * 1e6 if self.records else 0.0
-
-
-RATIO_OF = {"replicated": "records/s", "tuned": "records/s", "unreplicated": "records/s",
-            "consume": "MB/s", "latency": "p99"}  # fmt: skip
-"""What Raftka's ratio to the anchor compares, per case (for latency: anchor p99 / Raftka
-p99, so above 1 is better for Raftka everywhere)."""
-
-ANCHOR = {"replicated": "nats", "tuned": "nats", "latency": "nats", "unreplicated": "redis",
-          "consume": "redis"}  # fmt: skip
-
-
-def ratio(case: str, raftka: Run, anchor: Run) -> float | None:
-    """Raftka / anchor for ``case`` (None when either side has no figure)."""
-    what = RATIO_OF[case]
-    if raftka.error or anchor.error:
-        return None
-    if what == "p99":
-        if not raftka.p99_ms or anchor.p99_ms is None:
-            return None
-        return anchor.p99_ms / raftka.p99_ms
-    mine, theirs = (
-        (raftka.records_per_s, anchor.records_per_s)
-        if what == "records/s"
-        else (raftka.mb_per_s, anchor.mb_per_s)
-    )
-    return mine / theirs if theirs else None
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
-
-
-def format_table(runs: Sequence[Run]) -> str:
-    """One line per run, in case order then round then system; Raftka's lines carry the
-    ratio to the anchor of the same case and round."""
-    header = (
-        f"{'case':<13} {'rnd':>3} {'system':<7} {'records/s':>10} {'MB/s':>7} {'p50 ms':>7} "
-        f"{'p99 ms':>7} {'client cores':>12} {'us/rec':>7} {'server cores':>12} {'load':>5} "
-        f"{'ratio':>8}"
-    )
-    lines = [header, "-" * len(header)]
-    by_key = {(r.case, r.round, r.system): r for r in runs}
-    cases = list(dict.fromkeys(r.case for r in runs))
-    for case in cases:
-        for rnd in sorted({r.round for r in runs if r.case == case}):
-            for run in [r for r in runs if r.case == case and r.round == rnd]:
-                if run.error:
-                    lines.append(f"{case:<13} {rnd:>3} {run.system:<7} failed: {run.error}")
-                    continue
-                anchor = by_key.get((case, rnd, ANCHOR.get(case, "")))
-                r = ratio(case, run, anchor) if run.system == "raftka" and anchor else None
-                shown = "" if r is None else f"{r:.2f}x"
-                lines.append(
-                    f"{case:<13} {rnd:>3} {run.system:<7} {run.records_per_s:>10,.0f} "
-                    f"{run.mb_per_s:>7.1f} {_ms(run.p50_ms):>7} {_ms(run.p99_ms):>7} "
-                    f"{run.client_cores:>12.2f} {run.client_us_per_record:>7.1f} "
-                    f"{run.server_cores:>12.2f} {run.load:>5.1f} {shown:>8}"
-                )
-    lines.append(
-        "ratio: Raftka / anchor (NATS R3 for replicated, tuned, latency; Redis for "
-        "unreplicated and consume) in records/s, MB/s for consume, anchor p99 / Raftka p99 "
-        "for latency; us/rec: client CPU per record; load: 1-minute load average at the start"
-    )
-    return "\n".join(lines)
-
-
-def summarize_collapsed(lines: Sequence[str], top: int = 12) -> list[tuple[str, float, float]]:
-    """From py-spy's raw (collapsed stack) output: the ``top`` functions by own time, each as
-    (function, own %, total %). A line is ``frame;frame;...;leaf count``."""
-    own: collections.Counter[str] = collections.Counter()
-    total: collections.Counter[str] = collections.Counter()
-    samples = 0
-    for line in lines:
-        stack, _, count_text = line.rstrip().rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
-        frames = [_function(f) for f in stack.split(";")]
-        samples += count
-        own[frames[-1]] += count
-        for name in set(frames):
-            total[name] += count
-    if not samples:
-        return []
-    return [(name, n / samples * 100, total[name] / samples * 100)
-            for name, n in own.most_common(top)]  # fmt: skip
-
-
-def _function(frame: str) -> str:
-    """``send (raftka/client/producer/producer.py:170)`` -> ``producer.py:send``."""
-    name, _, where = frame.partition(" (")
-    path = where.rstrip(")").rpartition(":")[0]
-    return f"{Path(path).name}:{name}" if path else name
+from scripts.bench_compare_report import (  # noqa: E402
+    RATIO_OF,
+    Run,
+    format_table,
+    summarize_collapsed,
+)
+from scripts.bench_compare_servers import (  # noqa: E402
+    Servers,
+    nats_streams,
+    setup,
+    wait_raftka,
+)
+from scripts.bench_support import proc_cpu_s  # noqa: E402
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -218,166 +95,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.rounds < 1 or args.seconds <= 0 or args.rate < 1:
         parser.error("--rounds, --seconds and --rate must be positive")
     return args
-
-
-# ----------------------------------------------------------------------------- setup
-
-
-def setup(python: str = sys.executable) -> None:
-    """Install what is missing: Debian's nats-server and redis-server, the bench extra."""
-    missing = [p for p in ("nats-server", "redis-server") if shutil.which(p) is None]
-    if missing:
-        if os.geteuid() != 0:
-            raise SystemExit(f"missing {', '.join(missing)}: sudo apt-get install -y "
-                             f"{' '.join(missing)} (or run this as root)")  # fmt: skip
-        print(f"setup: apt-get install -y {' '.join(missing)}", flush=True)
-        subprocess.run(["apt-get", "install", "-y", *missing], check=True,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
-    try:
-        import hiredis  # noqa: F401
-        import nats  # noqa: F401
-        import redis  # noqa: F401
-
-        if not (Path(python).parent / "py-spy").exists():
-            raise ImportError("py-spy")
-    except ImportError:
-        print("setup: pip install -e .[bench]", flush=True)
-        subprocess.run([python, "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[bench]"],
-                       check=True)  # fmt: skip
-
-
-# ----------------------------------------------------------------------------- processes
-
-
-def free_ports(count: int) -> list[int]:
-    from raftka.ops.local_cluster import free_port
-
-    ports: set[int] = set()
-    while len(ports) < count:
-        ports.add(free_port())
-    return sorted(ports)
-
-
-def proc_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class Servers:
-    """Every server process this script started, by name, so all can be stopped together."""
-
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.raftka: Any = None  # LocalCluster
-        self.nats_urls = ""
-        self.redis_port = 0
-
-    def start_nats(self) -> None:
-        client_ports, route_ports = free_ports(3), free_ports(3)
-        routes = ", ".join(f"nats-route://127.0.0.1:{p}" for p in route_ports)
-        for i in range(3):
-            directory = self.base / f"nats-{i}"
-            directory.mkdir(parents=True)
-            config = directory / "nats.conf"
-            config.write_text(
-                f'server_name: "n{i}"\nlisten: "127.0.0.1:{client_ports[i]}"\n'
-                f'jetstream {{ store_dir: "{directory / "js"}" }}\n'
-                f'cluster {{ name: "bench", listen: "127.0.0.1:{route_ports[i]}", '
-                f"routes: [{routes}] }}\n"
-            )
-            self._spawn(f"nats-{i}", ["nats-server", "-c", str(config)], directory)
-        self.nats_urls = ",".join(f"nats://127.0.0.1:{p}" for p in client_ports)
-
-    def start_redis(self) -> None:
-        (port,) = free_ports(1)
-        directory = self.base / "redis"
-        directory.mkdir(parents=True)
-        self._spawn("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                              "--dir", str(directory), "--appendonly", "yes",
-                              "--appendfsync", "everysec", "--save", ""], directory)  # fmt: skip
-        self.redis_port = port
-
-    def start_raftka(self) -> None:
-        from raftka.ops.local_cluster import LocalCluster
-
-        self.raftka = LocalCluster(self.base / "raftka", controllers=3, brokers=3,
-                                   log_level="warning")  # fmt: skip
-        self.raftka.prepare()
-        self.raftka.start()
-
-    def _spawn(self, name: str, command: list[str], directory: Path) -> None:
-        log = open(directory / "server.log", "ab")  # noqa: SIM115 - handed to the child
-        try:
-            self.procs[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                                stdin=subprocess.DEVNULL,
-                                                start_new_session=True)  # fmt: skip
-        finally:
-            log.close()
-
-    def pids(self, system: str) -> dict[str, int]:
-        if system == "raftka":
-            nodes = {**self.raftka.nodes, **self.raftka.brokers}
-            return {f"raftka-{'broker' if i in self.raftka.brokers else 'controller'}-{i}":
-                    n.process.pid for i, n in nodes.items()}  # fmt: skip
-        return {n: p.pid for n, p in self.procs.items() if n.startswith(system)}
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if self.raftka is not None:
-            self.raftka.stop_all()
-
-
-# ----------------------------------------------------------------------------- prepare
-
-
-async def wait_raftka(servers: Servers, topics: dict[str, tuple[int, dict[str, str]]]) -> None:
-    """Wait for every broker to be unfenced, then create ``topics`` (name -> RF, configs)."""
-    from raftka.client.admin import AsyncAdmin
-
-    cluster = servers.raftka
-    async with AsyncAdmin(cluster.bootstrap, timeout_s=60) as admin:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            brokers = (await admin.describe_cluster()).brokers
-            if len([b for b in brokers if not b.fenced]) == len(cluster.brokers):
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise RuntimeError("the Raftka brokers did not all register within 60 s")
-        for name, (rf, configs) in topics.items():
-            await admin.create_topic(name, 3, rf, configs=configs)
-
-
-async def nats_streams(urls: str, streams: Sequence[str]) -> None:
-    import nats
-    from nats.js.api import StorageType, StreamConfig
-
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            nc = await nats.connect(urls.split(","))
-            js = nc.jetstream()
-            try:
-                for name in streams:
-                    await js.add_stream(StreamConfig(name=name, subjects=[name],
-                                                     storage=StorageType.FILE,
-                                                     num_replicas=3))  # fmt: skip
-            finally:
-                await nc.close()
-            return
-        except Exception as e:  # the JetStream cluster needs a few seconds to elect a leader
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"NATS JetStream not ready within 60 s: {e!r}") from e
-            await asyncio.sleep(0.5)
 
 
 # ----------------------------------------------------------------------------- measuring

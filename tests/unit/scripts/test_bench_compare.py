@@ -1,5 +1,5 @@
-"""The pure parts of scripts/bench_compare.py: arguments, ratios, the table, profile summaries
-(no servers are started here)."""
+"""The pure parts of scripts/bench_compare.py (arguments) and scripts/bench_compare_report.py
+(ratios, the table, profile summaries); no servers are started here."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
+
+from scripts import bench_compare_report as report
 
 SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "bench_compare.py"
 
@@ -25,8 +28,8 @@ def load() -> ModuleType:
 bench = load()
 
 
-def run(case: str, system: str, **kw: object) -> object:
-    return bench.Run(case, system, 0, **kw)
+def run(case: str, system: str, **kw: Any) -> report.Run:
+    return report.Run(case, system, 0, **kw)
 
 
 def test_defaults_and_quick_mode() -> None:
@@ -49,14 +52,14 @@ def test_unknown_case_and_bad_numbers_are_refused(capsys: pytest.CaptureFixture[
 def test_ratio_per_case() -> None:
     fast = run("replicated", "raftka", records=30_000, bytes=30_000 * 1024, elapsed=1.0)
     slow = run("replicated", "nats", records=10_000, bytes=10_000 * 1024, elapsed=2.0)
-    assert bench.ratio("replicated", fast, slow) == pytest.approx(6.0)
+    assert report.ratio("replicated", fast, slow) == pytest.approx(6.0)
     consume = run("consume", "raftka", records=1, bytes=200_000_000, elapsed=1.0)
     redis = run("consume", "redis", records=9, bytes=400_000_000, elapsed=1.0)
-    assert bench.ratio("consume", consume, redis) == pytest.approx(0.5)  # MB/s, not records
+    assert report.ratio("consume", consume, redis) == pytest.approx(0.5)  # MB/s, not records
     low = run("latency", "raftka", p50_ms=1.0, p99_ms=4.0)
     anchor = run("latency", "nats", p50_ms=1.0, p99_ms=8.0)
-    assert bench.ratio("latency", low, anchor) == pytest.approx(2.0)  # anchor p99 / ours
-    assert bench.ratio("replicated", run("replicated", "raftka", error="boom"), slow) is None
+    assert report.ratio("latency", low, anchor) == pytest.approx(2.0)  # anchor p99 / ours
+    assert report.ratio("replicated", run("replicated", "raftka", error="boom"), slow) is None
 
 
 def test_table_lines_cpu_and_ratio() -> None:
@@ -66,7 +69,7 @@ def test_table_lines_cpu_and_ratio() -> None:
         run("replicated", "nats", records=5_000, bytes=5_120_000, elapsed=1.0),
         run("unreplicated", "raftka", error="worker did not start"),
     ]  # fmt: skip
-    table = bench.format_table(runs)
+    table = report.format_table(runs)
     lines = table.splitlines()
     assert lines[0].split()[:3] == ["case", "rnd", "system"]
     ours = next(line for line in lines if "raftka" in line and "replicated " in line)
@@ -83,6 +86,6 @@ def test_collapsed_stacks_summary() -> None:
         "run (asyncio/runners.py:118) 10",
         "not a sample line",
     ]
-    top = bench.summarize_collapsed(lines, top=2)
+    top = report.summarize_collapsed(lines, top=2)
     assert top == [("accumulator.py:append", 60.0, 60.0), ("producer.py:send", 30.0, 30.0)]
-    assert bench.summarize_collapsed([]) == []
+    assert report.summarize_collapsed([]) == []
