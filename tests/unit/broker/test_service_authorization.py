@@ -266,7 +266,7 @@ def test_a_refused_transactional_batch_does_not_take_the_producer_id() -> None:
     check once, so her next write was refused)."""
     replicas = Replicas()
     s = servicer(replicas)
-    s._txn_writes = cast(Any, RefusingVerifier())
+    s._produce._txn_writes = cast(Any, RefusingVerifier())
     assert (
         as_(ALICE, handler("Produce")(s, produce("orders", producer_id=77), None))
         .results[0]
