@@ -14,9 +14,12 @@ skips the field (Raftka's consumer never asks for it).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import cast
 
-from raftka.common.records.batch import Buffer
+import grpc
+
 from raftka.common.rpc.registration import Codec
 from raftka.common.rpc.wire import (
     LEN,
@@ -68,7 +71,7 @@ class FetchResult:
     high_watermark: int = 0
     last_stable_offset: int = 0
     log_start_offset: int = 0
-    batches: Buffer = b""
+    batches: bytes = b""
     diverging_epoch: EpochEnd | None = None
     current_leader: LeaderHint | None = None
     aborted_transactions: list[AbortedTransaction] = field(default_factory=list)
@@ -87,7 +90,7 @@ class FetchAnswer:
 
 def encode_fetch_response(answer: FetchAnswer) -> bytes:
     """The answer's wire bytes; each batch buffer is copied once, into the result."""
-    parts: list[Buffer] = []
+    parts: list[bytes] = []
     for r in answer.results:
         topic, message = r.topic.encode(), r.error_message.encode()
         head = b"".join(
@@ -213,6 +216,25 @@ FETCH_CODEC = Codec(response_serializer=serialize_fetch)
 """BrokerService/Fetch's server-side codec (registration.py)."""
 
 
+FETCH_METHOD = "/raftka.v1.BrokerService/Fetch"
+
+FetchCall = Callable[..., Awaitable[FetchAnswer]]
+"""``call(request: pb.FetchRequest, *, timeout=...) -> FetchAnswer`` (raises AioRpcError)."""
+
+
+def fetch_call(channel: grpc.aio.Channel) -> FetchCall:
+    """BrokerService/Fetch on ``channel``, its answer read by :func:`decode_fetch_response`
+    (malformed bytes fail the call with INTERNAL, as with the generated stub)."""
+    return cast(
+        FetchCall,
+        channel.unary_unary(
+            FETCH_METHOD,
+            request_serializer=pb.FetchRequest.SerializeToString,
+            response_deserializer=decode_fetch_response,
+        ),
+    )
+
+
 __all__ = [
     "FETCH_CODEC",
     "AbortedTransaction",
@@ -223,5 +245,6 @@ __all__ = [
     "WireFormatError",
     "decode_fetch_response",
     "encode_fetch_response",
+    "fetch_call",
     "serialize_fetch",
 ]
