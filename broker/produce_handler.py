@@ -40,6 +40,7 @@ from raftka.common.records.errors import (
     InvalidTimestampError,
     UnsupportedCompressionError,
 )
+from raftka.common.rpc.produce_wire import PartitionData, ProduceCall
 from raftka.common.security.caller import current_caller
 from raftka.common.security.guard import AccessGuard
 from raftka.common.security.model import OP_WRITE, RESOURCE_TOPIC, RESOURCE_TRANSACTIONAL_ID
@@ -72,7 +73,7 @@ class ProduceHandler:
         self._traffic = traffic
 
     async def handle(
-        self, request: pb.ProduceRequest, sensors: CallerSensors
+        self, request: ProduceCall, sensors: CallerSensors
     ) -> pb.ProduceResponse:
         """Answer ``request``, throttled by the caller's quota ``sensors``."""
         if sensors is NO_SENSORS:
@@ -84,7 +85,7 @@ class ProduceHandler:
             self._quotas,
             sensors,
             sensors.produce,
-            request.ByteSize(),
+            request.size,
             (time.monotonic() - started) * 1000,
         )
         if throttle > 0:
@@ -93,7 +94,7 @@ class ProduceHandler:
             response.throttle_time_ms = throttle
         return response
 
-    async def _produce(self, request: pb.ProduceRequest) -> pb.ProduceResponse:
+    async def _produce(self, request: ProduceCall) -> pb.ProduceResponse:
         named = [(t.topic, p.partition) for t in request.topics for p in t.partitions]
         require_items(len(named), "topics[].partitions", empty_means_all=True)
         require_distinct(named, "the Produce request")
@@ -133,7 +134,7 @@ class ProduceHandler:
     async def _produce_one(
         self,
         topic: str,
-        data: pb.PartitionProduceData,
+        data: PartitionData,
         acks: int,
         timeout_s: float,
         transactional_id: str,
@@ -181,7 +182,7 @@ class ProduceHandler:
             set_error(result, e)
         return result
 
-    def _produce_refusals(self, request: pb.ProduceRequest) -> dict[str, RaftkaError]:
+    def _produce_refusals(self, request: ProduceCall) -> dict[str, RaftkaError]:
         """The topics the caller may not write, with the error each partition reports: for a
         transactional produce, first WRITE on the transactional id (every topic), then WRITE
         on each topic (Kafka's order)."""
@@ -197,7 +198,16 @@ class ProduceHandler:
         return {t: e for t, e in refused.items() if e is not None}
 
     @staticmethod
-    def _batches_of(data: pb.PartitionProduceData) -> bytes:
+    def _batches_of(data: PartitionData) -> bytes | memoryview:
+        """The batches to append: as sent, or built from the plain-records form."""
+        if data.plain is not None:
+            return ProduceHandler._plain_batches(data.plain)
+        if not data.batches:
+            raise InvalidRecordError("no records: batches and records are both empty")
+        return data.batches
+
+    @staticmethod
+    def _plain_batches(data: pb.PartitionProduceData) -> bytes:
         if data.batches and data.records:
             raise InvalidRequestError("set either batches or records for a partition, not both")
         if data.batches and (data.HasField("producer_id") or data.transactional):

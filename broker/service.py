@@ -40,6 +40,7 @@ from raftka.common.errors import (
 from raftka.common.group_errors import CoordinatorNotAvailableError
 from raftka.common.limits import require_items
 from raftka.common.rpc.fetch_wire import FetchAnswer
+from raftka.common.rpc.produce_wire import ProduceCall
 from raftka.common.rpc.status import rpc_errors
 from raftka.common.security.caller import current_caller
 from raftka.common.security.guard import OPEN_GUARD, AccessGuard
@@ -187,7 +188,10 @@ class BrokerServicer(BrokerServiceServicer):
     # ---- produce and fetch ----
 
     @rpc_errors
-    async def Produce(self, request: pb.ProduceRequest, context: Context) -> pb.ProduceResponse:
+    async def Produce(  # type: ignore[override]  # the registered deserializer makes it
+        self, request: ProduceCall, context: Context
+    ) -> pb.ProduceResponse:
+        """``request`` as common/rpc/produce_wire.py reads it (registration.py)."""
         client_id = self._clients.saw(context, "Produce")
         return await self._produce.handle(request, self._quota_sensors(client_id))
 

@@ -29,6 +29,7 @@ from raftka.common.records import read_base_offset, read_batch_size
 from raftka.common.records.builder import build_batch
 from raftka.common.rpc.channels import new_server, open_channel
 from raftka.common.rpc.controller_client import ControllerClient
+from raftka.common.rpc.fetch_wire import fetch_call
 from raftka.ops.local_cluster import LocalCluster, free_port
 from raftka.v1 import broker_pb2 as bpb
 from raftka.v1 import controller_pb2 as cpb
@@ -49,7 +50,9 @@ ABOUT = {
   fetch   read back all of it from offset 0, 1 MiB per request, N requests in flight, each on
           its own offset range.
   cpu: share of one core used by the server / this client meanwhile; us/call: server CPU time
-  per call. Other processes on the machine add noise: see the load averages.""",
+  per call, and this client's (the fetch phase reads answers as the consumer does: through
+  common/rpc/fetch_wire.py). Other processes on the machine add noise: see the load
+  averages.""",
     "memory": """the broker's resident memory with --partitions (1,000) single-partition
   topics: idle, sampled every 0.5 s while --megabytes (1,000 MB) are produced round robin over
   all partitions in 64 KiB batches, and idle again (anon = heap, file = mapped files).""",
@@ -112,7 +115,7 @@ async def fetch_all(
 ) -> Figure:
     """Read every partition from offset 0 to its end; the offsets are cut into ranges of about
     ``--fetch-bytes`` (every batch holds BATCH_RECORDS records) that the workers take in turn."""
-    call = BrokerServiceStub(channel).Fetch
+    call = fetch_call(channel)
     max_bytes = args.fetch_bytes
     step = max(1, max_bytes // len(one_batch())) * BATCH_RECORDS
     ranges = [(p, o, min(o + step, end)) for p, end in ends.items() for o in range(0, end, step)]
@@ -207,7 +210,7 @@ async def throughput(cluster: LocalCluster, args: argparse.Namespace, echo_pid: 
 
     def report(run: int, name: str, fig: Figure) -> None:
         figures[name].append(fig)
-        print(f"run {run} {fig.line(name)}", flush=True)
+        print(f"run {run} {line(name, fig)}", flush=True)
 
     async with ControllerClient(cluster.bootstrap) as client:
         await wait_unfenced(client)
@@ -249,13 +252,19 @@ async def throughput(cluster: LocalCluster, args: argparse.Namespace, echo_pid: 
         figs.sort(key=lambda f: f.nbytes / f.elapsed)
         mid = figs[len(figs) // 2]
         mbps[name] = mid.nbytes / mid.elapsed
-        print(f"      {mid.line(name)}")
+        print(f"      {line(name, mid)}")
     print(
         f"produce / echo ceiling {mbps['produce'] / mbps['echo']:.2f}; "
         f"produce / parse-echo {mbps['produce'] / mbps['parse']:.2f}; "
         f"fetch (1 MiB replies) / echo {mbps['fetch'] / mbps['echo']:.2f}; "
         f"load average at the end {os.getloadavg()[0]:.2f}"
     )
+
+
+def line(name: str, fig: Figure) -> str:
+    """A phase's figures, with this client's CPU per call."""
+    client_us = fig.client_cpu * fig.elapsed / max(1, len(fig.latencies)) * 1e6
+    return f"{fig.line(name)} {client_us:4.0f} us/call"
 
 
 async def memory(cluster: LocalCluster, args: argparse.Namespace) -> None:

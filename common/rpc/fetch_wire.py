@@ -9,7 +9,7 @@ writes for the same answer, so clients in other languages see no difference.
 
 ``FetchPartitionResult.records`` (field 9, the decoded-records form) is not handled here: a
 broker answers ``decode_records`` with the generated class, and :func:`decode_fetch_response`
-skips the field (Raftka's consumer never asks for it).
+checks the field but does not keep it (Raftka's consumer never asks for it).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from raftka.common.rpc.registration import Codec
 from raftka.common.rpc.wire import (
@@ -164,6 +165,8 @@ def _result(data: bytes, view: memoryview, pos: int, end: int) -> FetchResult:
                 r.error_message = read_string(view, value, stop)
             elif number == 8:
                 r.batches = data[value:stop]
+            elif number == 9:
+                _check_record(view, value, stop)
             elif number == 10:
                 r.diverging_epoch = _epoch_end(view, value, stop, r.diverging_epoch)
             elif number == 11:
@@ -171,6 +174,15 @@ def _result(data: bytes, view: memoryview, pos: int, end: int) -> FetchResult:
             elif number == 12:
                 r.aborted_transactions.append(_aborted(view, value, stop))
     return r
+
+
+def _check_record(view: memoryview, pos: int, end: int) -> None:
+    """A decoded record (field 9) is not kept, but is refused where the generated class
+    would refuse it."""
+    try:
+        pb.Record.FromString(bytes(view[pos:end]))
+    except DecodeError as e:
+        raise WireFormatError(f"a decoded record at byte {pos} is malformed: {e}") from None
 
 
 _INT64_FIELDS = {5: "high_watermark", 6: "last_stable_offset", 7: "log_start_offset"}

@@ -22,6 +22,7 @@ FIXED32 = 5
 
 _U64 = (1 << 64) - 1
 _MAX_VARINT_BYTES = 10
+_MAX_FIELD_NUMBER = (1 << 29) - 1
 
 
 class WireFormatError(ValueError):
@@ -86,8 +87,8 @@ def fields(data: memoryview, pos: int, end: int) -> Iterator[tuple[int, int, int
     while pos < end:
         key, pos = read_varint(data, pos, end)
         number, wire_type = key >> 3, key & 7
-        if number == 0:
-            raise WireFormatError(f"field number 0 at byte {pos}")
+        if not 0 < number <= _MAX_FIELD_NUMBER:
+            raise WireFormatError(f"field number {number} at byte {pos} is out of range")
         if wire_type == VARINT:
             value, pos = read_varint(data, pos, end)
             yield number, wire_type, value, pos

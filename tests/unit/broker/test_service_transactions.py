@@ -19,6 +19,7 @@ from raftka.common.group_errors import CoordinatorNotAvailableError
 from raftka.common.records import build_batch, validate
 from raftka.common.records.control import build_end_txn_marker
 from raftka.common.rpc.fetch_wire import AbortedTransaction, FetchResult
+from raftka.common.rpc.produce_wire import PartitionData
 from raftka.common.storage.txn_index import AbortedTxn
 from raftka.common.txn_errors import TransactionAbortableError
 from raftka.v1 import broker_pb2 as pb
@@ -43,9 +44,12 @@ def servicer(init: Any = None) -> BrokerServicer:
     )
 
 
-def records_data(**fields: Any) -> pb.PartitionProduceData:
-    return pb.PartitionProduceData(
-        partition=0, records=[pb.Record(value=b"a"), pb.Record(value=b"b")], **fields
+def records_data(**fields: Any) -> PartitionData:
+    """A partition in the plain-records form, as the broker receives it."""
+    return PartitionData(
+        plain=pb.PartitionProduceData(
+            partition=0, records=[pb.Record(value=b"a"), pb.Record(value=b"b")], **fields
+        )
     )
 
 
@@ -64,7 +68,7 @@ def test_the_transactional_records_form_needs_a_producer_id_and_no_batches() -> 
     batch = bytes(build_batch([(1, None, b"v", ())]))
     with pytest.raises(InvalidRequestError, match="for the records form"):
         ProduceHandler._batches_of(
-            pb.PartitionProduceData(partition=0, batches=batch, transactional=True)
+            PartitionData(plain=pb.PartitionProduceData(batches=batch, transactional=True))
         )
 
 
