@@ -46,6 +46,8 @@ ABOUT = {
           generic unary method that takes the bytes of one produce request and answers b"ok";
   parse   the same, but it also parses the bytes as a ProduceRequest;
   hop     parse, plus one asyncio.to_thread call of a no-op (the broker appends in a thread);
+  stream  the echo over N bidi streams instead of unary calls (one message in flight on each):
+          the ceiling of a streaming Produce;
   produce Produce to the broker, one partition per request, round robin over the partitions;
   fetch   read back all of it from offset 0, 1 MiB per request, N requests in flight, each on
           its own offset range.
@@ -78,7 +80,12 @@ async def echo_server(port: int) -> None:
         await asyncio.to_thread(len, request)
         return reply
 
+    async def stream(requests: Any, _context: Any) -> Any:
+        async for _request in requests:
+            yield b"ok"
+
     handlers = {
+        "Stream": grpc.stream_stream_rpc_method_handler(stream),
         "Raw": grpc.unary_unary_rpc_method_handler(raw),
         "Parse": grpc.unary_unary_rpc_method_handler(parse),
         "Hop": grpc.unary_unary_rpc_method_handler(hop),
@@ -105,6 +112,21 @@ def checked_produce(channel: Any) -> Call:
         for r in bpb.ProduceResponse.FromString(reply).results:
             if r.error_code != 0:
                 raise RuntimeError(f"produce {r.topic}-{r.partition}: {r.error_message}")
+        return reply
+
+    return call
+
+
+def stream_echo(channel: Any, streams: int) -> Call:
+    """Echo calls over ``streams`` bidi streams (opened on first use), one message in flight
+    on each: the drive's workers never outnumber them."""
+    free: list[Any] = []
+
+    async def call(request: bytes) -> bytes:
+        stream = free.pop() if free else channel.stream_stream("/bench.Echo/Stream")()
+        await stream.write(request)
+        reply: bytes = await stream.read()
+        free.append(stream)
         return reply
 
     return call
@@ -202,7 +224,8 @@ async def throughput(cluster: LocalCluster, args: argparse.Namespace, echo_pid: 
     broker = next(iter(cluster.brokers.values()))
     assert broker.process is not None
     pid, batch = broker.process.pid, one_batch()
-    figures: dict[str, list[Figure]] = {n: [] for n in ("echo", "parse", "hop", "produce", "fetch")}
+    phases = ("echo", "parse", "hop", "stream", "produce", "fetch")
+    figures: dict[str, list[Figure]] = {n: [] for n in phases}
 
     def profile(run: int, name: str, target: int) -> contextlib.AbstractContextManager[None]:
         out = args.profile / name if args.profile and run == 1 else None
@@ -226,6 +249,7 @@ async def throughput(cluster: LocalCluster, args: argparse.Namespace, echo_pid: 
                     ("echo", echo.unary_unary("/bench.Echo/Raw")),
                     ("parse", echo.unary_unary("/bench.Echo/Parse")),
                     ("hop", echo.unary_unary("/bench.Echo/Hop")),
+                    ("stream", stream_echo(echo, args.in_flight)),
                     ("produce", checked_produce(channel)),
                 ):
                     server = pid if name == "produce" else echo_pid
