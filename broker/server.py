@@ -69,7 +69,10 @@ from raftka.common.faults import FAULTS
 from raftka.common.metadata.records import endpoints_to_proto
 from raftka.common.rpc.channels import add_listeners, new_server
 from raftka.common.rpc.controller_client import ControllerClient
+from raftka.common.rpc.fetch_wire import FETCH_CODEC
 from raftka.common.rpc.health import NodeHealth
+from raftka.common.rpc.produce_wire import PRODUCE_CODEC
+from raftka.common.rpc.registration import add_servicer
 from raftka.common.security.authentication import authentication_interceptor
 from raftka.common.security.guard import guard_for
 from raftka.common.security.inter_node import inter_node_interceptors
@@ -218,7 +221,12 @@ class BrokerServer:
             guard=self.guard,
             traffic=self.traffic,
         )
-        broker_pb2_grpc.add_BrokerServiceServicer_to_server(self.servicer, self.server)
+        add_servicer(
+            broker_pb2_grpc.add_BrokerServiceServicer_to_server,
+            self.servicer,
+            self.server,
+            {"Fetch": FETCH_CODEC, "Produce": PRODUCE_CODEC},
+        )
         group_config = GroupConfig(
             session_timeout_ms=bconf.group_consumer_session_timeout_ms,
             heartbeat_interval_ms=bconf.group_consumer_heartbeat_interval_ms,

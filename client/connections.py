@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import grpc
 
 from raftka.common.rpc.channels import open_channel
+from raftka.common.rpc.fetch_wire import FetchCall, fetch_call
 from raftka.common.security.tls import ChannelSecurity
 from raftka.v1.broker_pb2_grpc import BrokerServiceStub
 from raftka.v1.groups_pb2_grpc import GroupServiceStub
@@ -29,6 +30,7 @@ class BrokerConnections:
         self._client_id = client_id
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, BrokerServiceStub] = {}
+        self._fetch_calls: dict[str, FetchCall] = {}
         self._group_stubs: dict[str, GroupServiceStub] = {}
         self._txn_stubs: dict[str, TransactionServiceStub] = {}
 
@@ -47,6 +49,14 @@ class BrokerConnections:
             stub = self._stubs[address] = BrokerServiceStub(self._channel(address))
         return stub
 
+    def fetch(self, address: str) -> FetchCall:
+        """BrokerService/Fetch to ``address``, answered as a FetchAnswer (fetch_wire.py: the
+        batches are slices of the received bytes, with no generated message in between)."""
+        call = self._fetch_calls.get(address)
+        if call is None:
+            call = self._fetch_calls[address] = fetch_call(self._channel(address))
+        return call
+
     def group_stub(self, address: str) -> GroupServiceStub:
         """The broker's GroupService (consumer groups, committed offsets), on the same
         channel as its BrokerService."""
@@ -64,6 +74,7 @@ class BrokerConnections:
 
     async def close(self) -> None:
         channels, self._channels, self._stubs = self._channels, {}, {}
+        self._fetch_calls = {}
         self._group_stubs, self._txn_stubs = {}, {}
         for channel in channels.values():
             await channel.close()

@@ -29,6 +29,7 @@ from raftka.common.records import read_base_offset, read_batch_size
 from raftka.common.records.builder import build_batch
 from raftka.common.rpc.channels import new_server, open_channel
 from raftka.common.rpc.controller_client import ControllerClient
+from raftka.common.rpc.fetch_wire import fetch_call
 from raftka.ops.local_cluster import LocalCluster, free_port
 from raftka.v1 import broker_pb2 as bpb
 from raftka.v1 import controller_pb2 as cpb
@@ -45,11 +46,15 @@ ABOUT = {
           generic unary method that takes the bytes of one produce request and answers b"ok";
   parse   the same, but it also parses the bytes as a ProduceRequest;
   hop     parse, plus one asyncio.to_thread call of a no-op (the broker appends in a thread);
+  stream  the echo over N bidi streams instead of unary calls (one message in flight on each):
+          the ceiling of a streaming Produce;
   produce Produce to the broker, one partition per request, round robin over the partitions;
   fetch   read back all of it from offset 0, 1 MiB per request, N requests in flight, each on
           its own offset range.
   cpu: share of one core used by the server / this client meanwhile; us/call: server CPU time
-  per call. Other processes on the machine add noise: see the load averages.""",
+  per call, and this client's (the fetch phase reads answers as the consumer does: through
+  common/rpc/fetch_wire.py). Other processes on the machine add noise: see the load
+  averages.""",
     "memory": """the broker's resident memory with --partitions (1,000) single-partition
   topics: idle, sampled every 0.5 s while --megabytes (1,000 MB) are produced round robin over
   all partitions in 64 KiB batches, and idle again (anon = heap, file = mapped files).""",
@@ -75,7 +80,12 @@ async def echo_server(port: int) -> None:
         await asyncio.to_thread(len, request)
         return reply
 
+    async def stream(requests: Any, _context: Any) -> Any:
+        async for _request in requests:
+            yield b"ok"
+
     handlers = {
+        "Stream": grpc.stream_stream_rpc_method_handler(stream),
         "Raw": grpc.unary_unary_rpc_method_handler(raw),
         "Parse": grpc.unary_unary_rpc_method_handler(parse),
         "Hop": grpc.unary_unary_rpc_method_handler(hop),
@@ -107,12 +117,27 @@ def checked_produce(channel: Any) -> Call:
     return call
 
 
+def stream_echo(channel: Any, streams: int) -> Call:
+    """Echo calls over ``streams`` bidi streams (opened on first use), one message in flight
+    on each: the drive's workers never outnumber them."""
+    free: list[Any] = []
+
+    async def call(request: bytes) -> bytes:
+        stream = free.pop() if free else channel.stream_stream("/bench.Echo/Stream")()
+        await stream.write(request)
+        reply: bytes = await stream.read()
+        free.append(stream)
+        return reply
+
+    return call
+
+
 async def fetch_all(
     channel: Any, topic: str, ends: dict[int, int], args: argparse.Namespace, pid: int
 ) -> Figure:
     """Read every partition from offset 0 to its end; the offsets are cut into ranges of about
     ``--fetch-bytes`` (every batch holds BATCH_RECORDS records) that the workers take in turn."""
-    call = BrokerServiceStub(channel).Fetch
+    call = fetch_call(channel)
     max_bytes = args.fetch_bytes
     step = max(1, max_bytes // len(one_batch())) * BATCH_RECORDS
     ranges = [(p, o, min(o + step, end)) for p, end in ends.items() for o in range(0, end, step)]
@@ -199,7 +224,8 @@ async def throughput(cluster: LocalCluster, args: argparse.Namespace, echo_pid: 
     broker = next(iter(cluster.brokers.values()))
     assert broker.process is not None
     pid, batch = broker.process.pid, one_batch()
-    figures: dict[str, list[Figure]] = {n: [] for n in ("echo", "parse", "hop", "produce", "fetch")}
+    phases = ("echo", "parse", "hop", "stream", "produce", "fetch")
+    figures: dict[str, list[Figure]] = {n: [] for n in phases}
 
     def profile(run: int, name: str, target: int) -> contextlib.AbstractContextManager[None]:
         out = args.profile / name if args.profile and run == 1 else None
@@ -207,7 +233,7 @@ async def throughput(cluster: LocalCluster, args: argparse.Namespace, echo_pid: 
 
     def report(run: int, name: str, fig: Figure) -> None:
         figures[name].append(fig)
-        print(f"run {run} {fig.line(name)}", flush=True)
+        print(f"run {run} {line(name, fig)}", flush=True)
 
     async with ControllerClient(cluster.bootstrap) as client:
         await wait_unfenced(client)
@@ -223,6 +249,7 @@ async def throughput(cluster: LocalCluster, args: argparse.Namespace, echo_pid: 
                     ("echo", echo.unary_unary("/bench.Echo/Raw")),
                     ("parse", echo.unary_unary("/bench.Echo/Parse")),
                     ("hop", echo.unary_unary("/bench.Echo/Hop")),
+                    ("stream", stream_echo(echo, args.in_flight)),
                     ("produce", checked_produce(channel)),
                 ):
                     server = pid if name == "produce" else echo_pid
@@ -249,13 +276,19 @@ async def throughput(cluster: LocalCluster, args: argparse.Namespace, echo_pid: 
         figs.sort(key=lambda f: f.nbytes / f.elapsed)
         mid = figs[len(figs) // 2]
         mbps[name] = mid.nbytes / mid.elapsed
-        print(f"      {mid.line(name)}")
+        print(f"      {line(name, mid)}")
     print(
         f"produce / echo ceiling {mbps['produce'] / mbps['echo']:.2f}; "
         f"produce / parse-echo {mbps['produce'] / mbps['parse']:.2f}; "
         f"fetch (1 MiB replies) / echo {mbps['fetch'] / mbps['echo']:.2f}; "
         f"load average at the end {os.getloadavg()[0]:.2f}"
     )
+
+
+def line(name: str, fig: Figure) -> str:
+    """A phase's figures, with this client's CPU per call."""
+    client_us = fig.client_cpu * fig.elapsed / max(1, len(fig.latencies)) * 1e6
+    return f"{fig.line(name)} {client_us:4.0f} us/call"
 
 
 async def memory(cluster: LocalCluster, args: argparse.Namespace) -> None:

@@ -55,6 +55,7 @@ from raftka.client.throttle import ThrottleStats
 from raftka.client.types import TopicPartition
 from raftka.common.errors import RaftkaError
 from raftka.common.records.errors import RecordError
+from raftka.common.rpc.fetch_wire import EpochEnd, FetchAnswer, FetchResult
 from raftka.common.rpc.retry import RetryPolicy
 from raftka.common.rpc.status import error_from_rpc
 from raftka.common.tasks import cancel_and_wait
@@ -305,7 +306,7 @@ class Fetcher:
         request, started = self._request(tps)
         sent_at = self._clock()
         try:
-            response = await self._connections.stub(address).Fetch(
+            response = await self._connections.fetch(address)(
                 request, timeout=self._fetch_timeout_s
             )
         except grpc.aio.AioRpcError as e:
@@ -356,7 +357,7 @@ class Fetcher:
         return request, started
 
     def _handle(
-        self, response: pb.FetchResponse, started: dict[TopicPartition, tuple[int, int]]
+        self, response: FetchAnswer, started: dict[TopicPartition, tuple[int, int]]
     ) -> None:
         for r in response.results:
             tp = TopicPartition(r.topic, r.partition)
@@ -372,7 +373,7 @@ class Fetcher:
             ):
                 continue
             code = r.error_code
-            if code == _NONE and r.HasField("diverging_epoch"):
+            if code == _NONE and r.diverging_epoch is not None:
                 self._diverged(tp, state.position, r.diverging_epoch)
             elif code == _NONE:
                 self._backoff.succeeded(tp)
@@ -419,9 +420,7 @@ class Fetcher:
             self._buffer.add(CompletedFetch(tp, data, offset, spans, aborted))
             self.data_ready.set()
 
-    def _out_of_range(
-        self, tp: TopicPartition, offset: int, position: int, r: pb.FetchPartitionResult
-    ) -> None:
+    def _out_of_range(self, tp: TopicPartition, offset: int, position: int, r: FetchResult) -> None:
         if offset != position:  # a prefetch past buffered data: decided once that is consumed
             self._backoff.failed(tp)
             return
@@ -433,7 +432,7 @@ class Fetcher:
         self._subscription.apply_reset_policy(tp)
         self._buffer.clear(tp)
 
-    def _diverged(self, tp: TopicPartition, position: int, diverging: pb.EpochEndOffset) -> None:
+    def _diverged(self, tp: TopicPartition, position: int, diverging: EpochEnd) -> None:
         """The leader's log diverges from what this consumer fetched: it holds ``tp`` in
         epoch ``diverging.epoch`` only up to ``diverging.end_offset``. Buffered records past
         that point are dropped; a position past it means records already returned are gone

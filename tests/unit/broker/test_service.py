@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from raftka.broker.service import (
+from raftka.broker.fetch_handler import (
     DEFAULT_FETCH_MAX_BYTES,
     MAX_FETCH_RESPONSE_BYTES,
     fetch_response_budget,

@@ -17,6 +17,7 @@ from raftka.broker.producers.owners import ProducerOwners, batch_producers
 from raftka.broker.service import BrokerServicer
 from raftka.common.metadata.image import MetadataImage
 from raftka.common.records import build_batch
+from raftka.common.rpc.produce_wire import from_message as message
 from raftka.common.security.caller import bind_caller, reset_caller
 from raftka.common.security.guard import AccessGuard
 from raftka.common.security.model import (
@@ -145,18 +146,20 @@ def batch(producer_id: int = -1, epoch: int = 0) -> bytes:
 
 
 def produce(*topics: str, producer_id: int = -1, epoch: int = 0, txn: str = "") -> Any:
-    return pb.ProduceRequest(
-        acks=1,
-        transactional_id=txn,
-        topics=[
-            pb.TopicProduceData(
-                topic=t,
-                partitions=[
-                    pb.PartitionProduceData(partition=0, batches=batch(producer_id, epoch))
-                ],
-            )
-            for t in topics
-        ],
+    return message(
+        pb.ProduceRequest(
+            acks=1,
+            transactional_id=txn,
+            topics=[
+                pb.TopicProduceData(
+                    topic=t,
+                    partitions=[
+                        pb.PartitionProduceData(partition=0, batches=batch(producer_id, epoch))
+                    ],
+                )
+                for t in topics
+            ],
+        )
     )
 
 
@@ -266,7 +269,7 @@ def test_a_refused_transactional_batch_does_not_take_the_producer_id() -> None:
     check once, so her next write was refused)."""
     replicas = Replicas()
     s = servicer(replicas)
-    s._txn_writes = cast(Any, RefusingVerifier())
+    s._produce._txn_writes = cast(Any, RefusingVerifier())
     assert (
         as_(ALICE, handler("Produce")(s, produce("orders", producer_id=77), None))
         .results[0]
@@ -282,14 +285,17 @@ def test_a_refused_transactional_batch_does_not_take_the_producer_id() -> None:
             transactional=True,
         )
     )
-    request = pb.ProduceRequest(
-        acks=1,
-        transactional_id="bob-txn",
-        topics=[
-            pb.TopicProduceData(
-                topic="orders", partitions=[pb.PartitionProduceData(partition=0, batches=forged)]
-            )
-        ],
+    request = message(
+        pb.ProduceRequest(
+            acks=1,
+            transactional_id="bob-txn",
+            topics=[
+                pb.TopicProduceData(
+                    topic="orders",
+                    partitions=[pb.PartitionProduceData(partition=0, batches=forged)],
+                )
+            ],
+        )
     )
     response = as_(BOB, handler("Produce")(s, request, None))
     assert response.results[0].error_code == ErrorCode.INVALID_PRODUCER_ID_MAPPING

@@ -9,13 +9,17 @@ from typing import Any, TypeVar, cast
 
 import pytest
 
+from raftka.broker.fetch_handler import aborted_in_order, decode_records
+from raftka.broker.produce_handler import ProduceHandler
 from raftka.broker.producers.state import ProducerStateTable
-from raftka.broker.service import BrokerServicer, _add_aborted, _decode_result
+from raftka.broker.service import BrokerServicer
 from raftka.broker.transactions.verification import TxnWriteVerifier
 from raftka.common.errors import InvalidRequestError
 from raftka.common.group_errors import CoordinatorNotAvailableError
 from raftka.common.records import build_batch, validate
 from raftka.common.records.control import build_end_txn_marker
+from raftka.common.rpc.fetch_wire import AbortedTransaction, FetchResult
+from raftka.common.rpc.produce_wire import PartitionData
 from raftka.common.storage.txn_index import AbortedTxn
 from raftka.common.txn_errors import TransactionAbortableError
 from raftka.v1 import broker_pb2 as pb
@@ -40,32 +44,35 @@ def servicer(init: Any = None) -> BrokerServicer:
     )
 
 
-def records_data(**fields: Any) -> pb.PartitionProduceData:
-    return pb.PartitionProduceData(
-        partition=0, records=[pb.Record(value=b"a"), pb.Record(value=b"b")], **fields
+def records_data(**fields: Any) -> PartitionData:
+    """A partition in the plain-records form, as the broker receives it."""
+    return PartitionData(
+        plain=pb.PartitionProduceData(
+            partition=0, records=[pb.Record(value=b"a"), pb.Record(value=b"b")], **fields
+        )
     )
 
 
 def test_the_transactional_records_form_builds_a_transactional_batch() -> None:
     data = records_data(producer_id=42, producer_epoch=3, base_sequence=5, transactional=True)
-    header = validate(BrokerServicer._batches_of(data))
+    header = validate(ProduceHandler._batches_of(data))
     assert header.is_transactional and not header.is_control
     assert (header.producer_id, header.producer_epoch, header.base_sequence) == (42, 3, 5)
-    plain = validate(BrokerServicer._batches_of(records_data(producer_id=42, base_sequence=0)))
+    plain = validate(ProduceHandler._batches_of(records_data(producer_id=42, base_sequence=0)))
     assert not plain.is_transactional
 
 
 def test_the_transactional_records_form_needs_a_producer_id_and_no_batches() -> None:
     with pytest.raises(InvalidRequestError, match="need producer_id"):
-        BrokerServicer._batches_of(records_data(transactional=True))
+        ProduceHandler._batches_of(records_data(transactional=True))
     batch = bytes(build_batch([(1, None, b"v", ())]))
     with pytest.raises(InvalidRequestError, match="for the records form"):
-        BrokerServicer._batches_of(
-            pb.PartitionProduceData(partition=0, batches=batch, transactional=True)
+        ProduceHandler._batches_of(
+            PartitionData(plain=pb.PartitionProduceData(batches=batch, transactional=True))
         )
 
 
-def fetched_result() -> pb.FetchPartitionResult:
+def fetched_result() -> FetchResult:
     """Offsets 0 (plain), 1 (txn of producer 7, aborted), 2 (its ABORT marker), 3 (plain)."""
     batches = (
         bytes(build_batch([(1, None, b"plain", ())], base_offset=0))
@@ -82,22 +89,20 @@ def fetched_result() -> pb.FetchPartitionResult:
         + bytes(build_end_txn_marker(7, 1, False, 0, timestamp=1, base_offset=2))
         + bytes(build_batch([(1, None, b"later", ())], base_offset=3))
     )
-    result = pb.FetchPartitionResult(batches=batches)
-    result.aborted_transactions.add(producer_id=7, first_offset=1)
-    return result
+    return FetchResult(batches=batches, aborted_transactions=[AbortedTransaction(7, 1)])
 
 
 def test_decoded_read_committed_results_leave_out_aborted_and_control_records() -> None:
-    result = fetched_result()
-    _decode_result(result, isolation_level=1)
+    result = pb.FetchPartitionResult()
+    decode_records(result, fetched_result(), isolation_level=1)
     assert [(r.offset, r.value) for r in result.records] == [(0, b"plain"), (3, b"later")]
     # The broker filtered them itself: nothing is left for the caller to drop.
     assert not result.aborted_transactions and not result.batches
 
 
 def test_decoded_read_uncommitted_results_leave_out_control_records_only() -> None:
-    result = fetched_result()
-    _decode_result(result, isolation_level=0)
+    result = pb.FetchPartitionResult()
+    decode_records(result, fetched_result(), isolation_level=0)
     assert [(r.offset, r.value) for r in result.records] == [
         (0, b"plain"),
         (1, b"aborted"),
@@ -123,7 +128,7 @@ def test_init_producer_id_with_a_transactional_id_asks_the_transaction_coordinat
 
 def test_produce_to_the_transaction_state_topic_is_refused() -> None:
     result = run(
-        servicer()._produce_one(
+        servicer()._produce._produce_one(
             "__transaction_state", records_data(), acks=-1, timeout_s=1.0, transactional_id=""
         )
     )
@@ -134,9 +139,7 @@ def test_produce_to_the_transaction_state_topic_is_refused() -> None:
 def test_aborted_transactions_are_answered_in_first_offset_order() -> None:
     # As the transaction index holds them: by marker offset (B's marker came first).
     by_marker = [AbortedTxn(5, 40, 60, 40), AbortedTxn(3, 10, 70, 70), AbortedTxn(4, 10, 80, 80)]
-    result = pb.FetchPartitionResult()
-    _add_aborted(result, by_marker)
-    assert [(a.producer_id, a.first_offset) for a in result.aborted_transactions] == [
+    assert [(a.producer_id, a.first_offset) for a in aborted_in_order(by_marker)] == [
         (3, 10),
         (4, 10),
         (5, 40),
@@ -179,10 +182,10 @@ def test_an_unverified_transactional_write_is_refused_before_the_append() -> Non
         txn_writes=TxnWriteVerifier(_Refusing()),
     )
     data = records_data(producer_id=42, producer_epoch=3, base_sequence=0, transactional=True)
-    result = run(service._produce_one("events", data, -1, 1.0, "t1"))
+    result = run(service._produce._produce_one("events", data, -1, 1.0, "t1"))
     assert result.error_code == ErrorCode.TRANSACTION_ABORTABLE
     assert "abort the transaction" in result.error_message
-    result = run(service._produce_one("events", data, -1, 1.0, ""))
+    result = run(service._produce._produce_one("events", data, -1, 1.0, ""))
     assert result.error_code == ErrorCode.INVALID_TXN_STATE
     assert "transactional_id" in result.error_message
     assert leader.appended == 0

@@ -16,6 +16,7 @@ import grpc
 from raftka.client.connections import BrokerConnections
 from raftka.common.records.batch import read_batch_size, set_partition_leader_epoch
 from raftka.common.records.builder import build_batch
+from raftka.common.rpc.fetch_wire import FetchAnswer, FetchCall, decode_fetch_response
 from raftka.v1 import broker_pb2 as pb
 from raftka.v1.broker_pb2_grpc import BrokerServiceStub
 from raftka.v1.common_pb2 import ErrorCode
@@ -163,6 +164,16 @@ class FakeCluster(BrokerConnections):
 
     def stub(self, address: str) -> BrokerServiceStub:
         return cast(BrokerServiceStub, _FakeStub(self, address))
+
+    def fetch(self, address: str) -> FetchCall:
+        """As BrokerConnections.fetch: the fake broker's answer, through the wire codec."""
+        stub = _FakeStub(self, address)
+
+        async def call(request: pb.FetchRequest, *, timeout: float) -> FetchAnswer:  # noqa: ASYNC109
+            response = await stub.Fetch(request, timeout)
+            return decode_fetch_response(response.SerializeToString())
+
+        return call
 
     async def close(self) -> None:
         pass
