@@ -83,6 +83,7 @@ async def _work(spec: dict[str, Any]) -> dict[str, Any]:
 
         gc.callbacks.append(timed_gc)
         api, mode, records = spec["api"], spec["mode"], spec["records"]
+        track = spec["variant"] != "plain" or mode == "rate"
         rate = spec["rate"] if mode == "rate" else 0
         cpu0, wall0 = time.process_time(), monotonic()
         if api == "many":
@@ -95,7 +96,8 @@ async def _work(spec: dict[str, Any]) -> dict[str, Any]:
                     if ahead > 0:
                         await asyncio.sleep(ahead)
                 group = await producer.send_many(topic, [payload] * n)
-                group.add_done_callback(acknowledged(monotonic()))
+                if track:
+                    group.add_done_callback(acknowledged(monotonic()))
                 sent += n
         else:
             nowait = getattr(producer, "send_nowait", None) if api == "nowait" else None
@@ -107,7 +109,8 @@ async def _work(spec: dict[str, Any]) -> dict[str, Any]:
                 handle = nowait(topic, payload) if nowait is not None else None
                 if handle is None:  # (send_nowait: None when send() would wait)
                     handle = await producer.send(topic, payload)
-                handle.add_done_callback(acknowledged(monotonic()))
+                if track:
+                    handle.add_done_callback(acknowledged(monotonic()))
                 if i % 1000 == 999:
                     await asyncio.sleep(0)  # as a real application would, now and then
         await producer.flush()
@@ -217,7 +220,9 @@ def main() -> None:
         default="send,nowait,many,send-rate",
         help="comma-separated API-VARIANT names: API send, nowait or many; VARIANT none (as "
         "fast as it goes), rate (at --rate), gc (gc.freeze() and gc.set_threshold(10_000, 20, "
-        "20) after start-up), linger (linger_when_idle=True), linger+rate is 'linger_rate'",
+        "20) after start-up), linger (linger_when_idle=True), linger+rate is 'linger_rate', "
+        "plain (no callback per record: deliveries dropped, one flush at the end, as "
+        "bench_compare's replicated case)",
     )
     parser.add_argument("--baseline-python", help="also run the send cases with this python")
     parser.add_argument("--profile", type=Path, help="py-spy flame graphs into this directory")

@@ -29,26 +29,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
 import structlog
 
 from raftka.client.connections import BrokerConnections
+from raftka.client.consumer.commits import CommitCallback, ConsumerCommits
 from raftka.client.consumer.config import ConsumerConfig
 from raftka.client.consumer.errors import GroupRequiredError, IllegalStateError
 from raftka.client.consumer.fetch_buffer import FetchBuffer
 from raftka.client.consumer.fetcher import Fetcher, FetchListener
-from raftka.client.consumer.group_offsets import (
-    MEMBERSHIP_ERRORS,
-    AutoCommitter,
-    CommitListener,
-    GroupOffsetStore,
-)
+from raftka.client.consumer.group_offsets import AutoCommitter, CommitListener, GroupOffsetStore
 from raftka.client.consumer.membership import ConsumerGroupMetadata, GroupMember, Subscription
 from raftka.client.consumer.offset_store import OffsetAndMetadata, OffsetStore
-from raftka.client.consumer.offsets import EARLIEST, LATEST, OffsetAndTimestamp, OffsetLookup
+from raftka.client.consumer.offsets import OffsetAndTimestamp, OffsetLookup
+from raftka.client.consumer.positions import ConsumerPositions
 from raftka.client.consumer.rebalance import PartitionHandover, PartitionsCallback
 from raftka.client.consumer.records import ConsumerRecord
 from raftka.client.consumer.subscription import ResetStrategy, SubscriptionState
@@ -57,14 +54,12 @@ from raftka.client.metadata_cache import MetadataCache
 from raftka.client.security import security_of
 from raftka.client.throttle import ThrottleStats
 from raftka.client.types import TopicPartition
-from raftka.common.errors import RaftkaError, RequestTimedOutError
+from raftka.common.errors import RaftkaError
 from raftka.common.rpc.retry import Deadline, RetryPolicy
-from raftka.common.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
-
-CommitCallback = Callable[[dict[TopicPartition, OffsetAndMetadata], RaftkaError | None], None]
+__all__ = ["AsyncConsumer", "CommitCallback"]
 
 
 class AsyncConsumer:
@@ -90,7 +85,7 @@ class AsyncConsumer:
             config.retry_backoff_ms / 1000, max(1.0, config.retry_backoff_ms / 1000)
         )
         self._request_timeout_s = config.request_timeout_ms / 1000
-        self._position_retry = retry
+        self._retry = retry
         self._metadata = MetadataCache(
             config.bootstrap_addresses,
             self._connections,
@@ -119,9 +114,7 @@ class AsyncConsumer:
         self._member: GroupMember | None = None
         self._handover: PartitionHandover | None = None
         self._processed: dict[TopicPartition, OffsetAndMetadata] = {}
-        self._commits: set[asyncio.Task[None]] = set()
         self._coordinator: GroupCoordinator | None = None
-        self._offset_store: OffsetStore | None = offset_store
         self._auto_commit: AutoCommitter | None = None
         self._warned_missing: set[str] = set()
         if config.group_id is not None:
@@ -136,15 +129,19 @@ class AsyncConsumer:
                 # Every consumer asks for stable offsets (KIP-447: Kafka's consumer always
                 # sets require_stable): a commit a transaction has just made is waited for,
                 # not answered with the offset before it.
-                self._offset_store = GroupOffsetStore(
+                offset_store = GroupOffsetStore(
                     self._coordinator, self._identity, require_stable=True
                 )
-            if config.enable_auto_commit:
-                self._auto_commit = AutoCommitter(
-                    self._commit_offsets,
-                    lambda: dict(self._processed),
-                    config.auto_commit_interval_ms / 1000,
-                )
+        self._positions = ConsumerPositions(
+            self._subscription, self._buffer, self._fetcher, self._lookup, offset_store, retry
+        )
+        self._commits = ConsumerCommits(offset_store, self._positions.current)
+        if config.group_id is not None and config.enable_auto_commit:
+            self._auto_commit = self._commits.auto_commit = AutoCommitter(
+                self._commits.commit_offsets,
+                lambda: dict(self._processed),
+                config.auto_commit_interval_ms / 1000,
+            )
 
     def _identity(self) -> tuple[str, int]:
         return self._member.identity if self._member is not None else ("", -1)
@@ -191,8 +188,8 @@ class AsyncConsumer:
             self._handover.on_lost = on_lost
             self._member.resubscribe(subscription)
             return
-        assert self._coordinator is not None and self._offset_store is not None
-        store = self._offset_store
+        assert self._coordinator is not None and self._commits.offset_store is not None
+        store = self._commits.offset_store
         if not isinstance(store, GroupOffsetStore):
             raise GroupRequiredError("subscribe() needs the group coordinator's offset store")
         self._handover = PartitionHandover(
@@ -216,7 +213,7 @@ class AsyncConsumer:
         self._check_open()
         member, self._member = self._member, None
         if member is not None:
-            self._processed = self._positions()
+            self._processed = self._positions.current()
             await member.close()
 
     async def _warn_missing_topics(self, topics: tuple[str, ...]) -> None:
@@ -267,28 +264,18 @@ class AsyncConsumer:
     def seek(self, tp: TopicPartition, offset: int) -> None:
         """poll() continues ``tp`` from ``offset``."""
         self._check_open()
-        self._subscription.seek(tp, offset)
-        self._buffer.clear(tp)
-        self._fetcher.wakeup()
+        self._positions.seek(tp, offset)
 
     def seek_to_beginning(self, *partitions: TopicPartition) -> None:
         """Continue from the log start (of every assigned partition if none are named);
         looked up lazily, by the next poll() or position()."""
-        self._seek_to(ResetStrategy.EARLIEST, partitions)
+        self._check_open()
+        self._positions.seek_to(ResetStrategy.EARLIEST, partitions)
 
     def seek_to_end(self, *partitions: TopicPartition) -> None:
         """Continue from the high watermark: only records produced from now on."""
-        self._seek_to(ResetStrategy.LATEST, partitions)
-
-    def _seek_to(self, strategy: ResetStrategy, partitions: tuple[TopicPartition, ...]) -> None:
         self._check_open()
-        targets = list(partitions) or self._subscription.partitions()
-        for tp in targets:
-            self._subscription.state(tp)  # not assigned: raise before changing anything
-        for tp in targets:
-            self._subscription.request_reset(tp, strategy)
-            self._buffer.clear(tp)
-        self._fetcher.wakeup()
+        self._positions.seek_to(ResetStrategy.LATEST, partitions)
 
     async def position(self, tp: TopicPartition, timeout_ms: float | None = None) -> int:
         """The offset of the next record poll() returns for ``tp``, looking it up first if
@@ -297,55 +284,7 @@ class AsyncConsumer:
         self._check_open()
         self._subscription.state(tp)  # raises for a partition not assigned
         self._start()
-        wait_s = self._timeout_s(timeout_ms)
-        deadline = Deadline(wait_s)
-        attempt = 0
-        while True:
-            await self._init_positions()
-            state = self._subscription.state(tp)
-            if state.error is not None:
-                raise state.error
-            if state.reset is not None:
-                version, strategy = state.version, state.reset
-                found = (await self._lookup.lookup({tp: int(strategy)}, deadline)).get(tp)
-                if found is not None and self._subscription.state(tp).version == version:
-                    self.seek(tp, found.offset)
-            position = self._subscription.state(tp).position
-            if position is not None:
-                return position
-            # Its committed offset could not be read yet (coordinator moving, a rebalance in
-            # flight), or a concurrent seek_to_* started a new lookup: try again shortly.
-            if deadline.expired():
-                raise RequestTimedOutError(
-                    f"position({tp}): no starting offset within {wait_s:g}s (the "
-                    "group's committed offset could not be read); call it again"
-                )
-            attempt += 1
-            await asyncio.sleep(min(self._position_retry.backoff(attempt), deadline.remaining()))
-
-    async def _init_positions(self) -> None:
-        """Give newly assigned partitions a starting point: their committed offset (with a
-        group), else the reset policy."""
-        pending = self._subscription.initializing()
-        if not pending:
-            return
-        if self._offset_store is not None:
-            try:
-                committed = await self._offset_store.fetch_committed(pending)
-            except RaftkaError as e:
-                if not (e.retriable or isinstance(e, MEMBERSHIP_ERRORS)):
-                    raise
-                # Never the reset policy for want of an answer: that would rewind (or skip)
-                # past what the group committed. The next poll() asks again.
-                log.info("consumer_committed_offsets_retry", error=e.message)
-                return
-            for tp, c in committed.items():
-                if self._subscription.is_assigned(tp) and self._subscription.state(tp).initializing:
-                    self._subscription.seek(tp, c.offset)
-        for tp in pending:
-            if self._subscription.is_assigned(tp) and self._subscription.state(tp).initializing:
-                self._subscription.apply_reset_policy(tp)
-        self._fetcher.wakeup()
+        return await self._positions.position(tp, self._timeout_s(timeout_ms))
 
     # ------------------------------------------------------------------ offset lookups
 
@@ -355,32 +294,21 @@ class AsyncConsumer:
         """For each partition, the first record whose timestamp is at or after the given one
         (ms since the epoch), or None if there is none."""
         self._check_open()
-        for tp, ts in timestamps.items():
-            if isinstance(ts, bool) or not isinstance(ts, int) or ts < 0:
-                raise IllegalStateError(
-                    f"offsets_for_times: {tp} has timestamp {ts!r}; use ms >= 0"
-                )
-        return await self._lookup.lookup(timestamps, Deadline(self._timeout_s(timeout_ms)))
+        return await self._positions.offsets_for_times(timestamps, self._timeout_s(timeout_ms))
 
     async def beginning_offsets(
         self, partitions: Iterable[TopicPartition], timeout_ms: float | None = None
     ) -> dict[TopicPartition, int]:
         """Each partition's log start offset."""
-        return await self._special_offsets(partitions, EARLIEST, timeout_ms)
+        self._check_open()
+        return await self._positions.log_ends(partitions, False, self._timeout_s(timeout_ms))
 
     async def end_offsets(
         self, partitions: Iterable[TopicPartition], timeout_ms: float | None = None
     ) -> dict[TopicPartition, int]:
         """Each partition's high watermark: the offset the next committed record will get."""
-        return await self._special_offsets(partitions, LATEST, timeout_ms)
-
-    async def _special_offsets(
-        self, partitions: Iterable[TopicPartition], which: int, timeout_ms: float | None
-    ) -> dict[TopicPartition, int]:
         self._check_open()
-        wanted = {TopicPartition(*tp): which for tp in partitions}
-        found = await self._lookup.lookup(wanted, Deadline(self._timeout_s(timeout_ms)))
-        return {tp: f.offset for tp, f in found.items() if f is not None}
+        return await self._positions.log_ends(partitions, True, self._timeout_s(timeout_ms))
 
     # ------------------------------------------------------------------ poll
 
@@ -401,7 +329,7 @@ class AsyncConsumer:
             raise IllegalStateError(
                 "poll() needs partitions to read: call assign() or subscribe() first"
             )
-        self._processed = self._positions()  # what earlier polls returned is processed now
+        self._processed = self._positions.current()  # earlier polls' records are processed
         self._start()
         if self._member is not None:
             if self._member.fatal is not None:
@@ -409,9 +337,7 @@ class AsyncConsumer:
             if not self._member.running and not self._member.left_for_poll_timeout:
                 topics = self._member.subscription.topics
                 if topics:
-                    task = asyncio.ensure_future(self._warn_missing_topics(topics))
-                    self._commits.add(task)
-                    task.add_done_callback(self._commits.discard)
+                    self._commits.track(asyncio.ensure_future(self._warn_missing_topics(topics)))
             self._member.polled()
         if self._handover is not None and self._handover.error is not None:
             failed, self._handover.error = self._handover.error, None
@@ -421,7 +347,7 @@ class AsyncConsumer:
         # without ever yielding, and responses and prefetches would wait until the buffer ran dry.
         await asyncio.sleep(0)
         while True:
-            await self._init_positions()
+            await self._positions.init_positions()
             error = self._subscription.first_error() or self._fetcher.refresher.connection_error()
             if error is not None:
                 raise error
@@ -436,7 +362,7 @@ class AsyncConsumer:
                 continue
             wait_s = deadline.remaining()
             if self._subscription.initializing():  # a committed offset to ask for again
-                wait_s = min(wait_s, self._position_retry.backoff(1))
+                wait_s = min(wait_s, self._retry.backoff(1))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait_s):
                     await self._fetcher.data_ready.wait()
@@ -451,7 +377,7 @@ class AsyncConsumer:
         (CommitFailedError if the group no longer takes its commits), else as a simple
         group."""
         self._check_open()
-        await self._commit_offsets(self._to_commit(offsets))
+        await self._commits.commit(offsets)
 
     def commit_async(
         self,
@@ -461,65 +387,12 @@ class AsyncConsumer:
         """Start a commit and return at once; ``callback(offsets, error_or_None)`` runs when
         it is done (a failure without a callback is logged). Await the task to wait."""
         self._check_open()
-        to_commit = self._to_commit(offsets)
-
-        async def run() -> None:
-            error: RaftkaError | None = None
-            try:
-                await self._commit_offsets(to_commit)
-            except RaftkaError as e:
-                error = e
-                if callback is None:
-                    log.warning("consumer_commit_async_failed", error=e.message)
-            if callback is not None:
-                callback(dict(to_commit), error)
-
-        task = asyncio.ensure_future(run())
-        self._commits.add(task)
-        task.add_done_callback(self._commits.discard)
-        return task
-
-    def _to_commit(
-        self, offsets: Mapping[TopicPartition, int | OffsetAndMetadata] | None
-    ) -> dict[TopicPartition, OffsetAndMetadata]:
-        if self._offset_store is None:
-            raise GroupRequiredError(
-                "commit() needs a consumer group: set group_id (committed offsets live in a "
-                "group; with assign() it is a memberless 'simple' group)"
-            )
-        if offsets is None:
-            return self._positions()
-        out: dict[TopicPartition, OffsetAndMetadata] = {}
-        for tp, o in offsets.items():
-            if isinstance(o, OffsetAndMetadata):
-                out[TopicPartition(*tp)] = o
-            elif isinstance(o, bool) or not isinstance(o, int) or o < 0:
-                raise IllegalStateError(f"commit(): {tp} offset {o!r} must be an integer >= 0")
-            else:
-                out[TopicPartition(*tp)] = OffsetAndMetadata(o)
-        return out
-
-    async def _commit_offsets(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
-        assert self._offset_store is not None
-        await self._offset_store.commit(offsets)
-        if self._auto_commit is not None:
-            self._auto_commit.committed(offsets)
-
-    def _positions(self) -> dict[TopicPartition, OffsetAndMetadata]:
-        return {
-            tp: OffsetAndMetadata(s.position, s.leader_epoch)
-            for tp in self._subscription.partitions()
-            if (s := self._subscription.state(tp)).position is not None
-        }
+        return self._commits.commit_async(offsets, callback)
 
     async def committed(self, tp: TopicPartition) -> OffsetAndMetadata | None:
         """The group's committed offset for ``tp``, or None."""
         self._check_open()
-        if self._offset_store is None:
-            raise GroupRequiredError("committed() needs a consumer group: set group_id")
-        return (await self._offset_store.fetch_committed([TopicPartition(*tp)])).get(
-            TopicPartition(*tp)
-        )
+        return await self._commits.committed(tp)
 
     def group_metadata(self) -> ConsumerGroupMetadata:
         """Who this consumer is in its group now (Kafka's groupMetadata()): the member id and
@@ -533,9 +406,7 @@ class AsyncConsumer:
         """Call ``listener(offsets)`` after every commit the coordinator acknowledged
         (explicit, asynchronous, automatic, before a revocation, on close), on the consumer's
         event loop. The failover experiments record commits with it."""
-        if not isinstance(self._offset_store, GroupOffsetStore):
-            raise GroupRequiredError("add_commit_listener() needs a consumer group: set group_id")
-        self._offset_store.commit_listeners.append(listener)
+        self._commits.add_listener(listener)
 
     # ------------------------------------------------------------------ diagnostics
 
@@ -569,24 +440,20 @@ class AsyncConsumer:
             return
         self._closed = True
         # Closing: everything poll() returned counts as processed.
-        self._processed = self._positions()
+        self._processed = self._positions.current()
         if self._auto_commit is not None:
             await self._auto_commit.close()
         try:
             if self._member is not None:
                 await self._member.close()
             elif self._auto_commit is not None and self._subscription.partitions():
-                await self._commit_offsets(self._auto_commit.pending())
+                await self._commits.commit_offsets(self._auto_commit.pending())
         except RaftkaError as e:
             log.warning("consumer_close_commit_failed", error=e.message)
-        if self._commits:  # let commit_async() calls finish (Kafka's close does too)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._request_timeout_s):
-                    await asyncio.gather(*self._commits, return_exceptions=True)
-        await cancel_and_wait(list(self._commits))
+        await self._commits.finish(self._request_timeout_s)  # commit_async() calls finish
         await self._fetcher.close()
-        if self._offset_store is not None:
-            await self._offset_store.close()
+        if self._commits.offset_store is not None:
+            await self._commits.offset_store.close()
         await self._connections.close()
 
     async def __aenter__(self) -> AsyncConsumer:

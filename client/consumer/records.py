@@ -28,7 +28,7 @@ from raftka.common.records.batch import (
     validate,
 )
 from raftka.common.records.control import is_end_txn_marker, parse_end_txn_marker
-from raftka.common.records.decoder import decode_raw
+from raftka.common.records.decoder import decode_as
 from raftka.common.records.errors import InvalidRecordError, RecordError
 
 Headers = tuple[tuple[str, bytes | None], ...]
@@ -38,8 +38,8 @@ class ConsumerRecord(NamedTuple):
     """One record as poll() returns it (immutable).
 
     A named tuple rather than a frozen dataclass: made once per record delivered, it must be
-    cheap to build (one C call, rather than a Python ``__init__`` that sets each field through
-    ``object.__setattr__``)."""
+    cheap to build (the record codec makes a batch's records in one call,
+    ``decoder.decode_as``, rather than a Python ``__init__`` per record)."""
 
     topic: str
     partition: int
@@ -55,9 +55,6 @@ class ConsumerRecord(NamedTuple):
     @property
     def topic_partition(self) -> TopicPartition:
         return TopicPartition(self.topic, self.partition)
-
-
-_new_record = tuple.__new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +123,7 @@ class CompletedFetch:
         """The leader epoch of the last batch behind ``next_offset``: of the last record
         returned, or of a control or aborted batch skipped after it (as Kafka's consumer
         keeps it), so the next fetch's divergence check starts from the right epoch."""
+        self._prefix = (tp.topic, tp.partition)
         self._aborted = deque(sorted(aborted, key=lambda a: a[1]))
         self._aborted_ids: set[int] = set()
 
@@ -170,32 +168,22 @@ class CompletedFetch:
         if header.is_control or header.next_offset <= self.next_offset:
             self._enter(header)
             return
+        epoch = header.partition_leader_epoch
+        leader_epoch = None if epoch == NO_PARTITION_LEADER_EPOCH else epoch
         try:
-            raw = decode_raw(self._data, span.position)
+            # One codec call makes the batch's ConsumerRecords (below the fetch offset: left
+            # out, when the fetch started inside this batch).
+            self._pending = decode_as(
+                self._data,
+                span.position,
+                ConsumerRecord,
+                self._prefix,
+                (leader_epoch,),
+                self.next_offset - header.base_offset,
+            )
         except RecordError as e:
             self._fail(header, e)
             return
-        epoch = header.partition_leader_epoch
-        leader_epoch = None if epoch == NO_PARTITION_LEADER_EPOCH else epoch
-        topic, partition = self.tp
-        new, cls = _new_record, ConsumerRecord
-        base, first, stamp = raw.base_offset, raw.base_timestamp, raw.log_append_time
-        records = raw.records
-        start = self.next_offset - base
-        if start > 0:  # the fetch started inside this batch
-            records = [r for r in records if r[0] >= start]
-        if stamp is None:
-            self._pending = [
-                new(cls, (topic, partition, base + delta, first + ts, key, value, headers,
-                          leader_epoch))
-                for delta, ts, key, value, headers in records
-            ]  # fmt: skip
-        else:
-            self._pending = [
-                new(cls, (topic, partition, base + delta, stamp, key, value, headers,
-                          leader_epoch))
-                for delta, _, key, value, headers in records
-            ]  # fmt: skip
         self._enter(header)
 
     def _enter(self, header: BatchHeader) -> None:

@@ -1,7 +1,7 @@
 """One partition's batch of records on its way to the leader.
 
 Records are kept as columns (timestamps, keys, values, headers: no object per record) and
-encoded in one call when the batch closes (``RecordBatchBuilder.extend``: the compiled record
+encoded in one call when the batch closes (``RecordBatchBuilder.extend_columns``: the compiled record
 codec, or its pure-Python twin, over the whole batch). The batch has one
 outcome (base offset and append time, or an error), set once when it is answered; each
 record's :class:`~raftka.client.producer.delivery.RecordDelivery` resolves from it.
@@ -169,10 +169,9 @@ class ProducerBatch:
         return self.payload
 
     def _encode(self) -> bytearray:
-        """One codec call for the whole batch (``RecordBatchBuilder.extend``)."""
+        """One codec call for the whole batch (``RecordBatchBuilder.extend_columns``)."""
         builder = RecordBatchBuilder(compression=self.compression, transactional=self.transactional)
-        headers: Iterable[RecordHeaders] = self.headers if self.headers is not None else repeat(())
-        builder.extend(list(zip(self.timestamps, self.keys, self.values, headers, strict=False)))
+        builder.extend_columns(self.timestamps, self.keys, self.values, self.headers)
         return builder.build()
 
     def stamp(self, producer_id: int, producer_epoch: int, sequence: int) -> None:

@@ -490,6 +490,11 @@ class AsyncProducer:
         return self._txn
 
     @property
+    def requests_in_flight(self) -> int:
+        """Produce requests sent and not answered yet (every broker)."""
+        return self._sender.requests_in_flight
+
+    @property
     def throttle(self) -> ThrottleStats:
         """The brokers' quota throttle times seen in Produce answers (``.as_dict()``)."""
         return self._sender.throttle

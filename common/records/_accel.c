@@ -186,6 +186,74 @@ static int valid_utf8(const unsigned char *s, long long n) {
 
 /* ------------------------------------------------------------------ walking */
 
+/* How decode_records_as makes each record: an instance of the tuple subclass cls holding
+ * (*prefix, base_offset + offset delta, timestamp, key, value, headers, *suffix), where the
+ * timestamp is stamp (not None) or base_timestamp + timestamp delta; records whose offset
+ * delta is below start are walked (and checked) but not made. */
+typedef struct {
+    PyTypeObject *cls;
+    PyObject *prefix;
+    PyObject *suffix;
+    long long base_offset;
+    long long base_timestamp;
+    PyObject *stamp;
+    long long start;
+} Shape;
+
+/* a + b as a Python int, exact beyond int64 too (as Python's sum would be). */
+static PyObject *sum_of(long long a, long long b) {
+    long long r;
+    if (!__builtin_add_overflow(a, b, &r)) return PyLong_FromLongLong(r);
+    PyObject *x = PyLong_FromLongLong(a);
+    PyObject *y = x ? PyLong_FromLongLong(b) : NULL;
+    PyObject *total = y ? PyNumber_Add(x, y) : NULL;
+    Py_XDECREF(x);
+    Py_XDECREF(y);
+    return total;
+}
+
+/* The record as shape says; steals key, value and headers (even when it fails). */
+static PyObject *shaped(const Shape *shape, long long offset_delta, long long timestamp_delta,
+                        PyObject *key, PyObject *value, PyObject *headers) {
+    const Py_ssize_t np = PyTuple_GET_SIZE(shape->prefix);
+    const Py_ssize_t ns = PyTuple_GET_SIZE(shape->suffix);
+    PyObject *offset = sum_of(shape->base_offset, offset_delta);
+    PyObject *timestamp = NULL;
+    if (offset != NULL) {
+        if (shape->stamp != Py_None) {
+            timestamp = shape->stamp;
+            Py_INCREF(timestamp);
+        } else {
+            timestamp = sum_of(shape->base_timestamp, timestamp_delta);
+        }
+    }
+    PyObject *record = timestamp ? shape->cls->tp_alloc(shape->cls, np + 5 + ns) : NULL;
+    if (record == NULL) {
+        Py_XDECREF(offset);
+        Py_XDECREF(timestamp);
+        Py_DECREF(key);
+        Py_DECREF(value);
+        Py_DECREF(headers);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < np; i++) {
+        PyObject *item = PyTuple_GET_ITEM(shape->prefix, i);
+        Py_INCREF(item);
+        PyTuple_SET_ITEM(record, i, item);
+    }
+    PyTuple_SET_ITEM(record, np, offset);
+    PyTuple_SET_ITEM(record, np + 1, timestamp);
+    PyTuple_SET_ITEM(record, np + 2, key);
+    PyTuple_SET_ITEM(record, np + 3, value);
+    PyTuple_SET_ITEM(record, np + 4, headers);
+    for (Py_ssize_t i = 0; i < ns; i++) {
+        PyObject *item = PyTuple_GET_ITEM(shape->suffix, i);
+        Py_INCREF(item);
+        PyTuple_SET_ITEM(record, np + 5 + i, item);
+    }
+    return record;
+}
+
 static PyObject *bytes_or_none(Walker *w, long long start, long long stop) {
     if (stop < 0) {
         Py_RETURN_NONE;
@@ -193,10 +261,11 @@ static PyObject *bytes_or_none(Walker *w, long long start, long long stop) {
     return PyBytes_FromStringAndSize((const char *)w->data + start, (Py_ssize_t)(stop - start));
 }
 
-/* Walks count records. In decode mode (out != NULL) appends tuples to the list out and
- * skips the offset and timestamp checks. Returns 0, or -1 with w->failed set. */
+/* Walks count records. In decode mode (out != NULL) appends tuples (or, with a shape, the
+ * records it describes) to the list out and skips the offset and timestamp checks. Returns 0,
+ * or -1 with w->failed set. */
 static int walk(Walker *w, long long count, long long base_timestamp, PyObject *out,
-                long long *low, long long *high) {
+                const Shape *shape, long long *low, long long *high) {
     const int decode = out != NULL;
     const long long end = w->end;
     const long long position = w->position;
@@ -256,7 +325,8 @@ static int walk(Walker *w, long long count, long long base_timestamp, PyObject *
             return fail(w, "header count %lld at byte %lld is negative", header_count, at);
         }
         PyObject *headers = NULL;
-        if (decode) {
+        const int make = decode && (shape == NULL || offset_delta >= shape->start);
+        if (make && header_count > 0) {
             headers = PyList_New(0);
             if (headers == NULL) goto python_error;
         }
@@ -272,7 +342,7 @@ static int walk(Walker *w, long long count, long long base_timestamp, PyObject *
             snprintf(name, sizeof name, "header %lld value", number);
             if (read_field(w, stop, record_end, name, 1, &vstart, &vstop) < 0) goto corrupt;
             pos = vstop < 0 ? vstart : vstop;
-            if (decode) {
+            if (make) {
                 PyObject *hkey = PyUnicode_DecodeUTF8((const char *)w->data + start,
                                                       (Py_ssize_t)(stop - start), "strict");
                 if (hkey == NULL) goto python_error_headers;
@@ -296,22 +366,23 @@ static int walk(Walker *w, long long count, long long base_timestamp, PyObject *
                  position + record_end, position + pos);
             goto corrupt;
         }
-        if (decode) {
+        if (make) {
             PyObject *key = bytes_or_none(w, key_start, key_stop);
             PyObject *value = key ? bytes_or_none(w, value_start, value_stop) : NULL;
-            PyObject *header_tuple = value ? PyList_AsTuple(headers) : NULL;
-            Py_DECREF(headers);
-            PyObject *record = header_tuple
-                                   ? Py_BuildValue("(LLNNN)", offset_delta, timestamp_delta, key,
-                                                   value, header_tuple)
-                                   : NULL;
-            if (record == NULL) {
-                if (header_tuple == NULL) {
-                    Py_XDECREF(key);
-                    Py_XDECREF(value);
-                }
-                goto python_error;
+            PyObject *header_tuple = NULL;
+            if (value != NULL) header_tuple = headers ? PyList_AsTuple(headers) : PyTuple_New(0);
+            Py_XDECREF(headers);
+            PyObject *record = NULL;
+            if (header_tuple == NULL) {
+                Py_XDECREF(key);
+                Py_XDECREF(value);
+            } else if (shape != NULL) {
+                record = shaped(shape, offset_delta, timestamp_delta, key, value, header_tuple);
+            } else {
+                record = Py_BuildValue("(LLNNN)", offset_delta, timestamp_delta, key, value,
+                                       header_tuple);
             }
+            if (record == NULL) goto python_error;
             int appended = PyList_Append(out, record);
             Py_DECREF(record);
             if (appended < 0) goto python_error;
@@ -357,10 +428,10 @@ static PyObject *validate_records(PyObject *self, PyObject *args) {
     int result;
     if (data.len >= NOGIL_BYTES) {
         Py_BEGIN_ALLOW_THREADS
-        result = walk(&w, count, base_timestamp, NULL, &low, &high);
+        result = walk(&w, count, base_timestamp, NULL, NULL, &low, &high);
         Py_END_ALLOW_THREADS
     } else {
-        result = walk(&w, count, base_timestamp, NULL, &low, &high);
+        result = walk(&w, count, base_timestamp, NULL, NULL, &low, &high);
     }
     PyBuffer_Release(&data);
     if (result < 0) {
@@ -382,7 +453,46 @@ static PyObject *decode_records(PyObject *self, PyObject *args) {
     }
     Walker w = {data.buf, data.len, position, 0, 0, {0}};
     long long low, high;
-    int result = walk(&w, count, 0, out, &low, &high);
+    int result = walk(&w, count, 0, out, NULL, &low, &high);
+    PyBuffer_Release(&data);
+    if (result < 0) {
+        Py_DECREF(out);
+        return raise_walk_error(&w);
+    }
+    return out;
+}
+
+static PyObject *decode_records_as(PyObject *self, PyObject *args) {
+    Py_buffer data;
+    long long count, position;
+    Shape shape;
+    PyObject *cls;
+    if (!PyArg_ParseTuple(args, "y*LLOO!O!LLOL:decode_records_as", &data, &count, &position,
+                          &cls, &PyTuple_Type, &shape.prefix, &PyTuple_Type, &shape.suffix,
+                          &shape.base_offset, &shape.base_timestamp, &shape.stamp,
+                          &shape.start)) {
+        return NULL;
+    }
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &PyTuple_Type)) {
+        PyBuffer_Release(&data);
+        PyErr_Format(PyExc_TypeError, "decode_records_as: cls must be a tuple type, not %R", cls);
+        return NULL;
+    }
+    if (shape.stamp != Py_None && !PyLong_CheckExact(shape.stamp)) {
+        PyBuffer_Release(&data);
+        PyErr_Format(PyExc_TypeError, "decode_records_as: stamp must be int or None, not %R",
+                     shape.stamp);
+        return NULL;
+    }
+    shape.cls = (PyTypeObject *)cls;
+    PyObject *out = PyList_New(0);
+    if (out == NULL) {
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    Walker w = {data.buf, data.len, position, 0, 0, {0}};
+    long long low, high;
+    int result = walk(&w, count, 0, out, &shape, &low, &high);
     PyBuffer_Release(&data);
     if (result < 0) {
         Py_DECREF(out);
@@ -705,6 +815,9 @@ static PyMethodDef methods[] = {
      "validate_records(data, count, base_timestamp, position) -> (low, high): see pycodec."},
     {"decode_records", decode_records, METH_VARARGS,
      "decode_records(data, count, position) -> list of records: see pycodec."},
+    {"decode_records_as", decode_records_as, METH_VARARGS,
+     "decode_records_as(data, count, position, cls, prefix, suffix, base_offset, "
+     "base_timestamp, stamp, start) -> list of cls: see pycodec."},
     {"encode_record", encode_record, METH_VARARGS,
      "encode_record(out, offset_delta, timestamp_delta, key, value, headers): see pycodec."},
     {"encode_records", encode_records, METH_VARARGS,

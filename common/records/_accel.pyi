@@ -9,6 +9,18 @@ def validate_records(
     data: Buffer, count: int, base_timestamp: int, position: int
 ) -> tuple[int, int]: ...
 def decode_records(data: Buffer, count: int, position: int) -> list[DecodedRecord]: ...
+def decode_records_as(
+    data: Buffer,
+    count: int,
+    position: int,
+    cls: type[tuple[Any, ...]],
+    prefix: tuple[Any, ...],
+    suffix: tuple[Any, ...],
+    base_offset: int,
+    base_timestamp: int,
+    stamp: int | None,
+    start: int,
+) -> list[Any]: ...
 def encode_record(
     out: bytearray,
     offset_delta: int,

@@ -46,11 +46,13 @@ IMPLEMENTATION, _codec = _choose()
 
 validate_records = pycodec.validate_records
 decode_records = pycodec.decode_records
+decode_records_as = pycodec.decode_records_as
 encode_record = pycodec.encode_record
 encode_records = pycodec.encode_records
 if IMPLEMENTATION == "c":
     validate_records = _codec.validate_records
     decode_records = _codec.decode_records
+    decode_records_as = _codec.decode_records_as
     encode_record = _codec.encode_record
     encode_records = _codec.encode_records
 
@@ -59,6 +61,7 @@ __all__ = [
     "IMPLEMENTATION",
     "compiled",
     "decode_records",
+    "decode_records_as",
     "encode_record",
     "encode_records",
     "validate_records",

@@ -8,7 +8,8 @@ per record in :meth:`RecordBatchBuilder.append`, one per call in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from itertools import repeat
 from typing import Any
 
 from raftka.common.records import accel
@@ -77,7 +78,10 @@ class RecordBatchBuilder:
         )
         if delete_horizon:
             self._attributes |= DELETE_HORIZON_FLAG
-        self._records = bytearray()
+        self._records = bytearray(HEADER_SIZE)
+        """The header's room (written by build()), then the encoded records."""
+        self._shared = False
+        """build() handed ``_records`` out as the batch: copy it before changing it again."""
         self._count = 0
         self._last_offset_delta = -1
         self._base_timestamp: int | None = base_timestamp
@@ -92,7 +96,13 @@ class RecordBatchBuilder:
     @property
     def uncompressed_size(self) -> int:
         """Bytes of the batch so far if built without compression."""
-        return HEADER_SIZE + len(self._records)
+        return len(self._records)
+
+    def _writable(self) -> bytearray:
+        if self._shared:  # a batch built before: leave it as it was returned
+            self._records = bytearray(self._records)
+            self._shared = False
+        return self._records
 
     def append(
         self,
@@ -115,7 +125,7 @@ class RecordBatchBuilder:
         if self._base_timestamp is None:
             self._base_timestamp = timestamp
         accel.encode_record(
-            self._records, offset_delta, timestamp - self._base_timestamp, key, value, headers
+            self._writable(), offset_delta, timestamp - self._base_timestamp, key, value, headers
         )
         self._count += 1
         self._last_offset_delta = offset_delta
@@ -129,27 +139,67 @@ class RecordBatchBuilder:
         """Adds (timestamp, key, value, headers) records with consecutive offset deltas in
         one codec call; returns the offset delta of the first. Raises as :meth:`append` does,
         naming the record's index, and then adds none of them."""
-        first = self._last_offset_delta + 1
         if not records:
-            return first
+            return self._last_offset_delta + 1
+        return self._extend(records, len(records), _first_timestamp(records))
+
+    def extend_columns(
+        self,
+        timestamps: Sequence[int],
+        keys: Sequence[bytes | None],
+        values: Sequence[bytes | None],
+        headers: Sequence[RecordHeaders] | None = None,
+    ) -> int:
+        """:meth:`extend` over columns of equal length (``headers`` None: no record has any),
+        with no tuple made per record (the producer's batches are kept as columns)."""
+        count = len(timestamps)
+        if (
+            len(keys) != count
+            or len(values) != count
+            or (headers is not None and len(headers) != count)
+        ):
+            raise ValueError(
+                f"columns of different lengths: {count} timestamps, {len(keys)} keys, "
+                f"{len(values)} values"
+                + (f", {len(headers)} headers" if headers is not None else "")
+            )
+        if not count:
+            return self._last_offset_delta + 1
+        first_timestamp = timestamps[0]
+        if type(first_timestamp) is not int:
+            raise TypeError(
+                f"record 0: timestamp must be int, not {type(first_timestamp).__name__}"
+            )
+        columns = repeat(()) if headers is None else headers
+        records = zip(timestamps, keys, values, columns, strict=False)  # (lengths checked)
+        return self._extend(records, count, first_timestamp)
+
+    def _extend(self, records: Iterable[Sequence[Any]], count: int, first_timestamp: int) -> int:
+        first = self._last_offset_delta + 1
         if self._base_timestamp is None:
-            self._base_timestamp = _first_timestamp(records)
+            self._base_timestamp = first_timestamp
         self._max_timestamp = accel.encode_records(
-            self._records, records, self._base_timestamp, first, self._max_timestamp
+            self._writable(), records, self._base_timestamp, first, self._max_timestamp
         )
-        self._count += len(records)
-        self._last_offset_delta = first + len(records) - 1
+        self._count += count
+        self._last_offset_delta = first + count - 1
         return first
 
     def build(self) -> bytearray:
-        """Encodes the batch (CRC included). Returns a bytearray so offsets can be rewritten."""
+        """Encodes the batch (CRC included). Returns a bytearray so offsets can be rewritten.
+        Uncompressed, the batch is the builder's own buffer (the records were encoded behind
+        the header's room): nothing is copied, and a later append copies it first."""
         if self._count == 0:
             raise InvalidRecordError("cannot build a batch with no records")
-        payload: bytes | bytearray = self._records
-        if self._compression is not Compression.NONE:
-            payload = compress(self._compression, self._records)
-        size = HEADER_SIZE + len(payload)
-        out = bytearray(size)
+        if self._compression is Compression.NONE:
+            out = self._records
+            self._shared = True
+        else:
+            with memoryview(self._records) as view:
+                payload = compress(self._compression, view[HEADER_SIZE:])
+            out = bytearray(HEADER_SIZE + len(payload))
+            out[HEADER_SIZE:] = payload
+        size = len(out)
         base_timestamp = self._base_timestamp if self._base_timestamp is not None else -1
         last_offset_delta = self._last_offset_delta
         if self._last_offset_delta_override is not None:
@@ -179,7 +229,6 @@ class RecordBatchBuilder:
             self._base_sequence,
             self._count,
         )
-        out[HEADER_SIZE:] = payload
         write_crc(out)
         return out
 

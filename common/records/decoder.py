@@ -1,17 +1,18 @@
 """Decodes the records of batches (the consumer and convenience path).
 
 The record stream is walked by the record codec (:mod:`~raftka.common.records.accel`: one C
-call per batch, or its pure-Python twin) into tuples; :func:`decode_raw` hands those out as
-they are (the consumer builds its own records from them in one pass), :func:`decode_batch`
-builds :class:`Record` objects. A compressed stream is decompressed with a hard output
+call per batch, or its pure-Python twin): :func:`decode_raw` hands out its tuples as they
+are, :func:`decode_as` has it make the caller's own named tuples directly (the consumer's
+``ConsumerRecord``: no tuple in between), :func:`decode_batch` builds :class:`Record`
+objects. A compressed stream is decompressed with a hard output
 limit, so a damaged or hostile stored batch cannot take a reader's memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from raftka.common.records import accel
 from raftka.common.records.batch import (
@@ -26,6 +27,8 @@ from raftka.common.records.batch import (
 from raftka.common.records.compression import decompress
 from raftka.common.records.errors import CorruptRecordError, InvalidRecordError, RecordError
 from raftka.common.records.pycodec import DecodedRecord
+
+T = TypeVar("T", bound=tuple[Any, ...])
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,23 +70,19 @@ class RawRecords(NamedTuple):
 def decode_raw(
     batch: Buffer, pos: int = 0, *, max_output: int = MAX_DECODED_STREAM_BYTES
 ) -> RawRecords:
-    """The records of the batch at ``pos`` as the codec's tuples (the consumer's path: no
-    per-record object is built here). The header is parsed, not checked (CRC and length were
+    """The records of the batch at ``pos`` as the codec's tuples (no per-record object is
+    built here; the consumer uses :func:`decode_as`, which makes its records directly). The header is parsed, not checked (CRC and length were
     checked when the fetch was split into batches). A stream that does not decode raises
     InvalidRecordError, one that does not decompress CorruptRecordError, one that decompresses
     past ``max_output`` bytes RecordTooLargeError, each naming the batch."""
     header = BatchHeader.parse(batch, pos)
-    view = batch if isinstance(batch, memoryview) else memoryview(batch)
-    payload = view[pos + HEADER_SIZE : pos + header.size]
-    codec = header.compression
-    if codec is Compression.NONE:
-        records = _decode_stream(header, payload, HEADER_SIZE)
-    else:
-        try:
-            stream = decompress(codec, payload, max_output=max_output)
-        except RecordError as exc:
-            raise type(exc)(f"batch at base offset {header.base_offset}: {exc.message}") from None
-        records = _decode_stream(header, stream, 0)
+    records = _decode_payload(
+        batch,
+        pos,
+        header,
+        max_output,
+        lambda data, position: accel.decode_records(data, header.records_count, position),
+    )
     log_append = header.timestamp_type is TimestampType.LOG_APPEND_TIME
     return RawRecords(
         header,
@@ -92,6 +91,40 @@ def decode_raw(
         header.base_timestamp,
         header.max_timestamp if log_append else None,
     )
+
+
+def decode_as(
+    batch: Buffer,
+    pos: int,
+    cls: type[T],
+    prefix: tuple[Any, ...],
+    suffix: tuple[Any, ...],
+    start: int = 0,
+    *,
+    max_output: int = MAX_DECODED_STREAM_BYTES,
+) -> list[T]:
+    """The records of the batch at ``pos`` made instances of the tuple type ``cls`` in one
+    codec call (``accel.decode_records_as``): each holds (``*prefix``, offset, timestamp, key,
+    value, headers, ``*suffix``), with absolute offsets and timestamps; records whose offset
+    delta is below ``start`` are left out. Checks and errors as :func:`decode_raw`."""
+    header = BatchHeader.parse(batch, pos)
+    log_append = header.timestamp_type is TimestampType.LOG_APPEND_TIME
+
+    def decode(data: Buffer, position: int) -> list[Any]:
+        return accel.decode_records_as(
+            data,
+            header.records_count,
+            position,
+            cls,
+            prefix,
+            suffix,
+            header.base_offset,
+            header.base_timestamp,
+            header.max_timestamp if log_append else None,
+            start,
+        )
+
+    return _decode_payload(batch, pos, header, max_output, decode)
 
 
 def decode_batch(
@@ -134,12 +167,30 @@ def iter_records(buf: Buffer, *, verify: bool = True) -> Iterator[Record]:
         pos += decoded.header.size
 
 
-def _decode_stream(header: BatchHeader, data: Buffer, position: int) -> list[DecodedRecord]:
-    """The codec's tuples for ``data`` (the batch's record stream, which starts at byte
-    ``position`` of the batch when uncompressed, or is the decompressed stream with
-    ``position`` 0)."""
+def _decode_payload(
+    batch: Buffer,
+    pos: int,
+    header: BatchHeader,
+    max_output: int,
+    decode: Callable[[Buffer, int], list[Any]],
+) -> list[Any]:
+    """``decode(stream, position)`` of the batch's record stream, which starts at byte
+    ``position`` of the batch when uncompressed, or is the decompressed stream (at most
+    ``max_output`` bytes) with ``position`` 0; errors name the batch."""
+    view = batch if isinstance(batch, memoryview) else memoryview(batch)
+    payload = view[pos + HEADER_SIZE : pos + header.size]
+    codec = header.compression
+    if codec is Compression.NONE:
+        stream: Buffer = payload
+        position = HEADER_SIZE
+    else:
+        try:
+            stream = decompress(codec, payload, max_output=max_output)
+        except RecordError as exc:
+            raise type(exc)(f"batch at base offset {header.base_offset}: {exc.message}") from None
+        position = 0
     try:
-        return accel.decode_records(data, header.records_count, position)
+        return decode(stream, position)
     except CorruptRecordError as exc:
         where = "" if position else "decompressed "
         raise InvalidRecordError(

@@ -228,6 +228,48 @@ def decode_records(data: Buffer, count: int, position: int) -> list[DecodedRecor
     return records
 
 
+def decode_records_as(
+    data: Buffer,
+    count: int,
+    position: int,
+    cls: type[tuple[Any, ...]],
+    prefix: tuple[Any, ...],
+    suffix: tuple[Any, ...],
+    base_offset: int,
+    base_timestamp: int,
+    stamp: int | None,
+    start: int,
+) -> list[Any]:
+    """:func:`decode_records` (the same checks and errors), each record made an instance of
+    the tuple type ``cls`` holding (``*prefix``, base_offset + offset delta, timestamp, key,
+    value, headers, ``*suffix``): the timestamp is ``stamp`` unless it is None, else
+    base_timestamp + timestamp delta. Records whose offset delta is below ``start`` are
+    checked but left out. (The consumer makes its records with it: no tuple in between.)"""
+    if type(prefix) is not tuple or type(suffix) is not tuple:
+        raise TypeError(
+            f"decode_records_as() argument 5 must be tuple, not {type(prefix).__name__}"
+            if type(prefix) is not tuple
+            else f"decode_records_as() argument 6 must be tuple, not {type(suffix).__name__}"
+        )
+    if not (isinstance(cls, type) and issubclass(cls, tuple)):
+        raise TypeError(f"decode_records_as: cls must be a tuple type, not {cls!r}")
+    if stamp is not None and type(stamp) is not int:
+        raise TypeError(f"decode_records_as: stamp must be int or None, not {stamp!r}")
+    records = decode_records(data, count, position)
+    new = tuple.__new__
+    if stamp is None:
+        return [
+            new(cls, (*prefix, base_offset + delta, base_timestamp + ts, key, value, hdrs, *suffix))
+            for delta, ts, key, value, hdrs in records
+            if delta >= start
+        ]
+    return [
+        new(cls, (*prefix, base_offset + delta, stamp, key, value, hdrs, *suffix))
+        for delta, _, key, value, hdrs in records
+        if delta >= start
+    ]
+
+
 def _put_varint(out: bytearray, value: int) -> None:
     raw = (value << 1) ^ (value >> 63)
     if raw < 0x80:

@@ -159,6 +159,15 @@ def test_per_key_order_survives_a_leader_failover(pcluster: LocalCluster) -> Non
     asyncio.run(main())
 
 
+async def requests_in_flight(producer: AsyncProducer, count: int) -> None:
+    """Until ``count`` produce requests of ``producer`` wait for an answer."""
+    await until(
+        lambda: producer.requests_in_flight >= count,
+        timeout_s=10,
+        what=f"{count} produce requests in flight",
+    )
+
+
 def test_batches_held_by_a_frozen_leader_move_to_the_new_one(pcluster: LocalCluster) -> None:
     """SIGSTOP the leader while requests are in flight to it: once metadata shows the new
     leader, the idempotent producer moves those batches there (same sequences), so they are
@@ -182,10 +191,11 @@ def test_batches_held_by_a_frozen_leader_move_to_the_new_one(pcluster: LocalClus
             paused_at = clock()
             try:
                 deliveries = []
+                most = p.config.max_in_flight_requests_per_connection
                 for i in range(200):
                     deliveries.append(await p.send(topic, b"v%03d" % i, partition=0))
-                    if i % 20 == 19:
-                        await asyncio.sleep(0.02)  # several requests in flight to the frozen one
+                    if i % 20 == 19:  # each 20 records their own request to the frozen one
+                        await requests_in_flight(p, min(i // 20 + 1, most))
                 assert not any(d.done() for d in deliveries), "the frozen leader answers nothing"
                 await wait_partition_leaders(pcluster, topic, 1, brokers=survivors, timeout_s=60)
                 moved_at = clock()

@@ -98,6 +98,33 @@ def test_explicit_offset_deltas_and_builder_properties() -> None:
     assert [r.offset for r in decode_batch(batch).records] == [12, 13]
 
 
+@pytest.mark.parametrize("codec", [Compression.NONE, Compression.LZ4])
+def test_columns_encode_as_records_do(codec: Compression) -> None:
+    columns = RecordBatchBuilder(compression=codec, base_offset=7)
+    timestamps, keys, values, headers = (list(c) for c in zip(*RECORDS, strict=True))
+    assert columns.extend_columns(timestamps, keys, values, headers) == 0
+    assert columns.build() == build_batch(RECORDS, compression=codec, base_offset=7)
+    plain = RecordBatchBuilder(compression=codec)
+    plain.extend_columns(timestamps, keys, values)  # no headers column: none has any
+    assert [r.headers for r in decode_batch(plain.build()).records] == [()] * len(RECORDS)
+    with pytest.raises(ValueError, match="3 keys, 4 values"):
+        RecordBatchBuilder().extend_columns(timestamps, keys[:3], values)
+    with pytest.raises(TypeError, match="record 0: timestamp must be int"):
+        RecordBatchBuilder().extend_columns(["1"], [None], [b"v"])  # type: ignore[list-item]
+
+
+def test_a_built_batch_is_not_changed_by_later_appends() -> None:
+    builder = RecordBatchBuilder()
+    builder.append(1, None, b"first")
+    first = builder.build()
+    kept = bytes(first)
+    builder.append(2, None, b"second")
+    second = builder.build()
+    assert first == kept, "the batch built before stays as it was returned"
+    assert [r.value for r in decode_batch(second).records] == [b"first", b"second"]
+    assert validate(second).records_count == 2
+
+
 def test_empty_builder_cannot_build() -> None:
     with pytest.raises(InvalidRecordError, match="no records"):
         RecordBatchBuilder().build()

@@ -5,7 +5,7 @@ and byte position) on valid, damaged, truncated and random record streams."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -64,6 +64,14 @@ def test_valid_streams_round_trip_in_both(records: list[Any]) -> None:
         assert [(base + td, k, v, list(h)) for _, td, k, v, h in decoded] == [
             (ts, k, v, h) for ts, k, v, h in records
         ]
+        made = codec.decode_records_as(
+            stream, len(records), 61, Shaped, ("t",), (3,), 10, base, None, 1
+        )
+        assert made == [
+            Shaped("t", 10 + i, ts, k, v, tuple(h), 3)
+            for i, (ts, k, v, h) in enumerate(records)
+            if i >= 1
+        ]
         stamps = [ts for ts, *_ in records if ts != -1]
         expected = (min(stamps), max(stamps)) if stamps else (-1, -1)
         assert codec.validate_records(stream, len(records), base, 61) == expected
@@ -98,6 +106,26 @@ def mutate(stream: bytes, steps: list[tuple[str, int, int]]) -> bytes:
     return bytes(data)
 
 
+class Shaped(NamedTuple):
+    topic: str
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...]
+    epoch: int | None
+
+
+def shapes(base: int) -> list[tuple[Any, ...]]:
+    """decode_records_as arguments after (data, count, position): timestamps from the base or
+    stamped, every record or from offset delta 1, offsets near int64's ends."""
+    return [
+        (Shaped, ("t",), (None,), 0, base, None, 0),
+        (Shaped, ("t",), (7,), 100, base, BASE, 1),
+        (Shaped, ("t",), (None,), INT64_MAX - 1, INT64_MAX, None, 0),
+    ]
+
+
 def same_outcomes(stream: bytes, count: int, base: int) -> None:
     c = c_codec()
     assert outcome(c.validate_records, stream, count, base, 61) == outcome(
@@ -106,6 +134,11 @@ def same_outcomes(stream: bytes, count: int, base: int) -> None:
     assert outcome(c.decode_records, stream, count, 0) == outcome(
         pycodec.decode_records, stream, count, 0
     )
+    for shape in shapes(base):
+        made = outcome(c.decode_records_as, stream, count, 0, *shape)
+        assert made == outcome(pycodec.decode_records_as, stream, count, 0, *shape)
+        if made[0] == "ok":
+            assert all(type(r) is Shaped for r in made[1])
 
 
 small_rows = st.lists(
