@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import random
 import statistics
 import sys
@@ -87,9 +88,15 @@ def cluster_records(partitions: int) -> list[MetadataRecord]:
     for start in range(0, partitions, TOPIC_PARTITIONS):
         count = min(TOPIC_PARTITIONS, partitions - start)
         topic = pb.NewTopic(name=f"t{start}", num_partitions=count, replication_factor=3)
-        result = topics.create_topics(image, pb.CreateTopicsRequest(topics=[topic]))
-        image.apply_batch(MetadataBatch(records=result.records), image.last_applied_index + 1)
+        created = topics.create_topics(image, pb.CreateTopicsRequest(topics=[topic]))
+        image.apply_batch(MetadataBatch(records=created.records), image.last_applied_index + 1)
     return image.to_snapshot_records()
+
+
+def load_plan(
+    chunk: tuple[MetadataRecord, ...], _image: MetadataImage, _index: Index
+) -> ControllerResult[None]:
+    return ControllerResult(chunk, None)
 
 
 def fence_one_block(image: MetadataImage, _index: Index) -> ControllerResult[int]:
@@ -128,8 +135,7 @@ async def one_run(records: list[MetadataRecord], sliced: bool) -> tuple[float, f
         try:
             await asyncio.wait_for(became_active.wait(), 10.0)
             for i in range(0, len(records), LOAD_CHUNK):
-                chunk = tuple(records[i : i + LOAD_CHUNK])
-                await active.write(lambda _image, _i, c=chunk: ControllerResult(c, None))
+                await active.write(functools.partial(load_plan, tuple(records[i : i + LOAD_CHUNK])))
             await asyncio.sleep(0.2)
             probe = LoopLagProbe(interval_s=0.005, report_s=10.0)
             probe.start()
