@@ -17,17 +17,21 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves either the old or the new content:
-    write a temporary file, fsync it, rename it over the target, fsync the directory."""
+    write a temporary file, fsync it, rename it over the target, fsync the directory. With
+    ``durable=False`` no fsync: a crash may leave the old content, the new, or an empty or
+    partial file (for files that are rebuilt when found stale or unreadable)."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
-        FAULTS.before_fsync()
-        os.fsync(f.fileno())
+        if durable:
+            FAULTS.before_fsync()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def pwrite_all(fd: int, data: bytes | bytearray | memoryview, position: int) -> None:

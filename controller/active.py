@@ -99,27 +99,57 @@ class ActiveController:
 
     async def write(self, plan: Plan[R]) -> R:
         """Plan, propose and await commit. Raises NotControllerError when not active and
-        RequestTimedOutError when the entry does not commit in time (outcome unknown)."""
-        working = self.working_image()
-        status = self._runtime.status()
-        next_index = Index(status.last_index + 1)
-        result = plan(working, next_index)
-        records, answer = result.records, result.response
-        if not records:
-            return answer
+        RequestTimedOutError when the entry does not commit in time (outcome unknown).
+
+        A plan that returns a slice (``ControllerResult.more``) is proposed and planned again
+        after the event loop had a turn, until the last slice: each slice is its own Raft
+        entry, and the last one's commit (entries commit in order) answers the request."""
+        started = time.monotonic()
+        committed: list[asyncio.Future[Index]] = []
+        entries = records_written = 0
+        while True:
+            working = self.working_image()
+            result = plan(working, Index(self._runtime.status().last_index + 1))
+            if result.records:
+                committed.append(self._propose(working, result.records))
+                entries += 1
+                records_written += len(result.records)
+            if not result.more:
+                break
+            await asyncio.sleep(0)  # let ticks, heartbeats and other requests run
+        deadline = time.monotonic() + self._request_timeout_s
+        for future in committed:
+            await self._await_commit(future, deadline)
+        if committed:
+            log.debug(
+                "metadata_written",
+                entries=entries,
+                records=records_written,
+                ms=(time.monotonic() - started) * 1000,
+            )
+        return result.response
+
+    def _propose(
+        self, working: MetadataImage, records: tuple[mpb.MetadataRecord, ...]
+    ) -> asyncio.Future[Index]:
+        next_index = Index(self._runtime.status().last_index + 1)
         data = mpb.MetadataBatch(records=list(records)).SerializeToString()
         try:
             index, committed = self._runtime.submit(data)
         except (NotLeader, LeadershipTransferInProgress):
             raise self.not_controller() from None
+        # A slice's failure is seen through the first one awaited; none goes unretrieved.
+        committed.add_done_callback(_retrieve)
         if index != next_index:
             raise AssertionError(f"entry got index {index}, planned for {next_index}")
         # The entry now sits in the leader's log: reflect it in the working image.
         for record in records:
             working.apply(record, index)
-        started = time.monotonic()
+        return committed
+
+    async def _await_commit(self, committed: asyncio.Future[Index], deadline: float) -> None:
         try:
-            await asyncio.wait_for(asyncio.shield(committed), self._request_timeout_s)
+            await asyncio.wait_for(asyncio.shield(committed), max(0.0, deadline - time.monotonic()))
         except (NotLeader, LeadershipTransferInProgress, LeadershipLost):
             raise self.not_controller() from None
         except TimeoutError:
@@ -127,10 +157,8 @@ class ActiveController:
                 f"the metadata change did not commit within {self._request_timeout_s:g}s "
                 "(a majority of controllers may be down); it may still commit: check before retrying"
             ) from None
-        log.debug(
-            "metadata_written",
-            index=index,
-            records=len(records),
-            ms=(time.monotonic() - started) * 1000,
-        )
-        return answer
+
+
+def _retrieve(future: asyncio.Future[Index]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -24,7 +24,7 @@ from raftka.common.metadata.image import MetadataImage
 from raftka.common.tasks import cancel_and_wait
 from raftka.controller.active import ActiveController
 from raftka.controller.broker_probe import PROBE_TIMEOUT_S, probe_health
-from raftka.controller.control.cluster import ClusterManager, fence_broker_records
+from raftka.controller.control.cluster import ClusterManager, fence_slice
 from raftka.controller.control.liveness import Probe, ProbeOutcome, UnreachableBrokers
 from raftka.controller.control.result import ControllerResult
 from raftka.controller.control.sessions import BrokerSessions
@@ -159,5 +159,5 @@ class BrokerSessionMonitor:
             probe, outcome, image, last_contact_ms=last_contact, now_ms=monotonic_ms()
         ):
             return ControllerResult((), False)
-        records = fence_broker_records(image, probe.broker_id)
-        return ControllerResult(tuple(records), bool(records))
+        records, more = fence_slice(image, probe.broker_id)
+        return ControllerResult(tuple(records), bool(records), more=more)

@@ -9,7 +9,10 @@ failover:   3 controllers + 3 brokers with default settings (broker session 3 s,
             it) time until an acks=all produce succeeds on the new leader (a client retrying
             every 10 ms, refreshing the leader from the controller); pause-follower SIGSTOPs an
             in-sync follower while one writer sends acks=all writes back to back, and reports
-            the longest gap between acknowledgements. The stopped broker is restarted (or
+            the longest gap between acknowledgements; kill-two kills -9 the partition leader
+            and another ISR member at once (topic failover-two: RF 3, min.insync.replicas 1, so
+            the one survivor can take writes) and times until the survivor acknowledges an
+            acks=all write. The stopped broker is restarted (or
             resumed) and back in the ISR before the next trial. Each case also counts the
             controllers' fences (after a failed probe, by session expiry) and the probes that
             were answered (a reported broker found alive, not fenced).
@@ -114,7 +117,8 @@ async def wait_brokers(client: ControllerClient, count: int) -> None:
     await until(ready, f"{count} unfenced brokers")
 
 
-FAILOVER_CASES = ("kill-leader", "pause-leader", "pause-follower")
+FAILOVER_CASES = ("kill-leader", "pause-leader", "pause-follower", "kill-two")
+TWO_TOPIC = "failover-two"
 
 FENCE_EVENTS = (
     "broker_fenced_unreachable",
@@ -137,13 +141,15 @@ def controller_events(cluster: LocalCluster) -> dict[str, int]:
     return counts
 
 
-async def new_leader_serves(client: ControllerClient, cluster: LocalCluster, old: int) -> int:
+async def new_leader_serves(
+    client: ControllerClient, cluster: LocalCluster, old: int, topic: str = "failover"
+) -> int:
     """Retry every 10 ms until a leader other than ``old`` acknowledges an acks=all write."""
     while True:
         try:
-            q = await partition(client, "failover")
+            q = await partition(client, topic)
             if q.leader not in (-1, old) and await acks_all_once(
-                cluster.brokers[q.leader].address, "failover"
+                cluster.brokers[q.leader].address, topic
             ):
                 return int(q.leader)
         except (RaftkaError, grpc.aio.AioRpcError):
@@ -174,6 +180,28 @@ async def leader_failover(
         cluster.start(p.leader)
     else:
         cluster.resume(p.leader)
+    return elapsed
+
+
+async def two_killed(client: ControllerClient, cluster: LocalCluster, trial: int) -> float:
+    """Kill -9 the leader of failover-two and another ISR member at once; seconds until the
+    survivor acknowledges an acks=all write (min.insync.replicas 1)."""
+    p = await partition(client, TWO_TOPIC)
+    address = cluster.brokers[p.leader].address
+    await until(lambda address=address: acks_all_once(address, TWO_TOPIC), "a first write")
+    other = next(b for b in p.isr if b != p.leader)
+    cluster.kill(p.leader)
+    cluster.kill(other)
+    started = time.monotonic()
+    leader = await new_leader_serves(client, cluster, p.leader, TWO_TOPIC)
+    elapsed = time.monotonic() - started
+    print(
+        f"kill-two trial {trial + 1:2d}: brokers {p.leader} (leader) and {other} -> acks=all "
+        f"accepted by broker {leader} after {elapsed * 1000:7.1f} ms",
+        flush=True,
+    )
+    cluster.start(p.leader)
+    cluster.start(other)
     return elapsed
 
 
@@ -234,6 +262,8 @@ async def failover(cluster: LocalCluster, trials: int, cases: list[str]) -> None
     async with ControllerClient(cluster.bootstrap, timeout_s=30) as client:
         await wait_brokers(client, 3)
         await create(client, cluster, "failover", rf=3, min_isr=2)
+        if "kill-two" in cases:
+            await create(client, cluster, TWO_TOPIC, rf=3, min_isr=1)
         results: dict[str, list[float]] = {}
         fences: dict[str, dict[str, int]] = {}
         for case in cases:
@@ -241,15 +271,20 @@ async def failover(cluster: LocalCluster, trials: int, cases: list[str]) -> None
             for trial in range(trials):
                 if case == "pause-follower":
                     elapsed = await follower_stall(client, cluster, trial)
+                elif case == "kill-two":
+                    elapsed = await two_killed(client, cluster, trial)
                 else:
                     elapsed = await leader_failover(client, cluster, case, trial)
                 results.setdefault(case, []).append(elapsed)
 
-                async def full_isr() -> bool:
+                topics = ["failover", TWO_TOPIC] if case == "kill-two" else ["failover"]
+
+                async def full_isr(topics: list[str] = topics) -> bool:
                     for b, node in cluster.brokers.items():
                         if not node.running:  # a restart that gave up (no controller in 5 s)
                             cluster.start(b)
-                    return len((await partition(client, "failover")).isr) == 3
+                    isrs = [len((await partition(client, t)).isr) for t in topics]
+                    return all(n == 3 for n in isrs)
 
                 await until(full_isr, "the stopped broker back in the ISR")
             after = controller_events(cluster)
@@ -259,6 +294,7 @@ async def failover(cluster: LocalCluster, trials: int, cases: list[str]) -> None
             "kill-leader": "kill -9 partition leader -> first acks=all write on the new leader",
             "pause-leader": "SIGSTOP partition leader -> first acks=all write on the new leader",
             "pause-follower": "SIGSTOP in-sync follower -> longest acks=all stall",
+            "kill-two": "kill -9 leader + one follower -> first acks=all write on the survivor",
         }
         for case, times in results.items():
             times.sort()

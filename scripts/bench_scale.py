@@ -253,7 +253,10 @@ async def create_one(
     (r,) = await client.create_topics(
         [pb.NewTopic(name=name, num_partitions=partitions, replication_factor=rf)]
     )
-    if r.error_code != cpb.NONE:
+    if r.error_code == cpb.TOPIC_ALREADY_EXISTS:
+        # The client retried a create that had committed (a slow or changing controller).
+        print(f"    {name}: the create was retried and found the topic already created")
+    elif r.error_code != cpb.NONE:
         raise RuntimeError(f"create {name}: {r.error_message}")
     out = {"created": time.monotonic() - started}
     last = [-1]

@@ -163,7 +163,7 @@ class LogAppender:
             cache.truncate_from_end(info.base_offset, flush=False)
             for epoch, base in new_epochs:
                 cache.assign(epoch, base, flush=False)
-            cache.flush()
+            cache.flush(durable=False)  # rebuilt from the batches if lost (cache.load)
             self._producers.on_follower_append(info, self._log, checked)
         return self._result(info, None)
 

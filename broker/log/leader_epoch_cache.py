@@ -111,7 +111,15 @@ class LeaderEpochCache:
         cache.truncate_from_start(start, flush=False)
         if end > start:
             last_epoch = _epoch_of_batch_at(segmented_log, end - 1)
-            if last_epoch > cache.latest_epoch:
+            latest = cache.latest_entry
+            # A checkpoint written without fsync (a follower's append) may have lost its
+            # latest changes: its tail must agree with the batches (leader epochs are unique,
+            # so a batch of the latest entry's epoch at its start means the same history).
+            if last_epoch > cache.latest_epoch or (
+                latest is not None
+                and latest.start_offset < end
+                and _epoch_of_batch_at(segmented_log, latest.start_offset) != latest.epoch
+            ):
                 log.warning(
                     "leader_epoch_checkpoint_stale",
                     path=str(path),
@@ -254,16 +262,18 @@ class LeaderEpochCache:
         if flush:
             self.flush()
 
-    def flush(self, *, force: bool = False) -> None:
+    def flush(self, *, force: bool = False, durable: bool = True) -> None:
         """Writes the checkpoint file if anything changed since the last write, or always
-        with ``force`` (nothing without a ``path``)."""
+        with ``force`` (nothing without a ``path``). ``durable=False`` skips the two fsyncs:
+        safe for changes that only follow the log's own batches (a follower's append), since
+        ``load`` rebuilds a checkpoint whose tail disagrees with the batch headers."""
         with self._lock:
             if not (self._dirty or force) or self._path is None:
                 return
             text = format_leader_epoch_checkpoint(
                 EpochEntry(e, s) for e, s in zip(self._epochs, self._starts, strict=True)
             )
-            atomic_write(self._path, text.encode("ascii"))
+            atomic_write(self._path, text.encode("ascii"), durable=durable)
             self._dirty = False
 
     def __repr__(self) -> str:

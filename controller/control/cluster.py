@@ -35,7 +35,7 @@ from raftka.common.metadata.records import (
     registration_change_record,
 )
 from raftka.controller.control.partition_change import elect_leaders_for, remove_from_isrs
-from raftka.controller.control.result import ControllerResult
+from raftka.controller.control.result import MAX_SLICE_RECORDS, ControllerResult
 from raftka.controller.control.sessions import BrokerSessions
 from raftka.v1.controller_pb2 import (
     BrokerDescription,
@@ -62,16 +62,27 @@ def broker_state(registration: BrokerRegistration) -> BrokerControlState:
     return BrokerControlState.UNFENCED
 
 
-def fence_broker_records(image: MetadataImage, broker_id: int) -> list[MetadataRecord]:
+def fence_broker_records(
+    image: MetadataImage, broker_id: int, limit: int | None = None
+) -> list[MetadataRecord]:
     """Records that fence ``broker_id``: it leaves every ISR (never emptying one), its
     leaderships move to other ISR members (or to -1), then it is marked fenced. Empty when the
-    broker is unknown or already fenced."""
+    broker is unknown or already fenced. With ``limit``: at most ``limit`` ISR changes, and
+    the fence record only once no change is left (``fence_slice``)."""
     reg = image.broker(broker_id)
     if reg is None or reg.fenced:
         return []
-    records = remove_from_isrs(image, reg.broker_id)
-    records.append(registration_change_record(reg.broker_id, reg.epoch, fenced=FENCE))
+    records = remove_from_isrs(image, reg.broker_id, limit)
+    if limit is None or len(records) < limit:
+        records.append(registration_change_record(reg.broker_id, reg.epoch, fenced=FENCE))
     return records
+
+
+def fence_slice(image: MetadataImage, broker_id: int) -> tuple[list[MetadataRecord], bool]:
+    """The next slice of fencing ``broker_id`` and whether more slices follow (the broker is
+    marked fenced by the last one, after it has left every ISR)."""
+    records = fence_broker_records(image, broker_id, MAX_SLICE_RECORDS)
+    return records, len(records) >= MAX_SLICE_RECORDS
 
 
 class ClusterManager:
@@ -113,10 +124,16 @@ class ClusterManager:
                 f"{existing.incarnation_id!r} and a live session; incarnation "
                 f"{request.incarnation_id!r} may register once that session expires"
             )
-        records: list[MetadataRecord] = []
         if existing is not None:
-            # The old incarnation may have lost unflushed data: take it out of ISRs first.
-            records.extend(remove_from_isrs(image, existing.broker_id))
+            # The old incarnation may have lost unflushed data: take it out of ISRs first
+            # (in slices; the registration comes with the last one).
+            removals = remove_from_isrs(image, existing.broker_id, MAX_SLICE_RECORDS)
+            if len(removals) >= MAX_SLICE_RECORDS:
+                response = RegisterBrokerResponse(broker_epoch=-1)
+                return ControllerResult(tuple(removals), response, more=True)
+            records: list[MetadataRecord] = removals
+        else:
+            records = []
         registration = BrokerRegistration(
             broker_id=BrokerId(request.broker_id),
             epoch=BrokerEpoch(next_index),
@@ -139,6 +156,7 @@ class ClusterManager:
         current = broker_state(reg)
         target = self._next_state(image, reg, current, request)
         records: list[MetadataRecord] = []
+        more = False
         if target is not current:
             if target is BrokerControlState.UNFENCED:
                 records.append(registration_change_record(broker_id, reg.epoch, fenced=UNFENCE))
@@ -149,16 +167,25 @@ class ClusterManager:
                         broker_id, reg.epoch, in_controlled_shutdown=ENTER_CONTROLLED_SHUTDOWN
                     )
                 )
-                records.extend(remove_from_isrs(image, broker_id))
+                removals = remove_from_isrs(image, broker_id, MAX_SLICE_RECORDS)
+                records.extend(removals)
+                more = len(removals) >= MAX_SLICE_RECORDS
                 self._sessions.set_controlled_shutdown_index(broker_id, next_index)
             else:  # FENCED or SHUTDOWN_NOW
-                records.extend(fence_broker_records(image, broker_id))
+                records, more = fence_slice(image, broker_id)
+        elif target is BrokerControlState.CONTROLLED_SHUTDOWN:
+            # The ISR removals of entering controlled shutdown, past its first slice (or
+            # left unwritten when an earlier controller lost its leadership).
+            records = remove_from_isrs(image, broker_id, MAX_SLICE_RECORDS)
+            more = len(records) >= MAX_SLICE_RECORDS
+            if records:
+                self._sessions.set_controlled_shutdown_index(broker_id, next_index)
         response = BrokerHeartbeatResponse(
             is_caught_up=request.current_metadata_index >= reg.epoch,
             is_fenced=target in (BrokerControlState.FENCED, BrokerControlState.SHUTDOWN_NOW),
             should_shut_down=target is BrokerControlState.SHUTDOWN_NOW,
         )
-        return ControllerResult(tuple(records), response)
+        return ControllerResult(tuple(records), response, more=more)
 
     def _next_state(
         self,
@@ -203,9 +230,9 @@ class ClusterManager:
         """Fences the longest-silent broker whose session lapsed (None if none did). Fence one
         at a time: apply the records to the working image before asking again."""
         for broker_id in self._sessions.expired(image, now_ms):
-            records = fence_broker_records(image, broker_id)
+            records, more = fence_slice(image, broker_id)
             if records:
-                return ControllerResult(tuple(records), broker_id)
+                return ControllerResult(tuple(records), broker_id, more=more)
         return ControllerResult((), None)
 
 

@@ -184,22 +184,37 @@ def unclean_election_enabled(image: MetadataImage, topic_name: str) -> bool:
     )
 
 
-def remove_from_isrs(image: MetadataImage, broker_id: BrokerId) -> list[MetadataRecord]:
+def remove_from_isrs(
+    image: MetadataImage, broker_id: BrokerId, limit: int | None = None
+) -> list[MetadataRecord]:
     """Changes that take ``broker_id`` out of every ISR and move its leaderships away, for
-    fencing, controlled shutdown or a new incarnation."""
+    fencing, controlled shutdown or a new incarnation: with ``limit``, at most that many (the
+    first ones in topic and partition order; plan again after applying them for the rest)."""
     is_acceptable = acceptable_leaders(image, excluding=[broker_id])
-    records = []
-    for view in image.partitions_with_isr_member(broker_id):
-        record = PartitionChangeBuilder(
-            view.topic_id,
-            view.partition_id,
-            view.state,
-            is_acceptable,
-            target_isr=[b for b in view.state.isr if b != broker_id],
-            unclean_allowed=unclean_election_enabled(image, view.topic_name),
-        ).build()
-        if record is not None:
-            records.append(record)
+    records: list[MetadataRecord] = []
+    topics = image.topics
+    for name in sorted(topics):
+        topic = topics[name]
+        partitions = topic.partitions
+        unclean: bool | None = None
+        for partition_id in sorted(partitions):
+            state = partitions[partition_id]
+            if broker_id not in state.isr:
+                continue
+            if unclean is None:
+                unclean = unclean_election_enabled(image, name)
+            record = PartitionChangeBuilder(
+                topic.topic_id,
+                partition_id,
+                state,
+                is_acceptable,
+                target_isr=[b for b in state.isr if b != broker_id],
+                unclean_allowed=unclean,
+            ).build()
+            if record is not None:
+                records.append(record)
+                if limit is not None and len(records) >= limit:
+                    return records
     return records
 
 

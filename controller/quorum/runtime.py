@@ -204,7 +204,9 @@ class QuorumRuntime:
 
     async def _drain(self) -> None:
         """Handle every Ready the core has: persist (off the event loop when there is anything
-        to fsync), then send and apply, then snapshot if due."""
+        to fsync), then send and apply, then snapshot if due. A Ready carries a bounded amount
+        of committed entries (``RaftConfig.max_committed_bytes_per_ready``) and the loop yields
+        after applying one, so a large metadata change is applied in slices between ticks."""
         processor = self._processor
         while (ready := processor.take()) is not None:
             if ready.must_sync:
@@ -214,6 +216,8 @@ class QuorumRuntime:
             processor.complete()
             if processor.snapshot_due():
                 await self._take_snapshot()
+            elif ready.committed:
+                await asyncio.sleep(0)  # let ticks and RPCs run between slices
 
     async def _take_snapshot(self) -> None:
         processor = self._processor

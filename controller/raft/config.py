@@ -22,6 +22,10 @@ class RaftConfig:
     """Entry payload bytes per AppendEntries (a message always carries at least one entry)."""
     snapshot_chunk_bytes: int = 256 * 1024
     """Snapshot bytes per InstallSnapshot message."""
+    max_committed_bytes_per_ready: int = 128 * 1024
+    """Committed entry payload bytes handed out per Ready (always at least one entry), so that
+    applying one Ready's entries holds the runtime's event loop for a bounded time; the rest
+    come in the next Readies."""
     check_quorum: bool = True
     """A leader that hears from no majority within an election timeout steps down."""
     pre_vote: bool = True
@@ -41,6 +45,11 @@ class RaftConfig:
             )
         if self.max_inflight < 1:
             raise ValueError(f"max_inflight must be at least 1, got {self.max_inflight}")
+        if self.max_committed_bytes_per_ready < 1:
+            raise ValueError(
+                "max_committed_bytes_per_ready must be at least 1, got "
+                f"{self.max_committed_bytes_per_ready}"
+            )
         if self.max_append_bytes < 1:
             raise ValueError(f"max_append_bytes must be at least 1, got {self.max_append_bytes}")
         if self.snapshot_chunk_bytes < 1:

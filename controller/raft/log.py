@@ -258,13 +258,29 @@ class RaftLog:
         self._handed_to = self.last_index
         return snapshot, truncate, entries
 
-    def take_committed(self) -> tuple[Entry, ...]:
-        """Hand out the committed entries not handed out before."""
+    def take_committed(self, max_bytes: int | None = None) -> tuple[Entry, ...]:
+        """Hand out the committed entries not handed out before, in order: with ``max_bytes``
+        only as many as fit that much payload (always at least one); the rest stay for the
+        next call (``has_unapplied`` stays true)."""
         if self._handed_commit >= self.commit:
             return ()
-        out = self.entries_between(self._handed_commit + 1, self.commit)
-        self._handed_commit = self.commit
+        if max_bytes is None:
+            out = self.entries_between(self._handed_commit + 1, self.commit)
+        else:
+            out = self._entries_up_to(self._handed_commit + 1, self.commit, max_bytes)
+        self._handed_commit = out[-1].index
         return out
+
+    def _entries_up_to(self, lo: int, hi: int, max_bytes: int) -> tuple[Entry, ...]:
+        base = self._snap_index + 1
+        out: list[Entry] = []
+        size = 0
+        for e in self._entries[lo - base : hi - base + 1]:
+            size += len(e.data)
+            if out and size > max_bytes:
+                break
+            out.append(e)
+        return tuple(out)
 
     def persisted(
         self, snapshot: Snapshot | None, entries: Sequence[Entry], committed: Sequence[Entry]

@@ -276,7 +276,7 @@ class RaftNode:
             truncate_from=truncate_from,
             entries=entries,
             messages=tuple(self._outbox),
-            committed=self._log.take_committed(),
+            committed=self._log.take_committed(self._config.max_committed_bytes_per_ready),
             soft_state=soft if soft != self._handed_soft else None,
         )
         self._outbox.clear()

@@ -320,6 +320,28 @@ def test_follower_append_drops_an_epoch_it_assigned_without_records(tmp_path: Pa
         plog.close()
 
 
+def test_a_lost_follower_checkpoint_write_is_rebuilt_on_open(tmp_path: Path) -> None:
+    """A follower's append writes the checkpoint without fsync: a crash may keep the older
+    file, whose latest entry the batches then contradict, so the cache is rebuilt."""
+    leader = replica(tmp_path, "leader")
+    follower = replica(tmp_path, "follower")
+    write(leader, 1, 2)
+    replicate(leader, follower)
+    assert follower.start_leader_epoch(2) == 2  # led briefly in epoch 2, wrote nothing
+    path = follower.directory / LEADER_EPOCH_CHECKPOINT_FILE
+    before = path.read_bytes()
+    write(leader, 1, 1)
+    replicate(leader, follower)  # an epoch-1 batch at offset 2 replaces the (2, 2) entry
+    assert pairs(follower) == [(1, 0)]
+    follower.close()
+    path.write_bytes(before)  # the follower's checkpoint write was lost in a crash
+    again = replica(tmp_path, "follower")
+    assert pairs(again) == [(1, 0)]
+    assert read_leader_epoch_checkpoint(path) == [(1, 0)]
+    for plog in (leader, again):
+        plog.close()
+
+
 # ====================================================================== divergence
 
 

@@ -11,6 +11,7 @@ from raftka.common.errors import (
     InvalidRequestError,
     StaleBrokerEpochError,
 )
+from raftka.common.metadata.image import MetadataImage
 from raftka.common.metadata.model import NO_LEADER, LeaderRecoveryState
 from raftka.controller.control.cluster import (
     BrokerControlState,
@@ -19,9 +20,14 @@ from raftka.controller.control.cluster import (
     describe_brokers,
     fence_broker_records,
 )
+from raftka.controller.control.result import MAX_SLICE_RECORDS, ControllerResult
 from raftka.controller.control.sessions import BrokerSessions
 from raftka.v1.common_pb2 import Endpoint
-from raftka.v1.controller_pb2 import BrokerHeartbeatRequest, RegisterBrokerRequest
+from raftka.v1.controller_pb2 import (
+    BrokerHeartbeatRequest,
+    BrokerHeartbeatResponse,
+    RegisterBrokerRequest,
+)
 from raftka.v1.metadata_pb2 import MetadataBatch
 
 from .harness import CLUSTER_ID, SESSION_TIMEOUT_MS, Harness
@@ -430,3 +436,76 @@ def test_describe_brokers() -> None:
     assert [b.broker_id for b in described] == [1, 2, 3]
     assert [b.fenced for b in described] == [False, False, True]
     assert described[2].rack == "r" and described[0].endpoints[0].port == 9001
+
+
+def _fenced_in_one_block(h: Harness, broker_id: int) -> MetadataImage:
+    image = h.image.copy()
+    image.apply_batch(MetadataBatch(records=fence_broker_records(image, broker_id)), h.next_index)
+    return image
+
+
+def test_fencing_a_broker_with_many_replicas_comes_in_slices() -> None:
+    h = Harness()
+    h.add_brokers([1, 2, 3])
+    partitions = 2 * MAX_SLICE_RECORDS + 10
+    h.create_topic("big", partitions, 3)
+    one_block = _fenced_in_one_block(h, 1)
+    slices: list[ControllerResult[BrokerHeartbeatResponse]] = []
+    while not slices or slices[-1].more:
+        request = BrokerHeartbeatRequest(
+            broker_id=1,
+            broker_epoch=h.epoch(1),
+            current_metadata_index=h.image.last_applied_index,
+            want_fence=True,
+        )
+        result = h.cluster.heartbeat(h.image, request, next_index=h.next_index, now_ms=h.now_ms)
+        slices.append(result)
+        h.commit(result)
+        assert len(slices) <= 4, "fencing did not finish in 3 slices"
+    assert [len(s.records) for s in slices] == [MAX_SLICE_RECORDS, MAX_SLICE_RECORDS, 11]
+    reg = h.image.broker(1)
+    assert reg is not None and reg.fenced
+    # Before the last slice the broker was still unfenced, and each slice kept every ISR
+    # non-empty; the end state is the same as fencing in one block.
+    assert all(
+        s.records[-1].WhichOneof("record") != "broker_registration_change" for s in slices[:-1]
+    )
+    assert slices[-1].response.is_fenced
+    for view in h.image.partitions():
+        assert 1 not in view.state.isr and view.state.leader != 1
+        assert view.state == one_block.partition(view.topic_id, view.partition_id)
+
+
+def test_session_expiry_fences_in_slices_until_done() -> None:
+    h = Harness()
+    h.add_brokers([1, 2])
+    h.create_topic("big", MAX_SLICE_RECORDS + 1, 2)
+    h.now_ms += SESSION_TIMEOUT_MS + 1
+    h.sessions.touch(2, h.now_ms)
+    first = h.cluster.fence_one_expired_broker(h.image, h.now_ms)
+    h.commit(first)
+    second = h.cluster.fence_one_expired_broker(h.image, h.now_ms)
+    h.commit(second)
+    assert (first.response, first.more, len(first.records)) == (1, True, MAX_SLICE_RECORDS)
+    assert (second.response, second.more, len(second.records)) == (1, False, 2)
+    reg = h.image.broker(1)
+    assert reg is not None and reg.fenced
+
+
+def test_a_new_incarnation_registers_after_its_isr_removals() -> None:
+    h = Harness()
+    h.add_brokers([1, 2])
+    h.create_topic("big", MAX_SLICE_RECORDS + 5, 2)
+    h.now_ms += SESSION_TIMEOUT_MS + 1
+    h.sessions.touch(2, h.now_ms)
+    request = _request(incarnation_id="inc-1-new")
+    first = h.cluster.register_broker(h.image, request, next_index=h.next_index, now_ms=h.now_ms)
+    h.commit(first)
+    reg = h.image.broker(1)
+    assert first.more and reg is not None and reg.incarnation_id == "inc-1"
+    second = h.cluster.register_broker(h.image, request, next_index=h.next_index, now_ms=h.now_ms)
+    epoch = h.commit(second).broker_epoch
+    reg = h.image.broker(1)
+    assert not second.more and reg is not None and reg.incarnation_id == "inc-1-new"
+    assert reg.epoch == epoch and reg.fenced
+    assert all(1 not in view.state.isr for view in h.image.partitions())
