@@ -99,9 +99,9 @@ def parse_request(frame: bytes, head: RequestHead) -> tuple[str | None, Any]:
     kio's errors) for bytes that do not parse."""
     body_type = request_type(head.api_key, head.api_version)
     header, used = entity_reader(body_type.__header_schema__)(frame, 0)
-    body, size = entity_reader(body_type)(frame, used)
-    if used + size != len(frame):
-        raise ValueError(f"{len(frame) - used - size} bytes left over after the request")
+    # Bytes after the body are ignored, as Kafka's own parser does (librdkafka's Metadata v12
+    # carries 3 more than the schema names).
+    body, _size = entity_reader(body_type)(frame, used)
     client_id: str | None = header.client_id
     return client_id, body
 

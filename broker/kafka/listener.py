@@ -72,6 +72,8 @@ class KafkaListener:
         self._connections.add(task)
         try:
             await KafkaConnection(reader, writer, self._apis, self._limits).serve()
+        except asyncio.CancelledError:
+            pass  # stop(): asyncio's stream callback would report a cancelled task as an error
         finally:
             self._connections.discard(task)
 
