@@ -13,7 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaPythonPartition
 
@@ -94,7 +95,10 @@ def consume_confluent(
             if message is None:
                 continue
             assert message.error() is None, message.error()
-            got.append((message.partition(), message.offset(), message.key(), message.value()))
+            partition, offset = message.partition(), message.offset()
+            key, value = message.key(), message.value()
+            assert partition is not None and offset is not None and key and value is not None
+            got.append((partition, offset, key, value))
     finally:
         consumer.close()
     return got
