@@ -1,17 +1,21 @@
 """Kafka's own clients against the Kafka protocol listener of a real cluster (one controller,
 one broker): kcat's metadata, topics made with confluent-kafka's admin client, keyed records
-produced by confluent-kafka (idempotent, acks=all, every compression codec) and kafka-python
-(acks=all) landing on the murmur2 partitions Raftka's own client picks, and both clients
-reading them back from assigned partitions with their offsets."""
+produced by confluent-kafka (idempotent, acks=all, every compression codec), kafka-python
+(acks=all, gzip) and aiokafka (idempotent, acks=all, zstd) landing on the murmur2 partitions
+Raftka's own client picks, and each client reading them back from assigned partitions with
+their offsets."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import time
 from collections.abc import Iterator
 
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import TopicPartition as AioPartition
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
@@ -178,3 +182,47 @@ def test_kcat_lists_brokers_and_topics(kafka_cluster: LocalCluster) -> None:
     assert f"broker {broker_id} at {bootstrap(kafka_cluster)}" in out
     assert f'topic "kcat-listed" with {PARTITIONS} partitions' in out
     assert out.count(f"leader {broker_id}, replicas: {broker_id}, isrs: {broker_id}") == PARTITIONS
+
+
+def test_aiokafka_produces_idempotently_and_consumes(kafka_cluster: LocalCluster) -> None:
+    topic = "aiokafka"
+    create(kafka_cluster, topic)
+
+    async def run() -> tuple[dict[bytes, tuple[int, int]], dict[bytes, tuple[int, int, bytes]]]:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap(kafka_cluster),
+            acks="all",
+            enable_idempotence=True,
+            compression_type="zstd",
+        )
+        await producer.start()
+        try:
+            placed = {}
+            for i in range(RECORDS):
+                key = f"key-{i}".encode()
+                meta = await producer.send_and_wait(topic, key=key, value=f"aio-{i}".encode())
+                placed[key] = (meta.partition, meta.offset)
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap(kafka_cluster), enable_auto_commit=False
+        )
+        await consumer.start()
+        got: dict[bytes, tuple[int, int, bytes]] = {}
+        try:
+            consumer.assign([AioPartition(topic, p) for p in range(PARTITIONS)])
+            await consumer.seek_to_beginning()
+            deadline = time.monotonic() + 20
+            while len(got) < RECORDS and time.monotonic() < deadline:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    for r in records:
+                        assert r.key is not None and r.value is not None
+                        got[r.key] = (r.partition, r.offset, r.value)
+        finally:
+            await consumer.stop()
+        return placed, got
+
+    placed, got = asyncio.run(asyncio.wait_for(run(), 60))
+    for key, (partition, _) in placed.items():
+        assert partition == partition_for_key(key, PARTITIONS), key
+    assert got == {k: (p, o, b"aio-" + k.split(b"-")[1]) for k, (p, o) in placed.items()}
