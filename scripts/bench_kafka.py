@@ -20,15 +20,15 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_client import perf
 
 from raftka.client.admin import AsyncAdmin
 from raftka.ops.local_cluster import LocalCluster, stop_clusters_on_sigterm
+from scripts.bench_client import perf
 
 PARTITIONS = 3
 
@@ -49,8 +49,8 @@ def confluent_produce(servers: str, topic: str, records: int, size: int) -> dict
     failures = 0
     now = time.monotonic
 
-    def delivered_at(sent: float) -> object:
-        def done(error: object, _message: object) -> None:
+    def delivered_at(sent: float) -> Callable[[Any, Any], None]:
+        def done(error: Any, _message: Any) -> None:
             nonlocal failures
             if error is None:
                 latencies.append(now() - sent)
