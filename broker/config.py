@@ -6,7 +6,12 @@ from dataclasses import dataclass
 
 from raftka.common.config import check_host_port
 from raftka.common.errors import ConfigFileError
-from raftka.common.metadata.model import CLIENT_LISTENER, INTERNAL_LISTENER, BrokerEndpoint
+from raftka.common.metadata.model import (
+    CLIENT_LISTENER,
+    INTERNAL_LISTENER,
+    KAFKA_LISTENER,
+    BrokerEndpoint,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +27,22 @@ class BrokerConfig:
     empty: none, ``listen`` serves both (see raftka.common.security.listeners)."""
     internal_advertised_host: str = ""
     """Host other brokers should use for ``internal_listen``; defaults to its host."""
+    kafka_listen: str = ""
+    """Address of the Kafka wire-protocol listener (docs/kafka-protocol.md), for Kafka's own
+    clients; empty: none. Plaintext and unauthenticated for now."""
+    kafka_max_request_bytes: int = 16 * 1024 * 1024
+    """The largest Kafka request accepted; a larger size prefix closes the connection before
+    any of it is read (Kafka's socket.request.max.bytes; clients send at most 1 MB by
+    default)."""
+    kafka_request_read_timeout_ms: int = 10_000
+    """How long one Kafka request may take to arrive once its first byte has (slow clients
+    are disconnected)."""
+    kafka_connections_max_idle_ms: int = 600_000
+    """A Kafka connection that sends nothing for this long is closed (Kafka's
+    connections.max.idle.ms)."""
+    kafka_max_in_flight: int = 16
+    """Requests of one Kafka connection read ahead and served at once; reading stops there
+    until an answer is sent."""
     rack: str = ""
     """Rack name for rack-aware replica placement; empty for none."""
     controllers: str = ""
@@ -98,7 +119,13 @@ class BrokerConfig:
             raise ConfigFileError(
                 "broker.internal_advertised_host is set but broker.internal_listen is not"
             )
+        if self.kafka_listen:
+            check_host_port("broker.kafka_listen", self.kafka_listen)
         for name in (
+            "kafka_max_request_bytes",
+            "kafka_request_read_timeout_ms",
+            "kafka_connections_max_idle_ms",
+            "kafka_max_in_flight",
             "heartbeat_interval_ms",
             "retention_check_interval_ms",
             "controlled_shutdown_timeout_ms",
@@ -136,11 +163,15 @@ class BrokerConfig:
         return self.advertised_host or self.listen.rpartition(":")[0]
 
     def endpoints(self) -> list[BrokerEndpoint]:
-        """The listeners the broker registers: CLIENT, and INTERNAL when it has one."""
+        """The listeners the broker registers: CLIENT, and INTERNAL and KAFKA when it has
+        them."""
         found = [BrokerEndpoint(CLIENT_LISTENER, self.host, self.port)]
         if self.internal_listen:
             host, _, port = self.internal_listen.rpartition(":")
             found.append(
                 BrokerEndpoint(INTERNAL_LISTENER, self.internal_advertised_host or host, int(port))
             )
+        if self.kafka_listen:
+            host, _, port = self.kafka_listen.rpartition(":")
+            found.append(BrokerEndpoint(KAFKA_LISTENER, self.advertised_host or host, int(port)))
         return found

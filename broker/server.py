@@ -27,6 +27,8 @@ from raftka.broker.groups.runtime import GroupCoordinator
 from raftka.broker.groups.service import GroupServicer
 from raftka.broker.groups.shard import ConsumerGroupShard
 from raftka.broker.io_threads import IoThreads
+from raftka.broker.kafka.backend import KafkaBackend
+from raftka.broker.kafka.listener import KafkaListener, check_kafka_security, kafka_listener
 from raftka.broker.lifecycle import BrokerLifecycle
 from raftka.broker.log.cleaner import LogCleaner, run_cleaner_passes
 from raftka.broker.log.manager import CREATE_THREADS, LogManager
@@ -103,6 +105,8 @@ class BrokerServer:
         ``interceptors``: run around every call this role's server takes."""
         self.config = config
         self.security = security or SecuritySettings()
+        check_kafka_security(config, self.security)
+        self.kafka: KafkaListener | None = None
         self._whole = False
         # CLIENT (broker.listen) and, if set, INTERNAL (broker.internal_listen): checked here,
         # before anything starts, so a configuration that would lock nodes out is refused.
@@ -312,6 +316,22 @@ class BrokerServer:
             self._tasks.append(
                 asyncio.create_task(self._cleaner_loop(self.cleaner), name="log-cleaner")
             )
+        if bconf.kafka_listen:
+            self.kafka = kafka_listener(
+                bconf,
+                KafkaBackend(
+                    broker_id=self.broker_id,
+                    cluster_id=self.cluster_id,
+                    replicas=self.replicas,
+                    image=lambda: self.follower.image,
+                    producer_ids=self.producer_ids,
+                    controller=self.client,
+                    traffic=self.traffic,
+                    init_transactional_producer=self._init_transactional_producer,
+                    txn_writes=self.txn_writes,
+                ),
+            )
+            await self.kafka.start()
         await self.lifecycle.start()
         log.info(
             "broker_started",
@@ -459,6 +479,8 @@ class BrokerServer:
         confirmed = await self.lifecycle.shutdown(timeout_s)
         log.info("broker_controlled_shutdown", broker_id=self.broker_id, confirmed=confirmed)
         await self.server.stop(grace=0.5)
+        if self.kafka is not None:
+            await self.kafka.stop()
         if self.cleaner is not None:
             self.cleaner.stop()
         await cancel_and_wait(self._tasks)

@@ -78,6 +78,8 @@ class NodeProcess:
     """A controller's separate listener for admin clients (``controller.client_listen``)."""
     internal_port: int | None = None
     """A broker's separate listener for other brokers (``broker.internal_listen``)."""
+    kafka_port: int | None = None
+    """A broker's Kafka wire-protocol listener (``broker.kafka_listen``)."""
 
     @property
     def metrics_url(self) -> str | None:
@@ -137,6 +139,7 @@ class LocalCluster:
         tls: bool = False,
         metrics: bool = False,
         split_listeners: bool = False,
+        kafka: bool = False,
     ) -> None:
         """``addresses`` gives chosen nodes their own (host, port) instead of ``host`` and a
         free port, and ``launch_prefix(node_id)`` is put before a node's command line: together
@@ -153,7 +156,10 @@ class LocalCluster:
         controller a listener for admin clients (``NodeProcess.client_address`` /
         ``internal_address``; :attr:`client_bootstrap`); with ``tls``, client listeners ask for
         no certificate (:data:`SPLIT_LISTENER_SETTINGS`), so ``client_security(certificate=False,
-        token=...)`` connects with a token only, while node traffic stays mTLS."""
+        token=...)`` connects with a token only, while node traffic stays mTLS.
+
+        ``kafka`` gives every broker a Kafka protocol listener on a free port
+        (:attr:`kafka_bootstrap_servers`)."""
         if controllers not in (1, 3, 5):
             raise ValueError("a local cluster has 1, 3 or 5 controllers")
         if brokers < 0:
@@ -192,6 +198,9 @@ class LocalCluster:
                 node.client_port = free_port(node.host)
             for node in self.brokers.values():
                 node.internal_port = free_port(node.host)
+        if kafka:
+            for node in self.brokers.values():
+                node.kafka_port = free_port(node.host)
         if metrics:
             for node in self._all().values():
                 node.metrics_port = free_port(node.host)
@@ -206,6 +215,11 @@ class LocalCluster:
     def bootstrap_servers(self) -> list[str]:
         """The brokers' client addresses."""
         return [n.address for n in self.brokers.values()]
+
+    @property
+    def kafka_bootstrap_servers(self) -> list[str]:
+        """The brokers' Kafka protocol listeners (empty unless ``kafka``)."""
+        return [f"{n.host}:{n.kafka_port}" for n in self.brokers.values() if n.kafka_port]
 
     @property
     def bootstrap(self) -> list[str]:
@@ -256,6 +270,8 @@ class LocalCluster:
             ]
             if node.internal_port is not None:
                 lines.append(f'internal_listen = "{node.internal_address}"')
+            if node.kafka_port is not None:
+                lines.append(f'kafka_listen = "{node.host}:{node.kafka_port}"')
             lines += [f"{k} = {_toml_value(v)}" for k, v in self.broker_settings.items()]
         security = self.node_security(node)
         if security:

@@ -92,11 +92,14 @@ def run_local_cluster(args: UpOptions) -> int:
         metrics=True,
         tls=args.tls,
         security_settings=args.security_settings,
+        # The Kafka listener is plaintext only for now (docs/kafka-protocol.md).
+        kafka=not args.tls and not args.security_settings,
     )
     cluster.prepare()
     info: dict[str, object] = {
         "bootstrap_controller": ",".join(cluster.bootstrap),
         "bootstrap_servers": ",".join(cluster.bootstrap_servers),
+        "kafka_bootstrap_servers": ",".join(cluster.kafka_bootstrap_servers),
         "cluster_id": cluster.cluster_id,
         "metrics": metrics_urls(cluster),
     }
@@ -155,6 +158,11 @@ async def _supervise(supervisor: Supervisor, args: UpOptions) -> int:
         )
         print(f"bootstrap servers (brokers): {','.join(cluster.bootstrap_servers)}")
         print(f"bootstrap controllers:       {','.join(cluster.bootstrap)}")
+        if cluster.kafka_bootstrap_servers:
+            print(
+                "Kafka clients (kcat, librdkafka, kafka-python; docs/kafka-protocol.md): "
+                f"bootstrap.servers={','.join(cluster.kafka_bootstrap_servers)}"
+            )
         print(f"data and logs: {cluster.base_dir}/{{node,broker}}-*/")
         print("Prometheus metrics (docs/operations.md, 'Metrics'):")
         for node, url in metrics_urls(cluster).items():

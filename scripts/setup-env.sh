@@ -24,3 +24,9 @@ if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ] || [ "$root/setu
         | { grep -v 'is ignored' || true; }
     touch "$stamp"
 fi
+# kcat (Debian's package) for the Kafka protocol listener's tests (tests/integration/test_kafka_*):
+# installed when this runs as root with apt-get; elsewhere those tests skip and say why.
+if ! command -v kcat >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat; } \
+        >/dev/null 2>&1 || echo "kcat could not be installed; the kcat tests will skip" >&2
+fi

@@ -21,6 +21,9 @@ CLIENT_LISTENER = "CLIENT"
 INTERNAL_LISTENER = "INTERNAL"
 """The listener a broker serves other brokers on (``broker.internal_listen``), when it has one:
 replication fetches, transaction markers, transactional-write checks."""
+KAFKA_LISTENER = "KAFKA"
+"""A broker's Kafka wire-protocol listener (``broker.kafka_listen``), when it has one: the
+address Kafka clients are told in Metadata."""
 
 
 class LeaderRecoveryState(enum.IntEnum):

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient
 
 from raftka.ops.cluster_file import read_cluster_file
 from raftka.ops.proc import stat_state
@@ -50,6 +51,12 @@ def test_kill_pause_resume_and_restart_nodes_by_hand(up: Up) -> None:
         assert f"node {node_id}: {url}" in up.text
     with urllib.request.urlopen(urls["1"], timeout=5) as response:
         assert b"raftka_controller_active 1.0" in response.read()
+
+    # The brokers' Kafka listeners: `raftka up` prints the bootstrap address, Kafka clients
+    # find both brokers there.
+    kafka = str(read_cluster_file(up.directory)["kafka_bootstrap_servers"])
+    assert f"bootstrap.servers={kafka}" in up.text
+    assert sorted(AdminClient({"bootstrap.servers": kafka}).list_topics(timeout=10).brokers) == [2, 3]
 
     # kill -9 a broker: reported once, the supervisor and the others keep running.
     killed = up.node("kill", "3")

@@ -42,6 +42,7 @@ def start_broker_cluster(
     metrics: bool = False,
     split_listeners: bool = False,
     security_settings: Mapping[str, object] | None = None,
+    kafka: bool = False,
 ) -> LocalCluster:
     """Start controllers and brokers as real processes; return once every broker is unfenced.
     Stop it with :func:`stop_broker_cluster` (which also prints the log tails). ``metrics``
@@ -58,6 +59,7 @@ def start_broker_cluster(
         metrics=metrics,
         split_listeners=split_listeners,
         security_settings=security_settings,
+        kafka=kafka,
     )
     cluster.prepare()
     cluster.start()

@@ -1,0 +1,141 @@
+"""One Kafka client connection: read requests, serve them, answer in order.
+
+Requests are read ahead and served concurrently up to ``max_in_flight`` (a client pipelines
+them), and answered in the order they came, as Kafka's protocol requires. Anything that breaks
+the protocol (framing, limits, an unknown API or version, bytes that do not parse, a handler
+that fails) closes the connection with one log line; other connections are not affected."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+from raftka.broker.kafka.dispatch import API_VERSIONS_KEY, ApiTable, RequestContext
+from raftka.broker.kafka.framing import (
+    FrameError,
+    Limits,
+    PeerClosed,
+    RequestHead,
+    encode_response,
+    parse_request,
+    peek_head,
+    read_frame,
+)
+
+log = structlog.get_logger(__name__)
+
+_Pending = asyncio.Task[bytes | None]
+
+
+class KafkaConnection:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        apis: ApiTable,
+        limits: Limits,
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._apis = apis
+        self._limits = limits
+        peer = writer.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self._pending: asyncio.Queue[_Pending | None] = asyncio.Queue(limits.max_in_flight)
+
+    async def serve(self) -> None:
+        answers = asyncio.create_task(self._answer_in_order())
+        try:
+            await self._read_requests()
+        except PeerClosed:
+            pass
+        except FrameError as e:
+            log.warning("kafka_connection_closed", peer=self.peer, reason=e.reason, error=e.message)
+        except ConnectionError as e:
+            log.info("kafka_connection_lost", peer=self.peer, error=str(e))
+        finally:
+            # Requests being served finish (a write is not cut in half); their answers are
+            # not sent: the connection is gone.
+            answers.cancel()
+            while not self._pending.empty():
+                task = self._pending.get_nowait()
+                if task is not None:
+                    task.add_done_callback(_forget)
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await answers
+            self._writer.close()
+            with contextlib.suppress(ConnectionError):
+                await self._writer.wait_closed()
+
+    async def _read_requests(self) -> None:
+        while True:
+            frame = await read_frame(self._reader, self._limits)
+            head = peek_head(frame)
+            api = self._apis.find(head.api_key, head.api_version)
+            if api is None:
+                if head.api_key == API_VERSIONS_KEY and head.api_version >= 0:
+                    answer = encode_response(
+                        head.correlation_id, self._apis.unsupported_api_versions()
+                    )
+                    await self._pending.put(_done(answer))
+                    continue
+                known = self._apis.known(head.api_key)
+                raise FrameError(
+                    "unsupported_api",
+                    f"API key {head.api_key} version {head.api_version} is not served"
+                    + (
+                        f" ({known.name} is served at v{known.min_version}-v{known.max_version})"
+                        if known is not None
+                        else ""
+                    )
+                    + ": ask ApiVersions what is",
+                )
+            try:
+                client_id, request = parse_request(frame, head)
+            except Exception as e:  # kio raises several kinds for bytes that do not parse
+                raise FrameError(
+                    "malformed_request", f"{api.name} v{head.api_version} does not parse: {e!r}"
+                ) from None
+            context = RequestContext(
+                head.api_key, head.api_version, head.correlation_id, client_id or "", self.peer
+            )
+            task = asyncio.create_task(self._serve_one(api.handle, request, context, head))
+            await self._pending.put(task)
+
+    async def _serve_one(
+        self, handle: object, request: object, context: RequestContext, head: RequestHead
+    ) -> bytes | None:
+        response = await handle(request, context)  # type: ignore[operator]
+        if response is None:
+            return None
+        return encode_response(head.correlation_id, response)
+
+    async def _answer_in_order(self) -> None:
+        while True:
+            task = await self._pending.get()
+            if task is None:
+                return
+            try:
+                answer = await asyncio.shield(task)
+            except Exception:
+                log.exception("kafka_request_failed", peer=self.peer)
+                # The client would wait for this answer forever: close instead.
+                self._writer.close()
+                return
+            if answer is not None:
+                self._writer.write(answer)
+                await self._writer.drain()
+
+
+def _forget(task: _Pending) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("kafka_request_failed_after_close", error=repr(task.exception()))
+
+
+def _done(answer: bytes) -> _Pending:
+    async def ready() -> bytes | None:
+        return answer
+
+    return asyncio.ensure_future(ready())

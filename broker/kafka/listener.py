@@ -1,0 +1,109 @@
+"""The Kafka listener of one broker: an asyncio TCP server speaking Kafka's protocol, off
+unless ``broker.kafka_listen`` is set. It is plaintext and unauthenticated (SASL and TLS are not
+served yet), so a broker with TLS, authentication or the authorizer on refuses to open it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+from raftka.broker.config import BrokerConfig
+from raftka.broker.kafka.backend import KafkaBackend
+from raftka.broker.kafka.connection import KafkaConnection
+from raftka.broker.kafka.dispatch import Api, ApiTable
+from raftka.broker.kafka.fetch import FETCH_KEY, LIST_OFFSETS_KEY, FetchHandler, ListOffsetsHandler
+from raftka.broker.kafka.framing import Limits
+from raftka.broker.kafka.metadata import METADATA_KEY, MetadataHandler
+from raftka.broker.kafka.produce import (
+    INIT_PRODUCER_ID_KEY,
+    PRODUCE_KEY,
+    InitProducerIdHandler,
+    ProduceHandler,
+)
+from raftka.broker.kafka.topics import (
+    CREATE_TOPICS_KEY,
+    DELETE_TOPICS_KEY,
+    CreateTopicsHandler,
+    DeleteTopicsHandler,
+)
+from raftka.common.errors import ConfigFileError
+from raftka.common.security.settings import SecuritySettings
+from raftka.common.tasks import cancel_and_wait
+
+log = structlog.get_logger(__name__)
+
+
+def api_table(backend: KafkaBackend) -> ApiTable:
+    """Every API the listener serves, at the versions it serves (what ApiVersions tells)."""
+    return ApiTable(
+        [
+            Api(PRODUCE_KEY, "Produce", 3, 11, ProduceHandler(backend)),
+            Api(FETCH_KEY, "Fetch", 4, 12, FetchHandler(backend)),
+            Api(LIST_OFFSETS_KEY, "ListOffsets", 1, 6, ListOffsetsHandler(backend)),
+            Api(METADATA_KEY, "Metadata", 1, 12, MetadataHandler(backend)),
+            Api(CREATE_TOPICS_KEY, "CreateTopics", 2, 7, CreateTopicsHandler(backend)),
+            Api(DELETE_TOPICS_KEY, "DeleteTopics", 1, 5, DeleteTopicsHandler(backend)),
+            Api(INIT_PRODUCER_ID_KEY, "InitProducerId", 0, 4, InitProducerIdHandler(backend)),
+        ]
+    )
+
+
+class KafkaListener:
+    def __init__(self, address: str, apis: ApiTable, limits: Limits) -> None:
+        host, _, port = address.rpartition(":")
+        self._host = host
+        self._port = int(port)
+        self._apis = apis
+        self._limits = limits
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._accept, self._host, self._port, limit=64 * 1024
+        )
+        log.info("kafka_listener_started", address=f"{self._host}:{self._port}")
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            await KafkaConnection(reader, writer, self._apis, self._limits).serve()
+        except asyncio.CancelledError:
+            pass  # stop(): asyncio's stream callback would report a cancelled task as an error
+        finally:
+            self._connections.discard(task)
+
+    async def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.close()
+        await cancel_and_wait(list(self._connections))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._server.wait_closed(), 2.0)
+        log.info("kafka_listener_stopped", address=f"{self._host}:{self._port}")
+
+
+def check_kafka_security(config: BrokerConfig, security: SecuritySettings) -> None:
+    """A plaintext, unauthenticated listener beside secured ones would bypass them: refused."""
+    if config.kafka_listen and (
+        security.tls_enabled or security.require_authentication or security.authorizer_enable
+    ):
+        raise ConfigFileError(
+            "broker.kafka_listen serves Kafka's protocol without TLS or authentication (not "
+            "supported there yet), so it cannot be opened on a broker with TLS, "
+            "require_authentication or the authorizer on: remove kafka_listen or those settings"
+        )
+
+
+def kafka_listener(config: BrokerConfig, backend: KafkaBackend) -> KafkaListener:
+    limits = Limits(
+        max_request_bytes=config.kafka_max_request_bytes,
+        read_timeout_s=config.kafka_request_read_timeout_ms / 1000,
+        idle_timeout_s=config.kafka_connections_max_idle_ms / 1000,
+        max_in_flight=config.kafka_max_in_flight,
+    )
+    return KafkaListener(config.kafka_listen, api_table(backend), limits)

@@ -1,0 +1,108 @@
+"""Metadata (v1-v12): brokers' Kafka listeners, topics and partitions from the broker's image.
+
+Brokers are listed with the address of their Kafka listener (the KAFKA endpoint they
+register); a broker without one is left out, so its partitions show a leader clients cannot
+reach: give every broker ``kafka_listen``. ``controller_id`` is this broker: Kafka's clients
+send admin requests (CreateTopics, ...) there, and it forwards them to the active controller.
+Topics are never created by a Metadata request (allow_auto_topic_creation is not honoured)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from raftka.broker.kafka.backend import KafkaBackend
+from raftka.broker.kafka.dispatch import RequestContext
+from raftka.broker.kafka.schema import (
+    NO_THROTTLE,
+    UNKNOWN_AUTHORIZED_OPERATIONS,
+    build,
+    nested,
+    response_type,
+    topic_uuid,
+)
+from raftka.common.metadata.model import KAFKA_LISTENER
+from raftka.common.metadata.topic_names import INTERNAL_TOPICS
+
+METADATA_KEY = 3
+
+
+class MetadataHandler:
+    def __init__(self, backend: KafkaBackend) -> None:
+        self._backend = backend
+
+    async def __call__(self, request: Any, context: RequestContext) -> Any:
+        answer_type = response_type(METADATA_KEY, context.api_version)
+        broker_type = nested(answer_type, "MetadataResponseBroker")
+        image = self._backend.image()
+        brokers = []
+        for reg in image.unfenced_brokers():
+            endpoint = reg.endpoint(KAFKA_LISTENER)
+            if endpoint is not None:
+                brokers.append(
+                    build(
+                        broker_type,
+                        node_id=reg.broker_id,
+                        host=endpoint.host,
+                        port=endpoint.port,
+                        rack=reg.rack or None,
+                    )
+                )
+        if request.topics is None:
+            names = image.topic_names()
+        else:
+            names = list(dict.fromkeys(t.name for t in request.topics if t.name is not None))
+        return build(
+            answer_type,
+            throttle_time=NO_THROTTLE,
+            brokers=tuple(brokers),
+            cluster_id=self._backend.cluster_id,
+            controller_id=self._backend.broker_id,
+            topics=tuple(self._topic(answer_type, name) for name in names),
+            cluster_authorized_operations=UNKNOWN_AUTHORIZED_OPERATIONS,
+        )
+
+    def _topic(self, answer_type: type[Any], name: str) -> Any:
+        topic_type = nested(answer_type, "MetadataResponseTopic")
+        partition_type = nested(answer_type, "MetadataResponsePartition")
+        image = self._backend.image()
+        topic = image.topic(name)
+        common = {
+            "name": name,
+            "is_internal": name in INTERNAL_TOPICS,
+            "topic_authorized_operations": UNKNOWN_AUTHORIZED_OPERATIONS,
+        }
+        if topic is None:
+            return build(
+                topic_type,
+                error_code=ErrorCode.unknown_topic_or_partition,
+                topic_id=topic_uuid(""),
+                partitions=(),
+                **common,
+            )
+        live = {b for b, reg in image.brokers.items() if not reg.fenced}
+        partitions = []
+        for index in sorted(topic.partitions):
+            state = topic.partitions[index]
+            partitions.append(
+                build(
+                    partition_type,
+                    error_code=ErrorCode.none
+                    if state.leader >= 0
+                    else ErrorCode.leader_not_available,
+                    partition_index=index,
+                    leader_id=state.leader,
+                    leader_epoch=state.leader_epoch,
+                    replica_nodes=tuple(state.replicas),
+                    isr_nodes=tuple(state.isr),
+                    offline_replicas=tuple(r for r in state.replicas if r not in live),
+                )
+            )
+        return build(
+            topic_type,
+            error_code=ErrorCode.none,
+            topic_id=topic_uuid(topic.topic_id),
+            partitions=tuple(partitions),
+            **common,
+        )

@@ -1,0 +1,185 @@
+"""Produce (v3-v11) and InitProducerId (v0-v4).
+
+Produced record batches (Kafka's v2 layout, which Raftka stores) go to the same append as the
+gRPC Produce: the partition leader's ``Partition.append``, which validates every batch and
+every record in it, assigns offsets and waits for acks (0, 1 or -1). acks=0 gets no answer.
+Idempotent producers get their producer id from the same ProducerIdManager; transactional ids
+go to the transaction coordinator (this stop serves no AddPartitionsToTxn, so transactional
+producers cannot run yet)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from raftka.broker.kafka.backend import KafkaBackend
+from raftka.broker.kafka.dispatch import RequestContext
+from raftka.broker.kafka.schema import (
+    NO_THROTTLE,
+    build,
+    error_of,
+    millis,
+    nested,
+    response_type,
+)
+from raftka.broker.partition import FencedLeaderEpochError, NotLeaderOrFollowerError
+from raftka.common.errors import InvalidTopicError, RaftkaError
+from raftka.common.group_errors import CoordinatorNotAvailableError
+from raftka.common.metadata.topic_names import INTERNAL_TOPICS
+from raftka.common.records.errors import InvalidRecordError
+
+PRODUCE_KEY = 0
+INIT_PRODUCER_ID_KEY = 22
+VALID_ACKS = (0, 1, -1)
+DEFAULT_TIMEOUT_MS = 30_000
+
+
+class ProduceHandler:
+    def __init__(self, backend: KafkaBackend) -> None:
+        self._backend = backend
+
+    async def __call__(self, request: Any, context: RequestContext) -> Any | None:
+        answer_type = response_type(PRODUCE_KEY, context.api_version)
+        acks = int(request.acks)
+        timeout_ms = millis(request.timeout)
+        timeout_s = (timeout_ms if timeout_ms > 0 else DEFAULT_TIMEOUT_MS) / 1000
+        named = [(t.name, p) for t in request.topic_data for p in t.partition_data]
+        if acks not in VALID_ACKS:
+            outcomes: list[Any] = [
+                (ErrorCode.invalid_required_acks, f"acks must be 0, 1 or -1, not {acks}")
+            ] * len(named)
+        else:
+            jobs = [
+                self._append(topic, p.index, p.records, acks, timeout_s, request.transactional_id)
+                for topic, p in named
+            ]
+            outcomes = [await jobs[0]] if len(jobs) == 1 else list(await asyncio.gather(*jobs))
+        if acks == 0:
+            return None
+        by_topic: dict[str, list[Any]] = {}
+        partition_type = nested(answer_type, "PartitionProduceResponse")
+        for (topic, p), outcome in zip(named, outcomes, strict=True):
+            by_topic.setdefault(topic, []).append(
+                self._result(answer_type, partition_type, p.index, outcome)
+            )
+        topic_type = nested(answer_type, "TopicProduceResponse")
+        return build(
+            answer_type,
+            responses=tuple(
+                build(topic_type, name=name, partition_responses=tuple(results))
+                for name, results in by_topic.items()
+            ),
+            throttle_time=NO_THROTTLE,
+        )
+
+    async def _append(
+        self,
+        topic: str,
+        index: int,
+        records: bytes | None,
+        acks: int,
+        timeout_s: float,
+        transactional_id: str | None,
+    ) -> Any:
+        """The AppendResult, or the RaftkaError that refused the write."""
+        backend = self._backend
+        try:
+            if topic in INTERNAL_TOPICS:
+                raise InvalidTopicError(f"{topic} is an internal topic: only its coordinator writes it")
+            if not records:
+                raise InvalidRecordError(f"no record batches for {topic}-{index}")
+            partition = backend.replicas.leader_partition(topic, index)
+            if backend.txn_writes is not None:
+                await backend.txn_writes.check(
+                    topic, index, transactional_id or "", records, partition.log.producer_state
+                )
+            appended = await partition.append(records, acks=acks, timeout_s=timeout_s)
+            backend.traffic.bytes_in(topic, len(records))
+            return appended
+        except RaftkaError as e:
+            return e
+
+    @staticmethod
+    def _result(answer_type: type[Any], partition_type: type[Any], index: int, outcome: Any) -> Any:
+        if isinstance(outcome, tuple):
+            code, message = outcome
+            return build(
+                partition_type,
+                index=index,
+                error_code=code,
+                base_offset=-1,
+                log_append_time=None,
+                log_start_offset=-1,
+                record_errors=(),
+                error_message=message,
+            )
+        if isinstance(outcome, RaftkaError):
+            extra: dict[str, Any] = {}
+            if isinstance(outcome, NotLeaderOrFollowerError | FencedLeaderEpochError):
+                extra["current_leader"] = nested(answer_type, "LeaderIdAndEpoch")(
+                    leader_id=outcome.leader_id, leader_epoch=outcome.leader_epoch
+                )
+            return build(
+                partition_type,
+                index=index,
+                error_code=error_of(outcome),
+                base_offset=-1,
+                log_append_time=None,
+                log_start_offset=-1,
+                record_errors=(),
+                error_message=outcome.message,
+                **extra,
+            )
+        append_time = (
+            datetime.datetime.fromtimestamp(outcome.log_append_time_ms / 1000, datetime.UTC)
+            if outcome.log_append_time_ms >= 0
+            else None
+        )
+        return build(
+            partition_type,
+            index=index,
+            error_code=ErrorCode.none,
+            base_offset=outcome.base_offset,
+            log_append_time=append_time,
+            log_start_offset=outcome.log_start_offset,
+            record_errors=(),
+            error_message=None,
+        )
+
+
+class InitProducerIdHandler:
+    def __init__(self, backend: KafkaBackend) -> None:
+        self._backend = backend
+
+    async def __call__(self, request: Any, context: RequestContext) -> Any:
+        answer_type = response_type(INIT_PRODUCER_ID_KEY, context.api_version)
+        backend = self._backend
+        try:
+            if request.transactional_id:
+                if backend.init_transactional_producer is None:
+                    raise CoordinatorNotAvailableError(
+                        "this broker has no transaction coordinator; retry later"
+                    )
+                producer_id, epoch = await backend.init_transactional_producer(
+                    request.transactional_id, millis(request.transaction_timeout)
+                )
+            else:
+                producer_id, epoch = await backend.producer_ids.next_id(), 0
+        except RaftkaError as e:
+            return build(
+                answer_type,
+                throttle_time=NO_THROTTLE,
+                error_code=error_of(e),
+                producer_id=-1,
+                producer_epoch=-1,
+            )
+        return build(
+            answer_type,
+            throttle_time=NO_THROTTLE,
+            error_code=ErrorCode.none,
+            producer_id=producer_id,
+            producer_epoch=epoch,
+        )
