@@ -72,9 +72,7 @@ class ProduceHandler:
         self._quotas = quotas
         self._traffic = traffic
 
-    async def handle(
-        self, request: ProduceCall, sensors: CallerSensors
-    ) -> pb.ProduceResponse:
+    async def handle(self, request: ProduceCall, sensors: CallerSensors) -> pb.ProduceResponse:
         """Answer ``request``, throttled by the caller's quota ``sensors``."""
         if sensors is NO_SENSORS:
             return await self._produce(request)

@@ -61,9 +61,7 @@ async def _ready(cluster: LocalCluster, topics: list[str]) -> None:
             await admin.create_topic(topic, PARTITIONS, 3, configs={"min.insync.replicas": "2"})
 
 
-def _producer(
-    cluster: LocalCluster, transactional_id: str | None, **extra: Any
-) -> AsyncProducer:
+def _producer(cluster: LocalCluster, transactional_id: str | None, **extra: Any) -> AsyncProducer:
     settings: dict[str, Any] = {"bootstrap_servers": cluster.bootstrap_servers, "linger_ms": 5}
     if transactional_id is not None:
         settings["transactional_id"] = transactional_id

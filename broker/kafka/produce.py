@@ -88,7 +88,9 @@ class ProduceHandler:
         backend = self._backend
         try:
             if topic in INTERNAL_TOPICS:
-                raise InvalidTopicError(f"{topic} is an internal topic: only its coordinator writes it")
+                raise InvalidTopicError(
+                    f"{topic} is an internal topic: only its coordinator writes it"
+                )
             if not records:
                 raise InvalidRecordError(f"no record batches for {topic}-{index}")
             partition = backend.replicas.leader_partition(topic, index)

@@ -56,7 +56,10 @@ def test_kill_pause_resume_and_restart_nodes_by_hand(up: Up) -> None:
     # find both brokers there.
     kafka = str(read_cluster_file(up.directory)["kafka_bootstrap_servers"])
     assert f"bootstrap.servers={kafka}" in up.text
-    assert sorted(AdminClient({"bootstrap.servers": kafka}).list_topics(timeout=10).brokers) == [2, 3]
+    assert sorted(AdminClient({"bootstrap.servers": kafka}).list_topics(timeout=10).brokers) == [
+        2,
+        3,
+    ]
 
     # kill -9 a broker: reported once, the supervisor and the others keep running.
     killed = up.node("kill", "3")
