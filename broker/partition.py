@@ -223,7 +223,10 @@ class Partition:
         ``min.insync.replicas``, then waits for the high watermark to cover the batches
         (see :meth:`wait_for_high_watermark`)."""
         return await self._leader_write(
-            functools.partial(self.log.append_as_leader, payload), acks=acks, timeout_s=timeout_s
+            functools.partial(self.log.append_as_leader, payload),
+            acks=acks,
+            timeout_s=timeout_s,
+            light=self.log.append_is_light(memoryview(payload).nbytes),
         )
 
     async def write_txn_marker(
@@ -256,10 +259,12 @@ class Partition:
         *,
         acks: int,
         timeout_s: float,
+        light: bool = False,
     ) -> AppendResult:
         """One leader append through the log's ``write(leader_epoch=, now_ms=)``,
-        serialized with the others on this partition and run on the I/O threads, then waking
-        fetches and, for ``acks=-1``, waiting for the high watermark."""
+        serialized with the others on this partition and run on the I/O threads (on the event
+        loop when ``light``: see :meth:`PartitionLog.append_is_light`), then waking fetches
+        and, for ``acks=-1``, waiting for the high watermark."""
         state = self.leader_state
         if acks == -1 and state is not None and not state.has_enough_replicas():
             raise NotEnoughReplicasError(
@@ -267,7 +272,8 @@ class Partition:
                 f"min.insync.replicas={state.min_insync_replicas}; nothing was written"
             )
         async with self.append_lock:
-            appended: AppendResult = await self._io(
+            run = _inline if light else self._io
+            appended: AppendResult = await run(
                 write, leader_epoch=self.leader_epoch, now_ms=wall_clock_ms()
             )
             self.on_leader_append()
@@ -409,9 +415,10 @@ class Partition:
             return diverging
         plog = self.log
         self.on_follower_fetch(replica, fetch_offset, replica_epoch)
-        # A caught-up follower (the common case: its fetch that advances the high watermark)
-        # reads nothing from disk: answered on the event loop, without an I/O-thread hop.
-        run = _inline if fetch_offset >= plog.log_end_offset else self._io
+        # A caught-up follower (its fetch that advances the high watermark) reads nothing from
+        # disk, and one an append behind reads that append from the page cache: both are
+        # answered on the event loop, without an I/O-thread hop.
+        run = _inline if plog.tail_is_small(fetch_offset) else self._io
         try:
             data: FetchData = await run(
                 plog.read,

@@ -42,13 +42,10 @@ from raftka.broker.log.types import StaleLeaderEpochError
 from raftka.broker.metadata_changes import MetadataChanges
 from raftka.broker.metadata_follower import MetadataFollower
 from raftka.broker.partition import NotLeaderOrFollowerError, Partition
-from raftka.broker.replication.fetcher import (
-    FETCH_ANSWER_MARGIN_MS,
-    FETCH_WAIT_MS,
-    FollowedPartition,
-    ReplicaFetcherManager,
-)
+from raftka.broker.replication.alter_partition import AlterPartitionSender
+from raftka.broker.replication.fetcher import FollowedPartition, ReplicaFetcherManager
 from raftka.broker.replication.leader_state import IsrProposal, LeaderReplicaState, ReplicaProgress
+from raftka.broker.replication.silence import FollowerSilence
 from raftka.common.clock import monotonic_ms
 from raftka.common.errors import (
     RaftkaError,
@@ -57,8 +54,6 @@ from raftka.common.errors import (
 from raftka.common.metadata.model import PartitionState
 from raftka.common.rpc.controller_client import ControllerClient
 from raftka.common.tasks import cancel_and_wait
-from raftka.v1 import controller_pb2 as cpb
-from raftka.v1.common_pb2 import ErrorCode
 
 log = structlog.get_logger(__name__)
 
@@ -66,10 +61,6 @@ HW_CHECKPOINT_INTERVAL_MS = 5000
 RECONCILE_CONCURRENCY = 64
 """Partitions reconciled at once (their disk work overlaps on the I/O threads)."""
 
-FOLLOWER_SILENCE_MS = FETCH_WAIT_MS + FETCH_ANSWER_MARGIN_MS
-"""A follower that sent no fetch for this long, while it holds back a high watermark here, is
-reported unreachable (its long polls are at most FETCH_WAIT_MS apart plus a round trip; the
-same bound after which a follower reports a leader that does not answer)."""
 SILENCE_CHECK_INTERVAL_S = 0.1
 
 
@@ -96,7 +87,6 @@ class ReplicaManager:
         self._logs = logs
         self._follower = follower
         self._io = io
-        self._controller = controller
         self._broker_epoch = broker_epoch
         self._lag_time_max_ms = lag_time_max_ms
         self._hosted: dict[tuple[str, int], Partition] = {}
@@ -111,10 +101,14 @@ class ReplicaManager:
             io=io.run,
             on_unreachable=self._leader_unreachable,
         )
-        self._last_fetch_ms: dict[int, int] = {}
-        """When each follower broker's last fetch arrived (or, before its first, when this
-        broker started expecting one: it became a leader the follower replicates)."""
-        self._expected_followers: set[int] = set()
+        self._silence = FollowerSilence()
+        self._alter = AlterPartitionSender(
+            broker_id,
+            controller=controller,
+            broker_epoch=broker_epoch,
+            broker_epoch_of=self.broker_epoch_of,
+            is_active=self.is_active,
+        )
         self._background: set[asyncio.Task[None]] = set()
         self._waiting_logged = False
         self._repairing: set[tuple[str, int]] = set()
@@ -146,39 +140,6 @@ class ReplicaManager:
     def hosted(self) -> list[Partition]:
         return list(self._hosted.values())
 
-    def _alter_partition_request(
-        self,
-        hosted: Partition,
-        leader_epoch: int,
-        partition_epoch: int,
-        isr_with_epochs: dict[int, int],
-        *,
-        leader_resigns: bool = False,
-    ) -> cpb.AlterPartitionRequest:
-        """An AlterPartition for one partition this broker leads: the new ISR, each member
-        with the broker epoch it is counted under (KIP-903)."""
-        return cpb.AlterPartitionRequest(
-            broker_id=self.broker_id,
-            broker_epoch=self._broker_epoch(),
-            topics=[
-                cpb.AlterPartitionTopic(
-                    topic_id=hosted.topic_id,
-                    partitions=[
-                        cpb.AlterPartitionData(
-                            partition_index=hosted.partition,
-                            leader_epoch=leader_epoch,
-                            partition_epoch=partition_epoch,
-                            new_isr_with_epochs=[
-                                cpb.BrokerEpochPair(broker_id=b, broker_epoch=e)
-                                for b, e in isr_with_epochs.items()
-                            ],
-                            leader_resigns=leader_resigns,
-                        )
-                    ],
-                )
-            ],
-        )
-
     def broker_epoch_of(self, broker_id: int) -> int:
         reg = self._follower.image.broker(broker_id)
         return -1 if reg is None else int(reg.epoch)
@@ -190,49 +151,26 @@ class ReplicaManager:
 
     def propose_isr(self, partition: Partition, proposal: IsrProposal) -> None:
         """Sends a leader's ISR change to the controller (AlterPartition), in the background."""
-        self._spawn(self._alter_isr(partition, proposal))
+        self._spawn(self._alter.alter_isr(partition, proposal))
 
     # ---- unreachable peers ----
 
     def follower_fetched(self, replica: int, now_ms: int | None = None) -> None:
         """A fetch from follower broker ``replica`` arrived (once per Fetch request)."""
-        self._last_fetch_ms[replica] = monotonic_ms() if now_ms is None else now_ms
+        self._silence.fetched(replica, monotonic_ms() if now_ms is None else now_ms)
 
     def _leader_unreachable(self, leader: int) -> None:
         self._report_unreachable(leader, self.broker_epoch_of(leader))
 
     def check_silent_followers(self, now_ms: int) -> list[int]:
         """Report (and return) the follower brokers silent for FOLLOWER_SILENCE_MS that hold
-        back the high watermark of a partition led here (in its ISR, behind its log end)."""
-        silent = {
-            b
-            for b in self._expected_followers
-            if now_ms - self._last_fetch_ms.get(b, now_ms) > FOLLOWER_SILENCE_MS
-            and self.is_active(b)
-        }
-        if not silent:
-            return []
-        holding: set[int] = set()
-        for hosted in self._hosted.values():
-            state = hosted.leader_state
-            if state is None or state.high_watermark >= state.leader_log_end_offset:
-                continue
-            for b in silent.intersection(state.isr):
-                if b in state.progress and state.replica_leo(b) < state.leader_log_end_offset:
-                    holding.add(b)
-        for b in sorted(holding):
+        back the high watermark of a partition led here (see
+        :class:`~raftka.broker.replication.silence.FollowerSilence`)."""
+        led = (h.leader_state for h in self._hosted.values() if h.leader_state is not None)
+        holding = self._silence.holding_back(now_ms, led, self.is_active)
+        for b in holding:
             self._report_unreachable(b, self.broker_epoch_of(b))
-        return sorted(holding)
-
-    def _expect_fetches_from(self, followers: set[int]) -> None:
-        """The followers of the partitions led here are ``followers``: a new one gets a full
-        FOLLOWER_SILENCE_MS from now before it counts as silent; the others are forgotten."""
-        now = monotonic_ms()
-        for b in followers - self._expected_followers:
-            self._last_fetch_ms[b] = now
-        for b in self._expected_followers - followers:
-            self._last_fetch_ms.pop(b, None)
-        self._expected_followers = followers
+        return holding
 
     async def run_isr_checks(self) -> None:
         """Shrink the ISR of led partitions whose followers fell behind, report followers
@@ -263,53 +201,6 @@ class ReplicaManager:
             with contextlib.suppress(RaftkaError):
                 await self._io.run(hosted.log.checkpoint_high_watermark)
 
-    async def _alter_isr(self, hosted: Partition, proposal: IsrProposal) -> None:
-        state = hosted.leader_state
-        if state is None:
-            return
-        hosted.alter_in_flight = True
-        # KIP-903: each member with the broker epoch its fetches came with, so that a new
-        # incarnation is not counted on its predecessor's progress.
-        fetched_with = dict(proposal.broker_epochs)
-        request = self._alter_partition_request(
-            hosted,
-            proposal.leader_epoch,
-            proposal.partition_epoch,
-            {b: fetched_with.get(b, self.broker_epoch_of(b)) for b in proposal.new_isr},
-        )
-        try:
-            response: cpb.AlterPartitionResponse = await self._controller.call(
-                lambda s, t: s.AlterPartition(request, timeout=t)
-            )
-            result = response.topics[0].partitions[0]
-            if result.error_code == ErrorCode.NONE and hosted.leader_state is state:
-                log.info(
-                    "isr_changed",
-                    topic=hosted.topic,
-                    partition=hosted.partition,
-                    isr=list(result.isr),
-                    partition_epoch=result.partition_epoch,
-                )
-                if state.on_isr_committed(tuple(result.isr), result.partition_epoch):
-                    hosted.publish_high_watermark()
-                hosted.notify_hw()  # waiting acks=all writes re-check min.insync.replicas
-            else:
-                log.info(
-                    "isr_change_refused",
-                    topic=hosted.topic,
-                    partition=hosted.partition,
-                    error=ErrorCode.Name(result.error_code),
-                    message=result.error_message,
-                )
-                state.on_isr_rejected()
-        except (RaftkaError, IndexError) as e:
-            log.warning(
-                "isr_change_failed", topic=hosted.topic, partition=hosted.partition, error=str(e)
-            )
-            state.on_isr_rejected()
-        finally:
-            hosted.alter_in_flight = False
-
     # ---- damaged logs ----
 
     def report_damage(self, partition: Partition) -> None:
@@ -333,7 +224,7 @@ class ReplicaManager:
     async def _repair(self, hosted: Partition, key: tuple[str, int]) -> None:
         try:
             if hosted.is_leader:
-                await self._resign(hosted)
+                await self._alter.resign(hosted)
             else:
                 await self._truncate_damage(hosted)
         except RaftkaError as e:
@@ -358,48 +249,6 @@ class ReplicaManager:
             offset=damage.offset,
             log_end_offset=new_end,
             action="fetch_again_from_leader",
-        )
-
-    async def _resign(self, hosted: Partition) -> None:
-        state, damage = hosted.leader_state, hosted.log.damage
-        if state is None or damage is None:
-            return
-        others = [b for b in state.isr if b != self.broker_id and self.is_active(b)]
-        if not others:
-            log.error(
-                "log_damage_not_repairable",
-                topic=hosted.topic,
-                partition=hosted.partition,
-                offset=damage.offset,
-                isr=list(state.isr),
-                reason=(
-                    "no other in-sync replica holds the data: offsets below the damage are "
-                    "served, the rest are refused until one does"
-                ),
-            )
-            return
-        request = self._alter_partition_request(
-            hosted,
-            state.leader_epoch,
-            state.partition_epoch,
-            {b: self.broker_epoch_of(b) for b in others},
-            leader_resigns=True,
-        )
-        response: cpb.AlterPartitionResponse = await self._controller.call(
-            lambda s, t: s.AlterPartition(request, timeout=t)
-        )
-        result = response.topics[0].partitions[0]
-        log.warning(
-            "leader_resigned_for_damage"
-            if result.error_code == ErrorCode.NONE
-            else "leader_resignation_refused",
-            topic=hosted.topic,
-            partition=hosted.partition,
-            offset=damage.offset,
-            new_leader=result.leader_id,
-            isr=list(result.isr),
-            error=ErrorCode.Name(result.error_code),
-            message=result.error_message,
         )
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -528,14 +377,15 @@ class ReplicaManager:
         for key, (leader, address, part) in self._followed.items():
             followed.setdefault(leader, (address, {}))[1][key] = part
         await self._fetchers.update(followed)
-        self._expect_fetches_from(
+        self._silence.expect(
             {
                 r
                 for h in self._hosted.values()
                 if h.leader_state is not None
                 for r in h.leader_state.replicas
                 if r != self.broker_id
-            }
+            },
+            monotonic_ms(),
         )
 
     def _address_of(self, broker_id: int) -> str | None:

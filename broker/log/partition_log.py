@@ -61,6 +61,10 @@ from raftka.common.storage.txn_index import AbortedTxn
 
 log = structlog.get_logger(__name__)
 
+LIGHT_BYTES = 64 * 1024
+"""Appends and tail reads up to this size are page-cache work: cheaper on the event loop
+than the hop to an I/O thread and back (see :meth:`PartitionLog.append_is_light`)."""
+
 
 class PartitionLog:
     """The log of one partition replica, in ``<log_dir>/<topic>-<partition>/``."""
@@ -85,6 +89,9 @@ class PartitionLog:
         self._fsync_every_batch = fsync_every_batch
         self._write_lock = threading.Lock()  # one append, truncation or log-start change
         self._closed = False
+        self._last_append: tuple[int, int, int] = (-1, -1, 0)
+        """The last producer or follower append: (base offset, end offset, bytes), for
+        :meth:`tail_is_small`."""
         self._epoch_cache = LeaderEpochCache.load(segmented_log.directory, segmented_log)
         self._hw = HighWatermark.open(
             segmented_log.directory,
@@ -244,6 +251,31 @@ class PartitionLog:
         ``fsync_every_batch``, or the topic's ``flush.messages=1``)."""
         return self._fsync_every_batch or self._config.flush_messages <= 1
 
+    def append_is_light(self, nbytes: int) -> bool:
+        """Whether an append of ``nbytes`` does no blocking disk work worth an I/O-thread
+        hop: small (at most LIGHT_BYTES), not fsynced per write (:attr:`sync_appends`), not
+        due for a periodic flush, and not held up by a truncation or compaction. Such an append is a page-cache write (a segment roll,
+        once per segment, also creates files); the broker runs it on its event loop."""
+        return (
+            nbytes <= LIGHT_BYTES
+            and not self.sync_appends
+            # at most nbytes records: no flush.messages flush can fall due
+            and self._log.log_end_offset - self._log.recovery_point + nbytes
+            < self._config.flush_messages
+            and not self._write_lock.locked()  # a truncation or compaction would block the loop
+        )
+
+    def tail_is_small(self, offset: int) -> bool:
+        """Whether reading from ``offset`` to the log end reads at most LIGHT_BYTES, known
+        without touching the disk: at the log end, or when ``offset`` starts the last append
+        and nothing came after it (a caught-up follower one append behind, the common case
+        at low rates). Such a read comes from the page cache; the broker runs it inline."""
+        end = self._log.log_end_offset
+        if offset >= end:
+            return True
+        base, last_end, nbytes = self._last_append
+        return offset == base and last_end == end and nbytes <= LIGHT_BYTES
+
     @property
     def producer_state(self) -> ProducerStateTable:
         """The idempotent producers' state (read-only: PartitionLog keeps it in step)."""
@@ -305,6 +337,11 @@ class PartitionLog:
             batches, self._config, leader_epoch=leader_epoch, now_ms=now_ms
         )
         if wrote:
+            self._last_append = (
+                result.base_offset,
+                result.last_offset + 1,
+                memoryview(batches).nbytes,
+            )
             self._after_append(result.last_offset + 1, defer_flush=defer_flush)
         return result
 
@@ -341,6 +378,7 @@ class PartitionLog:
         high watermark is the caller's to set (:meth:`set_high_watermark` with the leader's).
         """
         result = self._appender.append_as_follower(batches)
+        self._last_append = (result.base_offset, result.last_offset + 1, memoryview(batches).nbytes)
         self._after_append(result.last_offset + 1, defer_flush=defer_flush)
         return result
 

@@ -231,7 +231,14 @@ class LeaderFetcher:
                 )
                 return True
             if result.batches:
-                await self._io(plog.append_as_follower, result.batches)
+                # A small append (the usual one at low rates) is written on the event loop:
+                # the follower's next fetch, which advances the leader's high watermark,
+                # then leaves without waiting for an I/O-thread hop.
+                light = plog.append_is_light(len(result.batches))
+                if light:
+                    plog.append_as_follower(result.batches)
+                else:
+                    await self._io(plog.append_as_follower, result.batches)
             plog.set_high_watermark(min(result.high_watermark, plog.log_end_offset))
             return True
         except RaftkaError as e:

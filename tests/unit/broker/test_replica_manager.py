@@ -13,7 +13,8 @@ from raftka.broker.io_threads import IoThreads
 from raftka.broker.log.manager import LogManager
 from raftka.broker.metadata_follower import MetadataFollower
 from raftka.broker.partition import NotLeaderOrFollowerError
-from raftka.broker.replica_manager import FOLLOWER_SILENCE_MS, ReplicaManager
+from raftka.broker.replica_manager import ReplicaManager
+from raftka.broker.replication.silence import FOLLOWER_SILENCE_MS
 from raftka.common.clock import monotonic_ms
 from raftka.common.ids import BrokerEpoch, BrokerId
 from raftka.common.metadata.model import BrokerEndpoint, BrokerRegistration, PartitionState
