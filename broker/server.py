@@ -329,6 +329,11 @@ class BrokerServer:
                     traffic=self.traffic,
                     init_transactional_producer=self._init_transactional_producer,
                     txn_writes=self.txn_writes,
+                    groups=self.groups,
+                    offsets_topic=self.offsets_topic,
+                    transactions=self.transactions,
+                    transaction_topic=self.transaction_topic,
+                    guard=self.guard,
                 ),
             )
             await self.kafka.start()

@@ -5,13 +5,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from raftka.broker.coordinator.internal_topic import InternalTopic
+from raftka.broker.groups.offsets_topic import OffsetsTopic
+from raftka.broker.groups.runtime import GroupCoordinator
 from raftka.broker.metrics import TopicTraffic
 from raftka.broker.partition import NotLeaderOrFollowerError, Partition, check_current_leader_epoch
 from raftka.broker.producers.id_blocks import ProducerIdManager
 from raftka.broker.replica_manager import ReplicaManager
+from raftka.broker.transactions.runtime import TransactionCoordinator
 from raftka.broker.transactions.verification import TxnWriteVerifier
 from raftka.common.metadata.image import MetadataImage
 from raftka.common.rpc.controller_client import ControllerClient
+from raftka.common.security.guard import OPEN_GUARD, AccessGuard
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +32,13 @@ class KafkaBackend:
     traffic: TopicTraffic
     init_transactional_producer: Callable[[str, int], Awaitable[tuple[int, int]]] | None = None
     txn_writes: TxnWriteVerifier | None = None
+    groups: GroupCoordinator | None = None
+    """The broker's group coordinator (the same one the gRPC GroupService serves)."""
+    offsets_topic: OffsetsTopic | None = None
+    transactions: TransactionCoordinator | None = None
+    transaction_topic: InternalTopic | None = None
+    guard: AccessGuard = OPEN_GUARD
+    """The broker's authorization checks; handlers read the caller from the context var."""
 
     def leader_partition(self, topic: str, partition: int, epoch: int | None) -> Partition:
         """The partition if this broker leads it; FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH
