@@ -335,6 +335,7 @@ class BrokerServer:
                     transaction_topic=self.transaction_topic,
                     guard=self.guard,
                 ),
+                self.security,
             )
             await self.kafka.start()
         await self.lifecycle.start()

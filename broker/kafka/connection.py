@@ -3,12 +3,18 @@
 Requests are read ahead and served concurrently up to ``max_in_flight`` (a client pipelines
 them), and answered in the order they came, as Kafka's protocol requires. Anything that breaks
 the protocol (framing, limits, an unknown API or version, bytes that do not parse, a handler
-that fails) closes the connection with one log line; other connections are not affected."""
+that fails) closes the connection with one log line; other connections are not affected.
+
+Until the connection is authenticated (SASL_SSL), its frames go to sasl.py's
+:class:`ConnectionAuth` one at a time; afterwards each request is served with the
+connection's :class:`~raftka.common.security.caller.Caller` bound, so the handlers'
+``backend.guard`` checks see who is asking."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
 
 import structlog
 
@@ -23,6 +29,9 @@ from raftka.broker.kafka.framing import (
     peek_head,
     read_frame,
 )
+from raftka.broker.kafka.sasl import ConnectionAuth
+from raftka.common.security.caller import Caller, bind_caller
+from raftka.common.security.model import ANONYMOUS
 
 log = structlog.get_logger(__name__)
 
@@ -36,13 +45,20 @@ class KafkaConnection:
         writer: asyncio.StreamWriter,
         apis: ApiTable,
         limits: Limits,
+        auth: ConnectionAuth | None = None,
     ) -> None:
+        """``auth``: who is on the connection (default: an anonymous, plaintext one)."""
         self._reader = reader
         self._writer = writer
         self._apis = apis
         self._limits = limits
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        host = peer[0] if isinstance(peer, tuple) else ""
+        self._auth = auth or ConnectionAuth(host=host, caller=Caller(ANONYMOUS, host, False))
+        self._callers: dict[str, Caller] = {}
+        self.tls = writer.get_extra_info("ssl_object") is not None
+        """A TLS connection: its bytes are encrypted in Python's ssl, so no sendfile."""
         self._pending: asyncio.Queue[_Pending | None] = asyncio.Queue(limits.max_in_flight)
 
     async def serve(self) -> None:
@@ -71,7 +87,10 @@ class KafkaConnection:
 
     async def _read_requests(self) -> None:
         while True:
-            frame = await read_frame(self._reader, self._limits)
+            frame = await read_frame(self._reader, self._auth.limits(self._limits))
+            if not self._auth.authenticated:
+                await self._authenticate(frame)
+                continue
             head = peek_head(frame)
             api = self._apis.find(head.api_key, head.api_version)
             if api is None:
@@ -101,12 +120,38 @@ class KafkaConnection:
             context = RequestContext(
                 head.api_key, head.api_version, head.correlation_id, client_id or "", self.peer
             )
-            task = asyncio.create_task(self._serve_one(api.handle, request, context, head))
+            task = asyncio.create_task(
+                self._serve_one(api.handle, request, context, head, self._caller(api.name))
+            )
             await self._pending.put(task)
 
+    async def _authenticate(self, frame: bytes) -> None:
+        """One frame before authentication, answered before the next is read."""
+        answer = await self._auth.serve_unauthenticated(frame, self._apis)
+        self._writer.write(answer)
+        await self._writer.drain()
+        if self._auth.failure is not None:
+            raise FrameError("authentication_failed", self._auth.failure)
+        if self._auth.caller is not None:
+            log.info("kafka_authenticated", peer=self.peer, principal=self._auth.caller.principal)
+
+    def _caller(self, api_name: str) -> Caller:
+        caller = self._callers.get(api_name)
+        if caller is None:
+            assert self._auth.caller is not None
+            caller = replace(self._auth.caller, method=f"kafka:{api_name}")
+            self._callers[api_name] = caller
+        return caller
+
     async def _serve_one(
-        self, handle: object, request: object, context: RequestContext, head: RequestHead
+        self,
+        handle: object,
+        request: object,
+        context: RequestContext,
+        head: RequestHead,
+        caller: Caller,
     ) -> bytes | None:
+        bind_caller(caller)  # this task's own context: the guard's checks see it
         response = await handle(request, context)  # type: ignore[operator]
         if response is None:
             return None
