@@ -334,6 +334,8 @@ class BrokerServer:
                     transactions=self.transactions,
                     transaction_topic=self.transaction_topic,
                     guard=self.guard,
+                    owners=self.servicer.owners,
+                    quotas=self.servicer.quotas,
                 ),
                 self.security,
             )

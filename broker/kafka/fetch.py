@@ -10,7 +10,10 @@ Followers do not fetch here (replica_id >= 0 is refused): replication stays on g
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -20,7 +23,11 @@ from raftka.broker.kafka.dispatch import RequestContext
 from raftka.broker.kafka.schema import NO_THROTTLE, build, error_of, millis, nested, response_type
 from raftka.broker.log.leader_epoch_cache import EpochEndOffset
 from raftka.broker.partition import FencedLeaderEpochError, NotLeaderOrFollowerError
+from raftka.broker.quotas.manager import NO_SENSORS
+from raftka.broker.quotas.throttling import under_quota
+from raftka.broker.request_checks import NOTHING_REFUSED, topic_refusals
 from raftka.common.errors import InvalidRequestError, RaftkaError
+from raftka.common.security.model import OP_DESCRIBE, OP_READ
 from raftka.common.storage.errors import LogOffsetOutOfRangeError
 
 FETCH_KEY = 1
@@ -39,11 +46,38 @@ class FetchHandler:
         self._backend = backend
 
     async def __call__(self, request: Any, context: RequestContext) -> Any:
-        answer_type = response_type(FETCH_KEY, context.api_version)
         if request.replica_id >= 0:
             raise InvalidRequestError("replicas fetch over gRPC, not the Kafka listener")
-        wanted = [(t.topic, p) for t in request.topics for p in t.partitions]
         budget = min(max(1, request.max_bytes), MAX_FETCH_RESPONSE_BYTES)
+        quotas = self._backend.quotas
+        sensors = self._backend.quota_sensors(context.client_id)
+        if sensors is NO_SENSORS or quotas is None:
+            answer, _, _ = await self._fetch(request, context, budget)
+            return answer
+        if sensors.fetch is not None:
+            # At most one window's worth per answer (Kafka caps fetch.max.bytes so).
+            budget = min(budget, quotas.max_bytes_in_window(sensors.fetch))
+
+        async def work() -> tuple[Any, int, float]:
+            return await self._fetch(request, context, budget)
+
+        # Held back with its records (Kafka's delayed response), as the gRPC Fetch does.
+        answer, throttle = await under_quota(quotas, sensors, sensors.fetch, work)
+        if throttle > 0:
+            answer = dataclasses.replace(
+                answer, throttle_time=datetime.timedelta(milliseconds=throttle)
+            )
+        return answer
+
+    async def _fetch(
+        self, request: Any, context: RequestContext, budget: int
+    ) -> tuple[Any, int, float]:
+        """The answer, its batch bytes, and the seconds spent waiting for data."""
+        answer_type = response_type(FETCH_KEY, context.api_version)
+        wanted = [(t.topic, p) for t in request.topics for p in t.partitions]
+        # READ on each topic, as the gRPC Fetch asks (a refused topic's partitions say so).
+        refused = topic_refusals(self._backend.guard, OP_READ, (t for t, _ in wanted))
+        waited = 0.0
         deadline = time.monotonic() + max(0, millis(request.max_wait)) / 1000
         while True:
             results: list[tuple[str, Any]] = []
@@ -52,7 +86,7 @@ class FetchHandler:
             errors = False
             for topic, p in wanted:
                 data, nbytes, wake = await self._read_one(
-                    answer_type, topic, p, max(0, budget - total), total == 0, request
+                    answer_type, topic, p, max(0, budget - total), total == 0, request, refused
                 )
                 results.append((topic, data))
                 total += nbytes
@@ -62,12 +96,14 @@ class FetchHandler:
             remaining = deadline - time.monotonic()
             if total >= max(1, request.min_bytes) or errors or remaining <= 0 or not waits:
                 break
+            before = time.monotonic()
             await _wait_any(waits, remaining)
+            waited += time.monotonic() - before
         by_topic: dict[str, list[Any]] = {}
         for topic, data in results:
             by_topic.setdefault(topic, []).append(data)
         topic_type = nested(answer_type, "FetchableTopicResponse")
-        return build(
+        answer = build(
             answer_type,
             throttle_time=NO_THROTTLE,
             error_code=ErrorCode.none,
@@ -77,9 +113,17 @@ class FetchHandler:
                 for name, parts in by_topic.items()
             ),
         )
+        return answer, total, waited
 
     async def _read_one(
-        self, answer_type: type[Any], topic: str, p: Any, budget: int, first: bool, request: Any
+        self,
+        answer_type: type[Any],
+        topic: str,
+        p: Any,
+        budget: int,
+        first: bool,
+        request: Any,
+        refused: Mapping[str, RaftkaError] = NOTHING_REFUSED,
     ) -> tuple[Any, int, asyncio.Event | None]:
         """The partition's answer, its batch bytes, and the event its next append sets."""
         data_type = nested(answer_type, "PartitionData")
@@ -95,6 +139,8 @@ class FetchHandler:
         epoch = _epoch(p.current_leader_epoch)
         partition = None
         try:
+            if topic in refused:
+                raise refused[topic]
             partition = self._backend.leader_partition(topic, p.partition, epoch)
             wake = partition.data_arrived  # taken before the read: no append is missed
             outcome = await partition.read_for_consumer(
@@ -158,12 +204,16 @@ class ListOffsetsHandler:
         partition_type = nested(answer_type, "ListOffsetsPartitionResponse")
         topic_type = nested(answer_type, "ListOffsetsTopicResponse")
         isolation = getattr(request, "isolation_level", 0)
+        # DESCRIBE on each topic, as the gRPC ListOffsets asks.
+        refused = topic_refusals(self._backend.guard, OP_DESCRIBE, (t.name for t in request.topics))
         topics = []
         for t in request.topics:
             answers = []
             for p in t.partitions:
                 epoch = _epoch(getattr(p, "current_leader_epoch", NO_EPOCH))
                 try:
+                    if t.name in refused:
+                        raise refused[t.name]
                     partition = self._backend.leader_partition(t.name, p.partition_index, epoch)
                     found = await partition.list_offset(
                         p.timestamp, current_leader_epoch=epoch, isolation_level=isolation
