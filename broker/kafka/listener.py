@@ -10,6 +10,7 @@ import contextlib
 import structlog
 
 from raftka.broker.config import BrokerConfig
+from raftka.broker.kafka.acls import security_admin_apis
 from raftka.broker.kafka.backend import KafkaBackend
 from raftka.broker.kafka.connection import KafkaConnection
 from raftka.broker.kafka.dispatch import Api, ApiTable
@@ -57,6 +58,7 @@ def api_table(backend: KafkaBackend, protocol: str = PLAINTEXT) -> ApiTable:
     return ApiTable(
         [
             *sasl_apis(protocol),
+            *security_admin_apis(backend),
             Api(PRODUCE_KEY, "Produce", 3, 11, ProduceHandler(backend)),
             Api(FETCH_KEY, "Fetch", 4, 12, FetchHandler(backend)),
             Api(LIST_OFFSETS_KEY, "ListOffsets", 1, 6, ListOffsetsHandler(backend)),

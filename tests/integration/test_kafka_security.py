@@ -20,12 +20,25 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
+from kafka.admin import (
+    ACL,
+    ACLFilter,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    KafkaAdminClient,
+    ResourcePattern,
+    ResourcePatternFilter,
+    ResourceType,
+)
+from kafka.errors import ClusterAuthorizationFailedError
 
 from raftka.client.admin import AsyncAdmin
 from raftka.common.security.model import (
     ALLOW,
     CLUSTER_RESOURCE_NAME,
     LITERAL,
+    OP_ALTER,
     OP_DESCRIBE,
     OP_IDEMPOTENT_WRITE,
     OP_READ,
@@ -45,7 +58,14 @@ pytestmark = pytest.mark.integration
 TOPIC = "secure"
 PARTITIONS = 2
 RECORDS = 10
-PASSWORDS = {"alice": "alice-secret", "bob": "bob-secret", "carol": "carol-secret"}
+PASSWORDS = {
+    "alice": "alice-secret",
+    "bob": "bob-secret",
+    "carol": "carol-secret",
+    "ops": "ops-secret",
+}
+Config = dict[str, Any]
+"""librdkafka settings."""
 # Kafka's codes, as the clients report them.
 TOPIC_AUTHORIZATION_FAILED = 29
 
@@ -58,7 +78,7 @@ def bootstrap(cluster: LocalCluster) -> str:
     return ",".join(cluster.kafka_bootstrap_servers)
 
 
-def sasl(cluster: LocalCluster, user: str, mechanism: str = "SCRAM-SHA-512", **more: Any) -> dict:
+def sasl(cluster: LocalCluster, user: str, mechanism: str = "SCRAM-SHA-512", **more: Any) -> Config:
     return {
         "bootstrap.servers": bootstrap(cluster),
         "security.protocol": "SASL_SSL",
@@ -85,11 +105,13 @@ async def prepare(cluster: LocalCluster) -> None:
                 acl(RESOURCE_TOPIC, TOPIC, "alice", OP_READ),
                 acl(RESOURCE_CLUSTER, CLUSTER_RESOURCE_NAME, "alice", OP_IDEMPOTENT_WRITE),
                 acl(RESOURCE_TOPIC, TOPIC, "bob", OP_DESCRIBE),
+                acl(RESOURCE_CLUSTER, CLUSTER_RESOURCE_NAME, "ops", OP_ALTER),
+                acl(RESOURCE_CLUSTER, CLUSTER_RESOURCE_NAME, "ops", OP_DESCRIBE),
             ]
         )
 
 
-def sees_topic(config: dict) -> bool:
+def sees_topic(config: Config) -> bool:
     """Whether a client with ``config`` authenticates and sees TOPIC with its leaders."""
     admin = AdminClient(config)
     try:
@@ -124,7 +146,7 @@ def sasl_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClus
         stop_broker_cluster(cluster)
 
 
-def produce(config: dict, count: int = RECORDS, prefix: str = "v") -> list[Any]:
+def produce(config: Config, count: int = RECORDS, prefix: str = "v") -> list[Any]:
     """Produce ``count`` keyed records; the delivery reports' errors (None: delivered)."""
     producer = Producer({**config, "partitioner": "murmur2_random", "linger.ms": 5})
     outcomes: list[Any] = []
@@ -139,7 +161,7 @@ def produce(config: dict, count: int = RECORDS, prefix: str = "v") -> list[Any]:
     return outcomes
 
 
-def consume(config: dict, expected: set[bytes]) -> set[bytes]:
+def consume(config: Config, expected: set[bytes]) -> set[bytes]:
     consumer = Consumer({**config, "group.id": "unused", "enable.auto.commit": False})
     consumer.assign([TopicPartition(TOPIC, p, 0) for p in range(PARTITIONS)])
     got: set[bytes] = set()
@@ -150,7 +172,9 @@ def consume(config: dict, expected: set[bytes]) -> set[bytes]:
             if message is None:
                 continue
             assert message.error() is None, message.error()
-            got.add(message.value())
+            value = message.value()
+            assert value is not None
+            got.add(value)
     finally:
         consumer.close()
     return got
@@ -216,6 +240,45 @@ def test_only_sasl_is_served_before_authentication(sasl_cluster: LocalCluster) -
         assert tls.recv(4) == b"", "the broker answered a request before authentication"
 
 
+def kafka_python_admin(cluster: LocalCluster, user: str) -> KafkaAdminClient:
+    return KafkaAdminClient(
+        bootstrap_servers=bootstrap(cluster),
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_plain_username=user,
+        sasl_plain_password=PASSWORDS[user],
+        ssl_cafile=str(cluster.tls_dir / "ca.crt"),
+        request_timeout_ms=10_000,
+    )
+
+
+def test_kafka_python_admin_creates_and_describes_acls(sasl_cluster: LocalCluster) -> None:
+    pattern = ResourcePattern(ResourceType.TOPIC, "audit-", ACLResourcePatternType.PREFIXED)
+    wanted = ACL("User:dave", "*", ACLOperation.READ, ACLPermissionType.ALLOW, pattern)
+    every = ACLFilter(
+        None,
+        None,
+        ACLOperation.ANY,
+        ACLPermissionType.ANY,
+        ResourcePatternFilter(ResourceType.TOPIC, "audit-", ACLResourcePatternType.PREFIXED),
+    )
+    ops = kafka_python_admin(sasl_cluster, "ops")
+    try:
+        created = ops.create_acls([wanted])
+        assert created["succeeded"] == [wanted] and created["failed"] == [], created
+        described, _error = ops.describe_acls(every)
+        assert described == [wanted], described
+    finally:
+        ops.close()
+    # Bob may not: DESCRIBE on the cluster is asked of him, not of the broker forwarding.
+    bob = kafka_python_admin(sasl_cluster, "bob")
+    try:
+        with pytest.raises(ClusterAuthorizationFailedError):
+            bob.describe_acls(every)
+    finally:
+        bob.close()
+
+
 @pytest.fixture(scope="module")
 def ssl_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     cluster = start_broker_cluster(
@@ -233,7 +296,7 @@ def ssl_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClust
         stop_broker_cluster(cluster)
 
 
-def certificate(cluster: LocalCluster, name: str | None) -> dict:
+def certificate(cluster: LocalCluster, name: str | None) -> Config:
     """SSL settings with ``name``'s certificate (the admin's when None)."""
     files = cluster.client_security() if name is None else identity(cluster, name)
     return {
