@@ -37,6 +37,11 @@ class BrokerConfig:
     ``kafka_sasl_mechanisms``). Empty: ``SASL_SSL`` when the node has TLS, else ``PLAINTEXT``.
     ``SASL_PLAINTEXT`` is refused (passwords or their proofs in clear), and so is a
     ``PLAINTEXT`` listener on a node with TLS or require_authentication."""
+    kafka_ssl_client_auth: str = ""
+    """Client certificates on the Kafka listener (Kafka's per-listener ssl.client.auth):
+    ``required``, ``requested`` (asked for, not required: Python's ssl can), ``none``; empty:
+    ``security.client_auth``. ``none`` with SASL_SSL lets Kafka clients come with a user and
+    password only while the gRPC listeners require certificates."""
     kafka_sasl_mechanisms: str = "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN"
     """The SASL mechanisms a ``SASL_SSL`` Kafka listener offers (comma-separated), each
     checked against the users' stored SCRAM credentials."""
@@ -131,7 +136,9 @@ class BrokerConfig:
             )
         if self.kafka_listen:
             check_host_port("broker.kafka_listen", self.kafka_listen)
-        check_kafka_security_keys(self.kafka_security_protocol, self.kafka_sasl_mechanisms)
+        check_kafka_security_keys(
+            self.kafka_security_protocol, self.kafka_sasl_mechanisms, self.kafka_ssl_client_auth
+        )
         for name in (
             "kafka_max_request_bytes",
             "kafka_request_read_timeout_ms",

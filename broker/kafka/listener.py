@@ -25,7 +25,12 @@ from raftka.broker.kafka.produce import (
 )
 from raftka.broker.kafka.sasl import SASL_AUTHENTICATE_KEY, SASL_HANDSHAKE_KEY
 from raftka.broker.kafka.security import KafkaSecurity
-from raftka.broker.kafka.security_config import PLAINTEXT, SASL_SSL, kafka_security_protocol
+from raftka.broker.kafka.security_config import (
+    PLAINTEXT,
+    SASL_SSL,
+    kafka_security_protocol,
+    kafka_tls_settings,
+)
 from raftka.broker.kafka.topics import (
     CREATE_TOPICS_KEY,
     DELETE_TOPICS_KEY,
@@ -155,7 +160,7 @@ def kafka_listener(
     )
     listener_security = KafkaSecurity(
         protocol,
-        settings,
+        kafka_tls_settings(config.kafka_ssl_client_auth, settings),
         lambda: backend.image().security,
         config.kafka_sasl_mechanisms,
     )

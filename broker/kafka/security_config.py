@@ -10,6 +10,8 @@ the plaintext gRPC listener's are."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from raftka.common.errors import ConfigFileError
 from raftka.common.security.settings import SecuritySettings
 from raftka.v1.common_pb2 import SCRAM_SHA_256, SCRAM_SHA_512
@@ -29,8 +31,16 @@ def mechanism_list(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(m.strip().upper() for m in text.split(",") if m.strip()))
 
 
-def check_kafka_security_keys(protocol: str, mechanisms: str) -> None:
+CLIENT_AUTH = ("none", "requested", "required")
+
+
+def check_kafka_security_keys(protocol: str, mechanisms: str, client_auth: str = "") -> None:
     """The broker-table keys on their own (config load)."""
+    if client_auth and client_auth not in CLIENT_AUTH:
+        raise ConfigFileError(
+            f"broker.kafka_ssl_client_auth {client_auth!r} is not one of {', '.join(CLIENT_AUTH)} "
+            "(or empty: security.client_auth)"
+        )
     if protocol.upper() == SASL_PLAINTEXT:
         raise ConfigFileError(
             "broker.kafka_security_protocol = SASL_PLAINTEXT is refused: SASL over plaintext "
@@ -69,3 +79,10 @@ def kafka_security_protocol(protocol: str, security: SecuritySettings) -> str:
             "SASL_SSL or SSL (the default with TLS), or remove kafka_listen"
         )
     return chosen
+
+
+def kafka_tls_settings(client_auth: str, security: SecuritySettings) -> SecuritySettings:
+    """The node's TLS settings with the Kafka listener's own client authentication."""
+    if not client_auth:
+        return security
+    return replace(security, client_auth=client_auth)  # type: ignore[arg-type]
