@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import structlog
 
@@ -90,13 +91,14 @@ class KafkaListener:
 
     async def start(self) -> None:
         security = self._security
+        context = security.ssl_context if security is not None else None
+        tls: dict[str, Any] = (
+            {"ssl": context, "ssl_handshake_timeout": self._limits.read_timeout_s}
+            if context is not None
+            else {}
+        )
         self._server = await asyncio.start_server(
-            self._accept,
-            self._host,
-            self._port,
-            limit=64 * 1024,
-            ssl=security.ssl_context if security is not None else None,
-            ssl_handshake_timeout=self._limits.read_timeout_s,
+            self._accept, self._host, self._port, limit=64 * 1024, **tls
         )
         log.info(
             "kafka_listener_started",
