@@ -88,8 +88,11 @@ def backend(*grants: tuple[int, int, str]) -> KafkaBackend:
 
 
 def as_bob(coro: Coroutine[Any, Any, Any]) -> Any:
-    bind_caller(caller(BOB))  # asyncio.run's task copies this context
-    return asyncio.run(coro)
+    async def bound() -> Any:
+        bind_caller(caller(BOB))  # this task's context only
+        return await coro
+
+    return asyncio.run(bound())
 
 
 def context(key: int, version: int) -> RequestContext:
