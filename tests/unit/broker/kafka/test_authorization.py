@@ -1,9 +1,10 @@
 """The Kafka handlers ask the guard what the gRPC handlers ask it, and a refusal is the item's
-Kafka error code, with nothing written, read or forwarded."""
+Kafka error code, with nothing written, read or forwarded; client quotas hold their answers."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 from collections.abc import Coroutine
 from types import SimpleNamespace as Req
@@ -33,6 +34,7 @@ from raftka.broker.kafka.topics import (
     CreateTopicsHandler,
     DeleteTopicsHandler,
 )
+from raftka.broker.quotas.manager import CallerSensors
 from raftka.common.ids import BrokerId
 from raftka.common.metadata.image import MetadataImage
 from raftka.common.metadata.model import PartitionState
@@ -235,3 +237,58 @@ def test_acl_administration_needs_cluster_permissions() -> None:
     )
     answer = as_bob(DescribeAclsHandler(backend())(described, context(DESCRIBE_ACLS_KEY, 3)))
     assert answer.error_code == ErrorCode.cluster_authorization_failed
+
+
+class FakeSensor:
+    """A quota sensor over its bound: every recording asks for a 40 ms throttle."""
+
+    muted_until_ms = 0
+
+    def __init__(self) -> None:
+        self.recorded: list[float] = []
+
+    def record(self, value: float, _now_ms: int) -> int:
+        self.recorded.append(value)
+        return 40
+
+
+class FakeQuotas:
+    def __init__(self, sensors: CallerSensors) -> None:
+        self._sensors = sensors
+        self.asked: list[tuple[str, str]] = []
+
+    def sensors(self, user: str, client_id: str, _now_ms: int) -> CallerSensors:
+        self.asked.append((user, client_id))
+        return self._sensors
+
+    def max_bytes_in_window(self, _sensor: object) -> int:
+        return 1 << 20
+
+
+def test_produce_and_fetch_answers_carry_the_quota_throttle() -> None:
+    produce_sensor, fetch_sensor = FakeSensor(), FakeSensor()
+    quotas = FakeQuotas(CallerSensors(cast(Any, produce_sensor), cast(Any, fetch_sensor), None))
+    throttled = dataclasses.replace(backend(), quotas=cast(Any, quotas))
+    request = Req(
+        transactional_id=None,
+        acks=-1,
+        timeout=datetime.timedelta(seconds=1),
+        topic_data=(Req(name="events", partition_data=(Req(index=0, records=b"x" * 70),)),),
+    )
+    answer = as_bob(ProduceHandler(throttled)(request, context(PRODUCE_KEY, 9)))
+    assert answer.throttle_time == datetime.timedelta(milliseconds=40)
+    assert produce_sensor.recorded == [70]  # the request's record bytes
+    fetch = Req(
+        replica_id=-1,
+        max_wait=NO_TIME,
+        min_bytes=1,
+        max_bytes=1 << 20,
+        isolation_level=0,
+        topics=(Req(topic="events", partitions=(Req(partition=0, current_leader_epoch=-1,
+            fetch_offset=0, last_fetched_epoch=-1, partition_max_bytes=1 << 20),)),),
+    )  # fmt: skip
+    answer = as_bob(FetchHandler(throttled)(fetch, context(FETCH_KEY, 12)))
+    assert answer.throttle_time == datetime.timedelta(milliseconds=40)
+    assert fetch_sensor.recorded == [0]
+    # One budget per user and client id, as on gRPC.
+    assert quotas.asked == [("bob", "test"), ("bob", "test")]
