@@ -190,7 +190,7 @@ class ConnectionAuth:
             code = ErrorCode.illegal_sasl_state
         elif mechanism not in self._mechanisms:
             self.failure = (
-                f"SASL mechanism {request.mechanism!r} is not enabled (this listener offers "
+                f"SASL mechanism {str(request.mechanism)[:64]!r} is not enabled (this listener offers "
                 f"{', '.join(self._mechanisms)}): set sasl.mechanism to one of them"
             )
             code = ErrorCode.unsupported_sasl_mechanism
