@@ -189,8 +189,9 @@ class ConnectionAuth:
             self.failure = "a second SaslHandshake on one connection"
             code = ErrorCode.illegal_sasl_state
         elif mechanism not in self._mechanisms:
+            asked = str(request.mechanism)[:64]
             self.failure = (
-                f"SASL mechanism {str(request.mechanism)[:64]!r} is not enabled (this listener offers "
+                f"SASL mechanism {asked!r} is not enabled (this listener offers "
                 f"{', '.join(self._mechanisms)}): set sasl.mechanism to one of them"
             )
             code = ErrorCode.unsupported_sasl_mechanism
