@@ -161,7 +161,10 @@ class ScramServer:
             raise ScramError("the client-final message is not valid base64") from None
         if binding != first.gs2_header.encode():
             raise ScramError("the channel binding (c=) does not repeat the gs2 header")
-        if attrs.get("r") != self._nonce:
+        # Kafka's broker accepts a nonce that ends with the exchange's: librdkafka before 2.2
+        # sends its own nonce twice (client nonce + the whole nonce). The server's part is
+        # still required, so an old exchange cannot be replayed.
+        if not attrs.get("r", "").endswith(self._nonce):
             raise ScramError("the nonce (r=) is not the one of this exchange")
         auth_message = f"{first.bare},{self._server_first},{without_proof}".encode()
         credential = self._credential

@@ -10,9 +10,11 @@ An SSL cluster (client certificates required): the principal is the certificate'
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 import ssl
 import struct
+import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -238,6 +240,21 @@ def test_only_sasl_is_served_before_authentication(sasl_cluster: LocalCluster) -
         body = struct.pack(">hhih", 3, 1, 7, 1) + b"x" + struct.pack(">i", -1)
         tls.sendall(struct.pack(">i", len(body)) + body)
         assert tls.recv(4) == b"", "the broker answered a request before authentication"
+
+
+@pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is not installed")
+def test_kcat_lists_metadata_over_sasl_ssl(sasl_cluster: LocalCluster) -> None:
+    """Debian's kcat (librdkafka 2.0.2) with SCRAM-SHA-256."""
+    options = sasl(sasl_cluster, "alice", "SCRAM-SHA-256")
+    servers = options.pop("bootstrap.servers")
+    args = [a for k, v in options.items() for a in ("-X", f"{k}={v}")]
+    done = subprocess.run(
+        ["kcat", "-b", servers, *args, "-L", "-t", TOPIC, "-m", "10"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert f'topic "{TOPIC}" with {PARTITIONS} partitions' in done.stdout, done.stderr
 
 
 def kafka_python_admin(cluster: LocalCluster, user: str) -> KafkaAdminClient:

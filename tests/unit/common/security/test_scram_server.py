@@ -117,3 +117,21 @@ def test_client_final_must_repeat_the_nonce_and_header() -> None:
         server.final(RFC_CLIENT_FINAL.replace(b"c=biws", b"c=eSws"))
     with pytest.raises(ScramError, match="before the client-first"):
         rfc_server(credential).final(RFC_CLIENT_FINAL)
+
+
+def test_old_librdkafkas_doubled_client_nonce_is_accepted() -> None:
+    """librdkafka 2.0 (Debian's kcat) prefixes the whole nonce with its own once more; the
+    proof is over the message as sent, and Kafka's broker accepts it."""
+    credential = make_credential("alice", "s3cret", SCRAM_SHA_256, 4096)
+    server = ScramServer(SCRAM_SHA_256, {"alice": credential}.get)
+    bare = "n=alice,r=cn"
+    server_first = server.first(f"n,,{bare}".encode()).decode()
+    fields = dict(item.split("=", 1) for item in server_first.split(","))
+    salted = hashlib.pbkdf2_hmac("sha256", b"s3cret", base64.b64decode(fields["s"]), 4096)
+    client_key = hmac.digest(salted, b"Client Key", "sha256")
+    without_proof = f"c=biws,r=cn{fields['r']}"
+    message = f"{bare},{server_first},{without_proof}".encode()
+    signature = hmac.digest(hashlib.sha256(client_key).digest(), message, "sha256")
+    proof = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))
+    user, _ = server.final(f"{without_proof},p={base64.b64encode(proof).decode()}".encode())
+    assert user == "alice"
