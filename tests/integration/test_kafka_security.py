@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.helpers import create_ssl_context
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from kafka.admin import (
@@ -255,6 +257,29 @@ def test_kcat_lists_metadata_over_sasl_ssl(sasl_cluster: LocalCluster) -> None:
         timeout=30,
     )
     assert f'topic "{TOPIC}" with {PARTITIONS} partitions' in done.stdout, done.stderr
+
+
+def test_aiokafka_produces_over_sasl_ssl(sasl_cluster: LocalCluster) -> None:
+    """aiokafka's own SCRAM client (SCRAM-SHA-512), idempotent."""
+
+    async def send() -> int:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap(sasl_cluster),
+            security_protocol="SASL_SSL",
+            sasl_mechanism="SCRAM-SHA-512",
+            sasl_plain_username="alice",
+            sasl_plain_password=PASSWORDS["alice"],
+            ssl_context=create_ssl_context(cafile=str(sasl_cluster.tls_dir / "ca.crt")),
+            enable_idempotence=True,
+        )
+        await producer.start()
+        try:
+            sent = await producer.send_and_wait(TOPIC, b"by aiokafka", key=b"k0")
+        finally:
+            await producer.stop()
+        return int(sent.offset)
+
+    assert asyncio.run(send()) >= 0
 
 
 def kafka_python_admin(cluster: LocalCluster, user: str) -> KafkaAdminClient:
