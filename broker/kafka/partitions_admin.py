@@ -86,7 +86,7 @@ class CreatePartitionsHandler:
             throttle_time=NO_THROTTLE,
             results=tuple(
                 build(result_type, name=name, error_code=code, error_message=message)
-                for name, (code, message) in outcomes.items()
+                for name, (code, message) in ((n, outcomes[n]) for n in times)
             ),
         )
 

@@ -17,8 +17,8 @@ from raftka.broker.kafka.configs import (
     DescribeConfigsHandler,
     IncrementalAlterConfigsHandler,
 )
+from raftka.common import limits
 from raftka.common.errors import RequestTimedOutError
-from raftka.common.limits import MAX_ITEMS_PER_REQUEST
 from raftka.common.metadata.topic_configs import TOPIC_CONFIGS
 from raftka.common.security.model import OP_ALTER_CONFIGS, OP_DESCRIBE_CONFIGS, RESOURCE_TOPIC
 from raftka.v1 import common_pb2 as cmn
@@ -305,10 +305,13 @@ def test_alter_checks_alter_configs_and_maps_a_failed_forward_per_resource() -> 
     assert [r.name for r in controller.calls[0][1][0]] == ["mine"]
 
 
-def test_too_many_resources_get_invalid_request_each_and_nothing_is_forwarded() -> None:
+def test_too_many_resources_get_invalid_request_each_and_nothing_is_forwarded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(limits, "MAX_ITEMS_PER_REQUEST", 3)
     controller = FakeController(describe_configs=[])
     handler = DescribeConfigsHandler(backend(controller))
-    names = [(TOPIC, f"t{i}") for i in range(MAX_ITEMS_PER_REQUEST + 1)]
+    names = [(TOPIC, f"t{i}") for i in range(4)]
     answer = run_as(
         ALICE,
         handler(
