@@ -6,7 +6,8 @@ its ops (the same numbers), and the legacy AlterConfigs, which replaces a topic'
 becomes a SET of each config given and a DELETE of every other one, applied together. A BROKER
 resource is this broker's own static settings (broker_configs.py): described here, and
 read-only (INVALID_REQUEST to alter). The caller needs DESCRIBE_CONFIGS / ALTER_CONFIGS on the
-topic, or on the cluster for a BROKER resource, as with Kafka."""
+topic, or on the cluster for a BROKER resource, as with Kafka. configuration_keys are read as
+Kafka does: null for every config, else those named (unknown names left out)."""
 
 from __future__ import annotations
 
@@ -96,6 +97,12 @@ def resource_refusal(
     return backend.guard.denial(operation, RESOURCE_CLUSTER, CLUSTER_RESOURCE_NAME)
 
 
+def keys_allow(keys: Sequence[str] | None, name: str) -> bool:
+    """Kafka's reading of configuration_keys: null asks for every config, a list for those
+    named (unknown names are left out, an empty list asks for none)."""
+    return keys is None or name in keys
+
+
 def topic_entry(entry: cmn.ConfigEntry) -> Entry:
     source = _SOURCES.get(entry.source, SOURCE_DEFAULT)
     definition = TOPIC_CONFIGS.get(entry.name)
@@ -114,11 +121,10 @@ def topic_entry(entry: cmn.ConfigEntry) -> Entry:
 
 
 def broker_entries(backend: KafkaBackend, name: str, keys: Sequence[str] | None) -> list[Entry]:
-    """This broker's settings (the ``keys`` asked for, all when None or empty); an empty
-    resource name asks for cluster-wide dynamic defaults, of which Raftka has none."""
+    """This broker's settings (those of ``keys``, all when None); an empty resource name
+    asks for cluster-wide dynamic defaults, of which Raftka has none."""
     if name == "" or backend.config is None:
         return []
-    wanted = set(keys or ())
     return [
         Entry(
             name=e.name,
@@ -130,7 +136,7 @@ def broker_entries(backend: KafkaBackend, name: str, keys: Sequence[str] | None)
             synonyms=((e.name, e.value, e.source),),
         )
         for e in broker_config_entries(backend.config)
-        if not wanted or e.name in wanted
+        if keys_allow(keys, e.name)
     ]
 
 
@@ -162,7 +168,7 @@ class DescribeConfigsHandler:
                 cpb.ConfigResource(
                     type=cmn.RESOURCE_TYPE_TOPIC,
                     name=resources[i].resource_name,
-                    names=list(resources[i].configuration_keys or ()),
+                    names=[k for k in resources[i].configuration_keys or () if k in TOPIC_CONFIGS],
                 )
                 for i in forwarded
             ]
@@ -173,7 +179,11 @@ class DescribeConfigsHandler:
                         (error_code(result.error_code), result.error_message or None)
                         if result.error_code
                         else _OK,
-                        [topic_entry(e) for e in result.entries],
+                        [
+                            topic_entry(e)
+                            for e in result.entries
+                            if keys_allow(resources[i].configuration_keys, e.name)
+                        ],
                     )
             except RaftkaError as e:
                 for i in forwarded:

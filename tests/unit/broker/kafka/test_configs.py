@@ -321,3 +321,37 @@ def test_too_many_resources_get_invalid_request_each_and_nothing_is_forwarded(
     )
     assert controller.calls == []
     assert {r.error_code for r in answer.results} == {ErrorCode.invalid_request}
+
+
+def test_configuration_keys_as_kafka_reads_them() -> None:
+    controller = FakeController(describe_configs=[described("t"), described("t")])
+    handler = DescribeConfigsHandler(backend(controller, config=BrokerConfig()))
+
+    def resource(kind: int, name: str, keys: tuple[str, ...]) -> Any:
+        return part(
+            DESCRIBE_CONFIGS_KEY,
+            4,
+            "DescribeConfigsResource",
+            resource_type=kind,
+            resource_name=name,
+            configuration_keys=keys,
+        )
+
+    asked = request(
+        DESCRIBE_CONFIGS_KEY,
+        4,
+        resources=(
+            resource(TOPIC, "t", ("retention.ms", "retention.hours")),
+            resource(TOPIC, "t", ()),
+            resource(BROKER, str(BROKER_ID), ("broker.rack", "nope")),
+        ),
+        include_synonyms=False,
+        include_documentation=False,
+    )
+    named, none, broker = run_as(ALICE, handler(asked, context(DESCRIBE_CONFIGS_KEY, 4))).results
+    ((_, (forwarded,), _),) = controller.calls
+    # Unknown names are not sent: the controller would fail the resource for them.
+    assert [list(r.names) for r in forwarded] == [["retention.ms"], []]
+    assert [c.name for c in named.configs] == ["retention.ms"]
+    assert none.error_code == ErrorCode.none and none.configs == ()
+    assert [c.name for c in broker.configs] == ["broker.rack"]
