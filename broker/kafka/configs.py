@@ -149,7 +149,9 @@ class DescribeConfigsHandler:
         resources = list(request.resources)
         answers: list[tuple[Outcome, list[Entry]]] = [(_OK, [])] * len(resources)
         forwarded: list[int] = []
-        too_many = items_refusal(len(resources), "resources")
+        too_many = items_refusal(len(resources), "resources") or items_refusal(
+            sum(len(r.configuration_keys or ()) for r in resources), "configuration_keys"
+        )
         for i, r in enumerate(resources):
             refusal = too_many or resource_refusal(
                 self._backend, r.resource_type, r.resource_name, OP_DESCRIBE_CONFIGS
@@ -249,7 +251,9 @@ class _AlterHandler:
         resources = list(request.resources)
         outcomes: list[Outcome] = [_OK] * len(resources)
         forwarded: list[int] = []
-        too_many = items_refusal(len(resources), "resources")
+        too_many = items_refusal(len(resources), "resources") or items_refusal(
+            sum(len(r.configs) for r in resources), "configs"
+        )
         for i, r in enumerate(resources):
             refusal = too_many or resource_refusal(
                 self._backend, r.resource_type, r.resource_name, OP_ALTER_CONFIGS

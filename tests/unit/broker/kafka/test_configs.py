@@ -355,3 +355,25 @@ def test_configuration_keys_as_kafka_reads_them() -> None:
     assert [c.name for c in named.configs] == ["retention.ms"]
     assert none.error_code == ErrorCode.none and none.configs == ()
     assert [c.name for c in broker.configs] == ["broker.rack"]
+
+
+def test_too_many_configs_in_all_get_invalid_request_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(limits, "MAX_ITEMS_PER_REQUEST", 3)
+    controller = FakeController(alter_configs=[])
+    handler = IncrementalAlterConfigsHandler(backend(controller))
+    ops = [("retention.ms", 0, "1"), ("segment.ms", 0, "1")]
+    answer = run_as(
+        ALICE,
+        handler(
+            request(
+                INCREMENTAL_ALTER_CONFIGS_KEY,
+                1,
+                resources=(incremental(1, "a", *ops), incremental(1, "b", *ops)),
+                validate_only=False,
+            ),
+            context(INCREMENTAL_ALTER_CONFIGS_KEY, 1),
+        ),
+    )
+    assert controller.calls == []
+    assert [r.error_code for r in answer.responses] == [ErrorCode.invalid_request] * 2
+    assert "configs has 4 items" in (answer.responses[0].error_message or "")
