@@ -11,16 +11,37 @@ import structlog
 
 from raftka.broker.config import BrokerConfig
 from raftka.broker.kafka.backend import KafkaBackend
+from raftka.broker.kafka.cluster import DESCRIBE_CLUSTER_KEY, DescribeClusterHandler
+from raftka.broker.kafka.configs import (
+    ALTER_CONFIGS_KEY,
+    DESCRIBE_CONFIGS_KEY,
+    INCREMENTAL_ALTER_CONFIGS_KEY,
+    AlterConfigsHandler,
+    DescribeConfigsHandler,
+    IncrementalAlterConfigsHandler,
+)
 from raftka.broker.kafka.connection import KafkaConnection
 from raftka.broker.kafka.dispatch import Api, ApiTable
 from raftka.broker.kafka.fetch import FETCH_KEY, LIST_OFFSETS_KEY, FetchHandler, ListOffsetsHandler
 from raftka.broker.kafka.framing import Limits
 from raftka.broker.kafka.metadata import METADATA_KEY, MetadataHandler
+from raftka.broker.kafka.partitions_admin import (
+    CREATE_PARTITIONS_KEY,
+    ELECT_LEADERS_KEY,
+    CreatePartitionsHandler,
+    ElectLeadersHandler,
+)
 from raftka.broker.kafka.produce import (
     INIT_PRODUCER_ID_KEY,
     PRODUCE_KEY,
     InitProducerIdHandler,
     ProduceHandler,
+)
+from raftka.broker.kafka.reassignments import (
+    ALTER_PARTITION_REASSIGNMENTS_KEY,
+    LIST_PARTITION_REASSIGNMENTS_KEY,
+    AlterPartitionReassignmentsHandler,
+    ListPartitionReassignmentsHandler,
 )
 from raftka.broker.kafka.topics import (
     CREATE_TOPICS_KEY,
@@ -46,6 +67,32 @@ def api_table(backend: KafkaBackend) -> ApiTable:
             Api(CREATE_TOPICS_KEY, "CreateTopics", 2, 7, CreateTopicsHandler(backend)),
             Api(DELETE_TOPICS_KEY, "DeleteTopics", 1, 5, DeleteTopicsHandler(backend)),
             Api(INIT_PRODUCER_ID_KEY, "InitProducerId", 0, 4, InitProducerIdHandler(backend)),
+            Api(DESCRIBE_CONFIGS_KEY, "DescribeConfigs", 1, 4, DescribeConfigsHandler(backend)),
+            Api(ALTER_CONFIGS_KEY, "AlterConfigs", 0, 2, AlterConfigsHandler(backend)),
+            Api(CREATE_PARTITIONS_KEY, "CreatePartitions", 0, 3, CreatePartitionsHandler(backend)),
+            Api(ELECT_LEADERS_KEY, "ElectLeaders", 0, 2, ElectLeadersHandler(backend)),
+            Api(
+                INCREMENTAL_ALTER_CONFIGS_KEY,
+                "IncrementalAlterConfigs",
+                0,
+                1,
+                IncrementalAlterConfigsHandler(backend),
+            ),
+            Api(
+                ALTER_PARTITION_REASSIGNMENTS_KEY,
+                "AlterPartitionReassignments",
+                0,
+                0,
+                AlterPartitionReassignmentsHandler(backend),
+            ),
+            Api(
+                LIST_PARTITION_REASSIGNMENTS_KEY,
+                "ListPartitionReassignments",
+                0,
+                0,
+                ListPartitionReassignmentsHandler(backend),
+            ),
+            Api(DESCRIBE_CLUSTER_KEY, "DescribeCluster", 0, 2, DescribeClusterHandler(backend)),
         ]
     )
 
