@@ -142,6 +142,7 @@ class TxnShard(Protocol):
         *,
         now_ms: int,
         fresh_producer_id: Callable[[], int],
+        bump_epoch: bool = True,
     ) -> TxnOutcome[InitProducerIdResult]:
         """Ongoing -> PrepareCommit/PrepareAbort with epoch + 1 (KIP-890), a marker job; the
         response is the new (producer id, epoch). A retry with the pre-bump epoch after the
@@ -151,7 +152,12 @@ class TxnShard(Protocol):
         completes at once (no markers); commit with nothing open: InvalidTxnStateError. After
         an abort the coordinator started itself (timeout, or InitProducerId fencing) the old
         epoch is fenced (ProducerFencedError), never answered as a retry. Past epoch 32766 the
-        answer is a fresh producer id at epoch 0 (the markers carry 32767)."""
+        answer is a fresh producer id at epoch 0 (the markers carry 32767).
+
+        ``bump_epoch=False`` is transaction version 1 (a Kafka client's EndTxn before v5,
+        whose answer cannot carry a new epoch): the decision keeps the producer's epoch (the
+        markers carry it, the producer goes on with it; a retry of EndTxn is recognised by
+        that same epoch), and an abort with nothing open changes nothing."""
         ...
 
     def markers_written(self, job: MarkerJob, *, now_ms: int) -> TxnOutcome[None]:

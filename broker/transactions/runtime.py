@@ -213,10 +213,17 @@ class TransactionCoordinator(CoordinatorRuntime[TxnShard]):
         )
 
     async def end_transaction(
-        self, transactional_id: str, producer_id: int, producer_epoch: int, committed: bool
+        self,
+        transactional_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        committed: bool,
+        *,
+        bump_epoch: bool = True,
     ) -> InitProducerIdResult:
         """EndTxn: the decision is durable when this returns (the producer id and epoch to
-        use next); the markers follow in the background."""
+        use next); the markers follow in the background. ``bump_epoch``: see
+        :meth:`TxnShard.end_transaction`."""
         slot = self.slot_of(transactional_id)
         async with self._fresh_id() as fresh:
             return await self._write(
@@ -228,6 +235,7 @@ class TransactionCoordinator(CoordinatorRuntime[TxnShard]):
                     committed,
                     now_ms=now,
                     fresh_producer_id=fresh,
+                    bump_epoch=bump_epoch,
                 ),
             )
 

@@ -199,6 +199,7 @@ class TransactionShard:
         *,
         now_ms: int,
         fresh_producer_id: Callable[[], int],
+        bump_epoch: bool = True,
     ) -> TxnOutcome[InitProducerIdResult]:
         check_transactional_id(transactional_id)
         meta = self._known(transactional_id)
@@ -220,7 +221,9 @@ class TransactionShard:
         if meta.state is TxnState.ONGOING:
             batch.write(
                 transactional_id,
-                transitions.prepared(meta, committed, now_ms, fresh_producer_id),
+                transitions.prepared(
+                    meta, committed, now_ms, fresh_producer_id, bump_epoch=bump_epoch
+                ),
             )
             decided = self.store.ids[transactional_id]
             markers = (self._job(transactional_id, decided),)
@@ -230,6 +233,8 @@ class TransactionShard:
                 f"EndTxn(commit) for {transactional_id!r} with no transaction open "
                 f"({meta.state.display_name}): add partitions and send before committing"
             )
+        elif not bump_epoch:  # nothing to abort, and no epoch the producer would learn
+            return TxnOutcome(InitProducerIdResult(meta.producer_id, meta.producer_epoch))
         else:
             batch.write(
                 transactional_id, transitions.aborted_at_once(meta, now_ms, fresh_producer_id)

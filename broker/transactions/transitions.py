@@ -68,9 +68,20 @@ def prepared(
     committed: bool,
     now_ms: int,
     fresh_producer_id: Callable[[], int],
+    *,
+    bump_epoch: bool = True,
 ) -> TransactionMetadata:
     """EndTxn on an Ongoing transaction: decided, with the bumped epoch (the markers' epoch);
-    past the last epoch the producer continues with a fresh producer id."""
+    past the last epoch the producer continues with a fresh producer id. Without
+    ``bump_epoch`` (transaction version 1: EndTxn before v5, whose answer carries no epoch)
+    the producer keeps its epoch, which the markers carry."""
+    if not bump_epoch:
+        return meta.evolve(
+            state=TxnState.PREPARE_COMMIT if committed else TxnState.PREPARE_ABORT,
+            last_producer_epoch=meta.producer_epoch,
+            next_producer_id=NO_PRODUCER_ID,
+            last_update_ms=now_ms,
+        )
     bumped = meta.producer_epoch + 1
     next_id = fresh_producer_id() if bumped > MAX_CLIENT_EPOCH else NO_PRODUCER_ID
     return meta.evolve(

@@ -38,6 +38,7 @@ class SkipsThePrepareRecord(TransactionShard):
         *,
         now_ms: int,
         fresh_producer_id: Callable[[], int],
+        bump_epoch: bool = True,
     ) -> TxnOutcome[InitProducerIdResult]:
         outcome = super().end_transaction(
             transactional_id,
@@ -46,6 +47,7 @@ class SkipsThePrepareRecord(TransactionShard):
             committed,
             now_ms=now_ms,
             fresh_producer_id=fresh_producer_id,
+            bump_epoch=bump_epoch,
         )
         if outcome.markers:
             return dataclasses.replace(outcome, records=())

@@ -151,6 +151,7 @@ class FakeTxnShard:
         *,
         now_ms: int,
         fresh_producer_id: Callable[[], int],
+        bump_epoch: bool = True,
     ) -> TxnOutcome[InitProducerIdResult]:
         txn = self._check(transactional_id, producer_id, producer_epoch)
         if txn.state != "Ongoing":
