@@ -4,8 +4,8 @@ Produced record batches (Kafka's v2 layout, which Raftka stores) go to the same 
 gRPC Produce: the partition leader's ``Partition.append``, which validates every batch and
 every record in it, assigns offsets and waits for acks (0, 1 or -1). acks=0 gets no answer.
 Idempotent producers get their producer id from the same ProducerIdManager; transactional ids
-go to the transaction coordinator (this stop serves no AddPartitionsToTxn, so transactional
-producers cannot run yet)."""
+go to the transaction coordinator (txn.py serves the rest of a transaction). The caller's
+rights are the gRPC InitProducerId's (producers/rights.py)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from raftka.broker.kafka.schema import (
     response_type,
 )
 from raftka.broker.partition import FencedLeaderEpochError, NotLeaderOrFollowerError
+from raftka.broker.producers.rights import require_producer_id_rights
 from raftka.common.errors import InvalidTopicError, RaftkaError
 from raftka.common.group_errors import CoordinatorNotAvailableError
 from raftka.common.metadata.topic_names import INTERNAL_TOPICS
@@ -35,6 +36,8 @@ PRODUCE_KEY = 0
 INIT_PRODUCER_ID_KEY = 22
 VALID_ACKS = (0, 1, -1)
 DEFAULT_TIMEOUT_MS = 30_000
+PRODUCER_FENCED_FROM = 4
+"""InitProducerId answers PRODUCER_FENCED from this version (INVALID_PRODUCER_EPOCH before)."""
 
 
 class ProduceHandler:
@@ -160,6 +163,7 @@ class InitProducerIdHandler:
         answer_type = response_type(INIT_PRODUCER_ID_KEY, context.api_version)
         backend = self._backend
         try:
+            require_producer_id_rights(backend.guard, request.transactional_id or "")
             if request.transactional_id:
                 if backend.init_transactional_producer is None:
                     raise CoordinatorNotAvailableError(
@@ -171,10 +175,13 @@ class InitProducerIdHandler:
             else:
                 producer_id, epoch = await backend.producer_ids.next_id(), 0
         except RaftkaError as e:
+            code = error_of(e)
+            if code is ErrorCode.producer_fenced and context.api_version < PRODUCER_FENCED_FROM:
+                code = ErrorCode.invalid_producer_epoch  # KIP-588: older clients know this one
             return build(
                 answer_type,
                 throttle_time=NO_THROTTLE,
-                error_code=error_of(e),
+                error_code=code,
                 producer_id=-1,
                 producer_epoch=-1,
             )
