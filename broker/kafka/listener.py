@@ -35,6 +35,7 @@ from raftka.broker.kafka.topics import (
     CreateTopicsHandler,
     DeleteTopicsHandler,
 )
+from raftka.broker.kafka.txn_table import transaction_apis
 from raftka.common.errors import ConfigFileError
 from raftka.common.security.settings import SecuritySettings
 from raftka.common.tasks import cancel_and_wait
@@ -56,6 +57,7 @@ def api_table(backend: KafkaBackend) -> ApiTable:
             Api(FIND_COORDINATOR_KEY, "FindCoordinator", 0, 5, FindCoordinatorHandler(backend)),
             Api(OFFSET_COMMIT_KEY, "OffsetCommit", 2, 9, OffsetCommitHandler(backend)),
             Api(OFFSET_FETCH_KEY, "OffsetFetch", 1, 9, OffsetFetchHandler(backend)),
+            *transaction_apis(backend),
         ]
     )
 
