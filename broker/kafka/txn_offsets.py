@@ -17,8 +17,15 @@ from kio.schema.errors import ErrorCode
 from raftka.broker.groups.operations import GroupOperations
 from raftka.broker.kafka.backend import KafkaBackend
 from raftka.broker.kafka.dispatch import RequestContext
-from raftka.broker.kafka.schema import NO_THROTTLE, build, error_code, nested, response_type
-from raftka.broker.kafka.txn import by_topic, txn_error
+from raftka.broker.kafka.schema import (
+    NO_THROTTLE,
+    build,
+    error_code,
+    error_of,
+    nested,
+    response_type,
+)
+from raftka.broker.kafka.txn import by_topic
 from raftka.common.errors import RaftkaError
 from raftka.common.group_errors import CoordinatorNotAvailableError
 from raftka.v1 import groups_pb2 as gpb
@@ -38,9 +45,9 @@ class TxnOffsetCommitHandler:
             answer = await self._operations().txn_commit_offsets(commit_request(request))
             for t in answer.topics:
                 for p in t.partitions:
-                    codes[(t.name, p.partition)] = error_code(p.error_code)
+                    codes[(t.name, p.partition)] = _fenced_as_epoch(error_code(p.error_code))
         except RaftkaError as e:
-            codes = dict.fromkeys(requested, txn_error(e, context.api_version, None))
+            codes = dict.fromkeys(requested, _fenced_as_epoch(error_of(e)))
         partition_type = nested(answer_type, "TxnOffsetCommitResponsePartition")
         topic_type = nested(answer_type, "TxnOffsetCommitResponseTopic")
         missing = ErrorCode.unknown_server_error  # the coordinator answers every partition
@@ -68,6 +75,10 @@ class TxnOffsetCommitHandler:
         return GroupOperations(
             coordinator=backend.groups, offsets_topic=backend.offsets_topic, guard=backend.guard
         )
+
+
+def _fenced_as_epoch(code: ErrorCode) -> ErrorCode:
+    return ErrorCode.invalid_producer_epoch if code is ErrorCode.producer_fenced else code
 
 
 def commit_request(request: Any) -> gpb.TxnOffsetCommitRequest:
