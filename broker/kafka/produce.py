@@ -4,8 +4,10 @@ Produced record batches (Kafka's v2 layout, which Raftka stores) go to the same 
 gRPC Produce: the partition leader's ``Partition.append``, which validates every batch and
 every record in it, assigns offsets and waits for acks (0, 1 or -1). acks=0 gets no answer.
 Idempotent producers get their producer id from the same ProducerIdManager; transactional ids
-go to the transaction coordinator (txn.py serves the rest of a transaction). The caller's
-rights are the gRPC InitProducerId's (producers/rights.py)."""
+go to the transaction coordinator (txn.py serves the rest of a transaction), with the producer
+id and epoch the client names (KIP-360, v3+: the coordinator bumps the epoch of that very
+producer, or fences a stale one); an idempotent producer naming itself gets a new producer id,
+as Kafka answers. The caller's rights are the gRPC InitProducerId's (producers/rights.py)."""
 
 from __future__ import annotations
 
@@ -165,13 +167,16 @@ class InitProducerIdHandler:
         try:
             require_producer_id_rights(backend.guard, request.transactional_id or "")
             if request.transactional_id:
-                if backend.init_transactional_producer is None:
+                if backend.transactions is None:
                     raise CoordinatorNotAvailableError(
                         "this broker has no transaction coordinator; retry later"
                     )
-                producer_id, epoch = await backend.init_transactional_producer(
-                    request.transactional_id, millis(request.transaction_timeout)
+                result = await backend.transactions.init_producer_id(
+                    request.transactional_id,
+                    millis(request.transaction_timeout),
+                    expected=_named_producer(request),
                 )
+                producer_id, epoch = result.producer_id, result.producer_epoch
             else:
                 producer_id, epoch = await backend.producer_ids.next_id(), 0
         except RaftkaError as e:
@@ -192,3 +197,11 @@ class InitProducerIdHandler:
             producer_id=producer_id,
             producer_epoch=epoch,
         )
+
+
+def _named_producer(request: Any) -> tuple[int, int] | None:
+    """The producer id and epoch an InitProducerId names (v3+, KIP-360: a producer bumping
+    its own epoch to recover), or None (-1: a new producer)."""
+    producer_id = int(getattr(request, "producer_id", -1))
+    epoch = int(getattr(request, "producer_epoch", -1))
+    return None if producer_id < 0 and epoch < 0 else (producer_id, epoch)

@@ -111,8 +111,13 @@ class TxnShard(Protocol):
         timeout_ms: int,
         now_ms: int,
         fresh_producer_id: Callable[[], int],
+        expected: tuple[int, int] | None = None,
     ) -> TxnOutcome[InitProducerIdResult]:
-        """A new id: fresh producer id, epoch 0. A known id: epoch + 1 (a new producer id at
+        """``expected``: the (producer id, epoch) the producer holds (KIP-360, a producer
+        bumping its own epoch to recover): anything but the current identity is fenced (or a
+        mapping error), except a retry of that same call, answered again unchanged.
+
+        A new id: fresh producer id, epoch 0. A known id: epoch + 1 (a new producer id at
         overflow). An Ongoing transaction is first aborted (PrepareEpochFence / PrepareAbort
         with the bumped epoch, and a marker job): that outcome carries the records, the job
         and ``error=ConcurrentTransactionsError`` (the client retries, and once CompleteAbort

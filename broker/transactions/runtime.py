@@ -132,15 +132,20 @@ class TransactionCoordinator(CoordinatorRuntime[TxnShard]):
     # ---- calls ----
 
     async def init_producer_id(
-        self, transactional_id: str, timeout_ms: int
+        self, transactional_id: str, timeout_ms: int, expected: tuple[int, int] | None = None
     ) -> InitProducerIdResult:
-        """InitProducerId for a transactional id (its next producer id and epoch)."""
+        """InitProducerId for a transactional id (its next producer id and epoch);
+        ``expected``: see :meth:`TxnShard.init_producer_id`."""
         slot = self.slot_of(transactional_id)
         async with self._fresh_id() as fresh:
             return await self._write(
                 slot,
                 lambda shard, now: shard.init_producer_id(
-                    transactional_id, timeout_ms=timeout_ms, now_ms=now, fresh_producer_id=fresh
+                    transactional_id,
+                    timeout_ms=timeout_ms,
+                    now_ms=now,
+                    fresh_producer_id=fresh,
+                    expected=expected,
                 ),
             )
 

@@ -31,9 +31,16 @@ def new_id(producer_id: int, timeout_ms: int, now_ms: int) -> TransactionMetadat
 
 
 def reinitialised(
-    meta: TransactionMetadata, timeout_ms: int, now_ms: int, fresh_producer_id: Callable[[], int]
+    meta: TransactionMetadata,
+    timeout_ms: int,
+    now_ms: int,
+    fresh_producer_id: Callable[[], int],
+    *,
+    remember_epoch: bool = False,
 ) -> TransactionMetadata:
-    """InitProducerId on an idle id: the next epoch, or a fresh producer id past the last."""
+    """InitProducerId on an idle id: the next epoch, or a fresh producer id past the last.
+    ``remember_epoch``: the producer named its epoch (KIP-360), kept as the last epoch so a
+    retry of this very call is recognised."""
     if meta.producer_epoch + 1 > MAX_CLIENT_EPOCH:
         producer_id, epoch, previous = fresh_producer_id(), 0, meta.producer_id
     else:
@@ -49,6 +56,7 @@ def reinitialised(
         timeout_ms=timeout_ms,
         last_update_ms=now_ms,
         previous_producer_id=previous,
+        last_producer_epoch=meta.producer_epoch if remember_epoch else NO_EPOCH,
     )
 
 

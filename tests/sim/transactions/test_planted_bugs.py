@@ -89,6 +89,7 @@ class InitLeavesTheOpenTransaction(TransactionShard):
         timeout_ms: int,
         now_ms: int,
         fresh_producer_id: Callable[[], int],
+        expected: tuple[int, int] | None = None,
     ) -> TxnOutcome[InitProducerIdResult]:
         meta = self.store.get(transactional_id)
         if meta is not None and meta.state is TxnState.ONGOING:
@@ -98,6 +99,7 @@ class InitLeavesTheOpenTransaction(TransactionShard):
             timeout_ms=timeout_ms,
             now_ms=now_ms,
             fresh_producer_id=fresh_producer_id,
+            expected=expected,
         )
 
 

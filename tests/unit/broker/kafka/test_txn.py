@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from kio.schema.errors import ErrorCode
 
 from raftka.broker.groups.placement import partition_for
+from raftka.broker.kafka.produce import INIT_PRODUCER_ID_KEY, InitProducerIdHandler
 from raftka.broker.kafka.schema import nested, request_type
 from raftka.broker.kafka.txn import (
     ADD_OFFSETS_TO_TXN_KEY,
@@ -273,5 +275,54 @@ def test_a_denying_guard_refuses_the_transactional_id_and_each_topic() -> None:
             ("other", 0): ErrorCode.topic_authorization_failed,
         }
         assert (await h.coordinator.describe(TID)).state == "Empty"  # nothing was added
+
+    run(body, as_caller=True)
+
+
+def init_request(version: int, pid: int = -1, epoch: int = -1) -> Any:
+    fields: dict[str, Any] = {"transactional_id": TID, "transaction_timeout": timedelta(0)}
+    if version >= 3:
+        fields.update(producer_id=pid, producer_epoch=epoch)
+    return request(INIT_PRODUCER_ID_KEY, version, **fields)
+
+
+@pytest.mark.parametrize(
+    ("version", "fenced"), [(3, ErrorCode.invalid_producer_epoch), (4, ErrorCode.producer_fenced)]
+)
+def test_init_producer_id_naming_the_producer_bumps_it_or_fences_it(
+    version: int, fenced: ErrorCode
+) -> None:
+    async def body(h: RealShardHarness) -> None:
+        handler = InitProducerIdHandler(backend(transactions=h.coordinator))
+        pid, epoch = await init(h)
+        bumped = await call(
+            handler, INIT_PRODUCER_ID_KEY, version, init_request(version, pid, epoch)
+        )
+        assert (bumped.error_code, bumped.producer_id, bumped.producer_epoch) == (
+            ErrorCode.none,
+            pid,
+            epoch + 1,
+        )
+        fresh = await call(handler, INIT_PRODUCER_ID_KEY, version, init_request(version))
+        assert (fresh.producer_id, fresh.producer_epoch) == (pid, epoch + 2)
+        stale = await call(
+            handler, INIT_PRODUCER_ID_KEY, version, init_request(version, pid, epoch)
+        )
+        assert (stale.error_code, stale.producer_id) == (fenced, -1)
+
+    run(body)
+
+
+def test_init_producer_id_needs_write_on_the_transactional_id() -> None:
+    async def body(h: RealShardHarness) -> None:
+        await init(h)
+        handler = InitProducerIdHandler(backend(transactions=h.coordinator, guard=denying_guard()))
+        refused = await call(handler, INIT_PRODUCER_ID_KEY, 4, init_request(4))
+        assert refused.error_code == ErrorCode.transactional_id_authorization_failed
+        idempotent = request(
+            INIT_PRODUCER_ID_KEY, 4, transactional_id=None, transaction_timeout=timedelta(0)
+        )
+        refused = await call(handler, INIT_PRODUCER_ID_KEY, 4, idempotent)
+        assert refused.error_code == ErrorCode.cluster_authorization_failed
 
     run(body, as_caller=True)
