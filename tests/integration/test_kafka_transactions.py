@@ -1,5 +1,6 @@
 """confluent-kafka's transactions against the Kafka listener of a real cluster (one controller,
-one broker): a consume-transform-produce loop with read_committed, one transaction aborted on
+three brokers, topics of replication factor 3, so coordinators, partition leaders and markers
+span brokers): a consume-transform-produce loop with read_committed, one transaction aborted on
 purpose; read_committed and read_uncommitted consumers of its output; the group's committed
 offsets; and a second producer with the same transactional.id fencing the first."""
 
@@ -34,7 +35,7 @@ GROUP = "ctp-group"
 @pytest.fixture(scope="module")
 def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     c = start_broker_cluster(
-        tmp_path_factory.mktemp("kafka-txn"), controllers=1, brokers=1, kafka=True
+        tmp_path_factory.mktemp("kafka-txn"), controllers=1, brokers=3, kafka=True
     )
     try:
         yield c
@@ -48,7 +49,7 @@ def bootstrap(cluster: LocalCluster) -> str:
 
 def create(cluster: LocalCluster, *names: str) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap(cluster)})
-    for future in admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names]).values():
+    for future in admin.create_topics([NewTopic(n, PARTITIONS, 3) for n in names]).values():
         future.result(15)
 
 
