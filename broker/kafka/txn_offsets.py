@@ -4,8 +4,9 @@ transaction, at the group's coordinator.
 An adapter only: the group operations' ``txn_commit_offsets`` (the gRPC GroupService's checks
 and authorization: WRITE on the transactional id, READ on the group and on each topic), with
 Kafka's request and answer translated. A fenced producer is answered INVALID_PRODUCER_EPOCH
-(what Kafka's group coordinator answers there, at every version); an error of the call as a
-whole is put on every partition.
+(what Kafka's group coordinator answers there, at every version), a stale member epoch
+ILLEGAL_GENERATION (these versions predate KIP-848); an error of the call as a whole is put
+on every partition.
 """
 
 from __future__ import annotations
@@ -14,20 +15,18 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from raftka.broker.groups.operations import GroupOperations
 from raftka.broker.kafka.backend import KafkaBackend
 from raftka.broker.kafka.dispatch import RequestContext
+from raftka.broker.kafka.group_ops import group_operations, member_error
+from raftka.broker.kafka.offsets import MEMBER_EPOCH_VERSION
 from raftka.broker.kafka.schema import (
     NO_THROTTLE,
     build,
-    error_code,
-    error_of,
     nested,
     response_type,
 )
 from raftka.broker.kafka.txn import by_topic
 from raftka.common.errors import RaftkaError
-from raftka.common.group_errors import CoordinatorNotAvailableError
 from raftka.v1 import groups_pb2 as gpb
 
 TXN_OFFSET_COMMIT_KEY = 28
@@ -42,12 +41,14 @@ class TxnOffsetCommitHandler:
         requested = [(t.name, int(p.partition_index)) for t in request.topics for p in t.partitions]
         codes: dict[tuple[str, int], ErrorCode] = {}
         try:
-            answer = await self._operations().txn_commit_offsets(commit_request(request))
+            answer = await group_operations(self._backend).txn_commit_offsets(
+                commit_request(request)
+            )
             for t in answer.topics:
                 for p in t.partitions:
-                    codes[(t.name, p.partition)] = _fenced_as_epoch(error_code(p.error_code))
+                    codes[(t.name, p.partition)] = _kafka_code(p.error_code)
         except RaftkaError as e:
-            codes = dict.fromkeys(requested, _fenced_as_epoch(error_of(e)))
+            codes = dict.fromkeys(requested, _kafka_code(e.code))
         partition_type = nested(answer_type, "TxnOffsetCommitResponsePartition")
         topic_type = nested(answer_type, "TxnOffsetCommitResponseTopic")
         missing = ErrorCode.unknown_server_error  # the coordinator answers every partition
@@ -66,19 +67,12 @@ class TxnOffsetCommitHandler:
             ),
         )
 
-    def _operations(self) -> GroupOperations:
-        backend = self._backend
-        if backend.groups is None or backend.offsets_topic is None:
-            raise CoordinatorNotAvailableError(
-                "this broker has no group coordinator; find the coordinator again and retry"
-            )
-        return GroupOperations(
-            coordinator=backend.groups, offsets_topic=backend.offsets_topic, guard=backend.guard
-        )
 
-
-def _fenced_as_epoch(code: ErrorCode) -> ErrorCode:
-    return ErrorCode.invalid_producer_epoch if code is ErrorCode.producer_fenced else code
+def _kafka_code(code: int) -> ErrorCode:
+    """As TxnOffsetCommit v0-v3 clients know it: a fenced producer is INVALID_PRODUCER_EPOCH,
+    the KIP-848 member codes ILLEGAL_GENERATION."""
+    mapped = member_error(code, 0, MEMBER_EPOCH_VERSION)
+    return ErrorCode.invalid_producer_epoch if mapped is ErrorCode.producer_fenced else mapped
 
 
 def commit_request(request: Any) -> gpb.TxnOffsetCommitRequest:

@@ -97,6 +97,18 @@ def test_a_fenced_producer_gets_invalid_producer_epoch_on_every_partition() -> N
     assert set(codes(stale).values()) == {ErrorCode.invalid_producer_epoch}
 
 
+def test_a_member_commits_with_its_generation_and_a_stale_one_is_illegal() -> None:
+    harness = ShardHarness({"t": 4})
+    joined = harness.join("g", ("t",))
+    entity = txn_commit(3, {("t", 0): 5})
+    member = dataclasses.replace(
+        entity, member_id=joined.member_id, generation_id=joined.member_epoch
+    )
+    assert codes(commit(harness, 3, member)) == {("t", 0): ErrorCode.none}
+    stale = dataclasses.replace(member, generation_id=joined.member_epoch + 1)
+    assert codes(commit(harness, 3, stale)) == {("t", 0): ErrorCode.illegal_generation}
+
+
 def test_txn_offset_commit_needs_write_on_the_id_read_on_the_group_and_each_topic() -> None:
     harness = ShardHarness({"t": 4, "u": 2})
     entity = txn_commit(3, {("t", 0): 1, ("u", 1): 1})
