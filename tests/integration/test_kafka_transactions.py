@@ -2,7 +2,8 @@
 three brokers, topics of replication factor 3, so coordinators, partition leaders and markers
 span brokers): a consume-transform-produce loop with read_committed, one transaction aborted on
 purpose; read_committed and read_uncommitted consumers of its output; the group's committed
-offsets; and a second producer with the same transactional.id fencing the first."""
+offsets; a second producer with the same transactional.id fencing the first; and
+kafka-python's admin client listing and describing an open transaction and its producer."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
+from kafka import TopicPartition as KafkaPythonPartition
+from kafka.admin import KafkaAdminClient
 
 from raftka.ops.local_cluster import LocalCluster
 from raftka.v1 import groups_pb2 as gpb
@@ -242,3 +245,31 @@ def test_a_second_producer_with_the_same_transactional_id_fences_the_first(
         assert [v for _, v in read_to_end(check, topic)] == [b"second"]
     finally:
         check.close()
+
+
+def test_kafka_python_admin_describes_an_open_transaction_and_its_producer(
+    kafka_cluster: LocalCluster,
+) -> None:
+    topic, tid = "described", "described-1"
+    create(kafka_cluster, topic)
+    producer = transactional(kafka_cluster, tid)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap(kafka_cluster))
+    try:
+        producer.begin_transaction()
+        producer.produce(topic, key=b"k", value=b"open", partition=1)
+        assert producer.flush(TIMEOUT_S) == 0
+        listed = {t.transactional_id: t for ts in admin.list_transactions().values() for t in ts}
+        assert listed[tid].state == "Ongoing"
+        described = admin.describe_transactions([tid])[tid]
+        assert described.state == "Ongoing" and described.producer_id == listed[tid].producer_id
+        assert described.topic_partitions == {KafkaPythonPartition(topic, 1)}
+        state = admin.describe_producers([KafkaPythonPartition(topic, 1)])
+        (active,) = state[KafkaPythonPartition(topic, 1)].active_producers
+        assert active.producer_id == described.producer_id
+        assert active.producer_epoch == described.producer_epoch
+        assert active.current_transaction_start_offset == 0 and active.last_sequence == 0
+        producer.commit_transaction(TIMEOUT_S)
+        assert admin.describe_transactions([tid])[tid].state in ("PrepareCommit", "CompleteCommit")
+    finally:
+        admin.close()
+        producer.close()
