@@ -12,6 +12,10 @@ import structlog
 from raftka.broker.config import BrokerConfig
 from raftka.broker.kafka.backend import KafkaBackend
 from raftka.broker.kafka.connection import KafkaConnection
+from raftka.broker.kafka.consumer_group import (
+    CONSUMER_GROUP_HEARTBEAT_KEY,
+    ConsumerGroupHeartbeatHandler,
+)
 from raftka.broker.kafka.coordinators import FIND_COORDINATOR_KEY, FindCoordinatorHandler
 from raftka.broker.kafka.dispatch import Api, ApiTable
 from raftka.broker.kafka.fetch import FETCH_KEY, LIST_OFFSETS_KEY, FetchHandler, ListOffsetsHandler
@@ -57,6 +61,13 @@ def api_table(backend: KafkaBackend) -> ApiTable:
             Api(FIND_COORDINATOR_KEY, "FindCoordinator", 0, 5, FindCoordinatorHandler(backend)),
             Api(OFFSET_COMMIT_KEY, "OffsetCommit", 2, 9, OffsetCommitHandler(backend)),
             Api(OFFSET_FETCH_KEY, "OffsetFetch", 1, 9, OffsetFetchHandler(backend)),
+            Api(
+                CONSUMER_GROUP_HEARTBEAT_KEY,
+                "ConsumerGroupHeartbeat",
+                0,
+                1,
+                ConsumerGroupHeartbeatHandler(backend),
+            ),
             *transaction_apis(backend),
         ]
     )
