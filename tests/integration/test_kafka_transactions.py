@@ -32,7 +32,6 @@ PARTITIONS = 3
 RECORDS = 40
 CHUNK = 10
 TIMEOUT_S = 20
-GROUP = "ctp-group"
 
 
 @pytest.fixture(scope="module")
@@ -69,17 +68,25 @@ def transactional(cluster: LocalCluster, transactional_id: str) -> Producer:
     return producer
 
 
-def consumer(cluster: LocalCluster, topic: str, isolation: str, group: str) -> Consumer:
-    c = Consumer(
-        {
-            "bootstrap.servers": bootstrap(cluster),
-            "group.id": group,
-            "isolation.level": isolation,
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
-    c.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+def consumer(
+    cluster: LocalCluster, topic: str, isolation: str, group: str, *, subscribe: bool = False
+) -> Consumer:
+    """A consumer of every partition of ``topic`` from its start: assigned, or (``subscribe``)
+    a member of ``group`` under KIP-848's protocol."""
+    settings = {
+        "bootstrap.servers": bootstrap(cluster),
+        "group.id": group,
+        "isolation.level": isolation,
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        "auto.offset.reset": "earliest",
+    }
+    if subscribe:
+        c = Consumer({**settings, "group.protocol": "consumer"})
+        c.subscribe([topic])
+    else:
+        c = Consumer(settings)
+        c.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
     return c
 
 
@@ -125,15 +132,15 @@ def poll_chunk(c: Consumer, wanted: int) -> list[object]:
     return chunk
 
 
-async def committed_offsets(cluster: LocalCluster, topic: str) -> dict[int, int]:
+async def committed_offsets(cluster: LocalCluster, group: str, topic: str) -> dict[int, int]:
     request = gpb.OffsetFetchRequest(
-        group_id=GROUP,
+        group_id=group,
         topics=[gpb.GroupTopicPartitions(topic=topic, partitions=list(range(PARTITIONS)))],
         require_stable=True,
     )
     response: gpb.OffsetFetchResponse = await on_coordinator(
         cluster,
-        GROUP,
+        group,
         lambda ch: GroupServiceStub(ch).OffsetFetch(request, timeout=5),
         key_type=gpb.COORDINATOR_TYPE_GROUP,
     )
@@ -151,14 +158,17 @@ def commit_error(producer: Producer) -> KafkaError:
     raise AssertionError("commit_transaction of a fenced producer succeeded")
 
 
+@pytest.mark.parametrize("mode", ["assign", "subscribe"])
 def test_consume_transform_produce_is_exactly_once_with_one_transaction_aborted(
-    kafka_cluster: LocalCluster,
+    kafka_cluster: LocalCluster, mode: str
 ) -> None:
-    source, sink = "ctp-in", "ctp-out"
+    """``subscribe``: the reader is a KIP-848 group member, so its offsets are committed with
+    its member id and epoch (TxnOffsetCommit v3's generation)."""
+    source, sink, group = f"ctp-in-{mode}", f"ctp-out-{mode}", f"ctp-{mode}"
     create(kafka_cluster, source, sink)
     fill_input(kafka_cluster, source)
-    producer = transactional(kafka_cluster, "ctp-1")
-    reader = consumer(kafka_cluster, source, "read_committed", GROUP)
+    producer = transactional(kafka_cluster, f"ctp-{mode}")
+    reader = consumer(kafka_cluster, source, "read_committed", group, subscribe=mode == "subscribe")
     aborted: set[bytes] = set()
     done = 0
     try:
@@ -185,7 +195,7 @@ def test_consume_transform_produce_is_exactly_once_with_one_transaction_aborted(
         reader.close()
         producer.close()
 
-    committed_reader = consumer(kafka_cluster, sink, "read_committed", "check-committed")
+    committed_reader = consumer(kafka_cluster, sink, "read_committed", f"check-{mode}")
     try:
         committed = read_to_end(committed_reader, sink)
     finally:
@@ -193,7 +203,7 @@ def test_consume_transform_produce_is_exactly_once_with_one_transaction_aborted(
     assert sorted(v for _, v in committed) == sorted(f"V-{i}".encode() for i in range(RECORDS))
     assert {k for k, _ in committed} == {f"k-{i}".encode() for i in range(RECORDS)}
 
-    uncommitted_reader = consumer(kafka_cluster, sink, "read_uncommitted", "check-uncommitted")
+    uncommitted_reader = consumer(kafka_cluster, sink, "read_uncommitted", f"check-all-{mode}")
     try:
         everything = read_to_end(uncommitted_reader, sink)
     finally:
@@ -209,7 +219,7 @@ def test_consume_transform_produce_is_exactly_once_with_one_transaction_aborted(
         }
     finally:
         probe.close()
-    assert asyncio.run(committed_offsets(kafka_cluster, source)) == high
+    assert asyncio.run(committed_offsets(kafka_cluster, group, source)) == high
 
 
 def test_a_second_producer_with_the_same_transactional_id_fences_the_first(
