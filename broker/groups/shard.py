@@ -117,6 +117,9 @@ class ConsumerGroupShard:
             self._metadata_seen.pop(request.group_id, None)
         return Outcome(result.response, tuple(rebalancer.batch.records), tuple(result.pushes))
 
+    def not_told(self, group_id: str, member_id: str) -> None:
+        self.tracker.told.pop((group_id, member_id), None)
+
     def tick(self, *, now_ms: int, topics: TopicsView) -> Outcome[None]:
         """Removes members whose session or rebalance timeout passed, and follows the metadata."""
         rebalancer = self._rebalancer(now_ms)

@@ -21,10 +21,21 @@ from raftka.broker.kafka.configs import (
     IncrementalAlterConfigsHandler,
 )
 from raftka.broker.kafka.connection import KafkaConnection
+from raftka.broker.kafka.consumer_group import (
+    CONSUMER_GROUP_HEARTBEAT_KEY,
+    ConsumerGroupHeartbeatHandler,
+)
+from raftka.broker.kafka.coordinators import FIND_COORDINATOR_KEY, FindCoordinatorHandler
 from raftka.broker.kafka.dispatch import Api, ApiTable
 from raftka.broker.kafka.fetch import FETCH_KEY, LIST_OFFSETS_KEY, FetchHandler, ListOffsetsHandler
 from raftka.broker.kafka.framing import Limits
 from raftka.broker.kafka.metadata import METADATA_KEY, MetadataHandler
+from raftka.broker.kafka.offsets import (
+    OFFSET_COMMIT_KEY,
+    OFFSET_FETCH_KEY,
+    OffsetCommitHandler,
+    OffsetFetchHandler,
+)
 from raftka.broker.kafka.partitions_admin import (
     CREATE_PARTITIONS_KEY,
     ELECT_LEADERS_KEY,
@@ -49,6 +60,7 @@ from raftka.broker.kafka.topics import (
     CreateTopicsHandler,
     DeleteTopicsHandler,
 )
+from raftka.broker.kafka.txn_table import transaction_apis
 from raftka.common.errors import ConfigFileError
 from raftka.common.security.settings import SecuritySettings
 from raftka.common.tasks import cancel_and_wait
@@ -93,6 +105,17 @@ def api_table(backend: KafkaBackend) -> ApiTable:
                 ListPartitionReassignmentsHandler(backend),
             ),
             Api(DESCRIBE_CLUSTER_KEY, "DescribeCluster", 0, 2, DescribeClusterHandler(backend)),
+            Api(FIND_COORDINATOR_KEY, "FindCoordinator", 0, 5, FindCoordinatorHandler(backend)),
+            Api(OFFSET_COMMIT_KEY, "OffsetCommit", 2, 9, OffsetCommitHandler(backend)),
+            Api(OFFSET_FETCH_KEY, "OffsetFetch", 1, 9, OffsetFetchHandler(backend)),
+            Api(
+                CONSUMER_GROUP_HEARTBEAT_KEY,
+                "ConsumerGroupHeartbeat",
+                0,
+                1,
+                ConsumerGroupHeartbeatHandler(backend),
+            ),
+            *transaction_apis(backend),
         ]
     )
 
