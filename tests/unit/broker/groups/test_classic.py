@@ -19,7 +19,6 @@ from raftka.broker.groups.classic import (
     SyncAnswer,
     server_assignor,
 )
-from raftka.broker.groups.records import decode
 from raftka.broker.groups.shard import ConsumerGroupShard
 
 from .support import TP, ShardHarness
@@ -225,7 +224,6 @@ def test_classic_members_survive_a_replay() -> None:
     group = fresh.store.get("g")
     assert group is not None
     assert group.members[a.member_id].classic_protocols == ("cooperative-sticky", "range")
-    assert decode(h.log[-1]) is not None
     sync = fresh.classic_sync(
         ClassicSync("g", a.member_id, a.generation, "consumer", "cooperative-sticky"),
         now_ms=h.now_ms,
