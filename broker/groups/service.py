@@ -21,15 +21,13 @@ import structlog
 
 from raftka.broker.clients import ClientLog
 from raftka.broker.groups.api import GroupShard, Outcome, TopicsView
-from raftka.broker.groups.placement import OFFSETS_TOPIC, partition_for
+from raftka.broker.groups.coordinator_lookup import Located, coordinator_kind, locate
+from raftka.broker.groups.placement import OFFSETS_TOPIC
 from raftka.broker.groups.runtime import GroupCoordinator, Push
 from raftka.broker.groups.validation import check_group_id
-from raftka.broker.transactions.api import TRANSACTION_STATE_TOPIC
-from raftka.broker.transactions.validation import check_transactional_id
 from raftka.common.errors import (
     CoordinatorLoadInProgressError,
     InvalidProducerEpochError,
-    InvalidRequestError,
     RaftkaError,
 )
 from raftka.common.group_errors import (
@@ -115,38 +113,11 @@ class GroupServicer(GroupServiceServicer):
     ) -> gpb.FindCoordinatorResponse:
         self._clients.saw(context, "FindCoordinator")
         require_items(len(request.keys), "keys")
-        check: Callable[[str], None]
-        if request.key_type == gpb.COORDINATOR_TYPE_GROUP:
-            topic, check, name = self._topic, check_group_id, OFFSETS_TOPIC
-            key_type = RESOURCE_GROUP
-        elif (
-            request.key_type == gpb.COORDINATOR_TYPE_TRANSACTION
-            and self._transaction_topic is not None
-        ):
-            topic, check = self._transaction_topic, check_transactional_id
-            name, key_type = TRANSACTION_STATE_TOPIC, RESOURCE_TRANSACTIONAL_ID
-        else:
-            raise InvalidRequestError(
-                f"key_type {request.key_type} is not served: use COORDINATOR_TYPE_GROUP (0) or "
-                "COORDINATOR_TYPE_TRANSACTION (1)"
-            )
-        count = topic.ensure()
-        response = gpb.FindCoordinatorResponse()
-        for key in request.keys:
-            refused = self._guard.denial(OP_DESCRIBE, key_type, key)
-            if refused is not None:
-                response.coordinators.append(
-                    gpb.Coordinator(
-                        key=key,
-                        node_id=-1,
-                        partition=-1,
-                        error_code=refused.code,
-                        error_message=refused.message,
-                    )
-                )
-                continue
-            response.coordinators.append(_coordinator_of(key, count, topic, check, name))
-        return response
+        kind = coordinator_kind(request.key_type, self._topic, self._transaction_topic)
+        view = self._topic if kind.topic_name == OFFSETS_TOPIC else self._transaction_topic
+        assert view is not None
+        found = locate(request.keys, kind, self._guard, lambda b: view.client_endpoint(b))
+        return gpb.FindCoordinatorResponse(coordinators=[_coordinator(f) for f in found])
 
     # ---- membership ----
 
@@ -388,36 +359,13 @@ class GroupServicer(GroupServiceServicer):
         return response
 
 
-def _coordinator_of(
-    key: str,
-    count: int | None,
-    topic: OffsetsTopicView,
-    check: Callable[[str], None],
-    name: str,
-) -> gpb.Coordinator:
-    """The coordinator of ``key``: the leader of its partition of the internal topic ``name``
-    (``count`` partitions, None while it is being created)."""
-    answer = gpb.Coordinator(key=key, node_id=-1, partition=-1)
-    try:
-        check(key)
-        if count is None:
-            raise CoordinatorNotAvailableError(
-                f"{name} is being created: retry FindCoordinator shortly"
-            )
-        answer.partition = partition_for(key, count)
-        leader = topic.leader_of(answer.partition)
-        endpoint = topic.client_endpoint(leader) if leader >= 0 else None
-        if endpoint is None:
-            raise CoordinatorNotAvailableError(
-                f"{name}-{answer.partition} has no reachable leader now: retry FindCoordinator "
-                "shortly"
-            )
-    except RaftkaError as e:
-        answer.error_code = e.code
-        answer.error_message = e.message
-        return answer
-    answer.node_id = leader
-    answer.host, answer.port = endpoint
+def _coordinator(found: Located) -> gpb.Coordinator:
+    answer = gpb.Coordinator(key=found.key, node_id=found.node_id, partition=found.partition)
+    if found.error is not None:
+        answer.error_code = found.error.code
+        answer.error_message = found.error.message
+    elif found.endpoint is not None:
+        answer.host, answer.port = found.endpoint
     return answer
 
 

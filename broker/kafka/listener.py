@@ -12,6 +12,7 @@ import structlog
 from raftka.broker.config import BrokerConfig
 from raftka.broker.kafka.backend import KafkaBackend
 from raftka.broker.kafka.connection import KafkaConnection
+from raftka.broker.kafka.coordinators import FIND_COORDINATOR_KEY, FindCoordinatorHandler
 from raftka.broker.kafka.dispatch import Api, ApiTable
 from raftka.broker.kafka.fetch import FETCH_KEY, LIST_OFFSETS_KEY, FetchHandler, ListOffsetsHandler
 from raftka.broker.kafka.framing import Limits
@@ -46,6 +47,7 @@ def api_table(backend: KafkaBackend) -> ApiTable:
             Api(CREATE_TOPICS_KEY, "CreateTopics", 2, 7, CreateTopicsHandler(backend)),
             Api(DELETE_TOPICS_KEY, "DeleteTopics", 1, 5, DeleteTopicsHandler(backend)),
             Api(INIT_PRODUCER_ID_KEY, "InitProducerId", 0, 4, InitProducerIdHandler(backend)),
+            Api(FIND_COORDINATOR_KEY, "FindCoordinator", 0, 5, FindCoordinatorHandler(backend)),
         ]
     )
 

@@ -1,0 +1,96 @@
+"""Helpers for the Kafka handlers' unit tests: a backend of fakes, a caller-bound call that
+also encodes the answer (so a field a version lacks, or a wrong type, fails the test)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Coroutine, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
+
+from kio.serial import entity_writer
+
+from raftka.broker.kafka.backend import KafkaBackend
+from raftka.broker.kafka.dispatch import Handler, RequestContext
+from raftka.broker.kafka.schema import request_type
+from raftka.common.ids import BrokerEpoch, BrokerId
+from raftka.common.metadata.model import KAFKA_LISTENER, BrokerEndpoint, BrokerRegistration
+from raftka.common.security.caller import bind_caller, reset_caller
+from raftka.common.security.guard import OPEN_GUARD, AccessGuard
+from tests.unit.common.security.fakes import FakeAuthorizer, Grant, caller
+
+_T = TypeVar("_T")
+ALICE = "User:alice"
+UNUSED = cast(Any, object())
+
+
+def denying_guard(grants: Iterable[Grant] = ()) -> AccessGuard:
+    """A guard that allows ALICE exactly ``grants``."""
+    return AccessGuard(FakeAuthorizer(grants))
+
+
+def as_alice(coro: Coroutine[Any, Any, _T]) -> _T:
+    async def bound() -> _T:
+        token = bind_caller(caller(ALICE))
+        try:
+            return await coro
+        finally:
+            reset_caller(token)
+
+    return asyncio.run(asyncio.wait_for(bound(), 10))
+
+
+def request(api_key: int, version: int, **values: Any) -> Any:
+    return request_type(api_key, version)(**values)
+
+
+async def call(handler: Handler, api_key: int, version: int, entity: Any) -> Any:
+    """Serve ``entity`` at ``version`` and encode the answer as the listener would."""
+    answer = await handler(entity, RequestContext(api_key, version, 7, "test-client", "peer"))
+    assert answer is not None
+    entity_writer(type(answer))(io.BytesIO(), answer)
+    return answer
+
+
+@dataclass
+class FakeImage:
+    """The few calls handlers make on a MetadataImage: brokers by id."""
+
+    registrations: dict[int, BrokerRegistration] = field(default_factory=dict)
+
+    def broker(self, broker_id: int) -> BrokerRegistration | None:
+        return self.registrations.get(broker_id)
+
+
+def registration(broker_id: int, *, kafka_port: int | None, fenced: bool = False) -> Any:
+    endpoints = [BrokerEndpoint("CLIENT", f"grpc-{broker_id}", 9000 + broker_id)]
+    if kafka_port is not None:
+        endpoints.append(BrokerEndpoint(KAFKA_LISTENER, f"host-{broker_id}", kafka_port))
+    return BrokerRegistration(
+        broker_id=BrokerId(broker_id),
+        epoch=BrokerEpoch(1),
+        incarnation_id="i",
+        endpoints=tuple(endpoints),
+        fenced=fenced,
+    )
+
+
+def backend(
+    *,
+    image: FakeImage | None = None,
+    guard: AccessGuard = OPEN_GUARD,
+    **parts: Any,
+) -> KafkaBackend:
+    shown = image or FakeImage()
+    return KafkaBackend(
+        broker_id=1,
+        cluster_id="cluster",
+        replicas=UNUSED,
+        image=lambda: cast(Any, shown),
+        producer_ids=UNUSED,
+        controller=UNUSED,
+        traffic=UNUSED,
+        guard=guard,
+        **parts,
+    )
