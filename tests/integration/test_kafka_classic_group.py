@@ -1,0 +1,198 @@
+"""Kafka's classic group protocol (JoinGroup / SyncGroup / Heartbeat / LeaveGroup) over the Kafka
+listener, with real clients against a real cluster (one controller, one broker): three
+confluent-kafka consumer processes with the default group.protocol share a 6-partition topic,
+one is killed -9 and the survivors take its partitions with nothing lost; kafka-python's
+KafkaConsumer and aiokafka's consumer subscribe with a group too."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+from kafka import KafkaConsumer
+
+from raftka.ops.local_cluster import LocalCluster
+from tests.conditions import wait_until
+from tests.integration.support.brokers import start_broker_cluster, stop_broker_cluster
+from tests.integration.support.kafka_member import MemberProcess
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 6
+
+
+@pytest.fixture(scope="module")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    c = start_broker_cluster(
+        tmp_path_factory.mktemp("kafka-classic"),
+        controllers=1,
+        brokers=1,
+        kafka=True,
+        broker_settings={"offsets_topic_num_partitions": 3},
+    )
+    try:
+        yield c
+    finally:
+        stop_broker_cluster(c)
+
+
+def bootstrap(cluster: LocalCluster) -> str:
+    return ",".join(cluster.kafka_bootstrap_servers)
+
+
+def create(cluster: LocalCluster, name: str, partitions: int = PARTITIONS) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap(cluster)})
+    for future in admin.create_topics([NewTopic(name, partitions, 1)]).values():
+        future.result(15)
+
+
+def produce(cluster: LocalCluster, topic: str, keys: list[str]) -> None:
+    """Each key once to partition hash(key) % PARTITIONS (explicit, so every partition gets
+    records), acknowledged by all replicas."""
+    producer = Producer({"bootstrap.servers": bootstrap(cluster), "acks": "all"})
+    failed: list[object] = []
+    for i, key in enumerate(keys):
+        producer.produce(
+            topic,
+            key=key.encode(),
+            value=b"v",
+            partition=i % PARTITIONS,
+            on_delivery=lambda e, _m: failed.append(e) if e is not None else None,
+        )
+    assert producer.flush(20) == 0
+    assert failed == []
+
+
+def owners(members: list[MemberProcess]) -> dict[str, set[int]] | None:
+    """Each live member's partitions once all have one and they are disjoint and complete."""
+    owned = {m.name: m.assignment() for m in members}
+    if any(ps is None for ps in owned.values()):
+        return None
+    sets = [ps for ps in owned.values() if ps is not None]
+    union = set().union(*sets)
+    if sum(len(ps) for ps in sets) != len(union) or union != set(range(PARTITIONS)):
+        return None
+    return {name: ps for name, ps in owned.items() if ps is not None}
+
+
+def test_three_confluent_consumers_share_partitions_and_survive_a_kill(
+    kafka_cluster: LocalCluster, tmp_path: Path
+) -> None:
+    topic, group = "classic-shared", "classic-group"
+    create(kafka_cluster, topic)
+    members: list[MemberProcess] = []
+    try:
+        for name in ("c1", "c2", "c3"):
+            members.append(
+                MemberProcess(tmp_path, name, bootstrap(kafka_cluster), group, topic, commit=True)
+            )
+        wait_until(
+            lambda: (o := owners(members)) is not None and all(o.values()),
+            "three members owning disjoint, complete, non-empty shares",
+            timeout_s=30,
+        )
+        first = [f"a-{i}" for i in range(120)]
+        produce(kafka_cluster, topic, first)
+        wait_until(
+            lambda: {k for m in members for _, _, k in m.consumed()} >= set(first),
+            "every record of the first batch consumed",
+        )
+        victim = members[0]
+        held = victim.assignment()
+        assert held
+        victim.kill()
+        survivors = members[1:]
+        second = [f"b-{i}" for i in range(120)]
+        produce(kafka_cluster, topic, second)
+        wait_until(
+            lambda: (o := owners(survivors)) is not None and all(o.values()),
+            "the survivors owning every partition between them",
+            timeout_s=30,
+        )
+        wanted = set(first) | set(second)
+        wait_until(
+            lambda: {k for m in members for _, _, k in m.consumed()} >= wanted,
+            "every record consumed (none lost)",
+            timeout_s=20,
+        )
+        seen = Counter((p, o) for m in members for p, o, _ in m.consumed())
+        twice = {p for (p, _), n in seen.items() if n > 1}
+        assert twice <= held, f"duplicates away from the killed member's partitions: {twice}"
+        final = owners(survivors)
+        assert final is not None
+        assert sorted(p for ps in final.values() for p in ps) == list(range(PARTITIONS))
+    finally:
+        for m in members:
+            m.stop()
+
+
+def test_kafka_python_consumer_joins_a_group(kafka_cluster: LocalCluster) -> None:
+    topic = "classic-kafka-python"
+    create(kafka_cluster, topic, partitions=2)
+    keys = [f"k-{i}" for i in range(12)]
+    produce_to(kafka_cluster, topic, keys)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap(kafka_cluster),
+        group_id="classic-kp",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=15_000,
+    )
+    try:
+        got = []
+        for message in consumer:
+            got.append(message.key.decode())
+            if len(got) == len(keys):
+                break
+        assert sorted(got) == sorted(keys)
+        assert {tp.partition for tp in consumer.assignment()} == {0, 1}
+    finally:
+        consumer.close()
+
+
+def test_aiokafka_consumer_joins_a_group(kafka_cluster: LocalCluster) -> None:
+    topic = "classic-aiokafka"
+    create(kafka_cluster, topic, partitions=2)
+    keys = [f"k-{i}" for i in range(12)]
+    produce_to(kafka_cluster, topic, keys)
+
+    async def consume() -> tuple[list[str], set[int]]:
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap(kafka_cluster),
+            group_id="classic-aio",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        try:
+            got: list[str] = []
+            async with asyncio.timeout(15):
+                async for message in consumer:
+                    got.append(message.key.decode())
+                    if len(got) == len(keys):
+                        break
+            return got, {tp.partition for tp in consumer.assignment()}
+        finally:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+
+    got, partitions = asyncio.run(consume())
+    assert sorted(got) == sorted(keys)
+    assert partitions == {0, 1}
+
+
+def produce_to(cluster: LocalCluster, topic: str, keys: list[str]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap(cluster), "acks": "all"})
+    for i, key in enumerate(keys):
+        producer.produce(topic, key=key.encode(), value=b"v", partition=i % 2)
+    assert producer.flush(20) == 0
