@@ -27,6 +27,12 @@ from raftka.broker.kafka.dispatch import Api, ApiTable
 from raftka.broker.kafka.fetch import FETCH_KEY, LIST_OFFSETS_KEY, FetchHandler, ListOffsetsHandler
 from raftka.broker.kafka.framing import Limits
 from raftka.broker.kafka.metadata import METADATA_KEY, MetadataHandler
+from raftka.broker.kafka.offsets import (
+    OFFSET_COMMIT_KEY,
+    OFFSET_FETCH_KEY,
+    OffsetCommitHandler,
+    OffsetFetchHandler,
+)
 from raftka.broker.kafka.produce import (
     INIT_PRODUCER_ID_KEY,
     PRODUCE_KEY,
@@ -58,6 +64,8 @@ def api_table(backend: KafkaBackend) -> ApiTable:
             Api(DELETE_TOPICS_KEY, "DeleteTopics", 1, 5, DeleteTopicsHandler(backend)),
             Api(INIT_PRODUCER_ID_KEY, "InitProducerId", 0, 4, InitProducerIdHandler(backend)),
             Api(FIND_COORDINATOR_KEY, "FindCoordinator", 0, 5, FindCoordinatorHandler(backend)),
+            Api(OFFSET_COMMIT_KEY, "OffsetCommit", 2, 9, OffsetCommitHandler(backend)),
+            Api(OFFSET_FETCH_KEY, "OffsetFetch", 1, 9, OffsetFetchHandler(backend)),
             Api(JOIN_GROUP_KEY, "JoinGroup", 0, 9, JoinGroupHandler(backend)),
             Api(SYNC_GROUP_KEY, "SyncGroup", 0, 5, SyncGroupHandler(backend)),
             Api(HEARTBEAT_KEY, "Heartbeat", 0, 4, HeartbeatHandler(backend)),

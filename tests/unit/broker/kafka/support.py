@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 from kio.serial import entity_writer
 
+from raftka.broker.groups.api import Outcome
 from raftka.broker.kafka.backend import KafkaBackend
 from raftka.broker.kafka.dispatch import Handler, RequestContext
 from raftka.broker.kafka.schema import request_type
+from raftka.common.errors import RaftkaError
 from raftka.common.ids import BrokerEpoch, BrokerId
 from raftka.common.metadata.model import KAFKA_LISTENER, BrokerEndpoint, BrokerRegistration
 from raftka.common.security.caller import bind_caller, reset_caller
 from raftka.common.security.guard import OPEN_GUARD, AccessGuard
+from tests.unit.broker.groups.support import ShardHarness
 from tests.unit.common.security.fakes import FakeAuthorizer, Grant, caller
 
 _T = TypeVar("_T")
@@ -93,4 +96,69 @@ def backend(
         traffic=UNUSED,
         guard=guard,
         **parts,
+    )
+
+
+class ShardCoordinator:
+    """A GroupCoordinator over one real shard (every group on it), failing every call with
+    ``error`` when set (NOT_COORDINATOR, ...)."""
+
+    def __init__(self, harness: ShardHarness) -> None:
+        self.harness = harness
+        self.error: RaftkaError | None = None
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    async def write(self, key: str, call: Callable[[Any, int], Outcome[_T]]) -> _T:
+        self._check()
+        outcome = call(self.harness.shard, self.harness.now_ms)
+        self.harness._take(cast(Any, outcome))
+        return outcome.response
+
+    async def read(self, key: str, call: Callable[[Any], _T]) -> _T:
+        self._check()
+        return call(self.harness.shard)
+
+    async def read_all(self, call: Callable[[Any], list[_T]]) -> list[_T]:
+        self._check()
+        return call(self.harness.shard)
+
+    def partition_of(self, key: str) -> int:
+        self._check()
+        return 0
+
+
+@dataclass
+class HarnessTopics:
+    """``__consumer_offsets`` as the group operations read it: the harness's topics."""
+
+    harness: ShardHarness
+
+    def ensure(self) -> int | None:
+        return 1
+
+    def leader_of(self, partition: int) -> int:
+        return 1
+
+    def client_endpoint(self, broker_id: int) -> tuple[str, int] | None:
+        return None
+
+    def topics(self) -> Mapping[str, int]:
+        return self.harness.topics
+
+
+def group_backend(
+    harness: ShardHarness, *, guard: AccessGuard = OPEN_GUARD
+) -> tuple[KafkaBackend, ShardCoordinator]:
+    """A backend whose group coordinator runs on ``harness``'s shard."""
+    coordinator = ShardCoordinator(harness)
+    return (
+        backend(
+            guard=guard,
+            groups=cast(Any, coordinator),
+            offsets_topic=cast(Any, HarnessTopics(harness)),
+        ),
+        coordinator,
     )
