@@ -27,7 +27,6 @@ from raftka.broker.groups.classic import (
     LeaveAnswer,
     SyncAnswer,
 )
-from raftka.broker.groups.validation import check_group_id
 from raftka.broker.kafka.backend import KafkaBackend
 from raftka.broker.kafka.consumer_protocol import (
     SubscriptionError,
@@ -35,10 +34,9 @@ from raftka.broker.kafka.consumer_protocol import (
     encode_assignment,
 )
 from raftka.broker.kafka.dispatch import RequestContext
+from raftka.broker.kafka.group_ops import group_operations
 from raftka.broker.kafka.schema import NO_THROTTLE, build, error_code, millis, nested, response_type
 from raftka.common.errors import RaftkaError
-from raftka.common.group_errors import CoordinatorNotAvailableError
-from raftka.common.security.model import OP_READ, RESOURCE_GROUP
 
 JOIN_GROUP_KEY = 11
 HEARTBEAT_KEY = 12
@@ -60,34 +58,21 @@ class _Refused(Exception):
 
 
 class _GroupCalls:
-    """What the four handlers share: the checks before the shard, and the call itself."""
+    """The four handlers' way to the shard: the group operations' checks, coordinator errors
+    and refusals as Kafka's codes (_Refused)."""
 
     def __init__(self, backend: KafkaBackend) -> None:
         self._backend = backend
 
-    def _check(self, group_id: str) -> None:
-        """The gRPC GroupService's checks of a membership call: the group id, READ on it."""
-        try:
-            check_group_id(group_id)
-        except RaftkaError as e:
-            raise _Refused(int(e.code), e.message) from None
-        denied = self._backend.guard.denial(OP_READ, RESOURCE_GROUP, group_id)
-        if denied is not None:
-            raise _Refused(int(denied.code), denied.message)
-
     def _topics(self) -> TopicsView:
-        topic = self._backend.offsets_topic
-        return topic.topics() if topic is not None else {}
+        try:
+            return group_operations(self._backend).topics()
+        except RaftkaError:
+            return {}
 
     async def _write(self, group_id: str, call: ShardCall[GroupShard, R]) -> R:
-        """Runs ``call(shard, now_ms)`` on the group's shard; coordinator errors -> _Refused."""
-        groups = self._backend.groups
         try:
-            if groups is None:
-                raise CoordinatorNotAvailableError(
-                    "this broker has no group coordinator; find the coordinator again"
-                )
-            return await groups.write(group_id, call)
+            return await group_operations(self._backend).classic_call(group_id, call)
         except RaftkaError as e:
             raise _Refused(int(e.code), e.message) from None
 
@@ -96,7 +81,6 @@ class JoinGroupHandler(_GroupCalls):
     async def __call__(self, request: Any, context: RequestContext) -> Any:
         answer_type = response_type(JOIN_GROUP_KEY, context.api_version)
         try:
-            self._check(request.group_id)
             join = _join_of(request, context.api_version)
             topics = self._topics()
             host = context.peer.rpartition(":")[0] or context.peer
@@ -166,7 +150,6 @@ class SyncGroupHandler(_GroupCalls):
             protocol_name=getattr(request, "protocol_name", None),
         )
         try:
-            self._check(request.group_id)
             answer: SyncAnswer = await self._write(
                 request.group_id,
                 lambda shard, now: shard.classic_sync(sync, now_ms=now),
@@ -190,7 +173,6 @@ class HeartbeatHandler(_GroupCalls):
         group_id, member_id = request.group_id, request.member_id
         generation = int(request.generation_id)
         try:
-            self._check(group_id)
             code, _message = await self._write(
                 group_id,
                 lambda shard, now: shard.classic_heartbeat(
@@ -213,7 +195,6 @@ class LeaveGroupHandler(_GroupCalls):
         )
         group_id = request.group_id
         try:
-            self._check(group_id)
             topics = self._topics()
             answers: list[LeaveAnswer] = await self._write(
                 group_id,
