@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,6 +130,49 @@ def test_three_confluent_consumers_share_partitions_and_survive_a_kill(
         final = owners(survivors)
         assert final is not None
         assert sorted(p for ps in final.values() for p in ps) == list(range(PARTITIONS))
+    finally:
+        for m in members:
+            m.stop()
+
+
+def test_cooperative_consumers_converge_without_sharing_a_partition(
+    kafka_cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """cooperative-sticky members keep their partitions across rebalances: the ownership each
+    reports (incremental assignments and revocations) is never overlapping, and converges."""
+    topic, group = "classic-coop", "classic-coop-group"
+    create(kafka_cluster, topic)
+    members: list[MemberProcess] = []
+    overlaps: list[dict[str, set[int]]] = []
+
+    def converged() -> bool:
+        owned = {m.name: m.assignment() or set() for m in members}
+        claimed = [p for ps in owned.values() for p in ps]
+        if len(claimed) != len(set(claimed)):
+            overlaps.append(owned)
+        share = PARTITIONS // len(members)  # the uniform assignor's target
+        return owners(members) is not None and all(len(ps) == share for ps in owned.values())
+
+    try:
+        for name in ("k1", "k2", "k3"):
+            members.append(
+                MemberProcess(
+                    tmp_path,
+                    name,
+                    bootstrap(kafka_cluster),
+                    group,
+                    topic,
+                    commit=False,
+                    assignor="cooperative-sticky",
+                )
+            )
+            wait_until(converged, f"{len(members)} cooperative members converged", timeout_s=30)
+        assert overlaps == []
+        # Sticky and incremental: the first member only ever gave partitions up.
+        held = [set(e["partitions"]) for e in members[0].events() if e["ev"] == "assignment"]
+        held = [ps for ps in held if ps]
+        assert len(held[-1]) == 2
+        assert all(later <= earlier for earlier, later in itertools.pairwise(held))
     finally:
         for m in members:
             m.stop()

@@ -1,7 +1,7 @@
 """A confluent-kafka consumer group member as its own OS process, so a test can kill -9 it.
 
 ``python -m tests.integration.support.kafka_member --bootstrap-server B --group G --topic T
---report r.jsonl [--commit]`` subscribes with the DEFAULT group.protocol (classic) and appends
+--report r.jsonl [--commit] [--assignor cooperative-sticky]`` subscribes with the DEFAULT group.protocol (classic) and appends
 one JSON line per event to the report file:
 
     {"ev": "ready"}
@@ -31,7 +31,15 @@ ROOT = Path(__file__).resolve().parents[3]
 
 class MemberProcess:
     def __init__(
-        self, out_dir: Path, name: str, bootstrap: str, group: str, topic: str, *, commit: bool
+        self,
+        out_dir: Path,
+        name: str,
+        bootstrap: str,
+        group: str,
+        topic: str,
+        *,
+        commit: bool,
+        assignor: str | None = None,
     ) -> None:
         self.name = name
         self.report = out_dir / f"{name}.jsonl"
@@ -51,6 +59,8 @@ class MemberProcess:
         ]
         if commit:
             args.append("--commit")
+        if assignor is not None:
+            args += ["--assignor", assignor]
         self._stderr = open(out_dir / f"{name}.stderr", "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             args, cwd=ROOT, stdin=subprocess.PIPE, stderr=self._stderr, stdout=subprocess.DEVNULL
@@ -100,6 +110,7 @@ def _main() -> None:
     parser.add_argument("--topic", required=True)
     parser.add_argument("--report", required=True)
     parser.add_argument("--commit", action="store_true")
+    parser.add_argument("--assignor", help="partition.assignment.strategy (default: the client's)")
     args = parser.parse_args()
     report = open(args.report, "a", buffering=1)  # noqa: SIM115 - the process's lifetime
 
@@ -115,17 +126,22 @@ def _main() -> None:
             "session.timeout.ms": 6000,
             "heartbeat.interval.ms": 300,
             "topic.metadata.refresh.interval.ms": 1000,
+            **({"partition.assignment.strategy": args.assignor} if args.assignor else {}),
             **({"debug": debug} if (debug := os.environ.get("KAFKA_MEMBER_DEBUG")) else {}),
         }
     )
 
-    # The default group.protocol's default assignors are eager: an assignment callback gets
-    # the whole new assignment, a revocation takes everything.
-    def owned(_c: Any, partitions: Any) -> None:
-        emit(ev="assignment", partitions=sorted(tp.partition for tp in partitions))
+    # Eager assignors (the default) revoke everything and then assign the whole new set;
+    # cooperative ones revoke and assign increments: following both keeps what is owned.
+    current: set[int] = set()
 
-    def revoked(_c: Any, _partitions: Any) -> None:
-        emit(ev="assignment", partitions=[])
+    def owned(_c: Any, partitions: Any) -> None:
+        current.update(tp.partition for tp in partitions)
+        emit(ev="assignment", partitions=sorted(current))
+
+    def revoked(_c: Any, partitions: Any) -> None:
+        current.difference_update(tp.partition for tp in partitions)
+        emit(ev="assignment", partitions=sorted(current))
 
     consumer.subscribe([args.topic], on_assign=owned, on_revoke=revoked, on_lost=revoked)
     emit(ev="ready")
