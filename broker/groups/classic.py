@@ -190,6 +190,8 @@ class ClassicHandler:
         epoch = 0
         if group is not None and member_id in group.members:
             epoch = max(group.current(member_id).member_epoch, 0)
+        elif group is not None and request.instance_id is not None:
+            self._release_instance(request.group_id, group, request.instance_id, topics)
         heartbeat = gpb.ConsumerGroupHeartbeatRequest(
             group_id=request.group_id,
             member_id=member_id,
@@ -278,6 +280,23 @@ class ClassicHandler:
             pushes.extend(result.pushes)
             answers.append(LeaveAnswer(member_id, leaver.instance_id, NONE, None))
         return answers, pushes
+
+    def _release_instance(
+        self, group_id: str, group: GroupState, instance_id: str, topics: TopicsView
+    ) -> None:
+        """A static member joining with a new member id replaces the one holding its instance
+        id, as in Kafka's classic protocol (a restarted process): the holder leaves as a static
+        member does (epoch -2), so the joiner inherits its assignment with no rebalance."""
+        holder = group.instance_holder(instance_id)
+        if holder is None or group.current(holder).member_epoch == STATIC_LEFT_EPOCH:
+            return
+        if not group.members[holder].is_classic:
+            return  # a consumer-protocol member releases it itself (UNRELEASED_INSTANCE_ID)
+        away = gpb.ConsumerGroupHeartbeatRequest(
+            group_id=group_id, member_id=holder, member_epoch=STATIC_LEFT_EPOCH
+        )
+        away.instance_id = instance_id
+        self.heartbeats.handle(away, topics, "", "")
 
     # ---- checks ----
 

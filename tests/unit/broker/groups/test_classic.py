@@ -229,3 +229,19 @@ def test_classic_members_survive_a_replay() -> None:
         now_ms=h.now_ms,
     )
     assert (sync.response.error_code, set(sync.response.assignment["t"])) == (NONE, {0, 1, 2, 3})
+
+
+def test_a_restarted_static_member_takes_over_its_instance_and_assignment() -> None:
+    h = Classic({"t": 4})
+    a = h.cjoin(instance_id="i-1")
+    b = h.cjoin(instance_id="i-2")
+    a = h.cjoin(a.member_id, {}, instance_id="i-1")
+    kept = h.owned_after_sync(a.member_id, a.generation)
+    assert kept and h.describe().group_epoch == 2
+    # The process of i-1 restarts: a new member id, same instance id, while a still lives.
+    again = h.cjoin(instance_id="i-1")
+    assert again.error_code == NONE and again.member_id != a.member_id
+    assert h.owned_after_sync(again.member_id, again.generation) == kept
+    assert h.describe().group_epoch == 2  # no rebalance
+    assert h.cbeat(a.member_id, a.generation) == UNKNOWN_MEMBER_ID
+    assert h.cbeat(b.member_id, b.generation) == REBALANCE_IN_PROGRESS  # its share is free
