@@ -37,8 +37,8 @@ from raftka.broker.groups.state import (
     pairs,
 )
 from raftka.broker.groups.store import GroupStore
-from raftka.broker.groups.validation import check_group_id, check_heartbeat
-from raftka.common.errors import RaftkaError
+from raftka.broker.groups.validation import MAX_ID_BYTES, check_group_id, check_heartbeat
+from raftka.common.errors import InvalidRequestError, RaftkaError
 from raftka.v1 import groups_pb2 as gpb
 
 PROTOCOL_TYPE = "consumer"
@@ -52,6 +52,9 @@ PROTOCOL_ASSIGNORS = {
     "uniform": "uniform",
 }
 """Client-side assignor names -> the server-side assignor that stands in for them."""
+
+MAX_PROTOCOLS = 64
+"""Protocol names a JoinGroup may list (clients list one to three); they are stored."""
 
 # Kafka's error codes (Raftka's ErrorCode numbers) of the classic protocol.
 NONE = 0
@@ -167,6 +170,13 @@ class ClassicHandler:
                 f"protocol type {request.protocol_type!r} with {len(request.protocols)} "
                 f"protocols: a consumer group serves protocol type {PROTOCOL_TYPE!r} with at "
                 "least one protocol",
+            )
+        if len(request.protocols) > MAX_PROTOCOLS or any(
+            not 0 < len(name.encode()) <= MAX_ID_BYTES for name in request.protocols
+        ):
+            raise InvalidRequestError(
+                f"{len(request.protocols)} protocols: at most {MAX_PROTOCOLS}, each name 1 to "
+                f"{MAX_ID_BYTES} bytes"
             )
         config = self.config
         if not (

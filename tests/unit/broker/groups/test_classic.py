@@ -20,6 +20,7 @@ from raftka.broker.groups.classic import (
     server_assignor,
 )
 from raftka.broker.groups.shard import ConsumerGroupShard
+from raftka.v1.common_pb2 import ErrorCode
 
 from .support import TP, ShardHarness
 
@@ -150,6 +151,10 @@ def test_refusals_carry_kafkas_codes_and_write_nothing() -> None:
     assert h.cjoin(protocol_type="connect").error_code == INCONSISTENT_GROUP_PROTOCOL
     assert h.cjoin(protocols=()).error_code == INCONSISTENT_GROUP_PROTOCOL
     assert h.cjoin(session_timeout_ms=10).error_code == INVALID_SESSION_TIMEOUT
+    many = tuple(f"p{i}" for i in range(65))
+    assert h.cjoin(protocols=many).error_code == ErrorCode.INVALID_REQUEST
+    assert h.cjoin(protocols=("x" * 250,)).error_code == ErrorCode.INVALID_REQUEST
+    assert h.cjoin(topics=("",)).error_code == ErrorCode.INVALID_REQUEST
     assert h.sync("nobody", 1).error_code == UNKNOWN_MEMBER_ID
     assert h.sync(a.member_id, a.generation + 1).error_code == ILLEGAL_GENERATION
     assert h.sync(a.member_id, a.generation, "roundrobin").error_code == (
