@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import random
+from dataclasses import dataclass, field
+
+import pytest
+
 from raftka.broker.groups.classic import (
     FENCED_INSTANCE_ID,
     ILLEGAL_GENERATION,
@@ -250,3 +255,93 @@ def test_a_restarted_static_member_takes_over_its_instance_and_assignment() -> N
     assert h.describe().group_epoch == 2  # no rebalance
     assert h.cbeat(a.member_id, a.generation) == UNKNOWN_MEMBER_ID
     assert h.cbeat(b.member_id, b.generation) == REBALANCE_IN_PROGRESS  # its share is free
+
+
+@dataclass
+class Client:
+    """What a classic client holds, and how it follows its protocol (eager or cooperative)."""
+
+    member_id: str
+    generation: int
+    cooperative: bool
+    holds: set[int] = field(default_factory=set)
+    alive: bool = True
+    beat_ms: int = 0  # when it last heard from the coordinator
+
+
+def _rejoin(h: Classic, c: Client) -> None:
+    protocols = ("cooperative-sticky",) if c.cooperative else ("range", "roundrobin")
+    name = protocols[0]
+    while True:
+        if not c.cooperative:
+            c.holds = set()  # eager: revoke everything before joining
+        answer = h.cjoin(c.member_id, {"t": c.holds}, protocols=protocols)
+        assert answer.error_code == NONE, answer.error_message
+        c.generation = answer.generation
+        synced = h.sync(c.member_id, c.generation, name)
+        assert synced.error_code == NONE, synced.error_message
+        new = set(synced.assignment.get("t", frozenset()))
+        revoked = c.holds - new
+        c.holds = new
+        if not (c.cooperative and revoked):
+            return  # a cooperative client that revoked something joins again at once
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_mixed_eager_and_cooperative_members_never_share_a_partition(seed: int) -> None:
+    rng = random.Random(seed)
+    h = Classic({"t": 12})
+    clients: list[Client] = []
+
+    def beat(c: Client) -> None:
+        code = h.cbeat(c.member_id, c.generation)
+        if code == REBALANCE_IN_PROGRESS:
+            _rejoin(h, c)
+        else:
+            assert code == NONE
+        c.beat_ms = h.now_ms
+
+    def check() -> None:
+        held = [p for c in clients if c.alive for p in c.holds]
+        assert len(held) == len(set(held)), f"a partition held twice: {sorted(held)}"
+
+    for _step in range(150):
+        live = [c for c in clients if c.alive]
+        roll = rng.random()
+        if roll < 0.15 or not live:
+            c = Client("", -1, cooperative=rng.random() < 0.5)
+            protocols = ("cooperative-sticky",) if c.cooperative else ("range",)
+            joined = h.cjoin(protocols=protocols)
+            c.member_id, c.generation = joined.member_id, joined.generation
+            synced = h.sync(c.member_id, c.generation, protocols[0])
+            c.holds = set(synced.assignment.get("t", frozenset()))
+            c.beat_ms = h.now_ms
+            clients.append(c)
+        elif roll < 0.2 and len(live) > 1:
+            c = rng.choice(live)
+            assert h.leave(ClassicLeaver(c.member_id, None))[0].error_code == NONE
+            c.alive, c.holds = False, set()
+        elif roll < 0.23 and len(live) > 1:
+            rng.choice(live).alive = False  # killed: holds nothing, silent until it expires
+            for dead in clients:
+                if not dead.alive:
+                    dead.holds = set()
+        else:
+            beat(rng.choice(live))
+        # A live client heartbeats every 3 s at least (well inside its 10 s session).
+        for c in clients:
+            if c.alive and h.now_ms - c.beat_ms >= 3_000:
+                beat(c)
+        h.tick(rng.choice((0, 200, 1_000)))
+        check()
+    # Quiet: the killed members expire, and the survivors' heartbeats and rejoins converge on
+    # every partition, once each.
+    live = [c for c in clients if c.alive]
+    for _second in range(SESSION_MS // 1_000 + 5):
+        h.tick(1_000)
+        for c in live:
+            beat(c)
+        check()
+    held = sorted(p for c in live for p in c.holds)
+    assert held == list(range(12))
+    assert all(h.cbeat(c.member_id, c.generation) == NONE for c in live)
