@@ -200,6 +200,14 @@ class ClassicHandler:
         epoch = 0
         if group is not None and member_id in group.members:
             epoch = max(group.current(member_id).member_epoch, 0)
+        elif request.owned:
+            # It claims partitions of a membership that is gone (expired, removed): they may
+            # be another member's by now. Like a classic group, make it drop them first.
+            raise ClassicRefused(
+                UNKNOWN_MEMBER_ID,
+                f"member {member_id!r} is not in group {request.group_id!r} but reports owned "
+                "partitions: drop them and join again with an empty member id",
+            )
         elif group is not None and request.instance_id is not None:
             self._release_instance(request.group_id, group, request.instance_id, topics)
         heartbeat = gpb.ConsumerGroupHeartbeatRequest(

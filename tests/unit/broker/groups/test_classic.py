@@ -160,6 +160,8 @@ def test_refusals_carry_kafkas_codes_and_write_nothing() -> None:
     assert h.cjoin(protocols=many).error_code == ErrorCode.INVALID_REQUEST
     assert h.cjoin(protocols=("x" * 250,)).error_code == ErrorCode.INVALID_REQUEST
     assert h.cjoin(topics=("",)).error_code == ErrorCode.INVALID_REQUEST
+    # A member gone from the group that still claims partitions must drop them first.
+    assert h.cjoin("expired", {"t": {0}}).error_code == UNKNOWN_MEMBER_ID
     assert h.sync("nobody", 1).error_code == UNKNOWN_MEMBER_ID
     assert h.sync(a.member_id, a.generation + 1).error_code == ILLEGAL_GENERATION
     assert h.sync(a.member_id, a.generation, "roundrobin").error_code == (
