@@ -1,8 +1,9 @@
 """Kafka's classic group protocol (JoinGroup / SyncGroup / Heartbeat / LeaveGroup) over the Kafka
 listener, with real clients against a real cluster (one controller, one broker): three
 confluent-kafka consumer processes with the default group.protocol share a 6-partition topic,
-one is killed -9 and the survivors take its partitions with nothing lost; kafka-python's
-KafkaConsumer and aiokafka's consumer subscribe with a group too."""
+one is killed -9 and the survivors take its partitions with nothing lost; three
+cooperative-sticky ones converge without sharing a partition; kafka-python's KafkaConsumer and
+aiokafka's consumer subscribe with a group and commit too."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka import TopicPartition as AioPartition
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from kafka import KafkaConsumer
+from kafka import TopicPartition as KafkaPythonPartition
 
 from raftka.ops.local_cluster import LocalCluster
 from tests.conditions import wait_until
@@ -199,6 +202,9 @@ def test_kafka_python_consumer_joins_a_group(kafka_cluster: LocalCluster) -> Non
                 break
         assert sorted(got) == sorted(keys)
         assert {tp.partition for tp in consumer.assignment()} == {0, 1}
+        consumer.commit()  # with its generation: the member's epoch
+        committed = {p: consumer.committed(KafkaPythonPartition(topic, p)) for p in (0, 1)}
+        assert committed == {0: 6, 1: 6}
     finally:
         consumer.close()
 
@@ -225,6 +231,9 @@ def test_aiokafka_consumer_joins_a_group(kafka_cluster: LocalCluster) -> None:
                     got.append(message.key.decode())
                     if len(got) == len(keys):
                         break
+            await consumer.commit()
+            for p in (0, 1):
+                assert await consumer.committed(AioPartition(topic, p)) == 6
             return got, {tp.partition for tp in consumer.assignment()}
         finally:
             with contextlib.suppress(Exception):
