@@ -5,9 +5,10 @@ The coordinator runs classic members as members of a consumer group (KIP-848's u
 :mod:`raftka.broker.groups.classic`): the group's server-side assignor computes every
 assignment, so JoinGroup answers each member as a follower with no member list (no client-side
 assignor runs) and SyncGroup hands back the member's assignment, whatever the leader sent.
-These handlers only translate: the subscription blob in, the assignment blob out, the group
-checks of the gRPC GroupService (group id, READ on the group) before anything runs, and the
-coordinator's errors (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, ...) as Kafka's codes."""
+These handlers only translate: the subscription blob in, the assignment blob out, the shard's
+``classic_*`` calls through ``GroupOperations.classic_call`` (a heartbeat's checks: the group
+id, READ on the group), and the coordinator's errors (NOT_COORDINATOR,
+COORDINATOR_LOAD_IN_PROGRESS, ...) as Kafka's codes."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from raftka.broker.groups.classic import (
     PROTOCOL_TYPE,
     ClassicJoin,
     ClassicLeaver,
+    ClassicRefused,
     ClassicSync,
     JoinAnswer,
     LeaveAnswer,
@@ -50,16 +52,9 @@ LEAVE_MEMBERS_VERSION = 3
 R = TypeVar("R")
 
 
-class _Refused(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 class _GroupCalls:
     """The four handlers' way to the shard: the group operations' checks, coordinator errors
-    and refusals as Kafka's codes (_Refused)."""
+    and refusals as Kafka's codes (ClassicRefused)."""
 
     def __init__(self, backend: KafkaBackend) -> None:
         self._backend = backend
@@ -74,7 +69,7 @@ class _GroupCalls:
         try:
             return await group_operations(self._backend).classic_call(group_id, call)
         except RaftkaError as e:
-            raise _Refused(int(e.code), e.message) from None
+            raise ClassicRefused(int(e.code), e.message) from None
 
 
 class JoinGroupHandler(_GroupCalls):
@@ -90,7 +85,7 @@ class JoinGroupHandler(_GroupCalls):
                     join, now_ms=now, topics=topics, client_id=context.client_id, client_host=host
                 ),
             )
-        except _Refused as e:
+        except ClassicRefused as e:
             answer = JoinAnswer(e.code, e.message, request.member_id)
         ok = answer.error_code == 0
         return build(
@@ -116,7 +111,7 @@ def _join_of(request: Any, version: int) -> ClassicJoin:
         try:
             subscription = decode_subscription(request.protocols[0].metadata)
         except SubscriptionError as e:
-            raise _Refused(
+            raise ClassicRefused(
                 INCONSISTENT_GROUP_PROTOCOL,
                 f"the subscription of protocol {protocols[0]!r} is not a consumer protocol "
                 f"subscription: {e}",
@@ -154,7 +149,7 @@ class SyncGroupHandler(_GroupCalls):
                 request.group_id,
                 lambda shard, now: shard.classic_sync(sync, now_ms=now),
             )
-        except _Refused as e:
+        except ClassicRefused as e:
             answer = SyncAnswer(e.code, e.message, {})
         ok = answer.error_code == 0
         return build(
@@ -179,7 +174,7 @@ class HeartbeatHandler(_GroupCalls):
                     group_id, member_id, generation, now_ms=now
                 ),
             )
-        except _Refused as e:
+        except ClassicRefused as e:
             code = e.code
         return build(answer_type, throttle_time=NO_THROTTLE, error_code=error_code(code))
 
@@ -202,7 +197,7 @@ class LeaveGroupHandler(_GroupCalls):
                     group_id, leavers, now_ms=now, topics=topics
                 ),
             )
-        except _Refused as e:
+        except ClassicRefused as e:
             return build(
                 answer_type,
                 throttle_time=NO_THROTTLE,
