@@ -125,6 +125,11 @@ class GroupShard(Protocol):
         self, group_id: str, leavers: Sequence[ClassicLeaver], *, now_ms: int, topics: TopicsView
     ) -> Outcome[list[LeaveAnswer]]: ...
 
+    def not_told(self, group_id: str, member_id: str) -> None:
+        """A push to this member reached no stream (a member on unary heartbeats, as Kafka's
+        clients are): its next heartbeat answer carries its assignment."""
+        ...
+
     def commit_offsets(
         self, request: gpb.OffsetCommitRequest, *, now_ms: int, topics: TopicsView
     ) -> Outcome[gpb.OffsetCommitResponse]: ...

@@ -183,6 +183,9 @@ class ConsumerGroupShard:
             return Outcome(refused)
         return Outcome(answers, self._written(group_id, handler), tuple(pushes))
 
+    def not_told(self, group_id: str, member_id: str) -> None:
+        self.tracker.told.pop((group_id, member_id), None)
+
     def tick(self, *, now_ms: int, topics: TopicsView) -> Outcome[None]:
         """Removes members whose session or rebalance timeout passed, and follows the metadata."""
         rebalancer = self._rebalancer(now_ms)

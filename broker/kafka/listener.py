@@ -22,10 +22,24 @@ from raftka.broker.kafka.classic_group import (
     SyncGroupHandler,
 )
 from raftka.broker.kafka.connection import KafkaConnection
+from raftka.broker.kafka.consumer_group import (
+    CONSUMER_GROUP_HEARTBEAT_KEY,
+    ConsumerGroupHeartbeatHandler,
+)
 from raftka.broker.kafka.coordinators import FIND_COORDINATOR_KEY, FindCoordinatorHandler
 from raftka.broker.kafka.dispatch import Api, ApiTable
 from raftka.broker.kafka.fetch import FETCH_KEY, LIST_OFFSETS_KEY, FetchHandler, ListOffsetsHandler
 from raftka.broker.kafka.framing import Limits
+from raftka.broker.kafka.group_admin import (
+    DELETE_GROUPS_KEY,
+    DESCRIBE_GROUPS_KEY,
+    LIST_GROUPS_KEY,
+    OFFSET_DELETE_KEY,
+    DeleteGroupsHandler,
+    DescribeGroupsHandler,
+    ListGroupsHandler,
+    OffsetDeleteHandler,
+)
 from raftka.broker.kafka.metadata import METADATA_KEY, MetadataHandler
 from raftka.broker.kafka.offsets import (
     OFFSET_COMMIT_KEY,
@@ -70,6 +84,17 @@ def api_table(backend: KafkaBackend) -> ApiTable:
             Api(SYNC_GROUP_KEY, "SyncGroup", 0, 5, SyncGroupHandler(backend)),
             Api(HEARTBEAT_KEY, "Heartbeat", 0, 4, HeartbeatHandler(backend)),
             Api(LEAVE_GROUP_KEY, "LeaveGroup", 0, 5, LeaveGroupHandler(backend)),
+            Api(DESCRIBE_GROUPS_KEY, "DescribeGroups", 0, 6, DescribeGroupsHandler(backend)),
+            Api(LIST_GROUPS_KEY, "ListGroups", 0, 5, ListGroupsHandler(backend)),
+            Api(DELETE_GROUPS_KEY, "DeleteGroups", 0, 2, DeleteGroupsHandler(backend)),
+            Api(OFFSET_DELETE_KEY, "OffsetDelete", 0, 0, OffsetDeleteHandler(backend)),
+            Api(
+                CONSUMER_GROUP_HEARTBEAT_KEY,
+                "ConsumerGroupHeartbeat",
+                0,
+                1,
+                ConsumerGroupHeartbeatHandler(backend),
+            ),
         ]
     )
 

@@ -8,6 +8,7 @@ Topics are never created by a Metadata request (allow_auto_topic_creation is not
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -19,6 +20,7 @@ from raftka.broker.kafka.schema import (
     UNKNOWN_AUTHORIZED_OPERATIONS,
     build,
     nested,
+    raftka_topic_id,
     response_type,
     topic_uuid,
 )
@@ -49,18 +51,42 @@ class MetadataHandler:
                         rack=reg.rack or None,
                     )
                 )
+        unknown_ids: list[uuid.UUID] = []
         if request.topics is None:
             names = image.topic_names()
         else:
-            names = list(dict.fromkeys(t.name for t in request.topics if t.name is not None))
+            names = []
+            for t in request.topics:
+                if t.name is not None:
+                    names.append(t.name)
+                elif getattr(t, "topic_id", None) is not None and t.topic_id.int:
+                    # Topics asked for by id (v10+), as KIP-848 consumers do for assignments.
+                    found = image.topic_by_id(raftka_topic_id(t.topic_id))
+                    if found is None:
+                        unknown_ids.append(t.topic_id)
+                    else:
+                        names.append(found.name)
+            names = list(dict.fromkeys(names))
         return build(
             answer_type,
             throttle_time=NO_THROTTLE,
             brokers=tuple(brokers),
             cluster_id=self._backend.cluster_id,
             controller_id=self._backend.broker_id,
-            topics=tuple(self._topic(answer_type, name) for name in names),
+            topics=tuple(self._topic(answer_type, name) for name in names)
+            + tuple(self._unknown_id(answer_type, topic_id) for topic_id in unknown_ids),
             cluster_authorized_operations=UNKNOWN_AUTHORIZED_OPERATIONS,
+        )
+
+    def _unknown_id(self, answer_type: type[Any], topic_id: uuid.UUID) -> Any:
+        return build(
+            nested(answer_type, "MetadataResponseTopic"),
+            error_code=ErrorCode.unknown_topic_id,
+            name=None,
+            topic_id=topic_id,
+            is_internal=False,
+            partitions=(),
+            topic_authorized_operations=UNKNOWN_AUTHORIZED_OPERATIONS,
         )
 
     def _topic(self, answer_type: type[Any], name: str) -> Any:

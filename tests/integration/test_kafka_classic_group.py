@@ -26,7 +26,7 @@ from kafka import TopicPartition as KafkaPythonPartition
 from raftka.ops.local_cluster import LocalCluster
 from tests.conditions import wait_until
 from tests.integration.support.brokers import start_broker_cluster, stop_broker_cluster
-from tests.integration.support.kafka_member import MemberProcess
+from tests.integration.support.classic_member import MemberProcess
 
 pytestmark = pytest.mark.integration
 

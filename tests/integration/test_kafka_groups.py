@@ -1,21 +1,32 @@
 """Kafka's consumer-group clients against the Kafka listener of a real cluster (one controller,
-one broker): offsets committed by a consumer that assigns its partitions and resumed by the
-next one with the same group.id (confluent-kafka)."""
+one broker): a KIP-848 group of three confluent-kafka members (processes of their own) that
+loses one to kill -9; offsets committed by a consumer that assigns its partitions and resumed
+by the next one with the same group.id; groups listed, described and deleted with
+confluent-kafka's AdminClient."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from raftka.ops.local_cluster import LocalCluster
+from tests.conditions import wait_until
 from tests.integration.support.brokers import start_broker_cluster, stop_broker_cluster
 
 pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+MEMBER_MODULE = "tests.integration.support.kafka_member"
 
 GROUP_SETTINGS = {
     "offsets_topic_num_partitions": 3,
@@ -105,3 +116,160 @@ def test_an_assigning_consumer_commits_and_the_next_one_resumes(
         assert sorted(resumed) == [(p, o) for p in range(partitions) for o in range(6, 10)]
     finally:
         second.close()
+
+
+class Member:
+    """A confluent-kafka KIP-848 member in its own process (support/kafka_member.py), and what
+    it reported: its assignment, the records it read and the offsets it committed."""
+
+    def __init__(self, cluster: LocalCluster, group: str, topic: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", MEMBER_MODULE, bootstrap(cluster), group, topic],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.assigned: list[int] = []
+        self.records: list[tuple[int, int, str]] = []
+        self.committed: dict[int, int] = {}
+        self.errors: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            fact = json.loads(line)
+            if "assigned" in fact:
+                self.assigned = fact["assigned"]
+            elif "record" in fact:
+                partition, offset, value = fact["record"]
+                self.records.append((partition, offset, value))
+            elif "committed" in fact:
+                partition, offset = fact["committed"]
+                self.committed[partition] = max(offset, self.committed.get(partition, 0))
+            else:
+                self.errors.append(str(fact))
+
+    def kill(self) -> None:
+        """kill -9: no leave, the coordinator finds out from its session timeout."""
+        self.process.kill()
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write("stop\n")
+            self.process.stdin.flush()
+            self.process.wait(20)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait(10)
+        self._reader.join(5)
+
+
+def produce_values(cluster: LocalCluster, topic: str, numbers: range, partitions: int) -> None:
+    """Value ``v<n>`` to partition n mod ``partitions`` for each n."""
+    producer = Producer({"bootstrap.servers": bootstrap(cluster), "linger.ms": 5, "acks": "all"})
+    for n in numbers:
+        producer.produce(topic, value=f"v{n}".encode(), partition=n % partitions)
+    assert producer.flush(20) == 0
+
+
+def committed_offsets(cluster: LocalCluster, group: str, topic: str, partitions: int) -> list[int]:
+    """The group's committed offsets (OffsetFetch from a consumer that does not join)."""
+    reader = Consumer({"bootstrap.servers": bootstrap(cluster), "group.id": group})
+    try:
+        found = reader.committed([TopicPartition(topic, p) for p in range(partitions)], 10)
+        return [tp.offset for tp in sorted(found, key=lambda tp: tp.partition)]
+    finally:
+        reader.close()
+
+
+def test_a_kip848_group_shares_partitions_and_survives_a_killed_member(
+    kafka_cluster: LocalCluster,
+) -> None:
+    topic, group, partitions, per_round = "shared", "kip848-trio", 6, 60
+    create(kafka_cluster, topic, partitions)
+    produce_values(kafka_cluster, topic, range(per_round), partitions)
+    members = [Member(kafka_cluster, group, topic) for _ in range(3)]
+    try:
+
+        def split_evenly(alive: list[Member]) -> bool:
+            owned = [p for m in alive for p in m.assigned]
+            return sorted(owned) == list(range(partitions)) and all(m.assigned for m in alive)
+
+        def all_committed(alive: list[Member], total: int) -> bool:
+            per_partition = total // partitions
+            done: dict[int, int] = {}
+            for m in members:
+                for p, offset in m.committed.items():
+                    done[p] = max(offset, done.get(p, 0))
+            return all(done.get(p, 0) == per_partition for p in range(partitions))
+
+        wait_until(lambda: split_evenly(members), "3 members share 6 partitions", timeout_s=30)
+        wait_until(lambda: all_committed(members, per_round), "round 1 committed", timeout_s=30)
+        assert sorted(len(m.assigned) for m in members) == [2, 2, 2]
+        victim, survivors = members[0], members[1:]
+        victim_partitions = set(victim.assigned)
+        victim.kill()
+        produce_values(kafka_cluster, topic, range(per_round, 2 * per_round), partitions)
+        wait_until(lambda: split_evenly(survivors), "survivors take over", timeout_s=30)
+        wait_until(lambda: all_committed(survivors, 2 * per_round), "round 2", timeout_s=30)
+        assert [m.errors for m in members] == [[], [], []]
+        # Every record read and committed; a record read twice is one the victim had read
+        # before its death on a partition it owned (its commit may not have landed).
+        read = [value for m in members for _, _, value in m.records]
+        assert set(read) == {f"v{n}" for n in range(2 * per_round)}
+        twice = {v for v in read if read.count(v) > 1}
+        victim_read = {value for p, _, value in victim.records if p in victim_partitions}
+        assert twice <= victim_read, twice - victim_read
+        assert committed_offsets(kafka_cluster, group, topic, partitions) == [20] * partitions
+        owners = [p for m in survivors for p in m.assigned]
+        assert sorted(owners) == list(range(partitions)), "each partition has one owner"
+    finally:
+        for m in members:
+            if m.process.poll() is None:
+                m.stop()
+
+
+def test_admin_client_lists_describes_and_deletes_groups(kafka_cluster: LocalCluster) -> None:
+    topic = "administered"
+    create(kafka_cluster, topic, 2)
+    common = {"bootstrap.servers": bootstrap(kafka_cluster), "enable.auto.commit": False}
+    simple = Consumer({**common, "group.id": "admin-simple"})
+    simple.commit(offsets=[TopicPartition(topic, 0, 1)], asynchronous=False)
+    simple.close()
+    live = Consumer({**common, "group.id": "admin-live", "group.protocol": "consumer"})
+    admin = AdminClient({"bootstrap.servers": bootstrap(kafka_cluster)})
+    try:
+        live.subscribe([topic])
+
+        def assigned() -> bool:
+            live.poll(0.05)
+            return len(live.assignment()) == 2
+
+        wait_until(assigned, "the live member owns both partitions", timeout_s=20)
+        listed = admin.list_consumer_groups(request_timeout=10).result()
+        assert listed.errors == []
+        states = {g.group_id: g.state for g in listed.valid}
+        assert states["admin-live"] == ConsumerGroupState.STABLE
+        assert states["admin-simple"] == ConsumerGroupState.EMPTY
+        futures = admin.describe_consumer_groups(["admin-live", "admin-simple"], request_timeout=10)
+        described = {g: f.result() for g, f in futures.items()}
+        (member,) = described["admin-live"].members
+        owned = sorted((tp.topic, tp.partition) for tp in member.assignment.topic_partitions)
+        assert owned == [(topic, 0), (topic, 1)]
+        assert described["admin-live"].partition_assignor == "uniform"
+        assert described["admin-simple"].members == []
+        (busy,) = admin.delete_consumer_groups(["admin-live"], request_timeout=10).values()
+        with pytest.raises(KafkaException, match="NON_EMPTY_GROUP"):
+            busy.result()
+        (done,) = admin.delete_consumer_groups(["admin-simple"], request_timeout=10).values()
+        assert done.result() is None
+        after = admin.list_consumer_groups(request_timeout=10).result()
+        assert "admin-simple" not in {g.group_id for g in after.valid}
+    finally:
+        live.close()

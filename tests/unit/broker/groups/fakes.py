@@ -34,6 +34,7 @@ class FakeShard:
         self.offsets: dict[tuple[str, str, int], int] = {}
         self.members: dict[str, list[str]] = {}
         self.replayed = 0
+        self.untold: list[tuple[str, str]] = []
         self.loaded_at: int | None = None
         self.ticks = 0
         self.tick_records: list[StoredRecord] = []
@@ -119,6 +120,9 @@ class FakeShard:
             records,
             pushes,
         )
+
+    def not_told(self, group_id: str, member_id: str) -> None:
+        self.untold.append((group_id, member_id))
 
     def commit_offsets(
         self, request: gpb.OffsetCommitRequest, *, now_ms: int, topics: TopicsView

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import random
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -16,8 +17,13 @@ from raftka.broker.kafka.backend import KafkaBackend
 from raftka.broker.kafka.dispatch import Handler, RequestContext
 from raftka.broker.kafka.schema import request_type
 from raftka.common.errors import RaftkaError
-from raftka.common.ids import BrokerEpoch, BrokerId
-from raftka.common.metadata.model import KAFKA_LISTENER, BrokerEndpoint, BrokerRegistration
+from raftka.common.ids import BrokerEpoch, BrokerId, random_resource_id
+from raftka.common.metadata.model import (
+    KAFKA_LISTENER,
+    BrokerEndpoint,
+    BrokerRegistration,
+    TopicImage,
+)
 from raftka.common.security.caller import bind_caller, reset_caller
 from raftka.common.security.guard import OPEN_GUARD, AccessGuard
 from tests.unit.broker.groups.support import ShardHarness
@@ -61,9 +67,23 @@ class FakeImage:
     """The few calls handlers make on a MetadataImage: brokers by id."""
 
     registrations: dict[int, BrokerRegistration] = field(default_factory=dict)
+    topics: dict[str, TopicImage] = field(default_factory=dict)
 
     def broker(self, broker_id: int) -> BrokerRegistration | None:
         return self.registrations.get(broker_id)
+
+    def topic(self, name: str) -> TopicImage | None:
+        return self.topics.get(name)
+
+    def topic_by_id(self, topic_id: str) -> TopicImage | None:
+        return next((t for t in self.topics.values() if t.topic_id == topic_id), None)
+
+    def with_topics(self, *names: str) -> FakeImage:
+        """Adds topics with random ids."""
+        rng = random.Random(len(self.topics))
+        for name in names:
+            self.topics[name] = TopicImage(name, random_resource_id(rng))
+        return self
 
 
 def registration(broker_id: int, *, kafka_port: int | None, fenced: bool = False) -> Any:
@@ -101,7 +121,7 @@ def backend(
 
 class ShardCoordinator:
     """A GroupCoordinator over one real shard (every group on it), failing every call with
-    ``error`` when set (NOT_COORDINATOR, ...)."""
+    ``error`` when set (NOT_COORDINATOR, ...). Pushes reach no stream, as for Kafka clients."""
 
     def __init__(self, harness: ShardHarness) -> None:
         self.harness = harness
@@ -115,6 +135,8 @@ class ShardCoordinator:
         self._check()
         outcome = call(self.harness.shard, self.harness.now_ms)
         self.harness._take(cast(Any, outcome))
+        for push in outcome.pushes:  # as the runtime does: no member here has a stream
+            self.harness.shard.not_told(push.group_id, push.member_id)
         return outcome.response
 
     async def read(self, key: str, call: Callable[[Any], _T]) -> _T:
@@ -150,12 +172,13 @@ class HarnessTopics:
 
 
 def group_backend(
-    harness: ShardHarness, *, guard: AccessGuard = OPEN_GUARD
+    harness: ShardHarness, *, guard: AccessGuard = OPEN_GUARD, image: FakeImage | None = None
 ) -> tuple[KafkaBackend, ShardCoordinator]:
     """A backend whose group coordinator runs on ``harness``'s shard."""
     coordinator = ShardCoordinator(harness)
     return (
         backend(
+            image=image,
             guard=guard,
             groups=cast(Any, coordinator),
             offsets_topic=cast(Any, HarnessTopics(harness)),
