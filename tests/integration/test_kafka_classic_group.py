@@ -2,7 +2,8 @@
 listener, with real clients against a real cluster (one controller, one broker): three
 confluent-kafka consumer processes with the default group.protocol share a 6-partition topic,
 one is killed -9 and the survivors take its partitions with nothing lost; three
-cooperative-sticky ones converge without sharing a partition; kafka-python's KafkaConsumer and
+cooperative-sticky ones converge without sharing a partition, and so do classic and KIP-848
+members in one group; kafka-python's KafkaConsumer and
 aiokafka's consumer subscribe with a group and commit too."""
 
 from __future__ import annotations
@@ -176,6 +177,45 @@ def test_cooperative_consumers_converge_without_sharing_a_partition(
         held = [ps for ps in held if ps]
         assert len(held[-1]) == 2
         assert all(later <= earlier for earlier, later in itertools.pairwise(held))
+    finally:
+        for m in members:
+            m.stop()
+
+
+def test_classic_and_kip848_members_share_one_group(
+    kafka_cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """An eager classic member, a cooperative one and a KIP-848 one in the same group end up
+    owning two partitions each, never one partition twice."""
+    topic, group = "classic-mixed", "classic-mixed-group"
+    create(kafka_cluster, topic)
+    overlaps: list[list[int]] = []
+    members = [
+        MemberProcess(tmp_path, "eager", bootstrap(kafka_cluster), group, topic, commit=False),
+        MemberProcess(
+            tmp_path,
+            "coop",
+            bootstrap(kafka_cluster),
+            group,
+            topic,
+            commit=False,
+            assignor="cooperative-sticky",
+        ),
+        MemberProcess(
+            tmp_path, "kip848", bootstrap(kafka_cluster), group, topic, commit=False, kip848=True
+        ),
+    ]
+
+    def converged() -> bool:
+        owned = [m.assignment() or set() for m in members]
+        claimed = [p for ps in owned for p in ps]
+        if len(claimed) != len(set(claimed)):
+            overlaps.append(sorted(claimed))
+        return owners(members) is not None and all(len(ps) == 2 for ps in owned)
+
+    try:
+        wait_until(converged, "the three members owning two partitions each", timeout_s=30)
+        assert overlaps == []
     finally:
         for m in members:
             m.stop()

@@ -2,7 +2,7 @@
 group.protocol) as its own OS process, so a test can kill -9 it.
 
 ``python -m tests.integration.support.classic_member --bootstrap-server B --group G
---topic T --report r.jsonl [--commit] [--assignor cooperative-sticky]`` subscribes and appends
+--topic T --report r.jsonl [--commit] [--assignor cooperative-sticky] [--kip848]`` subscribes and appends
 one JSON line per event to the report file:
 
     {"ev": "ready"}
@@ -41,6 +41,7 @@ class MemberProcess:
         *,
         commit: bool,
         assignor: str | None = None,
+        kip848: bool = False,
     ) -> None:
         self.name = name
         self.report = out_dir / f"{name}.jsonl"
@@ -62,6 +63,8 @@ class MemberProcess:
             args.append("--commit")
         if assignor is not None:
             args += ["--assignor", assignor]
+        if kip848:
+            args.append("--kip848")
         self._stderr = open(out_dir / f"{name}.stderr", "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             args, cwd=ROOT, stdin=subprocess.PIPE, stderr=self._stderr, stdout=subprocess.DEVNULL
@@ -112,6 +115,7 @@ def _main() -> None:
     parser.add_argument("--report", required=True)
     parser.add_argument("--commit", action="store_true")
     parser.add_argument("--assignor", help="partition.assignment.strategy (default: the client's)")
+    parser.add_argument("--kip848", action="store_true", help="group.protocol=consumer instead")
     args = parser.parse_args()
     report = open(args.report, "a", buffering=1)  # noqa: SIM115 - the process's lifetime
 
@@ -124,8 +128,11 @@ def _main() -> None:
             "group.id": args.group,
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 300,
+            **(
+                {"group.protocol": "consumer"}
+                if args.kip848
+                else {"session.timeout.ms": 6000, "heartbeat.interval.ms": 300}
+            ),
             "topic.metadata.refresh.interval.ms": 1000,
             **({"partition.assignment.strategy": args.assignor} if args.assignor else {}),
             **({"debug": debug} if (debug := os.environ.get("KAFKA_MEMBER_DEBUG")) else {}),
