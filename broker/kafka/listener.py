@@ -11,6 +11,16 @@ import structlog
 
 from raftka.broker.config import BrokerConfig
 from raftka.broker.kafka.backend import KafkaBackend
+from raftka.broker.kafka.classic_group import (
+    HEARTBEAT_KEY,
+    JOIN_GROUP_KEY,
+    LEAVE_GROUP_KEY,
+    SYNC_GROUP_KEY,
+    HeartbeatHandler,
+    JoinGroupHandler,
+    LeaveGroupHandler,
+    SyncGroupHandler,
+)
 from raftka.broker.kafka.cluster import DESCRIBE_CLUSTER_KEY, DescribeClusterHandler
 from raftka.broker.kafka.configs import (
     ALTER_CONFIGS_KEY,
@@ -29,6 +39,16 @@ from raftka.broker.kafka.coordinators import FIND_COORDINATOR_KEY, FindCoordinat
 from raftka.broker.kafka.dispatch import Api, ApiTable
 from raftka.broker.kafka.fetch import FETCH_KEY, LIST_OFFSETS_KEY, FetchHandler, ListOffsetsHandler
 from raftka.broker.kafka.framing import Limits
+from raftka.broker.kafka.group_admin import (
+    DELETE_GROUPS_KEY,
+    DESCRIBE_GROUPS_KEY,
+    LIST_GROUPS_KEY,
+    OFFSET_DELETE_KEY,
+    DeleteGroupsHandler,
+    DescribeGroupsHandler,
+    ListGroupsHandler,
+    OffsetDeleteHandler,
+)
 from raftka.broker.kafka.metadata import METADATA_KEY, MetadataHandler
 from raftka.broker.kafka.offsets import (
     OFFSET_COMMIT_KEY,
@@ -108,6 +128,14 @@ def api_table(backend: KafkaBackend) -> ApiTable:
             Api(FIND_COORDINATOR_KEY, "FindCoordinator", 0, 5, FindCoordinatorHandler(backend)),
             Api(OFFSET_COMMIT_KEY, "OffsetCommit", 2, 9, OffsetCommitHandler(backend)),
             Api(OFFSET_FETCH_KEY, "OffsetFetch", 1, 9, OffsetFetchHandler(backend)),
+            Api(JOIN_GROUP_KEY, "JoinGroup", 0, 9, JoinGroupHandler(backend)),
+            Api(SYNC_GROUP_KEY, "SyncGroup", 0, 5, SyncGroupHandler(backend)),
+            Api(HEARTBEAT_KEY, "Heartbeat", 0, 4, HeartbeatHandler(backend)),
+            Api(LEAVE_GROUP_KEY, "LeaveGroup", 0, 5, LeaveGroupHandler(backend)),
+            Api(DESCRIBE_GROUPS_KEY, "DescribeGroups", 0, 6, DescribeGroupsHandler(backend)),
+            Api(LIST_GROUPS_KEY, "ListGroups", 0, 5, ListGroupsHandler(backend)),
+            Api(DELETE_GROUPS_KEY, "DeleteGroups", 0, 2, DeleteGroupsHandler(backend)),
+            Api(OFFSET_DELETE_KEY, "OffsetDelete", 0, 0, OffsetDeleteHandler(backend)),
             Api(
                 CONSUMER_GROUP_HEARTBEAT_KEY,
                 "ConsumerGroupHeartbeat",

@@ -1,7 +1,8 @@
 """Kafka's consumer-group clients against the Kafka listener of a real cluster (one controller,
 one broker): a KIP-848 group of three confluent-kafka members (processes of their own) that
 loses one to kill -9; offsets committed by a consumer that assigns its partitions and resumed
-by the next one with the same group.id (confluent-kafka)."""
+by the next one with the same group.id; groups listed, described and deleted with
+confluent-kafka's AdminClient."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
@@ -232,3 +233,43 @@ def test_a_kip848_group_shares_partitions_and_survives_a_killed_member(
         for m in members:
             if m.process.poll() is None:
                 m.stop()
+
+
+def test_admin_client_lists_describes_and_deletes_groups(kafka_cluster: LocalCluster) -> None:
+    topic = "administered"
+    create(kafka_cluster, topic, 2)
+    common = {"bootstrap.servers": bootstrap(kafka_cluster), "enable.auto.commit": False}
+    simple = Consumer({**common, "group.id": "admin-simple"})
+    simple.commit(offsets=[TopicPartition(topic, 0, 1)], asynchronous=False)
+    simple.close()
+    live = Consumer({**common, "group.id": "admin-live", "group.protocol": "consumer"})
+    admin = AdminClient({"bootstrap.servers": bootstrap(kafka_cluster)})
+    try:
+        live.subscribe([topic])
+
+        def assigned() -> bool:
+            live.poll(0.05)
+            return len(live.assignment()) == 2
+
+        wait_until(assigned, "the live member owns both partitions", timeout_s=20)
+        listed = admin.list_consumer_groups(request_timeout=10).result()
+        assert listed.errors == []
+        states = {g.group_id: g.state for g in listed.valid}
+        assert states["admin-live"] == ConsumerGroupState.STABLE
+        assert states["admin-simple"] == ConsumerGroupState.EMPTY
+        futures = admin.describe_consumer_groups(["admin-live", "admin-simple"], request_timeout=10)
+        described = {g: f.result() for g, f in futures.items()}
+        (member,) = described["admin-live"].members
+        owned = sorted((tp.topic, tp.partition) for tp in member.assignment.topic_partitions)
+        assert owned == [(topic, 0), (topic, 1)]
+        assert described["admin-live"].partition_assignor == "uniform"
+        assert described["admin-simple"].members == []
+        (busy,) = admin.delete_consumer_groups(["admin-live"], request_timeout=10).values()
+        with pytest.raises(KafkaException, match="NON_EMPTY_GROUP"):
+            busy.result()
+        (done,) = admin.delete_consumer_groups(["admin-simple"], request_timeout=10).values()
+        assert done.result() is None
+        after = admin.list_consumer_groups(request_timeout=10).result()
+        assert "admin-simple" not in {g.group_id for g in after.valid}
+    finally:
+        live.close()
