@@ -184,6 +184,39 @@ def unclean_election_enabled(image: MetadataImage, topic_name: str) -> bool:
     )
 
 
+ChangeBuild = Callable[[str, int, PartitionState, bool], MetadataRecord | None]
+"""Builds one partition's change (topic id, partition id, state, unclean election allowed),
+or None when it needs none."""
+
+
+def _plan_changes(
+    image: MetadataImage,
+    wanted: Callable[[PartitionState], bool],
+    build: ChangeBuild,
+    limit: int | None,
+) -> list[MetadataRecord]:
+    """``build`` for every partition ``wanted`` picks, in topic and partition order; with
+    ``limit``, at most that many changes (plan again after applying them for the rest)."""
+    records: list[MetadataRecord] = []
+    topics = image.topics
+    for name in sorted(topics):
+        topic = topics[name]
+        partitions = topic.partitions
+        unclean: bool | None = None
+        for partition_id in sorted(partitions):
+            state = partitions[partition_id]
+            if not wanted(state):
+                continue
+            if unclean is None:
+                unclean = unclean_election_enabled(image, name)
+            record = build(topic.topic_id, partition_id, state, unclean)
+            if record is not None:
+                records.append(record)
+                if limit is not None and len(records) >= limit:
+                    return records
+    return records
+
+
 def remove_from_isrs(
     image: MetadataImage, broker_id: BrokerId, limit: int | None = None
 ) -> list[MetadataRecord]:
@@ -191,31 +224,20 @@ def remove_from_isrs(
     fencing, controlled shutdown or a new incarnation: with ``limit``, at most that many (the
     first ones in topic and partition order; plan again after applying them for the rest)."""
     is_acceptable = acceptable_leaders(image, excluding=[broker_id])
-    records: list[MetadataRecord] = []
-    topics = image.topics
-    for name in sorted(topics):
-        topic = topics[name]
-        partitions = topic.partitions
-        unclean: bool | None = None
-        for partition_id in sorted(partitions):
-            state = partitions[partition_id]
-            if broker_id not in state.isr:
-                continue
-            if unclean is None:
-                unclean = unclean_election_enabled(image, name)
-            record = PartitionChangeBuilder(
-                topic.topic_id,
-                partition_id,
-                state,
-                is_acceptable,
-                target_isr=[b for b in state.isr if b != broker_id],
-                unclean_allowed=unclean,
-            ).build()
-            if record is not None:
-                records.append(record)
-                if limit is not None and len(records) >= limit:
-                    return records
-    return records
+
+    def build(
+        topic_id: str, partition_id: int, state: PartitionState, unclean: bool
+    ) -> MetadataRecord | None:
+        return PartitionChangeBuilder(
+            topic_id,
+            partition_id,
+            state,
+            is_acceptable,
+            target_isr=[b for b in state.isr if b != broker_id],
+            unclean_allowed=unclean,
+        ).build()
+
+    return _plan_changes(image, lambda state: broker_id in state.isr, build, limit)
 
 
 def elect_leaders_for(
@@ -223,28 +245,18 @@ def elect_leaders_for(
 ) -> list[MetadataRecord]:
     """Elections for leaderless partitions that ``broker_id`` (being unfenced in the same
     batch) can now lead: those whose ISR holds it, or any it replicates when the topic allows
-    unclean election. With ``limit``, at most that many (the first ones in topic and partition
-    order; plan again after applying them for the rest)."""
+    unclean election. With ``limit``, at most that many (as :func:`remove_from_isrs`)."""
     is_acceptable = acceptable_leaders(image, including=[broker_id])
-    records: list[MetadataRecord] = []
-    topics = image.topics
-    for name in sorted(topics):
-        topic = topics[name]
-        partitions = topic.partitions
-        unclean: bool | None = None
-        for partition_id in sorted(partitions):
-            state = partitions[partition_id]
-            if state.has_leader or broker_id not in state.replicas:
-                continue
-            if unclean is None:
-                unclean = unclean_election_enabled(image, name)
-            if broker_id not in state.isr and not unclean:
-                continue
-            record = PartitionChangeBuilder(
-                topic.topic_id, partition_id, state, is_acceptable, unclean_allowed=unclean
-            ).build()
-            if record is not None:
-                records.append(record)
-                if limit is not None and len(records) >= limit:
-                    return records
-    return records
+
+    def build(
+        topic_id: str, partition_id: int, state: PartitionState, unclean: bool
+    ) -> MetadataRecord | None:
+        if broker_id not in state.isr and not unclean:
+            return None
+        return PartitionChangeBuilder(
+            topic_id, partition_id, state, is_acceptable, unclean_allowed=unclean
+        ).build()
+
+    return _plan_changes(
+        image, lambda state: not state.has_leader and broker_id in state.replicas, build, limit
+    )
