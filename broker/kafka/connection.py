@@ -23,10 +23,12 @@ from raftka.broker.kafka.framing import (
     peek_head,
     read_frame,
 )
+from raftka.broker.kafka.regions import Answer, encode_answer
+from raftka.broker.kafka.sendfile import can_sendfile, send_answer
 
 log = structlog.get_logger(__name__)
 
-_Pending = asyncio.Task[bytes | None]
+_Pending = asyncio.Task[Answer | None]
 
 
 class KafkaConnection:
@@ -44,6 +46,8 @@ class KafkaConnection:
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self._pending: asyncio.Queue[_Pending | None] = asyncio.Queue(limits.max_in_flight)
+        self.zero_copy = limits.sendfile and can_sendfile(writer)
+        """Fetch answers send records from the segment files (``sendfile``); off under TLS."""
 
     async def serve(self) -> None:
         answers = asyncio.create_task(self._answer_in_order())
@@ -99,18 +103,23 @@ class KafkaConnection:
                     "malformed_request", f"{api.name} v{head.api_version} does not parse: {e!r}"
                 ) from None
             context = RequestContext(
-                head.api_key, head.api_version, head.correlation_id, client_id or "", self.peer
+                head.api_key,
+                head.api_version,
+                head.correlation_id,
+                client_id or "",
+                self.peer,
+                zero_copy=self.zero_copy,
             )
             task = asyncio.create_task(self._serve_one(api.handle, request, context, head))
             await self._pending.put(task)
 
     async def _serve_one(
         self, handle: object, request: object, context: RequestContext, head: RequestHead
-    ) -> bytes | None:
+    ) -> Answer | None:
         response = await handle(request, context)  # type: ignore[operator]
         if response is None:
             return None
-        return encode_response(head.correlation_id, response)
+        return encode_answer(head.correlation_id, response)
 
     async def _answer_in_order(self) -> None:
         while True:
@@ -125,8 +134,7 @@ class KafkaConnection:
                 self._writer.close()
                 return
             if answer is not None:
-                self._writer.write(answer)
-                await self._writer.drain()
+                await send_answer(self._writer, answer, timeout_s=self._limits.idle_timeout_s)
 
 
 def _forget(task: _Pending) -> None:
@@ -135,7 +143,7 @@ def _forget(task: _Pending) -> None:
 
 
 def _done(answer: bytes) -> _Pending:
-    async def ready() -> bytes | None:
+    async def ready() -> Answer | None:
         return answer
 
     return asyncio.ensure_future(ready())
