@@ -1,9 +1,12 @@
 """One Kafka client connection: read requests, serve them, answer in order.
 
 Requests are read ahead and served concurrently up to ``max_in_flight`` (a client pipelines
-them), and answered in the order they came, as Kafka's protocol requires. Anything that breaks
-the protocol (framing, limits, an unknown API or version, bytes that do not parse, a handler
-that fails) closes the connection with one log line; other connections are not affected."""
+them), and answered in the order they came, as Kafka's protocol requires; reading waits while
+``max_in_flight`` requests are unanswered. An answer carrying file regions (a Fetch's
+records) is sent with ``sendfile`` (broker/kafka/sendfile.py) on a plaintext connection.
+Anything that breaks the protocol (framing, limits, an unknown API or version, bytes that do
+not parse, a handler that fails) closes the connection with one log line; other connections
+are not affected."""
 
 from __future__ import annotations
 
@@ -45,7 +48,9 @@ class KafkaConnection:
         self._limits = limits
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        self._pending: asyncio.Queue[_Pending | None] = asyncio.Queue(limits.max_in_flight)
+        self._pending: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._slots = asyncio.Semaphore(limits.max_in_flight)
+        """One per request read and not yet answered: reading waits for a free one."""
         self.zero_copy = limits.sendfile and can_sendfile(writer)
         """Fetch answers send records from the segment files (``sendfile``); off under TLS."""
 
@@ -75,6 +80,7 @@ class KafkaConnection:
 
     async def _read_requests(self) -> None:
         while True:
+            await self._slots.acquire()
             frame = await read_frame(self._reader, self._limits)
             head = peek_head(frame)
             api = self._apis.find(head.api_key, head.api_version)
@@ -135,6 +141,7 @@ class KafkaConnection:
                 return
             if answer is not None:
                 await send_answer(self._writer, answer, timeout_s=self._limits.idle_timeout_s)
+            self._slots.release()
 
 
 def _forget(task: _Pending) -> None:

@@ -133,6 +133,8 @@ class FetchHandler:
                 fields["log_start_offset"] = partition.log.log_start_offset
                 return build(data_type, error_code=ErrorCode.none, **fields), 0, None
             self._backend.traffic.bytes_out(topic, outcome.size)
+            if outcome.region is not None:
+                self._backend.traffic.zero_copy_out(outcome.size)
             aborted_type = nested(answer_type, "AbortedTransaction")
             fields.update(
                 high_watermark=outcome.high_watermark,
