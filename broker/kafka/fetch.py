@@ -70,8 +70,8 @@ class FetchHandler:
                 got.nbytes += nbytes
                 if wake is not None:
                     got.wakes.append(wake)
-                if data.error_code != ErrorCode.none or getattr(data, "diverging_epoch", None):
-                    got.settled = True
+                if data.error_code != ErrorCode.none:
+                    got.settled = True  # waiting would not change it (a divergence neither)
             return got
 
         polled = await long_poll(
@@ -131,6 +131,7 @@ class FetchHandler:
                 )
                 fields["high_watermark"] = partition.high_watermark
                 fields["log_start_offset"] = partition.log.log_start_offset
+                got.settled = True
                 return build(data_type, error_code=ErrorCode.none, **fields), 0, None
             self._backend.traffic.bytes_out(topic, outcome.size)
             if outcome.region is not None:
