@@ -9,6 +9,16 @@ start: Raftka's with ``raftka perf produce`` / ``raftka perf consume`` (as scrip
 confluent-kafka (librdkafka, default settings but idempotence, acks=all and the murmur2
 partitioner) in this process. Prints records/s and the send-to-acknowledgement p50 / p99 of
 each run, and medians. Runs are interleaved so that machine noise spreads over both clients.
+
+    .venv/bin/python scripts/bench_kafka.py --compare-fetch --records 100000 --runs 5
+
+compares the Kafka listener's two Fetch paths instead: two clusters (1 controller, 1 broker,
+replication factor 1) run side by side, one sending records from the segment files with
+``sendfile`` (``kafka_fetch_sendfile = true``, the default), one reading them into memory
+first (``false``). The same records are produced into each with confluent-kafka, then consumed
+with confluent-kafka from each in turn, ``--runs`` times (interleaved, so that noise from the
+shared machine falls on both). Prints records/s, MB/s and the broker process's CPU seconds
+per GB served (user + system, from /proc, over the consume), with medians and their ratios.
 """
 
 from __future__ import annotations
@@ -98,7 +108,8 @@ def confluent_consume(servers: str, topic: str, records: int) -> dict[str, float
     first = 0.0  # timed from the first record, as `raftka perf consume` is
     try:
         while got < records:
-            for message in consumer.consume(10_000, 1.0):
+            # consume() waits its whole timeout for fewer than it asks: never ask past the end.
+            for message in consumer.consume(min(10_000, records - got), 1.0):
                 if message.error() is None:
                     if not first:
                         first = time.monotonic()
@@ -112,13 +123,82 @@ def confluent_consume(servers: str, topic: str, records: int) -> dict[str, float
     return {"records/s": got / wall, "MB/s": size / wall / 1e6}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def compare_fetch(args: argparse.Namespace) -> None:
+    paths = {"sendfile": True, "buffered": False}
+    with tempfile.TemporaryDirectory() as tmp:
+        clusters = {
+            name: LocalCluster(
+                Path(tmp) / name,
+                controllers=1,
+                brokers=1,
+                log_level="warning",
+                kafka=True,
+                broker_settings={"kafka_fetch_sendfile": on},
+            )
+            for name, on in paths.items()
+        }
+        try:
+            for cluster in clusters.values():
+                cluster.prepare()
+                cluster.start()
+            print(f"command: {' '.join(sys.argv)}")
+            for name, cluster in clusters.items():
+                servers = ",".join(cluster.kafka_bootstrap_servers)
+                asyncio.run(_create(cluster, [("fetch", 1, {})]))
+                made = confluent_produce(servers, "fetch", args.records, args.record_size)
+                print(f"produced into the {name} cluster: {_line(made)}", flush=True)
+            results: dict[str, list[dict[str, float]]] = {}
+            for run in range(args.runs):
+                for name, cluster in clusters.items():
+                    (broker_id,) = cluster.brokers
+                    pid = cluster.node(broker_id).process.pid  # type: ignore[union-attr]
+                    servers = ",".join(cluster.kafka_bootstrap_servers)
+                    cpu = cpu_seconds(pid)
+                    found = confluent_consume(servers, "fetch", args.records + 1)
+                    served_gb = (args.records + 1) * args.record_size / 1e9
+                    found["broker CPU s/GB"] = (cpu_seconds(pid) - cpu) / served_gb
+                    results.setdefault(name, []).append(found)
+                    print(f"run {run + 1} {name:>9}: {_line(found)}", flush=True)
+            print(
+                f"\nmedians of {args.runs} runs, {args.records} records of {args.record_size} B, "
+                "consumed by confluent-kafka from 1 broker (RF 1):"
+            )
+            medians = {
+                name: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                for name, runs in results.items()
+            }
+            for name, med in medians.items():
+                print(f"  {name:>9}: {_line(med)}")
+            ratios = {
+                k: medians["sendfile"][k] / medians["buffered"][k] for k in medians["sendfile"]
+            }
+            print("  sendfile / buffered: " + "  ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
+        finally:
+            for cluster in clusters.values():
+                cluster.stop_all()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--record-size", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--compare-fetch",
+        action="store_true",
+        help="compare the Kafka Fetch paths (sendfile vs buffered) instead of the clients",
+    )
     args = parser.parse_args()
     stop_clusters_on_sigterm()
+    if args.compare_fetch:
+        compare_fetch(args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         cluster = LocalCluster(Path(tmp), controllers=3, brokers=3, log_level="warning", kafka=True)
         cluster.prepare()
@@ -180,17 +260,27 @@ def _line(figures: dict[str, float]) -> str:
 
 
 async def _topics(cluster: LocalCluster, runs: int) -> None:
+    await _create(
+        cluster,
+        [
+            (f"{prefix}-{run}", 3, {"min.insync.replicas": "2"})
+            for run in range(runs)
+            for prefix in ("grpc", "kafka")
+        ],
+    )
+
+
+async def _create(cluster: LocalCluster, topics: list[tuple[str, int, dict[str, str]]]) -> None:
+    """Once every broker is registered and unfenced: the (name, replication factor,
+    configs) topics, of PARTITIONS partitions each."""
     async with AsyncAdmin(cluster.bootstrap, timeout_s=60) as admin:
         for _ in range(600):  # every broker registered and unfenced, within a minute
             brokers = (await admin.describe_cluster()).brokers
             if len([b for b in brokers if not b.fenced]) == len(cluster.brokers):
                 break
             await asyncio.sleep(0.1)
-        for run in range(runs):
-            for prefix in ("grpc", "kafka"):
-                await admin.create_topic(
-                    f"{prefix}-{run}", PARTITIONS, 3, configs={"min.insync.replicas": "2"}
-                )
+        for name, replication, configs in topics:
+            await admin.create_topic(name, PARTITIONS, replication, configs=configs)
 
 
 if __name__ == "__main__":
