@@ -4,9 +4,10 @@ asyncio's ``loop.sendfile`` is not implemented by uvloop (the broker's loop), so
 sent here: the transport's buffer is flushed first (its write limits set to 0 for the
 moment, so ``drain`` waits until it is empty), then ``os.sendfile`` moves the region from
 the page cache to the socket on the event loop for as long as the socket takes it. When the
-socket buffer is full, a worker thread waits for it to drain (``poll``; the transport owns
-the descriptor's place in the event loop, so no writer callback can be added for it) and
-the loop sends on. The transport writes nothing meanwhile: answers go out one at a time.
+socket buffer is full, the loop waits for it to drain through a duplicate of the socket's
+descriptor (the transport owns the original's place in the event loop, where no writer
+callback may be added) and sends on. The transport writes nothing meanwhile: answers go out
+one at a time.
 
 A region whose file ends early (truncated after the read) cannot complete the frame its
 size prefix announced: that is a ConnectionError, and the connection is closed.
@@ -16,14 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import select
-import time
 
 from raftka.broker.kafka.regions import Answer
 from raftka.common.storage.region import FileRegion
-
-_POLL_SLICE_MS = 200
-"""A waiting thread looks at the clock this often (a closed connection frees it soon)."""
 
 
 class SendTimeoutError(ConnectionError):
@@ -82,26 +78,44 @@ async def send_region(sock_fd: int, region: FileRegion, *, timeout_s: float) -> 
     """Send all of ``region`` to the non-blocking socket ``sock_fd``."""
     position = region.position
     left = region.length
-    while left > 0:
-        try:
-            sent = os.sendfile(sock_fd, region.fd, position, left)
-        except BlockingIOError:
-            await asyncio.to_thread(_wait_writable, sock_fd, timeout_s)
-            continue
-        if sent == 0:
-            raise ConnectionError(
-                f"{region!r} ended {left} bytes early (the segment was truncated after the "
-                "read): the frame cannot be completed"
-            )
-        position += sent
-        left -= sent
+    waiter: int | None = None
+    try:
+        while left > 0:
+            try:
+                sent = os.sendfile(sock_fd, region.fd, position, left)
+            except BlockingIOError:
+                if waiter is None:
+                    waiter = os.dup(sock_fd)
+                await _writable(waiter, timeout_s)
+                continue
+            if sent == 0:
+                raise ConnectionError(
+                    f"{region!r} ended {left} bytes early (the segment was truncated after "
+                    "the read): the frame cannot be completed"
+                )
+            position += sent
+            left -= sent
+    finally:
+        if waiter is not None:
+            os.close(waiter)
 
 
-def _wait_writable(sock_fd: int, timeout_s: float) -> None:
-    poller = select.poll()
-    poller.register(sock_fd, select.POLLOUT | select.POLLERR | select.POLLHUP)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if poller.poll(_POLL_SLICE_MS):
-            return
-    raise SendTimeoutError(f"the client read nothing for {timeout_s:g}s of a Fetch answer")
+async def _writable(fd: int, timeout_s: float) -> None:
+    """Wait until the socket ``fd`` (a duplicate of the transport's: the event loop refuses
+    a writer callback on the transport's own descriptor) can take more bytes."""
+    loop = asyncio.get_running_loop()
+    ready = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_writer(fd, wake)
+    try:
+        await asyncio.wait_for(ready, timeout_s)
+    except TimeoutError:
+        raise SendTimeoutError(
+            f"the client read nothing for {timeout_s:g}s of a Fetch answer"
+        ) from None
+    finally:
+        loop.remove_writer(fd)

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+import uvloop
 from kio.schema.errors import ErrorCode
 from kio.serial import entity_reader
 
@@ -23,6 +25,7 @@ from raftka.broker.kafka.schema import NO_THROTTLE, build, nested, response_type
 from raftka.broker.kafka.sendfile import send_answer
 from raftka.common.storage.region import FileRegion
 
+T = TypeVar("T")
 CORRELATION_ID = 4711
 # Sizes around the varint steps of the compact length (127/128, 16383/16384) and a large one.
 RECORD_SIZES = [0, 1, 126, 127, 128, 16_382, 16_383, 16_384, 300_000]
@@ -117,7 +120,17 @@ def test_an_answer_without_regions_is_one_frame() -> None:
     assert encode_with_regions(1, WithRegions(response)) == [encode_response(1, response)]
 
 
-def test_send_answer_writes_the_frame_with_sendfile(tmp_path: Path) -> None:
+def run_on(loop_name: str, coro: Coroutine[Any, Any, T]) -> T:
+    """``coro`` on asyncio's own loop or on uvloop (the broker's)."""
+    loop = uvloop.new_event_loop() if loop_name == "uvloop" else asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(asyncio.wait_for(coro, 20))
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
+def test_send_answer_writes_the_frame_with_sendfile(tmp_path: Path, loop_name: str) -> None:
     path, blobs = segment_file(tmp_path, [2_000_000, 5, 70_000])
     answer = with_regions(path, 12, blobs)
     parts = encode_with_regions(CORRELATION_ID, answer)
@@ -136,11 +149,12 @@ def test_send_answer_writes_the_frame_with_sendfile(tmp_path: Path) -> None:
         peer_writer.close()
         return got
 
-    assert asyncio.run(asyncio.wait_for(body(), 20)) == expected
+    assert run_on(loop_name, body()) == expected
     assert all(r.closed for r in answer.regions), "the regions' descriptors are closed"
 
 
-def test_a_file_cut_after_the_read_fails_the_send(tmp_path: Path) -> None:
+@pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
+def test_a_file_cut_after_the_read_fails_the_send(tmp_path: Path, loop_name: str) -> None:
     path, blobs = segment_file(tmp_path, [50_000])
     answer = with_regions(path, 12, blobs)
     parts = encode_with_regions(CORRELATION_ID, answer)
@@ -157,5 +171,5 @@ def test_a_file_cut_after_the_read_fails_the_send(tmp_path: Path) -> None:
         peer_writer.close()
         drain.cancel()
 
-    asyncio.run(asyncio.wait_for(body(), 20))
+    run_on(loop_name, body())
     assert all(r.closed for r in answer.regions)
