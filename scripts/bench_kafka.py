@@ -18,7 +18,10 @@ replication factor 1) run side by side, one sending records from the segment fil
 first (``false``). The same records are produced into each with confluent-kafka, then consumed
 with confluent-kafka from each in turn, ``--runs`` times (interleaved, so that noise from the
 shared machine falls on both). Prints records/s, MB/s and the broker process's CPU seconds
-per GB served (user + system, from /proc, over the consume), with medians and their ratios.
+per GB served (user + system, from /proc, over the consume), with medians and their ratios;
+then the same for ``--raw-answers`` Fetch answers read by a bare socket client that does not
+parse them (4 requests pipelined, every partition from offset 0, up to 4 MiB each), which
+shows what the broker serves when the client is not the bottleneck.
 """
 
 from __future__ import annotations
@@ -129,6 +132,84 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def fetch_frame(topic: str, correlation_id: int, partition_max_bytes: int) -> bytes:
+    """A size-prefixed Fetch v12 for every partition of ``topic`` from offset 0."""
+    import datetime
+    import io
+    import struct
+
+    from kio.schema.fetch.v12.request import FetchPartition, FetchRequest, FetchTopic
+    from kio.schema.request_header.v2.header import RequestHeader
+    from kio.schema.types import BrokerId, TopicName
+    from kio.serial import entity_writer
+    from kio.static.primitive import i8, i16, i32, i32Timedelta, i64
+
+    request = FetchRequest(
+        cluster_id=None,
+        replica_id=BrokerId(-1),
+        max_wait=i32Timedelta.parse(datetime.timedelta(milliseconds=500)),
+        min_bytes=i32(1),
+        max_bytes=i32(64 << 20),
+        isolation_level=i8(0),
+        session_id=i32(0),
+        session_epoch=i32(-1),
+        topics=(
+            FetchTopic(
+                topic=TopicName(topic),
+                partitions=tuple(
+                    FetchPartition(
+                        partition=i32(p),
+                        current_leader_epoch=i32(-1),
+                        fetch_offset=i64(0),
+                        last_fetched_epoch=i32(-1),
+                        log_start_offset=i64(-1),
+                        partition_max_bytes=i32(partition_max_bytes),
+                    )
+                    for p in range(PARTITIONS)
+                ),
+            ),
+        ),
+        forgotten_topics_data=(),
+        rack_id="",
+    )
+    buffer = io.BytesIO()
+    header = RequestHeader(
+        request_api_key=i16(1),
+        request_api_version=i16(12),
+        correlation_id=i32(correlation_id),
+        client_id="bench",
+    )
+    entity_writer(RequestHeader)(buffer, header)
+    entity_writer(FetchRequest)(buffer, request)
+    body = buffer.getvalue()
+    return struct.pack(">i", len(body)) + body
+
+
+def raw_fetch(server: str, topic: str, answers: int, in_flight: int = 4) -> tuple[float, int]:
+    """Seconds and bytes for ``answers`` Fetch answers (every partition from offset 0, up to
+    4 MiB each), ``in_flight`` requests pipelined, their bytes read and not parsed: what the
+    broker serves, with as little client work as possible."""
+    import socket
+
+    host, _, port = server.rpartition(":")
+    frame = fetch_frame(topic, 7, 4 << 20)
+    total = 0
+    with socket.create_connection((host, int(port))) as sock:
+        stream = sock.makefile("rb", buffering=1 << 20)
+        started = time.monotonic()
+        for _ in range(min(in_flight, answers)):
+            sock.sendall(frame)
+        for done in range(answers):
+            size = int.from_bytes(stream.read(4), "big")
+            body = stream.read(size)
+            if len(body) != size:
+                raise RuntimeError(f"the answer was cut at {len(body)} of {size} bytes")
+            total += 4 + size
+            if done + in_flight < answers:
+                sock.sendall(frame)
+        return time.monotonic() - started, total
+
+
 def compare_fetch(args: argparse.Namespace) -> None:
     paths = {"sendfile": True, "buffered": False}
     with tempfile.TemporaryDirectory() as tmp:
@@ -165,6 +246,16 @@ def compare_fetch(args: argparse.Namespace) -> None:
                     found["broker CPU s/GB"] = (cpu_seconds(pid) - cpu) / served_gb
                     results.setdefault(name, []).append(found)
                     print(f"run {run + 1} {name:>9}: {_line(found)}", flush=True)
+                    cpu = cpu_seconds(pid)
+                    seconds, nbytes = raw_fetch(
+                        cluster.kafka_bootstrap_servers[0], "fetch", args.raw_answers
+                    )
+                    raw = {
+                        "MB/s": nbytes / seconds / 1e6,
+                        "broker CPU s/GB": (cpu_seconds(pid) - cpu) / (nbytes / 1e9),
+                    }
+                    results.setdefault(f"{name} raw", []).append(raw)
+                    print(f"run {run + 1} {name + ' raw':>13}: {_line(raw)}", flush=True)
             print(
                 f"\nmedians of {args.runs} runs, {args.records} records of {args.record_size} B, "
                 "consumed by confluent-kafka from 1 broker (RF 1):"
@@ -174,11 +265,11 @@ def compare_fetch(args: argparse.Namespace) -> None:
                 for name, runs in results.items()
             }
             for name, med in medians.items():
-                print(f"  {name:>9}: {_line(med)}")
-            ratios = {
-                k: medians["sendfile"][k] / medians["buffered"][k] for k in medians["sendfile"]
-            }
-            print("  sendfile / buffered: " + "  ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
+                print(f"  {name:>13}: {_line(med)}")
+            for suffix in ("", " raw"):
+                on, off = medians["sendfile" + suffix], medians["buffered" + suffix]
+                ratios = "  ".join(f"{k} {on[k] / off[k]:.2f}x" for k in on)
+                print(f"  sendfile / buffered{suffix}: {ratios}")
         finally:
             for cluster in clusters.values():
                 cluster.stop_all()
@@ -189,6 +280,12 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--record-size", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--raw-answers",
+        type=int,
+        default=300,
+        help="--compare-fetch: Fetch answers read raw (no client decoding) per run",
+    )
     parser.add_argument(
         "--compare-fetch",
         action="store_true",
