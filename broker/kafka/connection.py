@@ -140,7 +140,17 @@ class KafkaConnection:
                 self._writer.close()
                 return
             if answer is not None:
-                await send_answer(self._writer, answer, timeout_s=self._limits.idle_timeout_s)
+                try:
+                    await send_answer(self._writer, answer, timeout_s=self._limits.idle_timeout_s)
+                except OSError as e:  # a region cut short, a client that stopped reading
+                    log.warning(
+                        "kafka_connection_closed",
+                        peer=self.peer,
+                        reason="send_failed",
+                        error=str(e),
+                    )
+                    self._writer.transport.abort()  # the frame is half sent: nothing can follow
+                    return
             self._slots.release()
 
 

@@ -163,3 +163,36 @@ def test_answers_with_file_regions_go_out_in_order_between_the_others(tmp_path: 
 
     run(body(True))
     run(body(False))
+
+
+def test_a_region_cut_short_closes_the_connection_with_a_log_line(tmp_path: Path) -> None:
+    path = tmp_path / "segment.log"
+    path.write_bytes(os.urandom(100_000))
+
+    async def handler(_request: Any, context: RequestContext) -> Any:
+        answer = WithRegions(None)
+        fd = os.open(path, os.O_RDONLY)
+        marker = answer.add(FileRegion.duplicate(fd, 0, 100_000))
+        os.close(fd)
+        os.truncate(path, 60_000)  # as a truncation between the read and the send would
+        answer.response = fetch_response(12, [marker])
+        return answer
+
+    async def body() -> None:
+        with capture_logs() as logs:
+            async with serving(handler, limits()) as (reader, writer):
+                writer.write(request(1))
+                (size,) = struct.unpack(">i", await reader.readexactly(4))
+                rest = await reader.read(size + 1)
+                while rest and len(rest) < size:
+                    more = await reader.read(size)
+                    if not more:
+                        break
+                    rest += more
+                assert len(rest) < size, "the frame was not completed"
+                assert await reader.read() == b"", "and the connection was closed"
+        closed = [e for e in logs if e["event"] == "kafka_connection_closed"]
+        assert [e["reason"] for e in closed] == ["send_failed"]
+        assert "ended 40000 bytes early" in closed[0]["error"]
+
+    run(body())
