@@ -28,12 +28,19 @@ from raftka.broker.request_checks import topic_refusals
 from raftka.common.errors import InvalidRequestError, RaftkaError
 from raftka.common.security.model import OP_DESCRIBE, OP_READ
 from raftka.common.storage.errors import LogOffsetOutOfRangeError
+from raftka.common.storage.region import open_regions
 
 FETCH_KEY = 1
 LIST_OFFSETS_KEY = 2
 MAX_FETCH_RESPONSE_BYTES = 55 * 1024 * 1024
 """The most batch bytes one answer holds whatever the request asks (as the gRPC Fetch)."""
 NO_EPOCH = -1
+MAX_REGIONS_PER_ANSWER = 64
+"""Partitions of one Fetch answer sent from their files; the others in it are read into
+memory (each region holds a file descriptor until it is sent)."""
+MAX_OPEN_REGIONS = 1024
+"""Regions of the whole process waiting to be sent; past it, answers are read into memory
+(clients that pipeline fetches and read slowly cannot take every descriptor)."""
 
 
 def _epoch(value: int) -> int | None:
@@ -123,7 +130,9 @@ class FetchHandler:
                 last_fetched_epoch=_epoch(getattr(p, "last_fetched_epoch", NO_EPOCH)),
                 min_one_batch=got.nbytes == 0,
                 isolation_level=request.isolation_level,
-                zero_copy=regions is not None,
+                zero_copy=regions is not None
+                and len(regions.regions) < MAX_REGIONS_PER_ANSWER
+                and open_regions() < MAX_OPEN_REGIONS,
             )
             if isinstance(outcome, EpochEndOffset):
                 fields["diverging_epoch"] = nested(answer_type, "EpochEndOffset")(

@@ -7,15 +7,32 @@ still shorten the file: a sender that gets fewer bytes than ``length`` must trea
 transfer as failed (the frame it announced cannot be completed).
 
 Close a region when done with it; one that is dropped unclosed closes its descriptor when it
-is collected.
+is collected. :func:`open_regions` counts the regions of the process not yet closed, so that
+their descriptors can be bounded (a reader asks for a buffered read past its limit).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import weakref
 
 from raftka.common.files import pread_exact
+
+_lock = threading.Lock()
+_open = 0
+
+
+def open_regions() -> int:
+    """Regions of this process not closed yet (each holds a descriptor)."""
+    return _open
+
+
+def _close(fd: int) -> None:
+    global _open
+    os.close(fd)
+    with _lock:
+        _open -= 1
 
 
 class FileRegion:
@@ -27,7 +44,10 @@ class FileRegion:
         self.fd = fd
         self.position = position
         self.length = length
-        self._closer = weakref.finalize(self, os.close, fd)
+        global _open
+        with _lock:
+            _open += 1
+        self._closer = weakref.finalize(self, _close, fd)
 
     @classmethod
     def duplicate(cls, fd: int, position: int, length: int) -> FileRegion:

@@ -16,6 +16,7 @@ import pytest
 from kio.schema.errors import ErrorCode
 from prometheus_client import CollectorRegistry
 
+from raftka.broker.kafka import fetch as kafka_fetch
 from raftka.broker.kafka.backend import KafkaBackend
 from raftka.broker.kafka.dispatch import RequestContext
 from raftka.broker.kafka.fetch import FetchHandler, ListOffsetsHandler
@@ -208,4 +209,18 @@ def test_unused_regions_of_a_long_poll_round_are_closed(tmp_path: Path) -> None:
     assert len(opened) == 2 and opened[0].closed
     assert answer.regions == [opened[-1]] and not opened[-1].closed
     answer.close()
+    plog.close()
+
+
+@pytest.mark.parametrize("limit", ["MAX_REGIONS_PER_ANSWER", "MAX_OPEN_REGIONS"])
+def test_past_the_region_limits_records_are_read_into_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: str
+) -> None:
+    plog = open_partition(tmp_path, overrides={"segment.bytes": SEGMENT_BYTES})
+    write(plog)
+    handler = FetchHandler(backend(LogPartition(plog)))
+    monkeypatch.setattr(kafka_fetch, limit, 0)
+    response = serve(handler, fetch_request(3), context(1, 12, zero_copy=True))
+    assert not isinstance(response, WithRegions)
+    assert partition_answer(response).records, "the records are in the answer itself"
     plog.close()

@@ -23,7 +23,7 @@ from raftka.broker.kafka.framing import encode_response
 from raftka.broker.kafka.regions import WithRegions, encode_answer, encode_with_regions
 from raftka.broker.kafka.schema import NO_THROTTLE, build, nested, response_type
 from raftka.broker.kafka.sendfile import send_answer
-from raftka.common.storage.region import FileRegion
+from raftka.common.storage.region import FileRegion, open_regions
 
 T = TypeVar("T")
 CORRELATION_ID = 4711
@@ -132,7 +132,9 @@ def run_on(loop_name: str, coro: Coroutine[Any, Any, T]) -> T:
 @pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
 def test_send_answer_writes_the_frame_with_sendfile(tmp_path: Path, loop_name: str) -> None:
     path, blobs = segment_file(tmp_path, [2_000_000, 5, 70_000])
+    before = open_regions()
     answer = with_regions(path, 12, blobs)
+    assert open_regions() == before + 3
     parts = encode_with_regions(CORRELATION_ID, answer)
     expected = joined(parts)
 
@@ -151,6 +153,7 @@ def test_send_answer_writes_the_frame_with_sendfile(tmp_path: Path, loop_name: s
 
     assert run_on(loop_name, body()) == expected
     assert all(r.closed for r in answer.regions), "the regions' descriptors are closed"
+    assert open_regions() == before
 
 
 @pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
