@@ -203,5 +203,6 @@ def kafka_listener(config: BrokerConfig, backend: KafkaBackend) -> KafkaListener
         read_timeout_s=config.kafka_request_read_timeout_ms / 1000,
         idle_timeout_s=config.kafka_connections_max_idle_ms / 1000,
         max_in_flight=config.kafka_max_in_flight,
+        sendfile=config.kafka_fetch_sendfile,
     )
     return KafkaListener(config.kafka_listen, api_table(backend), limits)
