@@ -13,7 +13,9 @@ from raftka.broker.config import BrokerConfig
 from raftka.broker.kafka.backend import KafkaBackend
 from raftka.broker.kafka.connection import KafkaConnection
 from raftka.broker.kafka.consumer_group import (
+    CONSUMER_GROUP_DESCRIBE_KEY,
     CONSUMER_GROUP_HEARTBEAT_KEY,
+    ConsumerGroupDescribeHandler,
     ConsumerGroupHeartbeatHandler,
 )
 from raftka.broker.kafka.coordinators import FIND_COORDINATOR_KEY, FindCoordinatorHandler
@@ -70,6 +72,13 @@ def api_table(backend: KafkaBackend) -> ApiTable:
             Api(FIND_COORDINATOR_KEY, "FindCoordinator", 0, 5, FindCoordinatorHandler(backend)),
             Api(OFFSET_COMMIT_KEY, "OffsetCommit", 2, 9, OffsetCommitHandler(backend)),
             Api(OFFSET_FETCH_KEY, "OffsetFetch", 1, 9, OffsetFetchHandler(backend)),
+            Api(
+                CONSUMER_GROUP_DESCRIBE_KEY,
+                "ConsumerGroupDescribe",
+                0,
+                1,
+                ConsumerGroupDescribeHandler(backend),
+            ),
             Api(DESCRIBE_GROUPS_KEY, "DescribeGroups", 0, 6, DescribeGroupsHandler(backend)),
             Api(LIST_GROUPS_KEY, "ListGroups", 0, 5, ListGroupsHandler(backend)),
             Api(DELETE_GROUPS_KEY, "DeleteGroups", 0, 2, DeleteGroupsHandler(backend)),

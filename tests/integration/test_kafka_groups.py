@@ -15,7 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupState,
+    ConsumerGroupType,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
@@ -263,6 +270,10 @@ def test_admin_client_lists_describes_and_deletes_groups(kafka_cluster: LocalClu
         owned = sorted((tp.topic, tp.partition) for tp in member.assignment.topic_partitions)
         assert owned == [(topic, 0), (topic, 1)]
         assert described["admin-live"].partition_assignor == "uniform"
+        assert described["admin-live"].type == ConsumerGroupType.CONSUMER  # ConsumerGroupDescribe
+        target = member.target_assignment.topic_partitions
+        assert sorted((tp.topic, tp.partition) for tp in target) == owned
+        assert described["admin-simple"].type == ConsumerGroupType.CLASSIC  # DescribeGroups
         assert described["admin-simple"].members == []
         (busy,) = admin.delete_consumer_groups(["admin-live"], request_timeout=10).values()
         with pytest.raises(KafkaException, match="NON_EMPTY_GROUP"):
