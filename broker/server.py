@@ -334,6 +334,7 @@ class BrokerServer:
                     transactions=self.transactions,
                     transaction_topic=self.transaction_topic,
                     guard=self.guard,
+                    config=bconf,
                 ),
             )
             await self.kafka.start()

@@ -24,6 +24,7 @@ from raftka.broker.metrics import TopicTraffic
 from raftka.broker.produce_handler import ProduceHandler
 from raftka.broker.producers.id_blocks import ProducerIdManager
 from raftka.broker.producers.owners import ProducerOwners
+from raftka.broker.producers.rights import require_producer_id_rights
 from raftka.broker.quotas.manager import CallerSensors, QuotaManager, quota_user
 from raftka.broker.replica_manager import ReplicaManager
 from raftka.broker.request_checks import (
@@ -45,14 +46,9 @@ from raftka.common.rpc.status import rpc_errors
 from raftka.common.security.caller import current_caller
 from raftka.common.security.guard import OPEN_GUARD, AccessGuard
 from raftka.common.security.model import (
-    CLUSTER_RESOURCE_NAME,
     OP_DESCRIBE,
-    OP_IDEMPOTENT_WRITE,
     OP_READ,
-    OP_WRITE,
-    RESOURCE_CLUSTER,
     RESOURCE_TOPIC,
-    RESOURCE_TRANSACTIONAL_ID,
 )
 from raftka.v1 import broker_pb2 as pb
 from raftka.v1.broker_pb2_grpc import BrokerServiceServicer
@@ -249,9 +245,8 @@ class BrokerServicer(BrokerServiceServicer):
     async def InitProducerId(
         self, request: pb.InitProducerIdRequest, context: Context
     ) -> pb.InitProducerIdResponse:
-        guard = self._guard
+        require_producer_id_rights(self._guard, request.transactional_id)
         if request.transactional_id:
-            guard.require(OP_WRITE, RESOURCE_TRANSACTIONAL_ID, request.transactional_id)
             if self._init_transactional_producer is None:
                 raise CoordinatorNotAvailableError(
                     f"broker has no transaction coordinator for transactional id "
@@ -262,12 +257,6 @@ class BrokerServicer(BrokerServiceServicer):
                 request.transactional_id, request.transaction_timeout_ms
             )
             return pb.InitProducerIdResponse(producer_id=producer_id, producer_epoch=producer_epoch)
-        # KIP-679: IDEMPOTENT_WRITE on the cluster, or WRITE on some topic.
-        if not (
-            guard.allowed_quietly(OP_IDEMPOTENT_WRITE, RESOURCE_CLUSTER, CLUSTER_RESOURCE_NAME)
-            or guard.allowed_any(OP_WRITE, RESOURCE_TOPIC)
-        ):
-            guard.require_cluster(OP_IDEMPOTENT_WRITE)
         producer_id = await self._producer_ids.next_id()
         if self._owners is not None:
             self._owners.issued(producer_id, current_caller().principal)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from raftka.broker.config import BrokerConfig
 from raftka.broker.coordinator.internal_topic import InternalTopic
 from raftka.broker.groups.offsets_topic import OffsetsTopic
 from raftka.broker.groups.runtime import GroupCoordinator
@@ -39,6 +40,8 @@ class KafkaBackend:
     transaction_topic: InternalTopic | None = None
     guard: AccessGuard = OPEN_GUARD
     """The broker's authorization checks; handlers read the caller from the context var."""
+    config: BrokerConfig | None = None
+    """The broker's own settings (DescribeConfigs of its BROKER resource)."""
 
     def leader_partition(self, topic: str, partition: int, epoch: int | None) -> Partition:
         """The partition if this broker leads it; FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH

@@ -11,6 +11,15 @@ import structlog
 
 from raftka.broker.config import BrokerConfig
 from raftka.broker.kafka.backend import KafkaBackend
+from raftka.broker.kafka.cluster import DESCRIBE_CLUSTER_KEY, DescribeClusterHandler
+from raftka.broker.kafka.configs import (
+    ALTER_CONFIGS_KEY,
+    DESCRIBE_CONFIGS_KEY,
+    INCREMENTAL_ALTER_CONFIGS_KEY,
+    AlterConfigsHandler,
+    DescribeConfigsHandler,
+    IncrementalAlterConfigsHandler,
+)
 from raftka.broker.kafka.connection import KafkaConnection
 from raftka.broker.kafka.consumer_group import (
     CONSUMER_GROUP_DESCRIBE_KEY,
@@ -39,11 +48,23 @@ from raftka.broker.kafka.offsets import (
     OffsetCommitHandler,
     OffsetFetchHandler,
 )
+from raftka.broker.kafka.partitions_admin import (
+    CREATE_PARTITIONS_KEY,
+    ELECT_LEADERS_KEY,
+    CreatePartitionsHandler,
+    ElectLeadersHandler,
+)
 from raftka.broker.kafka.produce import (
     INIT_PRODUCER_ID_KEY,
     PRODUCE_KEY,
     InitProducerIdHandler,
     ProduceHandler,
+)
+from raftka.broker.kafka.reassignments import (
+    ALTER_PARTITION_REASSIGNMENTS_KEY,
+    LIST_PARTITION_REASSIGNMENTS_KEY,
+    AlterPartitionReassignmentsHandler,
+    ListPartitionReassignmentsHandler,
 )
 from raftka.broker.kafka.topics import (
     CREATE_TOPICS_KEY,
@@ -51,6 +72,7 @@ from raftka.broker.kafka.topics import (
     CreateTopicsHandler,
     DeleteTopicsHandler,
 )
+from raftka.broker.kafka.txn_table import transaction_apis
 from raftka.common.errors import ConfigFileError
 from raftka.common.security.settings import SecuritySettings
 from raftka.common.tasks import cancel_and_wait
@@ -69,6 +91,32 @@ def api_table(backend: KafkaBackend) -> ApiTable:
             Api(CREATE_TOPICS_KEY, "CreateTopics", 2, 7, CreateTopicsHandler(backend)),
             Api(DELETE_TOPICS_KEY, "DeleteTopics", 1, 5, DeleteTopicsHandler(backend)),
             Api(INIT_PRODUCER_ID_KEY, "InitProducerId", 0, 4, InitProducerIdHandler(backend)),
+            Api(DESCRIBE_CONFIGS_KEY, "DescribeConfigs", 1, 4, DescribeConfigsHandler(backend)),
+            Api(ALTER_CONFIGS_KEY, "AlterConfigs", 0, 2, AlterConfigsHandler(backend)),
+            Api(CREATE_PARTITIONS_KEY, "CreatePartitions", 0, 3, CreatePartitionsHandler(backend)),
+            Api(ELECT_LEADERS_KEY, "ElectLeaders", 0, 2, ElectLeadersHandler(backend)),
+            Api(
+                INCREMENTAL_ALTER_CONFIGS_KEY,
+                "IncrementalAlterConfigs",
+                0,
+                1,
+                IncrementalAlterConfigsHandler(backend),
+            ),
+            Api(
+                ALTER_PARTITION_REASSIGNMENTS_KEY,
+                "AlterPartitionReassignments",
+                0,
+                0,
+                AlterPartitionReassignmentsHandler(backend),
+            ),
+            Api(
+                LIST_PARTITION_REASSIGNMENTS_KEY,
+                "ListPartitionReassignments",
+                0,
+                0,
+                ListPartitionReassignmentsHandler(backend),
+            ),
+            Api(DESCRIBE_CLUSTER_KEY, "DescribeCluster", 0, 2, DescribeClusterHandler(backend)),
             Api(FIND_COORDINATOR_KEY, "FindCoordinator", 0, 5, FindCoordinatorHandler(backend)),
             Api(OFFSET_COMMIT_KEY, "OffsetCommit", 2, 9, OffsetCommitHandler(backend)),
             Api(OFFSET_FETCH_KEY, "OffsetFetch", 1, 9, OffsetFetchHandler(backend)),
@@ -90,6 +138,7 @@ def api_table(backend: KafkaBackend) -> ApiTable:
                 1,
                 ConsumerGroupHeartbeatHandler(backend),
             ),
+            *transaction_apis(backend),
         ]
     )
 

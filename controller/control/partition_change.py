@@ -218,21 +218,33 @@ def remove_from_isrs(
     return records
 
 
-def elect_leaders_for(image: MetadataImage, broker_id: BrokerId) -> list[MetadataRecord]:
+def elect_leaders_for(
+    image: MetadataImage, broker_id: BrokerId, limit: int | None = None
+) -> list[MetadataRecord]:
     """Elections for leaderless partitions that ``broker_id`` (being unfenced in the same
     batch) can now lead: those whose ISR holds it, or any it replicates when the topic allows
-    unclean election."""
+    unclean election. With ``limit``, at most that many (the first ones in topic and partition
+    order; plan again after applying them for the rest)."""
     is_acceptable = acceptable_leaders(image, including=[broker_id])
-    records = []
-    for view in image.leaderless_partitions():
-        if broker_id not in view.state.replicas:
-            continue
-        unclean = unclean_election_enabled(image, view.topic_name)
-        if broker_id not in view.state.isr and not unclean:
-            continue
-        record = PartitionChangeBuilder(
-            view.topic_id, view.partition_id, view.state, is_acceptable, unclean_allowed=unclean
-        ).build()
-        if record is not None:
-            records.append(record)
+    records: list[MetadataRecord] = []
+    topics = image.topics
+    for name in sorted(topics):
+        topic = topics[name]
+        partitions = topic.partitions
+        unclean: bool | None = None
+        for partition_id in sorted(partitions):
+            state = partitions[partition_id]
+            if state.has_leader or broker_id not in state.replicas:
+                continue
+            if unclean is None:
+                unclean = unclean_election_enabled(image, name)
+            if broker_id not in state.isr and not unclean:
+                continue
+            record = PartitionChangeBuilder(
+                topic.topic_id, partition_id, state, is_acceptable, unclean_allowed=unclean
+            ).build()
+            if record is not None:
+                records.append(record)
+                if limit is not None and len(records) >= limit:
+                    return records
     return records
