@@ -18,6 +18,7 @@ import functools
 from collections.abc import Callable, Iterable
 from typing import Protocol, TypeVar
 
+from raftka.broker.coordinator.runtime import ShardCall
 from raftka.broker.groups.api import GroupShard, Outcome, TopicsView
 from raftka.broker.groups.runtime import GroupCoordinator
 from raftka.broker.groups.validation import check_group_id
@@ -38,6 +39,7 @@ from raftka.common.security_errors import GroupAuthorizationFailedError
 from raftka.common.txn_errors import ProducerFencedError
 from raftka.v1 import groups_pb2 as gpb
 
+R = TypeVar("R")
 CommitRequest = TypeVar("CommitRequest", gpb.OffsetCommitRequest, gpb.TxnOffsetCommitRequest)
 
 
@@ -85,6 +87,16 @@ class GroupOperations:
                 request, now_ms=now, topics=topics, client_id=client_id, client_host=client_host
             ),
         )
+
+    async def classic_call(self, group_id: str, call: ShardCall[GroupShard, R]) -> R:
+        """A call of Kafka's classic group protocol (JoinGroup, SyncGroup, Heartbeat,
+        LeaveGroup: the shard's ``classic_*``), with a heartbeat's checks first."""
+        check_group_id(group_id)
+        self._guard.require(OP_READ, RESOURCE_GROUP, group_id)
+        return await self._coordinator.write(group_id, call)
+
+    def topics(self) -> TopicsView:
+        return self._topic.topics()
 
     # ---- offsets ----
 

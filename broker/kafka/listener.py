@@ -11,6 +11,16 @@ import structlog
 
 from raftka.broker.config import BrokerConfig
 from raftka.broker.kafka.backend import KafkaBackend
+from raftka.broker.kafka.classic_group import (
+    HEARTBEAT_KEY,
+    JOIN_GROUP_KEY,
+    LEAVE_GROUP_KEY,
+    SYNC_GROUP_KEY,
+    HeartbeatHandler,
+    JoinGroupHandler,
+    LeaveGroupHandler,
+    SyncGroupHandler,
+)
 from raftka.broker.kafka.cluster import DESCRIBE_CLUSTER_KEY, DescribeClusterHandler
 from raftka.broker.kafka.configs import (
     ALTER_CONFIGS_KEY,
@@ -127,6 +137,10 @@ def api_table(backend: KafkaBackend) -> ApiTable:
                 1,
                 ConsumerGroupDescribeHandler(backend),
             ),
+            Api(JOIN_GROUP_KEY, "JoinGroup", 0, 9, JoinGroupHandler(backend)),
+            Api(SYNC_GROUP_KEY, "SyncGroup", 0, 5, SyncGroupHandler(backend)),
+            Api(HEARTBEAT_KEY, "Heartbeat", 0, 4, HeartbeatHandler(backend)),
+            Api(LEAVE_GROUP_KEY, "LeaveGroup", 0, 5, LeaveGroupHandler(backend)),
             Api(DESCRIBE_GROUPS_KEY, "DescribeGroups", 0, 6, DescribeGroupsHandler(backend)),
             Api(LIST_GROUPS_KEY, "ListGroups", 0, 5, ListGroupsHandler(backend)),
             Api(DELETE_GROUPS_KEY, "DeleteGroups", 0, 2, DeleteGroupsHandler(backend)),
