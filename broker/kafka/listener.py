@@ -32,7 +32,9 @@ from raftka.broker.kafka.configs import (
 )
 from raftka.broker.kafka.connection import KafkaConnection
 from raftka.broker.kafka.consumer_group import (
+    CONSUMER_GROUP_DESCRIBE_KEY,
     CONSUMER_GROUP_HEARTBEAT_KEY,
+    ConsumerGroupDescribeHandler,
     ConsumerGroupHeartbeatHandler,
 )
 from raftka.broker.kafka.coordinators import FIND_COORDINATOR_KEY, FindCoordinatorHandler
@@ -128,6 +130,13 @@ def api_table(backend: KafkaBackend) -> ApiTable:
             Api(FIND_COORDINATOR_KEY, "FindCoordinator", 0, 5, FindCoordinatorHandler(backend)),
             Api(OFFSET_COMMIT_KEY, "OffsetCommit", 2, 9, OffsetCommitHandler(backend)),
             Api(OFFSET_FETCH_KEY, "OffsetFetch", 1, 9, OffsetFetchHandler(backend)),
+            Api(
+                CONSUMER_GROUP_DESCRIBE_KEY,
+                "ConsumerGroupDescribe",
+                0,
+                1,
+                ConsumerGroupDescribeHandler(backend),
+            ),
             Api(JOIN_GROUP_KEY, "JoinGroup", 0, 9, JoinGroupHandler(backend)),
             Api(SYNC_GROUP_KEY, "SyncGroup", 0, 5, SyncGroupHandler(backend)),
             Api(HEARTBEAT_KEY, "Heartbeat", 0, 4, HeartbeatHandler(backend)),

@@ -1,11 +1,12 @@
 """Kafka's consumer-group clients against the Kafka listener of a real cluster (one controller,
 one broker): a KIP-848 group of three confluent-kafka members (processes of their own) that
 loses one to kill -9; offsets committed by a consumer that assigns its partitions and resumed
-by the next one with the same group.id; groups listed, described and deleted with
+by the next one with the same group.id; kafka-python's commit read back by aiokafka; groups listed, described and deleted with
 confluent-kafka's AdminClient."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -15,9 +16,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, Producer, TopicPartition
+from aiokafka import AIOKafkaConsumer
+from aiokafka import TopicPartition as AioPartition
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupState,
+    ConsumerGroupType,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
+from kafka import KafkaConsumer
+from kafka import TopicPartition as KafkaPythonPartition
+from kafka.structs import OffsetAndMetadata as KafkaPythonOffset
 
 from raftka.ops.local_cluster import LocalCluster
 from tests.conditions import wait_until
@@ -116,6 +129,36 @@ def test_an_assigning_consumer_commits_and_the_next_one_resumes(
         assert sorted(resumed) == [(p, o) for p in range(partitions) for o in range(6, 10)]
     finally:
         second.close()
+
+
+def test_kafka_python_commits_and_aiokafka_reads_the_commit(kafka_cluster: LocalCluster) -> None:
+    topic, group = "python-clients", "python-clients"
+    create(kafka_cluster, topic, 1)
+    produce(kafka_cluster, topic, 5, 1)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap(kafka_cluster), group_id=group, enable_auto_commit=False
+    )
+    try:
+        consumer.assign([KafkaPythonPartition(topic, 0)])
+        consumer.commit({KafkaPythonPartition(topic, 0): KafkaPythonOffset(3, "", -1)})
+        assert consumer.committed(KafkaPythonPartition(topic, 0)) == 3
+    finally:
+        consumer.close()
+
+    async def resume() -> list[int]:
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap(kafka_cluster), group_id=group, enable_auto_commit=False
+        )
+        await reader.start()
+        try:
+            reader.assign([AioPartition(topic, 0)])
+            assert await reader.committed(AioPartition(topic, 0)) == 3
+            batches = await reader.getmany(timeout_ms=10_000, max_records=2)
+            return [r.offset for records in batches.values() for r in records]
+        finally:
+            await reader.stop()
+
+    assert asyncio.run(resume()) == [3, 4]
 
 
 class Member:
@@ -263,6 +306,10 @@ def test_admin_client_lists_describes_and_deletes_groups(kafka_cluster: LocalClu
         owned = sorted((tp.topic, tp.partition) for tp in member.assignment.topic_partitions)
         assert owned == [(topic, 0), (topic, 1)]
         assert described["admin-live"].partition_assignor == "uniform"
+        assert described["admin-live"].type == ConsumerGroupType.CONSUMER  # ConsumerGroupDescribe
+        target = member.target_assignment.topic_partitions
+        assert sorted((tp.topic, tp.partition) for tp in target) == owned
+        assert described["admin-simple"].type == ConsumerGroupType.CLASSIC  # DescribeGroups
         assert described["admin-simple"].members == []
         (busy,) = admin.delete_consumer_groups(["admin-live"], request_timeout=10).values()
         with pytest.raises(KafkaException, match="NON_EMPTY_GROUP"):

@@ -1,6 +1,7 @@
-"""ConsumerGroupHeartbeat (KIP-848) over the Kafka listener, on a real shard: a member joins
-and gets its assignment by topic id, reports what it owns by topic id, refusals and coordinator
-errors come back as the answer's error code, READ on the group is checked."""
+"""ConsumerGroupHeartbeat and ConsumerGroupDescribe (KIP-848) over the Kafka listener, on a real
+shard: a member joins and gets its assignment by topic id, reports what it owns by topic id,
+refusals and coordinator errors come back as the answer's error code, READ on the group is
+checked for heartbeats and DESCRIBE for descriptions."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from raftka.broker.kafka.consumer_group import (
+    CONSUMER_GROUP_DESCRIBE_KEY,
     CONSUMER_GROUP_HEARTBEAT_KEY,
+    ConsumerGroupDescribeHandler,
     ConsumerGroupHeartbeatHandler,
 )
 from raftka.broker.kafka.schema import nested, request_type, topic_uuid
@@ -136,3 +139,48 @@ def test_a_member_on_plain_heartbeats_hears_of_a_revocation_and_the_newcomer_of_
     assert newcomer.assignment is not None
     (share,) = newcomer.assignment.topic_partitions
     assert set(share.partitions) == {0, 1, 2} - set(kept.partitions)
+
+
+def describe(handler: ConsumerGroupDescribeHandler, version: int, *groups: str) -> Any:
+    entity = request_type(CONSUMER_GROUP_DESCRIBE_KEY, version)(
+        group_ids=groups, include_authorized_operations=False
+    )
+    return as_alice(call(handler, CONSUMER_GROUP_DESCRIBE_KEY, version, entity))
+
+
+def test_consumer_group_describe_shows_epochs_and_assignments_by_id_and_name() -> None:
+    harness = ShardHarness({"t": 2})
+    image = FakeImage().with_topics("t")
+    harness.join("live", ("t",), member_id="m-1")
+    harness.commit("plain", "", -1, {("t", 0): 3})
+    backend, _ = group_backend(harness, image=image)
+    handler = ConsumerGroupDescribeHandler(backend)
+    live, plain, missing = describe(handler, 1, "live", "plain", "nope").groups
+    assert (live.error_code, live.group_state, live.assignor_name) == (
+        ErrorCode.none,
+        "Stable",
+        "uniform",
+    )
+    assert live.group_epoch >= 1 and live.assignment_epoch == live.group_epoch
+    (member,) = live.members
+    assert (member.member_id, member.subscribed_topic_names, member.member_type) == (
+        "m-1",
+        ("t",),
+        1,
+    )
+    t_id = topic_uuid(image.topics["t"].topic_id)
+    for assignment in (member.assignment, member.target_assignment):
+        assert [
+            (tp.topic_id, tp.topic_name, tp.partitions) for tp in assignment.topic_partitions
+        ] == [(t_id, "t", (0, 1))]
+    assert plain.error_code == ErrorCode.group_id_not_found, "offsets only: not a consumer group"
+    assert missing.error_code == ErrorCode.group_id_not_found
+
+
+def test_consumer_group_describe_needs_describe_on_the_group() -> None:
+    harness = ShardHarness({"t": 2})
+    harness.join("live", ("t",), member_id="m-1")
+    backend, _ = group_backend(harness, image=FakeImage().with_topics("t"), guard=denying_guard())
+    (refused,) = describe(ConsumerGroupDescribeHandler(backend), 0, "live").groups
+    assert refused.error_code == ErrorCode.group_authorization_failed
+    assert refused.members == ()
