@@ -38,7 +38,9 @@ from raftka.v1 import groups_pb2 as gpb
 CONSUMER_GROUP_HEARTBEAT_KEY = 68
 CONSUMER_GROUP_DESCRIBE_KEY = 69
 CONSUMER_MEMBER_TYPE = 1
-"""ConsumerGroupDescribe v1's member type of a KIP-848 member (0 is classic)."""
+"""ConsumerGroupDescribe v1's member type of a KIP-848 member."""
+CLASSIC_MEMBER_TYPE = 0
+"""... and of a member of the classic protocol (JoinGroup) in the same group."""
 
 
 def peer_host(peer: str) -> str:
@@ -204,7 +206,7 @@ class ConsumerGroupDescribeHandler:
                 subscribed_topic_regex=m.subscribed_topic_regex or None,
                 assignment=_described_assignment(answer_type, m.assignment, image),
                 target_assignment=_described_assignment(answer_type, m.target_assignment, image),
-                member_type=CONSUMER_MEMBER_TYPE,
+                member_type=CLASSIC_MEMBER_TYPE if m.classic else CONSUMER_MEMBER_TYPE,
             )
             for m in g.members
         )

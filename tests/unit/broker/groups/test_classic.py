@@ -347,3 +347,11 @@ def test_mixed_eager_and_cooperative_members_never_share_a_partition(seed: int) 
     held = sorted(p for c in live for p in c.holds)
     assert held == list(range(12))
     assert all(h.cbeat(c.member_id, c.generation) == NONE for c in live)
+
+
+def test_a_description_tells_classic_members_from_kip_848_ones() -> None:
+    h = Classic({"t": 4})
+    classic = h.cjoin()
+    modern = h.join(member_id="modern")
+    described = {m.member_id: m.classic for m in h.shard.describe_group("g").members}
+    assert described == {classic.member_id: True, modern.member_id: False}
