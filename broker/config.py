@@ -58,6 +58,9 @@ class BrokerConfig:
     kafka_max_in_flight: int = 16
     """Requests of one Kafka connection read ahead and served at once; reading stops there
     until an answer is sent."""
+    kafka_fetch_sendfile: bool = True
+    """Fetch answers send records from the segment files to the socket with ``sendfile``
+    (zero copy); false: read into memory and sent from there (the buffered path)."""
     rack: str = ""
     """Rack name for rack-aware replica placement; empty for none."""
     controllers: str = ""

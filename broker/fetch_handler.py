@@ -14,17 +14,13 @@ control records at either isolation level: a marker is not application data).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterable, Mapping
 
+from raftka.broker.fetch_poll import PollRound, leader_partition, long_poll
 from raftka.broker.isolation import READ_COMMITTED, require_isolation_level
 from raftka.broker.log.leader_epoch_cache import EpochEndOffset
 from raftka.broker.metrics import TopicTraffic
-from raftka.broker.partition import (
-    NotLeaderOrFollowerError,
-    Partition,
-    check_current_leader_epoch,
-)
+from raftka.broker.partition import Partition
 from raftka.broker.quotas.manager import NO_SENSORS, CallerSensors, QuotaManager
 from raftka.broker.quotas.throttling import under_quota
 from raftka.broker.replica_manager import ReplicaManager
@@ -34,7 +30,6 @@ from raftka.broker.request_checks import (
     require_distinct,
     set_error,
 )
-from raftka.common.clock import monotonic_ms
 from raftka.common.errors import NetworkError, RaftkaError
 from raftka.common.faults import FAULTS, Direction, FaultPath
 from raftka.common.limits import require_items
@@ -75,18 +70,9 @@ class FetchHandler:
         self._traffic = traffic
 
     def leader_partition(self, topic: str, partition: int, epoch: int | None) -> Partition:
-        """The partition if this broker leads it. Otherwise, as Kafka checks the leader epoch
-        first (KIP-320): FENCED_LEADER_EPOCH for an ``epoch`` older than the one this broker
-        knows, UNKNOWN_LEADER_EPOCH for a newer one (this broker is behind), else
-        NOT_LEADER_OR_FOLLOWER."""
-        try:
-            return self._replicas.leader_partition(topic, partition)
-        except NotLeaderOrFollowerError as e:
-            if e.leader_epoch >= 0:
-                check_current_leader_epoch(
-                    epoch, e.leader_epoch, f"{topic}-{partition}", leader_id=e.leader_id
-                )
-            raise
+        """The partition if this broker leads it, its leader epoch checked first
+        (:func:`~raftka.broker.fetch_poll.leader_partition`)."""
+        return leader_partition(self._replicas, topic, partition, epoch)
 
     def wanted(self, request: pb.FetchRequest) -> Wanted:
         """The partitions ``request`` names, checked (bounded, each once, a known isolation
@@ -150,38 +136,35 @@ class FetchHandler:
     ) -> tuple[FetchAnswer | pb.FetchResponse, int, float]:
         """Read (long-polling up to max_wait_ms); return the answer, its batch bytes and the
         seconds spent waiting for data. Topics in ``refused`` answer their error."""
-        deadline_ms = monotonic_ms() + max(0, request.max_wait_ms)
-        waited_s = 0.0
         follower = request.HasField("replica_id") and request.replica_id >= 0
-        while True:
-            answer = FetchAnswer()
-            waits: list[asyncio.Event] = []
-            total = 0
-            errors = False
+
+        async def read_round() -> PollRound[FetchAnswer]:
+            got = PollRound(FetchAnswer())
             for topic, p in wanted:
                 result = FetchResult(topic, p.partition, 0, "", -1, -1, -1)
-                answer.results.append(result)
+                got.answer.results.append(result)
                 if topic in refused:
                     set_error(result, refused[topic])
-                    errors = True
+                    got.settled = True
                     continue
                 nbytes, wake = await self._fetch_one(
-                    result, p, max(0, max_bytes - total), total == 0, request, follower
+                    result, p, max(0, max_bytes - got.nbytes), got.nbytes == 0, request, follower
                 )
-                total += nbytes
+                got.nbytes += nbytes
                 if wake is not None:
-                    waits.append(wake)
+                    got.wakes.append(wake)
                 # An error or a divergence is answered at once: waiting would not change it.
-                errors = errors or result.error_code != 0 or result.diverging_epoch is not None
-            remaining_ms = deadline_ms - monotonic_ms()
-            if total >= max(1, request.min_bytes) or errors or remaining_ms <= 0 or not waits:
-                break
-            wait_started = time.monotonic()
-            await _wait_any(waits, remaining_ms / 1000)
-            waited_s += time.monotonic() - wait_started
+                if result.error_code != 0 or result.diverging_epoch is not None:
+                    got.settled = True
+            return got
+
+        polled = await long_poll(
+            read_round, min_bytes=request.min_bytes, max_wait_ms=request.max_wait_ms
+        )
+        answer = polled.answer
         if request.decode_records:
-            return decoded(answer, request.isolation_level), total, waited_s
-        return answer, total, waited_s
+            return decoded(answer, request.isolation_level), polled.nbytes, polled.waited_s
+        return answer, polled.nbytes, polled.waited_s
 
     async def _fetch_one(
         self,
@@ -303,13 +286,3 @@ def decode_records(out: pb.FetchPartitionResult, result: FetchResult, isolation_
                 headers=[pb.RecordHeader(key=k, value=v) for k, v in rec.headers],
             )
         )
-
-
-async def _wait_any(events: list[asyncio.Event], seconds: float) -> None:
-    """Return when any event fires or ``seconds`` pass."""
-    tasks = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(tasks, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()

@@ -40,6 +40,12 @@ BYTES_OUT = MetricSpec(
     "fetches not included).",
     ("topic",),
 )
+KAFKA_ZERO_COPY = MetricSpec(
+    "raftka_broker_kafka_fetch_zero_copy_bytes_total",
+    MetricKind.COUNTER,
+    "Bytes of record batches the Kafka listener answered as segment file regions, sent with "
+    "sendfile (part of raftka_broker_topic_bytes_out_total).",
+)
 PARTITIONS = MetricSpec(
     "raftka_broker_partitions", MetricKind.GAUGE, "Partition replicas this broker hosts."
 )
@@ -90,6 +96,7 @@ GROUP_LAG = MetricSpec(
 BROKER_METRICS = (
     BYTES_IN,
     BYTES_OUT,
+    KAFKA_ZERO_COPY,
     PARTITIONS,
     LEADER_PARTITIONS,
     UNDER_REPLICATED,
@@ -109,6 +116,7 @@ class TopicTraffic:
     def __init__(self, registry: CollectorRegistry) -> None:
         self._in = BYTES_IN.counter(registry)
         self._out = BYTES_OUT.counter(registry)
+        self._zero_copy = KAFKA_ZERO_COPY.counter(registry)
         self._in_by_topic: dict[str, Counter] = {}
         self._out_by_topic: dict[str, Counter] = {}
 
@@ -123,6 +131,10 @@ class TopicTraffic:
         if child is None:
             child = self._out_by_topic[topic] = self._out.labels(topic)
         child.inc(count)
+
+    def zero_copy_out(self, count: int) -> None:
+        """``count`` of the bytes out go from segment files to a socket (``sendfile``)."""
+        self._zero_copy.inc(count)
 
 
 @dataclass(frozen=True, slots=True)

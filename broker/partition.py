@@ -327,6 +327,7 @@ class Partition:
         *,
         min_one_batch: bool,
         isolation_level: int = READ_UNCOMMITTED,
+        zero_copy: bool = False,
     ) -> FetchData:
         """A consumer's read: whole batches up to the high watermark (read_committed: up to
         the last stable offset, with the aborted transactions that have data in them), every
@@ -341,6 +342,7 @@ class Partition:
                 max_bytes,
                 min_one_batch=min_one_batch,
                 read_committed=isolation_level == READ_COMMITTED,
+                zero_copy=zero_copy,
             )
         except DamagedLogError:
             self._cluster.report_damage(self)
@@ -356,13 +358,14 @@ class Partition:
         last_fetched_epoch: int | None,
         min_one_batch: bool,
         isolation_level: int = READ_UNCOMMITTED,
+        zero_copy: bool = False,
     ) -> FetchData | EpochEndOffset:
         """A consumer's fetch: the leader epoch it names is checked
         (:func:`check_current_leader_epoch`); with the epoch of its last consumed record
         (``last_fetched_epoch``, None or -1 for none) its position is checked for divergence as
         a follower's is, and the DivergingEpoch returned when an unclean election truncated
         records it read; otherwise whole batches up to the high watermark, or the last stable
-        offset for read_committed (:meth:`read`)."""
+        offset for read_committed (:meth:`read`; with ``zero_copy``, as a file region)."""
         self.check_leader_epoch(current_leader_epoch)
         # A negative offset is left to the read, which answers it with the readable range.
         if last_fetched_epoch is not None and last_fetched_epoch >= 0 and fetch_offset >= 0:
@@ -370,7 +373,11 @@ class Partition:
             if diverging is not None:
                 return diverging
         return await self.read(
-            fetch_offset, max_bytes, min_one_batch=min_one_batch, isolation_level=isolation_level
+            fetch_offset,
+            max_bytes,
+            min_one_batch=min_one_batch,
+            isolation_level=isolation_level,
+            zero_copy=zero_copy,
         )
 
     def _divergence(self, fetch_offset: int, last_fetched_epoch: int) -> EpochEndOffset | None:

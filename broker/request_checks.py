@@ -11,14 +11,7 @@ from raftka.broker.partition import FencedLeaderEpochError, NotLeaderOrFollowerE
 from raftka.common.errors import InvalidRequestError, RaftkaError
 from raftka.common.rpc.fetch_wire import FetchResult, LeaderHint
 from raftka.common.security.guard import AccessGuard
-from raftka.common.security.model import (
-    CLUSTER_RESOURCE_NAME,
-    OP_IDEMPOTENT_WRITE,
-    OP_WRITE,
-    RESOURCE_CLUSTER,
-    RESOURCE_TOPIC,
-    RESOURCE_TRANSACTIONAL_ID,
-)
+from raftka.common.security.model import RESOURCE_TOPIC
 from raftka.v1 import broker_pb2 as pb
 
 NOTHING_REFUSED: Mapping[str, RaftkaError] = MappingProxyType({})
@@ -68,16 +61,3 @@ def topic_refusals(
     refused = {t: guard.denial(operation, RESOURCE_TOPIC, t) for t in set(topics)}
     return {t: e for t, e in refused.items() if e is not None}
 
-
-def require_init_producer_id(guard: AccessGuard, transactional_id: str | None) -> None:
-    """InitProducerId's permission (every listener): WRITE on the transactional id; without
-    one, IDEMPOTENT_WRITE on the cluster or WRITE on some topic (KIP-679). Raises the
-    refusal."""
-    if transactional_id:
-        guard.require(OP_WRITE, RESOURCE_TRANSACTIONAL_ID, transactional_id)
-        return
-    if not (
-        guard.allowed_quietly(OP_IDEMPOTENT_WRITE, RESOURCE_CLUSTER, CLUSTER_RESOURCE_NAME)
-        or guard.allowed_any(OP_WRITE, RESOURCE_TOPIC)
-    ):
-        guard.require_cluster(OP_IDEMPOTENT_WRITE)

@@ -336,6 +336,7 @@ class BrokerServer:
                     guard=self.guard,
                     owners=self.servicer.owners,
                     quotas=self.servicer.quotas,
+                    config=bconf,
                 ),
                 self.security,
             )

@@ -24,12 +24,12 @@ from raftka.broker.metrics import TopicTraffic
 from raftka.broker.produce_handler import ProduceHandler
 from raftka.broker.producers.id_blocks import ProducerIdManager
 from raftka.broker.producers.owners import ProducerOwners
+from raftka.broker.producers.rights import require_producer_id_rights
 from raftka.broker.quotas.manager import CallerSensors, QuotaManager, quota_user
 from raftka.broker.replica_manager import ReplicaManager
 from raftka.broker.request_checks import (
     optional_epoch,
     require_distinct,
-    require_init_producer_id,
     set_error,
     topic_refusals,
 )
@@ -256,7 +256,7 @@ class BrokerServicer(BrokerServiceServicer):
     async def InitProducerId(
         self, request: pb.InitProducerIdRequest, context: Context
     ) -> pb.InitProducerIdResponse:
-        require_init_producer_id(self._guard, request.transactional_id)
+        require_producer_id_rights(self._guard, request.transactional_id)
         if request.transactional_id:
             if self._init_transactional_producer is None:
                 raise CoordinatorNotAvailableError(

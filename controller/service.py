@@ -200,12 +200,7 @@ class ControllerServicer(ControllerServiceServicer):
 
     def _refused(self, operation: int, topics: Iterable[str]) -> dict[str, RaftkaError]:
         """The topics the caller may not ``operation``, with their errors (request order)."""
-        if not self._guard.enabled:
-            return {}
-        refused = {
-            t: self._guard.denial(operation, RESOURCE_TOPIC, t) for t in dict.fromkeys(topics)
-        }
-        return {t: e for t, e in refused.items() if e is not None}
+        return self._guard.refusals(operation, RESOURCE_TOPIC, topics)
 
     def _refused_configs(
         self, operation: int, resources: Iterable[pb.ConfigResource | pb.AlterConfigResource]

@@ -59,6 +59,10 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+COMBINED = "combined"
+"""The role of a node that runs both the controller and the broker role."""
+
+
 @dataclass
 class NodeProcess:
     node_id: int
@@ -80,6 +84,17 @@ class NodeProcess:
     """A broker's separate listener for other brokers (``broker.internal_listen``)."""
     kafka_port: int | None = None
     """A broker's Kafka wire-protocol listener (``broker.kafka_listen``)."""
+    broker_port: int | None = None
+    """A combined node's broker listener (its ``port`` is the controller's)."""
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return ("controller", "broker") if self.role == COMBINED else (self.role,)
+
+    @property
+    def broker_address(self) -> str:
+        """Where clients reach its broker role (:attr:`address` unless combined)."""
+        return self.address if self.broker_port is None else f"{self.host}:{self.broker_port}"
 
     @property
     def metrics_url(self) -> str | None:
@@ -140,6 +155,7 @@ class LocalCluster:
         metrics: bool = False,
         split_listeners: bool = False,
         kafka: bool = False,
+        combined: bool = False,
     ) -> None:
         """``addresses`` gives chosen nodes their own (host, port) instead of ``host`` and a
         free port, and ``launch_prefix(node_id)`` is put before a node's command line: together
@@ -159,11 +175,19 @@ class LocalCluster:
         token=...)`` connects with a token only, while node traffic stays mTLS.
 
         ``kafka`` gives every broker a Kafka protocol listener on a free port
-        (:attr:`kafka_bootstrap_servers`)."""
+        (:attr:`kafka_bootstrap_servers`).
+
+        ``combined``: every controller also runs the broker role, in the same process and
+        with the same id (``roles = ["controller", "broker"]``; ``brokers`` must be 0):
+        :attr:`brokers` then holds the same nodes as :attr:`nodes`."""
         if controllers not in (1, 3, 5):
             raise ValueError("a local cluster has 1, 3 or 5 controllers")
         if brokers < 0:
             raise ValueError("brokers must be >= 0")
+        if combined and (brokers or split_listeners):
+            raise ValueError(
+                "a combined cluster's brokers are its controllers: no brokers=, no split_listeners"
+            )
         self.base_dir = base_dir
         self.host = host
         self.log_level = log_level
@@ -192,6 +216,10 @@ class LocalCluster:
             directory = base_dir / f"broker-{node_id}"
             node_host, port = chosen.get(node_id) or (host, free_port(host))
             self.brokers[node_id] = NodeProcess(node_id, node_host, port, directory, role="broker")
+        if combined:
+            for node in self.nodes.values():
+                node.role, node.broker_port = COMBINED, free_port(node.host)
+            self.brokers = dict(self.nodes)
         self.split_listeners = split_listeners
         if split_listeners:
             for node in self.nodes.values():
@@ -206,6 +234,7 @@ class LocalCluster:
                 node.metrics_port = free_port(node.host)
 
     def _all(self) -> dict[int, NodeProcess]:
+        """Every process once (a combined node is in both :attr:`nodes` and :attr:`brokers`)."""
         return {**self.nodes, **self.brokers}
 
     def node(self, node_id: int) -> NodeProcess:
@@ -214,7 +243,7 @@ class LocalCluster:
     @property
     def bootstrap_servers(self) -> list[str]:
         """The brokers' client addresses."""
-        return [n.address for n in self.brokers.values()]
+        return [n.broker_address for n in self.brokers.values()]
 
     @property
     def kafka_bootstrap_servers(self) -> list[str]:
@@ -252,20 +281,20 @@ class LocalCluster:
         lines = [
             f"node_id = {node.node_id}",
             f'data_dir = "{node.data_dir}"',
-            f'roles = ["{node.role}"]',
+            f"roles = {_toml_value(list(node.roles))}",
             "",
             "[controller]",
             f'voters = "{self.voters}"',
         ]
-        if node.role == "controller":
+        if "controller" in node.roles:
             if node.client_port is not None:
                 lines.append(f'client_listen = "{node.client_address}"')
             lines += [f"{k} = {_toml_value(v)}" for k, v in self.controller_settings.items()]
-        else:
+        if "broker" in node.roles:
             lines += [
                 "",
                 "[broker]",
-                f'listen = "{node.address}"',
+                f'listen = "{node.broker_address}"',
                 f'rack = "{"abc"[(node.node_id - 1) % 3]}"',
             ]
             if node.internal_port is not None:

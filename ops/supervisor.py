@@ -65,7 +65,7 @@ class Supervisor:
         return [self._entry(n) for n in self._nodes()]
 
     def _nodes(self) -> list[NodeProcess]:
-        return [*self.cluster.nodes.values(), *self.cluster.brokers.values()]
+        return list({**self.cluster.nodes, **self.cluster.brokers}.values())
 
     def _entry(self, node: NodeProcess) -> NodeEntry:
         process = None
@@ -74,8 +74,11 @@ class Supervisor:
         exit_ = self._exits.get(node.node_id)
         return NodeEntry(
             node_id=node.node_id,
-            roles=(node.role,),
-            addresses={node.role: node.address},
+            roles=node.roles,
+            addresses={
+                role: node.broker_address if role == "broker" else node.address
+                for role in node.roles
+            },
             config=str(node.config_path),
             log=str(node.log_path),
             process=process,

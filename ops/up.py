@@ -82,6 +82,8 @@ class UpOptions:
     TLS + mTLS with the authorizer on (LocalCluster's ``tls``)."""
     security_settings: Mapping[str, object] = field(default_factory=dict)
     """Extra ``[security]`` keys for every node (tests)."""
+    combined: bool = False
+    """Every controller also runs the broker role (``brokers`` is then ignored)."""
 
 
 def run_local_cluster(args: UpOptions) -> int:
@@ -94,7 +96,8 @@ def run_local_cluster(args: UpOptions) -> int:
     cluster = LocalCluster(
         directory,
         controllers=args.controllers,
-        brokers=args.brokers,
+        brokers=0 if args.combined else args.brokers,
+        combined=args.combined,
         metrics=True,
         tls=args.tls,
         security_settings=args.security_settings,
@@ -158,12 +161,12 @@ async def _supervise(supervisor: Supervisor, args: UpOptions) -> int:
             quorum = await wait_for_leader(client)
             await wait_for_brokers(client, len(cluster.brokers))
         except RaftkaError:
-            for node_id in [*cluster.nodes, *cluster.brokers]:
+            for node_id in {**cluster.nodes, **cluster.brokers}:
                 print(f"--- node {node_id} log ---\n{cluster.log_tail(node_id)}")
             raise
         print(
             f"Raftka is up: {len(cluster.nodes)} controllers (leader: node {quorum.leader_id}, term {quorum.term}), "
-            f"{len(cluster.brokers)} brokers"
+            f"{len(cluster.brokers)} brokers" + (" (combined nodes)" if args.combined else "")
         )
         print(f"bootstrap servers (brokers): {','.join(cluster.bootstrap_servers)}")
         print(f"bootstrap controllers:       {','.join(cluster.bootstrap)}")

@@ -84,6 +84,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="also profile (py-spy) the producer and a leader broker at "
                         "maximum rate; collapsed stacks and a summary go to DIR")  # fmt: skip
     parser.add_argument("--no-setup", action="store_true", help="install nothing")
+    parser.add_argument("--layout", choices=("separate", "combined"), default="separate",
+                        help="Raftka's processes: 3 controllers + 3 brokers (separate), or 3 "
+                        "nodes that are both (combined)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.seconds, args.consume_records = 1, 2.0, 20_000
@@ -263,7 +266,8 @@ class Bench:
         broker, then a consumer reading what it wrote. Returns the summary lines."""
         out.mkdir(parents=True, exist_ok=True)
         leader = asyncio.run(_leader_of(self.s.raftka, "profile", 0))
-        producing = {"client": out / "producer.txt", f"raftka-broker-{leader}": out / "leader.txt"}
+        role = self.s.raftka.brokers[leader].role
+        producing = {"client": out / "producer.txt", f"raftka-{role}-{leader}": out / "leader.txt"}
         run = measure("profile", "raftka", 0, [self._raftka("profile", KIB, {})],
                       self.s.pids("raftka"), profile=producing)  # fmt: skip
         lines = [_profiled_line("producer", run)]
@@ -322,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         servers = Servers(Path(tmp))
         bench = Bench(args, servers)
         try:
-            servers.start_raftka()
+            servers.start_raftka(combined=args.layout == "combined")
             servers.start_nats()
             servers.start_redis()
             asyncio.run(wait_raftka(servers, bench.raftka_topics()))

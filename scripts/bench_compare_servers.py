@@ -91,10 +91,12 @@ class Servers:
                               "--appendfsync", "everysec", "--save", ""], directory)  # fmt: skip
         self.redis_port = port
 
-    def start_raftka(self) -> None:
+    def start_raftka(self, combined: bool = False) -> None:
+        """3 controllers and 3 brokers, or (``combined``) 3 nodes running both roles."""
         from raftka.ops.local_cluster import LocalCluster
 
-        self.raftka = LocalCluster(self.base / "raftka", controllers=3, brokers=3,
+        self.raftka = LocalCluster(self.base / "raftka", controllers=3,
+                                   brokers=0 if combined else 3, combined=combined,
                                    log_level="warning")  # fmt: skip
         self.raftka.prepare()
         self.raftka.start()
@@ -111,8 +113,7 @@ class Servers:
     def pids(self, system: str) -> dict[str, int]:
         if system == "raftka":
             nodes = {**self.raftka.nodes, **self.raftka.brokers}
-            return {f"raftka-{'broker' if i in self.raftka.brokers else 'controller'}-{i}":
-                    n.process.pid for i, n in nodes.items()}  # fmt: skip
+            return {f"raftka-{n.role}-{i}": n.process.pid for i, n in nodes.items()}
         return {n: p.pid for n, p in self.procs.items() if n.startswith(system)}
 
     def stop(self) -> None:

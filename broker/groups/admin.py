@@ -64,6 +64,7 @@ def describe(store: GroupStore, group_id: str, config: GroupConfig) -> gpb.Descr
             assignment=to_assignment(current.assigned),
             target_assignment=to_assignment(group.target(member_id)),
             member_state=current.state.value,
+            classic=meta.is_classic,
         )
     return out
 

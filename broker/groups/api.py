@@ -25,11 +25,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from raftka.broker.coordinator.api import StoredMarker as StoredMarker
 from raftka.broker.coordinator.api import StoredRecord as StoredRecord  # of __consumer_offsets
 from raftka.v1 import groups_pb2 as gpb
+
+if TYPE_CHECKING:
+    from raftka.broker.groups.classic import (
+        ClassicJoin,
+        ClassicLeaver,
+        ClassicSync,
+        JoinAnswer,
+        LeaveAnswer,
+        SyncAnswer,
+    )
 
 R = TypeVar("R")
 
@@ -90,6 +100,35 @@ class GroupShard(Protocol):
         client_id: str,
         client_host: str,
     ) -> Outcome[gpb.ConsumerGroupHeartbeatResponse]: ...
+
+    # Kafka's classic group protocol (classic.py): answers carry Kafka's error codes.
+
+    def classic_join(
+        self,
+        request: ClassicJoin,
+        *,
+        now_ms: int,
+        topics: TopicsView,
+        client_id: str,
+        client_host: str,
+    ) -> Outcome[JoinAnswer]: ...
+
+    def classic_sync(self, request: ClassicSync, *, now_ms: int) -> Outcome[SyncAnswer]: ...
+
+    def classic_heartbeat(
+        self, group_id: str, member_id: str, generation: int, *, now_ms: int
+    ) -> Outcome[tuple[int, str | None]]:
+        """(NONE or REBALANCE_IN_PROGRESS or the refusal's code, its message)."""
+        ...
+
+    def classic_leave(
+        self, group_id: str, leavers: Sequence[ClassicLeaver], *, now_ms: int, topics: TopicsView
+    ) -> Outcome[list[LeaveAnswer]]: ...
+
+    def not_told(self, group_id: str, member_id: str) -> None:
+        """A push to this member reached no stream (a member on unary heartbeats, as Kafka's
+        clients are): its next heartbeat answer carries its assignment."""
+        ...
 
     def commit_offsets(
         self, request: gpb.OffsetCommitRequest, *, now_ms: int, topics: TopicsView

@@ -61,8 +61,11 @@ def _metadata(
     config: GroupConfig,
     client_id: str,
     client_host: str,
+    classic_protocols: tuple[str, ...] | None,
 ) -> MemberMetadata:
     meta = replace(old, client_id=client_id, client_host=client_host)
+    if classic_protocols is not None:
+        meta = replace(meta, classic_protocols=classic_protocols)
     if request.HasField("instance_id"):
         meta = replace(meta, instance_id=request.instance_id)
     if request.HasField("rack_id"):
@@ -111,10 +114,13 @@ class HeartbeatHandler:
         topics: TopicsView,
         client_id: str,
         client_host: str,
+        classic_protocols: tuple[str, ...] | None = None,
     ) -> HeartbeatResult:
+        """``classic_protocols``: set for a member of the classic protocol (its JoinGroup's
+        protocol names), None to keep what the member has."""
         epoch = request.member_epoch
         if epoch == 0:
-            return self._join(request, topics, client_id, client_host)
+            return self._join(request, topics, client_id, client_host, classic_protocols)
         group = self.store.get(request.group_id)
         member_id = request.member_id
         if group is None or member_id not in group.members:
@@ -149,7 +155,7 @@ class HeartbeatHandler:
                 f"member {member_id!r} sent epoch {epoch}, its epoch is {current.member_epoch}: "
                 "drop every partition and rejoin with member_epoch 0"
             )
-        new_meta = _metadata(request, meta, self.config, client_id, client_host)
+        new_meta = _metadata(request, meta, self.config, client_id, client_host, classic_protocols)
         changed = _subscription(new_meta) != _subscription(meta)
         if new_meta != meta:
             self.rebalancer.batch.write(MemberMetadataRecord(group.group_id, member_id, new_meta))
@@ -169,6 +175,7 @@ class HeartbeatHandler:
         topics: TopicsView,
         client_id: str,
         client_host: str,
+        classic: tuple[str, ...] | None,
     ) -> HeartbeatResult:
         gid = request.group_id
         group = self.store.get(gid)
@@ -210,7 +217,7 @@ class HeartbeatHandler:
             old_meta = group.members[replaced]
             old_current = group.current(replaced)
             old_target = group.target(replaced)
-            new_meta = _metadata(request, old_meta, self.config, client_id, client_host)
+            new_meta = _metadata(request, old_meta, self.config, client_id, client_host, classic)
             self.rebalancer.remove_member(group, replaced)
             batch.write(MemberMetadataRecord(gid, member_id, new_meta))
             batch.write(TargetMemberRecord(gid, member_id, old_target))
@@ -218,7 +225,7 @@ class HeartbeatHandler:
             batch.write(CurrentAssignmentRecord(gid, member_id, inherited))
             changed = _subscription(new_meta) != _subscription(old_meta)
         elif existing is not None:
-            new_meta = _metadata(request, existing, self.config, client_id, client_host)
+            new_meta = _metadata(request, existing, self.config, client_id, client_host, classic)
             if new_meta != existing:
                 batch.write(MemberMetadataRecord(gid, member_id, new_meta))
             current = group.current(member_id)
@@ -229,7 +236,9 @@ class HeartbeatHandler:
             batch.write(CurrentAssignmentRecord(gid, member_id, again))
             changed = _subscription(new_meta) != _subscription(existing)
         else:
-            new_meta = _metadata(request, MemberMetadata(), self.config, client_id, client_host)
+            new_meta = _metadata(
+                request, MemberMetadata(), self.config, client_id, client_host, classic
+            )
             batch.write(MemberMetadataRecord(gid, member_id, new_meta))
             batch.write(CurrentAssignmentRecord(gid, member_id, CurrentAssignment()))
             changed = True

@@ -193,8 +193,8 @@ class Rebalancer:
             if member_id == skip:
                 continue
             current = group.current(member_id)
-            if current.member_epoch == STATIC_LEFT_EPOCH:
-                continue
+            if current.member_epoch == STATIC_LEFT_EPOCH or group.members[member_id].is_classic:
+                continue  # a classic member moves only in its own JoinGroup
             new = reconcile(
                 current,
                 target_epoch=group.assignment_epoch or 0,

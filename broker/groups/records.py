@@ -177,6 +177,7 @@ def encode(record: GroupRecord) -> StoredRecord:
                     rebalance_timeout_ms=meta.rebalance_timeout_ms,
                     session_timeout_ms=meta.session_timeout_ms,
                     server_assignor=meta.server_assignor,
+                    classic_protocols=list(meta.classic_protocols),
                 )
             )
             return StoredRecord(key, _value(meta_pb))
@@ -298,6 +299,7 @@ def decode(stored: StoredRecord) -> GroupRecord:
                     rebalance_timeout_ms=mv.rebalance_timeout_ms,
                     session_timeout_ms=mv.session_timeout_ms,
                     server_assignor=mv.server_assignor,
+                    classic_protocols=tuple(mv.classic_protocols),
                 )
             return MemberMetadataRecord(mk.group_id, mk.member_id, meta)
         if kind == rpb.GROUP_RECORD_TARGET_ASSIGNMENT_MEMBER:

@@ -108,7 +108,7 @@ class GroupCoordinator(CoordinatorRuntime[GroupShard]):
 
     def _on_committed(self, slot: Slot[GroupShard], outcome: ShardOutcome[object]) -> None:
         if isinstance(outcome, Outcome):
-            self._deliver(outcome.pushes)
+            self._deliver(outcome.pushes, slot.shard)
 
     def _on_unloaded(self, slot: Slot[GroupShard]) -> None:
         for key, sub in list(self._streams.items()):
@@ -181,11 +181,15 @@ class GroupCoordinator(CoordinatorRuntime[GroupShard]):
         if sub is not None and sub.queue is queue:
             del self._streams[(group_id, member_id)]
 
-    def _deliver(self, pushes: Sequence[MemberPush]) -> None:
+    def _deliver(self, pushes: Sequence[MemberPush], shard: GroupShard) -> None:
+        """Each push to its member's stream; a member without one was not told (its next
+        heartbeat answer carries the assignment instead)."""
         for push in pushes:
             sub = self._streams.get((push.group_id, push.member_id))
             if sub is not None:
                 _offer(sub.queue, push.response)
+            else:
+                shard.not_told(push.group_id, push.member_id)
 
 
 def _offer(queue: asyncio.Queue[Push], item: Push) -> None:

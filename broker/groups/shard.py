@@ -16,6 +16,16 @@ from raftka.broker.groups import admin, offsets
 from raftka.broker.groups.api import GroupConfig, MemberPush, Outcome, StoredRecord, TopicsView
 from raftka.broker.groups.assignors import ASSIGNORS
 from raftka.broker.groups.batch import RecordBatch
+from raftka.broker.groups.classic import (
+    ClassicHandler,
+    ClassicJoin,
+    ClassicLeaver,
+    ClassicRefused,
+    ClassicSync,
+    JoinAnswer,
+    LeaveAnswer,
+    SyncAnswer,
+)
 from raftka.broker.groups.heartbeat import HeartbeatHandler
 from raftka.broker.groups.rebalance import Rebalancer
 from raftka.broker.groups.state import MemberState
@@ -116,6 +126,65 @@ class ConsumerGroupShard:
         if rebalancer.batch.records:
             self._metadata_seen.pop(request.group_id, None)
         return Outcome(result.response, tuple(rebalancer.batch.records), tuple(result.pushes))
+
+    # ---- the classic protocol (classic.py) ----
+
+    def _classic(self, now_ms: int) -> ClassicHandler:
+        return ClassicHandler(
+            self.store, self._rebalancer(now_ms), self.config, self._new_member_id
+        )
+
+    def _written(self, group_id: str, handler: ClassicHandler) -> tuple[StoredRecord, ...]:
+        records = tuple(handler.rebalancer.batch.records)
+        if records:
+            self._metadata_seen.pop(group_id, None)
+        return records
+
+    def classic_join(
+        self,
+        request: ClassicJoin,
+        *,
+        now_ms: int,
+        topics: TopicsView,
+        client_id: str,
+        client_host: str,
+    ) -> Outcome[JoinAnswer]:
+        handler = self._classic(now_ms)
+        try:
+            answer, pushes = handler.join(request, topics, client_id, client_host)
+        except (ClassicRefused, RaftkaError) as e:
+            return Outcome(JoinAnswer(_code(e), e.message, request.member_id))
+        return Outcome(answer, self._written(request.group_id, handler), tuple(pushes))
+
+    def classic_sync(self, request: ClassicSync, *, now_ms: int) -> Outcome[SyncAnswer]:
+        try:
+            return Outcome(self._classic(now_ms).sync(request))
+        except (ClassicRefused, RaftkaError) as e:
+            return Outcome(SyncAnswer(_code(e), e.message, {}))
+
+    def classic_heartbeat(
+        self, group_id: str, member_id: str, generation: int, *, now_ms: int
+    ) -> Outcome[tuple[int, str | None]]:
+        try:
+            return Outcome((self._classic(now_ms).heartbeat(group_id, member_id, generation), None))
+        except (ClassicRefused, RaftkaError) as e:
+            return Outcome((_code(e), e.message))
+
+    def classic_leave(
+        self, group_id: str, leavers: Sequence[ClassicLeaver], *, now_ms: int, topics: TopicsView
+    ) -> Outcome[list[LeaveAnswer]]:
+        handler = self._classic(now_ms)
+        try:
+            answers, pushes = handler.leave(group_id, leavers, topics)
+        except RaftkaError as e:
+            refused = [
+                LeaveAnswer(x.member_id, x.instance_id, _code(e), e.message) for x in leavers
+            ]
+            return Outcome(refused)
+        return Outcome(answers, self._written(group_id, handler), tuple(pushes))
+
+    def not_told(self, group_id: str, member_id: str) -> None:
+        self.tracker.told.pop((group_id, member_id), None)
 
     def tick(self, *, now_ms: int, topics: TopicsView) -> Outcome[None]:
         """Removes members whose session or rebalance timeout passed, and follows the metadata."""
@@ -221,3 +290,7 @@ class ConsumerGroupShard:
 
     def group_ids(self) -> list[str]:
         return sorted(self.store.groups)
+
+
+def _code(error: ClassicRefused | RaftkaError) -> int:
+    return int(error.code)

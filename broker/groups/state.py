@@ -39,6 +39,13 @@ class MemberMetadata:
     rebalance_timeout_ms: int = 0
     session_timeout_ms: int = 0
     server_assignor: str = ""
+    #: A classic member's (JoinGroup) protocol names, preferred first; () for the consumer
+    #: protocol. Classic members are reconciled only in their own JoinGroup.
+    classic_protocols: tuple[str, ...] = ()
+
+    @property
+    def is_classic(self) -> bool:
+        return bool(self.classic_protocols)
 
 
 @dataclass(frozen=True, slots=True)

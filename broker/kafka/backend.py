@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from raftka.broker.config import BrokerConfig
 from raftka.broker.coordinator.internal_topic import InternalTopic
+from raftka.broker.fetch_poll import leader_partition
 from raftka.broker.groups.offsets_topic import OffsetsTopic
 from raftka.broker.groups.runtime import GroupCoordinator
 from raftka.broker.metrics import TopicTraffic
-from raftka.broker.partition import NotLeaderOrFollowerError, Partition, check_current_leader_epoch
+from raftka.broker.partition import Partition
 from raftka.broker.producers.id_blocks import ProducerIdManager
 from raftka.broker.producers.owners import ProducerOwners
 from raftka.broker.quotas.manager import NO_SENSORS, CallerSensors, QuotaManager, quota_user
@@ -43,6 +45,8 @@ class KafkaBackend:
     transaction_topic: InternalTopic | None = None
     guard: AccessGuard = OPEN_GUARD
     """The broker's authorization checks; handlers read the caller from the context var."""
+    config: BrokerConfig | None = None
+    """The broker's own settings (DescribeConfigs of its BROKER resource)."""
     owners: ProducerOwners | None = None
     """Who got or first used each producer id (with authorization on): the gRPC
     BrokerService's, so a producer id is bound alike on both listeners."""
@@ -58,14 +62,6 @@ class KafkaBackend:
         )
 
     def leader_partition(self, topic: str, partition: int, epoch: int | None) -> Partition:
-        """The partition if this broker leads it; FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH
-        for a client epoch older / newer than the leader's, else NOT_LEADER_OR_FOLLOWER with
-        the leader this broker knows (KIP-320's order)."""
-        try:
-            return self.replicas.leader_partition(topic, partition)
-        except NotLeaderOrFollowerError as e:
-            if e.leader_epoch >= 0:
-                check_current_leader_epoch(
-                    epoch, e.leader_epoch, f"{topic}-{partition}", leader_id=e.leader_id
-                )
-            raise
+        """The partition if this broker leads it, its leader epoch checked first
+        (:func:`~raftka.broker.fetch_poll.leader_partition`)."""
+        return leader_partition(self.replicas, topic, partition, epoch)

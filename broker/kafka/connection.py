@@ -1,9 +1,12 @@
 """One Kafka client connection: read requests, serve them, answer in order.
 
 Requests are read ahead and served concurrently up to ``max_in_flight`` (a client pipelines
-them), and answered in the order they came, as Kafka's protocol requires. Anything that breaks
-the protocol (framing, limits, an unknown API or version, bytes that do not parse, a handler
-that fails) closes the connection with one log line; other connections are not affected.
+them), and answered in the order they came, as Kafka's protocol requires; reading waits while
+``max_in_flight`` requests are unanswered. An answer carrying file regions (a Fetch's
+records) is sent with ``sendfile`` (broker/kafka/sendfile.py) on a plaintext connection.
+Anything that breaks the protocol (framing, limits, an unknown API or version, bytes that do
+not parse, a handler that fails) closes the connection with one log line; other connections
+are not affected.
 
 Until the connection is authenticated (SASL_SSL), its frames go to sasl.py's
 :class:`ConnectionAuth` one at a time; afterwards each request is served with the
@@ -29,13 +32,15 @@ from raftka.broker.kafka.framing import (
     peek_head,
     read_frame,
 )
+from raftka.broker.kafka.regions import Answer, encode_answer
 from raftka.broker.kafka.sasl import ConnectionAuth
+from raftka.broker.kafka.sendfile import can_sendfile, send_answer
 from raftka.common.security.caller import Caller, bind_caller
 from raftka.common.security.model import ANONYMOUS
 
 log = structlog.get_logger(__name__)
 
-_Pending = asyncio.Task[bytes | None]
+_Pending = asyncio.Task[Answer | None]
 
 
 class KafkaConnection:
@@ -57,9 +62,11 @@ class KafkaConnection:
         host = peer[0] if isinstance(peer, tuple) else ""
         self._auth = auth or ConnectionAuth(host=host, caller=Caller(ANONYMOUS, host, False))
         self._callers: dict[str, Caller] = {}
-        self.tls = writer.get_extra_info("ssl_object") is not None
-        """A TLS connection: its bytes are encrypted in Python's ssl, so no sendfile."""
-        self._pending: asyncio.Queue[_Pending | None] = asyncio.Queue(limits.max_in_flight)
+        self._pending: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._slots = asyncio.Semaphore(limits.max_in_flight)
+        """One per request read and not yet answered: reading waits for a free one."""
+        self.zero_copy = limits.sendfile and can_sendfile(writer)
+        """Fetch answers send records from the segment files (``sendfile``); off under TLS."""
 
     async def serve(self) -> None:
         answers = asyncio.create_task(self._answer_in_order())
@@ -87,9 +94,11 @@ class KafkaConnection:
 
     async def _read_requests(self) -> None:
         while True:
+            await self._slots.acquire()
             frame = await read_frame(self._reader, self._auth.limits(self._limits))
             if not self._auth.authenticated:
                 await self._authenticate(frame)
+                self._slots.release()
                 continue
             head = peek_head(frame)
             api = self._apis.find(head.api_key, head.api_version)
@@ -118,7 +127,12 @@ class KafkaConnection:
                     "malformed_request", f"{api.name} v{head.api_version} does not parse: {e!r}"
                 ) from None
             context = RequestContext(
-                head.api_key, head.api_version, head.correlation_id, client_id or "", self.peer
+                head.api_key,
+                head.api_version,
+                head.correlation_id,
+                client_id or "",
+                self.peer,
+                zero_copy=self.zero_copy,
             )
             task = asyncio.create_task(
                 self._serve_one(api.handle, request, context, head, self._caller(api.name))
@@ -150,12 +164,12 @@ class KafkaConnection:
         context: RequestContext,
         head: RequestHead,
         caller: Caller,
-    ) -> bytes | None:
+    ) -> Answer | None:
         bind_caller(caller)  # this task's own context: the guard's checks see it
         response = await handle(request, context)  # type: ignore[operator]
         if response is None:
             return None
-        return encode_response(head.correlation_id, response)
+        return encode_answer(head.correlation_id, response)
 
     async def _answer_in_order(self) -> None:
         while True:
@@ -170,8 +184,18 @@ class KafkaConnection:
                 self._writer.close()
                 return
             if answer is not None:
-                self._writer.write(answer)
-                await self._writer.drain()
+                try:
+                    await send_answer(self._writer, answer, timeout_s=self._limits.idle_timeout_s)
+                except OSError as e:  # a region cut short, a client that stopped reading
+                    log.warning(
+                        "kafka_connection_closed",
+                        peer=self.peer,
+                        reason="send_failed",
+                        error=str(e),
+                    )
+                    self._writer.transport.abort()  # the frame is half sent: nothing can follow
+                    return
+            self._slots.release()
 
 
 def _forget(task: _Pending) -> None:
@@ -180,7 +204,7 @@ def _forget(task: _Pending) -> None:
 
 
 def _done(answer: bytes) -> _Pending:
-    async def ready() -> bytes | None:
+    async def ready() -> Answer | None:
         return answer
 
     return asyncio.ensure_future(ready())

@@ -25,6 +25,9 @@ class RequestContext:
     correlation_id: int
     client_id: str
     peer: str
+    zero_copy: bool = False
+    """The answer may carry file regions (:class:`~raftka.broker.kafka.regions.WithRegions`):
+    the connection sends them with ``sendfile``."""
 
 
 Handler = Callable[[Any, RequestContext], Awaitable[Any | None]]

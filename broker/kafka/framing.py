@@ -47,6 +47,9 @@ class Limits:
     """How long a connection may send nothing between requests (connections.max.idle.ms)."""
     max_in_flight: int
     """Requests of one connection read ahead and being served at once."""
+    sendfile: bool = True
+    """Fetch records go from the segment files to the socket (zero copy) where the
+    connection allows it (not under TLS)."""
 
 
 async def read_frame(reader: asyncio.StreamReader, limits: Limits) -> bytes:

@@ -13,16 +13,70 @@ import structlog
 from raftka.broker.config import BrokerConfig
 from raftka.broker.kafka.acls import security_admin_apis
 from raftka.broker.kafka.backend import KafkaBackend
+from raftka.broker.kafka.classic_group import (
+    HEARTBEAT_KEY,
+    JOIN_GROUP_KEY,
+    LEAVE_GROUP_KEY,
+    SYNC_GROUP_KEY,
+    HeartbeatHandler,
+    JoinGroupHandler,
+    LeaveGroupHandler,
+    SyncGroupHandler,
+)
+from raftka.broker.kafka.cluster import DESCRIBE_CLUSTER_KEY, DescribeClusterHandler
+from raftka.broker.kafka.configs import (
+    ALTER_CONFIGS_KEY,
+    DESCRIBE_CONFIGS_KEY,
+    INCREMENTAL_ALTER_CONFIGS_KEY,
+    AlterConfigsHandler,
+    DescribeConfigsHandler,
+    IncrementalAlterConfigsHandler,
+)
 from raftka.broker.kafka.connection import KafkaConnection
+from raftka.broker.kafka.consumer_group import (
+    CONSUMER_GROUP_DESCRIBE_KEY,
+    CONSUMER_GROUP_HEARTBEAT_KEY,
+    ConsumerGroupDescribeHandler,
+    ConsumerGroupHeartbeatHandler,
+)
+from raftka.broker.kafka.coordinators import FIND_COORDINATOR_KEY, FindCoordinatorHandler
 from raftka.broker.kafka.dispatch import Api, ApiTable
 from raftka.broker.kafka.fetch import FETCH_KEY, LIST_OFFSETS_KEY, FetchHandler, ListOffsetsHandler
 from raftka.broker.kafka.framing import Limits
+from raftka.broker.kafka.group_admin import (
+    DELETE_GROUPS_KEY,
+    DESCRIBE_GROUPS_KEY,
+    LIST_GROUPS_KEY,
+    OFFSET_DELETE_KEY,
+    DeleteGroupsHandler,
+    DescribeGroupsHandler,
+    ListGroupsHandler,
+    OffsetDeleteHandler,
+)
 from raftka.broker.kafka.metadata import METADATA_KEY, MetadataHandler
+from raftka.broker.kafka.offsets import (
+    OFFSET_COMMIT_KEY,
+    OFFSET_FETCH_KEY,
+    OffsetCommitHandler,
+    OffsetFetchHandler,
+)
+from raftka.broker.kafka.partitions_admin import (
+    CREATE_PARTITIONS_KEY,
+    ELECT_LEADERS_KEY,
+    CreatePartitionsHandler,
+    ElectLeadersHandler,
+)
 from raftka.broker.kafka.produce import (
     INIT_PRODUCER_ID_KEY,
     PRODUCE_KEY,
     InitProducerIdHandler,
     ProduceHandler,
+)
+from raftka.broker.kafka.reassignments import (
+    ALTER_PARTITION_REASSIGNMENTS_KEY,
+    LIST_PARTITION_REASSIGNMENTS_KEY,
+    AlterPartitionReassignmentsHandler,
+    ListPartitionReassignmentsHandler,
 )
 from raftka.broker.kafka.sasl import SASL_AUTHENTICATE_KEY, SASL_HANDSHAKE_KEY
 from raftka.broker.kafka.security import KafkaSecurity
@@ -38,6 +92,7 @@ from raftka.broker.kafka.topics import (
     CreateTopicsHandler,
     DeleteTopicsHandler,
 )
+from raftka.broker.kafka.txn_table import transaction_apis
 from raftka.common.security.settings import SecuritySettings
 from raftka.common.security_errors import AuthenticationFailedError
 from raftka.common.tasks import cancel_and_wait
@@ -72,6 +127,58 @@ def api_table(backend: KafkaBackend, protocol: str = PLAINTEXT) -> ApiTable:
             Api(CREATE_TOPICS_KEY, "CreateTopics", 2, 7, CreateTopicsHandler(backend)),
             Api(DELETE_TOPICS_KEY, "DeleteTopics", 1, 5, DeleteTopicsHandler(backend)),
             Api(INIT_PRODUCER_ID_KEY, "InitProducerId", 0, 4, InitProducerIdHandler(backend)),
+            Api(DESCRIBE_CONFIGS_KEY, "DescribeConfigs", 1, 4, DescribeConfigsHandler(backend)),
+            Api(ALTER_CONFIGS_KEY, "AlterConfigs", 0, 2, AlterConfigsHandler(backend)),
+            Api(CREATE_PARTITIONS_KEY, "CreatePartitions", 0, 3, CreatePartitionsHandler(backend)),
+            Api(ELECT_LEADERS_KEY, "ElectLeaders", 0, 2, ElectLeadersHandler(backend)),
+            Api(
+                INCREMENTAL_ALTER_CONFIGS_KEY,
+                "IncrementalAlterConfigs",
+                0,
+                1,
+                IncrementalAlterConfigsHandler(backend),
+            ),
+            Api(
+                ALTER_PARTITION_REASSIGNMENTS_KEY,
+                "AlterPartitionReassignments",
+                0,
+                0,
+                AlterPartitionReassignmentsHandler(backend),
+            ),
+            Api(
+                LIST_PARTITION_REASSIGNMENTS_KEY,
+                "ListPartitionReassignments",
+                0,
+                0,
+                ListPartitionReassignmentsHandler(backend),
+            ),
+            Api(DESCRIBE_CLUSTER_KEY, "DescribeCluster", 0, 2, DescribeClusterHandler(backend)),
+            Api(FIND_COORDINATOR_KEY, "FindCoordinator", 0, 5, FindCoordinatorHandler(backend)),
+            Api(OFFSET_COMMIT_KEY, "OffsetCommit", 2, 9, OffsetCommitHandler(backend)),
+            Api(OFFSET_FETCH_KEY, "OffsetFetch", 1, 9, OffsetFetchHandler(backend)),
+            Api(
+                CONSUMER_GROUP_DESCRIBE_KEY,
+                "ConsumerGroupDescribe",
+                0,
+                1,
+                ConsumerGroupDescribeHandler(backend),
+            ),
+            Api(JOIN_GROUP_KEY, "JoinGroup", 0, 9, JoinGroupHandler(backend)),
+            Api(SYNC_GROUP_KEY, "SyncGroup", 0, 5, SyncGroupHandler(backend)),
+            Api(HEARTBEAT_KEY, "Heartbeat", 0, 4, HeartbeatHandler(backend)),
+            Api(LEAVE_GROUP_KEY, "LeaveGroup", 0, 5, LeaveGroupHandler(backend)),
+            Api(DESCRIBE_GROUPS_KEY, "DescribeGroups", 0, 6, DescribeGroupsHandler(backend)),
+            Api(LIST_GROUPS_KEY, "ListGroups", 0, 5, ListGroupsHandler(backend)),
+            Api(DELETE_GROUPS_KEY, "DeleteGroups", 0, 2, DeleteGroupsHandler(backend)),
+            Api(OFFSET_DELETE_KEY, "OffsetDelete", 0, 0, OffsetDeleteHandler(backend)),
+            Api(
+                CONSUMER_GROUP_HEARTBEAT_KEY,
+                "ConsumerGroupHeartbeat",
+                0,
+                1,
+                ConsumerGroupHeartbeatHandler(backend),
+            ),
+            *transaction_apis(backend),
         ]
     )
 
@@ -159,6 +266,7 @@ def kafka_listener(
         read_timeout_s=config.kafka_request_read_timeout_ms / 1000,
         idle_timeout_s=config.kafka_connections_max_idle_ms / 1000,
         max_in_flight=config.kafka_max_in_flight,
+        sendfile=config.kafka_fetch_sendfile,
     )
     listener_security = KafkaSecurity(
         protocol,

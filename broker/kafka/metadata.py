@@ -10,6 +10,7 @@ answered TOPIC_AUTHORIZATION_FAILED, as the gRPC Metadata does."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -22,6 +23,7 @@ from raftka.broker.kafka.schema import (
     build,
     error_of,
     nested,
+    raftka_topic_id,
     response_type,
     topic_uuid,
 )
@@ -58,12 +60,24 @@ class MetadataHandler:
         # As the gRPC Metadata: a listing leaves out the topics the caller may not
         # describe; a named one is answered TOPIC_AUTHORIZATION_FAILED.
         guard = self._backend.guard
+        unknown_ids: list[uuid.UUID] = []
         if request.topics is None:
             allowed = guard.allowed_quietly
             names = [n for n in image.topic_names() if allowed(OP_DESCRIBE, RESOURCE_TOPIC, n)]
             refused: dict[str, RaftkaError] = {}
         else:
-            names = list(dict.fromkeys(t.name for t in request.topics if t.name is not None))
+            names = []
+            for t in request.topics:
+                if t.name is not None:
+                    names.append(t.name)
+                elif getattr(t, "topic_id", None) is not None and t.topic_id.int:
+                    # Topics asked for by id (v10+), as KIP-848 consumers do for assignments.
+                    found = image.topic_by_id(raftka_topic_id(t.topic_id))
+                    if found is None:
+                        unknown_ids.append(t.topic_id)
+                    else:
+                        names.append(found.name)
+            names = list(dict.fromkeys(names))
             refused = topic_refusals(guard, OP_DESCRIBE, names)
         return build(
             answer_type,
@@ -76,8 +90,20 @@ class MetadataHandler:
                 if name in refused
                 else self._topic(answer_type, name)
                 for name in names
-            ),
+            )
+            + tuple(self._unknown_id(answer_type, topic_id) for topic_id in unknown_ids),
             cluster_authorized_operations=UNKNOWN_AUTHORIZED_OPERATIONS,
+        )
+
+    def _unknown_id(self, answer_type: type[Any], topic_id: uuid.UUID) -> Any:
+        return build(
+            nested(answer_type, "MetadataResponseTopic"),
+            error_code=ErrorCode.unknown_topic_id,
+            name=None,
+            topic_id=topic_id,
+            is_internal=False,
+            partitions=(),
+            topic_authorized_operations=UNKNOWN_AUTHORIZED_OPERATIONS,
         )
 
     @staticmethod

@@ -6,10 +6,11 @@ transactional id and each topic; ``append_checked``: producer-id owners, transac
 verification) and its client quotas (a throttled answer is held and says so in
 throttle_time_ms): the partition leader's ``Partition.append``, which validates every batch and
 every record in it, assigns offsets and waits for acks (0, 1 or -1). acks=0 gets no answer.
-InitProducerId asks the gRPC one's permission (``require_init_producer_id``).
 Idempotent producers get their producer id from the same ProducerIdManager; transactional ids
-go to the transaction coordinator (this stop serves no AddPartitionsToTxn, so transactional
-producers cannot run yet)."""
+go to the transaction coordinator (txn.py serves the rest of a transaction), with the producer
+id and epoch the client names (KIP-360, v3+: the coordinator bumps the epoch of that very
+producer, or fences a stale one); an idempotent producer naming itself gets a new producer id,
+as Kafka answers. The caller's rights are the gRPC InitProducerId's (producers/rights.py)."""
 
 from __future__ import annotations
 
@@ -33,9 +34,9 @@ from raftka.broker.kafka.schema import (
 )
 from raftka.broker.partition import FencedLeaderEpochError, NotLeaderOrFollowerError
 from raftka.broker.produce_handler import append_checked, produce_refusals
+from raftka.broker.producers.rights import require_producer_id_rights
 from raftka.broker.quotas.manager import NO_SENSORS
 from raftka.broker.quotas.throttling import under_quota
-from raftka.broker.request_checks import require_init_producer_id
 from raftka.common.errors import InvalidTopicError, RaftkaError
 from raftka.common.group_errors import CoordinatorNotAvailableError
 from raftka.common.metadata.topic_names import INTERNAL_TOPICS
@@ -46,6 +47,8 @@ PRODUCE_KEY = 0
 INIT_PRODUCER_ID_KEY = 22
 VALID_ACKS = (0, 1, -1)
 DEFAULT_TIMEOUT_MS = 30_000
+PRODUCER_FENCED_FROM = 4
+"""InitProducerId answers PRODUCER_FENCED from this version (INVALID_PRODUCER_EPOCH before)."""
 
 
 class ProduceHandler:
@@ -202,24 +205,30 @@ class InitProducerIdHandler:
         answer_type = response_type(INIT_PRODUCER_ID_KEY, context.api_version)
         backend = self._backend
         try:
-            require_init_producer_id(backend.guard, request.transactional_id)
+            require_producer_id_rights(backend.guard, request.transactional_id or "")
             if request.transactional_id:
-                if backend.init_transactional_producer is None:
+                if backend.transactions is None:
                     raise CoordinatorNotAvailableError(
                         "this broker has no transaction coordinator; retry later"
                     )
-                producer_id, epoch = await backend.init_transactional_producer(
-                    request.transactional_id, millis(request.transaction_timeout)
+                result = await backend.transactions.init_producer_id(
+                    request.transactional_id,
+                    millis(request.transaction_timeout),
+                    expected=_named_producer(request),
                 )
+                producer_id, epoch = result.producer_id, result.producer_epoch
             else:
                 producer_id, epoch = await backend.producer_ids.next_id(), 0
                 if backend.owners is not None:
                     backend.owners.issued(producer_id, current_caller().principal)
         except RaftkaError as e:
+            code = error_of(e)
+            if code is ErrorCode.producer_fenced and context.api_version < PRODUCER_FENCED_FROM:
+                code = ErrorCode.invalid_producer_epoch  # KIP-588: older clients know this one
             return build(
                 answer_type,
                 throttle_time=NO_THROTTLE,
-                error_code=error_of(e),
+                error_code=code,
                 producer_id=-1,
                 producer_epoch=-1,
             )
@@ -230,3 +239,11 @@ class InitProducerIdHandler:
             producer_id=producer_id,
             producer_epoch=epoch,
         )
+
+
+def _named_producer(request: Any) -> tuple[int, int] | None:
+    """The producer id and epoch an InitProducerId names (v3+, KIP-360: a producer bumping
+    its own epoch to recover), or None (-1: a new producer)."""
+    producer_id = int(getattr(request, "producer_id", -1))
+    epoch = int(getattr(request, "producer_epoch", -1))
+    return None if producer_id < 0 and epoch < 0 else (producer_id, epoch)

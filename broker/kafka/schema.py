@@ -67,5 +67,11 @@ def topic_uuid(topic_id: str) -> uuid.UUID:
     return uuid.UUID(bytes=raw) if len(raw) == 16 else uuid.UUID(int=0)
 
 
+def raftka_topic_id(topic_id: uuid.UUID) -> str:
+    """The Raftka topic id (22 URL-safe base64 characters) of a Kafka topic UUID: the inverse
+    of :func:`topic_uuid`."""
+    return base64.urlsafe_b64encode(topic_id.bytes).rstrip(b"=").decode()
+
+
 def millis(delta: datetime.timedelta) -> int:
     return int(delta / datetime.timedelta(milliseconds=1))

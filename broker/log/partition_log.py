@@ -486,12 +486,15 @@ class PartitionLog:
         max_offset: int | None = None,
         min_one_batch: bool = True,
         read_committed: bool = False,
+        zero_copy: bool = False,
     ) -> FetchData:
         """Whole stored batches from the one holding ``fetch_offset``, up to ``max_bytes``
         (at least one batch, however large, if ``min_one_batch``), from one segment. No batch
         starting at or after ``max_offset`` (default: the high watermark) is returned, nor,
         when ``read_committed``, at or after the last stable offset; such a read also lists
         the aborted transactions with data in the returned batches (``FetchData.aborted``).
+        With ``zero_copy`` the batches come as a region of their segment file
+        (``FetchData.region``, verified from the page cache, for ``sendfile``).
 
         Empty records when ``fetch_offset`` is at or past that bound but not past the log
         end; LogOffsetOutOfRangeError (with the log start and end) when ``fetch_offset`` is
@@ -509,6 +512,7 @@ class PartitionLog:
             max_bytes,
             max_offset=max_offset,
             min_one_batch=min_one_batch,
+            zero_copy=zero_copy,
         )
 
     # ================================================================== damage

@@ -41,6 +41,7 @@ def read_batches(
     *,
     max_offset: int | None,
     min_one_batch: bool,
+    zero_copy: bool = False,
 ) -> FetchData:
     """:meth:`PartitionLog.read <raftka.broker.log.partition_log.PartitionLog.read>` of
     ``seg``."""
@@ -58,6 +59,10 @@ def read_batches(
         bound = min(bound, damage.offset)
     if fetch_offset >= min(bound, end):
         return FetchData(b"", hw, start, end, lso)
+    if zero_copy:
+        return _read_region(
+            seg, damage_tracker, tp, bounds, fetch_offset, max_bytes, bound, min_one_batch
+        )
     try:
         result = seg.read(fetch_offset, max(max_bytes, 0))
     except DamagedBatchError as e:
@@ -72,6 +77,35 @@ def read_batches(
     if bounds.read_committed and records:
         aborted = tuple(collect_aborted(seg.txn_indexes(), fetch_offset, _next_offset(records)))
     return FetchData(records, hw, result.log_start_offset, result.log_end_offset, lso, aborted)
+
+
+def _read_region(
+    seg: SegmentedLog,
+    damage_tracker: DamageTracker,
+    tp: TopicPartition,
+    bounds: ReadBounds,
+    fetch_offset: int,
+    max_bytes: int,
+    bound: int,
+    min_one_batch: bool,
+) -> FetchData:
+    """:func:`read_batches` answering a verified region of the segment file (zero copy)."""
+    hw, lso = bounds.high_watermark, bounds.last_stable_offset
+    try:
+        found = seg.read_region(fetch_offset, max(max_bytes, 0), bound)
+    except DamagedBatchError as e:
+        damage_tracker.mark(e.report, source="read")
+        raise DamagedLogError.of(tp, fetch_offset, e.report) from e
+    region = found.region
+    if not min_one_batch and region.length > max_bytes:
+        region.close()  # the first batch alone is larger than max_bytes
+        return FetchData(b"", hw, found.log_start_offset, found.log_end_offset, lso)
+    aborted: tuple[AbortedTxn, ...] = ()
+    if bounds.read_committed:
+        aborted = tuple(collect_aborted(seg.txn_indexes(), fetch_offset, found.last_offset + 1))
+    return FetchData(
+        b"", hw, found.log_start_offset, found.log_end_offset, lso, aborted, region=region
+    )
 
 
 def stable_offset(high_watermark: int, first_unstable_offset: int | None) -> int:

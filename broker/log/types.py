@@ -8,6 +8,7 @@ from typing import Self
 from raftka.common.ids import TopicPartition
 from raftka.common.storage import StorageError
 from raftka.common.storage.errors import CorruptLogError
+from raftka.common.storage.region import FileRegion
 from raftka.common.storage.results import DamageReport
 from raftka.common.storage.txn_index import AbortedTxn
 from raftka.v1.common_pb2 import ErrorCode
@@ -121,3 +122,11 @@ class FetchData:
     """The partition's LSO as of the read (the high watermark when no transaction is open)."""
     aborted: tuple[AbortedTxn, ...] = ()
     """read_committed reads: the aborted transactions with data in the returned batches."""
+    region: FileRegion | None = None
+    """Zero-copy reads: the batches as a region of their segment file (``records`` is then
+    empty); the reader closes it."""
+
+    @property
+    def size(self) -> int:
+        """Bytes of batches read, in ``records`` or in ``region``."""
+        return len(self.records) if self.region is None else self.region.length

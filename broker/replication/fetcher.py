@@ -39,9 +39,9 @@ from raftka.common.errors import RaftkaError
 from raftka.common.faults import FAULTS, Direction, FaultPath
 from raftka.common.metadata.model import LeaderRecoveryState
 from raftka.common.rpc.channels import open_channel
+from raftka.common.rpc.fetch_wire import FetchResult, fetch_call
 from raftka.common.tasks import cancel_and_wait
 from raftka.v1 import broker_pb2 as pb
-from raftka.v1.broker_pb2_grpc import BrokerServiceStub
 from raftka.v1.common_pb2 import ErrorCode
 
 log = structlog.get_logger(__name__)
@@ -112,7 +112,7 @@ class LeaderFetcher:
 
     async def _run(self) -> None:
         async with open_channel(self.address) as channel:
-            stub = BrokerServiceStub(channel)
+            fetch = fetch_call(channel)  # batches as slices of the answer, not copies
             failing = False
             while True:
                 request = self._request()
@@ -126,7 +126,7 @@ class LeaderFetcher:
                     await asyncio.sleep(RETRY_BACKOFF_S)
                     continue
                 try:
-                    response = await stub.Fetch(
+                    response = await fetch(
                         request, timeout=(FETCH_WAIT_MS + FETCH_ANSWER_MARGIN_MS) / 1000
                     )
                     failing = False
@@ -173,7 +173,7 @@ class LeaderFetcher:
             topics=[pb.FetchTopic(topic=t, partitions=ps) for t, ps in topics.items()],
         )
 
-    async def _handle(self, f: FollowedPartition, result: pb.FetchPartitionResult) -> bool:
+    async def _handle(self, f: FollowedPartition, result: FetchResult) -> bool:
         """Apply one partition's answer; False when the fetcher should back off."""
         plog = f.log
         try:
@@ -189,11 +189,11 @@ class LeaderFetcher:
                     "replica_fetch_partition_error",
                     topic=f.topic,
                     partition=f.partition,
-                    error=ErrorCode.Name(result.error_code),
+                    error=_code_name(result.error_code),
                     message=result.error_message,
                 )
                 return False
-            if result.HasField("diverging_epoch"):
+            if result.diverging_epoch is not None:
                 diverging = EpochEndOffset(
                     result.diverging_epoch.epoch, result.diverging_epoch.end_offset
                 )
@@ -312,3 +312,11 @@ class ReplicaFetcherManager:
         for fetcher in self._fetchers.values():
             await fetcher.stop()
         self._fetchers.clear()
+
+
+def _code_name(code: int) -> str:
+    """ErrorCode's name for ``code`` (its number when this version does not know it)."""
+    try:
+        return ErrorCode.Name(ErrorCode.ValueType(code))
+    except ValueError:
+        return str(code)

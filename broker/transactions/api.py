@@ -111,8 +111,13 @@ class TxnShard(Protocol):
         timeout_ms: int,
         now_ms: int,
         fresh_producer_id: Callable[[], int],
+        expected: tuple[int, int] | None = None,
     ) -> TxnOutcome[InitProducerIdResult]:
-        """A new id: fresh producer id, epoch 0. A known id: epoch + 1 (a new producer id at
+        """``expected``: the (producer id, epoch) the producer holds (KIP-360, a producer
+        bumping its own epoch to recover): anything but the current identity is fenced (or a
+        mapping error), except a retry of that same call, answered again unchanged.
+
+        A new id: fresh producer id, epoch 0. A known id: epoch + 1 (a new producer id at
         overflow). An Ongoing transaction is first aborted (PrepareEpochFence / PrepareAbort
         with the bumped epoch, and a marker job): that outcome carries the records, the job
         and ``error=ConcurrentTransactionsError`` (the client retries, and once CompleteAbort
@@ -142,6 +147,7 @@ class TxnShard(Protocol):
         *,
         now_ms: int,
         fresh_producer_id: Callable[[], int],
+        bump_epoch: bool = True,
     ) -> TxnOutcome[InitProducerIdResult]:
         """Ongoing -> PrepareCommit/PrepareAbort with epoch + 1 (KIP-890), a marker job; the
         response is the new (producer id, epoch). A retry with the pre-bump epoch after the
@@ -151,7 +157,12 @@ class TxnShard(Protocol):
         completes at once (no markers); commit with nothing open: InvalidTxnStateError. After
         an abort the coordinator started itself (timeout, or InitProducerId fencing) the old
         epoch is fenced (ProducerFencedError), never answered as a retry. Past epoch 32766 the
-        answer is a fresh producer id at epoch 0 (the markers carry 32767)."""
+        answer is a fresh producer id at epoch 0 (the markers carry 32767).
+
+        ``bump_epoch=False`` is transaction version 1 (a Kafka client's EndTxn before v5,
+        whose answer cannot carry a new epoch): the decision keeps the producer's epoch (the
+        markers carry it, the producer goes on with it; a retry of EndTxn is recognised by
+        that same epoch), and an abort with nothing open changes nothing."""
         ...
 
     def markers_written(self, job: MarkerJob, *, now_ms: int) -> TxnOutcome[None]:

@@ -69,3 +69,15 @@ def is_end_retry(meta: TransactionMetadata, producer_id: int, producer_epoch: in
             return producer_id == meta.previous_producer_id
         return producer_id == meta.producer_id
     return False
+
+
+def is_init_retry(meta: TransactionMetadata, producer_id: int, producer_epoch: int) -> bool:
+    """An InitProducerId sent again with the producer id and epoch it named the first time
+    (KIP-360; its answer was lost): the id is still Empty from that call, which remembered
+    the epoch it bumped from (the old producer id after an overflow)."""
+    return (
+        meta.state is TxnState.EMPTY
+        and meta.last_producer_epoch != NO_EPOCH
+        and producer_epoch == meta.last_producer_epoch
+        and producer_id in (meta.producer_id, meta.previous_producer_id)
+    )

@@ -132,15 +132,20 @@ class TransactionCoordinator(CoordinatorRuntime[TxnShard]):
     # ---- calls ----
 
     async def init_producer_id(
-        self, transactional_id: str, timeout_ms: int
+        self, transactional_id: str, timeout_ms: int, expected: tuple[int, int] | None = None
     ) -> InitProducerIdResult:
-        """InitProducerId for a transactional id (its next producer id and epoch)."""
+        """InitProducerId for a transactional id (its next producer id and epoch);
+        ``expected``: see :meth:`TxnShard.init_producer_id`."""
         slot = self.slot_of(transactional_id)
         async with self._fresh_id() as fresh:
             return await self._write(
                 slot,
                 lambda shard, now: shard.init_producer_id(
-                    transactional_id, timeout_ms=timeout_ms, now_ms=now, fresh_producer_id=fresh
+                    transactional_id,
+                    timeout_ms=timeout_ms,
+                    now_ms=now,
+                    fresh_producer_id=fresh,
+                    expected=expected,
                 ),
             )
 
@@ -213,10 +218,17 @@ class TransactionCoordinator(CoordinatorRuntime[TxnShard]):
         )
 
     async def end_transaction(
-        self, transactional_id: str, producer_id: int, producer_epoch: int, committed: bool
+        self,
+        transactional_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        committed: bool,
+        *,
+        bump_epoch: bool = True,
     ) -> InitProducerIdResult:
         """EndTxn: the decision is durable when this returns (the producer id and epoch to
-        use next); the markers follow in the background."""
+        use next); the markers follow in the background. ``bump_epoch``: see
+        :meth:`TxnShard.end_transaction`."""
         slot = self.slot_of(transactional_id)
         async with self._fresh_id() as fresh:
             return await self._write(
@@ -228,6 +240,7 @@ class TransactionCoordinator(CoordinatorRuntime[TxnShard]):
                     committed,
                     now_ms=now,
                     fresh_producer_id=fresh,
+                    bump_epoch=bump_epoch,
                 ),
             )
 

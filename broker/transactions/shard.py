@@ -21,7 +21,7 @@ from raftka.broker.transactions.api import (
     TxnConfig,
     TxnOutcome,
 )
-from raftka.broker.transactions.fencing import check_current, is_end_retry
+from raftka.broker.transactions.fencing import check_current, is_end_retry, is_init_retry
 from raftka.broker.transactions.records import decode
 from raftka.broker.transactions.state import TransactionMetadata, TxnState
 from raftka.broker.transactions.store import RecordBatch, TxnStore
@@ -123,11 +123,18 @@ class TransactionShard:
         timeout_ms: int,
         now_ms: int,
         fresh_producer_id: Callable[[], int],
+        expected: tuple[int, int] | None = None,
     ) -> TxnOutcome[InitProducerIdResult]:
         check_transactional_id(transactional_id)
         timeout = resolve_timeout(timeout_ms, self.config)
         meta = self.store.get(transactional_id)
         batch = RecordBatch(self.store)
+        if meta is not None and expected is not None:  # KIP-360: the producer names itself
+            if meta.state.is_prepare:
+                raise _concurrent(transactional_id, meta)
+            if is_init_retry(meta, *expected):
+                return TxnOutcome(InitProducerIdResult(meta.producer_id, meta.producer_epoch))
+            check_current(transactional_id, meta, *expected)
         if meta is None:
             batch.write(transactional_id, transitions.new_id(fresh_producer_id(), timeout, now_ms))
         elif meta.state.is_prepare:
@@ -154,7 +161,9 @@ class TransactionShard:
         else:
             batch.write(
                 transactional_id,
-                transitions.reinitialised(meta, timeout, now_ms, fresh_producer_id),
+                transitions.reinitialised(
+                    meta, timeout, now_ms, fresh_producer_id, remember_epoch=expected is not None
+                ),
             )
         now = self.store.ids[transactional_id]
         return TxnOutcome(
@@ -199,6 +208,7 @@ class TransactionShard:
         *,
         now_ms: int,
         fresh_producer_id: Callable[[], int],
+        bump_epoch: bool = True,
     ) -> TxnOutcome[InitProducerIdResult]:
         check_transactional_id(transactional_id)
         meta = self._known(transactional_id)
@@ -220,7 +230,9 @@ class TransactionShard:
         if meta.state is TxnState.ONGOING:
             batch.write(
                 transactional_id,
-                transitions.prepared(meta, committed, now_ms, fresh_producer_id),
+                transitions.prepared(
+                    meta, committed, now_ms, fresh_producer_id, bump_epoch=bump_epoch
+                ),
             )
             decided = self.store.ids[transactional_id]
             markers = (self._job(transactional_id, decided),)
@@ -230,6 +242,8 @@ class TransactionShard:
                 f"EndTxn(commit) for {transactional_id!r} with no transaction open "
                 f"({meta.state.display_name}): add partitions and send before committing"
             )
+        elif not bump_epoch:  # nothing to abort, and no epoch the producer would learn
+            return TxnOutcome(InitProducerIdResult(meta.producer_id, meta.producer_epoch))
         else:
             batch.write(
                 transactional_id, transitions.aborted_at_once(meta, now_ms, fresh_producer_id)

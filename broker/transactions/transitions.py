@@ -31,9 +31,16 @@ def new_id(producer_id: int, timeout_ms: int, now_ms: int) -> TransactionMetadat
 
 
 def reinitialised(
-    meta: TransactionMetadata, timeout_ms: int, now_ms: int, fresh_producer_id: Callable[[], int]
+    meta: TransactionMetadata,
+    timeout_ms: int,
+    now_ms: int,
+    fresh_producer_id: Callable[[], int],
+    *,
+    remember_epoch: bool = False,
 ) -> TransactionMetadata:
-    """InitProducerId on an idle id: the next epoch, or a fresh producer id past the last."""
+    """InitProducerId on an idle id: the next epoch, or a fresh producer id past the last.
+    ``remember_epoch``: the producer named its epoch (KIP-360), kept as the last epoch so a
+    retry of this very call is recognised."""
     if meta.producer_epoch + 1 > MAX_CLIENT_EPOCH:
         producer_id, epoch, previous = fresh_producer_id(), 0, meta.producer_id
     else:
@@ -49,6 +56,7 @@ def reinitialised(
         timeout_ms=timeout_ms,
         last_update_ms=now_ms,
         previous_producer_id=previous,
+        last_producer_epoch=meta.producer_epoch if remember_epoch else NO_EPOCH,
     )
 
 
@@ -68,9 +76,20 @@ def prepared(
     committed: bool,
     now_ms: int,
     fresh_producer_id: Callable[[], int],
+    *,
+    bump_epoch: bool = True,
 ) -> TransactionMetadata:
     """EndTxn on an Ongoing transaction: decided, with the bumped epoch (the markers' epoch);
-    past the last epoch the producer continues with a fresh producer id."""
+    past the last epoch the producer continues with a fresh producer id. Without
+    ``bump_epoch`` (transaction version 1: EndTxn before v5, whose answer carries no epoch)
+    the producer keeps its epoch, which the markers carry."""
+    if not bump_epoch:
+        return meta.evolve(
+            state=TxnState.PREPARE_COMMIT if committed else TxnState.PREPARE_ABORT,
+            last_producer_epoch=meta.producer_epoch,
+            next_producer_id=NO_PRODUCER_ID,
+            last_update_ms=now_ms,
+        )
     bumped = meta.producer_epoch + 1
     next_id = fresh_producer_id() if bumped > MAX_CLIENT_EPOCH else NO_PRODUCER_ID
     return meta.evolve(

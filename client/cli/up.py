@@ -21,6 +21,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     up.add_argument("--brokers", type=int, default=3, help="number of brokers (default 3)")
     up.add_argument(
+        "--combined",
+        action="store_true",
+        help="combined nodes: every controller also runs the broker role, one process per "
+        "node (--brokers is ignored); docs/operations.md compares the two layouts",
+    )
+    up.add_argument(
         "--tls",
         action="store_true",
         help="a secure cluster: a throwaway CA and certificates under DIR/tls, every node "
@@ -56,5 +62,6 @@ def _run(args: argparse.Namespace) -> int:
             demo=args.demo,
             exit_after_demo=args.exit_after_demo,
             tls=args.tls,
+            combined=args.combined,
         )
     )

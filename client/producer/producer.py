@@ -113,7 +113,7 @@ class AsyncProducer:
             config,
             self._accumulator,
             self.metadata,
-            self._connections.stub,
+            self._connections.produce,
             (lambda: init_producer_id(self.metadata, self._connections))
             if config.idempotent and self._txn is None
             else None,

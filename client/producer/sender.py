@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Protocol
 
 import grpc
 import structlog
@@ -39,6 +39,7 @@ from raftka.client.producer.sequences import InitProducerId, Sequences
 from raftka.client.throttle import ThrottleStats
 from raftka.client.types import TopicPartition
 from raftka.common.errors import RaftkaError, RequestTimedOutError
+from raftka.common.rpc.produce_wire import ProduceRawCall, encode_produce_request
 from raftka.common.rpc.retry import RetryPolicy
 from raftka.common.rpc.status import error_from_rpc
 from raftka.common.security_errors import AuthenticationFailedError
@@ -146,7 +147,7 @@ class Sender:
         config: ProducerConfig,
         accumulator: RecordAccumulator,
         leaders: Leaders,
-        stub_for: Callable[[str], Any],
+        produce_for: Callable[[str], ProduceRawCall],
         init_producer_id: InitProducerId | None,
         clock: Callable[[], float] = time.monotonic,
         *,
@@ -161,7 +162,7 @@ class Sender:
         self.metrics = metrics if metrics is not None else ProducerMetrics()
         self._acc = accumulator
         self._leaders = leaders
-        self._stub_for = stub_for
+        self._produce_for = produce_for
         self._init_producer_id = init_producer_id
         self._gate = gate
         if sequences is None and (init_producer_id is not None or gate is not None):
@@ -323,7 +324,7 @@ class Sender:
         address, batches = attempt.address, attempt.batches
         request = self._request(batches)
         try:
-            response: pb.ProduceResponse = await self._stub_for(address).Produce(
+            response: pb.ProduceResponse = await self._produce_for(address)(
                 request, timeout=self._config.request_timeout_ms / 1000 + ANSWER_MARGIN_S
             )
         except grpc.aio.AioRpcError as e:
@@ -351,21 +352,17 @@ class Sender:
             self.in_flight.release(attempt)
             self._acc.wakeup.set()
 
-    def _request(self, batches: list[ProducerBatch]) -> pb.ProduceRequest:
-        """The Produce request, built in place: a message passed to a parent's constructor
-        is copied, payload and all, so nested constructors would copy each batch twice more."""
-        request = pb.ProduceRequest(
-            acks=self._config.acks_value,
-            timeout_ms=self._config.request_timeout_ms,
-            transactional_id=self._config.transactional_id or "",
-        )
-        topics: dict[str, pb.TopicProduceData] = {}
+    def _request(self, batches: list[ProducerBatch]) -> bytes:
+        """The Produce request's bytes, each batch copied once into them."""
+        topics: dict[str, list[tuple[int, bytes | bytearray | memoryview]]] = {}
         for b in batches:
-            topic = topics.get(b.tp.topic)
-            if topic is None:
-                topic = topics[b.tp.topic] = request.topics.add(topic=b.tp.topic)
-            topic.partitions.add(partition=b.tp.partition, batches=bytes(b.payload or b""))
-        return request
+            topics.setdefault(b.tp.topic, []).append((b.tp.partition, b.payload or b""))
+        return encode_produce_request(
+            self._config.acks_value,
+            self._config.request_timeout_ms,
+            self._config.transactional_id or "",
+            topics.items(),
+        )
 
     # ------------------------------------------------------------------ answers
 

@@ -15,8 +15,11 @@ class's DecodeError does.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
+import grpc
 from google.protobuf.message import DecodeError
 
 from raftka.common.rpc.registration import Codec
@@ -26,7 +29,9 @@ from raftka.common.rpc.wire import (
     WireFormatError,
     as_int32,
     fields,
+    len_prefix,
     read_string,
+    varint_field,
 )
 from raftka.v1 import broker_pb2 as pb
 
@@ -115,3 +120,49 @@ def from_message(request: pb.ProduceRequest) -> ProduceCall:
 
 PRODUCE_CODEC = Codec(request_deserializer=decode_produce_request)
 """BrokerService/Produce's server-side codec (registration.py)."""
+
+Batches = bytes | bytearray | memoryview
+
+
+def encode_produce_request(
+    acks: int,
+    timeout_ms: int,
+    transactional_id: str,
+    topics: Iterable[tuple[str, Iterable[tuple[int, Batches]]]],
+) -> bytes:
+    """A ProduceRequest's bytes, as the generated class would write them, with each
+    partition's batches copied once (into the joined result). The generated class copies
+    them into the message, and again when serializing: 2 x 200 KiB per request of the
+    producer's usual size."""
+    parts: list[Batches] = [varint_field(1, acks), varint_field(2, timeout_ms)]
+    for topic, partitions in topics:
+        name = topic.encode()
+        body: list[Batches] = [len_prefix(1, len(name)), name] if name else []
+        for partition, batches in partitions:
+            head = varint_field(1, partition) + (len_prefix(2, len(batches)) if batches else b"")
+            body += (len_prefix(2, len(head) + len(batches)), head, batches)
+        parts.append(len_prefix(3, sum(len(b) for b in body)))
+        parts += body
+    if transactional_id:
+        tid = transactional_id.encode()
+        parts += (len_prefix(4, len(tid)), tid)
+    return b"".join(parts)
+
+
+PRODUCE_METHOD = "/raftka.v1.BrokerService/Produce"
+
+ProduceRawCall = Callable[..., Awaitable[pb.ProduceResponse]]
+"""``call(request: bytes, *, timeout=...) -> ProduceResponse`` (raises AioRpcError): the
+request as :func:`encode_produce_request` wrote it."""
+
+
+def produce_call(channel: grpc.aio.Channel) -> ProduceRawCall:
+    """BrokerService/Produce on ``channel``, sending requests already encoded."""
+    return cast(
+        ProduceRawCall,
+        channel.unary_unary(
+            PRODUCE_METHOD,
+            request_serializer=None,
+            response_deserializer=pb.ProduceResponse.FromString,
+        ),
+    )

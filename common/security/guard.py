@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import structlog
 
@@ -186,6 +186,16 @@ class AccessGuard:
         return error_class_for(resource_type)(
             denial_message(current_caller(), operation, resource_type, name)
         )
+
+    def refusals(
+        self, operation: int, resource_type: int, names: Iterable[str]
+    ) -> dict[str, RaftkaError]:
+        """The ``names`` the caller may not ``operation``, each with the error for its item
+        (in the order first named); empty when authorization is off."""
+        if not self.enabled:
+            return {}
+        found = {n: self.denial(operation, resource_type, n) for n in dict.fromkeys(names)}
+        return {n: e for n, e in found.items() if e is not None}
 
     def require(self, operation: int, resource_type: int, name: str) -> None:
         """Raise the resource type's *AuthorizationFailedError unless the caller may."""

@@ -46,7 +46,7 @@ def find_or_hole(
 def verified_prefix(
     segment: LogSegment,
     position: int,
-    chunk: bytes,
+    chunk: bytes | memoryview,
     first: BatchHeader,
     offset: int,
     where: str,
@@ -108,3 +108,17 @@ def whole_batches_prefix(
     if end == 0:
         raise CorruptLogError(f"{segment.log_path.name}: cannot read the batch at byte {position}")
     return end, last_offset
+
+
+def cut_before(view: memoryview, end: int, bound: int) -> tuple[int, int] | None:
+    """(bytes, last offset) of the whole batches in ``view[:end]`` up to (not including) the
+    first one, after the first, whose base offset is >= ``bound``; None when none is cut."""
+    position = 0
+    last = 0
+    while position < end:
+        if position and BatchHeader.parse(view, position).base_offset >= bound:
+            header = BatchHeader.parse(view, last)
+            return position, header.base_offset + header.last_offset_delta
+        last = position
+        position += read_batch_size(view, position)
+    return None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from raftka.common.storage.region import FileRegion
+
 
 @dataclass(frozen=True, slots=True)
 class AppendInfo:
@@ -38,6 +40,19 @@ class ReadResult:
     def next_offset(self) -> int:
         """Offset to read from next."""
         return self.last_offset + 1
+
+
+@dataclass(frozen=True, slots=True)
+class RegionReadResult:
+    """Whole stored batches, verified, as a region of their segment file (for ``sendfile``),
+    starting with the batch that holds the read offset."""
+
+    region: FileRegion
+    base_offset: int
+    last_offset: int
+    """Last offset of the last batch in the region."""
+    log_start_offset: int
+    log_end_offset: int
 
 
 @dataclass(frozen=True, slots=True)

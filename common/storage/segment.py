@@ -8,6 +8,7 @@ use ``os.pread`` and never load the whole file.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -439,6 +440,24 @@ class LogSegment:
     def read(self, position: int, size: int) -> bytes:
         with self._file.use() as fd:
             return pread_exact(fd, min(size, self._size - position), position)
+
+    @contextlib.contextmanager
+    def mapped(self, position: int, size: int) -> Iterator[tuple[memoryview, int]]:
+        """A read-only view of up to ``size`` bytes at ``position``, mapped from the page
+        cache (no copy into Python objects), and the segment's descriptor. The view must not
+        outlive the block, nor be touched after a truncation (the caller holds the log's
+        lock across it)."""
+        size = min(size, self._size - position)
+        start = position - position % mmap.ALLOCATIONGRANULARITY
+        with self._file.use() as fd:
+            mapping = mmap.mmap(fd, size + position - start, access=mmap.ACCESS_READ, offset=start)
+            view = memoryview(mapping)[position - start :]
+            try:
+                yield view, fd
+            finally:
+                view.release()
+                with contextlib.suppress(BufferError):  # a view still exported: GC unmaps
+                    mapping.close()
 
     def find(self, offset: int) -> tuple[int, BatchHeader] | None:
         """Position and header of the batch containing ``offset`` (the first batch whose last

@@ -160,7 +160,7 @@ class ClusterManager:
         if target is not current:
             if target is BrokerControlState.UNFENCED:
                 records.append(registration_change_record(broker_id, reg.epoch, fenced=UNFENCE))
-                records.extend(elect_leaders_for(image, broker_id))
+                more = self._elect_slice(image, broker_id, records, MAX_SLICE_RECORDS - 1)
             elif target is BrokerControlState.CONTROLLED_SHUTDOWN:
                 records.append(
                     registration_change_record(
@@ -173,6 +173,10 @@ class ClusterManager:
                 self._sessions.set_controlled_shutdown_index(broker_id, next_index)
             else:  # FENCED or SHUTDOWN_NOW
                 records, more = fence_slice(image, broker_id)
+        elif target is BrokerControlState.UNFENCED and self._sessions.elections_pending(broker_id):
+            # The elections of its unfencing past the first slice (or left unwritten when an
+            # earlier controller lost its leadership).
+            more = self._elect_slice(image, broker_id, records, MAX_SLICE_RECORDS)
         elif target is BrokerControlState.CONTROLLED_SHUTDOWN:
             # The ISR removals of entering controlled shutdown, past its first slice (or
             # left unwritten when an earlier controller lost its leadership).
@@ -186,6 +190,17 @@ class ClusterManager:
             should_shut_down=target is BrokerControlState.SHUTDOWN_NOW,
         )
         return ControllerResult(tuple(records), response, more=more)
+
+    def _elect_slice(
+        self, image: MetadataImage, broker_id: BrokerId, records: list[MetadataRecord], limit: int
+    ) -> bool:
+        """Adds up to ``limit`` elections of leaderless partitions ``broker_id`` can lead to
+        ``records``; True when more may follow (planned again on the image they leave)."""
+        elections = elect_leaders_for(image, broker_id, limit)
+        records.extend(elections)
+        more = len(elections) >= limit
+        self._sessions.set_elections_pending(broker_id, more)
+        return more
 
     def _next_state(
         self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 
 from raftka.common.errors import (
+    InvalidConfigError,
     InvalidRequestError,
     RaftkaError,
     UnknownTopicOrPartitionError,
@@ -17,6 +18,8 @@ from raftka.common.metadata.image import MetadataImage
 from raftka.common.metadata.records import topic_config_record
 from raftka.common.metadata.topic_configs import (
     TOPIC_CONFIGS,
+    ConfigDef,
+    ConfigType,
     check_min_insync_replicas,
     config_def,
     validate_topic_configs,
@@ -76,7 +79,7 @@ def describe_configs(
 def alter_configs(
     image: MetadataImage, request: AlterConfigsRequest
 ) -> ControllerResult[AlterConfigsResponse]:
-    """Applies SET/DELETE ops per topic; the resulting config set is validated as a whole and
+    """Applies SET/DELETE/APPEND/SUBTRACT ops per topic; the resulting config set is validated as a whole and
     only real changes produce ConfigRecords."""
     counts = Counter((resource.type, resource.name) for resource in request.resources)
     records: list[MetadataRecord] = []
@@ -111,14 +114,17 @@ def _plan_changes(image: MetadataImage, resource: AlterConfigResource) -> list[M
         if op.name in seen:
             raise InvalidRequestError(f"config {op.name!r} has more than one op in the request")
         seen.add(op.name)
-        config_def(op.name)
+        definition = config_def(op.name)
         if op.op == AlterConfigOp.SET:
             wanted[op.name] = op.value
         elif op.op == AlterConfigOp.DELETE:
             wanted.pop(op.name, None)
+        elif op.op in (AlterConfigOp.APPEND, AlterConfigOp.SUBTRACT):
+            wanted[op.name] = _list_change(definition, current.get(op.name), op)
         else:
             raise InvalidRequestError(
-                f"config {op.name!r} has unknown op {op.op}; allowed: SET (0), DELETE (1)"
+                f"config {op.name!r} has unknown op {op.op}; allowed: SET (0), DELETE (1), "
+                "APPEND (2), SUBTRACT (3)"
             )
     validated = validate_topic_configs(wanted)
     topic = image.topic(resource.name)
@@ -129,6 +135,26 @@ def _plan_changes(image: MetadataImage, resource: AlterConfigResource) -> list[M
         for name in sorted(set(current) | set(validated))
         if current.get(name) != validated.get(name)
     ]
+
+
+def _list_change(definition: ConfigDef, current: str | None, op: AlterConfigOp) -> str:
+    """APPEND / SUBTRACT: the items of ``op.value`` added to or removed from the current
+    value (the topic's, else the default), as Kafka's IncrementalAlterConfigs does."""
+    verb = AlterConfigOp.Op.Name(op.op)
+    if definition.type is not ConfigType.LIST:
+        raise InvalidConfigError(
+            f"cannot {verb} to topic config {definition.name!r}: it is not a list "
+            f"({definition.type.value}); use SET"
+        )
+    items = _items(definition.default if current is None else current)
+    changes = _items(op.value)
+    if op.op == AlterConfigOp.APPEND:
+        return ",".join(items + [c for c in dict.fromkeys(changes) if c not in items])
+    return ",".join(i for i in items if i not in changes)
+
+
+def _items(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 def _check_topic_resource(

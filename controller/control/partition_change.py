@@ -184,13 +184,19 @@ def unclean_election_enabled(image: MetadataImage, topic_name: str) -> bool:
     )
 
 
-def remove_from_isrs(
-    image: MetadataImage, broker_id: BrokerId, limit: int | None = None
+ChangeBuild = Callable[[str, int, PartitionState, bool], MetadataRecord | None]
+"""Builds one partition's change (topic id, partition id, state, unclean election allowed),
+or None when it needs none."""
+
+
+def _plan_changes(
+    image: MetadataImage,
+    wanted: Callable[[PartitionState], bool],
+    build: ChangeBuild,
+    limit: int | None,
 ) -> list[MetadataRecord]:
-    """Changes that take ``broker_id`` out of every ISR and move its leaderships away, for
-    fencing, controlled shutdown or a new incarnation: with ``limit``, at most that many (the
-    first ones in topic and partition order; plan again after applying them for the rest)."""
-    is_acceptable = acceptable_leaders(image, excluding=[broker_id])
+    """``build`` for every partition ``wanted`` picks, in topic and partition order; with
+    ``limit``, at most that many changes (plan again after applying them for the rest)."""
     records: list[MetadataRecord] = []
     topics = image.topics
     for name in sorted(topics):
@@ -199,18 +205,11 @@ def remove_from_isrs(
         unclean: bool | None = None
         for partition_id in sorted(partitions):
             state = partitions[partition_id]
-            if broker_id not in state.isr:
+            if not wanted(state):
                 continue
             if unclean is None:
                 unclean = unclean_election_enabled(image, name)
-            record = PartitionChangeBuilder(
-                topic.topic_id,
-                partition_id,
-                state,
-                is_acceptable,
-                target_isr=[b for b in state.isr if b != broker_id],
-                unclean_allowed=unclean,
-            ).build()
+            record = build(topic.topic_id, partition_id, state, unclean)
             if record is not None:
                 records.append(record)
                 if limit is not None and len(records) >= limit:
@@ -218,21 +217,46 @@ def remove_from_isrs(
     return records
 
 
-def elect_leaders_for(image: MetadataImage, broker_id: BrokerId) -> list[MetadataRecord]:
+def remove_from_isrs(
+    image: MetadataImage, broker_id: BrokerId, limit: int | None = None
+) -> list[MetadataRecord]:
+    """Changes that take ``broker_id`` out of every ISR and move its leaderships away, for
+    fencing, controlled shutdown or a new incarnation: with ``limit``, at most that many (the
+    first ones in topic and partition order; plan again after applying them for the rest)."""
+    is_acceptable = acceptable_leaders(image, excluding=[broker_id])
+
+    def build(
+        topic_id: str, partition_id: int, state: PartitionState, unclean: bool
+    ) -> MetadataRecord | None:
+        return PartitionChangeBuilder(
+            topic_id,
+            partition_id,
+            state,
+            is_acceptable,
+            target_isr=[b for b in state.isr if b != broker_id],
+            unclean_allowed=unclean,
+        ).build()
+
+    return _plan_changes(image, lambda state: broker_id in state.isr, build, limit)
+
+
+def elect_leaders_for(
+    image: MetadataImage, broker_id: BrokerId, limit: int | None = None
+) -> list[MetadataRecord]:
     """Elections for leaderless partitions that ``broker_id`` (being unfenced in the same
     batch) can now lead: those whose ISR holds it, or any it replicates when the topic allows
-    unclean election."""
+    unclean election. With ``limit``, at most that many (as :func:`remove_from_isrs`)."""
     is_acceptable = acceptable_leaders(image, including=[broker_id])
-    records = []
-    for view in image.leaderless_partitions():
-        if broker_id not in view.state.replicas:
-            continue
-        unclean = unclean_election_enabled(image, view.topic_name)
-        if broker_id not in view.state.isr and not unclean:
-            continue
-        record = PartitionChangeBuilder(
-            view.topic_id, view.partition_id, view.state, is_acceptable, unclean_allowed=unclean
+
+    def build(
+        topic_id: str, partition_id: int, state: PartitionState, unclean: bool
+    ) -> MetadataRecord | None:
+        if broker_id not in state.isr and not unclean:
+            return None
+        return PartitionChangeBuilder(
+            topic_id, partition_id, state, is_acceptable, unclean_allowed=unclean
         ).build()
-        if record is not None:
-            records.append(record)
-    return records
+
+    return _plan_changes(
+        image, lambda state: not state.has_leader and broker_id in state.replicas, build, limit
+    )

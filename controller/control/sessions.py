@@ -20,6 +20,10 @@ class BrokerSession:
     """The highest metadata index the broker reported as applied; -1 when unknown."""
     controlled_shutdown_index: int | None = None
     """Index of the entry that put the broker in controlled shutdown, when known."""
+    elections_pending: bool = True
+    """Leaderless partitions this unfenced broker could lead may remain: its unfencing was
+    written in slices and not finished, or this controller has not looked since it became
+    active (a new active controller does not know what an earlier one left undone)."""
 
 
 class BrokerSessions:
@@ -67,6 +71,12 @@ class BrokerSessions:
     def controlled_shutdown_index(self, broker_id: int) -> int | None:
         session = self._sessions.get(BrokerId(broker_id))
         return None if session is None else session.controlled_shutdown_index
+
+    def elections_pending(self, broker_id: int) -> bool:
+        return self._session(BrokerId(broker_id)).elections_pending
+
+    def set_elections_pending(self, broker_id: int, pending: bool) -> None:
+        self._session(BrokerId(broker_id)).elections_pending = pending
 
     def is_live(self, image: MetadataImage, broker_id: int, now_ms: int) -> bool:
         """Unfenced and heard from within the session timeout (a fenced broker has no live

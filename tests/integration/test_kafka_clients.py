@@ -3,7 +3,8 @@ one broker): kcat's metadata, topics made with confluent-kafka's admin client, k
 produced by confluent-kafka (idempotent, acks=all, every compression codec), kafka-python
 (acks=all, gzip) and aiokafka (idempotent, acks=all, zstd) landing on the murmur2 partitions
 Raftka's own client picks, and each client reading them back from assigned partitions with
-their offsets."""
+their offsets. Every consume goes through the zero-copy Fetch path (records sent from the
+segment files with sendfile), as the broker's counter of those bytes shows."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -25,6 +27,7 @@ from kafka import TopicPartition as KafkaPythonPartition
 from raftka.client.producer.partitioner import partition_for_key
 from raftka.ops.local_cluster import LocalCluster
 from tests.integration.support.brokers import start_broker_cluster, stop_broker_cluster
+from tests.integration.test_metrics import scrape, value
 
 pytestmark = pytest.mark.integration
 
@@ -34,11 +37,27 @@ RECORDS = 30
 
 @pytest.fixture(scope="module")
 def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    c = start_broker_cluster(tmp_path_factory.mktemp("kafka"), controllers=1, brokers=1, kafka=True)
+    c = start_broker_cluster(
+        tmp_path_factory.mktemp("kafka"), controllers=1, brokers=1, kafka=True, metrics=True
+    )
     try:
         yield c
     finally:
         stop_broker_cluster(c)
+
+
+def zero_copy_bytes(cluster: LocalCluster) -> float:
+    (broker_id,) = cluster.brokers
+    samples = scrape(str(cluster.node(broker_id).metrics_url))
+    return value(samples, "raftka_broker_kafka_fetch_zero_copy_bytes_total")
+
+
+@contextmanager
+def through_sendfile(cluster: LocalCluster) -> Iterator[None]:
+    """The block's fetches sent records from the segment files (sendfile)."""
+    before = zero_copy_bytes(cluster)
+    yield
+    assert zero_copy_bytes(cluster) > before, "no records went out through sendfile"
 
 
 def bootstrap(cluster: LocalCluster) -> str:
@@ -118,7 +137,8 @@ def test_confluent_kafka_produces_idempotently_to_raftka_partitions(
     assert len(placed) == RECORDS
     for key, (partition, _) in placed.items():
         assert partition == partition_for_key(key, PARTITIONS), key
-    got = consume_confluent(kafka_cluster, topic, RECORDS)
+    with through_sendfile(kafka_cluster):
+        got = consume_confluent(kafka_cluster, topic, RECORDS)
     assert sorted((p, o, k) for p, o, k, _ in got) == sorted(
         (p, o, k) for k, (p, o) in placed.items()
     )
@@ -153,10 +173,11 @@ def test_kafka_python_produces_and_consumes(kafka_cluster: LocalCluster) -> None
     consumer.seek_to_beginning()
     got: dict[bytes, tuple[int, int, bytes]] = {}
     deadline = time.monotonic() + 20
-    while len(got) < RECORDS and time.monotonic() < deadline:
-        for records in consumer.poll(timeout_ms=500).values():
-            for r in records:
-                got[r.key] = (r.partition, r.offset, r.value)
+    with through_sendfile(kafka_cluster):
+        while len(got) < RECORDS and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                for r in records:
+                    got[r.key] = (r.partition, r.offset, r.value)
     consumer.close()
     assert got == {
         k: (meta.partition, meta.offset, b"kp-" + k.split(b"-")[1]) for k, meta in placed.items()
@@ -169,7 +190,7 @@ def test_kafka_python_produces_and_consumes(kafka_cluster: LocalCluster) -> None
     shutil.which("kcat") is None,
     reason="kcat is not installed (Debian package kcat; scripts/setup-env.sh installs it as root)",
 )
-def test_kcat_lists_brokers_and_topics(kafka_cluster: LocalCluster) -> None:
+def test_kcat_lists_brokers_and_topics_and_consumes(kafka_cluster: LocalCluster) -> None:
     create(kafka_cluster, "kcat-listed")
     out = subprocess.run(
         ["kcat", "-b", bootstrap(kafka_cluster), "-L", "-t", "kcat-listed", "-m", "10"],
@@ -182,6 +203,21 @@ def test_kcat_lists_brokers_and_topics(kafka_cluster: LocalCluster) -> None:
     assert f"broker {broker_id} at {bootstrap(kafka_cluster)}" in out
     assert f'topic "kcat-listed" with {PARTITIONS} partitions' in out
     assert out.count(f"leader {broker_id}, replicas: {broker_id}, isrs: {broker_id}") == PARTITIONS
+    placed = produce_confluent(kafka_cluster, "kcat-listed", "none")
+    with through_sendfile(kafka_cluster):
+        consumed = subprocess.run(
+            [
+                *("kcat", "-C", "-b", bootstrap(kafka_cluster), "-t", "kcat-listed"),
+                *("-o", "beginning", "-e", "-q", "-f", "%p %o %k\\n"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+    assert sorted(consumed.split("\n")[:-1]) == sorted(
+        f"{p} {o} {k.decode()}" for k, (p, o) in placed.items()
+    )
 
 
 def test_aiokafka_produces_idempotently_and_consumes(kafka_cluster: LocalCluster) -> None:
@@ -222,7 +258,8 @@ def test_aiokafka_produces_idempotently_and_consumes(kafka_cluster: LocalCluster
             await consumer.stop()
         return placed, got
 
-    placed, got = asyncio.run(asyncio.wait_for(run(), 60))
+    with through_sendfile(kafka_cluster):
+        placed, got = asyncio.run(asyncio.wait_for(run(), 60))
     for key, (partition, _) in placed.items():
         assert partition == partition_for_key(key, PARTITIONS), key
     assert got == {k: (p, o, b"aio-" + k.split(b"-")[1]) for k, (p, o) in placed.items()}

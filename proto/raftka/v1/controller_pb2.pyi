@@ -1549,6 +1549,14 @@ class AlterConfigOp(_message.Message):
         """Set the config to `value`."""
         DELETE: AlterConfigOp._Op.ValueType  # 1
         """Remove the topic's value so that the default applies again."""
+        APPEND: AlterConfigOp._Op.ValueType  # 2
+        """List configs only (else INVALID_CONFIG): add the comma-separated items of `value` that
+        the current value (the topic's, else the default) lacks, after its items.
+        """
+        SUBTRACT: AlterConfigOp._Op.ValueType  # 3
+        """List configs only (else INVALID_CONFIG): remove the comma-separated items of `value`
+        from the current value (the topic's, else the default).
+        """
 
     class Op(_Op, metaclass=_OpEnumTypeWrapper):
         """What to do with the config. Note that 0 (unset) is SET."""
@@ -1557,6 +1565,14 @@ class AlterConfigOp(_message.Message):
     """Set the config to `value`."""
     DELETE: AlterConfigOp.Op.ValueType  # 1
     """Remove the topic's value so that the default applies again."""
+    APPEND: AlterConfigOp.Op.ValueType  # 2
+    """List configs only (else INVALID_CONFIG): add the comma-separated items of `value` that
+    the current value (the topic's, else the default) lacks, after its items.
+    """
+    SUBTRACT: AlterConfigOp.Op.ValueType  # 3
+    """List configs only (else INVALID_CONFIG): remove the comma-separated items of `value`
+    from the current value (the topic's, else the default).
+    """
 
     NAME_FIELD_NUMBER: _builtins.int
     OP_FIELD_NUMBER: _builtins.int
@@ -1564,10 +1580,12 @@ class AlterConfigOp(_message.Message):
     name: _builtins.str
     """The config name; unknown: INVALID_CONFIG."""
     op: Global___AlterConfigOp.Op.ValueType
-    """SET (0) or DELETE (1); another value: INVALID_REQUEST."""
+    """SET (0), DELETE (1), APPEND (2) or SUBTRACT (3) (Kafka's IncrementalAlterConfigs ops);
+    another value: INVALID_REQUEST.
+    """
     value: _builtins.str
-    """SET: the new value as text, validated for the config (invalid: INVALID_CONFIG). Ignored
-    with DELETE.
+    """SET: the new value as text; APPEND, SUBTRACT: the items as text. The result is validated
+    for the config (invalid: INVALID_CONFIG). Ignored with DELETE.
     """
     def __init__(
         self,

@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1draftka/v1/group_records.proto\x12\traftka.v1\"E\n\x0fOffsetCommitKey\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\r\n\x05topic\x18\x02 \x01(\t\x12\x11\n\tpartition\x18\x03 \x01(\x05\"h\n\x11OffsetCommitValue\x12\x0e\n\x06offset\x18\x01 \x01(\x03\x12\x14\n\x0cleader_epoch\x18\x02 \x01(\x05\x12\x10\n\x08metadata\x18\x03 \x01(\t\x12\x1b\n\x13\x63ommit_timestamp_ms\x18\x04 \x01(\x03\"\x1c\n\x08GroupKey\x12\x10\n\x08group_id\x18\x01 \x01(\t\"5\n\x0eGroupMemberKey\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x11\n\tmember_id\x18\x02 \x01(\t\"+\n\x1a\x43onsumerGroupMetadataValue\x12\r\n\x05\x65poch\x18\x01 \x01(\x05\"U\n#ConsumerGroupPartitionMetadataValue\x12.\n\x06topics\x18\x01 \x03(\x0b\x32\x1e.raftka.v1.TopicPartitionCount\"8\n\x13TopicPartitionCount\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x12\n\npartitions\x18\x02 \x01(\x05\"\xf6\x01\n\x13MemberMetadataValue\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x0f\n\x07rack_id\x18\x02 \x01(\t\x12\x11\n\tclient_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63lient_host\x18\x04 \x01(\t\x12\x1e\n\x16subscribed_topic_names\x18\x05 \x03(\t\x12\x1e\n\x16subscribed_topic_regex\x18\x06 \x01(\t\x12\x1c\n\x14rebalance_timeout_ms\x18\x07 \x01(\x05\x12\x1a\n\x12session_timeout_ms\x18\x08 \x01(\x05\x12\x17\n\x0fserver_assignor\x18\t \x01(\t\"9\n\x1dTargetAssignmentMetadataValue\x12\x18\n\x10\x61ssignment_epoch\x18\x01 \x01(\x05\":\n\x15RecordTopicPartitions\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x12\n\npartitions\x18\x02 \x03(\x05\"Y\n\x1bTargetAssignmentMemberValue\x12:\n\x10topic_partitions\x18\x01 \x03(\x0b\x32 .raftka.v1.RecordTopicPartitions\"\x90\x02\n\x1c\x43urrentMemberAssignmentValue\x12\x14\n\x0cmember_epoch\x18\x01 \x01(\x05\x12\x1d\n\x15previous_member_epoch\x18\x02 \x01(\x05\x12\x33\n\x05state\x18\x03 \x01(\x0e\x32$.raftka.v1.MemberReconciliationState\x12=\n\x13\x61ssigned_partitions\x18\x04 \x03(\x0b\x32 .raftka.v1.RecordTopicPartitions\x12G\n\x1dpartitions_pending_revocation\x18\x05 \x03(\x0b\x32 .raftka.v1.RecordTopicPartitions*\xc9\x02\n\x0fGroupRecordType\x12!\n\x1dGROUP_RECORD_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aGROUP_RECORD_OFFSET_COMMIT\x10\x01\x12(\n$GROUP_RECORD_CONSUMER_GROUP_METADATA\x10\x03\x12#\n\x1fGROUP_RECORD_PARTITION_METADATA\x10\x04\x12 \n\x1cGROUP_RECORD_MEMBER_METADATA\x10\x05\x12+\n\'GROUP_RECORD_TARGET_ASSIGNMENT_METADATA\x10\x06\x12)\n%GROUP_RECORD_TARGET_ASSIGNMENT_MEMBER\x10\x07\x12*\n&GROUP_RECORD_CURRENT_MEMBER_ASSIGNMENT\x10\x08*\x83\x01\n\x19MemberReconciliationState\x12\x17\n\x13MEMBER_STATE_STABLE\x10\x00\x12%\n!MEMBER_STATE_UNREVOKED_PARTITIONS\x10\x01\x12&\n\"MEMBER_STATE_UNRELEASED_PARTITIONS\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1draftka/v1/group_records.proto\x12\traftka.v1\"E\n\x0fOffsetCommitKey\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\r\n\x05topic\x18\x02 \x01(\t\x12\x11\n\tpartition\x18\x03 \x01(\x05\"h\n\x11OffsetCommitValue\x12\x0e\n\x06offset\x18\x01 \x01(\x03\x12\x14\n\x0cleader_epoch\x18\x02 \x01(\x05\x12\x10\n\x08metadata\x18\x03 \x01(\t\x12\x1b\n\x13\x63ommit_timestamp_ms\x18\x04 \x01(\x03\"\x1c\n\x08GroupKey\x12\x10\n\x08group_id\x18\x01 \x01(\t\"5\n\x0eGroupMemberKey\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x11\n\tmember_id\x18\x02 \x01(\t\"+\n\x1a\x43onsumerGroupMetadataValue\x12\r\n\x05\x65poch\x18\x01 \x01(\x05\"U\n#ConsumerGroupPartitionMetadataValue\x12.\n\x06topics\x18\x01 \x03(\x0b\x32\x1e.raftka.v1.TopicPartitionCount\"8\n\x13TopicPartitionCount\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x12\n\npartitions\x18\x02 \x01(\x05\"\x91\x02\n\x13MemberMetadataValue\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x0f\n\x07rack_id\x18\x02 \x01(\t\x12\x11\n\tclient_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63lient_host\x18\x04 \x01(\t\x12\x1e\n\x16subscribed_topic_names\x18\x05 \x03(\t\x12\x1e\n\x16subscribed_topic_regex\x18\x06 \x01(\t\x12\x1c\n\x14rebalance_timeout_ms\x18\x07 \x01(\x05\x12\x1a\n\x12session_timeout_ms\x18\x08 \x01(\x05\x12\x17\n\x0fserver_assignor\x18\t \x01(\t\x12\x19\n\x11\x63lassic_protocols\x18\n \x03(\t\"9\n\x1dTargetAssignmentMetadataValue\x12\x18\n\x10\x61ssignment_epoch\x18\x01 \x01(\x05\":\n\x15RecordTopicPartitions\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x12\n\npartitions\x18\x02 \x03(\x05\"Y\n\x1bTargetAssignmentMemberValue\x12:\n\x10topic_partitions\x18\x01 \x03(\x0b\x32 .raftka.v1.RecordTopicPartitions\"\x90\x02\n\x1c\x43urrentMemberAssignmentValue\x12\x14\n\x0cmember_epoch\x18\x01 \x01(\x05\x12\x1d\n\x15previous_member_epoch\x18\x02 \x01(\x05\x12\x33\n\x05state\x18\x03 \x01(\x0e\x32$.raftka.v1.MemberReconciliationState\x12=\n\x13\x61ssigned_partitions\x18\x04 \x03(\x0b\x32 .raftka.v1.RecordTopicPartitions\x12G\n\x1dpartitions_pending_revocation\x18\x05 \x03(\x0b\x32 .raftka.v1.RecordTopicPartitions*\xc9\x02\n\x0fGroupRecordType\x12!\n\x1dGROUP_RECORD_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aGROUP_RECORD_OFFSET_COMMIT\x10\x01\x12(\n$GROUP_RECORD_CONSUMER_GROUP_METADATA\x10\x03\x12#\n\x1fGROUP_RECORD_PARTITION_METADATA\x10\x04\x12 \n\x1cGROUP_RECORD_MEMBER_METADATA\x10\x05\x12+\n\'GROUP_RECORD_TARGET_ASSIGNMENT_METADATA\x10\x06\x12)\n%GROUP_RECORD_TARGET_ASSIGNMENT_MEMBER\x10\x07\x12*\n&GROUP_RECORD_CURRENT_MEMBER_ASSIGNMENT\x10\x08*\x83\x01\n\x19MemberReconciliationState\x12\x17\n\x13MEMBER_STATE_STABLE\x10\x00\x12%\n!MEMBER_STATE_UNREVOKED_PARTITIONS\x10\x01\x12&\n\"MEMBER_STATE_UNRELEASED_PARTITIONS\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'raftka.v1.group_records_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GROUPRECORDTYPE']._serialized_start=1231
-  _globals['_GROUPRECORDTYPE']._serialized_end=1560
-  _globals['_MEMBERRECONCILIATIONSTATE']._serialized_start=1563
-  _globals['_MEMBERRECONCILIATIONSTATE']._serialized_end=1694
+  _globals['_GROUPRECORDTYPE']._serialized_start=1258
+  _globals['_GROUPRECORDTYPE']._serialized_end=1587
+  _globals['_MEMBERRECONCILIATIONSTATE']._serialized_start=1590
+  _globals['_MEMBERRECONCILIATIONSTATE']._serialized_end=1721
   _globals['_OFFSETCOMMITKEY']._serialized_start=44
   _globals['_OFFSETCOMMITKEY']._serialized_end=113
   _globals['_OFFSETCOMMITVALUE']._serialized_start=115
@@ -50,13 +50,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TOPICPARTITIONCOUNT']._serialized_start=438
   _globals['_TOPICPARTITIONCOUNT']._serialized_end=494
   _globals['_MEMBERMETADATAVALUE']._serialized_start=497
-  _globals['_MEMBERMETADATAVALUE']._serialized_end=743
-  _globals['_TARGETASSIGNMENTMETADATAVALUE']._serialized_start=745
-  _globals['_TARGETASSIGNMENTMETADATAVALUE']._serialized_end=802
-  _globals['_RECORDTOPICPARTITIONS']._serialized_start=804
-  _globals['_RECORDTOPICPARTITIONS']._serialized_end=862
-  _globals['_TARGETASSIGNMENTMEMBERVALUE']._serialized_start=864
-  _globals['_TARGETASSIGNMENTMEMBERVALUE']._serialized_end=953
-  _globals['_CURRENTMEMBERASSIGNMENTVALUE']._serialized_start=956
-  _globals['_CURRENTMEMBERASSIGNMENTVALUE']._serialized_end=1228
+  _globals['_MEMBERMETADATAVALUE']._serialized_end=770
+  _globals['_TARGETASSIGNMENTMETADATAVALUE']._serialized_start=772
+  _globals['_TARGETASSIGNMENTMETADATAVALUE']._serialized_end=829
+  _globals['_RECORDTOPICPARTITIONS']._serialized_start=831
+  _globals['_RECORDTOPICPARTITIONS']._serialized_end=889
+  _globals['_TARGETASSIGNMENTMEMBERVALUE']._serialized_start=891
+  _globals['_TARGETASSIGNMENTMEMBERVALUE']._serialized_end=980
+  _globals['_CURRENTMEMBERASSIGNMENTVALUE']._serialized_start=983
+  _globals['_CURRENTMEMBERASSIGNMENTVALUE']._serialized_end=1255
 # @@protoc_insertion_point(module_scope)

@@ -298,6 +298,7 @@ class MemberMetadataValue(_message.Message):
     REBALANCE_TIMEOUT_MS_FIELD_NUMBER: _builtins.int
     SESSION_TIMEOUT_MS_FIELD_NUMBER: _builtins.int
     SERVER_ASSIGNOR_FIELD_NUMBER: _builtins.int
+    CLASSIC_PROTOCOLS_FIELD_NUMBER: _builtins.int
     instance_id: _builtins.str
     """The static instance id, or empty."""
     rack_id: _builtins.str
@@ -318,6 +319,12 @@ class MemberMetadataValue(_message.Message):
     def subscribed_topic_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The exact topic names subscribed to (sorted)."""
 
+    @_builtins.property
+    def classic_protocols(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The protocol names of a member of Kafka's classic group protocol (JoinGroup), in its
+        order of preference; empty for a member of the consumer protocol.
+        """
+
     def __init__(
         self,
         *,
@@ -330,10 +337,11 @@ class MemberMetadataValue(_message.Message):
         rebalance_timeout_ms: _builtins.int = ...,
         session_timeout_ms: _builtins.int = ...,
         server_assignor: _builtins.str = ...,
+        classic_protocols: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_host", b"client_host", "client_id", b"client_id", "instance_id", b"instance_id", "rack_id", b"rack_id", "rebalance_timeout_ms", b"rebalance_timeout_ms", "server_assignor", b"server_assignor", "session_timeout_ms", b"session_timeout_ms", "subscribed_topic_names", b"subscribed_topic_names", "subscribed_topic_regex", b"subscribed_topic_regex"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["classic_protocols", b"classic_protocols", "client_host", b"client_host", "client_id", b"client_id", "instance_id", b"instance_id", "rack_id", b"rack_id", "rebalance_timeout_ms", b"rebalance_timeout_ms", "server_assignor", b"server_assignor", "session_timeout_ms", b"session_timeout_ms", "subscribed_topic_names", b"subscribed_topic_names", "subscribed_topic_regex", b"subscribed_topic_regex"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -999,6 +999,7 @@ class DescribedMember(_message.Message):
     ASSIGNMENT_FIELD_NUMBER: _builtins.int
     TARGET_ASSIGNMENT_FIELD_NUMBER: _builtins.int
     MEMBER_STATE_FIELD_NUMBER: _builtins.int
+    CLASSIC_FIELD_NUMBER: _builtins.int
     member_id: _builtins.str
     """The member id."""
     instance_id: _builtins.str
@@ -1015,6 +1016,10 @@ class DescribedMember(_message.Message):
     """The subscribed regex, or empty."""
     member_state: _builtins.str
     """"stable", "unrevoked_partitions" or "unreleased_partitions"."""
+    classic: _builtins.bool
+    """True for a member that joined with Kafka's classic protocol (JoinGroup through the Kafka
+    listener), false for a KIP-848 member.
+    """
     @_builtins.property
     def subscribed_topic_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The exact topic names subscribed to."""
@@ -1041,10 +1046,11 @@ class DescribedMember(_message.Message):
         assignment: Global___Assignment | None = ...,
         target_assignment: Global___Assignment | None = ...,
         member_state: _builtins.str = ...,
+        classic: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "target_assignment", b"target_assignment"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "client_host", b"client_host", "client_id", b"client_id", "instance_id", b"instance_id", "member_epoch", b"member_epoch", "member_id", b"member_id", "member_state", b"member_state", "rack_id", b"rack_id", "subscribed_topic_names", b"subscribed_topic_names", "subscribed_topic_regex", b"subscribed_topic_regex", "target_assignment", b"target_assignment"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "classic", b"classic", "client_host", b"client_host", "client_id", b"client_id", "instance_id", b"instance_id", "member_epoch", b"member_epoch", "member_id", b"member_id", "member_state", b"member_state", "rack_id", b"rack_id", "subscribed_topic_names", b"subscribed_topic_names", "subscribed_topic_regex", b"subscribed_topic_regex", "target_assignment", b"target_assignment"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -38,6 +38,7 @@ class SkipsThePrepareRecord(TransactionShard):
         *,
         now_ms: int,
         fresh_producer_id: Callable[[], int],
+        bump_epoch: bool = True,
     ) -> TxnOutcome[InitProducerIdResult]:
         outcome = super().end_transaction(
             transactional_id,
@@ -46,6 +47,7 @@ class SkipsThePrepareRecord(TransactionShard):
             committed,
             now_ms=now_ms,
             fresh_producer_id=fresh_producer_id,
+            bump_epoch=bump_epoch,
         )
         if outcome.markers:
             return dataclasses.replace(outcome, records=())
@@ -87,6 +89,7 @@ class InitLeavesTheOpenTransaction(TransactionShard):
         timeout_ms: int,
         now_ms: int,
         fresh_producer_id: Callable[[], int],
+        expected: tuple[int, int] | None = None,
     ) -> TxnOutcome[InitProducerIdResult]:
         meta = self.store.get(transactional_id)
         if meta is not None and meta.state is TxnState.ONGOING:
@@ -96,6 +99,7 @@ class InitLeavesTheOpenTransaction(TransactionShard):
             timeout_ms=timeout_ms,
             now_ms=now_ms,
             fresh_producer_id=fresh_producer_id,
+            expected=expected,
         )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import grpc
@@ -96,14 +96,15 @@ class FakeLeaders:
     def note_unreachable(self, address: str) -> None:
         self.unreachable.append(address)
 
-    def stub_for(self, address: str) -> FakeLeaders:
-        return self
+    def produce_for(self, address: str) -> Callable[..., Awaitable[pb.ProduceResponse]]:
+        return self.Produce
 
     async def init_producer_id(self) -> tuple[int, int]:
         self.next_producer_id += 1
         return self.next_producer_id, 0
 
-    async def Produce(self, request: pb.ProduceRequest, **_call: float) -> pb.ProduceResponse:
+    async def Produce(self, data: bytes, **_call: float) -> pb.ProduceResponse:
+        request = pb.ProduceRequest.FromString(data)
         self.requests += 1
         if self.max_delay_s:
             await asyncio.sleep(self.rng.uniform(0, self.max_delay_s))

@@ -102,6 +102,9 @@ class FakeTxnCluster(FakeCluster):
     def stub(self, address: str) -> Any:
         return _BrokerStub(self, address)
 
+    def produce(self, address: str) -> Any:
+        return _BrokerStub(self, address).Produce
+
     def txn_stub(self, address: str) -> Any:
         return _Calls(self, address, ("AddPartitionsToTxn", "AddOffsetsToTxn", "EndTxn"))
 
@@ -219,7 +222,7 @@ class FakeTxnCluster(FakeCluster):
                 out.partitions.add(partition=p, offset=offset, leader_epoch=-1)
         return response
 
-    def produce(self, address: str, r: pb.ProduceRequest) -> pb.ProduceResponse:
+    def produce_request(self, address: str, r: pb.ProduceRequest) -> pb.ProduceResponse:
         response = pb.ProduceResponse()
         for t in r.topics:
             for p in t.partitions:
@@ -276,9 +279,9 @@ class _BrokerStub(_FakeStub):
         super().__init__(cluster, address)
         self._txn_cluster = cluster
 
-    async def Produce(self, request: pb.ProduceRequest, **_kw: Any) -> pb.ProduceResponse:
+    async def Produce(self, data: bytes, **_kw: Any) -> pb.ProduceResponse:
         self._txn_cluster.check("Produce", self._address, coordinator=False)
-        return self._txn_cluster.produce(self._address, request)
+        return self._txn_cluster.produce_request(self._address, pb.ProduceRequest.FromString(data))
 
     async def InitProducerId(
         self, request: pb.InitProducerIdRequest, **_kw: Any

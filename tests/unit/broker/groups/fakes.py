@@ -14,6 +14,14 @@ from collections.abc import Sequence
 
 from raftka.broker.coordinator.api import LogEntry
 from raftka.broker.groups.api import MemberPush, Outcome, StoredMarker, StoredRecord, TopicsView
+from raftka.broker.groups.classic import (
+    ClassicJoin,
+    ClassicLeaver,
+    ClassicSync,
+    JoinAnswer,
+    LeaveAnswer,
+    SyncAnswer,
+)
 from raftka.common.errors import RaftkaError
 from raftka.common.group_errors import UnknownMemberIdError
 from raftka.v1 import groups_pb2 as gpb
@@ -26,6 +34,7 @@ class FakeShard:
         self.offsets: dict[tuple[str, str, int], int] = {}
         self.members: dict[str, list[str]] = {}
         self.replayed = 0
+        self.untold: list[tuple[str, str]] = []
         self.loaded_at: int | None = None
         self.ticks = 0
         self.tick_records: list[StoredRecord] = []
@@ -112,6 +121,9 @@ class FakeShard:
             pushes,
         )
 
+    def not_told(self, group_id: str, member_id: str) -> None:
+        self.untold.append((group_id, member_id))
+
     def commit_offsets(
         self, request: gpb.OffsetCommitRequest, *, now_ms: int, topics: TopicsView
     ) -> Outcome[gpb.OffsetCommitResponse]:
@@ -185,6 +197,32 @@ class FakeShard:
 
     def group_ids(self) -> list[str]:
         return sorted({g for g, _, _ in self.offsets} | set(self.members))
+
+    # The classic protocol is tested on the real shard (test_classic.py), not through this fake.
+
+    def classic_join(
+        self,
+        request: ClassicJoin,
+        *,
+        now_ms: int,
+        topics: TopicsView,
+        client_id: str,
+        client_host: str,
+    ) -> Outcome[JoinAnswer]:
+        raise NotImplementedError("FakeShard does not serve the classic protocol")
+
+    def classic_sync(self, request: ClassicSync, *, now_ms: int) -> Outcome[SyncAnswer]:
+        raise NotImplementedError("FakeShard does not serve the classic protocol")
+
+    def classic_heartbeat(
+        self, group_id: str, member_id: str, generation: int, *, now_ms: int
+    ) -> Outcome[tuple[int, str | None]]:
+        raise NotImplementedError("FakeShard does not serve the classic protocol")
+
+    def classic_leave(
+        self, group_id: str, leavers: Sequence[ClassicLeaver], *, now_ms: int, topics: TopicsView
+    ) -> Outcome[list[LeaveAnswer]]:
+        raise NotImplementedError("FakeShard does not serve the classic protocol")
 
 
 class FakeLog:

@@ -229,9 +229,14 @@ def test_a_join_pushes_to_the_other_members_streams_only() -> None:
         assert pushed.member_id == first.member_id and pushed.has_assignment
         assert second.member_id != first.member_id
         assert queue.empty()
+        assert h.shards[-1].untold == []
         h.coordinator.unsubscribe(GROUP, first.member_id, queue)
         await join()
         assert queue.empty()  # unsubscribed: the push is dropped
+        # ... and the shard hears that those members were not told (their next answers tell).
+        assert sorted(h.shards[-1].untold) == sorted(
+            [(GROUP, first.member_id), (GROUP, second.member_id)]
+        )
 
     run(body)
 

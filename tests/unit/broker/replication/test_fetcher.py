@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from raftka.broker.log.partition_log import PartitionLog
 from raftka.broker.replication.fetcher import FollowedPartition, LeaderFetcher
 from raftka.common.metadata.model import LeaderRecoveryState
-from raftka.v1 import broker_pb2 as pb
+from raftka.common.rpc.fetch_wire import EpochEnd, FetchResult
 from tests.unit.broker.support import T0, batch, open_partition
 
 _T = TypeVar("_T")
@@ -52,12 +52,8 @@ def fetcher_following(plog: PartitionLog, recovery: LeaderRecoveryState) -> Lead
     return fetcher
 
 
-def diverging(epoch: int, end_offset: int) -> pb.FetchPartitionResult:
-    return pb.FetchPartitionResult(
-        topic="events",
-        partition=0,
-        diverging_epoch=pb.EpochEndOffset(epoch=epoch, end_offset=end_offset),
-    )
+def diverging(epoch: int, end_offset: int) -> FetchResult:
+    return FetchResult(topic="events", partition=0, diverging_epoch=EpochEnd(epoch, end_offset))
 
 
 def test_a_truncation_below_the_high_watermark_without_an_unclean_election_is_refused(

@@ -95,6 +95,7 @@ class FakeTxnShard:
         timeout_ms: int,
         now_ms: int,
         fresh_producer_id: Callable[[], int],
+        expected: tuple[int, int] | None = None,
     ) -> TxnOutcome[InitProducerIdResult]:
         txn = self.txns.get(transactional_id)
         if txn is None:
@@ -151,6 +152,7 @@ class FakeTxnShard:
         *,
         now_ms: int,
         fresh_producer_id: Callable[[], int],
+        bump_epoch: bool = True,
     ) -> TxnOutcome[InitProducerIdResult]:
         txn = self._check(transactional_id, producer_id, producer_epoch)
         if txn.state != "Ongoing":

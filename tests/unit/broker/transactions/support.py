@@ -58,10 +58,16 @@ class TxnHarness:
         return outcome
 
     def end(
-        self, pid: int, epoch: int, committed: bool, tid: str = "t"
+        self, pid: int, epoch: int, committed: bool, tid: str = "t", *, bump_epoch: bool = True
     ) -> TxnOutcome[InitProducerIdResult]:
         outcome = self.shard.end_transaction(
-            tid, pid, epoch, committed, now_ms=self.now_ms, fresh_producer_id=self.fresh
+            tid,
+            pid,
+            epoch,
+            committed,
+            now_ms=self.now_ms,
+            fresh_producer_id=self.fresh,
+            bump_epoch=bump_epoch,
         )
         self._take(outcome)  # type: ignore[arg-type]
         return outcome

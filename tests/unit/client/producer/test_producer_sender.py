@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from typing import Any
 
 import grpc
 import pytest
@@ -17,6 +18,7 @@ from raftka.client.producer.delivery import RecordDelivery
 from raftka.client.producer.sender import DeliveryTimeoutError, Sender
 from raftka.client.types import TopicPartition
 from raftka.common.errors import RaftkaError
+from raftka.v1 import broker_pb2 as pb
 from raftka.v1.common_pb2 import ErrorCode
 from tests.conditions import until
 from tests.unit.client.fake_leaders import FakeLeaders
@@ -33,7 +35,7 @@ class Harness:
             self.config,
             self.acc,
             cluster,
-            cluster.stub_for,
+            cluster.produce_for,
             cluster.init_producer_id if self.config.idempotent else None,
         )
         self.task: asyncio.Task[None] | None = None
@@ -134,13 +136,13 @@ def test_non_retriable_errors_fail_the_records_and_later_ones_still_go() -> None
             original = cluster.Produce
 
             async def refuse_gone(request, **call):  # type: ignore[no-untyped-def]
-                if request.topics[0].topic == "gone":
+                if pb.ProduceRequest.FromString(request).topics[0].topic == "gone":
                     response = await original(request, **call)
                     response.results[0].error_code = ErrorCode.MESSAGE_TOO_LARGE  # not retriable
                     return response
                 return await original(request, **call)
 
-            cluster.Produce = refuse_gone  # type: ignore[method-assign]
+            cluster.Produce = refuse_gone  # type: ignore[method-assign,assignment]
             bad = await h.send(TopicPartition("gone", 0), b"big")
             with pytest.raises(RaftkaError, match="MESSAGE_TOO_LARGE"):
                 await bad
@@ -232,7 +234,7 @@ def test_an_answer_lost_after_the_delivery_timeout_fails_the_records_as_maybe_wr
             grpc.StatusCode.DEADLINE_EXCEEDED, grpc.aio.Metadata(), grpc.aio.Metadata(), "late"
         )
 
-    cluster.Produce = slow_then_lost  # type: ignore[method-assign]
+    cluster.Produce = slow_then_lost  # type: ignore[method-assign,assignment]
     now = [0.0]
 
     async def main() -> None:
@@ -351,8 +353,8 @@ class FrozenLeader:
         self.cluster = cluster
         self.held = 0
 
-    def stub_for(self, address: str) -> object:
-        return self if address == "leader-a" else self.cluster
+    def produce_for(self, address: str) -> Any:
+        return self.Produce if address == "leader-a" else self.cluster.Produce
 
     async def Produce(self, request: object, **_call: object) -> object:
         self.held += 1
@@ -371,7 +373,7 @@ def test_batches_held_by_a_frozen_leader_move_to_the_new_leader_with_their_seque
     async def main() -> None:
         config = ProducerConfig(bootstrap_servers=["x:1"], linger_ms=0, batch_size=100)
         acc = RecordAccumulator(config, BufferPool(config.buffer_memory), clock=clock)
-        sender = Sender(config, acc, cluster, frozen.stub_for, cluster.init_producer_id, clock)
+        sender = Sender(config, acc, cluster, frozen.produce_for, cluster.init_producer_id, clock)
         task = asyncio.create_task(sender.run())
         deliveries = [await acc.append(TP, 0, None, b"v%d" % i, ()) for i in range(12)]
         await until(lambda: frozen.held >= 2, what="requests held by the frozen leader")

@@ -8,7 +8,11 @@ from google.protobuf.message import DecodeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from raftka.common.rpc.produce_wire import ProduceCall, decode_produce_request
+from raftka.common.rpc.produce_wire import (
+    ProduceCall,
+    decode_produce_request,
+    encode_produce_request,
+)
 from raftka.common.rpc.wire import WireFormatError, encode_varint
 from raftka.v1 import broker_pb2 as pb
 
@@ -103,3 +107,36 @@ def test_unknown_fields_are_skipped() -> None:
     call = decode_produce_request(wire)
     assert call.acks == -1
     assert [(p.partition, bytes(p.batches)) for p in call.topics[0].partitions] == [(2, b"abc")]
+
+
+batch_partitions = st.builds(
+    pb.PartitionProduceData, partition=int32, batches=st.binary(max_size=80)
+)
+batch_requests = st.builds(
+    pb.ProduceRequest,
+    acks=st.sampled_from([-1, 0, 1, 2]),
+    timeout_ms=int32,
+    transactional_id=st.text(max_size=10),
+    topics=st.lists(
+        st.builds(
+            pb.TopicProduceData,
+            topic=st.text(max_size=10),
+            partitions=st.lists(batch_partitions, max_size=3),
+        ),
+        max_size=3,
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(batch_requests, st.sampled_from([bytes, bytearray, memoryview]))
+def test_the_writer_writes_the_bytes_of_the_generated_class(
+    request: pb.ProduceRequest, kind: type[bytes] | type[bytearray] | type[memoryview]
+) -> None:
+    written = encode_produce_request(
+        request.acks,
+        request.timeout_ms,
+        request.transactional_id,
+        [(t.topic, [(p.partition, kind(p.batches)) for p in t.partitions]) for t in request.topics],
+    )
+    assert written == request.SerializeToString()

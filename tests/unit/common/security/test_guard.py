@@ -169,3 +169,11 @@ def test_the_guard_of_a_node_follows_its_settings() -> None:
     g = guard_for(on, lambda: image, factory)
     assert g.enabled and built == [on]
     assert isinstance(OPEN_GUARD.authorizer, AllowEverything)
+
+
+def test_refusals_names_each_refused_item_once_in_request_order(as_alice: None) -> None:
+    g = guard((ALICE, OP_WRITE, RESOURCE_TOPIC, "ok"))
+    refused = g.refusals(OP_WRITE, RESOURCE_TOPIC, ["no-2", "ok", "no-1", "no-2"])
+    assert list(refused) == ["no-2", "no-1"]
+    assert all(e.code == ErrorCode.TOPIC_AUTHORIZATION_FAILED for e in refused.values())
+    assert OPEN_GUARD.refusals(OP_WRITE, RESOURCE_TOPIC, ["no-1"]) == {}

@@ -509,3 +509,60 @@ def test_a_new_incarnation_registers_after_its_isr_removals() -> None:
     assert not second.more and reg is not None and reg.incarnation_id == "inc-1-new"
     assert reg.epoch == epoch and reg.fenced
     assert all(1 not in view.state.isr for view in h.image.partitions())
+
+
+def _heartbeat_slices(
+    h: Harness, broker_id: int, *, want_fence: bool = False
+) -> list[ControllerResult[BrokerHeartbeatResponse]]:
+    """Heartbeats of ``broker_id`` (caught up) planned again after each slice, as
+    ActiveController.write does, until one says no more follow."""
+    slices: list[ControllerResult[BrokerHeartbeatResponse]] = []
+    while not slices or slices[-1].more:
+        request = BrokerHeartbeatRequest(
+            broker_id=broker_id,
+            broker_epoch=h.epoch(broker_id),
+            current_metadata_index=h.image.last_applied_index,
+            want_fence=want_fence,
+        )
+        result = h.cluster.heartbeat(h.image, request, next_index=h.next_index, now_ms=h.now_ms)
+        slices.append(result)
+        h.commit(result)
+        assert len(slices) <= 5, "the change did not finish in 4 slices"
+    return slices
+
+
+def _leaderless(h: Harness) -> int:
+    return sum(view.state.leader == NO_LEADER for view in h.image.partitions())
+
+
+def test_unfencing_the_broker_that_can_lead_many_leaderless_partitions_comes_in_slices() -> None:
+    h = Harness()
+    h.add_brokers([1])
+    h.create_topic("big", 2 * MAX_SLICE_RECORDS + 10, 1)
+    _heartbeat_slices(h, 1, want_fence=True)
+    assert _leaderless(h) == 2 * MAX_SLICE_RECORDS + 10
+    slices = _heartbeat_slices(h, 1)
+    # The unfence record leads the first slice; every slice stays within the bound.
+    assert slices[0].records[0].WhichOneof("record") == "broker_registration_change"
+    assert not slices[0].response.is_fenced
+    assert [len(s.records) for s in slices] == [MAX_SLICE_RECORDS, MAX_SLICE_RECORDS, 11]
+    assert all(view.state.leader == 1 for view in h.image.partitions())
+    # Nothing is pending any more: the next heartbeat writes nothing.
+    assert not _heartbeat_slices(h, 1)[0].records
+
+
+def test_a_new_active_controller_elects_what_an_unfinished_unfencing_left_leaderless() -> None:
+    h = Harness()
+    h.add_brokers([1])
+    h.create_topic("big", MAX_SLICE_RECORDS + 5, 1)
+    _heartbeat_slices(h, 1, want_fence=True)
+    request = BrokerHeartbeatRequest(
+        broker_id=1, broker_epoch=h.epoch(1), current_metadata_index=h.image.last_applied_index
+    )
+    first = h.cluster.heartbeat(h.image, request, next_index=h.next_index, now_ms=h.now_ms)
+    h.commit(first)
+    assert first.more and _leaderless(h) == 6
+    # The controller "fails over" before its next slice: the new one knows nothing of it.
+    h.cluster = ClusterManager(CLUSTER_ID, BrokerSessions(SESSION_TIMEOUT_MS, started_ms=0))
+    (rest,) = _heartbeat_slices(h, 1)
+    assert len(rest.records) == 6 and _leaderless(h) == 0

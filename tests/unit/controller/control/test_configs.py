@@ -199,3 +199,54 @@ def test_duplicate_resources_and_validate_only() -> None:
     assert [r.error_code for r in result.response.results] == [ErrorCode.INVALID_REQUEST] * 2
     result = alter_configs(h.image, AlterConfigsRequest(resources=[dup], validate_only=True))
     assert result.records == () and result.response.results[0].error_code == ErrorCode.NONE
+
+
+def test_append_and_subtract_change_list_configs_from_their_current_value() -> None:
+    h = _harness()
+    append = AlterConfigOp.APPEND
+    result = alter_configs(
+        h.image,
+        AlterConfigsRequest(
+            resources=[
+                # Appended to the default ("delete"); an item already there is not repeated.
+                AlterConfigResource(
+                    type=TOPIC, name="t", ops=[_op("cleanup.policy", "compact, delete", append)]
+                )
+            ]
+        ),
+    )
+    assert result.response.results[0].error_code == ErrorCode.NONE
+    h.commit(result)
+    assert h.image.topic_configs("t")["cleanup.policy"] == "delete,compact"
+    result = alter_configs(
+        h.image,
+        AlterConfigsRequest(
+            resources=[
+                AlterConfigResource(
+                    type=TOPIC,
+                    name="t",
+                    ops=[_op("cleanup.policy", "delete", AlterConfigOp.SUBTRACT)],
+                )
+            ]
+        ),
+    )
+    h.commit(result)
+    assert h.image.topic_configs("t")["cleanup.policy"] == "compact"
+
+
+def test_append_to_a_config_that_is_not_a_list_is_invalid_config() -> None:
+    h = _harness()
+    result = alter_configs(
+        h.image,
+        AlterConfigsRequest(
+            resources=[
+                AlterConfigResource(
+                    type=TOPIC, name="t", ops=[_op("retention.ms", "5", AlterConfigOp.APPEND)]
+                )
+            ]
+        ),
+    )
+    (answer,) = result.response.results
+    assert answer.error_code == ErrorCode.INVALID_CONFIG
+    assert "cannot APPEND to topic config 'retention.ms'" in answer.error_message
+    assert result.records == ()
