@@ -48,6 +48,7 @@ from raftka.common.security.model import (
     OP_READ,
     OP_WRITE,
     RESOURCE_CLUSTER,
+    RESOURCE_GROUP,
     RESOURCE_TOPIC,
     Acl,
 )
@@ -60,6 +61,7 @@ from tests.integration.support.identities import identity
 pytestmark = pytest.mark.integration
 
 TOPIC = "secure"
+GROUP = "readers"
 PARTITIONS = 2
 RECORDS = 10
 PASSWORDS = {
@@ -107,6 +109,7 @@ async def prepare(cluster: LocalCluster) -> None:
             [
                 acl(RESOURCE_TOPIC, TOPIC, "alice", OP_WRITE),
                 acl(RESOURCE_TOPIC, TOPIC, "alice", OP_READ),
+                acl(RESOURCE_GROUP, GROUP, "alice", OP_READ),
                 acl(RESOURCE_CLUSTER, CLUSTER_RESOURCE_NAME, "alice", OP_IDEMPOTENT_WRITE),
                 acl(RESOURCE_TOPIC, TOPIC, "bob", OP_DESCRIBE),
                 acl(RESOURCE_CLUSTER, CLUSTER_RESOURCE_NAME, "ops", OP_ALTER),
@@ -166,7 +169,7 @@ def produce(config: Config, count: int = RECORDS, prefix: str = "v") -> list[Any
 
 
 def consume(config: Config, expected: set[bytes]) -> set[bytes]:
-    consumer = Consumer({**config, "group.id": "unused", "enable.auto.commit": False})
+    consumer = Consumer({**config, "group.id": GROUP, "enable.auto.commit": False})
     consumer.assign([TopicPartition(TOPIC, p, 0) for p in range(PARTITIONS)])
     got: set[bytes] = set()
     deadline = time.monotonic() + 20
