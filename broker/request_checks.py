@@ -60,4 +60,3 @@ def topic_refusals(
         return {}
     refused = {t: guard.denial(operation, RESOURCE_TOPIC, t) for t in set(topics)}
     return {t: e for t, e in refused.items() if e is not None}
-
