@@ -73,7 +73,9 @@ class MetadataHandler:
                 elif getattr(t, "topic_id", None) is not None and t.topic_id.int:
                     # Topics asked for by id (v10+), as KIP-848 consumers do for assignments.
                     found = image.topic_by_id(raftka_topic_id(t.topic_id))
-                    if found is None:
+                    # A topic the caller may not describe is as unknown as a missing one:
+                    # its id tells nothing of its name.
+                    if found is None or not guard.allowed(OP_DESCRIBE, RESOURCE_TOPIC, found.name):
                         unknown_ids.append(t.topic_id)
                     else:
                         names.append(found.name)

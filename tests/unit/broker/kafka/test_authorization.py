@@ -28,6 +28,7 @@ from raftka.broker.kafka.produce import (
     InitProducerIdHandler,
     ProduceHandler,
 )
+from raftka.broker.kafka.schema import topic_uuid
 from raftka.broker.kafka.topics import (
     CREATE_TOPICS_KEY,
     DELETE_TOPICS_KEY,
@@ -292,3 +293,13 @@ def test_produce_and_fetch_answers_carry_the_quota_throttle() -> None:
     assert fetch_sensor.recorded == [0]
     # One budget per user and client id, as on gRPC.
     assert quotas.asked == [("bob", "test"), ("bob", "test")]
+
+
+def test_a_topic_asked_by_id_that_may_not_be_described_is_unknown() -> None:
+    handler = MetadataHandler(backend())
+    secret_id = topic_uuid("AAAAAAAAAAAAAAAAAAAAAw")
+    answer = as_bob(
+        handler(Req(topics=(Req(name=None, topic_id=secret_id),)), context(METADATA_KEY, 12))
+    )
+    (topic,) = answer.topics
+    assert (topic.name, topic.error_code) == (None, ErrorCode.unknown_topic_id)
