@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from raftka.broker.kafka.security_config import check_kafka_security_keys
 from raftka.common.config import check_host_port
 from raftka.common.errors import ConfigFileError
 from raftka.common.metadata.model import (
@@ -29,7 +30,21 @@ class BrokerConfig:
     """Host other brokers should use for ``internal_listen``; defaults to its host."""
     kafka_listen: str = ""
     """Address of the Kafka wire-protocol listener (docs/kafka-protocol.md), for Kafka's own
-    clients; empty: none. Plaintext and unauthenticated for now."""
+    clients; empty: none. Its security is ``kafka_security_protocol``."""
+    kafka_security_protocol: str = ""
+    """``PLAINTEXT``, ``SSL`` (TLS with the node's certificate; the principal is the client
+    certificate's under ``security.client_auth``) or ``SASL_SSL`` (TLS, then SASL with
+    ``kafka_sasl_mechanisms``). Empty: ``SASL_SSL`` when the node has TLS, else ``PLAINTEXT``.
+    ``SASL_PLAINTEXT`` is refused (passwords or their proofs in clear), and so is a
+    ``PLAINTEXT`` listener on a node with TLS or require_authentication."""
+    kafka_ssl_client_auth: str = ""
+    """Client certificates on the Kafka listener (Kafka's per-listener ssl.client.auth):
+    ``required``, ``requested`` (asked for, not required: Python's ssl can), ``none``; empty:
+    ``security.client_auth``. ``none`` with SASL_SSL lets Kafka clients come with a user and
+    password only while the gRPC listeners require certificates."""
+    kafka_sasl_mechanisms: str = "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN"
+    """The SASL mechanisms a ``SASL_SSL`` Kafka listener offers (comma-separated), each
+    checked against the users' stored SCRAM credentials."""
     kafka_max_request_bytes: int = 16 * 1024 * 1024
     """The largest Kafka request accepted; a larger size prefix closes the connection before
     any of it is read (Kafka's socket.request.max.bytes; clients send at most 1 MB by
@@ -124,6 +139,9 @@ class BrokerConfig:
             )
         if self.kafka_listen:
             check_host_port("broker.kafka_listen", self.kafka_listen)
+        check_kafka_security_keys(
+            self.kafka_security_protocol, self.kafka_sasl_mechanisms, self.kafka_ssl_client_auth
+        )
         for name in (
             "kafka_max_request_bytes",
             "kafka_request_read_timeout_ms",

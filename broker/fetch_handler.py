@@ -14,7 +14,6 @@ control records at either isolation level: a marker is not application data).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterable, Mapping
 
 from raftka.broker.fetch_poll import PollRound, leader_partition, long_poll
@@ -23,7 +22,7 @@ from raftka.broker.log.leader_epoch_cache import EpochEndOffset
 from raftka.broker.metrics import TopicTraffic
 from raftka.broker.partition import Partition
 from raftka.broker.quotas.manager import NO_SENSORS, CallerSensors, QuotaManager
-from raftka.broker.quotas.throttling import throttle_ms, wait_unmuted
+from raftka.broker.quotas.throttling import under_quota
 from raftka.broker.replica_manager import ReplicaManager
 from raftka.broker.request_checks import (
     NOTHING_REFUSED,
@@ -114,18 +113,17 @@ class FetchHandler:
         if sensors is NO_SENSORS:
             answer, _, _ = await self._fetch(request, wanted, max_bytes, refused)
             return answer
-        await wait_unmuted(sensors.fetch, sensors.request)
         if sensors.fetch is not None:
             # At most one window's worth per answer (Kafka caps fetch.max.bytes so).
             max_bytes = min(max_bytes, self._quotas.max_bytes_in_window(sensors.fetch))
-        started = time.monotonic()
-        answer, nbytes, waited_s = await self._fetch(request, wanted, max_bytes, refused)
-        handler_ms = (time.monotonic() - started - waited_s) * 1000
-        throttle = throttle_ms(self._quotas, sensors, sensors.fetch, nbytes, handler_ms)
+
+        async def work() -> tuple[FetchAnswer | pb.FetchResponse, int, float]:
+            return await self._fetch(request, wanted, max_bytes, refused)
+
+        # The answer keeps its records and is held back (Kafka's delayed response, as for
+        # fetch versions before KIP-219); the consumer needs to do nothing.
+        answer, throttle = await under_quota(self._quotas, sensors, sensors.fetch, work)
         if throttle > 0:
-            # The answer keeps its records and is held back (Kafka's delayed response, as for
-            # fetch versions before KIP-219); the consumer needs to do nothing.
-            await asyncio.sleep(throttle / 1000)
             answer.throttle_time_ms = throttle
         return answer
 

@@ -13,14 +13,15 @@ first used them (producers/owners.py).
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
+from raftka.broker.log.types import AppendResult
 from raftka.broker.log.validator import NO_TIMESTAMP
 from raftka.broker.metrics import TopicTraffic
+from raftka.broker.partition import Partition
 from raftka.broker.producers.owners import ProducerOwners
 from raftka.broker.quotas.manager import NO_SENSORS, CallerSensors, QuotaManager
-from raftka.broker.quotas.throttling import throttle_ms, wait_unmuted
+from raftka.broker.quotas.throttling import under_quota
 from raftka.broker.replica_manager import ReplicaManager
 from raftka.broker.request_checks import NOTHING_REFUSED, require_distinct, set_error
 from raftka.broker.transactions.verification import TxnWriteVerifier
@@ -76,19 +77,13 @@ class ProduceHandler:
         """Answer ``request``, throttled by the caller's quota ``sensors``."""
         if sensors is NO_SENSORS:
             return await self._produce(request)
-        await wait_unmuted(sensors.produce, sensors.request)
-        started = time.monotonic()
-        response = await self._produce(request)
-        throttle = throttle_ms(
-            self._quotas,
-            sensors,
-            sensors.produce,
-            request.size,
-            (time.monotonic() - started) * 1000,
-        )
+
+        async def work() -> tuple[pb.ProduceResponse, int, float]:
+            return await self._produce(request), request.size, 0.0
+
+        # Kafka's delayed response: the records are written; the answer waits.
+        response, throttle = await under_quota(self._quotas, sensors, sensors.produce, work)
         if throttle > 0:
-            # Kafka's delayed response: the records are written; the answer waits.
-            await asyncio.sleep(throttle / 1000)
             response.throttle_time_ms = throttle
         return response
 
@@ -155,24 +150,18 @@ class ProduceHandler:
                     "TransactionService); nothing was written"
                 )
             partition = self._replicas.leader_partition(topic, data.partition)
-            payload = self._batches_of(data)
-            if self._owners is not None:
-                table = partition.log.producer_state
-                self._owners.check_write(
-                    partition.log,
-                    payload,
-                    current_caller().principal,
-                    lambda pid: table.entry(pid) is not None,
-                    name=f"{topic}-{data.partition}",
-                )
-            if self._txn_writes is not None:
-                await self._txn_writes.check(
-                    topic, data.partition, transactional_id, payload, partition.log.producer_state
-                )
-            appended = await partition.append(payload, acks=acks, timeout_s=timeout_s)
-            if self._owners is not None:
-                self._owners.written(partition.log, payload, current_caller().principal)
-            self._traffic.bytes_in(topic, len(payload))
+            appended = await append_checked(
+                partition,
+                topic,
+                data.partition,
+                self._batches_of(data),
+                acks=acks,
+                timeout_s=timeout_s,
+                transactional_id=transactional_id,
+                owners=self._owners,
+                txn_writes=self._txn_writes,
+                traffic=self._traffic,
+            )
             result.base_offset = appended.base_offset
             result.log_append_time_ms = appended.log_append_time_ms
             result.log_start_offset = appended.log_start_offset
@@ -181,19 +170,9 @@ class ProduceHandler:
         return result
 
     def _produce_refusals(self, request: ProduceCall) -> dict[str, RaftkaError]:
-        """The topics the caller may not write, with the error each partition reports: for a
-        transactional produce, first WRITE on the transactional id (every topic), then WRITE
-        on each topic (Kafka's order)."""
-        guard = self._guard
-        if not guard.enabled:
-            return {}
-        topics = dict.fromkeys(t.topic for t in request.topics)
-        if request.transactional_id:
-            error = guard.denial(OP_WRITE, RESOURCE_TRANSACTIONAL_ID, request.transactional_id)
-            if error is not None:
-                return dict.fromkeys(topics, error)
-        refused = {t: guard.denial(OP_WRITE, RESOURCE_TOPIC, t) for t in topics}
-        return {t: e for t, e in refused.items() if e is not None}
+        return produce_refusals(
+            self._guard, (t.topic for t in request.topics), request.transactional_id
+        )
 
     @staticmethod
     def _batches_of(data: PartitionData) -> bytes | memoryview:
@@ -259,6 +238,60 @@ class ProduceHandler:
         if not data.batches:
             raise InvalidRecordError("no records: batches and records are both empty")
         return data.batches
+
+
+def produce_refusals(
+    guard: AccessGuard, topics: Iterable[str], transactional_id: str | None
+) -> dict[str, RaftkaError]:
+    """The topics the caller may not write, with the error each partition reports: for a
+    transactional produce, first WRITE on the transactional id (every topic), then WRITE on
+    each topic (Kafka's order). Every produce path (gRPC, Kafka listener) asks this."""
+    if not guard.enabled:
+        return {}
+    named = dict.fromkeys(topics)
+    if transactional_id:
+        error = guard.denial(OP_WRITE, RESOURCE_TRANSACTIONAL_ID, transactional_id)
+        if error is not None:
+            return dict.fromkeys(named, error)
+    refused = {t: guard.denial(OP_WRITE, RESOURCE_TOPIC, t) for t in named}
+    return {t: e for t, e in refused.items() if e is not None}
+
+
+async def append_checked(
+    partition: Partition,
+    topic: str,
+    index: int,
+    payload: bytes | memoryview,
+    *,
+    acks: int,
+    timeout_s: float,
+    transactional_id: str,
+    owners: ProducerOwners | None,
+    txn_writes: TxnWriteVerifier | None,
+    traffic: TopicTraffic,
+) -> AppendResult:
+    """Append produced batches on the leader with the checks every produce path makes: the
+    producer ids' owners (with authorization on), the transactional write's verification
+    with its coordinator (KIP-890), then the bytes-in count. Raises the RaftkaError that
+    refused the write."""
+    if owners is not None:
+        table = partition.log.producer_state
+        owners.check_write(
+            partition.log,
+            payload,
+            current_caller().principal,
+            lambda pid: table.entry(pid) is not None,
+            name=f"{topic}-{index}",
+        )
+    if txn_writes is not None:
+        await txn_writes.check(
+            topic, index, transactional_id, payload, partition.log.producer_state
+        )
+    appended = await partition.append(payload, acks=acks, timeout_s=timeout_s)
+    if owners is not None:
+        owners.written(partition.log, payload, current_caller().principal)
+    traffic.bytes_in(topic, len(payload))
+    return appended
 
 
 def _idempotence_of(data: pb.PartitionProduceData) -> tuple[int, int, int]:

@@ -334,8 +334,11 @@ class BrokerServer:
                     transactions=self.transactions,
                     transaction_topic=self.transaction_topic,
                     guard=self.guard,
+                    owners=self.servicer.owners,
+                    quotas=self.servicer.quotas,
                     config=bconf,
                 ),
+                self.security,
             )
             await self.kafka.start()
         await self.lifecycle.start()

@@ -112,6 +112,17 @@ class BrokerServicer(BrokerServiceServicer):
             replicas=replicas, guard=guard, quotas=self._quotas, traffic=self._traffic
         )
 
+    @property
+    def owners(self) -> ProducerOwners | None:
+        """Who got or first used each producer id (authorization on), shared with the Kafka
+        listener's Produce and InitProducerId."""
+        return self._owners
+
+    @property
+    def quotas(self) -> QuotaManager:
+        """The client quotas, shared with the Kafka listener."""
+        return self._quotas
+
     def _quota_sensors(self, client_id: str) -> CallerSensors:
         return self._quotas.sensors(
             quota_user(current_caller().principal), client_id, monotonic_ms()

@@ -18,6 +18,12 @@ from pathlib import Path
 from raftka.common.errors import RaftkaError
 from raftka.common.rpc.controller_client import ControllerClient
 from raftka.ops.demo import run_demo
+from raftka.ops.kafka_access import (
+    TLS_BROKER_SETTINGS,
+    kafka_summary,
+    make_password,
+    set_kafka_password,
+)
 from raftka.ops.local_cluster import LocalCluster
 from raftka.ops.supervisor import Supervisor
 from raftka.v1 import controller_pb2 as pb
@@ -95,10 +101,13 @@ def run_local_cluster(args: UpOptions) -> int:
         metrics=True,
         tls=args.tls,
         security_settings=args.security_settings,
-        # The Kafka listener is plaintext only for now (docs/kafka-protocol.md).
-        kafka=not args.tls and not args.security_settings,
+        # --tls: SASL_SSL Kafka listeners (ops/kafka_access.py).
+        broker_settings=TLS_BROKER_SETTINGS if args.tls else None,
+        kafka=not args.security_settings,
     )
     cluster.prepare()
+    if args.tls:
+        make_password(cluster)
     info: dict[str, object] = {
         "bootstrap_controller": ",".join(cluster.bootstrap),
         "bootstrap_servers": ",".join(cluster.bootstrap_servers),
@@ -161,11 +170,10 @@ async def _supervise(supervisor: Supervisor, args: UpOptions) -> int:
         )
         print(f"bootstrap servers (brokers): {','.join(cluster.bootstrap_servers)}")
         print(f"bootstrap controllers:       {','.join(cluster.bootstrap)}")
-        if cluster.kafka_bootstrap_servers:
-            print(
-                "Kafka clients (kcat, librdkafka, kafka-python; docs/kafka-protocol.md): "
-                f"bootstrap.servers={','.join(cluster.kafka_bootstrap_servers)}"
-            )
+        if cluster.tls and cluster.kafka_bootstrap_servers:
+            await set_kafka_password(cluster)
+        for line in kafka_summary(cluster):
+            print(line)
         print(f"data and logs: {cluster.base_dir}/{{node,broker}}-*/")
         print("Prometheus metrics (docs/operations.md, 'Metrics'):")
         for node, url in metrics_urls(cluster).items():

@@ -33,7 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,10 @@ from scripts.bench_client import perf
 PARTITIONS = 3
 
 
-def confluent_produce(servers: str, topic: str, records: int, size: int) -> dict[str, float]:
+def confluent_produce(
+    servers: str, topic: str, records: int, size: int, settings: Mapping[str, Any] | None = None
+) -> dict[str, float]:
+    """``settings``: more librdkafka properties (security: scripts/bench_kafka_security.py)."""
     from confluent_kafka import Producer
 
     producer = Producer(
@@ -55,6 +58,7 @@ def confluent_produce(servers: str, topic: str, records: int, size: int) -> dict
             "enable.idempotence": True,
             "acks": "all",
             "partitioner": "murmur2_random",
+            **(settings or {}),
         }
     )
     payload = os.urandom(size)
@@ -98,11 +102,18 @@ def confluent_produce(servers: str, topic: str, records: int, size: int) -> dict
     }
 
 
-def confluent_consume(servers: str, topic: str, records: int) -> dict[str, float]:
+def confluent_consume(
+    servers: str, topic: str, records: int, settings: Mapping[str, Any] | None = None
+) -> dict[str, float]:
     from confluent_kafka import Consumer, TopicPartition
 
     consumer = Consumer(
-        {"bootstrap.servers": servers, "group.id": "bench", "enable.auto.commit": False}
+        {
+            "bootstrap.servers": servers,
+            "group.id": "bench",
+            "enable.auto.commit": False,
+            **(settings or {}),
+        }
     )
     consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
     got = 0

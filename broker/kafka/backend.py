@@ -13,11 +13,15 @@ from raftka.broker.groups.runtime import GroupCoordinator
 from raftka.broker.metrics import TopicTraffic
 from raftka.broker.partition import Partition
 from raftka.broker.producers.id_blocks import ProducerIdManager
+from raftka.broker.producers.owners import ProducerOwners
+from raftka.broker.quotas.manager import NO_SENSORS, CallerSensors, QuotaManager, quota_user
 from raftka.broker.replica_manager import ReplicaManager
 from raftka.broker.transactions.runtime import TransactionCoordinator
 from raftka.broker.transactions.verification import TxnWriteVerifier
+from raftka.common.clock import monotonic_ms
 from raftka.common.metadata.image import MetadataImage
 from raftka.common.rpc.controller_client import ControllerClient
+from raftka.common.security.caller import current_caller
 from raftka.common.security.guard import OPEN_GUARD, AccessGuard
 
 
@@ -43,6 +47,19 @@ class KafkaBackend:
     """The broker's authorization checks; handlers read the caller from the context var."""
     config: BrokerConfig | None = None
     """The broker's own settings (DescribeConfigs of its BROKER resource)."""
+    owners: ProducerOwners | None = None
+    """Who got or first used each producer id (with authorization on): the gRPC
+    BrokerService's, so a producer id is bound alike on both listeners."""
+    quotas: QuotaManager | None = None
+    """The client quotas (the gRPC BrokerService's sensors: one budget per caller)."""
+
+    def quota_sensors(self, client_id: str) -> CallerSensors:
+        """The current caller's quota sensors (NO_SENSORS without quotas)."""
+        if self.quotas is None:
+            return NO_SENSORS
+        return self.quotas.sensors(
+            quota_user(current_caller().principal), client_id, monotonic_ms()
+        )
 
     def leader_partition(self, topic: str, partition: int, epoch: int | None) -> Partition:
         """The partition if this broker leads it, its leader epoch checked first

@@ -6,12 +6,18 @@ them), and answered in the order they came, as Kafka's protocol requires; readin
 records) is sent with ``sendfile`` (broker/kafka/sendfile.py) on a plaintext connection.
 Anything that breaks the protocol (framing, limits, an unknown API or version, bytes that do
 not parse, a handler that fails) closes the connection with one log line; other connections
-are not affected."""
+are not affected.
+
+Until the connection is authenticated (SASL_SSL), its frames go to sasl.py's
+:class:`ConnectionAuth` one at a time; afterwards each request is served with the
+connection's :class:`~raftka.common.security.caller.Caller` bound, so the handlers'
+``backend.guard`` checks see who is asking."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
 
 import structlog
 
@@ -27,7 +33,10 @@ from raftka.broker.kafka.framing import (
     read_frame,
 )
 from raftka.broker.kafka.regions import Answer, encode_answer
+from raftka.broker.kafka.sasl import ConnectionAuth
 from raftka.broker.kafka.sendfile import can_sendfile, send_answer
+from raftka.common.security.caller import Caller, bind_caller
+from raftka.common.security.model import ANONYMOUS
 
 log = structlog.get_logger(__name__)
 
@@ -41,13 +50,18 @@ class KafkaConnection:
         writer: asyncio.StreamWriter,
         apis: ApiTable,
         limits: Limits,
+        auth: ConnectionAuth | None = None,
     ) -> None:
+        """``auth``: who is on the connection (default: an anonymous, plaintext one)."""
         self._reader = reader
         self._writer = writer
         self._apis = apis
         self._limits = limits
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        host = peer[0] if isinstance(peer, tuple) else ""
+        self._auth = auth or ConnectionAuth(host=host, caller=Caller(ANONYMOUS, host, False))
+        self._callers: dict[str, Caller] = {}
         self._pending: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._slots = asyncio.Semaphore(limits.max_in_flight)
         """One per request read and not yet answered: reading waits for a free one."""
@@ -81,7 +95,11 @@ class KafkaConnection:
     async def _read_requests(self) -> None:
         while True:
             await self._slots.acquire()
-            frame = await read_frame(self._reader, self._limits)
+            frame = await read_frame(self._reader, self._auth.limits(self._limits))
+            if not self._auth.authenticated:
+                await self._authenticate(frame)
+                self._slots.release()
+                continue
             head = peek_head(frame)
             api = self._apis.find(head.api_key, head.api_version)
             if api is None:
@@ -116,12 +134,38 @@ class KafkaConnection:
                 self.peer,
                 zero_copy=self.zero_copy,
             )
-            task = asyncio.create_task(self._serve_one(api.handle, request, context, head))
+            task = asyncio.create_task(
+                self._serve_one(api.handle, request, context, head, self._caller(api.name))
+            )
             await self._pending.put(task)
 
+    async def _authenticate(self, frame: bytes) -> None:
+        """One frame before authentication, answered before the next is read."""
+        answer = await self._auth.serve_unauthenticated(frame, self._apis)
+        self._writer.write(answer)
+        await self._writer.drain()
+        if self._auth.failure is not None:
+            raise FrameError("authentication_failed", self._auth.failure)
+        if self._auth.caller is not None:
+            log.info("kafka_authenticated", peer=self.peer, principal=self._auth.caller.principal)
+
+    def _caller(self, api_name: str) -> Caller:
+        caller = self._callers.get(api_name)
+        if caller is None:
+            assert self._auth.caller is not None
+            caller = replace(self._auth.caller, method=f"kafka:{api_name}")
+            self._callers[api_name] = caller
+        return caller
+
     async def _serve_one(
-        self, handle: object, request: object, context: RequestContext, head: RequestHead
+        self,
+        handle: object,
+        request: object,
+        context: RequestContext,
+        head: RequestHead,
+        caller: Caller,
     ) -> Answer | None:
+        bind_caller(caller)  # this task's own context: the guard's checks see it
         response = await handle(request, context)  # type: ignore[operator]
         if response is None:
             return None

@@ -6,13 +6,16 @@ offset, each batch verified as it is read) and long-polls (broker/fetch_poll.py,
 the gRPC Fetch) on the partitions' append events up to max_wait for min_bytes. The stored
 bytes are answered as they are: on a connection that can (plaintext), as regions of the
 segment files that the connection sends with ``sendfile`` (broker/kafka/regions.py), else
-read into memory. The caller needs Read on a topic (Describe for ListOffsets), as over gRPC. Fetch sessions (KIP-227)
+read into memory. The caller needs Read on a topic (Describe for ListOffsets), as over gRPC,
+and client quotas hold the answer as they hold the gRPC Fetch's. Fetch sessions (KIP-227)
 are not kept: every answer is a full one with session id 0, which tells the client so.
 Followers do not fetch here (replica_id >= 0 is refused): replication stays on gRPC."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -24,6 +27,8 @@ from raftka.broker.kafka.regions import WithRegions
 from raftka.broker.kafka.schema import NO_THROTTLE, build, error_of, millis, nested, response_type
 from raftka.broker.log.leader_epoch_cache import EpochEndOffset
 from raftka.broker.partition import FencedLeaderEpochError, NotLeaderOrFollowerError
+from raftka.broker.quotas.manager import NO_SENSORS
+from raftka.broker.quotas.throttling import under_quota
 from raftka.broker.request_checks import topic_refusals
 from raftka.common.errors import InvalidRequestError, RaftkaError
 from raftka.common.security.model import OP_DESCRIBE, OP_READ
@@ -52,12 +57,38 @@ class FetchHandler:
         self._backend = backend
 
     async def __call__(self, request: Any, context: RequestContext) -> Any:
-        answer_type = response_type(FETCH_KEY, context.api_version)
         if request.replica_id >= 0:
             raise InvalidRequestError("replicas fetch over gRPC, not the Kafka listener")
+        budget = min(max(1, request.max_bytes), MAX_FETCH_RESPONSE_BYTES)
+        quotas = self._backend.quotas
+        sensors = self._backend.quota_sensors(context.client_id)
+        if sensors is NO_SENSORS or quotas is None:
+            answer, _, _ = await self._fetch(request, context, budget)
+            return answer
+        if sensors.fetch is not None:
+            # At most one window's worth per answer (Kafka caps fetch.max.bytes so).
+            budget = min(budget, quotas.max_bytes_in_window(sensors.fetch))
+
+        async def work() -> tuple[Any, int, float]:
+            return await self._fetch(request, context, budget)
+
+        # Held back with its records (Kafka's delayed response), as the gRPC Fetch is.
+        answer, throttle = await under_quota(quotas, sensors, sensors.fetch, work)
+        if throttle > 0:
+            held = datetime.timedelta(milliseconds=throttle)
+            if isinstance(answer, WithRegions):
+                answer.response = dataclasses.replace(answer.response, throttle_time=held)
+            else:
+                answer = dataclasses.replace(answer, throttle_time=held)
+        return answer
+
+    async def _fetch(
+        self, request: Any, context: RequestContext, budget: int
+    ) -> tuple[Any, int, float]:
+        """The answer, its batch bytes, and the seconds spent waiting for data."""
+        answer_type = response_type(FETCH_KEY, context.api_version)
         wanted = [(t.topic, p) for t in request.topics for p in t.partitions]
         refused = topic_refusals(self._backend.guard, OP_READ, (topic for topic, _ in wanted))
-        budget = min(max(1, request.max_bytes), MAX_FETCH_RESPONSE_BYTES)
         data_type = nested(answer_type, "PartitionData")
 
         async def read_round() -> PollRound[tuple[list[tuple[str, Any]], WithRegions | None]]:
@@ -100,9 +131,9 @@ class FetchHandler:
             ),
         )
         if regions is None or not regions.regions:
-            return response
+            return response, polled.nbytes, polled.waited_s
         regions.response = response
-        return regions
+        return regions, polled.nbytes, polled.waited_s
 
     async def _read_one(
         self,

@@ -1,15 +1,17 @@
 """The Kafka listener of one broker: an asyncio TCP server speaking Kafka's protocol, off
-unless ``broker.kafka_listen`` is set. It is plaintext and unauthenticated (SASL and TLS are not
-served yet), so a broker with TLS, authentication or the authorizer on refuses to open it."""
+unless ``broker.kafka_listen`` is set; PLAINTEXT, SSL or SASL_SSL by
+``broker.kafka_security_protocol`` (security_config.py, security.py, sasl.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import structlog
 
 from raftka.broker.config import BrokerConfig
+from raftka.broker.kafka.acls import security_admin_apis
 from raftka.broker.kafka.backend import KafkaBackend
 from raftka.broker.kafka.classic_group import (
     HEARTBEAT_KEY,
@@ -76,6 +78,14 @@ from raftka.broker.kafka.reassignments import (
     AlterPartitionReassignmentsHandler,
     ListPartitionReassignmentsHandler,
 )
+from raftka.broker.kafka.sasl import SASL_AUTHENTICATE_KEY, SASL_HANDSHAKE_KEY
+from raftka.broker.kafka.security import KafkaSecurity
+from raftka.broker.kafka.security_config import (
+    PLAINTEXT,
+    SASL_SSL,
+    kafka_security_protocol,
+    kafka_tls_settings,
+)
 from raftka.broker.kafka.topics import (
     CREATE_TOPICS_KEY,
     DELETE_TOPICS_KEY,
@@ -83,17 +93,33 @@ from raftka.broker.kafka.topics import (
     DeleteTopicsHandler,
 )
 from raftka.broker.kafka.txn_table import transaction_apis
-from raftka.common.errors import ConfigFileError
 from raftka.common.security.settings import SecuritySettings
+from raftka.common.security_errors import AuthenticationFailedError
 from raftka.common.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
 
-def api_table(backend: KafkaBackend) -> ApiTable:
+async def _served_before_authentication(_request: object, _context: object) -> None:
+    raise AssertionError("SaslHandshake and SaslAuthenticate are served by sasl.py")
+
+
+def sasl_apis(protocol: str) -> list[Api]:
+    """SaslHandshake and SaslAuthenticate, on SASL_SSL only (sasl.py answers them)."""
+    if protocol != SASL_SSL:
+        return []
+    return [
+        Api(SASL_HANDSHAKE_KEY, "SaslHandshake", 0, 1, _served_before_authentication),
+        Api(SASL_AUTHENTICATE_KEY, "SaslAuthenticate", 0, 2, _served_before_authentication),
+    ]
+
+
+def api_table(backend: KafkaBackend, protocol: str = PLAINTEXT) -> ApiTable:
     """Every API the listener serves, at the versions it serves (what ApiVersions tells)."""
     return ApiTable(
         [
+            *sasl_apis(protocol),
+            *security_admin_apis(backend),
             Api(PRODUCE_KEY, "Produce", 3, 11, ProduceHandler(backend)),
             Api(FETCH_KEY, "Fetch", 4, 12, FetchHandler(backend)),
             Api(LIST_OFFSETS_KEY, "ListOffsets", 1, 6, ListOffsetsHandler(backend)),
@@ -158,27 +184,56 @@ def api_table(backend: KafkaBackend) -> ApiTable:
 
 
 class KafkaListener:
-    def __init__(self, address: str, apis: ApiTable, limits: Limits) -> None:
+    def __init__(
+        self, address: str, apis: ApiTable, limits: Limits, security: KafkaSecurity | None = None
+    ) -> None:
         host, _, port = address.rpartition(":")
         self._host = host
         self._port = int(port)
         self._apis = apis
         self._limits = limits
+        self._security = security
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._accept, self._host, self._port, limit=64 * 1024
+        security = self._security
+        context = security.ssl_context if security is not None else None
+        tls: dict[str, Any] = (
+            {"ssl": context, "ssl_handshake_timeout": self._limits.read_timeout_s}
+            if context is not None
+            else {}
         )
-        log.info("kafka_listener_started", address=f"{self._host}:{self._port}")
+        self._server = await asyncio.start_server(
+            self._accept, self._host, self._port, limit=64 * 1024, **tls
+        )
+        log.info(
+            "kafka_listener_started",
+            address=f"{self._host}:{self._port}",
+            security_protocol=security.protocol if security is not None else PLAINTEXT,
+        )
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
         try:
-            await KafkaConnection(reader, writer, self._apis, self._limits).serve()
+            auth = None
+            if self._security is not None:
+                peer = writer.get_extra_info("peername")
+                host = peer[0] if isinstance(peer, tuple) else ""
+                try:
+                    auth = self._security.connection_auth(writer, host)
+                except AuthenticationFailedError as e:
+                    log.warning(
+                        "kafka_connection_closed",
+                        peer=host,
+                        reason="authentication_failed",
+                        error=e.message,
+                    )
+                    writer.close()
+                    return
+            await KafkaConnection(reader, writer, self._apis, self._limits, auth).serve()
         except asyncio.CancelledError:
             pass  # stop(): asyncio's stream callback would report a cancelled task as an error
         finally:
@@ -195,18 +250,17 @@ class KafkaListener:
 
 
 def check_kafka_security(config: BrokerConfig, security: SecuritySettings) -> None:
-    """A plaintext, unauthenticated listener beside secured ones would bypass them: refused."""
-    if config.kafka_listen and (
-        security.tls_enabled or security.require_authentication or security.authorizer_enable
-    ):
-        raise ConfigFileError(
-            "broker.kafka_listen serves Kafka's protocol without TLS or authentication (not "
-            "supported there yet), so it cannot be opened on a broker with TLS, "
-            "require_authentication or the authorizer on: remove kafka_listen or those settings"
-        )
+    """Refuses (ConfigFileError) a Kafka listener whose security does not hold together with
+    the node's (security_config.py)."""
+    if config.kafka_listen:
+        kafka_security_protocol(config.kafka_security_protocol, security)
 
 
-def kafka_listener(config: BrokerConfig, backend: KafkaBackend) -> KafkaListener:
+def kafka_listener(
+    config: BrokerConfig, backend: KafkaBackend, security: SecuritySettings | None = None
+) -> KafkaListener:
+    settings = security or SecuritySettings()
+    protocol = kafka_security_protocol(config.kafka_security_protocol, settings)
     limits = Limits(
         max_request_bytes=config.kafka_max_request_bytes,
         read_timeout_s=config.kafka_request_read_timeout_ms / 1000,
@@ -214,4 +268,12 @@ def kafka_listener(config: BrokerConfig, backend: KafkaBackend) -> KafkaListener
         max_in_flight=config.kafka_max_in_flight,
         sendfile=config.kafka_fetch_sendfile,
     )
-    return KafkaListener(config.kafka_listen, api_table(backend), limits)
+    listener_security = KafkaSecurity(
+        protocol,
+        kafka_tls_settings(config.kafka_ssl_client_auth, settings),
+        lambda: backend.image().security,
+        config.kafka_sasl_mechanisms,
+    )
+    return KafkaListener(
+        config.kafka_listen, api_table(backend, protocol), limits, listener_security
+    )

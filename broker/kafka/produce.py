@@ -1,7 +1,10 @@
 """Produce (v3-v11) and InitProducerId (v0-v4).
 
 Produced record batches (Kafka's v2 layout, which Raftka stores) go to the same append as the
-gRPC Produce: the partition leader's ``Partition.append``, which validates every batch and
+gRPC Produce, with its checks (produce_handler.py's ``produce_refusals``: WRITE on the
+transactional id and each topic; ``append_checked``: producer-id owners, transactional-write
+verification) and its client quotas (a throttled answer is held and says so in
+throttle_time_ms): the partition leader's ``Partition.append``, which validates every batch and
 every record in it, assigns offsets and waits for acks (0, 1 or -1). acks=0 gets no answer.
 Idempotent producers get their producer id from the same ProducerIdManager; transactional ids
 go to the transaction coordinator (txn.py serves the rest of a transaction), with the producer
@@ -12,7 +15,9 @@ as Kafka answers. The caller's rights are the gRPC InitProducerId's (producers/r
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
+from collections.abc import Mapping
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -28,11 +33,15 @@ from raftka.broker.kafka.schema import (
     response_type,
 )
 from raftka.broker.partition import FencedLeaderEpochError, NotLeaderOrFollowerError
+from raftka.broker.produce_handler import append_checked, produce_refusals
 from raftka.broker.producers.rights import require_producer_id_rights
+from raftka.broker.quotas.manager import NO_SENSORS
+from raftka.broker.quotas.throttling import under_quota
 from raftka.common.errors import InvalidTopicError, RaftkaError
 from raftka.common.group_errors import CoordinatorNotAvailableError
 from raftka.common.metadata.topic_names import INTERNAL_TOPICS
 from raftka.common.records.errors import InvalidRecordError
+from raftka.common.security.caller import current_caller
 
 PRODUCE_KEY = 0
 INIT_PRODUCER_ID_KEY = 22
@@ -47,6 +56,24 @@ class ProduceHandler:
         self._backend = backend
 
     async def __call__(self, request: Any, context: RequestContext) -> Any | None:
+        sensors = self._backend.quota_sensors(context.client_id)
+        if sensors is NO_SENSORS or self._backend.quotas is None:
+            return await self._produce(request, context)
+        size = sum(len(p.records or b"") for t in request.topic_data for p in t.partition_data)
+
+        async def work() -> tuple[Any | None, int, float]:
+            return await self._produce(request, context), size, 0.0
+
+        # Kafka's delayed response: the records are written, the answer waits; the answer
+        # then says how long it was held (throttle_time_ms), as the gRPC Produce does.
+        answer, throttle = await under_quota(self._backend.quotas, sensors, sensors.produce, work)
+        if throttle > 0 and answer is not None:
+            answer = dataclasses.replace(
+                answer, throttle_time=datetime.timedelta(milliseconds=throttle)
+            )
+        return answer
+
+    async def _produce(self, request: Any, context: RequestContext) -> Any | None:
         answer_type = response_type(PRODUCE_KEY, context.api_version)
         acks = int(request.acks)
         timeout_ms = millis(request.timeout)
@@ -57,8 +84,13 @@ class ProduceHandler:
                 (ErrorCode.invalid_required_acks, f"acks must be 0, 1 or -1, not {acks}")
             ] * len(named)
         else:
+            refused = produce_refusals(
+                self._backend.guard, (t for t, _ in named), request.transactional_id
+            )
             jobs = [
-                self._append(topic, p.index, p.records, acks, timeout_s, request.transactional_id)
+                self._append(
+                    topic, p.index, p.records, acks, timeout_s, request.transactional_id, refused
+                )
                 for topic, p in named
             ]
             outcomes = [await jobs[0]] if len(jobs) == 1 else list(await asyncio.gather(*jobs))
@@ -88,10 +120,13 @@ class ProduceHandler:
         acks: int,
         timeout_s: float,
         transactional_id: str | None,
+        refused: Mapping[str, RaftkaError],
     ) -> Any:
         """The AppendResult, or the RaftkaError that refused the write."""
         backend = self._backend
         try:
+            if topic in refused:
+                raise refused[topic]
             if topic in INTERNAL_TOPICS:
                 raise InvalidTopicError(
                     f"{topic} is an internal topic: only its coordinator writes it"
@@ -99,13 +134,18 @@ class ProduceHandler:
             if not records:
                 raise InvalidRecordError(f"no record batches for {topic}-{index}")
             partition = backend.replicas.leader_partition(topic, index)
-            if backend.txn_writes is not None:
-                await backend.txn_writes.check(
-                    topic, index, transactional_id or "", records, partition.log.producer_state
-                )
-            appended = await partition.append(records, acks=acks, timeout_s=timeout_s)
-            backend.traffic.bytes_in(topic, len(records))
-            return appended
+            return await append_checked(
+                partition,
+                topic,
+                index,
+                records,
+                acks=acks,
+                timeout_s=timeout_s,
+                transactional_id=transactional_id or "",
+                owners=backend.owners,
+                txn_writes=backend.txn_writes,
+                traffic=backend.traffic,
+            )
         except RaftkaError as e:
             return e
 
@@ -179,6 +219,8 @@ class InitProducerIdHandler:
                 producer_id, epoch = result.producer_id, result.producer_epoch
             else:
                 producer_id, epoch = await backend.producer_ids.next_id(), 0
+                if backend.owners is not None:
+                    backend.owners.issued(producer_id, current_caller().principal)
         except RaftkaError as e:
             code = error_of(e)
             if code is ErrorCode.producer_fenced and context.api_version < PRODUCER_FENCED_FROM:

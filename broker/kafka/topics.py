@@ -3,7 +3,9 @@
 The controller validates and commits as it does for Raftka's own admin client; its per-topic
 results come back with Kafka's codes (the same numbers). Kafka's -1 for partitions or
 replication factor means the default, as Raftka's 0 does. Manual replica assignments are not
-supported yet (INVALID_REQUEST for that topic)."""
+supported yet (INVALID_REQUEST for that topic). The caller's permission is checked here, as
+the controller checks a gRPC caller's (CREATE on the cluster or the topic; DELETE on the
+topic): the controller sees this broker."""
 
 from __future__ import annotations
 
@@ -22,7 +24,14 @@ from raftka.broker.kafka.schema import (
     response_type,
     topic_uuid,
 )
+from raftka.broker.request_checks import topic_refusals
 from raftka.common.errors import RaftkaError
+from raftka.common.security.model import (
+    CLUSTER_RESOURCE_NAME,
+    OP_CREATE,
+    OP_DELETE,
+    RESOURCE_CLUSTER,
+)
 from raftka.v1 import controller_pb2 as cpb
 
 CREATE_TOPICS_KEY = 19
@@ -69,6 +78,14 @@ class CreateTopicsHandler:
             if t.name not in refused
         ]
         answers = dict(refused)
+        # The caller's permission, as the controller's CreateTopics asks it (the controller
+        # sees this broker, a super user): CREATE on the cluster, or on each topic.
+        guard = self._backend.guard
+        if not guard.allowed_quietly(OP_CREATE, RESOURCE_CLUSTER, CLUSTER_RESOURCE_NAME):
+            denied = topic_refusals(guard, OP_CREATE, (t.name for t in asked))
+            for name, error in denied.items():
+                answers[name] = result(name, error_of(error), error.message)
+            asked = [t for t in asked if t.name not in denied]
         if asked:
             try:
                 created = await self._backend.controller.create_topics(
@@ -101,19 +118,27 @@ class DeleteTopicsHandler:
         answer_type = response_type(DELETE_TOPICS_KEY, context.api_version)
         result_type = nested(answer_type, "DeletableTopicResult")
         names = list(dict.fromkeys(request.topic_names))
+        # DELETE on each topic, as the controller's DeleteTopics asks it of the caller.
+        denied = topic_refusals(self._backend.guard, OP_DELETE, names)
+        results = [
+            build(result_type, name=n, error_code=error_of(e), error_message=e.message)
+            for n, e in denied.items()
+        ]
+        asked = [n for n in names if n not in denied]
         try:
-            results = [
-                build(
-                    result_type,
-                    name=r.name,
-                    error_code=error_code(r.error_code),
-                    error_message=r.error_message or None,
-                )
-                for r in await self._backend.controller.delete_topics(names)
-            ]
+            if asked:
+                results += [
+                    build(
+                        result_type,
+                        name=r.name,
+                        error_code=error_code(r.error_code),
+                        error_message=r.error_message or None,
+                    )
+                    for r in await self._backend.controller.delete_topics(asked)
+                ]
         except RaftkaError as e:
-            results = [
+            results += [
                 build(result_type, name=n, error_code=error_of(e), error_message=e.message)
-                for n in names
+                for n in asked
             ]
         return build(answer_type, throttle_time=NO_THROTTLE, responses=tuple(results))

@@ -9,6 +9,9 @@ times, which the answer carries as ``throttle_time_ms``.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from raftka.broker.quotas.manager import CallerSensors, QuotaManager, QuotaSensor
 from raftka.common.clock import monotonic_ms
@@ -36,3 +39,26 @@ def throttle_ms(
     if sensors.request is not None:
         throttle = max(throttle, quotas.record_request_time(sensors.request, handler_ms, now))
     return throttle
+
+
+T = TypeVar("T")
+
+
+async def under_quota(
+    quotas: QuotaManager,
+    sensors: CallerSensors,
+    byte_sensor: QuotaSensor | None,
+    work: Callable[[], Awaitable[tuple[T, int, float]]],
+) -> tuple[T, int]:
+    """Serve a request of a caller with quotas: wait out a mute, run ``work`` (its answer, its
+    bytes, and the seconds it spent waiting for data, which are not handler time), record
+    the cost, and hold the answer for the throttle. Returns the answer and the throttle in
+    milliseconds (0: not throttled), which the answer should carry."""
+    await wait_unmuted(byte_sensor, sensors.request)
+    started = time.monotonic()
+    answer, nbytes, waited_s = await work()
+    handler_ms = (time.monotonic() - started - waited_s) * 1000
+    throttle = throttle_ms(quotas, sensors, byte_sensor, nbytes, handler_ms)
+    if throttle > 0:
+        await asyncio.sleep(throttle / 1000)
+    return answer, throttle

@@ -117,6 +117,12 @@ class Authenticator:
         if parsed is None:
             raise AuthenticationFailedError("the bearer token is not base64 of '<user>:<password>'")
         user, password = parsed
+        return self.password_principal(user, password)
+
+    def password_principal(self, user: str, password: str) -> str:
+        """``User:<user>`` when ``password`` checks out against the user's stored SCRAM
+        credential (a bearer token; SASL PLAIN on the Kafka listener), else
+        AuthenticationFailedError (one message for an unknown user and a wrong password)."""
         image = self._image()
         for mechanism in MECHANISM_PREFERENCE:
             credential = image.credential(user, mechanism) if image is not None else None

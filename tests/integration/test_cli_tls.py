@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 
 from raftka.client.producer import AsyncProducer
 from raftka.common.security_errors import AuthenticationFailedError
@@ -82,7 +84,7 @@ def test_users_and_bearer_tokens(up: Up, tmp_path: Path) -> None:
             "--mechanism", "SCRAM-SHA-256", "--iterations", "4096",
         )
     )  # fmt: skip
-    rows = [line.split() for line in ok(up.raftka("users", "list")).splitlines()]
+    rows = users(up)
     assert rows == [
         ["USER", "MECHANISM", "ITERATIONS"],
         ["alice", "SCRAM-SHA-256", "4096"],
@@ -132,9 +134,17 @@ def test_users_and_bearer_tokens(up: Up, tmp_path: Path) -> None:
     assert denied.returncode == 1 and "User:alice" in denied.stdout + denied.stderr
 
     ok(up.raftka("users", "remove", "alice", "--mechanism", "SCRAM-SHA-256"))
-    assert "SCRAM-SHA-256" not in ok(up.raftka("users", "list"))
+    assert ["alice", "SCRAM-SHA-256", "4096"] not in users(up)
     assert "removed every credential of alice" in ok(up.raftka("users", "remove", "alice"))
-    assert ok(up.raftka("users", "list")).strip() == "no users"
+    assert users(up) == [["USER", "MECHANISM", "ITERATIONS"]]
+
+
+def users(up: Up) -> list[list[str]]:
+    """``raftka users list``'s rows, without the Kafka clients' ``admin`` that ``raftka up
+    --tls`` makes (ops/kafka_access.py)."""
+    rows = [line.split() for line in ok(up.raftka("users", "list")).splitlines()]
+    assert ["admin", "SCRAM-SHA-512", "8192"] in rows
+    return [row for row in rows if row[0] != "admin"]
 
 
 def test_a_killed_tls_node_restarts_with_its_certificate(up: Up) -> None:
@@ -145,3 +155,24 @@ def test_a_killed_tls_node_restarts_with_its_certificate(up: Up) -> None:
     wait_until(lambda: broker_epochs(up.directory).get(3, -1) > before,
                "broker 3 registers again over mTLS", timeout_s=30)  # fmt: skip
     assert up.nodes()[3]["incarnation"] == 2
+
+
+def test_kafka_clients_log_in_with_the_printed_settings(up: Up) -> None:
+    """``raftka up --tls`` opens SASL_SSL Kafka listeners and prints how to reach them; the
+    password stays in its file."""
+    (line,) = [x for x in up.text.splitlines() if x.startswith("Kafka clients")]
+    settings = dict(item.split("=", 1) for item in line.split(": ", 1)[1].split())
+    assert settings["security.protocol"] == "SASL_SSL" and settings["sasl.username"] == "admin"
+    password_file = up.directory / "tls" / "kafka-admin.password"
+    assert password_file.stat().st_mode & 0o077 == 0
+    password = password_file.read_text().splitlines()[0]
+    assert password not in up.text
+    admin = AdminClient({**settings, "sasl.password": password})
+
+    def listed() -> bool:
+        try:
+            return len(admin.list_topics(timeout=2).brokers) == 2
+        except KafkaException:
+            return False
+
+    wait_until(listed, "confluent-kafka logs in as admin over SASL_SSL")

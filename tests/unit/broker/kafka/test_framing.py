@@ -31,12 +31,10 @@ from raftka.broker.kafka.framing import (
     peek_head,
     read_frame,
 )
-from raftka.broker.kafka.listener import check_kafka_security
 from raftka.broker.kafka.schema import build, response_type, topic_uuid
 from raftka.common.errors import ConfigFileError
 from raftka.common.ids import random_resource_id
 from raftka.common.metadata.model import KAFKA_LISTENER
-from raftka.common.security.settings import SecuritySettings
 
 LIMITS = Limits(max_request_bytes=1024, read_timeout_s=0.05, idle_timeout_s=5, max_in_flight=4)
 
@@ -184,10 +182,3 @@ def test_the_listener_registers_a_kafka_endpoint_only_when_configured() -> None:
     assert [(e.host, e.port) for e in kafka] == [("h", 9093)]
     with pytest.raises(ConfigFileError, match="kafka_listen"):
         BrokerConfig(kafka_listen="no-port")
-
-
-def test_a_secured_broker_refuses_the_plaintext_listener() -> None:
-    config = BrokerConfig(kafka_listen="127.0.0.1:9093")
-    check_kafka_security(config, SecuritySettings())
-    with pytest.raises(ConfigFileError, match="without TLS or authentication"):
-        check_kafka_security(config, SecuritySettings(authorizer_enable=True))
