@@ -46,6 +46,22 @@ def _denial(backend: KafkaBackend, method: str) -> RaftkaError | None:
     return backend.guard.denial(operation, RESOURCE_CLUSTER, CLUSTER_RESOURCE_NAME)
 
 
+async def _forward(
+    backend: KafkaBackend,
+    method: str,
+    stub_type: type[Any],
+    call: Any,
+    *,
+    any_controller: bool = False,
+) -> Any:
+    """The controllers' answer to ``/raftka.v1.<method>`` (``call(stub, timeout)``), once
+    the caller's permission is checked here; raises the refusal or the call's error."""
+    denied = _denial(backend, method)
+    if denied is not None:
+        raise denied
+    return await backend.controller.call_service(stub_type, call, any_controller=any_controller)
+
+
 def _filter(f: Any) -> cpb.AclBindingFilter:
     """Kafka's ACL filter fields (DescribeAcls' request, a DeleteAcls filter) as Raftka's."""
     return cpb.AclBindingFilter(
@@ -87,9 +103,6 @@ class CreateAclsHandler:
             )
 
         count = len(request.creations)
-        denied = _denial(self._backend, "AclService/CreateAcls")
-        if denied is not None:
-            return results([(error_of(denied), denied.message)] * count)
         asked = spb.CreateAclsRequest(
             creations=[
                 cpb.AclBinding(
@@ -105,8 +118,11 @@ class CreateAclsHandler:
             ]
         )
         try:
-            answer = await self._backend.controller.call_service(
-                AclServiceStub, lambda stub, t: stub.CreateAcls(asked, timeout=t)
+            answer = await _forward(
+                self._backend,
+                "AclService/CreateAcls",
+                AclServiceStub,
+                lambda stub, t: stub.CreateAcls(asked, timeout=t),
             )
         except RaftkaError as e:
             return results([(error_of(e), e.message)] * count)
@@ -133,12 +149,11 @@ class DescribeAclsHandler:
                 resources=(),
             )
 
-        denied = _denial(self._backend, "AclService/DescribeAcls")
-        if denied is not None:
-            return failed(denied)
         asked = spb.DescribeAclsRequest(filter=_filter(request))
         try:
-            answer = await self._backend.controller.call_service(
+            answer = await _forward(
+                self._backend,
+                "AclService/DescribeAcls",
                 AclServiceStub,
                 lambda stub, t: stub.DescribeAcls(asked, timeout=t),
                 any_controller=True,
@@ -195,13 +210,13 @@ class DeleteAclsHandler:
                 filter_results=(failed,) * len(request.filters),
             )
 
-        denied = _denial(self._backend, "AclService/DeleteAcls")
-        if denied is not None:
-            return all_failed(denied)
         asked = spb.DeleteAclsRequest(filters=[_filter(f) for f in request.filters])
         try:
-            answer = await self._backend.controller.call_service(
-                AclServiceStub, lambda stub, t: stub.DeleteAcls(asked, timeout=t)
+            answer = await _forward(
+                self._backend,
+                "AclService/DeleteAcls",
+                AclServiceStub,
+                lambda stub, t: stub.DeleteAcls(asked, timeout=t),
             )
         except RaftkaError as e:
             return all_failed(e)
@@ -246,12 +261,11 @@ class DescribeUserScramCredentialsHandler:
                 results=(),
             )
 
-        denied = _denial(self._backend, "UserService/DescribeUserScramCredentials")
-        if denied is not None:
-            return failed(denied)
         asked = spb.DescribeUserScramCredentialsRequest(names=[u.name for u in request.users or ()])
         try:
-            answer = await self._backend.controller.call_service(
+            answer = await _forward(
+                self._backend,
+                "UserService/DescribeUserScramCredentials",
                 UserServiceStub,
                 lambda stub, t: stub.DescribeUserScramCredentials(asked, timeout=t),
                 any_controller=True,
@@ -302,9 +316,6 @@ class AlterUserScramCredentialsHandler:
                 ),
             )
 
-        denied = _denial(self._backend, "UserService/AlterUserScramCredentials")
-        if denied is not None:
-            return all_failed(denied)
         asked = spb.AlterUserScramCredentialsRequest(
             upsertions=[
                 spb.ScramCredentialUpsertion(
@@ -325,8 +336,11 @@ class AlterUserScramCredentialsHandler:
             ],
         )
         try:
-            answer = await self._backend.controller.call_service(
-                UserServiceStub, lambda stub, t: stub.AlterUserScramCredentials(asked, timeout=t)
+            answer = await _forward(
+                self._backend,
+                "UserService/AlterUserScramCredentials",
+                UserServiceStub,
+                lambda stub, t: stub.AlterUserScramCredentials(asked, timeout=t),
             )
         except RaftkaError as e:
             return all_failed(e)
