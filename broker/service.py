@@ -10,7 +10,7 @@ transaction coordinator's (injected by the server).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
 
 import grpc
@@ -35,14 +35,12 @@ from raftka.broker.request_checks import (
 )
 from raftka.broker.transactions.verification import TxnWriteVerifier
 from raftka.common.clock import monotonic_ms
-from raftka.common.errors import (
-    RaftkaError,
-)
+from raftka.common.errors import InvalidRequestError, RaftkaError
 from raftka.common.group_errors import CoordinatorNotAvailableError
 from raftka.common.limits import require_items
 from raftka.common.rpc.fetch_wire import FetchAnswer
 from raftka.common.rpc.produce_wire import ProduceCall
-from raftka.common.rpc.status import rpc_errors
+from raftka.common.rpc.status import rpc_errors, stream_rpc_errors
 from raftka.common.security.caller import current_caller
 from raftka.common.security.guard import OPEN_GUARD, AccessGuard
 from raftka.common.security.model import (
@@ -214,6 +212,19 @@ class BrokerServicer(BrokerServiceServicer):
         client = self._clients.saw(context, "Fetch")
         refused = topic_refusals(self._guard, OP_READ, (t for t, _ in wanted))
         return await self._fetch.for_consumer(request, wanted, refused, self._quota_sensors(client))
+
+    @stream_rpc_errors
+    async def ReplicaFetchStream(  # type: ignore[override]  # the registered serializer
+        self, requests: AsyncIterator[pb.FetchRequest], context: Context
+    ) -> AsyncIterator[FetchAnswer | pb.FetchResponse]:
+        """A follower's fetches, one answer per request, in order (each as Fetch answers)."""
+        async for request in requests:
+            if not request.HasField("replica_id") or request.replica_id < 0:
+                raise InvalidRequestError(
+                    "ReplicaFetchStream is for followers: each request needs replica_id >= 0 "
+                    "(consumers use Fetch)"
+                )
+            yield await self._fetch.for_follower(request, self._fetch.wanted(request))
 
     # ---- list offsets ----
 

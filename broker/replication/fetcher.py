@@ -35,11 +35,12 @@ import structlog
 from raftka.broker.log.leader_epoch_cache import EpochEndOffset, follower_truncation_target
 from raftka.broker.log.partition_log import PartitionLog
 from raftka.broker.log.types import TruncationBelowHighWatermarkError
+from raftka.broker.replication.fetch_stream import ReplicaFetchStream
 from raftka.common.errors import RaftkaError
 from raftka.common.faults import FAULTS, Direction, FaultPath
 from raftka.common.metadata.model import LeaderRecoveryState
 from raftka.common.rpc.channels import open_channel
-from raftka.common.rpc.fetch_wire import FetchResult, fetch_call
+from raftka.common.rpc.fetch_wire import FetchResult
 from raftka.common.tasks import cancel_and_wait
 from raftka.v1 import broker_pb2 as pb
 from raftka.v1.common_pb2 import ErrorCode
@@ -112,7 +113,8 @@ class LeaderFetcher:
 
     async def _run(self) -> None:
         async with open_channel(self.address) as channel:
-            fetch = fetch_call(channel)  # batches as slices of the answer, not copies
+            # One stream per leader; batches arrive as slices of the answer, not copies.
+            stream = ReplicaFetchStream(channel)
             failing = False
             while True:
                 request = self._request()
@@ -126,8 +128,8 @@ class LeaderFetcher:
                     await asyncio.sleep(RETRY_BACKOFF_S)
                     continue
                 try:
-                    response = await fetch(
-                        request, timeout=(FETCH_WAIT_MS + FETCH_ANSWER_MARGIN_MS) / 1000
+                    response = await stream.fetch(
+                        request, answer_within_s=(FETCH_WAIT_MS + FETCH_ANSWER_MARGIN_MS) / 1000
                     )
                     failing = False
                 except grpc.aio.AioRpcError as e:

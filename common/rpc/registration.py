@@ -47,7 +47,8 @@ def add_servicer(
     codecs: Mapping[str, Codec],
 ) -> None:
     """``add_to_server(servicer, server)`` (a generated function), with the methods named in
-    ``codecs`` (short names: "Fetch") using those codecs. Only unary-unary methods."""
+    ``codecs`` (short names: "Fetch") using those codecs. Unary-unary and stream-stream
+    methods."""
     capture = _Capture()
     add_to_server(servicer, capture)
     if not capture.service:
@@ -55,13 +56,20 @@ def add_servicer(
     handlers = capture.handlers
     for method, codec in codecs.items():
         old = handlers[method]
-        if old.unary_unary is None:
-            raise ValueError(f"{capture.service}/{method} is not a unary-unary method")
-        handlers[method] = grpc.unary_unary_rpc_method_handler(
-            old.unary_unary,
-            request_deserializer=codec.request_deserializer or old.request_deserializer,
-            response_serializer=codec.response_serializer or old.response_serializer,
-        )
+        serializers = {
+            "request_deserializer": codec.request_deserializer or old.request_deserializer,
+            "response_serializer": codec.response_serializer or old.response_serializer,
+        }
+        if old.unary_unary is not None:
+            handlers[method] = grpc.unary_unary_rpc_method_handler(old.unary_unary, **serializers)
+        elif old.stream_stream is not None:
+            handlers[method] = grpc.stream_stream_rpc_method_handler(
+                old.stream_stream, **serializers
+            )
+        else:
+            raise ValueError(
+                f"{capture.service}/{method} is neither a unary-unary nor a stream-stream method"
+            )
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(capture.service, handlers),)
     )

@@ -8,7 +8,7 @@ Clients turn a failed call back into the same error class with :func:`error_from
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 import grpc
@@ -107,6 +107,7 @@ def trailing_metadata_for(error: errors.RaftkaError) -> tuple[tuple[str, str], .
 
 
 H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
+S = TypeVar("S", bound=Callable[..., AsyncIterator[Any]])
 
 
 def rpc_errors(handler: H) -> H:
@@ -119,19 +120,42 @@ def rpc_errors(handler: H) -> H:
     ) -> Any:
         try:
             return await handler(self, request, context)
-        except errors.RaftkaError as e:
-            context.set_trailing_metadata(trailing_metadata_for(e))
-            await context.abort(status_for(e), e.message)
         except grpc.aio.AbortError:
             raise
         except Exception as e:
-            log.exception("rpc_handler_failed", method=handler.__name__)
-            context.set_trailing_metadata(((ERROR_KEY, "UNKNOWN_SERVER_ERROR"),))
-            await context.abort(
-                grpc.StatusCode.INTERNAL, f"{handler.__name__} failed on the server: {e!r}"
-            )
+            await _abort(context, e, handler.__name__)
 
     return cast(H, wrapper)
+
+
+def stream_rpc_errors(handler: S) -> S:
+    """:func:`rpc_errors` for a servicer method that yields its answers (a response stream):
+    an error ends the stream with the same status and trailing metadata."""
+
+    @functools.wraps(handler)
+    async def wrapper(
+        self: object, requests: object, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
+        try:
+            async for answer in handler(self, requests, context):
+                yield answer
+        except grpc.aio.AbortError:
+            raise
+        except Exception as e:
+            await _abort(context, e, handler.__name__)
+
+    return cast(S, wrapper)
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], e: Exception, name: str) -> None:
+    """Ends the call: a RaftkaError as its status, anything else as INTERNAL (and logged)."""
+    if isinstance(e, errors.RaftkaError):
+        context.set_trailing_metadata(trailing_metadata_for(e))
+        await context.abort(status_for(e), e.message)
+    else:
+        log.exception("rpc_handler_failed", method=name)
+        context.set_trailing_metadata(((ERROR_KEY, "UNKNOWN_SERVER_ERROR"),))
+        await context.abort(grpc.StatusCode.INTERNAL, f"{name} failed on the server: {e!r}")
 
 
 # The wire carries only the code's name: the first class defined with a code stands for it.

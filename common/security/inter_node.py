@@ -49,6 +49,7 @@ CLUSTER_ACTION_METHODS: frozenset[str] = frozenset(
         "ControllerService/AllocateProducerIds",
         "ControllerService/AlterPartition",
         "TransactionService/WriteTxnMarkers",
+        "BrokerService/ReplicaFetchStream",
         "FaultService/InjectFaults",
         "FaultService/ClearFaults",
         "FaultService/DescribeFaults",

@@ -87,7 +87,11 @@ def test_cut_or_mangled_requests_are_refused_exactly_where_the_generated_class_r
             decode_produce_request(cut)
         return
     expected.DiscardUnknownFields()
-    assert as_generated(decode_produce_request(cut)) == expected
+    got = as_generated(decode_produce_request(cut))
+    # A plain-records partition is parsed by the generated class, which keeps fields it does
+    # not know (a mangled byte can make one inside a record): compare without them.
+    got.DiscardUnknownFields()
+    assert got == expected
 
 
 def test_a_partition_length_that_lies_is_refused() -> None:

@@ -37,3 +37,19 @@ def test_only_the_named_method_gets_the_codec() -> None:
     # The generic handler serves the same handlers (servers that look methods up there).
     details = type("D", (), {"method": "/raftka.v1.BrokerService/Fetch"})()
     assert server.generic[0].service(details).response_serializer is serialize_fetch
+
+
+def test_a_stream_method_gets_its_codec_and_stays_a_stream() -> None:
+    server = _Server()
+    servicer = BrokerServiceServicer()  # type: ignore[abstract]
+    add_servicer(
+        add_BrokerServiceServicer_to_server,
+        servicer,
+        server,
+        {"ReplicaFetchStream": FETCH_CODEC},
+    )
+    stream = server.registered["raftka.v1.BrokerService"]["ReplicaFetchStream"]
+    assert stream.response_serializer is serialize_fetch
+    assert stream.request_deserializer == pb.FetchRequest.FromString
+    assert stream.request_streaming and stream.response_streaming
+    assert stream.stream_stream == servicer.ReplicaFetchStream

@@ -34,6 +34,7 @@ from raftka.controller.quorum.transport import RaftServicer
 from raftka.controller.raft.messages import Message
 from raftka.v1 import (
     broker_pb2,
+    broker_pb2_grpc,
     controller_pb2,
     controller_pb2_grpc,
     faults_pb2,
@@ -148,6 +149,10 @@ class Node:
         )
         security_pb2_grpc.add_AclServiceServicer_to_server(
             security_pb2_grpc.AclServiceServicer(),  # type: ignore[abstract]
+            self.server,
+        )
+        broker_pb2_grpc.add_BrokerServiceServicer_to_server(
+            broker_pb2_grpc.BrokerServiceServicer(),  # type: ignore[abstract]
             self.server,
         )
         self.faults = FaultInjector()
@@ -267,6 +272,19 @@ async def markers_and_faults(node: Node) -> None:
         assert_cluster_denied(raised.value)
         state = await faults.DescribeFaults(faults_pb2.DescribeFaultsRequest(), metadata=as_(NODE))
         assert not state.enabled
+
+
+def test_the_replication_stream_needs_cluster_action() -> None:
+    with_node(replication_stream)
+
+
+async def replication_stream(node: Node) -> None:
+    async with open_channel(f"127.0.0.1:{node.port}") as channel:
+        stream = broker_pb2_grpc.BrokerServiceStub(channel).ReplicaFetchStream()
+        await stream.write(broker_pb2.FetchRequest(replica_id=5))  # a fake follower
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await stream.read()
+        assert_cluster_denied(raised.value)
 
 
 ADMIN = "User:admin"

@@ -1,0 +1,70 @@
+"""A follower's fetches to one leader broker over one ReplicaFetchStream.
+
+Each request written is answered by one message, in order: the same long poll and answer as
+the unary Fetch, without a new gRPC call for each (a call's setup costs a Python broker about
+as much again as its message). The stream is opened on first use and again after it breaks;
+a leader that does not serve it (UNIMPLEMENTED: an older broker during a rolling upgrade) is
+fetched from with the unary Fetch from then on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+import grpc
+
+from raftka.common.rpc.fetch_wire import FetchAnswer, decode_fetch_response, fetch_call
+from raftka.v1 import broker_pb2 as pb
+
+REPLICA_FETCH_STREAM_METHOD = "/raftka.v1.BrokerService/ReplicaFetchStream"
+
+
+def _failure(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
+
+
+class ReplicaFetchStream:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._open = channel.stream_stream(
+            REPLICA_FETCH_STREAM_METHOD,
+            request_serializer=pb.FetchRequest.SerializeToString,
+            response_deserializer=decode_fetch_response,
+        )
+        self._unary = fetch_call(channel)
+        self._call: Any = None
+        self.streaming = True
+        """False once the leader answered UNIMPLEMENTED: unary Fetch from then on."""
+
+    async def fetch(self, request: pb.FetchRequest, *, answer_within_s: float) -> FetchAnswer:
+        """The leader's answer to ``request``; raises AioRpcError as a unary call would
+        (DEADLINE_EXCEEDED when no answer came within ``answer_within_s`` seconds)."""
+        if not self.streaming:
+            return await self._unary(request, timeout=answer_within_s)
+        if self._call is None:
+            self._call = self._open()
+        call = self._call
+        try:
+            await call.write(request)
+            answer = await asyncio.wait_for(call.read(), answer_within_s)
+        except TimeoutError:
+            self.close()
+            raise _failure(
+                grpc.StatusCode.DEADLINE_EXCEEDED, f"no answer within {answer_within_s:g} s"
+            ) from None
+        except grpc.aio.AioRpcError as e:
+            self.close()
+            if e.code() != grpc.StatusCode.UNIMPLEMENTED:
+                raise
+            self.streaming = False
+            return await self._unary(request, timeout=answer_within_s)
+        if answer is grpc.aio.EOF:
+            self.close()
+            raise _failure(grpc.StatusCode.UNAVAILABLE, "the leader ended the fetch stream")
+        return cast(FetchAnswer, answer)
+
+    def close(self) -> None:
+        """Ends the stream (the next fetch opens a new one)."""
+        if self._call is not None:
+            self._call.cancel()
+            self._call = None
