@@ -229,7 +229,12 @@ class BrokerServer:
             broker_pb2_grpc.add_BrokerServiceServicer_to_server,
             self.servicer,
             self.server,
-            {"Fetch": FETCH_CODEC, "ReplicaFetchStream": FETCH_CODEC, "Produce": PRODUCE_CODEC},
+            {
+                "Fetch": FETCH_CODEC,
+                "ReplicaFetchStream": FETCH_CODEC,
+                "Produce": PRODUCE_CODEC,
+                "ProduceStream": PRODUCE_CODEC,
+            },
         )
         group_config = GroupConfig(
             session_timeout_ms=bconf.group_consumer_session_timeout_ms,

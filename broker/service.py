@@ -21,6 +21,7 @@ from raftka.broker.fetch_handler import FetchHandler
 from raftka.broker.isolation import require_isolation_level
 from raftka.broker.metadata_follower import MetadataFollower
 from raftka.broker.metrics import TopicTraffic
+from raftka.broker.pipelined import in_order
 from raftka.broker.produce_handler import ProduceHandler
 from raftka.broker.producers.id_blocks import ProducerIdManager
 from raftka.broker.producers.owners import ProducerOwners
@@ -58,6 +59,10 @@ InitTransactionalProducer = Callable[[str, int], Awaitable[tuple[int, int]]]
 """InitProducerId for a transactional id, answered by its transaction coordinator:
 ``(transactional_id, transaction_timeout_ms) -> (producer_id, producer_epoch)``; raises the
 coordinator's errors (NOT_COORDINATOR, CONCURRENT_TRANSACTIONS, ...)."""
+
+
+PRODUCE_STREAM_IN_FLIGHT = 16
+"""Requests of one ProduceStream worked on at once (a producer keeps at most 5 in flight)."""
 
 
 class BrokerServicer(BrokerServiceServicer):
@@ -199,6 +204,20 @@ class BrokerServicer(BrokerServiceServicer):
         """``request`` as common/rpc/produce_wire.py reads it (registration.py)."""
         client_id = self._clients.saw(context, "Produce")
         return await self._produce.handle(request, self._quota_sensors(client_id))
+
+    @stream_rpc_errors
+    async def ProduceStream(  # type: ignore[override]  # the registered deserializer makes it
+        self, requests: AsyncIterator[ProduceCall], context: Context
+    ) -> AsyncIterator[pb.ProduceResponse]:
+        """Each request answered as Produce answers it, in order, up to
+        PRODUCE_STREAM_IN_FLIGHT worked on at once."""
+        client_id = self._clients.saw(context, "ProduceStream")
+
+        def produce(request: ProduceCall) -> Awaitable[pb.ProduceResponse]:
+            return self._produce.handle(request, self._quota_sensors(client_id))
+
+        async for answer in in_order(requests, produce, max_in_flight=PRODUCE_STREAM_IN_FLIGHT):
+            yield answer
 
     @rpc_errors
     async def Fetch(  # type: ignore[override]  # the registered serializer takes either

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import grpc
 
+from raftka.client.produce_stream import ProduceStream
 from raftka.common.rpc.channels import open_channel
 from raftka.common.rpc.fetch_wire import FetchCall, fetch_call
-from raftka.common.rpc.produce_wire import ProduceRawCall, produce_call
 from raftka.common.security.tls import ChannelSecurity
 from raftka.v1.broker_pb2_grpc import BrokerServiceStub
 from raftka.v1.groups_pb2_grpc import GroupServiceStub
@@ -32,7 +32,7 @@ class BrokerConnections:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, BrokerServiceStub] = {}
         self._fetch_calls: dict[str, FetchCall] = {}
-        self._produce_calls: dict[str, ProduceRawCall] = {}
+        self._produce_streams: dict[str, ProduceStream] = {}
         self._group_stubs: dict[str, GroupServiceStub] = {}
         self._txn_stubs: dict[str, TransactionServiceStub] = {}
 
@@ -59,13 +59,14 @@ class BrokerConnections:
             call = self._fetch_calls[address] = fetch_call(self._channel(address))
         return call
 
-    def produce(self, address: str) -> ProduceRawCall:
-        """BrokerService/Produce to ``address``, taking a request already encoded
-        (produce_wire.encode_produce_request: the batches copied once, not three times)."""
-        call = self._produce_calls.get(address)
-        if call is None:
-            call = self._produce_calls[address] = produce_call(self._channel(address))
-        return call
+    def produce(self, address: str) -> ProduceStream:
+        """BrokerService/ProduceStream to ``address`` (one per broker: requests answered in
+        order), called like the unary Produce with a request already encoded
+        (produce_wire.encode_produce_request)."""
+        stream = self._produce_streams.get(address)
+        if stream is None:
+            stream = self._produce_streams[address] = ProduceStream(self._channel(address))
+        return stream
 
     def group_stub(self, address: str) -> GroupServiceStub:
         """The broker's GroupService (consumer groups, committed offsets), on the same
@@ -84,7 +85,10 @@ class BrokerConnections:
 
     async def close(self) -> None:
         channels, self._channels, self._stubs = self._channels, {}, {}
-        self._fetch_calls, self._produce_calls = {}, {}
+        streams, self._produce_streams = self._produce_streams, {}
+        for stream in streams.values():
+            await stream.close()
+        self._fetch_calls = {}
         self._group_stubs, self._txn_stubs = {}, {}
         for channel in channels.values():
             await channel.close()

@@ -83,6 +83,7 @@ HANDLER_CHECKED_METHODS: dict[str, str] = {
     for m, need in (
         ("BrokerService/Metadata", "DESCRIBE on each topic (others left out or refused)"),
         ("BrokerService/Produce", "WRITE on each topic; transactional: WRITE on the id"),
+        ("BrokerService/ProduceStream", "as Produce, for each request of the stream"),
         ("BrokerService/Fetch", "follower: CLUSTER_ACTION; consumer: READ on each topic"),
         ("BrokerService/ListOffsets", "DESCRIBE on each topic"),
         (

@@ -47,6 +47,11 @@ class BrokerServiceStub:
                 request_serializer=raftka_dot_v1_dot_broker__pb2.ProduceRequest.SerializeToString,
                 response_deserializer=raftka_dot_v1_dot_broker__pb2.ProduceResponse.FromString,
                 _registered_method=True)
+        self.ProduceStream = channel.stream_stream(
+                '/raftka.v1.BrokerService/ProduceStream',
+                request_serializer=raftka_dot_v1_dot_broker__pb2.ProduceRequest.SerializeToString,
+                response_deserializer=raftka_dot_v1_dot_broker__pb2.ProduceResponse.FromString,
+                _registered_method=True)
         self.Fetch = channel.unary_unary(
                 '/raftka.v1.BrokerService/Fetch',
                 request_serializer=raftka_dot_v1_dot_broker__pb2.FetchRequest.SerializeToString,
@@ -89,6 +94,18 @@ class BrokerServiceServicer:
         partitions, and which form is safe to retry, is described at ProduceRequest. Internal
         topics (__consumer_offsets) are written only by their coordinator: a partition of one gets
         INVALID_TOPIC_EXCEPTION and nothing is written.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ProduceStream(self, request_iterator, context):
+        """Produce requests over one long-lived stream: each ProduceRequest sent is answered by one
+        ProduceResponse, in the order sent (as Kafka answers the requests of one connection), each
+        exactly as Produce would answer it, without a new call for each. At most 16 requests of a
+        stream are worked on at once; more wait to be read. A request that Produce would refuse as
+        a whole (an error status) ends the stream with that status, and the requests still
+        unanswered get no answer: resend them (idempotent producers' sequence numbers make that safe).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -144,6 +161,11 @@ def add_BrokerServiceServicer_to_server(servicer, server):
             ),
             'Produce': grpc.unary_unary_rpc_method_handler(
                     servicer.Produce,
+                    request_deserializer=raftka_dot_v1_dot_broker__pb2.ProduceRequest.FromString,
+                    response_serializer=raftka_dot_v1_dot_broker__pb2.ProduceResponse.SerializeToString,
+            ),
+            'ProduceStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.ProduceStream,
                     request_deserializer=raftka_dot_v1_dot_broker__pb2.ProduceRequest.FromString,
                     response_serializer=raftka_dot_v1_dot_broker__pb2.ProduceResponse.SerializeToString,
             ),
@@ -223,6 +245,33 @@ class BrokerService:
             request,
             target,
             '/raftka.v1.BrokerService/Produce',
+            raftka_dot_v1_dot_broker__pb2.ProduceRequest.SerializeToString,
+            raftka_dot_v1_dot_broker__pb2.ProduceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProduceStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/raftka.v1.BrokerService/ProduceStream',
             raftka_dot_v1_dot_broker__pb2.ProduceRequest.SerializeToString,
             raftka_dot_v1_dot_broker__pb2.ProduceResponse.FromString,
             options,

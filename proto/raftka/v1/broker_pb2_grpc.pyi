@@ -85,6 +85,14 @@ class BrokerServiceStub:
     topics (__consumer_offsets) are written only by their coordinator: a partition of one gets
     INVALID_TOPIC_EXCEPTION and nothing is written.
     """
+    ProduceStream: _grpc.StreamStreamMultiCallable[_broker_pb2.ProduceRequest, _broker_pb2.ProduceResponse]
+    """Produce requests over one long-lived stream: each ProduceRequest sent is answered by one
+    ProduceResponse, in the order sent (as Kafka answers the requests of one connection), each
+    exactly as Produce would answer it, without a new call for each. At most 16 requests of a
+    stream are worked on at once; more wait to be read. A request that Produce would refuse as
+    a whole (an error status) ends the stream with that status, and the requests still
+    unanswered get no answer: resend them (idempotent producers' sequence numbers make that safe).
+    """
     Fetch: _grpc.UnaryUnaryMultiCallable[_broker_pb2.FetchRequest, _broker_pb2.FetchResponse]
     """Reads records from partition leaders (consumers) or replicates them (followers); a long
     poll (max_wait_ms, min_bytes). Fails as a whole with INVALID_ARGUMENT / INVALID_REQUEST
@@ -128,6 +136,14 @@ class BrokerServiceAsyncStub(BrokerServiceStub):
     partitions, and which form is safe to retry, is described at ProduceRequest. Internal
     topics (__consumer_offsets) are written only by their coordinator: a partition of one gets
     INVALID_TOPIC_EXCEPTION and nothing is written.
+    """
+    ProduceStream: _aio.StreamStreamMultiCallable[_broker_pb2.ProduceRequest, _broker_pb2.ProduceResponse]  # type: ignore[assignment]
+    """Produce requests over one long-lived stream: each ProduceRequest sent is answered by one
+    ProduceResponse, in the order sent (as Kafka answers the requests of one connection), each
+    exactly as Produce would answer it, without a new call for each. At most 16 requests of a
+    stream are worked on at once; more wait to be read. A request that Produce would refuse as
+    a whole (an error status) ends the stream with that status, and the requests still
+    unanswered get no answer: resend them (idempotent producers' sequence numbers make that safe).
     """
     Fetch: _aio.UnaryUnaryMultiCallable[_broker_pb2.FetchRequest, _broker_pb2.FetchResponse]  # type: ignore[assignment]
     """Reads records from partition leaders (consumers) or replicates them (followers); a long
@@ -181,6 +197,20 @@ class BrokerServiceServicer(metaclass=_abc_1.ABCMeta):
         partitions, and which form is safe to retry, is described at ProduceRequest. Internal
         topics (__consumer_offsets) are written only by their coordinator: a partition of one gets
         INVALID_TOPIC_EXCEPTION and nothing is written.
+        """
+
+    @_abc_1.abstractmethod
+    def ProduceStream(
+        self,
+        request_iterator: _MaybeAsyncIterator[_broker_pb2.ProduceRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_broker_pb2.ProduceResponse], _abc.AsyncIterator[_broker_pb2.ProduceResponse]]:
+        """Produce requests over one long-lived stream: each ProduceRequest sent is answered by one
+        ProduceResponse, in the order sent (as Kafka answers the requests of one connection), each
+        exactly as Produce would answer it, without a new call for each. At most 16 requests of a
+        stream are worked on at once; more wait to be read. A request that Produce would refuse as
+        a whole (an error status) ends the stream with that status, and the requests still
+        unanswered get no answer: resend them (idempotent producers' sequence numbers make that safe).
         """
 
     @_abc_1.abstractmethod
