@@ -13,11 +13,12 @@ import pytest
 
 from raftka.broker.pipelined import in_order
 from raftka.client.produce_stream import ProduceStream
-from raftka.common.rpc.channels import open_channel
 from raftka.common.rpc.produce_wire import encode_produce_request
 from raftka.v1 import broker_pb2 as pb
 from raftka.v1.broker_pb2_grpc import BrokerServiceServicer, add_BrokerServiceServicer_to_server
 from tests.conditions import until
+from tests.unit.inprocess_server import serve as run_with_server
+from tests.unit.inprocess_server import unary_only
 
 
 def _request(partition: int) -> bytes:
@@ -65,32 +66,16 @@ def serve(
     *,
     stream: bool = True,
 ) -> None:
-    async def main() -> None:
-        server = grpc.aio.server()
-        if stream:
-            add_BrokerServiceServicer_to_server(broker, server)
-        else:  # an older broker: no ProduceStream
-            handler = grpc.unary_unary_rpc_method_handler(
-                broker.Produce,
-                request_deserializer=pb.ProduceRequest.FromString,
-                response_serializer=pb.ProduceResponse.SerializeToString,
-            )
-            server.add_generic_rpc_handlers(
-                (
-                    grpc.method_handlers_generic_handler(
-                        "raftka.v1.BrokerService", {"Produce": handler}
-                    ),
-                )
-            )
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        try:
-            async with open_channel(f"127.0.0.1:{port}") as channel:
-                await body(channel)
-        finally:
-            await server.stop(None)
-
-    asyncio.run(asyncio.wait_for(main(), 20))
+    older = unary_only(
+        "Produce",
+        broker.Produce,
+        pb.ProduceRequest.FromString,
+        pb.ProduceResponse.SerializeToString,
+    )  # no ProduceStream
+    run_with_server(
+        (lambda server: add_BrokerServiceServicer_to_server(broker, server)) if stream else older,
+        body,
+    )
 
 
 def test_requests_in_flight_get_their_own_answers_in_order() -> None:

@@ -13,11 +13,12 @@ import pytest
 
 from raftka.broker.replication.fetch_stream import ReplicaFetchStream
 from raftka.broker.service import BrokerServicer
-from raftka.common.rpc.channels import open_channel
-from raftka.common.rpc.fetch_wire import FETCH_CODEC, FetchAnswer, FetchResult
+from raftka.common.rpc.fetch_wire import FETCH_CODEC, FetchAnswer, FetchResult, serialize_fetch
 from raftka.common.rpc.registration import add_servicer
 from raftka.v1 import broker_pb2 as pb
 from raftka.v1.broker_pb2_grpc import BrokerServiceServicer, add_BrokerServiceServicer_to_server
+from tests.unit.inprocess_server import serve as run_with_server
+from tests.unit.inprocess_server import unary_only
 
 
 def _answer(request: pb.FetchRequest, by: str) -> FetchAnswer:
@@ -64,34 +65,14 @@ def serve(
     *,
     stream: bool = True,
 ) -> None:
-    async def main() -> None:
-        server = grpc.aio.server()
-        codecs = {"Fetch": FETCH_CODEC}
-        if stream:
-            codecs["ReplicaFetchStream"] = FETCH_CODEC
-            add_servicer(add_BrokerServiceServicer_to_server, servicer, server, codecs)
-        else:  # an older broker: no such method
-            handler = grpc.unary_unary_rpc_method_handler(
-                servicer.Fetch,
-                request_deserializer=pb.FetchRequest.FromString,
-                response_serializer=FETCH_CODEC.response_serializer,
-            )
-            server.add_generic_rpc_handlers(
-                (
-                    grpc.method_handlers_generic_handler(
-                        "raftka.v1.BrokerService", {"Fetch": handler}
-                    ),
-                )
-            )
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        try:
-            async with open_channel(f"127.0.0.1:{port}") as channel:
-                await body(channel)
-        finally:
-            await server.stop(None)
+    def register(server: grpc.aio.Server) -> None:
+        codecs = {"Fetch": FETCH_CODEC, "ReplicaFetchStream": FETCH_CODEC}
+        add_servicer(add_BrokerServiceServicer_to_server, servicer, server, codecs)
 
-    asyncio.run(asyncio.wait_for(main(), 20))
+    older = unary_only(
+        "Fetch", servicer.Fetch, pb.FetchRequest.FromString, serialize_fetch
+    )  # no ReplicaFetchStream
+    run_with_server(register if stream else older, body)
 
 
 def test_fetches_go_over_one_stream_and_are_answered_in_order() -> None:
