@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 
 from raftka.common.rpc.produce_wire import ProduceRawCall, produce_call
+from raftka.common.rpc.status import transport_loss
 from raftka.v1 import broker_pb2 as pb
 
 PRODUCE_STREAM_METHOD = "/raftka.v1.BrokerService/ProduceStream"
@@ -62,10 +63,11 @@ class ProduceStream:
             late = _failure(grpc.StatusCode.DEADLINE_EXCEEDED, f"no answer within {timeout:g} s")
             self._end(call, late)
             raise late from None
-        except grpc.aio.AioRpcError as e:
+        except grpc.aio.AioRpcError as failed:
+            e = transport_loss(failed)
             self._end(call, e)
             if e.code() != grpc.StatusCode.UNIMPLEMENTED:
-                raise
+                raise e from None
             self.streaming = False  # nothing was written: send it as a unary call
             return await self._unary(request, timeout=timeout)
 
@@ -81,7 +83,7 @@ class ProduceStream:
                 if not waiting.done():
                     waiting.set_result(answer)
         except grpc.aio.AioRpcError as e:
-            self._end(call, e)
+            self._end(call, transport_loss(e))
         except asyncio.CancelledError:
             self._end(call, _failure(grpc.StatusCode.CANCELLED, "the produce stream was closed"))
             raise

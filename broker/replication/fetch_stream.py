@@ -15,6 +15,7 @@ from typing import Any, cast
 import grpc
 
 from raftka.common.rpc.fetch_wire import FetchAnswer, decode_fetch_response, fetch_call
+from raftka.common.rpc.status import transport_loss
 from raftka.v1 import broker_pb2 as pb
 
 REPLICA_FETCH_STREAM_METHOD = "/raftka.v1.BrokerService/ReplicaFetchStream"
@@ -52,10 +53,11 @@ class ReplicaFetchStream:
             raise _failure(
                 grpc.StatusCode.DEADLINE_EXCEEDED, f"no answer within {answer_within_s:g} s"
             ) from None
-        except grpc.aio.AioRpcError as e:
+        except grpc.aio.AioRpcError as failed:
             self.close()
+            e = transport_loss(failed)
             if e.code() != grpc.StatusCode.UNIMPLEMENTED:
-                raise
+                raise e from None
             self.streaming = False
             return await self._unary(request, timeout=answer_within_s)
         if answer is grpc.aio.EOF:

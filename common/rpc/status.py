@@ -176,6 +176,23 @@ _ERROR_BY_NAME["NOT_CONTROLLER"] = errors.NotControllerError
 _ERROR_BY_NAME["KAFKA_STORAGE_ERROR"] = storage_errors.StorageError
 
 
+def transport_loss(error: grpc.aio.AioRpcError) -> grpc.aio.AioRpcError:
+    """``error`` from a stream call, as a unary call would have said it: a stream whose
+    connection died can fail with INTERNAL ("Internal error from Core") where a unary call says
+    UNAVAILABLE, so without the server's own error metadata that is UNAVAILABLE (retried as a
+    peer that cannot be reached)."""
+    if error.code() != grpc.StatusCode.INTERNAL:
+        return error
+    if any(key == ERROR_KEY for key, _ in error.trailing_metadata() or ()):
+        return error  # the server's own answer
+    return grpc.aio.AioRpcError(
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.aio.Metadata(),
+        grpc.aio.Metadata(),
+        f"the stream broke: {error.details()}",
+    )
+
+
 def error_from_rpc(
     error: grpc.aio.AioRpcError | grpc.RpcError, target: str = ""
 ) -> errors.RaftkaError:
