@@ -11,6 +11,7 @@ Kafka does: null for every config, else those named (unknown names left out)."""
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -234,17 +235,18 @@ class DescribeConfigsHandler:
         )
 
 
-class _AlterHandler:
+class _AlterHandler(abc.ABC):
     """What IncrementalAlterConfigs and AlterConfigs share: refusals, the forward of TOPIC
-    resources to the controller, and the answer."""
+    resources to the controller, and the answer; each says how a resource becomes ops."""
 
     api_key = 0
 
     def __init__(self, backend: KafkaBackend) -> None:
         self._backend = backend
 
+    @abc.abstractmethod
     def ops(self, resource: Any) -> list[cpb.AlterConfigOp]:
-        raise NotImplementedError
+        """The controller's ops for one resource of the request."""
 
     async def __call__(self, request: Any, context: RequestContext) -> Any:
         answer_type = response_type(self.api_key, context.api_version)
