@@ -60,6 +60,8 @@ log = structlog.get_logger(__name__)
 HW_CHECKPOINT_INTERVAL_MS = 5000
 RECONCILE_CONCURRENCY = 64
 """Partitions reconciled at once (their disk work overlaps on the I/O threads)."""
+RECONCILE_RETRY_S = 1.0
+"""How soon a reconcile that failed is tried again."""
 
 SILENCE_CHECK_INTERVAL_S = 0.1
 
@@ -267,8 +269,9 @@ class ReplicaManager:
                 await self.reconcile()
             except Exception:
                 # One bad partition must not stop the broker from following metadata: log it
-                # and try again on the next change.
+                # and try again (everything) soon, even if no other change comes.
                 log.exception("reconcile_failed", metadata_index=self._follower.index)
+                asyncio.get_running_loop().call_later(RECONCILE_RETRY_S, self._dirty.set)
 
     def wake(self) -> None:
         """Reconcile every partition again (the broker registered: roles may be taken now)."""

@@ -21,13 +21,10 @@ import grpc
 
 from raftka.common.rpc.produce_wire import ProduceRawCall, produce_call
 from raftka.common.rpc.status import transport_loss
+from raftka.common.rpc.stream_call import stream_failure, write_request
 from raftka.v1 import broker_pb2 as pb
 
 PRODUCE_STREAM_METHOD = "/raftka.v1.BrokerService/ProduceStream"
-
-
-def _failure(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
-    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
 
 
 class ProduceStream:
@@ -57,10 +54,12 @@ class ProduceStream:
         self._waiting.append(answer)
         try:
             async with self._writing:  # one write at a time on a call
-                await call.write(request)
+                await write_request(call, request)
             return await asyncio.wait_for(asyncio.shield(answer), timeout)
         except TimeoutError:
-            late = _failure(grpc.StatusCode.DEADLINE_EXCEEDED, f"no answer within {timeout:g} s")
+            late = stream_failure(
+                grpc.StatusCode.DEADLINE_EXCEEDED, f"no answer within {timeout:g} s"
+            )
             self._end(call, late)
             raise late from None
         except grpc.aio.AioRpcError as failed:
@@ -76,16 +75,18 @@ class ProduceStream:
             while True:
                 answer = await call.read()
                 if answer is grpc.aio.EOF:
-                    raise _failure(grpc.StatusCode.UNAVAILABLE, "the broker ended the stream")
+                    raise stream_failure(grpc.StatusCode.UNAVAILABLE, "the broker ended the stream")
                 if not self._waiting:
-                    raise _failure(grpc.StatusCode.INTERNAL, "an answer to no request")
+                    raise stream_failure(grpc.StatusCode.INTERNAL, "an answer to no request")
                 waiting = self._waiting.popleft()
                 if not waiting.done():
                     waiting.set_result(answer)
         except grpc.aio.AioRpcError as e:
             self._end(call, transport_loss(e))
         except asyncio.CancelledError:
-            self._end(call, _failure(grpc.StatusCode.CANCELLED, "the produce stream was closed"))
+            self._end(
+                call, stream_failure(grpc.StatusCode.CANCELLED, "the produce stream was closed")
+            )
             raise
 
     def _end(self, call: Any, error: grpc.aio.AioRpcError) -> None:
@@ -106,7 +107,7 @@ class ProduceStream:
     async def close(self) -> None:
         reader = self._reader
         if self._call is not None:
-            self._end(self._call, _failure(grpc.StatusCode.CANCELLED, "the producer closed"))
+            self._end(self._call, stream_failure(grpc.StatusCode.CANCELLED, "the producer closed"))
         if reader is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await reader

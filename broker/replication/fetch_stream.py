@@ -16,13 +16,10 @@ import grpc
 
 from raftka.common.rpc.fetch_wire import FetchAnswer, decode_fetch_response, fetch_call
 from raftka.common.rpc.status import transport_loss
+from raftka.common.rpc.stream_call import stream_failure, write_request
 from raftka.v1 import broker_pb2 as pb
 
 REPLICA_FETCH_STREAM_METHOD = "/raftka.v1.BrokerService/ReplicaFetchStream"
-
-
-def _failure(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
-    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
 
 
 class ReplicaFetchStream:
@@ -46,11 +43,11 @@ class ReplicaFetchStream:
             self._call = self._open()
         call = self._call
         try:
-            await call.write(request)
-            answer = await asyncio.wait_for(call.read(), answer_within_s)
+            # the write is bounded too: a paused leader stops taking them once its window fills
+            answer = await asyncio.wait_for(self._exchange(call, request), answer_within_s)
         except TimeoutError:
             self.close()
-            raise _failure(
+            raise stream_failure(
                 grpc.StatusCode.DEADLINE_EXCEEDED, f"no answer within {answer_within_s:g} s"
             ) from None
         except grpc.aio.AioRpcError as failed:
@@ -62,8 +59,13 @@ class ReplicaFetchStream:
             return await self._unary(request, timeout=answer_within_s)
         if answer is grpc.aio.EOF:
             self.close()
-            raise _failure(grpc.StatusCode.UNAVAILABLE, "the leader ended the fetch stream")
+            raise stream_failure(grpc.StatusCode.UNAVAILABLE, "the leader ended the fetch stream")
         return cast(FetchAnswer, answer)
+
+    @staticmethod
+    async def _exchange(call: Any, request: pb.FetchRequest) -> Any:
+        await write_request(call, request)
+        return await call.read()
 
     def close(self) -> None:
         """Ends the stream (the next fetch opens a new one)."""

@@ -115,42 +115,50 @@ class LeaderFetcher:
         async with open_channel(self.address) as channel:
             # One stream per leader; batches arrive as slices of the answer, not copies.
             stream = ReplicaFetchStream(channel)
-            failing = False
             while True:
-                request = self._request()
-                if not request.topics:
-                    self._changed.clear()
-                    await self._changed.wait()
-                    continue
-                if not await FAULTS.admit(
-                    FaultPath.REPLICATION, self.leader_id, Direction.OUTBOUND
-                ):
-                    await asyncio.sleep(RETRY_BACKOFF_S)
-                    continue
                 try:
-                    response = await stream.fetch(
-                        request, answer_within_s=(FETCH_WAIT_MS + FETCH_ANSWER_MARGIN_MS) / 1000
-                    )
-                    failing = False
-                except grpc.aio.AioRpcError as e:
-                    if e.code() in UNREACHABLE_CODES:
-                        self._on_unreachable(self.leader_id)
-                    if not failing:
-                        log.warning(
-                            "replica_fetch_failed", leader=self.leader_id, code=e.code().name
-                        )
-                        failing = True
+                    await self._fetch_from(stream)
+                except Exception:
+                    # Nothing may end this loop but stop(): a follower that stopped fetching
+                    # would hold every acks=all write to this leader until its ISR shrank.
+                    log.exception("replica_fetcher_error", leader=self.leader_id)
+                    stream.close()
                     await asyncio.sleep(RETRY_BACKOFF_S)
-                    continue
-                if FAULTS.drops(FaultPath.REPLICATION, self.leader_id, Direction.OUTBOUND):
-                    continue  # the answer to a fetch sent before a drop rule is lost too
-                backoff = False
-                for result in response.results:
-                    followed = self.partitions.get((result.topic, result.partition))
-                    if followed is not None:
-                        backoff |= not await self._handle(followed, result)
-                if backoff:
-                    await asyncio.sleep(RETRY_BACKOFF_S)
+
+    async def _fetch_from(self, stream: ReplicaFetchStream) -> None:
+        """Fetches forever (returns only by raising)."""
+        failing = False
+        while True:
+            request = self._request()
+            if not request.topics:
+                self._changed.clear()
+                await self._changed.wait()
+                continue
+            if not await FAULTS.admit(FaultPath.REPLICATION, self.leader_id, Direction.OUTBOUND):
+                await asyncio.sleep(RETRY_BACKOFF_S)
+                continue
+            try:
+                response = await stream.fetch(
+                    request, answer_within_s=(FETCH_WAIT_MS + FETCH_ANSWER_MARGIN_MS) / 1000
+                )
+                failing = False
+            except grpc.aio.AioRpcError as e:
+                if e.code() in UNREACHABLE_CODES:
+                    self._on_unreachable(self.leader_id)
+                if not failing:
+                    log.warning("replica_fetch_failed", leader=self.leader_id, code=e.code().name)
+                    failing = True
+                await asyncio.sleep(RETRY_BACKOFF_S)
+                continue
+            if FAULTS.drops(FaultPath.REPLICATION, self.leader_id, Direction.OUTBOUND):
+                continue  # the answer to a fetch sent before a drop rule is lost too
+            backoff = False
+            for result in response.results:
+                followed = self.partitions.get((result.topic, result.partition))
+                if followed is not None:
+                    backoff |= not await self._handle(followed, result)
+            if backoff:
+                await asyncio.sleep(RETRY_BACKOFF_S)
 
     def _request(self) -> pb.FetchRequest:
         topics: dict[str, list[pb.FetchPartition]] = {}

@@ -17,6 +17,7 @@ from raftka.common.rpc.fetch_wire import FETCH_CODEC, FetchAnswer, FetchResult, 
 from raftka.common.rpc.registration import add_servicer
 from raftka.v1 import broker_pb2 as pb
 from raftka.v1.broker_pb2_grpc import BrokerServiceServicer, add_BrokerServiceServicer_to_server
+from tests.conditions import until
 from tests.unit.inprocess_server import serve as run_with_server
 from tests.unit.inprocess_server import unary_only
 
@@ -136,3 +137,36 @@ def test_the_broker_takes_only_followers_on_the_stream() -> None:
         assert "for followers" in (refused.value.details() or "")
 
     serve(servicer, body)
+
+
+class EndingLeader(Leader):
+    """Ends each stream (status OK) right after answering its first request."""
+
+    async def ReplicaFetchStream(  # type: ignore[override]
+        self, requests: AsyncIterator[pb.FetchRequest], context: Any
+    ) -> AsyncIterator[FetchAnswer]:
+        self.streams += 1
+        async for request in requests:
+            yield _answer(request, "stream")
+            return
+
+
+def test_a_stream_the_leader_ended_fails_the_next_fetch_as_unavailable_then_reopens() -> None:
+    leader = EndingLeader()  # type: ignore[abstract]
+
+    async def body(channel: grpc.aio.Channel) -> None:
+        stream = ReplicaFetchStream(channel)
+        await stream.fetch(_request(0), answer_within_s=5)
+        ended = stream._call
+        await until(ended.done, timeout_s=5, what="the end of the stream")
+        # written after the call finished: an AioRpcError like any lost stream, which the
+        # fetcher handles, not asyncio's InvalidStateError, which would end its task
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await stream.fetch(_request(1), answer_within_s=5)
+        assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+        answer = await stream.fetch(_request(2), answer_within_s=5)
+        assert answer.results[0].high_watermark == 2
+        stream.close()
+
+    serve(leader, body)
+    assert leader.streams == 2

@@ -12,6 +12,7 @@ from raftka.broker.log.partition_log import PartitionLog
 from raftka.broker.replication.fetcher import FollowedPartition, LeaderFetcher
 from raftka.common.metadata.model import LeaderRecoveryState
 from raftka.common.rpc.fetch_wire import EpochEnd, FetchResult
+from tests.conditions import until
 from tests.unit.broker.support import T0, batch, open_partition
 
 _T = TypeVar("_T")
@@ -92,3 +93,30 @@ def test_a_truncation_above_the_high_watermark_goes_ahead(tmp_path: Path) -> Non
     assert applied is True
     assert plog.log_end_offset == 3
     plog.close()
+
+
+def test_an_unexpected_error_does_not_end_the_fetch_loop() -> None:
+    """A follower whose fetch loop died would hold every acks=all write to that leader."""
+    fetcher = LeaderFetcher(
+        broker_id=FOLLOWER_ID,
+        broker_epoch=lambda: 7,
+        leader_id=LEADER_ID,
+        address="127.0.0.1:1",  # never dialled: the fetch below is replaced
+        io=inline_io,
+    )
+    rounds: list[object] = []
+
+    async def fail_once_then_wait(stream: object) -> None:
+        rounds.append(stream)
+        if len(rounds) == 1:
+            raise RuntimeError("a bug in applying an answer")
+        await asyncio.Event().wait()
+
+    fetcher._fetch_from = fail_once_then_wait  # type: ignore[method-assign]
+
+    async def main() -> None:
+        fetcher.start()
+        await until(lambda: len(rounds) == 2, what="fetching again after the error")
+        await fetcher.stop()
+
+    asyncio.run(main())
