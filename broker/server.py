@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import structlog
@@ -27,8 +28,6 @@ from raftka.broker.groups.runtime import GroupCoordinator
 from raftka.broker.groups.service import GroupServicer
 from raftka.broker.groups.shard import ConsumerGroupShard
 from raftka.broker.io_threads import IoThreads
-from raftka.broker.kafka.backend import KafkaBackend
-from raftka.broker.kafka.listener import KafkaListener, check_kafka_security, kafka_listener
 from raftka.broker.lifecycle import BrokerLifecycle
 from raftka.broker.log.cleaner import LogCleaner, run_cleaner_passes
 from raftka.broker.log.manager import CREATE_THREADS, LogManager
@@ -83,6 +82,9 @@ from raftka.common.security.settings import SecuritySettings
 from raftka.common.tasks import cancel_and_wait
 from raftka.v1 import broker_pb2, broker_pb2_grpc, groups_pb2_grpc, transactions_pb2_grpc
 
+if TYPE_CHECKING:
+    from raftka.broker.kafka.listener import KafkaListener
+
 log = structlog.get_logger(__name__)
 
 
@@ -105,7 +107,12 @@ class BrokerServer:
         ``interceptors``: run around every call this role's server takes."""
         self.config = config
         self.security = security or SecuritySettings()
-        check_kafka_security(config, self.security)
+        if config.kafka_listen:
+            # Imported only where a Kafka listener is configured: its protocol library costs
+            # a node about a third of a second of start-up.
+            from raftka.broker.kafka.listener import check_kafka_security
+
+            check_kafka_security(config, self.security)
         self.kafka: KafkaListener | None = None
         self._whole = False
         # CLIENT (broker.listen) and, if set, INTERNAL (broker.internal_listen): checked here,
@@ -322,6 +329,9 @@ class BrokerServer:
                 asyncio.create_task(self._cleaner_loop(self.cleaner), name="log-cleaner")
             )
         if bconf.kafka_listen:
+            from raftka.broker.kafka.backend import KafkaBackend
+            from raftka.broker.kafka.listener import kafka_listener
+
             self.kafka = kafka_listener(
                 bconf,
                 KafkaBackend(

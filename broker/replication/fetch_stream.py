@@ -43,8 +43,11 @@ class ReplicaFetchStream:
             self._call = self._open()
         call = self._call
         try:
-            # the write is bounded too: a paused leader stops taking them once its window fills
-            answer = await asyncio.wait_for(self._exchange(call, request), answer_within_s)
+            # The write is bounded too: a paused leader stops taking them once its window
+            # fills. (asyncio.timeout, not wait_for, which on Python 3.11 can drop a
+            # cancellation that meets an answer, and the fetcher would not stop.)
+            async with asyncio.timeout(answer_within_s):
+                answer = await self._exchange(call, request)
         except TimeoutError:
             self.close()
             raise stream_failure(

@@ -47,7 +47,11 @@ def assert_nothing_lost(outcome: ExperimentOutcome) -> None:
     assert report["valid"], report["check"]["anomalies"]
     assert report["recovery"]["recovered"]
     assert report["check"]["unchecked_partitions"] == []
-    assert outcome.clean
+    assert outcome.clean, {
+        part: {k: report[part].get(k) for k in ("valid", "drained", "anomalies")}
+        for part in ("group", "txn")
+        if part in report
+    }
 
 
 def test_short_seeded_experiment_loses_no_acknowledged_write(tmp_path: Path) -> None:
@@ -57,9 +61,9 @@ def test_short_seeded_experiment_loses_no_acknowledged_write(tmp_path: Path) -> 
     once."""
     config = ExperimentConfig(
         out_dir=tmp_path / "out",
-        duration_s=75,
+        duration_s=50,
         seed=2,
-        fault_interval_s=8,
+        fault_interval_s=6,
         faults=MIXED,
         rate=150,
         progress_interval_s=15,
@@ -73,7 +77,7 @@ def test_short_seeded_experiment_loses_no_acknowledged_write(tmp_path: Path) -> 
     assert report["figures"]["acknowledged"] > 3000
     struck = [f for f in report["faults"] if f["node"] is not None]
     assert {f["kind"] for f in struck} == {"kill", "pause", "partition"}
-    assert len(struck) >= 6, [f["skipped"] for f in report["faults"]]
+    assert len(struck) >= 5, [f["skipped"] for f in report["faults"]]
     assert any(f["time_to_new_leader_s"] is not None for f in struck), "some leader moved"
     history = History.load(outcome.history_path)
     kinds = {op.kind for op in history}
@@ -142,7 +146,7 @@ def test_acks_1_with_unclean_election_loses_writes_and_the_checker_finds_them(
         # What this run checks is the loss; the deposed leader, whose log diverged below its
         # old high watermark, does not rejoin the ISR within the default 120 s recovery wait
         # (a known gap, see the issue-12 note), so do not spend two minutes waiting for it.
-        recovery_timeout_s=20,
+        recovery_timeout_s=6,
     )
     outcome = run(config)
     report = outcome.report
@@ -171,7 +175,7 @@ duration = 6
 kind = "kill"
 target = "follower"
 partition = 1
-start = 16
+start = 12
 duration = 4
 """
     )
@@ -179,7 +183,7 @@ duration = 4
     subnet = f"10.213.{100 + os.getpid() % 100}.0/24"
     config = ExperimentConfig(
         out_dir=tmp_path / "out",
-        duration_s=26,
+        duration_s=20,
         schedule_file=schedule,
         netns=True,
         netns_subnet=subnet,
