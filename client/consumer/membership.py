@@ -51,6 +51,7 @@ from raftka.common import group_errors
 from raftka.common.errors import CoordinatorLoadInProgressError, RaftkaError
 from raftka.common.rpc.retry import Deadline, RetryPolicy
 from raftka.common.rpc.status import error_from_rpc
+from raftka.common.rpc.stream_call import write_request
 from raftka.common.tasks import cancel_and_wait
 from raftka.v1 import groups_pb2 as gpb
 from raftka.v1.common_pb2 import ErrorCode
@@ -238,11 +239,9 @@ class GroupMember:
                 self._wake.clear()
                 self.heartbeats_sent += 1
                 try:
-                    await call.write(self._request())
-                except grpc.aio.AioRpcError as e:
+                    await write_request(call, self._request())
+                except grpc.aio.AioRpcError as e:  # the stream ended: its status says why
                     raise error_from_rpc(e, address) from None
-                except asyncio.InvalidStateError:
-                    pass  # the stream ended: the reader reports why
                 wake = asyncio.ensure_future(self._wake.wait())
                 try:
                     await asyncio.wait(

@@ -19,6 +19,7 @@ from raftka.v1 import controller_pb2 as cpb
 from raftka.v1 import groups_pb2 as gpb
 from raftka.v1.common_pb2 import ErrorCode
 from raftka.v1.groups_pb2_grpc import GroupServiceStub
+from tests.conditions import eventually
 from tests.integration.support.broker_rpc import broker_stub, produce_request
 from tests.integration.support.brokers import (
     log_events,
@@ -72,9 +73,9 @@ def _error_name(e: grpc.aio.AioRpcError) -> str:
 
 async def find(cluster: LocalCluster, group: str) -> gpb.Coordinator:
     """FindCoordinator through any running broker, until it names one."""
-    deadline = time.monotonic() + 30
-    last = ""
-    while time.monotonic() < deadline:
+    last: list[str] = [""]
+
+    async def named() -> gpb.Coordinator | None:
         for node in cluster.brokers.values():
             if not node.running:
                 continue
@@ -84,14 +85,18 @@ async def find(cluster: LocalCluster, group: str) -> gpb.Coordinator:
                         channel
                     ).FindCoordinator(gpb.FindCoordinatorRequest(keys=[group]), timeout=3)
             except grpc.aio.AioRpcError as e:
-                last = str(e.details())
+                last[0] = str(e.details())
                 continue
             (coordinator,) = answer.coordinators
             if coordinator.error_code == ErrorCode.NONE:
                 return coordinator
-            last = coordinator.error_message
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no coordinator for {group} within 30 s (last: {last})")
+            last[0] = coordinator.error_message
+        return None
+
+    try:
+        return await eventually(named, timeout_s=30, what=f"a coordinator for {group}")
+    except AssertionError as e:
+        raise AssertionError(f"{e} (last: {last[0]})") from None
 
 
 async def on_coordinator(
@@ -99,17 +104,21 @@ async def on_coordinator(
 ) -> T:
     """Finds the group's coordinator and runs ``call`` there, again while it fails with a
     retriable coordinator error (as a client does)."""
-    deadline = time.monotonic() + 40
-    while True:
+    answered: list[T] = []
+
+    async def attempt() -> bool | None:
         coordinator = await find(cluster, group)
         try:
             async with grpc.aio.insecure_channel(f"{coordinator.host}:{coordinator.port}") as ch:
-                return await call(GroupServiceStub(ch))
+                answered.append(await call(GroupServiceStub(ch)))
+                return True
         except grpc.aio.AioRpcError as e:
-            retriable = _error_name(e) in RETRIABLE or e.code() == grpc.StatusCode.UNAVAILABLE
-            if not retriable or time.monotonic() > deadline:
-                raise
-        await asyncio.sleep(0.1)
+            if _error_name(e) in RETRIABLE or e.code() == grpc.StatusCode.UNAVAILABLE:
+                return None
+            raise
+
+    await eventually(attempt, timeout_s=40, what=f"an answer from {group}'s coordinator")
+    return answered[0]
 
 
 def _owned(assignment: gpb.Assignment) -> set[tuple[str, int]]:
@@ -308,13 +317,12 @@ def test_a_member_gets_partitions_and_its_commits_survive_a_coordinator_kill(
             )
             return {p.partition: p.offset for t in response.topics for p in t.partitions}
 
-        deadline = time.monotonic() + 40
-        while True:
+        async def moved() -> gpb.Coordinator | None:
             coordinator = await find(groups_cluster, group)
-            if coordinator.node_id != avoid:
-                return await on_coordinator(groups_cluster, group, fetch)
-            assert time.monotonic() < deadline, "the coordinator never moved"
-            await asyncio.sleep(0.1)
+            return coordinator if coordinator.node_id != avoid else None
+
+        await eventually(moved, timeout_s=40, what="the coordinator moving")
+        return await on_coordinator(groups_cluster, group, fetch)
 
     victim = asyncio.run(body())
     groups_cluster.start(victim)  # the module's cluster stays whole
