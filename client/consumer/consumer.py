@@ -396,8 +396,9 @@ class AsyncConsumer:
 
     def group_metadata(self) -> ConsumerGroupMetadata:
         """Who this consumer is in its group now (Kafka's groupMetadata()): the member id and
-        epoch the coordinator gave it, ("", -1) while it is not a member."""
-        member_id, epoch = self._identity()
+        epoch of the assignment it has reconciled, ("", -1) before its first one. A newer epoch
+        the coordinator has sent counts once the member has given up what it no longer owns."""
+        member_id, epoch = self._member.assigned_identity if self._member is not None else ("", -1)
         return ConsumerGroupMetadata(
             self.config.group_id or "", member_id, epoch, self.config.group_instance_id
         )

@@ -6,6 +6,15 @@ coordinator sends, one step at a time: revoked partitions first (``PartitionHand
 then the new ones, then a heartbeat at once reporting what it owns (``owned_partitions``), so
 the coordinator can hand released partitions on without waiting a whole interval.
 
+Two epochs: the coordinator's newest answer sets ``epoch``, which heartbeats and offset
+requests carry at once (the coordinator refuses any other with STALE_MEMBER_EPOCH, so an
+``on_assign`` that reads positions must not wait for an answer still unread behind it).
+Reconciling runs in its own task beside the heartbeats, always towards the newest target, and
+sets ``assignment_epoch`` once the member holds nothing outside that target (after the
+revocations, before the additions): the epoch ``group_metadata()`` reports, so records the
+application is handed are never labelled with an epoch in which another member owns their
+partition.
+
 Transports (``group_heartbeat_mode``): ``stream`` (default) keeps one ConsumerGroupStream open,
 on which the coordinator also pushes a new assignment as soon as it computes it; ``unary``
 sends one ConsumerGroupHeartbeat call per heartbeat.
@@ -132,6 +141,17 @@ class GroupMember:
         was lost and is sent again is the same member, never a second one holding partitions
         until its session times out. Only a leave (-1) ends it: the next join takes a new id."""
         self.epoch = JOIN
+        """The coordinator's newest epoch for this member (heartbeats and offset requests)."""
+        self.assignment_epoch = LEAVE
+        """The epoch of the assignment reconciled so far (what the application sees)."""
+        self._target: frozenset[TopicPartition] = frozenset()
+        self._target_epoch = JOIN
+        self._reconciled: tuple[frozenset[TopicPartition], int] | None = None
+        self._membership = 0
+        """Counts memberships ended (fence, leave): a reconcile of an older one stops."""
+        self._reconciler: asyncio.Task[None] | None = None
+        self._reconciler_of = 0
+        """The membership the reconcile task works for."""
         self.heartbeat_s = DEFAULT_HEARTBEAT_S
         self.fatal: RaftkaError | None = None
         self.left_for_poll_timeout = False
@@ -150,6 +170,14 @@ class GroupMember:
         """(member id, epoch) for offset requests; ("", -1) while not a member."""
         if self.member_id and self.epoch > 0:
             return self.member_id, self.epoch
+        return "", -1
+
+    @property
+    def assigned_identity(self) -> tuple[str, int]:
+        """(member id, epoch of the assignment reconciled so far) for the application
+        (``group_metadata()``, transactional offset commits); ("", -1) while it holds none."""
+        if self.member_id and self.epoch > 0 and self.assignment_epoch > 0:
+            return self.member_id, self.assignment_epoch
         return "", -1
 
     @property
@@ -176,8 +204,10 @@ class GroupMember:
         and leave (-1, or -2 for a static member)."""
         self._closing = True
         await cancel_and_wait([self._task])
+        self._end_membership()
         async with self._reconciling:
             await self._handover.revoke(self._handover.owned())
+        await cancel_and_wait([self._reconciler])
         if self.member_id and self.epoch > 0:
             static = self._config.group_instance_id is not None
             await self._leave(STATIC_LEAVE if static else LEAVE)
@@ -291,6 +321,7 @@ class GroupMember:
             max_poll_interval_ms=self._config.max_poll_interval_ms,
             note="poll() was not called in time: leaving the group; the next poll() rejoins",
         )
+        self._end_membership()
         async with self._reconciling:
             await self._handover.lose(self._handover.owned())
         self.left_for_poll_timeout = True
@@ -380,7 +411,15 @@ class GroupMember:
                 self._wake.set()  # the wait in progress was for the longer interval
             self.heartbeat_s = interval
         if response.has_assignment:
-            await self._reconcile(from_topics(response.assignment.topic_partitions))
+            self._target = frozenset(from_topics(response.assignment.topic_partitions))
+        self._target_epoch = response.member_epoch
+        if self._reconciled != (self._target, self._target_epoch) and (
+            self._reconciler is None
+            or self._reconciler.done()
+            or self._reconciler_of != self._membership  # it only finishes an old step
+        ):
+            self._reconciler_of = self._membership
+            self._reconciler = asyncio.ensure_future(self._reconcile(self._membership))
 
     async def _fenced(self, error: RaftkaError) -> None:
         """The coordinator no longer knows this member (or its epoch): another member may own
@@ -392,27 +431,51 @@ class GroupMember:
             epoch=self.epoch,
             error=error.message,
         )
+        self._end_membership()
         async with self._reconciling:
             await self._handover.lose(self._handover.owned())
         self.epoch = JOIN  # the same member id: the coordinator resets that member
         self._wake.set()  # rejoin now
 
-    async def _reconcile(self, target: set[TopicPartition]) -> None:
-        async with self._reconciling:
-            owned = self._handover.owned()
-            revoked, added = owned - target, target - owned
-            if not revoked and not added:
+    def _end_membership(self) -> None:
+        """Fenced, leaving or left: what was reconciled belongs to the old membership, and a
+        reconcile still running finishes its step and stops."""
+        self._membership += 1
+        self._target, self._target_epoch = frozenset(), JOIN
+        self._reconciled = None
+        self.assignment_epoch = LEAVE
+
+    async def _reconcile(self, membership: int) -> None:
+        """Bring what the member owns to the newest target, one step at a time, until no
+        newer target has come in meanwhile (the heartbeats go on beside it)."""
+        while membership == self._membership:
+            target, epoch = self._target, self._target_epoch
+            if self._reconciled == (target, epoch):
                 return
-            log.info(
-                "consumer_group_reconciling",
-                group=self._coordinator.group_id,
-                epoch=self.epoch,
-                revoked=sorted(map(str, revoked)),
-                added=sorted(map(str, added)),
-            )
-            await self._handover.revoke(revoked)
-            await self._handover.add(added)
-        self._wake.set()  # report what it owns now
+            async with self._reconciling:
+                if membership != self._membership:
+                    return
+                owned = self._handover.owned()
+                revoked, added = owned - target, target - owned
+                if revoked or added:
+                    log.info(
+                        "consumer_group_reconciling",
+                        group=self._coordinator.group_id,
+                        epoch=epoch,
+                        revoked=sorted(map(str, revoked)),
+                        added=sorted(map(str, added)),
+                    )
+                await self._handover.revoke(revoked)
+                if membership != self._membership:
+                    return  # fenced or left meanwhile: the rest is lost with it
+                # It holds nothing outside the target now: records are of this epoch's.
+                self.assignment_epoch = epoch
+                await self._handover.add(set(added))
+                if membership != self._membership:
+                    return
+                self._reconciled = (target, epoch)
+            if revoked or added:
+                self._wake.set()  # report what it owns now
 
     def _instance_held(self) -> bool:
         """A static member restarted after a crash: its previous incarnation still holds the

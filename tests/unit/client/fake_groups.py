@@ -185,6 +185,14 @@ class GroupState:
         self.events.append(Event("fetch", node, request))
         if self.fail_fetches:
             raise self.fail_fetches.pop(0)
+        if request.member_id:  # as the real coordinator: the member's current epoch only
+            m = self.members.get(request.member_id)
+            if m is None:
+                raise group_errors.UnknownMemberIdError(f"no member {request.member_id}")
+            if m.epoch != request.member_epoch:
+                raise group_errors.StaleMemberEpochError(
+                    f"epoch {request.member_epoch}, the member's is {m.epoch}"
+                )
         response = gpb.OffsetFetchResponse()
         wanted = partitions_of(request.topics) or set(self.offsets)
         by: dict[str, gpb.OffsetFetchTopic] = {}

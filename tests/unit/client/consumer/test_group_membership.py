@@ -456,3 +456,87 @@ def test_an_unreadable_committed_offset_is_asked_again_never_reset(
             assert len([e for e in cluster.groups.events if e.kind == "fetch"]) >= 3
 
     run(test)
+
+
+def test_position_in_on_assign_uses_the_epoch_that_arrived_meanwhile() -> None:
+    """Two assignments back to back: the second bumps the epoch before the first has read its
+    new partition's committed offset, so that read is refused (STALE_MEMBER_EPOCH) and
+    ``position()`` in on_assign must ask again. It must ask with the newer epoch, taken in at
+    once, not only once the callback returns (which it never would: a stall until timeout)."""
+
+    async def test(cluster: FakeGroupCluster) -> None:
+        t3 = [TopicPartition("t3", p) for p in range(2)]
+        cluster.create("t3", 2)
+        cluster.append("t3", 1, [f"w{i}".encode() for i in range(5)])
+        cluster.groups.offsets[t3[1]] = 2
+        positions: dict[TopicPartition, int] = {}
+        epochs_seen: list[int] = []
+        armed = False
+
+        async with group_consumer(cluster, enable_auto_commit=False) as consumer:
+
+            def on_revoke(partitions: set[TopicPartition]) -> None:
+                nonlocal armed
+                if armed:  # the second assignment comes while the first is reconciled
+                    armed = False
+                    cluster.groups.assign(cluster.groups.member().member_id, set(t3))
+
+            async def on_assign(partitions: set[TopicPartition]) -> None:
+                for tp in sorted(partitions):
+                    positions[tp] = await consumer.position(tp, timeout_ms=10_000)
+                epochs_seen.append(consumer.group_metadata().member_epoch)
+
+            consumer.subscribe(["t3"], on_assign=on_assign, on_revoke=on_revoke)
+            await poll_until(consumer, lambda: consumer.assignment() == set(t3), "joined")
+            member = cluster.groups.member()
+            cluster.groups.assign(member.member_id, {t3[0]})
+            await poll_until(consumer, lambda: consumer.assignment() == {t3[0]}, "t3-1 revoked")
+            positions.clear()
+            epochs_seen.clear()
+            armed = True
+            cluster.groups.assign(member.member_id, {t3[1]})
+            await poll_until(consumer, lambda: len(positions) == 2, "both assignments applied")
+            assert positions == {t3[0]: 0, t3[1]: 2}  # t3-1's committed offset was read
+            assert consumer.group_metadata().member_epoch == member.epoch
+            assert len(epochs_seen) == 2 and epochs_seen == sorted(epochs_seen)
+            records = await poll_n(consumer, 3)
+            assert {(r.topic, r.partition, r.offset) for r in records} == {
+                ("t3", 1, 2),
+                ("t3", 1, 3),
+                ("t3", 1, 4),
+            }
+
+    run(test)
+
+
+def test_group_metadata_keeps_the_old_epoch_until_the_revocation_is_done() -> None:
+    """Records of a partition being revoked are the old assignment's: group_metadata() (what
+    transactional offset commits carry) names the old epoch until the member has let go, and
+    the new one from then on, while offset requests already use the new one."""
+
+    async def test(cluster: FakeGroupCluster) -> None:
+        seen: dict[str, tuple[int, int]] = {}
+
+        async with group_consumer(cluster, enable_auto_commit=False) as consumer:
+
+            def record(name: str) -> None:
+                seen[name] = (
+                    consumer.group_metadata().member_epoch,
+                    cluster.groups.member().epoch,
+                )
+
+            async def on_revoke(partitions: set[TopicPartition]) -> None:
+                record("revoke")
+                await consumer.commit({T0: 1})  # as the member's newest epoch: accepted
+
+            consumer.subscribe(["t"], on_revoke=on_revoke)
+            await poll_until(consumer, lambda: consumer.assignment() == {T0, T1}, "joined")
+            before = consumer.group_metadata().member_epoch
+            member = cluster.groups.member()
+            cluster.groups.assign(member.member_id, {T1})
+            await poll_until(consumer, lambda: consumer.assignment() == {T1}, "t-0 revoked")
+            assert seen["revoke"] == (before, before + 1)
+            assert consumer.group_metadata().member_epoch == before + 1
+            assert cluster.groups.offsets[T0] == 1
+
+    run(test)
