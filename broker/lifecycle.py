@@ -81,16 +81,29 @@ class BrokerLifecycle:
         self._heartbeat_now = asyncio.Event()
 
     async def start(self, registration_timeout_s: float = 60.0) -> None:
-        """Register (retrying while an earlier incarnation's session is still live), then
-        follow the metadata log and heartbeat in the background."""
+        """Register, then follow the metadata log and heartbeat in the background.
+
+        Registration is retried until ``registration_timeout_s`` while an earlier
+        incarnation's session is still live, and while no controller answers in time (a
+        quorum electing, or controllers slowed by a loaded machine): a broker restarted into
+        a struggling cluster waits for it rather than exiting after one client timeout."""
         deadline_ms = monotonic_ms() + int(registration_timeout_s * 1000)
+        attempt = 0
         while True:
             try:
                 await self.register()
                 break
-            except errors.DuplicateBrokerRegistrationError:
-                if monotonic_ms() >= deadline_ms:
+            except errors.RaftkaError as e:
+                retry = e.retriable or isinstance(e, errors.DuplicateBrokerRegistrationError)
+                if not retry or monotonic_ms() >= deadline_ms:
                     raise
+                attempt += 1
+                log.warning(
+                    "broker_registration_retry",
+                    broker_id=self.broker_id,
+                    attempt=attempt,
+                    error=e.message,
+                )
                 await asyncio.sleep(self.heartbeat_interval_s)
         self._tasks = [
             asyncio.create_task(self._heartbeat_loop(), name=f"broker-{self.broker_id}-heartbeat")

@@ -8,8 +8,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
+
 from raftka.broker.lifecycle import BrokerLifecycle
-from raftka.common.errors import NetworkError
+from raftka.common.errors import InconsistentClusterIdError, NetworkError, RequestTimedOutError
 from raftka.common.tasks import cancel_and_wait
 from raftka.v1 import controller_pb2 as pb
 from tests.conditions import until
@@ -72,3 +74,49 @@ def test_a_report_goes_out_at_once_and_again_after_a_lost_heartbeat() -> None:
             await cancel_and_wait([task])
 
     asyncio.run(asyncio.wait_for(main(), 50))
+
+
+class _Registrar:
+    """A controller client whose RegisterBroker fails with ``errors`` first, in order."""
+
+    def __init__(self, errors: list[Exception]) -> None:
+        self.errors = errors
+        self.attempts = 0
+
+    async def call(self, invoke: Callable[[Any, float], Awaitable[Any]], **_: Any) -> Any:
+        self.attempts += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return pb.RegisterBrokerResponse(broker_epoch=7)
+
+    async def close(self) -> None:
+        return None
+
+
+def test_registration_outlasts_controllers_that_do_not_answer_in_time() -> None:
+    """A broker restarted while the controllers are slow (a loaded machine, an election)
+    keeps registering instead of exiting after one client timeout; a non-retriable refusal
+    still ends it at once."""
+
+    async def main() -> None:
+        lifecycle = BrokerLifecycle(
+            ["127.0.0.1:1"], broker_id=1, cluster_id="c", listeners=[], heartbeat_interval_s=0.01
+        )
+        slow = _Registrar(
+            [RequestTimedOutError("no active controller answered"), NetworkError("lost")]
+        )
+        lifecycle.client = slow  # type: ignore[assignment]
+        lifecycle._own_follower = False
+        await lifecycle.start(registration_timeout_s=30)
+        try:
+            assert (slow.attempts, lifecycle.broker_epoch) == (3, 7)
+        finally:
+            await cancel_and_wait(lifecycle._tasks)
+
+        refused = _Registrar([InconsistentClusterIdError("cluster id x, expected c")])
+        lifecycle.client = refused  # type: ignore[assignment]
+        with pytest.raises(InconsistentClusterIdError):
+            await lifecycle.start(registration_timeout_s=30)
+        assert refused.attempts == 1
+
+    asyncio.run(main())
