@@ -23,6 +23,8 @@ FIXED32 = 5
 _U64 = (1 << 64) - 1
 _MAX_VARINT_BYTES = 10
 _MAX_FIELD_NUMBER = (1 << 29) - 1
+_MAX_GROUP_DEPTH = 100
+"""protobuf's own nesting limit."""
 
 
 class WireFormatError(ValueError):
@@ -82,33 +84,54 @@ def as_int64(value: int) -> int:
 def fields(data: memoryview, pos: int, end: int) -> Iterator[tuple[int, int, int, int]]:
     """The fields of the message in ``data[pos:end]``: ``(number, wire type, value, end)``
     where, for LEN fields, ``value`` is where the bytes start and ``end`` where they end
-    (for the others ``end`` is the position after the field). Groups are refused (proto3
-    messages have none)."""
+    (for the others ``end`` is the position after the field). Groups (proto3 messages define
+    none) are skipped as protobuf skips an unknown field, or refused if malformed."""
     while pos < end:
-        key, pos = read_varint(data, pos, end)
-        number, wire_type = key >> 3, key & 7
-        if not 0 < number <= _MAX_FIELD_NUMBER:
-            raise WireFormatError(f"field number {number} at byte {pos} is out of range")
-        if wire_type == VARINT:
-            value, pos = read_varint(data, pos, end)
+        number, wire_type, value, pos = _field(data, pos, end)
+        if wire_type != START_GROUP:
             yield number, wire_type, value, pos
-        elif wire_type == LEN:
-            length, start = read_varint(data, pos, end)
-            pos = start + length
-            if pos > end:
-                raise WireFormatError(
-                    f"field {number} claims {length} bytes at byte {start}; only "
-                    f"{end - start} remain"
-                )
-            yield number, wire_type, start, pos
-        elif wire_type in (FIXED64, FIXED32):
-            size = 8 if wire_type == FIXED64 else 4
-            if pos + size > end:
-                raise WireFormatError(f"fixed-size field {number} is cut off at byte {end}")
-            yield number, wire_type, int.from_bytes(data[pos : pos + size], "little"), pos + size
-            pos += size
-        else:
-            raise WireFormatError(f"field {number} has wire type {wire_type} (groups or invalid)")
+
+
+def _field(data: memoryview, pos: int, end: int, depth: int = 0) -> tuple[int, int, int, int]:
+    """One field at ``pos``: (number, wire type, value, position after it); a group is read
+    to its end (its value is where its fields start)."""
+    key, pos = read_varint(data, pos, end)
+    number, wire_type = key >> 3, key & 7
+    if not 0 < number <= _MAX_FIELD_NUMBER:
+        raise WireFormatError(f"field number {number} at byte {pos} is out of range")
+    if wire_type == VARINT:
+        value, pos = read_varint(data, pos, end)
+        return number, wire_type, value, pos
+    if wire_type == LEN:
+        length, start = read_varint(data, pos, end)
+        pos = start + length
+        if pos > end:
+            raise WireFormatError(
+                f"field {number} claims {length} bytes at byte {start}; only {end - start} remain"
+            )
+        return number, wire_type, start, pos
+    if wire_type in (FIXED64, FIXED32):
+        size = 8 if wire_type == FIXED64 else 4
+        if pos + size > end:
+            raise WireFormatError(f"fixed-size field {number} is cut off at byte {end}")
+        return number, wire_type, int.from_bytes(data[pos : pos + size], "little"), pos + size
+    if wire_type == START_GROUP:
+        return number, wire_type, pos, _group_end(data, pos, end, number, depth + 1)
+    raise WireFormatError(f"field {number} at byte {pos} has wire type {wire_type}")
+
+
+def _group_end(data: memoryview, pos: int, end: int, number: int, depth: int) -> int:
+    """The position after the END_GROUP that closes group ``number`` opened before ``pos``."""
+    if depth > _MAX_GROUP_DEPTH:
+        raise WireFormatError(f"groups nested more than {_MAX_GROUP_DEPTH} deep at byte {pos}")
+    while pos < end:
+        key, after = read_varint(data, pos, end)
+        if key & 7 == END_GROUP:
+            if key >> 3 != number:
+                raise WireFormatError(f"group {number} is closed as group {key >> 3} at {pos}")
+            return after
+        pos = _field(data, pos, end, depth)[3]
+    raise WireFormatError(f"group {number} is not closed before byte {end}")
 
 
 def read_string(data: memoryview, start: int, end: int) -> str:

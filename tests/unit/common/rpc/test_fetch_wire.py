@@ -111,6 +111,28 @@ def test_random_bytes_are_refused_exactly_when_the_generated_class_refuses_them(
     )
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        bytes([8 << 3 | 3, 8 << 3 | 4]),  # an empty group
+        bytes([8 << 3 | 3, 9 << 3 | 3, 1 << 3, 5, 9 << 3 | 4, 8 << 3 | 4, 2 << 3, 7]),  # nested
+        bytes([8 << 3 | 3, 1 << 3, 5]),  # never closed
+        bytes([8 << 3 | 3, 9 << 3 | 4]),  # closed as another group
+        bytes([8 << 3 | 4]),  # closed, never opened
+    ],
+)
+def test_groups_are_skipped_or_refused_as_the_generated_class_does(data: bytes) -> None:
+    try:
+        expected = pb.FetchResponse.FromString(data)
+    except DecodeError:
+        with pytest.raises(WireFormatError):
+            decode_fetch_response(data)
+        return
+    assert as_generated(decode_fetch_response(data)).SerializeToString() == (
+        _without_unknown(expected).SerializeToString()
+    )
+
+
 def _without_unknown(message: pb.FetchResponse) -> pb.FetchResponse:
     message.DiscardUnknownFields()
     return message
