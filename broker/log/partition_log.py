@@ -9,10 +9,12 @@ flush policy with group commit, and the ``partition.metadata`` topic id. Two com
 every append, truncation and log-start change: the high watermark that bounds reads
 (:mod:`raftka.broker.log.high_watermark`) and the leader-epoch cache
 (:mod:`raftka.broker.log.leader_epoch_cache`, KIP-101/KIP-279; callers query it directly).
-The appends (:mod:`raftka.broker.log.appends`), the read path (:mod:`raftka.broker.log.reads`),
-the truncations (:mod:`raftka.broker.log.truncation`), retention's choices
-(:mod:`raftka.broker.log.retention`) and the known damage (:mod:`raftka.broker.log.damage`)
-live in their own modules; this class holds the write lock and the companions.
+The appends (:mod:`raftka.broker.log.appends`), the flush policy
+(:mod:`raftka.broker.log.flush_policy`), the read path and transactions' bounds
+(:mod:`raftka.broker.log.reads`), the truncations and log-start changes
+(:mod:`raftka.broker.log.truncation`), retention's choices (:mod:`raftka.broker.log.retention`)
+and the known damage (:mod:`raftka.broker.log.damage`) live in their own modules; this class
+holds the write lock and the companions.
 
 Methods are synchronous and block on file I/O: asyncio callers run them on I/O threads.
 They are thread-safe: the writes of a partition (appends, truncations, log-start changes) take
@@ -34,15 +36,14 @@ from raftka.broker.log.compaction import PartitionCompactor
 from raftka.broker.log.config import PartitionLogConfig
 from raftka.broker.log.damage import DamageTracker
 from raftka.broker.log.dirs import (
-    InconsistentTopicIdError,
     prepare_partition_dir,
     remove_partition_dir,
-    write_topic_id,
 )
-from raftka.broker.log.flusher import GroupFlusher
+from raftka.broker.log.flush_policy import FlushPolicy
 from raftka.broker.log.high_watermark import HighWatermark
 from raftka.broker.log.leader_epoch_cache import LeaderEpochCache
-from raftka.broker.log.reads import ReadBounds, collect_aborted, read_batches, stable_offset
+from raftka.broker.log.reads import PartitionReader
+from raftka.broker.log.settings import PartitionSettings
 from raftka.broker.log.truncation import LogTruncator
 from raftka.broker.log.types import AppendResult, FetchData
 from raftka.broker.producers.partition_state import PartitionProducerState
@@ -61,10 +62,6 @@ from raftka.common.storage.txn_index import AbortedTxn
 
 log = structlog.get_logger(__name__)
 
-LIGHT_BYTES = 64 * 1024
-"""Appends and tail reads up to this size are page-cache work: cheaper on the event loop
-than the hop to an I/O thread and back (see :meth:`PartitionLog.append_is_light`)."""
-
 
 class PartitionLog:
     """The log of one partition replica, in ``<log_dir>/<topic>-<partition>/``."""
@@ -82,16 +79,12 @@ class PartitionLog:
     ) -> None:
         """Use :meth:`open`."""
         self._tp = topic_partition
-        self._topic_id = topic_id
         self._log = segmented_log
-        self._overrides = dict(config_overrides)
-        self._config = config
-        self._fsync_every_batch = fsync_every_batch
         self._write_lock = threading.Lock()  # one append, truncation or log-start change
+        self._settings = PartitionSettings(
+            topic_partition, segmented_log, self._write_lock, topic_id, config_overrides, config
+        )
         self._closed = False
-        self._last_append: tuple[int, int, int] = (-1, -1, 0)
-        """The last producer or follower append: (base offset, end offset, bytes), for
-        :meth:`tail_is_small`."""
         self._epoch_cache = LeaderEpochCache.load(segmented_log.directory, segmented_log)
         self._hw = HighWatermark.open(
             segmented_log.directory,
@@ -103,8 +96,17 @@ class PartitionLog:
             segmented_log.directory, segmented_log, self._hw.value
         )
         self._hw.listen(lambda hw: self._producers.table.on_high_watermark(hw))
-        self._flusher = GroupFlusher(segmented_log, self._hw)
+        self._flush_policy = FlushPolicy(
+            segmented_log,
+            self._hw,
+            self._write_lock,
+            lambda: self._settings.config,
+            fsync_every_batch=fsync_every_batch,
+        )
         self._damage = DamageTracker(topic_partition)
+        self._reader = PartitionReader(
+            topic_partition, segmented_log, self._hw, self._producers, self._damage
+        )
         self._truncator = LogTruncator(
             topic_partition,
             segmented_log,
@@ -191,7 +193,7 @@ class PartitionLog:
     @property
     def topic_id(self) -> str | None:
         """The id in ``partition.metadata`` (None only for a directory found without one)."""
-        return self._topic_id
+        return self._settings.topic_id
 
     @property
     def directory(self) -> Path:
@@ -199,11 +201,11 @@ class PartitionLog:
 
     @property
     def config(self) -> PartitionLogConfig:
-        return self._config
+        return self._settings.config
 
     @property
     def config_overrides(self) -> Mapping[str, str]:
-        return dict(self._overrides)
+        return dict(self._settings.overrides)
 
     @property
     def log_start_offset(self) -> int:
@@ -247,34 +249,19 @@ class PartitionLog:
 
     @property
     def sync_appends(self) -> bool:
-        """Whether every append must be fsynced before it is acknowledged (the broker's
-        ``fsync_every_batch``, or the topic's ``flush.messages=1``)."""
-        return self._fsync_every_batch or self._config.flush_messages <= 1
+        """See :attr:`FlushPolicy.sync_appends
+        <raftka.broker.log.flush_policy.FlushPolicy.sync_appends>`."""
+        return self._flush_policy.sync_appends
 
     def append_is_light(self, nbytes: int) -> bool:
-        """Whether an append of ``nbytes`` does no blocking disk work worth an I/O-thread
-        hop: small (at most LIGHT_BYTES), not fsynced per write (:attr:`sync_appends`), not
-        due for a periodic flush, and not held up by a truncation or compaction. Such an append is a page-cache write (a segment roll,
-        once per segment, also creates files); the broker runs it on its event loop."""
-        return (
-            nbytes <= LIGHT_BYTES
-            and not self.sync_appends
-            # at most nbytes records: no flush.messages flush can fall due
-            and self._log.log_end_offset - self._log.recovery_point + nbytes
-            < self._config.flush_messages
-            and not self._write_lock.locked()  # a truncation or compaction would block the loop
-        )
+        """See :meth:`FlushPolicy.append_is_light
+        <raftka.broker.log.flush_policy.FlushPolicy.append_is_light>`."""
+        return self._flush_policy.append_is_light(nbytes)
 
     def tail_is_small(self, offset: int) -> bool:
-        """Whether reading from ``offset`` to the log end reads at most LIGHT_BYTES, known
-        without touching the disk: at the log end, or when ``offset`` starts the last append
-        and nothing came after it (a caught-up follower one append behind, the common case
-        at low rates). Such a read comes from the page cache; the broker runs it inline."""
-        end = self._log.log_end_offset
-        if offset >= end:
-            return True
-        base, last_end, nbytes = self._last_append
-        return offset == base and last_end == end and nbytes <= LIGHT_BYTES
+        """See :meth:`FlushPolicy.tail_is_small
+        <raftka.broker.log.flush_policy.FlushPolicy.tail_is_small>`."""
+        return self._flush_policy.tail_is_small(offset)
 
     @property
     def producer_state(self) -> ProducerStateTable:
@@ -299,23 +286,20 @@ class PartitionLog:
 
     @property
     def first_unstable_offset(self) -> int | None:
-        """The first offset of the oldest transaction open, or completed with its marker not
-        yet below the high watermark (at least the log start offset), or None."""
-        first = self._producers.table.first_unstable_offset
-        return None if first is None else max(first, self._log.log_start_offset)
+        """See :attr:`PartitionReader.first_unstable_offset
+        <raftka.broker.log.reads.PartitionReader.first_unstable_offset>`."""
+        return self._reader.first_unstable_offset
 
     @property
     def last_stable_offset(self) -> int:
-        """The LSO: the high watermark, or the first unstable offset when that is below it
-        (read first: a transaction is released once the high watermark passed its marker).
-        read_committed consumers read below it."""
-        first_unstable = self.first_unstable_offset
-        return stable_offset(self._hw.value, first_unstable)
+        """See :attr:`PartitionReader.last_stable_offset
+        <raftka.broker.log.reads.PartitionReader.last_stable_offset>`."""
+        return self._reader.last_stable_offset
 
     def aborted_transactions(self, start: int, end: int) -> list[AbortedTxn]:
-        """The aborted transactions with data in [``start``, ``end``) (``.txnindex`` entries
-        with marker >= ``start``, first offset < ``end``): a read_committed fetch's list."""
-        return collect_aborted(self._log.txn_indexes(), start, end)
+        """See :meth:`PartitionReader.aborted_transactions
+        <raftka.broker.log.reads.PartitionReader.aborted_transactions>`."""
+        return self._reader.aborted_transactions(start, end)
 
     # ================================================================== appending
 
@@ -334,15 +318,13 @@ class PartitionLog:
         (when it follows the log end) covers fsynced appends only in that mode.
         """
         result, wrote = self._appender.append_as_leader(
-            batches, self._config, leader_epoch=leader_epoch, now_ms=now_ms
+            batches, self._settings.config, leader_epoch=leader_epoch, now_ms=now_ms
         )
         if wrote:
-            self._last_append = (
-                result.base_offset,
-                result.last_offset + 1,
-                memoryview(batches).nbytes,
+            self._flush_policy.record_append(
+                result.base_offset, result.last_offset + 1, memoryview(batches).nbytes
             )
-            self._after_append(result.last_offset + 1, defer_flush=defer_flush)
+            self._flush_policy.after_append(result.last_offset + 1, defer_flush=defer_flush)
         return result
 
     def append_marker(
@@ -368,7 +350,7 @@ class PartitionLog:
             leader_epoch=leader_epoch,
             now_ms=now_ms,
         )
-        self._after_append(result.last_offset + 1, defer_flush=defer_flush)
+        self._flush_policy.after_append(result.last_offset + 1, defer_flush=defer_flush)
         return result
 
     def append_as_follower(self, batches: Buffer, *, defer_flush: bool = False) -> AppendResult:
@@ -378,23 +360,15 @@ class PartitionLog:
         high watermark is the caller's to set (:meth:`set_high_watermark` with the leader's).
         """
         result = self._appender.append_as_follower(batches)
-        self._last_append = (result.base_offset, result.last_offset + 1, memoryview(batches).nbytes)
-        self._after_append(result.last_offset + 1, defer_flush=defer_flush)
+        self._flush_policy.record_append(
+            result.base_offset, result.last_offset + 1, memoryview(batches).nbytes
+        )
+        self._flush_policy.after_append(result.last_offset + 1, defer_flush=defer_flush)
         return result
 
-    def _after_append(self, next_offset: int, *, defer_flush: bool) -> None:
-        if self.sync_appends:
-            if not defer_flush:
-                self.flush(up_to=next_offset)
-        else:
-            self._hw.on_log_end(next_offset)
-            if next_offset - self._log.recovery_point >= self._config.flush_messages:
-                self.flush()
-
     def flush(self, up_to: int | None = None, *, checkpoint: bool = False) -> None:
-        """fsyncs what was appended, sharing fsyncs among concurrent callers (group commit: see
-        :meth:`GroupFlusher.flush <raftka.broker.log.flusher.GroupFlusher.flush>`)."""
-        self._flusher.flush(up_to, checkpoint=checkpoint)
+        """See :meth:`FlushPolicy.flush <raftka.broker.log.flush_policy.FlushPolicy.flush>`."""
+        self._flush_policy.flush(up_to, checkpoint=checkpoint)
 
     # ================================================================== leader epochs
 
@@ -421,16 +395,8 @@ class PartitionLog:
     # ================================================================== truncation
 
     def truncate_to(self, offset: int, *, allow_below_high_watermark: bool = False) -> int:
-        """A follower's divergence truncation: removes every batch holding an offset >=
-        ``offset`` (a batch straddling it goes whole) and the cache entries from the new log
-        end on; returns the new log end offset. Nothing happens when ``offset`` >= the log
-        end offset.
-
-        Refused (TruncationBelowHighWatermarkError, naming the offset and the high
-        watermark; nothing changes) if the new log end would be below the high watermark,
-        unless ``allow_below_high_watermark`` (a replica rejoining after an unclean leader
-        election): the high watermark then drops to the new log end and is checkpointed.
-        """
+        """See :meth:`LogTruncator.truncate_to
+        <raftka.broker.log.truncation.LogTruncator.truncate_to>`."""
         end = self._truncator.truncate_to(
             offset, allow_below_high_watermark=allow_below_high_watermark
         )
@@ -438,10 +404,8 @@ class PartitionLog:
         return end
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
-        """Empties the log and restarts it at ``offset`` (a follower whose log ends below the
-        leader's log start offset): every segment and cache entry goes, and the high
-        watermark moves to ``offset``. Refused (TruncationBelowHighWatermarkError) when
-        ``offset`` is below the high watermark."""
+        """See :meth:`LogTruncator.truncate_fully_and_start_at
+        <raftka.broker.log.truncation.LogTruncator.truncate_fully_and_start_at>`."""
         self._truncator.truncate_fully_and_start_at(offset)
         self._after_truncation()
 
@@ -456,20 +420,9 @@ class PartitionLog:
         return self._compactor
 
     def advance_log_start(self, offset: int, *, reason: str) -> int:
-        """Moves the log start offset up to ``offset`` and deletes the segments wholly below
-        it (retention's decision: :mod:`raftka.broker.log.retention`), dropping the
-        leader-epoch entries and producer snapshots below it; returns the segments deleted.
-        Never past the high watermark or the log end: such an ``offset`` (the log changed
-        since it was chosen) changes nothing, as does one at or below the log start."""
-        with self._write_lock:
-            if offset <= self._log.log_start_offset or offset > min(
-                self._hw.value, self._log.log_end_offset
-            ):
-                return 0
-            deleted = self._log.delete_before(offset, reason=reason)
-            self._epoch_cache.truncate_from_start(self._log.log_start_offset)
-            self._producers.on_log_start_advanced(self._log)
-        return deleted
+        """See :meth:`LogTruncator.advance_log_start
+        <raftka.broker.log.truncation.LogTruncator.advance_log_start>`."""
+        return self._truncator.advance_log_start(offset, reason=reason)
 
     def remove_deleted_segments(self, now_ms: int) -> int:
         """Removes the files of segments deleted at least ``file.delete.delay.ms`` before
@@ -488,30 +441,13 @@ class PartitionLog:
         read_committed: bool = False,
         zero_copy: bool = False,
     ) -> FetchData:
-        """Whole stored batches from the one holding ``fetch_offset``, up to ``max_bytes``
-        (at least one batch, however large, if ``min_one_batch``), from one segment. No batch
-        starting at or after ``max_offset`` (default: the high watermark) is returned, nor,
-        when ``read_committed``, at or after the last stable offset; such a read also lists
-        the aborted transactions with data in the returned batches (``FetchData.aborted``).
-        With ``zero_copy`` the batches come as a region of their segment file
-        (``FetchData.region``, verified from the page cache, for ``sendfile``).
-
-        Empty records when ``fetch_offset`` is at or past that bound but not past the log
-        end; LogOffsetOutOfRangeError (with the log start and end) when ``fetch_offset`` is
-        below the log start or above the log end.
-        """
-        first_unstable = self.first_unstable_offset  # first: see last_stable_offset
-        hw = self._hw.value
-        bounds = ReadBounds(hw, stable_offset(hw, first_unstable), read_committed)
-        return read_batches(
-            self._log,
-            self._damage,
-            self._tp,
-            bounds,
+        """See :meth:`PartitionReader.read <raftka.broker.log.reads.PartitionReader.read>`."""
+        return self._reader.read(
             fetch_offset,
             max_bytes,
             max_offset=max_offset,
             min_one_batch=min_one_batch,
+            read_committed=read_committed,
             zero_copy=zero_copy,
         )
 
@@ -525,9 +461,7 @@ class PartitionLog:
         return self._damage.report
 
     def mark_damaged(self, report: DamageReport, *, source: str) -> bool:
-        """Records damage found by ``source`` (``read``, ``scrub``, ``open``); returns
-        whether it is new (no damage was known at or below its offset). Logged as
-        ``log_damage_found``."""
+        """See :meth:`DamageTracker.mark <raftka.broker.log.damage.DamageTracker.mark>`."""
         return self._damage.mark(report, source=source)
 
     def scrub(
@@ -547,56 +481,28 @@ class PartitionLog:
         return self._log.generation
 
     def truncate_damage(self) -> int:
-        """Repairs a follower: removes the damaged batch and everything after it (the
-        segment is cut at the damage's byte position, so no damaged header is trusted),
-        even below the high watermark (which drops to the new log end: the records are
-        fetched again from the leader), and clears the damage. Returns the new log end."""
+        """See :meth:`LogTruncator.truncate_damage
+        <raftka.broker.log.truncation.LogTruncator.truncate_damage>`."""
         end = self._truncator.truncate_damage()
         self._after_truncation()
         return end
 
     def offset_for_timestamp(self, timestamp: int) -> TimestampOffset | None:
-        """ListOffsets by timestamp: the first record below the high watermark whose
-        timestamp is >= ``timestamp`` (found through the time index), or None."""
-        hw = self._hw.value
-        found = self._log.offset_for_timestamp(timestamp)
-        if found is None or found.offset >= hw:
-            return None
-        return found
+        """See :meth:`PartitionReader.offset_for_timestamp
+        <raftka.broker.log.reads.PartitionReader.offset_for_timestamp>`."""
+        return self._reader.offset_for_timestamp(timestamp)
 
     # ================================================================== configs, topic id
 
     def update_configs(self, overrides: Mapping[str, str]) -> None:
-        """Applies the topic's new config overrides by swapping the config object (as Kafka
-        does): the segmented log takes its part (segment size and age, index interval) from
-        its next append on, without being reopened."""
-        new = PartitionLogConfig.from_overrides(overrides)
-        with self._write_lock:
-            old = self._config
-            if new.log_config() != old.log_config():
-                self._log.update_config(new.log_config())
-            self._overrides = dict(overrides)
-            self._config = new
-        if new != old:
-            log.info(
-                "partition_log_reconfigured",
-                topic=self.topic,
-                partition=self.partition,
-                overrides=dict(overrides),
-            )
+        """See :meth:`PartitionSettings.update_configs
+        <raftka.broker.log.settings.PartitionSettings.update_configs>`."""
+        self._settings.update_configs(overrides)
 
     def assign_topic_id(self, topic_id: str) -> None:
-        """Records the topic id of a directory found without one; raises
-        InconsistentTopicIdError if a different id is already recorded."""
-        with self._write_lock:
-            if self._topic_id == topic_id:
-                return
-            if self._topic_id is not None:
-                raise InconsistentTopicIdError(
-                    f"{self.directory} holds topic id {self._topic_id}, not {topic_id}"
-                )
-            write_topic_id(self.directory, topic_id)
-            self._topic_id = topic_id
+        """See :meth:`PartitionSettings.assign_topic_id
+        <raftka.broker.log.settings.PartitionSettings.assign_topic_id>`."""
+        self._settings.assign_topic_id(topic_id)
 
     # ================================================================== closing
 
@@ -620,12 +526,12 @@ class PartitionLog:
         self.close()
         directory = self.directory
         if directory.exists():
-            remove_partition_dir(directory, self._topic_id)
+            remove_partition_dir(directory, self._settings.topic_id)
         log.info(
             "partition_log_deleted",
             topic=self.topic,
             partition=self.partition,
-            topic_id=self._topic_id,
+            topic_id=self._settings.topic_id,
         )
 
     @property
@@ -634,7 +540,7 @@ class PartitionLog:
 
     def __repr__(self) -> str:
         return (
-            f"PartitionLog({self._tp}, topic_id={self._topic_id!r}, "
+            f"PartitionLog({self._tp}, topic_id={self._settings.topic_id!r}, "
             f"log_start_offset={self.log_start_offset}, log_end_offset={self.log_end_offset}, "
             f"high_watermark={self._hw.value})"
         )

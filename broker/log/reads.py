@@ -13,11 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from raftka.broker.log.damage import DamageTracker
+from raftka.broker.log.high_watermark import HighWatermark
 from raftka.broker.log.types import DamagedLogError, FetchData
+from raftka.broker.producers.partition_state import PartitionProducerState
 from raftka.common.faults import FAULTS
 from raftka.common.ids import TopicPartition
 from raftka.common.records import BatchHeader, read_base_offset, read_batch_size
-from raftka.common.storage import LogOffsetOutOfRangeError, SegmentedLog
+from raftka.common.storage import LogOffsetOutOfRangeError, SegmentedLog, TimestampOffset
 from raftka.common.storage.errors import DamagedBatchError
 from raftka.common.storage.txn_index import AbortedTxn, TxnIndex
 
@@ -29,6 +31,91 @@ class ReadBounds:
     high_watermark: int
     last_stable_offset: int
     read_committed: bool = False
+
+
+class PartitionReader:
+    """The reads of one partition's log, and the transactional bounds they stop at
+    (:class:`~raftka.broker.log.partition_log.PartitionLog` delegates to them)."""
+
+    def __init__(
+        self,
+        topic_partition: TopicPartition,
+        segmented_log: SegmentedLog,
+        high_watermark: HighWatermark,
+        producers: PartitionProducerState,
+        damage: DamageTracker,
+    ) -> None:
+        self._tp = topic_partition
+        self._log = segmented_log
+        self._hw = high_watermark
+        self._producers = producers
+        self._damage = damage
+
+    @property
+    def first_unstable_offset(self) -> int | None:
+        """The first offset of the oldest transaction open, or completed with its marker not
+        yet below the high watermark (at least the log start offset), or None."""
+        first = self._producers.table.first_unstable_offset
+        return None if first is None else max(first, self._log.log_start_offset)
+
+    @property
+    def last_stable_offset(self) -> int:
+        """The LSO: the high watermark, or the first unstable offset when that is below it
+        (read first: a transaction is released once the high watermark passed its marker).
+        read_committed consumers read below it."""
+        first_unstable = self.first_unstable_offset
+        return stable_offset(self._hw.value, first_unstable)
+
+    def aborted_transactions(self, start: int, end: int) -> list[AbortedTxn]:
+        """The aborted transactions with data in [``start``, ``end``) (``.txnindex`` entries
+        with marker >= ``start``, first offset < ``end``): a read_committed fetch's list."""
+        return collect_aborted(self._log.txn_indexes(), start, end)
+
+    def read(
+        self,
+        fetch_offset: int,
+        max_bytes: int,
+        *,
+        max_offset: int | None,
+        min_one_batch: bool,
+        read_committed: bool,
+        zero_copy: bool,
+    ) -> FetchData:
+        """Whole stored batches from the one holding ``fetch_offset``, up to ``max_bytes``
+        (at least one batch, however large, if ``min_one_batch``), from one segment. No batch
+        starting at or after ``max_offset`` (default: the high watermark) is returned, nor,
+        when ``read_committed``, at or after the last stable offset; such a read also lists
+        the aborted transactions with data in the returned batches (``FetchData.aborted``).
+        With ``zero_copy`` the batches come as a region of their segment file
+        (``FetchData.region``, verified from the page cache, for ``sendfile``).
+
+        Empty records when ``fetch_offset`` is at or past that bound but not past the log
+        end; LogOffsetOutOfRangeError (with the log start and end) when ``fetch_offset`` is
+        below the log start or above the log end.
+        """
+        first_unstable = self.first_unstable_offset  # first: see last_stable_offset
+        hw = self._hw.value
+        bounds = ReadBounds(hw, stable_offset(hw, first_unstable), read_committed)
+        return read_batches(
+            self._log,
+            self._damage,
+            self._tp,
+            bounds,
+            fetch_offset,
+            max_bytes,
+            max_offset=max_offset,
+            min_one_batch=min_one_batch,
+            zero_copy=zero_copy,
+        )
+
+    def offset_for_timestamp(self, timestamp: int) -> TimestampOffset | None:
+        """ListOffsets by timestamp: the first record below the high watermark whose
+        timestamp is >= ``timestamp`` (found through the time index), or None."""
+        hw = self._hw.value
+        found = self._log.offset_for_timestamp(timestamp)
+        if found is None or found.offset >= hw:
+            return None
+        return found
 
 
 def read_batches(

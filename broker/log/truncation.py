@@ -1,6 +1,7 @@
-"""Cutting a partition's log back at its end: a follower's divergence truncation, a restart
-at a new offset, and the repair of damage, each keeping the producer state, the leader-epoch
-cache, the high watermark and the known damage in step with the segmented log.
+"""Cutting a partition's log back at its end (a follower's divergence truncation, a restart
+at a new offset, the repair of damage) and at its start (retention's log-start advance), each
+keeping the producer state, the leader-epoch cache, the high watermark and the known damage
+in step with the segmented log.
 
 Each cut holds the partition's write lock and freezes the high watermark, in that order,
 as every write of :class:`~raftka.broker.log.partition_log.PartitionLog` does.
@@ -25,8 +26,8 @@ log = structlog.get_logger(__name__)
 
 
 class LogTruncator:
-    """The truncations of one partition's log (see the methods of the same names on
-    :class:`~raftka.broker.log.partition_log.PartitionLog`, which delegates to them)."""
+    """The truncations and log-start changes of one partition's log
+    (:class:`~raftka.broker.log.partition_log.PartitionLog` delegates to them)."""
 
     def __init__(
         self,
@@ -47,6 +48,16 @@ class LogTruncator:
         self._damage = damage
 
     def truncate_to(self, offset: int, *, allow_below_high_watermark: bool) -> int:
+        """A follower's divergence truncation: removes every batch holding an offset >=
+        ``offset`` (a batch straddling it goes whole) and the cache entries from the new log
+        end on; returns the new log end offset. Nothing happens when ``offset`` >= the log
+        end offset.
+
+        Refused (TruncationBelowHighWatermarkError, naming the offset and the high
+        watermark; nothing changes) if the new log end would be below the high watermark,
+        unless ``allow_below_high_watermark`` (a replica rejoining after an unclean leader
+        election): the high watermark then drops to the new log end and is checkpointed.
+        """
         if offset < 0:
             raise ValueError(f"cannot truncate to negative offset {offset}")
         with self._write_lock, self._hw.frozen() as high_watermark:
@@ -88,6 +99,10 @@ class LogTruncator:
         return new_end
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Empties the log and restarts it at ``offset`` (a follower whose log ends below the
+        leader's log start offset): every segment and cache entry goes, and the high
+        watermark moves to ``offset``. Refused (TruncationBelowHighWatermarkError) when
+        ``offset`` is below the high watermark."""
         if offset < 0:
             raise ValueError(f"cannot restart at negative offset {offset}")
         with self._write_lock, self._hw.frozen() as high_watermark:
@@ -106,6 +121,10 @@ class LogTruncator:
             self._damage.clear()
 
     def truncate_damage(self) -> int:
+        """Repairs a follower: removes the damaged batch and everything after it (the
+        segment is cut at the damage's byte position, so no damaged header is trusted),
+        even below the high watermark (which drops to the new log end: the records are
+        fetched again from the leader), and clears the damage. Returns the new log end."""
         damage = self._damage.report
         if damage is None:
             return self._log.log_end_offset
@@ -128,6 +147,22 @@ class LogTruncator:
             previous_log_end_offset=end,
         )
         return new_end
+
+    def advance_log_start(self, offset: int, *, reason: str) -> int:
+        """Moves the log start offset up to ``offset`` and deletes the segments wholly below
+        it (retention's decision: :mod:`raftka.broker.log.retention`), dropping the
+        leader-epoch entries and producer snapshots below it; returns the segments deleted.
+        Never past the high watermark or the log end: such an ``offset`` (the log changed
+        since it was chosen) changes nothing, as does one at or below the log start."""
+        with self._write_lock:
+            if offset <= self._log.log_start_offset or offset > min(
+                self._hw.value, self._log.log_end_offset
+            ):
+                return 0
+            deleted = self._log.delete_before(offset, reason=reason)
+            self._epoch_cache.truncate_from_start(self._log.log_start_offset)
+            self._producers.on_log_start_advanced(self._log)
+        return deleted
 
     def _cut_end(
         self, high_watermark: HighWatermark, expected_end: int, cut: Callable[[], int]

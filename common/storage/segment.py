@@ -2,7 +2,9 @@
 
 The segment trusts its caller to append only validated, contiguous batches; it keeps per-batch
 bookkeeping O(1) (index entries every ``index_interval_bytes``, running max timestamp). Reads
-use ``os.pread`` and never load the whole file.
+use ``os.pread`` and never load the whole file. The files themselves (names, renames, fsyncs,
+removal) are :mod:`.segment_files`'; the walks over stored batches that loading, recovery and
+lookups make are :mod:`.segment_scan`'s.
 """
 
 from __future__ import annotations
@@ -16,27 +18,21 @@ from typing import NamedTuple
 
 import structlog
 
-from raftka.common.faults import FAULTS
 from raftka.common.files import pread_exact, pwrite_all
-from raftka.common.records.batch import (
-    HEADER_SIZE,
-    LOG_OVERHEAD,
-    BatchHeader,
-    Buffer,
-    validate,
-)
-from raftka.common.records.decoder import decode_batch
-from raftka.common.records.errors import RecordError
+from raftka.common.records.batch import HEADER_SIZE, BatchHeader, Buffer
 from raftka.common.storage.batch_scan import BatchScan
 from raftka.common.storage.errors import CorruptLogError, DamagedBatchError
-from raftka.common.storage.file_pool import SEGMENT_FILES
-from raftka.common.storage.files import DELETED_SUFFIX, segment_paths, txn_index_path
-from raftka.common.storage.index import IndexCorruptError, OffsetIndex, TimeIndex
 from raftka.common.storage.results import DamageReport, ScrubProgress, TimestampOffset
+from raftka.common.storage.segment_files import SegmentFiles
+from raftka.common.storage.segment_scan import (
+    find_timestamp,
+    locate_batch,
+    scan_for_recovery,
+    scan_tail,
+    walk_headers,
+)
 from raftka.common.storage.segment_verify import verify_segment
-from raftka.common.storage.txn_index import TxnIndex
 
-_LOCATE_CHUNK_BYTES = 8192
 INT32_MAX = (1 << 31) - 1
 
 log = structlog.get_logger(__name__)
@@ -56,32 +52,26 @@ class LogSegment:
 
     def __init__(
         self,
-        directory: Path,
-        base_offset: int,
-        fd: int,
+        files: SegmentFiles,
         size: int,
         *,
         index_interval_bytes: int,
         created_ms: int,
         last_modified_ms: int,
-        suffix: str = "",
     ) -> None:
-        self.base_offset = base_offset
-        self._dir = directory
-        self.log_path, index_path, time_index_path = segment_paths(directory, base_offset, suffix)
-        self.offset_index = OffsetIndex(index_path, base_offset)
-        self.time_index = TimeIndex(time_index_path, base_offset)
-        self.txn_index = TxnIndex(txn_index_path(directory, base_offset, suffix), base_offset)
-        self._file = SEGMENT_FILES.adopt(self.log_path, fd)
+        self.base_offset = files.base_offset
+        self._files = files
+        self.offset_index = files.offset_index
+        self.time_index = files.time_index
+        self.txn_index = files.txn_index
         self._size = size
         self._interval = index_interval_bytes
-        self._next_offset = base_offset
+        self._next_offset = self.base_offset
         self._max_timestamp = -1
-        self._offset_of_max_timestamp = base_offset
+        self._offset_of_max_timestamp = self.base_offset
         self._bytes_since_index = 0
         self._created_ms = created_ms
         self._last_modified_ms = last_modified_ms
-        self._closed = False
 
     # ------------------------------------------------------------------ construction
 
@@ -97,38 +87,22 @@ class LogSegment:
     ) -> LogSegment:
         """Creates an empty segment (replacing any files of the same name); with ``suffix``
         its files are named ``<name><suffix>`` (a cleaned segment being written)."""
-        log_path = segment_paths(directory, base_offset, suffix)[0]
-        fd = os.open(log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-        segment = cls(
-            directory,
-            base_offset,
-            fd,
+        return cls(
+            SegmentFiles.create(directory, base_offset, suffix),
             0,
             index_interval_bytes=index_interval_bytes,
             created_ms=now_ms,
             last_modified_ms=now_ms,
-            suffix=suffix,
         )
-        segment.write_indexes()
-        segment.txn_index.create()
-        return segment
 
     @classmethod
     def open(
         cls, directory: Path, base_offset: int, *, index_interval_bytes: int, now_ms: int
     ) -> LogSegment:
         """Opens an existing segment's log file; call a ``load_*`` or :meth:`recover` next."""
-        log_path = segment_paths(directory, base_offset)[0]
-        fd = os.open(log_path, os.O_RDWR)
-        try:
-            stat = os.fstat(fd)
-        except BaseException:
-            os.close(fd)
-            raise
+        files, stat = SegmentFiles.open(directory, base_offset)
         return cls(
-            directory,
-            base_offset,
-            fd,
+            files,
             stat.st_size,
             index_interval_bytes=index_interval_bytes,
             created_ms=now_ms,
@@ -136,20 +110,9 @@ class LogSegment:
         )
 
     def load_indexes(self, end_offset: int | None) -> str | None:
-        """Loads both index files; returns why they cannot be used, or None when they can.
-        The transaction index is loaded too: one that cannot be used is emptied and left to
-        be rebuilt by its owner (:attr:`TxnIndex.needs_rebuild`), the segment is not."""
-        txn_problem = self.txn_index.load(end_offset=end_offset)
-        if txn_problem is not None:
-            log.warning("txn_index_rebuild_needed", path=str(self.log_path), reason=txn_problem)
-        try:
-            self.offset_index.load(log_size=self._size, end_offset=end_offset)
-            self.time_index.load(end_offset=end_offset)
-        except IndexCorruptError as exc:
-            self.offset_index.reset()
-            self.time_index.reset()
-            return str(exc)
-        return None
+        """See :meth:`SegmentFiles.load_indexes
+        <raftka.common.storage.segment_files.SegmentFiles.load_indexes>`."""
+        return self._files.load_indexes(self._size, end_offset)
 
     def load_as_inactive(self, end_offset: int) -> DamageReport | None:
         """Finishes loading a trusted segment that is followed by another one, whose base
@@ -162,22 +125,8 @@ class LogSegment:
         if last is not None:
             self._max_timestamp, self._offset_of_max_timestamp = last
         expected, start = self.offset_index.last_entry()
-        reason: str | None = None
-        position = start
-        with self._file.use() as fd:
-            scan = BatchScan(fd, start, self._size)
-            for pos, view in scan:
-                header = BatchHeader.parse(view)
-                if header.base_offset != expected:
-                    reason = f"batch has base offset {header.base_offset}, expected {expected}"
-                    position = pos
-                    break
-                expected = header.next_offset
-                position = pos + header.size
-            else:
-                if scan.position != self._size:
-                    reason = f"unreadable batch ({self._size - scan.position} bytes to the end)"
-                    position = scan.position
+        with self._files.use() as fd:
+            expected, position, reason = walk_headers(fd, start, self._size, expected)
         self._next_offset = expected
         if reason is None and expected != end_offset:
             reason = (
@@ -207,49 +156,26 @@ class LogSegment:
         self._max_timestamp = -1
         self._offset_of_max_timestamp = self.base_offset
         self._bytes_since_index = 0
-        with self._file.use() as fd:
-            return self._recover(fd, now_ms)
-
-    def _recover(self, fd: int, now_ms: int) -> bool:
-        control = False
-        file_size = os.fstat(fd).st_size
-        expected = self.base_offset
-        valid = 0
-        reason: str | None = None
-        scan = BatchScan(fd, 0, file_size)
-        for pos, view in scan:
-            try:
-                header = validate(view)
-            except RecordError as exc:
-                reason = f"at byte {pos}: {exc}"
-                break
-            if header.base_offset != expected:
-                reason = (
-                    f"batch at byte {pos} has base offset {header.base_offset}, expected {expected}"
+        with self._files.use() as fd:
+            file_size = os.fstat(fd).st_size
+            found = scan_for_recovery(fd, self.base_offset, file_size, self._track_batch)
+            valid = found.valid_bytes
+            self._size = valid
+            self._next_offset = found.next_offset
+            truncated = valid < file_size
+            if truncated:
+                os.ftruncate(fd, valid)
+                log.warning(
+                    "truncated_torn_tail",
+                    path=str(self.log_path),
+                    valid_bytes=valid,
+                    dropped_bytes=file_size - valid,
+                    next_offset=found.next_offset,
+                    reason=found.reason,
                 )
-                break
-            self._track_batch(header.base_offset, pos, header.size, header.max_timestamp)
-            control = control or header.is_control
-            expected = header.next_offset
-            valid = pos + header.size
-        if reason is None and valid < file_size:
-            reason = f"incomplete batch at byte {valid}"
-        self._size = valid
-        self._next_offset = expected
-        truncated = valid < file_size
-        if truncated:
-            os.ftruncate(fd, valid)
-            log.warning(
-                "truncated_torn_tail",
-                path=str(self.log_path),
-                valid_bytes=valid,
-                dropped_bytes=file_size - valid,
-                next_offset=expected,
-                reason=reason,
-            )
         self.time_index.maybe_append(self._max_timestamp, self._offset_of_max_timestamp)
         self.write_indexes()
-        self.txn_index.reset(needs_rebuild=control)
+        self.txn_index.reset(needs_rebuild=found.control)
         self._init_roll_base(now_ms)
         return truncated
 
@@ -258,7 +184,7 @@ class LogSegment:
         one (as Kafka does), so that restarts do not postpone time-based rolls."""
         self._created_ms = now_ms
         if self._size >= HEADER_SIZE:
-            with self._file.use() as fd:
+            with self._files.use() as fd:
                 first = BatchHeader.parse(pread_exact(fd, HEADER_SIZE, 0))
             if first.max_timestamp >= 0:
                 self._created_ms = first.max_timestamp
@@ -312,7 +238,7 @@ class LogSegment:
         On a write error the file is cut back to its previous size and the error re-raised.
         """
         start = self._size
-        with self._file.use() as fd:
+        with self._files.use() as fd:
             try:
                 pwrite_all(fd, data, start)
             except OSError:
@@ -349,26 +275,24 @@ class LogSegment:
         if found is None:
             return False
         position, header = found
-        with self._file.use() as fd:
-            os.ftruncate(fd, position)
-        self._size = position
-        self._next_offset = header.base_offset
-        self.offset_index.truncate_to(header.base_offset)
-        self.time_index.truncate_to(header.base_offset)
-        self.txn_index.truncate_to(header.base_offset)
-        self._max_timestamp = -1
-        self._offset_of_max_timestamp = self.base_offset
-        last = self.time_index.last_entry()
-        if last is not None:
-            self._max_timestamp, self._offset_of_max_timestamp = last
-        if not self._scan_tail(verify=False):
+        if not self._cut(position, header.base_offset):
             raise CorruptLogError(f"{self.log_path.name}: unreadable batch before byte {position}")
         return True
 
     def truncate_at(self, position: int, next_offset: int) -> None:
         """Cuts the file at ``position`` (a batch boundary: the end of the last batch to
         keep, whose next offset is ``next_offset``), e.g. where damage begins."""
-        with self._file.use() as fd:
+        if not self._cut(position, next_offset) or self._next_offset != next_offset:
+            raise CorruptLogError(
+                f"{self.log_path.name}: the batches before byte {position} do not end at "
+                f"offset {next_offset}"
+            )
+
+    def _cut(self, position: int, next_offset: int) -> bool:
+        """Cuts the file and its indexes at ``position``, where offset ``next_offset``
+        begins, and restores the bookkeeping from what is left; False if the batches after
+        the last index entry are not clean."""
+        with self._files.use() as fd:
             os.ftruncate(fd, position)
         self._size = position
         self._next_offset = next_offset
@@ -380,32 +304,27 @@ class LogSegment:
         last = self.time_index.last_entry()
         if last is not None:
             self._max_timestamp, self._offset_of_max_timestamp = last
-        if not self._scan_tail(verify=False) or self._next_offset != next_offset:
-            raise CorruptLogError(
-                f"{self.log_path.name}: the batches before byte {position} do not end at "
-                f"offset {next_offset}"
-            )
+        return self._scan_tail(verify=False)
 
     def _scan_tail(self, *, verify: bool) -> bool:
         """Walks the batches after the last offset-index entry to restore next offset, max
         timestamp and the bytes since that entry. Returns False if they are not clean."""
         expected, start = self.offset_index.last_entry()
-        with self._file.use() as fd:
-            scan = BatchScan(fd, start, self._size)
-            for _pos, view in scan:
-                try:
-                    header = validate(view) if verify else BatchHeader.parse(view)
-                except RecordError:
-                    return False
-                if header.base_offset != expected:
-                    return False
-                if header.max_timestamp > self._max_timestamp:
-                    self._max_timestamp = header.max_timestamp
-                    self._offset_of_max_timestamp = header.base_offset
-                expected = header.next_offset
-        if scan.position != self._size:
+        with self._files.use() as fd:
+            tail = scan_tail(
+                fd,
+                start,
+                self._size,
+                expected,
+                self._max_timestamp,
+                self._offset_of_max_timestamp,
+                verify=verify,
+            )
+        self._max_timestamp = tail.max_timestamp
+        self._offset_of_max_timestamp = tail.offset_of_max_timestamp
+        if not tail.clean:
             return False
-        self._next_offset = expected
+        self._next_offset = tail.next_offset
         self._bytes_since_index = self._size - start
         return True
 
@@ -416,29 +335,20 @@ class LogSegment:
 
     def write_indexes(self) -> None:
         """Writes index entries not yet in their files (no fsync)."""
-        self.offset_index.write()
-        self.time_index.write()
+        self._files.write_indexes()
 
     def sync(self) -> None:
-        """fsyncs the log data and any index file written since its last sync. Safe to call
-        without the log's lock (it touches no in-memory state but the indexes' sync flags)."""
-        FAULTS.before_fsync()
-        with self._file.use() as fd:
-            os.fdatasync(fd)
-        self.offset_index.sync()
-        self.time_index.sync()
-        self.txn_index.sync()
+        """See :meth:`SegmentFiles.sync <raftka.common.storage.segment_files.SegmentFiles.sync>`."""
+        self._files.sync()
 
     def sync_data(self) -> None:
         """Makes the log data durable (indexes are rebuilt after a crash if needed)."""
-        FAULTS.before_fsync()
-        with self._file.use() as fd:
-            os.fdatasync(fd)
+        self._files.sync_data()
 
     # ------------------------------------------------------------------ reading
 
     def read(self, position: int, size: int) -> bytes:
-        with self._file.use() as fd:
+        with self._files.use() as fd:
             return pread_exact(fd, min(size, self._size - position), position)
 
     @contextlib.contextmanager
@@ -449,7 +359,7 @@ class LogSegment:
         lock across it)."""
         size = min(size, self._size - position)
         start = position - position % mmap.ALLOCATIONGRANULARITY
-        with self._file.use() as fd:
+        with self._files.use() as fd:
             mapping = mmap.mmap(fd, size + position - start, access=mmap.ACCESS_READ, offset=start)
             view = memoryview(mapping)[position - start :]
             try:
@@ -465,32 +375,7 @@ class LogSegment:
         if offset >= self._next_offset:
             return None
         expected, pos = self.offset_index.lookup(offset)
-        end = self._size
-        buf = b""
-        buf_start = pos
-        while pos < end:
-            off = pos - buf_start
-            if off + HEADER_SIZE > len(buf):
-                with self._file.use() as fd:
-                    buf = pread_exact(fd, min(_LOCATE_CHUNK_BYTES, end - pos), pos)
-                buf_start, off = pos, 0
-            try:
-                header = BatchHeader.parse(buf, off)
-            except RecordError as exc:
-                raise self._damage(expected, pos, str(exc)) from exc
-            if header.batch_length < HEADER_SIZE - LOG_OVERHEAD or header.size > end - pos:
-                raise self._damage(expected, pos, f"impossible batch length {header.batch_length}")
-            if header.base_offset != expected:
-                raise self._damage(
-                    expected,
-                    pos,
-                    f"batch has base offset {header.base_offset}, expected {expected}",
-                )
-            if header.base_offset + header.last_offset_delta >= offset:
-                return pos, header
-            pos += header.batch_length + LOG_OVERHEAD
-            expected = header.next_offset
-        return None
+        return locate_batch(self._files, offset, expected, pos, self._size, self._damage)
 
     def _damage(self, offset: int, position: int, reason: str) -> DamagedBatchError:
         return DamagedBatchError(
@@ -510,64 +395,30 @@ class LogSegment:
         The time index gives where to start (every batch before its entry is older); batches
         are then skipped by their max timestamp and only the matching one is decoded.
         """
-        if self._max_timestamp < timestamp or self._next_offset <= start_offset:
-            return None
-        first = max(start_offset, self.base_offset)
-        entry = self.time_index.lookup(timestamp)
-        if entry is not None:
-            first = max(first, entry[1])
-        found = self.find(first)
-        if found is None:
-            return None
-        for _pos, view in self.batches_from(found[0]):
-            header = BatchHeader.parse(view)
-            if header.max_timestamp < timestamp or header.last_offset < start_offset:
-                continue
-            for record in decode_batch(view, verify=False).records:
-                if record.offset >= start_offset and record.timestamp >= timestamp:
-                    return TimestampOffset(
-                        record.timestamp, record.offset, header.partition_leader_epoch
-                    )
-        return None
+        return find_timestamp(self, timestamp, start_offset)
 
     def batches_from(self, position: int) -> Iterator[tuple[int, memoryview]]:
         """(position, view) of each stored batch from ``position`` to the current end."""
         end = self._size
-        with self._file.use() as fd:
+        with self._files.use() as fd:
             scan = BatchScan(fd, position, end)
             yield from scan
         if scan.position != end:
             raise CorruptLogError(f"{self.log_path.name}: unreadable batch at byte {scan.position}")
 
-    # ------------------------------------------------------------------ lifecycle
+    # ------------------------------------------------------------------ files
+
+    @property
+    def log_path(self) -> Path:
+        return self._files.log_path
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self.write_indexes()
-        finally:
-            self._file.close()
+        self._files.close()
 
     def delete(self) -> None:
-        """Closes the segment and removes its files (log first, then indexes). After
-        :meth:`rename_for_deletion` these are the ``*.deleted`` files; a log file that is no
-        longer this segment's (a later segment of the same base offset renamed over it) is
-        left to that segment."""
-        ino = -1
-        if not self._closed:
-            self._closed = True
-            ino = self._file.identity[1]
-            self._file.close()
-        try:
-            if ino < 0 or os.stat(self.log_path).st_ino == ino:
-                self.log_path.unlink()
-        except FileNotFoundError:
-            pass
-        self.offset_index.delete()
-        self.time_index.delete()
-        self.txn_index.delete()
+        """See :meth:`SegmentFiles.delete
+        <raftka.common.storage.segment_files.SegmentFiles.delete>`."""
+        self._files.delete()
 
     def set_last_modified(self, ms: int) -> None:
         """Sets the log file's modification time (what retention falls back on when no batch
@@ -576,46 +427,15 @@ class LogSegment:
         self._last_modified_ms = ms
 
     def rename_files(self, suffix: str, *, log_first: bool) -> None:
-        """Renames the segment's files to their plain names followed by ``suffix`` ("" for
-        the plain names), keeping them open. The log file goes first or last
-        (``log_first``), so that a crash between the renames leaves the log file's name
-        saying which state the segment is in (missing index files are rebuilt on open)."""
-        log_path, index_path, time_index_path = segment_paths(self._dir, self.base_offset, suffix)
-        txn_path = txn_index_path(self._dir, self.base_offset, suffix)
-        if log_first:
-            os.replace(self.log_path, log_path)
-            self.log_path = self._file.path = log_path
-        indexes: tuple[OffsetIndex | TimeIndex | TxnIndex, ...] = (
-            self.offset_index,
-            self.time_index,
-            self.txn_index,
-        )
-        for index, target in zip(indexes, (index_path, time_index_path, txn_path), strict=True):
-            with contextlib.suppress(FileNotFoundError):
-                os.replace(index.path, target)
-            index.path = target
-        if not log_first:
-            os.replace(self.log_path, log_path)
-            self.log_path = self._file.path = log_path
+        """See :meth:`SegmentFiles.rename
+        <raftka.common.storage.segment_files.SegmentFiles.rename>`."""
+        self._files.rename(suffix, log_first=log_first)
 
     def rename_for_deletion(self) -> None:
-        """Renames the segment's files ``<name>.deleted`` and keeps the log file open, so that
-        a reader already holding the segment keeps reading it; :meth:`delete` removes them
-        later. The segment takes no more writes. ``*.deleted`` files left by a crash are
-        removed when the log is next opened."""
-        indexes: tuple[OffsetIndex | TimeIndex | TxnIndex, ...] = (
-            self.offset_index,
-            self.time_index,
-            self.txn_index,
-        )
-        for index in indexes:
-            target = index.path.with_name(index.path.name + DELETED_SUFFIX)
-            with contextlib.suppress(FileNotFoundError):
-                os.replace(index.path, target)
-            index.path = target
-        target = self.log_path.with_name(self.log_path.name + DELETED_SUFFIX)
-        os.replace(self.log_path, target)
-        self.log_path = self._file.path = target
+        """See :meth:`SegmentFiles.rename_for_deletion
+        <raftka.common.storage.segment_files.SegmentFiles.rename_for_deletion>`. The segment
+        takes no more writes."""
+        self._files.rename_for_deletion()
 
     def __repr__(self) -> str:
         return (

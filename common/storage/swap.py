@@ -1,6 +1,7 @@
-"""Finishing, when a log is opened, a cleaned-segment swap that a crash interrupted.
+"""Swapping a cleaned segment into a log for the segments it replaces, and finishing, when
+a log is opened, a swap that a crash interrupted.
 
-A swap (:meth:`SegmentedLog.replace_segments
+A swap (:func:`replace_segments`, through :meth:`SegmentedLog.replace_segments
 <raftka.common.storage.log.SegmentedLog.replace_segments>`) renames the cleaned segment's
 files ``*.cleaned`` -> ``*.swap`` (log file last), then takes the old segments out of the log
 (``*.deleted``), then strips ``.swap`` (log file first). So on disk:
@@ -16,10 +17,12 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
 
+from raftka.common.files import fsync_dir
 from raftka.common.records.batch import BatchHeader
 from raftka.common.storage.batch_scan import BatchScan
 from raftka.common.storage.files import (
@@ -28,6 +31,8 @@ from raftka.common.storage.files import (
     segment_paths,
     txn_index_path,
 )
+from raftka.common.storage.log_state import LogState
+from raftka.common.storage.segment import LogSegment
 
 log = structlog.get_logger(__name__)
 
@@ -84,3 +89,40 @@ def complete_swaps(directory: Path) -> bool:
             replaced_base_offsets=replaced,
         )
     return True
+
+
+def cleanable_segments(state: LogState, end_offset: int) -> tuple[int, tuple[LogSegment, ...]]:
+    """:meth:`SegmentedLog.cleanable_segments
+    <raftka.common.storage.log.SegmentedLog.cleanable_segments>`."""
+    found = tuple(s for s in state.segments[:-1] if s.next_offset <= end_offset)
+    return state.generation, found
+
+
+def replace_segments(
+    state: LogState, cleaned: LogSegment, old: Sequence[LogSegment], generation: int
+) -> int | None:
+    """:meth:`SegmentedLog.replace_segments
+    <raftka.common.storage.log.SegmentedLog.replace_segments>`."""
+    if state.closed or generation != state.generation:
+        return None
+    i = state.index_of(old[0].base_offset)
+    current = state.segments[i : i + len(old)]
+    if (
+        i < 0
+        or i + len(old) >= len(state.segments)
+        or len(current) != len(old)
+        or any(a is not b for a, b in zip(current, old, strict=True))
+        or cleaned.base_offset != old[0].base_offset
+        or cleaned.next_offset != old[-1].next_offset
+    ):
+        return None
+    cleaned.rename_files(SWAP_SUFFIX, log_first=False)
+    fsync_dir(state.directory)
+    state.segments[i : i + len(old)] = [cleaned]
+    state.bases[i : i + len(old)] = [cleaned.base_offset]
+    state.generation += 1
+    for segment in old:
+        state.discard(segment)
+    cleaned.rename_files("", log_first=True)
+    fsync_dir(state.directory)
+    return state.generation

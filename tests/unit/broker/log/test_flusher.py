@@ -48,7 +48,7 @@ def test_concurrent_flushes_share_one_fsync(
 
     monkeypatch.setattr(SegmentedLog, "flush", slow_flush)
     cond = CountingCondition(expected=3)
-    plog._flusher._cond = cond
+    plog._flush_policy._flusher._cond = cond
     first = plog.append_as_leader(batch(1), leader_epoch=1, now_ms=NOW, defer_flush=True)
     t1 = threading.Thread(target=plog.flush, kwargs={"up_to": first.last_offset + 1})
     t1.start()

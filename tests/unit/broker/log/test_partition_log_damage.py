@@ -44,7 +44,7 @@ def damaged(tmp_path: Path, offset: int = 14) -> tuple[PartitionLog, list[bytes]
     record of batch ``offset``."""
     plog = open_partition(tmp_path, overrides={"segment.bytes": SEGMENT_BYTES})
     stored = write(plog)
-    segment, position, _ = plog._log._locate(offset)
+    segment, position, _ = plog._log._state.locate(offset)
     base = segment.base_offset
     directory = plog.directory
     plog.close()

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from raftka.broker.log.partition_log import LIGHT_BYTES, PartitionLog
+from raftka.broker.log.flush_policy import LIGHT_BYTES
+from raftka.broker.log.partition_log import PartitionLog
 from tests.unit.broker.support import T0, batch, open_partition
 
 

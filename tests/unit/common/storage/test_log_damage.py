@@ -35,7 +35,7 @@ def flip_bytes(path: Path, position: int, count: int = 4) -> None:
 
 def batch_position(log: SegmentedLog, offset: int) -> tuple[Path, int, int]:
     """(segment file, byte position, segment base) of the batch holding ``offset``."""
-    segment, position, _ = log._locate(offset)
+    segment, position, _ = log._state.locate(offset)
     return segment.log_path, position, segment.base_offset
 
 
