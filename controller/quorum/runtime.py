@@ -78,6 +78,9 @@ class QuorumRuntime:
         self._storage = storage
         self._transport = transport
         self._tick_s = tick_s
+        self.ticks = 0
+        self.ticks_dropped = 0
+        """Ticks skipped because the event loop was stalled past them."""
         self._rng = rng or random.Random()
         self._processor = ReadyProcessor(
             node_id=node_id,
@@ -188,11 +191,21 @@ class QuorumRuntime:
     # ---- loops ----
 
     async def _tick_loop(self) -> None:
+        """One ``node.tick()`` every ``tick_s``. Ticks the event loop missed while it was
+        stalled (a starved CPU, a long apply) are dropped, not caught up: a burst of them would
+        let the election timer run out before the messages that arrived meanwhile (the
+        leader's heartbeats) are read, and every stalled follower would start an election.
+        So the timers count time this node could act, as a time.Ticker does for etcd."""
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
         while True:
             next_tick += self._tick_s
             await asyncio.sleep(max(0.0, next_tick - loop.time()))
+            now = loop.time()
+            if now - next_tick > self._tick_s:
+                self.ticks_dropped += int((now - next_tick) / self._tick_s)
+                next_tick = now
+            self.ticks += 1
             self.node.tick()
             self._wake.set()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import time
 
 import pytest
 
@@ -15,7 +16,7 @@ from raftka.controller.quorum.ready_processor import ApplyFailed
 from raftka.controller.quorum.runtime import LeadershipLost, QuorumRuntime
 from raftka.controller.raft.config import RaftConfig
 from raftka.controller.raft.errors import InvalidEntryData
-from raftka.controller.raft.messages import AppendEntries, Message
+from raftka.controller.raft.messages import AppendEntries, Message, RequestVote
 from raftka.controller.raft.types import Entry
 from tests.conditions import until
 
@@ -139,5 +140,45 @@ def test_a_failing_apply_is_reported_at_once_and_stops_the_process() -> None:
         (error,) = fatal
         assert isinstance(error, ApplyFailed) and runtime.failure is error
         assert "committed entry 3 (term" in str(error) and "cannot apply boom" in str(error)
+
+    asyncio.run(scenario())
+
+
+def test_ticks_a_stalled_loop_missed_are_dropped_not_caught_up() -> None:
+    """A follower whose event loop stalled (a starved CPU) must not count the stall towards
+    its election timeout: catching up the missed ticks at once would start an election before
+    the leader's heartbeats, waiting in its inbox, were read."""
+
+    async def scenario() -> None:
+        store = RecordingStore()
+        transport = RecordingOutbox(store)
+        runtime = QuorumRuntime(
+            node_id=n(1),
+            voters=[n(1), n(2), n(3)],
+            raft_config=RaftConfig(election_timeout_ticks=5, heartbeat_ticks=1),
+            storage=store,
+            transport=transport,
+            state_machine=RecordingStateMachine(),
+            tick_s=0.01,
+            snapshot_after_bytes=1 << 20,
+            rng=random.Random(3),
+        )
+        await runtime.start()
+        try:
+            await until(lambda: runtime.ticks >= 1, timeout_s=WAIT_S, what="the first tick")
+            # The fault: a callback holds the loop for 50 ticks' time.
+            asyncio.get_running_loop().call_soon(time.sleep, 0.5)
+            for _ in range(20):  # far less than one tick (10 ms) of loop iterations
+                await asyncio.sleep(0)
+            assert runtime.ticks_dropped >= 40
+            assert not [m for m in transport.sent if isinstance(m, RequestVote)]
+            # Time the node can act in still counts: with no leader it campaigns soon.
+            await until(
+                lambda: any(isinstance(m, RequestVote) for m in transport.sent),
+                timeout_s=WAIT_S,
+                what="a campaign once the loop runs",
+            )
+        finally:
+            await runtime.stop()
 
     asyncio.run(scenario())
