@@ -32,6 +32,8 @@ from raftka.controller.control.sessions import BrokerSessions
 log = structlog.get_logger(__name__)
 
 CHECK_INTERVAL_S = 0.1
+STALL_FORGIVEN_AFTER_MS = 100
+"""A fence check this much later than due means the controller's loop was stalled."""
 
 Prober = Callable[[str, float], Awaitable[ProbeOutcome]]
 """``(address, timeout_s) -> outcome``: the probe of a reported broker."""
@@ -84,8 +86,15 @@ class BrokerSessionMonitor:
         return self._manager.fence_one_expired_broker(image, monotonic_ms())
 
     async def _fence_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
+            slept_from = loop.time()
             await asyncio.sleep(CHECK_INTERVAL_S)
+            stalled_ms = int((loop.time() - slept_from - CHECK_INTERVAL_S) * 1000)
+            if stalled_ms > STALL_FORGIVEN_AFTER_MS and self._manager is not None:
+                # The loop could not read heartbeats meanwhile: not the brokers' silence.
+                self._manager.sessions.forgive(stalled_ms)
+                log.info("broker_sessions_extended_after_stall", stalled_ms=stalled_ms)
             if not self._active.is_active or self._manager is None:
                 continue
             try:

@@ -3,6 +3,10 @@
 A new active controller starts with no history; every registered broker is treated as if it
 had heartbeated when the BrokerSessions object was created (``started_ms``), so a failover
 gives each broker a full session timeout before it can be fenced (Kafka does the same).
+
+Time this controller itself could not act (its event loop stalled: a starved CPU, a long
+apply) is not held against the brokers (``forgive``): their heartbeats may be sitting unread
+in its inbox, and a check that runs first would fence a healthy broker.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ class BrokerSession:
     """Leaderless partitions this unfenced broker could lead may remain: its unfencing was
     written in slices and not finished, or this controller has not looked since it became
     active (a new active controller does not know what an earlier one left undone)."""
+    forgiven_ms: int = 0
+    """Time since the last contact during which this controller's own loop was stalled."""
 
 
 class BrokerSessions:
@@ -35,6 +41,8 @@ class BrokerSessions:
         self._timeout_ms = session_timeout_ms
         self._started_ms = started_ms
         self._sessions: dict[BrokerId, BrokerSession] = {}
+        self._forgiven_ms = 0
+        """Stalls since ``started_ms``: what a broker not heard from yet is forgiven."""
 
     @property
     def session_timeout_ms(self) -> int:
@@ -43,13 +51,28 @@ class BrokerSessions:
     def touch(self, broker_id: int, now_ms: int, metadata_index: int | None = None) -> None:
         """Records a heartbeat (and the metadata index it reported)."""
         session = self._session(BrokerId(broker_id))
-        session.last_contact_ms = max(session.last_contact_ms, now_ms)
+        if now_ms >= session.last_contact_ms:
+            session.last_contact_ms, session.forgiven_ms = now_ms, 0
         if metadata_index is not None:
             session.metadata_index = metadata_index
 
     def restart(self, broker_id: int, now_ms: int) -> None:
         """Starts a fresh session for a new incarnation of ``broker_id``."""
         self._sessions[BrokerId(broker_id)] = BrokerSession(last_contact_ms=now_ms)
+
+    def forgive(self, stalled_ms: int) -> None:
+        """This controller's event loop was stalled for ``stalled_ms``: that time does not
+        count towards any broker's session."""
+        self._forgiven_ms += stalled_ms
+        for session in self._sessions.values():
+            session.forgiven_ms += stalled_ms
+
+    def silent_ms(self, broker_id: int, now_ms: int) -> int:
+        """How long the broker has not been heard from, stalls of this controller left out."""
+        session = self._sessions.get(BrokerId(broker_id))
+        if session is None:
+            return now_ms - self._started_ms - self._forgiven_ms
+        return now_ms - session.last_contact_ms - session.forgiven_ms
 
     def forget(self, broker_id: int) -> None:
         self._sessions.pop(BrokerId(broker_id), None)
@@ -84,14 +107,14 @@ class BrokerSessions:
         reg = image.broker(broker_id)
         if reg is None or reg.fenced:
             return False
-        return now_ms - self.last_contact_ms(broker_id) <= self._timeout_ms
+        return self.silent_ms(broker_id, now_ms) <= self._timeout_ms
 
     def expired(self, image: MetadataImage, now_ms: int) -> list[BrokerId]:
         """Unfenced brokers of ``image`` whose heartbeats lapsed, longest silent first."""
         lapsed = [
             reg.broker_id
             for reg in image.unfenced_brokers()
-            if now_ms - self.last_contact_ms(reg.broker_id) > self._timeout_ms
+            if self.silent_ms(reg.broker_id, now_ms) > self._timeout_ms
         ]
         return sorted(lapsed, key=lambda b: (self.last_contact_ms(b), b))
 
@@ -108,6 +131,6 @@ class BrokerSessions:
     def _session(self, broker_id: BrokerId) -> BrokerSession:
         session = self._sessions.get(broker_id)
         if session is None:
-            session = BrokerSession(last_contact_ms=self._started_ms)
+            session = BrokerSession(last_contact_ms=self._started_ms, forgiven_ms=self._forgiven_ms)
             self._sessions[broker_id] = session
         return session

@@ -369,6 +369,26 @@ def test_heartbeats_keep_sessions_alive_and_failover_grants_a_full_session() -> 
     assert fresh.expired(h.image, h.now_ms + SESSION_TIMEOUT_MS + 1) == [1]
 
 
+def test_a_stall_of_the_controller_is_not_held_against_the_brokers() -> None:
+    """The controller's loop stalled (its heartbeat inbox unread): that time is forgiven to
+    every session, heard from or not, until the broker's next contact."""
+    h = Harness()
+    h.add_brokers([1, 2])
+    h.heartbeat(1)
+    stalled = 2000
+    h.sessions.forgive(stalled)
+    h.now_ms = SESSION_TIMEOUT_MS + stalled  # past the timeout only by the stall
+    assert h.sessions.expired(h.image, h.now_ms) == []
+    assert h.sessions.is_live(h.image, 1, h.now_ms)
+    h.heartbeat(1)  # a contact ends what was forgiven
+    assert h.sessions.silent_ms(1, h.now_ms) == 0
+    h.now_ms += SESSION_TIMEOUT_MS + 1
+    assert sorted(h.sessions.expired(h.image, h.now_ms)) == [1, 2]
+    fresh = BrokerSessions(SESSION_TIMEOUT_MS, started_ms=0)
+    fresh.forgive(stalled)  # a broker this controller never heard from is forgiven too
+    assert fresh.silent_ms(7, SESSION_TIMEOUT_MS + stalled) == SESSION_TIMEOUT_MS
+
+
 def test_fence_broker_records_for_unknown_or_fenced_broker_are_empty() -> None:
     h = Harness()
     h.register(1)
