@@ -25,6 +25,8 @@ a session timeout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +37,7 @@ import structlog
 from raftka.broker.log.leader_epoch_cache import EpochEndOffset, follower_truncation_target
 from raftka.broker.log.partition_log import PartitionLog
 from raftka.broker.log.types import TruncationBelowHighWatermarkError
+from raftka.broker.replication.fetch_backoff import FetchBackoff
 from raftka.broker.replication.fetch_stream import ReplicaFetchStream
 from raftka.common.errors import RaftkaError
 from raftka.common.faults import FAULTS, Direction, FaultPath
@@ -100,9 +103,12 @@ class LeaderFetcher:
         refused at: fetching resumes when the partition's leader epoch changes."""
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.backoff = FetchBackoff()
+        """Partitions the leader answered with an error wait before they are fetched again."""
 
     def set_partitions(self, partitions: dict[tuple[str, int], FollowedPartition]) -> None:
         self.partitions = partitions
+        self.backoff.retain(partitions.keys())
         self._changed.set()
 
     def start(self) -> None:
@@ -132,7 +138,10 @@ class LeaderFetcher:
             request = self._request()
             if not request.topics:
                 self._changed.clear()
-                await self._changed.wait()
+                retry_in = self.backoff.next_expiry(time.monotonic())
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(retry_in):
+                        await self._changed.wait()
                 continue
             if not await FAULTS.admit(FaultPath.REPLICATION, self.leader_id, Direction.OUTBOUND):
                 await asyncio.sleep(RETRY_BACKOFF_S)
@@ -152,18 +161,23 @@ class LeaderFetcher:
                 continue
             if FAULTS.drops(FaultPath.REPLICATION, self.leader_id, Direction.OUTBOUND):
                 continue  # the answer to a fetch sent before a drop rule is lost too
-            backoff = False
             for result in response.results:
-                followed = self.partitions.get((result.topic, result.partition))
-                if followed is not None:
-                    backoff |= not await self._handle(followed, result)
-            if backoff:
-                await asyncio.sleep(RETRY_BACKOFF_S)
+                key = (result.topic, result.partition)
+                followed = self.partitions.get(key)
+                if followed is None:
+                    continue
+                if await self._handle(followed, result):
+                    self.backoff.succeeded(key)
+                else:
+                    self.backoff.failed(key, followed.leader_epoch)
 
     def _request(self) -> pb.FetchRequest:
         topics: dict[str, list[pb.FetchPartition]] = {}
+        now = time.monotonic()
         for key, f in self.partitions.items():
             if self.refused.get(key) == f.leader_epoch:
+                continue
+            if self.backoff and self.backoff.waiting(key, f.leader_epoch, now):
                 continue
             topics.setdefault(f.topic, []).append(
                 pb.FetchPartition(
