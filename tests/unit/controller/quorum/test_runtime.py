@@ -8,6 +8,7 @@ import asyncio
 import random
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -25,22 +26,36 @@ from .fakes import RecordingOutbox, RecordingStateMachine, RecordingStore, n
 WAIT_S = 10.0
 
 
+def three_voter_runtime(
+    store: RecordingStore,
+    transport: RecordingOutbox,
+    state_machine: RecordingStateMachine,
+    *,
+    tick_s: float = 0.002,
+    snapshot_after_bytes: int = 1 << 20,
+    **options: Any,
+) -> QuorumRuntime:
+    """Node 1 of voters 1-3, with short timers (5 ticks to an election) and a fixed seed."""
+    return QuorumRuntime(
+        node_id=n(1),
+        voters=[n(1), n(2), n(3)],
+        raft_config=RaftConfig(election_timeout_ticks=5, heartbeat_ticks=1),
+        storage=store,
+        transport=transport,
+        state_machine=state_machine,
+        tick_s=tick_s,
+        snapshot_after_bytes=snapshot_after_bytes,
+        rng=random.Random(3),
+        **options,
+    )
+
+
 def test_runtime_persists_off_the_loop_before_sending_and_applies_proposals() -> None:
     async def scenario() -> None:
         store = RecordingStore()
         transport = RecordingOutbox(store)
         sm = RecordingStateMachine()
-        runtime = QuorumRuntime(
-            node_id=n(1),
-            voters=[n(1), n(2), n(3)],
-            raft_config=RaftConfig(election_timeout_ticks=5, heartbeat_ticks=1),
-            storage=store,
-            transport=transport,
-            state_machine=sm,
-            tick_s=0.002,
-            snapshot_after_bytes=12,
-            rng=random.Random(3),
-        )
+        runtime = three_voter_runtime(store, transport, sm, snapshot_after_bytes=12)
         loop = asyncio.get_running_loop()
 
         # Peers grant every vote and accept every append; their answers arrive as the gRPC
@@ -106,18 +121,7 @@ def test_a_failing_apply_is_reported_at_once_and_stops_the_process() -> None:
             fatal.append(error)
             stopped.set()
 
-        runtime = QuorumRuntime(
-            node_id=n(1),
-            voters=[n(1), n(2), n(3)],
-            raft_config=RaftConfig(election_timeout_ticks=5, heartbeat_ticks=1),
-            storage=store,
-            transport=transport,
-            state_machine=FailingStateMachine(),
-            tick_s=0.002,
-            snapshot_after_bytes=1 << 20,
-            rng=random.Random(3),
-            on_fatal=on_fatal,
-        )
+        runtime = three_voter_runtime(store, transport, FailingStateMachine(), on_fatal=on_fatal)
         loop = asyncio.get_running_loop()
 
         def answer(reply: Message) -> None:
@@ -152,17 +156,7 @@ def test_ticks_a_stalled_loop_missed_are_dropped_not_caught_up() -> None:
     async def scenario() -> None:
         store = RecordingStore()
         transport = RecordingOutbox(store)
-        runtime = QuorumRuntime(
-            node_id=n(1),
-            voters=[n(1), n(2), n(3)],
-            raft_config=RaftConfig(election_timeout_ticks=5, heartbeat_ticks=1),
-            storage=store,
-            transport=transport,
-            state_machine=RecordingStateMachine(),
-            tick_s=0.01,
-            snapshot_after_bytes=1 << 20,
-            rng=random.Random(3),
-        )
+        runtime = three_voter_runtime(store, transport, RecordingStateMachine(), tick_s=0.01)
         await runtime.start()
         try:
             await until(lambda: runtime.ticks >= 1, timeout_s=WAIT_S, what="the first tick")
