@@ -53,10 +53,22 @@ def tls_hosts(host: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys((host, *LOCAL_HOSTS)))
 
 
+_PORTS_GIVEN: set[tuple[str, int]] = set()
+"""Ports this process handed out: the kernel may offer a port again once its probe socket is
+closed, and two nodes of one cluster on the same port cannot both start (seen in CI: two
+controllers given one port, the quorum never formed)."""
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A port free on ``host`` now and never handed out before by this process."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        if (host, port) not in _PORTS_GIVEN:
+            _PORTS_GIVEN.add((host, port))
+            return port
+    raise RuntimeError(f"no port on {host} that was not handed out already, in 100 tries")
 
 
 COMBINED = "combined"
